@@ -1,0 +1,150 @@
+"""Layered INI configuration, parsed once into frozen values.
+
+X-Road keeps defaults in one file and lets a local file override them (``/etc/xroad/conf.d/local.ini``);
+fedbus does the same, with a third layer given on the command line. This module is pure: it takes the
+text of each layer with the name of its file, merges them in order (later layers win key by key) and offers
+typed getters whose errors name the file, section and key that hold the bad value. Reading the files is the
+caller's job (:mod:`security_server.configfile`).
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass, field
+from typing import ClassVar, Mapping, Sequence
+
+from security_server.core.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class IniLayer:
+    """The text of one INI file and the name to cite in errors."""
+
+    source: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigValue:
+    """One raw value and the file it came from."""
+
+    value: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayeredConfig:
+    """The merged values of all layers, each remembering its file."""
+
+    values: Mapping[tuple[str, str], ConfigValue] = field(default_factory=dict)
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[IniLayer]) -> LayeredConfig:
+        """Merge ``layers`` in order; a malformed file raises :class:`ConfigurationError` naming it."""
+        merged: dict[tuple[str, str], ConfigValue] = {}
+        for layer in layers:
+            parser = configparser.ConfigParser(interpolation=None, default_section="__no_defaults__")
+            parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+            try:
+                parser.read_string(layer.text, source=layer.source)
+            except configparser.Error as err:
+                raise ConfigurationError(f"{layer.source}: not a valid INI file: {err}") from err
+            for section in parser.sections():
+                for key, value in parser.items(section, raw=True):
+                    merged[(section, key)] = ConfigValue(value.strip(), layer.source)
+        return cls(merged)
+
+    def _raw(self, section: str, key: str, default: str | None) -> ConfigValue | None:
+        found = self.values.get((section, key))
+        if found is not None:
+            return found
+        if default is None:
+            return None
+        return ConfigValue(default, "<built-in default>")
+
+    def _fail(self, found: ConfigValue, section: str, key: str, problem: str) -> ConfigurationError:
+        return ConfigurationError(f"{found.source}: [{section}] {key} = {found.value!r}: {problem}")
+
+    def get_str(self, section: str, key: str, default: str | None = None) -> str:
+        """A string value; a missing key without a default is an error naming section and key."""
+        found = self._raw(section, key, default)
+        if found is None:
+            raise ConfigurationError(f"[{section}] {key} is required but set in no configuration file")
+        return found.value
+
+    def get_int(
+        self, section: str, key: str, default: int | None = None, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        """An integer value within ``[minimum, maximum]``."""
+        found = self._raw(section, key, None if default is None else str(default))
+        if found is None:
+            raise ConfigurationError(f"[{section}] {key} is required but set in no configuration file")
+        try:
+            number = int(found.value, 10)
+        except ValueError as err:
+            raise self._fail(found, section, key, "not an integer") from err
+        if minimum is not None and number < minimum:
+            raise self._fail(found, section, key, f"must be at least {minimum}")
+        if maximum is not None and number > maximum:
+            raise self._fail(found, section, key, f"must be at most {maximum}")
+        return number
+
+    def get_bool(self, section: str, key: str, default: bool | None = None) -> bool:
+        """A boolean: true/false, yes/no, on/off, 1/0."""
+        found = self._raw(section, key, None if default is None else str(default).lower())
+        if found is None:
+            raise ConfigurationError(f"[{section}] {key} is required but set in no configuration file")
+        lowered = found.value.lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise self._fail(found, section, key, "not a boolean (true/false)")
+
+    def get_choice(self, section: str, key: str, choices: Sequence[str], default: str | None = None) -> str:
+        """A value from a fixed set."""
+        value = self.get_str(section, key, default)
+        if value not in choices:
+            found = self._raw(section, key, default)
+            assert found is not None
+            raise self._fail(found, section, key, f"must be one of {', '.join(choices)}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """How structlog renders events: ``auto`` (JSON unless on a terminal), ``json`` or ``console``."""
+
+    level: str = "info"
+    format: str = "auto"
+
+    @classmethod
+    def from_config(cls, config: LayeredConfig) -> LoggingConfig:
+        """Read ``[logging]``."""
+        return cls(
+            level=config.get_choice("logging", "level", ("debug", "info", "warning", "error"), "info"),
+            format=config.get_choice("logging", "format", ("auto", "json", "console"), "auto"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLimits:
+    """Limits on what a client may send (SECURITY-CASES.md: oversized input)."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_uri_chars: int = 2000
+    max_header_bytes: int = 64 * 1024
+    max_attachments: int = 100
+
+    DEFAULTS: ClassVar[tuple[int, int, int, int]] = (10 * 1024 * 1024, 2000, 64 * 1024, 100)
+
+    @classmethod
+    def from_config(cls, config: LayeredConfig) -> MessageLimits:
+        """Read ``[limits]``."""
+        body, uri, header, attachments = cls.DEFAULTS
+        return cls(
+            max_body_bytes=config.get_int("limits", "max-body-bytes", body, minimum=1024),
+            max_uri_chars=config.get_int("limits", "max-uri-chars", uri, minimum=64),
+            max_header_bytes=config.get_int("limits", "max-header-bytes", header, minimum=1024),
+            max_attachments=config.get_int("limits", "max-attachments", attachments, minimum=0),
+        )

@@ -1,0 +1,97 @@
+"""The architecture's import rules hold: the core is pure, and imports run one way."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "security_server" / "core"
+
+FORBIDDEN_MODULES = {"twisted", "sqlite3", "sqlite_utils", "socket", "zeep", "treq", "klein", "requests", "urllib.request",
+                     "http.client", "asyncio", "subprocess", "threading"}
+CLOCK_CALLS = {("time", "time"), ("time", "monotonic"), ("datetime", "now"), ("datetime", "utcnow"), ("date", "today"),
+               ("datetime", "today")}
+FILE_CALLS = {"open"}
+
+
+def _python_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py"))
+
+
+def _imports(tree: ast.AST) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, node.lineno))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            found.append(("." * node.level + (node.module or ""), node.lineno))
+    return found
+
+
+def core_violations(files: list[Path]) -> list[str]:
+    """Every import or call in ``files`` that breaks the pure-core rule."""
+    problems = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for module, line in _imports(tree):
+            top = module.split(".")[0]
+            if any(module == bad or module.startswith(bad + ".") for bad in FORBIDDEN_MODULES):
+                problems.append(f"{path}:{line}: imports {module}")
+            if top in {"security_server", "central_registry", "adapters"} and not module.startswith("security_server.core"):
+                problems.append(f"{path}:{line}: core imports {module} from outside the core")
+            if module.startswith(".."):
+                problems.append(f"{path}:{line}: relative import {module} may leave the core")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                owner_name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+                if (owner_name, node.func.attr) in CLOCK_CALLS:
+                    problems.append(f"{path}:{node.lineno}: reads the clock ({owner_name}.{node.func.attr})")
+                if node.func.attr in {"read_text", "read_bytes", "write_text", "write_bytes"}:
+                    problems.append(f"{path}:{node.lineno}: file I/O ({node.func.attr})")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FILE_CALLS:
+                problems.append(f"{path}:{node.lineno}: file I/O (open)")
+    return problems
+
+
+def test_core_is_pure() -> None:
+    """security_server/core imports no I/O library, nothing of ours outside itself, and reads no clock or file."""
+    files = _python_files(CORE)
+    assert files, "no core modules found"
+    assert core_violations(files) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import twisted.internet.reactor",
+        "from sqlite3 import connect",
+        "import socket",
+        "from security_server.proxy import x",
+        "from central_registry import store",
+        "import time\ntime.time()",
+        "from datetime import datetime\ndatetime.now()",
+        "open('x')",
+    ],
+)
+def test_the_layering_check_catches_violations(tmp_path: Path, source: str) -> None:
+    """The check itself fails on each kind of violation (so the test above can fail)."""
+    bad = tmp_path / "bad.py"
+    bad.write_text(source + "\n")
+    assert core_violations([bad])
+
+
+def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> None:
+    """central_registry and adapters may import security_server.core, not the rest of security_server."""
+    problems = []
+    for package in ("central_registry", "adapters"):
+        for path in _python_files(ROOT / package):
+            for module, line in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+                if module.startswith("security_server") and not module.startswith("security_server.core"):
+                    problems.append(f"{path}:{line}: imports {module}")
+    assert problems == []
