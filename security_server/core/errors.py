@@ -374,3 +374,25 @@ class ConfigurationError(ServerFault):
     """A configuration file holds a value that cannot be used; the message names file, section and key."""
 
     code = "internal_error"
+
+
+# --- message log: the hash-linked record chain (added with the message-log write path, issue 5) -------------
+
+
+class LogChainBroken(ServerFault):
+    """The message log's hash-linked chain does not verify; ``record_id`` names the first bad record."""
+
+    code = "invalid_hash_chain"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        record_id: int | None = None,
+        reason: str | None = None,
+        origin: Origin | None = None,
+        subcode: str | None = None,
+        detail_id: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, origin=origin, subcode=subcode, detail_id=detail_id)
+        self.record_id = record_id

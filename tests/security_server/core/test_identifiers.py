@@ -53,8 +53,11 @@ def test_xroad_soap_examples_parse(xroad_vectors: Path) -> None:
         root = parse_untrusted_xml(data)
         header = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Header")
         assert header is not None
-        client = ClientId.from_xml(header.find(f"{{{XROAD_NS}}}client"))
-        service = ServiceId.from_xml(header.find(f"{{{XROAD_NS}}}service"))
+        client_element = header.find(f"{{{XROAD_NS}}}client")
+        service_element = header.find(f"{{{XROAD_NS}}}service")
+        assert client_element is not None and service_element is not None
+        client = ClientId.from_xml(client_element)
+        service = ServiceId.from_xml(service_element)
         assert client == ClientId("EE", "GOV", "MEMBER1", "SUBSYSTEM1")
         assert service.client == ClientId("EE", "GOV", "MEMBER2", "SUBSYSTEM2")
         assert service.service_version == "v1"
