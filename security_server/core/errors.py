@@ -396,3 +396,62 @@ class LogChainBroken(ServerFault):
     ) -> None:
         super().__init__(message, reason=reason, origin=origin, subcode=subcode, detail_id=detail_id)
         self.record_id = record_id
+
+
+# --- global configuration: anchor, signed directory, shared and private parameters (issue 4) --------------
+# A download that fails any of these checks is not applied; the previous configuration serves until its
+# expiry, after which requests get GlobalConfOutdated. Codes are X-Road 7.8's (ErrorCode.java).
+
+
+class InvalidConfiguration(ServerFault):
+    """A global configuration, anchor or signed directory that is malformed, truncated or inconsistent."""
+
+    code = "malformed_global_conf"
+
+
+class ConfigurationAnchorMismatch(InvalidConfiguration):
+    """A signed directory whose verification certificate is not one of the configuration anchor's."""
+
+    code = "global_conf_missing_verification_cert"
+
+
+class ConfigurationSignatureInvalid(InvalidConfiguration):
+    """A signed directory whose signature does not verify with the anchor's key."""
+
+    code = "global_conf_signature_verification_failure"
+
+
+class ConfigurationHashMismatch(InvalidConfiguration):
+    """A configuration file whose digest differs from the one in the signed directory."""
+
+    code = "global_conf_part_downloaded_hash_failure"
+
+
+class ConfigurationInstanceMismatch(InvalidConfiguration):
+    """A configuration, or one of its parts, for an instance other than the anchor's."""
+
+    code = "global_conf_part_invalid_instance_identifier"
+
+
+# --- SOAP and transport message structure (issue 5: core/soap.py, core/transport.py) -------------------------
+# X-Road 7.8 codes from ErrorCodes.java: SaxSoapParserImpl raises invalid_soap for a root that is not a SOAP 1.1
+# Envelope and invalid_body for a body without exactly one element; ProxyMessageDecoder raises invalid_message
+# for a transport message whose parts are out of order or that goes on after its signature.
+
+
+class InvalidSoap(ClientFault):
+    """A document that is not a SOAP 1.1 envelope, or an envelope of the wrong shape."""
+
+    code = "invalid_soap"
+
+
+class InvalidBody(ClientFault):
+    """A SOAP body that does not hold exactly one element (the document/literal wrapper)."""
+
+    code = "invalid_body"
+
+
+class InvalidMessage(ClientFault):
+    """A transport message between security servers whose parts are out of order, repeated or unexpected."""
+
+    code = "invalid_message"
