@@ -15,3 +15,10 @@ def xroad_vectors() -> Path:
     """The folder of X-Road's own test files (shared/vectors/xroad beside the checkout)."""
     assert XROAD_VECTORS.is_dir(), f"X-Road vectors not found at {XROAD_VECTORS}"
     return XROAD_VECTORS
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own empty working directory, so nothing a test writes lands in the checkout
+    (trial's ``TestCase.mktemp`` writes relative to the working directory)."""
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,280 @@
+"""Fetch and cache OCSP responses for the security server's own certificates.
+
+A security server fetches OCSP only for its own certificates, never with a nonce, and staples the responses to
+what it sends (XROAD-REFERENCE.md §4.1, §4.4). This client POSTs a request per certificate to its responder,
+checks the answer with :func:`security_server.core.trust.read_ocsp_response`, and keeps the newest authentic
+answer in memory (and, optionally, in a cache directory, so a restart does not wait for the responder). It
+refreshes every half freshness window by default (X-Road fetches every 1200 s of a 3600 s window), retries
+sooner after a failure, and when the responder is down keeps serving the cached response until the freshness
+limit; after that :meth:`OcspClient.current` raises :class:`IncorrectValidationInfo` (SECURITY-CASES.md, "OCSP
+responder down").
+
+An authentic "revoked" answer replaces a cached "good" one (a revocation must take effect at once), and an
+answer older than the cached one is ignored (so a replayed old "good" cannot undo a revocation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Callable, Sequence, cast
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.iweb import IBodyProducer
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+
+from security_server.core.errors import BusError, IncorrectValidationInfo, NetworkError
+from security_server.core.trust import (
+    DEFAULT_CLOCK_SKEW_SECONDS,
+    DEFAULT_OCSP_FRESHNESS_SECONDS,
+    OcspStatus,
+    read_ocsp_response,
+    require_good,
+)
+
+MAX_RESPONSE_BYTES = 64 * 1024
+"""An OCSP response for one certificate is a few kilobytes at most."""
+
+log = structlog.get_logger(__name__)
+
+Fetch = Callable[["OwnCertificate", bytes], "Deferred[bytes]"]
+"""Send one DER OCSP request for a certificate and deliver the DER response (the HTTP POST by default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OwnCertificate:
+    """One of our certificates, the CA certificate that issued it, and the responder that speaks for it."""
+
+    cert: x509.Certificate
+    issuer: x509.Certificate
+    responder_url: str
+
+    def __post_init__(self) -> None:
+        if not self.responder_url.startswith(("http://", "https://")):
+            raise ValueError("the OCSP responder URL must be http:// or https://")
+
+    @property
+    def key(self) -> str:
+        """SHA-256 of the certificate, hex: how the cache names it."""
+        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def ocsp_request(target: OwnCertificate) -> bytes:
+    """The DER OCSP request for ``target`` (SHA-1 CertID, as X-Road and OpenSSL send; no nonce, §4.4)."""
+    builder = ocsp.OCSPRequestBuilder().add_certificate(target.cert, target.issuer, hashes.SHA1())
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    der: bytes
+    status: OcspStatus
+
+
+class OcspClient:
+    """Keeps a fresh OCSP response for each of our certificates; takes the reactor in its constructor."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        certificates: Sequence[OwnCertificate],
+        *,
+        agent: Any = None,
+        fetch: Fetch | None = None,
+        freshness_seconds: float = DEFAULT_OCSP_FRESHNESS_SECONDS,
+        skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
+        refresh_seconds: float | None = None,
+        retry_seconds: float = 60.0,
+        timeout_seconds: float = 30.0,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._targets = {target.key: target for target in certificates}
+        self._agent: Any = agent if agent is not None else Agent(reactor)  # type: ignore[no-untyped-call]
+        self._fetch: Fetch = fetch if fetch is not None else self._post
+        self._freshness = freshness_seconds
+        self._skew = skew_seconds
+        self._refresh = refresh_seconds if refresh_seconds is not None else freshness_seconds / 2
+        self._retry = retry_seconds
+        self._timeout = timeout_seconds
+        self._cache_dir = cache_dir
+        self._cache: dict[str, _Cached] = {}
+        self._calls: dict[str, Any] = {}
+        self._running = False
+        if cache_dir is not None:
+            self._load_cache(cache_dir)
+
+    # --- time, cache ----------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._reactor.seconds(), tz=UTC)
+
+    def _read(self, target: OwnCertificate, der: bytes) -> OcspStatus:
+        return read_ocsp_response(
+            der, target.cert, target.issuer, self._now(), freshness_seconds=self._freshness, skew_seconds=self._skew
+        )
+
+    def _load_cache(self, cache_dir: Path) -> None:
+        """Read cached responses at start-up, keeping only those still authentic and fresh."""
+        for key, target in self._targets.items():
+            path = cache_dir / f"{key}.der"
+            try:
+                der = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            try:
+                self._cache[key] = _Cached(der, self._read(target, der))
+            except BusError as err:
+                log.info("ocsp_cache_discarded", cert=key[:16], reason=err.reason)
+
+    def _store(self, key: str, der: bytes, status: OcspStatus) -> bool:
+        """Keep ``der`` unless the cached answer is newer; return whether it was kept."""
+        cached = self._cache.get(key)
+        if cached is not None and status.this_update < cached.status.this_update:
+            return False
+        self._cache[key] = _Cached(der, status)
+        if self._cache_dir is not None:
+            # A few hundred bytes, written every refresh interval: small enough for the reactor thread.
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            path = self._cache_dir / f"{key}.der"
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_bytes(der)
+            os.replace(temporary, path)
+        return True
+
+    # --- answers ----------------------------------------------------------------------------------------
+
+    def _target(self, cert: x509.Certificate) -> OwnCertificate:
+        key = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        target = self._targets.get(key)
+        if target is None:
+            raise IncorrectValidationInfo("no OCSP responses are kept for this certificate")
+        return target
+
+    def status(self, cert: x509.Certificate) -> OcspStatus:
+        """The cached status of ``cert`` if it is still fresh now (any of good, revoked, unknown)."""
+        target = self._target(cert)
+        cached = self._cache.get(target.key)
+        if cached is None:
+            raise IncorrectValidationInfo("no OCSP response has been fetched for this certificate yet")
+        return self._read(target, cached.der)
+
+    def current(self, cert: x509.Certificate) -> bytes:
+        """The cached DER response for ``cert``, if fresh and good now; else the error that forbids its use."""
+        target = self._target(cert)
+        cached = self._cache.get(target.key)
+        if cached is None:
+            raise IncorrectValidationInfo("no OCSP response has been fetched for this certificate yet")
+        require_good(self._read(target, cached.der))
+        return cached.der
+
+    # --- fetching ---------------------------------------------------------------------------------------
+
+    def _post(self, target: OwnCertificate, request_der: bytes) -> Deferred[bytes]:
+        """POST the request (RFC 6960 A.1) and deliver the body of a 200 application/ocsp-response."""
+        headers = Headers({b"content-type": [b"application/ocsp-request"], b"accept": [b"application/ocsp-response"]})
+        deferred: Deferred[IResponse] = self._agent.request(
+            b"POST", target.responder_url.encode("ascii"), headers, _body(request_der)
+        )
+
+        def got_response(response: IResponse) -> Deferred[bytes]:
+            if response.code != 200:
+                _discard(response)
+                raise NetworkError(f"OCSP responder answered HTTP {response.code}")
+            if response.length is not UNKNOWN_LENGTH and response.length > MAX_RESPONSE_BYTES:
+                _discard(response)
+                raise NetworkError("OCSP response is too large")
+            return readBody(response)
+
+        def check_size(body: bytes) -> bytes:
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise NetworkError("OCSP response is too large")
+            return body
+
+        return deferred.addCallback(got_response).addCallback(check_size)
+
+    def refresh(self, cert: x509.Certificate) -> Deferred[OcspStatus]:
+        """Fetch a response for ``cert`` now; fires with what it says, or fails with a :class:`BusError`."""
+        return self._refresh_target(self._target(cert))
+
+    def _refresh_target(self, target: OwnCertificate) -> Deferred[OcspStatus]:
+        started = self._reactor.seconds()
+        deferred = self._fetch(target, ocsp_request(target))
+        deferred.addTimeout(self._timeout, self._reactor)
+
+        def got(der: bytes) -> OcspStatus:
+            status = self._read(target, der)
+            kept = self._store(target.key, der, status)
+            log.info(
+                "ocsp_response_fetched",
+                cert=target.key[:16],
+                status=str(status.status),
+                kept=kept,
+                seconds=round(self._reactor.seconds() - started, 3),
+            )
+            return status
+
+        def failed(failure: Failure) -> Failure:
+            if isinstance(failure.value, BusError):
+                log.warning("ocsp_fetch_failed", cert=target.key[:16], reason=failure.value.reason)
+                return failure
+            log.warning("ocsp_fetch_failed", cert=target.key[:16], reason=failure.getErrorMessage())
+            raise NetworkError("OCSP responder could not be reached", reason=failure.getErrorMessage())
+
+        return deferred.addCallback(got).addErrback(failed)
+
+    # --- schedule -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fetch for every certificate now, then keep refreshing on schedule until :meth:`stop`."""
+        self._running = True
+        for key in self._targets:
+            self._schedule(key, 0)
+
+    def stop(self) -> None:
+        """Cancel every scheduled refresh."""
+        self._running = False
+        for call in self._calls.values():
+            if call.active():
+                call.cancel()
+        self._calls.clear()
+
+    def _schedule(self, key: str, delay: float) -> None:
+        if self._running:
+            self._calls[key] = self._reactor.callLater(delay, self._scheduled_refresh, key)
+
+    def _scheduled_refresh(self, key: str) -> None:
+        deferred = self._refresh_target(self._targets[key])
+        deferred.addCallbacks(
+            lambda _: self._schedule(key, self._refresh),
+            lambda _: self._schedule(key, self._retry),
+        )
+
+    def next_refresh_in(self, cert: x509.Certificate) -> float | None:
+        """Seconds until the next scheduled fetch for ``cert`` (None if none is scheduled)."""
+        call = self._calls.get(self._target(cert).key)
+        if call is None or not call.active():
+            return None
+        return float(call.getTime() - self._reactor.seconds())
+
+
+def _body(data: bytes) -> IBodyProducer:
+    """A request body producer for ``data`` (typed wrapper: Twisted leaves FileBodyProducer unannotated)."""
+    return cast(IBodyProducer, FileBodyProducer(BytesIO(data)))  # type: ignore[no-untyped-call]
+
+
+def _discard(response: IResponse) -> None:
+    """Drop a response body we will not read, so the connection is released."""
+    cast(Any, response).deliverBody(Protocol())
