@@ -1,0 +1,778 @@
+"""The security server's configuration database (SQLite through sqlite-utils, WAL) and its frozen snapshots.
+
+What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fedbus uses:
+
+================  ==================================================================================
+``server``        one row, set once by :meth:`ServerConfStore.initialise`: owner member, server code and
+                  the configuration anchor (opaque bytes; the configuration client parses it)
+``client``        hosted clients with their registration state (UG-SS §4.1); the owner member is one
+``service``       services per client: code, version, kind (SOAP or REST), provider URL, timeout,
+                  enabled or disabled with a notice (DM-SS §2.13, §2.16)
+``access_right``  rights per provider client and service code, optionally per REST endpoint
+                  (DM-SS §2.1, §2.17); the meaning is :mod:`security_server.core.acl`'s
+``local_group``   local groups of one client (code, description) and their members (DM-SS §2.8, §2.11)
+================  ==================================================================================
+
+Every change is validated first and runs in one ``BEGIN IMMEDIATE`` transaction; a change that cannot be made
+(invalid value, duplicate, unknown client/service/group) raises :class:`ServerConfError` and leaves the
+database exactly as it was. Granting a right that exists is refused, like X-Road's ``DuplicateAccessRight``;
+revoking one that does not exist is refused too; neither ever touches another right.
+
+The proxies never read the database on the hot path: :meth:`ServerConfStore.snapshot` reads everything in one
+read transaction into a frozen :class:`ServerConfSnapshot` with indexed lookups, which they swap in whole.
+A store object belongs to the thread that opened it (sqlite3's rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
+
+from sqlite_utils.db import Database
+from sqlite_utils.migrations import Migrations
+
+from security_server.core.acl import AccessRight, Endpoint, GlobalGroupCheck, Subject, check_access, is_allowed
+from security_server.core.errors import BusError, ClientFault, DatabaseError, InvalidClientIdentifier
+from security_server.core.identifiers import (
+    ClientId,
+    GlobalGroupId,
+    LocalGroupId,
+    SecurityServerId,
+    ServiceId,
+    check_part,
+    parse_display,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 60
+"""X-Road's default service timeout (UG-SS §6.6)."""
+
+MIN_TIMEOUT_SECONDS = 1
+MAX_TIMEOUT_SECONDS = 3600
+MAX_URL_LENGTH = 2048
+MAX_TEXT_LENGTH = 255
+"""Descriptions and disabled notices: DM-SS keeps them in 255-character columns."""
+MAX_ANCHOR_BYTES = 1024 * 1024
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+MIGRATIONS = Migrations("fedbus.serverconf")
+"""The schema, as ordered migrations; later issues append to it."""
+
+
+class ServerConfError(ClientFault):
+    """A configuration change that cannot be made (invalid, duplicate or unknown); nothing was changed."""
+
+    code = "invalid_request"
+
+
+class ClientState(enum.StrEnum):
+    """Registration state of a hosted client (UG-SS §4.1; DM-SS §2.5 ``clientstatus``)."""
+
+    SAVED = "saved"
+    REGISTRATION_IN_PROGRESS = "registration_in_progress"
+    REGISTERED = "registered"
+    DELETION_IN_PROGRESS = "deletion_in_progress"
+
+
+# UG-SS §4.1: the moves between the four states we keep. Saved -> Registered happens when the association is
+# already in the global configuration when the client is entered.
+_TRANSITIONS: Mapping[ClientState, frozenset[ClientState]] = MappingProxyType(
+    {
+        ClientState.SAVED: frozenset({ClientState.REGISTRATION_IN_PROGRESS, ClientState.REGISTERED}),
+        ClientState.REGISTRATION_IN_PROGRESS: frozenset({ClientState.REGISTERED, ClientState.DELETION_IN_PROGRESS}),
+        ClientState.REGISTERED: frozenset({ClientState.DELETION_IN_PROGRESS}),
+        ClientState.DELETION_IN_PROGRESS: frozenset(),
+    }
+)
+
+
+class ServiceKind(enum.StrEnum):
+    """How a service is called: X-Road SOAP 4.0 or REST r1 (a SOAP service called over REST is ``service_type``)."""
+
+    SOAP = "soap"
+    REST = "rest"
+
+
+# --- value checks --------------------------------------------------------------------------------------------
+
+
+def check_text(value: object, what: str, *, allow_empty: bool = False) -> str:
+    """A description or notice: at most 255 characters, no control characters."""
+    if not isinstance(value, str):
+        raise ServerConfError(f"{what} must be text")
+    if not value and not allow_empty:
+        raise ServerConfError(f"{what} may not be empty")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise ServerConfError(f"{what} is longer than {MAX_TEXT_LENGTH} characters")
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        raise ServerConfError(f"{what} may not contain control characters")
+    return value
+
+
+def check_service_url(url: object) -> str:
+    """A provider URL: ``http`` or ``https`` with a host, no credentials, fragment, spaces or control characters."""
+    if not isinstance(url, str) or not url:
+        raise ServerConfError("service URL must be a non-empty string")
+    if len(url) > MAX_URL_LENGTH:
+        raise ServerConfError(f"service URL is longer than {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url) or not url.isascii():
+        raise ServerConfError("service URL may not contain spaces, control or non-ASCII characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as err:
+        raise ServerConfError(f"service URL is malformed: {err}") from err
+    if parts.scheme not in ("http", "https"):
+        raise ServerConfError("service URL must use http or https")
+    if not parts.hostname:
+        raise ServerConfError("service URL must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise ServerConfError("service URL may not carry credentials (they would show in every listing)")
+    if parts.fragment or url.endswith("#"):
+        raise ServerConfError("service URL may not have a fragment")
+    if port == 0:
+        raise ServerConfError("service URL port must be 1 to 65535")
+    return url
+
+
+def check_timeout(value: object) -> int:
+    """A service timeout: whole seconds from 1 to 3600."""
+    if type(value) is not int or not MIN_TIMEOUT_SECONDS <= value <= MAX_TIMEOUT_SECONDS:
+        raise ServerConfError(f"timeout must be a whole number of seconds from {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS}")
+    return value
+
+
+def _require(value: object, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        raise ServerConfError(f"{what} must be a {kind.__name__}")
+
+
+# --- the values ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdentity:
+    """Who this security server is: its owner member and server code (the instance is the owner's)."""
+
+    owner: ClientId
+    server_code: str
+
+    def __post_init__(self) -> None:
+        _require(self.owner, ClientId, "owner")
+        if self.owner.subsystem_code is not None:
+            raise ServerConfError("the owner of a security server is a member, not a subsystem")
+        check_part(self.server_code, "serverCode")
+
+    @property
+    def instance(self) -> str:
+        """The X-Road instance the server belongs to."""
+        return self.owner.instance
+
+    @property
+    def server_id(self) -> SecurityServerId:
+        """The server's identifier."""
+        return SecurityServerId(self.owner, self.server_code)
+
+
+@dataclass(frozen=True, slots=True)
+class HostedClient:
+    """A client of this security server and its registration state."""
+
+    id: ClientId
+    state: ClientState
+    is_owner: bool = False
+
+    @property
+    def registered(self) -> bool:
+        """Only a registered client may exchange messages (DM-SS §2.5)."""
+        return self.state is ClientState.REGISTERED
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service of a hosted client: where it lives, how long to wait, whether it is enabled."""
+
+    id: ServiceId
+    kind: ServiceKind
+    url: str
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    enabled: bool = True
+    disabled_notice: str = ""
+
+    def __post_init__(self) -> None:
+        _require(self.id, ServiceId, "service")
+        object.__setattr__(self, "kind", _service_kind(self.kind))
+        check_service_url(self.url)
+        check_timeout(self.timeout_seconds)
+        check_text(self.disabled_notice, "disabled notice", allow_empty=True)
+        if self.enabled and self.disabled_notice:
+            raise ServerConfError("an enabled service has no disabled notice")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGroup:
+    """A local access-rights group of one hosted client (UG-SS §8)."""
+
+    owner: ClientId
+    id: LocalGroupId
+    description: str
+    members: frozenset[ClientId] = frozenset()
+
+
+def _service_kind(value: object) -> ServiceKind:
+    try:
+        return ServiceKind(str(value))
+    except ValueError as err:
+        raise ServerConfError(f"service kind must be one of {', '.join(k.value for k in ServiceKind)}") from err
+
+
+def _client_state(value: object) -> ClientState:
+    try:
+        return ClientState(str(value))
+    except ValueError as err:
+        raise ServerConfError(f"client state must be one of {', '.join(s.value for s in ClientState)}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfSnapshot:
+    """Everything the proxies need from the configuration, frozen, with indexed lookups."""
+
+    identity: ServerIdentity
+    anchor: bytes
+    clients: tuple[HostedClient, ...]
+    services: tuple[Service, ...]
+    rights: tuple[AccessRight, ...]
+    groups: tuple[LocalGroup, ...]
+    _clients: Mapping[ClientId, HostedClient] = field(init=False, repr=False, compare=False)
+    _services: Mapping[tuple[ClientId, str, str | None], Service] = field(init=False, repr=False, compare=False)
+    _rights: Mapping[tuple[ClientId, str], tuple[AccessRight, ...]] = field(init=False, repr=False, compare=False)
+    _groups: Mapping[ClientId, Mapping[LocalGroupId, frozenset[ClientId]]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_clients", MappingProxyType({c.id: c for c in self.clients}))
+        object.__setattr__(
+            self,
+            "_services",
+            MappingProxyType({(s.id.client, s.id.service_code, s.id.service_version): s for s in self.services}),
+        )
+        rights: dict[tuple[ClientId, str], list[AccessRight]] = {}
+        for right in self.rights:
+            rights.setdefault((right.provider, right.service_code), []).append(right)
+        object.__setattr__(self, "_rights", MappingProxyType({k: tuple(v) for k, v in rights.items()}))
+        groups: dict[ClientId, dict[LocalGroupId, frozenset[ClientId]]] = {}
+        for group in self.groups:
+            groups.setdefault(group.owner, {})[group.id] = group.members
+        object.__setattr__(self, "_groups", MappingProxyType({k: MappingProxyType(v) for k, v in groups.items()}))
+
+    @property
+    def server_id(self) -> SecurityServerId:
+        """This security server's identifier."""
+        return self.identity.server_id
+
+    def client(self, client_id: ClientId) -> HostedClient | None:
+        """The hosted client ``client_id``, or None if this server does not host it."""
+        return self._clients.get(client_id)
+
+    def service(self, service_id: ServiceId) -> Service | None:
+        """The service with exactly this client, code and version (X-Road ``ServiceDAOImpl.find``), or None."""
+        return self._services.get((service_id.client, service_id.service_code, service_id.service_version))
+
+    def services_of(self, client_id: ClientId) -> tuple[Service, ...]:
+        """The services of one hosted client, in the order they were added."""
+        return tuple(s for s in self.services if s.id.client == client_id)
+
+    def rights_for(self, provider: ClientId, service_code: str) -> tuple[AccessRight, ...]:
+        """The access rights (service and endpoint level) for one service code of one provider."""
+        return self._rights.get((provider, service_code), ())
+
+    def local_groups(self, owner: ClientId) -> Mapping[LocalGroupId, frozenset[ClientId]]:
+        """The local groups of ``owner`` and their members (local groups belong to one client, UG-SS §8)."""
+        return self._groups.get(owner, MappingProxyType({}))
+
+    def is_allowed(self, client: ClientId, service: ServiceId, *, in_global_group: GlobalGroupCheck) -> bool:
+        """Whether ``client`` may call ``service`` here (:func:`security_server.core.acl.is_allowed`)."""
+        return is_allowed(
+            client,
+            service,
+            self.rights_for(service.client, service.service_code),
+            in_global_group=in_global_group,
+            local_groups=self.local_groups(service.client),
+        )
+
+    def check_access(self, client: ClientId, service: ServiceId, *, in_global_group: GlobalGroupCheck) -> None:
+        """Raise :class:`~security_server.core.errors.AccessDenied` unless ``client`` may call ``service``."""
+        check_access(
+            client,
+            service,
+            self.rights_for(service.client, service.service_code),
+            in_global_group=in_global_group,
+            local_groups=self.local_groups(service.client),
+        )
+
+
+# --- the schema ----------------------------------------------------------------------------------------------
+# Identifiers are stored in display form (MEMBER:EE/GOV/1, SUBSYSTEM:..., GLOBALGROUP:..., LOCALGROUP:...): the
+# X-Road character set has neither ':' nor '/', so the form is unambiguous. A missing service version or
+# endpoint is stored as '' so that composite primary keys treat it as one value (NULLs are all distinct).
+
+
+@MIGRATIONS()
+def m001_serverconf(db: Database) -> None:
+    """Create the server, client, service, access-right and local-group tables."""
+    for statement in (
+        "CREATE TABLE server (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL,"
+        " server_code TEXT NOT NULL, anchor BLOB NOT NULL) STRICT",
+        "CREATE TABLE client (id TEXT PRIMARY KEY, state TEXT NOT NULL, is_owner INTEGER NOT NULL) STRICT",
+        "CREATE TABLE service (client TEXT NOT NULL REFERENCES client(id), code TEXT NOT NULL,"
+        " version TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, timeout INTEGER NOT NULL,"
+        " enabled INTEGER NOT NULL, disabled_notice TEXT NOT NULL, PRIMARY KEY (client, code, version)) STRICT",
+        "CREATE TABLE local_group (client TEXT NOT NULL REFERENCES client(id), code TEXT NOT NULL,"
+        " description TEXT NOT NULL, PRIMARY KEY (client, code)) STRICT",
+        "CREATE TABLE local_group_member (client TEXT NOT NULL, code TEXT NOT NULL, member TEXT NOT NULL,"
+        " PRIMARY KEY (client, code, member), FOREIGN KEY (client, code) REFERENCES local_group(client, code)) STRICT",
+        "CREATE TABLE access_right (provider TEXT NOT NULL REFERENCES client(id), service_code TEXT NOT NULL,"
+        " subject TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,"
+        " PRIMARY KEY (provider, service_code, subject, method, path)) STRICT",
+    ):
+        db.execute(statement)
+
+
+def _known_migrations() -> set[str]:
+    with Database(memory=True, execute_plugins=False) as empty:
+        return {migration.name for migration in MIGRATIONS.pending(empty)}
+
+
+@contextlib.contextmanager
+def _database_errors(action: str) -> Iterator[None]:
+    """Turn an SQLite failure during ``action`` into :class:`DatabaseError`."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise DatabaseError(f"server configuration: {action} failed", reason=f"serverconf: {action}: {err}") from err
+
+
+def _stored_client(text: str) -> ClientId:
+    try:
+        return ClientId.parse_display(text)
+    except InvalidClientIdentifier as err:
+        raise DatabaseError("server configuration holds an invalid identifier", reason=f"serverconf: {text!r}") from err
+
+
+def _stored_subject(text: str) -> Subject:
+    try:
+        subject = parse_display(text)
+    except InvalidClientIdentifier as err:
+        raise DatabaseError("server configuration holds an invalid identifier", reason=f"serverconf: {text!r}") from err
+    if not isinstance(subject, (ClientId, GlobalGroupId, LocalGroupId)):
+        raise DatabaseError("server configuration holds an invalid subject", reason=f"serverconf: {text!r}")
+    return subject
+
+
+class ServerConfStore:
+    """The configuration database of one security server."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        with _database_errors(f"opening {self.path}"):
+            conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+            try:
+                self._db = Database(conn, execute_plugins=False)
+                self._db.enable_wal()
+                if self._db.journal_mode != "wal":
+                    raise sqlite3.OperationalError("the database refused WAL journal mode")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        known = _known_migrations()
+        unknown = [m.name for m in MIGRATIONS.applied(self._db) if m.name not in known]
+        if unknown:
+            raise sqlite3.DatabaseError(f"schema has migrations this version does not know: {unknown}")
+        if not MIGRATIONS.pending(self._db):
+            return
+        conn.execute("BEGIN IMMEDIATE")  # two processes opening a new database cannot both create it
+        try:
+            MIGRATIONS.apply(self._db)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise DatabaseError("server configuration: the store is closed")
+        return self._conn
+
+    def close(self) -> None:
+        """Close the database; later calls fail with :class:`DatabaseError`."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with _database_errors("closing"):
+                conn.close()
+
+    def __enter__(self) -> ServerConfStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _change(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any error rolls the whole change back."""
+        conn = self._connection
+        with _database_errors(action):
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            with _database_errors(action):
+                conn.execute("COMMIT")
+        except BaseException as err:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.IntegrityError):
+                raise ServerConfError(f"{action} refused: {err}") from err
+            if isinstance(err, sqlite3.Error):
+                raise DatabaseError(f"server configuration: {action} failed", reason=f"serverconf: {action}: {err}") from err
+            raise
+
+    @staticmethod
+    def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+        return row
+
+    def _identity(self, conn: sqlite3.Connection) -> ServerIdentity:
+        row = self._one(conn, "SELECT owner, server_code FROM server WHERE id = 1", ())
+        if row is None:
+            raise ServerConfError("the security server is not initialised (run `fedbus server init`)")
+        try:
+            return ServerIdentity(_stored_client(row[0]), row[1])
+        except InvalidClientIdentifier as err:
+            raise DatabaseError("server configuration holds an invalid server code") from err
+
+    def _client_state(self, conn: sqlite3.Connection, client: ClientId) -> ClientState:
+        row = self._one(conn, "SELECT state FROM client WHERE id = ?", (str(client),))
+        if row is None:
+            raise ServerConfError(f"{client} is not a client of this security server")
+        return _client_state(row[0])
+
+    def _service_kinds(self, conn: sqlite3.Connection, provider: ClientId, code: str) -> set[ServiceKind]:
+        rows = conn.execute("SELECT kind FROM service WHERE client = ? AND code = ?", (str(provider), code))
+        return {_service_kind(row[0]) for row in rows}
+
+    # --- identity and anchor ------------------------------------------------------------------------------
+
+    def is_initialised(self) -> bool:
+        """Whether :meth:`initialise` has run."""
+        with _database_errors("reading the identity"):
+            return self._one(self._connection, "SELECT 1 FROM server WHERE id = 1", ()) is not None
+
+    def initialise(self, owner: ClientId, server_code: str, anchor: bytes) -> ServerIdentity:
+        """Set the owner member, server code and configuration anchor once; the owner becomes a saved client."""
+        identity = ServerIdentity(owner, server_code)
+        self._check_anchor(anchor)
+        with self._change("initialising") as conn:
+            if self._one(conn, "SELECT 1 FROM server WHERE id = 1", ()) is not None:
+                raise ServerConfError("the security server is already initialised")
+            conn.execute(
+                "INSERT INTO server (id, owner, server_code, anchor) VALUES (1, ?, ?, ?)",
+                (str(owner), server_code, bytes(anchor)),
+            )
+            conn.execute(
+                "INSERT INTO client (id, state, is_owner) VALUES (?, ?, 1)", (str(owner), ClientState.SAVED.value)
+            )
+        return identity
+
+    @staticmethod
+    def _check_anchor(anchor: object) -> None:
+        if not isinstance(anchor, (bytes, bytearray)) or not anchor:
+            raise ServerConfError("the configuration anchor must be non-empty bytes")
+        if len(anchor) > MAX_ANCHOR_BYTES:
+            raise ServerConfError(f"the configuration anchor is larger than {MAX_ANCHOR_BYTES} bytes")
+
+    def identity(self) -> ServerIdentity:
+        """The owner and server code; :class:`ServerConfError` before :meth:`initialise`."""
+        with _database_errors("reading the identity"):
+            return self._identity(self._connection)
+
+    def anchor(self) -> bytes:
+        """The configuration anchor as it was imported."""
+        with _database_errors("reading the anchor"):
+            row = self._one(self._connection, "SELECT anchor FROM server WHERE id = 1", ())
+        if row is None:
+            raise ServerConfError("the security server is not initialised (run `fedbus server init`)")
+        return bytes(row[0])
+
+    def replace_anchor(self, anchor: bytes) -> None:
+        """Import a new configuration anchor of the same instance (UG-SS §10.1); the caller checks its contents."""
+        self._check_anchor(anchor)
+        with self._change("replacing the anchor") as conn:
+            self._identity(conn)
+            conn.execute("UPDATE server SET anchor = ? WHERE id = 1", (bytes(anchor),))
+
+    # --- clients ------------------------------------------------------------------------------------------------
+
+    def add_client(self, client: ClientId) -> HostedClient:
+        """Add a subsystem of this instance as a client in state *saved* (UG-SS §4.2)."""
+        _require(client, ClientId, "client")
+        if client.subsystem_code is None:
+            raise ServerConfError("only subsystems are added as clients; the owner member is added by init")
+        with self._change("adding a client") as conn:
+            identity = self._identity(conn)
+            if client.instance != identity.instance:
+                raise ServerConfError(f"{client} is not of this server's instance {identity.instance}")
+            if self._one(conn, "SELECT 1 FROM client WHERE id = ?", (str(client),)) is not None:
+                raise ServerConfError(f"{client} is already a client of this security server")
+            conn.execute("INSERT INTO client (id, state, is_owner) VALUES (?, ?, 0)", (str(client), ClientState.SAVED.value))
+        return HostedClient(client, ClientState.SAVED)
+
+    def set_client_state(self, client: ClientId, state: ClientState) -> None:
+        """Move a client to ``state`` along UG-SS §4.1's transitions; any other move is refused."""
+        _require(client, ClientId, "client")
+        new_state = _client_state(state)
+        with self._change("changing a client state") as conn:
+            self._identity(conn)
+            current = self._client_state(conn, client)
+            if new_state not in _TRANSITIONS[current]:
+                raise ServerConfError(f"{client} cannot go from {current.value} to {new_state.value}")
+            conn.execute("UPDATE client SET state = ? WHERE id = ?", (new_state.value, str(client)))
+
+    # --- services -----------------------------------------------------------------------------------------------
+
+    def add_service(
+        self,
+        service: ServiceId,
+        *,
+        url: str,
+        kind: ServiceKind = ServiceKind.SOAP,
+        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    ) -> Service:
+        """Publish ``service`` (code and version) of a hosted client at ``url``; enabled at once."""
+        value = Service(service, _service_kind(kind), check_service_url(url), check_timeout(timeout_seconds))
+        with self._change("adding a service") as conn:
+            self._identity(conn)
+            self._client_state(conn, service.client)
+            version = service.service_version or ""
+            if self._one(
+                conn,
+                "SELECT 1 FROM service WHERE client = ? AND code = ? AND version = ?",
+                (str(service.client), service.service_code, version),
+            ):
+                raise ServerConfError(f"{service.client} already has service {service.service_code} version {version or '(none)'}")
+            other_kinds = self._service_kinds(conn, service.client, service.service_code) - {value.kind}
+            if other_kinds:
+                raise ServerConfError(
+                    f"service code {service.service_code} of {service.client} is already a {other_kinds.pop().value} service"
+                )
+            conn.execute(
+                "INSERT INTO service (client, code, version, kind, url, timeout, enabled, disabled_notice)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, '')",
+                (str(service.client), service.service_code, version, value.kind.value, value.url, value.timeout_seconds),
+            )
+        return value
+
+    def _set_enabled(self, service: ServiceId, enabled: bool, notice: str) -> None:
+        _require(service, ServiceId, "service")
+        action = "enabling a service" if enabled else "disabling a service"
+        with self._change(action) as conn:
+            self._identity(conn)
+            key = (str(service.client), service.service_code, service.service_version or "")
+            row = self._one(conn, "SELECT enabled FROM service WHERE client = ? AND code = ? AND version = ?", key)
+            if row is None:
+                raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+            if bool(row[0]) == enabled:
+                raise ServerConfError(f"service {service.service_code} is already {'enabled' if enabled else 'disabled'}")
+            conn.execute(
+                "UPDATE service SET enabled = ?, disabled_notice = ? WHERE client = ? AND code = ? AND version = ?",
+                (1 if enabled else 0, notice, *key),
+            )
+
+    def disable_service(self, service: ServiceId, notice: str = "") -> None:
+        """Disable a service; callers get ``service_disabled`` with ``notice`` (DM-SS §2.16 ``disablednotice``)."""
+        self._set_enabled(service, False, check_text(notice, "disabled notice", allow_empty=True))
+
+    def enable_service(self, service: ServiceId) -> None:
+        """Enable a disabled service again and clear its notice."""
+        self._set_enabled(service, True, "")
+
+    # --- local groups -------------------------------------------------------------------------------------------
+
+    def add_local_group(self, owner: ClientId, group: LocalGroupId, description: str) -> LocalGroup:
+        """Create an empty local group for the hosted client ``owner`` (UG-SS §8.1)."""
+        _require(owner, ClientId, "group owner")
+        _require(group, LocalGroupId, "local group")
+        text = check_text(description, "group description")
+        with self._change("adding a local group") as conn:
+            self._identity(conn)
+            self._client_state(conn, owner)
+            if self._one(conn, "SELECT 1 FROM local_group WHERE client = ? AND code = ?", (str(owner), group.group_code)):
+                raise ServerConfError(f"{owner} already has local group {group.group_code}")
+            conn.execute(
+                "INSERT INTO local_group (client, code, description) VALUES (?, ?, ?)",
+                (str(owner), group.group_code, text),
+            )
+        return LocalGroup(owner, group, text)
+
+    def _check_group(self, conn: sqlite3.Connection, owner: ClientId, group: LocalGroupId) -> None:
+        self._identity(conn)
+        self._client_state(conn, owner)
+        if not self._one(conn, "SELECT 1 FROM local_group WHERE client = ? AND code = ?", (str(owner), group.group_code)):
+            raise ServerConfError(f"{owner} has no local group {group.group_code}")
+
+    def add_local_group_member(self, owner: ClientId, group: LocalGroupId, member: ClientId) -> None:
+        """Add a member or subsystem to a local group of ``owner`` (UG-SS §8.2)."""
+        _require(owner, ClientId, "group owner")
+        _require(group, LocalGroupId, "local group")
+        _require(member, ClientId, "group member")
+        with self._change("adding a local group member") as conn:
+            self._check_group(conn, owner, group)
+            key = (str(owner), group.group_code, str(member))
+            if self._one(conn, "SELECT 1 FROM local_group_member WHERE client = ? AND code = ? AND member = ?", key):
+                raise ServerConfError(f"{member} is already in local group {group.group_code}")
+            conn.execute("INSERT INTO local_group_member (client, code, member) VALUES (?, ?, ?)", key)
+
+    def remove_local_group_member(self, owner: ClientId, group: LocalGroupId, member: ClientId) -> None:
+        """Remove a member from a local group; the rights granted through the group end for it."""
+        _require(owner, ClientId, "group owner")
+        _require(group, LocalGroupId, "local group")
+        _require(member, ClientId, "group member")
+        with self._change("removing a local group member") as conn:
+            self._check_group(conn, owner, group)
+            key = (str(owner), group.group_code, str(member))
+            cursor = conn.execute("DELETE FROM local_group_member WHERE client = ? AND code = ? AND member = ?", key)
+            if cursor.rowcount != 1:
+                raise ServerConfError(f"{member} is not in local group {group.group_code}")
+
+    # --- access rights ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _right_key(right: AccessRight) -> tuple[str, str, str, str, str]:
+        endpoint = right.endpoint
+        return (
+            str(right.provider),
+            right.service_code,
+            str(right.subject),
+            endpoint.method if endpoint else "",
+            endpoint.path if endpoint else "",
+        )
+
+    def grant(self, right: AccessRight) -> None:
+        """Grant ``right``; refused if it exists, if the provider has no such service code, or for an unknown group.
+
+        Endpoint-level rights are for REST services only (UG-SS §7). Granting never changes another right.
+        """
+        _require(right, AccessRight, "access right")
+        with self._change("granting an access right") as conn:
+            self._identity(conn)
+            self._client_state(conn, right.provider)
+            kinds = self._service_kinds(conn, right.provider, right.service_code)
+            if not kinds:
+                raise ServerConfError(f"{right.provider} has no service {right.service_code}")
+            if right.endpoint is not None and kinds != {ServiceKind.REST}:
+                raise ServerConfError("endpoint-level access rights are for REST services only")
+            if isinstance(right.subject, LocalGroupId):
+                self._check_group(conn, right.provider, right.subject)
+            key = self._right_key(right)
+            if self._one(
+                conn,
+                "SELECT 1 FROM access_right WHERE provider = ? AND service_code = ? AND subject = ?"
+                " AND method = ? AND path = ?",
+                key,
+            ):
+                raise ServerConfError(f"{right.subject} already has this right to {right.service_code}")
+            conn.execute(
+                "INSERT INTO access_right (provider, service_code, subject, method, path) VALUES (?, ?, ?, ?, ?)", key
+            )
+
+    def revoke(self, right: AccessRight) -> None:
+        """Revoke exactly ``right``; refused if it was never granted. No other right changes."""
+        _require(right, AccessRight, "access right")
+        with self._change("revoking an access right") as conn:
+            self._identity(conn)
+            cursor = conn.execute(
+                "DELETE FROM access_right WHERE provider = ? AND service_code = ? AND subject = ?"
+                " AND method = ? AND path = ?",
+                self._right_key(right),
+            )
+            if cursor.rowcount != 1:
+                raise ServerConfError(f"{right.subject} has no such right to {right.service_code} of {right.provider}")
+
+    # --- snapshot -----------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> ServerConfSnapshot:
+        """Read the whole configuration in one read transaction into a frozen snapshot."""
+        conn = self._connection
+        with _database_errors("reading a snapshot"):
+            conn.execute("BEGIN")
+            try:
+                return self._read_snapshot(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+    def _read_snapshot(self, conn: sqlite3.Connection) -> ServerConfSnapshot:
+        identity = self._identity(conn)
+        anchor_row = self._one(conn, "SELECT anchor FROM server WHERE id = 1", ())
+        assert anchor_row is not None  # _identity found the row
+        try:
+            clients = tuple(
+                HostedClient(_stored_client(row[0]), _client_state(row[1]), bool(row[2]))
+                for row in conn.execute("SELECT id, state, is_owner FROM client ORDER BY rowid")
+            )
+            services = tuple(
+                Service(
+                    ServiceId(_stored_client(row[0]), row[1], row[2] or None),
+                    _service_kind(row[3]),
+                    row[4],
+                    row[5],
+                    bool(row[6]),
+                    row[7],
+                )
+                for row in conn.execute(
+                    "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice FROM service ORDER BY rowid"
+                )
+            )
+            rights = tuple(
+                AccessRight(
+                    _stored_subject(row[2]),
+                    ServiceId(_stored_client(row[0]), row[1]),
+                    Endpoint(row[3], row[4]) if row[3] else None,
+                )
+                for row in conn.execute(
+                    "SELECT provider, service_code, subject, method, path FROM access_right ORDER BY rowid"
+                )
+            )
+            members: dict[tuple[str, str], set[ClientId]] = {}
+            for row in conn.execute("SELECT client, code, member FROM local_group_member ORDER BY rowid"):
+                members.setdefault((row[0], row[1]), set()).add(_stored_client(row[2]))
+            groups = tuple(
+                LocalGroup(
+                    _stored_client(row[0]),
+                    LocalGroupId(row[1]),
+                    row[2],
+                    frozenset(members.get((row[0], row[1]), ())),
+                )
+                for row in conn.execute("SELECT client, code, description FROM local_group ORDER BY rowid")
+            )
+        except BusError as err:
+            if isinstance(err, DatabaseError):
+                raise
+            raise DatabaseError("server configuration holds an invalid row", reason=f"serverconf: {err.reason}") from err
+        return ServerConfSnapshot(identity, bytes(anchor_row[0]), clients, services, rights, groups)
