@@ -107,6 +107,7 @@ class RegistryStore:
 
     def __init__(self, path: Path, *, clock: Callable[[], str] = _now) -> None:
         self._clock = clock
+        self._depth = 0
         try:
             connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
@@ -125,7 +126,7 @@ class RegistryStore:
     # --- plumbing -------------------------------------------------------------------------------------------
 
     def _create_schema(self) -> None:
-        with self._transaction("schema_created", {}, audit=False):
+        with self.transaction("schema_created", {}, audit=False):
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
@@ -176,20 +177,30 @@ class RegistryStore:
             )
 
     @contextmanager
-    def _transaction(self, event: str, detail: dict[str, Any], *, audit: bool = True) -> Iterator[None]:
-        """Run a change in one transaction and audit it; a BusError or database error rolls everything back."""
+    def transaction(self, event: str, detail: dict[str, Any], *, audit: bool = True) -> Iterator[None]:
+        """Run a change in one transaction and audit it; a BusError or database error rolls everything back.
+
+        Nested calls join the outermost transaction, so a workflow step made of several changes commits whole.
+        """
         conn = self.db.conn
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+                if audit:
+                    self._audit(event, detail)
+            finally:
+                self._depth -= 1
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
             raise DatabaseError(f"registry database is not writable: {err}") from err
+        self._depth = 1
         try:
             yield
             if audit:
-                conn.execute(
-                    "INSERT INTO audit (at, event, detail) VALUES (?, ?, ?)",
-                    (self._clock(), event, json.dumps(detail, sort_keys=True)),
-                )
+                self._audit(event, detail)
             conn.execute("COMMIT")
         except BusError:
             conn.execute("ROLLBACK")
@@ -203,10 +214,18 @@ class RegistryStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            self._depth = 0
+
+    def _audit(self, event: str, detail: dict[str, Any]) -> None:
+        self.db.conn.execute(
+            "INSERT INTO audit (at, event, detail) VALUES (?, ?, ?)",
+            (self._clock(), event, json.dumps(detail, sort_keys=True)),
+        )
 
     def record(self, event: str, detail: dict[str, Any]) -> None:
         """Write an audit event on its own (e.g. a refused, forged request)."""
-        with self._transaction(event, detail):
+        with self.transaction(event, detail):
             pass
 
     def audit_events(self) -> list[dict[str, Any]]:
@@ -224,7 +243,7 @@ class RegistryStore:
         if self._exists("SELECT 1 FROM settings WHERE key = 'instance'", ()):
             raise RegistryError("the registry is already initialised")
         classes = member_classes if member_classes is not None else {"GOV": "Government", "COM": "Commercial"}
-        with self._transaction("registry_initialised", {"instance": instance, "member_classes": sorted(classes)}):
+        with self.transaction("registry_initialised", {"instance": instance, "member_classes": sorted(classes)}):
             self.db.execute("INSERT INTO settings (key, value) VALUES ('instance', ?)", [instance])
             for code, description in classes.items():
                 check_part(code, "memberClass")
@@ -263,7 +282,7 @@ class RegistryStore:
         else:
             raise RegistryError(f"unknown setting {key}")
         self.settings()
-        with self._transaction("setting_changed", {"key": key, "value": value}):
+        with self.transaction("setting_changed", {"key": key, "value": value}):
             self.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [key, value])
 
     def member_classes(self) -> dict[str, str]:
@@ -287,7 +306,7 @@ class RegistryStore:
             raise RegistryError(f"unknown member class {member.member_class}")
         if self._exists("SELECT 1 FROM members WHERE id = ?", (str(member),)):
             raise RegistryError(f"{member} already exists")
-        with self._transaction("member_added", {"member": str(member), "name": name}):
+        with self.transaction("member_added", {"member": str(member), "name": name}):
             self.db.execute(
                 "INSERT INTO members (id, member_class, member_code, name) VALUES (?, ?, ?, ?)",
                 [str(member), member.member_class, member.member_code, name],
@@ -299,7 +318,7 @@ class RegistryStore:
             raise RegistryError(f"{member} does not exist")
         if self._exists("SELECT 1 FROM security_servers WHERE owner_id = ?", (str(member),)):
             raise RegistryError(f"{member} owns security servers; delete them first")
-        with self._transaction("member_removed", {"member": str(member)}):
+        with self.transaction("member_removed", {"member": str(member)}):
             subsystems = [str(member.subsystem(code)) for code in self._subsystems(member)]
             for client in [str(member), *subsystems]:
                 self.db.execute("DELETE FROM server_clients WHERE client_id = ?", [client])
@@ -317,7 +336,7 @@ class RegistryStore:
             (str(subsystem.member), subsystem.subsystem_code),
         ):
             raise RegistryError(f"{subsystem} already exists")
-        with self._transaction("subsystem_added", {"subsystem": str(subsystem)}):
+        with self.transaction("subsystem_added", {"subsystem": str(subsystem)}):
             self.db.execute(
                 "INSERT INTO subsystems (member_id, subsystem_code) VALUES (?, ?)",
                 [str(subsystem.member), subsystem.subsystem_code],
@@ -385,7 +404,7 @@ class RegistryStore:
         digest = auth_cert_hash(cert_der)
         if self._exists("SELECT 1 FROM auth_certs WHERE hash = ?", (digest,)):
             raise RegistryError("this authentication certificate is already registered")
-        with self._transaction("auth_cert_registered", {"server": str(server), "hash": digest.hex()}):
+        with self.transaction("auth_cert_registered", {"server": str(server), "hash": digest.hex()}):
             if self.security_server(server) is None:
                 self.db.execute(
                     "INSERT INTO security_servers (id, owner_id, server_code, address) VALUES (?, ?, ?, ?)",
@@ -404,14 +423,14 @@ class RegistryStore:
         """Remove one authentication certificate of a server."""
         if not self._exists("SELECT 1 FROM auth_certs WHERE hash = ? AND server_id = ?", (digest, str(server))):
             raise RegistryError(f"{server} has no such authentication certificate")
-        with self._transaction("auth_cert_deleted", {"server": str(server), "hash": digest.hex()}):
+        with self.transaction("auth_cert_deleted", {"server": str(server), "hash": digest.hex()}):
             self.db.execute("DELETE FROM auth_certs WHERE hash = ?", [digest])
 
     def delete_server(self, server: SecurityServerId) -> None:
         """Remove a security server with its certificates and clients."""
         if self.security_server(server) is None:
             raise RegistryError(f"unknown security server {server}")
-        with self._transaction("security_server_deleted", {"server": str(server)}):
+        with self.transaction("security_server_deleted", {"server": str(server)}):
             self.db.execute("DELETE FROM security_servers WHERE id = ?", [str(server)])
 
     def add_server_client(self, server: SecurityServerId, client: ClientId) -> None:
@@ -424,7 +443,7 @@ class RegistryStore:
             "SELECT 1 FROM server_clients WHERE server_id = ? AND client_id = ?", (str(server), str(client))
         ):
             raise RegistryError(f"{client} is already a client of {server}")
-        with self._transaction("client_registered", {"server": str(server), "client": str(client)}):
+        with self.transaction("client_registered", {"server": str(server), "client": str(client)}):
             self.db.execute("INSERT INTO server_clients (server_id, client_id) VALUES (?, ?)", [str(server), str(client)])
 
     def remove_server_client(self, server: SecurityServerId, client: ClientId) -> None:
@@ -433,7 +452,7 @@ class RegistryStore:
             "SELECT 1 FROM server_clients WHERE server_id = ? AND client_id = ?", (str(server), str(client))
         ):
             raise RegistryError(f"{client} is not a client of {server}")
-        with self._transaction("client_deleted", {"server": str(server), "client": str(client)}):
+        with self.transaction("client_deleted", {"server": str(server), "client": str(client)}):
             self.db.execute("DELETE FROM server_clients WHERE server_id = ? AND client_id = ?", [str(server), str(client)])
 
     # --- trust services -------------------------------------------------------------------------------------
@@ -442,7 +461,7 @@ class RegistryStore:
         """Approve a certificate authority."""
         if self._exists("SELECT 1 FROM approved_cas WHERE name = ?", (ca.name,)):
             raise RegistryError(f"a CA named {ca.name} is already approved")
-        with self._transaction("ca_approved", {"name": ca.name, "ocsp_url": ca.ocsp_url}):
+        with self.transaction("ca_approved", {"name": ca.name, "ocsp_url": ca.ocsp_url}):
             self.db.execute(
                 "INSERT INTO approved_cas VALUES (?, ?, ?, ?, ?, ?)",
                 [ca.name, ca.cert_der, ca.ocsp_url, ca.ocsp_cert_der, int(ca.authentication_only), ca.profile],
@@ -459,7 +478,7 @@ class RegistryStore:
         """Approve a timestamping authority."""
         if self._exists("SELECT 1 FROM approved_tsas WHERE name = ?", (tsa.name,)):
             raise RegistryError(f"a TSA named {tsa.name} is already approved")
-        with self._transaction("tsa_approved", {"name": tsa.name, "url": tsa.url}):
+        with self.transaction("tsa_approved", {"name": tsa.name, "url": tsa.url}):
             self.db.execute("INSERT INTO approved_tsas VALUES (?, ?, ?)", [tsa.name, tsa.url, tsa.cert_der])
 
     def tsas(self) -> list[ApprovedTsa]:
@@ -473,7 +492,7 @@ class RegistryStore:
         self._check_instance(group.instance)
         if self._exists("SELECT 1 FROM global_groups WHERE id = ?", (str(group),)):
             raise RegistryError(f"{group} already exists")
-        with self._transaction("global_group_added", {"group": str(group)}):
+        with self.transaction("global_group_added", {"group": str(group)}):
             self.db.execute("INSERT INTO global_groups (id, description) VALUES (?, ?)", [str(group), description])
 
     def add_group_member(self, group: GlobalGroupId, client: ClientId) -> None:
@@ -484,7 +503,7 @@ class RegistryStore:
             raise RegistryError(f"unknown client {client}")
         if self._exists("SELECT 1 FROM group_members WHERE group_id = ? AND client_id = ?", (str(group), str(client))):
             raise RegistryError(f"{client} is already in {group}")
-        with self._transaction("global_group_member_added", {"group": str(group), "client": str(client)}):
+        with self.transaction("global_group_member_added", {"group": str(group), "client": str(client)}):
             self.db.execute("INSERT INTO group_members (group_id, client_id) VALUES (?, ?)", [str(group), str(client)])
 
     def groups(self) -> list[GlobalGroup]:

@@ -1,0 +1,57 @@
+"""Creating a registry's working directory: store, keys, and optionally a development CA with OCSP and TSA."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from central_registry.publisher import SelfSignedKey
+from central_registry.service import RegistryPaths
+from central_registry.store import ApprovedCa, ApprovedTsa, RegistryStore
+from central_registry.trust.ca import DevelopmentCA
+from security_server.core.errors import ConfigurationError
+
+DEV_CA_NAME = "fedbus development CA"
+DEV_TSA_NAME = "fedbus development TSA"
+CERTIFICATE_PROFILE = "fedbus"
+
+
+def init_registry(
+    root: Path,
+    instance: str,
+    now: datetime,
+    *,
+    public_url: str,
+    dev_ca: bool = True,
+    ca_key_size: int = 3072,
+) -> RegistryPaths:
+    """Initialise ``root`` for instance ``instance``; with ``dev_ca`` also make and approve a development CA and TSA.
+
+    ``public_url`` is the registry's HTTP base URL, written into the CA's certificates (OCSP) and the
+    approved CA and TSA entries. Refused if ``root`` already holds a registry.
+    """
+    paths = RegistryPaths(root)
+    if paths.database.exists():
+        raise ConfigurationError(f"{root} already holds a registry")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = RegistryStore(paths.database)
+    try:
+        store.initialise(instance)
+        SelfSignedKey.create(paths.conf_signing, f"{instance} configuration signing", now)
+        SelfSignedKey.create(paths.tls, f"{instance} central registry", now)
+        if dev_ca:
+            base = public_url.rstrip("/")
+            ca = DevelopmentCA.init(paths.ca, DEV_CA_NAME, now, key_size=ca_key_size, ocsp_url=f"{base}/ocsp")
+            ocsp_cert = ca.issue_ocsp_cert(now)
+            tsa_cert = ca.issue_tsa_cert(now)
+            der = serialization.Encoding.DER
+            store.add_ca(
+                ApprovedCa(DEV_CA_NAME, ca.certificate.public_bytes(der), f"{base}/ocsp", ocsp_cert.public_bytes(der),
+                           False, CERTIFICATE_PROFILE)
+            )
+            store.add_tsa(ApprovedTsa(DEV_TSA_NAME, f"{base}/tsa", tsa_cert.public_bytes(der)))
+    finally:
+        store.close()
+    return paths

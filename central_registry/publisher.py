@@ -1,0 +1,251 @@
+"""Generating, signing and publishing the global configuration (pr-gconf; XROAD-REFERENCE.md §5).
+
+Every generation turns the registry's current state into shared and private parameters, writes them under
+``V3/<generation>/`` in the publication folder, then replaces the signed directory ``internalconf`` in one
+atomic rename, so a downloader sees either the old or the new configuration and never a half-written one.
+Older generations are kept for a while so that a download that read the previous directory still finds its
+files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from central_registry.store import RegistryStore
+from central_registry.trust.atomic_file import write_atomically
+from security_server.core.errors import ConfigurationError
+from security_server.core.globalconf import (
+    CONFIGURATION_VERSION,
+    PRIVATE_PARAMETERS,
+    SHARED_PARAMETERS,
+    AnchorSource,
+    ApprovedCa,
+    ApprovedTsa,
+    ConfigurationAnchor,
+    DirectoryEntry,
+    ManagementService,
+    PrivateParameters,
+    build_configuration_anchor,
+    build_private_parameters,
+    build_shared_parameters,
+    build_signed_directory,
+)
+from security_server.core.globalconf.sharedparams import (
+    CaInfo,
+    ConfigurationSource,
+    GlobalGroup,
+    GlobalSettings,
+    MemberClass,
+    MemberInfo,
+    OcspResponder,
+    SecurityServerInfo,
+    SharedParameters,
+)
+from security_server.core.identifiers import ClientId
+from security_server.schemafiles import load_schema
+
+DIRECTORY_NAME = "internalconf"
+KEEP_GENERATIONS = 10
+_GENERATION = re.compile(r"[0-9]{20}")
+CERTIFICATE_PROFILE = "fedbus"
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True)
+class SelfSignedKey:
+    """A registry key with a self-signed certificate: the configuration-signing key, or the TLS key."""
+
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+
+    @property
+    def cert_der(self) -> bytes:
+        """The certificate in DER, as it goes into anchors and directories."""
+        return _der(self.cert)
+
+    @classmethod
+    def create(cls, directory: Path, common_name: str, now: datetime) -> SelfSignedKey:
+        """Make a new key and self-signed certificate in ``directory`` (refused if one exists)."""
+        key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+        if key_path.exists():
+            raise ConfigurationError(f"{directory} already holds a key")
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256())
+        )
+        write_atomically(
+            key_path,
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            mode=0o600,
+        )
+        write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        return cls(key, cert)
+
+    @classmethod
+    def load(cls, directory: Path) -> SelfSignedKey:
+        """Load the key and certificate from ``directory``."""
+        try:
+            key = serialization.load_pem_private_key((directory / "key.pem").read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate((directory / "cert.pem").read_bytes())
+        except (OSError, ValueError) as err:
+            raise ConfigurationError(f"cannot load the key in {directory}: {err}") from err
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigurationError(f"the key in {directory} is not an RSA key")
+        return cls(key, cert)
+
+
+# --- from registry state to parameters -------------------------------------------------------------------------
+
+
+def shared_parameters(store: RegistryStore, source: ConfigurationSource) -> SharedParameters:
+    """The shared parameters of the registry's current state."""
+    settings = store.settings()
+    return SharedParameters(
+        instance=settings.instance,
+        global_settings=GlobalSettings(
+            ocsp_freshness_seconds=settings.ocsp_freshness_seconds,
+            member_classes=tuple(MemberClass(code, text) for code, text in store.member_classes().items()),
+        ),
+        sources=(source,),
+        approved_cas=tuple(
+            ApprovedCa(
+                name=ca.name,
+                top_ca=CaInfo(
+                    ca.cert_der,
+                    (OcspResponder(ca.ocsp_url, ca.ocsp_cert_der),) if ca.ocsp_url else (),
+                ),
+                certificate_profile=ca.profile,
+                authentication_only=ca.authentication_only,
+            )
+            for ca in store.cas()
+        ),
+        approved_tsas=tuple(ApprovedTsa(tsa.name, tsa.url, tsa.cert_der) for tsa in store.tsas()),
+        members=tuple(MemberInfo(m.id, m.name, m.subsystems) for m in store.members()),
+        security_servers=tuple(
+            SecurityServerInfo(s.id, s.address, s.auth_cert_hashes, s.clients) for s in store.security_servers()
+        ),
+        global_groups=tuple(GlobalGroup(g.id, g.description, g.members) for g in store.groups()),
+    )
+
+
+def private_parameters(store: RegistryStore, management: ManagementService) -> PrivateParameters:
+    """The private parameters: where to send management requests, and the timestamping interval."""
+    settings = store.settings()
+    return PrivateParameters(
+        instance=settings.instance,
+        management_service=management,
+        time_stamping_interval_seconds=settings.timestamping_interval_seconds,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One generation: the signed directory and the files it lists, keyed by their ``Content-location``."""
+
+    generation: str
+    content_type: str
+    directory: bytes
+    files: dict[str, bytes]
+    expires_at: datetime
+
+
+class Publisher:
+    """Builds a signed configuration from the store and publishes it in a folder that a web server serves."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        folder: Path,
+        signing_key: SelfSignedKey,
+        *,
+        public_url: str,
+        management_url: str,
+        management_cert_der: bytes,
+    ) -> None:
+        self.store = store
+        self.folder = folder
+        self.signing_key = signing_key
+        self.public_url = public_url.rstrip("/")
+        self.management_url = management_url
+        self.management_cert_der = management_cert_der
+
+    def management_service(self) -> ManagementService:
+        """Where security servers send registration requests; the registry itself answers them."""
+        instance = self.store.settings().instance
+        # X-Road names a management-service provider subsystem; the registry answers directly, so it names
+        # the instance's reserved provider identity instead of a member's subsystem.
+        provider = ClientId(instance, "REGISTRY", "registry", "management")
+        return ManagementService(self.management_url, provider, self.management_cert_der)
+
+    def build(self, now: datetime) -> Publication:
+        """Generate and sign one configuration at ``now``."""
+        settings = self.store.settings()
+        generation = now.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+        source = ConfigurationSource(f"{self.public_url}/{DIRECTORY_NAME}", (self.signing_key.cert_der,))
+        shared = build_shared_parameters(shared_parameters(self.store, source), load_schema("shared-parameters.xsd"))
+        private = build_private_parameters(
+            private_parameters(self.store, self.management_service()), load_schema("private-parameters.xsd")
+        )
+        base = f"/V{CONFIGURATION_VERSION}/{generation}"
+        files = {f"{base}/private-params.xml": private, f"{base}/shared-params.xml": shared}
+        entries = [
+            DirectoryEntry.for_content(PRIVATE_PARAMETERS, settings.instance, f"{base}/private-params.xml", private,
+                                       file_name="private-params.xml"),
+            DirectoryEntry.for_content(SHARED_PARAMETERS, settings.instance, f"{base}/shared-params.xml", shared,
+                                       file_name="shared-params.xml"),
+        ]
+        expires_at = (now + timedelta(seconds=settings.conf_expire_seconds)).replace(microsecond=0)
+        content_type, directory = build_signed_directory(
+            entries, expires_at, CONFIGURATION_VERSION, self.signing_key.key, self.signing_key.cert_der
+        )
+        return Publication(generation, content_type, directory, files, expires_at)
+
+    def publish(self, now: datetime) -> Publication:
+        """Build and publish atomically: files first, then the directory that points to them; prune old ones."""
+        publication = self.build(now)
+        for location, content in publication.files.items():
+            target = self.folder / location.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, content)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.folder / DIRECTORY_NAME, publication.directory)
+        self._prune()
+        return publication
+
+    def _prune(self) -> None:
+        versions = self.folder / f"V{CONFIGURATION_VERSION}"
+        generations = sorted(p for p in versions.iterdir() if _GENERATION.fullmatch(p.name))
+        for old in generations[:-KEEP_GENERATIONS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def anchor(self, now: datetime) -> bytes:
+        """The configuration anchor XML that security servers are initialised with (pr-gconf Annex E)."""
+        anchor = ConfigurationAnchor(
+            self.store.settings().instance,
+            (AnchorSource(f"{self.public_url}/{DIRECTORY_NAME}", (self.signing_key.cert_der,)),),
+            generated_at=now.replace(microsecond=0),
+        )
+        return build_configuration_anchor(anchor, load_schema("configuration-anchor.xsd"))

@@ -1,0 +1,249 @@
+"""The registration workflow: management requests are checked, kept pending, then approved or rejected.
+
+A request is accepted into the queue only if both its signatures verify and their certificates are
+trustworthy now: issued by an approved CA, of the right kind, naming the right member or server under the
+certificate profile, and (for member signing certificates) with a good, fresh OCSP response. Anything else is
+refused and recorded in the audit trail with the reason. A request id is accepted once: a replay of the same
+signed request is refused (the id is inside the signed SOAP part, so it cannot be changed without re-signing).
+With ``auto_approve`` set (development), an accepted request is applied at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+
+from central_registry.store import RegistryError, RegistryStore, auth_cert_hash
+from security_server.core import certprofile, trust
+from security_server.core.errors import BusError, CertValidation, InvalidCertPath, SslAuthenticationFailed
+from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.mgmtrequest import (
+    ManagementRequest,
+    RequestSignature,
+    RequestType,
+    SignatureRole,
+    SignedManagementRequest,
+    parse_request,
+)
+
+
+class RequestStatus(enum.StrEnum):
+    """Where a request is in its life (UG-CS §6)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A stored request."""
+
+    id: str
+    type: RequestType
+    status: RequestStatus
+    server: str
+    client: str | None
+    submitted_at: str
+    decided_at: str | None
+
+
+def _find_issuer(cert: x509.Certificate, roots: list[x509.Certificate]) -> x509.Certificate:
+    for root in roots:
+        if trust.is_issued_by(cert, root):
+            return root
+    raise InvalidCertPath("certificate was not issued by an approved certification authority")
+
+
+class RegistrationDesk:
+    """Takes management requests from security servers and applies them when approved."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+
+    # --- submission -----------------------------------------------------------------------------------------
+
+    def submit(self, content_type: str, body: bytes, now: datetime) -> RequestRecord:
+        """Check and queue a request (or apply it under auto-approve); refused requests are audited, then raised."""
+        try:
+            signed = parse_request(content_type, body)
+            self._check_trust(signed, now)
+        except BusError as err:
+            self.store.record("request_refused", {"fault": err.fault_code, "reason": err.reason, "detail": err.detail_id})
+            raise
+        request = signed.request
+        if self._exists(request.request_id):
+            self.store.record("request_refused", {"id": request.request_id, "reason": "replayed request id"})
+            raise RegistryError("this request has already been submitted", reason=f"replay of {request.request_id}")
+        try:
+            self._check_applicable(request)
+        except RegistryError as err:
+            self.store.record("request_refused", {"id": request.request_id, "reason": err.reason})
+            raise
+        payload = {
+            "type": str(request.type),
+            "server": str(request.server),
+            "address": request.address,
+            "auth_cert": base64.b64encode(request.auth_cert_der).decode() if request.auth_cert_der else None,
+            "client": str(request.client) if request.client else None,
+        }
+        with self.store.transaction("request_submitted", {"id": request.request_id, "type": str(request.type)}):
+            self.store.db.execute(
+                "INSERT INTO requests (id, type, payload, status, submitted_at, server_id, client_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    request.request_id,
+                    str(request.type),
+                    json.dumps(payload, sort_keys=True),
+                    str(RequestStatus.PENDING),
+                    now.isoformat(),
+                    str(request.server),
+                    payload["client"],
+                ],
+            )
+            if self.store.settings().auto_approve:
+                self.approve(request.request_id, now)
+        return self.get(request.request_id)
+
+    def _exists(self, request_id: str) -> bool:
+        return next(iter(self.store.db.query("SELECT 1 FROM requests WHERE id = ?", [request_id])), None) is not None
+
+    def _approved_roots(self) -> list[x509.Certificate]:
+        return [x509.load_der_x509_certificate(ca.cert_der) for ca in self.store.cas()]
+
+    def _check_trust(self, signed: SignedManagementRequest, now: datetime) -> None:
+        request = signed.request
+        roots = self._approved_roots()
+        self._check_auth_signature(request, signed.signature(SignatureRole.AUTH), roots, now)
+        self._check_owner_signature(request, signed.signature(SignatureRole.OWNER), roots, now)
+
+    def _check_auth_signature(
+        self, request: ManagementRequest, signature: RequestSignature, roots: list[x509.Certificate], now: datetime
+    ) -> None:
+        cert = signature.cert
+        if request.type is RequestType.AUTH_CERT_REG:
+            # The certificate being registered signs its own request (pr-mserv §2.2).
+            trust.verify_cert_path(cert, (), roots, now)
+            if not trust.is_auth_cert(cert):
+                raise CertValidation("authCertReg certificate is not an authentication certificate")
+            if certprofile.server_from_auth_cert(cert) != request.server:
+                raise CertValidation("authentication certificate names another security server")
+            return
+        registered = self.store.security_server(request.server)
+        if registered is None or auth_cert_hash(signature.cert_der) not in registered.auth_cert_hashes:
+            raise SslAuthenticationFailed("request is not signed by a registered key of the security server")
+        trust.verify_cert_path(cert, (), roots, now)
+
+    def _check_owner_signature(
+        self, request: ManagementRequest, signature: RequestSignature, roots: list[x509.Certificate], now: datetime
+    ) -> None:
+        cert = signature.cert
+        trust.verify_cert_path(cert, (), roots, now)
+        if not trust.is_signing_cert(cert):
+            raise CertValidation("owner signature is not made with a signing certificate")
+        if certprofile.member_from_signing_cert(cert) != request.owner_member:
+            raise CertValidation("owner signature is made by another member's certificate")
+        if signature.ocsp_der is None:
+            raise CertValidation("owner signature comes without the OCSP response of its certificate")
+        freshness = self.store.settings().ocsp_freshness_seconds
+        ca = next(ca for ca in self.store.cas() if trust.is_issued_by(cert, x509.load_der_x509_certificate(ca.cert_der)))
+        responders = [x509.load_der_x509_certificate(ca.ocsp_cert_der)] if ca.ocsp_cert_der else []
+        trust.check_ocsp_response(
+            signature.ocsp_der,
+            cert,
+            _find_issuer(cert, roots),
+            now,
+            freshness_seconds=freshness,
+            trusted_responders=responders,
+        )
+
+    def _check_applicable(self, request: ManagementRequest) -> None:
+        """Refuse at submission what could never be approved (unknown owner, unknown client)."""
+        if not self.store.has_client(request.server.owner):
+            raise RegistryError(f"unknown server owner {request.server.owner}")
+        if request.type in (RequestType.CLIENT_REG, RequestType.CLIENT_DELETION):
+            assert request.client is not None
+            if not self.store.has_client(request.client.member):
+                raise RegistryError(f"unknown member {request.client.member}")
+        if request.type is RequestType.AUTH_CERT_DELETION:
+            assert request.auth_cert_der is not None
+            server = self.store.security_server(request.server)
+            if server is None or auth_cert_hash(request.auth_cert_der) not in server.auth_cert_hashes:
+                raise RegistryError("that certificate is not registered for the server")
+
+    # --- decisions ------------------------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> RequestRecord:
+        """One request."""
+        row = next(iter(self.store.db.query("SELECT * FROM requests WHERE id = ?", [request_id])), None)
+        if row is None:
+            raise RegistryError(f"no request {request_id}")
+        return self._record(row)
+
+    def list(self, status: RequestStatus | None = None) -> list[RequestRecord]:
+        """Requests, oldest first, optionally only those in ``status``."""
+        if status is None:
+            rows = self.store.db.query("SELECT * FROM requests ORDER BY submitted_at, id")
+        else:
+            rows = self.store.db.query("SELECT * FROM requests WHERE status = ? ORDER BY submitted_at, id", [str(status)])
+        return [self._record(row) for row in rows]
+
+    @staticmethod
+    def _record(row: dict[str, Any]) -> RequestRecord:
+        return RequestRecord(
+            id=row["id"],
+            type=RequestType(row["type"]),
+            status=RequestStatus(row["status"]),
+            server=row["server_id"],
+            client=row["client_id"],
+            submitted_at=row["submitted_at"],
+            decided_at=row["decided_at"],
+        )
+
+    def _pending_payload(self, request_id: str) -> dict[str, Any]:
+        record = self.get(request_id)
+        if record.status is not RequestStatus.PENDING:
+            raise RegistryError(f"request {request_id} is already {record.status}")
+        row = next(iter(self.store.db.query("SELECT payload FROM requests WHERE id = ?", [request_id])))
+        payload: dict[str, Any] = json.loads(row["payload"])
+        return payload
+
+    def approve(self, request_id: str, now: datetime) -> RequestRecord:
+        """Apply a pending request to the registry in one transaction; approving twice is refused."""
+        with self.store.transaction("request_approved", {"id": request_id}):
+            self._apply(self._pending_payload(request_id))
+            self._decide(request_id, RequestStatus.APPROVED, now)
+        return self.get(request_id)
+
+    def _apply(self, payload: dict[str, Any]) -> None:
+        server = SecurityServerId.parse_display(payload["server"])
+        kind = RequestType(payload["type"])
+        if kind is RequestType.AUTH_CERT_REG:
+            self.store.register_auth_cert(server, payload["address"], base64.b64decode(payload["auth_cert"]))
+        elif kind is RequestType.AUTH_CERT_DELETION:
+            self.store.delete_auth_cert(server, auth_cert_hash(base64.b64decode(payload["auth_cert"])))
+        elif kind is RequestType.CLIENT_REG:
+            client = ClientId.parse_display(payload["client"])
+            if client.subsystem_code is not None and not self.store.has_client(client):
+                self.store.add_subsystem(client)  # X-Road creates the subsystem on its first registration
+            self.store.add_server_client(server, client)
+        else:
+            self.store.remove_server_client(server, ClientId.parse_display(payload["client"]))
+
+    def reject(self, request_id: str, now: datetime) -> RequestRecord:
+        """Reject a pending request; it changes nothing else."""
+        with self.store.transaction("request_rejected", {"id": request_id}):
+            self._pending_payload(request_id)
+            self._decide(request_id, RequestStatus.REJECTED, now)
+        return self.get(request_id)
+
+    def _decide(self, request_id: str, status: RequestStatus, now: datetime) -> None:
+        self.store.db.execute(
+            "UPDATE requests SET status = ?, decided_at = ? WHERE id = ?", [str(status), now.isoformat(), request_id]
+        )

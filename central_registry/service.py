@@ -1,0 +1,286 @@
+"""The central registry as a Twisted service: configuration, OCSP and TSA over HTTP, registrations over HTTPS.
+
+Layout of the registry's working directory (made by ``fedbus registry init``)::
+
+    registry.db        members, servers, trust services, requests, audit trail
+    ca/                the development CA (with its OCSP responder and TSA keys), if one was made
+    conf-signing/      the key that signs the global configuration, with its self-signed certificate
+    tls/               the key and certificate of the HTTPS management endpoint
+    published/         the published configuration: internalconf and V3/<generation>/*.xml
+
+The HTTP site serves ``/internalconf`` and the files it lists (pr-gconf), ``/ocsp`` (RFC 6960) and ``/tsa``
+(RFC 3161). The HTTPS site serves ``/managementservice``, where security servers POST management requests;
+its certificate is published in the private parameters so servers can pin it. The store is only touched
+from one worker thread, never from the reactor thread.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import structlog
+from twisted.application import service
+from twisted.internet import defer, ssl
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
+from central_registry.requests import RegistrationDesk
+from central_registry.store import RegistryStore
+from central_registry.trust.ca import DevelopmentCA
+from central_registry.trust.http_reply import finish, plain_reply, set_header
+from central_registry.trust.ocsp_responder import OcspResource
+from central_registry.trust.tsa import SerialCounter, TsaResource
+from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, RequestTooLarge
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+MAX_MANAGEMENT_REQUEST_BYTES = 1024 * 1024
+_CONF_PATH = re.compile(r"V[0-9]+/[0-9]{20}/(private|shared)-params\.xml")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryPaths:
+    """Where each part of a registry's state lives under its working directory."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        """The registry database."""
+        return self.root / "registry.db"
+
+    @property
+    def ca(self) -> Path:
+        """The development CA."""
+        return self.root / "ca"
+
+    @property
+    def conf_signing(self) -> Path:
+        """The configuration-signing key."""
+        return self.root / "conf-signing"
+
+    @property
+    def tls(self) -> Path:
+        """The HTTPS key."""
+        return self.root / "tls"
+
+    @property
+    def published(self) -> Path:
+        """The published configuration."""
+        return self.root / "published"
+
+
+class ConfigurationResource(Resource):
+    """Serves the signed directory and the files of the generations it may list; nothing else."""
+
+    isLeaf = True
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.folder = folder
+
+    def render_GET(self, request: Request) -> bytes:
+        """GET /internalconf or /V3/<generation>/<file>; any other path is 404."""
+        path = b"/".join((request.prepath or []) + (request.postpath or [])).decode("ascii", "replace")
+        if path == DIRECTORY_NAME:
+            try:
+                body = (self.folder / DIRECTORY_NAME).read_bytes()
+            except FileNotFoundError:
+                return plain_reply(request, 503, b"no configuration has been published yet\n")
+            boundary = body.split(b"\r\n", 1)[0][2:]
+            set_header(request, b"content-type", b'multipart/related; charset="UTF-8"; boundary="' + boundary + b'"')
+            return body
+        if _CONF_PATH.fullmatch(path):
+            try:
+                body = (self.folder / path).read_bytes()
+            except FileNotFoundError:
+                return plain_reply(request, 404, b"no such configuration file\n")
+            set_header(request, b"content-type", b"application/octet-stream")
+            return body
+        return plain_reply(request, 404, b"not found\n")
+
+
+class ManagementResource(Resource):
+    """Takes management requests (pr-mserv) over HTTPS and answers with the request's id and status as JSON."""
+
+    isLeaf = True
+
+    def __init__(self, run: Callable[..., defer.Deferred[Any]], desk: RegistrationDesk, clock: Callable[[], datetime]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._run = run
+        self._desk = desk
+        self._clock = clock
+
+    def render_GET(self, request: Request) -> bytes:
+        """Management requests are POSTed; GET gets X-Road's invalid_http_method."""
+        return self._error(request, InvalidHttpMethod("management requests must be POSTed"))
+
+    def render_POST(self, request: Request) -> bytes | int:
+        """Check and queue one request in the worker thread; answer when it is recorded."""
+        body = request.content.read(MAX_MANAGEMENT_REQUEST_BYTES + 1) if request.content is not None else b""
+        if len(body) > MAX_MANAGEMENT_REQUEST_BYTES:
+            return self._error(request, RequestTooLarge("management request is too large"))
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        now = self._clock()
+
+        def done(record: Any) -> None:
+            log.info("management_request_accepted", request_id=record.id, type=str(record.type), status=str(record.status))
+            set_header(request, b"content-type", b"application/json")
+            finish(request, json.dumps({"id": record.id, "type": str(record.type), "status": str(record.status)}).encode())
+
+        def failed(failure: Failure) -> None:
+            error = failure.value if isinstance(failure.value, BusError) else InternalError("internal error")
+            log.warning("management_request_refused", **error.log_fields())
+            finish(request, self._error(request, error))
+
+        self._run(self._desk.submit, content_type, body, now).addCallbacks(done, failed)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _error(request: Request, error: BusError) -> bytes:
+        status, headers, body = error.to_rest_error()
+        request.setResponseCode(status)
+        for name, value in headers.items():
+            set_header(request, name.encode("ascii"), value.encode("ascii"))
+        return body
+
+
+class RegistryService(service.Service):
+    """Runs the registry's sites and publishes a new configuration every generation interval."""
+
+    def __init__(self, reactor: Any, root: Path, *, host: str = "127.0.0.1", http_port: int = 0, https_port: int = 0) -> None:
+        self.reactor = reactor
+        self.paths = RegistryPaths(root)
+        self.host = host
+        self.http_port = http_port
+        self.https_port = https_port
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="registry-store")
+        self._ports: list[Any] = []  # IListeningPort; zope interfaces are opaque to mypy
+        self._loop: LoopingCall | None = None
+        self.store: RegistryStore | None = None
+        self.publisher: Publisher | None = None
+
+    def now(self) -> datetime:
+        """The reactor's time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.reactor.seconds(), tz=timezone.utc)
+
+    def run(self, function: Callable[..., T], *args: Any) -> defer.Deferred[T]:
+        """Run ``function`` in the store's worker thread."""
+        return deferToThreadPool(self.reactor, self._pool, function, *args)
+
+    @property
+    def public_url(self) -> str:
+        """The base URL of the HTTP site (configuration, OCSP, TSA)."""
+        return f"http://{self.host}:{self._ports[0].getHost().port}"
+
+    @property
+    def management_url(self) -> str:
+        """The URL security servers POST management requests to."""
+        return f"https://{self.host}:{self._ports[1].getHost().port}/managementservice"
+
+    def startService(self) -> None:
+        """Open the store, listen on both sites, publish once and start the generation loop."""
+        service.Service.startService(self)  # type: ignore[no-untyped-call]
+        self._pool.start()
+        self.store = RegistryStore(self.paths.database)
+        desk = RegistrationDesk(self.store)
+        tls_key = SelfSignedKey.load(self.paths.tls)
+        conf_key = SelfSignedKey.load(self.paths.conf_signing)
+
+        http_root = Resource()  # type: ignore[no-untyped-call]
+        conf = ConfigurationResource(self.paths.published)
+        _mount(http_root, DIRECTORY_NAME.encode(), conf)
+        _mount(http_root, b"V3", conf)
+        if self.paths.ca.is_dir():
+            self._add_trust_services(http_root)
+        https_root = Resource()  # type: ignore[no-untyped-call]
+        _mount(https_root, b"managementservice", ManagementResource(self.run, desk, self.now))
+
+        self._ports.append(self.reactor.listenTCP(self.http_port, _site(http_root), interface=self.host))
+        context = ssl.CertificateOptions(
+            # pyOpenSSL takes cryptography objects directly (its own PKey/X509 are deprecated); Twisted's
+            # annotations still name the old types.
+            privateKey=tls_key.key,  # type: ignore[arg-type]
+            certificate=tls_key.cert,  # type: ignore[arg-type]
+            raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        )
+        self._ports.append(self.reactor.listenSSL(self.https_port, _site(https_root), context, interface=self.host))
+        tls_der = tls_key.cert_der
+        self.publisher = Publisher(
+            self.store,
+            self.paths.published,
+            conf_key,
+            public_url=self.public_url,
+            management_url=self.management_url,
+            management_cert_der=tls_der,
+        )
+        interval = self.store.settings().generation_interval_seconds
+        self._loop = LoopingCall(self.publish_now)
+        self._loop.clock = self.reactor
+        self._loop.start(interval, now=True).addErrback(lambda f: log.error("publishing_stopped", error=f.getErrorMessage()))
+        log.info("registry_started", http=self.public_url, management=self.management_url)
+
+    def _add_trust_services(self, root: Resource) -> None:
+        try:
+            ca = DevelopmentCA.open(self.paths.ca)
+        except BusError:
+            return
+        _mount(root, b"ocsp", OcspResource(self.reactor, ca.state))
+        try:
+            tsa_key, tsa_cert = ca.tsa_credentials()
+        except BusError:
+            return
+        counter = SerialCounter(self.paths.ca / "tsa-serial.json")
+        _mount(root, b"tsa", TsaResource(self.reactor, tsa_key, tsa_cert, counter))
+
+    def publish_now(self) -> defer.Deferred[None]:
+        """Generate, sign and publish a configuration in the worker thread."""
+        publisher = self.publisher
+        assert publisher is not None
+        now = self.now()
+
+        def published(publication: Any) -> None:
+            log.info("configuration_published", generation=publication.generation, expires=publication.expires_at.isoformat())
+
+        def failed(failure: Failure) -> None:
+            log.error("configuration_publishing_failed", error=failure.getErrorMessage())
+
+        return self.run(publisher.publish, now).addCallbacks(published, failed)
+
+    def stopService(self) -> defer.Deferred[None]:
+        """Stop the loop and the sites, then close the store."""
+        service.Service.stopService(self)  # type: ignore[no-untyped-call]
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in self._ports]
+        self._ports = []
+
+        def close(_: object) -> None:
+            if self.store is not None:
+                self.store.close()
+            self._pool.stop()
+
+        return defer.gatherResults(stopping).addBoth(close)
+
+
+def _mount(parent: Resource, name: bytes, child: Resource) -> None:
+    """Attach ``child`` under ``name`` (typed wrapper: mypy cannot see that a Resource provides IResource)."""
+    parent.putChild(name, child)  # type: ignore[arg-type]
+
+
+def _site(root: Resource) -> Site:
+    """A web site without an access log (requests are logged as structlog events instead)."""
+    site = Site(root)  # type: ignore[no-untyped-call]
+    site.noisy = False
+    return site
