@@ -455,3 +455,15 @@ class InvalidMessage(ClientFault):
     """A transport message between security servers whose parts are out of order, repeated or unexpected."""
 
     code = "invalid_message"
+
+
+# --- exchange logic: the client and server proxies (issue 5) --------------------------------------------------
+# X-Road 7.8 SignatureVerifier.verifySignerName raises incorrect_certificate when the member named in the signing
+# certificate is not the member that the message says signed it.
+
+
+class IncorrectCertificate(ClientFault):
+    """A certificate that is valid but belongs to someone else than the message says (signer name mismatch)."""
+
+    code = "incorrect_certificate"
+    default_origin = Origin.SERVER_PROXY

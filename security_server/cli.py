@@ -1,0 +1,720 @@
+"""``fedbus server``: the security-server administrator's commands.
+
+Every command works on one server directory, given with ``--dir`` (or ``FEDBUS_SERVER_DIR``; default
+``./fedbus-server``), which holds ``serverconf.db`` (security_server/serverconf/store.py) and ``keys/``
+(security_server/signer/softtoken.py).
+
+Identifiers are given and printed in X-Road's display form (pr-mess §1.3), the one form this CLI takes::
+
+    MEMBER:EE/GOV/70000310                    a member (server owner, signing keys)
+    SUBSYSTEM:EE/GOV/70000310/registry        a client subsystem
+    SERVICE:EE/GOV/70000310/registry/getRandom[/v1]
+    GLOBALGROUP:EE/security-server-owners     LOCALGROUP:partners
+
+Output is a table by default and JSON with ``--json`` (on stdout; errors go to stderr). A command that
+fails prints ``Error: ...`` with the fault code and exits non-zero (2 for a malformed argument, 1 otherwise);
+success exits 0. Registering the server and its clients with the registry (``register``, ``client register``)
+is added with the registry's request protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from twisted.internet import defer
+
+from security_server import registration
+from security_server.confclient.client import ConfClient
+
+from security_server.core.acl import AccessRight, Subject
+from security_server.core.certprofile import auth_subject, signing_subject
+from security_server.core.errors import BusError, InvalidClientIdentifier
+from security_server.core.globalconf import GlobalConf
+from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES, anchor_hash, parse_configuration_anchor
+from security_server.core.identifiers import (
+    ClientId,
+    GlobalGroupId,
+    LocalGroupId,
+    SecurityServerId,
+    ServiceId,
+    parse_display,
+)
+from security_server.serverconf.store import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ClientState,
+    ServerConfError,
+    ServerConfSnapshot,
+    ServerConfStore,
+    Service,
+    ServiceKind,
+)
+from security_server.signer.ocsp_client import OcspClient
+from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
+
+DEFAULT_DIR = "./fedbus-server"
+DIR_ENV = "FEDBUS_SERVER_DIR"
+DB_NAME = "serverconf.db"
+KEYS_DIR = "keys"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- parameters ------------------------------------------------------------------------------------------------
+
+
+class IdentifierParam(click.ParamType[Any]):
+    """An identifier in display form, limited to some kinds."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._parse(value)
+        except InvalidClientIdentifier as err:
+            self.fail(f"{value!r} is not a {self.name}: {err.message}", param, ctx)
+
+
+def _member(text: str) -> ClientId:
+    client = ClientId.parse_display(text)
+    if client.subsystem_code is not None:
+        raise InvalidClientIdentifier("expected MEMBER:INSTANCE/CLASS/CODE")
+    return client
+
+
+def _subsystem(text: str) -> ClientId:
+    client = ClientId.parse_display(text)
+    if client.subsystem_code is None:
+        raise InvalidClientIdentifier("expected SUBSYSTEM:INSTANCE/CLASS/CODE/SUBSYSTEM")
+    return client
+
+
+def _subject(text: str) -> Subject:
+    subject = parse_display(text)
+    if not isinstance(subject, (ClientId, GlobalGroupId, LocalGroupId)):
+        raise InvalidClientIdentifier("expected MEMBER:, SUBSYSTEM:, GLOBALGROUP: or LOCALGROUP:")
+    return subject
+
+
+MEMBER = IdentifierParam("member (MEMBER:EE/GOV/123)", _member)
+SUBSYSTEM = IdentifierParam("subsystem (SUBSYSTEM:EE/GOV/123/sub)", _subsystem)
+CLIENT = IdentifierParam("client (MEMBER:... or SUBSYSTEM:...)", ClientId.parse_display)
+SERVICE = IdentifierParam("service (SERVICE:EE/GOV/123/sub/code[/version])", ServiceId.parse_display)
+SUBJECT = IdentifierParam("subject (SUBSYSTEM:, MEMBER:, GLOBALGROUP: or LOCALGROUP:)", _subject)
+LOCAL_GROUP = IdentifierParam("local group code", LocalGroupId)
+
+
+def dir_option(func: F) -> F:
+    """The ``--dir`` option every command takes."""
+    return click.option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=DIR_ENV,
+        default=DEFAULT_DIR,
+        show_default=True,
+        help=f"The security server's working directory (env {DIR_ENV}).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    """The ``--json`` flag: print JSON for scripts instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+# --- output -------------------------------------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; ``(none)`` under the headers when there are no rows."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [list(headers), *rows]]
+    if not rows:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+def _emit(as_json: bool, data: Any, table: Callable[[], str]) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else table())
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cert_json(cert: x509.Certificate | None) -> dict[str, Any] | None:
+    if cert is None:
+        return None
+    return {
+        "serial": format(cert.serial_number, "x"),
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_before": _time(cert.not_valid_before_utc),
+        "not_after": _time(cert.not_valid_after_utc),
+        "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+    }
+
+
+def _key_json(info: KeyInfo) -> dict[str, Any]:
+    return {
+        "key_id": info.key_id,
+        "kind": info.kind.value,
+        "owner": str(info.owner),
+        "algorithm": info.algorithm.value,
+        "certificate": _cert_json(info.cert),
+    }
+
+
+def _service_text(service: ServiceId) -> str:
+    try:
+        return str(service)
+    except InvalidClientIdentifier:  # a member-level service has no display form
+        return f"{service.client} {service.service_code}" + (f" {service.service_version}" if service.service_version else "")
+
+
+# --- opening the server directory ---------------------------------------------------------------------------------
+
+
+def _open_store(directory: Path) -> ServerConfStore:
+    path = directory / DB_NAME
+    if not path.is_file():
+        raise ServerConfError(f"no security server in {directory} (run `fedbus server init --dir {directory}` first)")
+    return ServerConfStore(path)
+
+
+def _snapshot(directory: Path) -> ServerConfSnapshot:
+    with _open_store(directory) as store:
+        return store.snapshot()
+
+
+def _token(directory: Path) -> SoftToken:
+    if not (directory / DB_NAME).is_file():
+        raise ServerConfError(f"no security server in {directory} (run `fedbus server init --dir {directory}` first)")
+    return SoftToken(directory / KEYS_DIR)
+
+
+def _read_file(path: Path, limit: int, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise click.ClickException(f"cannot read {what} {path}: {err.strerror}") from err
+    if len(data) > limit:
+        raise click.ClickException(f"{what} {path} is larger than {limit} bytes")
+    return data
+
+
+# --- the group ------------------------------------------------------------------------------------------------------
+
+
+class ServerGroup(click.Group):
+    """A click group that turns every :class:`BusError` below it into a clear error and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BusError as err:
+            detail = f" ({err.reason})" if err.reason != err.message else ""
+            raise click.ClickException(f"{err.message}{detail} [{err.fault_code}]") from err
+
+
+@click.group(cls=ServerGroup)
+def server() -> None:
+    """Administer a security server: identity, keys, clients, services and access rights.
+
+    Identifiers are written in display form, e.g. SUBSYSTEM:EE/GOV/70000310/registry or
+    SERVICE:EE/GOV/70000310/registry/getRandom.
+    """
+
+
+@server.command()
+@dir_option
+@click.option("--anchor", "anchor_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The configuration anchor file from the registry.")
+@click.option("--owner", required=True, type=MEMBER, help="The owner member, e.g. MEMBER:EE/GOV/70000310.")
+@click.option("--server-code", required=True, help="This server's code, unique within the owner.")
+@json_option
+def init(directory: Path, anchor_file: Path, owner: ClientId, server_code: str, as_json: bool) -> None:
+    """Initialise a new security server in --dir from a configuration anchor."""
+    anchor = _read_file(anchor_file, MAX_ANCHOR_BYTES, "anchor")
+    parsed = parse_configuration_anchor(anchor)
+    if parsed.instance != owner.instance:
+        raise ServerConfError(f"the anchor is for instance {parsed.instance}, but the owner is of {owner.instance}")
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.ClickException(f"cannot create {directory}: {err.strerror}") from err
+    with ServerConfStore(directory / DB_NAME) as store:
+        identity = store.initialise(owner, server_code, anchor)
+    SoftToken(directory / KEYS_DIR)
+    data = {"server": str(identity.server_id), "instance": identity.instance, "anchor_hash": anchor_hash(anchor)}
+    _emit(as_json, data, lambda: f"Initialised {data['server']} in {directory}\nAnchor hash: {data['anchor_hash']}")
+
+
+@server.command()
+@dir_option
+@json_option
+def status(directory: Path, as_json: bool) -> None:
+    """Show the server's identity, clients, services, access rights and keys."""
+    snapshot = _snapshot(directory)
+    keys = _token(directory).list()
+    now = datetime.now(UTC)
+    states = dict(sorted(Counter(c.state.value for c in snapshot.clients).items()))
+    auth = [k for k in keys if k.kind is KeyKind.AUTH]
+    auth_ready = any(k.cert is not None and k.cert.not_valid_after_utc > now for k in auth)
+    signers = sorted({str(k.owner) for k in keys if k.kind is KeyKind.SIGN and k.cert is not None})
+    owner = snapshot.client(snapshot.identity.owner)
+    owner_state = owner.state.value if owner else None
+    enabled = sum(1 for s in snapshot.services if s.enabled)
+    disabled = len(snapshot.services) - enabled
+    digest = anchor_hash(snapshot.anchor)
+    data = {
+        "server": str(snapshot.server_id),
+        "instance": snapshot.identity.instance,
+        "owner_state": owner_state,
+        "anchor_hash": digest,
+        "clients": states,
+        "services": {"enabled": enabled, "disabled": disabled},
+        "access_rights": len(snapshot.rights),
+        "local_groups": len(snapshot.groups),
+        "keys": {"auth_keys": len(auth), "auth_certificate_valid": auth_ready, "members_with_signing_certificate": signers},
+    }
+
+    def table() -> str:
+        rows = [
+            ["server", str(snapshot.server_id)],
+            ["owner state", str(owner_state)],
+            ["anchor hash", digest],
+            ["clients", ", ".join(f"{n} {state}" for state, n in states.items()) or "0"],
+            ["services", f"{enabled} enabled, {disabled} disabled"],
+            ["access rights", str(len(snapshot.rights))],
+            ["local groups", str(len(snapshot.groups))],
+            ["auth certificate", "valid" if auth_ready else "missing"],
+            ["signing certificates", ", ".join(signers) or "none"],
+        ]
+        return format_table(["item", "value"], rows)
+
+    _emit(as_json, data, table)
+
+
+# --- keys ------------------------------------------------------------------------------------------------------------
+
+
+@server.group()
+def keys() -> None:
+    """Keys and certificates on the soft token."""
+
+
+@keys.command("generate")
+@dir_option
+@click.option("--kind", type=click.Choice([k.value for k in KeyKind]), required=True,
+              help="auth: this server's TLS key; sign: a member's signing key.")
+@click.option("--member", type=MEMBER, help="The member of a sign key (default: the server owner).")
+@click.option("--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]), default=KeyAlgorithm.RSA2048.value,
+              show_default=True)
+@json_option
+def keys_generate(directory: Path, kind: str, member: ClientId | None, algorithm: str, as_json: bool) -> None:
+    """Generate a key; prints its id."""
+    identity = _snapshot(directory).identity
+    key_kind = KeyKind(kind)
+    if key_kind is KeyKind.AUTH and member is not None:
+        raise click.UsageError("--member is for sign keys; an auth key belongs to this server")
+    owner = identity.server_id if key_kind is KeyKind.AUTH else (member or identity.owner)
+    token = _token(directory)
+    key_id = token.generate(key_kind, owner, KeyAlgorithm(algorithm))
+    data = _key_json(token.key(key_id))
+    _emit(as_json, data, lambda: f"Generated {kind} key {key_id} for {owner} ({algorithm})")
+
+
+@keys.command("csr")
+@dir_option
+@click.argument("key_id")
+@click.option("--name", required=True, help="The member's name, written as O in the subject.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the PEM request here instead of printing it.")
+@json_option
+def keys_csr(directory: Path, key_id: str, name: str, out_file: Path | None, as_json: bool) -> None:
+    """Make a certificate request (PKCS#10, PEM) for a key, with the certificate-profile subject."""
+    token = _token(directory)
+    info = token.key(key_id)
+    # KeyInfo guarantees auth keys belong to servers and sign keys to members.
+    owner = info.owner
+    subject = auth_subject(owner, name) if isinstance(owner, SecurityServerId) else signing_subject(owner, name)
+    pem = token.csr(key_id, subject)
+    if out_file is not None:
+        try:
+            out_file.write_bytes(pem)
+        except OSError as err:
+            raise click.ClickException(f"cannot write {out_file}: {err.strerror}") from err
+    data = {"key_id": key_id, "subject": subject.rfc4514_string(), "file": str(out_file) if out_file else None,
+            "csr": pem.decode("ascii")}
+    _emit(as_json, data, lambda: f"Wrote the request for key {key_id} to {out_file}" if out_file else pem.decode("ascii").rstrip())
+
+
+@keys.command("import-cert")
+@dir_option
+@click.argument("cert_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def keys_import_cert(directory: Path, cert_file: Path, as_json: bool) -> None:
+    """Import a certificate (PEM or DER) issued for one of the token's keys."""
+    token = _token(directory)
+    key_id = token.import_cert(_read_file(cert_file, 64 * 1024, "certificate"), now=datetime.now(UTC))
+    data = _key_json(token.key(key_id))
+    _emit(as_json, data, lambda: f"Imported the certificate for key {key_id} ({data['owner']})")
+
+
+@keys.command("list")
+@dir_option
+@json_option
+def keys_list(directory: Path, as_json: bool) -> None:
+    """List keys and their certificates."""
+    found = _token(directory).list()
+    rows = [
+        [k.key_id, k.kind.value, str(k.owner), k.algorithm.value, _time(k.cert.not_valid_after_utc) if k.cert else "-"]
+        for k in found
+    ]
+    _emit(as_json, [_key_json(k) for k in found], lambda: format_table(["key id", "kind", "owner", "algorithm", "cert until"], rows))
+
+
+# --- clients --------------------------------------------------------------------------------------------------------
+
+
+@server.group()
+def client() -> None:
+    """Clients (subsystems) hosted on this server."""
+
+
+@client.command("add")
+@dir_option
+@click.argument("client_id", metavar="SUBSYSTEM", type=SUBSYSTEM)
+@json_option
+def client_add(directory: Path, client_id: ClientId, as_json: bool) -> None:
+    """Add a subsystem as a client, in state saved."""
+    with _open_store(directory) as store:
+        added = store.add_client(client_id)
+    data = {"client": str(added.id), "state": added.state.value}
+    _emit(as_json, data, lambda: f"Added {added.id} ({added.state.value})")
+
+
+@client.command("list")
+@dir_option
+@json_option
+def client_list(directory: Path, as_json: bool) -> None:
+    """List the hosted clients and their registration states."""
+    snapshot = _snapshot(directory)
+    data = [{"client": str(c.id), "state": c.state.value, "owner": c.is_owner} for c in snapshot.clients]
+    rows = [[str(c.id), c.state.value, "owner" if c.is_owner else ""] for c in snapshot.clients]
+    _emit(as_json, data, lambda: format_table(["client", "state", "role"], rows))
+
+
+# --- services -------------------------------------------------------------------------------------------------------
+
+
+@server.group()
+def service() -> None:
+    """Services of the hosted clients."""
+
+
+@service.command("add")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.option("--url", required=True, help="Where the provider's service listens (http or https).")
+@click.option("--kind", type=click.Choice([k.value for k in ServiceKind]), default=ServiceKind.SOAP.value, show_default=True)
+@click.option("--timeout", type=int, default=DEFAULT_TIMEOUT_SECONDS, show_default=True, help="Seconds, 1 to 3600.")
+@json_option
+def service_add(directory: Path, service_id: ServiceId, url: str, kind: str, timeout: int, as_json: bool) -> None:
+    """Publish a service of a hosted client."""
+    with _open_store(directory) as store:
+        added = store.add_service(service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout)
+    data = _service_json(added)
+    _emit(as_json, data, lambda: f"Added {_service_text(added.id)} -> {added.url}")
+
+
+def _service_json(item: Service) -> dict[str, Any]:
+    return {
+        "service": _service_text(item.id),
+        "kind": item.kind.value,
+        "url": item.url,
+        "timeout": item.timeout_seconds,
+        "enabled": item.enabled,
+        "disabled_notice": item.disabled_notice,
+    }
+
+
+@service.command("disable")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.option("--notice", default="", help="What callers are told while the service is disabled.")
+def service_disable(directory: Path, service_id: ServiceId, notice: str) -> None:
+    """Disable a service; callers get service_disabled with the notice."""
+    with _open_store(directory) as store:
+        store.disable_service(service_id, notice)
+    click.echo(f"Disabled {_service_text(service_id)}")
+
+
+@service.command("enable")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+def service_enable(directory: Path, service_id: ServiceId) -> None:
+    """Enable a disabled service."""
+    with _open_store(directory) as store:
+        store.enable_service(service_id)
+    click.echo(f"Enabled {_service_text(service_id)}")
+
+
+@service.command("list")
+@dir_option
+@click.option("--client", "client_id", type=CLIENT, help="Only this client's services.")
+@json_option
+def service_list(directory: Path, client_id: ClientId | None, as_json: bool) -> None:
+    """List services."""
+    snapshot = _snapshot(directory)
+    found = snapshot.services if client_id is None else snapshot.services_of(client_id)
+    rows = [
+        [_service_text(s.id), s.kind.value, s.url, str(s.timeout_seconds), "yes" if s.enabled else "no", s.disabled_notice]
+        for s in found
+    ]
+    _emit(as_json, [_service_json(s) for s in found],
+          lambda: format_table(["service", "kind", "url", "timeout", "enabled", "notice"], rows))
+
+
+# --- access rights -------------------------------------------------------------------------------------------------
+
+
+@server.group()
+def acl() -> None:
+    """Access rights: who may call which service code (default deny)."""
+
+
+@acl.command("grant")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.argument("subject", type=SUBJECT)
+def acl_grant(directory: Path, service_id: ServiceId, subject: Subject) -> None:
+    """Let SUBJECT call SERVICE (a service code, without version: rights cover every version)."""
+    right = AccessRight(subject, service_id)
+    with _open_store(directory) as store:
+        store.grant(right)
+    click.echo(f"Granted {subject} access to {_service_text(service_id)}")
+
+
+@acl.command("revoke")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.argument("subject", type=SUBJECT)
+def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject) -> None:
+    """Take SUBJECT's right to call SERVICE away."""
+    right = AccessRight(subject, service_id)
+    with _open_store(directory) as store:
+        store.revoke(right)
+    click.echo(f"Revoked {subject}'s access to {_service_text(service_id)}")
+
+
+@acl.command("list")
+@dir_option
+@click.option("--client", "client_id", type=CLIENT, help="Only rights to this provider's services.")
+@click.option("--service", "service_id", type=SERVICE, help="Only rights to this service code.")
+@json_option
+def acl_list(directory: Path, client_id: ClientId | None, service_id: ServiceId | None, as_json: bool) -> None:
+    """List access rights."""
+    snapshot = _snapshot(directory)
+    found = [
+        r
+        for r in snapshot.rights
+        if (client_id is None or r.provider == client_id)
+        and (service_id is None or (r.provider, r.service_code) == (service_id.client, service_id.service_code))
+    ]
+    data = [
+        {"service": _service_text(r.service), "subject": str(r.subject), "endpoint": str(r.endpoint) if r.endpoint else None}
+        for r in found
+    ]
+    rows = [[_service_text(r.service), str(r.subject), str(r.endpoint) if r.endpoint else "(whole service)"] for r in found]
+    _emit(as_json, data, lambda: format_table(["service", "subject", "endpoint"], rows))
+
+
+# --- local groups ---------------------------------------------------------------------------------------------------
+
+
+@server.group()
+def localgroup() -> None:
+    """Local access-rights groups of a hosted client."""
+
+
+@localgroup.command("add")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("code", type=LOCAL_GROUP)
+@click.option("--description", required=True, help="What the group is for.")
+def localgroup_add(directory: Path, client_id: ClientId, code: LocalGroupId, description: str) -> None:
+    """Create local group CODE for the hosted client CLIENT."""
+    with _open_store(directory) as store:
+        store.add_local_group(client_id, code, description)
+    click.echo(f"Added local group {code.group_code} of {client_id}")
+
+
+@localgroup.command("add-member")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("code", type=LOCAL_GROUP)
+@click.argument("member", type=CLIENT)
+def localgroup_add_member(directory: Path, client_id: ClientId, code: LocalGroupId, member: ClientId) -> None:
+    """Add MEMBER (a subsystem or member) to local group CODE of the hosted client CLIENT."""
+    with _open_store(directory) as store:
+        store.add_local_group_member(client_id, code, member)
+    click.echo(f"Added {member} to local group {code.group_code} of {client_id}")
+
+
+@localgroup.command("list")
+@dir_option
+@click.option("--client", "client_id", type=CLIENT, help="Only this client's groups.")
+@json_option
+def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) -> None:
+    """List local groups and their members."""
+    groups = [g for g in _snapshot(directory).groups if client_id is None or g.owner == client_id]
+    data = [
+        {
+            "client": str(g.owner),
+            "code": g.id.group_code,
+            "description": g.description,
+            "members": sorted(str(m) for m in g.members),
+        }
+        for g in groups
+    ]
+    rows = [[str(g.owner), g.id.group_code, g.description, ", ".join(sorted(str(m) for m in g.members))] for g in groups]
+    _emit(as_json, data, lambda: format_table(["client", "code", "description", "members"], rows))
+
+
+# --- commands that talk to the network ----------------------------------------------------------------------------
+
+
+def _run_in_reactor(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``work(reactor)`` to completion in a reactor; a BusError inside it is raised here (and reported by
+    :class:`ServerGroup`). The reactor runs once per process, which is all a command needs."""
+    from twisted.internet import task
+
+    outcome: dict[str, Any] = {}
+
+    async def guarded(reactor: Any) -> None:
+        try:
+            outcome["result"] = await work(reactor)
+        except BusError as err:
+            outcome["error"] = err
+
+    def main(reactor: Any) -> defer.Deferred[None]:
+        return defer.ensureDeferred(guarded(reactor))
+
+    try:
+        task.react(main)
+    except SystemExit as exit_status:
+        if exit_status.code not in (0, None) and "error" not in outcome:
+            raise click.ClickException("the command failed (see the messages above)") from None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
+async def _current_conf(reactor: Any, directory: Path) -> GlobalConf:
+    """Download and verify the global configuration once (the anchor is the one given at init)."""
+    with _open_store(directory) as store:
+        anchor = parse_configuration_anchor(store.anchor())
+    conf_client = ConfClient(reactor, anchor, directory / "globalconf.bundle")
+    conf_client.load_stored()
+    result = await conf_client.refresh()
+    if not result.applied and result.error is not None:
+        raise result.error
+    return conf_client.current()
+
+
+async def _own_ocsp(reactor: Any, directory: Path, conf: GlobalConf, cert: x509.Certificate) -> bytes:
+    from security_server.service import own_certificates
+
+    targets = [t for t in own_certificates(_token(directory), conf) if t.cert == cert]
+    if not targets:
+        raise ServerConfError("the certificate's CA is not approved in the global configuration")
+    client = OcspClient(reactor, targets)
+    await client.refresh(cert)
+    der: bytes = client.current(cert)
+    return der
+
+
+def _report(as_json: bool, answer: Mapping[str, Any]) -> None:
+    _emit(as_json, dict(answer), lambda: format_table(["request", "type", "status"], [[answer["id"], answer["type"], answer["status"]]]))
+
+
+@server.command()
+@dir_option
+@click.option("--address", required=True, help="Where other security servers reach this server's proxy, host:port.")
+@json_option
+def register(directory: Path, address: str, as_json: bool) -> None:
+    """Send authCertReg for this server's authentication certificate to the registry (pr-mserv §2.2)."""
+    with _open_store(directory) as store:
+        identity = store.identity()
+    token = _token(directory)
+    server_id = identity.server_id
+
+    async def work(reactor: Any) -> Any:
+        conf = await _current_conf(reactor, directory)
+        _, sign_cert = token.signing_key(server_id.owner)
+        ocsp = await _own_ocsp(reactor, directory, conf, sign_cert)
+        content_type, body = registration.auth_cert_reg(token, server_id, address, ocsp)
+        return await registration.submit(reactor, conf.management_service, content_type, body)
+
+    _report(as_json, _run_in_reactor(work))
+
+
+@client.command("register")
+@dir_option
+@click.argument("client_id", metavar="SUBSYSTEM", type=SUBSYSTEM)
+@json_option
+def client_register(directory: Path, client_id: ClientId, as_json: bool) -> None:
+    """Send clientReg for a hosted subsystem to the registry (pr-mserv §2.1); the client waits for approval."""
+    with _open_store(directory) as store:
+        identity = store.identity()
+    token = _token(directory)
+
+    async def work(reactor: Any) -> Any:
+        conf = await _current_conf(reactor, directory)
+        _, sign_cert = token.signing_key(client_id.member)
+        ocsp = await _own_ocsp(reactor, directory, conf, sign_cert)
+        content_type, body = registration.client_reg(token, identity.server_id, client_id, ocsp)
+        answer = await registration.submit(reactor, conf.management_service, content_type, body)
+        with _open_store(directory) as store:
+            store.set_client_state(client_id, ClientState.REGISTRATION_IN_PROGRESS)
+        return answer
+
+    _report(as_json, _run_in_reactor(work))
+
+
+@server.command()
+@dir_option
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An INI file layered over conf/security-server.ini and conf.d/local.ini.")
+def run(directory: Path, config_file: Path | None) -> None:
+    """Run the security server (client proxy, server proxy, configuration client, message log) until stopped."""
+    from twisted.internet import reactor as global_reactor
+
+    from security_server.configfile import load_config
+    from security_server.core.config import LoggingConfig
+    from security_server.logconfig import configure_logging
+    from security_server.service import ServerSettings, make_service
+
+    config = load_config("security-server", extra=config_file)
+    configure_logging(LoggingConfig.from_config(config))
+    settings = ServerSettings.from_config(directory, config)
+    service = make_service(global_reactor, settings)
+    service.startService()
+    reactor: Any = global_reactor
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()

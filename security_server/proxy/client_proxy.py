@@ -1,0 +1,624 @@
+"""The client proxy: the consumer's side of an exchange, facing the consumer's information system (IS).
+
+The IS POSTs an X-Road SOAP 4.0 request; :meth:`ClientProxy.handle_soap` answers with the provider's signed,
+checked response, or with the X-Road SOAP fault saying why not. The steps run in X-Road's order
+(XROAD-REFERENCE.md §4.1; X-Road ``ClientMessageProcessor``):
+
+1. the global configuration is in force (``server.clientproxy.global_conf_outdated``);
+2. the request is a SOAP 4.0 message under the configured size limit, parsed by the hardened parser (the
+   ``client.*`` codes of core/soap.py: ``invalid_xml``, ``missing_header``, ``duplicate_header_field``,
+   ``invalid_protocol_version``, ``inconsistent_headers``, ``invalid_client_identifier``, ...);
+3. the client is a *registered* client of this server in the server configuration, and the global
+   configuration has it registered on this server (``server.clientproxy.unknown_member``);
+4. the provider is a known member (or subsystem) whose security servers the global configuration lists
+   (``unknown_member``); a ``securityServer`` header narrows them to that one (``invalid_security_server``);
+5. the request is signed with the *client member's* signing key, with its OCSP response, over the exact bytes
+   the IS posted (XROAD-REFERENCE.md §4.2); identical requests signed within one millisecond get distinct
+   signing times (:class:`SigningClock`), so a retry is always a new signature that passes the provider's
+   replay check;
+6. the transport message (OCSP response of our authentication certificate, the message, the signature) is
+   built, and the request is logged: the record is *durable* before anything leaves (``logging_failed`` /
+   ``database_error``: nothing is sent);
+7. the peer link delivers it to one of the provider's servers (fastest to connect, then the others;
+   ``network_error`` when none can be reached);
+8. the answer: a fault from the provider's side is passed through to the IS unchanged, as X-Road does;
+   otherwise the peer's TLS certificate must be the registered authentication certificate of a server that
+   hosts the provider (see *Peer verification* below), the response signature must verify and be made by the
+   *provider member's* certificate, chained to an approved CA with a good, fresh OCSP response, and the
+   response must echo the request's headers with the right ``requestHash`` (``inconsistent_response``);
+9. the response is logged (durable) and its exact bytes go to the IS.
+
+Fault prefixes: a fault in what the IS sent keeps its ``client.`` prefix; every other fault is
+``server.clientproxy.*``; a fault from the provider's server keeps its own code (e.g.
+``server.serverproxy.access_denied``). A fault in what the IS sent has the error's HTTP status (400, 405 for a
+wrong method, 413 for a body over the limit); every other fault, relayed ones included, is 500 (SOAP 1.1 §6.2;
+X-Road itself answers faults with 200, which SOAP clients accept as well).
+
+*Peer verification.* In production the mutual-TLS link checks the peer before a byte of the request is
+written (``peer_trust.PeerAuthVerifier``: all of XROAD-REFERENCE.md §4.3 including OCSP); the client proxy is
+then built with ``peer_verified_by_link=True`` and only checks that the answer came from one of the servers it
+offered. With ``peer_verified_by_link=False`` (links that do not verify, such as the in-memory link without a
+verifier) the client proxy checks the answering peer's certificate itself, checks 1-4 of core/peerauth.py, and
+OCSP (check 5) when given a ``peer_ocsp`` cache; the request has then already left, so this is a check on the
+answer, not a guard for the request.
+
+One structlog event is written per exchange (``soap_request_answered`` or ``soap_request_failed``), with the
+fault code and fault-detail UUID; message bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from io import BytesIO
+from typing import Any, Mapping, Sequence
+
+import structlog
+from cryptography import x509
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from security_server.core.errors import (
+    BusError,
+    InconsistentResponse,
+    InternalError,
+    InvalidHttpMethod,
+    InvalidMessage,
+    InvalidSecurityServer,
+    LoggingFailed,
+    NetworkError,
+    Origin,
+    RequestTooLarge,
+    SslAuthenticationFailed,
+    UnknownMember,
+)
+from security_server.core.globalconf import GlobalConf, SecurityServerInfo
+from security_server.core.identifiers import ClientId
+from security_server.core.logchain import Direction, LogEntry
+from security_server.core.multipart import Limits
+from security_server.core.peerauth import check_peer_ocsp, identify_peer
+from security_server.core.soap import SoapMessage, check_response_consistency, parse_soap
+from security_server.core.transport import (
+    FAULT_CONTENT_TYPE,
+    TransportHeaders,
+    TransportLimits,
+    TransportMessage,
+    decode_transport,
+    encode_transport,
+)
+from security_server.proxy.context import ProxyContext
+from security_server.proxy.peer_trust import PeerOcspCache
+from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
+from security_server.proxy.server_proxy import (
+    MESSAGE_URI,
+    SigningKeys,
+    TrustCache,
+    sign_message,
+    verify_member_signature,
+)
+
+DEFAULT_PEER_TIMEOUT_SECONDS = 300.0
+"""How long to wait for the provider's server to answer (longer than a provider service's default 60 s)."""
+
+DEFAULT_SERVER_PROXY_PORT = 5500
+"""X-Road's server proxy port, used when the global configuration gives a server's address without a port."""
+
+AUTH_CERT_CACHE_SECONDS = 60.0
+"""How long our authentication certificate read from the soft token is reused."""
+
+_ONE_MILLISECOND = timedelta(milliseconds=1)
+
+_log = structlog.get_logger("fedbus.proxy.client")
+
+
+# --- where the provider's servers are ------------------------------------------------------------------------
+
+
+def parse_server_address(address: str, default_port: int = DEFAULT_SERVER_PROXY_PORT) -> tuple[str, int] | None:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` from the global configuration; None when unusable."""
+    text = address.strip()
+    if not text or any(ch.isspace() or ord(ch) < 0x20 for ch in text) or "/" in text or "@" in text:
+        return None
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return None
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif ":" in text:
+        return None  # a bare IPv6 address must be bracketed to carry a port
+    if not host:
+        return None
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return None
+    return host, int(port_text)
+
+
+def peer_addresses(
+    servers: Sequence[SecurityServerInfo], default_port: int = DEFAULT_SERVER_PROXY_PORT
+) -> list[PeerAddress]:
+    """The reachable addresses of ``servers`` in configuration order (servers without a usable address skipped)."""
+    found: list[PeerAddress] = []
+    for info in servers:
+        parsed = parse_server_address(info.address, default_port) if info.address else None
+        if parsed is not None:
+            found.append(PeerAddress(info.id, parsed[0], parsed[1]))
+    return found
+
+
+# --- signing times ------------------------------------------------------------------------------------------
+
+
+class SigningClock:
+    """Signing times (whole milliseconds, as XAdES ``SigningTime`` carries them) that never go back, and that
+    differ for identical messages.
+
+    X-Road's default RSA PKCS#1 v1.5 signatures are deterministic: the same message signed in the same
+    millisecond would give the same signature, which the provider's replay check refuses. So when a message is
+    signed again within the millisecond of an identical one, its signing time moves on by a millisecond. Other
+    messages keep the clock's time; the time only runs ahead of the clock while identical messages arrive more
+    than once per millisecond.
+    """
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+        self._digests: set[bytes] = set()
+
+    def time_for(self, message: bytes, now: datetime) -> datetime:
+        """The signing time for ``message`` at ``now``."""
+        digest = hashlib.sha256(message).digest()
+        moment = now.astimezone(timezone.utc)
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        if self._last is not None and moment < self._last:
+            moment = self._last  # never back: a stepped clock must not reuse an earlier millisecond
+        if moment == self._last and digest in self._digests:
+            moment = moment + _ONE_MILLISECOND
+        if moment != self._last:
+            self._last = moment
+            self._digests = set()
+        self._digests.add(digest)
+        return moment
+
+
+# --- the client proxy ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What one exchange has learned so far (for the summary event and the failure record)."""
+
+    started: float
+    request_id: str | None = None
+    soap: SoapMessage | None = None
+    request_logged: bool = False
+    sent: bool = False
+    peer: str | None = None
+    relayed_fault: str | None = None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+class ClientProxy:
+    """The consumer side of an exchange; see the module docstring for the steps."""
+
+    def __init__(
+        self,
+        context: ProxyContext,
+        link: PeerLink,
+        *,
+        peer_verified_by_link: bool = False,
+        peer_ocsp: PeerOcspCache | None = None,
+        peer_timeout_seconds: float = DEFAULT_PEER_TIMEOUT_SECONDS,
+        default_peer_port: int = DEFAULT_SERVER_PROXY_PORT,
+        signing_keys: SigningKeys | None = None,
+        proxy_version: str | None = None,
+    ) -> None:
+        self.context = context
+        self.link = link
+        self.peer_verified_by_link = peer_verified_by_link
+        self.peer_ocsp = peer_ocsp
+        self.peer_timeout_seconds = peer_timeout_seconds
+        self.default_peer_port = default_peer_port
+        self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
+        self.proxy_version = proxy_version
+        self.clock = SigningClock()
+        self.trust = TrustCache()
+        self._auth_cert: tuple[float, x509.Certificate] | None = None
+        self._limits = TransportLimits(
+            mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
+            max_attachments=context.limits.max_attachments,
+        )
+
+    # --- the IS-facing entry point ---------------------------------------------------------------------------
+
+    def handle_soap(self, content_type: str, body: bytes, headers: Mapping[str, str]) -> Deferred[tuple[int, str, bytes]]:
+        """Answer one IS request: ``(HTTP status, content type, body)``; never fails (faults are answers)."""
+        exchange = _Exchange(started=time.monotonic())
+        return Deferred.fromCoroutine(self._handle(exchange, content_type, body, headers))
+
+    def refuse(self, error: BusError) -> tuple[int, str, bytes]:
+        """The answer to a request refused before it could be read (wrong method, body over the limit)."""
+        exchange = _Exchange(started=time.monotonic())
+        self._summary(exchange, error)
+        return error.http_status, FAULT_CONTENT_TYPE, error.to_soap_fault()
+
+    async def _handle(
+        self, exchange: _Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, str, bytes]:
+        try:
+            answer = await self._process(exchange, content_type, body, headers)
+        except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
+            fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
+            # A fault in what the IS sent keeps its client. prefix; anything else is ours.
+            if exchange.sent or fault.origin is not Origin.CLIENT:
+                fault.at(Origin.CLIENT_PROXY)
+            fault_body = fault.to_soap_fault()
+            if exchange.request_logged:
+                await self._log_failure(exchange, fault_body, fault.fault_code)
+            self._summary(exchange, fault)
+            # The error's own status (400, 405, 413) only when the IS is at fault; our failures are 500.
+            status = fault.http_status if fault.origin is Origin.CLIENT else 500
+            return status, FAULT_CONTENT_TYPE, fault_body
+        self._summary(exchange, None)
+        return answer
+
+    async def _process(
+        self, exchange: _Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, str, bytes]:
+        context = self.context
+        now = _utc(context.now())
+        conf = context.global_conf()
+        conf.check_valid(now)
+
+        # 2. the IS's request
+        soap = parse_soap(body, content_type, max_bytes=context.limits.max_body_bytes)
+        exchange.soap = soap
+        header = soap.header
+        assert header is not None  # a request is never a fault
+
+        # 3. the client: registered here, in our configuration and in the global one
+        client = header.client
+        hosted = context.server_conf().client(client)
+        if hosted is None or not hosted.registered:
+            raise UnknownMember(f"Client '{client}' not found", reason=f"{client} is not a registered client of this server")
+        if not conf.has_member(client) or not conf.is_hosted_by(client, context.server_id):
+            raise UnknownMember(
+                f"Client '{client}' not found",
+                reason=f"the global configuration does not register {client} on {context.server_id}",
+            )
+
+        # 4. the provider's security servers
+        provider = header.service.client
+        if not conf.has_member(provider):
+            raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not in the global configuration")
+        servers = conf.security_servers_of(provider)
+        if header.security_server is not None:
+            servers = tuple(s for s in servers if s.id == header.security_server)
+            if not servers:
+                raise InvalidSecurityServer(
+                    f"Invalid security server \"{header.security_server}\"",
+                    reason=f"{header.security_server} does not host {provider}",
+                    origin=Origin.CLIENT_PROXY,  # X-Road: a configuration fault, not the IS's
+                )
+        peers = peer_addresses(servers, self.default_peer_port)
+        if not peers:
+            raise UnknownMember(
+                f"Could not find addresses for service provider \"{header.service}\"",
+                reason=f"no server hosting {provider} has a usable address",
+            )
+
+        # 5-6. sign, build the transport message, log durably
+        request_id = str(uuid.uuid4())
+        exchange.request_id = request_id
+        transport_headers = TransportHeaders(
+            request_id,
+            original_content_type=content_type,
+            original_soap_action=_header(headers, "SOAPAction"),
+            proxy_version=self.proxy_version,
+        )
+        signature = sign_message(
+            self.signing_keys, context.own_ocsp, client, body, self.clock.time_for(body, now)
+        )
+        auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
+        transport_type, transport_body = encode_transport(
+            TransportMessage(
+                body,
+                message_content_type=content_type,
+                signature=signature.signature_xml,
+                ocsp_responses=(auth_ocsp,),
+            )
+        )
+        await self._log(
+            LogEntry(
+                query_id=header.id,
+                direction=Direction.REQUEST,
+                client=str(client),
+                service=str(header.service),
+                time=now,
+                message=body,
+                signature=signature.signature_xml,
+                x_request_id=request_id,
+            )
+        )
+        exchange.request_logged = True
+
+        # 7. to the provider's server
+        exchange.sent = True
+        try:
+            response = await self.link.send(
+                peers,
+                PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body),
+                self.peer_timeout_seconds,
+            )
+        except BusError:
+            raise
+        except Exception as err:
+            raise NetworkError("Could not reach the provider's security server", reason=repr(err)) from err
+        exchange.peer = str(response.server) if response.server is not None else None
+
+        # 8. the answer
+        now = _utc(context.now())
+        conf = context.global_conf()
+        if response.server is not None and all(p.server != response.server for p in peers):
+            raise SslAuthenticationFailed(
+                "Answer came from a security server that was not asked", reason=f"answer from {response.server}"
+            )
+        await self._check_peer(response, conf, now, provider)
+        transport = decode_transport(response.content_type, response.body, is_response=True, limits=self._limits)
+        if transport.message is None or transport.signature is None:
+            # A fault from the provider's side; its listener may answer early faults without transport headers.
+            assert transport.fault is not None  # decode_transport: a message, or a fault in its place
+            return await self._relay_fault(exchange, transport.fault)
+        reply_headers = TransportHeaders.from_http(response.headers, is_response=True)
+        if reply_headers.request_id is not None and reply_headers.request_id != request_id:
+            raise InconsistentResponse(
+                "Response from server proxy is not consistent with request",
+                reason=f"x-road-request-id {reply_headers.request_id!r} is not {request_id!r}",
+            )
+        parts = {MESSAGE_URI: transport.message}
+        if transport.hashchain_result is not None and transport.hashchain is not None:
+            parts["/sig-hashchainresult.xml"] = transport.hashchain_result
+            parts["/sig-hashchain.xml"] = transport.hashchain
+        verify_member_signature(transport.signature, parts, provider, conf, self.trust.get(conf), now)
+        answer = parse_soap(
+            transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes, is_response=True
+        )
+        if not answer.is_fault:
+            check_response_consistency(soap, answer)
+
+        # 9. log and answer with the exact bytes
+        await self._log(
+            LogEntry(
+                query_id=header.id,
+                direction=Direction.RESPONSE,
+                client=str(client),
+                service=str(header.service),
+                time=now,
+                message=transport.message,
+                signature=transport.signature,
+                x_request_id=request_id,
+                hashchain=transport.hashchain,
+                hashchainresult=transport.hashchain_result,
+            )
+        )
+        if answer.is_fault:
+            exchange.relayed_fault = (answer.fault_code or "unknown")[:200]
+            return 500, transport.message_content_type, transport.message
+        return 200, transport.message_content_type, transport.message
+
+    # --- steps ------------------------------------------------------------------------------------------------
+
+    def _own_auth_cert(self, now: datetime) -> x509.Certificate:
+        """Our authentication certificate (read from the token at most once a minute; the key stays with TLS)."""
+        stamp = now.timestamp()
+        if self._auth_cert is not None:
+            read_at, cert = self._auth_cert
+            if 0 <= stamp - read_at < AUTH_CERT_CACHE_SECONDS and cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+                return cert
+        _, cert = self.context.token.auth_key(now=now)
+        self._auth_cert = (stamp, cert)
+        return cert
+
+    async def _check_peer(self, response: PeerResponse, conf: GlobalConf, now: datetime, provider: ClientId) -> None:
+        """See *Peer verification* in the module docstring."""
+        if self.peer_verified_by_link:
+            return
+        if response.peer_cert_der is None:
+            raise SslAuthenticationFailed("Provider's security server presented no TLS certificate")
+        peer = identify_peer(response.peer_cert_der, conf, now, expected_server=response.server, hosted_client=provider)
+        if self.peer_ocsp is not None:
+            ocsp_der = await self.peer_ocsp.get(peer, conf)
+            check_peer_ocsp(peer, ocsp_der, conf, now)
+
+    async def _relay_fault(self, exchange: _Exchange, fault_body: bytes) -> tuple[int, str, bytes]:
+        """Pass the provider side's SOAP fault to the IS as it is (X-Road ``checkResponse``), once it is checked
+        to be a well-formed SOAP fault."""
+        fault = parse_soap(fault_body, FAULT_CONTENT_TYPE, max_bytes=self.context.limits.max_body_bytes, is_response=True)
+        if not fault.is_fault:
+            raise InvalidMessage("Fault part of the response is not a SOAP fault")
+        exchange.relayed_fault = (fault.fault_code or "unknown")[:200]
+        await self._log_failure(exchange, fault_body, exchange.relayed_fault)
+        return 500, FAULT_CONTENT_TYPE, fault_body
+
+    async def _log(self, entry: LogEntry) -> None:
+        try:
+            await self.context.message_log.log(entry)
+        except BusError:
+            raise
+        except Exception as err:
+            raise LoggingFailed("Message log could not record the exchange", reason=repr(err)) from err
+
+    async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
+        """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: nothing half-written)."""
+        soap = exchange.soap
+        if soap is None or soap.header is None:
+            return
+        try:
+            await self.context.message_log.log(
+                LogEntry(
+                    query_id=soap.header.id,
+                    direction=Direction.RESPONSE,
+                    client=str(soap.header.client),
+                    service=str(soap.header.service),
+                    time=_utc(self.context.now()),
+                    message=body,
+                    signature=b"",
+                    x_request_id=exchange.request_id,
+                    succeeded=False,
+                    fault_code=fault_code,
+                )
+            )
+        except Exception as err:  # noqa: BLE001 - the IS gets the fault either way
+            _log.error("failure_record_not_logged", **self._fields(exchange), reason=repr(err))
+
+    def _fields(self, exchange: _Exchange) -> dict[str, Any]:
+        fields: dict[str, Any] = {"x_request_id": exchange.request_id, "peer": exchange.peer}
+        header = exchange.soap.header if exchange.soap is not None else None
+        if header is not None:
+            fields.update(query_id=header.id, client=str(header.client), service=str(header.service))
+        return fields
+
+    def _summary(self, exchange: _Exchange, fault: BusError | None) -> None:
+        """The one event of an exchange."""
+        duration_ms = round((time.monotonic() - exchange.started) * 1000, 1)
+        if fault is None:
+            _log.info(
+                "soap_request_answered",
+                **self._fields(exchange),
+                relayed_fault=exchange.relayed_fault,
+                duration_ms=duration_ms,
+            )
+            return
+        _log.warning(
+            "soap_request_failed", **self._fields(exchange), **fault.log_fields(), sent=exchange.sent, duration_ms=duration_ms
+        )
+
+
+# --- the IS-facing HTTP resource ----------------------------------------------------------------------------
+
+
+class BoundedRequest(server.Request):
+    """A request that keeps at most ``max_body_bytes`` of its body in memory and remembers if it had more.
+
+    Twisted buffers a request body before the resource sees it; this keeps the buffer bounded (SECURITY-CASES.md:
+    "read stops at the limit"), never spills to a temporary file, and skips Twisted's form parsing of POST bodies.
+    """
+
+    max_body_bytes = 10 * 1024 * 1024
+    _parsePOSTFormSubmission = False
+    body_too_large = False
+    _body_size = 0
+
+    _buffer: BytesIO | None = None
+
+    def gotLength(self, length: int | None) -> None:
+        """Start an in-memory body; a declared length over the limit is refused at once."""
+        self._buffer = self.content = BytesIO()
+        self._body_size = 0
+        self.body_too_large = length is not None and length > self.max_body_bytes
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """Keep the chunk while the body stays within the limit; drop everything once it does not."""
+        if self.body_too_large:
+            return
+        self._body_size += len(data)
+        if self._body_size > self.max_body_bytes or self._buffer is None:
+            self.body_too_large = True
+            self._buffer = self.content = BytesIO()
+            return
+        self._buffer.write(data)
+
+
+def bounded_request_factory(max_body_bytes: int) -> type[BoundedRequest]:
+    """A :class:`BoundedRequest` class with the given limit, for ``Site.requestFactory``."""
+    return type("BoundedRequestWithLimit", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
+
+
+class ClientProxyResource(Resource):
+    """The IS-facing endpoint: POST a SOAP request, get the answer or an X-Road SOAP fault."""
+
+    isLeaf = True
+
+    def __init__(self, proxy: ClientProxy) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self.proxy = proxy
+
+    def render(self, request: server.Request) -> bytes | int:
+        """Dispatch: POST goes to the client proxy; any other method is ``client.invalid_http_method``."""
+        limit = self.proxy.context.limits.max_body_bytes
+        if request.method != b"POST":
+            method = request.method.decode("latin-1", "replace")[:16]
+            _set_header(request, b"allow", b"POST")
+            return _start_answer(request, self.proxy.refuse(InvalidHttpMethod(f"Invalid HTTP method: {method}")))
+        declared = request.getHeader(b"content-length")
+        too_large = getattr(request, "body_too_large", False) or (
+            declared is not None and declared.isdigit() and int(declared) > limit
+        )
+        body = b"" if too_large or request.content is None else request.content.read(limit + 1)
+        if too_large or len(body) > limit:
+            refused = self.proxy.refuse(RequestTooLarge(f"Request body is larger than {limit} bytes"))
+            return _start_answer(request, refused)
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        headers: dict[str, str] = {}
+        soap_action = request.getHeader(b"soapaction")
+        if soap_action is not None:
+            headers["SOAPAction"] = soap_action.decode("latin-1")
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def write(answer: tuple[int, str, bytes]) -> None:
+            if gone:
+                return  # the IS hung up; the exchange is logged and summarised already
+            body = _start_answer(request, answer)
+            request.write(body)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+            request.finish()  # type: ignore[no-untyped-call]
+
+        self.proxy.handle_soap(content_type, body, headers).addCallback(write)
+        return server.NOT_DONE_YET
+
+
+def _set_header(request: server.Request, name: bytes, value: bytes) -> None:
+    request.setHeader(name, value)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+
+
+def _start_answer(request: server.Request, answer: tuple[int, str, bytes]) -> bytes:
+    """Set the status and headers of ``answer``; return its body."""
+    status, content_type, body = answer
+    request.setResponseCode(status)
+    _set_header(request, b"content-type", content_type.encode("latin-1"))
+    _set_header(request, b"content-length", str(len(body)).encode("ascii"))
+    return body
+
+
+def client_proxy_site(proxy: ClientProxy) -> server.Site:
+    """A ``Site`` serving :class:`ClientProxyResource` with bodies bounded by the proxy's configured limit."""
+    site = server.Site(ClientProxyResource(proxy))  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+    site.requestFactory = bounded_request_factory(proxy.context.limits.max_body_bytes)
+    return site

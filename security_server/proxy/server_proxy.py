@@ -1,0 +1,818 @@
+"""The server proxy: the provider's side of an exchange between two security servers.
+
+A peer's client proxy sends a signed transport message over mutual TLS; the TLS listener (the network layer,
+security_server/proxy/peerlink.py) calls :meth:`ServerProxy.handle` with the peer's certificate. The checks run
+in X-Road's order (XROAD-REFERENCE.md §4.1; X-Road ``ServerMessageProcessor``), each failing with its X-Road
+fault code under the ``server.serverproxy`` prefix:
+
+1. the global configuration is in force (``global_conf_outdated``);
+2. the transport message decodes (HTTP headers, part order, a signature part: ``missing_signature``), and its
+   message part is a SOAP 4.0 request (the IS-side rules of core/soap.py);
+3. a ``securityServer`` header, if any, names this server (``invalid_security_server``);
+4. the provider (the service's client) is a *registered* client of this server (``unknown_member``);
+5. the peer's TLS certificate is an authentication certificate registered in the global configuration to a
+   security server that hosts the request's client, chains to an approved CA and has a good, fresh OCSP
+   response among the request's OCSP parts (``ssl_authentication_failed``, ``cert_validation``,
+   ``incorrect_validation_info``, ``invalid_cert_path``; XROAD-REFERENCE.md §4.3);
+6. the service exists with exactly this code and version (``unknown_service``) and is a SOAP service
+   (``service_type``); the client has an access right, default deny (``access_denied``); the service is
+   enabled (``service_disabled``, with the provider's notice). This is X-Road's order (``verifyAccess``): the
+   disabled notice is only shown to clients that may call the service;
+7. the signature verifies over the exact message bytes (``invalid_signature_value``, ``malformed_signature``),
+   the signing certificate belongs to the *client's member* under the certificate profile
+   (``incorrect_certificate``, X-Road ``SignatureVerifier.verifySignerName``), chains to an approved CA and its
+   embedded OCSP response is good and fresh;
+8. the signature has not been accepted before (replay, see :class:`ReplayGuard`; X-Road has no such check);
+9. the request is logged, durably, before the provider sees it (``logging_failed`` / ``database_error``: the
+   provider is not called);
+10. the provider's service is called with the service's timeout; connection refused or unreachable is
+    ``service_failed.network_error``, a broken or timed-out exchange ``service_failed.io_error`` (X-Road maps
+    ``SocketTimeoutException``, an ``IOException``, to ``io_error``; it has no timeout code), an HTTP status
+    other than 200 or 500 ``service_failed.http_error`` (X-Road ``AbstractHttpSender.checkResponseStatus``), an
+    answer that is not a SOAP message ``service_failed.<the parser's code>`` (e.g. ``invalid_xml``,
+    ``invalid_content_type``); a SOAP fault from the service is passed back unchanged (X-Road does the same);
+11. ``requestHash`` over the exact request bytes goes into the response header, which is signed with the
+    *provider member's* key and its OCSP response, logged durably, and returned (without OCSP parts).
+
+:meth:`ServerProxy.handle` never fails: every fault becomes a whole-body ``text/xml`` SOAP fault (an early
+failure, pr-messtransp §3.1), with a fault-detail UUID that is also in our log. One structlog event is written
+per exchange (``peer_request_answered`` or ``peer_request_refused``); message bodies are never logged. Once the
+request is in the message log, a failure is logged there too, as a failed response record with its fault code.
+
+The signature and certificate checks here are pure decisions shared with the client proxy
+(:func:`verify_member_signature`); they would sit well in ``security_server.core`` later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping, Protocol, Sequence, cast
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
+from twisted.internet import defer
+from twisted.internet import error as net_error
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
+    RequestGenerationFailed,
+    RequestTransmissionFailed,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
+from zope.interface import implementer
+
+from security_server.core.certprofile import member_from_signing_cert
+from security_server.core.errors import (
+    BusError,
+    IncorrectCertificate,
+    IncorrectValidationInfo,
+    InternalError,
+    InvalidCertPath,
+    InvalidMessage,
+    InvalidRequest,
+    InvalidSecurityServer,
+    LoggingFailed,
+    Origin,
+    ServiceDisabled,
+    ServiceFailed,
+    ServiceType,
+    SslAuthenticationFailed,
+    UnknownMember,
+    UnknownService,
+)
+from security_server.core.globalconf import GlobalConf
+from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.logchain import Direction, LogEntry
+from security_server.core.peerauth import check_peer_auth_cert
+from security_server.core.multipart import Limits
+from security_server.core.signature import (
+    ECDSA_SHA512,
+    RSA_SHA512,
+    MessagePart,
+    SignatureData,
+    VerifiedSignature,
+    build_signature,
+    verify_signature,
+)
+from security_server.core.soap import SoapMessage, add_request_hash, parse_soap
+from security_server.core.transport import (
+    FAULT_CONTENT_TYPE,
+    MessageKind,
+    TransportHeaders,
+    TransportLimits,
+    TransportMessage,
+    decode_transport,
+    encode_transport,
+)
+from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, verify_cert_path
+from security_server.proxy.context import ProxyContext
+from security_server.proxy.peerlink import PeerRequest, PeerResponse
+from security_server.serverconf.store import ServiceKind
+from security_server.signer.softtoken import PrivateKey, SoftToken
+
+MESSAGE_URI = "/message.xml"
+"""The detached reference of a single-part message (XROAD-REFERENCE.md §4.2)."""
+
+DEFAULT_REPLAY_WINDOW_SECONDS = 600.0
+"""How old a request signature may be (by its ``SigningTime``) and how long its value is remembered."""
+
+DEFAULT_REPLAY_CAPACITY = 200_000
+"""The most signatures the replay guard remembers at once."""
+
+DEFAULT_KEY_CACHE_SECONDS = 60.0
+"""How long a signing key read from the soft token is reused before the token is read again."""
+
+_log = structlog.get_logger("fedbus.proxy.server")
+
+
+# --- trust material of one global configuration (pure) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrustAnchors:
+    """The approved CA certificates, intermediates and OCSP responder certificates of a global configuration,
+    parsed once per configuration."""
+
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+    responders: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def of(cls, conf: GlobalConf) -> TrustAnchors:
+        """Parse the certificates that ``conf`` lists."""
+        load = x509.load_der_x509_certificate
+        return cls(
+            roots=tuple(load(der) for der in conf.approved_roots()),
+            intermediates=tuple(load(der) for der in conf.intermediate_cas()),
+            responders=tuple(load(der) for der in conf.ocsp_responder_certs()),
+        )
+
+
+class TrustCache:
+    """Keeps the :class:`TrustAnchors` of the configuration last asked about (a new configuration object
+    replaces it; the configuration client swaps in a new object on every applied download)."""
+
+    def __init__(self) -> None:
+        self._conf: GlobalConf | None = None
+        self._anchors: TrustAnchors | None = None
+
+    def get(self, conf: GlobalConf) -> TrustAnchors:
+        """The anchors of ``conf``."""
+        if self._conf is not conf or self._anchors is None:
+            self._anchors = TrustAnchors.of(conf)
+            self._conf = conf
+        return self._anchors
+
+
+def check_cert_and_ocsp(
+    cert: x509.Certificate,
+    ocsp_responses: Sequence[bytes],
+    conf: GlobalConf,
+    anchors: TrustAnchors,
+    now: datetime,
+    *,
+    extra_certs: Sequence[x509.Certificate] = (),
+) -> None:
+    """Raise unless ``cert`` chains to an approved CA at ``now`` and one of ``ocsp_responses`` says it is good
+    and is fresh (XROAD-REFERENCE.md §4.3 checks 2 and 3, §4.4).
+
+    ``invalid_cert_path`` when there is no chain, ``cert_validation`` for a certificate out of its validity or
+    revoked, ``incorrect_validation_info`` when no response is authentic, about this certificate and fresh.
+    """
+    path = verify_cert_path(cert, (*anchors.intermediates, *extra_certs), anchors.roots, now)
+    if len(path) < 2:
+        raise InvalidCertPath("an approved CA certificate cannot sign messages or authenticate a server")
+    issuer = path[1]
+    if not ocsp_responses:
+        raise IncorrectValidationInfo("no OCSP response for the certificate")
+    problems: list[BusError] = []
+    for ocsp_der in ocsp_responses:
+        try:
+            check_ocsp_response(
+                ocsp_der,
+                cert,
+                issuer,
+                now,
+                freshness_seconds=conf.ocsp_freshness_seconds,
+                trusted_responders=anchors.responders,
+            )
+            return
+        except IncorrectValidationInfo as err:
+            problems.append(err)  # maybe another response is the one for this certificate
+    raise problems[0]
+
+
+def verify_member_signature(
+    signature_xml: bytes,
+    parts: Mapping[str, bytes],
+    member: ClientId,
+    conf: GlobalConf,
+    anchors: TrustAnchors,
+    now: datetime,
+) -> VerifiedSignature:
+    """Verify a message signature and that the signer is ``member`` (a subsystem signs with its member's key).
+
+    ``parts`` maps the detached URIs (``/message.xml``, and for a batch signature ``/sig-hashchainresult.xml``
+    and ``/sig-hashchain.xml``) to their bytes. The checks: structure and value (core/signature.py), the
+    signer's identity from the signing certificate under our profile (``incorrect_certificate`` when it is
+    another member, X-Road ``SignatureVerifier.verifySignerName``), then the certificate path and the OCSP
+    response embedded in the signature (:func:`check_cert_and_ocsp`).
+    """
+    verified = verify_signature(signature_xml, parts.get, expected_parts=(MESSAGE_URI,))
+    signer = member_from_signing_cert(verified.signing_cert)
+    if signer != member.member:
+        raise IncorrectCertificate(
+            "Name in certificate does not match name in message",
+            reason=f"message is signed by {signer}, its client is {member}",
+        )
+    check_cert_and_ocsp(
+        verified.signing_cert, verified.ocsp_responses, conf, anchors, now, extra_certs=verified.extra_certs
+    )
+    return verified
+
+
+# --- the peer's authentication certificate -------------------------------------------------------------------
+
+
+class PeerCertCheck(Protocol):
+    """The check of a peer's TLS authentication certificate (:func:`security_server.core.peerauth.check_peer_auth_cert`)."""
+
+    def __call__(
+        self,
+        cert_der: bytes,
+        conf: GlobalConf,
+        now: datetime,
+        *,
+        expected_server: SecurityServerId | None = None,
+        hosted_client: ClientId | None = None,
+        ocsp_der: bytes | Sequence[bytes] | None,
+    ) -> object:
+        """Raise a BusError unless the certificate is acceptable; the result is ignored."""
+        ...
+
+
+# --- replays -------------------------------------------------------------------------------------------------
+
+
+class ReplayGuard:
+    """Refuses a signed request that was accepted before (SECURITY-CASES.md: "the same signed message replayed").
+
+    X-Road has no such check. A request is accepted only if its ``SigningTime`` lies within
+    ``[now - window, now + skew]``; the key of an accepted request (the signature value with the digest of the
+    message it covers, so the messages of one batch signature stay apart) is remembered until its signing time
+    leaves the window, after which the time check alone refuses it. Memory is bounded: when ``capacity`` keys
+    are held, the one signed earliest is dropped and nothing signed at or before it is accepted any more (a
+    watermark), so a full guard refuses old requests instead of forgetting them.
+
+    A client proxy re-signs every request it sends, a retry included, with a new ``SigningTime`` (the client
+    proxy makes signing times of identical messages differ), so a retry through a security server always
+    passes; only a byte-identical resend of a signed message is refused.
+    """
+
+    def __init__(
+        self,
+        window_seconds: float = DEFAULT_REPLAY_WINDOW_SECONDS,
+        *,
+        skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
+        capacity: int = DEFAULT_REPLAY_CAPACITY,
+    ) -> None:
+        if window_seconds <= 0 or skew_seconds < 0 or capacity < 1:
+            raise ValueError("window must be positive, skew non-negative and capacity at least 1")
+        self.window = timedelta(seconds=window_seconds)
+        self.skew = timedelta(seconds=skew_seconds)
+        self.capacity = capacity
+        self._seen: set[bytes] = set()
+        self._by_time: list[tuple[datetime, bytes]] = []
+        self._floor: datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    @staticmethod
+    def key(signature_value: bytes, message: bytes) -> bytes:
+        """What identifies one signed message: its signature value and the digest of the message."""
+        return hashlib.sha512(hashlib.sha512(signature_value).digest() + hashlib.sha512(message).digest()).digest()
+
+    def check(self, key: bytes, signing_time: datetime, now: datetime) -> None:
+        """Accept ``key`` once, or raise :class:`InvalidRequest` (subcode ``replayed_signature`` or
+        ``stale_signature``)."""
+        self._expire(now)
+        if signing_time < now - self.window or (self._floor is not None and signing_time <= self._floor):
+            raise InvalidRequest(
+                "Request signature is too old",
+                subcode="stale_signature",
+                origin=Origin.SERVER_PROXY,
+                reason=f"signing time {signing_time.isoformat()} is outside the replay window at {now.isoformat()}",
+            )
+        if signing_time > now + self.skew:
+            raise InvalidRequest(
+                "Request signature is from the future",
+                subcode="stale_signature",
+                origin=Origin.SERVER_PROXY,
+                reason=f"signing time {signing_time.isoformat()} is after {now.isoformat()} plus the clock skew",
+            )
+        if key in self._seen:
+            raise InvalidRequest(
+                "Request has been received before",
+                subcode="replayed_signature",
+                origin=Origin.SERVER_PROXY,
+                reason="this signature was accepted before (replay)",
+            )
+        self._seen.add(key)
+        heapq.heappush(self._by_time, (signing_time, key))
+        while len(self._seen) > self.capacity:
+            oldest, dropped = heapq.heappop(self._by_time)
+            self._seen.discard(dropped)
+            self._floor = oldest if self._floor is None else max(self._floor, oldest)
+
+    def _expire(self, now: datetime) -> None:
+        limit = now - self.window
+        while self._by_time and self._by_time[0][0] < limit:
+            _, dropped = heapq.heappop(self._by_time)
+            self._seen.discard(dropped)
+
+
+# --- our own signing keys ------------------------------------------------------------------------------------
+
+
+class SigningKeys:
+    """Signing keys and certificates read from the soft token, reused for ``ttl_seconds`` (reading a key file
+    and loading the key costs milliseconds, too much for every message; a renewed certificate is picked up
+    within ``ttl_seconds``)."""
+
+    def __init__(self, token: SoftToken, ttl_seconds: float = DEFAULT_KEY_CACHE_SECONDS) -> None:
+        self._token = token
+        self._ttl = ttl_seconds
+        self._cache: dict[ClientId, tuple[float, PrivateKey, x509.Certificate]] = {}
+
+    def get(self, member: ClientId, now: datetime) -> tuple[PrivateKey, x509.Certificate]:
+        """The key and certificate ``member`` signs with at ``now`` (KeyNotAvailable when there is none)."""
+        member = member.member
+        stamp = now.timestamp()
+        cached = self._cache.get(member)
+        if cached is not None:
+            read_at, key, cert = cached
+            if 0 <= stamp - read_at < self._ttl and cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+                return key, cert
+        key, cert = self._token.signing_key(member, now=now)
+        self._cache[member] = (stamp, key, cert)
+        return key, cert
+
+
+def sign_message(
+    keys: SigningKeys, own_ocsp: Callable[[x509.Certificate], bytes], member: ClientId, message: bytes, now: datetime
+) -> SignatureData:
+    """Sign ``message`` as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2, one part, no hash chain)."""
+    key, cert = keys.get(member, now)
+    ocsp = own_ocsp(cert)
+    # RSA-SHA512 is X-Road's default; an EC signing key signs with ECDSA-SHA512 (XROAD-REFERENCE.md §4.2).
+    algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
+    return build_signature([MessagePart.of(MESSAGE_URI, message)], cert, key, ocsp, now, algorithm=algorithm)
+
+
+# --- calling the provider's service --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAnswer:
+    """What the provider's service answered: HTTP status, content type and body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+class ProviderClient(Protocol):
+    """Posts a SOAP request to a provider's service."""
+
+    def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
+    ) -> Deferred[ProviderAnswer]:
+        """Fails with :class:`ServiceFailed` (origin server.serverproxy) saying why."""
+        ...
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """A request body that is already in memory, written in one go."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self._data)
+        return defer.succeed(None)
+
+    def pauseProducing(self) -> None:
+        """Nothing to pause: everything was written at once."""
+
+    def resumeProducing(self) -> None:
+        """Nothing to resume."""
+
+    def stopProducing(self) -> None:
+        """Nothing to stop."""
+
+
+class _LimitedBody(TwistedProtocol):
+    """Collects a response body up to a limit; cancelling the read aborts the connection."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.finished: Deferred[bytes] = Deferred(self._cancel)
+
+    def _cancel(self, _: Deferred[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()  # aborts the connection (HTTP11ClientProtocol)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            self.chunks = []
+            if self.transport is not None:
+                self.transport.stopProducing()
+            self.finished.errback(
+                ServiceFailed("Service response is too large", subcode="io_error", reason=f"more than {self.max_bytes} bytes")
+            )
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.finished.called:
+            return
+        if isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
+            self.finished.callback(b"".join(self.chunks))
+        else:
+            self.finished.errback(
+                ServiceFailed("Service response could not be read", subcode="io_error", reason=str(reason.value))
+            )
+
+
+def _failure_to_service_failed(failure: Failure, url: str, timeout_seconds: float) -> ServiceFailed:
+    """X-Road's verdicts on a failed call (``translateException``): socket errors are ``network_error``, other
+    I/O errors, a timeout included, ``io_error``."""
+    value = failure.value
+    if isinstance(value, ServiceFailed):
+        return value
+    if isinstance(value, (defer.TimeoutError, net_error.TimeoutError, defer.CancelledError)):
+        return ServiceFailed(
+            "Service did not answer in time", subcode="io_error", reason=f"{url} did not answer within {timeout_seconds} s"
+        )
+    if isinstance(value, (net_error.ConnectError, net_error.DNSLookupError, net_error.ConnectionRefusedError)):
+        return ServiceFailed("Cannot connect to the service", subcode="network_error", reason=f"{url}: {value}")
+    if isinstance(value, (ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed, RequestGenerationFailed)):
+        reasons = getattr(value, "reasons", [])
+        detail = "; ".join(str(r.value) for r in reasons) or str(value)
+        return ServiceFailed("Service connection failed", subcode="io_error", reason=f"{url}: {detail}")
+    if isinstance(value, BusError):
+        return ServiceFailed(value.message, subcode=value.code, reason=value.reason)
+    return ServiceFailed("Service call failed", subcode="io_error", reason=f"{url}: {value!r}")
+
+
+class AgentProviderClient:
+    """Calls providers with ``twisted.web.client.Agent`` over a pool of persistent connections."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        *,
+        max_response_bytes: int,
+        pool: HTTPConnectionPool | None = None,
+        max_persistent_per_host: int = 16,
+    ) -> None:
+        self._reactor = reactor
+        self._max_response_bytes = max_response_bytes
+        if pool is None:
+            pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+            pool.maxPersistentPerHost = max_persistent_per_host
+        self.pool = pool
+        self._agent = Agent(reactor, pool=pool)  # type: ignore[no-untyped-call]
+
+    def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
+    ) -> Deferred[ProviderAnswer]:
+        """POST ``body`` to ``url``; the whole exchange, body included, must finish within ``timeout_seconds``."""
+        http_headers = Headers({name.encode("latin-1"): [value.encode("latin-1")] for name, value in headers.items()})
+        requested: Deferred[IResponse] = self._agent.request(
+            b"POST", url.encode("ascii"), http_headers, cast(IBodyProducer, _BytesProducer(body))
+        )
+
+        def got_response(response: IResponse) -> Deferred[ProviderAnswer]:
+            content_type = response.headers.getRawHeaders(b"content-type", [b""])[-1].decode("latin-1")
+            if response.length is not UNKNOWN_LENGTH and response.length > self._max_response_bytes:
+                cast(Any, response).deliverBody(TwistedProtocol())
+                raise ServiceFailed("Service response is too large", subcode="io_error")
+            collector = _LimitedBody(self._max_response_bytes)
+            cast(Any, response).deliverBody(collector)
+            return collector.finished.addCallback(lambda data: ProviderAnswer(response.code, content_type, data))
+
+        answered = requested.addCallback(got_response)
+        # Our own timer rather than addTimeout: cancelling the Agent surfaces as ResponseNeverReceived or a
+        # cancelled body read, and the verdict must still say "timeout" (the connection is aborted either way).
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            answered.cancel()
+
+        timer = self._reactor.callLater(timeout_seconds, expire)
+
+        def settled(result: ProviderAnswer | Failure) -> ProviderAnswer | Failure:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        def failed(failure: Failure) -> ProviderAnswer:
+            if timed_out:
+                raise ServiceFailed(
+                    "Service did not answer in time",
+                    subcode="io_error",
+                    reason=f"{url} did not answer within {timeout_seconds} s",
+                )
+            raise _failure_to_service_failed(failure, url, timeout_seconds)
+
+        return answered.addBoth(settled).addErrback(failed)
+
+    def close(self) -> Deferred[None]:
+        """Close the pooled connections (at shutdown)."""
+        return cast(Deferred[None], self.pool.closeCachedConnections())  # type: ignore[no-untyped-call]
+
+
+# --- the server proxy ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What one exchange has learned so far (for the summary event and the failure record)."""
+
+    started: float
+    request_id: str | None = None
+    soap: SoapMessage | None = None
+    request_logged: bool = False
+    provider_called: bool = False
+    provider_fault: str | None = None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+class ServerProxy:
+    """The provider side of an exchange; see the module docstring for the steps. Implements ServerProxyHandler."""
+
+    def __init__(
+        self,
+        context: ProxyContext,
+        *,
+        provider_client: ProviderClient | None = None,
+        peer_check: PeerCertCheck = check_peer_auth_cert,
+        replay_guard: ReplayGuard | None = None,
+        signing_keys: SigningKeys | None = None,
+        proxy_version: str | None = None,
+    ) -> None:
+        self.context = context
+        self.provider_client: ProviderClient = (
+            provider_client
+            if provider_client is not None
+            else AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes)
+        )
+        self.peer_check = peer_check
+        self.replay_guard = replay_guard if replay_guard is not None else ReplayGuard()
+        self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
+        self.proxy_version = proxy_version
+        self.trust = TrustCache()
+        # The transport body holds the SOAP part plus OCSP responses and the signature: allow room for them.
+        self._limits = TransportLimits(
+            mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
+            max_attachments=context.limits.max_attachments,
+        )
+
+    def close(self) -> Deferred[None]:
+        """Close the provider client's pooled connections (at shutdown), when it has any."""
+        close = getattr(self.provider_client, "close", None)
+        if close is None:
+            return defer.succeed(None)
+        return defer.maybeDeferred(close).addCallback(lambda _: None)
+
+    def handle(self, peer_cert_der: bytes | None, request: PeerRequest) -> Deferred[PeerResponse]:
+        """Answer one request from a peer's client proxy; never fails (faults become fault responses)."""
+        exchange = _Exchange(started=time.monotonic())
+        return Deferred.fromCoroutine(self._handle(exchange, peer_cert_der, request))
+
+    async def _handle(self, exchange: _Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
+        try:
+            response = await self._process(exchange, peer_cert_der, request)
+        except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
+            fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
+            fault.at(Origin.SERVER_PROXY)
+            body = fault.to_soap_fault()
+            if exchange.request_logged:
+                await self._log_failure(exchange, body, fault.fault_code)
+            self._summary(exchange, fault)
+            return self._reply(exchange, FAULT_CONTENT_TYPE, body)
+        self._summary(exchange, None)
+        return response
+
+    async def _process(self, exchange: _Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
+        context = self.context
+        now = _utc(context.now())
+        conf = context.global_conf()
+        conf.check_valid(now)
+
+        # 2. the transport message and its SOAP part
+        headers = TransportHeaders.from_http(request.headers, is_response=False)
+        exchange.request_id = headers.request_id
+        transport = decode_transport(request.content_type, request.body, is_response=False, limits=self._limits)
+        if transport.kind is not MessageKind.SOAP:
+            raise ServiceType("REST messages are not served yet", reason="REST transport message to the SOAP proxy")
+        if transport.attachments:
+            raise InvalidMessage("SOAP attachments are not supported yet")
+        assert transport.message is not None and transport.signature is not None  # decode_transport checked
+        soap = parse_soap(transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes)
+        exchange.soap = soap
+        header = soap.header
+        assert header is not None  # a request is never a fault
+
+        # 3-4. the target server and the provider
+        snapshot = context.server_conf()
+        if header.security_server is not None and header.security_server != context.server_id:
+            raise InvalidSecurityServer(
+                "Invalid security server identifier",
+                reason=f"request names {header.security_server}, this is {context.server_id}",
+            )
+        provider = header.service.client
+        hosted = snapshot.client(provider)
+        if hosted is None or not hosted.registered:
+            raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not a registered client here")
+
+        # 5. the peer's TLS certificate (X-Road verifySslClientCert)
+        if peer_cert_der is None:
+            raise SslAuthenticationFailed("Peer presented no TLS certificate")
+        if not transport.ocsp_responses:
+            raise SslAuthenticationFailed("Cannot verify TLS certificate, corresponding OCSP response is missing")
+        # core/peerauth.py: registered to a server hosting the client, approved CA, one OCSP part good and fresh.
+        self.peer_check(peer_cert_der, conf, now, hosted_client=header.client, ocsp_der=transport.ocsp_responses)
+
+        # 6. the service and the access right (X-Road verifyAccess order)
+        service = snapshot.service(header.service)
+        if service is None:
+            raise UnknownService(f"Unknown service: {header.service}")
+        if service.kind is not ServiceKind.SOAP:
+            raise ServiceType("Service is a REST service and cannot be called using SOAP interface")
+        snapshot.check_access(header.client, header.service, in_global_group=conf.is_member_of_group)
+        if not service.enabled:
+            raise ServiceDisabled(f"Service {header.service} is disabled: {service.disabled_notice}")
+
+        # 7-8. the signature, its signer, and replays
+        parts = {MESSAGE_URI: transport.message}
+        if transport.hashchain_result is not None and transport.hashchain is not None:
+            parts["/sig-hashchainresult.xml"] = transport.hashchain_result
+            parts["/sig-hashchain.xml"] = transport.hashchain
+        verified = verify_member_signature(transport.signature, parts, header.client, conf, self.trust.get(conf), now)
+        self.replay_guard.check(
+            ReplayGuard.key(verified.signature_value, transport.message), _utc(verified.signing_time), now
+        )
+
+        # 9. a durable request record before the provider sees anything
+        await self._log(
+            LogEntry(
+                query_id=header.id,
+                direction=Direction.REQUEST,
+                client=str(header.client),
+                service=str(header.service),
+                time=now,
+                message=transport.message,
+                signature=transport.signature,
+                x_request_id=headers.request_id,
+                hashchain=transport.hashchain,
+                hashchainresult=transport.hashchain_result,
+            )
+        )
+        exchange.request_logged = True
+
+        # 10. the provider's service
+        provider_headers = {"Content-Type": transport.message_content_type}
+        if headers.original_soap_action is not None:
+            provider_headers["SOAPAction"] = headers.original_soap_action
+        exchange.provider_called = True
+        answer = await self.provider_client.post(
+            service.url, transport.message, provider_headers, float(service.timeout_seconds)
+        )
+        if answer.status not in (200, 500):
+            raise ServiceFailed("Service responded with an HTTP error", subcode="http_error", reason=f"HTTP {answer.status}")
+        try:
+            response = parse_soap(answer.body, answer.content_type, max_bytes=context.limits.max_body_bytes, is_response=True)
+        except BusError as err:
+            raise ServiceFailed(err.message, subcode=err.code, reason=f"service response: {err.reason}") from err
+        if response.fault is not None:
+            # X-Road parseResponse: a fault from the service goes back to the client as it is (re-encoded as
+            # UTF-8, the charset of a whole-body fault); the exchange is logged as failed with its code.
+            body = bytes(etree.tostring(response.root, xml_declaration=True, encoding="UTF-8"))
+            exchange.provider_fault = response.fault.code[:200] or "unknown"
+            await self._log_failure(exchange, body, exchange.provider_fault)
+            return self._reply(exchange, FAULT_CONTENT_TYPE, body)
+
+        # 11. requestHash, signature, log, answer
+        now = _utc(context.now())
+        signed = add_request_hash(response, transport.message)
+        signature = sign_message(self.signing_keys, context.own_ocsp, provider, signed, now)
+        await self._log(
+            LogEntry(
+                query_id=header.id,
+                direction=Direction.RESPONSE,
+                client=str(header.client),
+                service=str(header.service),
+                time=now,
+                message=signed,
+                signature=signature.signature_xml,
+                x_request_id=headers.request_id,
+            )
+        )
+        content_type, body = encode_transport(
+            TransportMessage(signed, message_content_type=answer.content_type, signature=signature.signature_xml)
+        )
+        return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
+
+    async def _log(self, entry: LogEntry) -> None:
+        try:
+            await self.context.message_log.log(entry)
+        except BusError:
+            raise
+        except Exception as err:
+            raise LoggingFailed("Message log could not record the exchange", reason=repr(err)) from err
+
+    def _reply(
+        self, exchange: _Exchange, content_type: str, body: bytes, *, original_content_type: str | None = None
+    ) -> PeerResponse:
+        headers = TransportHeaders(
+            exchange.request_id, original_content_type=original_content_type, proxy_version=self.proxy_version
+        )
+        return PeerResponse(status=200, content_type=content_type, body=body, headers=dict(headers.to_http()))
+
+    async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
+        """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: logged as failed)."""
+        soap = exchange.soap
+        if soap is None or soap.header is None:
+            return
+        try:
+            await self.context.message_log.log(
+                LogEntry(
+                    query_id=soap.header.id,
+                    direction=Direction.RESPONSE,
+                    client=str(soap.header.client),
+                    service=str(soap.header.service),
+                    time=_utc(self.context.now()),
+                    message=body,
+                    signature=b"",
+                    x_request_id=exchange.request_id,
+                    succeeded=False,
+                    fault_code=fault_code,
+                )
+            )
+        except Exception as err:  # noqa: BLE001 - the peer gets the fault either way
+            _log.error("failure_record_not_logged", **self._fields(exchange), reason=repr(err))
+
+    def _fields(self, exchange: _Exchange) -> dict[str, Any]:
+        fields: dict[str, Any] = {"x_request_id": exchange.request_id}
+        header = exchange.soap.header if exchange.soap is not None else None
+        if header is not None:
+            fields.update(query_id=header.id, client=str(header.client), service=str(header.service))
+        return fields
+
+    def _summary(self, exchange: _Exchange, fault: BusError | None) -> None:
+        """The one event of an exchange: answered (perhaps with the provider's own fault) or refused."""
+        duration_ms = round((time.monotonic() - exchange.started) * 1000, 1)
+        if fault is None:
+            _log.info(
+                "peer_request_answered",
+                **self._fields(exchange),
+                provider_fault=exchange.provider_fault,
+                duration_ms=duration_ms,
+            )
+            return
+        _log.warning(
+            "peer_request_refused",
+            **self._fields(exchange),
+            **fault.log_fields(),
+            provider_called=exchange.provider_called,
+            duration_ms=duration_ms,
+        )

@@ -1,0 +1,282 @@
+"""Assembling a running security server: ``make_service(reactor, settings)`` returns a Twisted MultiService.
+
+Layout of a security server's working directory (made by ``fedbus server init``)::
+
+    serverconf.db      identity, hosted clients, services, access rights (the admin's CLI writes it)
+    keys/              the soft token: auth and signing keys with their certificates
+    globalconf.bundle  the last verified global configuration
+    messagelog.db      the hash-linked message log
+    ocsp/              cached OCSP responses for our own certificates
+
+Parts and their order: the configuration client (loads the stored copy, then refreshes every interval), the
+OCSP client for our own certificates, the message-log writer, a poller that re-reads the server
+configuration snapshot (so CLI changes apply without a restart), the client proxy (HTTP, for the department's
+systems) and the server proxy (mutual TLS, for other security servers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+
+from security_server.confclient.client import ConfClient
+from security_server.core.config import LayeredConfig, MessageLimits
+from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo
+from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
+from security_server.messagelog.writer import MessageLogWriter
+from security_server.proxy.client_proxy import ClientProxy, client_proxy_site
+from security_server.proxy.context import ProxyContext
+from security_server.proxy.mtls import MtlsPeerLink, ServerProxyResource, listen_server_proxy, server_proxy_site
+from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
+from security_server.proxy.server_proxy import ServerProxy
+from security_server.serverconf.store import ServerConfSnapshot, ServerConfStore
+from security_server.signer.ocsp_client import OcspClient, OwnCertificate
+from security_server.signer.softtoken import SoftToken
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPaths:
+    """Where each part of a security server's state lives under its working directory."""
+
+    root: Path
+
+    @property
+    def serverconf(self) -> Path:
+        """The server configuration database."""
+        return self.root / "serverconf.db"
+
+    @property
+    def keys(self) -> Path:
+        """The soft token."""
+        return self.root / "keys"
+
+    @property
+    def globalconf(self) -> Path:
+        """The stored global configuration."""
+        return self.root / "globalconf.bundle"
+
+    @property
+    def messagelog(self) -> Path:
+        """The message log."""
+        return self.root / "messagelog.db"
+
+    @property
+    def ocsp_cache(self) -> Path:
+        """Cached OCSP responses for our own certificates."""
+        return self.root / "ocsp"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """A security server's settings, read once at start-up (``[server]`` and ``[limits]`` in the INI files)."""
+
+    root: Path
+    client_proxy_host: str = "127.0.0.1"
+    client_proxy_port: int = 8080
+    server_proxy_host: str = "127.0.0.1"
+    server_proxy_port: int = 5500
+    conf_refresh_seconds: float = 60.0
+    serverconf_poll_seconds: float = 2.0
+    limits: MessageLimits = MessageLimits()
+
+    @classmethod
+    def from_config(cls, root: Path, config: LayeredConfig) -> ServerSettings:
+        """Read the settings for the server in ``root``."""
+        return cls(
+            root=root,
+            client_proxy_host=config.get_str("server", "client-proxy-host", "127.0.0.1"),
+            client_proxy_port=config.get_int("server", "client-proxy-port", 8080, minimum=0, maximum=65535),
+            server_proxy_host=config.get_str("server", "server-proxy-host", "127.0.0.1"),
+            server_proxy_port=config.get_int("server", "server-proxy-port", 5500, minimum=0, maximum=65535),
+            conf_refresh_seconds=config.get_int("server", "conf-refresh-seconds", 60, minimum=1, maximum=3600),
+            limits=MessageLimits.from_config(config),
+        )
+
+
+def own_certificates(token: SoftToken, conf: GlobalConf | None) -> list[OwnCertificate]:
+    """Our auth and signing certificates with their issuers and OCSP responders (from the global configuration,
+    else from the certificate's authorityInfoAccess)."""
+    found: list[OwnCertificate] = []
+    for entry in token.list():
+        cert = entry.cert
+        if cert is None:
+            continue
+        issuer_der = conf.ca_cert_for(cert.issuer) if conf is not None else None
+        if issuer_der is None:
+            continue
+        issuer = x509.load_der_x509_certificate(issuer_der)
+        responders = conf.ocsp_responders(cert.issuer) if conf is not None else ()
+        url = responders[0].url if responders else _aia_ocsp_url(cert)
+        if url:
+            found.append(OwnCertificate(cert, issuer, url))
+    return found
+
+
+def _aia_ocsp_url(cert: x509.Certificate) -> str | None:
+    try:
+        access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return None
+    for description in access:
+        if description.access_method == AuthorityInformationAccessOID.OCSP:
+            return str(description.access_location.value)
+    return None
+
+
+class SecurityServerService(service.MultiService):
+    """The running security server; see the module docstring."""
+
+    def __init__(self, reactor: Any, settings: ServerSettings) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.reactor = reactor
+        self.settings = settings
+        self.paths = ServerPaths(settings.root)
+        store = ServerConfStore(self.paths.serverconf)
+        if not store.is_initialised():
+            raise ConfigurationError(f"{settings.root} holds no initialised security server (run `fedbus server init`)")
+        self.store = store
+        self.identity = store.identity()
+        self.token = SoftToken(self.paths.keys)
+        self.conf_client = ConfClient(
+            reactor, parse_configuration_anchor(store.anchor()), self.paths.globalconf,
+            interval_seconds=settings.conf_refresh_seconds,
+        )
+        self.conf_client.setServiceParent(self)  # type: ignore[no-untyped-call]
+        self.message_log = MessageLogWriter(reactor, self.paths.messagelog)
+        self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
+        self._snapshot: ServerConfSnapshot = store.snapshot()
+        self.ocsp: OcspClient | None = None
+        self._ocsp_targets: frozenset[str] = frozenset()
+        self.context = ProxyContext(
+            reactor=reactor,
+            server_id=self.identity.server_id,
+            global_conf=self.conf_client.current,
+            server_conf=lambda: self._snapshot,
+            token=self.token,
+            own_ocsp=self._own_ocsp,
+            message_log=self.message_log,
+            limits=settings.limits,
+        )
+        self.peer_ocsp = PeerOcspCache(reactor)
+        self.link = MtlsPeerLink(
+            reactor, self.token, verify_peer=PeerAuthVerifier(reactor, self.conf_client.current, self.peer_ocsp)
+        )
+        self.client_proxy = ClientProxy(self.context, self.link, peer_verified_by_link=True, peer_ocsp=self.peer_ocsp)
+        self.server_proxy = ServerProxy(self.context)
+        self._ports: list[Any] = []
+        self._poll: LoopingCall | None = None
+
+    def _own_ocsp(self, cert: x509.Certificate) -> bytes:
+        if self.ocsp is None:
+            raise IncorrectValidationInfo("no OCSP response for our certificate yet", reason="OCSP client not started")
+        return self.ocsp.current(cert)
+
+    def _current_conf(self) -> GlobalConf | None:
+        try:
+            return self.conf_client.current()
+        except GlobalConfOutdated:
+            return None
+
+    def _start_ocsp(self, targets: list[OwnCertificate] | None = None) -> None:
+        conf = self._current_conf()
+        targets = targets if targets is not None else own_certificates(self.token, conf)
+        self._ocsp_targets = frozenset(t.key for t in targets)
+        if self.ocsp is not None:
+            self.ocsp.stop()
+        self.ocsp = OcspClient(
+            self.reactor, targets, freshness_seconds=conf.ocsp_freshness_seconds if conf else 3600,
+            cache_dir=self.paths.ocsp_cache,
+        )
+        self.ocsp.start()
+
+    def reload_serverconf(self) -> defer.Deferred[None]:
+        """Re-read the server configuration, and restart the OCSP client when our certificates changed."""
+        conf = self._current_conf()
+
+        def read() -> tuple[ServerConfSnapshot, list[OwnCertificate]]:
+            return ServerConfStore(self.paths.serverconf).snapshot(), own_certificates(self.token, conf)
+
+        def keep(result: tuple[ServerConfSnapshot, list[OwnCertificate]]) -> None:
+            snapshot, targets = result
+            self._snapshot = snapshot
+            if frozenset(t.key for t in targets) != self._ocsp_targets:
+                log.info("own_certificates_changed", count=len(targets))
+                self._start_ocsp(targets)
+
+        def failed(failure: Any) -> None:
+            log.warning("serverconf_reload_failed", error=failure.getErrorMessage())
+
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read).addCallbacks(keep, failed)
+
+    def startService(self) -> None:
+        """Start the parts, then listen on the client and server proxy ports."""
+        service.MultiService.startService(self)  # type: ignore[no-untyped-call]
+        self._start_ocsp()
+        self._poll = LoopingCall(self.reload_serverconf)
+        self._poll.clock = self.reactor
+        self._poll.start(self.settings.serverconf_poll_seconds, now=False)
+        client_site = client_proxy_site(self.client_proxy)
+        self._ports.append(
+            self.reactor.listenTCP(self.settings.client_proxy_port, client_site, interface=self.settings.client_proxy_host)
+        )
+        site = server_proxy_site(ServerProxyResource(self.server_proxy, max_body_bytes=self.settings.limits.max_body_bytes + 1024 * 1024))
+        self._ports.append(
+            listen_server_proxy(
+                self.reactor, site, self.token, port=self.settings.server_proxy_port, interface=self.settings.server_proxy_host
+            )
+        )
+        log.info(
+            "security_server_started",
+            server=str(self.identity.server_id),
+            client_proxy=self.client_proxy_port,
+            server_proxy=self.server_proxy_port,
+        )
+
+    @property
+    def client_proxy_port(self) -> int:
+        """The port the client proxy listens on (useful when configured as 0)."""
+        port: int = self._ports[0].getHost().port
+        return port
+
+    @property
+    def server_proxy_port(self) -> int:
+        """The port the server proxy listens on."""
+        port: int = self._ports[1].getHost().port
+        return port
+
+    def restart_ocsp(self) -> None:
+        """Pick up new certificates or a new global configuration (after registration, renewal)."""
+        self._start_ocsp()
+
+    def stopService(self) -> defer.Deferred[None]:
+        """Stop listening, then stop the parts (the message log drains last)."""
+        if self._poll is not None and self._poll.running:
+            self._poll.stop()
+        if self.ocsp is not None:
+            self.ocsp.stop()
+        self.link.close()
+        self.server_proxy.close()
+        stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in self._ports]
+        self._ports = []
+
+        def stop_parts(_: object) -> defer.Deferred[None]:
+            stopped: defer.Deferred[None] = service.MultiService.stopService(self)  # type: ignore[no-untyped-call]
+            return stopped
+
+        return defer.gatherResults(stopping).addBoth(stop_parts)
+
+
+def make_service(reactor: Any, settings: ServerSettings) -> SecurityServerService:
+    """The security server in ``settings.root`` as a Twisted service."""
+    return SecurityServerService(reactor, settings)

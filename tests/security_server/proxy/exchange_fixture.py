@@ -1,0 +1,588 @@
+"""Two security servers, a provider service and a CA, built from real parts for the proxy tests.
+
+Everything is made at run time: a development CA with its delegated OCSP responder, soft tokens whose keys get
+certificates through CSRs, the global configuration values that list both servers, server configurations and
+message logs (SQLite) in temporary folders, and a SOAP provider on a loopback port. The PKI is made once per
+test process (RSA key generation is the slow part); everything that a test may change is made per test.
+
+The federation: member C (``EE/GOV/70000001``) runs ``ss1`` and hosts the consumer subsystem ``client``; member
+P (``EE/GOV/70000002``) runs ``ss2`` and hosts the provider subsystem ``service``; member O
+(``EE/COM/70000003``) runs ``ss3`` (registered, hosting neither) and also has a signing key, the "other
+member's key". ``ss9`` has an auth certificate from the CA but is not registered anywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import shutil
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Coroutine, Mapping, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from lxml import etree
+from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.trial import unittest
+from twisted.web import resource, server
+from twisted.web.client import HTTPConnectionPool
+
+from central_registry.trust.ca import CertKind, DevelopmentCA
+from central_registry.trust.ocsp_responder import build_ocsp_response
+from security_server.core.acl import AccessRight
+from security_server.core.certprofile import auth_subject, signing_subject
+from security_server.core.config import MessageLimits
+from security_server.core.errors import SOAP_ENV_NS
+from security_server.core.globalconf import (
+    ApprovedCa,
+    CaInfo,
+    GlobalConf,
+    GlobalSettings,
+    ManagementService,
+    MemberClass,
+    MemberInfo,
+    OcspResponder,
+    PrivateParameters,
+    SecurityServerInfo,
+    SharedParameters,
+)
+from security_server.core.identifiers import ClientId, SecurityServerId, ServiceId
+from security_server.core.safexml import parse_xml
+from security_server.core.logchain import LogRecord
+from security_server.core.soap import SoapHeader, build_envelope
+from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.writer import MessageLogWriter
+from security_server.proxy.client_proxy import ClientProxy
+from security_server.proxy.context import ProxyContext
+from security_server.proxy.locallink import LocalPeerLink
+from security_server.proxy.peer_trust import PeerOcspCache
+from security_server.proxy.peerlink import PeerLink
+from security_server.proxy.server_proxy import AgentProviderClient, ServerProxy, SigningKeys
+from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
+from security_server.signer.softtoken import KeyKind, SoftToken
+
+REACTOR: Any = global_reactor
+
+C = ClientId("EE", "GOV", "70000001")
+P = ClientId("EE", "GOV", "70000002")
+O = ClientId("EE", "COM", "70000003")  # noqa: E741 - the "other" member
+CONSUMER = C.subsystem("client")
+PROVIDER = P.subsystem("service")
+OTHER = O.subsystem("other")
+SS1 = SecurityServerId(C, "ss1")
+SS2 = SecurityServerId(P, "ss2")
+SS3 = SecurityServerId(O, "ss3")
+SS9 = SecurityServerId(O, "ss9")
+
+NS = "http://example.org/people"
+SERVICE = ServiceId(PROVIDER, "getPerson", "v1")
+
+
+def now() -> datetime:
+    """The reactor's time, aware UTC."""
+    return datetime.fromtimestamp(REACTOR.seconds(), tz=timezone.utc)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def der(cert: x509.Certificate) -> bytes:
+    """A certificate in DER."""
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+# --- the PKI, once per process -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The CA, the tokens and the certificates of the test federation."""
+
+    root: Path
+    ca: DevelopmentCA
+    consumer_token: SoftToken
+    """ss1's auth key and member C's signing key (RSA 2048, X-Road's default, deterministic signatures)."""
+    provider_token: SoftToken
+    """ss2's auth key and member P's signing key."""
+    revoked_token: SoftToken
+    """A second ss1 auth key whose certificate the CA has revoked, and a second signing key of member C."""
+    other_token: SoftToken
+    """ss3's auth key and member O's signing key."""
+    unregistered_auth: x509.Certificate
+    """An auth certificate for ss9, which no global configuration lists."""
+
+    def auth_cert(self, token: SoftToken) -> x509.Certificate:
+        """The auth certificate on ``token``."""
+        return token.auth_key()[1]
+
+
+def _issue(token: SoftToken, ca: DevelopmentCA, kind: KeyKind, owner: Any, algorithm: str, at: datetime) -> x509.Certificate:
+    key_id = token.generate(kind, owner, algorithm)  # type: ignore[arg-type]
+    subject = auth_subject(owner, "Test member") if kind is KeyKind.AUTH else signing_subject(owner, "Test member")
+    cert = ca.issue(token.csr(key_id, subject), CertKind.AUTH if kind is KeyKind.AUTH else CertKind.SIGN, at)
+    token.import_cert(cert.public_bytes(serialization.Encoding.PEM), now=at)
+    return cert
+
+
+@functools.cache
+def pki() -> Pki:
+    """The test PKI (made on first use, kept for the test process)."""
+    root = Path(tempfile.mkdtemp(prefix="fedbus-exchange-pki-"))
+    at = now()
+    ca = DevelopmentCA.init(root / "ca", "fedbus exchange test CA", at, key_size=2048, ocsp_url="http://127.0.0.1:1/ocsp")
+    ca.issue_ocsp_cert(at)
+    consumer = SoftToken(root / "consumer")
+    _issue(consumer, ca, KeyKind.AUTH, SS1, "ec-p256", at)
+    _issue(consumer, ca, KeyKind.SIGN, C, "rsa2048", at)
+    provider = SoftToken(root / "provider")
+    _issue(provider, ca, KeyKind.AUTH, SS2, "ec-p256", at)
+    _issue(provider, ca, KeyKind.SIGN, P, "rsa2048", at)
+    revoked = SoftToken(root / "revoked")
+    revoked_cert = _issue(revoked, ca, KeyKind.AUTH, SS1, "ec-p256", at)
+    _issue(revoked, ca, KeyKind.SIGN, C, "ec-p256", at)
+    ca.revoke(revoked_cert.serial_number, x509.ReasonFlags.key_compromise, at)
+    other = SoftToken(root / "other")
+    _issue(other, ca, KeyKind.AUTH, SS3, "ec-p256", at)
+    _issue(other, ca, KeyKind.SIGN, O, "ec-p256", at)
+    stray = SoftToken(root / "stray")
+    unregistered = _issue(stray, ca, KeyKind.AUTH, SS9, "ec-p256", at)
+    return Pki(root, ca, consumer, provider, revoked, other, unregistered)
+
+
+_KEYS: dict[int, SigningKeys] = {}
+
+
+def signing_keys(token: SoftToken) -> SigningKeys:
+    """One key cache per token for the whole test process (loading an RSA key costs tens of milliseconds)."""
+    keys = _KEYS.get(id(token))
+    if keys is None:
+        keys = _KEYS[id(token)] = SigningKeys(token, ttl_seconds=3600)
+    return keys
+
+
+def ocsp_response(ca: DevelopmentCA, cert: x509.Certificate, at: datetime) -> bytes:
+    """A real OCSP response of the CA's responder about ``cert``, made at ``at``."""
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(cert, ca.certificate, hashes.SHA1())
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    return build_ocsp_response(request, ca.state(), at)
+
+
+class OwnOcsp:
+    """``ProxyContext.own_ocsp``: real responses from the CA, made once per certificate; ``age`` makes them old."""
+
+    def __init__(self, ca: DevelopmentCA, age: Callable[[x509.Certificate], timedelta] | None = None) -> None:
+        self.ca = ca
+        self.age = age
+        self._made: dict[int, bytes] = {}
+
+    def __call__(self, cert: x509.Certificate) -> bytes:
+        made = self._made.get(cert.serial_number)
+        if made is None:
+            delta = self.age(cert) if self.age is not None else timedelta(0)
+            made = self._made[cert.serial_number] = ocsp_response(self.ca, cert, now() - delta)
+        return made
+
+
+def ocsp_fetch(ca: DevelopmentCA) -> Callable[[str, bytes], Deferred[bytes]]:
+    """A ``PeerOcspCache`` fetch that asks the CA's responder logic in memory."""
+
+    def fetch(url: str, request_der: bytes) -> Deferred[bytes]:
+        return succeed(build_ocsp_response(request_der, ca.state(), now()))
+
+    return fetch
+
+
+# --- the global configuration ------------------------------------------------------------------------------
+
+
+def global_conf(
+    material: Pki,
+    *,
+    expires_in: timedelta = timedelta(days=1),
+    ss1_certs: tuple[x509.Certificate, ...] | None = None,
+    ss2_address: str = "127.0.0.1:5500",
+    extra_provider_servers: tuple[SecurityServerInfo, ...] = (),
+) -> GlobalConf:
+    """The federation's configuration: three members, three servers, one approved CA with its responder."""
+    ca_der = der(material.ca.certificate)
+    responder = material.ca.state().responder_cert
+    assert responder is not None
+    auth1 = ss1_certs if ss1_certs is not None else (material.auth_cert(material.consumer_token),)
+    shared = SharedParameters(
+        instance="EE",
+        global_settings=GlobalSettings(3600, (MemberClass("GOV", "Government"), MemberClass("COM", "Commercial"))),
+        approved_cas=(ApprovedCa("test CA", CaInfo(ca_der, (OcspResponder("http://127.0.0.1:1/ocsp", der(responder)),)), "fedbus"),),
+        members=(
+            MemberInfo(C, "Consumer department", ("client",)),
+            MemberInfo(P, "Provider department", ("service",)),
+            MemberInfo(O, "Other company", ("other",)),
+        ),
+        security_servers=(
+            SecurityServerInfo(SS1, "127.0.0.1:5500", tuple(hashlib.sha256(der(c)).digest() for c in auth1), (CONSUMER,)),
+            SecurityServerInfo(
+                SS2,
+                ss2_address,
+                (hashlib.sha256(der(material.auth_cert(material.provider_token))).digest(),),
+                (PROVIDER,),
+            ),
+            SecurityServerInfo(
+                SS3, "127.0.0.1:5500", (hashlib.sha256(der(material.auth_cert(material.other_token))).digest(),), (OTHER,)
+            ),
+            *extra_provider_servers,
+        ),
+    )
+    private = PrivateParameters(
+        instance="EE",
+        management_service=ManagementService("https://127.0.0.1:1/managementservice/", C.subsystem("management"), ca_der),
+        time_stamping_interval_seconds=60,
+    )
+    return GlobalConf(shared, private, now() + expires_in)
+
+
+# --- the provider's information system ---------------------------------------------------------------------
+
+
+class ProviderService(resource.Resource):
+    """A SOAP provider on loopback: ``/echo`` answers with the request headers echoed; the other paths misbehave."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.calls: dict[str, int] = {}
+        self.bodies: list[bytes] = []
+        self.soap_actions: list[str | None] = []
+        self.held: list[server.Request] = []
+
+    def render_POST(self, request: server.Request) -> bytes | int:
+        """Answer by path: echo, nonxml, html, fault, notfound, drop, slow."""
+        path = request.path.decode("ascii").strip("/")
+        self.calls[path] = self.calls.get(path, 0) + 1
+        body = request.content.read() if request.content is not None else b""
+        self.bodies.append(body)
+        action = request.getHeader(b"soapaction")
+        self.soap_actions.append(None if action is None else action.decode("latin-1"))
+        if path == "slow":
+            self.held.append(request)
+            return server.NOT_DONE_YET
+        if path == "drop":
+            assert request.transport is not None
+            request.transport.abortConnection()
+            return server.NOT_DONE_YET
+        if path == "nonxml":
+            request.setHeader(b"content-type", b"text/xml; charset=UTF-8")  # type: ignore[no-untyped-call]
+            return b"this is not XML at all"
+        if path == "html":
+            request.setHeader(b"content-type", b"text/html")  # type: ignore[no-untyped-call]
+            return b"<html><body>Internal error</body></html>"
+        if path == "notfound":
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
+            return b"no such service"
+        request.setHeader(b"content-type", b"text/xml; charset=UTF-8")  # type: ignore[no-untyped-call]
+        if path == "fault":
+            request.setResponseCode(500)
+            return (
+                b'<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="' + SOAP_ENV_NS.encode()
+                + b'"><SOAP-ENV:Body><SOAP-ENV:Fault><faultcode>SOAP-ENV:Server.PersonNotFound</faultcode>'
+                b"<faultstring>No such person</faultstring></SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+            )
+        return echo_response(body)
+
+    def release(self) -> None:
+        """Answer requests still held by ``/slow`` (at tear-down) so that no connection stays open."""
+        for request in self.held:
+            if not request.finished and not request._disconnected:
+                request.finish()  # type: ignore[no-untyped-call]
+        self.held.clear()
+
+
+def echo_response(request_body: bytes) -> bytes:
+    """The provider's answer: the request's header fields echoed, and ``<code>Response`` with what was asked."""
+    root = parse_xml(request_body)
+    header = root.find(f"{{{SOAP_ENV_NS}}}Header")
+    body = root.find(f"{{{SOAP_ENV_NS}}}Body")
+    assert header is not None and body is not None
+    wrapper = body[0]
+    envelope = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV_NS})
+    envelope.append(copy.deepcopy(header))
+    out_body = etree.SubElement(envelope, f"{{{SOAP_ENV_NS}}}Body")
+    answer = etree.SubElement(out_body, etree.QName(etree.QName(wrapper).namespace or NS, etree.QName(wrapper).localname + "Response"))
+    etree.SubElement(answer, "echo").text = "".join(str(text) for text in wrapper.itertext())
+    return bytes(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+
+
+# --- requests the consumer's IS sends --------------------------------------------------------------------------
+
+
+def is_request(
+    service: ServiceId = SERVICE, *, client: ClientId = CONSUMER, text: str = "Jaan Tamm", query_id: str | None = None
+) -> bytes:
+    """A well-formed SOAP 4.0 request from the consumer IS."""
+    header = SoapHeader(client=client, service=service, id=query_id or str(uuid.uuid4()), user_id="EE30101010007")
+    wrapper = etree.Element(etree.QName(NS, service.service_code), nsmap={"p": NS})
+    etree.SubElement(wrapper, "name").text = text
+    return build_envelope(header, wrapper)
+
+
+# --- one server's edge parts ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """One security server's configuration store, message log and proxy context."""
+
+    server_id: SecurityServerId
+    store: ServerConfStore
+    log_path: Path
+    writer: MessageLogWriter
+    context: ProxyContext
+    own_ocsp: OwnOcsp
+    conf_box: list[GlobalConf] = field(default_factory=list)
+
+
+def make_server(
+    directory: Path,
+    server_id: SecurityServerId,
+    token: SoftToken,
+    conf_box: list[GlobalConf],
+    own_ocsp: OwnOcsp,
+    *,
+    log_path: Path | None = None,
+    limits: MessageLimits = MessageLimits(),
+) -> Server:
+    """A server's store (initialised, owner registered), a running message-log writer and its proxy context."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = ServerConfStore(directory / "serverconf.db")
+    store.initialise(server_id.owner, server_id.server_code, b"<anchor/>")
+    store.set_client_state(server_id.owner, ClientState.REGISTERED)
+    path = log_path if log_path is not None else directory / "messagelog.db"
+    writer = MessageLogWriter(REACTOR, path)
+    writer.start()
+    context = ProxyContext(
+        reactor=REACTOR,
+        server_id=server_id,
+        global_conf=lambda: conf_box[0],
+        server_conf=store.snapshot,
+        token=token,
+        own_ocsp=own_ocsp,
+        message_log=writer,
+        limits=limits,
+    )
+    return Server(server_id, store, path, writer, context, own_ocsp, conf_box)
+
+
+def add_registered_client(store: ServerConfStore, client: ClientId) -> None:
+    """Add a subsystem and mark it registered."""
+    store.add_client(client)
+    store.set_client_state(client, ClientState.REGISTERED)
+
+
+def publish(
+    store: ServerConfStore,
+    service: ServiceId,
+    url: str,
+    *,
+    timeout_seconds: int = 10,
+    grant_to: ClientId | None = CONSUMER,
+    kind: ServiceKind = ServiceKind.SOAP,
+) -> None:
+    """Add ``service`` at ``url`` and grant ``grant_to`` the right to call it."""
+    store.add_service(service, url=url, kind=kind, timeout_seconds=timeout_seconds)
+    if grant_to is not None:
+        store.grant(AccessRight.for_service(grant_to, service))
+
+
+# --- the test bed: both servers wired through the in-memory link -------------------------------------------
+
+T = TypeVar("T")
+SOAP = "text/xml; charset=UTF-8"
+
+SLOW = ServiceId(PROVIDER, "slowService")
+DROP = ServiceId(PROVIDER, "dropService")
+NONXML = ServiceId(PROVIDER, "garbageService")
+FAULTY = ServiceId(PROVIDER, "faultService")
+REFUSED = ServiceId(PROVIDER, "refusedService")
+DISABLED = ServiceId(PROVIDER, "disabledService")
+DENIED = ServiceId(PROVIDER, "deniedService")
+REST = ServiceId(PROVIDER, "restService")
+
+
+def coroutine_test(test: Callable[[T], Coroutine[Any, Any, None]]) -> Callable[[T], Deferred[None]]:
+    """Run an ``async def`` test method as a Deferred (trial waits for it)."""
+
+    @functools.wraps(test)
+    def run(self: T) -> Deferred[None]:
+        return Deferred.fromCoroutine(test(self))
+
+    return run
+
+
+def fault_code(body: bytes) -> str:
+    """The ``faultcode`` of a SOAP fault answer."""
+    root = etree.fromstring(body)
+    code = root.find(f"{{{SOAP_ENV_NS}}}Body/{{{SOAP_ENV_NS}}}Fault/faultcode")
+    assert code is not None, body[:400]
+    return code.text or ""
+
+
+def fault_detail(body: bytes) -> str:
+    """The fault-detail UUID of a SOAP fault answer."""
+    root = etree.fromstring(body)
+    detail = root.find(f"{{{SOAP_ENV_NS}}}Body/{{{SOAP_ENV_NS}}}Fault/detail/faultDetail")
+    assert detail is not None
+    return detail.text or ""
+
+
+def records(path: Path) -> list[LogRecord]:
+    """Every record of a message log."""
+    with MessageLogStore(path) as store:
+        return list(store.records())
+
+
+
+class ExchangeBed(unittest.TestCase):
+    """Base of trial test cases: ss1 and ss2 with their stores, logs and proxies, wired through LocalPeerLink,
+    and the provider service on a loopback port."""
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.pki: Pki = pki()
+        self.tmp = Path(tempfile.mkdtemp(prefix="fedbus-exchange-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.conf_box = [global_conf(self.pki)]
+        self.service = ProviderService()
+        site = server.Site(self.service)  # type: ignore[no-untyped-call]
+        site.timeOut = None
+        self.port = REACTOR.listenTCP(0, site, interface="127.0.0.1")
+        base = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.servers: list[Server] = []
+        self.pool = HTTPConnectionPool(REACTOR, persistent=False)  # type: ignore[no-untyped-call]
+        self.consumer = self.make_consumer()
+        self.provider = self.make_provider(base)
+        self.server_proxy = self.make_server_proxy(self.provider)
+        self.link = LocalPeerLink(
+            {SS2: self.server_proxy},
+            {SS2: der(self.pki.auth_cert(self.pki.provider_token))},
+            client_cert_der=der(self.pki.auth_cert(self.pki.consumer_token)),
+        )
+        self.client_proxy = self.make_client_proxy(self.link)
+
+    def make_consumer(
+        self,
+        *,
+        token: SoftToken | None = None,
+        log_path: Path | None = None,
+        own_ocsp: OwnOcsp | None = None,
+        limits: MessageLimits = MessageLimits(),
+    ) -> Server:
+        """The consumer's server ss1 hosting the registered subsystem CONSUMER."""
+        consumer = make_server(
+            self.tmp / f"ss1-{len(self.servers)}",
+            SS1,
+            token or self.pki.consumer_token,
+            self.conf_box,
+            own_ocsp or OwnOcsp(self.pki.ca),
+            log_path=log_path,
+            limits=limits,
+        )
+        add_registered_client(consumer.store, CONSUMER)
+        self.servers.append(consumer)
+        return consumer
+
+    def make_provider(self, base: str, *, log_path: Path | None = None, own_ocsp: OwnOcsp | None = None) -> Server:
+        """The provider's server ss2 with its services published and granted to CONSUMER (but one)."""
+        provider = make_server(
+            self.tmp / f"ss2-{len(self.servers)}",
+            SS2,
+            self.pki.provider_token,
+            self.conf_box,
+            own_ocsp or OwnOcsp(self.pki.ca),
+            log_path=log_path,
+        )
+        store = provider.store
+        add_registered_client(store, PROVIDER)
+        publish(store, SERVICE, f"{base}/echo")
+        publish(store, SLOW, f"{base}/slow", timeout_seconds=1)
+        publish(store, DROP, f"{base}/drop")
+        publish(store, NONXML, f"{base}/nonxml")
+        publish(store, FAULTY, f"{base}/fault")
+        publish(store, REFUSED, f"http://127.0.0.1:{free_port()}/closed")
+        publish(store, DISABLED, f"{base}/echo")
+        store.disable_service(DISABLED, "Closed for maintenance until Monday")
+        publish(store, DENIED, f"{base}/echo", grant_to=None)
+        publish(store, REST, f"{base}/echo", kind=ServiceKind.REST)
+        self.servers.append(provider)
+        return provider
+
+    def make_client_proxy(
+        self, link: PeerLink, consumer: Server | None = None, *, peer_verified_by_link: bool = False
+    ) -> ClientProxy:
+        """A client proxy for the consumer that checks the answering peer itself, OCSP included."""
+        context = (consumer or self.consumer).context
+        return ClientProxy(
+            context,
+            link,
+            peer_verified_by_link=peer_verified_by_link,
+            peer_ocsp=PeerOcspCache(REACTOR, fetch=ocsp_fetch(self.pki.ca)),
+            signing_keys=signing_keys(context.token),
+        )
+
+    def make_server_proxy(self, provider: Server) -> ServerProxy:
+        """The provider's server proxy, calling the provider over the test's connection pool."""
+        return ServerProxy(
+            provider.context,
+            provider_client=AgentProviderClient(REACTOR, max_response_bytes=1024 * 1024, pool=self.pool),
+            signing_keys=signing_keys(provider.context.token),
+        )
+
+    def tearDown(self) -> Deferred[None]:  # type: ignore[override]  # trial waits for a Deferred
+        """Stop the writers, close the stores, the pooled connections and the provider's port."""
+        return Deferred.fromCoroutine(self._tear_down())
+
+    async def _tear_down(self) -> None:
+        self.service.release()
+        for one in self.servers:
+            await one.writer.stop()
+            one.store.close()
+        await self.pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+        await self.port.stopListening()
+
+    async def send(
+        self, body: bytes, *, proxy: ClientProxy | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, str, bytes]:
+        """POST ``body`` as the consumer IS does."""
+        return await (proxy or self.client_proxy).handle_soap(SOAP, body, headers or {"SOAPAction": '""'})
+
+    async def assert_fault(self, body: bytes, code: str, *, proxy: ClientProxy | None = None, status: int | None = None) -> bytes:
+        """Send ``body`` and check that the IS gets the fault ``code``."""
+        got_status, content_type, answer = await self.send(body, proxy=proxy)
+        assert fault_code(answer) == code
+        assert content_type.startswith("text/xml")
+        if status is not None:
+            assert got_status == status
+        return answer
+
+    def assert_nothing_sent(self) -> None:
+        """Nothing reached the provider's server, and the provider was not called."""
+        assert self.link.delivered == []
+        assert self.service.calls == {}
+
