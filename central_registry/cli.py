@@ -3,25 +3,50 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
 
 import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry
+from central_registry.publisher import Publisher, SelfSignedKey
+from central_registry.requests import RegistrationDesk, RequestStatus
+from central_registry.service import RegistryPaths, RegistryService, RegistrySettings
+from central_registry.store import ApprovedCa as StoreApprovedCa
+from central_registry.store import ApprovedTsa as StoreApprovedTsa
+from central_registry.store import RegistryStore
 from central_registry.trust.atomic_file import write_atomically
 from central_registry.trust.ca import CertKind, DevelopmentCA, IssuedCert
-from security_server.core.errors import BusError
+from security_server.configfile import load_config
+from security_server.core.config import LoggingConfig
+from security_server.core.errors import BusError, InvalidClientIdentifier
+from security_server.core.globalconf import anchor_hash
+from security_server.core.identifiers import ClientId, GlobalGroupId
+from security_server.logconfig import configure_logging
+
+T = TypeVar("T")
 
 REASONS = [flag.value for flag in x509.ReasonFlags if flag is not x509.ReasonFlags.remove_from_crl]
+
+REGISTRY_DIR_ENV = "FEDBUS_REGISTRY_DIR"
+DEFAULT_REGISTRY_DIR = "./fedbus-registry"
+
+
+def _default_ca_dir() -> Path:
+    return Path(os.environ.get(REGISTRY_DIR_ENV, DEFAULT_REGISTRY_DIR)) / "ca"
+
 
 _DIR_OPTION = click.option(
     "--dir",
     "directory",
-    required=True,
+    default=_default_ca_dir,
+    show_default=f"${REGISTRY_DIR_ENV}/ca",
     type=click.Path(file_okay=False, path_type=Path),
-    help="The CA directory (keys, certificates, index.json).",
+    help="The CA directory (keys, certificates, index.json); by default the registry's own CA.",
 )
 
 
@@ -152,3 +177,380 @@ def tsa_cert_command(directory: Path, days: int) -> None:
     except BusError as err:
         raise click.ClickException(err.message) from err
     click.echo(f"issued TSA certificate {cert.serial_number:X} -> {directory / 'tsa-cert.pem'}")
+
+
+# --- the registry itself: members, servers, requests, trust services, groups, publishing ----------------------
+
+
+def _registry_dir_option(func: Any) -> Any:
+    return click.option(
+        "--registry-dir",
+        "root",
+        envvar=REGISTRY_DIR_ENV,
+        default=DEFAULT_REGISTRY_DIR,
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"The registry's working directory (env {REGISTRY_DIR_ENV}).",
+    )(func)
+
+
+def _json_option(func: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table.")(func)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _emit(as_json: bool, data: Any, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else _table(headers, rows))
+
+
+class _Store:
+    """Opens the registry store for one command and turns BusErrors into clean command errors."""
+
+    def __init__(self, root: Path) -> None:
+        self.paths = RegistryPaths(root)
+
+    def __enter__(self) -> RegistryStore:
+        if not self.paths.database.is_file():
+            raise click.ClickException(f"no registry in {self.paths.root} (run `fedbus registry init` first)")
+        self.store = RegistryStore(self.paths.database)
+        return self.store
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self.store.close()
+        if isinstance(error, BusError):
+            detail = f" ({error.reason})" if error.reason != error.message else ""
+            raise click.ClickException(f"{error.message}{detail} [{error.fault_code}]") from error
+
+
+def _identifier(parse: Callable[[str], T]) -> Callable[[Any, Any, str], T]:
+    def convert(ctx: Any, param: Any, value: str) -> T:
+        try:
+            return parse(value)
+        except BusError as err:
+            raise click.BadParameter(err.message) from err
+
+    return convert
+
+
+def _member_id(text: str) -> ClientId:
+    client = ClientId.parse_display(text)
+    if client.subsystem_code is not None:
+        raise InvalidClientIdentifier("expected a member (MEMBER:EE/GOV/123), not a subsystem")
+    return client
+
+
+def _settings_of(root: Path, config_file: Path | None) -> RegistrySettings:
+    return RegistrySettings.from_config(root, load_config("central-registry", extra=config_file))
+
+
+def _config_option(func: Any) -> Any:
+    return click.option(
+        "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="An INI file layered over conf/central-registry.ini and conf.d/local.ini.",
+    )(func)
+
+
+@registry.command("init")
+@_registry_dir_option
+@click.option("--instance", required=True, help="The instance identifier, e.g. EE or EE-test.")
+@click.option("--no-dev-ca", is_flag=True, help="Do not make a development CA, OCSP responder and TSA.")
+@_config_option
+@_json_option
+def registry_init(root: Path, instance: str, no_dev_ca: bool, config_file: Path | None, as_json: bool) -> None:
+    """Create a registry: database, configuration-signing key, HTTPS key and (by default) a development CA."""
+    settings = _settings_of(root, config_file)
+    try:
+        paths = init_registry(root, instance, _now(), public_url=settings.public_url, dev_ca=not no_dev_ca)
+    except BusError as err:
+        raise click.ClickException(f"{err.message} [{err.fault_code}]") from err
+    data = {"instance": instance, "directory": str(paths.root), "public_url": settings.public_url, "dev_ca": not no_dev_ca}
+    _emit(as_json, data, ["instance", "directory", "public url"], [[instance, str(paths.root), settings.public_url]])
+
+
+@registry.command("set")
+@_registry_dir_option
+@click.argument("key", type=click.Choice(sorted([*RegistryStore._INT_SETTINGS, "auto_approve"])))
+@click.argument("value")
+def registry_set(root: Path, key: str, value: str) -> None:
+    """Change a federation setting (OCSP freshness, timestamping interval, configuration expiry, auto-approve)."""
+    with _Store(root) as store:
+        store.set_setting(key, value)
+    click.echo(f"{key} = {value}")
+
+
+@registry.group()
+def member() -> None:
+    """Members of the federation."""
+
+
+@member.command("add")
+@_registry_dir_option
+@click.argument("member_id", metavar="MEMBER", callback=_identifier(_member_id))
+@click.option("--name", required=True, help="The member's official name.")
+def member_add(root: Path, member_id: ClientId, name: str) -> None:
+    """Add a member, e.g. MEMBER:EE/GOV/70000310."""
+    with _Store(root) as store:
+        store.add_member(member_id, name)
+    click.echo(f"added {member_id} ({name})")
+
+
+@member.command("remove")
+@_registry_dir_option
+@click.argument("member_id", metavar="MEMBER", callback=_identifier(_member_id))
+def member_remove(root: Path, member_id: ClientId) -> None:
+    """Remove a member that owns no security server."""
+    with _Store(root) as store:
+        store.remove_member(member_id)
+    click.echo(f"removed {member_id}")
+
+
+@member.command("list")
+@_registry_dir_option
+@_json_option
+def member_list(root: Path, as_json: bool) -> None:
+    """List members with their subsystems."""
+    with _Store(root) as store:
+        members = store.members()
+    data = [{"id": str(m.id), "name": m.name, "subsystems": list(m.subsystems)} for m in members]
+    _emit(as_json, data, ["member", "name", "subsystems"], [[str(m.id), m.name, ", ".join(m.subsystems)] for m in members])
+
+
+@registry.group()
+def subsystem() -> None:
+    """Subsystems of members."""
+
+
+@subsystem.command("add")
+@_registry_dir_option
+@click.argument("subsystem_id", metavar="SUBSYSTEM", callback=_identifier(ClientId.parse_display))
+def subsystem_add(root: Path, subsystem_id: ClientId) -> None:
+    """Add a subsystem to an existing member, e.g. SUBSYSTEM:EE/GOV/70000310/registry."""
+    with _Store(root) as store:
+        store.add_subsystem(subsystem_id)
+    click.echo(f"added {subsystem_id}")
+
+
+@registry.group("server")
+def server_group() -> None:
+    """Registered security servers."""
+
+
+@server_group.command("list")
+@_registry_dir_option
+@_json_option
+def server_list(root: Path, as_json: bool) -> None:
+    """List security servers with their addresses, auth-certificate hashes and clients."""
+    with _Store(root) as store:
+        servers = store.security_servers()
+    data = [
+        {"id": str(s.id), "address": s.address, "auth_cert_hashes": [h.hex() for h in s.auth_cert_hashes],
+         "clients": [str(c) for c in s.clients]}
+        for s in servers
+    ]
+    rows = [[str(s.id), s.address, str(len(s.auth_cert_hashes)), ", ".join(str(c) for c in s.clients)] for s in servers]
+    _emit(as_json, data, ["server", "address", "auth certs", "clients"], rows)
+
+
+@registry.group()
+def requests() -> None:
+    """Registration requests from security servers."""
+
+
+@requests.command("list")
+@_registry_dir_option
+@click.option("--status", type=click.Choice([s.value for s in RequestStatus]), help="Only requests in this state.")
+@_json_option
+def requests_list(root: Path, status: str | None, as_json: bool) -> None:
+    """List requests, oldest first."""
+    with _Store(root) as store:
+        records = RegistrationDesk(store).list(RequestStatus(status) if status else None)
+    data = [
+        {"id": r.id, "type": str(r.type), "status": str(r.status), "server": r.server, "client": r.client,
+         "submitted_at": r.submitted_at, "decided_at": r.decided_at}
+        for r in records
+    ]
+    rows = [[r.id, str(r.type), str(r.status), r.server, r.client or ""] for r in records]
+    _emit(as_json, data, ["id", "type", "status", "server", "client"], rows)
+
+
+@requests.command("approve")
+@_registry_dir_option
+@click.argument("request_id")
+def requests_approve(root: Path, request_id: str) -> None:
+    """Approve a pending request; it takes effect in the next published configuration."""
+    with _Store(root) as store:
+        record = RegistrationDesk(store).approve(request_id, _now())
+    click.echo(f"approved {record.type} {record.id}")
+
+
+@requests.command("reject")
+@_registry_dir_option
+@click.argument("request_id")
+def requests_reject(root: Path, request_id: str) -> None:
+    """Reject a pending request."""
+    with _Store(root) as store:
+        record = RegistrationDesk(store).reject(request_id, _now())
+    click.echo(f"rejected {record.type} {record.id}")
+
+
+def _cert_der(path: Path) -> bytes:
+    data = path.read_bytes()
+    try:
+        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+    except ValueError as err:
+        raise click.ClickException(f"{path} is not a certificate") from err
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@ca.command("add")
+@_registry_dir_option
+@click.option("--name", required=True, help="A name for the approved CA.")
+@click.option("--cert", "cert_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--ocsp-url", help="The CA's OCSP responder.")
+@click.option("--ocsp-cert", "ocsp_cert_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The responder's certificate, when it is not the CA itself.")
+@click.option("--auth-only", is_flag=True, help="Approve for authentication certificates only.")
+def ca_add(root: Path, name: str, cert_file: Path, ocsp_url: str | None, ocsp_cert_file: Path | None, auth_only: bool) -> None:
+    """Approve a certification authority for the federation (published in the shared parameters)."""
+    ocsp_der = _cert_der(ocsp_cert_file) if ocsp_cert_file else None
+    with _Store(root) as store:
+        store.add_ca(StoreApprovedCa(name, _cert_der(cert_file), ocsp_url, ocsp_der, auth_only, CERTIFICATE_PROFILE))
+    click.echo(f"approved CA {name}")
+
+
+@ca.command("approved")
+@_registry_dir_option
+@_json_option
+def ca_approved(root: Path, as_json: bool) -> None:
+    """List the certification authorities the federation trusts."""
+    with _Store(root) as store:
+        cas = store.cas()
+    data = [{"name": c.name, "subject": x509.load_der_x509_certificate(c.cert_der).subject.rfc4514_string(),
+             "ocsp_url": c.ocsp_url, "authentication_only": c.authentication_only} for c in cas]
+    rows = [[c.name, x509.load_der_x509_certificate(c.cert_der).subject.rfc4514_string(), c.ocsp_url or ""] for c in cas]
+    _emit(as_json, data, ["name", "subject", "ocsp url"], rows)
+
+
+@registry.group()
+def tsa() -> None:
+    """Approved timestamping authorities."""
+
+
+@tsa.command("add")
+@_registry_dir_option
+@click.option("--name", required=True)
+@click.option("--url", required=True, help="The TSA's RFC 3161 URL.")
+@click.option("--cert", "cert_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def tsa_add(root: Path, name: str, url: str, cert_file: Path) -> None:
+    """Approve a timestamping authority."""
+    with _Store(root) as store:
+        store.add_tsa(StoreApprovedTsa(name, url, _cert_der(cert_file)))
+    click.echo(f"approved TSA {name}")
+
+
+@tsa.command("list")
+@_registry_dir_option
+@_json_option
+def tsa_list(root: Path, as_json: bool) -> None:
+    """List approved timestamping authorities."""
+    with _Store(root) as store:
+        tsas = store.tsas()
+    data = [{"name": t.name, "url": t.url} for t in tsas]
+    _emit(as_json, data, ["name", "url"], [[t.name, t.url] for t in tsas])
+
+
+@registry.group()
+def group() -> None:
+    """Global groups."""
+
+
+@group.command("add")
+@_registry_dir_option
+@click.argument("group_id", metavar="GLOBALGROUP", callback=_identifier(GlobalGroupId.parse_display))
+@click.option("--description", default="", help="What the group is for.")
+def group_add(root: Path, group_id: GlobalGroupId, description: str) -> None:
+    """Create a global group, e.g. GLOBALGROUP:EE/tax-partners."""
+    with _Store(root) as store:
+        store.add_group(group_id, description)
+    click.echo(f"added {group_id}")
+
+
+@group.command("add-member")
+@_registry_dir_option
+@click.argument("group_id", metavar="GLOBALGROUP", callback=_identifier(GlobalGroupId.parse_display))
+@click.argument("client_id", metavar="CLIENT", callback=_identifier(ClientId.parse_display))
+def group_add_member(root: Path, group_id: GlobalGroupId, client_id: ClientId) -> None:
+    """Add a member or subsystem to a global group."""
+    with _Store(root) as store:
+        store.add_group_member(group_id, client_id)
+    click.echo(f"added {client_id} to {group_id}")
+
+
+@group.command("list")
+@_registry_dir_option
+@_json_option
+def group_list(root: Path, as_json: bool) -> None:
+    """List global groups and their members."""
+    with _Store(root) as store:
+        groups = store.groups()
+    data = [{"id": str(g.id), "description": g.description, "members": [str(m) for m in g.members]} for g in groups]
+    _emit(as_json, data, ["group", "members"], [[str(g.id), ", ".join(str(m) for m in g.members)] for g in groups])
+
+
+def _publisher(root: Path, store: RegistryStore, settings: RegistrySettings) -> Publisher:
+    paths = RegistryPaths(root)
+    tls = SelfSignedKey.load(paths.tls)
+    return Publisher(
+        store, paths.published, SelfSignedKey.load(paths.conf_signing),
+        public_url=settings.public_url, management_url=settings.management_url, management_cert_der=tls.cert_der,
+    )
+
+
+@registry.command("publish")
+@_registry_dir_option
+@_config_option
+def registry_publish(root: Path, config_file: Path | None) -> None:
+    """Generate, sign and publish the global configuration now (`serve` also does this every interval)."""
+    settings = _settings_of(root, config_file)
+    with _Store(root) as store:
+        publication = _publisher(root, store, settings).publish(_now())
+    click.echo(f"published generation {publication.generation}, expires {publication.expires_at.isoformat()}")
+
+
+@registry.command("anchor")
+@_registry_dir_option
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_config_option
+def registry_anchor(root: Path, out_file: Path, config_file: Path | None) -> None:
+    """Write the configuration anchor that security servers are initialised with (deliver it out of band)."""
+    settings = _settings_of(root, config_file)
+    with _Store(root) as store:
+        anchor = _publisher(root, store, settings).anchor(_now())
+    write_atomically(out_file, anchor)
+    click.echo(f"wrote anchor {anchor_hash(anchor)} -> {out_file}")
+
+
+@registry.command("serve")
+@_registry_dir_option
+@_config_option
+def registry_serve(root: Path, config_file: Path | None) -> None:
+    """Run the registry: configuration, OCSP and TSA over HTTP, registrations over HTTPS, until stopped."""
+    from twisted.internet import reactor as global_reactor
+
+    config = load_config("central-registry", extra=config_file)
+    configure_logging(LoggingConfig.from_config(config))
+    settings = RegistrySettings.from_config(root, config)
+    reactor: Any = global_reactor
+    service = RegistryService(
+        reactor, root, host=settings.host, http_port=settings.http_port, https_port=settings.https_port,
+        public_url=settings.public_url,
+    )
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()

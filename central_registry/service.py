@@ -39,6 +39,7 @@ from central_registry.store import RegistryStore
 from central_registry.trust.ca import DevelopmentCA
 from central_registry.trust.http_reply import finish, plain_reply, set_header
 from central_registry.trust.ocsp_responder import OcspResource
+from security_server.core.config import LayeredConfig
 from central_registry.trust.tsa import SerialCounter, TsaResource
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, RequestTooLarge
 
@@ -79,6 +80,38 @@ class RegistryPaths:
     def published(self) -> Path:
         """The published configuration."""
         return self.root / "published"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """Where the registry listens and the URL it publishes (``[registry]`` in conf/central-registry.ini)."""
+
+    root: Path
+    host: str = "127.0.0.1"
+    http_port: int = 8090
+    https_port: int = 8443
+    public_host: str = "127.0.0.1"
+
+    @classmethod
+    def from_config(cls, root: Path, config: LayeredConfig) -> RegistrySettings:
+        """Read ``[registry]``."""
+        return cls(
+            root=root,
+            host=config.get_str("registry", "host", "127.0.0.1"),
+            http_port=config.get_int("registry", "http-port", 8090, minimum=1, maximum=65535),
+            https_port=config.get_int("registry", "https-port", 8443, minimum=1, maximum=65535),
+            public_host=config.get_str("registry", "public-host", "127.0.0.1"),
+        )
+
+    @property
+    def public_url(self) -> str:
+        """The base URL of the HTTP site as security servers reach it."""
+        return f"http://{self.public_host}:{self.http_port}"
+
+    @property
+    def management_url(self) -> str:
+        """The URL of the HTTPS management endpoint as security servers reach it."""
+        return f"https://{self.public_host}:{self.https_port}/managementservice"
 
 
 class ConfigurationResource(Resource):
@@ -159,8 +192,18 @@ class ManagementResource(Resource):
 class RegistryService(service.Service):
     """Runs the registry's sites and publishes a new configuration every generation interval."""
 
-    def __init__(self, reactor: Any, root: Path, *, host: str = "127.0.0.1", http_port: int = 0, https_port: int = 0) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        https_port: int = 0,
+        public_url: str | None = None,
+    ) -> None:
         self.reactor = reactor
+        self._public_url = public_url
         self.paths = RegistryPaths(root)
         self.host = host
         self.http_port = http_port
@@ -181,7 +224,9 @@ class RegistryService(service.Service):
 
     @property
     def public_url(self) -> str:
-        """The base URL of the HTTP site (configuration, OCSP, TSA)."""
+        """The base URL of the HTTP site (configuration, OCSP, TSA): as configured, else where it listens."""
+        if self._public_url is not None:
+            return self._public_url
         return f"http://{self.host}:{self._ports[0].getHost().port}"
 
     @property
