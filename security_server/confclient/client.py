@@ -54,8 +54,10 @@ class ConfClient(service.Service):
         *,
         interval_seconds: float = 60.0,
         agent: Any | None = None,
+        clock: Any | None = None,
     ) -> None:
         self.reactor = reactor
+        self._clock = clock if clock is not None else reactor  # IReactorTime; tests step it to reach the expiry
         self.anchor = anchor
         self.store_path = store_path
         self.interval_seconds = interval_seconds
@@ -70,7 +72,7 @@ class ConfClient(service.Service):
 
     def now(self) -> datetime:
         """The reactor's time as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.reactor.seconds(), tz=timezone.utc)
+        return datetime.fromtimestamp(self._clock.seconds(), tz=timezone.utc)
 
     def current(self) -> GlobalConf:
         """The configuration in force; :class:`GlobalConfOutdated` if there is none or it has expired."""
@@ -103,7 +105,7 @@ class ConfClient(service.Service):
         service.Service.startService(self)  # type: ignore[no-untyped-call]
         self.load_stored()
         self._loop = LoopingCall(self.refresh)
-        self._loop.clock = self.reactor
+        self._loop.clock = self._clock
         self._loop.start(self.interval_seconds, now=True)
 
     def stopService(self) -> defer.Deferred[None]:
