@@ -35,7 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from security_server.core.errors import CertValidation, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.core.trust import is_auth_cert, is_signing_cert
+from security_server.core.trust import CERT_DECODE_ERRORS, is_auth_cert, is_signing_cert
 
 MAX_NAME_LENGTH = 64
 """X.520 ub-organization-name: the most characters an ``O`` attribute may hold."""
@@ -144,14 +144,24 @@ def member_name(subject: x509.Name) -> str:
     return _single_values(subject)[NameOID.ORGANIZATION_NAME]
 
 
+def _subject_of(cert: x509.Certificate) -> x509.Name:
+    """The certificate's subject; :class:`CertValidation` if it cannot be decoded (cryptography decodes lazily)."""
+    try:
+        subject = cert.subject
+        subject.rfc4514_string()
+    except CERT_DECODE_ERRORS as err:
+        raise CertValidation("certificate subject cannot be decoded", reason=str(err)) from err
+    return subject
+
+
 def member_from_signing_cert(cert: x509.Certificate) -> ClientId:
     """The member a signing certificate belongs to; :class:`CertValidation` if it is not one under our profile."""
     if not is_signing_cert(cert):
         raise CertValidation(
             "not a signing certificate",
-            reason=f"{cert.subject.rfc4514_string()} lacks keyUsage nonRepudiation or is a CA",
+            reason="it lacks keyUsage nonRepudiation or is a CA",
         )
-    return member_from_signing_subject(cert.subject)
+    return member_from_signing_subject(_subject_of(cert))
 
 
 def server_from_auth_cert(cert: x509.Certificate) -> SecurityServerId:
@@ -159,10 +169,10 @@ def server_from_auth_cert(cert: x509.Certificate) -> SecurityServerId:
     if not is_auth_cert(cert):
         raise CertValidation(
             "not an authentication certificate",
-            reason=f"{cert.subject.rfc4514_string()} lacks keyUsage digitalSignature, has nonRepudiation, "
-            "lacks TLS client and server use, or is a CA",
+            reason="it lacks keyUsage digitalSignature, has nonRepudiation, lacks TLS client and server use, "
+            "or is a CA",
         )
-    return server_from_auth_subject(cert.subject)
+    return server_from_auth_subject(_subject_of(cert))
 
 
 def check_signing_csr_subject(csr: x509.CertificateSigningRequest) -> ClientId:

@@ -7,8 +7,10 @@ batch timestamp over their signature hashes; fedbus also links every record to t
     link_n = SHA-512( canonical encoding of record n's fields  ||  link_(n-1) )
 
 The encoding is unambiguous: a fixed domain tag, then every field in a fixed order, each as a presence byte
-and a 64-bit big-endian length before its bytes, so no two different records encode alike. The first record
-links to :data:`GENESIS_LINK`. Because each link covers the previous one, changing any byte of any field of
+and a 64-bit big-endian length before its bytes, so no two different records encode alike. A record with
+attachments uses the ``v2`` tag and adds the attachment count and each attachment just before ``prev_link``;
+one without keeps the ``v1`` layout, so logs written before attachments were logged verify unchanged.
+The first record links to :data:`GENESIS_LINK`. Because each link covers the previous one, changing any byte of any field of
 record *n* breaks the link of record *n*; removing or swapping records breaks the ``prev_link`` of the record
 that follows. Cutting records off the *end* of the chain is not visible in the chain itself: that needs an
 anchor held elsewhere (the batch timestamps and archive digests that the timestamper adds).
@@ -36,6 +38,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 """Record times are encoded and stored as whole microseconds since this instant."""
 
 _DOMAIN = b"fedbus/messagelog/record/v1"
+_DOMAIN_WITH_ATTACHMENTS = b"fedbus/messagelog/record/v2"
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER PRIMARY KEY range
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -68,6 +71,8 @@ class LogEntry:
 
     ``message`` and ``signature`` are the bytes exactly as signed and as sent. ``hashchain`` and
     ``hashchainresult`` are present together when the signature covers a hash chain (several parts or a batch).
+    ``attachments`` are the other signed parts in order: a REST body is ``attachment1``, SOAP attachments are
+    ``attachment1`` .. ``attachmentN`` (the names they get in an ASiC-E container, XROAD-REFERENCE.md §4.6).
     A record that is not ``succeeded`` may carry the X-Road ``fault_code`` and may lack a signature (a failed
     exchange has no signed answer); a succeeded one has a signature and no fault code.
     """
@@ -84,6 +89,7 @@ class LogEntry:
     hashchainresult: bytes | None = field(default=None, repr=False)
     succeeded: bool = True
     fault_code: str | None = None
+    attachments: tuple[bytes, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         _check_content(self)
@@ -113,6 +119,7 @@ class LogRecord:
     signature_hash: bytes = field(repr=False)
     prev_link: bytes = field(repr=False)
     link: bytes = field(repr=False)
+    attachments: tuple[bytes, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         _check_id(self.id)
@@ -137,6 +144,7 @@ class LogRecord:
             hashchainresult=self.hashchainresult,
             succeeded=self.succeeded,
             fault_code=self.fault_code,
+            attachments=self.attachments,
         )
 
 
@@ -167,6 +175,8 @@ class _Content(Protocol):
     def succeeded(self) -> bool: ...
     @property
     def fault_code(self) -> str | None: ...
+    @property
+    def attachments(self) -> tuple[bytes, ...]: ...
 
 
 def _check_id(record_id: object) -> None:
@@ -207,6 +217,10 @@ def _check_content(content: _Content) -> None:
     _check_bytes("signature", content.signature)
     _check_bytes("hashchain", content.hashchain, optional=True)
     _check_bytes("hashchainresult", content.hashchainresult, optional=True)
+    if type(content.attachments) is not tuple:
+        raise ValueError("attachments must be a tuple of bytes")
+    for attachment in content.attachments:
+        _check_bytes("attachment", attachment)
     if not content.message:
         raise ValueError("message must not be empty")
     if (content.hashchain is None) != (content.hashchainresult is None):
@@ -234,8 +248,11 @@ def _text(value: str | None) -> bytes | None:
 
 
 def _link(record_id: int, content: _Content, sig_hash: bytes, prev_link: bytes) -> bytes:
+    # A record without attachments keeps the v1 encoding (so logs written before attachments were logged still
+    # verify); one with attachments uses the v2 domain tag and adds their count and each attachment before
+    # prev_link. The domain tag tells the two layouts apart, so no v1 and v2 record encode alike.
     digest = hashlib.sha512()
-    _put(digest, _DOMAIN)
+    _put(digest, _DOMAIN_WITH_ATTACHMENTS if content.attachments else _DOMAIN)
     _put(digest, record_id.to_bytes(8, "big"))
     _put(digest, content.query_id.encode("utf-8"))
     _put(digest, _text(content.x_request_id))
@@ -250,6 +267,10 @@ def _link(record_id: int, content: _Content, sig_hash: bytes, prev_link: bytes) 
     _put(digest, sig_hash)
     _put(digest, b"\x01" if content.succeeded else b"\x00")
     _put(digest, _text(content.fault_code))
+    if content.attachments:
+        _put(digest, len(content.attachments).to_bytes(8, "big"))
+        for attachment in content.attachments:
+            _put(digest, attachment)
     _put(digest, prev_link)
     return digest.digest()
 
@@ -279,6 +300,7 @@ def make_record(entry: LogEntry, *, record_id: int, prev_link: bytes) -> LogReco
         hashchainresult=entry.hashchainresult,
         succeeded=entry.succeeded,
         fault_code=entry.fault_code,
+        attachments=entry.attachments,
         signature_hash=sig_hash,
         prev_link=prev_link,
         link=_link(record_id, entry, sig_hash, prev_link),

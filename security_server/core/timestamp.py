@@ -35,6 +35,7 @@ from security_server.core.errors import IncorrectValidationInfo, InternalError
 from security_server.core.trust import (
     CERT_DECODE_ERRORS,
     DEFAULT_CLOCK_SKEW_SECONDS,
+    describe,
     is_issued_by,
     is_tsa_cert,
     signature_is_valid,
@@ -445,7 +446,7 @@ def _verify(
     signer = signers[0]
     if not _approved(signer, approved_tsa_certs, info.gen_time):
         raise IncorrectValidationInfo(
-            "time-stamp token is not from an approved TSA", reason=f"signer {signer.subject.rfc4514_string()}"
+            "time-stamp token is not from an approved TSA", reason=f"signer {describe(signer)}"
         )
     if not is_tsa_cert(signer):
         raise IncorrectValidationInfo(

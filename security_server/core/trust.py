@@ -54,6 +54,15 @@ CERT_DECODE_ERRORS: tuple[type[Exception], ...] = (
 _CHECK_ERRORS: tuple[type[Exception], ...] = (*CERT_DECODE_ERRORS, InvalidSignature)
 
 
+def describe(cert: x509.Certificate, field: str = "subject") -> str:
+    """A certificate's subject (or issuer) for messages; never raises on a damaged name."""
+    try:
+        name = cert.subject if field == "subject" else cert.issuer
+        return name.rfc4514_string()
+    except CERT_DECODE_ERRORS:
+        return f"<undecodable {field}>"
+
+
 def _require_aware(now: datetime) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
@@ -197,13 +206,13 @@ def check_validity(cert: x509.Certificate, at: datetime, what: str = "certificat
     if at < cert.not_valid_before_utc:
         raise CertValidation(
             f"{what} is not yet valid",
-            reason=f"{what} {cert.subject.rfc4514_string()} is valid from {cert.not_valid_before_utc.isoformat()}, "
+            reason=f"{what} {describe(cert)} is valid from {cert.not_valid_before_utc.isoformat()}, "
             f"checked at {at.isoformat()}",
         )
     if at > cert.not_valid_after_utc:
         raise CertValidation(
             f"{what} has expired",
-            reason=f"{what} {cert.subject.rfc4514_string()} expired at {cert.not_valid_after_utc.isoformat()}, "
+            reason=f"{what} {describe(cert)} expired at {cert.not_valid_after_utc.isoformat()}, "
             f"checked at {at.isoformat()}",
         )
 
@@ -218,8 +227,11 @@ def _is_one_of(cert: x509.Certificate, certs: Iterable[x509.Certificate]) -> boo
 
 def _find_issuer(cert: x509.Certificate, candidates: Iterable[x509.Certificate]) -> x509.Certificate | None:
     for candidate in candidates:
-        if candidate.subject == cert.issuer and is_issued_by(cert, candidate):
-            return candidate
+        try:
+            if candidate.subject == cert.issuer and is_issued_by(cert, candidate):
+                return candidate
+        except CERT_DECODE_ERRORS:
+            continue  # a damaged name issues nothing
     return None
 
 
@@ -229,18 +241,18 @@ def _check_ca_role(ca: x509.Certificate, below: int) -> None:
     if ext is None or not isinstance(ext.value, x509.BasicConstraints) or not ext.value.ca:
         raise InvalidCertPath(
             "certificate path goes through a non-CA certificate",
-            reason=f"{ca.subject.rfc4514_string()} is not a CA (basicConstraints)",
+            reason=f"{describe(ca)} is not a CA (basicConstraints)",
         )
     if ext.value.path_length is not None and below > ext.value.path_length:
         raise InvalidCertPath(
             "certificate path is longer than its CA allows",
-            reason=f"{ca.subject.rfc4514_string()} allows {ext.value.path_length} intermediates, path has {below}",
+            reason=f"{describe(ca)} allows {ext.value.path_length} intermediates, path has {below}",
         )
     usage = _key_usage(ca)
     if usage is not None and not usage.key_cert_sign:
         raise InvalidCertPath(
             "certificate path goes through a CA without keyCertSign",
-            reason=f"{ca.subject.rfc4514_string()} lacks keyUsage keyCertSign",
+            reason=f"{describe(ca)} lacks keyUsage keyCertSign",
         )
 
 
@@ -276,11 +288,11 @@ def verify_cert_path(
         if issuer is None:
             raise InvalidCertPath(
                 "certificate does not chain to an approved certification authority",
-                reason=f"no approved CA or intermediate issued {current.subject.rfc4514_string()} "
-                f"(issuer {current.issuer.rfc4514_string()})",
+                reason=f"no approved CA or intermediate issued {describe(current)} "
+                f"(issuer {describe(current, 'issuer')})",
             )
         if _is_one_of(issuer, path):
-            raise InvalidCertPath("certificate path loops", reason=f"{issuer.subject.rfc4514_string()} repeats")
+            raise InvalidCertPath("certificate path loops", reason=f"{describe(issuer)} repeats")
         _check_ca_role(issuer, below)
         check_validity(issuer, now, "intermediate CA certificate")
         path.append(issuer)
@@ -344,7 +356,7 @@ def _single_response_for(
             return single
     raise IncorrectValidationInfo(
         "OCSP response is not for this certificate",
-        reason=f"no CertID in the response names serial {cert.serial_number:x} of {issuer.subject.rfc4514_string()}",
+        reason=f"no CertID in the response names serial {cert.serial_number:x} of {describe(issuer)}",
     )
 
 
@@ -386,13 +398,13 @@ def _authorised_responder(
         if _same_cert(candidate, issuer) or _is_one_of(candidate, trusted_responders):
             authorised = True
         elif not is_issued_by(candidate, issuer):
-            refusals.append(f"{candidate.subject.rfc4514_string()} was not issued by the certificate's CA")
+            refusals.append(f"{describe(candidate)} was not issued by the certificate's CA")
             authorised = False
         elif not is_ocsp_signing_cert(candidate):
-            refusals.append(f"{candidate.subject.rfc4514_string()} lacks id-kp-OCSPSigning")
+            refusals.append(f"{describe(candidate)} lacks id-kp-OCSPSigning")
             authorised = False
         elif not candidate.not_valid_before_utc <= now <= candidate.not_valid_after_utc:
-            refusals.append(f"{candidate.subject.rfc4514_string()} is outside its validity at {now.isoformat()}")
+            refusals.append(f"{describe(candidate)} is outside its validity at {now.isoformat()}")
             authorised = False
         else:
             authorised = True
@@ -400,7 +412,7 @@ def _authorised_responder(
             continue
         if _response_signature_valid(response, candidate):
             return candidate
-        refusals.append(f"signature does not verify with {candidate.subject.rfc4514_string()}")
+        refusals.append(f"signature does not verify with {describe(candidate)}")
     raise IncorrectValidationInfo(
         "OCSP response is not signed by an authorised responder", reason="; ".join(refusals)
     )
@@ -438,7 +450,7 @@ def read_ocsp_response(
     if not is_issued_by(cert, issuer):
         raise InvalidCertPath(
             "certificate was not issued by the given CA",
-            reason=f"{cert.subject.rfc4514_string()} is not signed by {issuer.subject.rfc4514_string()}",
+            reason=f"{describe(cert)} is not signed by {describe(issuer)}",
         )
     try:
         response = ocsp.load_der_ocsp_response(ocsp_der)
@@ -486,7 +498,7 @@ def read_ocsp_response(
         this_update=this_update,
         next_update=next_update,
         produced_at=produced_at,
-        responder=signer.subject.rfc4514_string(),
+        responder=describe(signer),
         revocation_time=revocation_time,
         revocation_reason=reason_flag.value if reason_flag is not None else None,
     )

@@ -6,6 +6,16 @@ hash link of :mod:`security_server.core.logchain`. ``chain_anchor`` holds where 
 starts (the first record id and the link before it), so that records removed after archiving (issue 7) leave
 a verifiable rest. The nullable ``timestamp_id`` and ``ts_hashchain`` columns are left for batch timestamps
 (issue 7); they are not part of the link, because a timestamp is added to a record after it was written.
+Migration ``m002`` adds ``attachments`` (NULL when a record has none; else the encoding of
+:func:`encode_attachments`); a database written before it reads back with no attachments and verifies as it did.
+
+Migration ``m003`` adds the evidence of issue 7 (XROAD-REFERENCE.md §4.5, §4.6), all outside the hash link:
+``timestamp`` rows (an RFC 3161 token and, for a batch, its ``ts-hashchainresult.xml``) that records point to
+through ``timestamp_id`` with their own ``ts_hashchain``; ``archived_us`` (when a record went into an archive);
+``archive_state`` (X-Road's ``last_archive_digest``: the last linkinginfo digest and archive file name); and
+``pending_archive`` (an archive being written, so that a crash between writing the file and recording it is
+finished on the next run with the same bytes, never forking the archive chain). A record without a signature
+(a failed exchange) has nothing to timestamp: it gets :data:`NO_SIGNATURE_TIMESTAMP_ID`.
 
 Durability (PERFORMANCE-NOTES.md B.7, C.3.5): WAL journal, ``synchronous=FULL`` by default so that a committed
 record survives a power cut, not only a crash (``NORMAL`` is configurable and survives a process crash only);
@@ -20,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import sqlite3
+from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -72,6 +84,7 @@ _COLUMNS = (
     "fault_code",
     "prev_link",
     "link",
+    "attachments",
 )
 _TEXT_COLUMNS = frozenset({"query_id", "x_request_id", "direction", "client", "service", "fault_code"})
 # Text is read as raw bytes and decoded here, so a row holding invalid UTF-8 is reported as a malformed record
@@ -131,6 +144,151 @@ def m001_logrecord(db: Database) -> None:
     db.execute("INSERT INTO chain_anchor (id, first_id, prev_link) VALUES (1, 1, ?)", [GENESIS_LINK])
 
 
+@MIGRATIONS()
+def m002_attachments(db: Database) -> None:
+    """Add the attachments column (REST body or SOAP attachments, part of the hash link); NULL for none."""
+    db.execute("ALTER TABLE logrecord ADD COLUMN attachments BLOB")
+
+
+_ATTACHMENT_COUNT_SIZE = 4
+_ATTACHMENT_LENGTH_SIZE = 8
+
+
+def encode_attachments(attachments: tuple[bytes, ...]) -> bytes | None:
+    """The stored form of ``attachments``: None for none, else a 4-byte count, then each as 8-byte length + bytes."""
+    if not attachments:
+        return None
+    parts = [len(attachments).to_bytes(_ATTACHMENT_COUNT_SIZE, "big")]
+    for attachment in attachments:
+        parts.append(len(attachment).to_bytes(_ATTACHMENT_LENGTH_SIZE, "big"))
+        parts.append(attachment)
+    return b"".join(parts)
+
+
+def decode_attachments(stored: object) -> tuple[bytes, ...]:
+    """The attachments that :func:`encode_attachments` stored; ValueError when ``stored`` is not such an encoding."""
+    if stored is None:
+        return ()
+    if type(stored) is not bytes or len(stored) < _ATTACHMENT_COUNT_SIZE:
+        raise ValueError("attachments column is not an attachment list")
+    view = memoryview(stored)
+    count = int.from_bytes(view[:_ATTACHMENT_COUNT_SIZE], "big")
+    if count == 0:
+        raise ValueError("attachments column holds an empty list (stored as NULL)")
+    at = _ATTACHMENT_COUNT_SIZE
+    attachments = []
+    for _ in range(count):
+        if len(view) - at < _ATTACHMENT_LENGTH_SIZE:
+            raise ValueError("attachments column is truncated")
+        length = int.from_bytes(view[at : at + _ATTACHMENT_LENGTH_SIZE], "big")
+        at += _ATTACHMENT_LENGTH_SIZE
+        if len(view) - at < length:
+            raise ValueError("attachments column is truncated")
+        attachments.append(bytes(view[at : at + length]))
+        at += length
+    if at != len(view):
+        raise ValueError("attachments column has trailing bytes")
+    return tuple(attachments)
+
+
+@MIGRATIONS()
+def m003_evidence(db: Database) -> None:
+    """Add batch timestamps, archive marks, the archive chain state and the pending archive (issue 7)."""
+    db.table("timestamp").create(
+        {"id": int, "time_us": int, "token": bytes, "hash_chain_result": bytes, "tsa_url": str},
+        pk="id",
+        not_null={"time_us", "token"},
+        strict=True,
+    )
+    db.execute("ALTER TABLE logrecord ADD COLUMN archived_us INTEGER")
+    db.execute("CREATE INDEX idx_logrecord_untimestamped ON logrecord (id) WHERE timestamp_id IS NULL")
+    db.execute(
+        "CREATE INDEX idx_logrecord_unarchived ON logrecord (id) WHERE archived_us IS NULL AND timestamp_id > 0"
+    )
+    db.execute("CREATE INDEX idx_logrecord_timestamp ON logrecord (timestamp_id)")
+    db.table("logrecord").create_index(["client"])
+    db.table("logrecord").create_index(["service"])
+    db.table("archive_state").create(
+        {"id": int, "last_digest": str, "last_file": str}, pk="id", not_null={"last_digest", "last_file"}, strict=True
+    )
+    db.execute("INSERT INTO archive_state (id, last_digest, last_file) VALUES (1, '', '')")
+    db.table("pending_archive").create(
+        {"id": int, "file_name": str, "first_id": int, "last_id": int, "prev_digest": str, "prev_file": str,
+         "last_digest": str},
+        pk="id",
+        not_null={"file_name", "first_id", "last_id", "prev_digest", "prev_file", "last_digest"},
+        strict=True,
+    )
+
+
+NO_SIGNATURE_TIMESTAMP_ID = 0
+"""``timestamp_id`` of a record that carries no signature (a failed exchange): there is nothing to timestamp."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTimestamp:
+    """A timestamp row: the RFC 3161 token and, for a batch timestamp, the ``ts-hashchainresult.xml`` it covers."""
+
+    id: int
+    time: datetime
+    token: bytes = field(repr=False)
+    hash_chain_result: bytes | None = field(repr=False)
+    tsa_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTimestamp:
+    """A record's share of a timestamp: the timestamp and the record's own ``ts-hashchain.xml`` (batch only)."""
+
+    timestamp: StoredTimestamp
+    hash_chain: bytes | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampAssignment:
+    """What a granted timestamp gives each record: its id and its own ts hash chain (None for a single one)."""
+
+    record_id: int
+    hash_chain: bytes | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveState:
+    """Where the archive chain stands: the last linkinginfo digest and the archive file that ended with it."""
+
+    last_digest: str
+    last_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingArchive:
+    """An archive decided on but not yet recorded as written: records ``first_id``..``last_id``, its name and chain."""
+
+    file_name: str
+    first_id: int
+    last_id: int
+    prev_digest: str
+    prev_file: str
+    last_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSummary:
+    """A record without its message and signature bytes: what ``audit find`` lists."""
+
+    id: int
+    query_id: str
+    direction: Direction
+    client: str
+    service: str
+    time: datetime
+    succeeded: bool
+    fault_code: str | None
+    x_request_id: str | None
+    timestamp_id: int | None
+    archived: bool
+
+
 def _known_migrations() -> set[str]:
     """The names of every migration this version knows (all of them are pending on an empty database)."""
     with Database(memory=True, execute_plugins=False) as empty:
@@ -164,6 +322,7 @@ def _row_values(record: LogRecord) -> tuple[Any, ...]:
         record.fault_code,
         record.prev_link,
         record.link,
+        encode_attachments(record.attachments),
     )
 
 
@@ -197,6 +356,7 @@ def _record_from_row(row: Sequence[Any]) -> LogRecord:
             fault_code=values["fault_code"],
             prev_link=values["prev_link"],
             link=values["link"],
+            attachments=decode_attachments(values["attachments"]),
         )
     except (ValueError, TypeError, OverflowError) as err:
         raise LogChainBroken(
@@ -398,3 +558,292 @@ class MessageLogStore:
 
         verify_chain(counting(), start_link)
         return counted
+
+    # --- batch timestamps (issue 7) -------------------------------------------------------------------------
+
+    def untimestamped(self, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` records still waiting for a timestamp, oldest first, as ``(id, signature_hash)``.
+
+        Records without a signature (failed exchanges) have nothing to timestamp; they are marked with
+        :data:`NO_SIGNATURE_TIMESTAMP_ID` here, in one write transaction, and not returned.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._write_transaction("marking records without signature") as conn:
+            conn.execute(
+                "UPDATE logrecord SET timestamp_id = ? WHERE timestamp_id IS NULL AND length(signature) = 0",
+                [NO_SIGNATURE_TIMESTAMP_ID],
+            )
+        with _database_errors("reading records to timestamp"):
+            rows = self._connection.execute(
+                "SELECT id, signature_hash FROM logrecord WHERE timestamp_id IS NULL ORDER BY id LIMIT ?", [limit]
+            ).fetchall()
+        return [(int(row[0]), bytes(row[1])) for row in rows]
+
+    def untimestamped_count(self) -> int:
+        """How many records wait for a timestamp."""
+        with _database_errors("counting records to timestamp"):
+            row = self._connection.execute(
+                "SELECT count(*) FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0"
+            ).fetchone()
+        return int(row[0])
+
+    def signature_of(self, record_id: int) -> bytes | None:
+        """The signature XML of record ``record_id`` (what a single timestamp's imprint is taken from)."""
+        with _database_errors("reading a signature"):
+            row = self._connection.execute("SELECT signature FROM logrecord WHERE id = ?", [record_id]).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def add_timestamp(
+        self,
+        token: bytes,
+        hash_chain_result: bytes | None,
+        assignments: Sequence[TimestampAssignment],
+        *,
+        time: datetime,
+        tsa_url: str | None = None,
+    ) -> int:
+        """Store a granted timestamp and point each record in ``assignments`` to it, in one transaction.
+
+        A batch timestamp has a ``hash_chain_result`` and a hash chain per record; a single one has neither.
+        Records already timestamped are left as they are (their earlier timestamp stands). Returns the id.
+        """
+        if not assignments:
+            raise ValueError("a timestamp covers at least one record")
+        if (hash_chain_result is None) != all(a.hash_chain is None for a in assignments):
+            raise ValueError("a batch timestamp has a hash chain result and a hash chain for every record")
+        if hash_chain_result is None and len(assignments) != 1:
+            raise ValueError("a single timestamp covers exactly one record")
+        with self._write_transaction("storing a timestamp") as conn:
+            cursor = conn.execute(
+                "INSERT INTO timestamp (time_us, token, hash_chain_result, tsa_url) VALUES (?, ?, ?, ?)",
+                [time_to_micros(time), token, hash_chain_result, tsa_url],
+            )
+            timestamp_id = int(cursor.lastrowid or 0)
+            conn.executemany(
+                "UPDATE logrecord SET timestamp_id = ?, ts_hashchain = ? WHERE id = ? AND timestamp_id IS NULL",
+                [(timestamp_id, a.hash_chain, a.record_id) for a in assignments],
+            )
+        return timestamp_id
+
+    def timestamp_of(self, record_id: int) -> RecordTimestamp | None:
+        """The timestamp that covers record ``record_id`` with the record's ts hash chain, or None (not yet)."""
+        with _database_errors("reading a timestamp"):
+            row = self._connection.execute(
+                "SELECT t.id, t.time_us, t.token, t.hash_chain_result, CAST(t.tsa_url AS BLOB), r.ts_hashchain "
+                "FROM logrecord r JOIN timestamp t ON t.id = r.timestamp_id WHERE r.id = ?",
+                [record_id],
+            ).fetchone()
+        if row is None:
+            return None
+        stored = StoredTimestamp(
+            id=int(row[0]),
+            time=micros_to_time(int(row[1])),
+            token=bytes(row[2]),
+            hash_chain_result=None if row[3] is None else bytes(row[3]),
+            tsa_url=None if row[4] is None else bytes(row[4]).decode("utf-8", "replace"),
+        )
+        return RecordTimestamp(stored, None if row[5] is None else bytes(row[5]))
+
+    # --- archives (issue 7) ---------------------------------------------------------------------------------
+
+    def archivable(self, limit: int, *, before: datetime | None = None) -> list[LogRecord]:
+        """Up to ``limit`` timestamped records not yet archived, in chain order (optionally only older ones).
+
+        Records archive in id order and stop at the first record that is not timestamped yet, so an archive
+        never skips a record that a later archive would then have to hold out of order.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with _database_errors("reading records to archive"):
+            row = self._connection.execute(
+                "SELECT min(id) FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0"
+            ).fetchone()
+        stop = row[0] if row is not None and row[0] is not None else None
+        sql = f"{_SELECT} WHERE archived_us IS NULL AND timestamp_id > 0"
+        params: list[Any] = []
+        if stop is not None:
+            sql += " AND id < ?"
+            params.append(int(stop))
+        if before is not None:
+            sql += " AND time_us < ?"
+            params.append(time_to_micros(before))
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        return list(self._iterate(sql, params, "reading records to archive"))
+
+    def records_between(self, first_id: int, last_id: int) -> list[LogRecord]:
+        """The records with ids ``first_id``..``last_id`` that are timestamped, in chain order."""
+        return list(
+            self._iterate(
+                f"{_SELECT} WHERE id BETWEEN ? AND ? AND timestamp_id > 0 ORDER BY id",
+                [first_id, last_id],
+                "reading records to archive",
+            )
+        )
+
+    def archive_state(self) -> ArchiveState:
+        """The last archive digest and file name (empty strings before the first archive)."""
+        with _database_errors("reading the archive state"):
+            row = self._connection.execute(
+                "SELECT CAST(last_digest AS BLOB), CAST(last_file AS BLOB) FROM archive_state WHERE id = 1"
+            ).fetchone()
+        if row is None:
+            raise DatabaseError("message log: the archive state is missing")
+        return ArchiveState(bytes(row[0]).decode("utf-8", "replace"), bytes(row[1]).decode("utf-8", "replace"))
+
+    def pending_archive(self) -> PendingArchive | None:
+        """The archive that was decided on but not recorded as written, if a run stopped in between."""
+        with _database_errors("reading the pending archive"):
+            row = self._connection.execute(
+                "SELECT file_name, first_id, last_id, prev_digest, prev_file, last_digest FROM pending_archive"
+                " WHERE id = 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return PendingArchive(str(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4]), str(row[5]))
+
+    def begin_archive(self, pending: PendingArchive) -> None:
+        """Record the archive about to be written (before the file is), refusing a second one or a fork."""
+        with self._write_transaction("recording a pending archive") as conn:
+            if conn.execute("SELECT 1 FROM pending_archive WHERE id = 1").fetchone() is not None:
+                raise DatabaseError("message log: another archive is pending")
+            state = conn.execute("SELECT last_digest, last_file FROM archive_state WHERE id = 1").fetchone()
+            if state is None or (state[0], state[1]) != (pending.prev_digest, pending.prev_file):
+                raise DatabaseError("message log: the archive does not continue the archive chain")
+            conn.execute(
+                "INSERT INTO pending_archive (id, file_name, first_id, last_id, prev_digest, prev_file, last_digest)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?)",
+                [pending.file_name, pending.first_id, pending.last_id, pending.prev_digest, pending.prev_file,
+                 pending.last_digest],
+            )
+
+    def finish_archive(self, pending: PendingArchive, *, time: datetime) -> int:
+        """The archive file is written: mark its records archived and move the archive chain on; returns how many."""
+        with self._write_transaction("recording a written archive") as conn:
+            row = conn.execute("SELECT file_name, last_digest FROM pending_archive WHERE id = 1").fetchone()
+            if row is None or (row[0], row[1]) != (pending.file_name, pending.last_digest):
+                raise DatabaseError("message log: the archive to record is not the pending one")
+            cursor = conn.execute(
+                "UPDATE logrecord SET archived_us = ? WHERE id BETWEEN ? AND ? AND timestamp_id > 0"
+                " AND archived_us IS NULL",
+                [time_to_micros(time), pending.first_id, pending.last_id],
+            )
+            conn.execute(
+                "UPDATE archive_state SET last_digest = ?, last_file = ? WHERE id = 1",
+                [pending.last_digest, pending.file_name],
+            )
+            conn.execute("DELETE FROM pending_archive WHERE id = 1")
+        return int(cursor.rowcount)
+
+    def delete_archived(self, *, before: datetime, limit: int = 10_000) -> int:
+        """Delete the archived records written before ``before`` from the start of the chain; returns how many.
+
+        Only a prefix of the chain goes (up to the first record that is not archived or not old enough), and
+        the chain anchor moves to the first remaining record in the same transaction, so what remains still
+        verifies from the anchor (UG-SS §11.1.7: archived records are removed after ``keep-records-for``).
+        Records without a signature, which are never archived, go with their neighbours.
+        """
+        cutoff = time_to_micros(before)
+        with self._write_transaction("deleting archived records") as conn:
+            first_id, _ = self._anchor(conn)
+            rows = conn.execute(
+                "SELECT id, archived_us, timestamp_id, time_us, link FROM logrecord WHERE id >= ? ORDER BY id LIMIT ?",
+                [first_id, limit],
+            ).fetchall()
+            last: tuple[int, bytes] | None = None
+            expected = first_id
+            for record_id, archived_us, timestamp_id, time_us, link in rows:
+                done = archived_us is not None or timestamp_id == NO_SIGNATURE_TIMESTAMP_ID
+                if record_id != expected or not done or time_us >= cutoff:
+                    break
+                last = (int(record_id), bytes(link))
+                expected += 1
+            if last is None:
+                return 0
+            conn.execute("DELETE FROM logrecord WHERE id >= ? AND id <= ?", [first_id, last[0]])
+            conn.execute("UPDATE chain_anchor SET first_id = ?, prev_link = ? WHERE id = 1", [last[0] + 1, last[1]])
+            conn.execute(
+                "DELETE FROM timestamp WHERE NOT EXISTS (SELECT 1 FROM logrecord WHERE timestamp_id = timestamp.id)"
+            )
+        return last[0] - first_id + 1
+
+    def anchor(self) -> tuple[int, bytes]:
+        """Where the chain in this database starts: the first record id and the link before it."""
+        with _database_errors("reading the chain anchor"):
+            return self._anchor(self._connection)
+
+    # --- search (audit find) --------------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        query_id: str | None = None,
+        client: str | None = None,
+        service: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        succeeded: bool | None = None,
+        limit: int = 1000,
+    ) -> list[RecordSummary]:
+        """Records matching every given criterion, in chain order, without their message bytes.
+
+        ``client`` and ``service`` match the stored display form exactly, or as a prefix when they end in
+        ``/`` (e.g. every subsystem of a member); ``since`` is inclusive, ``until`` exclusive.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if query_id is not None:
+            where.append("query_id = ?")
+            params.append(query_id)
+        for column, value in (("client", client), ("service", service)):
+            if value is None:
+                continue
+            if value.endswith("/"):
+                where.append(f"substr({column}, 1, ?) = ?")
+                params += [len(value), value]
+            else:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time_us >= ?")
+            params.append(time_to_micros(since))
+        if until is not None:
+            where.append("time_us < ?")
+            params.append(time_to_micros(until))
+        if succeeded is not None:
+            where.append("succeeded = ?")
+            params.append(1 if succeeded else 0)
+        sql = (
+            "SELECT id, query_id, direction, client, service, time_us, succeeded, fault_code, x_request_id,"
+            " timestamp_id, archived_us FROM logrecord"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        with _database_errors("searching records"):
+            rows = self._connection.execute(sql, params).fetchall()
+        found = []
+        for row in rows:
+            try:
+                found.append(
+                    RecordSummary(
+                        id=int(row[0]),
+                        query_id=str(row[1]),
+                        direction=Direction(row[2]),
+                        client=str(row[3]),
+                        service=str(row[4]),
+                        time=micros_to_time(int(row[5])),
+                        succeeded=bool(row[6]),
+                        fault_code=None if row[7] is None else str(row[7]),
+                        x_request_id=None if row[8] is None else str(row[8]),
+                        timestamp_id=None if row[9] is None else int(row[9]),
+                        archived=row[10] is not None,
+                    )
+                )
+            except (ValueError, TypeError) as err:
+                raise LogChainBroken(
+                    f"message log record {row[0]} is malformed", record_id=row[0] if type(row[0]) is int else None
+                ) from err
+        return found

@@ -6,6 +6,11 @@ thread takes everything queued at once, chains it and commits it in one transact
 PERFORMANCE-NOTES.md C.3.5), and only then fires the callers' Deferreds on the reactor thread. A caller is
 therefore never answered before its record is durable (issue 5, "Message log, write path").
 
+The timestamper and archiver (issue 7) write to the same file; :meth:`MessageLogWriter.run` runs their store
+functions in this same thread, between batches, so the log has exactly one writer. The timestamper may also
+close the door: :meth:`MessageLogWriter.set_admission` installs a check that refuses new entries (with
+``TimestampingFailed`` once batch timestamping has failed for longer than the grace period).
+
 When a batch fails (disk full, database locked past the busy timeout, a corrupt or unwritable file), its
 transaction is rolled back, its callers get :class:`~security_server.core.errors.LoggingFailed`, the
 writer reports itself unhealthy and drops its connection; the next batch reopens the file and continues the
@@ -19,6 +24,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Generic, TypeVar
 
 import structlog
 from twisted.application.service import Service
@@ -51,6 +57,23 @@ class _Outcome:
     error: Exception | None
 
 
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True, eq=False)
+class _Call(Generic[_T]):
+    """A store function to run in the writer thread, and the Deferred for its result."""
+
+    function: Callable[[MessageLogStore], _T]
+    deferred: Deferred[_T] = field(default_factory=Deferred)
+
+
+AdmissionCheck = Callable[[LogEntry], "BusError | None"]
+"""Decides whether the log takes an entry now: None to take it, or the error to refuse it with."""
+
+CommitHook = Callable[[LogRecord], "Deferred[object]"]
+"""Runs after a record is committed and before its caller is answered (synchronous timestamping)."""
+
 _STOP = object()
 
 
@@ -73,7 +96,9 @@ class MessageLogWriter(Service):
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending | _Call[object] | object] = queue.SimpleQueue()
+        self._admission: AdmissionCheck | None = None
+        self._commit_hook: CommitHook | None = None
         self._thread: threading.Thread | None = None
         self._accepting = False
         self._stopped = False
@@ -105,9 +130,39 @@ class MessageLogWriter(Service):
             error = LoggingFailed("message log is not running", reason="message log writer is not running")
             _log.error("message_log_write_refused", query_id=entry.query_id, **error.log_fields())
             return fail(error)
+        if self._admission is not None:
+            refusal = self._admission(entry)
+            if refusal is not None:
+                _log.error("message_log_write_refused", query_id=entry.query_id, **refusal.log_fields())
+                return fail(refusal)
         pending = _Pending(entry)
         self._queue.put(pending)
         return pending.deferred
+
+    def set_admission(self, check: AdmissionCheck | None) -> None:
+        """Install (or with None remove) the check every new entry must pass before it is queued."""
+        self._admission = check
+
+    def set_commit_hook(self, hook: CommitHook | None) -> None:
+        """Install (or with None remove) a step between a record's commit and its caller's answer.
+
+        The caller's Deferred fires with the record once the hook's Deferred fires, and fails with the
+        hook's failure (the record stays committed: the log holds what was attempted).
+        """
+        self._commit_hook = hook
+
+    def run(self, function: Callable[[MessageLogStore], _T]) -> Deferred[_T]:
+        """Run ``function(store)`` in the writer thread, in order with the queued entries; fires with its result.
+
+        For the timestamper and archiver: the log file keeps one writer. The function must not block for
+        long, since entries wait behind it. A failure fails the Deferred with the function's exception (a
+        store that cannot be opened fails it with :class:`LoggingFailed`).
+        """
+        if not self._accepting:
+            return fail(LoggingFailed("message log is not running", reason="message log writer is not running"))
+        call: _Call[_T] = _Call(function)
+        self._queue.put(call)
+        return call.deferred
 
     def stop(self) -> Deferred[None]:
         """Stop taking entries, commit everything already queued, close the store; fires when done."""
@@ -140,10 +195,14 @@ class MessageLogWriter(Service):
         stopping = False
         while not stopping:
             batch: list[_Pending] = []
+            call: _Call[object] | None = None
             item = self._queue.get()
             while True:
                 if item is _STOP:
                     stopping = True
+                    break
+                if isinstance(item, _Call):
+                    call = item  # runs after the entries queued before it
                     break
                 assert isinstance(item, _Pending)
                 batch.append(item)
@@ -156,6 +215,8 @@ class MessageLogWriter(Service):
             if batch:
                 store, outcome = self._commit(store, batch)
                 self._report(batch, outcome)
+            if call is not None:
+                store = self._call(store, call)
         if store is not None:
             try:
                 store.close()
@@ -187,6 +248,24 @@ class MessageLogWriter(Service):
             return None, _Outcome(None, err)
         return store, _Outcome(records, None)
 
+    def _call(self, store: MessageLogStore | None, call: _Call[object]) -> MessageLogStore | None:
+        store, outcome = self._open(store)
+        if store is None:
+            cause = outcome.error
+            reason = cause.reason if isinstance(cause, BusError) else f"message log: {cause}"
+            error: BaseException = LoggingFailed("message log cannot be opened", reason=reason)
+            self._reactor.callFromThread(call.deferred.errback, error)
+            return None
+        try:
+            result = call.function(store)
+        except Exception as err:  # handed to the caller; the connection is dropped as after a failed batch
+            with contextlib.suppress(Exception):
+                store.close()
+            self._reactor.callFromThread(call.deferred.errback, err)
+            return None
+        self._reactor.callFromThread(call.deferred.callback, result)
+        return store
+
     def _report(self, batch: list[_Pending], outcome: _Outcome) -> None:
         self._reactor.callFromThread(self._settle, batch, outcome)
 
@@ -201,8 +280,12 @@ class MessageLogWriter(Service):
                 if not self._healthy:
                     _log.info("message_log_recovered", path=str(self.path))
                 self._healthy = True
+            hook = self._commit_hook
             for pending, record in zip(batch, records, strict=True):
-                pending.deferred.callback(record)
+                if hook is None:
+                    pending.deferred.callback(record)
+                else:
+                    self._after_hook(hook, pending, record)
             return
         self._healthy = False
         cause = outcome.error
@@ -216,6 +299,15 @@ class MessageLogWriter(Service):
             error.__cause__ = cause
             _log.error("message_log_write_failed", query_id=pending.entry.query_id, **error.log_fields())
             pending.deferred.errback(error)
+
+    @staticmethod
+    def _after_hook(hook: CommitHook, pending: _Pending, record: LogRecord) -> None:
+        try:
+            step = hook(record)
+        except Exception as err:  # a hook bug must not leave the caller waiting
+            pending.deferred.errback(err)
+            return
+        step.addCallbacks(lambda _: pending.deferred.callback(record), pending.deferred.errback)
 
     def _thread_stopped(self) -> None:
         self._stopped = True

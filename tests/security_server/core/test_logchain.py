@@ -47,6 +47,7 @@ def entries(draw: st.DrawFn) -> LogEntry:
         hashchainresult=draw(st.binary(max_size=20)) if with_chain else None,
         succeeded=succeeded,
         fault_code=None if succeeded else draw(st.none() | TEXT),
+        attachments=tuple(draw(st.lists(st.binary(max_size=12), max_size=3))),
     )
 
 
@@ -94,13 +95,25 @@ def _tampered(record: LogRecord, data: st.DataObject) -> LogRecord:
     ]
     text_names = ("query_id", "x_request_id", "client", "service", "fault_code")
     text_fields = [name for name in text_names if getattr(record, name)]
-    other = ["direction", "time", "id"]
+    other = ["direction", "time", "id", "attachments"]
     if record.succeeded or record.signature:
         other.append("succeeded")
     name = data.draw(st.sampled_from(byte_fields + text_fields + other), label="field")
     value = getattr(record, name)
     new: Any
-    if name in byte_fields:
+    if name == "attachments":
+        changes = [value + (b"",), value[:-1]] if value else [(b"",), (b"x",)]
+        if any(value):
+            index = data.draw(st.sampled_from([i for i, a in enumerate(value) if a]), label="attachment")
+            at = data.draw(st.integers(0, len(value[index]) - 1), label="at")
+            one = value[index]
+            changes.append(value[:index] + (one[:at] + bytes([one[at] ^ 1]) + one[at + 1 :],) + value[index + 1 :])
+        if len(value) > 1 and len(set(value)) > 1:
+            changes.append(value[::-1] if value[::-1] != value else value[1:] + value[:1])
+        if len(value) > 1 and value[0]:
+            changes.append((value[0][:-1], value[0][-1:] + value[1]) + value[2:])
+        new = data.draw(st.sampled_from([c for c in changes if c != value]), label="attachments")
+    elif name in byte_fields:
         at = data.draw(st.integers(0, len(value) - 1), label="at")
         mask = data.draw(st.integers(1, 255), label="mask")
         new = value[:at] + bytes([value[at] ^ mask]) + value[at + 1 :]
@@ -216,6 +229,42 @@ def test_moving_bytes_between_fields_changes_the_link() -> None:
     assert len({one.link, two.link, absent.link, empty.link}) == 4
 
 
+def test_attachments_use_the_v2_encoding_and_keep_their_boundaries() -> None:
+    """A record with attachments links with the v2 tag, their count and each attachment before prev_link (pinned)."""
+    entry = simple_entry(attachments=(b"body", b""))
+    record = make_record(entry, record_id=2, prev_link=GENESIS_LINK)
+
+    def field(value: bytes | None) -> bytes:
+        return b"\x00" if value is None else b"\x01" + len(value).to_bytes(8, "big") + value
+
+    expected = hashlib.sha512(
+        field(b"fedbus/messagelog/record/v2")
+        + field((2).to_bytes(8, "big"))
+        + field(b"q-1")
+        + field(None)
+        + field(b"request")
+        + field(b"SUBSYSTEM:EE/GOV/1234/consumer")
+        + field(b"SERVICE:EE/GOV/5678/provider/getPerson/v1")
+        + field(time_to_micros(NOW).to_bytes(8, "big", signed=True))
+        + field(b"<soap/>")
+        + field(b"<signature/>")
+        + field(None)
+        + field(None)
+        + field(hashlib.sha512(b"<signature/>").digest())
+        + field(b"\x01")
+        + field(None)
+        + field((2).to_bytes(8, "big"))
+        + field(b"body")
+        + field(b"")
+        + field(GENESIS_LINK)
+    ).digest()
+    assert record.link == expected == compute_link(record)
+    assert record.to_entry() == entry
+    variants = [(), (b"body",), (b"bod", b"y"), (b"body", b"", b""), (b"", b"body")]
+    links = {make_record(simple_entry(attachments=a), record_id=2, prev_link=GENESIS_LINK).link for a in variants}
+    assert len(links | {record.link}) == len(variants) + 1
+
+
 def test_signature_hash_is_sha512_of_the_signature_xml() -> None:
     """signature_hash is SHA-512 of the signature bytes, the leaf batch timestamping covers (XROAD-REFERENCE §4.5)."""
     record = make_record(simple_entry(), record_id=1, prev_link=GENESIS_LINK)
@@ -262,6 +311,9 @@ def test_time_round_trips_through_microseconds(moment: datetime) -> None:
         {"signature": b""},
         {"succeeded": 1},
         {"x_request_id": "\ud800"},
+        {"attachments": [b"x"]},
+        {"attachments": (b"x", "y")},
+        {"attachments": (bytearray(b"x"),)},
     ],
     ids=lambda changes: ",".join(changes),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -9,12 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from security_server.core.errors import DatabaseError, LogChainBroken
-from security_server.core.logchain import GENESIS_LINK, Direction, LogEntry, make_record
-from security_server.messagelog.store import MessageLogStore, Synchronous
+from security_server.core.logchain import GENESIS_LINK, Direction, LogEntry, make_record, time_to_micros
+from security_server.messagelog.store import (
+    MIGRATIONS,
+    ArchiveState,
+    MessageLogStore,
+    PendingArchive,
+    Synchronous,
+    TimestampAssignment,
+    decode_attachments,
+    encode_attachments,
+)
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -34,6 +45,7 @@ def entry(n: int, *, size: int = 16, succeeded: bool = True) -> LogEntry:
         hashchainresult=b"<hashchainresult/>" if n % 4 == 0 else None,
         succeeded=succeeded,
         fault_code=None if succeeded else "server.serverproxy.service_failed.timeout",
+        attachments=(b"{\"body\": %d}" % n,) * (n % 3) if n % 2 == 0 else (),
     )
 
 
@@ -80,7 +92,8 @@ def test_reopening_continues_the_chain(tmp_path: Path) -> None:
         assert second[0].id == 3 and second[0].prev_link == first[-1].link
         assert store.verify() == 3
     names = [row[0] for row in raw(path).execute("SELECT name FROM _sqlite_migrations")]
-    assert names == ["m001_logrecord"]
+    every_migration = [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
+    assert names == every_migration and names[:2] == ["m001_logrecord", "m002_attachments"]
 
 
 @pytest.mark.parametrize("mode, pragma_value", [(None, 2), (Synchronous.FULL, 2), (Synchronous.NORMAL, 1)])
@@ -153,6 +166,7 @@ STORED_COLUMNS = [
     "fault_code",
     "prev_link",
     "link",
+    "attachments",
 ]
 TEXT_COLUMNS = {"query_id", "x_request_id", "direction", "client", "service", "fault_code"}
 
@@ -187,6 +201,83 @@ def test_any_single_byte_change_in_the_database_is_named(data: st.DataObject) ->
             with pytest.raises(LogChainBroken) as caught:
                 store.verify()
         assert caught.value.record_id == record_id
+
+
+def test_attachments_round_trip_through_the_database(tmp_path: Path) -> None:
+    """Records with none, one and several attachments (empty ones too) read back equal and verify after reopening."""
+    path = tmp_path / "log.db"
+    shapes: list[tuple[bytes, ...]] = [(), (b'{"rest": "body"}',), (b"att1", b"", b"\x00" * 300), (b"",)]
+    written_entries = [dataclasses.replace(entry(2 * n), attachments=shape) for n, shape in enumerate(shapes)]
+    with MessageLogStore(path) as store:
+        written = store.append_entries(written_entries)
+    with MessageLogStore(path) as store:
+        assert list(store.records()) == written
+        assert [record.attachments for record in store.records()] == shapes
+        assert store.verify() == len(shapes)
+    stored = raw(path).execute("SELECT attachments FROM logrecord ORDER BY id").fetchall()
+    assert stored[0] == (None,) and all(type(row[0]) is bytes for row in stored[1:])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=5))
+def test_attachment_encoding_round_trips(attachments: list[bytes]) -> None:
+    """decode_attachments(encode_attachments(a)) == a for any attachments; none is stored as NULL."""
+    encoded = encode_attachments(tuple(attachments))
+    assert (encoded is None) == (not attachments)
+    assert decode_attachments(encoded) == tuple(attachments)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"",
+        b"\x00\x00\x00\x00",
+        b"\x00\x00\x00\x01",
+        b"\x00\x00\x00\x01" + (5).to_bytes(8, "big") + b"abc",
+        b"\x00\x00\x00\x01" + (1).to_bytes(8, "big") + b"ab",
+        "text",
+    ],
+    ids=["empty", "zero-count", "no-length", "short", "trailing", "text"],
+)
+def test_malformed_stored_attachments_are_refused(stored: object) -> None:
+    """A stored attachment list that is truncated, padded, empty or not bytes is a ValueError, never a crash."""
+    with pytest.raises(ValueError):
+        decode_attachments(stored)
+
+
+def test_a_log_written_before_attachments_opens_migrates_and_verifies(tmp_path: Path) -> None:
+    """A database with only the first migration (no attachments column) is migrated and its chain still verifies."""
+    path = tmp_path / "old.db"
+    old_entries = [dataclasses.replace(entry(n), attachments=()) for n in range(4)]
+    records = []
+    link = GENESIS_LINK
+    for n, old in enumerate(old_entries, start=1):
+        records.append(make_record(old, record_id=n, prev_link=link))
+        link = records[-1].link
+    conn = raw(path)
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    MIGRATIONS.apply(db, stop_before="m002_attachments")
+    assert "attachments" not in db.table("logrecord").columns_dict
+    for record in records:
+        conn.execute(
+            "INSERT INTO logrecord (id, query_id, x_request_id, direction, client, service, time_us, message,"
+            " signature, hashchain, hashchainresult, signature_hash, succeeded, fault_code, prev_link, link)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                record.id, record.query_id, record.x_request_id, record.direction.value, record.client,
+                record.service, time_to_micros(record.time), record.message, record.signature, record.hashchain,
+                record.hashchainresult, record.signature_hash, int(record.succeeded), record.fault_code,
+                record.prev_link, record.link,
+            ],
+        )
+    conn.close()
+    with MessageLogStore(path) as store:
+        assert list(store.records()) == records
+        assert store.verify() == 4
+        more = store.append_entries([entry(4)])
+        assert more[0].attachments and more[0].prev_link == records[-1].link
+        assert store.verify() == 5
 
 
 def test_a_deleted_row_is_named_by_the_next_record(tmp_path: Path) -> None:
@@ -311,3 +402,41 @@ def test_a_closed_store_raises_database_error(tmp_path: Path) -> None:
         store.verify()
     with pytest.raises(DatabaseError):
         _ = store.database
+
+
+def test_a_timestamp_is_stored_once_per_record_and_checked_for_shape(tmp_path: Path) -> None:
+    """add_timestamp points records at the token; a record keeps its first timestamp; bad shapes are refused."""
+    with MessageLogStore(tmp_path / "log.db") as store:
+        store.append_entries([entry(n) for n in range(3)])
+        assert store.untimestamped(10) == [(r.id, r.signature_hash) for r in store.records()]
+        first = store.add_timestamp(b"token-1", b"<result/>", [TimestampAssignment(1, b"<c1/>"), TimestampAssignment(2, b"<c2/>")], time=T0)
+        second = store.add_timestamp(b"token-2", None, [TimestampAssignment(2, None)], time=T0)
+        stamp = store.timestamp_of(2)
+        assert stamp is not None and stamp.timestamp.id == first != second and stamp.hash_chain == b"<c2/>"
+        assert store.timestamp_of(3) is None and store.untimestamped_count() == 1
+        for token, result, assignments in (
+            (b"t", b"<r/>", [TimestampAssignment(3, None)]),
+            (b"t", None, [TimestampAssignment(3, b"<c/>")]),
+            (b"t", None, [TimestampAssignment(3, None), TimestampAssignment(1, None)]),
+            (b"t", None, []),
+        ):
+            with pytest.raises(ValueError):
+                store.add_timestamp(token, result, assignments, time=T0)
+
+
+def test_begin_archive_refuses_a_second_pending_archive_and_a_fork(tmp_path: Path) -> None:
+    """Only one archive may be pending, and only one that continues the recorded archive chain."""
+    with MessageLogStore(tmp_path / "log.db") as store:
+        store.append_entries([entry(0)])
+        store.add_timestamp(b"t", None, [TimestampAssignment(1, None)], time=T0)
+        fork = PendingArchive("mlog-b.zip", 1, 1, "not-the-last-digest", "", "d2")
+        with pytest.raises(DatabaseError, match="continue"):
+            store.begin_archive(fork)
+        pending = PendingArchive("mlog-a.zip", 1, 1, "", "", "d1")
+        store.begin_archive(pending)
+        with pytest.raises(DatabaseError, match="pending"):
+            store.begin_archive(pending)
+        with pytest.raises(DatabaseError):
+            store.finish_archive(fork, time=T0)
+        assert store.finish_archive(pending, time=T0) == 1
+        assert store.archive_state() == ArchiveState("d1", "mlog-a.zip") and store.pending_archive() is None

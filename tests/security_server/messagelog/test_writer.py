@@ -15,6 +15,7 @@ import tempfile
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -225,6 +226,56 @@ class WriterTests(unittest.TestCase):
         assert not writer.running
         record = await pending
         assert record.prev_link == GENESIS_LINK
+
+    async def test_run_executes_a_store_function_after_the_entries_queued_before_it(self) -> None:
+        """run(f) runs f(store) in the writer thread, after every entry queued before it, and returns its result."""
+        writer = self.writer()
+        pending = [writer.log(entry(n)) for n in range(5)]
+        seen = await writer.run(lambda store: (threading.current_thread().name, store.count()))
+        assert seen == ("fedbus-messagelog-writer", 5)
+        await gatherResults(pending)
+
+    async def test_run_passes_the_functions_failure_on_and_the_writer_carries_on(self) -> None:
+        """An exception in the function fails its Deferred; later entries are still written."""
+        writer = self.writer()
+
+        def broken(store: MessageLogStore) -> None:
+            raise LookupError("nothing here")
+
+        with pytest.raises(LookupError):
+            await writer.run(broken)
+        record = await writer.log(entry(0))
+        assert record.id == 1 and writer.healthy
+
+    async def test_an_admission_check_refuses_entries_with_its_error(self) -> None:
+        """set_admission: while the check returns an error, log() fails with it and nothing is queued."""
+        writer = self.writer()
+        refusal = LoggingFailed("closed for the test")
+        writer.set_admission(lambda _entry: refusal)
+        with pytest.raises(LoggingFailed):
+            await writer.log(entry(0))
+        writer.set_admission(None)
+        assert (await writer.log(entry(1))).id == 1
+
+    async def test_a_commit_hook_runs_before_the_caller_is_answered(self) -> None:
+        """set_commit_hook: the caller's Deferred fires after the hook's; a failed hook fails the caller, the
+        record stays committed."""
+        writer = self.writer()
+        hooked: list[int] = []
+
+        def refuse() -> None:
+            raise LoggingFailed("the hook failed")
+
+        def hook(record: LogRecord) -> Any:
+            hooked.append(record.id)
+            return deferLater(REACTOR_TIME, 0, refuse if record.id == 2 else lambda: None)
+
+        writer.set_commit_hook(hook)
+        first = await writer.log(entry(0))
+        assert first.id == 1 and hooked == [1]
+        with pytest.raises(LoggingFailed):
+            await writer.log(entry(1))
+        assert await writer.run(lambda store: store.count()) == 2
 
 
 def _run_child(mode: str, db: Path, *, stop_after_acks: int | None, deadline: float) -> list[str]:

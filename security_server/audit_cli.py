@@ -1,0 +1,507 @@
+"""``fedbus audit``: the auditor's commands: find exchanges, export evidence, verify it, export what verifying needs.
+
+Commands read a security server's directory (``--dir``, env ``FEDBUS_SERVER_DIR``; its ``messagelog.db``,
+``globalconf.bundle`` and ``serverconf.db``) or files given on the command line; they never write to the log::
+
+    fedbus audit find [--query-id ID] [--client ID] [--service ID] [--since T] [--until T] [--succeeded|--failed]
+    fedbus audit export QUERY_ID [--request-only|--response-only] [--record N] --out FILE
+    fedbus audit verify container FILE --conf DIR [--xroad-compatible]
+    fedbus audit verify archive FILE (--previous DIGEST | --first) [--conf DIR]
+    fedbus audit verify log [--conf DIR]
+    fedbus audit verificationconf --out DIR
+
+``export`` writes one ASiC-E container when one record matches (or ``--record`` picks one), else a zip of the
+exchange's containers, named as X-Road's ``/asic`` names them. ``verify`` prints every check it made, one per
+line (``passed``/``FAILED``/``skipped``: what was checked and what was found), then ``VERIFIED`` or
+``NOT VERIFIED``; the exit status is 0 only when everything verified (1 otherwise, 2 for bad arguments).
+``verificationconf`` writes X-Road's verification configuration (``instance-identifier`` and
+``<instance>/shared-params.xml``, taken from the server's verified global configuration) plus ``ca.pem``,
+``ocsp.pem`` and ``tsa.pem`` for other tools. ``--json`` prints JSON instead of text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import click
+
+from security_server.confclient import bundle as conf_bundle
+from security_server.core import digests, hashchain
+from security_server.core.archive import verify_archive
+from security_server.core.asic import CheckStatus
+from security_server.core.errors import BusError, InvalidClientIdentifier, InvalidConfiguration, NotFound
+from security_server.core.evidence import (
+    INSTANCE_IDENTIFIER_FILE,
+    SHARED_PARAMS_FILE,
+    EvidenceReport,
+    VerificationConf,
+    read_verification_conf,
+    verification_conf_files,
+    verify_evidence,
+)
+from security_server.core.globalconf.anchor import parse_configuration_anchor
+from security_server.core.globalconf.directory import SHARED_PARAMETERS
+from security_server.core.identifiers import ClientId, ServiceId
+from security_server.core.logchain import Direction
+from security_server.core.signature import signature_value
+from security_server.core.timestamp import read_timestamp_token, verify_timestamp_token
+from security_server.messagelog.asic_export import exchange_zip, record_container, record_container_name
+from security_server.messagelog.store import MessageLogStore, RecordSummary
+from security_server.serverconf.store import ServerConfStore
+
+DEFAULT_DIR = "./fedbus-server"
+DIR_ENV = "FEDBUS_SERVER_DIR"
+LOG_NAME = "messagelog.db"
+BUNDLE_NAME = "globalconf.bundle"
+SERVERCONF_NAME = "serverconf.db"
+MAX_INPUT_BYTES = 4 * 1024 * 1024 * 1024
+MAX_CONF_FILE_BYTES = 32 * 1024 * 1024
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- options and output ---------------------------------------------------------------------------------------
+
+
+def dir_option(func: F) -> F:
+    """The ``--dir`` option: the security server's working directory."""
+    return click.option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=DIR_ENV,
+        default=DEFAULT_DIR,
+        show_default=True,
+        help=f"The security server's working directory (env {DIR_ENV}).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    """The ``--json`` flag."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+
+
+def conf_option(func: F) -> F:
+    """The ``--conf`` option: a verification configuration folder."""
+    return click.option(
+        "--conf",
+        "conf_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Verification configuration folder (from `fedbus audit verificationconf` or X-Road's /verificationconf).",
+    )(func)
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time") from err
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; ``(none)`` when there are no rows."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [list(headers), *rows]]
+    if not rows:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+def _read(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise click.ClickException(f"cannot read {what} {path}: {err.strerror}") from err
+    if len(data) > limit:
+        raise click.ClickException(f"{what} {path} is larger than {limit} bytes")
+    return data
+
+
+def _open_log(directory: Path) -> MessageLogStore:
+    path = directory / LOG_NAME
+    if not path.is_file():
+        raise click.ClickException(f"no message log at {path}")
+    return MessageLogStore(path)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditGroup(click.Group):
+    """A click group that turns every :class:`BusError` below it into a clear error and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BusError as err:
+            detail = f" ({err.reason})" if err.reason != err.message else ""
+            raise click.ClickException(f"{err.message}{detail} [{err.fault_code}]") from err
+
+
+@click.group(cls=AuditGroup)
+def audit() -> None:
+    """Find logged exchanges, export their signed evidence (ASiC-E) and verify it offline."""
+
+
+# --- find -----------------------------------------------------------------------------------------------------
+
+
+def _summary_json(summary: RecordSummary) -> dict[str, Any]:
+    return {
+        "record": summary.id,
+        "query_id": summary.query_id,
+        "direction": summary.direction.value,
+        "client": summary.client,
+        "service": summary.service,
+        "time": _time(summary.time),
+        "succeeded": summary.succeeded,
+        "fault_code": summary.fault_code,
+        "x_request_id": summary.x_request_id,
+        "timestamped": bool(summary.timestamp_id),
+        "archived": summary.archived,
+    }
+
+
+def _identifier(text: str | None, parse: Callable[[str], object], what: str) -> str | None:
+    """Normalise an identifier given in display form (a trailing ``/`` keeps it a prefix)."""
+    if text is None or text.endswith("/"):
+        return text
+    try:
+        return str(parse(text))
+    except InvalidClientIdentifier as err:
+        raise click.BadParameter(f"{text!r} is not a {what}: {err.message}") from err
+
+
+@audit.command()
+@dir_option
+@click.option("--query-id", help="The message id (X-Road `id` header / X-Road-Id).")
+@click.option("--client", help="The client, e.g. SUBSYSTEM:EE/GOV/70000310/consumer (a trailing / matches a prefix).")
+@click.option("--service", help="The service, e.g. SERVICE:EE/GOV/70000311/provider/getRandom/v1 (or a prefix/).")
+@click.option("--since", help="From this time on (ISO 8601, UTC if no zone).")
+@click.option("--until", help="Before this time (ISO 8601).")
+@click.option("--succeeded/--failed", "succeeded", default=None, help="Only successful or only failed exchanges.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@json_option
+def find(
+    directory: Path,
+    query_id: str | None,
+    client: str | None,
+    service: str | None,
+    since: str | None,
+    until: str | None,
+    succeeded: bool | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List logged records by message id, client, service, time range and outcome."""
+    with _open_log(directory) as store:
+        found = store.search(
+            query_id=query_id,
+            client=_identifier(client, ClientId.parse_display, "client identifier"),
+            service=_identifier(service, ServiceId.parse_display, "service identifier"),
+            since=_parse_time(since) if since else None,
+            until=_parse_time(until) if until else None,
+            succeeded=succeeded,
+            limit=limit,
+        )
+    if as_json:
+        click.echo(json.dumps([_summary_json(s) for s in found], indent=2))
+        return
+    rows = [
+        [
+            str(s.id),
+            _time(s.time)[:19] + "Z",
+            s.query_id,
+            s.direction.value,
+            s.client,
+            s.service,
+            "ok" if s.succeeded else f"fault {s.fault_code or ''}".strip(),
+            "yes" if s.timestamp_id else "no",
+            "yes" if s.archived else "no",
+        ]
+        for s in found
+    ]
+    click.echo(format_table(["RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED"], rows))
+
+
+# --- export ---------------------------------------------------------------------------------------------------
+
+
+@audit.command()
+@dir_option
+@click.argument("query_id")
+@click.option("--request-only", is_flag=True, help="Only the request.")
+@click.option("--response-only", is_flag=True, help="Only the response.")
+@click.option("--record", "record_id", type=int, help="Only this record (see `audit find`).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@json_option
+def export(
+    directory: Path, query_id: str, request_only: bool, response_only: bool, record_id: int | None, out: Path, as_json: bool
+) -> None:
+    """Export an exchange's evidence: one container, or a zip of the request and response containers."""
+    if request_only and response_only:
+        raise click.UsageError("--request-only and --response-only exclude each other")
+    with _open_log(directory) as store:
+        records = [
+            record
+            for record in store.find(query_id)
+            if record.signature
+            and (record_id is None or record.id == record_id)
+            and not (request_only and record.direction is not Direction.REQUEST)
+            and not (response_only and record.direction is not Direction.RESPONSE)
+        ]
+        if not records:
+            raise NotFound(f"no signed records of {query_id!r} match")
+        stamped = [(record, store.timestamp_of(record.id)) for record in records]
+    unstamped = [record.id for record, stamp in stamped if stamp is None]
+    if len(stamped) == 1:
+        record, stamp = stamped[0]
+        data, kind, names = record_container(record, stamp), "container", [record_container_name(record)]
+    else:
+        data, kind, names = exchange_zip(stamped), "zip", [record_container_name(r) for r, _ in stamped]
+    out.write_bytes(data)
+    if as_json:
+        click.echo(json.dumps({"file": str(out), "kind": kind, "containers": names, "not_timestamped": unstamped}, indent=2))
+        return
+    click.echo(f"wrote {kind} {out} ({', '.join(names)})")
+    if unstamped:
+        click.echo(f"warning: records {unstamped} are not timestamped yet; their containers carry no timestamp", err=True)
+
+
+# --- verify ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One reported check: its name, status and what it found."""
+
+    name: str
+    status: str  # passed | FAILED | skipped
+    detail: str
+
+
+def _report(as_json: bool, subject: str, lines: Sequence[Line], ok: bool, code: str, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        document = {
+            "subject": subject,
+            "verified": ok,
+            "code": code,
+            "checks": [{"name": line.name, "status": line.status.lower(), "detail": line.detail} for line in lines],
+        }
+        document.update(extra or {})
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(subject)
+        for line in lines:
+            click.echo(f"  {line.status:<7} {line.name}: {line.detail}")
+        click.echo("VERIFIED" if ok else f"NOT VERIFIED: {code}")
+    if not ok:
+        raise SystemExit(1)
+
+
+def _evidence_lines(report: EvidenceReport) -> list[Line]:
+    names = {CheckStatus.PASSED: "passed", CheckStatus.FAILED: "FAILED", CheckStatus.SKIPPED: "skipped"}
+    return [Line(check.name, names[check.status], check.detail) for check in report.checks]
+
+
+def _load_conf(conf_dir: Path) -> VerificationConf:
+    files: dict[str, bytes] = {}
+    for path in sorted(conf_dir.rglob("*")):
+        relative = path.relative_to(conf_dir).as_posix()
+        if path.is_file() and (relative.endswith(SHARED_PARAMS_FILE) or relative.endswith(INSTANCE_IDENTIFIER_FILE)):
+            files[relative] = _read(path, "verification configuration file", MAX_CONF_FILE_BYTES)
+    return read_verification_conf(files)
+
+
+@audit.group()
+def verify() -> None:
+    """Verify a container, an archive, or the live message log; exit 0 only when everything verified."""
+
+
+@verify.command("container")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@conf_option
+@click.option(
+    "--xroad-compatible", is_flag=True, help="Ignore entries nothing covers, as X-Road does (default: refuse them)."
+)
+@json_option
+def verify_container_command(path: Path, conf_dir: Path | None, xroad_compatible: bool, as_json: bool) -> None:
+    """Verify an ASiC-E container: signature, signer's certificate, OCSP, member, hash chains and timestamp."""
+    if conf_dir is None:
+        raise click.UsageError("--conf is required: the certificates to trust (see `fedbus audit verificationconf`)")
+    report = verify_evidence(_read(path, "container"), _load_conf(conf_dir), _now(), strict=not xroad_compatible)
+    extra: dict[str, Any] = {}
+    if report.signer is not None:
+        extra["signer"] = str(report.signer.client)
+    if report.container.timestamp is not None:
+        extra["timestamp"] = _time(report.container.timestamp.gen_time)
+    _report(as_json, f"container {path}", _evidence_lines(report), report.ok, report.code, extra)
+
+
+@verify.command("archive")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--previous", help="The previous archive's last digest (hex), printed when that archive verified.")
+@click.option("--first", is_flag=True, help="The archive is the first of its chain.")
+@conf_option
+@click.option("--xroad-compatible", is_flag=True, help="Ignore entries that are neither containers nor linkinginfo.")
+@json_option
+def verify_archive_command(
+    path: Path, previous: str | None, first: bool, conf_dir: Path | None, xroad_compatible: bool, as_json: bool
+) -> None:
+    """Verify an archive's linkinginfo chain (and with --conf every container in it)."""
+    if first == (previous is not None):
+        raise click.UsageError("give exactly one of --previous DIGEST and --first")
+    verdict = verify_archive(_read(path, "archive"), None if first else previous, strict=not xroad_compatible)
+    lines = [Line(check.name, "passed" if check.passed else "FAILED", check.detail) for check in verdict.checks]
+    ok, code = verdict.ok, verdict.code
+    if ok and conf_dir is not None:
+        conf, now = _load_conf(conf_dir), _now()
+        for name, data in verdict.containers:
+            report = verify_evidence(data, conf, now, strict=not xroad_compatible)
+            if report.ok:
+                signer = f" signed by {report.signer.client}" if report.signer else ""
+                lines.append(Line(f"container {name}", "passed", f"verified{signer}"))
+            else:
+                failed = next((c for c in report.checks if c.status is not CheckStatus.PASSED), None)
+                lines.append(Line(f"container {name}", "FAILED", failed.detail if failed else report.code))
+                ok, code = False, report.code
+    elif conf_dir is None:
+        lines.append(Line("containers", "skipped", "contents not verified (give --conf to verify every container)"))
+    _report(as_json, f"archive {path}", lines, ok, code, {"last_digest": verdict.last_digest})
+
+
+@verify.command("log")
+@dir_option
+@conf_option
+@json_option
+def verify_log_command(directory: Path, conf_dir: Path | None, as_json: bool) -> None:
+    """Verify the live message log: the hash-linked chain from its anchor, and every stored timestamp."""
+    lines: list[Line] = []
+    ok, code = True, "valid"
+    conf = _load_conf(conf_dir) if conf_dir is not None else None
+    with _open_log(directory) as store:
+        first_id, _ = store.anchor()
+        try:
+            count = store.verify()
+            lines.append(Line("chain", "passed", f"{count} records link from record {first_id} to the last one"))
+        except BusError as err:
+            record = getattr(err, "record_id", None)
+            lines.append(Line("chain", "FAILED", err.reason + (f" (record {record})" if record else "")))
+            ok, code = False, err.fault_code.split(".", 1)[-1]
+        checked, failures = _verify_timestamps(store, conf)
+    if failures:
+        ok, code = False, "invalid_timestamp" if code == "valid" else code
+        lines += [Line("timestamp", "FAILED", failure) for failure in failures[:20]]
+    detail = f"{checked} timestamped records: imprints and hash chains match"
+    detail += "; tokens verified against the approved TSAs" if conf is not None else "; tokens not verified (no --conf)"
+    lines.append(Line("timestamps", "passed" if not failures else "FAILED", detail))
+    _report(as_json, f"message log {directory / LOG_NAME}", lines, ok, code)
+
+
+def _verify_timestamps(store: MessageLogStore, conf: VerificationConf | None) -> tuple[int, list[str]]:
+    """Check every timestamped record: its token's imprint and its ts hash chain; with ``conf`` the token too."""
+    checked = 0
+    failures: list[str] = []
+    tokens_ok: dict[int, str | None] = {}
+    now = _now()
+    for record in _all_records(store):
+        stamp = store.timestamp_of(record.id)
+        if stamp is None:
+            continue
+        checked += 1
+        stored = stamp.timestamp
+        try:
+            info = read_timestamp_token(stored.token)
+            if stored.hash_chain_result is not None:
+                if stamp.hash_chain is None:
+                    raise ValueError("batch timestamp without the record's ts hash chain")
+                hashchain.verify_hash_chain(
+                    stored.hash_chain_result, stamp.hash_chain, {hashchain.SIGNATURE: record.signature}.get, [hashchain.SIGNATURE]
+                )
+                stamped = stored.hash_chain_result
+            else:
+                stamped = signature_value(record.signature)
+            if info.imprint != digests.SHA512.digest(stamped):
+                raise ValueError("the token's imprint is not the digest of what it should cover")
+            if conf is not None:
+                if stored.id not in tokens_ok:
+                    try:
+                        verify_timestamp_token(stored.token, info.imprint, conf.tsa_certs, now)
+                        tokens_ok[stored.id] = None
+                    except BusError as err:
+                        tokens_ok[stored.id] = err.reason
+                if tokens_ok[stored.id] is not None:
+                    raise ValueError(f"token {stored.id}: {tokens_ok[stored.id]}")
+        except (BusError, ValueError) as err:
+            failures.append(f"record {record.id}: {err.reason if isinstance(err, BusError) else err}")
+    return checked, failures
+
+
+def _all_records(store: MessageLogStore) -> Iterator[Any]:
+    since = store.anchor()[0] - 1
+    while True:
+        batch = list(store.records(since=since, limit=500))
+        if not batch:
+            return
+        yield from batch
+        since = batch[-1].id
+
+
+# --- verificationconf -------------------------------------------------------------------------------------------
+
+
+def server_verification_files(directory: Path, now: datetime) -> dict[str, bytes]:
+    """The verification configuration files of the server in ``directory``, from its verified global configuration."""
+    bundle_path, conf_path = directory / BUNDLE_NAME, directory / SERVERCONF_NAME
+    if not conf_path.is_file():
+        raise click.ClickException(f"no security server in {directory}")
+    stored = conf_bundle.load(bundle_path)
+    if stored is None:
+        raise click.ClickException(f"no global configuration at {bundle_path} (has the server downloaded one?)")
+    with ServerConfStore(conf_path) as conf_store:
+        anchor = parse_configuration_anchor(conf_store.anchor())
+    verified = conf_bundle.verify_directory(stored.content_type, stored.directory, anchor, now)
+    files: dict[str, bytes] = {}
+    for entry in verified.entries:
+        if entry.content_identifier != SHARED_PARAMETERS or entry.instance is None:
+            continue
+        content = stored.files.get(entry.content_location)
+        if content is None:
+            continue
+        if entry.instance == verified.instance:
+            files.update(verification_conf_files(content, verified.instance))
+        else:
+            files[f"{entry.instance}/{SHARED_PARAMS_FILE}"] = content
+    if f"{verified.instance}/{SHARED_PARAMS_FILE}" not in files:
+        raise InvalidConfiguration("the stored global configuration holds no shared parameters of its instance")
+    return files
+
+
+@audit.command()
+@dir_option
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
+@json_option
+def verificationconf(directory: Path, out: Path, as_json: bool) -> None:
+    """Write what a verifier needs: approved CA, OCSP responder and TSA certificates (X-Road's layout + PEM)."""
+    files = server_verification_files(directory, _now())
+    for name, data in sorted(files.items()):
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    if as_json:
+        click.echo(json.dumps({"folder": str(out), "files": sorted(files)}, indent=2))
+    else:
+        click.echo(f"wrote {len(files)} files to {out}: {', '.join(sorted(files))}")

@@ -1,0 +1,297 @@
+"""The archiver: timestamped records out to chained zip archives of ASiC-E containers, then out of the database.
+
+X-Road's archiver (XROAD-REFERENCE.md §4.6; UG-SS §11.1.5-11.1.7; ``LogArchiver``, ``LogArchiveWriter``,
+``LogCleaner``) runs every 6 hours: the timestamped records not yet archived become containers
+(``asic_export``) in ``mlog-<first>-<last>-<digest16>.zip`` files of about ``archive-max-filesize`` (32 MiB)
+each, whose ``linkinginfo`` chains every container to the one before it and the first to the previous
+archive's last digest (``core.archive``); a second job deletes archived records older than
+``keep-records-for`` (30 days).
+
+**Atomic, and never forked.** An archive goes in four steps: (1) build it in memory from a fixed range of
+records; (2) record that range, the file name and the digests in ``pending_archive``; (3) write the file to a
+temporary name, ``fsync``, rename it into place, ``fsync`` the folder; (4) mark the records archived and move
+the archive chain on, deleting the pending row, in one transaction. After a crash at any point the next run
+finds either nothing, or the pending row, and then rebuilds the same range, which gives the same bytes (entry
+times are record times) and the same name, and finishes steps 3 and 4. So there is never a half archive, and
+never two archives continuing from the same digest.
+
+Reading and writing the database go through the message-log writer's thread (:meth:`MessageLogWriter.run`);
+building containers and writing files run in the reactor's thread pool. Retention deletes only a prefix of
+the chain and moves the chain anchor (``store.delete_archived``), so the rest of the log still verifies.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import structlog
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import deferToThreadPool
+
+from security_server.core import digests
+from security_server.core.archive import ArchiveEntry, BuiltArchive, archive_file_name, build_archive
+from security_server.core.errors import DatabaseError
+from security_server.core.logchain import LogRecord
+from security_server.messagelog.asic_export import record_container, record_container_name
+from security_server.messagelog.store import MessageLogStore, PendingArchive, RecordTimestamp
+from security_server.messagelog.writer import MessageLogWriter
+
+DEFAULT_ARCHIVE_INTERVAL_SECONDS = 6 * 3600.0
+"""How often timestamped records are archived (X-Road ``archive-interval``: every 6 hours)."""
+DEFAULT_CLEAN_INTERVAL_SECONDS = 12 * 3600.0
+"""How often archived records are deleted (X-Road ``clean-interval``: every 12 hours)."""
+DEFAULT_KEEP_RECORDS_SECONDS = 30 * 86400.0
+"""How long archived records stay in the database (X-Road ``keep-records-for``: 30 days)."""
+DEFAULT_MAX_ARCHIVE_BYTES = 32 * 1024 * 1024
+"""Container bytes after which an archive is closed and the next begun (X-Road ``archive-max-filesize``)."""
+DEFAULT_READ_BATCH = 500
+"""Records read from the database per step while filling an archive."""
+
+_log = structlog.get_logger("fedbus.messagelog.archiver")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiverSettings:
+    """Where archives go and how often the archiver and the cleaner run."""
+
+    archive_dir: Path
+    archive_interval_seconds: float = DEFAULT_ARCHIVE_INTERVAL_SECONDS
+    clean_interval_seconds: float = DEFAULT_CLEAN_INTERVAL_SECONDS
+    keep_records_seconds: float = DEFAULT_KEEP_RECORDS_SECONDS
+    max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
+    read_batch: int = DEFAULT_READ_BATCH
+
+    def __post_init__(self) -> None:
+        if min(self.archive_interval_seconds, self.clean_interval_seconds) <= 0 or self.keep_records_seconds < 0:
+            raise ValueError("archiver intervals must be positive and the retention not negative")
+        if self.max_archive_bytes < 1 or self.read_batch < 1:
+            raise ValueError("archive size and read batch must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """An archive ready to write: its range, bytes and name."""
+
+    pending: PendingArchive
+    built: BuiltArchive
+
+
+def _containers(records: list[tuple[LogRecord, RecordTimestamp | None]]) -> list[ArchiveEntry]:
+    entries = []
+    for record, stamp in records:
+        if stamp is None:
+            raise DatabaseError(f"message log: record {record.id} lost its timestamp before archiving")
+        entries.append(ArchiveEntry(record_container_name(record), record_container(record, stamp), record.time))
+    return entries
+
+
+def _plan(
+    records: list[tuple[LogRecord, RecordTimestamp | None]], prev_digest: str, prev_file: str, max_bytes: int
+) -> _Planned:
+    """Containers for ``records`` up to ``max_bytes`` (at least one), as an archive continuing the chain."""
+    entries: list[ArchiveEntry] = []
+    total = 0
+    used: list[LogRecord] = []
+    for (record, stamp), entry in zip(records, _containers(records)):
+        if entries and total + len(entry.data) > max_bytes:
+            break
+        entries.append(entry)
+        used.append(record)
+        total += len(entry.data)
+    built = build_archive(entries, prev_digest=prev_digest, prev_file=prev_file, algorithm=digests.SHA512)
+    name = archive_file_name(used[0].time, max(r.time for r in used), built.linking.last_digest)
+    pending = PendingArchive(name, used[0].id, used[-1].id, prev_digest, prev_file, built.linking.last_digest)
+    return _Planned(pending, built)
+
+
+def _rebuild(records: list[tuple[LogRecord, RecordTimestamp | None]], pending: PendingArchive) -> _Planned:
+    """The archive a pending row describes, rebuilt from its records; it must come out identical."""
+    built = build_archive(_containers(records), prev_digest=pending.prev_digest, prev_file=pending.prev_file)
+    name = archive_file_name(records[0][0].time, max(r.time for r, _ in records), built.linking.last_digest)
+    if (name, built.linking.last_digest) != (pending.file_name, pending.last_digest):
+        raise DatabaseError(
+            "message log: the pending archive cannot be rebuilt identically",
+            reason=f"pending {pending.file_name}, rebuilt {name}: the records changed after the archive was planned",
+        )
+    return _Planned(pending, built)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the whole new one: temp, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files a killed archive write left in ``folder`` (``.mlog-*.tmp``); returns how many.
+
+    Only one archive run writes at a time, so a temporary file found before a run starts is a leftover.
+    """
+    removed = 0
+    if folder.is_dir():
+        for leftover in folder.glob(".mlog-*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        _log.warning("message_log_archive_leftovers_removed", count=removed, folder=str(folder))
+    return removed
+
+
+class Archiver(Service):
+    """Archives timestamped records and deletes old archived ones on schedule; takes the reactor."""
+
+    def __init__(self, reactor: Any, writer: MessageLogWriter, settings: ArchiverSettings) -> None:
+        self._reactor = reactor
+        self._writer = writer
+        self.settings = settings
+        self._archive_call: Any = None
+        self._clean_call: Any = None
+        self._busy: Deferred[Any] | None = None
+        self.archives_written: list[Path] = []
+        """Archive files written since start, in order."""
+
+    def startService(self) -> None:
+        """Schedule the archiver and the cleaner."""
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self._archive_call = self._reactor.callLater(self.settings.archive_interval_seconds, self._archive_tick)
+        self._clean_call = self._reactor.callLater(self.settings.clean_interval_seconds, self._clean_tick)
+
+    def stopService(self) -> Deferred[None]:
+        """Stop scheduling; fires when a run in progress has finished."""
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        for call in (self._archive_call, self._clean_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._archive_call = self._clean_call = None
+        done: Deferred[None] = Deferred()
+        if self._busy is None:
+            done.callback(None)
+        else:
+            self._busy.addBoth(lambda _: done.callback(None))
+        return done
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._reactor.seconds(), tz=UTC)
+
+    def _archive_tick(self) -> None:
+        def again(_: object) -> None:
+            if self.running:
+                self._archive_call = self._reactor.callLater(self.settings.archive_interval_seconds, self._archive_tick)
+
+        self._exclusive(self.archive_now).addBoth(again)
+
+    def _clean_tick(self) -> None:
+        def again(_: object) -> None:
+            if self.running:
+                self._clean_call = self._reactor.callLater(self.settings.clean_interval_seconds, self._clean_tick)
+
+        self._exclusive(self.clean_now).addBoth(again)
+
+    def _exclusive(self, job: Any) -> Deferred[Any]:
+        """Run ``job`` unless another one runs; failures are logged, never raised into the reactor."""
+        if self._busy is not None:
+            skipped: Deferred[Any] = Deferred()
+            skipped.callback(None)
+            return skipped
+
+        def done(result: object) -> object:
+            self._busy = None
+            return result
+
+        def failed(failure: Any) -> None:
+            _log.error("message_log_archiving_failed", reason=failure.getErrorMessage())
+
+        busy: Deferred[Any] = job()
+        self._busy = busy
+        busy.addBoth(done)
+        busy.addErrback(failed)
+        return busy
+
+    def _in_thread(self, function: Any, *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
+
+    @inlineCallbacks
+    def archive_now(self) -> Any:
+        """Archive every timestamped record not archived yet (finishing a pending archive first); fires with the
+        paths written."""
+        written: list[Path] = []
+        yield self._in_thread(remove_stale_temporaries, self.settings.archive_dir)
+        while True:
+            pending = yield self._writer.run(lambda store: store.pending_archive())
+            if pending is not None:
+                records = yield self._writer.run(_pending_records(pending))
+                planned = yield self._in_thread(_rebuild, records, pending)
+            else:
+                state = yield self._writer.run(lambda store: store.archive_state())
+                records = yield self._writer.run(
+                    lambda store: _with_stamps(store, store.archivable(self.settings.read_batch))
+                )
+                if not records:
+                    return written
+                planned = yield self._in_thread(
+                    _plan, records, state.last_digest, state.last_file, self.settings.max_archive_bytes
+                )
+                yield self._writer.run(_begin(planned.pending))
+            path = self.settings.archive_dir / planned.pending.file_name
+            yield self._in_thread(write_atomically, path, planned.built.data)
+            count = yield self._writer.run(_finish(planned.pending, self._now()))
+            written.append(path)
+            self.archives_written.append(path)
+            _log.info(
+                "message_log_archived",
+                archive=path.name,
+                records=count,
+                first_record=planned.pending.first_id,
+                last_record=planned.pending.last_id,
+                last_digest=planned.pending.last_digest,
+            )
+
+    @inlineCallbacks
+    def clean_now(self) -> Any:
+        """Delete archived records older than the retention period; fires with how many went."""
+        cutoff = self._now() - timedelta(seconds=self.settings.keep_records_seconds)
+        total = 0
+        while True:
+            count = yield self._writer.run(lambda store: store.delete_archived(before=cutoff))
+            total += count
+            if not count:
+                break
+        if total:
+            _log.info("message_log_cleaned", records=total, before=cutoff.isoformat())
+        return total
+
+
+def _pending_records(pending: PendingArchive) -> Callable[[MessageLogStore], list[tuple[LogRecord, RecordTimestamp | None]]]:
+    return lambda store: _with_stamps(store, store.records_between(pending.first_id, pending.last_id))
+
+
+def _begin(pending: PendingArchive) -> Callable[[MessageLogStore], None]:
+    return lambda store: store.begin_archive(pending)
+
+
+def _finish(pending: PendingArchive, now: datetime) -> Callable[[MessageLogStore], int]:
+    return lambda store: store.finish_archive(pending, time=now)
+
+
+def _with_stamps(store: MessageLogStore, records: list[LogRecord]) -> list[tuple[LogRecord, RecordTimestamp | None]]:
+    return [(record, store.timestamp_of(record.id)) for record in records]

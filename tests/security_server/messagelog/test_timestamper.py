@@ -1,0 +1,257 @@
+"""Batch timestamping with the real development TSA on loopback: batches, single stamps, TSA down and back."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+from cryptography import x509
+from twisted.internet import task
+from twisted.trial import unittest
+
+from security_server.core import hashchain
+from security_server.core.errors import TimestampingFailed
+from security_server.core.evidence import verify_evidence
+from security_server.core.logchain import LogEntry
+from security_server.core.signature import signature_value
+from security_server.core.timestamp import read_timestamp_token
+from security_server.messagelog.asic_export import record_container
+from security_server.messagelog.store import NO_SIGNATURE_TIMESTAMP_ID, MessageLogStore
+from security_server.messagelog.timestamper import Timestamper, TimestamperSettings, TsaEndpoint
+from security_server.messagelog.tsa_client import TsaClient
+from security_server.messagelog.writer import MessageLogWriter
+from tests.loopback import REACTOR, Served, serve
+from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation
+
+
+class ShiftedClock:
+    """The real reactor with ``seconds()`` moved by ``offset``: lets a test step past a grace period."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def seconds(self) -> float:
+        """The reactor's time plus the offset."""
+        return float(REACTOR.seconds()) + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(REACTOR, name)
+
+
+class TimestamperTests(unittest.TestCase):
+    """A writer on a real SQLite file, the development TSA on 127.0.0.1, the timestamper between them."""
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.fed = federation()
+        self.folder = Path(self.mktemp())  # type: ignore[no-untyped-call]
+        self.folder.mkdir(parents=True)
+        self.writer = MessageLogWriter(REACTOR, self.folder / "log.db")
+        self.writer.start()
+        self.addCleanup(self.writer.stop)
+        self.clock = ShiftedClock()
+        self.urls: list[str] = []
+
+    def serve_tsa(self) -> Served:
+        """Serve the development TSA on a fresh port; stopped at cleanup."""
+        served = serve(self.fed.tsa_resource(REACTOR, self.folder / "tsa-serial.json"))
+        self.addCleanup(served.port.stopListening)
+        return served
+
+    def tsas(self) -> Sequence[TsaEndpoint]:
+        return [TsaEndpoint(f"TSA {n}", url, self.fed.tsa_cert) for n, url in enumerate(self.urls)]
+
+    def timestamper(self, **settings: Any) -> Timestamper:
+        """A timestamper on the shifted clock whose TSA clients use the real reactor."""
+        values: dict[str, Any] = {"interval_seconds": 3600.0, "grace_period_seconds": 100.0}
+        values.update(settings)
+
+        def client(url: str, approved: Sequence[x509.Certificate]) -> TsaClient:
+            return TsaClient(REACTOR, url, approved, timeout_seconds=5)
+
+        stamper = Timestamper(self.clock, self.writer, self.tsas, settings=TimestamperSettings(**values), client_factory=client)
+        stamper.startService()
+        self.addCleanup(stamper.stopService)
+        return stamper
+
+    async def log(self, *entries: LogEntry) -> None:
+        for entry in entries:
+            await self.writer.log(entry)
+
+    async def read(self, function: Any) -> Any:
+        return await self.writer.run(function)
+
+    async def test_a_batch_gets_one_token_over_the_hash_chain_and_each_record_its_own_chain(self) -> None:
+        """Four records: one token whose imprint is SHA-512(ts-hashchainresult.xml); every record has its chain."""
+        self.urls = [self.serve_tsa().url]
+        stamper = self.timestamper()
+        await self.log(*exchange("batch-1"), *exchange("batch-2"))
+        assert await stamper.stamp_pending() == 4
+
+        def collect(store: MessageLogStore) -> list[Any]:
+            return [(record, store.timestamp_of(record.id)) for record in store.records()]
+
+        found = await self.read(collect)
+        tokens = {stamp.timestamp.id for _, stamp in found}
+        assert len(tokens) == 1 and stamper.tokens_received == 1
+        stamp = found[0][1]
+        assert stamp.timestamp.hash_chain_result is not None
+        info = read_timestamp_token(stamp.timestamp.token)
+        assert info.imprint == hashlib.sha512(stamp.timestamp.hash_chain_result).digest()
+        for record, record_stamp in found:
+            # each record's own chain leads from its signature to the shared result (XROAD-REFERENCE.md §4.5)
+            hashchain.verify_hash_chain(
+                record_stamp.timestamp.hash_chain_result,
+                record_stamp.hash_chain,
+                {hashchain.SIGNATURE: record.signature}.get,
+                [hashchain.SIGNATURE],
+            )
+            report = verify_evidence(record_container(record, record_stamp), self.fed.conf(), datetime.now(UTC))
+            assert report.ok, report.checks
+
+    async def test_a_lone_record_gets_a_single_timestamp_over_its_signature_value(self) -> None:
+        """One waiting record: the token covers SHA-512 of its raw signature value, and its container verifies."""
+        self.urls = [self.serve_tsa().url]
+        stamper = self.timestamper()
+        request, _ = exchange("single-1")
+        await self.log(request)
+        assert await stamper.stamp_pending() == 1
+        record, stamp = await self.read(lambda store: (store.get(1), store.timestamp_of(1)))
+        assert stamp.timestamp.hash_chain_result is None and stamp.hash_chain is None
+        assert read_timestamp_token(stamp.timestamp.token).imprint == hashlib.sha512(signature_value(record.signature)).digest()
+        report = verify_evidence(record_container(record, stamp), self.fed.conf(), datetime.now(UTC))
+        assert report.ok, report.checks
+
+    async def test_records_without_a_signature_are_not_stamped(self) -> None:
+        """A failed exchange's unsigned record is marked as having nothing to stamp; the signed ones are stamped."""
+        self.urls = [self.serve_tsa().url]
+        stamper = self.timestamper()
+        request, response = exchange("failed-1")
+        await self.log(request, failed_entry("failed-1"), response)
+        assert await stamper.stamp_pending() == 2
+
+        def stamps(store: MessageLogStore) -> list[int | None]:
+            return [row[0] for row in store.database.execute("SELECT timestamp_id FROM logrecord ORDER BY id").fetchall()]
+
+        ids = await self.read(stamps)
+        assert ids[1] == NO_SIGNATURE_TIMESTAMP_ID and ids[0] == ids[2] and ids[0] > 0
+
+    async def test_a_full_batch_is_cut_at_max_records_and_the_rest_follows(self) -> None:
+        """With max_records 3, five records take two rounds: 3 then 2, each with its own token."""
+        self.urls = [self.serve_tsa().url]
+        stamper = self.timestamper(max_records=3)
+        await self.log(*exchange("cut-1"), *exchange("cut-2"), exchange("cut-3")[0])
+        assert await stamper.stamp_pending() == 3
+        assert await stamper.stamp_pending() == 2
+        assert await stamper.stamp_pending() == 0
+        assert stamper.tokens_received == 2
+
+    async def test_tsas_are_tried_in_order(self) -> None:
+        """When the first approved TSA does not answer, the next one gives the token."""
+        down = self.serve_tsa()
+        await down.port.stopListening()
+        self.urls = [down.url, self.serve_tsa().url]
+        stamper = self.timestamper()
+        await self.log(*exchange("order-1"))
+        assert await stamper.stamp_pending() == 2
+        assert stamper.failed_since is None
+        url = await self.read(lambda store: store.timestamp_of(1).timestamp.tsa_url)
+        assert url == self.urls[1]
+
+    async def test_tsa_down_within_the_grace_period_records_wait_and_traffic_continues(self) -> None:
+        """With the TSA down, nothing is stamped, the failure time is kept, and the log still takes entries."""
+        served = self.serve_tsa()
+        await served.port.stopListening()
+        self.urls = [served.url]
+        stamper = self.timestamper()
+        await self.log(*exchange("down-1"))
+        assert await stamper.stamp_pending() == 0
+        assert stamper.failed_since is not None and not stamper.refusing
+        self.clock.offset += 99  # still inside the 100 s grace period
+        await self.log(*exchange("down-2"))
+        assert await self.read(lambda store: store.untimestamped_count()) == 4
+
+    async def test_tsa_down_past_the_grace_period_refuses_new_entries_with_timestamping_failed(self) -> None:
+        """Once timestamping has failed for longer than the grace period, log() fails with timestamping_failed."""
+        served = self.serve_tsa()
+        await served.port.stopListening()
+        self.urls = [served.url]
+        stamper = self.timestamper()
+        await self.log(exchange("past-1")[0])
+        await stamper.stamp_pending()
+        self.clock.offset += 101
+        assert stamper.refusing
+        with pytest.raises(TimestampingFailed) as caught:
+            await self.writer.log(exchange("past-2")[0])
+        assert caught.value.fault_code == "server.timestamping_failed"
+        assert await self.read(lambda store: store.count()) == 1
+
+    async def test_a_grace_period_of_zero_never_refuses(self) -> None:
+        """grace_period_seconds=0 switches the check off (X-Road: 0 disables it)."""
+        served = self.serve_tsa()
+        await served.port.stopListening()
+        self.urls = [served.url]
+        stamper = self.timestamper(grace_period_seconds=0)
+        await self.log(exchange("zero-1")[0])
+        await stamper.stamp_pending()
+        self.clock.offset += 10**6
+        assert not stamper.refusing
+        await self.log(exchange("zero-2")[0])
+
+    async def test_tsa_back_the_backlog_is_stamped_and_traffic_resumes_by_itself(self) -> None:
+        """Past the grace period with the TSA down, then the TSA returns: the scheduled rounds stamp the
+        backlog and the log takes entries again, without any restart."""
+        served = self.serve_tsa()
+        await served.port.stopListening()
+        self.urls = [served.url]
+        stamper = self.timestamper(interval_seconds=0.05, max_records=2)
+        await self.log(*exchange("back-1"), *exchange("back-2"))
+        for _ in range(200):  # the scheduled rounds fail while the TSA is down
+            if stamper.failed_since is not None:
+                break
+            await task.deferLater(REACTOR, 0.02, lambda: None)
+        self.clock.offset += 101
+        with pytest.raises(TimestampingFailed):
+            await self.writer.log(exchange("back-3")[0])
+        self.urls = [self.serve_tsa().url]  # the TSA is back (on a new port, as published)
+        for _ in range(500):
+            if not stamper.refusing and await self.read(lambda store: store.untimestamped_count()) == 0:
+                break
+            await task.deferLater(REACTOR, 0.02, lambda: None)
+        assert not stamper.refusing
+        assert await self.read(lambda store: store.untimestamped_count()) == 0
+        assert stamper.tokens_received >= 2  # a backlog of 4 in batches of 2
+        await self.log(exchange("back-4")[0])
+
+    async def test_synchronous_mode_stamps_each_record_before_log_answers(self) -> None:
+        """immediate=True: the log() Deferred fires only once the record has its own timestamp."""
+        self.urls = [self.serve_tsa().url]
+        self.timestamper(immediate=True)
+        request, response = exchange("sync-1")
+        record = await self.writer.log(request)
+        stamp = await self.read(lambda store: store.timestamp_of(record.id))
+        assert stamp is not None and stamp.timestamp.hash_chain_result is None
+        report = verify_evidence(record_container(record, stamp), self.fed.conf(), datetime.now(UTC))
+        assert report.ok, report.checks
+
+    async def test_synchronous_mode_fails_the_exchange_when_no_tsa_answers(self) -> None:
+        """immediate=True with the TSA down: log() fails with timestamping_failed (the record stays logged)."""
+        served = self.serve_tsa()
+        await served.port.stopListening()
+        self.urls = [served.url]
+        self.timestamper(immediate=True)
+        with pytest.raises(TimestampingFailed):
+            await self.writer.log(exchange("sync-2")[0])
+        assert await self.read(lambda store: store.count()) == 1
+
+    async def test_no_approved_tsa_counts_as_a_failure(self) -> None:
+        """With no TSA in the configuration, records wait and the grace clock runs (X-Road needs a TSA)."""
+        self.urls = []
+        stamper = self.timestamper()
+        await self.log(exchange("none-1")[0])
+        assert await stamper.stamp_pending() == 0
+        assert stamper.failed_since is not None and "no approved" in (stamper.last_error or "")
