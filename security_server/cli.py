@@ -33,11 +33,12 @@ from twisted.internet import defer
 from security_server import registration
 from security_server.confclient.client import ConfClient
 
-from security_server.core.acl import AccessRight, Subject
+from security_server.core.acl import AccessRight, Endpoint, Subject
 from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES, anchor_hash, parse_configuration_anchor
+from security_server.core.metadata import MAX_DESCRIPTION_BYTES
 from security_server.core.identifiers import (
     ClientId,
     GlobalGroupId,
@@ -433,17 +434,31 @@ def service() -> None:
 @click.option("--url", required=True, help="Where the provider's service listens (http or https).")
 @click.option("--kind", type=click.Choice([k.value for k in ServiceKind]), default=ServiceKind.SOAP.value, show_default=True)
 @click.option("--timeout", type=int, default=DEFAULT_TIMEOUT_SECONDS, show_default=True, help="Seconds, 1 to 3600.")
+@click.option(
+    "--description",
+    "description_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The service's WSDL (soap; served by getWsdl) or OpenAPI 3 JSON description (rest; its operations become "
+    "the service's endpoints).",
+)
 @json_option
-def service_add(directory: Path, service_id: ServiceId, url: str, kind: str, timeout: int, as_json: bool) -> None:
-    """Publish a service of a hosted client."""
+def service_add(
+    directory: Path, service_id: ServiceId, url: str, kind: str, timeout: int, description_file: Path | None, as_json: bool
+) -> None:
+    """Publish a service of a hosted client (a REST service: its base URL, no version)."""
+    description = None
+    if description_file is not None:
+        description = _read_file(description_file, MAX_DESCRIPTION_BYTES, "service description")
     with _open_store(directory) as store:
-        added = store.add_service(service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout)
+        added = store.add_service(
+            service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout, description=description
+        )
     data = _service_json(added)
     _emit(as_json, data, lambda: f"Added {_service_text(added.id)} -> {added.url}")
 
 
 def _service_json(item: Service) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "service": _service_text(item.id),
         "kind": item.kind.value,
         "url": item.url,
@@ -451,6 +466,10 @@ def _service_json(item: Service) -> dict[str, Any]:
         "enabled": item.enabled,
         "disabled_notice": item.disabled_notice,
     }
+    if item.description is not None:
+        data["service_type"] = item.service_type
+        data["endpoints"] = [str(e) for e in item.endpoints]
+    return data
 
 
 @service.command("disable")
@@ -498,28 +517,48 @@ def acl() -> None:
     """Access rights: who may call which service code (default deny)."""
 
 
+def _endpoint_option(func: F) -> F:
+    """``--endpoint "METHOD PATH"``: limit a right to one REST endpoint."""
+    return click.option(
+        "--endpoint",
+        "endpoint_text",
+        help="Only this REST endpoint, 'METHOD PATH' (METHOD or *; PATH with * for one segment, ** for any), "
+        "e.g. 'GET /pets/*'.",
+    )(func)
+
+
+def _right(service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> AccessRight:
+    return AccessRight(subject, service_id, None if endpoint_text is None else Endpoint.parse(endpoint_text))
+
+
+def _right_text(right: AccessRight) -> str:
+    return _service_text(right.service) + ("" if right.endpoint is None else f" endpoint {right.endpoint}")
+
+
 @acl.command("grant")
 @dir_option
 @click.argument("service_id", metavar="SERVICE", type=SERVICE)
 @click.argument("subject", type=SUBJECT)
-def acl_grant(directory: Path, service_id: ServiceId, subject: Subject) -> None:
+@_endpoint_option
+def acl_grant(directory: Path, service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> None:
     """Let SUBJECT call SERVICE (a service code, without version: rights cover every version)."""
-    right = AccessRight(subject, service_id)
+    right = _right(service_id, subject, endpoint_text)
     with _open_store(directory) as store:
         store.grant(right)
-    click.echo(f"Granted {subject} access to {_service_text(service_id)}")
+    click.echo(f"Granted {subject} access to {_right_text(right)}")
 
 
 @acl.command("revoke")
 @dir_option
 @click.argument("service_id", metavar="SERVICE", type=SERVICE)
 @click.argument("subject", type=SUBJECT)
-def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject) -> None:
-    """Take SUBJECT's right to call SERVICE away."""
-    right = AccessRight(subject, service_id)
+@_endpoint_option
+def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> None:
+    """Take SUBJECT's right to call SERVICE (or one endpoint of it) away."""
+    right = _right(service_id, subject, endpoint_text)
     with _open_store(directory) as store:
         store.revoke(right)
-    click.echo(f"Revoked {subject}'s access to {_service_text(service_id)}")
+    click.echo(f"Revoked {subject}'s access to {_right_text(right)}")
 
 
 @acl.command("list")

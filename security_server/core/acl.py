@@ -18,9 +18,13 @@ DM-SS §2.1 ACCESSRIGHT, §2.17 ENDPOINT). The rules, as X-Road 7.8 applies them
 * **A local group subject** covers the members of the provider's local group with that code. Local groups
   belong to one security-server client and serve only that client's services (UG-SS §8, DM-SS §2.11), so the
   caller passes the *provider's* groups; membership is exact, like a client subject.
-* **Endpoint-level rights** (a REST method and path pattern, DM-SS §2.17) are carried by the data model for
-  REST (issue 6) but are not matched yet: :func:`is_allowed` decides on service-level rights only, so an
-  endpoint right can never widen access to the whole service.
+* **Endpoint-level rights** (a REST method and path pattern, DM-SS §2.17; X-Road ``isQueryAllowed``) count only
+  for a REST call, when the caller passes its ``method`` and the *normal form* of its service path
+  (:func:`security_server.core.restpath.normalise_service_path`): the right covers the call when its method is
+  ``*`` or the call's, and its pattern matches the path (:mod:`security_server.core.restpath`). A service-level
+  right covers every method and path (X-Road stores it as the endpoint ``* **``). Without a method and path (a
+  SOAP call, or a question about the whole service) endpoint rights are ignored, so an endpoint right can never
+  widen access to the whole service.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Callable, Iterable, Mapping, TypeAlias
 
 from security_server.core.errors import AccessDenied, InvalidRequest
 from security_server.core.identifiers import ClientId, GlobalGroupId, LocalGroupId, ServiceId
+from security_server.core.restpath import method_matches, pattern_matches
 
 Subject: TypeAlias = ClientId | GlobalGroupId | LocalGroupId
 """Who an access right is granted to: a member, a subsystem, a global group or a local group."""
@@ -53,7 +58,7 @@ class Endpoint:
 
     The pattern is in decoded form (no ``%``), starts with ``/`` (or is ``**``, every path), and has no ``.`` or
     ``..`` segment, so that an encoded path can never be stored as a wider pattern than was meant
-    (SECURITY-CASES.md: X-Road PR #3140). Matching comes with REST (issue 6).
+    (SECURITY-CASES.md: X-Road PR #3140). :meth:`covers` matches it against a request's normal-form path.
     """
 
     method: str
@@ -71,6 +76,20 @@ class Endpoint:
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """Read ``METHOD PATH`` (e.g. ``GET /pets/*``), the form :meth:`__str__` writes."""
+        if not isinstance(text, str):
+            raise InvalidRequest("an endpoint is written METHOD PATH")
+        method, _, path = text.strip().partition(" ")
+        if not path.strip():
+            raise InvalidRequest("an endpoint is written METHOD PATH, e.g. 'GET /pets/*'")
+        return cls(method.upper(), path.strip())
+
+    def covers(self, method: str, path: str) -> bool:
+        """Whether this endpoint covers a call with ``method`` on the normal-form service ``path``."""
+        return method_matches(self.method, method) and pattern_matches(self.path, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +150,14 @@ def subject_matches(
     return subject == client
 
 
+def _covers_call(right: AccessRight, method: str | None, path: str | None) -> bool:
+    if right.endpoint is None:
+        return True
+    if method is None or path is None:
+        return False
+    return right.endpoint.covers(method, path)
+
+
 def is_allowed(
     client: ClientId,
     service: ServiceId,
@@ -138,18 +165,36 @@ def is_allowed(
     *,
     in_global_group: GlobalGroupCheck,
     local_groups: Mapping[LocalGroupId, frozenset[ClientId]],
+    method: str | None = None,
+    path: str | None = None,
 ) -> bool:
-    """Whether a service-level right in ``rights`` lets ``client`` call ``service`` (default deny).
+    """Whether a right in ``rights`` lets ``client`` call ``service`` (default deny).
 
     ``local_groups`` are the provider's local groups (``service.client``'s). Rights for other providers or
-    other service codes, and endpoint-level rights, are ignored.
+    other service codes are ignored; endpoint-level rights count only for a REST call given by ``method`` and
+    the normal-form ``path`` (see the module docstring).
     """
     for right in rights:
-        if right.endpoint is not None or not right.covers_service(service):
+        if not right.covers_service(service) or not _covers_call(right, method, path):
             continue
         if subject_matches(right.subject, client, in_global_group=in_global_group, local_groups=local_groups):
             return True
     return False
+
+
+def client_rights(
+    client: ClientId,
+    rights: Iterable[AccessRight],
+    *,
+    in_global_group: GlobalGroupCheck,
+    local_groups: Mapping[LocalGroupId, frozenset[ClientId]],
+) -> tuple[AccessRight, ...]:
+    """The rights whose subject covers ``client`` (for the ``allowedMethods`` metadata services)."""
+    return tuple(
+        right
+        for right in rights
+        if subject_matches(right.subject, client, in_global_group=in_global_group, local_groups=local_groups)
+    )
 
 
 def check_access(
@@ -159,13 +204,19 @@ def check_access(
     *,
     in_global_group: GlobalGroupCheck,
     local_groups: Mapping[LocalGroupId, frozenset[ClientId]],
+    method: str | None = None,
+    path: str | None = None,
 ) -> None:
     """Raise :class:`AccessDenied` unless :func:`is_allowed`; the peer sees only "access denied"."""
-    considered = [r for r in rights if r.endpoint is None and r.covers_service(service)]
-    if is_allowed(client, service, considered, in_global_group=in_global_group, local_groups=local_groups):
+    considered = [r for r in rights if r.covers_service(service) and _covers_call(r, method, path)]
+    allowed = is_allowed(
+        client, service, considered, in_global_group=in_global_group, local_groups=local_groups, method=method, path=path
+    )
+    if allowed:
         return
+    kind = "service-level right(s) for it" if method is None else f"right(s) covering {method} {path}"
     raise AccessDenied(
         "Request not allowed: access denied",
         reason=f"no access right lets {client} call service code {service.service_code} of {service.client}: "
-        f"{len(considered)} service-level right(s) for it, none covers the client",
+        f"{len(considered)} {kind}, none covers the client",
     )

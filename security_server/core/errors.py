@@ -467,3 +467,26 @@ class IncorrectCertificate(ClientFault):
 
     code = "incorrect_certificate"
     default_origin = Origin.SERVER_PROXY
+
+
+# --- REST r1, metadata services and SOAP attachments (issue 6) -------------------------------------------------
+# X-Road 7.8 ErrorCodes.java: SoapMessageDecoder reports a multipart body that its MIME parser cannot read as
+# mime_parsing_failed (X_MIME_PARSING_FAILED).
+
+
+class MimeParsingFailed(ClientFault):
+    """A multipart (SOAP with attachments) body whose MIME structure cannot be read: no boundary, no close."""
+
+    code = "mime_parsing_failed"
+
+
+# --- evidence: signed-document download and the auditor's tools (issue 7) -------------------------------------
+# X-Road 7.8 AsicContainerClientRequestProcessor answers a query for records that are not in the message log
+# with HTTP 404 and not_found (X_NOT_FOUND).
+
+
+class NotFound(ClientFault):
+    """The requested signed documents (or other records) are not in the message log."""
+
+    code = "not_found"
+    http_status = 404

@@ -1,19 +1,38 @@
 """The client proxy: the consumer's side of an exchange, facing the consumer's information system (IS).
 
-The IS POSTs an X-Road SOAP 4.0 request; :meth:`ClientProxy.handle_soap` answers with the provider's signed,
-checked response, or with the X-Road SOAP fault saying why not. The steps run in X-Road's order
-(XROAD-REFERENCE.md §4.1; X-Road ``ClientMessageProcessor``):
+The IS-facing site (:func:`client_proxy_site`) routes by path: ``/r1/...`` is a REST r1 call, ``/listClients``
+the client list, anything else a SOAP request.
+
+* SOAP: the IS POSTs an X-Road SOAP 4.0 request, alone or with attachments (``multipart/related``, MTOM
+  included; core/soapattachments.py); :meth:`ClientProxy.handle_soap` answers with the provider's signed,
+  checked response (as ``multipart/related`` again when it has attachments), or with the X-Road SOAP fault
+  saying why not.
+* REST: any method on ``/r1/{service id}[/path][?query]`` with ``X-Road-Client`` (core/rest.py, pr-rest);
+  :meth:`ClientProxy.handle_rest` answers with the provider's status, headers and body plus the X-Road response
+  headers, after checking ``X-Road-Request-Hash``; an error inside the bus is the REST error JSON (or XML when
+  ``Accept`` asks for it) with ``X-Road-Error``: the error's own status for what the IS sent (400, 413 over a
+  limit), 500 for ours, and X-Road's rule (500 for ``server.*``, else 400) for a fault relayed from the provider.
+* ``GET /listClients``: :meth:`ClientProxy.list_clients` answers from the global configuration (pr-meta Annex
+  C.1), XML or JSON by ``Accept``. The other metadata services (``listMethods``, ``allowedMethods``,
+  ``getWsdl``, ``getOpenAPI``) are ordinary signed exchanges answered by the provider's server.
+
+The steps run in X-Road's order for both protocols (XROAD-REFERENCE.md §4.1; X-Road ``ClientMessageProcessor``
+and ``ClientRestMessageProcessor``):
 
 1. the global configuration is in force (``server.clientproxy.global_conf_outdated``);
 2. the request is a SOAP 4.0 message under the configured size limit, parsed by the hardened parser (the
    ``client.*`` codes of core/soap.py: ``invalid_xml``, ``missing_header``, ``duplicate_header_field``,
-   ``invalid_protocol_version``, ``inconsistent_headers``, ``invalid_client_identifier``, ...);
+   ``invalid_protocol_version``, ``inconsistent_headers``, ``invalid_client_identifier``, ...; for
+   ``multipart/related`` also ``mime_parsing_failed``, ``missing_soap``, ``invalid_content_type``), or a REST
+   call whose URI is within its limit and whose path, identifiers and headers are well formed (``bad_request``,
+   ``invalid_client_identifier``; a service path that servers could read differently never leaves);
 3. the client is a *registered* client of this server in the server configuration, and the global
    configuration has it registered on this server (``server.clientproxy.unknown_member``);
 4. the provider is a known member (or subsystem) whose security servers the global configuration lists
    (``unknown_member``); a ``securityServer`` header narrows them to that one (``invalid_security_server``);
 5. the request is signed with the *client member's* signing key, with its OCSP response, over the exact bytes
-   the IS posted (XROAD-REFERENCE.md §4.2); identical requests signed within one millisecond get distinct
+   the IS posted (XROAD-REFERENCE.md §4.2): the SOAP message, or the REST message part; with attachments or a
+   REST body through a hash chain over every part; identical requests signed within one millisecond get distinct
    signing times (:class:`SigningClock`), so a retry is always a new signature that passes the provider's
    replay check;
 6. the transport message (OCSP response of our authentication certificate, the message, the signature) is
@@ -24,9 +43,10 @@ checked response, or with the X-Road SOAP fault saying why not. The steps run in
 8. the answer: a fault from the provider's side is passed through to the IS unchanged, as X-Road does;
    otherwise the peer's TLS certificate must be the registered authentication certificate of a server that
    hosts the provider (see *Peer verification* below), the response signature must verify and be made by the
-   *provider member's* certificate, chained to an approved CA with a good, fresh OCSP response, and the
-   response must echo the request's headers with the right ``requestHash`` (``inconsistent_response``);
-9. the response is logged (durable) and its exact bytes go to the IS.
+   *provider member's* certificate, over every part, chained to an approved CA with a good, fresh OCSP
+   response, and the response must echo the request's headers with the right ``requestHash`` (REST: client,
+   ``X-Road-Id``, service, request id and ``X-Road-Request-Hash``; ``inconsistent_response``);
+9. the response is logged (durable; attachments and REST bodies with it) and its exact bytes go to the IS.
 
 Fault prefixes: a fault in what the IS sent keeps its ``client.`` prefix; every other fault is
 ``server.clientproxy.*``; a fault from the provider's server keeps its own code (e.g.
@@ -42,13 +62,15 @@ verifier) the client proxy checks the answering peer's certificate itself, check
 OCSP (check 5) when given a ``peer_ocsp`` cache; the request has then already left, so this is a check on the
 answer, not a guard for the request.
 
-One structlog event is written per exchange (``soap_request_answered`` or ``soap_request_failed``), with the
-fault code and fault-detail UUID; message bodies are never logged.
+One structlog event is written per exchange (``soap_request_answered`` / ``soap_request_failed``, or
+``rest_request_answered`` / ``rest_request_failed``), with the fault code and fault-detail UUID; message bodies
+are never logged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import time
 import uuid
@@ -79,13 +101,34 @@ from security_server.core.errors import (
     UnknownMember,
 )
 from security_server.core.globalconf import GlobalConf, SecurityServerInfo
-from security_server.core.identifiers import ClientId
+from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.logchain import Direction, LogEntry
-from security_server.core.multipart import Limits
+from security_server.core.metadata import LIST_CLIENTS_PATH, accepts_json, client_list, list_clients_json, list_clients_xml
+from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_ocsp, identify_peer
-from security_server.core.soap import SoapMessage, check_response_consistency, parse_soap
+from security_server.core.rest import (
+    JSON_CONTENT_TYPE,
+    PROTOCOL_PREFIX,
+    RestAnswer,
+    RestRequest,
+    RestResponse,
+    header_value,
+    rest_error,
+    rest_error_of,
+)
+from security_server.core.rest import request_hash as rest_request_hash
+from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, check_response_consistency, parse_soap
+from security_server.core.soapattachments import (
+    SoapWithAttachments,
+    build_related,
+    expected_uris,
+    is_multipart_related,
+    parse_related,
+)
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
+    REST_REQUEST,
+    MessageKind,
     TransportHeaders,
     TransportLimits,
     TransportMessage,
@@ -96,10 +139,10 @@ from security_server.proxy.context import ProxyContext
 from security_server.proxy.peer_trust import PeerOcspCache
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
 from security_server.proxy.server_proxy import (
-    MESSAGE_URI,
     SigningKeys,
     TrustCache,
     sign_message,
+    signed_part_map,
     verify_member_signature,
 )
 
@@ -207,10 +250,36 @@ class _Exchange:
     started: float
     request_id: str | None = None
     soap: SoapMessage | None = None
+    rest: RestRequest | None = None
     request_logged: bool = False
     sent: bool = False
     peer: str | None = None
     relayed_fault: str | None = None
+
+    def identity(self) -> tuple[str, str, str] | None:
+        """``(query id, client, service)`` of the request once it is known."""
+        if self.soap is not None and self.soap.header is not None:
+            header = self.soap.header
+            return header.id, str(header.client), str(header.service)
+        if self.rest is not None:
+            return self.rest.query_id, str(self.rest.client), str(self.rest.service)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """A request signed and recorded, ready to send: its transport form and what the answer is checked against."""
+
+    peers: list[PeerAddress]
+    request: PeerRequest
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The provider side's verified transport answer, or the fault it relayed."""
+
+    transport: TransportMessage | None
+    fault: bytes | None = None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -256,12 +325,39 @@ class ClientProxy:
             max_attachments=context.limits.max_attachments,
         )
 
-    # --- the IS-facing entry point ---------------------------------------------------------------------------
+    # --- the IS-facing entry points ---------------------------------------------------------------------------
 
     def handle_soap(self, content_type: str, body: bytes, headers: Mapping[str, str]) -> Deferred[tuple[int, str, bytes]]:
-        """Answer one IS request: ``(HTTP status, content type, body)``; never fails (faults are answers)."""
+        """Answer one IS request: ``(HTTP status, content type, body)``; never fails (faults are answers).
+
+        ``body`` is a SOAP message, or a SOAP message with attachments (``multipart/related``, MTOM included).
+        """
         exchange = _Exchange(started=time.monotonic())
         return Deferred.fromCoroutine(self._handle(exchange, content_type, body, headers))
+
+    def handle_rest(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> Deferred[RestAnswer]:
+        """Answer one REST r1 call (``target`` is the raw request target); never fails: an error inside the bus is
+        the REST error JSON with ``X-Road-Error`` (pr-rest §4.6)."""
+        exchange = _Exchange(started=time.monotonic())
+        return Deferred.fromCoroutine(self._handle_rest(exchange, method, target, headers, body))
+
+    def list_clients(self, accept: str | None, instance: str | None = None) -> tuple[int, str, bytes]:
+        """``GET /listClients`` (pr-meta Annex C.1): the global configuration's members and subsystems, as XML,
+        or as JSON when ``Accept`` names ``application/json``; answered here, nothing is exchanged."""
+        try:
+            conf = self.context.global_conf()
+            conf.check_valid(_utc(self.context.now()))
+            entries = client_list(conf.members()) if instance in (None, "", conf.instance) else ()
+        except Exception as err:  # noqa: BLE001 - answered with a fault, never raised
+            fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
+            fault.at(Origin.CLIENT_PROXY)
+            _log.warning("list_clients_failed", **fault.log_fields())
+            return 500, FAULT_CONTENT_TYPE, fault.to_soap_fault()
+        if accepts_json(accept):
+            return 200, JSON_CONTENT_TYPE, list_clients_json(entries)
+        return 200, SOAP_CONTENT_TYPE, list_clients_xml(entries)
 
     def refuse(self, error: BusError) -> tuple[int, str, bytes]:
         """The answer to a request refused before it could be read (wrong method, body over the limit)."""
@@ -269,25 +365,35 @@ class ClientProxy:
         self._summary(exchange, error)
         return error.http_status, FAULT_CONTENT_TYPE, error.to_soap_fault()
 
+    def refuse_rest(self, error: BusError, accept: str | None) -> RestAnswer:
+        """The REST answer to a call refused before it could be read (URI or body over the limit)."""
+        exchange = _Exchange(started=time.monotonic())
+        self._summary(exchange, error, rest=True)
+        return rest_error_of(error, accept=accept, own_status=True)
+
     async def _handle(
         self, exchange: _Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, str, bytes]:
         try:
             answer = await self._process(exchange, content_type, body, headers)
         except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
-            fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
-            # A fault in what the IS sent keeps its client. prefix; anything else is ours.
-            if exchange.sent or fault.origin is not Origin.CLIENT:
-                fault.at(Origin.CLIENT_PROXY)
-            fault_body = fault.to_soap_fault()
-            if exchange.request_logged:
-                await self._log_failure(exchange, fault_body, fault.fault_code)
-            self._summary(exchange, fault)
+            fault = await self._fail(exchange, err)
             # The error's own status (400, 405, 413) only when the IS is at fault; our failures are 500.
             status = fault.http_status if fault.origin is Origin.CLIENT else 500
-            return status, FAULT_CONTENT_TYPE, fault_body
+            return status, FAULT_CONTENT_TYPE, fault.to_soap_fault()
         self._summary(exchange, None)
         return answer
+
+    async def _fail(self, exchange: _Exchange, err: Exception) -> BusError:
+        """Turn a failure into the fault the IS gets, record it when the request is logged, write the summary."""
+        fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
+        # A fault in what the IS sent keeps its client. prefix; anything else is ours.
+        if exchange.sent or fault.origin is not Origin.CLIENT:
+            fault.at(Origin.CLIENT_PROXY)
+        if exchange.request_logged:
+            await self._log_failure(exchange, fault.to_soap_fault(), fault.fault_code)
+        self._summary(exchange, fault, rest=exchange.rest is not None)
+        return fault
 
     async def _process(
         self, exchange: _Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
@@ -297,44 +403,29 @@ class ClientProxy:
         conf = context.global_conf()
         conf.check_valid(now)
 
-        # 2. the IS's request
-        soap = parse_soap(body, content_type, max_bytes=context.limits.max_body_bytes)
+        # 2. the IS's request: the SOAP message, or the SOAP part and attachments of a multipart/related one
+        soap_bytes, soap_type = body, content_type
+        soap_headers: tuple[tuple[str, str], ...] = ()
+        attachments: tuple[Part, ...] = ()
+        if is_multipart_related(content_type):
+            related = parse_related(
+                content_type, body, limits=self._limits.mime, max_attachments=context.limits.max_attachments
+            )
+            soap_bytes, soap_type = related.soap.body, related.soap_content_type
+            soap_headers, attachments = related.soap_headers, related.attachments
+        soap = parse_soap(soap_bytes, soap_type, max_bytes=context.limits.max_body_bytes)
         exchange.soap = soap
         header = soap.header
         assert header is not None  # a request is never a fault
 
-        # 3. the client: registered here, in our configuration and in the global one
+        # 3-4. the client, and the provider's security servers
         client = header.client
-        hosted = context.server_conf().client(client)
-        if hosted is None or not hosted.registered:
-            raise UnknownMember(f"Client '{client}' not found", reason=f"{client} is not a registered client of this server")
-        if not conf.has_member(client) or not conf.is_hosted_by(client, context.server_id):
-            raise UnknownMember(
-                f"Client '{client}' not found",
-                reason=f"the global configuration does not register {client} on {context.server_id}",
-            )
-
-        # 4. the provider's security servers
+        self._check_client(conf, client)
         provider = header.service.client
-        if not conf.has_member(provider):
-            raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not in the global configuration")
-        servers = conf.security_servers_of(provider)
-        if header.security_server is not None:
-            servers = tuple(s for s in servers if s.id == header.security_server)
-            if not servers:
-                raise InvalidSecurityServer(
-                    f"Invalid security server \"{header.security_server}\"",
-                    reason=f"{header.security_server} does not host {provider}",
-                    origin=Origin.CLIENT_PROXY,  # X-Road: a configuration fault, not the IS's
-                )
-        peers = peer_addresses(servers, self.default_peer_port)
-        if not peers:
-            raise UnknownMember(
-                f"Could not find addresses for service provider \"{header.service}\"",
-                reason=f"no server hosting {provider} has a usable address",
-            )
+        peers = self._provider_peers(conf, provider, header.security_server, str(header.service))
 
-        # 5-6. sign, build the transport message, log durably
+        # 5-6. sign the SOAP part and every attachment, build the transport message, log durably
+        attachment_bodies = tuple(part.body for part in attachments)
         request_id = str(uuid.uuid4())
         exchange.request_id = request_id
         transport_headers = TransportHeaders(
@@ -344,14 +435,18 @@ class ClientProxy:
             proxy_version=self.proxy_version,
         )
         signature = sign_message(
-            self.signing_keys, context.own_ocsp, client, body, self.clock.time_for(body, now)
+            self.signing_keys, context.own_ocsp, client, soap_bytes, self.clock.time_for(body, now), attachment_bodies
         )
         auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
         transport_type, transport_body = encode_transport(
             TransportMessage(
-                body,
-                message_content_type=content_type,
+                soap_bytes,
+                message_content_type=soap_type,
+                message_headers=soap_headers,
+                attachments=attachments,
                 signature=signature.signature_xml,
+                hashchain_result=signature.hash_chain_result,
+                hashchain=signature.hash_chain,
                 ocsp_responses=(auth_ocsp,),
             )
         )
@@ -362,31 +457,251 @@ class ClientProxy:
                 client=str(client),
                 service=str(header.service),
                 time=now,
-                message=body,
+                message=soap_bytes,
                 signature=signature.signature_xml,
                 x_request_id=request_id,
+                hashchain=signature.hash_chain,
+                hashchainresult=signature.hash_chain_result,
+                attachments=attachment_bodies,
             )
         )
         exchange.request_logged = True
 
-        # 7. to the provider's server
+        # 7-8. to the provider's server, and its checked answer
+        answer = await self._exchange_with_peer(
+            exchange,
+            _Signed(peers, PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body)),
+            provider,
+        )
+        if answer.transport is None:
+            assert answer.fault is not None
+            return await self._relay_fault(exchange, answer.fault)
+        transport = answer.transport
+        assert transport.message is not None and transport.signature is not None
+        response_attachments = tuple(part.body for part in transport.attachments)
+        reply = parse_soap(
+            transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes, is_response=True
+        )
+        if not reply.is_fault:
+            check_response_consistency(soap, reply)
+
+        # 9. log and answer with the exact bytes (as multipart/related again when it has attachments)
+        await self._log(
+            LogEntry(
+                query_id=header.id,
+                direction=Direction.RESPONSE,
+                client=str(client),
+                service=str(header.service),
+                time=_utc(context.now()),
+                message=transport.message,
+                signature=transport.signature,
+                x_request_id=request_id,
+                hashchain=transport.hashchain,
+                hashchainresult=transport.hashchain_result,
+                attachments=response_attachments,
+            )
+        )
+        answer_type, answer_body = transport.message_content_type, transport.message
+        if transport.attachments:
+            soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), transport.message)
+            answer_type, answer_body = build_related(SoapWithAttachments(soap_part, transport.attachments))
+        if reply.is_fault:
+            exchange.relayed_fault = (reply.fault_code or "unknown")[:200]
+            return 500, answer_type, answer_body
+        return 200, answer_type, answer_body
+
+    # --- REST r1 ----------------------------------------------------------------------------------------------
+
+    async def _handle_rest(
+        self, exchange: _Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> RestAnswer:
+        accept = header_value(headers, "Accept")
+        try:
+            answer = await self._process_rest(exchange, method, target, headers, body)
+        except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
+            fault = await self._fail(exchange, err)
+            # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
+            return rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
+        self._summary(exchange, None, rest=True)
+        return answer
+
+    async def _process_rest(
+        self, exchange: _Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> RestAnswer:
+        context = self.context
+        now = _utc(context.now())
+        conf = context.global_conf()
+        conf.check_valid(now)
+
+        # 2. the call: method, path, X-Road-* headers (core/rest.py); a new X-Road-Id when the IS sent none
+        if len(target) > context.limits.max_uri_chars:
+            raise RequestTooLarge(f"Request URI is longer than {context.limits.max_uri_chars} characters")
+        request_id = str(uuid.uuid4())
+        exchange.request_id = request_id
+        rest = RestRequest.from_client(
+            method, target, headers, request_id=request_id, new_query_id=f"{conf.instance}-{uuid.uuid4()}"
+        )
+        exchange.rest = rest
+
+        # 3-4. the client, and the provider's security servers
+        self._check_client(conf, rest.client)
+        provider = rest.service.client
+        peers = self._provider_peers(conf, provider, rest.security_server, str(rest.service))
+
+        # 5-6. sign the message part and the body (a hash chain when there is a body), log durably
+        message = rest.to_bytes()
+        attachments = (body,) if body else ()
+        signature = sign_message(
+            self.signing_keys, context.own_ocsp, rest.client, message, self.clock.time_for(message + body, now), attachments
+        )
+        auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
+        transport_type, transport_body = encode_transport(
+            TransportMessage(
+                message,
+                message_content_type=REST_REQUEST,
+                rest_body=body or None,
+                signature=signature.signature_xml,
+                hashchain_result=signature.hash_chain_result,
+                hashchain=signature.hash_chain,
+                ocsp_responses=(auth_ocsp,),
+            )
+        )
+        transport_headers = TransportHeaders(request_id, proxy_version=self.proxy_version, rest=True)
+        await self._log(
+            LogEntry(
+                query_id=rest.query_id,
+                direction=Direction.REQUEST,
+                client=str(rest.client),
+                service=str(rest.service),
+                time=now,
+                message=message,
+                signature=signature.signature_xml,
+                x_request_id=request_id,
+                hashchain=signature.hash_chain,
+                hashchainresult=signature.hash_chain_result,
+                attachments=attachments,
+            )
+        )
+        exchange.request_logged = True
+
+        # 7-8. to the provider's server, its checked answer
+        answer = await self._exchange_with_peer(
+            exchange,
+            _Signed(peers, PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body)),
+            provider,
+        )
+        if answer.transport is None:
+            assert answer.fault is not None
+            return await self._relay_rest_fault(exchange, answer.fault, header_value(headers, "Accept"))
+        transport = answer.transport
+        assert transport.message is not None and transport.signature is not None
+        if transport.kind is not MessageKind.REST:
+            raise InvalidMessage("Response to a REST request is not a REST message")
+        response = RestResponse.parse(transport.message)
+        response_body = transport.rest_body or b""
+        self._check_rest_consistency(rest, response, request_id, message, body)
+
+        # 9. log, then the provider's status, headers and body to the IS
+        await self._log(
+            LogEntry(
+                query_id=rest.query_id,
+                direction=Direction.RESPONSE,
+                client=str(rest.client),
+                service=str(rest.service),
+                time=_utc(context.now()),
+                message=transport.message,
+                signature=transport.signature,
+                x_request_id=request_id,
+                hashchain=transport.hashchain,
+                hashchainresult=transport.hashchain_result,
+                attachments=(response_body,) if response_body else (),
+            )
+        )
+        if response.status >= 400:
+            exchange.relayed_fault = f"HTTP {response.status}"
+        return RestAnswer(response.status, response.headers, response_body)
+
+    @staticmethod
+    def _check_rest_consistency(
+        rest: RestRequest, response: RestResponse, request_id: str, message: bytes, body: bytes
+    ) -> None:
+        """The response answers this request: same client, X-Road-Id, service and request id, and the request hash
+        over what we sent (pr-rest §4.3; X-Road ``ClientRestMessageProcessor.checkConsistency``)."""
+        generic = "Response from server proxy is not consistent with request"
+        for name, mine, theirs in (
+            ("client", rest.client, response.client),
+            ("x-road-id", rest.query_id, response.query_id),
+            ("service", rest.service, response.service),
+            ("x-road-request-id", request_id, response.request_id),
+        ):
+            if mine != theirs:
+                raise InconsistentResponse(generic, reason=f"{name} does not match in request and response")
+        if not hmac.compare_digest(response.request_hash, rest_request_hash(message, body)):
+            raise InconsistentResponse("Response message hash does not match request message")
+
+    async def _relay_rest_fault(self, exchange: _Exchange, fault_body: bytes, accept: str | None) -> RestAnswer:
+        """A fault from the provider's side, as the REST error JSON with its own code and detail (X-Road
+        ``checkResponse`` then ``sendErrorResponse``)."""
+        fault = parse_soap(fault_body, FAULT_CONTENT_TYPE, max_bytes=self.context.limits.max_body_bytes, is_response=True)
+        if fault.fault is None:
+            raise InvalidMessage("Fault part of the response is not a SOAP fault")
+        exchange.relayed_fault = (fault.fault.code or "unknown")[:200]
+        await self._log_failure(exchange, fault_body, exchange.relayed_fault)
+        return rest_error(fault.fault.code, fault.fault.string, fault.fault.detail or "", accept=accept)
+
+    # --- steps ------------------------------------------------------------------------------------------------
+
+    def _check_client(self, conf: GlobalConf, client: ClientId) -> None:
+        """Step 3: the client is registered here, in our configuration and in the global one."""
+        context = self.context
+        hosted = context.server_conf().client(client)
+        if hosted is None or not hosted.registered:
+            raise UnknownMember(f"Client '{client}' not found", reason=f"{client} is not a registered client of this server")
+        if not conf.has_member(client) or not conf.is_hosted_by(client, context.server_id):
+            raise UnknownMember(
+                f"Client '{client}' not found",
+                reason=f"the global configuration does not register {client} on {context.server_id}",
+            )
+
+    def _provider_peers(
+        self, conf: GlobalConf, provider: ClientId, security_server: SecurityServerId | None, service_text: str
+    ) -> list[PeerAddress]:
+        """Step 4: the provider's security servers (narrowed by a ``securityServer`` target) with usable addresses."""
+        if not conf.has_member(provider):
+            raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not in the global configuration")
+        servers = conf.security_servers_of(provider)
+        if security_server is not None:
+            servers = tuple(s for s in servers if s.id == security_server)
+            if not servers:
+                raise InvalidSecurityServer(
+                    f"Invalid security server \"{security_server}\"",
+                    reason=f"{security_server} does not host {provider}",
+                    origin=Origin.CLIENT_PROXY,  # X-Road: a configuration fault, not the IS's
+                )
+        peers = peer_addresses(servers, self.default_peer_port)
+        if not peers:
+            raise UnknownMember(
+                f"Could not find addresses for service provider \"{service_text}\"",
+                reason=f"no server hosting {provider} has a usable address",
+            )
+        return peers
+
+    async def _exchange_with_peer(self, exchange: _Exchange, signed: _Signed, provider: ClientId) -> _Answer:
+        """Steps 7-8: deliver, then check who answered and the answer's signature (made by the provider's member,
+        over the message and every attachment or body)."""
+        context = self.context
         exchange.sent = True
         try:
-            response = await self.link.send(
-                peers,
-                PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body),
-                self.peer_timeout_seconds,
-            )
+            response = await self.link.send(signed.peers, signed.request, self.peer_timeout_seconds)
         except BusError:
             raise
         except Exception as err:
             raise NetworkError("Could not reach the provider's security server", reason=repr(err)) from err
         exchange.peer = str(response.server) if response.server is not None else None
 
-        # 8. the answer
         now = _utc(context.now())
         conf = context.global_conf()
-        if response.server is not None and all(p.server != response.server for p in peers):
+        if response.server is not None and all(p.server != response.server for p in signed.peers):
             raise SslAuthenticationFailed(
                 "Answer came from a security server that was not asked", reason=f"answer from {response.server}"
             )
@@ -395,45 +710,21 @@ class ClientProxy:
         if transport.message is None or transport.signature is None:
             # A fault from the provider's side; its listener may answer early faults without transport headers.
             assert transport.fault is not None  # decode_transport: a message, or a fault in its place
-            return await self._relay_fault(exchange, transport.fault)
+            return _Answer(None, transport.fault)
         reply_headers = TransportHeaders.from_http(response.headers, is_response=True)
-        if reply_headers.request_id is not None and reply_headers.request_id != request_id:
+        if reply_headers.request_id is not None and reply_headers.request_id != exchange.request_id:
             raise InconsistentResponse(
                 "Response from server proxy is not consistent with request",
-                reason=f"x-road-request-id {reply_headers.request_id!r} is not {request_id!r}",
+                reason=f"x-road-request-id {reply_headers.request_id!r} is not {exchange.request_id!r}",
             )
-        parts = {MESSAGE_URI: transport.message}
-        if transport.hashchain_result is not None and transport.hashchain is not None:
-            parts["/sig-hashchainresult.xml"] = transport.hashchain_result
-            parts["/sig-hashchain.xml"] = transport.hashchain
-        verify_member_signature(transport.signature, parts, provider, conf, self.trust.get(conf), now)
-        answer = parse_soap(
-            transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes, is_response=True
+        bodies: tuple[bytes, ...] = tuple(part.body for part in transport.attachments)
+        if transport.rest_body:
+            bodies = (transport.rest_body,)
+        parts = signed_part_map(transport.message, bodies, transport.hashchain_result, transport.hashchain)
+        verify_member_signature(
+            transport.signature, parts, provider, conf, self.trust.get(conf), now, expected_parts=expected_uris(len(bodies))
         )
-        if not answer.is_fault:
-            check_response_consistency(soap, answer)
-
-        # 9. log and answer with the exact bytes
-        await self._log(
-            LogEntry(
-                query_id=header.id,
-                direction=Direction.RESPONSE,
-                client=str(client),
-                service=str(header.service),
-                time=now,
-                message=transport.message,
-                signature=transport.signature,
-                x_request_id=request_id,
-                hashchain=transport.hashchain,
-                hashchainresult=transport.hashchain_result,
-            )
-        )
-        if answer.is_fault:
-            exchange.relayed_fault = (answer.fault_code or "unknown")[:200]
-            return 500, transport.message_content_type, transport.message
-        return 200, transport.message_content_type, transport.message
-
-    # --- steps ------------------------------------------------------------------------------------------------
+        return _Answer(transport)
 
     def _own_auth_cert(self, now: datetime) -> x509.Certificate:
         """Our authentication certificate (read from the token at most once a minute; the key stays with TLS)."""
@@ -477,16 +768,17 @@ class ClientProxy:
 
     async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
         """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: nothing half-written)."""
-        soap = exchange.soap
-        if soap is None or soap.header is None:
+        identity = exchange.identity()
+        if identity is None:
             return
+        query_id, client, service = identity
         try:
             await self.context.message_log.log(
                 LogEntry(
-                    query_id=soap.header.id,
+                    query_id=query_id,
                     direction=Direction.RESPONSE,
-                    client=str(soap.header.client),
-                    service=str(soap.header.service),
+                    client=client,
+                    service=service,
                     time=_utc(self.context.now()),
                     message=body,
                     signature=b"",
@@ -500,24 +792,31 @@ class ClientProxy:
 
     def _fields(self, exchange: _Exchange) -> dict[str, Any]:
         fields: dict[str, Any] = {"x_request_id": exchange.request_id, "peer": exchange.peer}
-        header = exchange.soap.header if exchange.soap is not None else None
-        if header is not None:
-            fields.update(query_id=header.id, client=str(header.client), service=str(header.service))
+        identity = exchange.identity()
+        if identity is not None:
+            fields.update(query_id=identity[0], client=identity[1], service=identity[2])
+        if exchange.rest is not None:
+            fields.update(method=exchange.rest.method)
         return fields
 
-    def _summary(self, exchange: _Exchange, fault: BusError | None) -> None:
+    def _summary(self, exchange: _Exchange, fault: BusError | None, *, rest: bool = False) -> None:
         """The one event of an exchange."""
         duration_ms = round((time.monotonic() - exchange.started) * 1000, 1)
+        kind = "rest" if rest else "soap"
         if fault is None:
             _log.info(
-                "soap_request_answered",
+                f"{kind}_request_answered",
                 **self._fields(exchange),
                 relayed_fault=exchange.relayed_fault,
                 duration_ms=duration_ms,
             )
             return
         _log.warning(
-            "soap_request_failed", **self._fields(exchange), **fault.log_fields(), sent=exchange.sent, duration_ms=duration_ms
+            f"{kind}_request_failed",
+            **self._fields(exchange),
+            **fault.log_fields(),
+            sent=exchange.sent,
+            duration_ms=duration_ms,
         )
 
 
@@ -562,7 +861,9 @@ def bounded_request_factory(max_body_bytes: int) -> type[BoundedRequest]:
 
 
 class ClientProxyResource(Resource):
-    """The IS-facing endpoint: POST a SOAP request, get the answer or an X-Road SOAP fault."""
+    """The IS-facing endpoint, routed by path: ``/r1/...`` is a REST call (any method), ``/listClients`` the
+    client list (pr-meta), anything else a SOAP request (POST only; any other method is
+    ``client.invalid_http_method``)."""
 
     isLeaf = True
 
@@ -571,18 +872,34 @@ class ClientProxyResource(Resource):
         self.proxy = proxy
 
     def render(self, request: server.Request) -> bytes | int:
-        """Dispatch: POST goes to the client proxy; any other method is ``client.invalid_http_method``."""
+        """Dispatch by path, then method (see the class docstring)."""
+        path = request.path or b""
+        if path.startswith(PROTOCOL_PREFIX.encode("ascii")):
+            return self._render_rest(request)
+        if path == LIST_CLIENTS_PATH.encode("ascii"):
+            return self._render_list_clients(request)
+        return self._render_soap(request)
+
+    def _body(self, request: server.Request) -> bytes | None:
+        """The request body, or None when it is over the limit (declared or read)."""
         limit = self.proxy.context.limits.max_body_bytes
-        if request.method != b"POST":
-            method = request.method.decode("latin-1", "replace")[:16]
-            _set_header(request, b"allow", b"POST")
-            return _start_answer(request, self.proxy.refuse(InvalidHttpMethod(f"Invalid HTTP method: {method}")))
         declared = request.getHeader(b"content-length")
         too_large = getattr(request, "body_too_large", False) or (
             declared is not None and declared.isdigit() and int(declared) > limit
         )
         body = b"" if too_large or request.content is None else request.content.read(limit + 1)
         if too_large or len(body) > limit:
+            return None
+        return body
+
+    def _render_soap(self, request: server.Request) -> bytes | int:
+        limit = self.proxy.context.limits.max_body_bytes
+        if request.method != b"POST":
+            method = request.method.decode("latin-1", "replace")[:16]
+            _set_header(request, b"allow", b"POST")
+            return _start_answer(request, self.proxy.refuse(InvalidHttpMethod(f"Invalid HTTP method: {method}")))
+        body = self._body(request)
+        if body is None:
             refused = self.proxy.refuse(RequestTooLarge(f"Request body is larger than {limit} bytes"))
             return _start_answer(request, refused)
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
@@ -602,6 +919,59 @@ class ClientProxyResource(Resource):
 
         self.proxy.handle_soap(content_type, body, headers).addCallback(write)
         return server.NOT_DONE_YET
+
+    def _render_list_clients(self, request: server.Request) -> bytes:
+        accept = request.getHeader(b"accept")
+        instance = request.args.get(b"xRoadInstance", [None])[0] if request.args else None
+        answer = self.proxy.list_clients(
+            None if accept is None else accept.decode("latin-1"),
+            None if instance is None else instance.decode("utf-8", "replace"),
+        )
+        return _start_answer(request, answer)
+
+    def _render_rest(self, request: server.Request) -> bytes | int:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        accept = header_value(headers, "Accept")
+        target = request.uri.decode("latin-1")
+        limits = self.proxy.context.limits
+        body = self._body(request)
+        if len(target) > limits.max_uri_chars:
+            refused = RequestTooLarge(f"Request URI is longer than {limits.max_uri_chars} characters")
+            return _write_rest(request, self.proxy.refuse_rest(refused, accept))
+        if body is None:
+            refused = RequestTooLarge(f"Request body is larger than {limits.max_body_bytes} bytes")
+            return _write_rest(request, self.proxy.refuse_rest(refused, accept))
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def write(answer: RestAnswer) -> None:
+            if gone:
+                return  # the IS hung up; the exchange is logged and summarised already
+            data = _write_rest(request, answer)
+            request.write(data)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+            request.finish()  # type: ignore[no-untyped-call]
+
+        method = request.method.decode("latin-1", "replace")
+        self.proxy.handle_rest(method, target, headers, body).addCallback(write)
+        return server.NOT_DONE_YET
+
+
+def _write_rest(request: server.Request, answer: RestAnswer) -> bytes:
+    """Set a REST answer's status and headers (in order; ``Date`` replaces ours); return its body."""
+    request.defaultContentType = None  # pr-rest §4.3: the provider's Content-Type, or none, passes unchanged
+    request.setResponseCode(answer.status)
+    for name, value in answer.headers:
+        lowered = name.lower()
+        if lowered in ("date", "content-type"):
+            _set_header(request, lowered.encode("ascii"), value.encode("latin-1"))
+        else:
+            request.responseHeaders.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+    _set_header(request, b"content-length", str(len(answer.body)).encode("ascii"))
+    return answer.body
 
 
 def _set_header(request: server.Request, name: bytes, value: bytes) -> None:

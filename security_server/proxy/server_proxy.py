@@ -7,32 +7,43 @@ fault code under the ``server.serverproxy`` prefix:
 
 1. the global configuration is in force (``global_conf_outdated``);
 2. the transport message decodes (HTTP headers, part order, a signature part: ``missing_signature``), and its
-   message part is a SOAP 4.0 request (the IS-side rules of core/soap.py);
+   message part is a SOAP 4.0 request (the IS-side rules of core/soap.py; attachments come as the nested
+   ``multipart/mixed`` part) or a REST request message part (core/rest.py, read strictly, its service path
+   normalised: ``bad_request``);
 3. a ``securityServer`` header, if any, names this server (``invalid_security_server``);
 4. the provider (the service's client) is a *registered* client of this server (``unknown_member``);
 5. the peer's TLS certificate is an authentication certificate registered in the global configuration to a
    security server that hosts the request's client, chains to an approved CA and has a good, fresh OCSP
    response among the request's OCSP parts (``ssl_authentication_failed``, ``cert_validation``,
    ``incorrect_validation_info``, ``invalid_cert_path``; XROAD-REFERENCE.md §4.3);
-6. the service exists with exactly this code and version (``unknown_service``) and is a SOAP service
-   (``service_type``); the client has an access right, default deny (``access_denied``); the service is
-   enabled (``service_disabled``, with the provider's notice). This is X-Road's order (``verifyAccess``): the
-   disabled notice is only shown to clients that may call the service;
-7. the signature verifies over the exact message bytes (``invalid_signature_value``, ``malformed_signature``),
-   the signing certificate belongs to the *client's member* under the certificate profile
-   (``incorrect_certificate``, X-Road ``SignatureVerifier.verifySignerName``), chains to an approved CA and its
-   embedded OCSP response is good and fresh;
+6. the service exists with exactly this code and version (``unknown_service``) and is of the call's kind
+   (``service_type``: a REST service called with SOAP, or the reverse); the client has an access right, default
+   deny (``access_denied``; for REST a service-level right or an endpoint right covering the method and the
+   normal-form path, core/acl.py); the service is enabled (``service_disabled``, with the provider's notice).
+   This is X-Road's order (``verifyAccess``): the disabled notice is only shown to clients that may call the
+   service. The metadata services skip this step, as X-Road's handlers do (pr-meta, pr-mrest): SOAP
+   ``listMethods``, ``allowedMethods``, ``getWsdl`` and REST ``GET listMethods``, ``allowedMethods``,
+   ``getOpenAPI`` are answered from this server's configuration (core/metadata.py);
+7. the signature verifies over the exact message bytes and every attachment or REST body, through its hash
+   chain (``invalid_signature_value``, ``malformed_signature``, e.g. ``malformed_signature.invalid_hash_chain_ref``
+   for an attachment changed on the way); the signing certificate belongs to the *client's member* under the
+   certificate profile (``incorrect_certificate``, X-Road ``SignatureVerifier.verifySignerName``), chains to an
+   approved CA and its embedded OCSP response is good and fresh;
 8. the signature has not been accepted before (replay, see :class:`ReplayGuard`; X-Road has no such check);
 9. the request is logged, durably, before the provider sees it (``logging_failed`` / ``database_error``: the
    provider is not called);
-10. the provider's service is called with the service's timeout; connection refused or unreachable is
+10. the provider's service is called with the service's timeout (SOAP with attachments as
+    ``multipart/related``; REST with the call's method at the base URL + service path + query, its headers, its
+    body; the provider's status, headers and body pass through); connection refused or unreachable is
     ``service_failed.network_error``, a broken or timed-out exchange ``service_failed.io_error`` (X-Road maps
     ``SocketTimeoutException``, an ``IOException``, to ``io_error``; it has no timeout code), an HTTP status
     other than 200 or 500 ``service_failed.http_error`` (X-Road ``AbstractHttpSender.checkResponseStatus``), an
     answer that is not a SOAP message ``service_failed.<the parser's code>`` (e.g. ``invalid_xml``,
     ``invalid_content_type``); a SOAP fault from the service is passed back unchanged (X-Road does the same);
-11. ``requestHash`` over the exact request bytes goes into the response header, which is signed with the
-    *provider member's* key and its OCSP response, logged durably, and returned (without OCSP parts).
+11. ``requestHash`` over the exact request bytes goes into the response header (REST: the response message part
+    with ``X-Road-Request-Hash`` and the other X-Road headers), which is signed with the *provider member's* key
+    and its OCSP response (with the response's attachments or body through a hash chain), logged durably, and
+    returned (without OCSP parts).
 
 :meth:`ServerProxy.handle` never fails: every fault becomes a whole-body ``text/xml`` SOAP fault (an early
 failure, pr-messtransp §3.1), with a fault-detail UUID that is also in our log. One structlog event is written
@@ -45,12 +56,15 @@ The signature and certificate checks here are pure decisions shared with the cli
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import heapq
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol, Sequence, cast
+from urllib.parse import parse_qsl
 
 import structlog
 from cryptography import x509
@@ -76,14 +90,15 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import implementer
 
+from security_server.core import digests
 from security_server.core.certprofile import member_from_signing_cert
 from security_server.core.errors import (
     BusError,
     IncorrectCertificate,
     IncorrectValidationInfo,
+    InconsistentHeaders,
     InternalError,
     InvalidCertPath,
-    InvalidMessage,
     InvalidRequest,
     InvalidSecurityServer,
     LoggingFailed,
@@ -96,22 +111,48 @@ from security_server.core.errors import (
     UnknownService,
 )
 from security_server.core.globalconf import GlobalConf
-from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.hashchain import SIG_HASH_CHAIN, SIG_HASH_CHAIN_RESULT
+from security_server.core.identifiers import ClientId, SecurityServerId, ServiceId, check_part
 from security_server.core.logchain import Direction, LogEntry
+from security_server.core.metadata import (
+    ALLOWED_METHODS,
+    LIST_METHODS,
+    REST_METADATA_SERVICES,
+    SOAP_METADATA_SERVICES,
+    RestServiceEntry,
+    anonymise_openapi,
+    method_list_response,
+    rest_method_list,
+    rewrite_wsdl,
+    wsdl_request,
+    wsdl_response,
+)
+from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_auth_cert
-from security_server.core.multipart import Limits
+from security_server.core.rest import RestRequest, RestResponse
+from security_server.core.rest import request_hash as rest_request_hash
 from security_server.core.signature import (
     ECDSA_SHA512,
     RSA_SHA512,
-    MessagePart,
     SignatureData,
     VerifiedSignature,
     build_signature,
     verify_signature,
 )
-from security_server.core.soap import SoapMessage, add_request_hash, parse_soap
+from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, add_request_hash, parse_soap
+from security_server.core.soap import request_hash as soap_request_hash
+from security_server.core.soapattachments import (
+    SoapWithAttachments,
+    build_related,
+    expected_uris,
+    is_multipart_related,
+    parse_related,
+    part_resolver,
+    signed_parts,
+)
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
+    REST_RESPONSE,
     MessageKind,
     TransportHeaders,
     TransportLimits,
@@ -122,7 +163,7 @@ from security_server.core.transport import (
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, verify_cert_path
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
-from security_server.serverconf.store import ServiceKind
+from security_server.serverconf.store import Service, ServerConfSnapshot, ServiceKind
 from security_server.signer.softtoken import PrivateKey, SoftToken
 
 MESSAGE_URI = "/message.xml"
@@ -224,16 +265,19 @@ def verify_member_signature(
     conf: GlobalConf,
     anchors: TrustAnchors,
     now: datetime,
+    *,
+    expected_parts: Sequence[str] = (MESSAGE_URI,),
 ) -> VerifiedSignature:
     """Verify a message signature and that the signer is ``member`` (a subsystem signs with its member's key).
 
-    ``parts`` maps the detached URIs (``/message.xml``, and for a batch signature ``/sig-hashchainresult.xml``
-    and ``/sig-hashchain.xml``) to their bytes. The checks: structure and value (core/signature.py), the
+    ``parts`` maps the detached URIs (``/message.xml``, ``/attachmentN``, and for a hash-chain signature
+    ``/sig-hashchainresult.xml`` and ``/sig-hashchain.xml``) to their bytes; every URI in ``expected_parts`` (the
+    message and its attachments or REST body) must be covered. The checks: structure and value (core/signature.py), the
     signer's identity from the signing certificate under our profile (``incorrect_certificate`` when it is
     another member, X-Road ``SignatureVerifier.verifySignerName``), then the certificate path and the OCSP
     response embedded in the signature (:func:`check_cert_and_ocsp`).
     """
-    verified = verify_signature(signature_xml, parts.get, expected_parts=(MESSAGE_URI,))
+    verified = verify_signature(signature_xml, parts.get, expected_parts=tuple(expected_parts))
     signer = member_from_signing_cert(verified.signing_cert)
     if signer != member.member:
         raise IncorrectCertificate(
@@ -375,14 +419,30 @@ class SigningKeys:
 
 
 def sign_message(
-    keys: SigningKeys, own_ocsp: Callable[[x509.Certificate], bytes], member: ClientId, message: bytes, now: datetime
+    keys: SigningKeys,
+    own_ocsp: Callable[[x509.Certificate], bytes],
+    member: ClientId,
+    message: bytes,
+    now: datetime,
+    attachments: Sequence[bytes] = (),
 ) -> SignatureData:
-    """Sign ``message`` as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2, one part, no hash chain)."""
+    """Sign ``message`` as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2): directly when it is one
+    part, through a hash chain over ``/message.xml`` and ``/attachment1`` ... when it has attachments (SOAP
+    attachments, or a REST body)."""
     key, cert = keys.get(member, now)
     ocsp = own_ocsp(cert)
     # RSA-SHA512 is X-Road's default; an EC signing key signs with ECDSA-SHA512 (XROAD-REFERENCE.md §4.2).
     algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
-    return build_signature([MessagePart.of(MESSAGE_URI, message)], cert, key, ocsp, now, algorithm=algorithm)
+    return build_signature(signed_parts(message, attachments), cert, key, ocsp, now, algorithm=algorithm)
+
+
+def signed_part_map(
+    message: bytes, attachments: Sequence[bytes], hashchain_result: bytes | None, hashchain: bytes | None
+) -> dict[str, bytes]:
+    """The detached parts a received signature may reference, by URI (for :func:`verify_member_signature`)."""
+    resolve = part_resolver(message, attachments, hashchain_result, hashchain)
+    uris = [*expected_uris(len(attachments)), SIG_HASH_CHAIN_RESULT, SIG_HASH_CHAIN]
+    return {uri: data for uri in uris if (data := resolve(uri)) is not None}
 
 
 # --- calling the provider's service --------------------------------------------------------------------------
@@ -403,6 +463,26 @@ class ProviderClient(Protocol):
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
     ) -> Deferred[ProviderAnswer]:
+        """Fails with :class:`ServiceFailed` (origin server.serverproxy) saying why."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReply:
+    """A REST provider's answer: status, reason phrase, headers in order (names as sent) and body."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class RestProviderClient(Protocol):
+    """Makes a REST call to a provider's service (any method; redirects are not followed, pr-rest §4.4)."""
+
+    def request(
+        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout_seconds: float
+    ) -> Deferred[ProviderReply]:
         """Fails with :class:`ServiceFailed` (origin server.serverproxy) saying why."""
         ...
 
@@ -512,18 +592,42 @@ class AgentProviderClient:
     ) -> Deferred[ProviderAnswer]:
         """POST ``body`` to ``url``; the whole exchange, body included, must finish within ``timeout_seconds``."""
         http_headers = Headers({name.encode("latin-1"): [value.encode("latin-1")] for name, value in headers.items()})
-        requested: Deferred[IResponse] = self._agent.request(
-            b"POST", url.encode("ascii"), http_headers, cast(IBodyProducer, _BytesProducer(body))
-        )
 
-        def got_response(response: IResponse) -> Deferred[ProviderAnswer]:
-            content_type = response.headers.getRawHeaders(b"content-type", [b""])[-1].decode("latin-1")
+        def answer(reply: ProviderReply) -> ProviderAnswer:
+            content_type = next((v for n, v in reversed(reply.headers) if n.lower() == "content-type"), "")
+            return ProviderAnswer(reply.status, content_type, reply.body)
+
+        return self._exchange(b"POST", url, http_headers, body, timeout_seconds).addCallback(answer)
+
+    def request(
+        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout_seconds: float
+    ) -> Deferred[ProviderReply]:
+        """Make a REST call: ``method`` on ``url`` with ``headers`` (sent in order) and ``body`` (none when empty)."""
+        http_headers = Headers()
+        for name, value in headers:
+            http_headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+        return self._exchange(method.encode("ascii"), url, http_headers, body, timeout_seconds)
+
+    def _exchange(
+        self, method: bytes, url: str, http_headers: Headers, body: bytes, timeout_seconds: float
+    ) -> Deferred[ProviderReply]:
+        """One request; the whole exchange, body included, must finish within ``timeout_seconds``."""
+        producer = cast(IBodyProducer, _BytesProducer(body)) if body or method in (b"POST", b"PUT", b"PATCH") else None
+        requested: Deferred[IResponse] = self._agent.request(method, url.encode("ascii"), http_headers, producer)
+
+        def got_response(response: IResponse) -> Deferred[ProviderReply]:
             if response.length is not UNKNOWN_LENGTH and response.length > self._max_response_bytes:
                 cast(Any, response).deliverBody(TwistedProtocol())
                 raise ServiceFailed("Service response is too large", subcode="io_error")
+            reply_headers = tuple(
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, values in response.headers.getAllRawHeaders()
+                for value in values
+            )
+            reason = response.phrase.decode("latin-1") if isinstance(response.phrase, bytes) else str(response.phrase)
             collector = _LimitedBody(self._max_response_bytes)
             cast(Any, response).deliverBody(collector)
-            return collector.finished.addCallback(lambda data: ProviderAnswer(response.code, content_type, data))
+            return collector.finished.addCallback(lambda data: ProviderReply(response.code, reason, reply_headers, data))
 
         answered = requested.addCallback(got_response)
         # Our own timer rather than addTimeout: cancelling the Agent surfaces as ResponseNeverReceived or a
@@ -536,12 +640,12 @@ class AgentProviderClient:
 
         timer = self._reactor.callLater(timeout_seconds, expire)
 
-        def settled(result: ProviderAnswer | Failure) -> ProviderAnswer | Failure:
+        def settled(result: ProviderReply | Failure) -> ProviderReply | Failure:
             if timer.active():
                 timer.cancel()
             return result
 
-        def failed(failure: Failure) -> ProviderAnswer:
+        def failed(failure: Failure) -> ProviderReply:
             if timed_out:
                 raise ServiceFailed(
                     "Service did not answer in time",
@@ -567,13 +671,34 @@ class _Exchange:
     started: float
     request_id: str | None = None
     soap: SoapMessage | None = None
+    rest: RestRequest | None = None
     request_logged: bool = False
     provider_called: bool = False
     provider_fault: str | None = None
 
+    def identity(self) -> tuple[str, str, str] | None:
+        """``(query id, client, service)`` of the request once it is known."""
+        if self.soap is not None and self.soap.header is not None:
+            header = self.soap.header
+            return header.id, str(header.client), str(header.service)
+        if self.rest is not None:
+            return self.rest.query_id, str(self.rest.client), str(self.rest.service)
+        return None
+
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class _SoapAnswer:
+    """A SOAP answer ready to sign: the SOAP part (with ``requestHash``), its content type and MIME headers, and
+    its attachments."""
+
+    message: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Part, ...] = ()
 
 
 class ServerProxy:
@@ -588,6 +713,7 @@ class ServerProxy:
         replay_guard: ReplayGuard | None = None,
         signing_keys: SigningKeys | None = None,
         proxy_version: str | None = None,
+        rest_client: RestProviderClient | None = None,
     ) -> None:
         self.context = context
         self.provider_client: ProviderClient = (
@@ -595,6 +721,14 @@ class ServerProxy:
             if provider_client is not None
             else AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes)
         )
+        if rest_client is None:
+            # The SOAP client calls REST providers too when it can (one connection pool); else a new one.
+            rest_client = (
+                self.provider_client
+                if isinstance(self.provider_client, AgentProviderClient)
+                else AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes)
+            )
+        self.rest_client: RestProviderClient = rest_client
         self.peer_check = peer_check
         self.replay_guard = replay_guard if replay_guard is not None else ReplayGuard()
         self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
@@ -607,11 +741,13 @@ class ServerProxy:
         )
 
     def close(self) -> Deferred[None]:
-        """Close the provider client's pooled connections (at shutdown), when it has any."""
-        close = getattr(self.provider_client, "close", None)
-        if close is None:
-            return defer.succeed(None)
-        return defer.maybeDeferred(close).addCallback(lambda _: None)
+        """Close the provider clients' pooled connections (at shutdown), when they have any."""
+        closing: list[Deferred[Any]] = []
+        for client in {id(self.provider_client): self.provider_client, id(self.rest_client): self.rest_client}.values():
+            close = getattr(client, "close", None)
+            if close is not None:
+                closing.append(defer.maybeDeferred(close))
+        return defer.gatherResults(closing).addCallback(lambda _: None)
 
     def handle(self, peer_cert_der: bytes | None, request: PeerRequest) -> Deferred[PeerResponse]:
         """Answer one request from a peer's client proxy; never fails (faults become fault responses)."""
@@ -628,7 +764,7 @@ class ServerProxy:
             if exchange.request_logged:
                 await self._log_failure(exchange, body, fault.fault_code)
             self._summary(exchange, fault)
-            return self._reply(exchange, FAULT_CONTENT_TYPE, body)
+            return self._reply(exchange, FAULT_CONTENT_TYPE, body, rest=exchange.rest is not None)
         self._summary(exchange, None)
         return response
 
@@ -642,55 +778,39 @@ class ServerProxy:
         headers = TransportHeaders.from_http(request.headers, is_response=False)
         exchange.request_id = headers.request_id
         transport = decode_transport(request.content_type, request.body, is_response=False, limits=self._limits)
-        if transport.kind is not MessageKind.SOAP:
-            raise ServiceType("REST messages are not served yet", reason="REST transport message to the SOAP proxy")
-        if transport.attachments:
-            raise InvalidMessage("SOAP attachments are not supported yet")
+        if transport.kind is MessageKind.REST:
+            return await self._process_rest(exchange, peer_cert_der, headers, transport, conf, now)
         assert transport.message is not None and transport.signature is not None  # decode_transport checked
         soap = parse_soap(transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes)
         exchange.soap = soap
         header = soap.header
         assert header is not None  # a request is never a fault
+        attachments = tuple(part.body for part in transport.attachments)
 
         # 3-4. the target server and the provider
         snapshot = context.server_conf()
-        if header.security_server is not None and header.security_server != context.server_id:
-            raise InvalidSecurityServer(
-                "Invalid security server identifier",
-                reason=f"request names {header.security_server}, this is {context.server_id}",
-            )
+        self._check_target(header.security_server, header.service.client, snapshot)
         provider = header.service.client
-        hosted = snapshot.client(provider)
-        if hosted is None or not hosted.registered:
-            raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not a registered client here")
 
         # 5. the peer's TLS certificate (X-Road verifySslClientCert)
-        if peer_cert_der is None:
-            raise SslAuthenticationFailed("Peer presented no TLS certificate")
-        if not transport.ocsp_responses:
-            raise SslAuthenticationFailed("Cannot verify TLS certificate, corresponding OCSP response is missing")
-        # core/peerauth.py: registered to a server hosting the client, approved CA, one OCSP part good and fresh.
-        self.peer_check(peer_cert_der, conf, now, hosted_client=header.client, ocsp_der=transport.ocsp_responses)
+        self._check_peer(peer_cert_der, transport, conf, now, header.client)
 
-        # 6. the service and the access right (X-Road verifyAccess order)
-        service = snapshot.service(header.service)
-        if service is None:
-            raise UnknownService(f"Unknown service: {header.service}")
-        if service.kind is not ServiceKind.SOAP:
-            raise ServiceType("Service is a REST service and cannot be called using SOAP interface")
-        snapshot.check_access(header.client, header.service, in_global_group=conf.is_member_of_group)
-        if not service.enabled:
-            raise ServiceDisabled(f"Service {header.service} is disabled: {service.disabled_notice}")
+        # 6. the service and the access right (X-Road verifyAccess order); the metadata services answer here
+        # without an access check (X-Road MetadataServiceHandlerImpl.shouldVerifyAccess is false).
+        metadata = header.service.service_code in SOAP_METADATA_SERVICES
+        service: Service | None = None
+        if not metadata:
+            service = snapshot.service(header.service)
+            if service is None:
+                raise UnknownService(f"Unknown service: {header.service}")
+            if service.kind is not ServiceKind.SOAP:
+                raise ServiceType("Service is a REST service and cannot be called using SOAP interface")
+            snapshot.check_access(header.client, header.service, in_global_group=conf.is_member_of_group)
+            if not service.enabled:
+                raise ServiceDisabled(f"Service {header.service} is disabled: {service.disabled_notice}")
 
-        # 7-8. the signature, its signer, and replays
-        parts = {MESSAGE_URI: transport.message}
-        if transport.hashchain_result is not None and transport.hashchain is not None:
-            parts["/sig-hashchainresult.xml"] = transport.hashchain_result
-            parts["/sig-hashchain.xml"] = transport.hashchain
-        verified = verify_member_signature(transport.signature, parts, header.client, conf, self.trust.get(conf), now)
-        self.replay_guard.check(
-            ReplayGuard.key(verified.signature_value, transport.message), _utc(verified.signing_time), now
-        )
+        # 7-8. the signature over the message and every attachment, its signer, and replays
+        self._verify_request(transport, attachments, header.client, conf, now)
 
         # 9. a durable request record before the provider sees anything
         await self._log(
@@ -705,36 +825,24 @@ class ServerProxy:
                 x_request_id=headers.request_id,
                 hashchain=transport.hashchain,
                 hashchainresult=transport.hashchain_result,
+                attachments=attachments,
             )
         )
         exchange.request_logged = True
 
-        # 10. the provider's service
-        provider_headers = {"Content-Type": transport.message_content_type}
-        if headers.original_soap_action is not None:
-            provider_headers["SOAPAction"] = headers.original_soap_action
-        exchange.provider_called = True
-        answer = await self.provider_client.post(
-            service.url, transport.message, provider_headers, float(service.timeout_seconds)
-        )
-        if answer.status not in (200, 500):
-            raise ServiceFailed("Service responded with an HTTP error", subcode="http_error", reason=f"HTTP {answer.status}")
-        try:
-            response = parse_soap(answer.body, answer.content_type, max_bytes=context.limits.max_body_bytes, is_response=True)
-        except BusError as err:
-            raise ServiceFailed(err.message, subcode=err.code, reason=f"service response: {err.reason}") from err
-        if response.fault is not None:
-            # X-Road parseResponse: a fault from the service goes back to the client as it is (re-encoded as
-            # UTF-8, the charset of a whole-body fault); the exchange is logged as failed with its code.
-            body = bytes(etree.tostring(response.root, xml_declaration=True, encoding="UTF-8"))
-            exchange.provider_fault = response.fault.code[:200] or "unknown"
-            await self._log_failure(exchange, body, exchange.provider_fault)
-            return self._reply(exchange, FAULT_CONTENT_TYPE, body)
+        # 10. the provider's service, or the metadata service
+        if service is None:
+            answer = self._soap_metadata(soap, snapshot, conf, transport.message)
+        else:
+            called = await self._call_soap_provider(exchange, service, transport, headers)
+            if isinstance(called, bytes):
+                return self._reply(exchange, FAULT_CONTENT_TYPE, called)  # the service's own fault, passed back
+            answer = called
 
-        # 11. requestHash, signature, log, answer
+        # 11. requestHash (already in the answer), signature over every part, log, answer
         now = _utc(context.now())
-        signed = add_request_hash(response, transport.message)
-        signature = sign_message(self.signing_keys, context.own_ocsp, provider, signed, now)
+        out_attachments = tuple(part.body for part in answer.attachments)
+        signature = sign_message(self.signing_keys, context.own_ocsp, provider, answer.message, now, out_attachments)
         await self._log(
             LogEntry(
                 query_id=header.id,
@@ -742,15 +850,299 @@ class ServerProxy:
                 client=str(header.client),
                 service=str(header.service),
                 time=now,
-                message=signed,
+                message=answer.message,
                 signature=signature.signature_xml,
                 x_request_id=headers.request_id,
+                hashchain=signature.hash_chain,
+                hashchainresult=signature.hash_chain_result,
+                attachments=out_attachments,
             )
         )
         content_type, body = encode_transport(
-            TransportMessage(signed, message_content_type=answer.content_type, signature=signature.signature_xml)
+            TransportMessage(
+                answer.message,
+                message_content_type=answer.content_type,
+                message_headers=answer.headers,
+                attachments=answer.attachments,
+                signature=signature.signature_xml,
+                hashchain_result=signature.hash_chain_result,
+                hashchain=signature.hash_chain,
+            )
         )
         return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
+
+    # --- shared steps ---------------------------------------------------------------------------------------------
+
+    def _check_target(self, security_server: SecurityServerId | None, provider: ClientId, snapshot: ServerConfSnapshot) -> None:
+        """Steps 3-4: a ``securityServer`` header names this server; the provider is registered here."""
+        if security_server is not None and security_server != self.context.server_id:
+            raise InvalidSecurityServer(
+                "Invalid security server identifier",
+                reason=f"request names {security_server}, this is {self.context.server_id}",
+            )
+        hosted = snapshot.client(provider)
+        if hosted is None or not hosted.registered:
+            raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not a registered client here")
+
+    def _check_peer(
+        self, peer_cert_der: bytes | None, transport: TransportMessage, conf: GlobalConf, now: datetime, client: ClientId
+    ) -> None:
+        """Step 5: the peer's TLS certificate (X-Road verifySslClientCert)."""
+        if peer_cert_der is None:
+            raise SslAuthenticationFailed("Peer presented no TLS certificate")
+        if not transport.ocsp_responses:
+            raise SslAuthenticationFailed("Cannot verify TLS certificate, corresponding OCSP response is missing")
+        # core/peerauth.py: registered to a server hosting the client, approved CA, one OCSP part good and fresh.
+        self.peer_check(peer_cert_der, conf, now, hosted_client=client, ocsp_der=transport.ocsp_responses)
+
+    def _verify_request(
+        self, transport: TransportMessage, attachments: Sequence[bytes], client: ClientId, conf: GlobalConf, now: datetime
+    ) -> None:
+        """Steps 7-8: the signature covers the message and every attachment, made by the client's member; no replay."""
+        assert transport.message is not None and transport.signature is not None
+        parts = signed_part_map(transport.message, attachments, transport.hashchain_result, transport.hashchain)
+        verified = verify_member_signature(
+            transport.signature,
+            parts,
+            client,
+            conf,
+            self.trust.get(conf),
+            now,
+            expected_parts=expected_uris(len(attachments)),
+        )
+        self.replay_guard.check(
+            ReplayGuard.key(verified.signature_value, transport.message), _utc(verified.signing_time), now
+        )
+
+    # --- SOAP -------------------------------------------------------------------------------------------------------
+
+    async def _call_soap_provider(
+        self, exchange: _Exchange, service: Service, transport: TransportMessage, headers: TransportHeaders
+    ) -> _SoapAnswer | bytes:
+        """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
+        answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
+        assert transport.message is not None
+        context = self.context
+        body, content_type = transport.message, transport.message_content_type
+        if transport.attachments:
+            soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), transport.message)
+            content_type, body = build_related(SoapWithAttachments(soap_part, transport.attachments))
+        provider_headers = {"Content-Type": content_type}
+        if headers.original_soap_action is not None:
+            provider_headers["SOAPAction"] = headers.original_soap_action
+        exchange.provider_called = True
+        answer = await self.provider_client.post(service.url, body, provider_headers, float(service.timeout_seconds))
+        if answer.status not in (200, 500):
+            raise ServiceFailed("Service responded with an HTTP error", subcode="http_error", reason=f"HTTP {answer.status}")
+        try:
+            soap_bytes, soap_type = answer.body, answer.content_type
+            soap_headers: tuple[tuple[str, str], ...] = ()
+            attachments: tuple[Part, ...] = ()
+            if is_multipart_related(answer.content_type):
+                related = parse_related(
+                    answer.content_type, answer.body, limits=self._limits.mime, max_attachments=context.limits.max_attachments
+                )
+                soap_bytes, soap_type = related.soap.body, related.soap_content_type
+                soap_headers, attachments = related.soap_headers, related.attachments
+            response = parse_soap(soap_bytes, soap_type, max_bytes=context.limits.max_body_bytes, is_response=True)
+        except BusError as err:
+            raise ServiceFailed(err.message, subcode=err.code, reason=f"service response: {err.reason}") from err
+        if response.fault is not None:
+            # X-Road parseResponse: a fault from the service goes back to the client as it is (re-encoded as
+            # UTF-8, the charset of a whole-body fault); the exchange is logged as failed with its code.
+            fault_body = bytes(etree.tostring(response.root, xml_declaration=True, encoding="UTF-8"))
+            exchange.provider_fault = response.fault.code[:200] or "unknown"
+            await self._log_failure(exchange, fault_body, exchange.provider_fault)
+            return fault_body
+        return _SoapAnswer(add_request_hash(response, transport.message), soap_type, soap_headers, attachments)
+
+    def _soap_metadata(
+        self, soap: SoapMessage, snapshot: ServerConfSnapshot, conf: GlobalConf, request_raw: bytes
+    ) -> _SoapAnswer:
+        """Step 10 for ``listMethods``, ``allowedMethods`` and ``getWsdl`` (pr-meta; core/metadata.py)."""
+        header = soap.header
+        assert header is not None
+        provider = header.service.client
+        digest = (digests.SHA512.uri, base64.b64encode(soap_request_hash(request_raw)).decode("ascii"))
+        soap_services = [s for s in snapshot.services_of(provider) if s.kind is ServiceKind.SOAP]
+        code = header.service.service_code
+        if code == LIST_METHODS:
+            return _SoapAnswer(method_list_response(soap, [s.id for s in soap_services], digest), SOAP_CONTENT_TYPE)
+        if code == ALLOWED_METHODS:
+            allowed = [
+                s.id
+                for s in soap_services
+                if snapshot.client_rights(header.client, s.id, in_global_group=conf.is_member_of_group)
+            ]
+            return _SoapAnswer(method_list_response(soap, allowed, digest), SOAP_CONTENT_TYPE)
+        service_code, version = wsdl_request(soap)
+        target = snapshot.service(ServiceId(provider, service_code, version))
+        if target is not None and target.kind is not ServiceKind.SOAP:
+            raise ServiceType("Service is a REST service and does not have a WSDL")
+        if target is None or target.description is None:
+            raise UnknownService(f"Could not find wsdl URL for service {ServiceId(provider, service_code, version)}")
+        wsdl = Part(
+            (
+                ("Content-Type", "text/xml"),
+                ("Content-Transfer-Encoding", "binary"),
+                ("Content-ID", f"<wsdl={uuid.uuid4()}@x-road.eu>"),
+            ),
+            rewrite_wsdl(target.description),
+        )
+        return _SoapAnswer(
+            wsdl_response(soap, digest),
+            SOAP_CONTENT_TYPE,
+            (("Content-Transfer-Encoding", "8bit"), ("Content-ID", "<rootpart>")),
+            (wsdl,),
+        )
+
+    # --- REST -------------------------------------------------------------------------------------------------------
+
+    async def _process_rest(
+        self,
+        exchange: _Exchange,
+        peer_cert_der: bytes | None,
+        headers: TransportHeaders,
+        transport: TransportMessage,
+        conf: GlobalConf,
+        now: datetime,
+    ) -> PeerResponse:
+        """The REST r1 exchange (pr-rest; X-Road ``ServerRestMessageProcessor``), in the SOAP steps' order."""
+        context = self.context
+        assert transport.message is not None and transport.signature is not None
+        # 2. the REST message part: strict, identifiers read, the service path normalised (core/rest.py)
+        rest = RestRequest.parse(transport.message)
+        exchange.rest = rest
+        if headers.request_id is not None and rest.request_id is not None and rest.request_id != headers.request_id:
+            raise InconsistentHeaders("x-road-request-id of the REST message is not the transport's")
+        body = transport.rest_body or b""
+        attachments = (body,) if body else ()
+
+        # 3-5. target server, provider, the peer's certificate
+        snapshot = context.server_conf()
+        self._check_target(rest.security_server, rest.service.client, snapshot)
+        provider = rest.service.client
+        self._check_peer(peer_cert_der, transport, conf, now, rest.client)
+
+        # 6. service, type, access right on this endpoint (decoded, normalised path), enabled; the REST metadata
+        # services answer GET without an access check (X-Road RestMetadataServiceHandlerImpl).
+        metadata = rest.method == "GET" and rest.service.service_code in REST_METADATA_SERVICES
+        service: Service | None = None
+        if not metadata:
+            service = snapshot.service(rest.service)
+            if service is None:
+                # A SOAP service has versions that a REST call cannot name: called over REST it is service_type.
+                same_code = [s for s in snapshot.services_of(provider) if s.id.service_code == rest.service.service_code]
+                if same_code:
+                    raise ServiceType("Service is a SOAP service and cannot be called using REST interface")
+                raise UnknownService(f"Unknown service: {rest.service}")
+            if service.kind is not ServiceKind.REST:
+                raise ServiceType("Service is a SOAP service and cannot be called using REST interface")
+            snapshot.check_access(
+                rest.client, rest.service, in_global_group=conf.is_member_of_group, method=rest.method, path=rest.normal_path
+            )
+            if not service.enabled:
+                raise ServiceDisabled(f"Service {rest.service} is disabled: {service.disabled_notice}")
+
+        # 7-9. signature over the message part and the body, replays, durable request record
+        self._verify_request(transport, attachments, rest.client, conf, now)
+        await self._log(
+            LogEntry(
+                query_id=rest.query_id,
+                direction=Direction.REQUEST,
+                client=str(rest.client),
+                service=str(rest.service),
+                time=now,
+                message=transport.message,
+                signature=transport.signature,
+                x_request_id=headers.request_id,
+                hashchain=transport.hashchain,
+                hashchainresult=transport.hashchain_result,
+                attachments=attachments,
+            )
+        )
+        exchange.request_logged = True
+
+        # 10. the provider's service (status, headers and body pass through), or the metadata service
+        if service is None:
+            reply = self._rest_metadata(rest, snapshot, conf)
+        else:
+            exchange.provider_called = True
+            reply = await self.rest_client.request(
+                rest.method, rest.provider_target(service.url), rest.headers, body, float(service.timeout_seconds)
+            )
+            if reply.status >= 400:
+                exchange.provider_fault = f"HTTP {reply.status}"
+
+        # 11. the response message with X-Road-Request-Hash, signed over it and the body, logged, returned
+        response = RestResponse.answering(
+            rest, reply.status, reply.reason, reply.headers, rest_request_hash(transport.message, body), headers.request_id
+        )
+        message = response.to_bytes()
+        out_attachments = (reply.body,) if reply.body else ()
+        now = _utc(context.now())
+        signature = sign_message(self.signing_keys, context.own_ocsp, provider, message, now, out_attachments)
+        await self._log(
+            LogEntry(
+                query_id=rest.query_id,
+                direction=Direction.RESPONSE,
+                client=str(rest.client),
+                service=str(rest.service),
+                time=now,
+                message=message,
+                signature=signature.signature_xml,
+                x_request_id=headers.request_id,
+                hashchain=signature.hash_chain,
+                hashchainresult=signature.hash_chain_result,
+                attachments=out_attachments,
+            )
+        )
+        content_type, encoded = encode_transport(
+            TransportMessage(
+                message,
+                message_content_type=REST_RESPONSE,
+                rest_body=reply.body or None,
+                signature=signature.signature_xml,
+                hashchain_result=signature.hash_chain_result,
+                hashchain=signature.hash_chain,
+            )
+        )
+        return self._reply(exchange, content_type, encoded, rest=True)
+
+    def _rest_metadata(self, rest: RestRequest, snapshot: ServerConfSnapshot, conf: GlobalConf) -> ProviderReply:
+        """Step 10 for REST ``listMethods``, ``allowedMethods`` and ``getOpenAPI`` (pr-mrest; core/metadata.py)."""
+        provider = rest.service.client
+        rest_services = [s for s in snapshot.services_of(provider) if s.kind is ServiceKind.REST]
+        code = rest.service.service_code
+        json_headers = (("Content-Type", "application/json"),)
+        if code == LIST_METHODS:
+            entries = [RestServiceEntry(s.id, s.service_type, s.endpoints) for s in rest_services]
+            return ProviderReply(200, "OK", json_headers, rest_method_list(entries))
+        if code == ALLOWED_METHODS:
+            entries = []
+            for item in rest_services:
+                rights = snapshot.client_rights(rest.client, item.id, in_global_group=conf.is_member_of_group)
+                if not rights:
+                    continue
+                # X-Road getAllowedRestServices: the endpoints some right of the client covers.
+                covered = tuple(
+                    e for e in item.endpoints if any(r.endpoint is None or r.endpoint.covers(e.method, e.path) for r in rights)
+                )
+                entries.append(RestServiceEntry(item.id, item.service_type, covered))
+            return ProviderReply(200, "OK", json_headers, rest_method_list(entries))
+        # getOpenAPI?serviceCode=... (X-Road: internal_error for an unknown or non-OpenAPI service)
+        asked = [value for name, value in parse_qsl(rest.query or "", keep_blank_values=True) if name.lower() == "servicecode"]
+        if not asked or not asked[-1]:
+            raise InvalidRequest("Missing serviceCode in message body")
+        target_id = ServiceId(provider, check_part(asked[-1], "serviceCode"))
+        target = snapshot.service(target_id)
+        if target is None:
+            raise InternalError(f"Service not found: {target_id}")
+        if target.kind is not ServiceKind.REST or target.description is None:
+            raise InternalError(f"Invalid service type: {target.service_type}")
+        return ProviderReply(200, "OK", json_headers, anonymise_openapi(target.description))
+
+    # --- records, replies and the summary -----------------------------------------------------------------------
 
     async def _log(self, entry: LogEntry) -> None:
         try:
@@ -761,25 +1153,32 @@ class ServerProxy:
             raise LoggingFailed("Message log could not record the exchange", reason=repr(err)) from err
 
     def _reply(
-        self, exchange: _Exchange, content_type: str, body: bytes, *, original_content_type: str | None = None
+        self,
+        exchange: _Exchange,
+        content_type: str,
+        body: bytes,
+        *,
+        original_content_type: str | None = None,
+        rest: bool = False,
     ) -> PeerResponse:
         headers = TransportHeaders(
-            exchange.request_id, original_content_type=original_content_type, proxy_version=self.proxy_version
+            exchange.request_id, original_content_type=original_content_type, proxy_version=self.proxy_version, rest=rest
         )
         return PeerResponse(status=200, content_type=content_type, body=body, headers=dict(headers.to_http()))
 
     async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
         """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: logged as failed)."""
-        soap = exchange.soap
-        if soap is None or soap.header is None:
+        identity = exchange.identity()
+        if identity is None:
             return
+        query_id, client, service = identity
         try:
             await self.context.message_log.log(
                 LogEntry(
-                    query_id=soap.header.id,
+                    query_id=query_id,
                     direction=Direction.RESPONSE,
-                    client=str(soap.header.client),
-                    service=str(soap.header.service),
+                    client=client,
+                    service=service,
                     time=_utc(self.context.now()),
                     message=body,
                     signature=b"",
@@ -793,9 +1192,11 @@ class ServerProxy:
 
     def _fields(self, exchange: _Exchange) -> dict[str, Any]:
         fields: dict[str, Any] = {"x_request_id": exchange.request_id}
-        header = exchange.soap.header if exchange.soap is not None else None
-        if header is not None:
-            fields.update(query_id=header.id, client=str(header.client), service=str(header.service))
+        identity = exchange.identity()
+        if identity is not None:
+            fields.update(query_id=identity[0], client=identity[1], service=identity[2])
+        if exchange.rest is not None:
+            fields.update(protocol="rest", method=exchange.rest.method)
         return fields
 
     def _summary(self, exchange: _Exchange, fault: BusError | None) -> None:

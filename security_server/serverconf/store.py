@@ -6,8 +6,11 @@ What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fe
 ``server``        one row, set once by :meth:`ServerConfStore.initialise`: owner member, server code and
                   the configuration anchor (opaque bytes; the configuration client parses it)
 ``client``        hosted clients with their registration state (UG-SS §4.1); the owner member is one
-``service``       services per client: code, version, kind (SOAP or REST), provider URL, timeout,
-                  enabled or disabled with a notice (DM-SS §2.13, §2.16)
+``service``       services per client: code, version, kind (SOAP or REST), provider URL (a REST
+                  service's base URL), timeout, enabled or disabled with a notice (DM-SS §2.13, §2.16),
+                  and its description: the WSDL of a SOAP service (served by ``getWsdl``) or the OpenAPI 3
+                  description of a REST service, whose operations become the service's endpoints
+                  (``listMethods``, ``getOpenAPI``; migration ``m002``)
 ``access_right``  rights per provider client and service code, optionally per REST endpoint
                   (DM-SS §2.1, §2.17); the meaning is :mod:`security_server.core.acl`'s
 ``local_group``   local groups of one client (code, description) and their members (DM-SS §2.8, §2.11)
@@ -37,8 +40,17 @@ from urllib.parse import urlsplit
 from sqlite_utils.db import Database
 from sqlite_utils.migrations import Migrations
 
-from security_server.core.acl import AccessRight, Endpoint, GlobalGroupCheck, Subject, check_access, is_allowed
+from security_server.core.acl import (
+    AccessRight,
+    Endpoint,
+    GlobalGroupCheck,
+    Subject,
+    check_access,
+    client_rights,
+    is_allowed,
+)
 from security_server.core.errors import BusError, ClientFault, DatabaseError, InvalidClientIdentifier
+from security_server.core.metadata import check_wsdl, openapi_endpoints
 from security_server.core.identifiers import (
     ClientId,
     GlobalGroupId,
@@ -203,6 +215,10 @@ class Service:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     enabled: bool = True
     disabled_notice: str = ""
+    description: bytes | None = field(default=None, repr=False)
+    """The WSDL of a SOAP service, or the OpenAPI 3 description (JSON) of a REST service; None when not given."""
+    endpoints: tuple[Endpoint, ...] = ()
+    """A REST service's endpoints, from its OpenAPI description (X-Road lists them in ``listMethods``)."""
 
     def __post_init__(self) -> None:
         _require(self.id, ServiceId, "service")
@@ -212,6 +228,32 @@ class Service:
         check_text(self.disabled_notice, "disabled notice", allow_empty=True)
         if self.enabled and self.disabled_notice:
             raise ServerConfError("an enabled service has no disabled notice")
+        if self.description is not None and (not isinstance(self.description, bytes) or not self.description):
+            raise ServerConfError("a service description must be non-empty bytes")
+        object.__setattr__(self, "endpoints", tuple(self.endpoints))
+        if not all(isinstance(e, Endpoint) for e in self.endpoints):
+            raise ServerConfError("service endpoints must be Endpoints")
+        if self.endpoints and self.kind is not ServiceKind.REST:
+            raise ServerConfError("only REST services have endpoints")
+
+    @property
+    def service_type(self) -> str:
+        """X-Road's description type: ``WSDL`` for SOAP, ``OPENAPI`` for REST with a description, else ``REST``."""
+        if self.kind is ServiceKind.SOAP:
+            return "WSDL"
+        return "OPENAPI" if self.description is not None else "REST"
+
+
+def check_description(kind: ServiceKind, description: bytes) -> tuple[Endpoint, ...]:
+    """Check a service description for ``kind`` (a WSDL for SOAP, an OpenAPI 3 JSON document for REST) and
+    return the endpoints it defines (none for a WSDL); :class:`ServerConfError` when it is not acceptable."""
+    try:
+        if kind is ServiceKind.SOAP:
+            check_wsdl(description)
+            return ()
+        return openapi_endpoints(description)
+    except BusError as err:
+        raise ServerConfError(f"service description refused: {err.message}") from err
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +338,17 @@ class ServerConfSnapshot:
         """The local groups of ``owner`` and their members (local groups belong to one client, UG-SS §8)."""
         return self._groups.get(owner, MappingProxyType({}))
 
+    def client_rights(
+        self, client: ClientId, service: ServiceId, *, in_global_group: GlobalGroupCheck
+    ) -> tuple[AccessRight, ...]:
+        """The rights (service or endpoint level) that ``client`` holds on ``service``'s code."""
+        return client_rights(
+            client,
+            self.rights_for(service.client, service.service_code),
+            in_global_group=in_global_group,
+            local_groups=self.local_groups(service.client),
+        )
+
     def is_allowed(self, client: ClientId, service: ServiceId, *, in_global_group: GlobalGroupCheck) -> bool:
         """Whether ``client`` may call ``service`` here (:func:`security_server.core.acl.is_allowed`)."""
         return is_allowed(
@@ -306,14 +359,25 @@ class ServerConfSnapshot:
             local_groups=self.local_groups(service.client),
         )
 
-    def check_access(self, client: ClientId, service: ServiceId, *, in_global_group: GlobalGroupCheck) -> None:
-        """Raise :class:`~security_server.core.errors.AccessDenied` unless ``client`` may call ``service``."""
+    def check_access(
+        self,
+        client: ClientId,
+        service: ServiceId,
+        *,
+        in_global_group: GlobalGroupCheck,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Raise :class:`~security_server.core.errors.AccessDenied` unless ``client`` may call ``service``; for a
+        REST call give its ``method`` and normal-form ``path`` so that endpoint-level rights count."""
         check_access(
             client,
             service,
             self.rights_for(service.client, service.service_code),
             in_global_group=in_global_group,
             local_groups=self.local_groups(service.client),
+            method=method,
+            path=path,
         )
 
 
@@ -342,6 +406,20 @@ def m001_serverconf(db: Database) -> None:
         " PRIMARY KEY (provider, service_code, subject, method, path)) STRICT",
     ):
         db.execute(statement)
+
+
+@MIGRATIONS()
+def m002_service_descriptions(db: Database) -> None:
+    """Add each service's description (WSDL or OpenAPI) and its endpoints (``METHOD PATH`` lines) (issue 6)."""
+    db.execute("ALTER TABLE service ADD COLUMN description BLOB")
+    db.execute("ALTER TABLE service ADD COLUMN endpoints TEXT NOT NULL DEFAULT ''")
+
+
+def _stored_endpoints(text: str) -> tuple[Endpoint, ...]:
+    try:
+        return tuple(Endpoint.parse(line) for line in text.split("\n") if line)
+    except BusError as err:
+        raise DatabaseError("server configuration holds an invalid endpoint", reason=f"serverconf: {err.reason}") from err
 
 
 def _known_migrations() -> set[str]:
@@ -563,9 +641,31 @@ class ServerConfStore:
         url: str,
         kind: ServiceKind = ServiceKind.SOAP,
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+        description: bytes | None = None,
     ) -> Service:
-        """Publish ``service`` (code and version) of a hosted client at ``url``; enabled at once."""
-        value = Service(service, _service_kind(kind), check_service_url(url), check_timeout(timeout_seconds))
+        """Publish ``service`` (code and version) of a hosted client at ``url``; enabled at once.
+
+        ``description`` is the service's WSDL (SOAP) or OpenAPI 3 JSON description (REST), checked here; an
+        OpenAPI description's operations become the service's endpoints. A REST service has no version: REST
+        calls name a service by its code alone (pr-rest §4.1).
+        """
+        _require(service, ServiceId, "service")
+        service_kind = _service_kind(kind)
+        if service_kind is ServiceKind.REST and service.service_version is not None:
+            raise ServerConfError("a REST service has no version (REST calls name the service code only)")
+        endpoints: tuple[Endpoint, ...] = ()
+        if description is not None:
+            if not isinstance(description, bytes) or not description:
+                raise ServerConfError("a service description must be non-empty bytes")
+            endpoints = check_description(service_kind, description)
+        value = Service(
+            service,
+            service_kind,
+            check_service_url(url),
+            check_timeout(timeout_seconds),
+            description=description,
+            endpoints=endpoints,
+        )
         with self._change("adding a service") as conn:
             self._identity(conn)
             self._client_state(conn, service.client)
@@ -582,9 +682,18 @@ class ServerConfStore:
                     f"service code {service.service_code} of {service.client} is already a {other_kinds.pop().value} service"
                 )
             conn.execute(
-                "INSERT INTO service (client, code, version, kind, url, timeout, enabled, disabled_notice)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1, '')",
-                (str(service.client), service.service_code, version, value.kind.value, value.url, value.timeout_seconds),
+                "INSERT INTO service (client, code, version, kind, url, timeout, enabled, disabled_notice,"
+                " description, endpoints) VALUES (?, ?, ?, ?, ?, ?, 1, '', ?, ?)",
+                (
+                    str(service.client),
+                    service.service_code,
+                    version,
+                    value.kind.value,
+                    value.url,
+                    value.timeout_seconds,
+                    description,
+                    "\n".join(str(e) for e in endpoints),
+                ),
             )
         return value
 
@@ -744,9 +853,12 @@ class ServerConfStore:
                     row[5],
                     bool(row[6]),
                     row[7],
+                    None if row[8] is None else bytes(row[8]),
+                    _stored_endpoints(row[9]),
                 )
                 for row in conn.execute(
-                    "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice FROM service ORDER BY rowid"
+                    "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice, description, endpoints"
+                    " FROM service ORDER BY rowid"
                 )
             )
             rights = tuple(
