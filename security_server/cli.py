@@ -641,8 +641,15 @@ def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) 
 def _run_in_reactor(work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run ``work(reactor)`` to completion in a reactor; a BusError inside it is raised here (and reported by
     :class:`ServerGroup`). The reactor runs once per process, which is all a command needs."""
+    import sys
+
     from twisted.internet import task
 
+    from security_server.core.config import LoggingConfig
+    from security_server.logconfig import configure_logging
+
+    # Progress events go to stderr, so that stdout carries only the command's answer (tables or --json).
+    configure_logging(LoggingConfig(level="info", format="console"), stream=sys.stderr)
     outcome: dict[str, Any] = {}
 
     async def guarded(reactor: Any) -> None:

@@ -38,7 +38,7 @@ from security_server.proxy.context import ProxyContext
 from security_server.proxy.mtls import MtlsPeerLink, ServerProxyResource, listen_server_proxy, server_proxy_site
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.server_proxy import ServerProxy
-from security_server.serverconf.store import ServerConfSnapshot, ServerConfStore
+from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
 from security_server.signer.softtoken import SoftToken
 
@@ -201,11 +201,22 @@ class SecurityServerService(service.MultiService):
         self.ocsp.start()
 
     def reload_serverconf(self) -> defer.Deferred[None]:
-        """Re-read the server configuration, and restart the OCSP client when our certificates changed."""
+        """Re-read the server configuration, and restart the OCSP client when our certificates changed.
+
+        A hosted client whose registration was sent moves to *registered* once the global configuration lists
+        it on this server (UG-SS §4.1: the change appears when the registry's approval is published).
+        """
         conf = self._current_conf()
+        server_id = self.identity.server_id
 
         def read() -> tuple[ServerConfSnapshot, list[OwnCertificate]]:
-            return ServerConfStore(self.paths.serverconf).snapshot(), own_certificates(self.token, conf)
+            with ServerConfStore(self.paths.serverconf) as store:
+                if conf is not None:
+                    for client in store.snapshot().clients:
+                        if client.state is ClientState.REGISTRATION_IN_PROGRESS and conf.is_hosted_by(client.id, server_id):
+                            store.set_client_state(client.id, ClientState.REGISTERED)
+                            log.info("client_registered", client=str(client.id))
+                return store.snapshot(), own_certificates(self.token, conf)
 
         def keep(result: tuple[ServerConfSnapshot, list[OwnCertificate]]) -> None:
             snapshot, targets = result

@@ -91,10 +91,10 @@ class ConfClient(service.Service):
 
     def load_stored(self) -> None:
         """Load and re-verify the stored copy, if any; a bad or expired copy is ignored (and logged)."""
-        stored = bundles.load(self.store_path)
-        if stored is None:
-            return
         try:
+            stored = bundles.load(self.store_path)
+            if stored is None:
+                return
             self._conf = bundles.assemble(stored, self.anchor, self.now())
             log.info("global_conf_loaded", expires=self._conf.expires_at.isoformat())
         except BusError as err:

@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import uuid
 from typing import ClassVar, Mapping
 
 from lxml import etree
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+_NOT_XML_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot hold replaced, so a message quoting bad input still renders."""
+    return _NOT_XML_CHARACTERS.sub("\ufffd", text)
 
 
 class Origin(enum.StrEnum):
@@ -77,7 +86,7 @@ class BusError(Exception):
         body = etree.SubElement(envelope, etree.QName(SOAP_ENV_NS, "Body"))
         fault = etree.SubElement(body, etree.QName(SOAP_ENV_NS, "Fault"))
         etree.SubElement(fault, "faultcode").text = self.fault_code
-        etree.SubElement(fault, "faultstring").text = self.message
+        etree.SubElement(fault, "faultstring").text = _xml_text(self.message)
         etree.SubElement(fault, "faultactor").text = ""
         detail = etree.SubElement(fault, "detail")
         etree.SubElement(detail, "faultDetail").text = self.detail_id

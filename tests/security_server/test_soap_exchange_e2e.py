@@ -159,8 +159,7 @@ class SoapExchangeEndToEndTest(unittest.TestCase):
         answer = yield registration.submit(reactor, svc.conf_client.current().management_service, content_type, body)
         assert answer["status"] == "approved"
         with ServerConfStore(root / "serverconf.db") as conf_store:
-            conf_store.set_client_state(client, ClientState.REGISTRATION_IN_PROGRESS)
-            conf_store.set_client_state(client, ClientState.REGISTERED)
+            conf_store.set_client_state(client, ClientState.REGISTRATION_IN_PROGRESS)  # as `client register` does
         return department
 
     @defer.inlineCallbacks
@@ -180,6 +179,10 @@ class SoapExchangeEndToEndTest(unittest.TestCase):
             yield department.service.conf_client.refresh()
             department.service.restart_ocsp()
             yield department.service.reload_serverconf()
+            # The approval is in the published configuration now, so the server has moved its client on by itself.
+            with ServerConfStore(department.root / "serverconf.db") as conf_store:
+                hosted = conf_store.snapshot().client(department.client)
+            assert hosted is not None and hosted.state is ClientState.REGISTERED
             assert department.service.ocsp is not None
             for entry in department.service.token.list():
                 if entry.cert is not None:

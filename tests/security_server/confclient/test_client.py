@@ -234,19 +234,36 @@ class ConfClientTest(unittest.TestCase):
         assert not client.healthy
 
     def test_damaged_stored_copy_is_ignored(self) -> None:
-        """A stored bundle changed on disk fails re-verification and is not loaded."""
+        """A stored bundle changed on disk (file content, signed directory, signature, or the file itself) is not loaded."""
         publication = self.publisher.build(datetime.now(timezone.utc))
-        stored = bundles.ConfBundle(publication.content_type, publication.directory, dict(publication.files))
         path = self.tmp / "ss" / "globalconf.bundle"
-        bundles.save(path, stored)
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
+        shared = next(loc for loc in publication.files if loc.endswith("shared-params.xml"))
+        signature_at = publication.directory.rindex(b"\r\n\r\n") + 10
+
+        def flipped(data: bytes, position: int) -> bytes:
+            changed = bytearray(data)
+            changed[position] ^= 0x01
+            return bytes(changed)
+
+        damaged = [
+            bundles.ConfBundle(publication.content_type, publication.directory,
+                               {**publication.files, shared: flipped(publication.files[shared], 300)}),
+            bundles.ConfBundle(publication.content_type,
+                               flipped(publication.directory, publication.directory.index(b"Expire-date") + 15),
+                               dict(publication.files)),
+            bundles.ConfBundle(publication.content_type, flipped(publication.directory, signature_at), dict(publication.files)),
+        ]
+        for bundle in damaged:
+            bundles.save(path, bundle)
+            self._assert_not_loaded()
+        path.write_bytes(bundles.ConfBundle(publication.content_type, publication.directory, dict(publication.files)).to_bytes()[:-40])
+        self._assert_not_loaded()
+
+    def _assert_not_loaded(self) -> None:
         client = self.client()
         client.load_stored()
         try:
             client.current()
         except GlobalConfOutdated:
-            pass
-        else:
-            raise AssertionError("a damaged stored configuration was loaded")
+            return
+        raise AssertionError("a damaged stored configuration was loaded")

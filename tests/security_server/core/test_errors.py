@@ -84,3 +84,10 @@ def test_log_fields_carry_the_reason_and_detail() -> None:
         "fault_detail": error.detail_id,
         "reason": "specific",
     }
+
+
+def test_soap_fault_with_control_characters_in_the_message_still_renders() -> None:
+    """A message quoting hostile input (control characters) renders as a well-formed fault."""
+    error = BadRequest("bad header value 'a\x00b\x1bc'")
+    root = parse_xml(error.to_soap_fault())
+    assert root.findtext(".//faultstring") == "bad header value 'a\ufffdb\ufffdc'"
