@@ -1,7 +1,7 @@
 """``fedbus audit``: the auditor's commands: find exchanges, export evidence, verify it, export what verifying needs.
 
 Commands read a security server's directory (``--dir``, env ``FEDBUS_SERVER_DIR``; its ``messagelog.db``,
-``globalconf.bundle`` and ``serverconf.db``) or files given on the command line; they never write to the log::
+``globalconf.bundle`` and ``serverconf.db``) or files given on the command line; they never change a record::
 
     fedbus audit find [--query-id ID] [--client ID] [--service ID] [--since T] [--until T] [--succeeded|--failed]
     fedbus audit export QUERY_ID [--request-only|--response-only] [--record N] --out FILE

@@ -9,7 +9,8 @@ Layout of a security server's working directory (made by ``fedbus server init``)
     ocsp/              cached OCSP responses for our own certificates
 
 Parts and their order: the configuration client (loads the stored copy, then refreshes every interval), the
-OCSP client for our own certificates, the message-log writer, a poller that re-reads the server
+OCSP client for our own certificates, the message-log writer, the evidence services (batch timestamper, archiver,
+``/asic`` on the client proxy port), a poller that re-reads the server
 configuration snapshot (so CLI changes apply without a restart), the client proxy (HTTP, for the department's
 systems) and the server proxy (mutual TLS, for other security servers).
 """
@@ -32,6 +33,8 @@ from security_server.confclient.client import ConfClient
 from security_server.core.config import LayeredConfig, MessageLimits
 from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo
 from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
+from security_server.messagelog.asic_resource import mount_asic
+from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.proxy.client_proxy import ClientProxy, client_proxy_site
 from security_server.proxy.context import ProxyContext
@@ -89,6 +92,8 @@ class ServerSettings:
     conf_refresh_seconds: float = 60.0
     serverconf_poll_seconds: float = 2.0
     limits: MessageLimits = MessageLimits()
+    evidence: EvidenceSettings | None = None
+    """Timestamping, archiving and /asic ([messagelog]); None means the defaults under ``root``."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> ServerSettings:
@@ -101,6 +106,7 @@ class ServerSettings:
             server_proxy_port=config.get_int("server", "server-proxy-port", 5500, minimum=0, maximum=65535),
             conf_refresh_seconds=config.get_int("server", "conf-refresh-seconds", 60, minimum=1, maximum=3600),
             limits=MessageLimits.from_config(config),
+            evidence=EvidenceSettings.from_config(root, config),
         )
 
 
@@ -168,6 +174,12 @@ class SecurityServerService(service.MultiService):
             message_log=self.message_log,
             limits=settings.limits,
         )
+        # Started after the writer and stopped before it (MultiService order): timestamps, archives, /asic.
+        self.evidence = make_evidence_services(
+            reactor, self.message_log, self.conf_client.current, self.context.server_conf,
+            settings.evidence or EvidenceSettings.defaults(settings.root),
+        )
+        self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.peer_ocsp = PeerOcspCache(reactor)
         self.link = MtlsPeerLink(
             reactor, self.token, verify_peer=PeerAuthVerifier(reactor, self.conf_client.current, self.peer_ocsp)
@@ -238,6 +250,7 @@ class SecurityServerService(service.MultiService):
         self._poll.clock = self.reactor
         self._poll.start(self.settings.serverconf_poll_seconds, now=False)
         client_site = client_proxy_site(self.client_proxy)
+        mount_asic(client_site, self.evidence.asic)
         self._ports.append(
             self.reactor.listenTCP(self.settings.client_proxy_port, client_site, interface=self.settings.client_proxy_host)
         )

@@ -230,7 +230,10 @@ def _rest_signer(message: bytes) -> MessageSigner:
         if sep and name.strip().lower() == wanted.encode("ascii"):
             try:
                 parts = value.strip().decode("utf-8").split("/")
-                return MessageSigner(ClientId.parse_path("/".join(parts[:3] if response else parts)), response, "REST")
+                if response:
+                    # INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE[/VERSION]: REST services are a subsystem's (pr-rest §4)
+                    parts = parts[:4] if len(parts) >= 5 else parts[:3]
+                return MessageSigner(ClientId.parse_path("/".join(parts)), response, "REST")
             except (UnicodeDecodeError, InvalidClientIdentifier) as err:
                 raise MalformedSignature(f"REST message names no valid {wanted}") from err
     raise MalformedSignature("message.xml is neither SOAP nor a REST message part naming its signer")

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import structlog
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredLock, inlineCallbacks, succeed
 from twisted.internet.threads import deferToThreadPool
 
 from security_server.core import digests
@@ -98,7 +98,7 @@ def _plan(
     entries: list[ArchiveEntry] = []
     total = 0
     used: list[LogRecord] = []
-    for (record, stamp), entry in zip(records, _containers(records)):
+    for (record, _), entry in zip(records, _containers(records)):
         if entries and total + len(entry.data) > max_bytes:
             break
         entries.append(entry)
@@ -166,7 +166,8 @@ class Archiver(Service):
         self.settings = settings
         self._archive_call: Any = None
         self._clean_call: Any = None
-        self._busy: Deferred[Any] | None = None
+        self._lock = DeferredLock()
+        """Archiving and cleaning run one at a time, whoever asks (the schedule, ``/asic`` tooling, a test)."""
         self.archives_written: list[Path] = []
         """Archive files written since start, in order."""
 
@@ -183,12 +184,8 @@ class Archiver(Service):
             if call is not None and call.active():
                 call.cancel()
         self._archive_call = self._clean_call = None
-        done: Deferred[None] = Deferred()
-        if self._busy is None:
-            done.callback(None)
-        else:
-            self._busy.addBoth(lambda _: done.callback(None))
-        return done
+        # Taking the lock waits for a run in progress; nothing else is queued behind a stopping service.
+        return self._lock.run(lambda: None)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._reactor.seconds(), tz=UTC)
@@ -198,42 +195,36 @@ class Archiver(Service):
             if self.running:
                 self._archive_call = self._reactor.callLater(self.settings.archive_interval_seconds, self._archive_tick)
 
-        self._exclusive(self.archive_now).addBoth(again)
+        self._scheduled(self.archive_now).addBoth(again)
 
     def _clean_tick(self) -> None:
         def again(_: object) -> None:
             if self.running:
                 self._clean_call = self._reactor.callLater(self.settings.clean_interval_seconds, self._clean_tick)
 
-        self._exclusive(self.clean_now).addBoth(again)
+        self._scheduled(self.clean_now).addBoth(again)
 
-    def _exclusive(self, job: Any) -> Deferred[Any]:
-        """Run ``job`` unless another one runs; failures are logged, never raised into the reactor."""
-        if self._busy is not None:
-            skipped: Deferred[Any] = Deferred()
-            skipped.callback(None)
-            return skipped
-
-        def done(result: object) -> object:
-            self._busy = None
-            return result
+    def _scheduled(self, job: Any) -> Deferred[Any]:
+        """A scheduled run: skipped while another run holds the lock; failures logged, never raised further."""
+        if self._lock.locked:
+            return succeed(None)
 
         def failed(failure: Any) -> None:
             _log.error("message_log_archiving_failed", reason=failure.getErrorMessage())
 
-        busy: Deferred[Any] = job()
-        self._busy = busy
-        busy.addBoth(done)
-        busy.addErrback(failed)
-        return busy
+        running: Deferred[Any] = job()
+        return running.addErrback(failed)
 
     def _in_thread(self, function: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
 
-    @inlineCallbacks
-    def archive_now(self) -> Any:
+    def archive_now(self) -> Deferred[list[Path]]:
         """Archive every timestamped record not archived yet (finishing a pending archive first); fires with the
-        paths written."""
+        paths written. Runs after any archiving or cleaning in progress (one run at a time)."""
+        return self._lock.run(self._archive)
+
+    @inlineCallbacks
+    def _archive(self) -> Any:
         written: list[Path] = []
         yield self._in_thread(remove_stale_temporaries, self.settings.archive_dir)
         while True:
@@ -266,9 +257,12 @@ class Archiver(Service):
                 last_digest=planned.pending.last_digest,
             )
 
+    def clean_now(self) -> Deferred[int]:
+        """Delete archived records older than the retention period; fires with how many went (one run at a time)."""
+        return self._lock.run(self._clean)
+
     @inlineCallbacks
-    def clean_now(self) -> Any:
-        """Delete archived records older than the retention period; fires with how many went."""
+    def _clean(self) -> Any:
         cutoff = self._now() - timedelta(seconds=self.settings.keep_records_seconds)
         total = 0
         while True:

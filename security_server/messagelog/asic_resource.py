@@ -256,3 +256,31 @@ class AsicResource(Resource):
 
     def _in_thread(self, function: Callable[..., bytes], *args: Any) -> Deferred[bytes]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
+
+
+class AsicMount(Resource):
+    """A root resource that routes exactly ``/asic`` to :class:`AsicResource` and everything else to ``fallback``.
+
+    The client proxy's resource is a leaf that dispatches on the whole path; this keeps it untouched.
+    """
+
+    def __init__(self, fallback: Resource, asic: AsicResource) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self._fallback = fallback
+        self._asic = asic
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        """``/asic`` (with any query) goes to the download service; every other path to the fallback leaf."""
+        if path == b"asic" and not request.postpath:
+            return self._asic
+        return self._fallback
+
+    def render(self, request: Request) -> bytes | int:
+        """Reached only for an empty path (no segment at all): the fallback answers."""
+        result: bytes | int = self._fallback.render(request)  # type: ignore[no-untyped-call]
+        return result
+
+
+def mount_asic(site: Any, asic: AsicResource) -> None:
+    """Serve ``/asic`` on ``site`` (e.g. the client proxy's ``Site``) in front of its current root resource."""
+    site.resource = AsicMount(site.resource, asic)

@@ -286,7 +286,8 @@ def test_message_signer_reads_soap_and_rest() -> None:
     rest_request = b"POST\r\n/r1/EE/GOV/70000311/provider/x\r\nx-road-client:EE/GOV/70000310/consumer\r\n"
     rest_response = b"200\r\nOK\r\nx-road-service:EE/GOV/70000311/provider/x\r\n"
     assert message_signer(rest_request).client == CONSUMER
-    assert message_signer(rest_response).client == ClientId("EE", "GOV", "70000311")
+    assert message_signer(rest_response).client == PROVIDER
+    assert message_signer(b"200\r\nOK\r\nx-road-service:EE/GOV/70000311/x\r\n").client == ClientId("EE", "GOV", "70000311")
     for bad in (b"<not-soap/>", b"GET\r\n/r1/x\r\n", b"\x00\xff"):
         with pytest.raises(MalformedSignature):
             message_signer(bad)
