@@ -1,0 +1,177 @@
+"""``fedbus demo``: refuses busy ports, reports a failed step with its logs, always stops what it started,
+and runs the whole script with ``--once``."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.demo.cli import demo
+from adapters.demo.commands import parse_json_output
+from adapters.demo.federation import DemoPorts, busy_ports, port_in_use
+from adapters.demo.processes import Supervisor
+from adapters.demo.progress import Progress, StepFailed
+
+
+FEATURE_STEPS = ("Find the exchange in both message logs", "Export a signed container and verify it")
+"""The steps that need ``fedbus audit`` (issue 7), skipped while it is absent."""
+
+
+def free_base() -> int:
+    """A base port whose demo ports are all free right now."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000)
+        if not busy_ports(DemoPorts(base)):
+            return base
+    raise AssertionError("no free block of ports found")
+
+
+def gone(pid: int) -> bool:
+    """Whether no process has this id any more (ours are reaped by the demo)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_ports_are_offsets_of_one_base() -> None:
+    """Nine named ports from base to base+32; a base that does not leave room is refused."""
+    ports = DemoPorts(20000)
+    named = dict((what, port) for what, port in ports.named())
+    assert named["registry HTTP"] == 20000 and named["ss-tax client proxy"] == 20010
+    assert named["population register"] == 20032 and len(named) == 9
+    with pytest.raises(ValueError):
+        DemoPorts(65530)
+
+
+def test_a_listening_port_is_seen_as_in_use() -> None:
+    """port_in_use binds as Twisted does: a listener makes it busy, a closed socket does not."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert port_in_use(port)
+    assert not port_in_use(port)
+
+
+def test_json_output_is_found_after_log_lines() -> None:
+    """A command that logs before its --json document still yields the document."""
+    assert parse_json_output('{"a": 1}') == {"a": 1}
+    text = '2026-01-01 [info] global_conf_loaded x=1\n{\n  "id": "r",\n  "status": "approved"\n}\n'
+    assert parse_json_output(text) == {"id": "r", "status": "approved"}
+    with pytest.raises(ValueError):
+        parse_json_output("no json here\n")
+
+
+def test_progress_lines_and_the_spinner() -> None:
+    """Off a terminal: one line per step with outcome and time, details indented, no spinner characters."""
+    ticks = iter([0.0, 1.5, 2.0, 2.1, 3.0])
+    plain = io.StringIO()
+    progress = Progress(plain, 2, tty=False, clock=lambda: next(ticks))
+    progress.begin(1, "Start the registry")
+    progress.tick()
+    progress.note("listening")
+    progress.end("ok")
+    progress.begin(2, "Call REST")
+    progress.end("skipped", ["not available in this build: REST r1"])
+    lines = plain.getvalue().splitlines()
+    assert re.fullmatch(r"\[ 1/2\] Start the registry \.+ ok +1\.5s", lines[0])
+    assert lines[1] == "        listening" and "skipped" in lines[2] and "\r" not in plain.getvalue()
+    assert lines[3].strip() == "not available in this build: REST r1"
+    assert progress.outcomes == {"ok": 1, "skipped": 1, "failed": 0}
+    clock = iter(float(i) for i in range(100))
+    terminal = io.StringIO()
+    spinning = Progress(terminal, 1, tty=True, clock=lambda: next(clock))
+    spinning.begin(1, "Wait")
+    spinning.tick()
+    spinning.end("FAILED", ["why"])
+    assert "\r" in terminal.getvalue() and "FAILED" in terminal.getvalue()
+    assert spinning.outcomes["failed"] == 1
+
+
+def test_the_supervisor_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    """stop_all sends SIGTERM, and SIGKILL after the timeout; a process that died is reported with its log."""
+    supervisor = Supervisor(tmp_path)
+    stubborn = supervisor.start(
+        "stubborn",
+        [sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                               "print('ready', flush=True); time.sleep(60)"],
+        tmp_path / "stubborn.log",
+    )
+    crashing = supervisor.start("crashing", [sys.executable, "-c", "print('bad config'); raise SystemExit(3)"],
+                                tmp_path / "crashing.log")
+    supervisor.wait_ready(stubborn, lambda: "ready" in (tmp_path / "stubborn.log").read_text(), timeout=30,
+                          tick=lambda: None)
+    crashing.process.wait(timeout=30)
+    with pytest.raises(StepFailed) as failed:
+        supervisor.check(crashing)
+    assert "status 3" in failed.value.message and "bad config" in failed.value.details
+    assert supervisor.dead() == [crashing]
+    report = supervisor.stop_all(timeout=0.5)
+    assert any("stubborn" in line and "killed" in line for line in report)
+    assert gone(stubborn.pid) and supervisor.started == []
+
+
+def test_the_demo_refuses_a_busy_port(tmp_path: Path) -> None:
+    """A port in use: the demo names it, starts nothing and exits 2."""
+    base = free_base()
+    workdir = tmp_path / "demo"
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", base + 10))
+        squatter.listen()
+        result = CliRunner().invoke(demo, ["--once", "--base-port", str(base), "--workdir", str(workdir)])
+    assert result.exit_code == 2, result.output
+    assert f"127.0.0.1:{base + 10} (ss-tax client proxy)" in result.output
+    assert "--base-port" in result.output and not workdir.exists()
+
+
+def test_a_non_empty_working_directory_is_refused(tmp_path: Path) -> None:
+    """The demo never writes into a directory that already holds something."""
+    (tmp_path / "precious.txt").write_text("keep")
+    result = CliRunner().invoke(demo, ["--once", "--base-port", str(free_base()), "--workdir", str(tmp_path)])
+    assert result.exit_code == 2 and "not an empty directory" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
+
+
+def test_a_failed_step_is_reported_and_every_process_is_stopped(tmp_path: Path) -> None:
+    """A step forced to fail after the registry started: the report names the step, the error and the logs, and
+    the registry process is gone."""
+    base = free_base()
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(demo, ["--once", "--base-port", str(base), "--workdir", str(workdir), "--fail-at",
+                                       "anchor"])
+    assert result.exit_code == 1, result.output
+    assert "The demo stopped at step 6 (anchor): forced failure (--fail-at anchor)" in result.output
+    assert f"Logs: {workdir / 'logs'}" in result.output and (workdir / "logs" / "registry.log").is_file()
+    stopped = re.findall(r"registry \(pid (\d+)\) stopped", result.output)
+    assert stopped and gone(int(stopped[0]))
+    assert not port_in_use(base)
+
+
+def test_the_demo_runs_end_to_end_once(tmp_path: Path) -> None:
+    """``fedbus demo --once``: every step passes (or is skipped only for a feature this build lacks), exit 0."""
+    base = free_base()
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(demo, ["--once", "--base-port", str(base), "--workdir", str(workdir)])
+    assert result.exit_code == 0, result.output
+    assert "FAILED" not in result.output and "All steps done" in result.output
+    assert "AccessDeniedFault: server.serverproxy.access_denied" in result.output
+    assert "getPerson(personCode='38001010014'" in result.output
+    # Only the steps whose features a build may lack can be skipped, and only saying so.
+    lines = result.output.splitlines()
+    for index, line in enumerate(lines):
+        if re.search(r"\.\.\. skipped ", line) or re.search(r"\. skipped +\d", line):
+            assert any(title in line for title in FEATURE_STEPS), line
+            assert "not available in this build" in lines[index + 1], lines[index + 1]
+    stopped = re.findall(r"\(pid (\d+)\) stopped", result.output)
+    assert len(stopped) == 6 and all(gone(int(pid)) for pid in stopped)
+    assert (workdir / "logs" / "commands.log").read_text().count("$ fedbus ") > 30
