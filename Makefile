@@ -6,17 +6,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := xmlsec1 openssl
 
-.PHONY: test demo deps sysdeps typecheck clean
+.PHONY: test demo bench deps sysdeps benchdeps typecheck clean
 
 test: deps
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 demo: deps
-	@if $(BIN)/fedbus demo --help >/dev/null 2>&1; then $(BIN)/fedbus demo; else \
-	  echo "The demo federation is not built yet (it arrives with issue 8); everything is installed in .venv." >&2; exit 2; fi
+	$(BIN)/fedbus demo $(DEMO_ARGS)
 
 deps: sysdeps $(STAMP)
+
+# `make bench` also needs the load generator wrk (Debian package), installed only when missing.
+bench: deps benchdeps
+	$(BIN)/python bench/run.py
+
+benchdeps:
+	@command -v wrk >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
 
 # Debian packages the tests call as independent oracles (xmlsec1, openssl); installed only when missing.
 sysdeps:

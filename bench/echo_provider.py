@@ -11,7 +11,7 @@ import re
 from twisted.internet import reactor
 from twisted.web import resource, server
 
-_HEADER = re.compile(rb"<(?:\w+:)?Header\b.*?</(?:\w+:)?Header>", re.S)
+_HEADER = re.compile(rb"<(?:[\w.-]+:)?Header\b.*?</(?:[\w.-]+:)?Header>", re.S)
 
 
 class Echo(resource.Resource):

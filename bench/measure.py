@@ -29,6 +29,12 @@ def peak_rss_kib(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
+def rss_kib(pid: int) -> int:
+    """The resident set size of ``pid`` now (VmRSS), KiB."""
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) if match else 0
+
+
 @dataclass
 class LoadResult:
     """What one wrk run measured."""
@@ -70,8 +76,13 @@ def run_wrk(
     connections: int,
     seconds: int,
     processes: dict[str, int],
+    wrk_cpus: str | None = None,
 ) -> LoadResult:
-    """Drive ``url`` with wrk for ``seconds`` at ``connections`` and account CPU of ``processes`` (name -> pid)."""
+    """Drive ``url`` with wrk for ``seconds`` at ``connections`` and account CPU of ``processes`` (name -> pid).
+
+    ``wrk_cpus`` (e.g. "1") pins wrk to those CPUs with taskset. wrk is killed if it overruns ``seconds`` by a
+    minute (its own ``-d`` and ``--timeout`` normally end it first).
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed (make bench installs it with apt-get)")
@@ -82,21 +93,30 @@ def run_wrk(
         script = Path(work) / "request.lua"
         script.write_text(_LUA.format(method=method, body_file=body_file, headers=header_lines))
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        pin = ["taskset", "-c", wrk_cpus] if wrk_cpus else []
         completed = subprocess.run(
-            [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+            [*pin, wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url],
             capture_output=True, text=True, timeout=seconds + 60, check=True,
         )
         after = {name: cpu_seconds(pid) for name, pid in processes.items()}
-    out = completed.stdout
+    result = parse_wrk(completed.stdout)
+    for name, pid in processes.items():
+        result.cpu_us_per_request[name] = (after[name] - before[name]) * 1e6 / result.requests if result.requests else float("nan")
+        result.peak_rss_mib[name] = peak_rss_kib(pid) / 1024
+    return result
+
+
+def parse_wrk(out: str) -> LoadResult:
+    """What wrk's ``--latency`` report says: requests, duration, p50/p99 and errors (no process figures)."""
     total = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
     if total is None:
         raise RuntimeError(f"cannot read wrk's output:\n{out}")
     requests = int(total.group(1))
     elapsed = float(total.group(2)) * (60 if total.group(3) == "m" else 1)
-    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)\s*$", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    result = LoadResult(
+    return LoadResult(
         requests=requests,
         seconds=elapsed,
         rps=requests / elapsed if elapsed else 0.0,
@@ -104,7 +124,3 @@ def run_wrk(
         p99_ms=_duration_ms(latency["99"]) if "99" in latency else float("nan"),
         errors=(int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     )
-    for name, pid in processes.items():
-        result.cpu_us_per_request[name] = (after[name] - before[name]) * 1e6 / requests if requests else float("nan")
-        result.peak_rss_mib[name] = peak_rss_kib(pid) / 1024
-    return result
