@@ -12,8 +12,11 @@ import argparse
 from collections import deque
 from typing import Any
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol
+from twisted.internet import reactor as _reactor
 from twisted.web import resource, server
+
+reactor: Any = _reactor
 
 
 class _Upstream(protocol.Protocol):
@@ -31,7 +34,8 @@ class _Upstream(protocol.Protocol):
         self.waiting = defer.Deferred()
         head = b"%s %s HTTP/1.1\r\nHost: upstream\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
             method, path, content_type, len(body))
-        self.transport.write(head + body)  # type: ignore[union-attr]
+        transport: Any = self.transport
+        transport.write(head + body)
         return self.waiting
 
     def dataReceived(self, data: bytes) -> None:
@@ -74,7 +78,7 @@ class Pool(protocol.ClientFactory):
             return defer.succeed(self.idle.popleft())
         waiting: defer.Deferred[_Upstream] = defer.Deferred()
         self.pending.append(waiting)
-        reactor.connectTCP(self.host, self.port, self)  # type: ignore[attr-defined]
+        reactor.connectTCP(self.host, self.port, self)
         return waiting
 
     def connected(self, conn: _Upstream) -> None:
@@ -97,10 +101,10 @@ class Forward(resource.Resource):
     isLeaf = True
 
     def __init__(self, pool: Pool) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.pool = pool
 
-    def render(self, request: server.Request) -> Any:
+    def render(self, request: Any) -> Any:
         body = request.content.read() if request.content is not None else b""
         content_type = request.getHeader(b"content-type") or b"application/octet-stream"
         gone: list[bool] = []
@@ -134,10 +138,10 @@ def main() -> None:
     parser.add_argument("--target", required=True, help="host:port of the next hop")
     args = parser.parse_args()
     host, _, port = args.target.rpartition(":")
-    site = server.Site(Forward(Pool(host, int(port))))
+    site = server.Site(Forward(Pool(host, int(port))))  # type: ignore[no-untyped-call]
     site.noisy = False
-    reactor.listenTCP(args.port, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.listenTCP(args.port, site, interface="127.0.0.1")
+    reactor.run()
 
 
 if __name__ == "__main__":

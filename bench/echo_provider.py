@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 import re
 
-from twisted.internet import reactor
+from typing import Any
+
+from twisted.internet import reactor as _reactor
 from twisted.web import resource, server
+
+reactor: Any = _reactor
 
 _HEADER = re.compile(rb"<(?:[\w.-]+:)?Header\b.*?</(?:[\w.-]+:)?Header>", re.S)
 
@@ -19,7 +23,7 @@ class Echo(resource.Resource):
 
     isLeaf = True
 
-    def render_POST(self, request: server.Request) -> bytes:
+    def render_POST(self, request: Any) -> bytes:
         body = request.content.read() if request.content is not None else b""
         if request.path.startswith(b"/rest"):
             request.setHeader(b"content-type", b"application/json")
@@ -36,7 +40,7 @@ class Echo(resource.Resource):
             + b"</data></ns1:getRandomResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>"
         )
 
-    def render_GET(self, request: server.Request) -> bytes:
+    def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"application/json")
         return b'{"echo":0}'
 
@@ -45,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    site = server.Site(Echo())
+    site = server.Site(Echo())  # type: ignore[no-untyped-call]
     site.noisy = False
     reactor.listenTCP(args.port, site, interface="127.0.0.1")
     reactor.run()

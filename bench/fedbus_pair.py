@@ -27,11 +27,21 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from adapters.demo.commands import Fedbus
-from adapters.demo.federation import CONSUMER, DEPARTMENTS, POPULATION, TAX_BOARD, DemoPorts, Layout, port_in_use
+from adapters.demo.federation import (
+    CONSUMER,
+    DEPARTMENTS,
+    POPULATION,
+    TAX_BOARD,
+    Department,
+    DemoPorts,
+    Layout,
+    port_in_use,
+)
 from adapters.demo.processes import Managed, Supervisor
 from adapters.demo.progress import Progress, StepFailed
 from adapters.demo.script import DemoScript, Retry, Step
 from bench.workload import BENCH_REST, BENCH_SOAP, Protocol, request_for
+from security_server.core.identifiers import ServiceId
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -135,7 +145,7 @@ class _BenchScript(DemoScript):
         echo = f"http://127.0.0.1:{self.bench_ports.echo}"
         for service, url, kind in ((BENCH_SOAP, f"{echo}/", "soap"), (BENCH_REST, f"{echo}/rest", "rest")):
             self.fedbus.run("server", "service", "add", "--dir", directory, str(service), "--url", url, "--kind", kind)
-            code_only = type(service)(service.client, service.service_code)
+            code_only = ServiceId(service.client, service.service_code)  # rights cover every version
             self.fedbus.run("server", "acl", "grant", "--dir", directory, str(code_only), str(CONSUMER))
             self.note(f"{service} ({kind}) -> {url}")
 
@@ -265,7 +275,7 @@ class BenchProcesses:
         self.managed["registry"] = next(m for m in self.infra.started if m.name == "registry")
         self.levers = Levers()
 
-    def bench_ini(self, department: Any) -> Path:
+    def bench_ini(self, department: Department) -> Path:
         """The benchmark's configuration layer for one server (production refresh interval, timestamping)."""
         path = self.root / f"{department.server_code}-bench.ini"
         ports = self.ports.demo

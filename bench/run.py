@@ -11,11 +11,12 @@ Three paths, each a chain of separate processes on 127.0.0.1, driven by wrk with
 for SOAP and REST, 1 KiB and 100 KiB request bodies, concurrency 1 and 50. The federation is set up through the
 real ``fedbus`` command line exactly as ``fedbus demo`` does it (``bench/fedbus_pair.py``). Then, unless
 ``--no-levers``, fedbus alone is measured with each lever switched (message log ``synchronous``, the mutual-TLS
-keep-alive pool, timestamping), and with ``--profile`` both security servers are sampled with py-spy during a
-run. Every wrk run is time-limited; every process started is stopped at the end, also on Ctrl-C or failure.
+keep-alive pool, timestamping, a stand-in OCSP cache; see ``bench/ss_launcher.py``), and with ``--profile`` both
+security servers are sampled with py-spy during a run. Every wrk run is time-limited; every process started is
+stopped at the end, also on Ctrl-C, SIGTERM or failure. docs/performance.md explains the figures.
 
     .venv/bin/python bench/run.py                 # everything (about 10 minutes)
-    .venv/bin/python bench/run.py --quick         # SOAP and REST 1 KiB at c=1 and c=50, 3 s each
+    .venv/bin/python bench/run.py --quick         # SOAP and REST 1 KiB at c=1 and c=50, 3 s each (~2 minutes)
     .venv/bin/python bench/run.py --seconds 20 --profile --out /tmp/figures
 """
 
@@ -27,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,11 +36,12 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.demo.federation import POPULATION, TAX_BOARD  # noqa: E402
+from adapters.demo.federation import TAX_BOARD  # noqa: E402
 from adapters.demo.progress import StepFailed  # noqa: E402
 from bench.fedbus_pair import BenchProcesses, Levers, free_ports  # noqa: E402
 from bench.measure import rss_kib, run_wrk  # noqa: E402
@@ -241,8 +244,13 @@ LEVER_VARIANTS: list[tuple[str, Levers]] = [
 ]
 
 
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark as the command line says; 0 when every run completed, 1 otherwise, 2 when refused."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop like Ctrl-C: everything started is stopped
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="SOAP and REST 1 KiB at c=1 and c=50, 3 s runs, no levers")
     parser.add_argument("--seconds", type=int, help="seconds per measured run (default 10; 3 with --quick)")

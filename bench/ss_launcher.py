@@ -1,6 +1,7 @@
 """Run one security server as ``fedbus server run`` does, with the evidence services and the benchmark's levers.
 
-``python bench/ss_launcher.py --dir DIR --config INI [--synchronous FULL|NORMAL] [--max-idle N]``
+``python bench/ss_launcher.py --dir DIR --config INI [--synchronous FULL|NORMAL] [--max-idle N] [--no-evidence]
+[--cache-ocsp] [--cprofile FILE] [--tracemalloc FILE]``
 
 * The service is built exactly as ``fedbus server run`` builds it (``security_server.service.make_service``
   with the layered INI configuration and structlog set up the same way).
@@ -16,6 +17,9 @@
   certificate's issuer) for up to a second and redoes only the time checks (fresh, not from the future, before
   nextUpdate) on every use: a stand-in for caching verified OCSP responses, to measure what that would buy.
 
+* For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
+  ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
+
 It prints one JSON line ``{"event": "bench_server_ready", ...}`` saying what was on, then runs until SIGTERM.
 """
 
@@ -24,8 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
