@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import click
 
+from security_server.cli import DB_NAME, dir_option
 from security_server.confclient import bundle as conf_bundle
 from security_server.core import digests, hashchain
 from security_server.core.archive import verify_archive
@@ -53,11 +54,8 @@ from security_server.messagelog.asic_export import exchange_zip, record_containe
 from security_server.messagelog.store import MessageLogStore, RecordSummary
 from security_server.serverconf.store import ServerConfStore
 
-DEFAULT_DIR = "./fedbus-server"
-DIR_ENV = "FEDBUS_SERVER_DIR"
 LOG_NAME = "messagelog.db"
 BUNDLE_NAME = "globalconf.bundle"
-SERVERCONF_NAME = "serverconf.db"
 MAX_INPUT_BYTES = 4 * 1024 * 1024 * 1024
 MAX_CONF_FILE_BYTES = 32 * 1024 * 1024
 
@@ -65,19 +63,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --- options and output ---------------------------------------------------------------------------------------
-
-
-def dir_option(func: F) -> F:
-    """The ``--dir`` option: the security server's working directory."""
-    return click.option(
-        "--dir",
-        "directory",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar=DIR_ENV,
-        default=DEFAULT_DIR,
-        show_default=True,
-        help=f"The security server's working directory (env {DIR_ENV}).",
-    )(func)
 
 
 def json_option(func: F) -> F:
@@ -465,7 +450,7 @@ def _all_records(store: MessageLogStore) -> Iterator[Any]:
 
 def server_verification_files(directory: Path, now: datetime) -> dict[str, bytes]:
     """The verification configuration files of the server in ``directory``, from its verified global configuration."""
-    bundle_path, conf_path = directory / BUNDLE_NAME, directory / SERVERCONF_NAME
+    bundle_path, conf_path = directory / BUNDLE_NAME, directory / DB_NAME
     if not conf_path.is_file():
         raise click.ClickException(f"no security server in {directory}")
     stored = conf_bundle.load(bundle_path)
