@@ -95,11 +95,11 @@ class Levers:
     synchronous: str | None = None
     """The message log's SQLite ``synchronous``: FULL (the default) or NORMAL."""
     max_idle: int | None = None
-    """Idle mutual-TLS connections kept per peer (default 8; 0 = a new connection per exchange)."""
+    """Idle mutual-TLS connections kept per peer (default 64; 0 = a new connection per exchange)."""
     evidence: bool = True
     """Batch timestamping (and the archiver) on."""
-    cache_ocsp: bool = False
-    """Checked OCSP responses remembered for a second (a stand-in for caching them; see ss_launcher)."""
+    verdict_cache: bool = True
+    """Trust verdicts remembered between messages (off: every check redone in full; see ss_launcher)."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -110,8 +110,8 @@ class Levers:
             args += ["--max-idle", str(self.max_idle)]
         if not self.evidence:
             args.append("--no-evidence")
-        if self.cache_ocsp:
-            args.append("--cache-ocsp")
+        if not self.verdict_cache:
+            args.append("--no-verdict-cache")
         return args
 
 

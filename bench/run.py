@@ -234,13 +234,13 @@ def _timestamps_stored(procs: BenchProcesses) -> dict[str, dict[str, int]]:
 
 
 LEVER_VARIANTS: list[tuple[str, Levers]] = [
-    ("baseline (FULL, pool 8, timestamping)", Levers()),
+    ("defaults (FULL, pool 64, verdicts kept, timestamping)", Levers()),
     ("message log synchronous=NORMAL", Levers(synchronous="NORMAL")),
-    ("pool 64 idle mTLS connections", Levers(max_idle=64)),
+    ("pool of 8 idle mTLS connections", Levers(max_idle=8)),
     ("new mTLS connection per exchange", Levers(max_idle=0)),
     ("timestamping off", Levers(evidence=False)),
-    ("OCSP checks cached 1 s (stand-in)", Levers(cache_ocsp=True)),
-    ("OCSP cached + pool 64 + NORMAL", Levers(cache_ocsp=True, max_idle=64, synchronous="NORMAL")),
+    ("trust verdicts not kept", Levers(verdict_cache=False)),
+    ("neither (pool 8, verdicts not kept)", Levers(max_idle=8, verdict_cache=False)),
 ]
 
 

@@ -1,7 +1,7 @@
 """Run one security server as ``fedbus server run`` does, with the evidence services and the benchmark's levers.
 
 ``python bench/ss_launcher.py --dir DIR --config INI [--synchronous FULL|NORMAL] [--max-idle N] [--no-evidence]
-[--cache-ocsp] [--cprofile FILE] [--tracemalloc FILE]``
+[--no-verdict-cache] [--cprofile FILE] [--tracemalloc FILE]``
 
 * The service is built exactly as ``fedbus server run`` builds it (``security_server.service.make_service``
   with the layered INI configuration and structlog set up the same way).
@@ -9,13 +9,11 @@
   ``[messagelog]`` settings of the INI files: as ``make_service`` wires them, or added here after the message-log
   writer by a build whose ``make_service`` does not yet; ``--no-evidence`` takes them out of the service tree
   before it starts (nothing is timestamped or archived, the writer gets no admission check).
-* Levers the service has no setting for yet, for before/after measurements only: ``--synchronous`` sets the
-  message log's SQLite ``synchronous`` (the service's default is FULL), ``--max-idle`` the number of idle
-  mutual-TLS connections the client side keeps per peer (the default is 8; 0 opens a new connection for every
-  exchange). Both are applied before the service starts, so nothing has been opened with the defaults.
-  ``--cache-ocsp`` keeps the result of checking an OCSP response (decoding, the responder's signature, the
-  certificate's issuer) for up to a second and redoes only the time checks (fresh, not from the future, before
-  nextUpdate) on every use: a stand-in for caching verified OCSP responses, to measure what that would buy.
+* Levers, for before/after measurements: ``--synchronous`` overrides ``[messagelog] synchronous`` (default FULL),
+  ``--max-idle`` overrides ``[server] peer-pool-size``, the idle mutual-TLS connections kept per peer (default
+  64; 0 opens a new connection for every exchange). ``--no-verdict-cache`` switches off what the trust checks
+  remember between messages (decoded and verified OCSP responses, certificate signatures checked in a path,
+  certificates parsed from signatures): the "before" of that lever.
 
 * For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
   ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
@@ -26,19 +24,16 @@ It prints one JSON line ``{"event": "bench_server_ready", ...}`` saying what was
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography import x509  # noqa: E402
-
 from security_server.configfile import load_config  # noqa: E402
 from security_server.core.config import LoggingConfig  # noqa: E402
-from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_OCSP_FRESHNESS_SECONDS, OcspStatus  # noqa: E402
 from security_server.logconfig import configure_logging  # noqa: E402
 from security_server.messagelog.evidence_services import (  # noqa: E402
     EvidenceServices,
@@ -49,44 +44,14 @@ from security_server.messagelog.store import Synchronous  # noqa: E402
 from security_server.service import SecurityServerService, ServerSettings, make_service  # noqa: E402
 
 
-class CachedOcspReads:
-    """``read_ocsp_response`` with its time-independent work remembered for ``ttl`` seconds (see ``--cache-ocsp``)."""
+def forget_verdicts() -> None:
+    """Undo the remembered trust verdicts (the "before" of that lever): every OCSP check decodes the response and
+    verifies its signature again, every path check verifies each certificate's signature again."""
+    from security_server.core import signature, trust
 
-    def __init__(self, read: Callable[..., OcspStatus], ttl: float = 1.0) -> None:
-        self._read = read
-        self._ttl = ttl
-        self._known: dict[tuple[Any, ...], tuple[OcspStatus, datetime]] = {}
-
-    def __call__(self, ocsp_der: bytes, cert: x509.Certificate, issuer: x509.Certificate, now: datetime,
-                 **options: Any) -> OcspStatus:
-        """The cached status when it was checked under a second ago and its times still hold at ``now``."""
-        trusted = tuple(t.signature for t in options.get("trusted_responders", ()))
-        key = (ocsp_der, cert.signature, issuer.signature, options.get("freshness_seconds"),
-               options.get("skew_seconds"), options.get("check_next_update", True), trusted)
-        known = self._known.get(key)
-        if known is not None and timedelta(0) <= now - known[1] < timedelta(seconds=self._ttl):
-            status = known[0]
-            skew = timedelta(seconds=options.get("skew_seconds", DEFAULT_CLOCK_SKEW_SECONDS))
-            freshness = timedelta(seconds=options.get("freshness_seconds", DEFAULT_OCSP_FRESHNESS_SECONDS))
-            next_ok = (not options.get("check_next_update", True) or status.next_update is None
-                       or status.next_update >= now - skew)
-            if now - freshness <= status.this_update <= now + skew and next_ok:
-                return status
-        status = self._read(ocsp_der, cert, issuer, now, **options)
-        if len(self._known) > 1000:
-            self._known.clear()
-        self._known[key] = (status, now)
-        return status
-
-
-def cache_ocsp_reads() -> None:
-    """Route every OCSP check of the security server through one :class:`CachedOcspReads`."""
-    from security_server.core import peerauth, trust
-    from security_server.signer import ocsp_client
-
-    cached = CachedOcspReads(trust.read_ocsp_response)
-    for module in (trust, peerauth, ocsp_client):  # check_ocsp_response finds trust.read_ocsp_response at call time
-        setattr(module, "read_ocsp_response", cached)
+    for module, name in ((trust, "_ocsp_facts"), (trust, "is_issued_by"), (trust, "_public_key_bits"),
+                         (signature, "_parse_cert")):
+        setattr(module, name, getattr(module, name).__wrapped__)
 
 
 def _has_evidence(service: SecurityServerService) -> bool:
@@ -95,13 +60,17 @@ def _has_evidence(service: SecurityServerService) -> bool:
 
 
 def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Synchronous | None,
-          max_idle: int | None, evidence: bool, cache_ocsp: bool = False) -> tuple[SecurityServerService, dict[str, Any]]:
+          max_idle: int | None, evidence: bool, verdict_cache: bool = True) -> tuple[SecurityServerService, dict[str, Any]]:
     """The service for ``directory`` with the levers applied, and a description of what is on."""
-    if cache_ocsp:
-        cache_ocsp_reads()
+    if not verdict_cache:
+        forget_verdicts()
     config = load_config("security-server", extra=config_file)
     configure_logging(LoggingConfig.from_config(config))
     settings = ServerSettings.from_config(directory, config)
+    if synchronous is not None:
+        settings = dataclasses.replace(settings, messagelog_synchronous=synchronous)
+    if max_idle is not None:
+        settings = dataclasses.replace(settings, peer_pool_size=max_idle)
     service = make_service(reactor, settings)
     wired_by_service = _has_evidence(service)
     timestamper = None
@@ -118,17 +87,13 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         )
         services.setServiceParent(service)  # type: ignore[no-untyped-call]  # after the writer: starts after it
         timestamper = services.timestamper
-    if synchronous is not None:
-        service.message_log._synchronous = synchronous  # bench lever: no setting for it yet
-    if max_idle is not None:
-        service.link._max_idle = max_idle  # bench lever: no setting for it yet
     described = {
         "event": "bench_server_ready",
         "evidence": "off" if timestamper is None else ("service" if wired_by_service else "launcher"),
         "timestamp_interval_seconds": timestamper.interval_seconds() if timestamper is not None else None,
-        "synchronous": str(service.message_log._synchronous),
-        "max_idle_per_peer": service.link._max_idle,
-        "cache_ocsp": cache_ocsp,
+        "synchronous": str(settings.messagelog_synchronous),
+        "max_idle_per_peer": settings.peer_pool_size,
+        "verdict_cache": verdict_cache,
     }
     return service, described
 
@@ -141,7 +106,7 @@ def main() -> None:
     parser.add_argument("--synchronous", choices=[s.value for s in Synchronous])
     parser.add_argument("--max-idle", type=int)
     parser.add_argument("--no-evidence", action="store_true")
-    parser.add_argument("--cache-ocsp", action="store_true")
+    parser.add_argument("--no-verdict-cache", action="store_true")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
     parser.add_argument("--tracemalloc", type=Path,
                         help="trace allocations; the 30 biggest sites still allocated are written here at exit")
@@ -152,7 +117,8 @@ def main() -> None:
     service, described = build(
         reactor, args.dir, args.config,
         synchronous=Synchronous(args.synchronous) if args.synchronous else None,
-        max_idle=args.max_idle, evidence=not args.no_evidence, cache_ocsp=args.cache_ocsp,
+        max_idle=args.max_idle, evidence=not args.no_evidence,
+        verdict_cache=not args.no_verdict_cache,
     )
     if args.tracemalloc is not None:
         import tracemalloc

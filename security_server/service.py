@@ -35,10 +35,18 @@ from security_server.core.errors import ConfigurationError, GlobalConfOutdated, 
 from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
 from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
+from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.proxy.client_proxy import ClientProxy, client_proxy_site
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.mtls import MtlsPeerLink, ServerProxyResource, listen_server_proxy, server_proxy_site
+from security_server.proxy.mtls import (
+    DEFAULT_PEER_POOL_SIZE,
+    MAX_PEER_POOL_SIZE,
+    MtlsPeerLink,
+    ServerProxyResource,
+    listen_server_proxy,
+    server_proxy_site,
+)
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.server_proxy import ServerProxy
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
@@ -91,6 +99,10 @@ class ServerSettings:
     server_proxy_port: int = 5500
     conf_refresh_seconds: float = 60.0
     serverconf_poll_seconds: float = 2.0
+    peer_pool_size: int = DEFAULT_PEER_POOL_SIZE
+    """Idle mutual-TLS connections kept open per peer security server (``[server] peer-pool-size``)."""
+    messagelog_synchronous: Synchronous = Synchronous.FULL
+    """SQLite ``synchronous`` of the message log (``[messagelog] synchronous``): FULL survives power loss."""
     limits: MessageLimits = MessageLimits()
     evidence: EvidenceSettings | None = None
     """Timestamping, archiving and /asic ([messagelog]); None means the defaults under ``root``."""
@@ -105,6 +117,12 @@ class ServerSettings:
             server_proxy_host=config.get_str("server", "server-proxy-host", "127.0.0.1"),
             server_proxy_port=config.get_int("server", "server-proxy-port", 5500, minimum=0, maximum=65535),
             conf_refresh_seconds=config.get_int("server", "conf-refresh-seconds", 60, minimum=1, maximum=3600),
+            peer_pool_size=config.get_int(
+                "server", "peer-pool-size", DEFAULT_PEER_POOL_SIZE, minimum=0, maximum=MAX_PEER_POOL_SIZE
+            ),
+            messagelog_synchronous=Synchronous(
+                config.get_choice("messagelog", "synchronous", [s.value.lower() for s in Synchronous], "full").upper()
+            ),
             limits=MessageLimits.from_config(config),
             evidence=EvidenceSettings.from_config(root, config),
         )
@@ -159,7 +177,7 @@ class SecurityServerService(service.MultiService):
             interval_seconds=settings.conf_refresh_seconds,
         )
         self.conf_client.setServiceParent(self)  # type: ignore[no-untyped-call]
-        self.message_log = MessageLogWriter(reactor, self.paths.messagelog)
+        self.message_log = MessageLogWriter(reactor, self.paths.messagelog, synchronous=settings.messagelog_synchronous)
         self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._snapshot: ServerConfSnapshot = store.snapshot()
         self.ocsp: OcspClient | None = None
@@ -182,7 +200,10 @@ class SecurityServerService(service.MultiService):
         self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.peer_ocsp = PeerOcspCache(reactor)
         self.link = MtlsPeerLink(
-            reactor, self.token, verify_peer=PeerAuthVerifier(reactor, self.conf_client.current, self.peer_ocsp)
+            reactor,
+            self.token,
+            verify_peer=PeerAuthVerifier(reactor, self.conf_client.current, self.peer_ocsp),
+            max_idle_per_peer=settings.peer_pool_size,
         )
         self.client_proxy = ClientProxy(self.context, self.link, peer_verified_by_link=True, peer_ocsp=self.peer_ocsp)
         self.server_proxy = ServerProxy(self.context)

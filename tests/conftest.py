@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# CI shares its two cores with other work: a property whose inputs take long to generate there is slow, not wrong.
+settings.register_profile("fedbus", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fedbus")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 XROAD_VECTORS = REPO_ROOT.parent / "shared" / "vectors" / "xroad"

@@ -56,12 +56,16 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters other than HT, which a header value may not hold."""
+
+
 def _check_header(name: str, value: str) -> None:
     if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name.encode("utf-8", "replace")):
         raise BadRequest(f"invalid MIME header name {name!r}")
     if not isinstance(value, str):
         raise BadRequest(f"MIME header {name} has a value that is not text")
-    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise BadRequest(f"MIME header {name} has control characters")
     if value != value.strip(" \t"):
         raise BadRequest(f"MIME header {name} has leading or trailing blanks")

@@ -512,18 +512,34 @@ def _base64(element: etree._Element, what: str) -> bytes:
     if not text:
         raise _malformed(f"empty {what} in signature")
     try:
+        return _canonical_base64(text)
+    except (binascii.Error, ValueError) as err:
+        raise _malformed(f"{what} in signature is {err}") from err
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_base64(text: str) -> bytes:
+    """The bytes ``text`` encodes; ValueError unless it is base64 in canonical form (remembered: every message
+    carries the same certificate and OCSP response texts)."""
+    try:
         decoded = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
-        raise _malformed(f"{what} in signature is not base64") from err
+        raise ValueError("not base64") from err
     if base64.b64encode(decoded).decode("ascii") != text:
         # Non-canonical base64 (stray bits in the last character) would let two texts carry one value.
-        raise _malformed(f"{what} in signature is not canonical base64")
+        raise ValueError("not canonical base64")
     return decoded
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cert(der: bytes) -> x509.Certificate:
+    """A certificate carried in a signature (remembered: the same few signers' certificates come with every message)."""
+    return x509.load_der_x509_certificate(der)
 
 
 def _load_cert(der: bytes, what: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        return _parse_cert(der)
     except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as err:
         raise _malformed(f"{what} in signature is not an X.509 certificate") from err
 

@@ -15,6 +15,7 @@ future raises :class:`IncorrectValidationInfo`.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
@@ -105,11 +106,16 @@ def signature_is_valid(
 
 def public_key_bits_hash(cert: x509.Certificate, hash_algorithm: hashes.HashAlgorithm) -> bytes:
     """Hash of the certificate's public key BIT STRING value, as in an OCSP CertID or responder key id (RFC 6960 §4.1.1)."""
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    bits = bytes(asn1_keys.PublicKeyInfo.load(spki)["public_key"])
     digest = hashes.Hash(hash_algorithm)
-    digest.update(bits)
+    digest.update(_public_key_bits(cert))
     return digest.finalize()
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key_bits(cert: x509.Certificate) -> bytes:
+    """The certificate's subjectPublicKey BIT STRING value (remembered: a pure function of the certificate)."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return bytes(asn1_keys.PublicKeyInfo.load(spki)["public_key"])
 
 
 def cert_id_hashes(issuer: x509.Certificate, hash_algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
@@ -119,8 +125,13 @@ def cert_id_hashes(issuer: x509.Certificate, hash_algorithm: hashes.HashAlgorith
     return name_digest.finalize(), public_key_bits_hash(issuer, hash_algorithm)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Whether ``issuer``'s name and key made ``cert`` (name match and a signature that verifies)."""
+    """Whether ``issuer``'s name and key made ``cert`` (name match and a signature that verifies).
+
+    Remembered by the two certificates (it depends on nothing else): a path or OCSP check repeats it for every
+    message, and the signature check is most of what verifying a path costs.
+    """
     try:
         cert.verify_directly_issued_by(issuer)
     except _CHECK_ERRORS:
@@ -218,7 +229,7 @@ def check_validity(cert: x509.Certificate, at: datetime, what: str = "certificat
 
 
 def _same_cert(a: x509.Certificate, b: x509.Certificate) -> bool:
-    return a.public_bytes(serialization.Encoding.DER) == b.public_bytes(serialization.Encoding.DER)
+    return a == b  # cryptography compares certificates by their DER encoding
 
 
 def _is_one_of(cert: x509.Certificate, certs: Iterable[x509.Certificate]) -> bool:
@@ -379,13 +390,29 @@ def _response_signature_valid(response: ocsp.OCSPResponse, signer: x509.Certific
     return signature_is_valid(signer.public_key(), response.signature, response.tbs_response_bytes, algorithm)
 
 
-def _authorised_responder(
+@dataclass(frozen=True, slots=True)
+class _Responder:
+    """A certificate whose signature on an OCSP response verified and that may speak for the CA: always (the CA
+    itself, or a responder the global configuration lists) or, for a delegated responder, inside its validity."""
+
+    name: str
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    def refusal_at(self, now: datetime) -> str | None:
+        """Why this responder cannot be trusted at ``now``, or None when it can."""
+        if self.valid_from is None or self.valid_until is None or self.valid_from <= now <= self.valid_until:
+            return None
+        return f"{self.name} is outside its validity at {now.isoformat()}"
+
+
+def _authorised_responders(
     response: ocsp.OCSPResponse,
     issuer: x509.Certificate,
     trusted_responders: Sequence[x509.Certificate],
-    now: datetime,
-) -> x509.Certificate:
-    """Find the certificate that signed ``response`` and check it may speak for ``issuer`` (RFC 6960 §4.2.2.2)."""
+) -> tuple[tuple[_Responder, ...], tuple[str, ...]]:
+    """The certificates that signed ``response`` and may speak for ``issuer`` (RFC 6960 §4.2.2.2), apart from
+    the time check of a delegated responder's validity; with the reasons the other named certificates were not."""
     candidates = [issuer, *trusted_responders, *response.certificates]
     named = [c for c in candidates if _responder_matches(response, c)]
     if not named:
@@ -393,29 +420,24 @@ def _authorised_responder(
             "OCSP response is signed by an unknown responder",
             reason="the ResponderID names neither the CA nor a certificate in the response",
         )
+    responders: list[_Responder] = []
     refusals: list[str] = []
     for candidate in named:
         if _same_cert(candidate, issuer) or _is_one_of(candidate, trusted_responders):
-            authorised = True
+            responder = _Responder(describe(candidate))
         elif not is_issued_by(candidate, issuer):
             refusals.append(f"{describe(candidate)} was not issued by the certificate's CA")
-            authorised = False
+            continue
         elif not is_ocsp_signing_cert(candidate):
             refusals.append(f"{describe(candidate)} lacks id-kp-OCSPSigning")
-            authorised = False
-        elif not candidate.not_valid_before_utc <= now <= candidate.not_valid_after_utc:
-            refusals.append(f"{describe(candidate)} is outside its validity at {now.isoformat()}")
-            authorised = False
-        else:
-            authorised = True
-        if not authorised:
             continue
+        else:
+            responder = _Responder(describe(candidate), candidate.not_valid_before_utc, candidate.not_valid_after_utc)
         if _response_signature_valid(response, candidate):
-            return candidate
-        refusals.append(f"signature does not verify with {describe(candidate)}")
-    raise IncorrectValidationInfo(
-        "OCSP response is not signed by an authorised responder", reason="; ".join(refusals)
-    )
+            responders.append(responder)
+        else:
+            refusals.append(f"signature does not verify with {describe(candidate)}")
+    return tuple(responders), tuple(refusals)
 
 
 def _require_whole_signature_bytes(ocsp_der: bytes) -> None:
@@ -427,6 +449,69 @@ def _require_whole_signature_bytes(ocsp_der: bytes) -> None:
         raise IncorrectValidationInfo("OCSP response cannot be decoded", reason=str(err)) from err
     if unused != b"\x00":
         raise IncorrectValidationInfo("OCSP response signature is not a whole number of bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class _OcspFacts:
+    """What an OCSP response says about one certificate and who signed it: everything :func:`read_ocsp_response`
+    establishes that does not depend on the time of the check."""
+
+    status: CertStatus
+    this_update: datetime
+    next_update: datetime | None
+    produced_at: datetime
+    responders: tuple[_Responder, ...]
+    refusals: tuple[str, ...]
+    revocation_time: datetime | None
+    revocation_reason: str | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _ocsp_facts(
+    ocsp_der: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    trusted_responders: tuple[x509.Certificate, ...],
+) -> _OcspFacts:
+    """Decode ``ocsp_der``, find its answer about ``cert`` and check its signature (raises as
+    :func:`read_ocsp_response` does).
+
+    Remembered by its arguments, on which alone it depends: a security server checks the same few responses
+    (its own certificates', its peers') for every message until they are refreshed, and decoding one and
+    verifying its signature costs far more than the message's own signature. A refusal is not remembered.
+    """
+    if not is_issued_by(cert, issuer):
+        raise InvalidCertPath(
+            "certificate was not issued by the given CA",
+            reason=f"{describe(cert)} is not signed by {describe(issuer)}",
+        )
+    try:
+        response = ocsp.load_der_ocsp_response(ocsp_der)
+    except ValueError as err:
+        raise IncorrectValidationInfo("OCSP response cannot be decoded", reason=str(err)) from err
+    if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise IncorrectValidationInfo(
+            "OCSP responder did not answer", reason=f"responseStatus {response.response_status.name}"
+        )
+    _require_whole_signature_bytes(ocsp_der)
+    try:
+        single = _single_response_for(response, cert, issuer)
+        responders, refusals = _authorised_responders(response, issuer, trusted_responders)
+        status = _CERT_STATUS[single.certificate_status]
+        reason_flag = single.revocation_reason if status is CertStatus.REVOKED else None
+        return _OcspFacts(
+            status=status,
+            this_update=single.this_update_utc,
+            next_update=single.next_update_utc,
+            produced_at=response.produced_at_utc,
+            responders=responders,
+            refusals=refusals,
+            revocation_time=single.revocation_time_utc if status is CertStatus.REVOKED else None,
+            revocation_reason=reason_flag.value if reason_flag is not None else None,
+        )
+    except CERT_DECODE_ERRORS as err:
+        # cryptography decodes names and extensions lazily; a damaged embedded certificate fails here
+        raise IncorrectValidationInfo("OCSP response cannot be decoded", reason=str(err)) from err
 
 
 def read_ocsp_response(
@@ -444,35 +529,25 @@ def read_ocsp_response(
 
     This does every check of :func:`check_ocsp_response` except the verdict on the status itself, so a caller
     that caches responses can keep an authentic "revoked" answer. ``trusted_responders`` are responder
-    certificates the global configuration lists for the CA (X-Road's ``ocspInfo/cert``).
+    certificates the global configuration lists for the CA (X-Road's ``ocspInfo/cert``). The time-independent
+    work (decoding, the responder's signature and authority) is remembered per response; the time checks are
+    made on every call.
     """
     _require_aware(now)
-    if not is_issued_by(cert, issuer):
-        raise InvalidCertPath(
-            "certificate was not issued by the given CA",
-            reason=f"{describe(cert)} is not signed by {describe(issuer)}",
-        )
-    try:
-        response = ocsp.load_der_ocsp_response(ocsp_der)
-    except ValueError as err:
-        raise IncorrectValidationInfo("OCSP response cannot be decoded", reason=str(err)) from err
-    if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+    facts = _ocsp_facts(ocsp_der, cert, issuer, tuple(trusted_responders))
+    refusals = list(facts.refusals)
+    signer: str | None = None
+    for responder in facts.responders:
+        refusal = responder.refusal_at(now)
+        if refusal is None:
+            signer = responder.name
+            break
+        refusals.append(refusal)
+    if signer is None:
         raise IncorrectValidationInfo(
-            "OCSP responder did not answer", reason=f"responseStatus {response.response_status.name}"
+            "OCSP response is not signed by an authorised responder", reason="; ".join(refusals)
         )
-    _require_whole_signature_bytes(ocsp_der)
-    try:
-        single = _single_response_for(response, cert, issuer)
-        signer = _authorised_responder(response, issuer, trusted_responders, now)
-        this_update = single.this_update_utc
-        next_update = single.next_update_utc
-        produced_at = response.produced_at_utc
-        status = _CERT_STATUS[single.certificate_status]
-        revocation_time = single.revocation_time_utc if status is CertStatus.REVOKED else None
-        reason_flag = single.revocation_reason if status is CertStatus.REVOKED else None
-    except CERT_DECODE_ERRORS as err:
-        # cryptography decodes names and extensions lazily; a damaged embedded certificate fails here
-        raise IncorrectValidationInfo("OCSP response cannot be decoded", reason=str(err)) from err
+    this_update, next_update = facts.this_update, facts.next_update
     skew = timedelta(seconds=skew_seconds)
     # Clock skew, our clock behind the responder's: thisUpdate may not lie in our future beyond the tolerance.
     if this_update > now + skew:
@@ -493,14 +568,14 @@ def read_ocsp_response(
             reason=f"nextUpdate {next_update.isoformat()} is before {now.isoformat()} minus {skew_seconds} s",
         )
     return OcspStatus(
-        status=status,
+        status=facts.status,
         serial_number=cert.serial_number,
         this_update=this_update,
         next_update=next_update,
-        produced_at=produced_at,
-        responder=describe(signer),
-        revocation_time=revocation_time,
-        revocation_reason=reason_flag.value if reason_flag is not None else None,
+        produced_at=facts.produced_at,
+        responder=signer,
+        revocation_time=facts.revocation_time,
+        revocation_reason=facts.revocation_reason,
     )
 
 

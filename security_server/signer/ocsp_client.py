@@ -15,7 +15,7 @@ answer older than the cached one is ignored (so a replayed old "good" cannot und
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,7 +68,13 @@ class OwnCertificate:
     @property
     def key(self) -> str:
         """SHA-256 of the certificate, hex: how the cache names it."""
-        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return cert_key(self.cert)
+
+
+@functools.lru_cache(maxsize=64)
+def cert_key(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, hex (remembered: asked for every message)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def ocsp_request(target: OwnCertificate) -> bytes:
@@ -157,8 +163,7 @@ class OcspClient:
     # --- answers ----------------------------------------------------------------------------------------
 
     def _target(self, cert: x509.Certificate) -> OwnCertificate:
-        key = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-        target = self._targets.get(key)
+        target = self._targets.get(cert_key(cert))
         if target is None:
             raise IncorrectValidationInfo("no OCSP responses are kept for this certificate")
         return target

@@ -365,3 +365,60 @@ def test_any_single_byte_change_of_a_response_is_refused(
     der[position] ^= data.draw(st.integers(1, 255))
     with pytest.raises(BusError):
         check_ocsp_response(bytes(der), pki.signing.cert, pki.root.cert, NOW)
+
+
+# --- what the checks remember between calls ---------------------------------------------------------------
+
+
+def test_delegated_responder_validity_is_judged_at_every_check(pki: Pki) -> None:
+    """A response's decoding and signature are remembered, but whether its delegated responder may speak is
+    decided at each check's ``now``: inside the responder's validity, then after it, then inside again."""
+    short_lived = make_cert(
+        pki.root, name("Short-lived responder"), NOW, kind="ocsp",
+        not_before=NOW - timedelta(hours=1), not_after=NOW + timedelta(minutes=10),
+    )
+    der = make_ocsp_response(pki.signing.cert, pki.root.cert, short_lived, NOW)
+    assert check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW).status is CertStatus.GOOD
+    later = NOW + timedelta(minutes=20)
+    with pytest.raises(IncorrectValidationInfo, match="authorised") as info:
+        check_ocsp_response(der, pki.signing.cert, pki.root.cert, later)
+    assert "outside its validity" in info.value.reason
+    assert check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW).status is CertStatus.GOOD
+
+
+def test_freshness_is_judged_at_every_check(pki: Pki) -> None:
+    """A response accepted once is refused as stale later, and the time checks use each call's own settings."""
+    der = make_ocsp_response(pki.signing.cert, pki.root.cert, pki.root, NOW)
+    assert check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW).status is CertStatus.GOOD
+    with pytest.raises(IncorrectValidationInfo, match="stale"):
+        check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW + timedelta(seconds=61), freshness_seconds=60)
+    assert check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW + timedelta(seconds=59), freshness_seconds=60)
+
+
+def test_a_remembered_response_is_not_evidence_for_another_certificate(pki: Pki) -> None:
+    """What is remembered is keyed by the response and both certificates: after a good check for one
+    certificate, the same bytes are still refused for another, and with another CA."""
+    der = make_ocsp_response(pki.signing.cert, pki.root.cert, pki.root, NOW)
+    assert check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW).status is CertStatus.GOOD
+    with pytest.raises(IncorrectValidationInfo, match="not for this certificate"):
+        check_ocsp_response(der, pki.auth.cert, pki.root.cert, NOW)
+    with pytest.raises(InvalidCertPath):
+        check_ocsp_response(der, pki.signing.cert, pki.foreign.cert, NOW)
+
+
+def test_a_trusted_responder_is_not_remembered_for_calls_without_it(pki: Pki) -> None:
+    """A response signed by a responder only the configuration vouches for is accepted with that responder in
+    the call and refused in a later call that does not list it."""
+    der = make_ocsp_response(pki.signing.cert, pki.root.cert, pki.responder, NOW, embed_signer=False)
+    assert check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW, trusted_responders=[pki.responder.cert])
+    with pytest.raises(IncorrectValidationInfo, match="unknown responder"):
+        check_ocsp_response(der, pki.signing.cert, pki.root.cert, NOW)
+
+
+def test_a_refused_response_is_refused_again(pki: Pki) -> None:
+    """A refusal is not remembered as anything else: the same bad bytes are refused on every call."""
+    der = bytearray(make_ocsp_response(pki.signing.cert, pki.root.cert, pki.root, NOW))
+    der[-5] ^= 0xFF  # inside the signature
+    for _ in range(3):
+        with pytest.raises(IncorrectValidationInfo):
+            check_ocsp_response(bytes(der), pki.signing.cert, pki.root.cert, NOW)
