@@ -30,6 +30,8 @@ The member name in ``O`` is informative: identity is decided by ``serialNumber``
 
 from __future__ import annotations
 
+import functools
+
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -154,6 +156,7 @@ def _subject_of(cert: x509.Certificate) -> x509.Name:
     return subject
 
 
+@functools.lru_cache(maxsize=1024)
 def member_from_signing_cert(cert: x509.Certificate) -> ClientId:
     """The member a signing certificate belongs to; :class:`CertValidation` if it is not one under our profile."""
     if not is_signing_cert(cert):
@@ -164,6 +167,7 @@ def member_from_signing_cert(cert: x509.Certificate) -> ClientId:
     return member_from_signing_subject(_subject_of(cert))
 
 
+@functools.lru_cache(maxsize=1024)
 def server_from_auth_cert(cert: x509.Certificate) -> SecurityServerId:
     """The security server an authentication certificate belongs to; :class:`CertValidation` if it is not one."""
     if not is_auth_cert(cert):

@@ -14,6 +14,7 @@ different identifier (a percent-encoded ``/`` decodes to a character outside the
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence, TypeAlias
@@ -50,15 +51,25 @@ def check_part(value: object, field: str) -> str:
     """Return ``value`` if it is a valid identifier part, else raise :class:`InvalidClientIdentifier`."""
     if not isinstance(value, str):
         raise InvalidClientIdentifier(f"identifier part {field} must be a string")
-    if not value:
-        raise InvalidClientIdentifier(f"identifier part {field} is empty")
-    if len(value) > MAX_PART_LENGTH:
-        raise InvalidClientIdentifier(f"identifier part {field} is longer than {MAX_PART_LENGTH} characters")
-    if not _ALLOWED.fullmatch(value):
-        raise InvalidClientIdentifier(f"identifier part {field} has characters outside X-Road's set")
-    if value in (".", ".."):
-        raise InvalidClientIdentifier(f"identifier part {field} may not be {value!r}")
+    problem = _part_problem(value)
+    if problem is not None:
+        raise InvalidClientIdentifier(f"identifier part {field} {problem}")
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _part_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as an identifier part, or None (remembered: every message repeats the same
+    few instance, class, member, subsystem and service codes)."""
+    if not value:
+        return "is empty"
+    if len(value) > MAX_PART_LENGTH:
+        return f"is longer than {MAX_PART_LENGTH} characters"
+    if not _ALLOWED.fullmatch(value):
+        return "has characters outside X-Road's set"
+    if value in (".", ".."):
+        return f"may not be {value!r}"
+    return None
 
 
 def _encode_segment(part: str) -> str:

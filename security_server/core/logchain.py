@@ -233,14 +233,13 @@ def _check_content(content: _Content) -> None:
         raise ValueError("a succeeded record carries its signature")
 
 
-def _put(digest: hashlib._Hash, value: bytes | None) -> None:
-    """Feed one field: a presence byte, then a 64-bit big-endian length and the bytes."""
+def _put(out: list[bytes], value: bytes | None) -> None:
+    """Add one field: a presence byte, then a 64-bit big-endian length and the bytes."""
     if value is None:
-        digest.update(b"\x00")
+        out.append(b"\x00")
         return
-    digest.update(b"\x01")
-    digest.update(len(value).to_bytes(8, "big"))
-    digest.update(value)
+    out.append(b"\x01" + len(value).to_bytes(8, "big"))
+    out.append(value)
 
 
 def _text(value: str | None) -> bytes | None:
@@ -250,29 +249,30 @@ def _text(value: str | None) -> bytes | None:
 def _link(record_id: int, content: _Content, sig_hash: bytes, prev_link: bytes) -> bytes:
     # A record without attachments keeps the v1 encoding (so logs written before attachments were logged still
     # verify); one with attachments uses the v2 domain tag and adds their count and each attachment before
-    # prev_link. The domain tag tells the two layouts apart, so no v1 and v2 record encode alike.
-    digest = hashlib.sha512()
-    _put(digest, _DOMAIN_WITH_ATTACHMENTS if content.attachments else _DOMAIN)
-    _put(digest, record_id.to_bytes(8, "big"))
-    _put(digest, content.query_id.encode("utf-8"))
-    _put(digest, _text(content.x_request_id))
-    _put(digest, content.direction.value.encode("ascii"))
-    _put(digest, content.client.encode("utf-8"))
-    _put(digest, content.service.encode("utf-8"))
-    _put(digest, time_to_micros(content.time).to_bytes(8, "big", signed=True))
-    _put(digest, content.message)
-    _put(digest, content.signature)
-    _put(digest, content.hashchain)
-    _put(digest, content.hashchainresult)
-    _put(digest, sig_hash)
-    _put(digest, b"\x01" if content.succeeded else b"\x00")
-    _put(digest, _text(content.fault_code))
+    # prev_link. The domain tag tells the two layouts apart, so no v1 and v2 record encode alike. The fields are
+    # gathered and hashed in one call (the same bytes as feeding them one by one, at a fraction of the calls).
+    out: list[bytes] = []
+    _put(out, _DOMAIN_WITH_ATTACHMENTS if content.attachments else _DOMAIN)
+    _put(out, record_id.to_bytes(8, "big"))
+    _put(out, content.query_id.encode("utf-8"))
+    _put(out, _text(content.x_request_id))
+    _put(out, content.direction.value.encode("ascii"))
+    _put(out, content.client.encode("utf-8"))
+    _put(out, content.service.encode("utf-8"))
+    _put(out, time_to_micros(content.time).to_bytes(8, "big", signed=True))
+    _put(out, content.message)
+    _put(out, content.signature)
+    _put(out, content.hashchain)
+    _put(out, content.hashchainresult)
+    _put(out, sig_hash)
+    _put(out, b"\x01" if content.succeeded else b"\x00")
+    _put(out, _text(content.fault_code))
     if content.attachments:
-        _put(digest, len(content.attachments).to_bytes(8, "big"))
+        _put(out, len(content.attachments).to_bytes(8, "big"))
         for attachment in content.attachments:
-            _put(digest, attachment)
-    _put(digest, prev_link)
-    return digest.digest()
+            _put(out, attachment)
+    _put(out, prev_link)
+    return hashlib.sha512(b"".join(out)).digest()
 
 
 def compute_link(record: LogRecord) -> bytes:

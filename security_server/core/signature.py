@@ -698,8 +698,13 @@ def _read_cert_ref(cert: etree._Element) -> _CertRef:
 
 
 def _matches(ref: _CertRef, cert: x509.Certificate) -> bool:
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return ref.algorithm.digest(der) == ref.digest and (ref.serial is None or ref.serial == cert.serial_number)
+    return _cert_digest(cert, ref.algorithm) == ref.digest and (ref.serial is None or ref.serial == cert.serial_number)
+
+
+@functools.lru_cache(maxsize=256)
+def _cert_digest(cert: x509.Certificate, algorithm: DigestAlgorithm) -> bytes:
+    """The digest of the certificate's DER (remembered: the same signers' certificates come with every message)."""
+    return algorithm.digest(cert.public_bytes(serialization.Encoding.DER))
 
 
 def _extra_certs(unsigned: etree._Element | None, ids: dict[str, etree._Element]) -> tuple[x509.Certificate, ...]:

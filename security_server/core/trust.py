@@ -140,6 +140,8 @@ def is_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 # --- certificate roles ----------------------------------------------------------------------------------
+# Each role is a pure function of the certificate, remembered per certificate: the same few certificates are
+# judged for every message, and reading their extensions is most of the cost.
 
 
 def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension[x509.ExtensionType] | None:
@@ -152,6 +154,7 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
         return None  # duplicate or malformed extensions: treat as absent, every role check then fails closed
 
 
+@functools.lru_cache(maxsize=1024)
 def is_ca_cert(cert: x509.Certificate) -> bool:
     """Whether the certificate is a CA (basicConstraints cA=TRUE)."""
     ext = _extension(cert, x509.BasicConstraints)
@@ -170,6 +173,7 @@ def _extended_key_usage(cert: x509.Certificate) -> tuple[x509.ExtendedKeyUsage |
     return ext.value, ext.critical
 
 
+@functools.lru_cache(maxsize=1024)
 def is_auth_cert(cert: x509.Certificate) -> bool:
     """Whether this is a security server authentication certificate (XROAD-REFERENCE.md §4.3 check 1).
 
@@ -188,6 +192,7 @@ def is_auth_cert(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.CLIENT_AUTH in purposes and ExtendedKeyUsageOID.SERVER_AUTH in purposes
 
 
+@functools.lru_cache(maxsize=1024)
 def is_signing_cert(cert: x509.Certificate) -> bool:
     """Whether this is a member's signing certificate: not a CA and keyUsage nonRepudiation (X-Road's test)."""
     if is_ca_cert(cert):
@@ -196,12 +201,14 @@ def is_signing_cert(cert: x509.Certificate) -> bool:
     return usage is not None and usage.content_commitment
 
 
+@functools.lru_cache(maxsize=1024)
 def is_ocsp_signing_cert(cert: x509.Certificate) -> bool:
     """Whether the certificate carries id-kp-OCSPSigning (a delegated OCSP responder, RFC 6960 §4.2.2.2)."""
     eku, _ = _extended_key_usage(cert)
     return eku is not None and ExtendedKeyUsageOID.OCSP_SIGNING in set(eku)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_tsa_cert(cert: x509.Certificate) -> bool:
     """Whether the certificate has the critical extendedKeyUsage of exactly id-kp-timeStamping (RFC 3161 §2.3)."""
     eku, critical = _extended_key_usage(cert)

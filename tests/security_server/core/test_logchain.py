@@ -348,3 +348,41 @@ def test_repr_leaves_out_message_and_signature() -> None:
     record = make_record(simple_entry(message=b"SECRET-BODY"), record_id=1, prev_link=GENESIS_LINK)
     assert "SECRET-BODY" not in repr(record)
     assert "SECRET-BODY" not in repr(record.to_entry())
+
+
+@pytest.mark.parametrize(
+    ("direction", "x_request_id", "attachments", "record_id", "prev_link", "link_hex"),
+    [
+        (
+            Direction.REQUEST, None, (), 1, bytes(64),
+            "d48c176c0cde59e9d8912c578a11c014d8c4654bce5369c69dcf2490ce5a8422"
+            "091e765fc94e119d452ab1f8c1d0a126dd1d16de62972e1fc4fa2d2e98782aea",
+        ),
+        (
+            Direction.RESPONSE, "r-1", (b"one", b"two"), 7, bytes(range(64)),
+            "9d786e0c637876df3ed67aa179c6a6c9a0c8dcb975f6657f8e9914beb3cbbb12"
+            "4c1782f702b06b8c5fb9f7c4fe5ac79e14e6a25636f9891c9abed594992f7dc0",
+        ),
+    ],
+    ids=["v1-without-attachments", "v2-with-attachments"],
+)
+def test_link_encoding_is_fixed(
+    direction: Direction, x_request_id: str | None, attachments: tuple[bytes, ...], record_id: int,
+    prev_link: bytes, link_hex: str,
+) -> None:
+    """The link of a known record is a known value: logs already written must keep verifying, so the encoding
+    (field order, presence bytes, lengths, domain tags) may never change by accident."""
+    entry = LogEntry(
+        query_id="q-1",
+        direction=direction,
+        client="SUBSYSTEM:EE/GOV/70000001/client",
+        service="SERVICE:EE/GOV/70000002/service/getPerson/v1",
+        time=datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=timezone.utc),
+        message=b"<m/>",
+        signature=b"<sig/>",
+        x_request_id=x_request_id,
+        hashchain=None,
+        hashchainresult=None,
+        attachments=attachments,
+    )
+    assert make_record(entry, record_id=record_id, prev_link=prev_link).link.hex() == link_hex
