@@ -74,7 +74,7 @@ def test_make_evidence_services_wires_timestamper_archiver_and_asic(tmp_path: Pa
     """One MultiService with the timestamper and archiver; /asic knows the server's own clients only; without a
     global configuration the interval falls back to 60 s."""
     clock = Clock()
-    writer = MessageLogWriter(clock, tmp_path / "log.db")  # never started here
+    writer = MessageLogWriter(clock, tmp_path / "log.db")  # type: ignore[arg-type]  # never started here
     snapshot: object = _Snapshot()
     services = make_evidence_services(
         clock, writer, _no_conf, lambda: snapshot, EvidenceSettings.defaults(tmp_path)  # type: ignore[arg-type,return-value]
