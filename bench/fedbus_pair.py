@@ -100,6 +100,8 @@ class Levers:
     """Batch timestamping (and the archiver) on."""
     verdict_cache: bool = True
     """Trust verdicts remembered between messages (off: every check redone in full; see ss_launcher)."""
+    batch_signing: bool = True
+    """The messages of one reactor turn and one member share a signature (off: one RSA signature each)."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -112,6 +114,8 @@ class Levers:
             args.append("--no-evidence")
         if not self.verdict_cache:
             args.append("--no-verdict-cache")
+        if not self.batch_signing:
+            args.append("--no-batch-signing")
         return args
 
 

@@ -234,7 +234,8 @@ def _timestamps_stored(procs: BenchProcesses) -> dict[str, dict[str, int]]:
 
 
 LEVER_VARIANTS: list[tuple[str, Levers]] = [
-    ("defaults (FULL, pool 64, verdicts kept, timestamping)", Levers()),
+    ("defaults (FULL, pool 64, verdicts kept, batch signing, timestamping)", Levers()),
+    ("batch signing off", Levers(batch_signing=False)),
     ("message log synchronous=NORMAL", Levers(synchronous="NORMAL")),
     ("pool of 8 idle mTLS connections", Levers(max_idle=8)),
     ("new mTLS connection per exchange", Levers(max_idle=0)),

@@ -1,7 +1,7 @@
 """Run one security server as ``fedbus server run`` does, with the evidence services and the benchmark's levers.
 
 ``python bench/ss_launcher.py --dir DIR --config INI [--synchronous FULL|NORMAL] [--max-idle N] [--no-evidence]
-[--no-verdict-cache] [--cprofile FILE] [--tracemalloc FILE]``
+[--no-verdict-cache] [--no-batch-signing] [--cprofile FILE] [--tracemalloc FILE]``
 
 * The service is built exactly as ``fedbus server run`` builds it (``security_server.service.make_service``
   with the layered INI configuration and structlog set up the same way).
@@ -13,7 +13,8 @@
   ``--max-idle`` overrides ``[server] peer-pool-size``, the idle mutual-TLS connections kept per peer (default
   64; 0 opens a new connection for every exchange). ``--no-verdict-cache`` switches off what the trust checks
   remember between messages (decoded and verified OCSP responses, certificate signatures checked in a path,
-  certificates parsed from signatures): the "before" of that lever.
+  certificates parsed from signatures): the "before" of that lever. ``--no-batch-signing`` overrides
+  ``[server] batch-signing`` (default on: the messages of one reactor turn share one signature).
 
 * For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
   ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
@@ -60,7 +61,8 @@ def _has_evidence(service: SecurityServerService) -> bool:
 
 
 def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Synchronous | None,
-          max_idle: int | None, evidence: bool, verdict_cache: bool = True) -> tuple[SecurityServerService, dict[str, Any]]:
+          max_idle: int | None, evidence: bool, verdict_cache: bool = True,
+          batch_signing: bool | None = None) -> tuple[SecurityServerService, dict[str, Any]]:
     """The service for ``directory`` with the levers applied, and a description of what is on."""
     if not verdict_cache:
         forget_verdicts()
@@ -71,6 +73,8 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         settings = dataclasses.replace(settings, messagelog_synchronous=synchronous)
     if max_idle is not None:
         settings = dataclasses.replace(settings, peer_pool_size=max_idle)
+    if batch_signing is not None:
+        settings = dataclasses.replace(settings, batch_signing=batch_signing)
     service = make_service(reactor, settings)
     wired_by_service = _has_evidence(service)
     timestamper = None
@@ -94,6 +98,7 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         "synchronous": str(settings.messagelog_synchronous),
         "max_idle_per_peer": settings.peer_pool_size,
         "verdict_cache": verdict_cache,
+        "batch_signing": settings.batch_signing,
     }
     return service, described
 
@@ -107,6 +112,7 @@ def main() -> None:
     parser.add_argument("--max-idle", type=int)
     parser.add_argument("--no-evidence", action="store_true")
     parser.add_argument("--no-verdict-cache", action="store_true")
+    parser.add_argument("--no-batch-signing", action="store_true")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
     parser.add_argument("--tracemalloc", type=Path,
                         help="trace allocations; the 30 biggest sites still allocated are written here at exit")
@@ -119,6 +125,7 @@ def main() -> None:
         synchronous=Synchronous(args.synchronous) if args.synchronous else None,
         max_idle=args.max_idle, evidence=not args.no_evidence,
         verdict_cache=not args.no_verdict_cache,
+        batch_signing=False if args.no_batch_signing else None,
     )
     if args.tracemalloc is not None:
         import tracemalloc
@@ -146,6 +153,13 @@ def main() -> None:
         reactor.addSystemEventTrigger("after", "shutdown", write_profile)
     service.startService()
     print(json.dumps(described), flush=True)
+
+    def report_signing() -> None:
+        signer = service.signer
+        print(json.dumps({"event": "bench_server_stopping", "signatures_made": signer.signatures_made,
+                          "messages_signed": signer.messages_signed}), flush=True)
+
+    reactor.addSystemEventTrigger("before", "shutdown", report_signing)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
 

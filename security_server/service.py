@@ -37,6 +37,7 @@ from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
+from security_server.proxy.batch_signer import BatchSigner
 from security_server.proxy.client_proxy import ClientProxy, client_proxy_site
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.mtls import (
@@ -48,7 +49,7 @@ from security_server.proxy.mtls import (
     server_proxy_site,
 )
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
-from security_server.proxy.server_proxy import ServerProxy
+from security_server.proxy.server_proxy import ServerProxy, SigningKeys
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
 from security_server.signer.softtoken import SoftToken
@@ -101,6 +102,8 @@ class ServerSettings:
     serverconf_poll_seconds: float = 2.0
     peer_pool_size: int = DEFAULT_PEER_POOL_SIZE
     """Idle mutual-TLS connections kept open per peer security server (``[server] peer-pool-size``)."""
+    batch_signing: bool = True
+    """Sign the messages of one reactor turn and one member with one signature (``[server] batch-signing``)."""
     messagelog_synchronous: Synchronous = Synchronous.FULL
     """SQLite ``synchronous`` of the message log (``[messagelog] synchronous``): FULL survives power loss."""
     limits: MessageLimits = MessageLimits()
@@ -120,6 +123,7 @@ class ServerSettings:
             peer_pool_size=config.get_int(
                 "server", "peer-pool-size", DEFAULT_PEER_POOL_SIZE, minimum=0, maximum=MAX_PEER_POOL_SIZE
             ),
+            batch_signing=config.get_bool("server", "batch-signing", True),
             messagelog_synchronous=Synchronous(
                 config.get_choice("messagelog", "synchronous", [s.value.lower() for s in Synchronous], "full").upper()
             ),
@@ -205,8 +209,15 @@ class SecurityServerService(service.MultiService):
             verify_peer=PeerAuthVerifier(reactor, self.conf_client.current, self.peer_ocsp),
             max_idle_per_peer=settings.peer_pool_size,
         )
-        self.client_proxy = ClientProxy(self.context, self.link, peer_verified_by_link=True, peer_ocsp=self.peer_ocsp)
-        self.server_proxy = ServerProxy(self.context)
+        # One key cache and one batch signer for both proxies: requests and responses signed in the same turn
+        # by the same member share a signature.
+        self.signing_keys = SigningKeys(self.token)
+        self.signer = BatchSigner(reactor, self.signing_keys, self._own_ocsp, enabled=settings.batch_signing)
+        self.client_proxy = ClientProxy(
+            self.context, self.link, peer_verified_by_link=True, peer_ocsp=self.peer_ocsp,
+            signing_keys=self.signing_keys, signer=self.signer,
+        )
+        self.server_proxy = ServerProxy(self.context, signing_keys=self.signing_keys, signer=self.signer)
         self._ports: list[Any] = []
         self._poll: LoopingCall | None = None
 

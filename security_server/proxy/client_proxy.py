@@ -135,13 +135,13 @@ from security_server.core.transport import (
     decode_transport,
     encode_transport,
 )
+from security_server.proxy.batch_signer import BatchSigner
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.peer_trust import PeerOcspCache
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
 from security_server.proxy.server_proxy import (
     SigningKeys,
     TrustCache,
-    sign_message,
     signed_part_map,
     verify_member_signature,
 )
@@ -307,8 +307,11 @@ class ClientProxy:
         peer_timeout_seconds: float = DEFAULT_PEER_TIMEOUT_SECONDS,
         default_peer_port: int = DEFAULT_SERVER_PROXY_PORT,
         signing_keys: SigningKeys | None = None,
+        signer: BatchSigner | None = None,
         proxy_version: str | None = None,
     ) -> None:
+        """``signer`` signs requests (one shared with the server proxy, so both sides' messages of a turn
+        batch together); by default one of our own over ``signing_keys``."""
         self.context = context
         self.link = link
         self.peer_verified_by_link = peer_verified_by_link
@@ -316,6 +319,7 @@ class ClientProxy:
         self.peer_timeout_seconds = peer_timeout_seconds
         self.default_peer_port = default_peer_port
         self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
+        self.signer = signer if signer is not None else BatchSigner(context.reactor, self.signing_keys, context.own_ocsp)
         self.proxy_version = proxy_version
         self.clock = SigningClock()
         self.trust = TrustCache()
@@ -434,9 +438,7 @@ class ClientProxy:
             original_soap_action=_header(headers, "SOAPAction"),
             proxy_version=self.proxy_version,
         )
-        signature = sign_message(
-            self.signing_keys, context.own_ocsp, client, soap_bytes, self.clock.time_for(body, now), attachment_bodies
-        )
+        signature = await self.signer.sign(client, soap_bytes, self.clock.time_for(body, now), attachment_bodies)
         auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
         transport_type, transport_body = encode_transport(
             TransportMessage(
@@ -551,9 +553,7 @@ class ClientProxy:
         # 5-6. sign the message part and the body (a hash chain when there is a body), log durably
         message = rest.to_bytes()
         attachments = (body,) if body else ()
-        signature = sign_message(
-            self.signing_keys, context.own_ocsp, rest.client, message, self.clock.time_for(message + body, now), attachments
-        )
+        signature = await self.signer.sign(rest.client, message, self.clock.time_for(message + body, now), attachments)
         auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
         transport_type, transport_body = encode_transport(
             TransportMessage(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any, Sequence, cast
@@ -62,6 +61,7 @@ from security_server.core.errors import (
     RequestTooLarge,
     SslAuthenticationFailed,
 )
+from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse, ResponseParser
 from security_server.proxy.locallink import PeerVerifier, all_peers_failed, run_verifier
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse, ServerProxyHandler
 from security_server.signer.softtoken import PrivateKey, SoftToken
@@ -87,8 +87,6 @@ TLS12_CIPHERS = ":".join(
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 """SECURITY-CASES.md: a 10 MiB body limit unless configured otherwise."""
 
-MAX_RESPONSE_HEAD_BYTES = 64 * 1024
-MAX_RESPONSE_HEADERS = 100
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 
 # Headers that describe one hop's framing; never copied between a PeerRequest/PeerResponse and the wire.
@@ -96,9 +94,6 @@ _HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host",
      "content-length", "content-type")
 )
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [\t\x20-\x7e\x80-\xff]*)?")
 _PATH = re.compile(r"/[!-~]*")
 
 
@@ -408,182 +403,9 @@ def _encode_request(address: PeerAddress, request: PeerRequest) -> bytes:
         raise InternalError("request header is not Latin-1", reason=str(err)) from err
     for line in encoded[1:]:
         name, _, value = line.partition(b": ")
-        if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+        if not TOKEN.fullmatch(name) or not FIELD_VALUE.fullmatch(value):
             raise InternalError("request header has a bad name or value", reason=repr(line[:80]))
     return b"\r\n".join(encoded) + b"\r\n\r\n" + request.body
-
-
-@dataclass(frozen=True, slots=True)
-class _RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    keep_alive: bool
-
-
-def _malformed(reason: str) -> IoError:
-    return IoError("peer sent a malformed HTTP response", reason=reason, origin=Origin.CLIENT_PROXY)
-
-
-@dataclass
-class _ResponseParser:
-    """Incremental HTTP/1.1 response parser (RFC 9112 §4-§7): Content-Length, chunked or close-delimited."""
-
-    max_body: int
-    buffer: bytearray = field(default_factory=bytearray)
-    state: str = "head"
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytearray = field(default_factory=bytearray)
-    remaining: int = 0
-    keep_alive: bool = True
-    trailer_bytes: int = 0
-
-    def feed(self, data: bytes) -> _RawResponse | None:
-        """Take bytes; return the response once it is complete."""
-        self.buffer += data
-        return self._advance()
-
-    def finish_on_close(self) -> _RawResponse:
-        """The peer closed the connection: complete a close-delimited body, else the response was cut short."""
-        if self.state == "close":
-            self.body += self.buffer
-            self._check_size()
-            return self._done()
-        raise IoError(
-            "peer closed the connection before its response was complete",
-            reason=f"response cut short in state {self.state}",
-            origin=Origin.CLIENT_PROXY,
-        )
-
-    def _check_size(self) -> None:
-        if len(self.body) > self.max_body:
-            raise RequestTooLarge(f"peer response is larger than {self.max_body} bytes", origin=Origin.CLIENT_PROXY)
-
-    def _done(self) -> _RawResponse:
-        if self.buffer:
-            self.keep_alive = False  # bytes after the response: the stream is not in a state we can trust
-        return _RawResponse(self.status, self.headers, bytes(self.body), self.keep_alive)
-
-    def _advance(self) -> _RawResponse | None:
-        while True:
-            if self.state == "head":
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self.buffer) > MAX_RESPONSE_HEAD_BYTES:
-                        raise _malformed(f"response head longer than {MAX_RESPONSE_HEAD_BYTES} bytes")
-                    return None
-                if end > MAX_RESPONSE_HEAD_BYTES:
-                    raise _malformed(f"response head longer than {MAX_RESPONSE_HEAD_BYTES} bytes")
-                head = bytes(self.buffer[:end])
-                del self.buffer[: end + 4]
-                if self._parse_head(head):
-                    return self._done()
-            elif self.state == "length":
-                if len(self.buffer) < self.remaining:
-                    return None
-                self.body += self.buffer[: self.remaining]
-                del self.buffer[: self.remaining]
-                return self._done()
-            elif self.state == "chunk-size":
-                end = self.buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self.buffer) > 1024:
-                        raise _malformed("chunk size line too long")
-                    return None
-                size_text = bytes(self.buffer[:end]).split(b";", 1)[0].strip(b" \t")
-                del self.buffer[: end + 2]
-                if not size_text or len(size_text) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", size_text):
-                    raise _malformed(f"bad chunk size {size_text[:20]!r}")
-                size = int(size_text, 16)
-                if size == 0:
-                    self.state = "trailers"
-                    continue
-                if len(self.body) + size > self.max_body:
-                    raise RequestTooLarge(
-                        f"peer response is larger than {self.max_body} bytes", origin=Origin.CLIENT_PROXY
-                    )
-                self.remaining = size
-                self.state = "chunk-data"
-            elif self.state == "chunk-data":
-                if len(self.buffer) < self.remaining + 2:
-                    return None
-                if self.buffer[self.remaining : self.remaining + 2] != b"\r\n":
-                    raise _malformed("chunk not followed by CRLF")
-                self.body += self.buffer[: self.remaining]
-                del self.buffer[: self.remaining + 2]
-                self.state = "chunk-size"
-            elif self.state == "trailers":
-                end = self.buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self.buffer) > MAX_RESPONSE_HEAD_BYTES:
-                        raise _malformed("trailer section too long")
-                    return None
-                self.trailer_bytes += end + 2
-                if self.trailer_bytes > MAX_RESPONSE_HEAD_BYTES:
-                    raise _malformed("trailer section too long")
-                line_empty = end == 0
-                del self.buffer[: end + 2]
-                if line_empty:
-                    return self._done()
-            else:  # "close": the body runs to the end of the connection
-                self.body += self.buffer
-                self.buffer.clear()
-                self._check_size()
-                return None
-
-    def _parse_head(self, head: bytes) -> bool:
-        """Read the status line and headers; choose the body framing. True when the response has no body."""
-        lines = head.split(b"\r\n")
-        match = _STATUS_LINE.fullmatch(lines[0])
-        if match is None:
-            raise _malformed(f"bad status line {lines[0][:40]!r}")
-        minor, status = match.group(1), int(match.group(2))
-        if len(lines) - 1 > MAX_RESPONSE_HEADERS:
-            raise _malformed(f"more than {MAX_RESPONSE_HEADERS} header lines")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            value = value.strip(b" \t")
-            if not sep or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-                raise _malformed(f"bad header line {line[:40]!r}")  # also refuses obsolete line folding
-            key = name.decode("ascii").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        if 100 <= status < 200:
-            if status == 101:
-                raise _malformed("peer switched protocols")
-            return False  # an interim response: the final one follows (RFC 9110 §15.2)
-        self.status = status
-        self.headers = headers
-        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-        self.keep_alive = "close" not in tokens and (minor == b"1" or "keep-alive" in tokens)
-        if status in (204, 304):
-            return True
-        encoding = headers.get("transfer-encoding")
-        length = headers.get("content-length")
-        if encoding is not None:
-            if length is not None:
-                raise _malformed("both Transfer-Encoding and Content-Length")  # RFC 9112 §6.3: refuse, not guess
-            codings = [c.strip().lower() for c in encoding.split(",")]
-            if codings != ["chunked"]:
-                raise _malformed(f"unsupported transfer coding {encoding[:40]!r}")
-            self.state = "chunk-size"
-            return False
-        if length is not None:
-            values = {v.strip() for v in length.split(",")}
-            if len(values) != 1 or not re.fullmatch(r"[0-9]{1,15}", next(iter(values))):
-                raise _malformed(f"bad Content-Length {length[:40]!r}")
-            self.remaining = int(next(iter(values)))
-            if self.remaining > self.max_body:
-                raise RequestTooLarge(
-                    f"peer response is larger than {self.max_body} bytes", origin=Origin.CLIENT_PROXY
-                )
-            self.state = "length"
-            return False
-        self.state = "close"
-        self.keep_alive = False
-        return False
 
 
 class _ClosedEarly(IoError):
@@ -603,8 +425,8 @@ class _PeerConnection(Protocol):
         self.idle_call: Any = None
         self._lost_waiters: list[Deferred[None]] = []
         self._lost = False
-        self._response: Deferred[_RawResponse] | None = None
-        self._parser: _ResponseParser | None = None
+        self._response: Deferred[RawResponse] | None = None
+        self._parser: ResponseParser | None = None
         self._received_any = False
         self.on_lost: Any = None
 
@@ -679,17 +501,17 @@ class _PeerConnection(Protocol):
             response, self._response, self._parser = self._response, None, None
             response.errback(error)
 
-    def exchange(self, data: bytes) -> Deferred[_RawResponse]:
+    def exchange(self, data: bytes) -> Deferred[RawResponse]:
         """Write one request and deliver its response (cancelling aborts the connection)."""
         if not self.open or self._response is not None:
             return defer.fail(_ClosedEarly("connection is not usable", origin=Origin.CLIENT_PROXY))
 
-        def cancel(_: Deferred[_RawResponse]) -> None:
+        def cancel(_: Deferred[RawResponse]) -> None:
             self._response = self._parser = None
             self.abort()
 
         self._response = Deferred(cancel)
-        self._parser = _ResponseParser(self.max_response_bytes)
+        self._parser = ResponseParser(self.max_response_bytes)
         self._received_any = False
         transport: Any = self.transport
         transport.write(data)
@@ -926,7 +748,7 @@ class MtlsPeerLink:
         log.debug("peer_connected", server=str(address.server), seconds=round(self._latency[address], 4))
         return connection
 
-    async def _exchange(self, connection: _PeerConnection, data: bytes, timeout: float) -> _RawResponse:
+    async def _exchange(self, connection: _PeerConnection, data: bytes, timeout: float) -> RawResponse:
         answering = connection.exchange(data)
         answering.addTimeout(timeout, self._reactor)
         try:

@@ -63,32 +63,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Protocol, Sequence, cast
+from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import parse_qsl
 
 import structlog
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 from twisted.internet import defer
-from twisted.internet import error as net_error
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol as TwistedProtocol
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    RequestGenerationFailed,
-    RequestTransmissionFailed,
-    ResponseDone,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
-from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
-from zope.interface import implementer
 
 from security_server.core import digests
 from security_server.core.certprofile import member_from_signing_cert
@@ -131,14 +113,7 @@ from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
-from security_server.core.signature import (
-    ECDSA_SHA512,
-    RSA_SHA512,
-    SignatureData,
-    VerifiedSignature,
-    build_signature,
-    verify_signature,
-)
+from security_server.core.signature import SignatureData, VerifiedSignature, verify_signature
 from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, add_request_hash, parse_soap
 from security_server.core.soap import request_hash as soap_request_hash
 from security_server.core.soapattachments import (
@@ -161,8 +136,11 @@ from security_server.core.transport import (
     encode_transport,
 )
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, verify_cert_path
+from security_server.proxy.batch_signer import BatchSigner, sign_now
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
+from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
+from security_server.proxy.provider_client import LeanProviderClient
 from security_server.serverconf.store import Service, ServerConfSnapshot, ServiceKind
 from security_server.signer.softtoken import PrivateKey, SoftToken
 
@@ -348,9 +326,14 @@ class ReplayGuard:
         return len(self._seen)
 
     @staticmethod
-    def key(signature_value: bytes, message: bytes) -> bytes:
-        """What identifies one signed message: its signature value and the digest of the message."""
-        return hashlib.sha512(hashlib.sha512(signature_value).digest() + hashlib.sha512(message).digest()).digest()
+    def key(signature_value: bytes, message: bytes, hash_chain: bytes | None = None) -> bytes:
+        """What identifies one signed message: its signature value, the digest of the message and, for a batch
+        signature, the digest of its own hash chain (two identical messages of one batch share the signature
+        and the message bytes but not the chain)."""
+        parts = hashlib.sha512(signature_value).digest() + hashlib.sha512(message).digest()
+        if hash_chain is not None:
+            parts += hashlib.sha512(hash_chain).digest()
+        return hashlib.sha512(parts).digest()
 
     def check(self, key: bytes, signing_time: datetime, now: datetime) -> None:
         """Accept ``key`` once, or raise :class:`InvalidRequest` (subcode ``replayed_signature`` or
@@ -426,14 +409,10 @@ def sign_message(
     now: datetime,
     attachments: Sequence[bytes] = (),
 ) -> SignatureData:
-    """Sign ``message`` as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2): directly when it is one
-    part, through a hash chain over ``/message.xml`` and ``/attachment1`` ... when it has attachments (SOAP
-    attachments, or a REST body)."""
-    key, cert = keys.get(member, now)
-    ocsp = own_ocsp(cert)
-    # RSA-SHA512 is X-Road's default; an EC signing key signs with ECDSA-SHA512 (XROAD-REFERENCE.md §4.2).
-    algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
-    return build_signature(signed_parts(message, attachments), cert, key, ocsp, now, algorithm=algorithm)
+    """Sign one message at once as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2): directly when it is
+    one part, through a hash chain over ``/message.xml`` and ``/attachment1`` ... when it has attachments (SOAP
+    attachments, or a REST body). The proxies sign through a :class:`BatchSigner`; this is the one-message form."""
+    return sign_now(keys, own_ocsp, member, [signed_parts(message, attachments)], now)[0]
 
 
 def signed_part_map(
@@ -443,227 +422,6 @@ def signed_part_map(
     resolve = part_resolver(message, attachments, hashchain_result, hashchain)
     uris = [*expected_uris(len(attachments)), SIG_HASH_CHAIN_RESULT, SIG_HASH_CHAIN]
     return {uri: data for uri in uris if (data := resolve(uri)) is not None}
-
-
-# --- calling the provider's service --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderAnswer:
-    """What the provider's service answered: HTTP status, content type and body."""
-
-    status: int
-    content_type: str
-    body: bytes
-
-
-class ProviderClient(Protocol):
-    """Posts a SOAP request to a provider's service."""
-
-    def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
-    ) -> Deferred[ProviderAnswer]:
-        """Fails with :class:`ServiceFailed` (origin server.serverproxy) saying why."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderReply:
-    """A REST provider's answer: status, reason phrase, headers in order (names as sent) and body."""
-
-    status: int
-    reason: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
-class RestProviderClient(Protocol):
-    """Makes a REST call to a provider's service (any method; redirects are not followed, pr-rest §4.4)."""
-
-    def request(
-        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout_seconds: float
-    ) -> Deferred[ProviderReply]:
-        """Fails with :class:`ServiceFailed` (origin server.serverproxy) saying why."""
-        ...
-
-
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """A request body that is already in memory, written in one go."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer: Any) -> Deferred[None]:
-        consumer.write(self._data)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        """Nothing to pause: everything was written at once."""
-
-    def resumeProducing(self) -> None:
-        """Nothing to resume."""
-
-    def stopProducing(self) -> None:
-        """Nothing to stop."""
-
-
-class _LimitedBody(TwistedProtocol):
-    """Collects a response body up to a limit; cancelling the read aborts the connection."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.finished: Deferred[bytes] = Deferred(self._cancel)
-
-    def _cancel(self, _: Deferred[bytes]) -> None:
-        if self.transport is not None:
-            self.transport.stopProducing()  # aborts the connection (HTTP11ClientProtocol)
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.finished.called:
-            return
-        self.size += len(data)
-        if self.size > self.max_bytes:
-            self.chunks = []
-            if self.transport is not None:
-                self.transport.stopProducing()
-            self.finished.errback(
-                ServiceFailed("Service response is too large", subcode="io_error", reason=f"more than {self.max_bytes} bytes")
-            )
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.finished.called:
-            return
-        if isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
-            self.finished.callback(b"".join(self.chunks))
-        else:
-            self.finished.errback(
-                ServiceFailed("Service response could not be read", subcode="io_error", reason=str(reason.value))
-            )
-
-
-def _failure_to_service_failed(failure: Failure, url: str, timeout_seconds: float) -> ServiceFailed:
-    """X-Road's verdicts on a failed call (``translateException``): socket errors are ``network_error``, other
-    I/O errors, a timeout included, ``io_error``."""
-    value = failure.value
-    if isinstance(value, ServiceFailed):
-        return value
-    if isinstance(value, (defer.TimeoutError, net_error.TimeoutError, defer.CancelledError)):
-        return ServiceFailed(
-            "Service did not answer in time", subcode="io_error", reason=f"{url} did not answer within {timeout_seconds} s"
-        )
-    if isinstance(value, (net_error.ConnectError, net_error.DNSLookupError, net_error.ConnectionRefusedError)):
-        return ServiceFailed("Cannot connect to the service", subcode="network_error", reason=f"{url}: {value}")
-    if isinstance(value, (ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed, RequestGenerationFailed)):
-        reasons = getattr(value, "reasons", [])
-        detail = "; ".join(str(r.value) for r in reasons) or str(value)
-        return ServiceFailed("Service connection failed", subcode="io_error", reason=f"{url}: {detail}")
-    if isinstance(value, BusError):
-        return ServiceFailed(value.message, subcode=value.code, reason=value.reason)
-    return ServiceFailed("Service call failed", subcode="io_error", reason=f"{url}: {value!r}")
-
-
-DEFAULT_PROVIDER_POOL_SIZE = 64
-"""Idle connections kept open per provider host: as many as the usual concurrency, else most calls under load
-open a new TCP connection (bench/: with 16 kept and 50 in flight, four calls in five did)."""
-
-
-class AgentProviderClient:
-    """Calls providers with ``twisted.web.client.Agent`` over a pool of persistent connections."""
-
-    def __init__(
-        self,
-        reactor: Any,
-        *,
-        max_response_bytes: int,
-        pool: HTTPConnectionPool | None = None,
-        max_persistent_per_host: int = DEFAULT_PROVIDER_POOL_SIZE,
-    ) -> None:
-        self._reactor = reactor
-        self._max_response_bytes = max_response_bytes
-        if pool is None:
-            pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
-            pool.maxPersistentPerHost = max_persistent_per_host
-        self.pool = pool
-        self._agent = Agent(reactor, pool=pool)  # type: ignore[no-untyped-call]
-
-    def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
-    ) -> Deferred[ProviderAnswer]:
-        """POST ``body`` to ``url``; the whole exchange, body included, must finish within ``timeout_seconds``."""
-        http_headers = Headers({name.encode("latin-1"): [value.encode("latin-1")] for name, value in headers.items()})
-
-        def answer(reply: ProviderReply) -> ProviderAnswer:
-            content_type = next((v for n, v in reversed(reply.headers) if n.lower() == "content-type"), "")
-            return ProviderAnswer(reply.status, content_type, reply.body)
-
-        return self._exchange(b"POST", url, http_headers, body, timeout_seconds).addCallback(answer)
-
-    def request(
-        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout_seconds: float
-    ) -> Deferred[ProviderReply]:
-        """Make a REST call: ``method`` on ``url`` with ``headers`` (sent in order) and ``body`` (none when empty)."""
-        http_headers = Headers()
-        for name, value in headers:
-            http_headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
-        return self._exchange(method.encode("ascii"), url, http_headers, body, timeout_seconds)
-
-    def _exchange(
-        self, method: bytes, url: str, http_headers: Headers, body: bytes, timeout_seconds: float
-    ) -> Deferred[ProviderReply]:
-        """One request; the whole exchange, body included, must finish within ``timeout_seconds``."""
-        producer = cast(IBodyProducer, _BytesProducer(body)) if body or method in (b"POST", b"PUT", b"PATCH") else None
-        requested: Deferred[IResponse] = self._agent.request(method, url.encode("ascii"), http_headers, producer)
-
-        def got_response(response: IResponse) -> Deferred[ProviderReply]:
-            if response.length is not UNKNOWN_LENGTH and response.length > self._max_response_bytes:
-                cast(Any, response).deliverBody(TwistedProtocol())
-                raise ServiceFailed("Service response is too large", subcode="io_error")
-            reply_headers = tuple(
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, values in response.headers.getAllRawHeaders()
-                for value in values
-            )
-            reason = response.phrase.decode("latin-1") if isinstance(response.phrase, bytes) else str(response.phrase)
-            collector = _LimitedBody(self._max_response_bytes)
-            cast(Any, response).deliverBody(collector)
-            return collector.finished.addCallback(lambda data: ProviderReply(response.code, reason, reply_headers, data))
-
-        answered = requested.addCallback(got_response)
-        # Our own timer rather than addTimeout: cancelling the Agent surfaces as ResponseNeverReceived or a
-        # cancelled body read, and the verdict must still say "timeout" (the connection is aborted either way).
-        timed_out: list[bool] = []
-
-        def expire() -> None:
-            timed_out.append(True)
-            answered.cancel()
-
-        timer = self._reactor.callLater(timeout_seconds, expire)
-
-        def settled(result: ProviderReply | Failure) -> ProviderReply | Failure:
-            if timer.active():
-                timer.cancel()
-            return result
-
-        def failed(failure: Failure) -> ProviderReply:
-            if timed_out:
-                raise ServiceFailed(
-                    "Service did not answer in time",
-                    subcode="io_error",
-                    reason=f"{url} did not answer within {timeout_seconds} s",
-                )
-            raise _failure_to_service_failed(failure, url, timeout_seconds)
-
-        return answered.addBoth(settled).addErrback(failed)
-
-    def close(self) -> Deferred[None]:
-        """Close the pooled connections (at shutdown)."""
-        return cast(Deferred[None], self.pool.closeCachedConnections())  # type: ignore[no-untyped-call]
 
 
 # --- the server proxy ----------------------------------------------------------------------------------------
@@ -717,17 +475,25 @@ class ServerProxy:
         peer_check: PeerCertCheck = check_peer_auth_cert,
         replay_guard: ReplayGuard | None = None,
         signing_keys: SigningKeys | None = None,
+        signer: BatchSigner | None = None,
         proxy_version: str | None = None,
         rest_client: RestProviderClient | None = None,
     ) -> None:
+        """``signer`` signs answers (shared with the client proxy in a running server); by default one of our own
+        over ``signing_keys``."""
         self.context = context
-        self.provider_client: ProviderClient = (
-            provider_client
-            if provider_client is not None
-            else AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes)
-        )
+        if provider_client is None:
+            # The lean client for http:// services, the Agent for https:// ones (performance issue 9).
+            provider_client = LeanProviderClient(
+                context.reactor,
+                max_response_bytes=context.limits.max_body_bytes,
+                fallback=AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes),
+            )
+        self.provider_client: ProviderClient = provider_client
         if rest_client is None:
-            # The SOAP client calls REST providers too when it can (one connection pool); else a new one.
+            # The SOAP client calls REST providers too when it is an Agent (one connection pool); else a new one:
+            # REST needs the response headers in order and as sent, which only the Agent keeps (the lean client's
+            # fallback is not shared, as the lean client closes it itself and close() would close it twice).
             rest_client = (
                 self.provider_client
                 if isinstance(self.provider_client, AgentProviderClient)
@@ -737,6 +503,7 @@ class ServerProxy:
         self.peer_check = peer_check
         self.replay_guard = replay_guard if replay_guard is not None else ReplayGuard()
         self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
+        self.signer = signer if signer is not None else BatchSigner(context.reactor, self.signing_keys, context.own_ocsp)
         self.proxy_version = proxy_version
         self.trust = TrustCache()
         # The transport body holds the SOAP part plus OCSP responses and the signature: allow room for them.
@@ -847,7 +614,7 @@ class ServerProxy:
         # 11. requestHash (already in the answer), signature over every part, log, answer
         now = _utc(context.now())
         out_attachments = tuple(part.body for part in answer.attachments)
-        signature = sign_message(self.signing_keys, context.own_ocsp, provider, answer.message, now, out_attachments)
+        signature = await self.signer.sign(provider, answer.message, now, out_attachments)
         await self._log(
             LogEntry(
                 query_id=header.id,
@@ -916,7 +683,9 @@ class ServerProxy:
             expected_parts=expected_uris(len(attachments)),
         )
         self.replay_guard.check(
-            ReplayGuard.key(verified.signature_value, transport.message), _utc(verified.signing_time), now
+            ReplayGuard.key(verified.signature_value, transport.message, transport.hashchain),
+            _utc(verified.signing_time),
+            now,
         )
 
     # --- SOAP -------------------------------------------------------------------------------------------------------
@@ -1086,7 +855,7 @@ class ServerProxy:
         message = response.to_bytes()
         out_attachments = (reply.body,) if reply.body else ()
         now = _utc(context.now())
-        signature = sign_message(self.signing_keys, context.own_ocsp, provider, message, now, out_attachments)
+        signature = await self.signer.sign(provider, message, now, out_attachments)
         await self._log(
             LogEntry(
                 query_id=rest.query_id,

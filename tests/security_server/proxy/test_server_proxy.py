@@ -16,7 +16,8 @@ from security_server.core.errors import InvalidRequest, ServiceFailed
 from security_server.core.identifiers import SecurityServerId, ServiceId
 from security_server.core.transport import TransportMessage, decode_transport, encode_transport
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
-from security_server.proxy.server_proxy import AgentProviderClient, ReplayGuard, SigningKeys, sign_message
+from security_server.proxy.provider_call import AgentProviderClient
+from security_server.proxy.server_proxy import ReplayGuard, SigningKeys, sign_message
 from tests.security_server.proxy.exchange_fixture import (
     OTHER,
     PROVIDER,
