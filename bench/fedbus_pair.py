@@ -102,6 +102,8 @@ class Levers:
     """Trust verdicts remembered between messages (off: every check redone in full; see ss_launcher)."""
     batch_signing: bool = True
     """The messages of one reactor turn and one member share a signature (off: one RSA signature each)."""
+    agent_provider_client: bool = False
+    """SOAP providers called with Twisted's Agent instead of the lean pooled client."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -116,6 +118,8 @@ class Levers:
             args.append("--no-verdict-cache")
         if not self.batch_signing:
             args.append("--no-batch-signing")
+        if self.agent_provider_client:
+            args.append("--agent-provider-client")
         return args
 
 

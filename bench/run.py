@@ -236,12 +236,14 @@ def _timestamps_stored(procs: BenchProcesses) -> dict[str, dict[str, int]]:
 LEVER_VARIANTS: list[tuple[str, Levers]] = [
     ("defaults (FULL, pool 64, verdicts kept, batch signing, timestamping)", Levers()),
     ("batch signing off", Levers(batch_signing=False)),
+    ("Agent as the provider client", Levers(agent_provider_client=True)),
     ("message log synchronous=NORMAL", Levers(synchronous="NORMAL")),
     ("pool of 8 idle mTLS connections", Levers(max_idle=8)),
     ("new mTLS connection per exchange", Levers(max_idle=0)),
     ("timestamping off", Levers(evidence=False)),
     ("trust verdicts not kept", Levers(verdict_cache=False)),
-    ("neither (pool 8, verdicts not kept)", Levers(max_idle=8, verdict_cache=False)),
+    ("levers off (pool 8, verdicts not kept, no batches, Agent)",
+     Levers(max_idle=8, verdict_cache=False, batch_signing=False, agent_provider_client=True)),
 ]
 
 

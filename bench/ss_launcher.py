@@ -1,7 +1,7 @@
 """Run one security server as ``fedbus server run`` does, with the evidence services and the benchmark's levers.
 
 ``python bench/ss_launcher.py --dir DIR --config INI [--synchronous FULL|NORMAL] [--max-idle N] [--no-evidence]
-[--no-verdict-cache] [--no-batch-signing] [--cprofile FILE] [--tracemalloc FILE]``
+[--no-verdict-cache] [--no-batch-signing] [--agent-provider-client] [--cprofile FILE] [--tracemalloc FILE]``
 
 * The service is built exactly as ``fedbus server run`` builds it (``security_server.service.make_service``
   with the layered INI configuration and structlog set up the same way).
@@ -15,6 +15,7 @@
   remember between messages (decoded and verified OCSP responses, certificate signatures checked in a path,
   certificates parsed from signatures): the "before" of that lever. ``--no-batch-signing`` overrides
   ``[server] batch-signing`` (default on: the messages of one reactor turn share one signature).
+  ``--agent-provider-client`` calls SOAP providers with Twisted's Agent instead of the lean pooled client.
 
 * For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
   ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
@@ -42,6 +43,7 @@ from security_server.messagelog.evidence_services import (  # noqa: E402
     make_evidence_services,
 )
 from security_server.messagelog.store import Synchronous  # noqa: E402
+from security_server.proxy.provider_call import AgentProviderClient  # noqa: E402
 from security_server.service import SecurityServerService, ServerSettings, make_service  # noqa: E402
 
 
@@ -62,7 +64,8 @@ def _has_evidence(service: SecurityServerService) -> bool:
 
 def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Synchronous | None,
           max_idle: int | None, evidence: bool, verdict_cache: bool = True,
-          batch_signing: bool | None = None) -> tuple[SecurityServerService, dict[str, Any]]:
+          batch_signing: bool | None = None,
+          agent_provider_client: bool = False) -> tuple[SecurityServerService, dict[str, Any]]:
     """The service for ``directory`` with the levers applied, and a description of what is on."""
     if not verdict_cache:
         forget_verdicts()
@@ -91,6 +94,9 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         )
         services.setServiceParent(service)  # type: ignore[no-untyped-call]  # after the writer: starts after it
         timestamper = services.timestamper
+    if agent_provider_client:  # the "before" of the lean provider client: Twisted's Agent for SOAP providers too
+        proxy = service.server_proxy
+        proxy.provider_client = AgentProviderClient(reactor, max_response_bytes=settings.limits.max_body_bytes)
     described = {
         "event": "bench_server_ready",
         "evidence": "off" if timestamper is None else ("service" if wired_by_service else "launcher"),
@@ -99,6 +105,7 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         "max_idle_per_peer": settings.peer_pool_size,
         "verdict_cache": verdict_cache,
         "batch_signing": settings.batch_signing,
+        "provider_client": "agent" if agent_provider_client else "lean",
     }
     return service, described
 
@@ -113,6 +120,7 @@ def main() -> None:
     parser.add_argument("--no-evidence", action="store_true")
     parser.add_argument("--no-verdict-cache", action="store_true")
     parser.add_argument("--no-batch-signing", action="store_true")
+    parser.add_argument("--agent-provider-client", action="store_true")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
     parser.add_argument("--tracemalloc", type=Path,
                         help="trace allocations; the 30 biggest sites still allocated are written here at exit")
@@ -126,6 +134,7 @@ def main() -> None:
         max_idle=args.max_idle, evidence=not args.no_evidence,
         verdict_cache=not args.no_verdict_cache,
         batch_signing=False if args.no_batch_signing else None,
+        agent_provider_client=args.agent_provider_client,
     )
     if args.tracemalloc is not None:
         import tracemalloc

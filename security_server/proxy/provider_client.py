@@ -4,7 +4,7 @@ The server proxy posts every SOAP request to the provider's own service. ``twist
 2.5x as much per request as a client that writes the request in one go and reads the answer with a small
 incremental parser (PERFORMANCE-NOTES B.6; the same measurement made :class:`~security_server.proxy.mtls.MtlsPeerLink`
 lean). :class:`LeanProviderClient` is that client for ``http://`` services; it gives the same verdicts as
-:class:`~security_server.proxy.server_proxy.AgentProviderClient` (X-Road's ``translateException``: connection
+:class:`~security_server.proxy.provider_call.AgentProviderClient` (X-Road's ``translateException``: connection
 failures are ``service_failed.network_error``, everything after, a timeout included, ``service_failed.io_error``)
 and hands any other scheme (``https://``) to a fallback client.
 
