@@ -337,3 +337,13 @@ class ProviderClientTest(ExchangeBed):
         """The provider service URL for ``path``."""
         return f"http://127.0.0.1:{self.port.getHost().port}/{path}"
 
+
+
+def test_replay_guard_keys_are_16_bytes_and_tell_batch_chains_apart() -> None:
+    """A key is 128 bits; the same signature and message with another hash chain is another key, with none a third."""
+    with_first = ReplayGuard.key(b"value", b"message", b"<chain 1/>")
+    with_second = ReplayGuard.key(b"value", b"message", b"<chain 2/>")
+    without = ReplayGuard.key(b"value", b"message")
+    assert {len(with_first), len(with_second), len(without)} == {16}
+    assert len({with_first, with_second, without}) == 3
+
