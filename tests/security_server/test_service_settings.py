@@ -20,16 +20,20 @@ def _settings(tmp_path: Path, text: str) -> ServerSettings:
 
 
 def test_shipped_defaults_keep_a_pool_and_a_durable_log(tmp_path: Path) -> None:
-    """Unless told otherwise: 64 idle connections per peer, and every commit of the log fsynced."""
+    """Unless told otherwise: 64 idle connections per peer, batch signing, and every commit of the log fsynced."""
     settings = _settings(tmp_path, "")
     assert settings.peer_pool_size == DEFAULT_PEER_POOL_SIZE == 64
     assert settings.messagelog_synchronous is Synchronous.FULL
+    assert settings.batch_signing is True
 
 
-def test_pool_size_and_synchronous_are_read(tmp_path: Path) -> None:
-    """Both settings are read from the INI layers; ``synchronous`` is written in lower case."""
-    settings = _settings(tmp_path, "[server]\npeer-pool-size = 0\n\n[messagelog]\nsynchronous = normal\n")
+def test_pool_size_batch_signing_and_synchronous_are_read(tmp_path: Path) -> None:
+    """The settings are read from the INI layers; ``synchronous`` is written in lower case."""
+    settings = _settings(
+        tmp_path, "[server]\npeer-pool-size = 0\nbatch-signing = false\n\n[messagelog]\nsynchronous = normal\n"
+    )
     assert settings.peer_pool_size == 0
+    assert settings.batch_signing is False
     assert settings.messagelog_synchronous is Synchronous.NORMAL
 
 
@@ -41,6 +45,7 @@ def test_pool_size_and_synchronous_are_read(tmp_path: Path) -> None:
         ("[server]\npeer-pool-size = 10001\n", "peer-pool-size"),
         ("[messagelog]\nsynchronous = off\n", "synchronous"),
         ("[messagelog]\nsynchronous = EXTRA\n", "synchronous"),
+        ("[server]\nbatch-signing = sometimes\n", "batch-signing"),
     ],
 )
 def test_a_bad_value_names_its_file_and_key(tmp_path: Path, text: str, key: str) -> None:
