@@ -44,7 +44,7 @@ from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
     ISSLTransport,
 )
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -61,7 +61,8 @@ from security_server.core.errors import (
     RequestTooLarge,
     SslAuthenticationFailed,
 )
-from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse, ResponseParser
+from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse
+from security_server.proxy.client_connection import ClientConnection
 from security_server.proxy.locallink import PeerVerifier, all_peers_failed, run_verifier
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse, ServerProxyHandler
 from security_server.signer.softtoken import PrivateKey, SoftToken
@@ -413,22 +414,26 @@ class _ClosedEarly(IoError):
 
 
 @implementer(IHandshakeListener)
-class _PeerConnection(Protocol):
+class _PeerConnection(ClientConnection):
     """One mutual-TLS connection to a peer, carrying one request at a time."""
 
     def __init__(self, address: PeerAddress, max_response_bytes: int) -> None:
+        super().__init__(max_response_bytes)
         self.address = address
-        self.max_response_bytes = max_response_bytes
         self.handshake: Deferred[None] = Deferred(lambda _: self.abort())
         self.cert_der = b""
-        self.open = False
-        self.idle_call: Any = None
-        self._lost_waiters: list[Deferred[None]] = []
-        self._lost = False
-        self._response: Deferred[RawResponse] | None = None
-        self._parser: ResponseParser | None = None
-        self._received_any = False
-        self.on_lost: Any = None
+
+    def _unusable(self) -> BusError:
+        return _ClosedEarly("connection is not usable", origin=Origin.CLIENT_PROXY)
+
+    def _cut_short(self, error: BusError, reason: Failure) -> BusError:
+        if not self._received_any:  # nothing came back at all: a pooled connection the peer had closed
+            return _ClosedEarly(
+                "peer closed the connection without answering",
+                reason=reason.getErrorMessage(),
+                origin=Origin.CLIENT_PROXY,
+            )
+        return error
 
     # transport events
 
@@ -446,76 +451,17 @@ class _PeerConnection(Protocol):
         self.open = True
         self.handshake.callback(None)
 
-    def dataReceived(self, data: bytes) -> None:
-        """Feed the response parser; bytes on an idle connection make it unusable."""
-        if self._response is None or self._parser is None:
-            self.open = False
-            self.abort()
-            return
-        self._received_any = True
-        try:
-            done = self._parser.feed(data)
-        except BusError as err:
-            self._fail(err)
-            self.abort()
-            return
-        if done is not None:
-            response, self._response, self._parser = self._response, None, None
-            response.callback(done)
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail whatever waits on this connection, and tell the link."""
-        self.open = False
-        self._lost = True
+        """Fail whatever waits on this connection (the handshake, or an answer), and tell the link."""
         if not self.handshake.called:
+            self.open = False
+            self._lost = True
             self.handshake.errback(
                 NetworkError("TLS connection to the peer failed", reason=reason.getErrorMessage())
             )
-        elif self._response is not None and self._parser is not None:
-            parser = self._parser
-            try:
-                done = parser.finish_on_close()
-            except BusError as err:
-                if not self._received_any:
-                    err = _ClosedEarly(
-                        "peer closed the connection without answering",
-                        reason=reason.getErrorMessage(),
-                        origin=Origin.CLIENT_PROXY,
-                    )
-                self._fail(err)
-            else:
-                response, self._response, self._parser = self._response, None, None
-                response.callback(done)
-        if self.idle_call is not None and self.idle_call.active():
-            self.idle_call.cancel()
-        if self.on_lost is not None:
-            self.on_lost(self)
-        waiters, self._lost_waiters = self._lost_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    # link operations
-
-    def _fail(self, error: BusError) -> None:
-        if self._response is not None:
-            response, self._response, self._parser = self._response, None, None
-            response.errback(error)
-
-    def exchange(self, data: bytes) -> Deferred[RawResponse]:
-        """Write one request and deliver its response (cancelling aborts the connection)."""
-        if not self.open or self._response is not None:
-            return defer.fail(_ClosedEarly("connection is not usable", origin=Origin.CLIENT_PROXY))
-
-        def cancel(_: Deferred[RawResponse]) -> None:
-            self._response = self._parser = None
-            self.abort()
-
-        self._response = Deferred(cancel)
-        self._parser = ResponseParser(self.max_response_bytes)
-        self._received_any = False
-        transport: Any = self.transport
-        transport.write(data)
-        return self._response
+            self._gone()
+            return
+        super().connectionLost(reason)
 
     def session(self) -> SSL.Session | None:
         """The TLS session, to offer when the next connection to this peer is made."""
@@ -525,26 +471,6 @@ class _PeerConnection(Protocol):
         handle: Any = transport.getHandle()
         session: SSL.Session | None = handle.get_session()
         return session
-
-    def close(self) -> Deferred[None]:
-        """Close gracefully (TLS close_notify); fires once the connection is gone."""
-        self.open = False
-        if self._lost:
-            return defer.succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._lost_waiters.append(waiter)
-        transport: Any = self.transport
-        if transport is not None:
-            transport.loseConnection()
-        return waiter
-
-    def abort(self) -> None:
-        """Drop the connection at once."""
-        self.open = False
-        transport: Any = self.transport
-        if transport is not None and not self._lost:
-            transport.abortConnection()
-
 
 class _Refused(Exception):
     """verify_peer refused the peer's certificate (carries its BusError)."""

@@ -25,11 +25,11 @@ import structlog
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from security_server.core.errors import BusError, IoError, Origin, RequestTooLarge, ServiceFailed
-from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse, ResponseParser
+from security_server.proxy.client_connection import ClientConnection
+from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse
 from security_server.proxy.provider_call import (
     DEFAULT_PROVIDER_POOL_SIZE,
     ProviderAnswer,
@@ -127,103 +127,26 @@ class _ConnectionGone(IoError):
     """The connection was found unusable when a request was about to be written on it."""
 
 
-class _ProviderConnection(Protocol):
+class _ProviderConnection(ClientConnection):
     """One TCP connection to a provider's service, carrying one request at a time."""
 
-    def __init__(self, key: tuple[str, int], max_response_bytes: int) -> None:
-        self.key = key
-        self.max_response_bytes = max_response_bytes
-        self.open = False
-        self.idle_call: Any = None
-        self.on_lost: Any = None
-        self._lost = False
-        self._lost_waiters: list[Deferred[None]] = []
-        self._response: Deferred[RawResponse] | None = None
-        self._parser: ResponseParser | None = None
+    origin = Origin.SERVER_PROXY
+    who = "service"
 
-    # transport events
+    def __init__(self, key: tuple[str, int], max_response_bytes: int) -> None:
+        super().__init__(max_response_bytes)
+        self.key = key
+
+    def _unusable(self) -> BusError:
+        return _ConnectionGone("service connection is not usable", origin=Origin.SERVER_PROXY)
+
+    def _cut_short(self, error: BusError, reason: Failure) -> BusError:
+        error.reason = f"{error.reason} ({reason.getErrorMessage()})"
+        return error
 
     def connectionMade(self) -> None:
         """The TCP connection is up."""
         self.open = True
-
-    def dataReceived(self, data: bytes) -> None:
-        """Feed the response parser; bytes on an idle connection make it unusable."""
-        if self._response is None or self._parser is None:
-            self.abort()
-            return
-        try:
-            done = self._parser.feed(data)
-        except BusError as err:
-            self._fail(err)
-            self.abort()
-            return
-        if done is not None:
-            response, self._response, self._parser = self._response, None, None
-            response.callback(done)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Complete a close-delimited answer or fail a cut-short one, and tell the client."""
-        self.open = False
-        self._lost = True
-        if self._response is not None and self._parser is not None:
-            parser = self._parser
-            try:
-                done = parser.finish_on_close()
-            except BusError as err:
-                err.reason = f"{err.reason} ({reason.getErrorMessage()})"
-                self._fail(err)
-            else:
-                response, self._response, self._parser = self._response, None, None
-                response.callback(done)
-        if self.idle_call is not None and self.idle_call.active():
-            self.idle_call.cancel()
-        if self.on_lost is not None:
-            self.on_lost(self)
-        waiters, self._lost_waiters = self._lost_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    # client operations
-
-    def _fail(self, error: BusError) -> None:
-        if self._response is not None:
-            response, self._response, self._parser = self._response, None, None
-            response.errback(error)
-
-    def exchange(self, data: bytes) -> Deferred[RawResponse]:
-        """Write one request and deliver its response (cancelling aborts the connection)."""
-        if not self.open or self._response is not None:
-            return defer.fail(_ConnectionGone("service connection is not usable", origin=Origin.SERVER_PROXY))
-
-        def cancel(_: Deferred[RawResponse]) -> None:
-            self._response = self._parser = None
-            self.abort()
-
-        self._response = Deferred(cancel)
-        self._parser = ResponseParser(self.max_response_bytes, origin=Origin.SERVER_PROXY, who="service")
-        transport: Any = self.transport
-        transport.write(data)
-        return self._response
-
-    def close(self) -> Deferred[None]:
-        """Close gracefully; fires once the connection is gone."""
-        self.open = False
-        if self._lost:
-            return defer.succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._lost_waiters.append(waiter)
-        transport: Any = self.transport
-        if transport is not None:
-            transport.loseConnection()
-        return waiter
-
-    def abort(self) -> None:
-        """Drop the connection at once."""
-        self.open = False
-        transport: Any = self.transport
-        if transport is not None and not self._lost:
-            transport.abortConnection()
 
 
 def _verdict(failure: Failure, url: str, timeout_seconds: float, max_response_bytes: int) -> ServiceFailed:
