@@ -93,7 +93,6 @@ from security_server.core.errors import (
     InvalidHttpMethod,
     InvalidMessage,
     InvalidSecurityServer,
-    LoggingFailed,
     NetworkError,
     Origin,
     RequestTooLarge,
@@ -137,6 +136,7 @@ from security_server.core.transport import (
 )
 from security_server.proxy.batch_signer import BatchSigner
 from security_server.proxy.context import ProxyContext
+from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
 from security_server.proxy.peer_trust import PeerOcspCache
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
 from security_server.proxy.server_proxy import (
@@ -453,18 +453,9 @@ class ClientProxy:
             )
         )
         await self._log(
-            LogEntry(
-                query_id=header.id,
-                direction=Direction.REQUEST,
-                client=str(client),
-                service=str(header.service),
-                time=now,
-                message=soap_bytes,
-                signature=signature.signature_xml,
-                x_request_id=request_id,
-                hashchain=signature.hash_chain,
-                hashchainresult=signature.hash_chain_result,
-                attachments=attachment_bodies,
+            signed_entry(
+                ExchangeIds(header.id, str(client), str(header.service), request_id),
+                Direction.REQUEST, now, soap_bytes, signature, attachment_bodies,
             )
         )
         exchange.request_logged = True
@@ -489,18 +480,9 @@ class ClientProxy:
 
         # 9. log and answer with the exact bytes (as multipart/related again when it has attachments)
         await self._log(
-            LogEntry(
-                query_id=header.id,
-                direction=Direction.RESPONSE,
-                client=str(client),
-                service=str(header.service),
-                time=_utc(context.now()),
-                message=transport.message,
-                signature=transport.signature,
-                x_request_id=request_id,
-                hashchain=transport.hashchain,
-                hashchainresult=transport.hashchain_result,
-                attachments=response_attachments,
+            received_entry(
+                ExchangeIds(header.id, str(client), str(header.service), request_id),
+                Direction.RESPONSE, _utc(context.now()), transport, response_attachments,
             )
         )
         answer_type, answer_body = transport.message_content_type, transport.message
@@ -568,18 +550,9 @@ class ClientProxy:
         )
         transport_headers = TransportHeaders(request_id, proxy_version=self.proxy_version, rest=True)
         await self._log(
-            LogEntry(
-                query_id=rest.query_id,
-                direction=Direction.REQUEST,
-                client=str(rest.client),
-                service=str(rest.service),
-                time=now,
-                message=message,
-                signature=signature.signature_xml,
-                x_request_id=request_id,
-                hashchain=signature.hash_chain,
-                hashchainresult=signature.hash_chain_result,
-                attachments=attachments,
+            signed_entry(
+                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id),
+                Direction.REQUEST, now, message, signature, attachments,
             )
         )
         exchange.request_logged = True
@@ -603,18 +576,9 @@ class ClientProxy:
 
         # 9. log, then the provider's status, headers and body to the IS
         await self._log(
-            LogEntry(
-                query_id=rest.query_id,
-                direction=Direction.RESPONSE,
-                client=str(rest.client),
-                service=str(rest.service),
-                time=_utc(context.now()),
-                message=transport.message,
-                signature=transport.signature,
-                x_request_id=request_id,
-                hashchain=transport.hashchain,
-                hashchainresult=transport.hashchain_result,
-                attachments=(response_body,) if response_body else (),
+            received_entry(
+                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id),
+                Direction.RESPONSE, _utc(context.now()), transport, (response_body,) if response_body else (),
             )
         )
         if response.status >= 400:
@@ -759,36 +723,19 @@ class ClientProxy:
         return 500, FAULT_CONTENT_TYPE, fault_body
 
     async def _log(self, entry: LogEntry) -> None:
-        try:
-            await self.context.message_log.log(entry)
-        except BusError:
-            raise
-        except Exception as err:
-            raise LoggingFailed("Message log could not record the exchange", reason=repr(err)) from err
+        await record(self.context.message_log, entry)
 
     async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
         """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: nothing half-written)."""
         identity = exchange.identity()
         if identity is None:
             return
-        query_id, client, service = identity
-        try:
-            await self.context.message_log.log(
-                LogEntry(
-                    query_id=query_id,
-                    direction=Direction.RESPONSE,
-                    client=client,
-                    service=service,
-                    time=_utc(self.context.now()),
-                    message=body,
-                    signature=b"",
-                    x_request_id=exchange.request_id,
-                    succeeded=False,
-                    fault_code=fault_code,
-                )
-            )
-        except Exception as err:  # noqa: BLE001 - the IS gets the fault either way
+
+        def not_logged(err: Exception) -> None:
             _log.error("failure_record_not_logged", **self._fields(exchange), reason=repr(err))
+
+        ids = ExchangeIds(*identity, exchange.request_id)
+        await record_failure(self.context.message_log, ids, _utc(self.context.now()), body, fault_code, not_logged)
 
     def _fields(self, exchange: _Exchange) -> dict[str, Any]:
         fields: dict[str, Any] = {"x_request_id": exchange.request_id, "peer": exchange.peer}

@@ -83,7 +83,6 @@ from security_server.core.errors import (
     InvalidCertPath,
     InvalidRequest,
     InvalidSecurityServer,
-    LoggingFailed,
     Origin,
     ServiceDisabled,
     ServiceFailed,
@@ -138,6 +137,7 @@ from security_server.core.transport import (
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, verify_cert_path
 from security_server.proxy.batch_signer import BatchSigner, sign_now
 from security_server.proxy.context import ProxyContext
+from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
 from security_server.proxy.provider_client import LeanProviderClient
@@ -592,18 +592,9 @@ class ServerProxy:
 
         # 9. a durable request record before the provider sees anything
         await self._log(
-            LogEntry(
-                query_id=header.id,
-                direction=Direction.REQUEST,
-                client=str(header.client),
-                service=str(header.service),
-                time=now,
-                message=transport.message,
-                signature=transport.signature,
-                x_request_id=headers.request_id,
-                hashchain=transport.hashchain,
-                hashchainresult=transport.hashchain_result,
-                attachments=attachments,
+            received_entry(
+                ExchangeIds(header.id, str(header.client), str(header.service), headers.request_id),
+                Direction.REQUEST, now, transport, attachments,
             )
         )
         exchange.request_logged = True
@@ -622,18 +613,9 @@ class ServerProxy:
         out_attachments = tuple(part.body for part in answer.attachments)
         signature = await self.signer.sign(provider, answer.message, now, out_attachments)
         await self._log(
-            LogEntry(
-                query_id=header.id,
-                direction=Direction.RESPONSE,
-                client=str(header.client),
-                service=str(header.service),
-                time=now,
-                message=answer.message,
-                signature=signature.signature_xml,
-                x_request_id=headers.request_id,
-                hashchain=signature.hash_chain,
-                hashchainresult=signature.hash_chain_result,
-                attachments=out_attachments,
+            signed_entry(
+                ExchangeIds(header.id, str(header.client), str(header.service), headers.request_id),
+                Direction.RESPONSE, now, answer.message, signature, out_attachments,
             )
         )
         content_type, body = encode_transport(
@@ -827,18 +809,9 @@ class ServerProxy:
         # 7-9. signature over the message part and the body, replays, durable request record
         self._verify_request(transport, attachments, rest.client, conf, now)
         await self._log(
-            LogEntry(
-                query_id=rest.query_id,
-                direction=Direction.REQUEST,
-                client=str(rest.client),
-                service=str(rest.service),
-                time=now,
-                message=transport.message,
-                signature=transport.signature,
-                x_request_id=headers.request_id,
-                hashchain=transport.hashchain,
-                hashchainresult=transport.hashchain_result,
-                attachments=attachments,
+            received_entry(
+                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), headers.request_id),
+                Direction.REQUEST, now, transport, attachments,
             )
         )
         exchange.request_logged = True
@@ -863,18 +836,9 @@ class ServerProxy:
         now = _utc(context.now())
         signature = await self.signer.sign(provider, message, now, out_attachments)
         await self._log(
-            LogEntry(
-                query_id=rest.query_id,
-                direction=Direction.RESPONSE,
-                client=str(rest.client),
-                service=str(rest.service),
-                time=now,
-                message=message,
-                signature=signature.signature_xml,
-                x_request_id=headers.request_id,
-                hashchain=signature.hash_chain,
-                hashchainresult=signature.hash_chain_result,
-                attachments=out_attachments,
+            signed_entry(
+                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), headers.request_id),
+                Direction.RESPONSE, now, message, signature, out_attachments,
             )
         )
         content_type, encoded = encode_transport(
@@ -925,12 +889,7 @@ class ServerProxy:
     # --- records, replies and the summary -----------------------------------------------------------------------
 
     async def _log(self, entry: LogEntry) -> None:
-        try:
-            await self.context.message_log.log(entry)
-        except BusError:
-            raise
-        except Exception as err:
-            raise LoggingFailed("Message log could not record the exchange", reason=repr(err)) from err
+        await record(self.context.message_log, entry)
 
     def _reply(
         self,
@@ -951,24 +910,12 @@ class ServerProxy:
         identity = exchange.identity()
         if identity is None:
             return
-        query_id, client, service = identity
-        try:
-            await self.context.message_log.log(
-                LogEntry(
-                    query_id=query_id,
-                    direction=Direction.RESPONSE,
-                    client=client,
-                    service=service,
-                    time=_utc(self.context.now()),
-                    message=body,
-                    signature=b"",
-                    x_request_id=exchange.request_id,
-                    succeeded=False,
-                    fault_code=fault_code,
-                )
-            )
-        except Exception as err:  # noqa: BLE001 - the peer gets the fault either way
+
+        def not_logged(err: Exception) -> None:
             _log.error("failure_record_not_logged", **self._fields(exchange), reason=repr(err))
+
+        ids = ExchangeIds(*identity, exchange.request_id)
+        await record_failure(self.context.message_log, ids, _utc(self.context.now()), body, fault_code, not_logged)
 
     def _fields(self, exchange: _Exchange) -> dict[str, Any]:
         fields: dict[str, Any] = {"x_request_id": exchange.request_id}
