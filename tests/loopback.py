@@ -1,8 +1,10 @@
-"""Serve a twisted.web Resource on 127.0.0.1 (port 0) and talk plain HTTP to it, for trial tests on the real reactor."""
+"""Loopback for trial tests on the real reactor: serve a Resource on 127.0.0.1, talk plain HTTP to it, pick a port."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from io import BytesIO
 from typing import Any
 
@@ -14,6 +16,19 @@ from twisted.web.server import Site
 
 REACTOR: Any = reactor
 """The global reactor, typed loosely: Twisted's zope interfaces do not type-check method by method."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for servers that must be told their port first)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def now() -> datetime:
+    """The reactor's time."""
+    return datetime.fromtimestamp(REACTOR.seconds(), tz=timezone.utc)
 
 
 @dataclass(frozen=True)

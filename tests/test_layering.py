@@ -101,3 +101,45 @@ def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> Non
                 if module.startswith("security_server") and not allowed:
                     problems.append(f"{path}:{line}: imports {module}")
     assert problems == []
+
+
+
+
+# Test modules that still import another test module, by path; none may be added.
+KNOWN_TEST_MODULE_IMPORTS = {
+    "tests/security_server/proxy/test_rest_exchange.py",  # being removed in issue 13 (imports test_exchange.RewritingLink)
+}
+
+
+def imports_of_test_modules(files: list[Path]) -> list[str]:
+    """Every import in ``files`` of a module named ``test_*`` (``import``, ``from``, and ``from package import test_x``)."""
+    problems = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [alias.name for alias in node.names]
+            else:
+                continue
+            if any(part.startswith("test_") for name in names for part in name.split(".")):
+                problems.append(f"{path}:{node.lineno}: imports a test module")
+    return problems
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in named fixture modules: no tests/**/test_*.py imports another test_* module."""
+    files = [p for p in (ROOT / "tests").rglob("test_*.py") if p.relative_to(ROOT).as_posix() not in KNOWN_TEST_MODULE_IMPORTS]
+    assert files
+    assert imports_of_test_modules(sorted(files)) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["from tests.a.test_b import helper", "import tests.a.test_b", "from tests.a import test_b", "from .test_b import x"],
+)
+def test_the_test_module_check_catches_imports(tmp_path: Path, source: str) -> None:
+    """The check fails on each way of importing a test module (so the test above can fail)."""
+    bad = tmp_path / "test_bad.py"
+    bad.write_text(source + "\n")
+    assert imports_of_test_modules([bad])

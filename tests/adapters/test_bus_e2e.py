@@ -2,7 +2,7 @@
 
 The federation is the one of the SOAP end-to-end test (registry with its CA, OCSP responder and published global
 configuration; two security servers from ``make_service``, registered through the real request flow, mutual TLS
-between them), reused as it is. The provider department runs the example services of adapters/examples on
+between them), from tests/e2e_federation.py. The provider department runs the example services of adapters/examples on
 loopback; the consumer department's system is the adapters (zeep and requests) in a thread. Real X-Road faults
 come back as the typed exceptions of their family, with their fault code and detail UUID.
 """
@@ -15,7 +15,6 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
-from twisted.trial import unittest
 
 from adapters.consumer.faults import AccessDeniedFault, ServiceTypeFault, UnknownServiceFault, XRoadFault
 from adapters.consumer.rest import RestConsumer
@@ -23,16 +22,12 @@ from adapters.consumer.soap import SoapConsumer
 from adapters.examples import getrandom, hello
 from adapters.examples.population import Person, Register
 from adapters.provider.caller import Caller
-from central_registry.service import RegistryService
 from security_server.core.acl import AccessRight
 from security_server.core.identifiers import ServiceId
 from security_server.serverconf.store import ServerConfStore, ServiceKind
+from tests import e2e_federation as federation
 from tests.adapters.sites import connections_closed, listen
-from tests.central_registry.test_federation_flow import now
-from tests.security_server import test_soap_exchange_e2e as soap_e2e
-
-CONSUMER = soap_e2e.CONSUMER
-PROVIDER = soap_e2e.PROVIDER
+from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER
 GET_RANDOM = ServiceId(PROVIDER, "getRandom", "v1")
 GET_PERSON = ServiceId(PROVIDER, "getPerson", "v1")
 FIND_PERSONS = ServiceId(PROVIDER, "findPersons", "v1")
@@ -94,23 +89,15 @@ def _uuid(text: str | None) -> bool:
     return True
 
 
-class AdaptersThroughTheBusTest(unittest.TestCase):
+class AdaptersThroughTheBusTest(federation.TwoDepartmentFederation):
     """zeep and REST consumers, example providers, two security servers, real mutual TLS."""
-
-    timeout = 180
-    registry: RegistryService
-    provider_port: Any
-    departments: list[soap_e2e.Department]
-    setUp: Any = soap_e2e.SoapExchangeEndToEndTest.setUp
-    _department: Any = soap_e2e.SoapExchangeEndToEndTest._department
 
     @defer.inlineCallbacks
     def tearDown(self) -> Any:  # type: ignore[override]  # trial waits for the Deferred
         yield connections_closed()
         for port in getattr(self, "example_ports", []):
             yield port.stopListening()
-        base_tear_down: Any = soap_e2e.SoapExchangeEndToEndTest.tearDown
-        yield base_tear_down(self)
+        yield super().tearDown()
 
     @defer.inlineCallbacks
     def test_consumer_adapters_call_the_example_providers_through_two_security_servers(self) -> Any:
@@ -127,10 +114,9 @@ class AdaptersThroughTheBusTest(unittest.TestCase):
         }
         openapi = register.rest().openapi(f"{population}/rest/persons")
         yield self.registry.publish_now()
-        assert self.registry.publisher is not None
-        anchor = self.registry.publisher.anchor(now())
-        consumer = yield self._department(1, soap_e2e.CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self._department(2, soap_e2e.PROVIDER_MEMBER, PROVIDER, anchor)
+        anchor = self.anchor()
+        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
+        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
         with ServerConfStore(provider.root / "serverconf.db") as store:
             store.add_service(GET_RANDOM, url=f"http://127.0.0.1:{random_port.getHost().port}/",
                               description=descriptions["getrandom"])
@@ -140,15 +126,7 @@ class AdaptersThroughTheBusTest(unittest.TestCase):
                               description=json.dumps(openapi).encode())
             for granted in (GET_RANDOM, GET_PERSON, PERSONS):
                 store.grant(AccessRight.for_service(CONSUMER, ServiceId(PROVIDER, granted.service_code)))
-        yield self.registry.publish_now()
-        for department in (consumer, provider):
-            yield department.service.conf_client.refresh()
-            department.service.restart_ocsp()
-            yield department.service.reload_serverconf()
-            assert department.service.ocsp is not None
-            for entry in department.service.token.list():
-                if entry.cert is not None:
-                    yield department.service.ocsp.refresh(entry.cert)
+        yield self.catch_up(consumer, provider)
 
         proxy_url = f"http://127.0.0.1:{consumer.service.client_proxy_port}/"
         out = yield deferToThread(department_system, proxy_url, descriptions)

@@ -8,9 +8,7 @@ admin approves; both servers download the new configuration and see each other.
 
 from __future__ import annotations
 
-import socket
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +30,12 @@ from security_server.core.globalconf import parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
 from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
+from tests.loopback import free_port, now
 
 reactor: Any = global_reactor
 
 GOV1 = ClientId("EE", "GOV", "70000310")
 GOV2 = ClientId("EE", "GOV", "70000311")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def now() -> datetime:
-    """The reactor's time."""
-    return datetime.fromtimestamp(reactor.seconds(), tz=timezone.utc)
 
 
 class Department:

@@ -13,27 +13,11 @@ from twisted.trial import unittest
 from security_server.core.archive import verify_archive
 from security_server.core.evidence import verify_evidence
 from security_server.messagelog.archiver import Archiver, ArchiverSettings, _plan, _with_stamps
-from security_server.messagelog.store import MessageLogStore, TimestampAssignment
+from security_server.messagelog.store import MessageLogStore
 from security_server.messagelog.writer import MessageLogWriter
 from tests.loopback import REACTOR
-from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation, stamp_batch
-
-
-def stamp_all(store: MessageLogStore) -> int:
-    """Timestamp every waiting record in one batch, as the timestamper would (token from the TSA, no network)."""
-    waiting = [record_id for record_id, _ in store.untimestamped(10_000)]
-    records = [store.get(record_id) for record_id in waiting]
-    stamped = stamp_batch([record for record in records if record is not None])
-    if not stamped:
-        return 0
-    stored = stamped[0][1].timestamp
-    store.add_timestamp(
-        stored.token,
-        stored.hash_chain_result,
-        [TimestampAssignment(record.id, stamp.hash_chain) for record, stamp in stamped],
-        time=stored.time,
-    )
-    return len(stamped)
+from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation
+from tests.security_server.messagelog.stamping import stamp_all
 
 
 class ArchiverTests(unittest.TestCase):

@@ -24,7 +24,7 @@ from security_server.messagelog.tsa_client import TsaClient
 from security_server.messagelog.writer import MessageLogWriter
 from tests.loopback import REACTOR, Reply, http, serve
 from tests.security_server.messagelog.evidence_fixture import CONSUMER, PROVIDER, exchange, federation
-from tests.security_server.messagelog.test_archiver import stamp_all
+from tests.security_server.messagelog.stamping import stamp_all
 
 OWN = {CONSUMER}
 

@@ -19,11 +19,10 @@ from typing import Any
 from click.testing import CliRunner
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
-from twisted.trial import unittest
 from twisted.web.server import Site
 
 from security_server.audit_cli import audit
-from security_server.core.acl import AccessRight, Endpoint
+from security_server.core.acl import AccessRight
 from security_server.core.archive import verify_archive
 from security_server.core.evidence import read_verification_conf, verify_evidence
 from security_server.messagelog.archiver import ArchiverSettings
@@ -32,54 +31,28 @@ from security_server.messagelog.evidence_services import EvidenceSettings, make_
 from security_server.messagelog.timestamper import TimestamperSettings
 from security_server.messagelog.store import MessageLogStore
 from security_server.serverconf.store import ServerConfStore, ServiceKind
+from tests import e2e_federation as federation
+from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, reactor, zeep_call
 from tests.loopback import http, serve
-from tests.security_server import test_rest_exchange_e2e as rest_e2e
-from tests.security_server import test_soap_exchange_e2e as soap_e2e  # the modules, so their tests are not collected here
-from tests.security_server.proxy.rest_provider import PETSTORE_OPENAPI, WSDL, AttachmentEcho, RestProvider
-from tests.security_server.test_soap_exchange_e2e import (
-    CONSUMER,
-    CONSUMER_MEMBER,
-    PROVIDER,
-    PROVIDER_MEMBER,
-    SERVICE,
-    _zeep_call,
-    reactor,
-)
+from tests.security_server import consumer_traffic
+from tests.security_server.proxy.rest_provider import AttachmentEcho, RestProvider
 
 
-class EvidenceEndToEndTest(unittest.TestCase):
+class EvidenceEndToEndTest(federation.TwoDepartmentFederation):
     """The SOAP exchange of issue 5 with the evidence services of issue 7 running on the consumer's server."""
-
-    timeout = 180
-    # The same registry, provider and departments as the issue 5 test (its set-up borrowed, not inherited, so
-    # that its own test does not run twice).
-    setUp: Any = soap_e2e.SoapExchangeEndToEndTest.setUp
-    tearDown: Any = soap_e2e.SoapExchangeEndToEndTest.tearDown
-    _department: Any = soap_e2e.SoapExchangeEndToEndTest._department
-    registry: Any
-    provider_port: Any
 
     @defer.inlineCallbacks
     def test_exchange_is_timestamped_downloadable_and_verifiable(self) -> Any:
         """After one exchange the consumer's /asic gives both containers; they, and the archive, verify."""
         yield self.registry.publish_now()
-        assert self.registry.publisher is not None
-        anchor = self.registry.publisher.anchor(datetime.now(UTC))
-        consumer = yield self._department(1, CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self._department(2, PROVIDER_MEMBER, PROVIDER, anchor)
+        anchor = self.anchor()
+        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
+        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
         with ServerConfStore(provider.root / "serverconf.db") as conf_store:
             port = self.provider_port.getHost().port
             conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
             conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
-        yield self.registry.publish_now()
-        for department in (consumer, provider):
-            yield department.service.conf_client.refresh()
-            department.service.restart_ocsp()
-            yield department.service.reload_serverconf()
-            assert department.service.ocsp is not None
-            for entry in department.service.token.list():
-                if entry.cert is not None:
-                    yield department.service.ocsp.refresh(entry.cert)
+        yield self.catch_up(consumer, provider)
 
         # The wiring the service will do (see the report): evidence services around the writer, /asic mounted.
         svc = consumer.service
@@ -92,7 +65,7 @@ class EvidenceEndToEndTest(unittest.TestCase):
         self.addCleanup(asic.port.stopListening)
 
         address = f"http://127.0.0.1:{svc.client_proxy_port}/"
-        result, _ = yield deferToThread(_zeep_call, address, "e2e-evidence-1")
+        result, _ = yield deferToThread(zeep_call, address, "e2e-evidence-1")
         assert result == "42"
         stamped = yield evidence.timestamper.stamp_pending()
         assert stamped == 4  # two exchanges (zeep's two calls), request and response each
@@ -135,29 +108,21 @@ class EvidenceEndToEndTest(unittest.TestCase):
         assert logged.exit_code == 0, logged.output
 
 
-class RestEvidenceEndToEndTest(unittest.TestCase):
+class RestEvidenceEndToEndTest(federation.TwoDepartmentFederation):
     """The REST, metadata and attachment exchanges of issue 6, exported from both logs as evidence and verified."""
 
-    timeout = 180
-    setUp: Any = soap_e2e.SoapExchangeEndToEndTest.setUp
-    _department: Any = soap_e2e.SoapExchangeEndToEndTest._department
-    registry: Any
-    provider_port: Any
-    departments: list[Any]
     extra_ports: list[Any]
 
     @defer.inlineCallbacks
     def tearDown(self) -> Any:  # type: ignore[override]  # trial waits for the Deferred
         for port in getattr(self, "extra_ports", []):
             yield port.stopListening()
-        base_tear_down: Any = soap_e2e.SoapExchangeEndToEndTest.tearDown
-        yield base_tear_down(self)
+        yield super().tearDown()
 
     @defer.inlineCallbacks
     def test_every_signed_rest_soap_and_attachment_record_verifies_as_evidence(self) -> Any:
         """After the issue 6 traffic, every signed record in both logs, timestamped by the registry's TSA, exports
         to a container that verifies, naming the right signer (REST parts, SOAP with attachments, metadata)."""
-        rest = rest_e2e
         rest_provider, attachment_echo = RestProvider(), AttachmentEcho()
         self.extra_ports = [
             reactor.listenTCP(0, Site(rest_provider), interface="127.0.0.1"),  # type: ignore[no-untyped-call]
@@ -165,29 +130,13 @@ class RestEvidenceEndToEndTest(unittest.TestCase):
         ]
         rest_port, echo_port = (p.getHost().port for p in self.extra_ports)
         yield self.registry.publish_now()
-        anchor = self.registry.publisher.anchor(datetime.now(UTC))
-        consumer = yield self._department(1, CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self._department(2, PROVIDER_MEMBER, PROVIDER, anchor)
-        with ServerConfStore(provider.root / "serverconf.db") as store:
-            store.add_service(rest.PETS, url=f"http://127.0.0.1:{rest_port}/api/", kind=ServiceKind.REST,
-                              description=PETSTORE_OPENAPI)
-            store.grant(AccessRight(CONSUMER, rest.PETS, Endpoint("GET", "/v2/pets/*")))
-            store.grant(AccessRight(CONSUMER, rest.PETS, Endpoint("POST", "/v2/pets")))
-            store.grant(AccessRight(CONSUMER, rest.PETS, Endpoint("POST", "/v2/pets/**")))
-            store.add_service(rest.RANDOM, url=f"http://127.0.0.1:{self.provider_port.getHost().port}/echo",
-                              description=WSDL)
-            store.grant(AccessRight.for_service(CONSUMER, rest.RANDOM))
-            store.add_service(rest.DOCUMENTS, url=f"http://127.0.0.1:{echo_port}/docs")
-            store.grant(AccessRight.for_service(CONSUMER, rest.DOCUMENTS))
-        yield self.registry.publish_now()
+        anchor = self.anchor()
+        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
+        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
+        consumer_traffic.publish_services(provider.root, rest_port, self.provider_port.getHost().port, echo_port)
+        yield self.catch_up(consumer, provider)
         evidence = []
         for department in (consumer, provider):
-            yield department.service.conf_client.refresh()
-            department.service.restart_ocsp()
-            yield department.service.reload_serverconf()
-            for entry in department.service.token.list():
-                if entry.cert is not None:
-                    yield department.service.ocsp.refresh(entry.cert)
             svc = department.service
             settings = EvidenceSettings(
                 TimestamperSettings(interval_seconds=3600), ArchiverSettings(archive_dir=department.root / "archive")
@@ -196,7 +145,7 @@ class RestEvidenceEndToEndTest(unittest.TestCase):
             services.setServiceParent(svc)  # type: ignore[no-untyped-call]
             evidence.append(services)
 
-        out = yield deferToThread(rest.department_system, consumer.service.client_proxy_port)
+        out = yield deferToThread(consumer_traffic.department_system, consumer.service.client_proxy_port)
         assert out["attachments"].status == 200 and out["get"].status == 200
         conf_dir = consumer.root / "verificationconf"
         exported = yield deferToThread(
