@@ -19,7 +19,7 @@ from central_registry.service import RegistryPaths, RegistryService, RegistrySet
 from central_registry.store import ApprovedCa as StoreApprovedCa
 from central_registry.store import ApprovedTsa as StoreApprovedTsa
 from central_registry.store import RegistryStore
-from central_registry.trust.atomic_file import write_atomically
+from security_server.edge.atomic_file import write_atomically
 from central_registry.trust.ca import CertKind, DevelopmentCA, IssuedCert
 from security_server.configfile import load_config
 from security_server.core.config import LoggingConfig

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from central_registry.store import RegistryStore
-from central_registry.trust.atomic_file import write_atomically
+from security_server.edge.atomic_file import write_atomically
 from security_server.core.errors import ConfigurationError
 from security_server.core.globalconf import (
     CONFIGURATION_VERSION,

@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from io import BytesIO
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from twisted.internet import defer, ssl
-from twisted.web.client import Agent, FileBodyProducer
-from twisted.web.http_headers import Headers
+from twisted.web.client import Agent
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 
-from security_server.bounded_body import read_body
-from security_server.core.errors import BusError, ClientFault, NetworkError
+from security_server.core.errors import ClientFault, NetworkError
 from security_server.core.globalconf import ManagementService
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
+from security_server.edge.http_fetch import fetch
 from security_server.signer.softtoken import SoftToken
 
 MAX_ANSWER_BYTES = 64 * 1024
+ANSWER_TIMEOUT_SECONDS = 60.0
+"""The registry checks signatures and OCSP before it answers: seconds, not minutes."""
 
 
 @implementer(IPolicyForHTTPS)
@@ -90,23 +90,22 @@ def submit(reactor: Any, management: ManagementService, content_type: str, body:
     if management.auth_cert_reg_service_cert is None:
         raise NetworkError("the global configuration names no certificate for the registry's endpoint")
     agent = Agent(reactor, contextFactory=PinnedCertificatePolicy(management.auth_cert_reg_service_cert))  # type: ignore[no-untyped-call]
+    answer = yield fetch(
+        agent,
+        reactor,
+        management.auth_cert_reg_service_address,
+        what="the registry",
+        max_bytes=MAX_ANSWER_BYTES,
+        body=body,
+        content_type=content_type,
+        timeout_seconds=ANSWER_TIMEOUT_SECONDS,
+        accept_status=None,  # a refusal carries the registry's fault document
+    )
     try:
-        response = yield agent.request(
-            b"POST",
-            management.auth_cert_reg_service_address.encode("ascii"),
-            Headers({b"content-type": [content_type.encode("latin-1")]}),
-            FileBodyProducer(BytesIO(body)),  # type: ignore[no-untyped-call,arg-type]
-        )
-        answer = yield read_body(response, MAX_ANSWER_BYTES)
-    except BusError:
-        raise
-    except Exception as err:
-        raise NetworkError("the registry cannot be reached", reason=repr(err)) from err
-    try:
-        document = json.loads(answer)
+        document = json.loads(answer.body)
     except ValueError as err:
         raise NetworkError("the registry answered something that is not JSON") from err
-    if response.code != 200:
+    if answer.status != 200:
         fault = RegistryRefusal(
             f"the registry refused the request: {document.get('type')}: {document.get('message')}"
             f" (detail {document.get('detail')})"

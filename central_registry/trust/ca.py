@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from central_registry.trust.atomic_file import write_atomically
+from security_server.edge.atomic_file import write_atomically
 from security_server.core.certprofile import (
     auth_subject,
     check_auth_csr_subject,

@@ -35,7 +35,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from central_registry.trust.atomic_file import write_atomically
+from security_server.edge.atomic_file import write_atomically
 from central_registry.trust.http_reply import finish, method_not_allowed, plain_reply, set_header
 from security_server.core.errors import ConfigurationError
 from security_server.core.timestamp import DIGEST_SIZES, TimeStampResp

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from security_server.core.globalconf import (
     verify_signed_directory,
 )
 from security_server.core.globalconf.directory import VerifiedDirectory
+from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 from security_server.schemafiles import load_schema
 
 BUNDLE_FORMAT = "fedbus-globalconf-1"
@@ -87,23 +86,9 @@ def assemble(bundle: ConfBundle, anchor: ConfigurationAnchor, now: datetime) -> 
 
 
 def save(path: Path, bundle: ConfBundle) -> None:
-    """Replace the stored bundle atomically (write, fsync, rename, fsync the folder)."""
+    """Replace the stored bundle atomically (write, fsync, rename, fsync the folder), readable by us only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(bundle.to_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_atomically(path, bundle.to_bytes(), PRIVATE_MODE)
 
 
 def load(path: Path) -> ConfBundle | None:

@@ -21,18 +21,18 @@ from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.http_headers import Headers
 
-from security_server.bounded_body import read_body
 from security_server.confclient import bundle as bundles
 from security_server.core.errors import BusError, GlobalConfOutdated, IoError, NetworkError
 from security_server.core.globalconf import ConfigurationAnchor, GlobalConf
+from security_server.edge.http_fetch import fetch
 
 log = structlog.get_logger()
 
 MAX_DIRECTORY_BYTES = 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
+"""One GET (directory or file), whole: a source that stalls must not hold the refresh lock for ever."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +159,13 @@ class ConfClient(service.Service):
 
     @defer.inlineCallbacks
     def _get(self, url: str, max_bytes: int) -> Any:
-        try:
-            response = yield self._agent.request(b"GET", url.encode("ascii"), Headers({b"user-agent": [b"fedbus-confclient"]}))
-            if response.code != 200:
-                raise NetworkError(f"configuration source answered HTTP {response.code}", reason=url)
-            body = yield read_body(response, max_bytes)
-        except BusError:
-            raise
-        except Exception as err:
-            raise NetworkError("configuration source cannot be reached", reason=f"{url}: {err!r}") from err
-        content_type = response.headers.getRawHeaders(b"content-type", [b""])[-1].decode("latin-1")
-        return content_type, body
+        answer = yield fetch(
+            self._agent,
+            self.reactor,  # the network's time: a test may hold ``clock`` still to reach an expiry
+            url,
+            what="configuration source",
+            max_bytes=max_bytes,
+            headers={"user-agent": "fedbus-confclient"},
+            timeout_seconds=DOWNLOAD_TIMEOUT_SECONDS,
+        )
+        return answer.content_type, answer.body

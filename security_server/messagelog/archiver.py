@@ -22,8 +22,6 @@ the chain and moves the chain anchor (``store.delete_archived``), so the rest of
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +36,7 @@ from security_server.core import digests
 from security_server.core.archive import ArchiveEntry, BuiltArchive, archive_file_name, build_archive
 from security_server.core.errors import DatabaseError
 from security_server.core.logchain import LogRecord
+from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 from security_server.messagelog.asic_export import record_container, record_container_name
 from security_server.messagelog.store import MessageLogStore, PendingArchive, RecordTimestamp
 from security_server.messagelog.writer import MessageLogWriter
@@ -122,28 +121,14 @@ def _rebuild(records: list[tuple[LogRecord, RecordTimestamp | None]], pending: P
     return _Planned(pending, built)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the whole new one: temp, fsync, rename."""
+def write_archive(path: Path, data: bytes) -> None:
+    """Write one archive file whole (temporary file, fsync, rename, fsync the folder), readable by us only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_atomically(path, data, PRIVATE_MODE)
 
 
 def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporary files a killed archive write left in ``folder`` (``.mlog-*.tmp``); returns how many.
+    """Delete temporary files a killed archive write left in ``folder`` (``.mlog-*.tmp``: see edge/atomic_file.py).
 
     Only one archive run writes at a time, so a temporary file found before a run starts is a leftover.
     """
@@ -244,7 +229,7 @@ class Archiver(Service):
                 )
                 yield self._writer.run(_begin(planned.pending))
             path = self.settings.archive_dir / planned.pending.file_name
-            yield self._in_thread(write_atomically, path, planned.built.data)
+            yield self._in_thread(write_archive, path, planned.built.data)
             count = yield self._writer.run(_finish(planned.pending, self._now()))
             written.append(path)
             self.archives_written.append(path)

@@ -12,18 +12,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from io import BytesIO
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 import structlog
 from cryptography import x509
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, FileBodyProducer, readBody
-from twisted.web.iweb import IBodyProducer
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+from twisted.web.client import Agent
 
 from security_server.core.errors import BusError, IncorrectValidationInfo, NetworkError
 from security_server.core.timestamp import (
@@ -34,6 +29,7 @@ from security_server.core.timestamp import (
     verify_timestamp_token,
 )
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS
+from security_server.edge.http_fetch import HttpAnswer, fetch
 
 MAX_REPLY_BYTES = 256 * 1024
 """A token with its TSA certificate is a few kilobytes; a reply far larger is refused."""
@@ -73,7 +69,7 @@ class TsaClient:
         if hash_algorithm not in DIGEST_SIZES:
             raise ValueError(f"unsupported imprint algorithm {hash_algorithm}")
         self._reactor = reactor
-        self._url = url.encode("ascii")
+        self._url = url
         self._approved = tuple(approved_tsa_certs)
         self._agent: Any = agent if agent is not None else Agent(reactor)  # type: ignore[no-untyped-call]
         self.hash_algorithm = hash_algorithm
@@ -88,26 +84,20 @@ class TsaClient:
         """Request and verify a token over ``imprint`` (a digest made with :attr:`hash_algorithm`)."""
         nonce = self._nonce_source()
         query = build_timestamp_query(imprint, self.hash_algorithm, nonce, cert_req=True)
-        headers = Headers({b"content-type": [b"application/timestamp-query"]})
         started = self._reactor.seconds()
-        deferred: Deferred[IResponse] = self._agent.request(
-            b"POST", self._url, headers, _body(query)
+        deferred = fetch(
+            self._agent,
+            self._reactor,
+            self._url,
+            what="TSA",
+            max_bytes=MAX_REPLY_BYTES,
+            body=query,
+            content_type="application/timestamp-query",
+            timeout_seconds=self._timeout,
         )
-        deferred.addTimeout(self._timeout, self._reactor)
 
-        def got_response(response: IResponse) -> Deferred[bytes]:
-            if response.code != 200:
-                _discard(response)
-                raise NetworkError(f"TSA answered HTTP {response.code}")
-            if response.length is not UNKNOWN_LENGTH and response.length > MAX_REPLY_BYTES:
-                _discard(response)
-                raise NetworkError("TSA reply is too large")
-            return readBody(response)
-
-        def verify(body: bytes) -> TimestampResult:
-            if len(body) > MAX_REPLY_BYTES:
-                raise NetworkError("TSA reply is too large")
-            reply = parse_timestamp_response(body)
+        def verify(answer: HttpAnswer) -> TimestampResult:
+            reply = parse_timestamp_response(answer.body)
             if not reply.granted or reply.token_der is None:
                 raise IncorrectValidationInfo(
                     "TSA refused the time-stamp request",
@@ -140,14 +130,5 @@ class TsaClient:
             log.warning("timestamp_failed", reason=failure.getErrorMessage())
             raise NetworkError("TSA could not be reached", reason=failure.getErrorMessage())
 
-        return deferred.addCallback(got_response).addCallback(verify).addErrback(failed)
+        return deferred.addCallback(verify).addErrback(failed)
 
-
-def _body(data: bytes) -> IBodyProducer:
-    """A request body producer for ``data`` (typed wrapper: Twisted leaves FileBodyProducer unannotated)."""
-    return cast(IBodyProducer, FileBodyProducer(BytesIO(data)))  # type: ignore[no-untyped-call]
-
-
-def _discard(response: IResponse) -> None:
-    """Drop a response body we will not read, so the connection is released."""
-    cast(Any, response).deliverBody(Protocol())

@@ -22,18 +22,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from io import BytesIO
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 import structlog
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from twisted.internet.defer import Deferred, succeed
-from twisted.web.client import Agent, FileBodyProducer
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer, IResponse
+from twisted.web.client import Agent
 
-from security_server.bounded_body import read_body
 from security_server.core.errors import BusError, IncorrectValidationInfo, Origin
 from security_server.core.globalconf import GlobalConf
 from security_server.core.peerauth import (
@@ -44,6 +40,7 @@ from security_server.core.peerauth import (
     read_peer_ocsp,
 )
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, OcspStatus
+from security_server.edge.http_fetch import fetch
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.peerlink import PeerAddress
 
@@ -206,18 +203,17 @@ class PeerOcspCache:
             raise IncorrectValidationInfo("OCSP responder URL is not http(s)", reason=url)
         if self._agent is None:
             self._agent = Agent(self._reactor)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        headers = Headers({b"content-type": [b"application/ocsp-request"], b"accept": [b"application/ocsp-response"]})
-        body = cast(IBodyProducer, FileBodyProducer(BytesIO(request_der)))  # type: ignore[no-untyped-call]
-        requested: Deferred[IResponse] = self._agent.request(b"POST", url.encode("ascii"), headers, body)
-
-        def got(response: IResponse) -> Deferred[bytes]:
-            reading = read_body(response, MAX_OCSP_RESPONSE_BYTES)
-            if response.code != 200:
-                reading.addBoth(lambda _: None)
-                raise IncorrectValidationInfo("OCSP responder refused", reason=f"HTTP {response.code} from {url}")
-            return reading
-
-        return requested.addCallback(got)
+        answer = fetch(
+            self._agent,
+            self._reactor,
+            url,
+            what="OCSP responder",
+            max_bytes=MAX_OCSP_RESPONSE_BYTES,
+            body=request_der,
+            content_type="application/ocsp-request",
+            headers={"accept": "application/ocsp-response"},
+        )  # the timeout is _fetch_from_responders': it covers an injected fetch too
+        return answer.addCallback(lambda got: got.body)
 
 
 @dataclass(frozen=True, slots=True)

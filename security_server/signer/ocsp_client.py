@@ -16,24 +16,18 @@ answer older than the cached one is ignored (so a replayed old "good" cannot und
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, FileBodyProducer, readBody
-from twisted.web.iweb import IBodyProducer
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+from twisted.web.client import Agent
 
 from security_server.core.errors import BusError, IncorrectValidationInfo, NetworkError
 from security_server.core.trust import (
@@ -43,6 +37,8 @@ from security_server.core.trust import (
     read_ocsp_response,
     require_good,
 )
+from security_server.edge.atomic_file import write_atomically
+from security_server.edge.http_fetch import fetch
 
 MAX_RESPONSE_BYTES = 64 * 1024
 """An OCSP response for one certificate is a few kilobytes at most."""
@@ -152,12 +148,10 @@ class OcspClient:
             return False
         self._cache[key] = _Cached(der, status)
         if self._cache_dir is not None:
-            # A few hundred bytes, written every refresh interval: small enough for the reactor thread.
+            # A few kilobytes, written every refresh interval: small enough for the reactor thread. Written whole
+            # and synced, so a crash never leaves a torn response that the next start would refuse.
             self._cache_dir.mkdir(parents=True, exist_ok=True)
-            path = self._cache_dir / f"{key}.der"
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_bytes(der)
-            os.replace(temporary, path)
+            write_atomically(self._cache_dir / f"{key}.der", der)
         return True
 
     # --- answers ----------------------------------------------------------------------------------------
@@ -188,27 +182,18 @@ class OcspClient:
     # --- fetching ---------------------------------------------------------------------------------------
 
     def _post(self, target: OwnCertificate, request_der: bytes) -> Deferred[bytes]:
-        """POST the request (RFC 6960 A.1) and deliver the body of a 200 application/ocsp-response."""
-        headers = Headers({b"content-type": [b"application/ocsp-request"], b"accept": [b"application/ocsp-response"]})
-        deferred: Deferred[IResponse] = self._agent.request(
-            b"POST", target.responder_url.encode("ascii"), headers, _body(request_der)
-        )
-
-        def got_response(response: IResponse) -> Deferred[bytes]:
-            if response.code != 200:
-                _discard(response)
-                raise NetworkError(f"OCSP responder answered HTTP {response.code}")
-            if response.length is not UNKNOWN_LENGTH and response.length > MAX_RESPONSE_BYTES:
-                _discard(response)
-                raise NetworkError("OCSP response is too large")
-            return readBody(response)
-
-        def check_size(body: bytes) -> bytes:
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise NetworkError("OCSP response is too large")
-            return body
-
-        return deferred.addCallback(got_response).addCallback(check_size)
+        """POST the request (RFC 6960 A.1) and deliver the body of a 200 answer, at most 64 KiB."""
+        answer = fetch(
+            self._agent,
+            self._reactor,
+            target.responder_url,
+            what="OCSP responder",
+            max_bytes=MAX_RESPONSE_BYTES,
+            body=request_der,
+            content_type="application/ocsp-request",
+            headers={"accept": "application/ocsp-response"},
+        )  # the timeout is _refresh_target's: it covers an injected fetch too
+        return answer.addCallback(lambda got: got.body)
 
     def refresh(self, cert: x509.Certificate) -> Deferred[OcspStatus]:
         """Fetch a response for ``cert`` now; fires with what it says, or fails with a :class:`BusError`."""
@@ -274,12 +259,3 @@ class OcspClient:
             return None
         return float(call.getTime() - self._reactor.seconds())
 
-
-def _body(data: bytes) -> IBodyProducer:
-    """A request body producer for ``data`` (typed wrapper: Twisted leaves FileBodyProducer unannotated)."""
-    return cast(IBodyProducer, FileBodyProducer(BytesIO(data)))  # type: ignore[no-untyped-call]
-
-
-def _discard(response: IResponse) -> None:
-    """Drop a response body we will not read, so the connection is released."""
-    cast(Any, response).deliverBody(Protocol())

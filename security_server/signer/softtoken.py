@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import os
 import re
 import stat
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from security_server.core.errors import (
 )
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.trust import is_auth_cert, is_signing_cert
+from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 """The private keys the soft token makes."""
@@ -143,28 +143,6 @@ def _owner_text(owner: ClientId | SecurityServerId) -> str:
     return owner.to_display()
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole and mode 0600: temporary file, fsync, ``os.replace``, fsync the folder."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     """One key on the token: its id, what it is for, whose it is, its algorithm and its certificate (if any)."""
@@ -204,7 +182,7 @@ class SoftToken:
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
-            write_private_file(path, data)
+            write_atomically(path, data, PRIVATE_MODE)
         except OSError as err:
             raise ConfigurationError(f"cannot write {path}: {err}") from err
 

@@ -15,7 +15,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import implementer
 
-from security_server.bounded_body import read_body
+from security_server.edge.bounded_body import read_body
 from security_server.core.config import MessageLimits
 from security_server.core.errors import Origin, RequestTooLarge
 from security_server.core.globalconf import SecurityServerInfo
