@@ -1,15 +1,21 @@
 """Strict, binary-safe MIME multipart bodies (RFC 2046 §5.1): parse, build, and read header parameters.
 
-Used for the signed directory of the configuration download protocol (pr-gconf §2.3, §2.4) and for the
-``multipart/mixed`` messages between security servers (pr-messtransp §3). The parser works on bytes only,
-never decodes a body, and refuses rather than guesses:
+Used for the signed directory of the configuration download protocol (pr-gconf §2.3, §2.4), for the
+``multipart/mixed`` messages between security servers (pr-messtransp §3) and for SOAP messages with attachments
+(core/soapattachments.py). The parser works on bytes only, never decodes a body, and refuses rather than guesses:
 
-* every delimiter is ``CRLF--boundary`` (the first may open the body); a delimiter line followed by anything
-  but optional blanks and CRLF, or by ``--``, is refused; a body without its close delimiter is truncated
-  and refused;
-* part headers are ``Name: value`` lines separated by CRLF (folded lines are unfolded, RFC 5322 §2.2.3);
-  bare CR or LF, control characters and names outside RFC 5322's field-name characters are refused;
+* every delimiter is a line end and ``--boundary`` (the first may open the body); a delimiter line followed by
+  anything but optional blanks and a line end, or by ``--``, is refused; a body without its close delimiter is
+  truncated and refused;
+* part headers are ``Name: value`` lines (folded lines are unfolded, RFC 5322 §2.2.3); bare CR, control
+  characters and names outside RFC 5322's field-name characters are refused;
 * the number of parts, the size of each part and of each header block are limited (:class:`Limits`).
+
+A line end is CRLF, as RFC 2046 prescribes, or a bare LF: X-Road's own test requests
+(``src/service/proxy/proxy-core/src/test/queries/*.query``) end their lines with LF and X-Road's MIME parser reads
+them, so a lenient reader must too. Each line may end either way (mixed bodies are read line by line). The line
+end before a delimiter belongs to the delimiter (RFC 2046 §5.1.1): CRLF, or the single LF, is never part of a
+body. What we build always uses CRLF.
 
 A preamble before the first delimiter and an epilogue after the close delimiter are ignored, as RFC 2046
 requires. Every failure is a :class:`BadRequest`, or :class:`RequestTooLarge` for a limit; callers that
@@ -26,6 +32,8 @@ from typing import Sequence
 from security_server.core.errors import BadRequest, InvalidContentType, RequestTooLarge
 
 CRLF = b"\r\n"
+LF = b"\n"
+CR = b"\r"
 
 # RFC 2046 §5.1.1: boundary := 0*69<bchars> bcharsnospace; bchars include space (not at the end).
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -228,19 +236,18 @@ def boundary_of(content_type: HeaderValue, media_types: Sequence[str]) -> str:
     return check_boundary(boundary)
 
 
-def _parse_headers(block: bytes, limits: Limits) -> tuple[tuple[str, str], ...]:
-    if len(block) > limits.max_header_bytes:
+def _parse_headers(lines: Sequence[bytes], limits: Limits) -> tuple[tuple[str, str], ...]:
+    # ``lines`` are the header lines without their line ends; the size counts each line end as CRLF, as before.
+    if sum(len(line) for line in lines) + 2 * max(len(lines) - 1, 0) > limits.max_header_bytes:
         raise RequestTooLarge(f"MIME part headers are longer than {limits.max_header_bytes} bytes")
-    if not block:
-        return ()
     fields: list[list[bytes]] = []
-    for line in block.split(CRLF):
-        if b"\r" in line or b"\n" in line:
-            raise BadRequest("MIME part headers contain a bare CR or LF")
+    for line in lines:
+        if CR in line:
+            raise BadRequest("MIME part headers contain a bare CR")
         if line[:1] in (b" ", b"\t"):
             if not fields:
                 raise BadRequest("MIME part headers start with a continuation line")
-            fields[-1][1] += line  # unfolding removes only the CRLF (RFC 5322 §2.2.3)
+            fields[-1][1] += line  # unfolding removes only the line end (RFC 5322 §2.2.3)
             continue
         colon = line.find(b":")
         if colon <= 0:
@@ -264,21 +271,44 @@ def _parse_headers(block: bytes, limits: Limits) -> tuple[tuple[str, str], ...]:
 
 
 def _parse_part(content: bytes, limits: Limits) -> Part:
-    # A part is headers, then CRLF and the body; the CRLF before the next delimiter belongs to the delimiter
-    # (RFC 2046 §5.1.1), so a header-only part ends right after its last header line's CRLF.
-    if content.startswith(CRLF):
-        block, body = b"", content[2:]
-    else:
-        end = content.find(CRLF + CRLF)
-        if end >= 0:
-            block, body = content[:end], content[end + 4 :]
-        elif not content:
-            block, body = b"", b""
-        elif content.endswith(CRLF):
-            block, body = content[:-2], b""
-        else:
+    # A part is header lines, a blank line and the body; each line ends in CRLF or LF. The line end before the
+    # next delimiter belongs to the delimiter (RFC 2046 §5.1.1), so a header-only part (X-Road's generator writes
+    # them, MultipartMessage.java) ends right after its last header line's line end, with no blank line.
+    lines: list[bytes] = []
+    pos = 0
+    while True:
+        newline = content.find(LF, pos)
+        if newline < 0:
+            if pos == len(content):
+                return Part(_parse_headers(lines, limits), b"")
             raise BadRequest("MIME part has neither headers nor a blank line before its body")
-    return Part(_parse_headers(block, limits), body)
+        line = content[pos:newline]
+        if line.endswith(CR):
+            line = line[:-1]
+        if not line:
+            return Part(_parse_headers(lines, limits), content[newline + 1 :])
+        if pos + len(line) > limits.max_header_bytes:
+            raise RequestTooLarge(f"MIME part headers are longer than {limits.max_header_bytes} bytes")
+        lines.append(line)
+        pos = newline + 1
+
+
+def _line_end(body: bytes, pos: int) -> int:
+    """The length of the line end (CRLF 2, LF 1) at ``pos``, 0 if there is none."""
+    if body[pos : pos + 2] == CRLF:
+        return 2
+    if body[pos : pos + 1] == LF:
+        return 1
+    return 0
+
+
+def _next_delimiter(body: bytes, dash: bytes, start: int) -> tuple[int, int]:
+    """Where the next delimiter after ``start`` begins (its line end) and where its ``--boundary`` begins."""
+    found = body.find(LF + dash, start)
+    if found < 0:
+        return -1, -1
+    begin = found - 1 if found > start and body[found - 1 : found] == CR else found
+    return begin, found + 1
 
 
 def parse_multipart(body: bytes, boundary: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Part, ...]:
@@ -288,14 +318,12 @@ def parse_multipart(body: bytes, boundary: str, limits: Limits = DEFAULT_LIMITS)
     if len(body) > limits.max_body_bytes:
         raise RequestTooLarge(f"multipart body is larger than {limits.max_body_bytes} bytes")
     dash = b"--" + check_boundary(boundary).encode("ascii")
-    delimiter = CRLF + dash
     if body.startswith(dash):
         pos = 0
     else:
-        found = body.find(delimiter)
-        if found < 0:
+        _, pos = _next_delimiter(body, dash, 0)
+        if pos < 0:
             raise BadRequest("multipart body has no opening boundary")
-        pos = found + 2
     parts: list[Part] = []
     while True:
         after = pos + len(dash)
@@ -304,12 +332,13 @@ def parse_multipart(body: bytes, boundary: str, limits: Limits = DEFAULT_LIMITS)
         line_end = after
         while body[line_end : line_end + 1] in (b" ", b"\t"):
             line_end += 1
-        if body[line_end : line_end + 2] != CRLF:
+        ending = _line_end(body, line_end)
+        if not ending:
             if line_end >= len(body) - 1:
                 raise BadRequest("multipart body is truncated after a boundary")
             raise BadRequest("multipart boundary line has stray characters")
-        start = line_end + 2
-        end = body.find(delimiter, start)
+        start = line_end + ending
+        end, pos = _next_delimiter(body, dash, start)
         if end < 0:
             raise BadRequest("multipart body is truncated: no closing boundary")
         if end - start > limits.max_part_bytes:
@@ -317,7 +346,6 @@ def parse_multipart(body: bytes, boundary: str, limits: Limits = DEFAULT_LIMITS)
         if len(parts) >= limits.max_parts:
             raise RequestTooLarge(f"multipart body has more than {limits.max_parts} parts")
         parts.append(_parse_part(body[start:end], limits))
-        pos = end + 2
     if not parts:
         raise BadRequest("multipart body has no parts")
     return tuple(parts)
