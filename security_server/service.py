@@ -37,7 +37,6 @@ from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
-from security_server.proxy.batch_signer import BatchSigner
 from security_server.proxy.client_proxy import ClientProxy, client_proxy_site
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.mtls import (
@@ -49,9 +48,11 @@ from security_server.proxy.mtls import (
     server_proxy_site,
 )
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
-from security_server.proxy.server_proxy import ServerProxy, SigningKeys
+from security_server.proxy.server_proxy import ServerProxy
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
+from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
+from security_server.signer.signing_keys import SigningKeys
 from security_server.signer.softtoken import SoftToken
 
 log = structlog.get_logger()

@@ -69,13 +69,10 @@ are never logged.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from io import BytesIO
 from typing import Any, Mapping, Sequence
 
@@ -99,7 +96,7 @@ from security_server.core.errors import (
     SslAuthenticationFailed,
     UnknownMember,
 )
-from security_server.core.globalconf import GlobalConf, SecurityServerInfo
+from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.metadata import LIST_CLIENTS_PATH, accepts_json, client_list, list_clients_json, list_clients_xml
@@ -115,15 +112,17 @@ from security_server.core.rest import (
     rest_error,
     rest_error_of,
 )
-from security_server.core.rest import request_hash as rest_request_hash
 from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, check_response_consistency, parse_soap
 from security_server.core.soapattachments import (
     SoapWithAttachments,
     build_related,
-    expected_uris,
     is_multipart_related,
     parse_related,
 )
+from security_server.core.message_trust import TrustCache, verify_message
+from security_server.core.rest_consistency import check_rest_response_consistency
+from security_server.core.server_address import DEFAULT_SERVER_PROXY_PORT, peer_addresses
+from security_server.core.signing_clock import SigningClock
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     REST_REQUEST,
@@ -134,110 +133,20 @@ from security_server.core.transport import (
     decode_transport,
     encode_transport,
 )
-from security_server.proxy.batch_signer import BatchSigner
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
 from security_server.proxy.peer_trust import PeerOcspCache
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
-from security_server.proxy.server_proxy import (
-    SigningKeys,
-    TrustCache,
-    signed_part_map,
-    verify_member_signature,
-)
+from security_server.signer.batch_signer import BatchSigner
+from security_server.signer.signing_keys import SigningKeys
 
 DEFAULT_PEER_TIMEOUT_SECONDS = 300.0
 """How long to wait for the provider's server to answer (longer than a provider service's default 60 s)."""
 
-DEFAULT_SERVER_PROXY_PORT = 5500
-"""X-Road's server proxy port, used when the global configuration gives a server's address without a port."""
-
 AUTH_CERT_CACHE_SECONDS = 60.0
 """How long our authentication certificate read from the soft token is reused."""
 
-_ONE_MILLISECOND = timedelta(milliseconds=1)
-
 _log = structlog.get_logger("fedbus.proxy.client")
-
-
-# --- where the provider's servers are ------------------------------------------------------------------------
-
-
-def parse_server_address(address: str, default_port: int = DEFAULT_SERVER_PROXY_PORT) -> tuple[str, int] | None:
-    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` from the global configuration; None when unusable."""
-    text = address.strip()
-    if not text or any(ch.isspace() or ord(ch) < 0x20 for ch in text) or "/" in text or "@" in text:
-        return None
-    host, port_text = text, ""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            return None
-        host, rest = text[1:end], text[end + 1 :]
-        if rest and not rest.startswith(":"):
-            return None
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    elif ":" in text:
-        return None  # a bare IPv6 address must be bracketed to carry a port
-    if not host:
-        return None
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        return None
-    return host, int(port_text)
-
-
-def peer_addresses(
-    servers: Sequence[SecurityServerInfo], default_port: int = DEFAULT_SERVER_PROXY_PORT
-) -> list[PeerAddress]:
-    """The reachable addresses of ``servers`` in configuration order (servers without a usable address skipped)."""
-    found: list[PeerAddress] = []
-    for info in servers:
-        parsed = parse_server_address(info.address, default_port) if info.address else None
-        if parsed is not None:
-            found.append(PeerAddress(info.id, parsed[0], parsed[1]))
-    return found
-
-
-# --- signing times ------------------------------------------------------------------------------------------
-
-
-class SigningClock:
-    """Signing times (whole milliseconds, as XAdES ``SigningTime`` carries them) that never go back, and that
-    differ for identical messages.
-
-    X-Road's default RSA PKCS#1 v1.5 signatures are deterministic: the same message signed in the same
-    millisecond would give the same signature, which the provider's replay check refuses. So when a message is
-    signed again within the millisecond of an identical one, its signing time moves on by a millisecond. Other
-    messages keep the clock's time; the time only runs ahead of the clock while identical messages arrive more
-    than once per millisecond.
-    """
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-        self._digests: set[bytes] = set()
-
-    def time_for(self, message: bytes, now: datetime) -> datetime:
-        """The signing time for ``message`` at ``now``."""
-        digest = hashlib.sha256(message).digest()
-        moment = now.astimezone(timezone.utc)
-        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-        if self._last is not None and moment < self._last:
-            moment = self._last  # never back: a stepped clock must not reuse an earlier millisecond
-        if moment == self._last and digest in self._digests:
-            moment = moment + _ONE_MILLISECOND
-        if moment != self._last:
-            self._last = moment
-            self._digests = set()
-        self._digests.add(digest)
-        return moment
 
 
 # --- the client proxy ---------------------------------------------------------------------------------------
@@ -572,7 +481,7 @@ class ClientProxy:
             raise InvalidMessage("Response to a REST request is not a REST message")
         response = RestResponse.parse(transport.message)
         response_body = transport.rest_body or b""
-        self._check_rest_consistency(rest, response, request_id, message, body)
+        check_rest_response_consistency(rest, response, request_id, message, body)
 
         # 9. log, then the provider's status, headers and body to the IS
         await self._log(
@@ -584,24 +493,6 @@ class ClientProxy:
         if response.status >= 400:
             exchange.relayed_fault = f"HTTP {response.status}"
         return RestAnswer(response.status, response.headers, response_body)
-
-    @staticmethod
-    def _check_rest_consistency(
-        rest: RestRequest, response: RestResponse, request_id: str, message: bytes, body: bytes
-    ) -> None:
-        """The response answers this request: same client, X-Road-Id, service and request id, and the request hash
-        over what we sent (pr-rest §4.3; X-Road ``ClientRestMessageProcessor.checkConsistency``)."""
-        generic = "Response from server proxy is not consistent with request"
-        for name, mine, theirs in (
-            ("client", rest.client, response.client),
-            ("x-road-id", rest.query_id, response.query_id),
-            ("service", rest.service, response.service),
-            ("x-road-request-id", request_id, response.request_id),
-        ):
-            if mine != theirs:
-                raise InconsistentResponse(generic, reason=f"{name} does not match in request and response")
-        if not hmac.compare_digest(response.request_hash, rest_request_hash(message, body)):
-            raise InconsistentResponse("Response message hash does not match request message")
 
     async def _relay_rest_fault(self, exchange: _Exchange, fault_body: bytes, accept: str | None) -> RestAnswer:
         """A fault from the provider's side, as the REST error JSON with its own code and detail (X-Road
@@ -684,9 +575,16 @@ class ClientProxy:
         bodies: tuple[bytes, ...] = tuple(part.body for part in transport.attachments)
         if transport.rest_body:
             bodies = (transport.rest_body,)
-        parts = signed_part_map(transport.message, bodies, transport.hashchain_result, transport.hashchain)
-        verify_member_signature(
-            transport.signature, parts, provider, conf, self.trust.get(conf), now, expected_parts=expected_uris(len(bodies))
+        verify_message(
+            transport.signature,
+            transport.message,
+            bodies,
+            transport.hashchain_result,
+            transport.hashchain,
+            provider,
+            conf,
+            self.trust.get(conf),
+            now,
         )
         return _Answer(transport)
 

@@ -15,15 +15,9 @@ from typing import Mapping, Protocol, Sequence
 from twisted.internet.defer import Deferred
 
 from security_server.core.identifiers import SecurityServerId
+from security_server.core.server_address import PeerAddress
 
-
-@dataclass(frozen=True, slots=True)
-class PeerAddress:
-    """One security server of the provider and where its server proxy listens."""
-
-    server: SecurityServerId
-    host: str
-    port: int
+__all__ = ["PeerAddress", "PeerLink", "PeerRequest", "PeerResponse", "ServerProxyHandler"]
 
 
 @dataclass(frozen=True, slots=True)

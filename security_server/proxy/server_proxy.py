@@ -50,37 +50,30 @@ failure, pr-messtransp §3.1), with a fault-detail UUID that is also in our log.
 per exchange (``peer_request_answered`` or ``peer_request_refused``); message bodies are never logged. Once the
 request is in the message log, a failure is logged there too, as a failed response record with its fault code.
 
-The signature and certificate checks here are pure decisions shared with the client proxy
-(:func:`verify_member_signature`); they would sit well in ``security_server.core`` later.
+The signature, certificate and replay checks are pure decisions in the core (core/message_trust.py,
+core/replay.py), shared with the client proxy.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import heapq
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from datetime import datetime, timezone
+from typing import Any, Protocol, Sequence
 from urllib.parse import parse_qsl
 
 import structlog
-from cryptography import x509
 from lxml import etree
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
 from security_server.core import digests
-from security_server.core.certprofile import member_from_signing_cert
 from security_server.core.errors import (
     BusError,
-    IncorrectCertificate,
-    IncorrectValidationInfo,
     InconsistentHeaders,
     InternalError,
-    InvalidCertPath,
     InvalidRequest,
     InvalidSecurityServer,
     Origin,
@@ -92,7 +85,6 @@ from security_server.core.errors import (
     UnknownService,
 )
 from security_server.core.globalconf import GlobalConf
-from security_server.core.hashchain import SIG_HASH_CHAIN, SIG_HASH_CHAIN_RESULT
 from security_server.core.identifiers import ClientId, SecurityServerId, ServiceId, check_part
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.metadata import (
@@ -112,17 +104,13 @@ from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
-from security_server.core.signature import SignatureData, VerifiedSignature, verify_signature
 from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, add_request_hash, parse_soap
 from security_server.core.soap import request_hash as soap_request_hash
 from security_server.core.soapattachments import (
     SoapWithAttachments,
     build_related,
-    expected_uris,
     is_multipart_related,
     parse_related,
-    part_resolver,
-    signed_parts,
 )
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
@@ -134,141 +122,18 @@ from security_server.core.transport import (
     decode_transport,
     encode_transport,
 )
-from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, verify_cert_path
-from security_server.proxy.batch_signer import BatchSigner, sign_now
+from security_server.core.message_trust import TrustCache, verify_message
+from security_server.core.replay import ReplayGuard
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
 from security_server.proxy.provider_client import LeanProviderClient
 from security_server.serverconf.store import Service, ServerConfSnapshot, ServiceKind
-from security_server.signer.softtoken import PrivateKey, SoftToken
-
-MESSAGE_URI = "/message.xml"
-"""The detached reference of a single-part message (XROAD-REFERENCE.md §4.2)."""
-
-DEFAULT_REPLAY_WINDOW_SECONDS = 600.0
-"""How old a request signature may be (by its ``SigningTime``) and how long its value is remembered."""
-
-DEFAULT_REPLAY_CAPACITY = 200_000
-"""The most signatures the replay guard remembers at once."""
-
-KEY_BYTES = 16
-"""The size of a replay guard key (a truncated SHA-512)."""
-
-DEFAULT_KEY_CACHE_SECONDS = 60.0
-"""How long a signing key read from the soft token is reused before the token is read again."""
+from security_server.signer.batch_signer import BatchSigner
+from security_server.signer.signing_keys import SigningKeys
 
 _log = structlog.get_logger("fedbus.proxy.server")
-
-
-# --- trust material of one global configuration (pure) -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TrustAnchors:
-    """The approved CA certificates, intermediates and OCSP responder certificates of a global configuration,
-    parsed once per configuration."""
-
-    roots: tuple[x509.Certificate, ...]
-    intermediates: tuple[x509.Certificate, ...]
-    responders: tuple[x509.Certificate, ...]
-
-    @classmethod
-    def of(cls, conf: GlobalConf) -> TrustAnchors:
-        """Parse the certificates that ``conf`` lists."""
-        load = x509.load_der_x509_certificate
-        return cls(
-            roots=tuple(load(der) for der in conf.approved_roots()),
-            intermediates=tuple(load(der) for der in conf.intermediate_cas()),
-            responders=tuple(load(der) for der in conf.ocsp_responder_certs()),
-        )
-
-
-class TrustCache:
-    """Keeps the :class:`TrustAnchors` of the configuration last asked about (a new configuration object
-    replaces it; the configuration client swaps in a new object on every applied download)."""
-
-    def __init__(self) -> None:
-        self._conf: GlobalConf | None = None
-        self._anchors: TrustAnchors | None = None
-
-    def get(self, conf: GlobalConf) -> TrustAnchors:
-        """The anchors of ``conf``."""
-        if self._conf is not conf or self._anchors is None:
-            self._anchors = TrustAnchors.of(conf)
-            self._conf = conf
-        return self._anchors
-
-
-def check_cert_and_ocsp(
-    cert: x509.Certificate,
-    ocsp_responses: Sequence[bytes],
-    conf: GlobalConf,
-    anchors: TrustAnchors,
-    now: datetime,
-    *,
-    extra_certs: Sequence[x509.Certificate] = (),
-) -> None:
-    """Raise unless ``cert`` chains to an approved CA at ``now`` and one of ``ocsp_responses`` says it is good
-    and is fresh (XROAD-REFERENCE.md §4.3 checks 2 and 3, §4.4).
-
-    ``invalid_cert_path`` when there is no chain, ``cert_validation`` for a certificate out of its validity or
-    revoked, ``incorrect_validation_info`` when no response is authentic, about this certificate and fresh.
-    """
-    path = verify_cert_path(cert, (*anchors.intermediates, *extra_certs), anchors.roots, now)
-    if len(path) < 2:
-        raise InvalidCertPath("an approved CA certificate cannot sign messages or authenticate a server")
-    issuer = path[1]
-    if not ocsp_responses:
-        raise IncorrectValidationInfo("no OCSP response for the certificate")
-    problems: list[BusError] = []
-    for ocsp_der in ocsp_responses:
-        try:
-            check_ocsp_response(
-                ocsp_der,
-                cert,
-                issuer,
-                now,
-                freshness_seconds=conf.ocsp_freshness_seconds,
-                trusted_responders=anchors.responders,
-            )
-            return
-        except IncorrectValidationInfo as err:
-            problems.append(err)  # maybe another response is the one for this certificate
-    raise problems[0]
-
-
-def verify_member_signature(
-    signature_xml: bytes,
-    parts: Mapping[str, bytes],
-    member: ClientId,
-    conf: GlobalConf,
-    anchors: TrustAnchors,
-    now: datetime,
-    *,
-    expected_parts: Sequence[str] = (MESSAGE_URI,),
-) -> VerifiedSignature:
-    """Verify a message signature and that the signer is ``member`` (a subsystem signs with its member's key).
-
-    ``parts`` maps the detached URIs (``/message.xml``, ``/attachmentN``, and for a hash-chain signature
-    ``/sig-hashchainresult.xml`` and ``/sig-hashchain.xml``) to their bytes; every URI in ``expected_parts`` (the
-    message and its attachments or REST body) must be covered. The checks: structure and value (core/signature.py), the
-    signer's identity from the signing certificate under our profile (``incorrect_certificate`` when it is
-    another member, X-Road ``SignatureVerifier.verifySignerName``), then the certificate path and the OCSP
-    response embedded in the signature (:func:`check_cert_and_ocsp`).
-    """
-    verified = verify_signature(signature_xml, parts.get, expected_parts=tuple(expected_parts))
-    signer = member_from_signing_cert(verified.signing_cert)
-    if signer != member.member:
-        raise IncorrectCertificate(
-            "Name in certificate does not match name in message",
-            reason=f"message is signed by {signer}, its client is {member}",
-        )
-    check_cert_and_ocsp(
-        verified.signing_cert, verified.ocsp_responses, conf, anchors, now, extra_certs=verified.extra_certs
-    )
-    return verified
 
 
 # --- the peer's authentication certificate -------------------------------------------------------------------
@@ -289,145 +154,6 @@ class PeerCertCheck(Protocol):
     ) -> object:
         """Raise a BusError unless the certificate is acceptable; the result is ignored."""
         ...
-
-
-# --- replays -------------------------------------------------------------------------------------------------
-
-
-class ReplayGuard:
-    """Refuses a signed request that was accepted before (SECURITY-CASES.md: "the same signed message replayed").
-
-    X-Road has no such check. A request is accepted only if its ``SigningTime`` lies within
-    ``[now - window, now + skew]``; the key of an accepted request (the signature value with the digest of the
-    message it covers, so the messages of one batch signature stay apart) is remembered until its signing time
-    leaves the window, after which the time check alone refuses it. Memory is bounded: when ``capacity`` keys
-    are held, the one signed earliest is dropped and nothing signed at or before it is accepted any more (a
-    watermark), so a full guard refuses old requests instead of forgetting them.
-
-    A client proxy re-signs every request it sends, a retry included, with a new ``SigningTime`` (the client
-    proxy makes signing times of identical messages differ), so a retry through a security server always
-    passes; only a byte-identical resend of a signed message is refused.
-    """
-
-    def __init__(
-        self,
-        window_seconds: float = DEFAULT_REPLAY_WINDOW_SECONDS,
-        *,
-        skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
-        capacity: int = DEFAULT_REPLAY_CAPACITY,
-    ) -> None:
-        if window_seconds <= 0 or skew_seconds < 0 or capacity < 1:
-            raise ValueError("window must be positive, skew non-negative and capacity at least 1")
-        self.window = timedelta(seconds=window_seconds)
-        self.skew = timedelta(seconds=skew_seconds)
-        self.capacity = capacity
-        self._seen: set[bytes] = set()
-        self._by_time: list[tuple[float, bytes]] = []
-        """(signing time as POSIX seconds, key), a heap: a float is half the size of a datetime."""
-        self._floor: float | None = None
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    @staticmethod
-    def key(signature_value: bytes, message: bytes, hash_chain: bytes | None = None) -> bytes:
-        """What identifies one signed message: its signature value, the digest of the message and, for a batch
-        signature, the digest of its own hash chain (two identical messages of one batch share the signature
-        and the message bytes but not the chain). 128 bits: a chance collision within a window is negligible,
-        and a key of 16 bytes keeps a full guard to about 180 bytes an entry (tracemalloc)."""
-        parts = hashlib.sha512(signature_value).digest() + hashlib.sha512(message).digest()
-        if hash_chain is not None:
-            parts += hashlib.sha512(hash_chain).digest()
-        return hashlib.sha512(parts).digest()[:KEY_BYTES]
-
-    def check(self, key: bytes, signing_time: datetime, now: datetime) -> None:
-        """Accept ``key`` once, or raise :class:`InvalidRequest` (subcode ``replayed_signature`` or
-        ``stale_signature``)."""
-        self._expire(now)
-        stamp = signing_time.timestamp()
-        if signing_time < now - self.window or (self._floor is not None and stamp <= self._floor):
-            raise InvalidRequest(
-                "Request signature is too old",
-                subcode="stale_signature",
-                origin=Origin.SERVER_PROXY,
-                reason=f"signing time {signing_time.isoformat()} is outside the replay window at {now.isoformat()}",
-            )
-        if signing_time > now + self.skew:
-            raise InvalidRequest(
-                "Request signature is from the future",
-                subcode="stale_signature",
-                origin=Origin.SERVER_PROXY,
-                reason=f"signing time {signing_time.isoformat()} is after {now.isoformat()} plus the clock skew",
-            )
-        if key in self._seen:
-            raise InvalidRequest(
-                "Request has been received before",
-                subcode="replayed_signature",
-                origin=Origin.SERVER_PROXY,
-                reason="this signature was accepted before (replay)",
-            )
-        self._seen.add(key)
-        heapq.heappush(self._by_time, (stamp, key))
-        while len(self._seen) > self.capacity:
-            oldest, dropped = heapq.heappop(self._by_time)
-            self._seen.discard(dropped)
-            self._floor = oldest if self._floor is None else max(self._floor, oldest)
-
-    def _expire(self, now: datetime) -> None:
-        limit = (now - self.window).timestamp()
-        while self._by_time and self._by_time[0][0] < limit:
-            _, dropped = heapq.heappop(self._by_time)
-            self._seen.discard(dropped)
-
-
-# --- our own signing keys ------------------------------------------------------------------------------------
-
-
-class SigningKeys:
-    """Signing keys and certificates read from the soft token, reused for ``ttl_seconds`` (reading a key file
-    and loading the key costs milliseconds, too much for every message; a renewed certificate is picked up
-    within ``ttl_seconds``)."""
-
-    def __init__(self, token: SoftToken, ttl_seconds: float = DEFAULT_KEY_CACHE_SECONDS) -> None:
-        self._token = token
-        self._ttl = ttl_seconds
-        self._cache: dict[ClientId, tuple[float, PrivateKey, x509.Certificate]] = {}
-
-    def get(self, member: ClientId, now: datetime) -> tuple[PrivateKey, x509.Certificate]:
-        """The key and certificate ``member`` signs with at ``now`` (KeyNotAvailable when there is none)."""
-        member = member.member
-        stamp = now.timestamp()
-        cached = self._cache.get(member)
-        if cached is not None:
-            read_at, key, cert = cached
-            if 0 <= stamp - read_at < self._ttl and cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-                return key, cert
-        key, cert = self._token.signing_key(member, now=now)
-        self._cache[member] = (stamp, key, cert)
-        return key, cert
-
-
-def sign_message(
-    keys: SigningKeys,
-    own_ocsp: Callable[[x509.Certificate], bytes],
-    member: ClientId,
-    message: bytes,
-    now: datetime,
-    attachments: Sequence[bytes] = (),
-) -> SignatureData:
-    """Sign one message at once as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2): directly when it is
-    one part, through a hash chain over ``/message.xml`` and ``/attachment1`` ... when it has attachments (SOAP
-    attachments, or a REST body). The proxies sign through a :class:`BatchSigner`; this is the one-message form."""
-    return sign_now(keys, own_ocsp, member, [signed_parts(message, attachments)], now)[0]
-
-
-def signed_part_map(
-    message: bytes, attachments: Sequence[bytes], hashchain_result: bytes | None, hashchain: bytes | None
-) -> dict[str, bytes]:
-    """The detached parts a received signature may reference, by URI (for :func:`verify_member_signature`)."""
-    resolve = part_resolver(message, attachments, hashchain_result, hashchain)
-    uris = [*expected_uris(len(attachments)), SIG_HASH_CHAIN_RESULT, SIG_HASH_CHAIN]
-    return {uri: data for uri in uris if (data := resolve(uri)) is not None}
 
 
 # --- the server proxy ----------------------------------------------------------------------------------------
@@ -660,15 +386,16 @@ class ServerProxy:
     ) -> None:
         """Steps 7-8: the signature covers the message and every attachment, made by the client's member; no replay."""
         assert transport.message is not None and transport.signature is not None
-        parts = signed_part_map(transport.message, attachments, transport.hashchain_result, transport.hashchain)
-        verified = verify_member_signature(
+        verified = verify_message(
             transport.signature,
-            parts,
+            transport.message,
+            attachments,
+            transport.hashchain_result,
+            transport.hashchain,
             client,
             conf,
             self.trust.get(conf),
             now,
-            expected_parts=expected_uris(len(attachments)),
         )
         self.replay_guard.check(
             ReplayGuard.key(verified.signature_value, transport.message, transport.hashchain),

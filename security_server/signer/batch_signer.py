@@ -39,7 +39,7 @@ DEFAULT_MAX_BATCH = 128
 
 
 class KeySource(Protocol):
-    """Where the signing key and certificate of a member come from (:class:`~security_server.proxy.server_proxy.SigningKeys`)."""
+    """Where the signing key and certificate of a member come from (:class:`~security_server.signer.signing_keys.SigningKeys`)."""
 
     def get(self, member: ClientId, now: datetime) -> tuple[PrivateKey, x509.Certificate]:
         """The key and certificate ``member`` signs with at ``now``."""
@@ -67,6 +67,20 @@ def sign_now(
     ocsp = own_ocsp(cert)
     algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
     return sign_batch(messages, cert, key, ocsp, now, algorithm=algorithm)
+
+
+def sign_message(
+    keys: KeySource,
+    own_ocsp: Callable[[x509.Certificate], bytes],
+    member: ClientId,
+    message: bytes,
+    now: datetime,
+    attachments: Sequence[bytes] = (),
+) -> SignatureData:
+    """Sign one message at once as ``member`` with its OCSP response (XROAD-REFERENCE.md §4.2): directly when it is
+    one part, through a hash chain over ``/message.xml`` and ``/attachment1`` ... when it has attachments (SOAP
+    attachments, or a REST body). The proxies sign through a :class:`BatchSigner`; this is the one-message form."""
+    return sign_now(keys, own_ocsp, member, [signed_parts(message, attachments)], now)[0]
 
 
 class BatchSigner:

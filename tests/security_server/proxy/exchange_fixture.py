@@ -66,7 +66,8 @@ from security_server.proxy.locallink import LocalPeerLink
 from security_server.proxy.peer_trust import PeerOcspCache
 from security_server.proxy.peerlink import PeerLink
 from security_server.proxy.provider_call import AgentProviderClient
-from security_server.proxy.server_proxy import ServerProxy, SigningKeys
+from security_server.proxy.server_proxy import ServerProxy
+from security_server.signer.signing_keys import SigningKeys
 from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
 from security_server.signer.softtoken import KeyKind, SoftToken
 

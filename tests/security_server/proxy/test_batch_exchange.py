@@ -9,7 +9,7 @@ from security_server.core.hashchain import MESSAGE
 from security_server.core.logchain import Direction
 from security_server.core.signature import verify_signature
 from security_server.messagelog.store import MessageLogStore
-from security_server.proxy.server_proxy import signed_part_map
+from security_server.core.message_trust import signed_part_map
 from tests.security_server.proxy.exchange_fixture import (
     ExchangeBed,
     coroutine_test,

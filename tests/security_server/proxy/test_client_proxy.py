@@ -1,13 +1,10 @@
-"""The client proxy on its own: server addresses, signing times, the IS-facing HTTP resource over loopback,
+"""The client proxy on its own: the IS-facing HTTP resource over loopback,
 server targeting, peer checks and its log events (real parts, see exchange_fixture.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence, cast
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from twisted.internet.defer import Deferred, succeed
 from twisted.web.client import Agent
@@ -18,14 +15,8 @@ from zope.interface import implementer
 from security_server.edge.bounded_body import read_body
 from security_server.core.config import MessageLimits
 from security_server.core.errors import Origin, RequestTooLarge
-from security_server.core.globalconf import SecurityServerInfo
-from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.proxy.client_proxy import (
-    SigningClock,
-    client_proxy_site,
-    parse_server_address,
-    peer_addresses,
-)
+from security_server.core.identifiers import SecurityServerId
+from security_server.proxy.client_proxy import client_proxy_site
 from security_server.proxy.locallink import LocalPeerLink
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
 from tests.security_server.proxy.exchange_fixture import (
@@ -42,80 +33,6 @@ from tests.security_server.proxy.exchange_fixture import (
     is_request,
 )
 
-T0 = datetime(2026, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
-MEMBER = ClientId("EE", "GOV", "70000009")
-
-
-# --- addresses ------------------------------------------------------------------------------------------------
-
-
-def test_server_address_forms() -> None:
-    """host, host:port, [v6] and [v6]:port are read; anything else is unusable (None)."""
-    assert parse_server_address("ss2.example.org") == ("ss2.example.org", 5500)
-    assert parse_server_address("127.0.0.1:5577") == ("127.0.0.1", 5577)
-    assert parse_server_address("[::1]") == ("::1", 5500)
-    assert parse_server_address("[::1]:8443") == ("::1", 8443)
-    for bad in ("", " ", "::1", "host:0", "host:70000", "host:port", "[::1", "[nothost]:1", "a b", "user@host", "h/x", "[::1]x"):
-        assert parse_server_address(bad) is None, bad
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3}", fullmatch=True),
-    st.integers(1, 65535),
-)
-def test_server_address_round_trip(host: str, port: int) -> None:
-    """Any host name with any valid port reads back as itself."""
-    assert parse_server_address(f"{host}:{port}") == (host, port)
-
-
-def test_peer_addresses_skip_servers_without_a_usable_address() -> None:
-    """Servers without an address, or with an unusable one, are not offered to the link."""
-    servers = [
-        SecurityServerInfo(SecurityServerId(MEMBER, "a"), None),
-        SecurityServerInfo(SecurityServerId(MEMBER, "b"), "bad address"),
-        SecurityServerInfo(SecurityServerId(MEMBER, "c"), "10.0.0.3"),
-    ]
-    assert peer_addresses(servers) == [PeerAddress(SecurityServerId(MEMBER, "c"), "10.0.0.3", 5500)]
-
-
-# --- signing times --------------------------------------------------------------------------------------------
-
-
-def test_identical_message_in_the_same_millisecond_gets_a_later_signing_time() -> None:
-    """Signing one message twice in one millisecond moves the second signing time on by a millisecond."""
-    clock = SigningClock()
-    first = clock.time_for(b"message", T0)
-    second = clock.time_for(b"message", T0)
-    assert first == T0.replace(microsecond=123000)
-    assert second == first + timedelta(milliseconds=1)
-
-
-def test_different_messages_share_the_clock_time() -> None:
-    """Different messages in the same millisecond keep the clock's time (no drift without duplicates)."""
-    clock = SigningClock()
-    assert clock.time_for(b"one", T0) == clock.time_for(b"two", T0) == T0.replace(microsecond=123000)
-
-
-def test_signing_times_never_go_back() -> None:
-    """A clock stepped back does not give earlier signing times."""
-    clock = SigningClock()
-    first = clock.time_for(b"one", T0)
-    assert clock.time_for(b"two", T0 - timedelta(seconds=5)) == first
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c"]), st.integers(-3, 3)), max_size=60))
-def test_no_message_is_signed_twice_at_the_same_time(steps: list[tuple[bytes, int]]) -> None:
-    """Whatever the clock does, no (message, signing time) pair repeats, so no signature repeats."""
-    clock = SigningClock()
-    moment = T0
-    seen: set[tuple[bytes, datetime]] = set()
-    for message, step_ms in steps:
-        moment += timedelta(microseconds=step_ms * 400)
-        pair = (message, clock.time_for(message, moment))
-        assert pair not in seen
-        seen.add(pair)
 
 
 # --- over HTTP ------------------------------------------------------------------------------------------------

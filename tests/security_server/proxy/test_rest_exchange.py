@@ -31,7 +31,7 @@ from security_server.core.transport import REST_REQUEST, TransportHeaders, Trans
 from security_server.messagelog.store import MessageLogStore
 from security_server.proxy.client_proxy import client_proxy_site
 from security_server.proxy.peerlink import PeerRequest
-from security_server.proxy.server_proxy import sign_message
+from security_server.signer.batch_signer import sign_message
 from security_server.serverconf.store import ServiceKind
 from tests.security_server.proxy.exchange_fixture import (
     CONSUMER,
