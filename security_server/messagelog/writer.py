@@ -88,7 +88,9 @@ class MessageLogWriter(Service):
         synchronous: Synchronous = Synchronous.FULL,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         max_batch: int = DEFAULT_MAX_BATCH,
+        store_factory: Callable[..., MessageLogStore] = MessageLogStore,
     ) -> None:
+        """``store_factory`` opens the store in the writer thread (``MessageLogStore``; a test may observe it)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._reactor = reactor
@@ -96,6 +98,7 @@ class MessageLogWriter(Service):
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
+        self._store_factory = store_factory
         self._queue: queue.SimpleQueue[_Pending | _Call[object] | object] = queue.SimpleQueue()
         self._admission: AdmissionCheck | None = None
         self._commit_hook: CommitHook | None = None
@@ -228,7 +231,7 @@ class MessageLogWriter(Service):
         if store is not None:
             return store, _Outcome([], None)
         try:
-            opened = MessageLogStore(self.path, synchronous=self._synchronous, busy_timeout=self._busy_timeout)
+            opened = self._store_factory(self.path, synchronous=self._synchronous, busy_timeout=self._busy_timeout)
         except Exception as err:
             return None, _Outcome(None, err)
         return opened, _Outcome([], None)

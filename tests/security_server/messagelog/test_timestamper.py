@@ -27,20 +27,6 @@ from tests.loopback import REACTOR, Served, serve
 from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation
 
 
-class ShiftedClock:
-    """The real reactor with ``seconds()`` moved by ``offset``: lets a test step past a grace period."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def seconds(self) -> float:
-        """The reactor's time plus the offset."""
-        return float(REACTOR.seconds()) + self.offset
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(REACTOR, name)
-
-
 class TimestamperTests(unittest.TestCase):
     """A writer on a real SQLite file, the development TSA on 127.0.0.1, the timestamper between them."""
 
@@ -53,7 +39,8 @@ class TimestamperTests(unittest.TestCase):
         self.writer = MessageLogWriter(REACTOR, self.folder / "log.db")
         self.writer.start()
         self.addCleanup(self.writer.stop)
-        self.clock = ShiftedClock()
+        self.clock = task.Clock()
+        """The timestamper's time and schedule; the writer's thread and the TSA clients stay on the real reactor."""
         self.urls: list[str] = []
 
     def serve_tsa(self) -> Served:
@@ -66,7 +53,7 @@ class TimestamperTests(unittest.TestCase):
         return [TsaEndpoint(f"TSA {n}", url, self.fed.tsa_cert) for n, url in enumerate(self.urls)]
 
     def timestamper(self, **settings: Any) -> Timestamper:
-        """A timestamper on the shifted clock whose TSA clients use the real reactor."""
+        """A timestamper on the fake clock whose TSA clients use the real reactor."""
         values: dict[str, Any] = {"interval_seconds": 3600.0, "grace_period_seconds": 100.0}
         values.update(settings)
 
@@ -81,6 +68,12 @@ class TimestamperTests(unittest.TestCase):
     async def log(self, *entries: LogEntry) -> None:
         for entry in entries:
             await self.writer.log(entry)
+
+    async def scheduled_round(self, stamper: Timestamper, seconds: float) -> None:
+        """Move the clock by ``seconds`` and wait for the round the schedule starts then (never one of our own)."""
+        self.clock.advance(seconds)
+        assert self.clock.getDelayedCalls() == [], "the schedule started no round"  # the next is set when it ends
+        await stamper.stamp_pending()  # joins the running round
 
     async def read(self, function: Any) -> Any:
         return await self.writer.run(function)
@@ -171,7 +164,7 @@ class TimestamperTests(unittest.TestCase):
         await self.log(*exchange("down-1"))
         assert await stamper.stamp_pending() == 0
         assert stamper.failed_since is not None and not stamper.refusing
-        self.clock.offset += 99  # still inside the 100 s grace period
+        self.clock.advance(99)  # still inside the 100 s grace period
         await self.log(*exchange("down-2"))
         assert await self.read(lambda store: store.untimestamped_count()) == 4
 
@@ -183,7 +176,7 @@ class TimestamperTests(unittest.TestCase):
         stamper = self.timestamper()
         await self.log(exchange("past-1")[0])
         await stamper.stamp_pending()
-        self.clock.offset += 101
+        self.clock.advance(101)
         assert stamper.refusing
         with pytest.raises(TimestampingFailed) as caught:
             await self.writer.log(exchange("past-2")[0])
@@ -198,7 +191,7 @@ class TimestamperTests(unittest.TestCase):
         stamper = self.timestamper(grace_period_seconds=0)
         await self.log(exchange("zero-1")[0])
         await stamper.stamp_pending()
-        self.clock.offset += 10**6
+        self.clock.advance(10**6)
         assert not stamper.refusing
         await self.log(exchange("zero-2")[0])
 
@@ -208,23 +201,22 @@ class TimestamperTests(unittest.TestCase):
         served = self.serve_tsa()
         await served.port.stopListening()
         self.urls = [served.url]
-        stamper = self.timestamper(interval_seconds=0.05, max_records=2)
+        stamper = self.timestamper(interval_seconds=60, max_records=2)
         await self.log(*exchange("back-1"), *exchange("back-2"))
-        for _ in range(200):  # the scheduled rounds fail while the TSA is down
-            if stamper.failed_since is not None:
-                break
-            await task.deferLater(REACTOR, 0.02, lambda: None)
-        self.clock.offset += 101
+        await self.scheduled_round(stamper, 60)
+        assert stamper.failed_since == 60  # the scheduled rounds fail while the TSA is down
+        self.clock.advance(101)  # past the grace period; the round due at 120 has started and fails too
         with pytest.raises(TimestampingFailed):
             await self.writer.log(exchange("back-3")[0])
+        await stamper.stamp_pending()  # joins that round
         self.urls = [self.serve_tsa().url]  # the TSA is back (on a new port, as published)
-        for _ in range(500):
-            if not stamper.refusing and await self.read(lambda store: store.untimestamped_count()) == 0:
-                break
-            await task.deferLater(REACTOR, 0.02, lambda: None)
+        # The next scheduled round stamps a full batch of 2 and asks for the next one at once, which stamps the rest.
+        await self.scheduled_round(stamper, 60)
+        assert stamper.tokens_received == 1
+        await self.scheduled_round(stamper, 0)
+        assert stamper.tokens_received == 2  # a backlog of 4 in batches of 2
         assert not stamper.refusing
         assert await self.read(lambda store: store.untimestamped_count()) == 0
-        assert stamper.tokens_received >= 2  # a backlog of 4 in batches of 2
         await self.log(exchange("back-4")[0])
 
     async def test_synchronous_mode_stamps_each_record_before_log_answers(self) -> None:

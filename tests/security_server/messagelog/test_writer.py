@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import structlog
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
@@ -67,9 +67,9 @@ class WriterTests(unittest.TestCase):
         self.path = Path(folder.name)
         self.db = self.path / "log.db"
 
-    def writer(self, path: Path | None = None, **options: float) -> MessageLogWriter:
+    def writer(self, path: Path | None = None, **options: Any) -> MessageLogWriter:
         """A started writer on ``path`` (default: this test's log), stopped at cleanup."""
-        writer = MessageLogWriter(REACTOR_THREADS, path or self.db, **options)  # type: ignore[arg-type]
+        writer = MessageLogWriter(REACTOR_THREADS, path or self.db, **options)
         writer.start()
         self.addCleanup(writer.stop)
         return writer
@@ -107,7 +107,17 @@ class WriterTests(unittest.TestCase):
         MessageLogStore(self.db).close()
         locker = self.reader()
         locker.execute("BEGIN IMMEDIATE")
-        writer = self.writer(busy_timeout=10.0)
+        appending: Deferred[None] = Deferred()
+
+        class ObservedStore(MessageLogStore):
+            """The writer's store, telling the reactor when the writer thread starts its first append."""
+
+            def append_entries(self, entries: Any) -> list[LogRecord]:
+                if not appending.called:
+                    REACTOR_THREADS.callFromThread(appending.callback, None)
+                return super().append_entries(entries)
+
+        writer = self.writer(busy_timeout=10.0, store_factory=ObservedStore)
         fired: list[int] = []
 
         def note(record: LogRecord) -> LogRecord:
@@ -115,7 +125,7 @@ class WriterTests(unittest.TestCase):
             return record
 
         calls = [writer.log(entry(n)).addCallback(note) for n in range(50)]
-        await deferLater(REACTOR_TIME, 0.2, lambda: None)
+        await appending  # the writer thread is in its transaction, which waits for the lock; answers come after it
         assert fired == []
         locker.execute("COMMIT")
         records: list[LogRecord] = await gatherResults(calls)
