@@ -18,7 +18,7 @@ import enum
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import ocsp as asn1_ocsp
@@ -39,7 +39,11 @@ DEFAULT_CLOCK_SKEW_SECONDS = 300
 """Tolerated difference between our clock and a responder's or TSA's (OpenSSL's ``-validity_period`` default)."""
 
 MAX_PATH_LENGTH = 8
-"""The most certificates above a leaf that :func:`verify_cert_path` will walk before giving up."""
+"""The most intermediate CA certificates between a leaf and its approved CA that :func:`verify_cert_path` accepts."""
+
+MAX_ISSUER_CHECKS = 100
+"""The most candidate issuers (right name, signature to check) one search for a path tries: backtracking over
+certificates that cross-certify each other could otherwise take time exponential in the number offered."""
 
 CERT_DECODE_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
@@ -243,16 +247,6 @@ def _is_one_of(cert: x509.Certificate, certs: Iterable[x509.Certificate]) -> boo
     return any(_same_cert(cert, other) for other in certs)
 
 
-def _find_issuer(cert: x509.Certificate, candidates: Iterable[x509.Certificate]) -> x509.Certificate | None:
-    for candidate in candidates:
-        try:
-            if candidate.subject == cert.issuer and is_issued_by(cert, candidate):
-                return candidate
-        except CERT_DECODE_ERRORS:
-            continue  # a damaged name issues nothing
-    return None
-
-
 def _check_ca_role(ca: x509.Certificate, below: int) -> None:
     """Raise :class:`InvalidCertPath` unless ``ca`` may issue a path with ``below`` intermediates under it (RFC 5280 §4.2.1.9)."""
     ext = _extension(ca, x509.BasicConstraints)
@@ -274,6 +268,120 @@ def _check_ca_role(ca: x509.Certificate, below: int) -> None:
         )
 
 
+def _is_valid_at(cert: x509.Certificate, at: datetime) -> bool:
+    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+
+
+_CaIdentity = tuple[x509.Name, bytes]
+
+
+def _identity(ca: x509.Certificate) -> _CaIdentity:
+    """A CA as a path sees it, its name and key: two certificates with both equal issue the same certificates."""
+    return ca.subject, _public_key_bits(ca)
+
+
+class _DeadEnd(enum.IntEnum):
+    """Why a branch of the path search ended, most telling first: when every branch ends, the refusal reported
+    is the first one of the most telling kind met."""
+
+    ROLE = 0  # a candidate that may not issue here: not a CA, its pathLen exceeded, no keyCertSign
+    LOOP = 1
+    TOO_LONG = 2
+    NO_ISSUER = 3
+
+
+class _PathSearch:
+    """One depth-first search, backtracking over candidate issuers, for a path from a certificate up to an
+    approved CA (RFC 4158): at most :data:`MAX_PATH_LENGTH` intermediates, no CA twice on a path, and at most
+    :data:`MAX_ISSUER_CHECKS` candidates tried in all.
+
+    With ``now`` a path must be valid at ``now``; without, only its structure is judged (names, signatures, CA
+    roles and path lengths), which tells a path that exists but is out of its time from no path at all.
+    """
+
+    def __init__(
+        self, roots: tuple[x509.Certificate, ...], intermediates: tuple[x509.Certificate, ...], now: datetime | None
+    ) -> None:
+        self._roots = roots
+        self._offered = roots + intermediates
+        self._now = now
+        self._checks_left = MAX_ISSUER_CHECKS
+        self._dead_end: tuple[_DeadEnd, InvalidCertPath] | None = None
+
+    def refusal(self) -> InvalidCertPath:
+        """Why no path was found (the first dead end of the most telling kind)."""
+        if self._dead_end is None:  # not reached: a search that finds nothing has met a dead end
+            return InvalidCertPath("certificate does not chain to an approved certification authority")
+        return self._dead_end[1]
+
+    def _note(self, kind: _DeadEnd, error: InvalidCertPath) -> None:
+        if self._dead_end is None or kind < self._dead_end[0]:
+            self._dead_end = (kind, error)
+
+    def _issuers(self, cert: x509.Certificate) -> Iterator[x509.Certificate]:
+        """The offered certificates whose name and key made ``cert``: approved CAs first, then the others in the
+        order given (so a path the greedy walk found is the first path found)."""
+        for candidate in self._offered:
+            try:
+                if candidate.subject != cert.issuer:
+                    continue
+            except CERT_DECODE_ERRORS:
+                continue  # a damaged name issues nothing
+            if self._checks_left == 0:
+                raise InvalidCertPath(
+                    "certificate path search gave up",
+                    reason=f"more than {MAX_ISSUER_CHECKS} candidate issuers tried for {describe(cert)}",
+                )
+            self._checks_left -= 1
+            if is_issued_by(cert, candidate):
+                yield candidate
+
+    def extend(
+        self, path: tuple[x509.Certificate, ...], on_path: frozenset[_CaIdentity]
+    ) -> tuple[x509.Certificate, ...] | None:
+        """The first path that continues ``path`` (leaf first) to an approved CA, or None when none does."""
+        current = path[-1]
+        below = len(path) - 1  # intermediates between the leaf and the next issuer
+        issued = False
+        for candidate in self._issuers(current):
+            if candidate == current:
+                continue  # self-signed: the top of its own chain, not a way up
+            issued = True
+            approved = _is_one_of(candidate, self._roots)
+            if not approved:
+                # A CA met again: the path through its first appearance is shorter and no harder to satisfy.
+                if candidate == path[0] or _identity(candidate) in on_path:
+                    loop = InvalidCertPath("certificate path loops", reason=f"{describe(candidate)} repeats")
+                    self._note(_DeadEnd.LOOP, loop)
+                    continue
+                if below >= MAX_PATH_LENGTH:
+                    too_long = f"more than {MAX_PATH_LENGTH} intermediate CA certificates"
+                    self._note(_DeadEnd.TOO_LONG, InvalidCertPath("certificate path is too long", reason=too_long))
+                    continue
+            try:
+                _check_ca_role(candidate, below)
+            except InvalidCertPath as err:
+                self._note(_DeadEnd.ROLE, err)
+                continue
+            if self._now is not None and not _is_valid_at(candidate, self._now):
+                continue
+            if approved:
+                return (*path, candidate)
+            found = self.extend((*path, candidate), on_path | {_identity(candidate)})
+            if found is not None:
+                return found
+        if not issued:
+            self._note(
+                _DeadEnd.NO_ISSUER,
+                InvalidCertPath(
+                    "certificate does not chain to an approved certification authority",
+                    reason=f"no approved CA or intermediate issued {describe(current)} "
+                    f"(issuer {describe(current, 'issuer')})",
+                ),
+            )
+        return None
+
+
 def verify_cert_path(
     cert: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
@@ -283,39 +391,32 @@ def verify_cert_path(
     """Check that ``cert`` chains to one of ``approved_roots`` and that every link is valid at ``now``.
 
     Returns the path, leaf first and approved CA last (callers may ignore it). The approved CAs are the global
-    configuration's ``approvedCA`` top certificates (XROAD-REFERENCE.md §4.3 check 2). Raises
-    :class:`InvalidCertPath` when no chain exists and :class:`CertValidation` when a link is out of its window.
+    configuration's ``approvedCA`` top certificates (XROAD-REFERENCE.md §4.3 check 2). Every candidate issuer is
+    tried, approved CAs first, then ``intermediates`` in their order, so a same-name certificate that cannot issue
+    (another key, expired, not a CA, a path length exceeded, a dead end) does not hide a path. Raises
+    :class:`CertValidation` when ``cert`` is out of its validity window, or when a path exists only with a link
+    out of its window (naming the link nearest the leaf), and :class:`InvalidCertPath` when no path exists.
     """
     _require_aware(now)
     if not approved_roots:
         raise InvalidCertPath("no approved certification authorities are configured")
     check_validity(cert, now)
-    path = [cert]
-    current = cert
-    for _ in range(MAX_PATH_LENGTH + 1):
-        if _is_one_of(current, approved_roots):
-            return tuple(path)
-        below = len(path) - 1  # intermediates between the leaf and the next issuer
-        root = _find_issuer(current, approved_roots)
-        if root is not None:
-            _check_ca_role(root, below)
-            check_validity(root, now, "CA certificate")
-            path.append(root)
-            return tuple(path)
-        issuer = _find_issuer(current, intermediates)
-        if issuer is None:
-            raise InvalidCertPath(
-                "certificate does not chain to an approved certification authority",
-                reason=f"no approved CA or intermediate issued {describe(current)} "
-                f"(issuer {describe(current, 'issuer')})",
-            )
-        if _is_one_of(issuer, path):
-            raise InvalidCertPath("certificate path loops", reason=f"{describe(issuer)} repeats")
-        _check_ca_role(issuer, below)
-        check_validity(issuer, now, "intermediate CA certificate")
-        path.append(issuer)
-        current = issuer
-    raise InvalidCertPath("certificate path is too long", reason=f"more than {MAX_PATH_LENGTH} CA certificates")
+    if _is_one_of(cert, approved_roots):
+        return (cert,)
+    roots = tuple(dict.fromkeys(approved_roots))
+    offered = tuple(c for c in dict.fromkeys(intermediates) if not _is_one_of(c, roots))
+    path = _PathSearch(roots, offered, now).extend((cert,), frozenset())
+    if path is not None:
+        return path
+    # No path valid at now; a path valid but for the time is refused for the link out of its window.
+    search = _PathSearch(roots, offered, None)
+    path = search.extend((cert,), frozenset())
+    if path is None:
+        raise search.refusal()
+    for link in path[1:-1]:
+        check_validity(link, now, "intermediate CA certificate")
+    check_validity(path[-1], now, "CA certificate")
+    return path  # not reached: the search at now would have found this path
 
 
 # --- OCSP -----------------------------------------------------------------------------------------------
