@@ -7,7 +7,7 @@ test puts in it, so each test can tamper with one byte of the directory, the sig
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,11 @@ from twisted.web import resource, server
 from central_registry.publisher import Publication, Publisher, SelfSignedKey
 from central_registry.store import RegistryStore
 from security_server.confclient import bundle as bundles
-from security_server.confclient.client import ConfClient
-from security_server.core.errors import GlobalConfOutdated
+from security_server.confclient.client import DOWNLOAD_TIMEOUT_SECONDS, MAX_DIRECTORY_BYTES, ConfClient
+from security_server.core.errors import GlobalConfOutdated, NetworkError
 from security_server.core.globalconf import parse_configuration_anchor
 from security_server.core.identifiers import ClientId
+from tests.security_server.edge.hostile_servers import EndlessResource, HangingAgent
 
 reactor: Any = global_reactor
 
@@ -232,6 +233,35 @@ class ConfClientTest(unittest.TestCase):
         else:
             raise AssertionError("an expired configuration was still served")
         assert not client.healthy
+
+    def test_source_that_never_answers_times_out_and_frees_the_next_refresh(self) -> None:
+        """A source that takes the request but never answers fails the refresh after the download timeout."""
+        clock, agent = Clock(), HangingAgent()
+        client = ConfClient(clock, self.anchor, self.tmp / "ss" / "globalconf.bundle", agent=agent)
+        results: list[Any] = []
+        client.refresh().addCallback(results.append)
+        clock.advance(DOWNLOAD_TIMEOUT_SECONDS)
+        assert not results[0].applied and isinstance(results[0].error, NetworkError)
+        assert "did not answer within" in results[0].error.message
+        assert agent.cancelled == 1
+        client.refresh().addCallback(results.append)  # the refresh lock was released
+        assert len(results) == 1 and agent.cancelled == 1
+        clock.advance(DOWNLOAD_TIMEOUT_SECONDS)
+        assert len(results) == 2 and agent.cancelled == 2
+
+    @defer.inlineCallbacks
+    def test_endless_directory_is_cut_off_and_changes_nothing(self) -> Any:
+        """A source that streams a directory without end fails at the cap; the configuration in force stays."""
+        endless = EndlessResource(b"multipart/related; boundary=x")
+        port = reactor.listenTCP(0, server.Site(endless), interface="127.0.0.1")  # type: ignore[no-untyped-call]
+        self.addCleanup(port.stopListening)
+        endless_source = replace(self.anchor.sources[0], download_url=f"http://127.0.0.1:{port.getHost().port}/internalconf")
+        anchor = replace(self.anchor, sources=(endless_source,))
+        client = ConfClient(reactor, anchor, self.tmp / "ss" / "globalconf.bundle")
+        result = yield client.refresh()
+        assert not result.applied and isinstance(result.error, NetworkError)
+        assert f"more than {MAX_DIRECTORY_BYTES} bytes" in result.error.message
+        assert (yield endless.ended), "the client hung up before the stream ran out"
 
     def test_damaged_stored_copy_is_ignored(self) -> None:
         """A stored bundle changed on disk (file content, signed directory, signature, or the file itself) is not loaded."""

@@ -1,13 +1,16 @@
-"""The TSA client: a token over loopback HTTP from the real TSA Resource, verified; refusals of bad answers."""
+"""The TSA client: a token over loopback HTTP from the real TSA Resource, verified; refusals of bad answers,
+of a TSA that streams without end, and of one that never answers (on a fake clock)."""
 
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 from twisted.web.pages import notFound
 
@@ -15,9 +18,10 @@ from central_registry.trust.ca import DevelopmentCA
 from central_registry.trust.tsa import SerialCounter, TsaResource
 from security_server.core.errors import IncorrectValidationInfo, InternalError, NetworkError
 from security_server.core.timestamp import verify_timestamp_token
-from security_server.messagelog.tsa_client import TsaClient
+from security_server.messagelog.tsa_client import MAX_REPLY_BYTES, TsaClient
 from tests.loopback import REACTOR, Served, serve
 from tests.pki import make_ca, make_cert, name
+from tests.security_server.edge.hostile_servers import EndlessResource, HangingAgent
 
 IMPRINT = hashlib.sha512(b"ts-hashchainresult.xml").digest()
 
@@ -114,3 +118,31 @@ class TsaClientTests(unittest.TestCase):
         """Asking for a SHA-512 stamp over a 32-byte digest is refused before anything is sent."""
         with pytest.raises(InternalError):
             TsaClient(REACTOR, "http://127.0.0.1:1/", [self.tsa_cert]).timestamp(b"\x00" * 32)
+
+    async def test_endless_reply_is_cut_off_at_the_cap(self) -> None:
+        """A TSA that streams without end: the request fails with network_error past the cap, memory stays small."""
+        endless = EndlessResource(b"application/timestamp-reply")
+        served = serve(endless)
+        self.addCleanup(served.port.stopListening)
+        tracemalloc.start()
+        try:
+            with pytest.raises(NetworkError, match=f"more than {MAX_REPLY_BYTES} bytes"):
+                await TsaClient(REACTOR, served.url, [self.tsa_cert]).timestamp(IMPRINT)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024, f"{peak} bytes held while reading a capped reply"
+        assert await endless.ended, "the client hung up before the stream ran out"
+        assert endless.sent < endless.limit
+
+    def test_tsa_that_never_answers_times_out(self) -> None:
+        """On a fake clock: no answer within the timeout is network_error, and the request is cancelled."""
+        clock, agent = Clock(), HangingAgent()
+        client = TsaClient(clock, "http://127.0.0.1:1/", [self.tsa_cert], agent=agent, timeout_seconds=30)
+        outcome: list[Any] = []
+        client.timestamp(IMPRINT).addErrback(lambda failure: outcome.append(failure.value))
+        clock.advance(29)
+        assert not outcome and agent.cancelled == 0
+        clock.advance(1)
+        assert isinstance(outcome[0], NetworkError) and "did not answer within 30 s" in outcome[0].message
+        assert agent.cancelled == 1

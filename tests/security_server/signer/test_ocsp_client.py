@@ -1,11 +1,13 @@
 """The OCSP client: fetch, cache, refresh schedule, outage behaviour, and a real fetch over loopback HTTP.
 
 Schedule tests run on a MemoryReactorClock with the responder's real answer builder wired in memory (the fetch
-function); the loopback tests run the responder Resource on 127.0.0.1 under trial's real reactor.
+function); the loopback tests run the responder Resource (or a hostile one that streams without end) on
+127.0.0.1 under trial's real reactor.
 """
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +27,10 @@ from security_server.core.certprofile import signing_subject
 from security_server.core.errors import CertValidation, IncorrectValidationInfo, NetworkError
 from security_server.core.identifiers import ClientId
 from security_server.core.trust import CertStatus, read_ocsp_response
-from security_server.signer.ocsp_client import OcspClient, OwnCertificate
+from security_server.signer.ocsp_client import MAX_RESPONSE_BYTES, OcspClient, OwnCertificate
 from tests.loopback import REACTOR, serve
 from tests.pki import make_csr, ocsp_request
+from tests.security_server.edge.hostile_servers import EndlessResource, HangingAgent
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 MEMBER = ClientId("EE", "GOV", "70000310")
@@ -160,6 +163,20 @@ def test_hanging_responder_times_out_and_retries(made: Setup) -> None:
     assert isinstance(failure_of(pending), NetworkError)
 
 
+def test_hanging_http_request_times_out_and_is_cancelled(made: Setup) -> None:
+    """Through the real HTTP fetch: a responder that never answers fails after the timeout and the request is dropped."""
+    clock = fake_clock()
+    agent = HangingAgent()
+    target = OwnCertificate(made.cert, made.issuer, "http://127.0.0.1:1/")
+    client = OcspClient(clock, [target], agent=agent, timeout_seconds=10)
+    pending = client.refresh(made.cert)
+    clock.advance(9)
+    assert agent.cancelled == 0
+    clock.advance(1)
+    assert isinstance(failure_of(pending), NetworkError)
+    assert agent.cancelled == 1
+
+
 def test_revocation_replaces_a_good_response(tmp_path: Path) -> None:
     """An authentic revoked answer replaces the cached good one: current() then refuses with cert_validation."""
     ca = DevelopmentCA.init(tmp_path / "ca", "Revoking CA", T0, key_size=2048)
@@ -289,3 +306,19 @@ class OcspClientOverHttpTests(unittest.TestCase):
         self.addCleanup(missing.port.stopListening)
         with pytest.raises(NetworkError):
             await self.client(missing.url).refresh(self.cert)
+
+    async def test_endless_response_is_cut_off_at_the_cap(self) -> None:
+        """A responder that streams without end: the fetch fails with network_error past 64 KiB, memory stays small."""
+        endless = EndlessResource(b"application/ocsp-response")
+        served = serve(endless)
+        self.addCleanup(served.port.stopListening)
+        tracemalloc.start()
+        try:
+            with pytest.raises(NetworkError, match=f"more than {MAX_RESPONSE_BYTES} bytes"):
+                await self.client(served.url).refresh(self.cert)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024, f"{peak} bytes held while reading a capped answer"
+        assert await endless.ended, "the client hung up before the stream ran out"
+        assert endless.sent < endless.limit
