@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -26,6 +26,7 @@ from security_server.core.config import LoggingConfig
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.globalconf import anchor_hash
 from security_server.core.identifiers import ClientId, GlobalGroupId
+from security_server.edge.cli_output import BusErrorGroup, bus_errors_as_command_errors, emit, format_table, json_option
 from security_server.logconfig import configure_logging
 
 T = TypeVar("T")
@@ -50,22 +51,28 @@ _DIR_OPTION = click.option(
 )
 
 
+_JSON_OPTION = json_option("Print JSON (for scripts) instead of a table.")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _ca_errors() -> AbstractContextManager[None]:
+    """The ``ca`` commands report a BusError by its message alone (as they always have)."""
+    return bus_errors_as_command_errors(with_reason=False, with_code=False)
+
+
 def _open(directory: Path) -> DevelopmentCA:
-    try:
+    with _ca_errors():
         return DevelopmentCA.open(directory)
-    except BusError as err:
-        raise click.ClickException(err.message) from err
 
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-@click.group()
+@click.group(cls=BusErrorGroup)
 def registry() -> None:
     """Central registry administration."""
 
@@ -83,12 +90,10 @@ def ca() -> None:
 @click.option("--ocsp-url", default=None, help="OCSP URL to write into issued certificates (authorityInfoAccess).")
 def init_command(directory: Path, name: str, key_size: int, days: int, ocsp_url: str | None) -> None:
     """Create a root CA key and self-signed certificate in DIR."""
-    try:
+    with _ca_errors():
         authority = DevelopmentCA.init(
             directory, name, _now(), key_size=key_size, validity_days=days, ocsp_url=ocsp_url
         )
-    except BusError as err:
-        raise click.ClickException(err.message) from err
     click.echo(f"initialised CA {authority.certificate.subject.rfc4514_string()} in {directory}")
     click.echo(f"certificate: {directory / 'ca-cert.pem'}")
 
@@ -102,10 +107,8 @@ def init_command(directory: Path, name: str, key_size: int, days: int, ocsp_url:
 def issue_command(directory: Path, csr_path: Path, kind: str, out_path: Path, days: int) -> None:
     """Issue a certificate from a PKCS#10 request (PEM or DER) whose subject fits the certificate profile."""
     authority = _open(directory)
-    try:
+    with bus_errors_as_command_errors(with_code=False):
         cert = authority.issue(csr_path.read_bytes(), CertKind(kind), _now(), validity_days=days)
-    except BusError as err:
-        raise click.ClickException(f"{err.message} ({err.reason})" if err.reason != err.message else err.message) from err
     write_atomically(out_path, _pem(cert))
     click.echo(f"issued {kind} certificate {cert.serial_number:X} for {cert.subject.rfc4514_string()} -> {out_path}")
 
@@ -121,10 +124,8 @@ def revoke_command(directory: Path, serial: str, reason: str) -> None:
     except ValueError as err:
         raise click.ClickException(f"serial {serial!r} is not a hex number") from err
     authority = _open(directory)
-    try:
+    with _ca_errors():
         revoked = authority.revoke(number, x509.ReasonFlags(reason), _now())
-    except BusError as err:
-        raise click.ClickException(err.message) from err
     click.echo(f"revoked {revoked.serial:X} ({reason}) {revoked.subject}")
 
 
@@ -135,22 +136,15 @@ def _row(entry: IssuedCert) -> tuple[str, str, str, str, str]:
 
 @ca.command("list")
 @_DIR_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table.")
+@_JSON_OPTION
 def list_command(directory: Path, as_json: bool) -> None:
     """List every certificate the CA issued, with revocations."""
     authority = _open(directory)
-    try:
+    with _ca_errors():
         entries = authority.issued()
-    except BusError as err:
-        raise click.ClickException(err.message) from err
-    if as_json:
-        records = [{k: v for k, v in entry.to_json().items() if k != "cert_pem"} for entry in entries]
-        click.echo(json.dumps(records, indent=2))
-        return
-    rows = [("SERIAL", "KIND", "STATUS", "NOT AFTER", "SUBJECT"), *(_row(entry) for entry in entries)]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
+    records = [{k: v for k, v in entry.to_json().items() if k != "cert_pem"} for entry in entries]
+    headers = ["SERIAL", "KIND", "STATUS", "NOT AFTER", "SUBJECT"]
+    emit(as_json, records, lambda: format_table(headers, [_row(entry) for entry in entries], empty=None))
 
 
 @ca.command("ocsp-cert")
@@ -159,10 +153,8 @@ def list_command(directory: Path, as_json: bool) -> None:
 def ocsp_cert_command(directory: Path, days: int) -> None:
     """Make a delegated OCSP-signing key and certificate; the responder signs with it from then on."""
     authority = _open(directory)
-    try:
+    with _ca_errors():
         cert = authority.issue_ocsp_cert(_now(), validity_days=days)
-    except BusError as err:
-        raise click.ClickException(err.message) from err
     click.echo(f"issued OCSP-signing certificate {cert.serial_number:X} -> {directory / 'ocsp-cert.pem'}")
 
 
@@ -172,10 +164,8 @@ def ocsp_cert_command(directory: Path, days: int) -> None:
 def tsa_cert_command(directory: Path, days: int) -> None:
     """Make the TSA key and certificate (critical extendedKeyUsage timeStamping)."""
     authority = _open(directory)
-    try:
+    with _ca_errors():
         cert = authority.issue_tsa_cert(_now(), validity_days=days)
-    except BusError as err:
-        raise click.ClickException(err.message) from err
     click.echo(f"issued TSA certificate {cert.serial_number:X} -> {directory / 'tsa-cert.pem'}")
 
 
@@ -194,23 +184,12 @@ def _registry_dir_option(func: Any) -> Any:
     )(func)
 
 
-def _json_option(func: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table.")(func)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines)
-
-
 def _emit(as_json: bool, data: Any, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else _table(headers, rows))
+    emit(as_json, data, lambda: format_table([h.upper() for h in headers], rows, empty=None))
 
 
 class _Store:
-    """Opens the registry store for one command and turns BusErrors into clean command errors."""
+    """Opens the registry store for one command (a BusError inside is reported by the ``registry`` group)."""
 
     def __init__(self, root: Path) -> None:
         self.paths = RegistryPaths(root)
@@ -223,9 +202,6 @@ class _Store:
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         self.store.close()
-        if isinstance(error, BusError):
-            detail = f" ({error.reason})" if error.reason != error.message else ""
-            raise click.ClickException(f"{error.message}{detail} [{error.fault_code}]") from error
 
 
 def _identifier(parse: Callable[[str], T]) -> Callable[[Any, Any, str], T]:
@@ -261,14 +237,12 @@ def _config_option(func: Any) -> Any:
 @click.option("--instance", required=True, help="The instance identifier, e.g. EE or EE-test.")
 @click.option("--no-dev-ca", is_flag=True, help="Do not make a development CA, OCSP responder and TSA.")
 @_config_option
-@_json_option
+@_JSON_OPTION
 def registry_init(root: Path, instance: str, no_dev_ca: bool, config_file: Path | None, as_json: bool) -> None:
     """Create a registry: database, configuration-signing key, HTTPS key and (by default) a development CA."""
     settings = _settings_of(root, config_file)
-    try:
+    with bus_errors_as_command_errors(with_reason=False):
         paths = init_registry(root, instance, _now(), public_url=settings.public_url, dev_ca=not no_dev_ca)
-    except BusError as err:
-        raise click.ClickException(f"{err.message} [{err.fault_code}]") from err
     data = {"instance": instance, "directory": str(paths.root), "public_url": settings.public_url, "dev_ca": not no_dev_ca}
     _emit(as_json, data, ["instance", "directory", "public url"], [[instance, str(paths.root), settings.public_url]])
 
@@ -312,7 +286,7 @@ def member_remove(root: Path, member_id: ClientId) -> None:
 
 @member.command("list")
 @_registry_dir_option
-@_json_option
+@_JSON_OPTION
 def member_list(root: Path, as_json: bool) -> None:
     """List members with their subsystems."""
     with _Store(root) as store:
@@ -343,7 +317,7 @@ def server_group() -> None:
 
 @server_group.command("list")
 @_registry_dir_option
-@_json_option
+@_JSON_OPTION
 def server_list(root: Path, as_json: bool) -> None:
     """List security servers with their addresses, auth-certificate hashes and clients."""
     with _Store(root) as store:
@@ -365,7 +339,7 @@ def requests() -> None:
 @requests.command("list")
 @_registry_dir_option
 @click.option("--status", type=click.Choice([s.value for s in RequestStatus]), help="Only requests in this state.")
-@_json_option
+@_JSON_OPTION
 def requests_list(root: Path, status: str | None, as_json: bool) -> None:
     """List requests, oldest first."""
     with _Store(root) as store:
@@ -426,7 +400,7 @@ def ca_add(root: Path, name: str, cert_file: Path, ocsp_url: str | None, ocsp_ce
 
 @ca.command("approved")
 @_registry_dir_option
-@_json_option
+@_JSON_OPTION
 def ca_approved(root: Path, as_json: bool) -> None:
     """List the certification authorities the federation trusts."""
     with _Store(root) as store:
@@ -456,7 +430,7 @@ def tsa_add(root: Path, name: str, url: str, cert_file: Path) -> None:
 
 @tsa.command("list")
 @_registry_dir_option
-@_json_option
+@_JSON_OPTION
 def tsa_list(root: Path, as_json: bool) -> None:
     """List approved timestamping authorities."""
     with _Store(root) as store:
@@ -494,7 +468,7 @@ def group_add_member(root: Path, group_id: GlobalGroupId, client_id: ClientId) -
 
 @group.command("list")
 @_registry_dir_option
-@_json_option
+@_JSON_OPTION
 def group_list(root: Path, as_json: bool) -> None:
     """List global groups and their members."""
     with _Store(root) as store:

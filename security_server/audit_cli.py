@@ -50,6 +50,7 @@ from security_server.core.identifiers import ClientId, ServiceId
 from security_server.core.logchain import Direction
 from security_server.core.signature import signature_value
 from security_server.core.timestamp import read_timestamp_token, verify_timestamp_token
+from security_server.edge import cli_output
 from security_server.messagelog.asic_export import exchange_zip, record_container, record_container_name
 from security_server.messagelog.store import MessageLogStore, RecordSummary
 from security_server.serverconf.store import ServerConfStore
@@ -65,9 +66,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # --- options and output ---------------------------------------------------------------------------------------
 
 
-def json_option(func: F) -> F:
-    """The ``--json`` flag."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+json_option = cli_output.json_option("Print JSON instead of text.")
+"""The ``--json`` flag."""
 
 
 def conf_option(func: F) -> F:
@@ -92,17 +92,6 @@ def _parse_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces; ``(none)`` when there are no rows."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [list(headers), *rows]]
-    if not rows:
-        lines.append("(none)")
-    return "\n".join(lines)
-
-
 def _read(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     try:
         with path.open("rb") as handle:
@@ -125,18 +114,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class AuditGroup(click.Group):
-    """A click group that turns every :class:`BusError` below it into a clear error and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BusError as err:
-            detail = f" ({err.reason})" if err.reason != err.message else ""
-            raise click.ClickException(f"{err.message}{detail} [{err.fault_code}]") from err
-
-
-@click.group(cls=AuditGroup)
+@click.group(cls=cli_output.BusErrorGroup)
 def audit() -> None:
     """Find logged exchanges, export their signed evidence (ASiC-E) and verify it offline."""
 
@@ -219,7 +197,7 @@ def find(
         ]
         for s in found
     ]
-    click.echo(format_table(["RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED"], rows))
+    click.echo(cli_output.format_table(["RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED"], rows))
 
 
 # --- export ---------------------------------------------------------------------------------------------------

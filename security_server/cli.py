@@ -19,11 +19,10 @@ is added with the registry's request protocol.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 import click
 from cryptography import x509
@@ -36,6 +35,7 @@ from security_server.confclient.client import ConfClient
 from security_server.core.acl import AccessRight, Endpoint, Subject
 from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.errors import BusError, InvalidClientIdentifier
+from security_server.edge import cli_output
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES, anchor_hash, parse_configuration_anchor
 from security_server.core.metadata import MAX_DESCRIPTION_BYTES
@@ -128,27 +128,15 @@ def dir_option(func: F) -> F:
     )(func)
 
 
-def json_option(func: F) -> F:
-    """The ``--json`` flag: print JSON for scripts instead of a table."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+json_option = cli_output.json_option("Print JSON instead of a table.")
+"""The ``--json`` flag: print JSON for scripts instead of a table."""
 
 
 # --- output -------------------------------------------------------------------------------------------------------
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces; ``(none)`` under the headers when there are no rows."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [list(headers), *rows]]
-    if not rows:
-        lines.append("(none)")
-    return "\n".join(lines)
-
-
 def _emit(as_json: bool, data: Any, table: Callable[[], str]) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else table())
+    cli_output.emit(as_json, data, table, sort_keys=True)
 
 
 def _time(moment: datetime) -> str:
@@ -220,18 +208,7 @@ def _read_file(path: Path, limit: int, what: str) -> bytes:
 # --- the group ------------------------------------------------------------------------------------------------------
 
 
-class ServerGroup(click.Group):
-    """A click group that turns every :class:`BusError` below it into a clear error and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BusError as err:
-            detail = f" ({err.reason})" if err.reason != err.message else ""
-            raise click.ClickException(f"{err.message}{detail} [{err.fault_code}]") from err
-
-
-@click.group(cls=ServerGroup)
+@click.group(cls=cli_output.BusErrorGroup)
 def server() -> None:
     """Administer a security server: identity, keys, clients, services and access rights.
 
@@ -305,7 +282,7 @@ def status(directory: Path, as_json: bool) -> None:
             ["auth certificate", "valid" if auth_ready else "missing"],
             ["signing certificates", ", ".join(signers) or "none"],
         ]
-        return format_table(["item", "value"], rows)
+        return cli_output.format_table(["item", "value"], rows)
 
     _emit(as_json, data, table)
 
@@ -386,7 +363,7 @@ def keys_list(directory: Path, as_json: bool) -> None:
         [k.key_id, k.kind.value, str(k.owner), k.algorithm.value, _time(k.cert.not_valid_after_utc) if k.cert else "-"]
         for k in found
     ]
-    _emit(as_json, [_key_json(k) for k in found], lambda: format_table(["key id", "kind", "owner", "algorithm", "cert until"], rows))
+    _emit(as_json, [_key_json(k) for k in found], lambda: cli_output.format_table(["key id", "kind", "owner", "algorithm", "cert until"], rows))
 
 
 # --- clients --------------------------------------------------------------------------------------------------------
@@ -417,7 +394,7 @@ def client_list(directory: Path, as_json: bool) -> None:
     snapshot = _snapshot(directory)
     data = [{"client": str(c.id), "state": c.state.value, "owner": c.is_owner} for c in snapshot.clients]
     rows = [[str(c.id), c.state.value, "owner" if c.is_owner else ""] for c in snapshot.clients]
-    _emit(as_json, data, lambda: format_table(["client", "state", "role"], rows))
+    _emit(as_json, data, lambda: cli_output.format_table(["client", "state", "role"], rows))
 
 
 # --- services -------------------------------------------------------------------------------------------------------
@@ -506,7 +483,7 @@ def service_list(directory: Path, client_id: ClientId | None, as_json: bool) -> 
         for s in found
     ]
     _emit(as_json, [_service_json(s) for s in found],
-          lambda: format_table(["service", "kind", "url", "timeout", "enabled", "notice"], rows))
+          lambda: cli_output.format_table(["service", "kind", "url", "timeout", "enabled", "notice"], rows))
 
 
 # --- access rights -------------------------------------------------------------------------------------------------
@@ -580,7 +557,7 @@ def acl_list(directory: Path, client_id: ClientId | None, service_id: ServiceId 
         for r in found
     ]
     rows = [[_service_text(r.service), str(r.subject), str(r.endpoint) if r.endpoint else "(whole service)"] for r in found]
-    _emit(as_json, data, lambda: format_table(["service", "subject", "endpoint"], rows))
+    _emit(as_json, data, lambda: cli_output.format_table(["service", "subject", "endpoint"], rows))
 
 
 # --- local groups ---------------------------------------------------------------------------------------------------
@@ -632,7 +609,7 @@ def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) 
         for g in groups
     ]
     rows = [[str(g.owner), g.id.group_code, g.description, ", ".join(sorted(str(m) for m in g.members))] for g in groups]
-    _emit(as_json, data, lambda: format_table(["client", "code", "description", "members"], rows))
+    _emit(as_json, data, lambda: cli_output.format_table(["client", "code", "description", "members"], rows))
 
 
 # --- commands that talk to the network ----------------------------------------------------------------------------
@@ -640,7 +617,8 @@ def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) 
 
 def _run_in_reactor(work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run ``work(reactor)`` to completion in a reactor; a BusError inside it is raised here (and reported by
-    :class:`ServerGroup`). The reactor runs once per process, which is all a command needs."""
+    the command group, :class:`~security_server.edge.cli_output.BusErrorGroup`). The reactor runs once per
+    process, which is all a command needs."""
     import sys
 
     from twisted.internet import task
@@ -696,7 +674,7 @@ async def _own_ocsp(reactor: Any, directory: Path, conf: GlobalConf, cert: x509.
 
 
 def _report(as_json: bool, answer: Mapping[str, Any]) -> None:
-    _emit(as_json, dict(answer), lambda: format_table(["request", "type", "status"], [[answer["id"], answer["type"], answer["status"]]]))
+    _emit(as_json, dict(answer), lambda: cli_output.format_table(["request", "type", "status"], [[answer["id"], answer["type"], answer["status"]]]))
 
 
 @server.command()

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from central_registry.trust.ca import CertKind, DevelopmentCA
-from security_server.cli import DB_NAME, format_table, server
+from security_server.cli import DB_NAME, server
 from security_server.core.identifiers import ClientId, GlobalGroupId, ServiceId
 from security_server.serverconf.store import ServerConfStore
 
@@ -270,8 +270,3 @@ def test_csr_without_out_prints_the_pem(server_dir: Path) -> None:
     out = _run(["keys", "csr", "--dir", str(server_dir), key["key_id"], "--name", "Ministry of Tests"]).stdout
     assert out.startswith("-----BEGIN CERTIFICATE REQUEST-----")
 
-
-def test_format_table_aligns_columns() -> None:
-    """Columns are padded to their widest cell and separated by two spaces."""
-    assert format_table(["a", "bb"], [["ccc", "d"]]) == "a    bb\nccc  d"
-    assert format_table(["a"], []) == "a\n(none)"
