@@ -1,9 +1,10 @@
 """One bounded HTTP fetch: send bytes (or nothing) with a content type, check the status, read a bounded body, time out.
 
-Every client call the security server makes to a service that is not a peer security server goes through
-:func:`fetch`: its own OCSP responder (signer/ocsp_client.py), a peer's OCSP responder (proxy/peer_trust.py),
-the TSA (messagelog/tsa_client.py), the registry's management service (registration.py) and the configuration
-source (confclient/client.py). Each caller names what it talks to (``what``, for the error messages) and how
+Every call the security server makes to a trust or configuration service goes through :func:`fetch`: its own
+OCSP responder (signer/ocsp_client.py), a peer's OCSP responder (proxy/peer_trust.py), the TSA
+(messagelog/tsa_client.py), the registry's management service (registration.py) and the configuration source
+(confclient/client.py). (Peer security servers and provider services are spoken to over the proxies' pooled
+connections, not through this fetch.) Each caller names what it talks to (``what``, for the error messages) and how
 much it accepts (``max_bytes``); whatever goes wrong becomes a :class:`~security_server.core.errors.NetworkError`
 whose message says what failed and whose reason names the URL:
 
