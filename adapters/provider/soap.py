@@ -37,6 +37,7 @@ from lxml import etree
 from twisted.internet import threads
 from twisted.web import resource, server
 
+from adapters.provider import xroadheaders
 from adapters.provider.caller import Caller
 from adapters.provider.shapes import (
     XSD_NS,
@@ -121,10 +122,13 @@ class SoapProvider:
         *,
         name: str = "xroadService",
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        response_headers: bool = False,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.max_body_bytes = max_body_bytes
+        self.response_headers = response_headers
+        """Whether the WSDL declares the X-Road headers on each operation's output too (see ``xroadheaders``)."""
         self.operations: dict[str, Operation] = {}
 
     def operation(
@@ -174,22 +178,26 @@ class SoapProvider:
     def wsdl(self, address: str) -> bytes:
         """The WSDL 1.1 description, document/literal wrapped, with ``xrd:version`` and ``xrd:title``.
 
-        The X-Road headers are not declared as header parts: consumers add them as elements (the security
-        server checks them), which keeps the WSDL self-contained (no import of xroad.xsd).
+        Every binding operation declares the X-Road headers as ``soap:header`` parts of the ``requestheader``
+        message, as X-Road's example WSDL does, so WSDL-driven clients (SoapUI, zeep) send them: on its input, and
+        on its output too with ``response_headers``. Their schemas are inline, which keeps the WSDL self-contained
+        (:mod:`adapters.provider.xroadheaders`).
         """
         tns = self.namespace
         nsmap = {"wsdl": WSDL_NS, "soap": WSDL_SOAP_NS, "xs": XSD_NS, "xrd": XROAD_NS, "tns": tns}
         root = etree.Element(f"{{{WSDL_NS}}}definitions", nsmap=nsmap, name=self.name, targetNamespace=tns)
-        schema = etree.SubElement(etree.SubElement(root, f"{{{WSDL_NS}}}types"), f"{{{XSD_NS}}}schema",
-                                  targetNamespace=tns, elementFormDefault="unqualified")
+        types = etree.SubElement(root, f"{{{WSDL_NS}}}types")
+        schema = etree.SubElement(types, f"{{{XSD_NS}}}schema", targetNamespace=tns, elementFormDefault="unqualified")
         for op in self.operations.values():
             for element_name, fields in ((op.name, op.inputs), (f"{op.name}Response", op.outputs)):
                 xsd_sequence(etree.SubElement(schema, f"{{{XSD_NS}}}element", name=element_name), fields, XROAD_NS)
+        xroadheaders.add_header_schemas(types)
         for op in self.operations.values():
             for message in (op.name, f"{op.name}Response"):
                 part = etree.SubElement(etree.SubElement(root, f"{{{WSDL_NS}}}message", name=message), f"{{{WSDL_NS}}}part")
                 part.set("name", "body")
                 part.set("element", f"tns:{message}")
+        xroadheaders.add_header_message(root)
         port_type = etree.SubElement(root, f"{{{WSDL_NS}}}portType", name=f"{self.name}PortType")
         for op in self.operations.values():
             element = etree.SubElement(port_type, f"{{{WSDL_NS}}}operation", name=op.name)
@@ -207,8 +215,12 @@ class SoapProvider:
                 # pr-mess Annex C / X-Road's WSDL parser: the service version is binding/operation/xrd:version.
                 etree.SubElement(element, f"{{{XROAD_NS}}}version").text = op.version
             for direction in ("input", "output"):
-                etree.SubElement(etree.SubElement(element, f"{{{WSDL_NS}}}{direction}"), f"{{{WSDL_SOAP_NS}}}body",
-                                 use="literal")
+                direction_element = etree.SubElement(element, f"{{{WSDL_NS}}}{direction}")
+                etree.SubElement(direction_element, f"{{{WSDL_SOAP_NS}}}body", use="literal")
+                if direction == "input":
+                    xroadheaders.add_header_parts(direction_element)
+                elif self.response_headers:
+                    xroadheaders.add_header_parts(direction_element, xroadheaders.RESPONSE_HEADER_PARTS)
         service = etree.SubElement(root, f"{{{WSDL_NS}}}service", name=self.name)
         port = etree.SubElement(service, f"{{{WSDL_NS}}}port", name=f"{self.name}Port", binding=f"tns:{self.name}Binding")
         etree.SubElement(port, f"{{{WSDL_SOAP_NS}}}address", location=address)
