@@ -47,6 +47,7 @@ from security_server.core.multipart import (
     parse_header_value,
     parse_multipart_message,
 )
+from security_server.core.signature import SignatureData
 
 # Media types of the parts (X-Road MimeTypes.java).
 MULTIPART_MIXED = "multipart/mixed"
@@ -113,6 +114,26 @@ def _media_type(content_type: str, what: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageContent:
+    """What a transport message carries and its signature covers: the message part (SOAP or REST) with its content
+    type and other MIME headers, and the SOAP attachments or the REST body (``None`` when there is none)."""
+
+    message: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Part, ...] = ()
+    rest_body: bytes | None = None
+
+    @property
+    def signed_bodies(self) -> tuple[bytes, ...]:
+        """The parts the signature covers after the message (``/attachment1`` ...): the attachments' bodies, or
+        the REST body when there is one (XROAD-REFERENCE.md §4.2)."""
+        if self.rest_body:
+            return (self.rest_body,)
+        return tuple(part.body for part in self.attachments)
+
+
+@dataclass(frozen=True, slots=True)
 class TransportMessage:
     """One transport message, request or response, with every part's bytes exactly as sent.
 
@@ -174,6 +195,24 @@ class TransportMessage:
             raise InvalidMessage("A REST message has a body, not SOAP attachments")
         if kind is MessageKind.SOAP and self.rest_body is not None:
             raise InvalidMessage("A SOAP message has attachments, not a REST body")
+
+    @classmethod
+    def signed(
+        cls, content: MessageContent, signature: SignatureData, ocsp_responses: Iterable[bytes] = ()
+    ) -> TransportMessage:
+        """The transport form of ``content`` signed with ``signature`` (with its hash chain when it has one),
+        preceded by ``ocsp_responses`` (a request carries the OCSP response of the sender's TLS certificate)."""
+        return cls(
+            content.message,
+            message_content_type=content.content_type,
+            message_headers=content.headers,
+            attachments=content.attachments,
+            rest_body=content.rest_body,
+            signature=signature.signature_xml,
+            hashchain_result=signature.hash_chain_result,
+            hashchain=signature.hash_chain,
+            ocsp_responses=tuple(ocsp_responses),
+        )
 
     @property
     def is_early_fault(self) -> bool:

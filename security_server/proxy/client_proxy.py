@@ -72,11 +72,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from io import BytesIO
 from typing import Any, Mapping, Sequence
 
-import structlog
 from cryptography import x509
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -98,7 +97,8 @@ from security_server.core.errors import (
 )
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.core.logchain import Direction, LogEntry
+from security_server.core.logchain import Direction
+from security_server.core.message_trust import TrustCache, verify_message
 from security_server.core.metadata import LIST_CLIENTS_PATH, accepts_json, client_list, list_clients_json, list_clients_xml
 from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_ocsp, identify_peer
@@ -112,29 +112,29 @@ from security_server.core.rest import (
     rest_error,
     rest_error_of,
 )
-from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, check_response_consistency, parse_soap
+from security_server.core.rest_consistency import check_rest_response_consistency
+from security_server.core.server_address import DEFAULT_SERVER_PROXY_PORT, peer_addresses
+from security_server.core.signing_clock import SigningClock
+from security_server.core.soap import SOAP_CONTENT_TYPE, check_response_consistency, parse_soap
 from security_server.core.soapattachments import (
     SoapWithAttachments,
     build_related,
     is_multipart_related,
     parse_related,
 )
-from security_server.core.message_trust import TrustCache, verify_message
-from security_server.core.rest_consistency import check_rest_response_consistency
-from security_server.core.server_address import DEFAULT_SERVER_PROXY_PORT, peer_addresses
-from security_server.core.signing_clock import SigningClock
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     REST_REQUEST,
     MessageKind,
     TransportHeaders,
     TransportLimits,
+    MessageContent,
     TransportMessage,
     decode_transport,
-    encode_transport,
 )
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
+from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, sign_and_log
+from security_server.proxy.exchange_log import received_entry
 from security_server.proxy.peer_trust import PeerOcspCache
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
 from security_server.signer.batch_signer import BatchSigner
@@ -146,41 +146,8 @@ DEFAULT_PEER_TIMEOUT_SECONDS = 300.0
 AUTH_CERT_CACHE_SECONDS = 60.0
 """How long our authentication certificate read from the soft token is reused."""
 
-_log = structlog.get_logger("fedbus.proxy.client")
-
 
 # --- the client proxy ---------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """What one exchange has learned so far (for the summary event and the failure record)."""
-
-    started: float
-    request_id: str | None = None
-    soap: SoapMessage | None = None
-    rest: RestRequest | None = None
-    request_logged: bool = False
-    sent: bool = False
-    peer: str | None = None
-    relayed_fault: str | None = None
-
-    def identity(self) -> tuple[str, str, str] | None:
-        """``(query id, client, service)`` of the request once it is known."""
-        if self.soap is not None and self.soap.header is not None:
-            header = self.soap.header
-            return header.id, str(header.client), str(header.service)
-        if self.rest is not None:
-            return self.rest.query_id, str(self.rest.client), str(self.rest.service)
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Signed:
-    """A request signed and recorded, ready to send: its transport form and what the answer is checked against."""
-
-    peers: list[PeerAddress]
-    request: PeerRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +156,6 @@ class _Answer:
 
     transport: TransportMessage | None
     fault: bytes | None = None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -232,6 +195,7 @@ class ClientProxy:
         self.proxy_version = proxy_version
         self.clock = SigningClock()
         self.trust = TrustCache()
+        self.journal = ExchangeJournal(context, Side.CLIENT)
         self._auth_cert: tuple[float, x509.Certificate] | None = None
         self._limits = TransportLimits(
             mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
@@ -245,7 +209,7 @@ class ClientProxy:
 
         ``body`` is a SOAP message, or a SOAP message with attachments (``multipart/related``, MTOM included).
         """
-        exchange = _Exchange(started=time.monotonic())
+        exchange = self.journal.start("soap")
         return Deferred.fromCoroutine(self._handle(exchange, content_type, body, headers))
 
     def handle_rest(
@@ -253,7 +217,7 @@ class ClientProxy:
     ) -> Deferred[RestAnswer]:
         """Answer one REST r1 call (``target`` is the raw request target); never fails: an error inside the bus is
         the REST error JSON with ``X-Road-Error`` (pr-rest §4.6)."""
-        exchange = _Exchange(started=time.monotonic())
+        exchange = self.journal.start("rest")
         return Deferred.fromCoroutine(self._handle_rest(exchange, method, target, headers, body))
 
     def list_clients(self, accept: str | None, instance: str | None = None) -> tuple[int, str, bytes]:
@@ -261,12 +225,12 @@ class ClientProxy:
         or as JSON when ``Accept`` names ``application/json``; answered here, nothing is exchanged."""
         try:
             conf = self.context.global_conf()
-            conf.check_valid(_utc(self.context.now()))
+            conf.check_valid(self.context.now())
             entries = client_list(conf.members()) if instance in (None, "", conf.instance) else ()
         except Exception as err:  # noqa: BLE001 - answered with a fault, never raised
             fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
             fault.at(Origin.CLIENT_PROXY)
-            _log.warning("list_clients_failed", **fault.log_fields())
+            self.journal.log.warning("list_clients_failed", **fault.log_fields())
             return 500, FAULT_CONTENT_TYPE, fault.to_soap_fault()
         if accepts_json(accept):
             return 200, JSON_CONTENT_TYPE, list_clients_json(entries)
@@ -274,18 +238,16 @@ class ClientProxy:
 
     def refuse(self, error: BusError) -> tuple[int, str, bytes]:
         """The answer to a request refused before it could be read (wrong method, body over the limit)."""
-        exchange = _Exchange(started=time.monotonic())
-        self._summary(exchange, error)
+        self.journal.summary(self.journal.start("soap"), error)
         return error.http_status, FAULT_CONTENT_TYPE, error.to_soap_fault()
 
     def refuse_rest(self, error: BusError, accept: str | None) -> RestAnswer:
         """The REST answer to a call refused before it could be read (URI or body over the limit)."""
-        exchange = _Exchange(started=time.monotonic())
-        self._summary(exchange, error, rest=True)
+        self.journal.summary(self.journal.start("rest"), error)
         return rest_error_of(error, accept=accept, own_status=True)
 
     async def _handle(
-        self, exchange: _Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
+        self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, str, bytes]:
         try:
             answer = await self._process(exchange, content_type, body, headers)
@@ -294,93 +256,79 @@ class ClientProxy:
             # The error's own status (400, 405, 413) only when the IS is at fault; our failures are 500.
             status = fault.http_status if fault.origin is Origin.CLIENT else 500
             return status, FAULT_CONTENT_TYPE, fault.to_soap_fault()
-        self._summary(exchange, None)
+        self.journal.summary(exchange, None)
         return answer
 
-    async def _fail(self, exchange: _Exchange, err: Exception) -> BusError:
+    async def _handle_rest(
+        self, exchange: Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> RestAnswer:
+        accept = header_value(headers, "Accept")
+        try:
+            answer = await self._process_rest(exchange, method, target, headers, body)
+        except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
+            fault = await self._fail(exchange, err)
+            # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
+            return rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
+        self.journal.summary(exchange, None)
+        return answer
+
+    async def _fail(self, exchange: Exchange, err: Exception) -> BusError:
         """Turn a failure into the fault the IS gets, record it when the request is logged, write the summary."""
         fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
         # A fault in what the IS sent keeps its client. prefix; anything else is ours.
         if exchange.sent or fault.origin is not Origin.CLIENT:
             fault.at(Origin.CLIENT_PROXY)
         if exchange.request_logged:
-            await self._log_failure(exchange, fault.to_soap_fault(), fault.fault_code)
-        self._summary(exchange, fault, rest=exchange.rest is not None)
+            await self.journal.record_failure(exchange, fault.to_soap_fault(), fault.fault_code)
+        self.journal.summary(exchange, fault)
         return fault
 
+    # --- SOAP ---------------------------------------------------------------------------------------------------
+
     async def _process(
-        self, exchange: _Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
+        self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, str, bytes]:
         context = self.context
-        now = _utc(context.now())
+        now = context.now()
         conf = context.global_conf()
         conf.check_valid(now)
 
         # 2. the IS's request: the SOAP message, or the SOAP part and attachments of a multipart/related one
-        soap_bytes, soap_type = body, content_type
-        soap_headers: tuple[tuple[str, str], ...] = ()
-        attachments: tuple[Part, ...] = ()
+        content = MessageContent(body, content_type)
         if is_multipart_related(content_type):
             related = parse_related(
                 content_type, body, limits=self._limits.mime, max_attachments=context.limits.max_attachments
             )
-            soap_bytes, soap_type = related.soap.body, related.soap_content_type
-            soap_headers, attachments = related.soap_headers, related.attachments
-        soap = parse_soap(soap_bytes, soap_type, max_bytes=context.limits.max_body_bytes)
+            content = MessageContent(
+                related.soap.body, related.soap_content_type, related.soap_headers, related.attachments
+            )
+        soap = parse_soap(content.message, content.content_type, max_bytes=context.limits.max_body_bytes)
         exchange.soap = soap
         header = soap.header
         assert header is not None  # a request is never a fault
 
         # 3-4. the client, and the provider's security servers
-        client = header.client
-        self._check_client(conf, client)
+        self._check_client(conf, header.client)
         provider = header.service.client
         peers = self._provider_peers(conf, provider, header.security_server, str(header.service))
 
         # 5-6. sign the SOAP part and every attachment, build the transport message, log durably
-        attachment_bodies = tuple(part.body for part in attachments)
-        request_id = str(uuid.uuid4())
-        exchange.request_id = request_id
+        exchange.request_id = str(uuid.uuid4())
         transport_headers = TransportHeaders(
-            request_id,
+            exchange.request_id,
             original_content_type=content_type,
             original_soap_action=_header(headers, "SOAPAction"),
             proxy_version=self.proxy_version,
         )
-        signature = await self.signer.sign(client, soap_bytes, self.clock.time_for(body, now), attachment_bodies)
-        auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
-        transport_type, transport_body = encode_transport(
-            TransportMessage(
-                soap_bytes,
-                message_content_type=soap_type,
-                message_headers=soap_headers,
-                attachments=attachments,
-                signature=signature.signature_xml,
-                hashchain_result=signature.hash_chain_result,
-                hashchain=signature.hash_chain,
-                ocsp_responses=(auth_ocsp,),
-            )
-        )
-        await self._log(
-            signed_entry(
-                ExchangeIds(header.id, str(client), str(header.service), request_id),
-                Direction.REQUEST, now, soap_bytes, signature, attachment_bodies,
-            )
-        )
-        exchange.request_logged = True
+        request = await self._sign_request(exchange, header.client, content, transport_headers, body, now)
 
         # 7-8. to the provider's server, and its checked answer
-        answer = await self._exchange_with_peer(
-            exchange,
-            _Signed(peers, PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body)),
-            provider,
-        )
+        answer = await self._exchange_with_peer(exchange, peers, request, provider)
         if answer.transport is None:
             assert answer.fault is not None
             return await self._relay_fault(exchange, answer.fault)
         transport = answer.transport
         assert transport.message is not None and transport.signature is not None
-        response_attachments = tuple(part.body for part in transport.attachments)
         reply = parse_soap(
             transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes, is_response=True
         )
@@ -388,12 +336,7 @@ class ClientProxy:
             check_response_consistency(soap, reply)
 
         # 9. log and answer with the exact bytes (as multipart/related again when it has attachments)
-        await self._log(
-            received_entry(
-                ExchangeIds(header.id, str(client), str(header.service), request_id),
-                Direction.RESPONSE, _utc(context.now()), transport, response_attachments,
-            )
-        )
+        await self._log_response(exchange, transport)
         answer_type, answer_body = transport.message_content_type, transport.message
         if transport.attachments:
             soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), transport.message)
@@ -405,24 +348,11 @@ class ClientProxy:
 
     # --- REST r1 ----------------------------------------------------------------------------------------------
 
-    async def _handle_rest(
-        self, exchange: _Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> RestAnswer:
-        accept = header_value(headers, "Accept")
-        try:
-            answer = await self._process_rest(exchange, method, target, headers, body)
-        except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
-            fault = await self._fail(exchange, err)
-            # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
-            return rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
-        self._summary(exchange, None, rest=True)
-        return answer
-
     async def _process_rest(
-        self, exchange: _Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+        self, exchange: Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> RestAnswer:
         context = self.context
-        now = _utc(context.now())
+        now = context.now()
         conf = context.global_conf()
         conf.check_valid(now)
 
@@ -443,35 +373,12 @@ class ClientProxy:
 
         # 5-6. sign the message part and the body (a hash chain when there is a body), log durably
         message = rest.to_bytes()
-        attachments = (body,) if body else ()
-        signature = await self.signer.sign(rest.client, message, self.clock.time_for(message + body, now), attachments)
-        auth_ocsp = context.own_ocsp(self._own_auth_cert(now))
-        transport_type, transport_body = encode_transport(
-            TransportMessage(
-                message,
-                message_content_type=REST_REQUEST,
-                rest_body=body or None,
-                signature=signature.signature_xml,
-                hashchain_result=signature.hash_chain_result,
-                hashchain=signature.hash_chain,
-                ocsp_responses=(auth_ocsp,),
-            )
-        )
+        content = MessageContent(message, REST_REQUEST, rest_body=body or None)
         transport_headers = TransportHeaders(request_id, proxy_version=self.proxy_version, rest=True)
-        await self._log(
-            signed_entry(
-                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id),
-                Direction.REQUEST, now, message, signature, attachments,
-            )
-        )
-        exchange.request_logged = True
+        request = await self._sign_request(exchange, rest.client, content, transport_headers, message + body, now)
 
         # 7-8. to the provider's server, its checked answer
-        answer = await self._exchange_with_peer(
-            exchange,
-            _Signed(peers, PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body)),
-            provider,
-        )
+        answer = await self._exchange_with_peer(exchange, peers, request, provider)
         if answer.transport is None:
             assert answer.fault is not None
             return await self._relay_rest_fault(exchange, answer.fault, header_value(headers, "Accept"))
@@ -480,28 +387,22 @@ class ClientProxy:
         if transport.kind is not MessageKind.REST:
             raise InvalidMessage("Response to a REST request is not a REST message")
         response = RestResponse.parse(transport.message)
-        response_body = transport.rest_body or b""
         check_rest_response_consistency(rest, response, request_id, message, body)
 
         # 9. log, then the provider's status, headers and body to the IS
-        await self._log(
-            received_entry(
-                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id),
-                Direction.RESPONSE, _utc(context.now()), transport, (response_body,) if response_body else (),
-            )
-        )
+        await self._log_response(exchange, transport)
         if response.status >= 400:
             exchange.relayed_fault = f"HTTP {response.status}"
-        return RestAnswer(response.status, response.headers, response_body)
+        return RestAnswer(response.status, response.headers, transport.rest_body or b"")
 
-    async def _relay_rest_fault(self, exchange: _Exchange, fault_body: bytes, accept: str | None) -> RestAnswer:
+    async def _relay_rest_fault(self, exchange: Exchange, fault_body: bytes, accept: str | None) -> RestAnswer:
         """A fault from the provider's side, as the REST error JSON with its own code and detail (X-Road
         ``checkResponse`` then ``sendErrorResponse``)."""
         fault = parse_soap(fault_body, FAULT_CONTENT_TYPE, max_bytes=self.context.limits.max_body_bytes, is_response=True)
         if fault.fault is None:
             raise InvalidMessage("Fault part of the response is not a SOAP fault")
         exchange.relayed_fault = (fault.fault.code or "unknown")[:200]
-        await self._log_failure(exchange, fault_body, exchange.relayed_fault)
+        await self.journal.record_failure(exchange, fault_body, exchange.relayed_fault)
         return rest_error(fault.fault.code, fault.fault.string, fault.fault.detail or "", accept=accept)
 
     # --- steps ------------------------------------------------------------------------------------------------
@@ -541,22 +442,51 @@ class ClientProxy:
             )
         return peers
 
-    async def _exchange_with_peer(self, exchange: _Exchange, signed: _Signed, provider: ClientId) -> _Answer:
+    async def _sign_request(
+        self,
+        exchange: Exchange,
+        client: ClientId,
+        content: MessageContent,
+        transport_headers: TransportHeaders,
+        as_received: bytes,
+        now: datetime,
+    ) -> PeerRequest:
+        """Steps 5-6: sign as the client's member (identical requests get distinct signing times, keyed by
+        ``as_received``), encode after our auth certificate's OCSP response, log durably; the request to send."""
+        ids = exchange.ids()
+        assert ids is not None  # the request is parsed before it is signed
+        transport_type, transport_body = await sign_and_log(
+            self.signer,
+            self.journal,
+            client,
+            content,
+            ids=ids,
+            direction=Direction.REQUEST,
+            signing_time=self.clock.time_for(as_received, now),
+            logged_at=now,
+            ocsp_responses=lambda: (self.context.own_ocsp(self._own_auth_cert(now)),),
+        )
+        exchange.request_logged = True
+        return PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body)
+
+    async def _exchange_with_peer(
+        self, exchange: Exchange, peers: list[PeerAddress], request: PeerRequest, provider: ClientId
+    ) -> _Answer:
         """Steps 7-8: deliver, then check who answered and the answer's signature (made by the provider's member,
         over the message and every attachment or body)."""
         context = self.context
         exchange.sent = True
         try:
-            response = await self.link.send(signed.peers, signed.request, self.peer_timeout_seconds)
+            response = await self.link.send(peers, request, self.peer_timeout_seconds)
         except BusError:
             raise
         except Exception as err:
             raise NetworkError("Could not reach the provider's security server", reason=repr(err)) from err
         exchange.peer = str(response.server) if response.server is not None else None
 
-        now = _utc(context.now())
+        now = context.now()
         conf = context.global_conf()
-        if response.server is not None and all(p.server != response.server for p in signed.peers):
+        if response.server is not None and all(p.server != response.server for p in peers):
             raise SslAuthenticationFailed(
                 "Answer came from a security server that was not asked", reason=f"answer from {response.server}"
             )
@@ -588,6 +518,15 @@ class ClientProxy:
         )
         return _Answer(transport)
 
+    async def _log_response(self, exchange: Exchange, transport: TransportMessage) -> None:
+        """Step 9: the provider's signed response, durably (with its attachments or REST body)."""
+        ids = exchange.ids()
+        assert ids is not None
+        bodies: tuple[bytes, ...] = tuple(part.body for part in transport.attachments)
+        if transport.rest_body:
+            bodies = (transport.rest_body,)
+        await self.journal.record(received_entry(ids, Direction.RESPONSE, self.context.now(), transport, bodies))
+
     def _own_auth_cert(self, now: datetime) -> x509.Certificate:
         """Our authentication certificate (read from the token at most once a minute; the key stays with TLS)."""
         stamp = now.timestamp()
@@ -610,59 +549,15 @@ class ClientProxy:
             ocsp_der = await self.peer_ocsp.get(peer, conf)
             check_peer_ocsp(peer, ocsp_der, conf, now)
 
-    async def _relay_fault(self, exchange: _Exchange, fault_body: bytes) -> tuple[int, str, bytes]:
+    async def _relay_fault(self, exchange: Exchange, fault_body: bytes) -> tuple[int, str, bytes]:
         """Pass the provider side's SOAP fault to the IS as it is (X-Road ``checkResponse``), once it is checked
         to be a well-formed SOAP fault."""
         fault = parse_soap(fault_body, FAULT_CONTENT_TYPE, max_bytes=self.context.limits.max_body_bytes, is_response=True)
         if not fault.is_fault:
             raise InvalidMessage("Fault part of the response is not a SOAP fault")
         exchange.relayed_fault = (fault.fault_code or "unknown")[:200]
-        await self._log_failure(exchange, fault_body, exchange.relayed_fault)
+        await self.journal.record_failure(exchange, fault_body, exchange.relayed_fault)
         return 500, FAULT_CONTENT_TYPE, fault_body
-
-    async def _log(self, entry: LogEntry) -> None:
-        await record(self.context.message_log, entry)
-
-    async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
-        """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: nothing half-written)."""
-        identity = exchange.identity()
-        if identity is None:
-            return
-
-        def not_logged(err: Exception) -> None:
-            _log.error("failure_record_not_logged", **self._fields(exchange), reason=repr(err))
-
-        ids = ExchangeIds(*identity, exchange.request_id)
-        await record_failure(self.context.message_log, ids, _utc(self.context.now()), body, fault_code, not_logged)
-
-    def _fields(self, exchange: _Exchange) -> dict[str, Any]:
-        fields: dict[str, Any] = {"x_request_id": exchange.request_id, "peer": exchange.peer}
-        identity = exchange.identity()
-        if identity is not None:
-            fields.update(query_id=identity[0], client=identity[1], service=identity[2])
-        if exchange.rest is not None:
-            fields.update(method=exchange.rest.method)
-        return fields
-
-    def _summary(self, exchange: _Exchange, fault: BusError | None, *, rest: bool = False) -> None:
-        """The one event of an exchange."""
-        duration_ms = round((time.monotonic() - exchange.started) * 1000, 1)
-        kind = "rest" if rest else "soap"
-        if fault is None:
-            _log.info(
-                f"{kind}_request_answered",
-                **self._fields(exchange),
-                relayed_fault=exchange.relayed_fault,
-                duration_ms=duration_ms,
-            )
-            return
-        _log.warning(
-            f"{kind}_request_failed",
-            **self._fields(exchange),
-            **fault.log_fields(),
-            sent=exchange.sent,
-            duration_ms=duration_ms,
-        )
 
 
 # --- the IS-facing HTTP resource ----------------------------------------------------------------------------

@@ -57,14 +57,11 @@ core/replay.py), shared with the client proxy.
 from __future__ import annotations
 
 import base64
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 from urllib.parse import parse_qsl
 
-import structlog
 from lxml import etree
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -86,7 +83,8 @@ from security_server.core.errors import (
 )
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId, ServiceId, check_part
-from security_server.core.logchain import Direction, LogEntry
+from security_server.core.logchain import Direction
+from security_server.core.message_trust import TrustCache, verify_message
 from security_server.core.metadata import (
     ALLOWED_METHODS,
     LIST_METHODS,
@@ -102,6 +100,7 @@ from security_server.core.metadata import (
 )
 from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_auth_cert
+from security_server.core.replay import ReplayGuard
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
 from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, add_request_hash, parse_soap
@@ -115,26 +114,22 @@ from security_server.core.soapattachments import (
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     REST_RESPONSE,
+    MessageContent,
     MessageKind,
     TransportHeaders,
     TransportLimits,
     TransportMessage,
     decode_transport,
-    encode_transport,
 )
-from security_server.core.message_trust import TrustCache, verify_message
-from security_server.core.replay import ReplayGuard
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
+from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, sign_and_log
+from security_server.proxy.exchange_log import received_entry
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
 from security_server.proxy.provider_client import LeanProviderClient
 from security_server.serverconf.store import Service, ServerConfSnapshot, ServiceKind
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.signing_keys import SigningKeys
-
-_log = structlog.get_logger("fedbus.proxy.server")
-
 
 # --- the peer's authentication certificate -------------------------------------------------------------------
 
@@ -157,43 +152,6 @@ class PeerCertCheck(Protocol):
 
 
 # --- the server proxy ----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """What one exchange has learned so far (for the summary event and the failure record)."""
-
-    started: float
-    request_id: str | None = None
-    soap: SoapMessage | None = None
-    rest: RestRequest | None = None
-    request_logged: bool = False
-    provider_called: bool = False
-    provider_fault: str | None = None
-
-    def identity(self) -> tuple[str, str, str] | None:
-        """``(query id, client, service)`` of the request once it is known."""
-        if self.soap is not None and self.soap.header is not None:
-            header = self.soap.header
-            return header.id, str(header.client), str(header.service)
-        if self.rest is not None:
-            return self.rest.query_id, str(self.rest.client), str(self.rest.service)
-        return None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
-
-
-@dataclass(frozen=True, slots=True)
-class _SoapAnswer:
-    """A SOAP answer ready to sign: the SOAP part (with ``requestHash``), its content type and MIME headers, and
-    its attachments."""
-
-    message: bytes
-    content_type: str
-    headers: tuple[tuple[str, str], ...] = ()
-    attachments: tuple[Part, ...] = ()
 
 
 class ServerProxy:
@@ -238,6 +196,7 @@ class ServerProxy:
         self.signer = signer if signer is not None else BatchSigner(context.reactor, self.signing_keys, context.own_ocsp)
         self.proxy_version = proxy_version
         self.trust = TrustCache()
+        self.journal = ExchangeJournal(context, Side.SERVER)
         # The transport body holds the SOAP part plus OCSP responses and the signature: allow room for them.
         self._limits = TransportLimits(
             mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
@@ -255,10 +214,9 @@ class ServerProxy:
 
     def handle(self, peer_cert_der: bytes | None, request: PeerRequest) -> Deferred[PeerResponse]:
         """Answer one request from a peer's client proxy; never fails (faults become fault responses)."""
-        exchange = _Exchange(started=time.monotonic())
-        return Deferred.fromCoroutine(self._handle(exchange, peer_cert_der, request))
+        return Deferred.fromCoroutine(self._handle(self.journal.start(), peer_cert_der, request))
 
-    async def _handle(self, exchange: _Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
+    async def _handle(self, exchange: Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
         try:
             response = await self._process(exchange, peer_cert_der, request)
         except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
@@ -266,15 +224,15 @@ class ServerProxy:
             fault.at(Origin.SERVER_PROXY)
             body = fault.to_soap_fault()
             if exchange.request_logged:
-                await self._log_failure(exchange, body, fault.fault_code)
-            self._summary(exchange, fault)
+                await self.journal.record_failure(exchange, body, fault.fault_code)
+            self.journal.summary(exchange, fault)
             return self._reply(exchange, FAULT_CONTENT_TYPE, body, rest=exchange.rest is not None)
-        self._summary(exchange, None)
+        self.journal.summary(exchange, None)
         return response
 
-    async def _process(self, exchange: _Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
+    async def _process(self, exchange: Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
         context = self.context
-        now = _utc(context.now())
+        now = context.now()
         conf = context.global_conf()
         conf.check_valid(now)
 
@@ -317,13 +275,7 @@ class ServerProxy:
         self._verify_request(transport, attachments, header.client, conf, now)
 
         # 9. a durable request record before the provider sees anything
-        await self._log(
-            received_entry(
-                ExchangeIds(header.id, str(header.client), str(header.service), headers.request_id),
-                Direction.REQUEST, now, transport, attachments,
-            )
-        )
-        exchange.request_logged = True
+        await self._log_request(exchange, transport, attachments, now)
 
         # 10. the provider's service, or the metadata service
         if service is None:
@@ -335,26 +287,7 @@ class ServerProxy:
             answer = called
 
         # 11. requestHash (already in the answer), signature over every part, log, answer
-        now = _utc(context.now())
-        out_attachments = tuple(part.body for part in answer.attachments)
-        signature = await self.signer.sign(provider, answer.message, now, out_attachments)
-        await self._log(
-            signed_entry(
-                ExchangeIds(header.id, str(header.client), str(header.service), headers.request_id),
-                Direction.RESPONSE, now, answer.message, signature, out_attachments,
-            )
-        )
-        content_type, body = encode_transport(
-            TransportMessage(
-                answer.message,
-                message_content_type=answer.content_type,
-                message_headers=answer.headers,
-                attachments=answer.attachments,
-                signature=signature.signature_xml,
-                hashchain_result=signature.hash_chain_result,
-                hashchain=signature.hash_chain,
-            )
-        )
+        content_type, body = await self._sign_response(exchange, provider, answer)
         return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
 
     # --- shared steps ---------------------------------------------------------------------------------------------
@@ -399,15 +332,15 @@ class ServerProxy:
         )
         self.replay_guard.check(
             ReplayGuard.key(verified.signature_value, transport.message, transport.hashchain),
-            _utc(verified.signing_time),
+            verified.signing_time.astimezone(timezone.utc),
             now,
         )
 
     # --- SOAP -------------------------------------------------------------------------------------------------------
 
     async def _call_soap_provider(
-        self, exchange: _Exchange, service: Service, transport: TransportMessage, headers: TransportHeaders
-    ) -> _SoapAnswer | bytes:
+        self, exchange: Exchange, service: Service, transport: TransportMessage, headers: TransportHeaders
+    ) -> MessageContent | bytes:
         """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
         answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
         assert transport.message is not None
@@ -441,13 +374,13 @@ class ServerProxy:
             # UTF-8, the charset of a whole-body fault); the exchange is logged as failed with its code.
             fault_body = bytes(etree.tostring(response.root, xml_declaration=True, encoding="UTF-8"))
             exchange.provider_fault = response.fault.code[:200] or "unknown"
-            await self._log_failure(exchange, fault_body, exchange.provider_fault)
+            await self.journal.record_failure(exchange, fault_body, exchange.provider_fault)
             return fault_body
-        return _SoapAnswer(add_request_hash(response, transport.message), soap_type, soap_headers, attachments)
+        return MessageContent(add_request_hash(response, transport.message), soap_type, soap_headers, attachments)
 
     def _soap_metadata(
         self, soap: SoapMessage, snapshot: ServerConfSnapshot, conf: GlobalConf, request_raw: bytes
-    ) -> _SoapAnswer:
+    ) -> MessageContent:
         """Step 10 for ``listMethods``, ``allowedMethods`` and ``getWsdl`` (pr-meta; core/metadata.py)."""
         header = soap.header
         assert header is not None
@@ -456,14 +389,14 @@ class ServerProxy:
         soap_services = [s for s in snapshot.services_of(provider) if s.kind is ServiceKind.SOAP]
         code = header.service.service_code
         if code == LIST_METHODS:
-            return _SoapAnswer(method_list_response(soap, [s.id for s in soap_services], digest), SOAP_CONTENT_TYPE)
+            return MessageContent(method_list_response(soap, [s.id for s in soap_services], digest), SOAP_CONTENT_TYPE)
         if code == ALLOWED_METHODS:
             allowed = [
                 s.id
                 for s in soap_services
                 if snapshot.client_rights(header.client, s.id, in_global_group=conf.is_member_of_group)
             ]
-            return _SoapAnswer(method_list_response(soap, allowed, digest), SOAP_CONTENT_TYPE)
+            return MessageContent(method_list_response(soap, allowed, digest), SOAP_CONTENT_TYPE)
         service_code, version = wsdl_request(soap)
         target = snapshot.service(ServiceId(provider, service_code, version))
         if target is not None and target.kind is not ServiceKind.SOAP:
@@ -478,7 +411,7 @@ class ServerProxy:
             ),
             rewrite_wsdl(target.description),
         )
-        return _SoapAnswer(
+        return MessageContent(
             wsdl_response(soap, digest),
             SOAP_CONTENT_TYPE,
             (("Content-Transfer-Encoding", "8bit"), ("Content-ID", "<rootpart>")),
@@ -489,7 +422,7 @@ class ServerProxy:
 
     async def _process_rest(
         self,
-        exchange: _Exchange,
+        exchange: Exchange,
         peer_cert_der: bytes | None,
         headers: TransportHeaders,
         transport: TransportMessage,
@@ -535,13 +468,7 @@ class ServerProxy:
 
         # 7-9. signature over the message part and the body, replays, durable request record
         self._verify_request(transport, attachments, rest.client, conf, now)
-        await self._log(
-            received_entry(
-                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), headers.request_id),
-                Direction.REQUEST, now, transport, attachments,
-            )
-        )
-        exchange.request_logged = True
+        await self._log_request(exchange, transport, attachments, now)
 
         # 10. the provider's service (status, headers and body pass through), or the metadata service
         if service is None:
@@ -558,26 +485,8 @@ class ServerProxy:
         response = RestResponse.answering(
             rest, reply.status, reply.reason, reply.headers, rest_request_hash(transport.message, body), headers.request_id
         )
-        message = response.to_bytes()
-        out_attachments = (reply.body,) if reply.body else ()
-        now = _utc(context.now())
-        signature = await self.signer.sign(provider, message, now, out_attachments)
-        await self._log(
-            signed_entry(
-                ExchangeIds(rest.query_id, str(rest.client), str(rest.service), headers.request_id),
-                Direction.RESPONSE, now, message, signature, out_attachments,
-            )
-        )
-        content_type, encoded = encode_transport(
-            TransportMessage(
-                message,
-                message_content_type=REST_RESPONSE,
-                rest_body=reply.body or None,
-                signature=signature.signature_xml,
-                hashchain_result=signature.hash_chain_result,
-                hashchain=signature.hash_chain,
-            )
-        )
+        content = MessageContent(response.to_bytes(), REST_RESPONSE, rest_body=reply.body or None)
+        content_type, encoded = await self._sign_response(exchange, provider, content)
         return self._reply(exchange, content_type, encoded, rest=True)
 
     def _rest_metadata(self, rest: RestRequest, snapshot: ServerConfSnapshot, conf: GlobalConf) -> ProviderReply:
@@ -615,12 +524,28 @@ class ServerProxy:
 
     # --- records, replies and the summary -----------------------------------------------------------------------
 
-    async def _log(self, entry: LogEntry) -> None:
-        await record(self.context.message_log, entry)
+    async def _log_request(
+        self, exchange: Exchange, transport: TransportMessage, attachments: Sequence[bytes], now: datetime
+    ) -> None:
+        """Step 9: the verified request, durably, before the provider sees anything."""
+        ids = exchange.ids()
+        assert ids is not None  # the request is parsed before it is logged
+        await self.journal.record(received_entry(ids, Direction.REQUEST, now, transport, attachments))
+        exchange.request_logged = True
+
+    async def _sign_response(self, exchange: Exchange, provider: ClientId, content: MessageContent) -> tuple[str, bytes]:
+        """Step 11: sign the answer as the provider's member over every part, log it durably; its transport form."""
+        ids = exchange.ids()
+        assert ids is not None
+        now = self.context.now()
+        return await sign_and_log(
+            self.signer, self.journal, provider, content,
+            ids=ids, direction=Direction.RESPONSE, signing_time=now, logged_at=now,
+        )
 
     def _reply(
         self,
-        exchange: _Exchange,
+        exchange: Exchange,
         content_type: str,
         body: bytes,
         *,
@@ -631,43 +556,3 @@ class ServerProxy:
             exchange.request_id, original_content_type=original_content_type, proxy_version=self.proxy_version, rest=rest
         )
         return PeerResponse(status=200, content_type=content_type, body=body, headers=dict(headers.to_http()))
-
-    async def _log_failure(self, exchange: _Exchange, body: bytes, fault_code: str) -> None:
-        """Record that an exchange whose request is in the log failed (SECURITY-CASES.md: logged as failed)."""
-        identity = exchange.identity()
-        if identity is None:
-            return
-
-        def not_logged(err: Exception) -> None:
-            _log.error("failure_record_not_logged", **self._fields(exchange), reason=repr(err))
-
-        ids = ExchangeIds(*identity, exchange.request_id)
-        await record_failure(self.context.message_log, ids, _utc(self.context.now()), body, fault_code, not_logged)
-
-    def _fields(self, exchange: _Exchange) -> dict[str, Any]:
-        fields: dict[str, Any] = {"x_request_id": exchange.request_id}
-        identity = exchange.identity()
-        if identity is not None:
-            fields.update(query_id=identity[0], client=identity[1], service=identity[2])
-        if exchange.rest is not None:
-            fields.update(protocol="rest", method=exchange.rest.method)
-        return fields
-
-    def _summary(self, exchange: _Exchange, fault: BusError | None) -> None:
-        """The one event of an exchange: answered (perhaps with the provider's own fault) or refused."""
-        duration_ms = round((time.monotonic() - exchange.started) * 1000, 1)
-        if fault is None:
-            _log.info(
-                "peer_request_answered",
-                **self._fields(exchange),
-                provider_fault=exchange.provider_fault,
-                duration_ms=duration_ms,
-            )
-            return
-        _log.warning(
-            "peer_request_refused",
-            **self._fields(exchange),
-            **fault.log_fields(),
-            provider_called=exchange.provider_called,
-            duration_ms=duration_ms,
-        )

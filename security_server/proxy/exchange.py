@@ -1,0 +1,153 @@
+"""One exchange as both proxies see it: what it has learned so far, the one summary event it ends with, its failure
+record, and the step both proxies take to send a message on (sign, encode the transport message, log durably).
+
+The client proxy's summary is ``soap_request_answered`` / ``soap_request_failed`` (or ``rest_...``), the server
+proxy's ``peer_request_answered`` / ``peer_request_refused``; both carry the exchange's ids and duration, and on
+failure the fault's code and fault-detail UUID (CONVENTIONS.md habit 7: one summary line per exchange). Once the
+request is in the message log, a failure is recorded there too (SECURITY-CASES.md: nothing half-written).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+import structlog
+
+from security_server.core.errors import BusError
+from security_server.core.identifiers import ClientId
+from security_server.core.logchain import Direction, LogEntry
+from security_server.core.rest import RestRequest
+from security_server.core.soap import SoapMessage
+from security_server.core.transport import MessageContent, TransportMessage, encode_transport
+from security_server.proxy.context import ProxyContext
+from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, signed_entry
+from security_server.signer.batch_signer import BatchSigner
+
+
+class Side(enum.Enum):
+    """Which proxy an exchange runs in; it names the summary events and their fields."""
+
+    CLIENT = "fedbus.proxy.client"
+    SERVER = "fedbus.proxy.server"
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What one exchange has learned so far (for the summary event and the failure record)."""
+
+    side: Side
+    protocol: str = "soap"
+    """``soap`` or ``rest``: the client proxy's summary event is named after it."""
+    started: float = field(default_factory=time.monotonic)
+    request_id: str | None = None
+    soap: SoapMessage | None = None
+    rest: RestRequest | None = None
+    request_logged: bool = False
+    sent: bool = False
+    """Client proxy: the request went to a peer."""
+    peer: str | None = None
+    """Client proxy: the security server that answered."""
+    relayed_fault: str | None = None
+    """Client proxy: the fault code (or ``HTTP nnn``) the provider's side answered with."""
+    provider_called: bool = False
+    """Server proxy: the provider's service was called."""
+    provider_fault: str | None = None
+    """Server proxy: the fault code (or ``HTTP nnn``) of the provider's own answer."""
+
+    def identity(self) -> tuple[str, str, str] | None:
+        """``(query id, client, service)`` of the request once it is known."""
+        if self.soap is not None and self.soap.header is not None:
+            header = self.soap.header
+            return header.id, str(header.client), str(header.service)
+        if self.rest is not None:
+            return self.rest.query_id, str(self.rest.client), str(self.rest.service)
+        return None
+
+    def ids(self) -> ExchangeIds | None:
+        """How the message log names this exchange, once the request is known."""
+        identity = self.identity()
+        return None if identity is None else ExchangeIds(*identity, self.request_id)
+
+    def fields(self) -> dict[str, Any]:
+        """The ids every event about this exchange carries."""
+        fields: dict[str, Any] = {"x_request_id": self.request_id}
+        if self.side is Side.CLIENT:
+            fields["peer"] = self.peer
+        identity = self.identity()
+        if identity is not None:
+            fields.update(query_id=identity[0], client=identity[1], service=identity[2])
+        if self.rest is not None:
+            if self.side is Side.SERVER:
+                fields["protocol"] = "rest"
+            fields["method"] = self.rest.method
+        return fields
+
+
+class ExchangeJournal:
+    """What one proxy writes about its exchanges: message-log records, the failure record and the summary event."""
+
+    def __init__(self, context: ProxyContext, side: Side) -> None:
+        self._context = context
+        self._side = side
+        self.log = structlog.get_logger(side.value)
+
+    def start(self, protocol: str = "soap") -> Exchange:
+        """A new exchange, timed from now."""
+        return Exchange(self._side, protocol)
+
+    async def record(self, entry: LogEntry) -> None:
+        """Append ``entry`` to the message log durably (``logging_failed`` when it cannot be)."""
+        await record(self._context.message_log, entry)
+
+    async def record_failure(self, exchange: Exchange, body: bytes, fault_code: str) -> None:
+        """Record that an exchange whose request is in the log failed; never raises (the fault stands)."""
+        ids = exchange.ids()
+        if ids is None:
+            return
+
+        def not_logged(err: Exception) -> None:
+            self.log.error("failure_record_not_logged", **exchange.fields(), reason=repr(err))
+
+        await record_failure(self._context.message_log, ids, self._context.now(), body, fault_code, not_logged)
+
+    def summary(self, exchange: Exchange, fault: BusError | None) -> None:
+        """The one event of an exchange: answered (perhaps with a fault from the far side) or failed."""
+        duration_ms = round((time.monotonic() - exchange.started) * 1000, 1)
+        if exchange.side is Side.CLIENT:
+            answered, failed = f"{exchange.protocol}_request_answered", f"{exchange.protocol}_request_failed"
+            far_fault: dict[str, Any] = {"relayed_fault": exchange.relayed_fault}
+            handed_on: dict[str, Any] = {"sent": exchange.sent}
+        else:
+            answered, failed = "peer_request_answered", "peer_request_refused"
+            far_fault = {"provider_fault": exchange.provider_fault}
+            handed_on = {"provider_called": exchange.provider_called}
+        if fault is None:
+            self.log.info(answered, **exchange.fields(), **far_fault, duration_ms=duration_ms)
+            return
+        self.log.warning(failed, **exchange.fields(), **fault.log_fields(), **handed_on, duration_ms=duration_ms)
+
+
+async def sign_and_log(
+    signer: BatchSigner,
+    journal: ExchangeJournal,
+    member: ClientId,
+    content: MessageContent,
+    *,
+    ids: ExchangeIds,
+    direction: Direction,
+    signing_time: datetime,
+    logged_at: datetime,
+    ocsp_responses: Callable[[], Sequence[bytes]] = tuple,
+) -> tuple[str, bytes]:
+    """Sign ``content`` as ``member`` (XROAD-REFERENCE.md §4.2: over the message and every attachment or REST body),
+    encode it as a transport message after ``ocsp_responses()`` and log it durably; the transport
+    ``(Content-Type, body)`` to send. Nothing leaves before the record is durable."""
+    bodies = content.signed_bodies
+    signature = await signer.sign(member, content.message, signing_time, bodies)
+    encoded = encode_transport(TransportMessage.signed(content, signature, ocsp_responses()))
+    await journal.record(signed_entry(ids, direction, logged_at, content.message, signature, bodies))
+    return encoded
