@@ -18,7 +18,7 @@ import enum
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import ocsp as asn1_ocsp
@@ -275,6 +275,7 @@ def _is_valid_at(cert: x509.Certificate, at: datetime) -> bool:
 _CaIdentity = tuple[x509.Name, bytes]
 
 
+@functools.lru_cache(maxsize=1024)
 def _identity(ca: x509.Certificate) -> _CaIdentity:
     """A CA as a path sees it, its name and key: two certificates with both equal issue the same certificates."""
     return ca.subject, _public_key_bits(ca)
@@ -300,10 +301,10 @@ class _PathSearch:
     """
 
     def __init__(
-        self, roots: tuple[x509.Certificate, ...], intermediates: tuple[x509.Certificate, ...], now: datetime | None
+        self, roots: Sequence[x509.Certificate], intermediates: Sequence[x509.Certificate], now: datetime | None
     ) -> None:
         self._roots = roots
-        self._offered = roots + intermediates
+        self._offered = (*roots, *intermediates)  # a certificate offered twice is tried twice, within the budget
         self._now = now
         self._checks_left = MAX_ISSUER_CHECKS
         self._dead_end: tuple[_DeadEnd, InvalidCertPath] | None = None
@@ -318,34 +319,38 @@ class _PathSearch:
         if self._dead_end is None or kind < self._dead_end[0]:
             self._dead_end = (kind, error)
 
-    def _issuers(self, cert: x509.Certificate) -> Iterator[x509.Certificate]:
-        """The offered certificates whose name and key made ``cert``: approved CAs first, then the others in the
-        order given (so a path the greedy walk found is the first path found)."""
-        for candidate in self._offered:
-            try:
-                if candidate.subject != cert.issuer:
-                    continue
-            except CERT_DECODE_ERRORS:
-                continue  # a damaged name issues nothing
-            if self._checks_left == 0:
-                raise InvalidCertPath(
-                    "certificate path search gave up",
-                    reason=f"more than {MAX_ISSUER_CHECKS} candidate issuers tried for {describe(cert)}",
-                )
-            self._checks_left -= 1
-            if is_issued_by(cert, candidate):
-                yield candidate
+    def _spend_a_check(self, cert: x509.Certificate) -> None:
+        if self._checks_left == 0:
+            raise InvalidCertPath(
+                "certificate path search gave up",
+                reason=f"more than {MAX_ISSUER_CHECKS} candidate issuers tried for {describe(cert)}",
+            )
+        self._checks_left -= 1
 
     def extend(
-        self, path: tuple[x509.Certificate, ...], on_path: frozenset[_CaIdentity]
+        self, path: tuple[x509.Certificate, ...], on_path: tuple[_CaIdentity, ...]
     ) -> tuple[x509.Certificate, ...] | None:
-        """The first path that continues ``path`` (leaf first) to an approved CA, or None when none does."""
+        """The first path that continues ``path`` (leaf first) to an approved CA, or None when none does.
+
+        Candidates are the offered certificates whose name and key made the last one: approved CAs first, then
+        the intermediates in the order given, so a path the greedy walk found is the first path found.
+        """
         current = path[-1]
         below = len(path) - 1  # intermediates between the leaf and the next issuer
         issued = False
-        for candidate in self._issuers(current):
-            if candidate == current:
-                continue  # self-signed: the top of its own chain, not a way up
+        try:
+            wanted = current.issuer
+        except CERT_DECODE_ERRORS:
+            wanted = None  # a damaged issuer name names no one
+        for candidate in self._offered if wanted is not None else ():
+            try:
+                if candidate.subject != wanted:
+                    continue
+            except CERT_DECODE_ERRORS:
+                continue  # a damaged name issues nothing
+            self._spend_a_check(current)
+            if candidate == current or not is_issued_by(current, candidate):
+                continue  # not its issuer, or self-signed: the top of its own chain, not a way up
             issued = True
             approved = _is_one_of(candidate, self._roots)
             if not approved:
@@ -367,7 +372,7 @@ class _PathSearch:
                 continue
             if approved:
                 return (*path, candidate)
-            found = self.extend((*path, candidate), on_path | {_identity(candidate)})
+            found = self.extend((*path, candidate), (*on_path, _identity(candidate)))
             if found is not None:
                 return found
         if not issued:
@@ -403,14 +408,12 @@ def verify_cert_path(
     check_validity(cert, now)
     if _is_one_of(cert, approved_roots):
         return (cert,)
-    roots = tuple(dict.fromkeys(approved_roots))
-    offered = tuple(c for c in dict.fromkeys(intermediates) if not _is_one_of(c, roots))
-    path = _PathSearch(roots, offered, now).extend((cert,), frozenset())
+    path = _PathSearch(approved_roots, intermediates, now).extend((cert,), ())
     if path is not None:
         return path
     # No path valid at now; a path valid but for the time is refused for the link out of its window.
-    search = _PathSearch(roots, offered, None)
-    path = search.extend((cert,), frozenset())
+    search = _PathSearch(approved_roots, intermediates, None)
+    path = search.extend((cert,), ())
     if path is None:
         raise search.refusal()
     for link in path[1:-1]:

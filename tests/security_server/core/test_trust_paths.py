@@ -315,6 +315,17 @@ def test_a_root_path_length_limit_is_kept() -> None:
     assert isinstance(judge(leaf("CA1"), [cert("CA1", "Limited Root")], [limited]), InvalidCertPath)
 
 
+def test_at_most_max_path_length_intermediates_are_followed() -> None:
+    """A path of MAX_PATH_LENGTH intermediates is accepted, one more is refused as too long, as the greedy walk did."""
+    longest = chain(MAX_PATH_LENGTH)
+    end = leaf(f"CA{MAX_PATH_LENGTH}")
+    assert ours(end, longest, [root()]) == (end, *reversed(longest), root())
+    too_long = chain(MAX_PATH_LENGTH + 1)
+    verdict = ours(leaf(f"CA{MAX_PATH_LENGTH + 1}"), too_long, [root()])
+    assert isinstance(verdict, InvalidCertPath)
+    assert verdict.message == "certificate path is too long"
+
+
 def test_a_dense_web_of_cross_certificates_is_searched_within_a_bound() -> None:
     """Ten CAs each certified by every other, none by an approved root: refused after a bounded search, not after
     walking the 9! loop-free paths."""
