@@ -4,8 +4,8 @@ same name, loops and intermediate chains of one to four CAs.
 
 cryptography's builder backtracks over every candidate issuer, so it is held to the same verdict as ours (given a
 CA policy that also asks for keyCertSign, which ours and OpenSSL require). OpenSSL's builder does not backtrack
-past a candidate of the right name that then fails (not a CA, a path length exceeded, a dead end), so it is held
-to one direction only: whatever OpenSSL accepts, we accept.
+past a candidate of the right name that then fails (another key, not a CA, no keyCertSign, a path length
+exceeded, a dead end), so it is held to one direction only: whatever OpenSSL accepts, we accept.
 """
 
 from __future__ import annotations
@@ -228,10 +228,8 @@ def test_a_chain_of_intermediates_is_followed_in_any_order(length: int) -> None:
 @pytest.mark.parametrize("decoy", sorted(DECOYS))
 @pytest.mark.parametrize("length", [2, 4])
 def test_a_decoy_issuer_listed_first_is_passed_over(decoy: str, length: int) -> None:
-    """A same-name candidate that cannot issue, offered before the real issuer at the top CA, does not hide the path.
-
-    The top CA (CA1) has CAs below it, so a pathLen 0 copy of it is exceeded there.
-    """
+    """A same-name candidate that cannot issue, offered before the real top CA (CA1), does not hide the path."""
+    # CA1 has CAs below it, so a pathLen 0 copy of it is exceeded there.
     intermediates = chain(length)
     end = leaf(f"CA{length}")
     offered = [DECOYS[decoy]("CA1", "Root"), *intermediates]
@@ -327,8 +325,7 @@ def test_at_most_max_path_length_intermediates_are_followed() -> None:
 
 
 def test_a_dense_web_of_cross_certificates_is_searched_within_a_bound() -> None:
-    """Ten CAs each certified by every other, none by an approved root: refused after a bounded search, not after
-    walking the 9! loop-free paths."""
+    """Ten CAs each certified by every other, none by the root: refused after a bounded search, not 9! paths."""
     names = [f"Web{i}" for i in range(10)]
     web = [cert(subject, issuer) for subject in names for issuer in names if subject != issuer]
     verdict = ours(leaf("Web0"), web, [root()])
@@ -352,8 +349,7 @@ def test_an_expired_intermediate_without_a_path_above_is_refused_as_no_path() ->
 
 
 def test_a_verdict_is_judged_again_at_every_time() -> None:
-    """The same certificates are accepted, refused once an intermediate has expired, and accepted again: nothing
-    about the time is remembered between calls."""
+    """Accepted, refused once an intermediate has expired, accepted again: no verdict on time is remembered."""
     intermediate = cert("CA1", "Root", valid_days=2)
     end = leaf("CA1")
     later = intermediate.not_valid_after_utc + timedelta(seconds=1)
