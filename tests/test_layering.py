@@ -92,12 +92,17 @@ SHARED_EDGE_MODULES = {"security_server.configfile", "security_server.schemafile
 
 
 def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> None:
-    """central_registry and adapters may import security_server.core (and the shared edge helpers), nothing else."""
+    """central_registry and adapters may import security_server.core, the shared edge helpers and the edge toolkit."""
     problems = []
     for package in ("central_registry", "adapters"):
         for path in _python_files(ROOT / package):
             for module, line in _imports(ast.parse(path.read_text(encoding="utf-8"))):
-                allowed = module.startswith("security_server.core") or module in SHARED_EDGE_MODULES
+                # the edge toolkit (security_server/edge: bounded HTTP fetch, atomic file write, CLI output) is shared too
+                allowed = (
+                    module.startswith("security_server.core")
+                    or module in SHARED_EDGE_MODULES
+                    or module.split(".")[:2] == ["security_server", "edge"]
+                )
                 if module.startswith("security_server") and not allowed:
                     problems.append(f"{path}:{line}: imports {module}")
     assert problems == []
