@@ -1,0 +1,245 @@
+"""The SQLite engine: shared pragmas, one transaction mode, and every sqlite3 failure mapped to a named store error."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from security_server.core.errors import BusError, DatabaseError
+from security_server.store.engine import as_dicts
+from security_server.store.errors import (
+    ConstraintViolated,
+    DatabaseCorrupt,
+    DatabaseLocked,
+    DatabaseUnwritable,
+    StoreClosed,
+)
+from security_server.store.sqlite import SqliteDatabase, Synchronous, map_error, open_sqlite
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where the test database lives."""
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def db(path: Path) -> Iterator[SqliteDatabase]:
+    """An open database with one table ``t`` (integer key, text value)."""
+    database = open_sqlite(path, label="test store")
+    database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+    yield database
+    database.close()
+
+
+def other(path: Path) -> sqlite3.Connection:
+    """An independent autocommit connection to the same file."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def values(path: Path) -> list[str]:
+    """The values in ``t``, read through another connection."""
+    conn = other(path)
+    try:
+        return [str(row[0]) for row in conn.execute("SELECT value FROM t ORDER BY id")]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("mode", "pragma"), [(Synchronous.FULL, 2), (Synchronous.NORMAL, 1)])
+def test_every_database_opens_with_the_shared_pragmas(path: Path, mode: Synchronous, pragma: int) -> None:
+    """WAL journal, the chosen synchronous level, foreign keys on and the busy timeout in milliseconds."""
+    database = open_sqlite(path, label="test store", synchronous=mode, busy_timeout=2.5)
+    try:
+        raw = database.raw
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == pragma
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+        assert raw.isolation_level is None  # autocommit: every transaction is explicit
+    finally:
+        database.close()
+
+
+def test_a_write_commits_at_its_end(path: Path, db: SqliteDatabase) -> None:
+    """Rows written in a write transaction are visible to another connection once it ends, not before."""
+    with db.write("adding") as conn:
+        conn.execute("INSERT INTO t (value) VALUES ('a')")
+        conn.executemany("INSERT INTO t (value) VALUES (?)", [("b",), ("c",)])
+        assert values(path) == []
+    assert values(path) == ["a", "b", "c"]
+
+
+def test_an_exception_rolls_the_whole_write_back(path: Path, db: SqliteDatabase) -> None:
+    """Any exception in a write transaction leaves nothing of it and comes out unchanged."""
+    with pytest.raises(ValueError, match="stop"):
+        with db.write("adding") as conn:
+            conn.execute("INSERT INTO t (value) VALUES ('a')")
+            raise ValueError("stop")
+    assert values(path) == [] and not db.in_transaction
+
+
+def test_nested_transactions_join_the_outermost(path: Path, db: SqliteDatabase) -> None:
+    """An inner write (or lone statement) joins the outer one and is rolled back with it."""
+    with pytest.raises(ValueError):
+        with db.write("outer") as conn:
+            conn.execute("INSERT INTO t (value) VALUES ('outer')")
+            with db.write("inner") as inner:
+                inner.execute("INSERT INTO t (value) VALUES ('inner')")
+            db.execute("INSERT INTO t (value) VALUES ('lone')")
+            with db.read("reading inside") as reader:
+                assert reader.execute("SELECT count(*) FROM t").fetchone() == (3,)
+            raise ValueError("abandon")
+    assert values(path) == []
+
+
+def test_a_write_cannot_start_inside_a_read(db: SqliteDatabase) -> None:
+    """Upgrading a read transaction to a write is a programming error, refused at once."""
+    with db.read("reading") as _:
+        with pytest.raises(RuntimeError, match="inside a read"):
+            with db.write("writing"):
+                pass
+
+
+def test_a_read_sees_one_state(path: Path, db: SqliteDatabase) -> None:
+    """Rows committed by another connection during a read transaction are not seen until it ends."""
+    db.execute("INSERT INTO t (value) VALUES ('a')")
+    writer = other(path)
+    with db.read("reading") as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        writer.execute("INSERT INTO t (value) VALUES ('b')")
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    writer.close()
+
+
+def test_rows_come_as_tuples_or_named(db: SqliteDatabase) -> None:
+    """Cursor rows are tuples in SELECT order; as_dicts names them by column; lastrowid and rowcount are given."""
+    with db.write("adding") as conn:
+        assert conn.execute("INSERT INTO t (value) VALUES ('a')").lastrowid == 1
+        assert conn.executemany("INSERT INTO t (value) VALUES (?)", [("b",), ("c",)]).rowcount == 2
+    assert list(db.execute("SELECT id, value FROM t ORDER BY id")) == [(1, "a"), (2, "b"), (3, "c")]
+    assert as_dicts(db.execute("SELECT value, id FROM t WHERE id = 2")) == [{"value": "b", "id": 2}]
+    assert db.execute("SELECT 1 FROM t WHERE id = 9").fetchone() is None
+
+
+def test_a_broken_constraint_is_constraint_violated_and_rolls_back(path: Path, db: SqliteDatabase) -> None:
+    """A duplicate key raises ConstraintViolated with SQLite's words; the transaction's other rows are gone too."""
+    db.execute("INSERT INTO t (id, value) VALUES (1, 'a')")
+    with pytest.raises(ConstraintViolated) as caught:
+        with db.write("adding twice") as conn:
+            conn.execute("INSERT INTO t (id, value) VALUES (2, 'b')")
+            conn.execute("INSERT INTO t (id, value) VALUES (1, 'again')")
+    assert caught.value.detail == "UNIQUE constraint failed: t.id"
+    assert caught.value.message.startswith("test store: adding twice refused")
+    assert values(path) == ["a"]
+
+
+def test_a_locked_database_is_database_locked_naming_the_file(path: Path) -> None:
+    """A write lock held elsewhere past the busy timeout gives DatabaseLocked; the reason names the file."""
+    database = open_sqlite(path, label="test store", busy_timeout=0.05)
+    database.execute("CREATE TABLE t (x)")
+    holder = other(path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseLocked) as caught:
+            with database.write("adding a row") as conn:
+                conn.execute("INSERT INTO t VALUES (1)")
+        assert caught.value.message == "test store: adding a row failed: the database is locked by another connection"
+        assert str(path) in caught.value.reason and "locked" in caught.value.reason
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with database.write("adding a row") as conn:  # and it recovers
+        conn.execute("INSERT INTO t VALUES (1)")
+    database.close()
+
+
+def test_a_file_that_is_not_a_database_is_database_corrupt_and_left_alone(path: Path) -> None:
+    """Opening garbage gives DatabaseCorrupt naming the file; the file keeps its bytes."""
+    garbage = b"this is not a database\n" * 300
+    path.write_bytes(garbage)
+    with pytest.raises(DatabaseCorrupt) as caught:
+        open_sqlite(path, label="test store")
+    assert caught.value.message == "test store: opening failed: the file is damaged or not a database"
+    assert str(path) in caught.value.reason
+    assert path.read_bytes() == garbage
+
+
+def test_a_file_that_cannot_be_created_is_database_unwritable(tmp_path: Path) -> None:
+    """A path under a regular file cannot be opened: DatabaseUnwritable naming the path."""
+    (tmp_path / "plain-file").write_bytes(b"")
+    target = tmp_path / "plain-file" / "store.db"
+    with pytest.raises(DatabaseUnwritable) as caught:
+        open_sqlite(target, label="test store")
+    assert str(target) in caught.value.reason
+
+
+def test_a_database_that_refuses_wal_is_refused() -> None:
+    """An in-memory database cannot use WAL, so the store layer will not open it."""
+    with pytest.raises(DatabaseError, match="WAL"):
+        open_sqlite(":memory:", label="test store")
+
+
+def test_a_bad_statement_is_a_database_error(db: SqliteDatabase) -> None:
+    """SQL that SQLite refuses gives DatabaseError (not sqlite3's), the action and SQLite's words in the reason."""
+    with pytest.raises(DatabaseError) as caught:
+        db.execute("SELECT x FROM nowhere", action="reading nothing")
+    assert type(caught.value) is DatabaseError
+    assert caught.value.message == "test store: reading nothing failed" and "no such table" in caught.value.reason
+
+
+def test_a_closed_database_refuses_everything(db: SqliteDatabase) -> None:
+    """After close every call raises StoreClosed; closing twice is fine."""
+    db.close()
+    db.close()
+    with pytest.raises(StoreClosed, match="test store: the store is closed"):
+        db.execute("SELECT 1")
+    with pytest.raises(StoreClosed):
+        with db.write("writing"):
+            pass
+    with pytest.raises(StoreClosed):
+        with db.read("reading"):
+            pass
+
+
+def _error(kind: type[sqlite3.Error], code: int | None) -> sqlite3.Error:
+    err = kind("engine words")
+    if code is not None:
+        err.sqlite_errorcode = code
+    return err
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "expected"),
+    [
+        (sqlite3.OperationalError, 5, DatabaseLocked),  # SQLITE_BUSY
+        (sqlite3.OperationalError, 6, DatabaseLocked),  # SQLITE_LOCKED
+        (sqlite3.OperationalError, 517, DatabaseLocked),  # SQLITE_BUSY_SNAPSHOT (extended)
+        (sqlite3.DatabaseError, 11, DatabaseCorrupt),  # SQLITE_CORRUPT
+        (sqlite3.DatabaseError, 26, DatabaseCorrupt),  # SQLITE_NOTADB
+        (sqlite3.OperationalError, 3, DatabaseUnwritable),  # SQLITE_PERM
+        (sqlite3.OperationalError, 8, DatabaseUnwritable),  # SQLITE_READONLY
+        (sqlite3.OperationalError, 10, DatabaseUnwritable),  # SQLITE_IOERR
+        (sqlite3.OperationalError, 266, DatabaseUnwritable),  # SQLITE_IOERR_READ (extended)
+        (sqlite3.OperationalError, 13, DatabaseUnwritable),  # SQLITE_FULL
+        (sqlite3.OperationalError, 14, DatabaseUnwritable),  # SQLITE_CANTOPEN
+        (sqlite3.IntegrityError, 2067, ConstraintViolated),  # SQLITE_CONSTRAINT_UNIQUE
+        (sqlite3.IntegrityError, None, ConstraintViolated),
+        (sqlite3.OperationalError, 1, DatabaseError),  # SQLITE_ERROR
+        (sqlite3.ProgrammingError, None, DatabaseError),
+    ],
+)
+def test_each_sqlite_failure_maps_to_its_store_error(
+    kind: type[sqlite3.Error], code: int | None, expected: type[DatabaseError]
+) -> None:
+    """SQLite's primary result code picks the leaf; every leaf is a server-side database_error naming the file."""
+    mapped = map_error(_error(kind, code), label="message log", location="/var/x/log.db", action="appending 3 records")
+    assert type(mapped) is expected
+    assert isinstance(mapped, BusError) and mapped.fault_code == "server.database_error"
+    assert mapped.message.startswith("message log: appending 3 records")
+    assert mapped.reason.endswith("/var/x/log.db: engine words")
