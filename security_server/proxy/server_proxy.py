@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 from urllib.parse import parse_qsl
@@ -154,6 +155,33 @@ class PeerCertCheck(Protocol):
 # --- the server proxy ----------------------------------------------------------------------------------------
 
 
+_WRONG_KIND = {
+    ServiceKind.SOAP: "Service is a REST service and cannot be called using SOAP interface",
+    ServiceKind.REST: "Service is a SOAP service and cannot be called using REST interface",
+}
+"""The ``service_type`` fault of a call whose kind is not the service's, by the call's kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What steps 3-9 need of a request, whichever its protocol: the parsed message part and its exact bytes, who
+    calls which service (through which server), and the bodies the signature must cover after the message."""
+
+    message: SoapMessage | RestRequest
+    raw: bytes
+    client: ClientId
+    service: ServiceId
+    security_server: SecurityServerId | None
+    kind: ServiceKind
+    metadata: bool
+    """A metadata service, answered here without an access check."""
+    attachments: tuple[bytes, ...]
+    method: str | None = None
+    """REST: the call's method, for endpoint access rights."""
+    path: str | None = None
+    """REST: the normal-form service path, for endpoint access rights."""
+
+
 class ServerProxy:
     """The provider side of an exchange; see the module docstring for the steps. Implements ServerProxyHandler."""
 
@@ -236,61 +264,80 @@ class ServerProxy:
         conf = context.global_conf()
         conf.check_valid(now)
 
-        # 2. the transport message and its SOAP part
+        # 2. the transport message and its message part: a SOAP 4.0 request or a REST request
         headers = TransportHeaders.from_http(request.headers, is_response=False)
         exchange.request_id = headers.request_id
         transport = decode_transport(request.content_type, request.body, is_response=False, limits=self._limits)
         if transport.kind is MessageKind.REST:
-            return await self._process_rest(exchange, peer_cert_der, headers, transport, conf, now)
-        assert transport.message is not None and transport.signature is not None  # decode_transport checked
-        soap = parse_soap(transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes)
-        exchange.soap = soap
-        header = soap.header
-        assert header is not None  # a request is never a fault
-        attachments = tuple(part.body for part in transport.attachments)
+            call = self._read_rest(exchange, transport, headers)
+        else:
+            call = self._read_soap(exchange, transport)
 
         # 3-4. the target server and the provider
         snapshot = context.server_conf()
-        self._check_target(header.security_server, header.service.client, snapshot)
-        provider = header.service.client
+        self._check_target(call.security_server, call.service.client, snapshot)
 
         # 5. the peer's TLS certificate (X-Road verifySslClientCert)
-        self._check_peer(peer_cert_der, transport, conf, now, header.client)
+        self._check_peer(peer_cert_der, transport, conf, now, call.client)
 
-        # 6. the service and the access right (X-Road verifyAccess order); the metadata services answer here
-        # without an access check (X-Road MetadataServiceHandlerImpl.shouldVerifyAccess is false).
-        metadata = header.service.service_code in SOAP_METADATA_SERVICES
-        service: Service | None = None
-        if not metadata:
-            service = snapshot.service(header.service)
-            if service is None:
-                raise UnknownService(f"Unknown service: {header.service}")
-            if service.kind is not ServiceKind.SOAP:
-                raise ServiceType("Service is a REST service and cannot be called using SOAP interface")
-            snapshot.check_access(header.client, header.service, in_global_group=conf.is_member_of_group)
-            if not service.enabled:
-                raise ServiceDisabled(f"Service {header.service} is disabled: {service.disabled_notice}")
+        # 6. the service, its kind, the access right and whether it is enabled (X-Road verifyAccess order); the
+        # metadata services answer without an access check (X-Road shouldVerifyAccess is false for them).
+        service = None if call.metadata else self._check_service(call, snapshot, conf)
 
-        # 7-8. the signature over the message and every attachment, its signer, and replays
-        self._verify_request(transport, attachments, header.client, conf, now)
+        # 7-8. the signature over the message and every attachment or body, its signer, and replays
+        self._verify_request(transport, call, conf, now)
 
         # 9. a durable request record before the provider sees anything
-        await self._log_request(exchange, transport, attachments, now)
+        await self._log_request(exchange, transport, call.attachments, now)
 
-        # 10. the provider's service, or the metadata service
-        if service is None:
-            answer = self._soap_metadata(soap, snapshot, conf, transport.message)
-        else:
-            called = await self._call_soap_provider(exchange, service, transport, headers)
-            if isinstance(called, bytes):
-                return self._reply(exchange, FAULT_CONTENT_TYPE, called)  # the service's own fault, passed back
-            answer = called
+        # 10-11. the provider's service (or the metadata service), then the signed, logged answer
+        if isinstance(call.message, RestRequest):
+            return await self._answer_rest(exchange, call.message, call, service, headers, snapshot, conf)
+        return await self._answer_soap(exchange, call.message, call, service, transport, headers, snapshot, conf)
 
-        # 11. requestHash (already in the answer), signature over every part, log, answer
-        content_type, body = await self._sign_response(exchange, provider, answer)
-        return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
+    # --- step 2: the message part, by protocol ------------------------------------------------------------------
 
-    # --- shared steps ---------------------------------------------------------------------------------------------
+    def _read_soap(self, exchange: Exchange, transport: TransportMessage) -> _Call:
+        """A SOAP 4.0 request (core/soap.py), its attachments in the nested ``multipart/mixed`` part."""
+        assert transport.message is not None and transport.signature is not None  # decode_transport checked
+        soap = parse_soap(transport.message, transport.message_content_type, max_bytes=self.context.limits.max_body_bytes)
+        exchange.soap = soap
+        header = soap.header
+        assert header is not None  # a request is never a fault
+        return _Call(
+            soap,
+            transport.message,
+            header.client,
+            header.service,
+            header.security_server,
+            ServiceKind.SOAP,
+            metadata=header.service.service_code in SOAP_METADATA_SERVICES,
+            attachments=tuple(part.body for part in transport.attachments),
+        )
+
+    def _read_rest(self, exchange: Exchange, transport: TransportMessage, headers: TransportHeaders) -> _Call:
+        """A REST request message part (core/rest.py): strict, identifiers read, the service path normalised."""
+        assert transport.message is not None and transport.signature is not None  # decode_transport checked
+        rest = RestRequest.parse(transport.message)
+        exchange.rest = rest
+        if headers.request_id is not None and rest.request_id is not None and rest.request_id != headers.request_id:
+            raise InconsistentHeaders("x-road-request-id of the REST message is not the transport's")
+        body = transport.rest_body or b""
+        return _Call(
+            rest,
+            transport.message,
+            rest.client,
+            rest.service,
+            rest.security_server,
+            ServiceKind.REST,
+            # the REST metadata services answer GET (X-Road RestMetadataServiceHandlerImpl)
+            metadata=rest.method == "GET" and rest.service.service_code in REST_METADATA_SERVICES,
+            attachments=(body,) if body else (),
+            method=rest.method,
+            path=rest.normal_path,
+        )
+
+    # --- steps 3-9, whichever the protocol -----------------------------------------------------------------------
 
     def _check_target(self, security_server: SecurityServerId | None, provider: ClientId, snapshot: ServerConfSnapshot) -> None:
         """Steps 3-4: a ``securityServer`` header names this server; the provider is registered here."""
@@ -314,40 +361,82 @@ class ServerProxy:
         # core/peerauth.py: registered to a server hosting the client, approved CA, one OCSP part good and fresh.
         self.peer_check(peer_cert_der, conf, now, hosted_client=client, ocsp_der=transport.ocsp_responses)
 
-    def _verify_request(
-        self, transport: TransportMessage, attachments: Sequence[bytes], client: ClientId, conf: GlobalConf, now: datetime
-    ) -> None:
+    @staticmethod
+    def _check_service(call: _Call, snapshot: ServerConfSnapshot, conf: GlobalConf) -> Service:
+        """Step 6: the service exists with exactly this code and version, is of the call's kind, the client has an
+        access right (default deny; for REST a service-level right or an endpoint right covering the method and
+        the normal-form path, core/acl.py), and it is enabled (the notice is shown only to clients with a right)."""
+        service = snapshot.service(call.service)
+        if service is None:
+            # A SOAP service has versions that a REST call cannot name: called over REST it is service_type.
+            if call.kind is ServiceKind.REST and any(
+                s.id.service_code == call.service.service_code for s in snapshot.services_of(call.service.client)
+            ):
+                raise ServiceType(_WRONG_KIND[call.kind])
+            raise UnknownService(f"Unknown service: {call.service}")
+        if service.kind is not call.kind:
+            raise ServiceType(_WRONG_KIND[call.kind])
+        snapshot.check_access(
+            call.client, call.service, in_global_group=conf.is_member_of_group, method=call.method, path=call.path
+        )
+        if not service.enabled:
+            raise ServiceDisabled(f"Service {call.service} is disabled: {service.disabled_notice}")
+        return service
+
+    def _verify_request(self, transport: TransportMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
         """Steps 7-8: the signature covers the message and every attachment, made by the client's member; no replay."""
-        assert transport.message is not None and transport.signature is not None
+        assert transport.signature is not None  # decode_transport checked
         verified = verify_message(
             transport.signature,
-            transport.message,
-            attachments,
+            call.raw,
+            call.attachments,
             transport.hashchain_result,
             transport.hashchain,
-            client,
+            call.client,
             conf,
             self.trust.get(conf),
             now,
         )
         self.replay_guard.check(
-            ReplayGuard.key(verified.signature_value, transport.message, transport.hashchain),
+            ReplayGuard.key(verified.signature_value, call.raw, transport.hashchain),
             verified.signing_time.astimezone(timezone.utc),
             now,
         )
 
-    # --- SOAP -------------------------------------------------------------------------------------------------------
+    # --- steps 10-11 for SOAP -----------------------------------------------------------------------------------
+
+    async def _answer_soap(
+        self,
+        exchange: Exchange,
+        soap: SoapMessage,
+        call: _Call,
+        service: Service | None,
+        transport: TransportMessage,
+        headers: TransportHeaders,
+        snapshot: ServerConfSnapshot,
+        conf: GlobalConf,
+    ) -> PeerResponse:
+        """Step 10: the service (or the metadata service); step 11: requestHash (already in the answer), the
+        signature over every part, the record, the answer."""
+        if service is None:
+            answer = self._soap_metadata(soap, snapshot, conf, call.raw)
+        else:
+            called = await self._call_soap_provider(exchange, service, call.raw, transport, headers)
+            if isinstance(called, bytes):
+                return self._reply(exchange, FAULT_CONTENT_TYPE, called)  # the service's own fault, passed back
+            answer = called
+        content_type, body = await self._sign_response(exchange, call.service.client, answer)
+        return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
 
     async def _call_soap_provider(
-        self, exchange: Exchange, service: Service, transport: TransportMessage, headers: TransportHeaders
+        self, exchange: Exchange, service: Service, message: bytes, transport: TransportMessage, headers: TransportHeaders
     ) -> MessageContent | bytes:
         """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
         answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
-        assert transport.message is not None
         context = self.context
-        body, content_type = transport.message, transport.message_content_type
+        body, content_type = message, transport.message_content_type
         if transport.attachments:
-            soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), transport.message)
+            soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), message)
             content_type, body = build_related(SoapWithAttachments(soap_part, transport.attachments))
         provider_headers = {"Content-Type": content_type}
         if headers.original_soap_action is not None:
@@ -376,7 +465,7 @@ class ServerProxy:
             exchange.provider_fault = response.fault.code[:200] or "unknown"
             await self.journal.record_failure(exchange, fault_body, exchange.provider_fault)
             return fault_body
-        return MessageContent(add_request_hash(response, transport.message), soap_type, soap_headers, attachments)
+        return MessageContent(add_request_hash(response, message), soap_type, soap_headers, attachments)
 
     def _soap_metadata(
         self, soap: SoapMessage, snapshot: ServerConfSnapshot, conf: GlobalConf, request_raw: bytes
@@ -418,59 +507,21 @@ class ServerProxy:
             (wsdl,),
         )
 
-    # --- REST -------------------------------------------------------------------------------------------------------
+    # --- steps 10-11 for REST -----------------------------------------------------------------------------------
 
-    async def _process_rest(
+    async def _answer_rest(
         self,
         exchange: Exchange,
-        peer_cert_der: bytes | None,
+        rest: RestRequest,
+        call: _Call,
+        service: Service | None,
         headers: TransportHeaders,
-        transport: TransportMessage,
+        snapshot: ServerConfSnapshot,
         conf: GlobalConf,
-        now: datetime,
     ) -> PeerResponse:
-        """The REST r1 exchange (pr-rest; X-Road ``ServerRestMessageProcessor``), in the SOAP steps' order."""
-        context = self.context
-        assert transport.message is not None and transport.signature is not None
-        # 2. the REST message part: strict, identifiers read, the service path normalised (core/rest.py)
-        rest = RestRequest.parse(transport.message)
-        exchange.rest = rest
-        if headers.request_id is not None and rest.request_id is not None and rest.request_id != headers.request_id:
-            raise InconsistentHeaders("x-road-request-id of the REST message is not the transport's")
-        body = transport.rest_body or b""
-        attachments = (body,) if body else ()
-
-        # 3-5. target server, provider, the peer's certificate
-        snapshot = context.server_conf()
-        self._check_target(rest.security_server, rest.service.client, snapshot)
-        provider = rest.service.client
-        self._check_peer(peer_cert_der, transport, conf, now, rest.client)
-
-        # 6. service, type, access right on this endpoint (decoded, normalised path), enabled; the REST metadata
-        # services answer GET without an access check (X-Road RestMetadataServiceHandlerImpl).
-        metadata = rest.method == "GET" and rest.service.service_code in REST_METADATA_SERVICES
-        service: Service | None = None
-        if not metadata:
-            service = snapshot.service(rest.service)
-            if service is None:
-                # A SOAP service has versions that a REST call cannot name: called over REST it is service_type.
-                same_code = [s for s in snapshot.services_of(provider) if s.id.service_code == rest.service.service_code]
-                if same_code:
-                    raise ServiceType("Service is a SOAP service and cannot be called using REST interface")
-                raise UnknownService(f"Unknown service: {rest.service}")
-            if service.kind is not ServiceKind.REST:
-                raise ServiceType("Service is a SOAP service and cannot be called using REST interface")
-            snapshot.check_access(
-                rest.client, rest.service, in_global_group=conf.is_member_of_group, method=rest.method, path=rest.normal_path
-            )
-            if not service.enabled:
-                raise ServiceDisabled(f"Service {rest.service} is disabled: {service.disabled_notice}")
-
-        # 7-9. signature over the message part and the body, replays, durable request record
-        self._verify_request(transport, attachments, rest.client, conf, now)
-        await self._log_request(exchange, transport, attachments, now)
-
-        # 10. the provider's service (status, headers and body pass through), or the metadata service
+        """Step 10: the provider's service (status, headers and body pass through) or the metadata service; step
+        11: the response message with X-Road-Request-Hash, signed over it and the body, logged, returned."""
+        body = call.attachments[0] if call.attachments else b""
         if service is None:
             reply = self._rest_metadata(rest, snapshot, conf)
         else:
@@ -480,13 +531,11 @@ class ServerProxy:
             )
             if reply.status >= 400:
                 exchange.provider_fault = f"HTTP {reply.status}"
-
-        # 11. the response message with X-Road-Request-Hash, signed over it and the body, logged, returned
         response = RestResponse.answering(
-            rest, reply.status, reply.reason, reply.headers, rest_request_hash(transport.message, body), headers.request_id
+            rest, reply.status, reply.reason, reply.headers, rest_request_hash(call.raw, body), headers.request_id
         )
         content = MessageContent(response.to_bytes(), REST_RESPONSE, rest_body=reply.body or None)
-        content_type, encoded = await self._sign_response(exchange, provider, content)
+        content_type, encoded = await self._sign_response(exchange, call.service.client, content)
         return self._reply(exchange, content_type, encoded, rest=True)
 
     def _rest_metadata(self, rest: RestRequest, snapshot: ServerConfSnapshot, conf: GlobalConf) -> ProviderReply:
