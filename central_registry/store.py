@@ -1,29 +1,67 @@
 """The central registry's store: members, subsystems, security servers, trust services, groups, settings.
 
-One SQLite database (WAL) through sqlite-utils. Every change runs in one transaction and is written to the
-``audit`` table in the same transaction, so the registry's history cannot drift from its state. Methods
-refuse invalid or duplicate input with :class:`RegistryError` and change nothing when they do.
+One SQLite database (WAL) opened through the store layer (:mod:`security_server.store`): its pragmas, its one
+transaction mode and its error mapping are the other stores'. The schema is :data:`SCHEMA`, numbered migrations
+recorded in the database; migration 1 is the schema this registry always had, written with ``IF NOT EXISTS``, so
+a database created before numbered migrations opens unchanged and is recorded at version 1.
+
+Every change runs in one transaction and is written to the ``audit`` table in the same transaction, so the
+registry's history cannot drift from its state. Methods refuse invalid or duplicate input with
+:class:`RegistryError` and change nothing when they do.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-import sqlite_utils
-from contextlib import contextmanager
-
-from security_server.core.errors import BusError, ClientFault, DatabaseError
+from security_server.core.errors import ClientFault
 from security_server.core.identifiers import ClientId, GlobalGroupId, SecurityServerId, check_part
+from security_server.store.engine import Database, as_dicts
+from security_server.store.errors import ConstraintViolated
+from security_server.store.migrations import Schema, migrate, sql_migration
+from security_server.store.sqlite import open_sqlite
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA = Schema(
+    "registry",
+    (
+        sql_migration(
+            1,
+            "registry",
+            "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS member_classes (code TEXT PRIMARY KEY, description TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, member_class TEXT NOT NULL"
+            " REFERENCES member_classes(code), member_code TEXT NOT NULL, name TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS subsystems (member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,"
+            " subsystem_code TEXT NOT NULL, PRIMARY KEY (member_id, subsystem_code))",
+            "CREATE TABLE IF NOT EXISTS security_servers (id TEXT PRIMARY KEY, owner_id TEXT NOT NULL"
+            " REFERENCES members(id), server_code TEXT NOT NULL, address TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS auth_certs (hash BLOB PRIMARY KEY, server_id TEXT NOT NULL"
+            " REFERENCES security_servers(id) ON DELETE CASCADE, cert_der BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS server_clients (server_id TEXT NOT NULL REFERENCES security_servers(id)"
+            " ON DELETE CASCADE, client_id TEXT NOT NULL, PRIMARY KEY (server_id, client_id))",
+            "CREATE TABLE IF NOT EXISTS approved_cas (name TEXT PRIMARY KEY, cert_der BLOB NOT NULL,"
+            " ocsp_url TEXT, ocsp_cert_der BLOB, authentication_only INTEGER NOT NULL, profile TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS approved_tsas (name TEXT PRIMARY KEY, url TEXT NOT NULL,"
+            " cert_der BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS global_groups (id TEXT PRIMARY KEY, description TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL REFERENCES global_groups(id)"
+            " ON DELETE CASCADE, client_id TEXT NOT NULL, PRIMARY KEY (group_id, client_id))",
+            "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL,"
+            " status TEXT NOT NULL, submitted_at TEXT NOT NULL, decided_at TEXT, server_id TEXT, client_id TEXT)",
+            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
+            " event TEXT NOT NULL, detail TEXT NOT NULL)",
+        ),
+    ),
+)
+"""The registry's numbered migrations; later issues append to them."""
 
 
 class RegistryError(ClientFault):
@@ -102,79 +140,43 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+class RegistryStatements:
+    """SQL against the registry's tables, for the store and its request workflow (``central_registry.requests``).
+
+    A statement made while one of the store's transactions is open runs inside it.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+        self._database.execute(sql, params, action="running a statement")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of one query, keyed by column name."""
+        return as_dicts(self._database.execute(sql, params, action="reading"))
+
+
 class RegistryStore:
     """The registry database; one instance per process, used from one thread at a time."""
 
     def __init__(self, path: Path, *, clock: Callable[[], str] = _now) -> None:
         self._clock = clock
         self._depth = 0
+        self._database = open_sqlite(path, label="registry", shared_between_threads=True)
         try:
-            connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA busy_timeout=5000")
-        except sqlite3.Error as err:
-            raise DatabaseError(f"cannot open the registry database {path}: {err}") from err
-        self.db = sqlite_utils.Database(connection)
-        self._create_schema()
+            migrate(self._database, SCHEMA)
+        except BaseException:
+            self._database.close()
+            raise
+        self.db = RegistryStatements(self._database)
 
     def close(self) -> None:
         """Close the database."""
-        self.db.conn.close()
+        self._database.close()
 
     # --- plumbing -------------------------------------------------------------------------------------------
-
-    def _create_schema(self) -> None:
-        with self.transaction("schema_created", {}, audit=False):
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS member_classes (code TEXT PRIMARY KEY, description TEXT NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, member_class TEXT NOT NULL"
-                " REFERENCES member_classes(code), member_code TEXT NOT NULL, name TEXT NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS subsystems (member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,"
-                " subsystem_code TEXT NOT NULL, PRIMARY KEY (member_id, subsystem_code))"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS security_servers (id TEXT PRIMARY KEY, owner_id TEXT NOT NULL"
-                " REFERENCES members(id), server_code TEXT NOT NULL, address TEXT NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS auth_certs (hash BLOB PRIMARY KEY, server_id TEXT NOT NULL"
-                " REFERENCES security_servers(id) ON DELETE CASCADE, cert_der BLOB NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS server_clients (server_id TEXT NOT NULL REFERENCES security_servers(id)"
-                " ON DELETE CASCADE, client_id TEXT NOT NULL, PRIMARY KEY (server_id, client_id))"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS approved_cas (name TEXT PRIMARY KEY, cert_der BLOB NOT NULL,"
-                " ocsp_url TEXT, ocsp_cert_der BLOB, authentication_only INTEGER NOT NULL, profile TEXT NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS approved_tsas (name TEXT PRIMARY KEY, url TEXT NOT NULL, cert_der BLOB NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS global_groups (id TEXT PRIMARY KEY, description TEXT NOT NULL)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL REFERENCES global_groups(id)"
-                " ON DELETE CASCADE, client_id TEXT NOT NULL, PRIMARY KEY (group_id, client_id))"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL,"
-                " status TEXT NOT NULL, submitted_at TEXT NOT NULL, decided_at TEXT, server_id TEXT, client_id TEXT)"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
-                " event TEXT NOT NULL, detail TEXT NOT NULL)"
-            )
 
     @contextmanager
     def transaction(self, event: str, detail: dict[str, Any], *, audit: bool = True) -> Iterator[None]:
@@ -182,43 +184,23 @@ class RegistryStore:
 
         Nested calls join the outermost transaction, so a workflow step made of several changes commits whole.
         """
-        conn = self.db.conn
-        if self._depth:
-            self._depth += 1
-            try:
+        action = event.replace("_", " ")
+        outermost = self._depth == 0
+        self._depth += 1
+        try:
+            with self._database.write(action):
                 yield
                 if audit:
                     self._audit(event, detail)
-            finally:
-                self._depth -= 1
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as err:
-            raise DatabaseError(f"registry database is not writable: {err}") from err
-        self._depth = 1
-        try:
-            yield
-            if audit:
-                self._audit(event, detail)
-            conn.execute("COMMIT")
-        except BusError:
-            conn.execute("ROLLBACK")
-            raise
-        except sqlite3.IntegrityError as err:
-            conn.execute("ROLLBACK")
-            raise RegistryError(f"{event.replace('_', ' ')} refused: {err}") from err
-        except sqlite3.Error as err:
-            conn.execute("ROLLBACK")
-            raise DatabaseError(f"registry database error: {err}") from err
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        except ConstraintViolated as err:
+            if not outermost:
+                raise
+            raise RegistryError(f"{action} refused: {err.detail}") from err
         finally:
-            self._depth = 0
+            self._depth -= 1
 
     def _audit(self, event: str, detail: dict[str, Any]) -> None:
-        self.db.conn.execute(
+        self.db.execute(
             "INSERT INTO audit (at, event, detail) VALUES (?, ?, ?)",
             (self._clock(), event, json.dumps(detail, sort_keys=True)),
         )

@@ -86,9 +86,11 @@ def test_the_layering_check_catches_violations(tmp_path: Path, source: str) -> N
     assert core_violations([bad])
 
 
-# Role-neutral edge helpers every role uses: locating shipped files and configuring logging. They hold no
-# security-server state, so the registry and the adapters may use them.
-SHARED_EDGE_MODULES = {"security_server.configfile", "security_server.schemafiles", "security_server.logconfig"}
+# Role-neutral edge helpers every role uses: locating shipped files, configuring logging and the store layer. They
+# hold no security-server state, so the registry and the adapters may use them.
+SHARED_EDGE_MODULES = {"security_server.configfile", "security_server.schemafiles", "security_server.logconfig"} | {
+    f"security_server.store.{name}" for name in ("engine", "errors", "migrations", "sqlite")
+}
 
 
 def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> None:

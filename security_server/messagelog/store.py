@@ -17,27 +17,26 @@ through ``timestamp_id`` with their own ``ts_hashchain``; ``archived_us`` (when 
 finished on the next run with the same bytes, never forking the archive chain). A record without a signature
 (a failed exchange) has nothing to timestamp: it gets :data:`NO_SIGNATURE_TIMESTAMP_ID`.
 
+The schema is :data:`SCHEMA`, numbered migrations applied on open by :mod:`security_server.store.migrations`
+(a log written before them, with sqlite-utils' ``_sqlite_migrations``, is adopted as it is).
+
 Durability (PERFORMANCE-NOTES.md B.7, C.3.5): WAL journal, ``synchronous=FULL`` by default so that a committed
 record survives a power cut, not only a crash (``NORMAL`` is configurable and survives a process crash only);
-records arrive in batches and each batch is one transaction. Every SQLite failure leaves as
-:class:`~security_server.core.errors.DatabaseError`, never as a bare ``sqlite3`` exception.
+records arrive in batches and each batch is one transaction. The file is opened through the store layer
+(:mod:`security_server.store.sqlite`), so every SQLite failure leaves as
+:class:`~security_server.core.errors.DatabaseError` (a locked, damaged or unwritable file as its named leaf), never
+as a bare ``sqlite3`` exception.
 
 A store object belongs to the thread that opened it (sqlite3's rule); the ordered writer owns one in its thread.
 """
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import sqlite3
 from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
-
-import sqlite_utils
-from sqlite_utils.db import Database, TransactionError
-from sqlite_utils.migrations import Migrations
 
 from security_server.core.errors import DatabaseError, LogChainBroken
 from security_server.core.logchain import (
@@ -50,22 +49,12 @@ from security_server.core.logchain import (
     time_to_micros,
     verify_chain,
 )
+from security_server.store.engine import Connection, Database
+from security_server.store.migrations import Migration, Schema, migrate
+from security_server.store.sqlite import DEFAULT_BUSY_TIMEOUT as DEFAULT_BUSY_TIMEOUT
+from security_server.store.sqlite import Synchronous as Synchronous
+from security_server.store.sqlite import open_sqlite
 
-DEFAULT_BUSY_TIMEOUT = 5.0
-"""Seconds a write waits for another connection's lock before it fails."""
-
-
-class Synchronous(enum.StrEnum):
-    """SQLite's ``synchronous`` setting for the log (https://www.sqlite.org/pragma.html#pragma_synchronous)."""
-
-    FULL = "FULL"
-    """Every commit is fsynced: a record is kept through a power cut (the default)."""
-    NORMAL = "NORMAL"
-    """The WAL is fsynced at checkpoints only: kept through a process crash, not a power cut; ~4x faster."""
-
-
-MIGRATIONS = Migrations("fedbus.messagelog")
-"""The schema, as an ordered set of migrations; a later issue appends to it."""
 
 _COLUMNS = (
     "id",
@@ -95,59 +84,118 @@ _SELECT = "SELECT {} FROM logrecord".format(
 _INSERT = f"INSERT INTO logrecord ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
-@MIGRATIONS()
-def m001_logrecord(db: Database) -> None:
+# The schema. The text of each statement is what sqlite-utils wrote before numbered migrations, so that a log
+# created now and one created then hold the same schema, byte for byte.
+
+
+def _create_table(name: str, columns: Sequence[tuple[str, str]]) -> str:
+    body = ",\n".join(f'   "{column}" {kind}' for column, kind in columns)
+    return f'CREATE TABLE "{name}" (\n{body}\n) STRICT'
+
+
+def _create_index(table: str, column: str) -> str:
+    return f'CREATE INDEX "idx_{table}_{column}"\n    ON "{table}" ("{column}")'
+
+
+def _m001_logrecord(conn: Connection) -> None:
     """Create the record table and the chain anchor."""
-    db.table("logrecord").create(
-        {
-            "id": int,
-            "query_id": str,
-            "x_request_id": str,
-            "direction": str,
-            "client": str,
-            "service": str,
-            "time_us": int,
-            "message": bytes,
-            "signature": bytes,
-            "hashchain": bytes,
-            "hashchainresult": bytes,
-            "signature_hash": bytes,
-            "succeeded": int,
-            "fault_code": str,
-            "prev_link": bytes,
-            "link": bytes,
-            # Filled in by batch timestamping (issue 7); outside the hash link.
-            "timestamp_id": int,
-            "ts_hashchain": bytes,
-        },
-        pk="id",
-        not_null={
-            "query_id",
-            "direction",
-            "client",
-            "service",
-            "time_us",
-            "message",
-            "signature",
-            "signature_hash",
-            "succeeded",
-            "prev_link",
-            "link",
-        },
-        strict=True,
+    conn.execute(
+        _create_table(
+            "logrecord",
+            [
+                ("id", "INTEGER PRIMARY KEY"),
+                ("query_id", "TEXT NOT NULL"),
+                ("x_request_id", "TEXT"),
+                ("direction", "TEXT NOT NULL"),
+                ("client", "TEXT NOT NULL"),
+                ("service", "TEXT NOT NULL"),
+                ("time_us", "INTEGER NOT NULL"),
+                ("message", "BLOB NOT NULL"),
+                ("signature", "BLOB NOT NULL"),
+                ("hashchain", "BLOB"),
+                ("hashchainresult", "BLOB"),
+                ("signature_hash", "BLOB NOT NULL"),
+                ("succeeded", "INTEGER NOT NULL"),
+                ("fault_code", "TEXT"),
+                ("prev_link", "BLOB NOT NULL"),
+                ("link", "BLOB NOT NULL"),
+                # Filled in by batch timestamping (issue 7); outside the hash link.
+                ("timestamp_id", "INTEGER"),
+                ("ts_hashchain", "BLOB"),
+            ],
+        )
     )
-    db.table("logrecord").create_index(["query_id"])
-    db.table("logrecord").create_index(["time_us"])
-    db.table("chain_anchor").create(
-        {"id": int, "first_id": int, "prev_link": bytes}, pk="id", not_null={"first_id", "prev_link"}, strict=True
+    conn.execute(_create_index("logrecord", "query_id"))
+    conn.execute(_create_index("logrecord", "time_us"))
+    conn.execute(
+        _create_table(
+            "chain_anchor",
+            [("id", "INTEGER PRIMARY KEY"), ("first_id", "INTEGER NOT NULL"), ("prev_link", "BLOB NOT NULL")],
+        )
     )
-    db.execute("INSERT INTO chain_anchor (id, first_id, prev_link) VALUES (1, 1, ?)", [GENESIS_LINK])
+    conn.execute("INSERT INTO chain_anchor (id, first_id, prev_link) VALUES (1, 1, ?)", (GENESIS_LINK,))
 
 
-@MIGRATIONS()
-def m002_attachments(db: Database) -> None:
+def _m002_attachments(conn: Connection) -> None:
     """Add the attachments column (REST body or SOAP attachments, part of the hash link); NULL for none."""
-    db.execute("ALTER TABLE logrecord ADD COLUMN attachments BLOB")
+    conn.execute("ALTER TABLE logrecord ADD COLUMN attachments BLOB")
+
+
+def _m003_evidence(conn: Connection) -> None:
+    """Add batch timestamps, archive marks, the archive chain state and the pending archive (issue 7)."""
+    conn.execute(
+        _create_table(
+            "timestamp",
+            [
+                ("id", "INTEGER PRIMARY KEY"),
+                ("time_us", "INTEGER NOT NULL"),
+                ("token", "BLOB NOT NULL"),
+                ("hash_chain_result", "BLOB"),
+                ("tsa_url", "TEXT"),
+            ],
+        )
+    )
+    conn.execute("ALTER TABLE logrecord ADD COLUMN archived_us INTEGER")
+    conn.execute("CREATE INDEX idx_logrecord_untimestamped ON logrecord (id) WHERE timestamp_id IS NULL")
+    conn.execute(
+        "CREATE INDEX idx_logrecord_unarchived ON logrecord (id) WHERE archived_us IS NULL AND timestamp_id > 0"
+    )
+    conn.execute("CREATE INDEX idx_logrecord_timestamp ON logrecord (timestamp_id)")
+    conn.execute(_create_index("logrecord", "client"))
+    conn.execute(_create_index("logrecord", "service"))
+    conn.execute(
+        _create_table(
+            "archive_state",
+            [("id", "INTEGER PRIMARY KEY"), ("last_digest", "TEXT NOT NULL"), ("last_file", "TEXT NOT NULL")],
+        )
+    )
+    conn.execute("INSERT INTO archive_state (id, last_digest, last_file) VALUES (1, '', '')")
+    conn.execute(
+        _create_table(
+            "pending_archive",
+            [
+                ("id", "INTEGER PRIMARY KEY"),
+                ("file_name", "TEXT NOT NULL"),
+                ("first_id", "INTEGER NOT NULL"),
+                ("last_id", "INTEGER NOT NULL"),
+                ("prev_digest", "TEXT NOT NULL"),
+                ("prev_file", "TEXT NOT NULL"),
+                ("last_digest", "TEXT NOT NULL"),
+            ],
+        )
+    )
+
+
+SCHEMA = Schema(
+    "messagelog",
+    (
+        Migration(1, "logrecord", _m001_logrecord),
+        Migration(2, "attachments", _m002_attachments),
+        Migration(3, "evidence", _m003_evidence),
+    ),
+    legacy_set="fedbus.messagelog",
+)
+"""The message log's numbered migrations; a later issue appends to them."""
 
 
 _ATTACHMENT_COUNT_SIZE = 4
@@ -189,36 +237,6 @@ def decode_attachments(stored: object) -> tuple[bytes, ...]:
     if at != len(view):
         raise ValueError("attachments column has trailing bytes")
     return tuple(attachments)
-
-
-@MIGRATIONS()
-def m003_evidence(db: Database) -> None:
-    """Add batch timestamps, archive marks, the archive chain state and the pending archive (issue 7)."""
-    db.table("timestamp").create(
-        {"id": int, "time_us": int, "token": bytes, "hash_chain_result": bytes, "tsa_url": str},
-        pk="id",
-        not_null={"time_us", "token"},
-        strict=True,
-    )
-    db.execute("ALTER TABLE logrecord ADD COLUMN archived_us INTEGER")
-    db.execute("CREATE INDEX idx_logrecord_untimestamped ON logrecord (id) WHERE timestamp_id IS NULL")
-    db.execute(
-        "CREATE INDEX idx_logrecord_unarchived ON logrecord (id) WHERE archived_us IS NULL AND timestamp_id > 0"
-    )
-    db.execute("CREATE INDEX idx_logrecord_timestamp ON logrecord (timestamp_id)")
-    db.table("logrecord").create_index(["client"])
-    db.table("logrecord").create_index(["service"])
-    db.table("archive_state").create(
-        {"id": int, "last_digest": str, "last_file": str}, pk="id", not_null={"last_digest", "last_file"}, strict=True
-    )
-    db.execute("INSERT INTO archive_state (id, last_digest, last_file) VALUES (1, '', '')")
-    db.table("pending_archive").create(
-        {"id": int, "file_name": str, "first_id": int, "last_id": int, "prev_digest": str, "prev_file": str,
-         "last_digest": str},
-        pk="id",
-        not_null={"file_name", "first_id", "last_id", "prev_digest", "prev_file", "last_digest"},
-        strict=True,
-    )
 
 
 NO_SIGNATURE_TIMESTAMP_ID = 0
@@ -287,21 +305,6 @@ class RecordSummary:
     x_request_id: str | None
     timestamp_id: int | None
     archived: bool
-
-
-def _known_migrations() -> set[str]:
-    """The names of every migration this version knows (all of them are pending on an empty database)."""
-    with Database(memory=True, execute_plugins=False) as empty:
-        return {migration.name for migration in MIGRATIONS.pending(empty)}
-
-
-@contextlib.contextmanager
-def _database_errors(action: str) -> Iterator[None]:
-    """Turn any SQLite failure during ``action`` into :class:`DatabaseError`."""
-    try:
-        yield
-    except (sqlite3.Error, TransactionError) as err:
-        raise DatabaseError(f"message log: {action} failed", reason=f"message log: {action} failed: {err}") from err
 
 
 def _row_values(record: LogRecord) -> tuple[Any, ...]:
@@ -378,58 +381,27 @@ class MessageLogStore:
     ) -> None:
         self.path = Path(path)
         self.synchronous = Synchronous(synchronous)
-        self._conn: sqlite3.Connection | None = None
-        with _database_errors(f"opening {self.path}"):
-            conn = sqlite3.connect(self.path, timeout=busy_timeout)
-            try:
-                self._db = Database(conn, execute_plugins=False)
-                self._db.enable_wal()
-                if self._db.journal_mode != "wal":
-                    raise sqlite3.OperationalError("the database refused WAL journal mode")
-                conn.execute(f"PRAGMA synchronous={self.synchronous.value}")
-                self._migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring the schema up to date; refuse a database written by a newer fedbus."""
-        known = _known_migrations()
-        unknown = [m.name for m in MIGRATIONS.applied(self._db) if m.name not in known]
-        if unknown:
-            raise sqlite3.DatabaseError(f"schema has migrations this version does not know: {unknown}")
-        if not MIGRATIONS.pending(self._db):
-            return
-        # BEGIN IMMEDIATE takes the write lock first, so two processes opening a new log cannot race.
-        conn.execute("BEGIN IMMEDIATE")
+        self._sqlite = open_sqlite(
+            self.path, label="message log", synchronous=self.synchronous, busy_timeout=busy_timeout
+        )
+        self._db: Database = self._sqlite
         try:
-            MIGRATIONS.apply(self._db)
-            conn.execute("COMMIT")
+            migrate(self._db, SCHEMA)
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._db.close()
             raise
 
     @property
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise DatabaseError("message log: the store is closed")
-        return self._conn
+    def database(self) -> sqlite3.Connection:
+        """The SQLite connection itself, for inspecting the file (``PRAGMA integrity_check``) in tests and tools.
 
-    @property
-    def database(self) -> sqlite_utils.Database:
-        """The sqlite-utils view of the same connection (for the timestamper and archiver of issue 7)."""
-        if self._conn is None:
-            raise DatabaseError("message log: the store is closed")
-        return self._db
+        The store's own statements go through the store layer; this is the message log's (SQLite-only) escape hatch.
+        """
+        return self._sqlite.raw
 
     def close(self) -> None:
         """Close the connection; further calls fail with :class:`DatabaseError`."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with _database_errors("closing"):
-                conn.close()
+        self._db.close()
 
     def __enter__(self) -> MessageLogStore:
         return self
@@ -437,29 +409,14 @@ class MessageLogStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _write_transaction(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; on any failure everything in it is rolled back."""
-        conn = self._connection
-        with _database_errors(action):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-
-    def _head(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
+    def _head(self, conn: Connection) -> tuple[int, bytes]:
         row = conn.execute("SELECT id, link FROM logrecord ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             first_id, prev_link = self._anchor(conn)
             return first_id - 1, prev_link
         return int(row[0]), bytes(row[1])
 
-    def _anchor(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
+    def _anchor(self, conn: Connection) -> tuple[int, bytes]:
         row = conn.execute("SELECT first_id, prev_link FROM chain_anchor WHERE id = 1").fetchone()
         if row is None or type(row[0]) is not int or type(row[1]) is not bytes:
             raise LogChainBroken("message log: the chain anchor is missing or malformed")
@@ -467,8 +424,8 @@ class MessageLogStore:
 
     def head(self) -> tuple[int, bytes]:
         """The last record's id and link (or the anchor's id - 1 and link while the log is empty)."""
-        with _database_errors("reading the chain head"):
-            return self._head(self._connection)
+        with self._db.read("reading the chain head") as conn:
+            return self._head(conn)
 
     def last_link(self) -> bytes:
         """The link that the next record will carry as its ``prev_link``."""
@@ -482,7 +439,7 @@ class MessageLogStore:
         """
         if not entries:
             return []
-        with self._write_transaction(f"appending {len(entries)} records") as conn:
+        with self._db.write(f"appending {len(entries)} records") as conn:
             last_id, link = self._head(conn)
             records = []
             for offset, entry in enumerate(entries, start=1):
@@ -501,7 +458,7 @@ class MessageLogStore:
         """
         if not records:
             return
-        with self._write_transaction(f"appending {len(records)} records") as conn:
+        with self._db.write(f"appending {len(records)} records") as conn:
             last_id, last_link = self._head(conn)
             if records[0].id != last_id + 1 or records[0].prev_link != last_link:
                 raise DatabaseError(
@@ -521,10 +478,8 @@ class MessageLogStore:
         return self._iterate(sql, params, "reading records")
 
     def _iterate(self, sql: str, params: Iterable[Any], action: str) -> Iterator[LogRecord]:
-        with _database_errors(action):
-            cursor = self._connection.execute(sql, list(params))
-            for row in cursor:
-                yield _record_from_row(row)
+        for row in self._db.execute(sql, list(params), action=action):
+            yield _record_from_row(row)
 
     def get(self, record_id: int) -> LogRecord | None:
         """The record with id ``record_id``, if there is one."""
@@ -536,9 +491,7 @@ class MessageLogStore:
 
     def count(self) -> int:
         """How many records the database holds."""
-        with _database_errors("counting records"):
-            row = self._connection.execute("SELECT count(*) FROM logrecord").fetchone()
-        return int(row[0])
+        return self._count("SELECT count(*) FROM logrecord", "counting records")
 
     def verify(self) -> int:
         """Verify the whole chain from its anchor; return how many records it holds.
@@ -546,8 +499,8 @@ class MessageLogStore:
         Raises :class:`LogChainBroken` naming the first bad record, or :class:`DatabaseError` when the file
         cannot be read.
         """
-        with _database_errors("reading the chain anchor"):
-            first_id, start_link = self._anchor(self._connection)
+        with self._db.read("reading the chain anchor") as conn:
+            first_id, start_link = self._anchor(conn)
         counted = 0
 
         def counting() -> Iterator[LogRecord]:
@@ -569,29 +522,33 @@ class MessageLogStore:
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        with self._write_transaction("marking records without signature") as conn:
+        with self._db.write("marking records without signature") as conn:
             conn.execute(
                 "UPDATE logrecord SET timestamp_id = ? WHERE timestamp_id IS NULL AND length(signature) = 0",
                 [NO_SIGNATURE_TIMESTAMP_ID],
             )
-        with _database_errors("reading records to timestamp"):
-            rows = self._connection.execute(
-                "SELECT id, signature_hash FROM logrecord WHERE timestamp_id IS NULL ORDER BY id LIMIT ?", [limit]
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT id, signature_hash FROM logrecord WHERE timestamp_id IS NULL ORDER BY id LIMIT ?", [limit],
+            action="reading records to timestamp",
+        ).fetchall()
         return [(int(row[0]), bytes(row[1])) for row in rows]
 
     def untimestamped_count(self) -> int:
         """How many records wait for a timestamp."""
-        with _database_errors("counting records to timestamp"):
-            row = self._connection.execute(
-                "SELECT count(*) FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0"
-            ).fetchone()
+        return self._count(
+            "SELECT count(*) FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0",
+            "counting records to timestamp",
+        )
+
+    def _count(self, sql: str, action: str) -> int:
+        (row,) = self._db.execute(sql, action=action).fetchall()
         return int(row[0])
 
     def signature_of(self, record_id: int) -> bytes | None:
         """The signature XML of record ``record_id`` (what a single timestamp's imprint is taken from)."""
-        with _database_errors("reading a signature"):
-            row = self._connection.execute("SELECT signature FROM logrecord WHERE id = ?", [record_id]).fetchone()
+        row = self._db.execute(
+            "SELECT signature FROM logrecord WHERE id = ?", [record_id], action="reading a signature"
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
     def add_timestamp(
@@ -614,7 +571,7 @@ class MessageLogStore:
             raise ValueError("a batch timestamp has a hash chain result and a hash chain for every record")
         if hash_chain_result is None and len(assignments) != 1:
             raise ValueError("a single timestamp covers exactly one record")
-        with self._write_transaction("storing a timestamp") as conn:
+        with self._db.write("storing a timestamp") as conn:
             cursor = conn.execute(
                 "INSERT INTO timestamp (time_us, token, hash_chain_result, tsa_url) VALUES (?, ?, ?, ?)",
                 [time_to_micros(time), token, hash_chain_result, tsa_url],
@@ -628,12 +585,12 @@ class MessageLogStore:
 
     def timestamp_of(self, record_id: int) -> RecordTimestamp | None:
         """The timestamp that covers record ``record_id`` with the record's ts hash chain, or None (not yet)."""
-        with _database_errors("reading a timestamp"):
-            row = self._connection.execute(
-                "SELECT t.id, t.time_us, t.token, t.hash_chain_result, CAST(t.tsa_url AS BLOB), r.ts_hashchain "
-                "FROM logrecord r JOIN timestamp t ON t.id = r.timestamp_id WHERE r.id = ?",
-                [record_id],
-            ).fetchone()
+        row = self._db.execute(
+            "SELECT t.id, t.time_us, t.token, t.hash_chain_result, CAST(t.tsa_url AS BLOB), r.ts_hashchain "
+            "FROM logrecord r JOIN timestamp t ON t.id = r.timestamp_id WHERE r.id = ?",
+            [record_id],
+            action="reading a timestamp",
+        ).fetchone()
         if row is None:
             return None
         stored = StoredTimestamp(
@@ -655,10 +612,10 @@ class MessageLogStore:
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        with _database_errors("reading records to archive"):
-            row = self._connection.execute(
-                "SELECT min(id) FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0"
-            ).fetchone()
+        row = self._db.execute(
+            "SELECT min(id) FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0",
+            action="reading records to archive",
+        ).fetchone()
         stop = row[0] if row is not None and row[0] is not None else None
         sql = f"{_SELECT} WHERE archived_us IS NULL AND timestamp_id > 0"
         params: list[Any] = []
@@ -684,28 +641,28 @@ class MessageLogStore:
 
     def archive_state(self) -> ArchiveState:
         """The last archive digest and file name (empty strings before the first archive)."""
-        with _database_errors("reading the archive state"):
-            row = self._connection.execute(
-                "SELECT CAST(last_digest AS BLOB), CAST(last_file AS BLOB) FROM archive_state WHERE id = 1"
-            ).fetchone()
+        row = self._db.execute(
+            "SELECT CAST(last_digest AS BLOB), CAST(last_file AS BLOB) FROM archive_state WHERE id = 1",
+            action="reading the archive state",
+        ).fetchone()
         if row is None:
             raise DatabaseError("message log: the archive state is missing")
         return ArchiveState(bytes(row[0]).decode("utf-8", "replace"), bytes(row[1]).decode("utf-8", "replace"))
 
     def pending_archive(self) -> PendingArchive | None:
         """The archive that was decided on but not recorded as written, if a run stopped in between."""
-        with _database_errors("reading the pending archive"):
-            row = self._connection.execute(
-                "SELECT file_name, first_id, last_id, prev_digest, prev_file, last_digest FROM pending_archive"
-                " WHERE id = 1"
-            ).fetchone()
+        row = self._db.execute(
+            "SELECT file_name, first_id, last_id, prev_digest, prev_file, last_digest FROM pending_archive"
+            " WHERE id = 1",
+            action="reading the pending archive",
+        ).fetchone()
         if row is None:
             return None
         return PendingArchive(str(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4]), str(row[5]))
 
     def begin_archive(self, pending: PendingArchive) -> None:
         """Record the archive about to be written (before the file is), refusing a second one or a fork."""
-        with self._write_transaction("recording a pending archive") as conn:
+        with self._db.write("recording a pending archive") as conn:
             if conn.execute("SELECT 1 FROM pending_archive WHERE id = 1").fetchone() is not None:
                 raise DatabaseError("message log: another archive is pending")
             state = conn.execute("SELECT last_digest, last_file FROM archive_state WHERE id = 1").fetchone()
@@ -720,7 +677,7 @@ class MessageLogStore:
 
     def finish_archive(self, pending: PendingArchive, *, time: datetime) -> int:
         """The archive file is written: mark its records archived and move the archive chain on; returns how many."""
-        with self._write_transaction("recording a written archive") as conn:
+        with self._db.write("recording a written archive") as conn:
             row = conn.execute("SELECT file_name, last_digest FROM pending_archive WHERE id = 1").fetchone()
             if row is None or (row[0], row[1]) != (pending.file_name, pending.last_digest):
                 raise DatabaseError("message log: the archive to record is not the pending one")
@@ -745,7 +702,7 @@ class MessageLogStore:
         Records without a signature, which are never archived, go with their neighbours.
         """
         cutoff = time_to_micros(before)
-        with self._write_transaction("deleting archived records") as conn:
+        with self._db.write("deleting archived records") as conn:
             first_id, _ = self._anchor(conn)
             rows = conn.execute(
                 "SELECT id, archived_us, timestamp_id, time_us, link FROM logrecord WHERE id >= ? ORDER BY id LIMIT ?",
@@ -770,8 +727,8 @@ class MessageLogStore:
 
     def anchor(self) -> tuple[int, bytes]:
         """Where the chain in this database starts: the first record id and the link before it."""
-        with _database_errors("reading the chain anchor"):
-            return self._anchor(self._connection)
+        with self._db.read("reading the chain anchor") as conn:
+            return self._anchor(conn)
 
     # --- search (audit find) --------------------------------------------------------------------------------
 
@@ -822,8 +779,7 @@ class MessageLogStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id LIMIT ?"
         params.append(limit)
-        with _database_errors("searching records"):
-            rows = self._connection.execute(sql, params).fetchall()
+        rows = self._db.execute(sql, params, action="searching records").fetchall()
         found = []
         for row in rows:
             try:

@@ -1,4 +1,4 @@
-"""The security server's configuration database (SQLite through sqlite-utils, WAL) and its frozen snapshots.
+"""The security server's configuration database (SQLite, WAL, through the store layer) and its frozen snapshots.
 
 What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fedbus uses:
 
@@ -10,11 +10,15 @@ What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fe
                   service's base URL), timeout, enabled or disabled with a notice (DM-SS §2.13, §2.16),
                   and its description: the WSDL of a SOAP service (served by ``getWsdl``) or the OpenAPI 3
                   description of a REST service, whose operations become the service's endpoints
-                  (``listMethods``, ``getOpenAPI``; migration ``m002``)
+                  (``listMethods``, ``getOpenAPI``; migration 2)
 ``access_right``  rights per provider client and service code, optionally per REST endpoint
                   (DM-SS §2.1, §2.17); the meaning is :mod:`security_server.core.acl`'s
 ``local_group``   local groups of one client (code, description) and their members (DM-SS §2.8, §2.11)
 ================  ==================================================================================
+
+The schema is :data:`SCHEMA`, numbered migrations applied on open (:mod:`security_server.store.migrations`); a
+database migrated before them by sqlite-utils is adopted as it is. The file is opened through the store layer
+(:mod:`security_server.store`), which maps every SQLite failure to a :class:`DatabaseError` leaf.
 
 Every change is validated first and runs in one ``BEGIN IMMEDIATE`` transaction; a change that cannot be made
 (invalid value, duplicate, unknown client/service/group) raises :class:`ServerConfError` and leaves the
@@ -30,15 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
-
-from sqlite_utils.db import Database
-from sqlite_utils.migrations import Migrations
 
 from security_server.core.acl import (
     AccessRight,
@@ -60,6 +60,11 @@ from security_server.core.identifiers import (
     check_part,
     parse_display,
 )
+from security_server.store.engine import Connection, Database, Row
+from security_server.store.errors import ConstraintViolated
+from security_server.store.migrations import Schema, sql_migration, migrate
+from security_server.store.sqlite import DEFAULT_BUSY_TIMEOUT as DEFAULT_BUSY_TIMEOUT
+from security_server.store.sqlite import open_sqlite
 
 DEFAULT_TIMEOUT_SECONDS = 60
 """X-Road's default service timeout (UG-SS §6.6)."""
@@ -70,10 +75,6 @@ MAX_URL_LENGTH = 2048
 MAX_TEXT_LENGTH = 255
 """Descriptions and disabled notices: DM-SS keeps them in 255-character columns."""
 MAX_ANCHOR_BYTES = 1024 * 1024
-DEFAULT_BUSY_TIMEOUT = 5.0
-
-MIGRATIONS = Migrations("fedbus.serverconf")
-"""The schema, as ordered migrations; later issues append to it."""
 
 
 class ServerConfError(ClientFault):
@@ -387,32 +388,37 @@ class ServerConfSnapshot:
 # endpoint is stored as '' so that composite primary keys treat it as one value (NULLs are all distinct).
 
 
-@MIGRATIONS()
-def m001_serverconf(db: Database) -> None:
-    """Create the server, client, service, access-right and local-group tables."""
-    for statement in (
-        "CREATE TABLE server (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL,"
-        " server_code TEXT NOT NULL, anchor BLOB NOT NULL) STRICT",
-        "CREATE TABLE client (id TEXT PRIMARY KEY, state TEXT NOT NULL, is_owner INTEGER NOT NULL) STRICT",
-        "CREATE TABLE service (client TEXT NOT NULL REFERENCES client(id), code TEXT NOT NULL,"
-        " version TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, timeout INTEGER NOT NULL,"
-        " enabled INTEGER NOT NULL, disabled_notice TEXT NOT NULL, PRIMARY KEY (client, code, version)) STRICT",
-        "CREATE TABLE local_group (client TEXT NOT NULL REFERENCES client(id), code TEXT NOT NULL,"
-        " description TEXT NOT NULL, PRIMARY KEY (client, code)) STRICT",
-        "CREATE TABLE local_group_member (client TEXT NOT NULL, code TEXT NOT NULL, member TEXT NOT NULL,"
-        " PRIMARY KEY (client, code, member), FOREIGN KEY (client, code) REFERENCES local_group(client, code)) STRICT",
-        "CREATE TABLE access_right (provider TEXT NOT NULL REFERENCES client(id), service_code TEXT NOT NULL,"
-        " subject TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,"
-        " PRIMARY KEY (provider, service_code, subject, method, path)) STRICT",
-    ):
-        db.execute(statement)
-
-
-@MIGRATIONS()
-def m002_service_descriptions(db: Database) -> None:
-    """Add each service's description (WSDL or OpenAPI) and its endpoints (``METHOD PATH`` lines) (issue 6)."""
-    db.execute("ALTER TABLE service ADD COLUMN description BLOB")
-    db.execute("ALTER TABLE service ADD COLUMN endpoints TEXT NOT NULL DEFAULT ''")
+SCHEMA = Schema(
+    "serverconf",
+    (
+        sql_migration(
+            1,
+            "serverconf",
+            "CREATE TABLE server (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL,"
+            " server_code TEXT NOT NULL, anchor BLOB NOT NULL) STRICT",
+            "CREATE TABLE client (id TEXT PRIMARY KEY, state TEXT NOT NULL, is_owner INTEGER NOT NULL) STRICT",
+            "CREATE TABLE service (client TEXT NOT NULL REFERENCES client(id), code TEXT NOT NULL,"
+            " version TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, timeout INTEGER NOT NULL,"
+            " enabled INTEGER NOT NULL, disabled_notice TEXT NOT NULL, PRIMARY KEY (client, code, version)) STRICT",
+            "CREATE TABLE local_group (client TEXT NOT NULL REFERENCES client(id), code TEXT NOT NULL,"
+            " description TEXT NOT NULL, PRIMARY KEY (client, code)) STRICT",
+            "CREATE TABLE local_group_member (client TEXT NOT NULL, code TEXT NOT NULL, member TEXT NOT NULL,"
+            " PRIMARY KEY (client, code, member), FOREIGN KEY (client, code) REFERENCES local_group(client, code)) STRICT",
+            "CREATE TABLE access_right (provider TEXT NOT NULL REFERENCES client(id), service_code TEXT NOT NULL,"
+            " subject TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,"
+            " PRIMARY KEY (provider, service_code, subject, method, path)) STRICT",
+        ),
+        # Each service's description (WSDL or OpenAPI) and its endpoints (``METHOD PATH`` lines) (issue 6).
+        sql_migration(
+            2,
+            "service_descriptions",
+            "ALTER TABLE service ADD COLUMN description BLOB",
+            "ALTER TABLE service ADD COLUMN endpoints TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
+    legacy_set="fedbus.serverconf",
+)
+"""The server configuration's numbered migrations; later issues append to them."""
 
 
 def _stored_endpoints(text: str) -> tuple[Endpoint, ...]:
@@ -420,20 +426,6 @@ def _stored_endpoints(text: str) -> tuple[Endpoint, ...]:
         return tuple(Endpoint.parse(line) for line in text.split("\n") if line)
     except BusError as err:
         raise DatabaseError("server configuration holds an invalid endpoint", reason=f"serverconf: {err.reason}") from err
-
-
-def _known_migrations() -> set[str]:
-    with Database(memory=True, execute_plugins=False) as empty:
-        return {migration.name for migration in MIGRATIONS.pending(empty)}
-
-
-@contextlib.contextmanager
-def _database_errors(action: str) -> Iterator[None]:
-    """Turn an SQLite failure during ``action`` into :class:`DatabaseError`."""
-    try:
-        yield
-    except sqlite3.Error as err:
-        raise DatabaseError(f"server configuration: {action} failed", reason=f"serverconf: {action}: {err}") from err
 
 
 def _stored_client(text: str) -> ClientId:
@@ -458,50 +450,16 @@ class ServerConfStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        with _database_errors(f"opening {self.path}"):
-            conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
-            try:
-                self._db = Database(conn, execute_plugins=False)
-                self._db.enable_wal()
-                if self._db.journal_mode != "wal":
-                    raise sqlite3.OperationalError("the database refused WAL journal mode")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                self._migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        known = _known_migrations()
-        unknown = [m.name for m in MIGRATIONS.applied(self._db) if m.name not in known]
-        if unknown:
-            raise sqlite3.DatabaseError(f"schema has migrations this version does not know: {unknown}")
-        if not MIGRATIONS.pending(self._db):
-            return
-        conn.execute("BEGIN IMMEDIATE")  # two processes opening a new database cannot both create it
+        self._db: Database = open_sqlite(self.path, label="server configuration", busy_timeout=busy_timeout)
         try:
-            MIGRATIONS.apply(self._db)
-            conn.execute("COMMIT")
+            migrate(self._db, SCHEMA)
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._db.close()
             raise
-
-    @property
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise DatabaseError("server configuration: the store is closed")
-        return self._conn
 
     def close(self) -> None:
         """Close the database; later calls fail with :class:`DatabaseError`."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with _database_errors("closing"):
-                conn.close()
+        self._db.close()
 
     def __enter__(self) -> ServerConfStore:
         return self
@@ -512,31 +470,19 @@ class ServerConfStore:
     # --- plumbing ---------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _change(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction; any error rolls the whole change back."""
-        conn = self._connection
-        with _database_errors(action):
-            conn.execute("BEGIN IMMEDIATE")
+    def _change(self, action: str) -> Iterator[Connection]:
+        """One write transaction; any error rolls the whole change back; a broken constraint is a refusal."""
         try:
-            yield conn
-            with _database_errors(action):
-                conn.execute("COMMIT")
-        except BaseException as err:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(err, sqlite3.IntegrityError):
-                raise ServerConfError(f"{action} refused: {err}") from err
-            if isinstance(err, sqlite3.Error):
-                raise DatabaseError(f"server configuration: {action} failed", reason=f"serverconf: {action}: {err}") from err
-            raise
+            with self._db.write(action) as conn:
+                yield conn
+        except ConstraintViolated as err:
+            raise ServerConfError(f"{action} refused: {err.detail}") from err
 
     @staticmethod
-    def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
-        return row
+    def _one(conn: Connection, sql: str, params: tuple[Any, ...]) -> Row | None:
+        return conn.execute(sql, params).fetchone()
 
-    def _identity(self, conn: sqlite3.Connection) -> ServerIdentity:
+    def _identity(self, conn: Connection) -> ServerIdentity:
         row = self._one(conn, "SELECT owner, server_code FROM server WHERE id = 1", ())
         if row is None:
             raise ServerConfError("the security server is not initialised (run `fedbus server init`)")
@@ -545,13 +491,13 @@ class ServerConfStore:
         except InvalidClientIdentifier as err:
             raise DatabaseError("server configuration holds an invalid server code") from err
 
-    def _client_state(self, conn: sqlite3.Connection, client: ClientId) -> ClientState:
+    def _client_state(self, conn: Connection, client: ClientId) -> ClientState:
         row = self._one(conn, "SELECT state FROM client WHERE id = ?", (str(client),))
         if row is None:
             raise ServerConfError(f"{client} is not a client of this security server")
         return _client_state(row[0])
 
-    def _service_kinds(self, conn: sqlite3.Connection, provider: ClientId, code: str) -> set[ServiceKind]:
+    def _service_kinds(self, conn: Connection, provider: ClientId, code: str) -> set[ServiceKind]:
         rows = conn.execute("SELECT kind FROM service WHERE client = ? AND code = ?", (str(provider), code))
         return {_service_kind(row[0]) for row in rows}
 
@@ -559,8 +505,8 @@ class ServerConfStore:
 
     def is_initialised(self) -> bool:
         """Whether :meth:`initialise` has run."""
-        with _database_errors("reading the identity"):
-            return self._one(self._connection, "SELECT 1 FROM server WHERE id = 1", ()) is not None
+        with self._db.read("reading the identity") as conn:
+            return self._one(conn, "SELECT 1 FROM server WHERE id = 1", ()) is not None
 
     def initialise(self, owner: ClientId, server_code: str, anchor: bytes) -> ServerIdentity:
         """Set the owner member, server code and configuration anchor once; the owner becomes a saved client."""
@@ -587,13 +533,13 @@ class ServerConfStore:
 
     def identity(self) -> ServerIdentity:
         """The owner and server code; :class:`ServerConfError` before :meth:`initialise`."""
-        with _database_errors("reading the identity"):
-            return self._identity(self._connection)
+        with self._db.read("reading the identity") as conn:
+            return self._identity(conn)
 
     def anchor(self) -> bytes:
         """The configuration anchor as it was imported."""
-        with _database_errors("reading the anchor"):
-            row = self._one(self._connection, "SELECT anchor FROM server WHERE id = 1", ())
+        with self._db.read("reading the anchor") as conn:
+            row = self._one(conn, "SELECT anchor FROM server WHERE id = 1", ())
         if row is None:
             raise ServerConfError("the security server is not initialised (run `fedbus server init`)")
         return bytes(row[0])
@@ -739,7 +685,7 @@ class ServerConfStore:
             )
         return LocalGroup(owner, group, text)
 
-    def _check_group(self, conn: sqlite3.Connection, owner: ClientId, group: LocalGroupId) -> None:
+    def _check_group(self, conn: Connection, owner: ClientId, group: LocalGroupId) -> None:
         self._identity(conn)
         self._client_state(conn, owner)
         if not self._one(conn, "SELECT 1 FROM local_group WHERE client = ? AND code = ?", (str(owner), group.group_code)):
@@ -827,16 +773,10 @@ class ServerConfStore:
 
     def snapshot(self) -> ServerConfSnapshot:
         """Read the whole configuration in one read transaction into a frozen snapshot."""
-        conn = self._connection
-        with _database_errors("reading a snapshot"):
-            conn.execute("BEGIN")
-            try:
-                return self._read_snapshot(conn)
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
+        with self._db.read("reading a snapshot") as conn:
+            return self._read_snapshot(conn)
 
-    def _read_snapshot(self, conn: sqlite3.Connection) -> ServerConfSnapshot:
+    def _read_snapshot(self, conn: Connection) -> ServerConfSnapshot:
         identity = self._identity(conn)
         anchor_row = self._one(conn, "SELECT anchor FROM server WHERE id = 1", ())
         assert anchor_row is not None  # _identity found the row

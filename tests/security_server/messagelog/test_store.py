@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from security_server.core.errors import DatabaseError, LogChainBroken
 from security_server.core.logchain import GENESIS_LINK, Direction, LogEntry, make_record, time_to_micros
 from security_server.messagelog.store import (
-    MIGRATIONS,
+    SCHEMA,
     ArchiveState,
     MessageLogStore,
     PendingArchive,
@@ -26,6 +25,8 @@ from security_server.messagelog.store import (
     decode_attachments,
     encode_attachments,
 )
+from security_server.store.errors import SchemaTooNew
+from tests.security_server.store.legacy_schemas import write_messagelog
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -91,9 +92,9 @@ def test_reopening_continues_the_chain(tmp_path: Path) -> None:
         second = store.append_entries([entry(2)])
         assert second[0].id == 3 and second[0].prev_link == first[-1].link
         assert store.verify() == 3
-    names = [row[0] for row in raw(path).execute("SELECT name FROM _sqlite_migrations")]
-    every_migration = [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
-    assert names == every_migration and names[:2] == ["m001_logrecord", "m002_attachments"]
+    rows = raw(path).execute("SELECT version, name FROM schema_migrations WHERE store = 'messagelog'").fetchall()
+    assert rows == [(m.version, m.name) for m in SCHEMA.migrations]
+    assert rows[:2] == [(1, "logrecord"), (2, "attachments")]
 
 
 @pytest.mark.parametrize("mode, pragma_value", [(None, 2), (Synchronous.FULL, 2), (Synchronous.NORMAL, 1)])
@@ -254,11 +255,8 @@ def test_a_log_written_before_attachments_opens_migrates_and_verifies(tmp_path: 
     for n, old in enumerate(old_entries, start=1):
         records.append(make_record(old, record_id=n, prev_link=link))
         link = records[-1].link
-    conn = raw(path)
-    db = sqlite_utils.Database(conn)
-    db.enable_wal()
-    MIGRATIONS.apply(db, stop_before="m002_attachments")
-    assert "attachments" not in db.table("logrecord").columns_dict
+    conn = write_messagelog(path, upto=1)
+    assert "attachments" not in [row[1] for row in conn.execute("PRAGMA table_info(logrecord)")]
     for record in records:
         conn.execute(
             "INSERT INTO logrecord (id, query_id, x_request_id, direction, client, service, time_us, message,"
@@ -379,14 +377,18 @@ def test_a_locked_database_fails_the_batch_and_keeps_nothing(tmp_path: Path) -> 
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    """A database with a migration this version does not know is refused rather than written."""
+    """A database with a migration this version does not know is refused (SchemaTooNew) rather than written."""
     path = tmp_path / "log.db"
     MessageLogStore(path).close()
     raw(path).execute(
-        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('fedbus.messagelog', 'm999', 'x')"
+        "INSERT INTO schema_migrations (store, version, name, applied_at) VALUES ('messagelog', ?, 'later', 'x')",
+        [SCHEMA.latest + 1],
     )
-    with pytest.raises(DatabaseError, match="opening"):
+    before = list(raw(path).iterdump())
+    with pytest.raises(SchemaTooNew, match="newer fedbus") as caught:
         MessageLogStore(path)
+    assert isinstance(caught.value, DatabaseError) and str(path) in caught.value.reason
+    assert list(raw(path).iterdump()) == before
 
 
 def test_a_closed_store_raises_database_error(tmp_path: Path) -> None:

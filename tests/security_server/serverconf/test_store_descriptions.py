@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlite_utils.db import Database
 
 from security_server.core.acl import AccessRight, Endpoint
 from security_server.core.errors import AccessDenied
 from security_server.core.identifiers import ClientId, GlobalGroupId, ServiceId
 from security_server.serverconf.store import (
-    MIGRATIONS,
     ClientState,
     ServerConfError,
     ServerConfStore,
     ServiceKind,
 )
+from tests.security_server.store.legacy_schemas import write_serverconf
 
 OWNER = ClientId("EE", "GOV", "70000310")
 PROVIDER = OWNER.subsystem("registry")
@@ -113,10 +113,9 @@ def test_endpoint_rights_decide_rest_calls_in_the_snapshot(store: ServerConfStor
 
 
 def test_a_database_from_before_descriptions_is_migrated(tmp_path: Path) -> None:
-    """A database written before m002 opens, gains the columns, and its services read back without descriptions."""
+    """A database written before migration 2 opens, gains the columns, and its services read back without descriptions."""
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
-        MIGRATIONS.apply(Database(conn), stop_before="m002_service_descriptions")
+    with contextlib.closing(write_serverconf(path, upto=1)) as conn:
         conn.execute("INSERT INTO server VALUES (1, ?, 'ss1', x'00')", (str(OWNER),))
         conn.execute("INSERT INTO client VALUES (?, 'registered', 0)", (str(PROVIDER),))
         conn.execute(
