@@ -99,22 +99,31 @@ class SqliteCursor:
         """The names of the selected columns."""
         return tuple(column[0] for column in self._cursor.description or ())
 
+    # The hot path (the message log's append) passes here a few times per batch: plain try/except, no
+    # context-manager objects.
+
     def fetchone(self) -> Row | None:
         """The next row, or None."""
-        with self._database.errors(self._action):
+        try:
             row: Row | None = self._cursor.fetchone()
+        except sqlite3.Error as err:
+            raise self._database.mapped(err, self._action) from err
         return row
 
     def fetchall(self) -> list[Row]:
         """The remaining rows."""
-        with self._database.errors(self._action):
+        try:
             rows: list[Row] = self._cursor.fetchall()
+        except sqlite3.Error as err:
+            raise self._database.mapped(err, self._action) from err
         return rows
 
     def __iter__(self) -> Iterator[Row]:
         while True:
-            with self._database.errors(self._action):
+            try:
                 rows: list[Row] = self._cursor.fetchmany(_FETCH_CHUNK)
+            except sqlite3.Error as err:
+                raise self._database.mapped(err, self._action) from err
             if not rows:
                 return
             yield from rows
@@ -138,8 +147,10 @@ class SqliteConnection:
         """Run one statement for every parameter row, in the open transaction."""
         database = self._database
         action = database.current_action
-        with database.errors(action):
+        try:
             return SqliteCursor(database.raw.executemany(sql, rows), database, action)
+        except sqlite3.Error as err:
+            raise database.mapped(err, action) from err
 
     def has_table(self, name: str) -> bool:
         """Whether a table named ``name`` exists."""
@@ -193,19 +204,17 @@ class SqliteDatabase:
         """The action of the innermost open transaction (for error messages)."""
         return self._actions[-1] if self._actions else "running a statement"
 
-    @contextlib.contextmanager
-    def errors(self, action: str) -> Iterator[None]:
-        """Turn an ``sqlite3`` exception raised while doing ``action`` into a store error."""
-        try:
-            yield
-        except sqlite3.Error as err:
-            raise map_error(err, label=self._label, location=self._location, action=action) from err
+    def mapped(self, err: sqlite3.Error, action: str) -> DatabaseError:
+        """The store error for ``err``, raised while doing ``action``."""
+        return map_error(err, label=self._label, location=self._location, action=action)
 
     def run(self, sql: str, params: Params, action: str) -> SqliteCursor:
         """Run one statement on the connection, as it stands (inside or outside a transaction)."""
         connection = self.raw
-        with self.errors(action):
+        try:
             return SqliteCursor(connection.execute(sql, params), self, action)
+        except sqlite3.Error as err:
+            raise self.mapped(err, action) from err
 
     def execute(self, sql: str, params: Params = (), *, action: str = "running a statement") -> SqliteCursor:
         """One statement on its own, or inside the transaction open on this database."""
@@ -233,19 +242,20 @@ class SqliteDatabase:
                 self._actions.pop()
                 self._depth -= 1
             return
-        with self.errors(action):
+        try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as err:
+            raise self.mapped(err, action) from err
         self._depth, self._writing, self._actions = 1, write, [action]
         try:
             yield self._session
-            with self.errors(action):
-                connection.execute("COMMIT")
+            connection.execute("COMMIT")
         except BaseException as err:
             if connection.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
             if isinstance(err, sqlite3.Error):
-                raise map_error(err, label=self._label, location=self._location, action=action) from err
+                raise self.mapped(err, action) from err
             raise
         finally:
             self._depth, self._writing, self._actions = 0, False, []
@@ -254,8 +264,10 @@ class SqliteDatabase:
         """Close the file; later calls raise :class:`StoreClosed`; closing twice is fine."""
         connection, self._raw = self._raw, None
         if connection is not None:
-            with self.errors("closing"):
+            try:
                 connection.close()
+            except sqlite3.Error as err:
+                raise self.mapped(err, "closing") from err
 
 
 def open_sqlite(
