@@ -217,10 +217,8 @@ class SoapProvider:
             for direction in ("input", "output"):
                 direction_element = etree.SubElement(element, f"{{{WSDL_NS}}}{direction}")
                 etree.SubElement(direction_element, f"{{{WSDL_SOAP_NS}}}body", use="literal")
-                if direction == "input":
-                    xroadheaders.add_header_parts(direction_element)
-                elif self.response_headers:
-                    xroadheaders.add_header_parts(direction_element, xroadheaders.RESPONSE_HEADER_PARTS)
+                if direction == "input" or self.response_headers:
+                    xroadheaders.add_header_parts(direction_element, response=direction == "output")
         service = etree.SubElement(root, f"{{{WSDL_NS}}}service", name=self.name)
         port = etree.SubElement(service, f"{{{WSDL_NS}}}port", name=f"{self.name}Port", binding=f"tns:{self.name}Binding")
         etree.SubElement(port, f"{{{WSDL_SOAP_NS}}}address", location=address)

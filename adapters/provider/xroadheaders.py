@@ -117,8 +117,9 @@ def add_header_message(definitions: etree._Element) -> None:
         etree.SubElement(message, f"{{{WSDL_NS}}}part", name=part, element=f"xrd:{part}")
 
 
-def add_header_parts(direction: etree._Element, parts: tuple[str, ...] = HEADER_PARTS, tns_prefix: str = "tns") -> None:
-    """Declare ``parts`` as ``soap:header`` elements of a binding operation's ``wsdl:input`` or ``wsdl:output``."""
-    for part in parts:
-        etree.SubElement(direction, f"{{{WSDL_SOAP_NS}}}header", message=f"{tns_prefix}:{HEADER_MESSAGE}",
-                         part=part, use="literal")
+def add_header_parts(direction: etree._Element, *, response: bool = False) -> None:
+    """Declare the header parts as ``soap:header`` elements of a binding operation's ``wsdl:input``, or with
+    ``response`` of its ``wsdl:output`` (then with ``requestHash``)."""
+    for part in RESPONSE_HEADER_PARTS if response else HEADER_PARTS:
+        etree.SubElement(direction, f"{{{WSDL_SOAP_NS}}}header", message=f"tns:{HEADER_MESSAGE}", part=part,
+                         use="literal")

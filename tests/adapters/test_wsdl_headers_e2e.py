@@ -57,9 +57,9 @@ def wsdl_driven_system(proxy_url: str) -> dict[str, Any]:
     transport = zeep.transports.Transport(timeout=30, operation_timeout=30)  # type: ignore[no-untyped-call]
     settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        client = zeep.Client(io.BytesIO(out["wsdl"]), transport=transport, settings=settings,  # type: ignore[no-untyped-call]
-                             plugins=[history])
-        proxy = client.create_service(f"{{{NAMESPACE}}}populationServiceBinding", proxy_url)  # type: ignore[no-untyped-call]
+        make_client: Any = zeep.Client
+        client = make_client(io.BytesIO(out["wsdl"]), transport=transport, settings=settings, plugins=[history])
+        proxy = client.create_service(f"{{{NAMESPACE}}}populationServiceBinding", proxy_url)
         headers = zeep_headers(CONSUMER, GET_PERSON, "wsdl-headers-e2e-1", user_id=USER, issue="case 7")
         out["persons"] = proxy.getPerson(personCode="38001010014", _soapheaders=headers)
         out["sent"] = etree.tostring(history.last_sent["envelope"])

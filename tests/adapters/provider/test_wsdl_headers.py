@@ -88,17 +88,19 @@ def test_zeep_sends_the_x_road_headers_given_as_header_arguments(
     """zeep, loading the WSDL with external documents forbidden, turns _soapheaders into valid X-Road headers."""
     provider = build()
     settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    client = zeep.Client(io.BytesIO(provider.wsdl("http://127.0.0.1:9/")), settings=settings)  # type: ignore[no-untyped-call]
+    wsdl = io.BytesIO(provider.wsdl("http://127.0.0.1:9/"))
+    client = zeep.Client(wsdl, settings=settings)  # type: ignore[no-untyped-call]
     version = provider.operations[operation].version
     service = ServiceId(PROVIDER, operation, version)
     headers = zeep_headers(CLIENT, service, "zeep-1", user_id="EE38001010014", issue="case 12")
-    envelope = client.create_message(client.service, operation, _soapheaders=headers, **arguments)  # type: ignore[no-untyped-call]
+    create: Any = client.create_message
+    envelope = create(client.service, operation, _soapheaders=headers, **arguments)
     message = parse_soap(etree.tostring(envelope), "text/xml; charset=UTF-8", max_bytes=MAX)
     assert message.header == SoapHeader(
         client=CLIENT, service=service, id="zeep-1", protocol_version="4.0", user_id="EE38001010014", issue="case 12"
     )
     # the optional parts may be left out, as X-Road allows
-    bare = client.create_message(client.service, operation, _soapheaders=zeep_headers(CLIENT, service, "zeep-2"), **arguments)  # type: ignore[no-untyped-call]
+    bare = create(client.service, operation, _soapheaders=zeep_headers(CLIENT, service, "zeep-2"), **arguments)
     header = parse_soap(etree.tostring(bare), "text/xml", max_bytes=MAX).header
     assert header is not None and (header.user_id, header.issue) == (None, None)
 
@@ -137,7 +139,8 @@ def test_response_headers_on_request_declare_the_output_as_x_road_does() -> None
     answer = parse_soap(body, content_type, max_bytes=MAX, is_response=True)
     hashed = add_request_hash(answer, request)  # what the provider's security server adds
     client = zeep.Client(io.BytesIO(wsdl))  # type: ignore[no-untyped-call]
-    operation = client.wsdl.bindings[f"{{{provider.namespace}}}kitServiceBinding"].get("greet")  # type: ignore[no-untyped-call]
+    binding: Any = client.wsdl.bindings[f"{{{provider.namespace}}}kitServiceBinding"]
+    operation = binding.get("greet")
     result = operation.output.deserialize(etree.fromstring(hashed))
     assert result.body.message == "Hello Cy" and result.header.id == "r-1"
     assert result.header.requestHash._value_1 and result.header.client.memberCode == "70000001"
