@@ -37,18 +37,17 @@ from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
-from security_server.proxy.client_proxy import ClientProxy, client_proxy_site
+from security_server.proxy.client_proxy import ClientProxy
+from security_server.proxy.client_proxy_site import client_proxy_site
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.mtls import (
     DEFAULT_PEER_POOL_SIZE,
     MAX_PEER_POOL_SIZE,
     MtlsPeerLink,
-    ServerProxyResource,
-    listen_server_proxy,
-    server_proxy_site,
 )
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.server_proxy import ServerProxy
+from security_server.proxy.server_proxy_site import ServerProxyResource, listen_server_proxy, server_proxy_site
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate

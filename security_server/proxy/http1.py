@@ -17,7 +17,8 @@ What is here, by RFC 9112 section:
   refused rather than guessed (both ``Transfer-Encoding`` and ``Content-Length``, §6.3 item 3; an unknown
   transfer coding; a bad ``Content-Length``), and the head, the number of header lines, the trailer section and
   the body are all bounded;
-* :class:`RawResponse`: what the parser delivers.
+* :class:`RawResponse`: what the parser delivers;
+* :data:`HOP_BY_HOP`: the headers that belong to one connection and are never forwarded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ import re
 from dataclasses import dataclass, field
 
 from security_server.core.errors import IoError, Origin, RequestTooLarge
+
+HOP_BY_HOP = frozenset(
+    ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host",
+     "content-length")
+)
+"""Headers that describe one hop (RFC 9110 §7.6.1) or its framing (RFC 9112 §6): a client writes its own and never
+copies these from the caller's mapping, and a server never hands them on."""
 
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 """The longest status line plus header section (and, separately, trailer section) a response may have."""

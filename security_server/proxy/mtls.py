@@ -1,4 +1,4 @@
-"""The network between security servers: mutual TLS, the server proxy's listener and the pooled client link.
+"""The network between security servers: mutual TLS and the pooled client link.
 
 XROAD-REFERENCE.md §4.3: security servers talk HTTP/1.1 over TLS 1.2+ and both present their authentication
 certificates. TLS here only proves that each side holds the key of the certificate it showed; *whether* that
@@ -8,14 +8,11 @@ request byte, and the server proxy's handler checks the client's certificate wit
 (security_server/core/peerauth.py). So the TLS verify callbacks accept any certificate OpenSSL could parse,
 while the server still *requires* one (``VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT``).
 
-Three pieces:
+Two pieces (the server proxy's listener, which uses the first, is proxy/server_proxy_site.py):
 
 * :func:`server_context_factory` / :class:`PeerTlsOptions`: TLS 1.2 minimum (1.3 allowed), X-Road's TLS 1.2
   cipher preference after the AEAD suites, session resumption on (session cache and tickets; PERFORMANCE-NOTES
   B.5: Twisted turns both off by default, and a resumed handshake costs about half a full one).
-* :class:`ServerProxyResource` and :func:`server_proxy_site`: the server proxy's twisted.web listener. POST
-  only; the body is read up to a limit (413 and a SOAP fault past it); the peer's certificate is taken from the
-  TLS transport and handed to the :class:`ServerProxyHandler` with the request.
 * :class:`MtlsPeerLink`: the client side. A lean HTTP/1.1 client over persistent mutual-TLS connections pooled
   per peer (PERFORMANCE-NOTES B.6: twisted's Agent costs about 2.5x as much per hop). Peers are tried in order
   of their best recent connect time (X-Road's "fastest connection" choice, UC-MESS §3.3), and the next one is
@@ -25,9 +22,7 @@ Three pieces:
 from __future__ import annotations
 
 import re
-import weakref
 from datetime import UTC, datetime
-from io import BytesIO
 from typing import Any, Sequence, cast
 
 import structlog
@@ -35,36 +30,31 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from twisted.internet import defer
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.interfaces import (
     IHandshakeListener,
-    IListeningPort,
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
-    ISSLTransport,
 )
 from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from security_server.core.errors import (
     BusError,
     InternalError,
-    InvalidHttpMethod,
     IoError,
     NetworkError,
     Origin,
-    RequestTooLarge,
     SslAuthenticationFailed,
 )
-from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse
+from security_server.proxy.bounded_request import DEFAULT_MAX_BODY_BYTES
 from security_server.proxy.client_connection import ClientConnection
+from security_server.proxy.http1 import FIELD_VALUE, HOP_BY_HOP, TOKEN, RawResponse
 from security_server.proxy.locallink import PeerVerifier, all_peers_failed, run_verifier
-from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse, ServerProxyHandler
+from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
 from security_server.signer.softtoken import PrivateKey, SoftToken
 
 log = structlog.get_logger(__name__)
@@ -85,16 +75,9 @@ TLS12_CIPHERS = ":".join(
 )
 """The TLS 1.2 cipher suites we offer and accept, in order of preference (OpenSSL names)."""
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-"""SECURITY-CASES.md: a 10 MiB body limit unless configured otherwise."""
-
-SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
-
-# Headers that describe one hop's framing; never copied between a PeerRequest/PeerResponse and the wire.
-_HOP_BY_HOP = frozenset(
-    ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host",
-     "content-length", "content-type")
-)
+_NOT_FORWARDED = HOP_BY_HOP | {"content-type"}
+"""Headers never copied between a PeerRequest/PeerResponse header map and the wire: one hop's, and the content type
+(a field of its own)."""
 _PATH = re.compile(r"/[!-~]*")
 
 
@@ -162,225 +145,11 @@ def server_context_factory(token: SoftToken, *, now: datetime | None = None) -> 
     return PeerTlsOptions(key, cert, server=True)
 
 
-# --- the server proxy's listener ------------------------------------------------------------------------
-
-
-def _cert_der(transport: Any) -> bytes | None:
-    """The DER certificate the TLS peer of ``transport`` presented, or None."""
-    if transport is None or not ISSLTransport.providedBy(transport):
-        return None
-    handle: Any = transport.getHandle()
-    if not isinstance(handle, SSL.Connection):
-        return None
-    return _peer_cert_of(handle)
-
-
-def _peer_cert_of(handle: Any) -> bytes | None:
+def peer_cert_of(handle: Any) -> bytes | None:
     """The DER certificate of an OpenSSL connection's peer (types-pyOpenSSL lags ``as_cryptography``)."""
     cert: x509.Certificate | None = handle.get_peer_certificate(as_cryptography=True)
     return None if cert is None else cert.public_bytes(serialization.Encoding.DER)
 
-
-_peer_certs: weakref.WeakKeyDictionary[Any, bytes | None] = weakref.WeakKeyDictionary()
-"""Each connection's peer certificate, read once (a keep-alive connection carries many requests)."""
-
-
-def peer_cert_der(request: Request) -> bytes | None:
-    """The client's TLS certificate (DER) for a request on the server proxy port, or None without TLS."""
-    transport = getattr(request.channel, "transport", None)
-    if transport is None:
-        return None
-    try:
-        return _peer_certs[transport]
-    except KeyError:
-        pass
-    except TypeError:  # a transport that cannot be weakly referenced
-        return _cert_der(transport)
-    der = _cert_der(transport)
-    _peer_certs[transport] = der
-    return der
-
-
-class _BoundedRequest(Request):
-    """A request whose body is kept in memory up to the site's limit; past the limit the body is discarded.
-
-    The peer gets 413 with a fault once its request is complete. Reading stops altogether (the connection is
-    aborted) once the peer has sent twice the limit, so an endless body costs us nothing (SECURITY-CASES.md).
-    """
-
-    body_too_large = False
-    _received = 0
-    _parsePOSTFormSubmission = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        # The body is a transport message, never a form: skip Twisted's form parsing (and its Content-Type
-        # parsing through the email package, about 0.4 ms a request). Newer Twisted sets this in __init__.
-        self._parsePOSTFormSubmission = False
-
-    def _limit(self) -> int:
-        site = getattr(self.channel, "site", None)
-        return int(getattr(site, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
-
-    def gotLength(self, length: int | None) -> None:
-        """Start an in-memory body (never a temporary file) and note a declared length over the limit."""
-        self.content = BytesIO()
-        self._received = 0
-        self.body_too_large = length is not None and length > self._limit()
-
-    def handleContentChunk(self, data: bytes) -> None:
-        """Keep the body up to the limit; past it, drop it and abort once the excess is as large as the limit."""
-        self._received += len(data)
-        limit = self._limit()
-        if self._received > limit and not self.body_too_large:
-            self.body_too_large = True
-            self.content = BytesIO()
-        if self.body_too_large:
-            if self._received > 2 * limit:
-                log.warning("server_proxy_body_aborted", received=self._received, limit=limit)
-                transport = getattr(self.channel, "transport", None)
-                if transport is not None:
-                    transport.abortConnection()
-            return
-        content: Any = self.content
-        content.write(data)
-
-
-class _ServerProxySite(Site):
-    """A Site without access log or tracebacks, with the body limit of its resource."""
-
-    displayTracebacks = False
-    requestFactory = _BoundedRequest
-
-    def __init__(self, resource: ServerProxyResource, *, timeout: float) -> None:
-        super().__init__(resource, timeout=timeout)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        self.max_body_bytes = resource.max_body_bytes
-
-    def log(self, request: Any) -> None:
-        """No per-request access log: the proxies log one structlog summary line per exchange."""
-
-
-def server_proxy_site(resource: ServerProxyResource, *, idle_timeout_seconds: float = 120.0) -> Site:
-    """The twisted.web Site for the server proxy port (HTTP/1.1 keep-alive, closed after an idle period).
-
-    The idle period should be longer than the clients' (MtlsPeerLink closes its idle connections first).
-    """
-    return _ServerProxySite(resource, timeout=idle_timeout_seconds)
-
-
-def listen_server_proxy(
-    reactor: Any, site: Site, token: SoftToken, *, port: int, interface: str = ""
-) -> IListeningPort:
-    """Listen for security servers with mutual TLS on ``port`` (X-Road's 5500)."""
-    listening: IListeningPort = reactor.listenSSL(port, site, server_context_factory(token), interface=interface)
-    return listening
-
-
-def _header_text(value: bytes) -> str:
-    return value.decode("latin-1")
-
-
-class ServerProxyResource(Resource):
-    """The server proxy's HTTP endpoint: POST a transport message, get the handler's answer back."""
-
-    isLeaf = True
-
-    def __init__(self, handler: ServerProxyHandler, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        if max_body_bytes <= 0:
-            raise ValueError("max_body_bytes must be positive")
-        self.handler = handler
-        self.max_body_bytes = max_body_bytes
-
-    def render(self, request: Request) -> bytes | int:
-        """POST only; a bounded body; the handler's answer (or a fault) written back."""
-        if request.method != b"POST":
-            method = request.method.decode("latin-1", "replace")[:16]
-            return self._fault(request, InvalidHttpMethod(f"HTTP method {method} is not supported; use POST"))
-        content: Any = request.content
-        body = b""
-        if content is not None:  # a Site other than server_proxy_site's may have buffered to a file
-            content.seek(0)
-            body = content.read(self.max_body_bytes + 1)
-        if getattr(request, "body_too_large", False) or len(body) > self.max_body_bytes:
-            request.channel.persistent = False  # answer, then drop a connection that sent too much
-            return self._fault(
-                request, RequestTooLarge(f"request body is larger than {self.max_body_bytes} bytes")
-            )
-        headers: dict[str, str] = {}
-        for name, values in request.requestHeaders.getAllRawHeaders():
-            lowered = _header_text(name).lower()
-            if lowered not in _HOP_BY_HOP:
-                headers[lowered] = ", ".join(_header_text(v) for v in values)
-        content_type = _header_text(request.getHeader(b"content-type") or b"")
-        peer_request = PeerRequest(
-            headers=headers, content_type=content_type, body=body, path=_header_text(request.uri)
-        )
-        cert = peer_cert_der(request)
-        gone = [False]
-        request.notifyFinish().addErrback(lambda _: gone.__setitem__(0, True))
-
-        def answer(response: PeerResponse) -> None:
-            if gone[0]:
-                return
-            try:
-                head = self._encode_head(response)
-            except (UnicodeEncodeError, AttributeError, TypeError) as err:
-                error = InternalError("server proxy answer cannot be sent", reason=repr(err), origin=Origin.SERVER_PROXY)
-                log.error("server_proxy_handler_failed", **error.log_fields())
-                self._write_fault(request, error)
-                return
-            self._write(request, head, response.body)
-
-        def failed(failure: Failure) -> None:
-            error = failure.value if isinstance(failure.value, BusError) else None
-            if error is None:
-                error = InternalError("server proxy failed", reason=failure.getErrorMessage())
-                error.at(Origin.SERVER_PROXY)
-            log.error("server_proxy_handler_failed", **error.log_fields())
-            if not gone[0]:
-                self._write_fault(request, error)
-
-        handled: Deferred[PeerResponse] = maybeDeferred(self.handler.handle, cert, peer_request)
-        handled.addCallbacks(answer, failed)
-        handled.addErrback(lambda failure: log.error("server_proxy_reply_failed", error=failure.getErrorMessage()))
-        return NOT_DONE_YET
-
-    @staticmethod
-    def _encode_head(response: PeerResponse) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """The status and headers to send, all encoded before anything is written."""
-        status = response.status if 200 <= response.status <= 599 else 500
-        headers = [(b"content-type", response.content_type.encode("latin-1"))]
-        for name, value in response.headers.items():
-            if name.lower() not in _HOP_BY_HOP:
-                headers.append((name.encode("latin-1"), value.encode("latin-1")))
-        headers.append((b"content-length", b"%d" % len(response.body)))
-        return status, headers
-
-    @staticmethod
-    def _write(request: Any, head: tuple[int, list[tuple[bytes, bytes]]], body: bytes) -> None:
-        status, headers = head
-        request.setResponseCode(status)
-        for name, value in headers:
-            request.setHeader(name, value)
-        request.write(body)
-        request.finish()
-
-    @staticmethod
-    def _write_fault(request: Any, error: BusError) -> None:
-        body = error.to_soap_fault()
-        request.setResponseCode(error.http_status)
-        request.setHeader(b"content-type", SOAP_CONTENT_TYPE.encode("ascii"))
-        request.setHeader(b"content-length", b"%d" % len(body))
-        request.write(body)
-        request.finish()
-
-    @staticmethod
-    def _fault(request: Any, error: BusError) -> bytes:
-        log.info("server_proxy_request_refused", **error.log_fields())
-        request.setResponseCode(error.http_status)
-        request.setHeader(b"content-type", SOAP_CONTENT_TYPE.encode("ascii"))
-        return error.to_soap_fault()
 
 
 # --- the client side: a lean HTTP/1.1 client over pooled mutual-TLS connections ---------------------------
@@ -397,7 +166,7 @@ def _encode_request(address: PeerAddress, request: PeerRequest) -> bytes:
         f"Content-Type: {request.content_type}",
         f"Content-Length: {len(request.body)}",
     ]
-    lines.extend(f"{name}: {value}" for name, value in request.headers.items() if name.lower() not in _HOP_BY_HOP)
+    lines.extend(f"{name}: {value}" for name, value in request.headers.items() if name.lower() not in _NOT_FORWARDED)
     try:
         encoded = [line.encode("latin-1") for line in lines]
     except UnicodeEncodeError as err:
@@ -442,7 +211,7 @@ class _PeerConnection(ClientConnection):
         if self.handshake.called:
             return
         transport: Any = self.transport
-        cert_der = _peer_cert_of(transport.getHandle())
+        cert_der = peer_cert_of(transport.getHandle())
         if cert_der is None:
             self.abort()
             self.handshake.errback(SslAuthenticationFailed("peer presented no TLS certificate"))
@@ -585,7 +354,7 @@ class MtlsPeerLink:
                 status=raw.status,
                 content_type=raw.headers.get("content-type", ""),
                 body=raw.body,
-                headers={k: v for k, v in raw.headers.items() if k not in _HOP_BY_HOP},
+                headers={k: v for k, v in raw.headers.items() if k not in _NOT_FORWARDED},
                 server=address.server,
                 peer_cert_der=connection.cert_der,
             )

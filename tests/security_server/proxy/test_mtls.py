@@ -24,13 +24,9 @@ from security_server.core.errors import (
     SslAuthenticationFailed,
 )
 from security_server.core.identifiers import SecurityServerId
-from security_server.proxy.mtls import (
-    MtlsPeerLink,
-    ServerProxyResource,
-    server_context_factory,
-    server_proxy_site,
-)
+from security_server.proxy.mtls import MtlsPeerLink, server_context_factory
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
+from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
 from tests.security_server.proxy.peer_world import SS1, SS2, SS3, peer_world
 
 reactor: Any = _reactor

@@ -18,10 +18,11 @@ from central_registry.trust.ocsp_responder import OcspResource
 from security_server.core.errors import CertValidation, IncorrectValidationInfo, SslAuthenticationFailed
 from security_server.core.globalconf import GlobalConf
 from security_server.core.peerauth import AuthenticatedPeer, check_peer_auth_cert, check_peer_ocsp, identify_peer
-from security_server.proxy.mtls import MtlsPeerLink, ServerProxyResource, server_context_factory, server_proxy_site
+from security_server.proxy.mtls import MtlsPeerLink, server_context_factory
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache, own_auth_ocsp
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
+from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
 from tests.federation_pki import ocsp_for
 from tests.security_server.proxy.peer_world import CONSUMER, SS1, SS2, SS3, make_conf, peer_world
 

@@ -29,7 +29,7 @@ from security_server.core.soap import SoapHeader, build_envelope
 from security_server.core.soapattachments import parse_related, part_resolver
 from security_server.core.transport import REST_REQUEST, TransportHeaders, TransportMessage, encode_transport
 from security_server.messagelog.store import MessageLogStore
-from security_server.proxy.client_proxy import client_proxy_site
+from security_server.proxy.client_proxy_site import client_proxy_site
 from security_server.proxy.peerlink import PeerRequest
 from security_server.signer.batch_signer import sign_message
 from security_server.serverconf.store import ServiceKind

@@ -1,0 +1,156 @@
+"""The client proxy's HTTP site, facing the department systems (IS): routed by path to the :class:`ClientProxy`.
+
+``/r1/...`` is a REST r1 call (any method), ``/listClients`` the client list (pr-meta), anything else a SOAP request
+(POST only; any other method is ``client.invalid_http_method``). Bodies are bounded (proxy/bounded_request.py):
+over the limit, the IS gets ``request_too_large`` (413), and an endless body is cut off.
+"""
+
+from __future__ import annotations
+
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from security_server.core.errors import InvalidHttpMethod, RequestTooLarge
+from security_server.core.metadata import LIST_CLIENTS_PATH
+from security_server.core.rest import PROTOCOL_PREFIX, RestAnswer, header_value
+from security_server.proxy.bounded_request import BoundedSite
+from security_server.proxy.client_proxy import ClientProxy
+
+
+class ClientProxyResource(Resource):
+    """The IS-facing endpoint, routed by path: ``/r1/...`` is a REST call (any method), ``/listClients`` the
+    client list (pr-meta), anything else a SOAP request (POST only; any other method is
+    ``client.invalid_http_method``)."""
+
+    isLeaf = True
+
+    def __init__(self, proxy: ClientProxy) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self.proxy = proxy
+
+    def render(self, request: server.Request) -> bytes | int:
+        """Dispatch by path, then method (see the class docstring)."""
+        path = request.path or b""
+        if path.startswith(PROTOCOL_PREFIX.encode("ascii")):
+            return self._render_rest(request)
+        if path == LIST_CLIENTS_PATH.encode("ascii"):
+            return self._render_list_clients(request)
+        return self._render_soap(request)
+
+    def _body(self, request: server.Request) -> bytes | None:
+        """The request body, or None when it is over the limit (declared or read)."""
+        limit = self.proxy.context.limits.max_body_bytes
+        declared = request.getHeader(b"content-length")
+        too_large = getattr(request, "body_too_large", False) or (
+            declared is not None and declared.isdigit() and int(declared) > limit
+        )
+        body = b"" if too_large or request.content is None else request.content.read(limit + 1)
+        if too_large or len(body) > limit:
+            return None
+        return body
+
+    def _render_soap(self, request: server.Request) -> bytes | int:
+        limit = self.proxy.context.limits.max_body_bytes
+        if request.method != b"POST":
+            method = request.method.decode("latin-1", "replace")[:16]
+            _set_header(request, b"allow", b"POST")
+            return _start_answer(request, self.proxy.refuse(InvalidHttpMethod(f"Invalid HTTP method: {method}")))
+        body = self._body(request)
+        if body is None:
+            refused = self.proxy.refuse(RequestTooLarge(f"Request body is larger than {limit} bytes"))
+            return _start_answer(request, refused)
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        headers: dict[str, str] = {}
+        soap_action = request.getHeader(b"soapaction")
+        if soap_action is not None:
+            headers["SOAPAction"] = soap_action.decode("latin-1")
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def write(answer: tuple[int, str, bytes]) -> None:
+            if gone:
+                return  # the IS hung up; the exchange is logged and summarised already
+            body = _start_answer(request, answer)
+            request.write(body)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+            request.finish()  # type: ignore[no-untyped-call]
+
+        self.proxy.handle_soap(content_type, body, headers).addCallback(write)
+        return server.NOT_DONE_YET
+
+    def _render_list_clients(self, request: server.Request) -> bytes:
+        accept = request.getHeader(b"accept")
+        instance = request.args.get(b"xRoadInstance", [None])[0] if request.args else None
+        answer = self.proxy.list_clients(
+            None if accept is None else accept.decode("latin-1"),
+            None if instance is None else instance.decode("utf-8", "replace"),
+        )
+        return _start_answer(request, answer)
+
+    def _render_rest(self, request: server.Request) -> bytes | int:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        accept = header_value(headers, "Accept")
+        target = request.uri.decode("latin-1")
+        limits = self.proxy.context.limits
+        body = self._body(request)
+        if len(target) > limits.max_uri_chars:
+            refused = RequestTooLarge(f"Request URI is longer than {limits.max_uri_chars} characters")
+            return _write_rest(request, self.proxy.refuse_rest(refused, accept))
+        if body is None:
+            refused = RequestTooLarge(f"Request body is larger than {limits.max_body_bytes} bytes")
+            return _write_rest(request, self.proxy.refuse_rest(refused, accept))
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def write(answer: RestAnswer) -> None:
+            if gone:
+                return  # the IS hung up; the exchange is logged and summarised already
+            data = _write_rest(request, answer)
+            request.write(data)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+            request.finish()  # type: ignore[no-untyped-call]
+
+        method = request.method.decode("latin-1", "replace")
+        self.proxy.handle_rest(method, target, headers, body).addCallback(write)
+        return server.NOT_DONE_YET
+
+
+def _write_rest(request: server.Request, answer: RestAnswer) -> bytes:
+    """Set a REST answer's status and headers (in order; ``Date`` replaces ours); return its body."""
+    request.defaultContentType = None  # pr-rest §4.3: the provider's Content-Type, or none, passes unchanged
+    request.setResponseCode(answer.status)
+    for name, value in answer.headers:
+        lowered = name.lower()
+        if lowered in ("date", "content-type"):
+            _set_header(request, lowered.encode("ascii"), value.encode("latin-1"))
+        else:
+            request.responseHeaders.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+    _set_header(request, b"content-length", str(len(answer.body)).encode("ascii"))
+    return answer.body
+
+
+def _set_header(request: server.Request, name: bytes, value: bytes) -> None:
+    request.setHeader(name, value)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+
+
+def _start_answer(request: server.Request, answer: tuple[int, str, bytes]) -> bytes:
+    """Set the status and headers of ``answer``; return its body."""
+    status, content_type, body = answer
+    request.setResponseCode(status)
+    _set_header(request, b"content-type", content_type.encode("latin-1"))
+    _set_header(request, b"content-length", str(len(body)).encode("ascii"))
+    return body
+
+
+class _ClientProxySite(BoundedSite):
+    """The client proxy port's Site: bounded bodies (the proxy's limit), no access log, no tracebacks."""
+
+    aborted_event = "client_proxy_body_aborted"
+
+
+def client_proxy_site(proxy: ClientProxy) -> server.Site:
+    """A ``Site`` serving :class:`ClientProxyResource` with bodies bounded by the proxy's configured limit."""
+    return _ClientProxySite(ClientProxyResource(proxy), max_body_bytes=proxy.context.limits.max_body_bytes)
