@@ -469,3 +469,30 @@ def health_data_response(
         _summary(stats, health.statistics.response_size,
                  ("responseMinSize", "responseAverageSize", "responseMaxSize", "responseSizeStdDev"))
     return build_envelope(response_header(request, request_hash), wrapper)
+
+
+# --- traffic summary (``fedbus server status``) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficLine:
+    """Exchanges of one service in one role over a period: how many succeeded and how many failed."""
+
+    role: SecurityServerType
+    service: str
+    succeeded: int
+    failed: int
+
+
+def traffic_summary(records: Iterable[OperationalRecord], *, since_ms: int) -> tuple[TrafficLine, ...]:
+    """Count the exchanges whose request came in at or after ``since_ms``, per role and service (a record without
+    a service, e.g. a malformed request, counts under ``unknown``); ordered by role, then service."""
+    counts: dict[tuple[SecurityServerType, str], list[int]] = {}
+    for record in records:
+        if record.request_in_ts is None or record.request_in_ts < since_ms:
+            continue
+        service = "unknown" if record.service is None else record.service.to_display()
+        count = counts.setdefault((record.security_server_type, service), [0, 0])
+        count[0 if record.succeeded else 1] += 1
+    return tuple(TrafficLine(role, service, ok, failed) for (role, service), (ok, failed) in
+                 sorted(counts.items(), key=lambda item: (str(item[0][0]), item[0][1])))

@@ -19,6 +19,7 @@ from security_server.core.opmon.query import (
     OperationalDataRequest,
     OpmonSettings,
     RecordQuery,
+    TrafficLine,
     answer_records,
     health_data_response,
     operational_data_response,
@@ -27,7 +28,9 @@ from security_server.core.opmon.query import (
     plan_query,
     records_payload,
     service_health,
+    traffic_summary,
 )
+from security_server.core.opmon.record import SecurityServerType
 from security_server.core.safexml import parse_xml
 from security_server.core.soapattachments import parse_related
 from security_server.schemafiles import load_schema
@@ -347,3 +350,15 @@ def test_settings_are_checked() -> None:
         OpmonSettings(max_records_in_payload=0)
     with pytest.raises(ValueError):
         OpmonSettings(health_statistics_period_seconds=-1)
+
+
+def test_traffic_summary_counts_per_role_and_service() -> None:
+    """The status view's traffic: successes and failures per role and service since a time; old ones left out."""
+    lines = traffic_summary(four_records() + [succeeded_soap(request_in_ts=T0 - 10), succeeded_soap(service=None)],
+                            since_ms=T0)
+    assert lines == (
+        TrafficLine(SecurityServerType.CLIENT, str(SERVICE), 0, 1),
+        TrafficLine(SecurityServerType.PRODUCER, "SERVICE:EE/GOV/00000001/System2/pets", 1, 0),
+        TrafficLine(SecurityServerType.PRODUCER, str(SERVICE), 2, 0),
+        TrafficLine(SecurityServerType.PRODUCER, "unknown", 1, 0),
+    )
