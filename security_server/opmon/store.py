@@ -5,49 +5,52 @@ was stored in (``monitoring_data_ts``, X-Road's field), the client's and the ser
 parts, the role, the result and ``response_out_ts``. Batches are one transaction each; records older than the
 retention period (X-Road ``keep-records-for-days``, 7) are deleted by :meth:`OpmonStore.delete_older_than`.
 
-The schema is one numbered list of migrations (``PRAGMA user_version``), like every fedbus store, so it can move
-onto the shared store layer (``security_server/store``) when that lands. A store object is used from one thread
-at a time (the writer's single worker thread); every SQLite failure leaves as
-:class:`~security_server.core.errors.DatabaseError`.
+The file is opened through the store layer (:mod:`security_server.store`): WAL, numbered migrations
+(:data:`SCHEMA`), every SQLite failure a :class:`~security_server.core.errors.DatabaseError` leaf. Operational
+data is statistics, not evidence, so it is written with ``synchronous=NORMAL`` (a commit survives a process
+crash, not a power cut). A store object is used from one thread at a time (the writer's single worker thread);
+after a failure the file is closed and reopened by the next call, so a store that recovers is used again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
 from security_server.core.errors import DatabaseError
 from security_server.core.identifiers import ClientId
 from security_server.core.opmon.query import RecordQuery
 from security_server.core.opmon.record import OperationalRecord, SecurityServerType
+from security_server.store.engine import Database
+from security_server.store.migrations import Schema, migrate, sql_migration
+from security_server.store.sqlite import DEFAULT_BUSY_TIMEOUT, Synchronous, open_sqlite
 
-DEFAULT_BUSY_TIMEOUT = 5.0
+LABEL = "operational monitoring store"
 
-
-def _m001_operational_data(conn: sqlite3.Connection) -> None:
-    """Create the record table and its time index."""
-    conn.execute(
-        """CREATE TABLE operational_data (
-            id INTEGER PRIMARY KEY,
-            monitoring_data_ts INTEGER NOT NULL,
-            security_server_type TEXT NOT NULL,
-            succeeded INTEGER NOT NULL,
-            response_out_ts INTEGER,
-            client_instance TEXT, client_class TEXT, client_code TEXT, client_subsystem TEXT,
-            service_instance TEXT, service_class TEXT, service_member TEXT, service_subsystem TEXT,
-            service_code TEXT, service_version TEXT,
-            record TEXT NOT NULL
-        ) STRICT"""
-    )
-    conn.execute("CREATE INDEX idx_operational_data_ts ON operational_data (monitoring_data_ts)")
-    conn.execute("CREATE INDEX idx_operational_data_response_out ON operational_data (response_out_ts)")
-
-
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m001_operational_data,)
-"""The schema, in order; ``user_version`` is the number applied."""
+SCHEMA = Schema(
+    "opmon",
+    (
+        sql_migration(
+            1,
+            "operational_data",
+            """CREATE TABLE operational_data (
+                id INTEGER PRIMARY KEY,
+                monitoring_data_ts INTEGER NOT NULL,
+                security_server_type TEXT NOT NULL,
+                succeeded INTEGER NOT NULL,
+                response_out_ts INTEGER,
+                client_instance TEXT, client_class TEXT, client_code TEXT, client_subsystem TEXT,
+                service_instance TEXT, service_class TEXT, service_member TEXT, service_subsystem TEXT,
+                service_code TEXT, service_version TEXT,
+                record TEXT NOT NULL
+            ) STRICT""",
+            "CREATE INDEX idx_operational_data_ts ON operational_data (monitoring_data_ts)",
+            "CREATE INDEX idx_operational_data_response_out ON operational_data (response_out_ts)",
+        ),
+    ),
+)
+"""The operational monitoring store's numbered migrations; later issues append to them."""
 
 _INSERT = """INSERT INTO operational_data (monitoring_data_ts, security_server_type, succeeded, response_out_ts,
     client_instance, client_class, client_code, client_subsystem,
@@ -98,78 +101,55 @@ def _where(query: RecordQuery) -> tuple[str, list[object]]:
 
 
 class OpmonStore:
-    """The operational monitoring database (SQLite, WAL)."""
+    """The operational monitoring database (SQLite through the store layer)."""
 
     def __init__(self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = Path(path)
         self._busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
+        self._db: Database | None = None
 
-    @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as err:
-            self.close()
-            message = f"operational monitoring store could not {doing}"
-            raise DatabaseError(message, reason=f"{message}: {self.path}: {err}") from err
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            with self._errors("open its database"):
-                conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    self._migrate(conn)
-                except BaseException:
-                    conn.close()
-                    raise
-                self._conn = conn
-        return self._conn
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise DatabaseError(
-                "operational monitoring store was written by a newer fedbus",
-                reason=f"schema version {version}, this fedbus knows {len(MIGRATIONS)}",
-            )
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute("BEGIN IMMEDIATE")
+    def _database(self) -> Database:
+        if self._db is None:
+            db = open_sqlite(self.path, label=LABEL, synchronous=Synchronous.NORMAL, busy_timeout=self._busy_timeout,
+                             shared_between_threads=True)
             try:
-                migration(conn)
-                conn.execute(f"PRAGMA user_version = {number}")
-                conn.execute("COMMIT")
+                migrate(db, SCHEMA)
             except BaseException:
-                conn.execute("ROLLBACK")
+                db.close()
                 raise
+            self._db = db
+        return self._db
 
     def close(self) -> None:
-        """Close the connection (the next call reopens it)."""
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
+        """Close the file (the next call reopens it)."""
+        db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except DatabaseError:
+                pass
+
+    def _failed(self) -> None:
+        """Drop the connection after a failure, so the next call starts from a fresh one."""
+        self.close()
 
     def store(self, records: Sequence[OperationalRecord], monitoring_data_ts: int) -> int:
         """Store ``records`` in one transaction, stamped with ``monitoring_data_ts``; returns how many."""
         rows = [_row(r.stamped(monitoring_data_ts)) for r in records]
-        with self._errors("store records"):
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(_INSERT, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        try:
+            with self._database().write("storing operational records") as connection:
+                connection.executemany(_INSERT, rows)
+        except DatabaseError:
+            self._failed()
+            raise
         return len(rows)
 
     def _select(self, sql: str, params: Sequence[object]) -> list[OperationalRecord]:
-        with self._errors("read records"):
-            rows = self._connection().execute(sql, params).fetchall()
+        try:
+            rows = self._database().execute(sql, tuple(params), action="reading operational records").fetchall()
+        except DatabaseError:
+            self._failed()
+            raise
         return [OperationalRecord.from_json(json.loads(row[0])) for row in rows]
 
     def query(self, query: RecordQuery) -> list[OperationalRecord]:
@@ -204,11 +184,15 @@ class OpmonStore:
 
     def delete_older_than(self, monitoring_data_ts: int) -> int:
         """Delete the records stored before ``monitoring_data_ts`` (retention); returns how many."""
-        with self._errors("delete old records"):
-            cursor = self._connection().execute("DELETE FROM operational_data WHERE monitoring_data_ts < ?", (monitoring_data_ts,))
-        return int(cursor.rowcount)
+        try:
+            with self._database().write("deleting old operational records") as connection:
+                cursor = connection.execute("DELETE FROM operational_data WHERE monitoring_data_ts < ?", (monitoring_data_ts,))
+                return int(cursor.rowcount)
+        except DatabaseError:
+            self._failed()
+            raise
 
     def count(self) -> int:
         """How many records the store holds."""
-        with self._errors("count records"):
-            return int(self._connection().execute("SELECT COUNT(*) FROM operational_data").fetchone()[0])
+        row = self._database().execute("SELECT COUNT(*) FROM operational_data", (), action="counting records").fetchone()
+        return 0 if row is None else int(row[0])

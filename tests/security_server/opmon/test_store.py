@@ -18,7 +18,8 @@ from security_server.core.opmon.query import (
     service_health,
 )
 from security_server.core.opmon.record import OperationalRecord
-from security_server.opmon.store import MIGRATIONS, OpmonStore
+from security_server.opmon.store import SCHEMA, OpmonStore
+from security_server.store.errors import SchemaTooNew
 from tests.security_server.core.opmon.opmon_fixture import (
     CONSUMER,
     MONITORING,
@@ -127,13 +128,16 @@ def test_empty_batch_and_reopen(tmp_path: Path) -> None:
 
 
 def test_schema_version_and_newer_schema_refused(tmp_path: Path) -> None:
-    """The schema is at the last migration; a database from a newer fedbus is refused, not written."""
+    """The store's migrations are recorded by the store layer; a database from a newer fedbus is refused."""
     path = tmp_path / "opmon.db"
-    OpmonStore(path).count()
+    store = OpmonStore(path)
+    store.count()
+    store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    with pytest.raises(DatabaseError, match="newer fedbus"):
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations WHERE store = 'opmon'")]
+        assert versions == list(range(1, SCHEMA.latest + 1))
+        conn.execute("INSERT INTO schema_migrations VALUES ('opmon', ?, 'future', 'x')", (SCHEMA.latest + 1,))
+    with pytest.raises(SchemaTooNew):
         OpmonStore(path).count()
 
 
