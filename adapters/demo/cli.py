@@ -11,15 +11,31 @@ from adapters.demo.federation import DEFAULT_BASE_PORT
 from adapters.demo.runner import DemoOptions, run_demo
 
 
+class BasePort(click.ParamType[int | None]):
+    """A port from 1024 to 65495, or ``auto`` (None: the demo picks a free block)."""
+
+    name = "BASE|auto"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        """``auto`` becomes None; anything else must be a port that leaves room for the demo's 33."""
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "auto":
+            return None
+        number: int = click.IntRange(1024, 65535 - 40).convert(str(value), param, ctx)  # type: ignore[arg-type]
+        return number
+
+
 @click.command()
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where to put everything (a new or empty directory). Default: a new temporary directory.")
-@click.option("--base-port", type=click.IntRange(1024, 65535 - 40), default=DEFAULT_BASE_PORT, show_default=True,
-              help="The first of the demo's ports on 127.0.0.1 (it uses BASE to BASE+32).")
+@click.option("--base-port", type=BasePort(), default=str(DEFAULT_BASE_PORT), show_default=True,
+              help="The first of the demo's ports on 127.0.0.1 (it uses BASE to BASE+32), or 'auto': any free block "
+                   "(the demo prints which).")
 @click.option("--once", is_flag=True,
               help="Run the script and exit: status 0 only if every step passed.")
 @click.option("--fail-at", "fail_at", hidden=True, help="Testing aid: make the step of this name fail.")
-def demo(workdir: Path | None, base_port: int, once: bool, fail_at: str | None) -> None:
+def demo(workdir: Path | None, base_port: int | None, once: bool, fail_at: str | None) -> None:
     """Run a registry (with CA, OCSP responder and TSA), two departments' security servers and example
     providers on loopback; set them up with the real admin commands; call SOAP and REST services through the
     bus; find the exchanges in both message logs and verify the signed evidence.

@@ -13,6 +13,7 @@ server. Ports are fixed offsets from one base port (``--base-port``), so the pri
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ from security_server.core.identifiers import ClientId, ServiceId
 
 INSTANCE = "DEMO"
 DEFAULT_BASE_PORT = 18000
+PORT_SPAN = 33
+"""The demo uses ``base`` to ``base + 32``."""
+LOWEST_FREE_BASE = 10000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,34 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 def busy_ports(ports: DemoPorts) -> list[tuple[str, int]]:
     """The demo's ports that are in use right now."""
     return [(what, port) for what, port in ports.named() if port_in_use(port)]
+
+
+def ephemeral_ports(source: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The range the kernel takes outgoing connections' local ports from (Linux's default where it cannot say)."""
+    try:
+        low, high = (int(field) for field in source.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def find_free_base(rng: random.Random | None = None, *, attempts: int = 200) -> int:
+    """A base port whose whole block is free now and lies below the ephemeral range.
+
+    A block checked free inside the ephemeral range can be taken, before the demo's last process binds it a
+    minute or two later, by the local end of any outgoing connection on the machine (many, when another
+    federation runs beside it); below that range only another program's listener can take it.
+    """
+    pick = rng or random.Random()
+    low, _ = ephemeral_ports()
+    highest = min(low, 65536) - PORT_SPAN
+    if highest < LOWEST_FREE_BASE:
+        highest = 65535 - 40  # an unusual range that starts low: any block, checked
+    for _ in range(attempts):
+        base = pick.randrange(LOWEST_FREE_BASE, highest + 1)
+        if not busy_ports(DemoPorts(base)):
+            return base
+    raise OSError(f"no free block of {PORT_SPAN} ports found on 127.0.0.1 in {attempts} attempts")
 
 
 @dataclass(frozen=True, slots=True)

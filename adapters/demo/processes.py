@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from adapters.demo.progress import StepFailed
+from adapters.demo.federation import port_in_use
+from adapters.demo.progress import PortTaken, StepFailed
 
 _PR_SET_PDEATHSIG = 1
 
@@ -103,6 +104,46 @@ class Supervisor:
             for _ in range(5):
                 tick()
                 time.sleep(0.05)
+
+    def start_listening(
+        self,
+        name: str,
+        args: Sequence[str],
+        log: Path,
+        ports: Sequence[tuple[str, int]],
+        ready: Callable[[], bool],
+        *,
+        started_marker: str,
+        timeout: float,
+        tick: Callable[[], None],
+    ) -> Managed:
+        """Start a process that listens on ``ports``; wait until ``ready()`` and its log shows ``started_marker``.
+
+        The marker makes sure the answering listener is this process and not another program that took the
+        port: :class:`PortTaken` names such a port, whether it is busy before the start or the process died
+        while it was busy.
+        """
+        taken = [(what, port) for what, port in ports if port_in_use(port)]
+        if taken:
+            raise PortTaken(taken)
+        managed = self.start(name, args, log)
+
+        def ours() -> bool:
+            return ready() and any(started_marker in line for line in managed.log_tail(200))
+
+        try:
+            self.wait_ready(managed, ours, timeout=timeout, tick=tick)
+        except StepFailed as failed:
+            taken = [(what, port) for what, port in ports if port_in_use(port)]
+            if taken and not managed.running():
+                raise PortTaken(taken, [failed.message, *failed.details]) from failed
+            raise
+        return managed
+
+    def check_all(self) -> None:
+        """:class:`StepFailed` with its log for the first started process that has exited."""
+        for managed in self.started:
+            self.check(managed)
 
     def dead(self) -> list[Managed]:
         """Started processes that have exited on their own."""

@@ -24,6 +24,15 @@ class StepFailed(Exception):
         self.details = details or []
 
 
+class PortTaken(StepFailed):
+    """A port the demo needs is used by another program (taken after the demo checked it at start)."""
+
+    def __init__(self, taken: list[tuple[str, int]], details: list[str] | None = None) -> None:
+        named = ", ".join(f"127.0.0.1:{port} ({what})" for what, port in taken)
+        super().__init__(f"port in use by another program: {named}", details)
+        self.taken = taken
+
+
 class StepSkipped(Exception):
     """A step whose feature this build does not have yet."""
 

@@ -2,8 +2,9 @@
 
 Exit status: 0 when every step passed (skipped steps, whose features this build lacks, do not count against it)
 and, without ``--once``, when the user stopped the running federation with Ctrl-C; 1 when a step failed or a
-process died; 2 when the demo refused to start (a port in use, a working directory that is not empty); 130 when
-interrupted during set-up.
+process died; 2 when the demo refused to start (a port in use, a working directory that is not empty) or a port
+was taken by another program after the check at start (run again: the same ports, once free, or others); 130
+when interrupted during set-up.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from types import FrameType
 from typing import Callable, Iterator, TextIO
 
 from adapters.demo.commands import Fedbus
-from adapters.demo.federation import DemoPorts, Layout, busy_ports
+from adapters.demo.federation import DemoPorts, Layout, busy_ports, find_free_base
 from adapters.demo.processes import Supervisor
-from adapters.demo.progress import Progress, StepFailed, StepSkipped
+from adapters.demo.progress import PortTaken, Progress, StepFailed, StepSkipped
 from adapters.demo.script import DemoScript
 from adapters.demo.snippets import try_it
 
@@ -41,7 +42,8 @@ class DemoOptions:
     """What the command line asked for."""
 
     workdir: Path | None = None
-    base_port: int = 18000
+    base_port: int | None = 18000
+    """None: any free block of ports (below the range the kernel gives outgoing connections)."""
     once: bool = False
     fail_at: str | None = None
     """Testing aid: make the step of this name fail (to check the failure report and the clean-up)."""
@@ -87,8 +89,8 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, *, keep_running: C
     stream = out if out is not None else sys.stdout
     tty = stream.isatty()
     try:
-        ports = DemoPorts(options.base_port)
-    except ValueError as err:
+        ports = DemoPorts(find_free_base() if options.base_port is None else options.base_port)
+    except (ValueError, OSError) as err:
         stream.write(f"fedbus demo: {err}\n")
         return EXIT_REFUSED
     busy = busy_ports(ports)
@@ -97,7 +99,7 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, *, keep_running: C
         for what, port in busy:
             stream.write(f"  127.0.0.1:{port} ({what})\n")
         stream.write(f"Stop what uses them, or choose other ports with --base-port (now {ports.base}; "
-                     f"the demo uses {ports.base} to {ports.base + 32}).\n")
+                     f"the demo uses {ports.base} to {ports.base + 32}), or let the demo pick with --base-port auto.\n")
         return EXIT_REFUSED
     try:
         root = _prepare_workdir(options.workdir)
@@ -144,9 +146,16 @@ def _run(options: DemoOptions, script: DemoScript, layout: Layout, ports: DemoPo
                 if step.name == options.fail_at:
                     raise StepFailed(f"forced failure (--fail-at {step.name})")
                 step.run()
+                supervisor.check_all()  # a process that died after it started fails the step that saw it
             except StepSkipped as skipped:
                 progress.end("skipped", [str(skipped)])
                 continue
+            except PortTaken as taken:
+                progress.end("FAILED", [taken.message, *taken.details])
+                _report_failure(progress, index, step.name, taken.message, layout)
+                progress.line(f"Another program took the port after the demo checked it at start. Run again, with "
+                              f"another --base-port (now {ports.base}) or --base-port auto.")
+                return EXIT_REFUSED
             except StepFailed as failed:
                 progress.end("FAILED", [failed.message, *failed.details])
                 _report_failure(progress, index, step.name, failed.message, layout)

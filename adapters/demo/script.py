@@ -51,7 +51,17 @@ from security_server.core.identifiers import SecurityServerId, ServiceId
 T = TypeVar("T")
 
 NOT_AVAILABLE = "not available in this build"
-CLIENT_STATE_TIMEOUT = 60.0
+# Bounds on the waits, generous because a busy machine (both cores taken, another federation beside this one)
+# makes every start-up and configuration round several times slower; they are only reached when something is
+# wrong, and then the step fails with what it waited for.
+START_TIMEOUT = 180.0
+"""For a process to listen: Python importing Twisted, cryptography, lxml and zeep under load."""
+CLIENT_STATE_TIMEOUT = 180.0
+"""For registrations to travel registry -> global configuration -> each server (2 s rounds, each a command)."""
+BUS_TIMEOUT = 180.0
+"""For the first call and the first timestamp to go through."""
+CALL_TIMEOUT = 60.0
+"""For a service to answer once the bus works (the servers re-read their configuration every 2 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +212,16 @@ class DemoScript:
 
     def registry_start(self) -> None:
         """``fedbus registry serve``, then wait until it answers HTTP."""
-        managed = self.supervisor.start(
+        url = f"http://127.0.0.1:{self.ports.registry_http}/internalconf"
+        managed = self.supervisor.start_listening(
             "registry",
             [*self.fedbus.argv0, "registry", "serve", "--registry-dir", self.rel(self.layout.registry),
              "--config", self.rel(self.layout.registry_ini)],
             self.layout.log("registry"),
+            [("registry HTTP", self.ports.registry_http), ("registry HTTPS", self.ports.registry_https)],
+            lambda: _http_answers(url),
+            started_marker="registry_started", timeout=START_TIMEOUT, tick=self.progress.tick,
         )
-        url = f"http://127.0.0.1:{self.ports.registry_http}/internalconf"
-        self.supervisor.wait_ready(managed, lambda: _http_answers(url), timeout=60, tick=self.progress.tick)
         self.note(f"global configuration, OCSP and TSA on http://127.0.0.1:{self.ports.registry_http}, "
                   f"registrations on https://127.0.0.1:{self.ports.registry_https}")
         self.note(f"log: {self.rel(managed.log)}")
@@ -246,14 +258,17 @@ class DemoScript:
     def servers_start(self) -> None:
         """``fedbus server run`` for both departments, then wait until the client proxies accept connections."""
         for department in DEPARTMENTS:
-            managed = self.supervisor.start(
+            port = self.ports.client_proxy(department)
+            self.supervisor.start_listening(
                 department.server_code,
                 [*self.fedbus.argv0, "server", "run", "--dir", self.rel(self.layout.server(department)),
                  "--config", self.rel(self.layout.server_ini(department))],
                 self.layout.log(department.server_code),
+                [(f"{department.server_code} client proxy", port),
+                 (f"{department.server_code} server proxy", self.ports.server_proxy(department))],
+                lambda: _tcp_open(port),
+                started_marker="security_server_started", timeout=START_TIMEOUT, tick=self.progress.tick,
             )
-            port = self.ports.client_proxy(department)
-            self.supervisor.wait_ready(managed, lambda: _tcp_open(port), timeout=60, tick=self.progress.tick)
             self.note(f"{department.server_code}: client proxy http://127.0.0.1:{port}/, server proxy "
                       f"127.0.0.1:{self.ports.server_proxy(department)} (mutual TLS)")
 
@@ -276,7 +291,7 @@ class DemoScript:
                 raise Retry(f"not yet registered: {', '.join(sorted(missing))}")
             return True
 
-        self.wait("the registry to list both servers", registered, timeout=60)
+        self.wait("the registry to list both servers", registered, timeout=CLIENT_STATE_TIMEOUT)
 
     def clients_register(self) -> None:
         """``fedbus server client register`` (clientReg) for every subsystem; wait until each server has it registered."""
@@ -309,12 +324,14 @@ class DemoScript:
             ("population", self.ports.population, f"{population}/soap?wsdl", "population.wsdl"),
         )
         for module, port, url, saved in providers:
-            managed = self.supervisor.start(
+            self.supervisor.start_listening(
                 module,
                 [sys.executable, "-m", f"adapters.examples.{module}", "--port", str(port), "--log-format", "json"],
                 self.layout.log(module),
+                [(f"{module} service", port)],
+                lambda: _http_ok(url),
+                started_marker=f"listening on http://127.0.0.1:{port}/", timeout=START_TIMEOUT, tick=self.progress.tick,
             )
-            self.supervisor.wait_ready(managed, lambda: _http_ok(url), timeout=60, tick=self.progress.tick)
             self._save(url, saved)
             self.note(f"{module} on http://127.0.0.1:{port}/")
         self._save(f"{population}/rest/persons/openapi.json", "persons-openapi.json")
@@ -379,7 +396,7 @@ class DemoScript:
                 raise Retry(f"last answer: {err}") from err
 
         started = time.monotonic()
-        answer = self.wait("a first answer through the bus", answered, timeout=120, interval=1.0)
+        answer = self.wait("a first answer through the bus", answered, timeout=BUS_TIMEOUT, interval=1.0)
         self.note(f"getRandom answered after {attempts} attempt(s), {time.monotonic() - started:.1f}s: {answer.value}")
 
     def soap_calls(self) -> None:
@@ -429,7 +446,7 @@ class DemoScript:
                     return event
             raise Retry(f"no person_looked_up event with message id {message_id} in {self.rel(log)}")
 
-        event = self.wait("the register's log line", logged, timeout=10, interval=0.25)
+        event = self.wait("the register's log line", logged, timeout=CALL_TIMEOUT, interval=0.25)
         self.note(f"{self.rel(log)}: person_looked_up client={event.get('client')} user_id={event.get('user_id')}")
 
     def metadata(self) -> None:
@@ -446,7 +463,7 @@ class DemoScript:
                 except XRoadFault as fault:  # the servers re-read their configuration every few seconds
                     raise Retry(str(fault)) from fault
 
-            consumer = self.wait("getWsdl to answer", fetched, timeout=30, interval=0.5)
+            consumer = self.wait("getWsdl to answer", fetched, timeout=CALL_TIMEOUT, interval=0.5)
             try:
                 self.note(f"getWsdl({GET_PERSON.service_code}) -> operations {', '.join(consumer.operations)}")
             finally:
@@ -464,7 +481,7 @@ class DemoScript:
                 except XRoadFault as fault:  # the servers re-read their configuration every few seconds
                     raise Retry(str(fault)) from fault
 
-            answer = self.wait("the REST service to answer", first_answer, timeout=30, interval=0.5)
+            answer = self.wait("the REST service to answer", first_answer, timeout=CALL_TIMEOUT, interval=0.5)
             if answer.status != 200:
                 raise StepFailed(f"GET {rest.url_for(PERSONS, [SAMPLE_PERSON])} answered HTTP {answer.status}",
                                  details=answer.text.splitlines()[:5])
@@ -514,7 +531,7 @@ class DemoScript:
                 raise Retry(f"record(s) {answer['not_timestamped']} not timestamped yet")
             return True
 
-        self.wait("the request's record to be timestamped and exported", exported, timeout=90, interval=2.0)
+        self.wait("the request's record to be timestamped and exported", exported, timeout=BUS_TIMEOUT, interval=2.0)
         self.note(f"exported {self.rel(container)} (the provider's server's signed, timestamped copy of the request)")
         conf = self.layout.evidence / "verificationconf"
         self.fedbus.run("audit", "verificationconf", "--dir", directory, "--out", self.rel(conf))

@@ -10,15 +10,16 @@ import re
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from adapters.demo.cli import demo
 from adapters.demo.commands import parse_json_output
-from adapters.demo.federation import DemoPorts, busy_ports, port_in_use
+from adapters.demo.federation import DemoPorts, busy_ports, ephemeral_ports, find_free_base, port_in_use
 from adapters.demo.processes import Supervisor
-from adapters.demo.progress import Progress, StepFailed
+from adapters.demo.progress import PortTaken, Progress, StepFailed
 
 
 FEATURE_STEPS = ("Find the exchange in both message logs", "Export a signed container and verify it")
@@ -26,12 +27,8 @@ FEATURE_STEPS = ("Find the exchange in both message logs", "Export a signed cont
 
 
 def free_base() -> int:
-    """A base port whose demo ports are all free right now."""
-    for _ in range(100):
-        base = random.randrange(20000, 60000)
-        if not busy_ports(DemoPorts(base)):
-            return base
-    raise AssertionError("no free block of ports found")
+    """A base port whose demo ports are all free right now, as the demo itself picks one for ``--base-port auto``."""
+    return find_free_base()
 
 
 def gone(pid: int) -> bool:
@@ -61,6 +58,75 @@ def test_a_listening_port_is_seen_as_in_use() -> None:
         port = listener.getsockname()[1]
         assert port_in_use(port)
     assert not port_in_use(port)
+
+
+def test_a_free_base_is_below_the_ephemeral_range_and_free(tmp_path: Path) -> None:
+    """find_free_base: every port of the block is free and below the range outgoing connections take ports from."""
+    low, _ = ephemeral_ports()
+    for seed in range(5):
+        base = find_free_base(random.Random(seed))
+        assert base + 32 < low and not busy_ports(DemoPorts(base))
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("40000\t50000\n")
+    assert ephemeral_ports(ranges) == (40000, 50000)
+    assert ephemeral_ports(tmp_path / "absent") == (32768, 60999)
+
+
+def test_a_port_in_use_is_reported_as_taken_and_nothing_is_started(tmp_path: Path) -> None:
+    """start_listening: a port another program listens on is named (PortTaken) before anything starts."""
+    supervisor = Supervisor(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(PortTaken) as taken:
+            supervisor.start_listening("provider", [sys.executable, "-c", "pass"], tmp_path / "p.log",
+                                       [("provider", port)], lambda: True, started_marker="listening",
+                                       timeout=30, tick=lambda: None)
+    assert taken.value.taken == [("provider", port)] and f"127.0.0.1:{port} (provider)" in taken.value.message
+    assert supervisor.started == []
+
+
+CANNOT_LISTEN = """
+import socket, sys, time
+while True:  # a server that starts just too late: it finds its port taken, says so and exits
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", int(sys.argv[1])))
+        except OSError as err:
+            print(f"cannot listen: {err}", flush=True)
+            raise SystemExit(1)
+    time.sleep(0.01)
+"""
+
+
+def test_a_port_taken_after_the_check_is_not_mistaken_for_the_process(tmp_path: Path) -> None:
+    """A port taken between the check and the bind: another program's answer does not count as ready; the
+    process that could not listen is reported with PortTaken and its log."""
+    supervisor = Supervisor(tmp_path)
+    port = free_base()
+    squatter = socket.socket()
+    sockets: list[Any] = []
+
+    def impostor_answers() -> bool:
+        if not sockets:  # another program binds the port just after the check
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            sockets.append(squatter)
+        return True
+
+    try:
+        with pytest.raises(PortTaken) as taken:
+            supervisor.start_listening(
+                "provider", [sys.executable, "-c", CANNOT_LISTEN, str(port)],
+                tmp_path / "p.log", [("provider", port)], impostor_answers, started_marker="listening on",
+                timeout=60, tick=lambda: None,
+            )
+    finally:
+        squatter.close()
+    assert taken.value.taken == [("provider", port)]
+    assert any("cannot listen" in line for line in taken.value.details)
+    supervisor.stop_all()
 
 
 def test_json_output_is_found_after_log_lines() -> None:
@@ -157,11 +223,16 @@ def test_a_failed_step_is_reported_and_every_process_is_stopped(tmp_path: Path) 
     assert not port_in_use(base)
 
 
+@pytest.mark.timeout(1200)  # a guard against a hang only: the demo bounds each of its own waits
 def test_the_demo_runs_end_to_end_once(tmp_path: Path) -> None:
-    """``fedbus demo --once``: every step passes (or is skipped only for a feature this build lacks), exit 0."""
-    base = free_base()
-    workdir = tmp_path / "demo"
-    result = CliRunner().invoke(demo, ["--once", "--base-port", str(base), "--workdir", str(workdir)])
+    """``fedbus demo --once``: every step passes (or is skipped only for a feature this build lacks), exit 0,
+    also beside another federation on a busy machine: the demo picks its own free ports (``--base-port auto``)
+    and, should another program take one after its check, says so (exit 2) and a new run picks again."""
+    for attempt in range(3):
+        workdir = tmp_path / f"demo-{attempt}"
+        result = CliRunner().invoke(demo, ["--once", "--base-port", "auto", "--workdir", str(workdir)])
+        if not (result.exit_code == 2 and "port in use by another program" in result.output):
+            break
     assert result.exit_code == 0, result.output
     assert "FAILED" not in result.output and "All steps done" in result.output
     assert "AccessDeniedFault: server.serverproxy.access_denied" in result.output
