@@ -85,3 +85,28 @@ class HealthResource(Resource):
 
         self._checker.verdict().addCallbacks(answer, broken)
         return NOT_DONE_YET
+
+
+class MaintenanceResource(Resource):
+    """``GET /maintenance?targetState=true|false``: switch maintenance mode, as X-Road's proxy admin port does
+    (ig-xlb §3.4); answers ``Maintenance mode set: false => true``. Callers from other hosts than the loopback
+    are refused (403): only the server's own CLI switches it."""
+
+    isLeaf = True
+
+    def __init__(self, checker: HealthChecker) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self._checker = checker
+
+    def render_GET(self, request: Request) -> bytes:
+        reply: Any = request  # Twisted leaves Request unannotated
+        reply.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        host = getattr(reply.getClientAddress(), "host", "")
+        if host not in ("127.0.0.1", "::1"):
+            reply.setResponseCode(403)
+            return b"Maintenance mode can only be switched from the server itself\n"
+        values = reply.args.get(b"targetState", [])
+        if len(values) != 1 or values[0] not in (b"true", b"false"):
+            reply.setResponseCode(400)
+            return b"Invalid targetState: give targetState=true or targetState=false\n"
+        return self._checker.set_maintenance(values[0] == b"true").encode("utf-8") + b"\n"

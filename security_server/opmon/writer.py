@@ -33,7 +33,6 @@ DEFAULT_RETENTION_DAYS = 7
 DEFAULT_CLEANUP_INTERVAL = 3600.0
 
 _T = TypeVar("_T")
-Runner = Callable[[Callable[[], _T]], "Deferred[_T]"]
 
 _log = structlog.get_logger("fedbus.opmon")
 

@@ -8,7 +8,7 @@ from twisted.trial import unittest
 
 from security_server.healthcheck import checks
 from security_server.healthcheck.checker import HealthChecker
-from security_server.healthcheck.resource import HealthResource
+from security_server.healthcheck.resource import HealthResource, MaintenanceResource
 from security_server.metrics import GaugeSources, ServerMetrics
 from tests.loopback import REACTOR, http, serve
 
@@ -41,3 +41,22 @@ class HealthResourceTests(unittest.TestCase):
         assert metrics.code == 200
         assert metrics.content_type.startswith(b"text/plain; version=0.0.4")
         assert b"fedbus_replay_guard_entries 9.0" in metrics.body
+
+
+class MaintenanceResourceTests(unittest.TestCase):
+    """The admin switch on 127.0.0.1."""
+
+    def setUp(self) -> None:
+        self.checker = HealthChecker([checks.auth_key(lambda: True)], REACTOR)
+        served = serve(MaintenanceResource(self.checker))
+        self.url = served.url
+        self.addCleanup(served.port.stopListening)
+
+    async def test_switch_on_and_off_with_x_road_answers(self) -> None:
+        """targetState=true/false switches maintenance and answers as X-Road; anything else is a 400."""
+        on = await http(b"GET", self.url + "?targetState=true")
+        assert (on.code, on.body, self.checker.maintenance) == (200, b"Maintenance mode set: false => true\n", True)
+        off = await http(b"GET", self.url + "?targetState=false")
+        assert (off.body, self.checker.maintenance) == (b"Maintenance mode set: true => false\n", False)
+        bad = await http(b"GET", self.url + "?targetState=maybe")
+        assert (bad.code, self.checker.maintenance) == (400, False)
