@@ -24,12 +24,12 @@ from typing import Any, Callable, Protocol, Sequence
 
 import structlog
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet.defer import Deferred, succeed
 
 from security_server.core.identifiers import ClientId
-from security_server.core.signature import ECDSA_SHA512, RSA_SHA512, MessagePart, SignatureData, sign_batch
+from security_server.core.signature import MessagePart, SignatureData, sign_batch
 from security_server.core.soapattachments import signed_parts
+from security_server.signer.pkcs11_key import signature_algorithm_for
 from security_server.signer.softtoken import PrivateKey
 
 _log = structlog.get_logger("fedbus.signer.batch")
@@ -62,10 +62,10 @@ def sign_now(
 ) -> tuple[SignatureData, ...]:
     """Sign ``messages`` of ``member`` with one signature at ``now`` (each message: its parts), with the OCSP
     response of the signing certificate (XROAD-REFERENCE.md §4.2): RSA-SHA512 is X-Road's default, an EC key
-    signs with ECDSA-SHA512."""
+    signs with ECDSA-SHA512, a token key configured for CKM_RSA_PKCS_PSS with RSA-PSS-SHA512."""
     key, cert = keys.get(member.member, now)
     ocsp = own_ocsp(cert)
-    algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
+    algorithm = signature_algorithm_for(key)
     return sign_batch(messages, cert, key, ocsp, now, algorithm=algorithm)
 
 

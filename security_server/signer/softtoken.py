@@ -1,8 +1,9 @@
 """The soft token: the security server's private keys and their certificates, kept as files in one directory.
 
 X-Road's signer holds one authentication key per security server and signing keys per member, on a software
-token or an HSM (XROAD-REFERENCE.md §2.1 "Keys/certs"; UG-SS §3, §5). fedbus keeps keys in files (PKCS#11 may
-come later). For a key with id ``K``, the directory (mode 0700) holds:
+token or an HSM (XROAD-REFERENCE.md §2.1 "Keys/certs"; UG-SS §3, §5). fedbus keeps them in files here, or in an
+HSM (security_server/signer/pkcs11_token.py); both are a :class:`~security_server.signer.token.Token`. For a key
+with id ``K``, the directory (mode 0700) holds:
 
 =================  ===========================================================================
 ``K.key.pem``      the private key, unencrypted PKCS#8 PEM, mode 0600
@@ -23,100 +24,47 @@ an expired certificate, or one for no key on the token, is refused.
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import json
-import re
 import stat
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from security_server.core.certprofile import (
-    member_from_signing_cert,
-    member_from_signing_subject,
-    server_from_auth_cert,
-    server_from_auth_subject,
-)
-from security_server.core.errors import (
-    CertValidation,
-    ClientFault,
-    ConfigurationError,
-    InvalidClientIdentifier,
-    Origin,
-    ServerFault,
-)
+from security_server.core.errors import ConfigurationError, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.core.trust import is_auth_cert, is_signing_cert
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
-
-PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-"""The private keys the soft token makes."""
+from security_server.signer.token import CertExists as CertExists
+from security_server.signer.token import CertImportFailed as CertImportFailed
+from security_server.signer.token import KeyAlgorithm as KeyAlgorithm
+from security_server.signer.token import KeyInfo as KeyInfo
+from security_server.signer.token import KeyKind as KeyKind
+from security_server.signer.token import KeyNotAvailable as KeyNotAvailable
+from security_server.signer.token import KeyNotFound as KeyNotFound
+from security_server.signer.token import PrivateKey as PrivateKey
+from security_server.signer.token import SoftTokenError as SoftTokenError
+from security_server.signer.token import TokenStatus
+from security_server.signer.token import WrongCertUsage as WrongCertUsage
+from security_server.signer.token import (
+    check_cert_for_key,
+    check_csr_subject,
+    check_key_id,
+    check_request,
+    choose_usable,
+    is_key_id,
+    load_cert,
+    sorted_keys,
+)
+from security_server.signer.token import key_id_of as key_id_of
 
 FORMAT = 1
 KEY_SUFFIX = ".key.pem"
 META_SUFFIX = ".json"
 CERT_SUFFIX = ".cert.pem"
-MAX_CERT_BYTES = 64 * 1024
-_KEY_ID = re.compile(r"[0-9a-f]{40}")
-
-
-class SoftTokenError(ClientFault):
-    """A token operation that cannot be done with what the administrator gave; nothing was changed."""
-
-    code = "invalid_request"
-    default_origin = Origin.SIGNER
-
-
-class KeyNotFound(SoftTokenError):
-    """No key with that id is on the token."""
-
-    code = "key_not_found"
-
-
-class CertImportFailed(SoftTokenError):
-    """A certificate that cannot be read, or that belongs to no key (or another owner) on the token."""
-
-    code = "cert_import_failed"
-
-
-class CertExists(SoftTokenError):
-    """The certificate is already on the token."""
-
-    code = "cert_exists"
-
-
-class WrongCertUsage(SoftTokenError):
-    """A signing certificate for an authentication key, or the other way round."""
-
-    code = "wrong_cert_usage"
-
-
-class KeyNotAvailable(ServerFault):
-    """No usable key and certificate for what the proxy must do (sign for a member, authenticate the server)."""
-
-    code = "key_not_found"
-    default_origin = Origin.SIGNER
-
-
-class KeyKind(enum.StrEnum):
-    """What a key is for."""
-
-    AUTH = "auth"
-    SIGN = "sign"
-
-
-class KeyAlgorithm(enum.StrEnum):
-    """The key types the token makes (RSA 2048 is X-Road's default; 3072 for EE/FI; EC P-256 allowed)."""
-
-    RSA2048 = "rsa2048"
-    RSA3072 = "rsa3072"
-    EC_P256 = "ec-p256"
+SOFT_TOKEN_NAME = "soft"
+"""The name the soft token goes by beside PKCS#11 tokens (X-Road: token ``0``, "softToken-0")."""
 
 
 def _generate(algorithm: KeyAlgorithm) -> PrivateKey:
@@ -127,46 +75,14 @@ def _generate(algorithm: KeyAlgorithm) -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def key_id_of(public_key: Any) -> str:
-    """The id of the key whose public half is ``public_key``: SHA-256 of its SubjectPublicKeyInfo, 40 hex digits."""
-    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).hexdigest()[:40]
-
-
-def _check_key_id(key_id: object) -> str:
-    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-        raise KeyNotFound("a key id is 40 lower-case hex digits")
-    return key_id
-
-
 def _owner_text(owner: ClientId | SecurityServerId) -> str:
     return owner.to_display()
 
 
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """One key on the token: its id, what it is for, whose it is, its algorithm and its certificate (if any)."""
-
-    key_id: str
-    kind: KeyKind
-    owner: ClientId | SecurityServerId
-    algorithm: KeyAlgorithm
-    cert: x509.Certificate | None = None
-
-    def __post_init__(self) -> None:
-        _check_key_id(self.key_id)
-        _check_owner(self.kind, self.owner)
-
-
-def _check_owner(kind: KeyKind, owner: object) -> None:
-    if kind is KeyKind.AUTH and not isinstance(owner, SecurityServerId):
-        raise SoftTokenError("an authentication key belongs to a security server")
-    if kind is KeyKind.SIGN and (not isinstance(owner, ClientId) or owner.subsystem_code is not None):
-        raise SoftTokenError("a signing key belongs to a member, not a subsystem")
-
-
 class SoftToken:
     """Keys and certificates in one directory (see the module docstring for the files)."""
+
+    name = SOFT_TOKEN_NAME
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -174,6 +90,10 @@ class SoftToken:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigurationError(f"cannot create the key directory {self.directory}: {err}") from err
+
+    def status(self) -> TokenStatus:
+        """Logged in while its directory is there (the soft token has no PIN), else not present."""
+        return TokenStatus.LOGGED_IN if self.directory.is_dir() else TokenStatus.NOT_PRESENT
 
     # --- files -----------------------------------------------------------------------------------------------
 
@@ -243,12 +163,7 @@ class SoftToken:
         algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048,
     ) -> str:
         """Make a new key for ``owner`` (a server for ``auth``, a member for ``sign``) and return its id."""
-        try:
-            kind = KeyKind(kind)
-            algorithm = KeyAlgorithm(algorithm)
-        except ValueError as err:
-            raise SoftTokenError(f"unknown key kind or algorithm: {err}") from err
-        _check_owner(kind, owner)
+        kind, algorithm = check_request(kind, owner, algorithm)
         key = _generate(algorithm)
         key_id = key_id_of(key.public_key())
         info = KeyInfo(key_id, kind, owner, algorithm)
@@ -260,30 +175,23 @@ class SoftToken:
 
     def key(self, key_id: str) -> KeyInfo:
         """The key ``key_id``; :class:`KeyNotFound` if it is not on the token."""
-        return self._info(_check_key_id(key_id))
+        return self._info(check_key_id(key_id))
 
     def list(self) -> tuple[KeyInfo, ...]:
         """Every complete key on the token, auth keys first, then by owner and id."""
         found = []
         for path in self.directory.glob(f"*{META_SUFFIX}"):
             key_id = path.name[: -len(META_SUFFIX)]
-            if _KEY_ID.fullmatch(key_id):
+            if is_key_id(key_id):
                 found.append(self._info(key_id))
-        return tuple(sorted(found, key=lambda k: (k.kind is not KeyKind.AUTH, k.owner.to_display(), k.key_id)))
+        return sorted_keys(found)
 
     def csr(self, key_id: str, subject: x509.Name) -> bytes:
         """A PKCS#10 request (PEM) signed by key ``key_id`` for ``subject``, which must name the key's owner.
 
         Build the subject with ``certprofile.signing_subject`` (sign keys) or ``certprofile.auth_subject`` (auth).
         """
-        info = self.key(key_id)
-        if not isinstance(subject, x509.Name):
-            raise SoftTokenError("the request subject must be an x509.Name")
-        named: ClientId | SecurityServerId = (
-            server_from_auth_subject(subject) if info.kind is KeyKind.AUTH else member_from_signing_subject(subject)
-        )
-        if named != info.owner:
-            raise SoftTokenError(f"the subject names {named}, but key {key_id} belongs to {info.owner}")
+        check_csr_subject(self.key(key_id), subject)
         key = self._private_key(key_id)
         request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
         return request.public_bytes(serialization.Encoding.PEM)
@@ -294,68 +202,20 @@ class SoftToken:
         Refused: unreadable data or more than one certificate, no key with that public key, a certificate
         expired at ``now``, one of the wrong kind for the key or naming another owner, or one already stored.
         """
-        cert = self._load_cert(data)
+        cert = load_cert(data)
         key_id = key_id_of(cert.public_key())
         if not self._path(key_id, META_SUFFIX).is_file():
             raise CertImportFailed("no key on this token matches the certificate's public key")
-        info = self._info(key_id)
-        if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
-        if cert.not_valid_after_utc < now:
-            raise CertValidation(
-                "the certificate has expired", reason=f"certificate {cert.serial_number:x} expired {cert.not_valid_after_utc}"
-            )
-        owner: ClientId | SecurityServerId
-        if info.kind is KeyKind.AUTH:
-            if not is_auth_cert(cert):
-                raise WrongCertUsage("key is an authentication key, but the certificate is not an authentication certificate")
-            owner = server_from_auth_cert(cert)
-        else:
-            if not is_signing_cert(cert):
-                raise WrongCertUsage("key is a signing key, but the certificate is not a signing certificate")
-            owner = member_from_signing_cert(cert)
-        if owner != info.owner:
-            raise CertImportFailed(f"the certificate is for {owner}, but key {key_id} belongs to {info.owner}")
-        if info.cert is not None and info.cert == cert:
-            raise CertExists(f"this certificate is already on key {key_id}")
+        check_cert_for_key(self._info(key_id), cert, now)
         self._write(self._path(key_id, CERT_SUFFIX), cert.public_bytes(serialization.Encoding.PEM))
         return key_id
-
-    @staticmethod
-    def _load_cert(data: bytes) -> x509.Certificate:
-        if not isinstance(data, (bytes, bytearray)) or not data:
-            raise CertImportFailed("no certificate given")
-        if len(data) > MAX_CERT_BYTES:
-            raise CertImportFailed(f"certificate file is larger than {MAX_CERT_BYTES} bytes")
-        try:
-            if data.lstrip().startswith(b"-----BEGIN"):
-                certs = x509.load_pem_x509_certificates(bytes(data))
-            else:
-                certs = [x509.load_der_x509_certificate(bytes(data))]
-        except ValueError as err:
-            raise CertImportFailed(f"not a certificate (PEM or DER): {err}") from err
-        if len(certs) != 1:
-            raise CertImportFailed(f"expected one certificate, found {len(certs)}")
-        return certs[0]
 
     # --- what the proxies use ----------------------------------------------------------------------------------
 
     def _usable(
         self, kind: KeyKind, owner: ClientId | SecurityServerId | None, now: datetime | None
     ) -> tuple[PrivateKey, x509.Certificate]:
-        candidates = [
-            (k.cert, k.key_id)
-            for k in self.list()
-            if k.kind is kind
-            and k.cert is not None
-            and (owner is None or k.owner == owner)
-            and (now is None or k.cert.not_valid_before_utc <= now <= k.cert.not_valid_after_utc)
-        ]
-        if not candidates:
-            whose = f" for {owner}" if owner is not None else ""
-            raise KeyNotAvailable(f"no {kind.value} key with a valid certificate{whose} on the token")
-        # The newest certificate wins (a renewed certificate takes over from the old one).
-        cert, key_id = max(candidates, key=lambda pair: (pair[0].not_valid_before_utc, pair[1]))
+        key_id, cert = choose_usable(self.list(), kind, owner, now)
         return self._private_key(key_id), cert
 
     def signing_key(self, member: ClientId, *, now: datetime | None = None) -> tuple[PrivateKey, x509.Certificate]:
