@@ -214,8 +214,7 @@ class SecurityServerService(service.MultiService):
         self.signing_keys = SigningKeys(self.token)
         self.signer = BatchSigner(reactor, self.signing_keys, self._own_ocsp, enabled=settings.batch_signing)
         self.client_proxy = ClientProxy(
-            self.context, self.link, peer_verified_by_link=True, peer_ocsp=self.peer_ocsp,
-            signing_keys=self.signing_keys, signer=self.signer,
+            self.context, self.link, signing_keys=self.signing_keys, signer=self.signer,
         )
         self.server_proxy = ServerProxy(self.context, signing_keys=self.signing_keys, signer=self.signer)
         self._ports: list[Any] = []

@@ -18,6 +18,11 @@ stricter: a part out of place is refused (``invalid_message``), a part of unknow
 ``missing_signature``; a lone hash-chain part is a ``malformed_signature``. Bodies are opaque bytes here:
 the SOAP part is checked by :mod:`security_server.core.soap`, OCSP by ``trust``, the signature by
 ``signature``.
+
+The types say what is present: a :class:`SignedMessage` (its :class:`MessageContent`, its
+:class:`~security_server.core.signature.SignatureData` with or without a hash chain, and for a request the OCSP
+responses) or, for a response only, a :class:`FaultMessage` (early: the whole body; late: after the message part).
+:func:`decode_request` returns a signed message by type.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Union
 
 from security_server.core import digests
 from security_server.core.digests import DigestAlgorithm
@@ -116,13 +121,38 @@ def _media_type(content_type: str, what: str) -> str:
 @dataclass(frozen=True, slots=True)
 class MessageContent:
     """What a transport message carries and its signature covers: the message part (SOAP or REST) with its content
-    type and other MIME headers, and the SOAP attachments or the REST body (``None`` when there is none)."""
+    type and other MIME headers (those of the consumer's own SOAP part are preserved, pr-messtransp §3.1), and the
+    SOAP attachments (sent as one nested ``multipart/mixed`` part) or the REST body (``None`` when there is none)."""
 
     message: bytes
     content_type: str
     headers: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Part, ...] = ()
     rest_body: bytes | None = None
+    kind: MessageKind = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", tuple((n, v) for n, v in self.headers))
+        object.__setattr__(self, "attachments", tuple(self.attachments))
+        for name in ("message", "rest_body"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bytes):
+                raise BadRequest(f"transport part {name} must be bytes")
+        if not all(isinstance(item, Part) for item in self.attachments):
+            raise BadRequest("attachments must be MIME parts")
+        media_type = _media_type(self.content_type, "the message part")
+        if media_type not in SOAP_MEDIA_TYPES + REST_MEDIA_TYPES:
+            raise InvalidContentType(f"Invalid content type for the message part: {media_type}")
+        kind = MessageKind.REST if media_type in REST_MEDIA_TYPES else MessageKind.SOAP
+        object.__setattr__(self, "kind", kind)
+        for name, value in self.headers:
+            Part(((name, value),))  # checks the header's name and value
+            if name.lower() == "content-type":
+                raise BadRequest("message headers must not repeat the content type")
+        if kind is MessageKind.REST and self.attachments:
+            raise InvalidMessage("A REST message has a body, not SOAP attachments")
+        if kind is MessageKind.SOAP and self.rest_body is not None:
+            raise InvalidMessage("A SOAP message has attachments, not a REST body")
 
     @property
     def signed_bodies(self) -> tuple[bytes, ...]:
@@ -134,113 +164,70 @@ class MessageContent:
 
 
 @dataclass(frozen=True, slots=True)
-class TransportMessage:
-    """One transport message, request or response, with every part's bytes exactly as sent.
+class SignedMessage:
+    """A signed transport message: a request, after the OCSP responses for the sender's authentication certificate,
+    or a response (without them). ``signature`` carries the hash chain and its result when it is a hash-chain
+    signature (attachments, a REST body, or a batch)."""
 
-    ``message`` is None only for a whole-body fault (an early failure), which then is ``fault``. Otherwise
-    the message is signed (``signature``) or, in a response that failed late, followed by ``fault`` instead.
-    ``message_headers`` are the MIME headers of the message part other than its content type (those of the
-    consumer's own SOAP part are preserved, pr-messtransp §3.1). ``attachments`` are the SOAP attachments,
-    sent as one nested ``multipart/mixed`` part; ``rest_body`` is the REST body.
-    """
-
-    message: bytes | None
-    message_content_type: str = FAULT_CONTENT_TYPE
-    signature: bytes | None = None
+    content: MessageContent
+    signature: SignatureData
     ocsp_responses: tuple[bytes, ...] = ()
-    message_headers: tuple[tuple[str, str], ...] = ()
-    attachments: tuple[Part, ...] = ()
-    rest_body: bytes | None = None
-    hashchain_result: bytes | None = None
-    hashchain: bytes | None = None
-    fault: bytes | None = None
-    kind: MessageKind = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ocsp_responses", tuple(self.ocsp_responses))
-        object.__setattr__(self, "message_headers", tuple((n, v) for n, v in self.message_headers))
-        object.__setattr__(self, "attachments", tuple(self.attachments))
-        for name in ("message", "signature", "rest_body", "hashchain_result", "hashchain", "fault"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bytes):
-                raise BadRequest(f"transport part {name} must be bytes")
         if not all(isinstance(item, bytes) for item in self.ocsp_responses):
             raise BadRequest("OCSP responses must be bytes")
-        if not all(isinstance(item, Part) for item in self.attachments):
-            raise BadRequest("attachments must be MIME parts")
-        media_type = _media_type(self.message_content_type, "the message part")
-        kind = MessageKind.REST if media_type in REST_MEDIA_TYPES else MessageKind.SOAP
-        object.__setattr__(self, "kind", kind)
-        if self.message is None:
-            if self.fault is None:
-                raise MissingSoap("Transport message has neither a message nor a fault")
-            if self.signature is not None or self.ocsp_responses or self.attachments or self.rest_body is not None:
-                raise InvalidMessage("A whole-body fault carries no other parts")
-            if self.hashchain_result is not None or self.hashchain is not None or self.message_headers:
-                raise InvalidMessage("A whole-body fault carries no other parts")
-            return
-        if media_type not in SOAP_MEDIA_TYPES + REST_MEDIA_TYPES:
-            raise InvalidContentType(f"Invalid content type for the message part: {media_type}")
-        for name, value in self.message_headers:
-            Part(((name, value),))  # checks the header's name and value
-            if name.lower() == "content-type":
-                raise BadRequest("message_headers must not repeat the content type")
-        if self.signature is None and self.fault is None:
-            raise MissingSignature("Transport message has no signature")
-        if self.signature is not None and self.fault is not None:
-            raise InvalidMessage("A signed transport message cannot also end in a fault")
-        if (self.hashchain_result is None) != (self.hashchain is None):
-            raise MalformedSignature("A batch signature needs both the hash chain result and the hash chain")
-        if kind is MessageKind.REST and self.attachments:
-            raise InvalidMessage("A REST message has a body, not SOAP attachments")
-        if kind is MessageKind.SOAP and self.rest_body is not None:
-            raise InvalidMessage("A SOAP message has attachments, not a REST body")
+        if not isinstance(self.signature.signature_xml, bytes):
+            raise BadRequest("transport part signature must be bytes")
 
-    @classmethod
-    def signed(
-        cls, content: MessageContent, signature: SignatureData, ocsp_responses: Iterable[bytes] = ()
-    ) -> TransportMessage:
-        """The transport form of ``content`` signed with ``signature`` (with its hash chain when it has one),
-        preceded by ``ocsp_responses`` (a request carries the OCSP response of the sender's TLS certificate)."""
-        return cls(
-            content.message,
-            message_content_type=content.content_type,
-            message_headers=content.headers,
-            attachments=content.attachments,
-            rest_body=content.rest_body,
-            signature=signature.signature_xml,
-            hashchain_result=signature.hash_chain_result,
-            hashchain=signature.hash_chain,
-            ocsp_responses=tuple(ocsp_responses),
-        )
+
+@dataclass(frozen=True, slots=True)
+class FaultMessage:
+    """A response in which a SOAP fault takes the signed message's place: the whole body when the provider's server
+    failed before answering (``content`` is None, an early failure), else the last part after the message part
+    (a late failure; pr-messtransp §3.1)."""
+
+    fault: bytes
+    content: MessageContent | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fault, bytes):
+            raise BadRequest("transport part fault must be bytes")
 
     @property
     def is_early_fault(self) -> bool:
-        """Whether the whole body is a SOAP fault (the provider's server failed before answering)."""
-        return self.message is None
+        """Whether the whole body is the fault."""
+        return self.content is None
+
+
+TransportMessage = Union[SignedMessage, FaultMessage]
+"""A transport message as sent or received: signed, or (a response only) a fault in its place."""
 
 
 def encode_transport(message: TransportMessage) -> tuple[str, bytes]:
     """Encode as ``(Content-Type, body)``: ``multipart/mixed`` in X-Road's part order, or a whole-body fault."""
-    if message.message is None:
-        assert message.fault is not None
-        return FAULT_CONTENT_TYPE, message.fault
-    parts = [Part((("Content-Type", OCSP_RESPONSE),), ocsp) for ocsp in message.ocsp_responses]
-    parts.append(Part((("Content-Type", message.message_content_type), *message.message_headers), message.message))
-    if message.attachments:
-        boundary, nested = build_multipart(message.attachments)
+    ocsp: tuple[bytes, ...] = ()
+    last: list[Part] = []
+    if isinstance(message, FaultMessage):
+        if message.content is None:
+            return FAULT_CONTENT_TYPE, message.fault
+        content = message.content
+        last.append(Part((("Content-Type", FAULT_CONTENT_TYPE),), message.fault))
+    else:
+        content, ocsp, signature = message.content, message.ocsp_responses, message.signature
+        if signature.hash_chain_result is not None and signature.hash_chain is not None:
+            last.append(Part((("Content-Type", HASH_CHAIN_RESULT),), signature.hash_chain_result))
+            last.append(Part((("Content-Type", HASH_CHAIN),), signature.hash_chain))
+        last.append(Part((("Content-Type", SIGNATURE),), signature.signature_xml))
+    parts = [Part((("Content-Type", OCSP_RESPONSE),), der) for der in ocsp]
+    parts.append(Part((("Content-Type", content.content_type), *content.headers), content.message))
+    if content.attachments:
+        boundary, nested = build_multipart(content.attachments)
         nested_type = format_header_value(MULTIPART_MIXED, [("charset", "UTF-8"), ("boundary", boundary)])
         parts.append(Part((("Content-Type", nested_type),), nested))
-    if message.rest_body is not None:
-        parts.append(Part((("Content-Type", REST_BODY),), message.rest_body))
-    if message.hashchain_result is not None and message.hashchain is not None:
-        parts.append(Part((("Content-Type", HASH_CHAIN_RESULT),), message.hashchain_result))
-        parts.append(Part((("Content-Type", HASH_CHAIN),), message.hashchain))
-    if message.signature is not None:
-        parts.append(Part((("Content-Type", SIGNATURE),), message.signature))
-    if message.fault is not None:
-        parts.append(Part((("Content-Type", FAULT_CONTENT_TYPE),), message.fault))
-    boundary, body = build_multipart(parts)
+    if content.rest_body is not None:
+        parts.append(Part((("Content-Type", REST_BODY),), content.rest_body))
+    boundary, body = build_multipart([*parts, *last])
     return format_header_value(MULTIPART_MIXED, [("charset", "UTF-8"), ("boundary", boundary)]), body
 
 
@@ -264,10 +251,20 @@ def _decode_attachments(part: Part, limits: TransportLimits) -> tuple[Part, ...]
     return attachments
 
 
+def decode_request(content_type: str, body: bytes, *, limits: TransportLimits = DEFAULT_TRANSPORT_LIMITS) -> SignedMessage:
+    """Decode a request strictly (see the module docstring): always signed; every failure is a BusError."""
+    message = decode_transport(content_type, body, is_response=False, limits=limits)
+    if isinstance(message, FaultMessage):  # the decoder reads a fault part in responses only
+        raise InvalidMessage("A request cannot carry a fault")
+    return message
+
+
 def decode_transport(
     content_type: str, body: bytes, *, is_response: bool, limits: TransportLimits = DEFAULT_TRANSPORT_LIMITS
 ) -> TransportMessage:
-    """Decode a transport message strictly (see the module docstring); every failure is a BusError."""
+    """Decode a transport message strictly (see the module docstring); every failure is a BusError. A request is
+    always a :class:`SignedMessage` (:func:`decode_request` says so in its type); a response may be a
+    :class:`FaultMessage`."""
     if not isinstance(body, bytes):
         raise BadRequest("transport body must be bytes")
     media = _media_type(content_type, "the transport message")
@@ -277,7 +274,7 @@ def decode_transport(
             raise InvalidMessage("Empty fault from the provider's security server")
         if len(body) > limits.mime.max_body_bytes:
             raise RequestTooLarge(f"Transport body is larger than {limits.mime.max_body_bytes} bytes")
-        return TransportMessage(None, fault=body)
+        return FaultMessage(body)
     if media != MULTIPART_MIXED:
         raise InvalidContentType(f"Invalid content type: {media}")
     _, parts = parse_multipart_message(content_type, body, (MULTIPART_MIXED,), limits.mime)
@@ -341,20 +338,18 @@ def decode_transport(
         raise MissingSoap("Transport message does not have a message part")
     if stage is _Stage.CHAIN:
         raise MalformedSignature("Hash chain result without a hash chain")
-    if signature is None and fault is None:
-        raise MissingSignature("Transport message does not have a signature")
-    return TransportMessage(
+    content = MessageContent(
         message.body,
-        message_content_type=message.require_header("Content-Type"),
-        signature=signature,
-        ocsp_responses=tuple(ocsp),
-        message_headers=tuple((n, v) for n, v in message.headers if n.lower() != "content-type"),
-        attachments=attachments,
-        rest_body=rest_body,
-        hashchain_result=hashchain_result,
-        hashchain=hashchain,
-        fault=fault,
+        message.require_header("Content-Type"),
+        tuple((n, v) for n, v in message.headers if n.lower() != "content-type"),
+        attachments,
+        rest_body,
     )
+    if fault is not None:
+        return FaultMessage(fault, content)
+    if signature is None:
+        raise MissingSignature("Transport message does not have a signature")
+    return SignedMessage(content, SignatureData(signature, hashchain_result, hashchain), tuple(ocsp))
 
 
 # --- HTTP headers of the exchange (pr-messtransp §3.2) -------------------------------------------------------

@@ -54,13 +54,9 @@ Fault prefixes: a fault in what the IS sent keeps its ``client.`` prefix; every 
 wrong method, 413 for a body over the limit); every other fault, relayed ones included, is 500 (SOAP 1.1 §6.2;
 X-Road itself answers faults with 200, which SOAP clients accept as well).
 
-*Peer verification.* In production the mutual-TLS link checks the peer before a byte of the request is
-written (``peer_trust.PeerAuthVerifier``: all of XROAD-REFERENCE.md §4.3 including OCSP); the client proxy is
-then built with ``peer_verified_by_link=True`` and only checks that the answer came from one of the servers it
-offered. With ``peer_verified_by_link=False`` (links that do not verify, such as the in-memory link without a
-verifier) the client proxy checks the answering peer's certificate itself, checks 1-4 of core/peerauth.py, and
-OCSP (check 5) when given a ``peer_ocsp`` cache; the request has then already left, so this is a check on the
-answer, not a guard for the request.
+*Peer verification.* The link checks the peer before a byte of the request is written (the mutual-TLS link and
+the in-memory one run a verifier, in production ``peer_trust.PeerAuthVerifier``: all of XROAD-REFERENCE.md §4.3
+including OCSP); the client proxy only checks that the answer came from one of the servers it offered.
 
 One structlog event is written per exchange (``soap_request_answered`` / ``soap_request_failed``, or
 ``rest_request_answered`` / ``rest_request_failed``), with the fault code and fault-detail UUID; message bodies
@@ -70,7 +66,6 @@ are never logged.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
 
@@ -95,7 +90,6 @@ from security_server.core.logchain import Direction
 from security_server.core.message_trust import TrustCache, verify_message
 from security_server.core.metadata import accepts_json, client_list, list_clients_json, list_clients_xml
 from security_server.core.multipart import Limits, Part
-from security_server.core.peerauth import check_peer_ocsp, identify_peer
 from security_server.core.rest import (
     JSON_CONTENT_TYPE,
     RestAnswer,
@@ -118,18 +112,18 @@ from security_server.core.soapattachments import (
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     REST_REQUEST,
+    FaultMessage,
+    MessageContent,
     MessageKind,
     TransportHeaders,
     TransportLimits,
-    MessageContent,
     TransportMessage,
     decode_transport,
 )
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, sign_and_log
-from security_server.proxy.exchange_log import received_entry
-from security_server.proxy.peer_trust import PeerOcspCache
-from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
+from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
+from security_server.proxy.exchange_log import ExchangeIds, received_entry
+from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.signing_keys import SigningKeys
 
@@ -141,14 +135,6 @@ AUTH_CERT_CACHE_SECONDS = 60.0
 
 
 # --- the client proxy ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """The provider side's verified transport answer, or the fault it relayed."""
-
-    transport: TransportMessage | None
-    fault: bytes | None = None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -167,8 +153,6 @@ class ClientProxy:
         context: ProxyContext,
         link: PeerLink,
         *,
-        peer_verified_by_link: bool = False,
-        peer_ocsp: PeerOcspCache | None = None,
         peer_timeout_seconds: float = DEFAULT_PEER_TIMEOUT_SECONDS,
         default_peer_port: int = DEFAULT_SERVER_PROXY_PORT,
         signing_keys: SigningKeys | None = None,
@@ -179,8 +163,6 @@ class ClientProxy:
         batch together); by default one of our own over ``signing_keys``."""
         self.context = context
         self.link = link
-        self.peer_verified_by_link = peer_verified_by_link
-        self.peer_ocsp = peer_ocsp
         self.peer_timeout_seconds = peer_timeout_seconds
         self.default_peer_port = default_peer_port
         self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
@@ -287,18 +269,17 @@ class ClientProxy:
         conf.check_valid(now)
 
         # 2. the IS's request: the SOAP message, or the SOAP part and attachments of a multipart/related one
-        content = MessageContent(body, content_type)
         if is_multipart_related(content_type):
             related = parse_related(
                 content_type, body, limits=self._limits.mime, max_attachments=context.limits.max_attachments
             )
-            content = MessageContent(
-                related.soap.body, related.soap_content_type, related.soap_headers, related.attachments
-            )
-        soap = parse_soap(content.message, content.content_type, max_bytes=context.limits.max_body_bytes)
-        exchange.soap = soap
-        header = soap.header
-        assert header is not None  # a request is never a fault
+            request = SoapRequest.parse(related.soap.body, related.soap_content_type, max_bytes=context.limits.max_body_bytes)
+            content = MessageContent(related.soap.body, related.soap_content_type, related.soap_headers, related.attachments)
+        else:
+            request = SoapRequest.parse(body, content_type, max_bytes=context.limits.max_body_bytes)
+            content = MessageContent(body, content_type)
+        exchange.soap = request.soap
+        header = request.header
 
         # 3-4. the client, and the provider's security servers
         self._check_client(conf, header.client)
@@ -306,34 +287,31 @@ class ClientProxy:
         peers = self._provider_peers(conf, provider, header.security_server, str(header.service))
 
         # 5-6. sign the SOAP part and every attachment, build the transport message, log durably
-        exchange.request_id = str(uuid.uuid4())
+        request_id = exchange.request_id = str(uuid.uuid4())
+        ids = ExchangeIds(header.id, str(header.client), str(header.service), request_id)
         transport_headers = TransportHeaders(
-            exchange.request_id,
+            request_id,
             original_content_type=content_type,
             original_soap_action=_header(headers, "SOAPAction"),
             proxy_version=self.proxy_version,
         )
-        request = await self._sign_request(exchange, header.client, content, transport_headers, body, now)
+        peer_request = await self._sign_request(exchange, ids, header.client, content, transport_headers, body, now)
 
         # 7-8. to the provider's server, and its checked answer
-        answer = await self._exchange_with_peer(exchange, peers, request, provider)
-        if answer.transport is None:
-            assert answer.fault is not None
+        answer = await self._exchange_with_peer(exchange, peers, peer_request, provider)
+        if isinstance(answer, FaultMessage):
             return await self._relay_fault(exchange, answer.fault)
-        transport = answer.transport
-        assert transport.message is not None and transport.signature is not None
-        reply = parse_soap(
-            transport.message, transport.message_content_type, max_bytes=context.limits.max_body_bytes, is_response=True
-        )
+        response = answer.content
+        reply = parse_soap(response.message, response.content_type, max_bytes=context.limits.max_body_bytes, is_response=True)
         if not reply.is_fault:
-            check_response_consistency(soap, reply)
+            check_response_consistency(request.soap, reply)
 
         # 9. log and answer with the exact bytes (as multipart/related again when it has attachments)
-        await self._log_response(exchange, transport)
-        answer_type, answer_body = transport.message_content_type, transport.message
-        if transport.attachments:
-            soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), transport.message)
-            answer_type, answer_body = build_related(SoapWithAttachments(soap_part, transport.attachments))
+        await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer))
+        answer_type, answer_body = response.content_type, response.message
+        if response.attachments:
+            soap_part = Part((("Content-Type", response.content_type), *response.headers), response.message)
+            answer_type, answer_body = build_related(SoapWithAttachments(soap_part, response.attachments))
         if reply.is_fault:
             exchange.relayed_fault = (reply.fault_code or "unknown")[:200]
             return 500, answer_type, answer_body
@@ -358,6 +336,7 @@ class ClientProxy:
             method, target, headers, request_id=request_id, new_query_id=f"{conf.instance}-{uuid.uuid4()}"
         )
         exchange.rest = rest
+        ids = ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id)
 
         # 3-4. the client, and the provider's security servers
         self._check_client(conf, rest.client)
@@ -368,25 +347,22 @@ class ClientProxy:
         message = rest.to_bytes()
         content = MessageContent(message, REST_REQUEST, rest_body=body or None)
         transport_headers = TransportHeaders(request_id, proxy_version=self.proxy_version, rest=True)
-        request = await self._sign_request(exchange, rest.client, content, transport_headers, message + body, now)
+        peer_request = await self._sign_request(exchange, ids, rest.client, content, transport_headers, message + body, now)
 
         # 7-8. to the provider's server, its checked answer
-        answer = await self._exchange_with_peer(exchange, peers, request, provider)
-        if answer.transport is None:
-            assert answer.fault is not None
+        answer = await self._exchange_with_peer(exchange, peers, peer_request, provider)
+        if isinstance(answer, FaultMessage):
             return await self._relay_rest_fault(exchange, answer.fault, header_value(headers, "Accept"))
-        transport = answer.transport
-        assert transport.message is not None and transport.signature is not None
-        if transport.kind is not MessageKind.REST:
+        if answer.content.kind is not MessageKind.REST:
             raise InvalidMessage("Response to a REST request is not a REST message")
-        response = RestResponse.parse(transport.message)
+        response = RestResponse.parse(answer.content.message)
         check_rest_response_consistency(rest, response, request_id, message, body)
 
         # 9. log, then the provider's status, headers and body to the IS
-        await self._log_response(exchange, transport)
+        await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer))
         if response.status >= 400:
             exchange.relayed_fault = f"HTTP {response.status}"
-        return RestAnswer(response.status, response.headers, transport.rest_body or b"")
+        return RestAnswer(response.status, response.headers, answer.content.rest_body or b"")
 
     async def _relay_rest_fault(self, exchange: Exchange, fault_body: bytes, accept: str | None) -> RestAnswer:
         """A fault from the provider's side, as the REST error JSON with its own code and detail (X-Road
@@ -438,6 +414,7 @@ class ClientProxy:
     async def _sign_request(
         self,
         exchange: Exchange,
+        ids: ExchangeIds,
         client: ClientId,
         content: MessageContent,
         transport_headers: TransportHeaders,
@@ -446,8 +423,6 @@ class ClientProxy:
     ) -> PeerRequest:
         """Steps 5-6: sign as the client's member (identical requests get distinct signing times, keyed by
         ``as_received``), encode after our auth certificate's OCSP response, log durably; the request to send."""
-        ids = exchange.ids()
-        assert ids is not None  # the request is parsed before it is signed
         transport_type, transport_body = await sign_and_log(
             self.signer,
             self.journal,
@@ -464,9 +439,11 @@ class ClientProxy:
 
     async def _exchange_with_peer(
         self, exchange: Exchange, peers: list[PeerAddress], request: PeerRequest, provider: ClientId
-    ) -> _Answer:
+    ) -> TransportMessage:
         """Steps 7-8: deliver, then check who answered and the answer's signature (made by the provider's member,
-        over the message and every attachment or body)."""
+        over the message and every attachment or body); or the fault the provider's side answered with. The peer's
+        TLS certificate is the link's to check (XROAD-REFERENCE.md §4.3), before the request is written: the
+        mutual-TLS link runs ``peer_trust.PeerAuthVerifier`` on every connection it uses."""
         context = self.context
         exchange.sent = True
         try:
@@ -483,42 +460,29 @@ class ClientProxy:
             raise SslAuthenticationFailed(
                 "Answer came from a security server that was not asked", reason=f"answer from {response.server}"
             )
-        await self._check_peer(response, conf, now, provider)
         transport = decode_transport(response.content_type, response.body, is_response=True, limits=self._limits)
-        if transport.message is None or transport.signature is None:
+        if isinstance(transport, FaultMessage):
             # A fault from the provider's side; its listener may answer early faults without transport headers.
-            assert transport.fault is not None  # decode_transport: a message, or a fault in its place
-            return _Answer(None, transport.fault)
+            return transport
         reply_headers = TransportHeaders.from_http(response.headers, is_response=True)
         if reply_headers.request_id is not None and reply_headers.request_id != exchange.request_id:
             raise InconsistentResponse(
                 "Response from server proxy is not consistent with request",
                 reason=f"x-road-request-id {reply_headers.request_id!r} is not {exchange.request_id!r}",
             )
-        bodies: tuple[bytes, ...] = tuple(part.body for part in transport.attachments)
-        if transport.rest_body:
-            bodies = (transport.rest_body,)
+        signature = transport.signature
         verify_message(
-            transport.signature,
-            transport.message,
-            bodies,
-            transport.hashchain_result,
-            transport.hashchain,
+            signature.signature_xml,
+            transport.content.message,
+            transport.content.signed_bodies,
+            signature.hash_chain_result,
+            signature.hash_chain,
             provider,
             conf,
             self.trust.get(conf),
             now,
         )
-        return _Answer(transport)
-
-    async def _log_response(self, exchange: Exchange, transport: TransportMessage) -> None:
-        """Step 9: the provider's signed response, durably (with its attachments or REST body)."""
-        ids = exchange.ids()
-        assert ids is not None
-        bodies: tuple[bytes, ...] = tuple(part.body for part in transport.attachments)
-        if transport.rest_body:
-            bodies = (transport.rest_body,)
-        await self.journal.record(received_entry(ids, Direction.RESPONSE, self.context.now(), transport, bodies))
+        return transport
 
     def _own_auth_cert(self, now: datetime) -> x509.Certificate:
         """Our authentication certificate (read from the token at most once a minute; the key stays with TLS)."""
@@ -530,17 +494,6 @@ class ClientProxy:
         _, cert = self.context.token.auth_key(now=now)
         self._auth_cert = (stamp, cert)
         return cert
-
-    async def _check_peer(self, response: PeerResponse, conf: GlobalConf, now: datetime, provider: ClientId) -> None:
-        """See *Peer verification* in the module docstring."""
-        if self.peer_verified_by_link:
-            return
-        if response.peer_cert_der is None:
-            raise SslAuthenticationFailed("Provider's security server presented no TLS certificate")
-        peer = identify_peer(response.peer_cert_der, conf, now, expected_server=response.server, hosted_client=provider)
-        if self.peer_ocsp is not None:
-            ocsp_der = await self.peer_ocsp.get(peer, conf)
-            check_peer_ocsp(peer, ocsp_der, conf, now)
 
     async def _relay_fault(self, exchange: Exchange, fault_body: bytes) -> tuple[int, str, bytes]:
         """Pass the provider side's SOAP fault to the IS as it is (X-Road ``checkResponse``), once it is checked

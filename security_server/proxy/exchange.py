@@ -17,15 +17,31 @@ from typing import Any, Callable, Sequence
 
 import structlog
 
-from security_server.core.errors import BusError
+from security_server.core.errors import BadRequest, BusError
 from security_server.core.identifiers import ClientId
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
-from security_server.core.soap import SoapMessage
-from security_server.core.transport import MessageContent, TransportMessage, encode_transport
+from security_server.core.soap import SoapHeader, SoapMessage, parse_soap
+from security_server.core.transport import MessageContent, SignedMessage, encode_transport
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, signed_entry
 from security_server.signer.batch_signer import BatchSigner
+
+
+@dataclass(frozen=True, slots=True)
+class SoapRequest:
+    """A parsed SOAP request with its X-Road header (a request always has one: core/soap.py refuses a fault)."""
+
+    soap: SoapMessage
+    header: SoapHeader
+
+    @classmethod
+    def parse(cls, message: bytes, content_type: str, *, max_bytes: int) -> SoapRequest:
+        """Parse ``message`` as a SOAP 4.0 request (the ``client.*`` faults of core/soap.py)."""
+        soap = parse_soap(message, content_type, max_bytes=max_bytes)
+        if soap.header is None:
+            raise BadRequest("Malformed SOAP message: a request cannot be a SOAP fault")
+        return cls(soap, soap.header)
 
 
 class Side(enum.Enum):
@@ -148,6 +164,6 @@ async def sign_and_log(
     ``(Content-Type, body)`` to send. Nothing leaves before the record is durable."""
     bodies = content.signed_bodies
     signature = await signer.sign(member, content.message, signing_time, bodies)
-    encoded = encode_transport(TransportMessage.signed(content, signature, ocsp_responses()))
+    encoded = encode_transport(SignedMessage(content, signature, tuple(ocsp_responses())))
     await journal.record(signed_entry(ids, direction, logged_at, content.message, signature, bodies))
     return encoded

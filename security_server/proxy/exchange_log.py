@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from security_server.core.errors import BusError, LoggingFailed
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.signature import SignatureData
-from security_server.core.transport import TransportMessage
+from security_server.core.transport import SignedMessage
 from security_server.messagelog.writer import MessageLogWriter
 
 
@@ -50,13 +50,10 @@ def signed_entry(
     )
 
 
-def received_entry(
-    ids: ExchangeIds, direction: Direction, time: datetime, transport: TransportMessage, attachments: Sequence[bytes]
-) -> LogEntry:
-    """The record of a signed message received in ``transport`` (its signature already checked)."""
-    assert transport.message is not None and transport.signature is not None
-    signature = SignatureData(transport.signature, transport.hashchain_result, transport.hashchain)
-    return signed_entry(ids, direction, time, transport.message, signature, attachments)
+def received_entry(ids: ExchangeIds, direction: Direction, time: datetime, transport: SignedMessage) -> LogEntry:
+    """The record of a signed message received (its signature already checked), with its attachments or body."""
+    content = transport.content
+    return signed_entry(ids, direction, time, content.message, transport.signature, content.signed_bodies)
 
 
 async def record(message_log: MessageLogWriter, entry: LogEntry) -> None:

@@ -104,7 +104,7 @@ from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.replay import ReplayGuard
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
-from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, add_request_hash, parse_soap
+from security_server.core.soap import SOAP_CONTENT_TYPE, add_request_hash, parse_soap
 from security_server.core.soap import request_hash as soap_request_hash
 from security_server.core.soapattachments import (
     SoapWithAttachments,
@@ -119,12 +119,12 @@ from security_server.core.transport import (
     MessageKind,
     TransportHeaders,
     TransportLimits,
-    TransportMessage,
-    decode_transport,
+    SignedMessage,
+    decode_request,
 )
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, sign_and_log
-from security_server.proxy.exchange_log import received_entry
+from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
+from security_server.proxy.exchange_log import ExchangeIds, received_entry
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
 from security_server.proxy.provider_client import LeanProviderClient
@@ -167,12 +167,14 @@ class _Call:
     """What steps 3-9 need of a request, whichever its protocol: the parsed message part and its exact bytes, who
     calls which service (through which server), and the bodies the signature must cover after the message."""
 
-    message: SoapMessage | RestRequest
+    message: SoapRequest | RestRequest
     raw: bytes
     client: ClientId
     service: ServiceId
     security_server: SecurityServerId | None
     kind: ServiceKind
+    ids: ExchangeIds
+    """How the message log names the exchange."""
     metadata: bool
     """A metadata service, answered here without an access check."""
     attachments: tuple[bytes, ...]
@@ -267,8 +269,8 @@ class ServerProxy:
         # 2. the transport message and its message part: a SOAP 4.0 request or a REST request
         headers = TransportHeaders.from_http(request.headers, is_response=False)
         exchange.request_id = headers.request_id
-        transport = decode_transport(request.content_type, request.body, is_response=False, limits=self._limits)
-        if transport.kind is MessageKind.REST:
+        transport = decode_request(request.content_type, request.body, limits=self._limits)
+        if transport.content.kind is MessageKind.REST:
             call = self._read_rest(exchange, transport, headers)
         else:
             call = self._read_soap(exchange, transport)
@@ -288,7 +290,8 @@ class ServerProxy:
         self._verify_request(transport, call, conf, now)
 
         # 9. a durable request record before the provider sees anything
-        await self._log_request(exchange, transport, call.attachments, now)
+        await self.journal.record(received_entry(call.ids, Direction.REQUEST, now, transport))
+        exchange.request_logged = True
 
         # 10-11. the provider's service (or the metadata service), then the signed, logged answer
         if isinstance(call.message, RestRequest):
@@ -297,42 +300,42 @@ class ServerProxy:
 
     # --- step 2: the message part, by protocol ------------------------------------------------------------------
 
-    def _read_soap(self, exchange: Exchange, transport: TransportMessage) -> _Call:
+    def _read_soap(self, exchange: Exchange, transport: SignedMessage) -> _Call:
         """A SOAP 4.0 request (core/soap.py), its attachments in the nested ``multipart/mixed`` part."""
-        assert transport.message is not None and transport.signature is not None  # decode_transport checked
-        soap = parse_soap(transport.message, transport.message_content_type, max_bytes=self.context.limits.max_body_bytes)
-        exchange.soap = soap
-        header = soap.header
-        assert header is not None  # a request is never a fault
+        content = transport.content
+        request = SoapRequest.parse(content.message, content.content_type, max_bytes=self.context.limits.max_body_bytes)
+        exchange.soap = request.soap
+        header = request.header
         return _Call(
-            soap,
-            transport.message,
+            request,
+            content.message,
             header.client,
             header.service,
             header.security_server,
             ServiceKind.SOAP,
+            ExchangeIds(header.id, str(header.client), str(header.service), exchange.request_id),
             metadata=header.service.service_code in SOAP_METADATA_SERVICES,
-            attachments=tuple(part.body for part in transport.attachments),
+            attachments=content.signed_bodies,
         )
 
-    def _read_rest(self, exchange: Exchange, transport: TransportMessage, headers: TransportHeaders) -> _Call:
+    def _read_rest(self, exchange: Exchange, transport: SignedMessage, headers: TransportHeaders) -> _Call:
         """A REST request message part (core/rest.py): strict, identifiers read, the service path normalised."""
-        assert transport.message is not None and transport.signature is not None  # decode_transport checked
-        rest = RestRequest.parse(transport.message)
+        content = transport.content
+        rest = RestRequest.parse(content.message)
         exchange.rest = rest
         if headers.request_id is not None and rest.request_id is not None and rest.request_id != headers.request_id:
             raise InconsistentHeaders("x-road-request-id of the REST message is not the transport's")
-        body = transport.rest_body or b""
         return _Call(
             rest,
-            transport.message,
+            content.message,
             rest.client,
             rest.service,
             rest.security_server,
             ServiceKind.REST,
+            ExchangeIds(rest.query_id, str(rest.client), str(rest.service), exchange.request_id),
             # the REST metadata services answer GET (X-Road RestMetadataServiceHandlerImpl)
             metadata=rest.method == "GET" and rest.service.service_code in REST_METADATA_SERVICES,
-            attachments=(body,) if body else (),
+            attachments=content.signed_bodies,
             method=rest.method,
             path=rest.normal_path,
         )
@@ -351,7 +354,7 @@ class ServerProxy:
             raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not a registered client here")
 
     def _check_peer(
-        self, peer_cert_der: bytes | None, transport: TransportMessage, conf: GlobalConf, now: datetime, client: ClientId
+        self, peer_cert_der: bytes | None, transport: SignedMessage, conf: GlobalConf, now: datetime, client: ClientId
     ) -> None:
         """Step 5: the peer's TLS certificate (X-Road verifySslClientCert)."""
         if peer_cert_der is None:
@@ -383,22 +386,22 @@ class ServerProxy:
             raise ServiceDisabled(f"Service {call.service} is disabled: {service.disabled_notice}")
         return service
 
-    def _verify_request(self, transport: TransportMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
+    def _verify_request(self, transport: SignedMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
         """Steps 7-8: the signature covers the message and every attachment, made by the client's member; no replay."""
-        assert transport.signature is not None  # decode_transport checked
+        signature = transport.signature
         verified = verify_message(
-            transport.signature,
+            signature.signature_xml,
             call.raw,
             call.attachments,
-            transport.hashchain_result,
-            transport.hashchain,
+            signature.hash_chain_result,
+            signature.hash_chain,
             call.client,
             conf,
             self.trust.get(conf),
             now,
         )
         self.replay_guard.check(
-            ReplayGuard.key(verified.signature_value, call.raw, transport.hashchain),
+            ReplayGuard.key(verified.signature_value, call.raw, signature.hash_chain),
             verified.signing_time.astimezone(timezone.utc),
             now,
         )
@@ -408,10 +411,10 @@ class ServerProxy:
     async def _answer_soap(
         self,
         exchange: Exchange,
-        soap: SoapMessage,
+        request: SoapRequest,
         call: _Call,
         service: Service | None,
-        transport: TransportMessage,
+        transport: SignedMessage,
         headers: TransportHeaders,
         snapshot: ServerConfSnapshot,
         conf: GlobalConf,
@@ -419,25 +422,25 @@ class ServerProxy:
         """Step 10: the service (or the metadata service); step 11: requestHash (already in the answer), the
         signature over every part, the record, the answer."""
         if service is None:
-            answer = self._soap_metadata(soap, snapshot, conf, call.raw)
+            answer = self._soap_metadata(request, snapshot, conf, call.raw)
         else:
-            called = await self._call_soap_provider(exchange, service, call.raw, transport, headers)
+            called = await self._call_soap_provider(exchange, service, transport.content, headers)
             if isinstance(called, bytes):
                 return self._reply(exchange, FAULT_CONTENT_TYPE, called)  # the service's own fault, passed back
             answer = called
-        content_type, body = await self._sign_response(exchange, call.service.client, answer)
+        content_type, body = await self._sign_response(call, answer)
         return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
 
     async def _call_soap_provider(
-        self, exchange: Exchange, service: Service, message: bytes, transport: TransportMessage, headers: TransportHeaders
+        self, exchange: Exchange, service: Service, request: MessageContent, headers: TransportHeaders
     ) -> MessageContent | bytes:
         """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
         answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
         context = self.context
-        body, content_type = message, transport.message_content_type
-        if transport.attachments:
-            soap_part = Part((("Content-Type", transport.message_content_type), *transport.message_headers), message)
-            content_type, body = build_related(SoapWithAttachments(soap_part, transport.attachments))
+        body, content_type = request.message, request.content_type
+        if request.attachments:
+            soap_part = Part((("Content-Type", request.content_type), *request.headers), request.message)
+            content_type, body = build_related(SoapWithAttachments(soap_part, request.attachments))
         provider_headers = {"Content-Type": content_type}
         if headers.original_soap_action is not None:
             provider_headers["SOAPAction"] = headers.original_soap_action
@@ -465,14 +468,13 @@ class ServerProxy:
             exchange.provider_fault = response.fault.code[:200] or "unknown"
             await self.journal.record_failure(exchange, fault_body, exchange.provider_fault)
             return fault_body
-        return MessageContent(add_request_hash(response, message), soap_type, soap_headers, attachments)
+        return MessageContent(add_request_hash(response, request.message), soap_type, soap_headers, attachments)
 
     def _soap_metadata(
-        self, soap: SoapMessage, snapshot: ServerConfSnapshot, conf: GlobalConf, request_raw: bytes
+        self, request: SoapRequest, snapshot: ServerConfSnapshot, conf: GlobalConf, request_raw: bytes
     ) -> MessageContent:
         """Step 10 for ``listMethods``, ``allowedMethods`` and ``getWsdl`` (pr-meta; core/metadata.py)."""
-        header = soap.header
-        assert header is not None
+        soap, header = request.soap, request.header
         provider = header.service.client
         digest = (digests.SHA512.uri, base64.b64encode(soap_request_hash(request_raw)).decode("ascii"))
         soap_services = [s for s in snapshot.services_of(provider) if s.kind is ServiceKind.SOAP]
@@ -535,7 +537,7 @@ class ServerProxy:
             rest, reply.status, reply.reason, reply.headers, rest_request_hash(call.raw, body), headers.request_id
         )
         content = MessageContent(response.to_bytes(), REST_RESPONSE, rest_body=reply.body or None)
-        content_type, encoded = await self._sign_response(exchange, call.service.client, content)
+        content_type, encoded = await self._sign_response(call, content)
         return self._reply(exchange, content_type, encoded, rest=True)
 
     def _rest_metadata(self, rest: RestRequest, snapshot: ServerConfSnapshot, conf: GlobalConf) -> ProviderReply:
@@ -573,23 +575,12 @@ class ServerProxy:
 
     # --- records, replies and the summary -----------------------------------------------------------------------
 
-    async def _log_request(
-        self, exchange: Exchange, transport: TransportMessage, attachments: Sequence[bytes], now: datetime
-    ) -> None:
-        """Step 9: the verified request, durably, before the provider sees anything."""
-        ids = exchange.ids()
-        assert ids is not None  # the request is parsed before it is logged
-        await self.journal.record(received_entry(ids, Direction.REQUEST, now, transport, attachments))
-        exchange.request_logged = True
-
-    async def _sign_response(self, exchange: Exchange, provider: ClientId, content: MessageContent) -> tuple[str, bytes]:
+    async def _sign_response(self, call: _Call, content: MessageContent) -> tuple[str, bytes]:
         """Step 11: sign the answer as the provider's member over every part, log it durably; its transport form."""
-        ids = exchange.ids()
-        assert ids is not None
         now = self.context.now()
         return await sign_and_log(
-            self.signer, self.journal, provider, content,
-            ids=ids, direction=Direction.RESPONSE, signing_time=now, logged_at=now,
+            self.signer, self.journal, call.service.client, content,
+            ids=call.ids, direction=Direction.RESPONSE, signing_time=now, logged_at=now,
         )
 
     def _reply(

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from security_server.core import digests
 from security_server.core.errors import BusError
 from security_server.core.multipart import Limits, Part, build_multipart
+from security_server.core.signature import SignatureData
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     HASH_CHAIN,
@@ -22,10 +23,14 @@ from security_server.core.transport import (
     REST_REQUEST,
     REST_RESPONSE,
     SIGNATURE,
+    FaultMessage,
+    MessageContent,
     MessageKind,
+    SignedMessage,
     TransportHeaders,
     TransportLimits,
     TransportMessage,
+    decode_request,
     decode_transport,
     encode_transport,
 )
@@ -51,6 +56,16 @@ def _code(content_type: str, body: bytes, *, is_response: bool = False, limits: 
     return caught.value.fault_code
 
 
+def _signed(message: TransportMessage) -> SignedMessage:
+    assert isinstance(message, SignedMessage), message
+    return message
+
+
+def _fault(message: TransportMessage) -> FaultMessage:
+    assert isinstance(message, FaultMessage), message
+    return message
+
+
 def _body(*parts: tuple[str, bytes]) -> tuple[str, bytes]:
     """A multipart/mixed body with the given (content type, body) parts, in the given order."""
     boundary, body = build_multipart([Part((("Content-Type", ct),), data) for ct, data in parts])
@@ -63,51 +78,50 @@ def _body(*parts: tuple[str, bytes]) -> tuple[str, bytes]:
 def test_xroad_simple_soap_request_decodes(xroad_vectors: Path) -> None:
     """pr-messtransp's simple SOAP request: one OCSP response, the SOAP message, the signature."""
     content_type, body = _example(xroad_vectors, "### 4.2")
-    message = decode_transport(content_type, body, is_response=False)
+    message = decode_request(content_type, body)
     assert message.ocsp_responses == (b"...ocsp response...",)
-    assert message.message == b"...request SOAP..."
-    assert message.kind is MessageKind.SOAP
-    assert message.signature == b"...signature XML..."
-    assert message.fault is None and message.hashchain is None
+    assert message.content.message == b"...request SOAP..."
+    assert message.content.kind is MessageKind.SOAP
+    assert message.signature == SignatureData(b"...signature XML...")
 
 
 def test_xroad_simple_soap_response_decodes(xroad_vectors: Path) -> None:
     """pr-messtransp's simple SOAP response: the SOAP message and the signature, no OCSP."""
     content_type, body = _example(xroad_vectors, "### 4.3")
-    message = decode_transport(content_type, body, is_response=True)
+    message = _signed(decode_transport(content_type, body, is_response=True))
     assert message.ocsp_responses == ()
-    assert message.message == b"...response SOAP..."
-    assert message.signature == b"...signature XML..."
+    assert message.content.message == b"...response SOAP..."
+    assert message.signature == SignatureData(b"...signature XML...")
 
 
 def test_xroad_response_with_late_fault_decodes(xroad_vectors: Path) -> None:
     """pr-messtransp's response with a SOAP fault as the last part: the fault takes the signature's place."""
     content_type, body = _example(xroad_vectors, "### 4.5")
-    message = decode_transport(content_type, body, is_response=True)
-    assert message.message == b"...response SOAP..."
+    message = _fault(decode_transport(content_type, body, is_response=True))
+    assert message.content is not None and message.content.message == b"...response SOAP..."
     assert message.fault == b"...SOAP fault..."
-    assert message.signature is None
+    assert not message.is_early_fault
 
 
 def test_xroad_rest_request_decodes(xroad_vectors: Path) -> None:
     """pr-messtransp's REST request: OCSP, REST header part, body, hash chain result and chain, signature."""
     content_type, body = _example(xroad_vectors, "### 4.6")
-    message = decode_transport(content_type, body, is_response=False)
-    assert message.kind is MessageKind.REST
-    assert message.message == b"...REST request header..."
-    assert message.rest_body == b"...REST request body..."
-    assert message.hashchain_result == b"...hash chain result XML..."
-    assert message.hashchain == b"...hash chain XML..."
-    assert message.signature == b"...signature XML..."
+    message = decode_request(content_type, body)
+    assert message.content.kind is MessageKind.REST
+    assert message.content.message == b"...REST request header..."
+    assert message.content.rest_body == b"...REST request body..."
+    assert message.signature == SignatureData(
+        b"...signature XML...", b"...hash chain result XML...", b"...hash chain XML..."
+    )
 
 
 def test_xroad_rest_response_decodes(xroad_vectors: Path) -> None:
     """pr-messtransp's REST response decodes with its body and batch-signature parts."""
     content_type, body = _example(xroad_vectors, "### 4.7")
-    message = decode_transport(content_type, body, is_response=True)
-    assert message.kind is MessageKind.REST
-    assert message.message == b"...REST response header..."
-    assert message.rest_body == b"...REST response body..."
+    message = _signed(decode_transport(content_type, body, is_response=True))
+    assert message.content.kind is MessageKind.REST
+    assert message.content.message == b"...REST response header..."
+    assert message.content.rest_body == b"...REST response body..."
 
 
 def test_xroad_attachment_example_decodes_once_its_typos_are_fixed(xroad_vectors: Path) -> None:
@@ -122,13 +136,13 @@ def test_xroad_attachment_example_decodes_once_its_typos_are_fixed(xroad_vectors
     fixed = body.replace(b"xtop569125687h3h10du0 --", b"xtop569125687h3h10du0--").replace(
         b"attachment.txt\r\n \r\n", b"attachment.txt\r\n\r\n"
     )
-    message = decode_transport(content_type, fixed, is_response=False)
-    assert [part.header("Content-Type") for part in message.attachments] == [
+    message = decode_request(content_type, fixed)
+    assert [part.header("Content-Type") for part in message.content.attachments] == [
         "text/plain; charset=UTF-8",
         "application/octet-stream",
     ]
-    assert message.attachments[1].header("Content-Id") == "<data.bin>"
-    assert message.hashchain_result == b"...hash chain result XML..."
+    assert message.content.attachments[1].header("Content-Id") == "<data.bin>"
+    assert message.signature.hash_chain_result == b"...hash chain result XML..."
 
 
 def test_ocsp_download_response_is_not_a_transport_message(xroad_vectors: Path) -> None:
@@ -143,9 +157,10 @@ def test_ocsp_download_response_is_not_a_transport_message(xroad_vectors: Path) 
 def test_request_parts_are_written_in_x_road_order() -> None:
     """encode_transport writes OCSP, message, attachments, hash chain result, hash chain, signature."""
     attachment = Part((("Content-Type", "application/octet-stream"),), b"data")
-    message = TransportMessage(
-        b"<soap/>", SOAP_CT, signature=b"sig", ocsp_responses=(b"o1", b"o2"), attachments=(attachment,),
-        hashchain_result=b"result", hashchain=b"chain",
+    message = SignedMessage(
+        MessageContent(b"<soap/>", SOAP_CT, attachments=(attachment,)),
+        SignatureData(b"sig", b"result", b"chain"),
+        (b"o1", b"o2"),
     )
     content_type, body = encode_transport(message)
     assert content_type.startswith("multipart/mixed; ")
@@ -159,40 +174,40 @@ def test_request_parts_are_written_in_x_road_order() -> None:
 def test_early_fault_is_a_whole_text_xml_body() -> None:
     """A fault before anything was sent is the whole body, as text/xml, and decodes back as an early fault."""
     fault = b"<SOAP-ENV:Envelope>fault</SOAP-ENV:Envelope>"
-    content_type, body = encode_transport(TransportMessage(None, fault=fault))
+    content_type, body = encode_transport(FaultMessage(fault))
     assert (content_type, body) == (FAULT_CONTENT_TYPE, fault)
-    decoded = decode_transport(content_type, body, is_response=True)
-    assert decoded.is_early_fault and decoded.fault == fault and decoded.message is None
+    decoded = _fault(decode_transport(content_type, body, is_response=True))
+    assert decoded.is_early_fault and decoded.fault == fault and decoded.content is None
 
 
 def test_soap_part_keeps_its_mime_headers() -> None:
     """The MIME headers of the consumer's SOAP part travel with it (pr-messtransp §3.1)."""
-    message = TransportMessage(
-        b"<soap/>", SOAP_CT, signature=b"s", message_headers=(("Content-Transfer-Encoding", "8bit"), ("Content-ID", "<rootpart>"))
-    )
-    content_type, body = encode_transport(message)
-    assert decode_transport(content_type, body, is_response=True).message_headers == message.message_headers
+    content = MessageContent(b"<soap/>", SOAP_CT, (("Content-Transfer-Encoding", "8bit"), ("Content-ID", "<rootpart>")))
+    content_type, body = encode_transport(SignedMessage(content, SignatureData(b"s")))
+    assert _signed(decode_transport(content_type, body, is_response=True)).content.headers == content.headers
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"message": b"m", "message_content_type": SOAP_CT},
-        {"message": b"m", "message_content_type": SOAP_CT, "signature": b"s", "fault": b"f"},
-        {"message": b"m", "message_content_type": SOAP_CT, "signature": b"s", "hashchain": b"c"},
-        {"message": b"m", "message_content_type": "application/json", "signature": b"s"},
-        {"message": b"m", "message_content_type": REST_REQUEST, "signature": b"s", "attachments": (Part(),)},
-        {"message": b"m", "message_content_type": SOAP_CT, "signature": b"s", "rest_body": b"b"},
-        {"message": None},
-        {"message": None, "fault": b"f", "signature": b"s"},
+        {"message": b"m", "content_type": "application/json"},
+        {"message": b"m", "content_type": REST_REQUEST, "attachments": (Part(),)},
+        {"message": b"m", "content_type": SOAP_CT, "rest_body": b"b"},
+        {"message": b"m", "content_type": SOAP_CT, "headers": (("Content-Type", "text/plain"),)},
     ],
-    ids=["unsigned", "signed-and-fault", "lone-hash-chain", "bad-type", "rest-attachments", "soap-rest-body",
-         "nothing", "early-fault-with-signature"],
+    ids=["bad-type", "rest-attachments", "soap-rest-body", "repeated-content-type"],
 )
-def test_impossible_messages_cannot_be_built(kwargs: dict[str, object]) -> None:
-    """A TransportMessage that breaks the part rules cannot be constructed."""
+def test_impossible_contents_cannot_be_built(kwargs: dict[str, object]) -> None:
+    """Message content that breaks the part rules cannot be constructed. (An unsigned message, one both signed and
+    ending in a fault, or an early fault with other parts have no type at all.)"""
     with pytest.raises(BusError):
-        TransportMessage(**kwargs)  # type: ignore[arg-type]
+        MessageContent(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_lone_hash_chain_cannot_be_built() -> None:
+    """A hash chain without its result (or the reverse) is not a signature."""
+    with pytest.raises(ValueError):
+        SignatureData(b"s", None, b"c")
 
 
 # --- malformed and hostile input ---------------------------------------------------------------------------
@@ -289,7 +304,7 @@ def test_too_many_ocsp_responses_are_refused() -> None:
 def test_too_many_attachments_are_refused() -> None:
     """More attachments than the limit is refused with 413."""
     attachments = tuple(Part((("Content-Type", "text/plain"),), b"a") for _ in range(3))
-    message = TransportMessage(b"m", SOAP_CT, signature=b"s", attachments=attachments)
+    message = SignedMessage(MessageContent(b"m", SOAP_CT, attachments=attachments), SignatureData(b"s"))
     with pytest.raises(BusError) as caught:
         decode_transport(*encode_transport(message), is_response=False, limits=TransportLimits(max_attachments=2))
     assert caught.value.http_status == 413
@@ -377,18 +392,17 @@ def transport_messages(draw: st.DrawFn) -> tuple[TransportMessage, bool]:
     kind_type = (REST_RESPONSE if is_response else REST_REQUEST) if rest else SOAP_CT
     batch = draw(st.booleans())
     late_fault = is_response and not batch and draw(st.booleans())
-    message = TransportMessage(
+    content = MessageContent(
         draw(blobs),
         kind_type,
-        signature=None if late_fault else draw(blobs),
-        ocsp_responses=() if is_response else tuple(draw(st.lists(blobs, max_size=3))),
         attachments=() if rest else draw(attachment_parts),
         rest_body=draw(st.one_of(st.none(), blobs)) if rest else None,
-        hashchain_result=draw(blobs) if batch else None,
-        hashchain=draw(blobs) if batch else None,
-        fault=draw(blobs) if late_fault else None,
     )
-    return message, is_response
+    if late_fault:
+        return FaultMessage(draw(blobs), content), is_response
+    signature = SignatureData(draw(blobs), draw(blobs), draw(blobs)) if batch else SignatureData(draw(blobs))
+    ocsp = () if is_response else tuple(draw(st.lists(blobs, max_size=3)))
+    return SignedMessage(content, signature, ocsp), is_response
 
 
 @settings(max_examples=100, deadline=None)

@@ -63,8 +63,8 @@ from security_server.messagelog.writer import MessageLogWriter
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.locallink import LocalPeerLink
-from security_server.proxy.peer_trust import PeerOcspCache
-from security_server.proxy.peerlink import PeerLink
+from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
+from security_server.proxy.peerlink import PeerLink, ServerProxyHandler
 from security_server.proxy.provider_call import AgentProviderClient
 from security_server.proxy.server_proxy import ServerProxy
 from security_server.signer.signing_keys import SigningKeys
@@ -481,12 +481,20 @@ class ExchangeBed(unittest.TestCase):
         self.consumer = self.make_consumer()
         self.provider = self.make_provider(base)
         self.server_proxy = self.make_server_proxy(self.provider)
-        self.link = LocalPeerLink(
-            {SS2: self.server_proxy},
+        self.link = self.make_link(self.server_proxy)
+        self.client_proxy = self.make_client_proxy(self.link)
+
+    def make_link(self, server_proxy: ServerProxyHandler) -> LocalPeerLink:
+        """The in-memory link from ss1 to ``server_proxy`` as ss2, checking ss2's certificate as production does
+        (PeerAuthVerifier, OCSP included) before it delivers anything."""
+        return LocalPeerLink(
+            {SS2: server_proxy},
             {SS2: der(self.pki.auth_cert(self.pki.provider_token))},
             client_cert_der=der(self.pki.auth_cert(self.pki.consumer_token)),
+            verify_peer=PeerAuthVerifier(
+                REACTOR, lambda: self.conf_box[0], PeerOcspCache(REACTOR, fetch=ocsp_fetch(self.pki.ca))
+            ),
         )
-        self.client_proxy = self.make_client_proxy(self.link)
 
     def make_consumer(
         self,
@@ -535,18 +543,10 @@ class ExchangeBed(unittest.TestCase):
         self.servers.append(provider)
         return provider
 
-    def make_client_proxy(
-        self, link: PeerLink, consumer: Server | None = None, *, peer_verified_by_link: bool = False
-    ) -> ClientProxy:
-        """A client proxy for the consumer that checks the answering peer itself, OCSP included."""
+    def make_client_proxy(self, link: PeerLink, consumer: Server | None = None) -> ClientProxy:
+        """A client proxy for the consumer (or ``consumer``) sending through ``link``."""
         context = (consumer or self.consumer).context
-        return ClientProxy(
-            context,
-            link,
-            peer_verified_by_link=peer_verified_by_link,
-            peer_ocsp=PeerOcspCache(REACTOR, fetch=ocsp_fetch(self.pki.ca)),
-            signing_keys=signing_keys(context.token),
-        )
+        return ClientProxy(context, link, signing_keys=signing_keys(context.token))
 
     def make_server_proxy(self, provider: Server) -> ServerProxy:
         """The provider's server proxy, calling the provider over the test's connection pool."""

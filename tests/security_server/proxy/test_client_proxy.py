@@ -200,22 +200,21 @@ class ClientProxyTest(ExchangeBed):
     @coroutine_test
     async def test_answer_from_a_server_that_was_not_asked_is_refused(self) -> None:
         """An answer stamped by a server the client proxy did not offer is server.clientproxy.ssl_authentication_failed."""
-        proxy = self.make_client_proxy(Restamp(self.link, server=SS3), peer_verified_by_link=True)
+        proxy = self.make_client_proxy(Restamp(self.link, server=SS3))
         _, _, answer = await proxy.handle_soap(SOAP, is_request(), {})
         assert fault_code(answer) == "server.clientproxy.ssl_authentication_failed"
 
     @coroutine_test
-    async def test_link_that_verifies_peers_is_trusted_for_the_certificate(self) -> None:
-        """With peer_verified_by_link the client proxy leaves the TLS certificate to the link (documented)."""
+    async def test_the_link_is_trusted_for_the_certificate(self) -> None:
+        """The client proxy leaves the TLS certificate to the link (documented): what the link delivered is used."""
         link = LocalPeerLink(
             {SS2: self.server_proxy},
             {SS2: der(self.pki.unregistered_auth)},
             client_cert_der=self.link.client_cert_der,
         )
-        verifying = self.make_client_proxy(link, peer_verified_by_link=True)
-        checking = self.make_client_proxy(link)
-        assert (await verifying.handle_soap(SOAP, is_request(), {}))[0] == 200
-        _, _, answer = await checking.handle_soap(SOAP, is_request(), {})
+        assert (await self.make_client_proxy(link).handle_soap(SOAP, is_request(), {}))[0] == 200
+        self.link.peer_certs[SS2] = der(self.pki.unregistered_auth)
+        _, _, answer = await self.client_proxy.handle_soap(SOAP, is_request(), {})
         assert fault_code(answer) == "server.clientproxy.ssl_authentication_failed"
 
     @coroutine_test

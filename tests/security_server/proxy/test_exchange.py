@@ -23,10 +23,17 @@ from security_server.core.identifiers import XROAD_NS, ClientId, ServiceId
 from security_server.core.logchain import Direction
 from security_server.core.multipart import Part, build_multipart, format_header_value
 from security_server.core.signature import ECDSA_SHA512, RSA_SHA512, MessagePart, build_signature, verify_signature
-from security_server.core.transport import MULTIPART_MIXED, OCSP_RESPONSE, TransportMessage, decode_transport, encode_transport
+from security_server.core.signature import SignatureData
+from security_server.core.transport import (
+    MULTIPART_MIXED,
+    OCSP_RESPONSE,
+    SignedMessage,
+    decode_request,
+    decode_transport,
+    encode_transport,
+)
 from security_server.messagelog.store import MessageLogStore
 from security_server.proxy.locallink import LocalPeerLink
-from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
 from security_server.signer.softtoken import SoftToken
 from tests.security_server.proxy.exchange_fixture import (
@@ -43,7 +50,6 @@ from tests.security_server.proxy.exchange_fixture import (
     SLOW,
     SS2,
     SS3,
-    REACTOR,
     ExchangeBed,
     OwnOcsp,
     coroutine_test,
@@ -52,7 +58,6 @@ from tests.security_server.proxy.exchange_fixture import (
     global_conf,
     is_request,
     now,
-    ocsp_fetch,
     ocsp_response,
     pki,
     records,
@@ -83,22 +88,23 @@ class RewritingLink:
         return answered
 
 
-def rewrite_request(change: Callable[[TransportMessage], TransportMessage]) -> Callable[[PeerRequest], PeerRequest]:
+def rewrite_request(change: Callable[[SignedMessage], SignedMessage]) -> Callable[[PeerRequest], PeerRequest]:
     """A request rewriter that decodes the transport message, changes it and encodes it again."""
 
     def rewrite(request: PeerRequest) -> PeerRequest:
-        message = decode_transport(request.content_type, request.body, is_response=False)
+        message = decode_request(request.content_type, request.body)
         content_type, body = encode_transport(change(message))
         return PeerRequest(headers=request.headers, content_type=content_type, body=body, path=request.path)
 
     return rewrite
 
 
-def rewrite_response(change: Callable[[TransportMessage], TransportMessage]) -> Callable[[PeerResponse], PeerResponse]:
-    """A response rewriter, as :func:`rewrite_request`."""
+def rewrite_response(change: Callable[[SignedMessage], SignedMessage]) -> Callable[[PeerResponse], PeerResponse]:
+    """A rewriter of a signed response, as :func:`rewrite_request`."""
 
     def rewrite(response: PeerResponse) -> PeerResponse:
         message = decode_transport(response.content_type, response.body, is_response=True)
+        assert isinstance(message, SignedMessage), "the rewritten response is a signed one"
         content_type, body = encode_transport(change(message))
         return PeerResponse(
             status=response.status,
@@ -112,18 +118,23 @@ def rewrite_response(change: Callable[[TransportMessage], TransportMessage]) -> 
     return rewrite
 
 
-def with_parts(original: TransportMessage, **changes: Any) -> TransportMessage:
-    """A copy of a transport message with some parts replaced."""
-    return dataclasses.replace(original, **changes)
+def with_message(original: SignedMessage, data: bytes) -> SignedMessage:
+    """A copy of a signed transport message with another message part (the same signature)."""
+    return dataclasses.replace(original, content=dataclasses.replace(original.content, message=data))
 
 
-def resign(message: TransportMessage, token: SoftToken, member: Any, data: bytes) -> TransportMessage:
+def with_signature(original: SignedMessage, signature: SignatureData) -> SignedMessage:
+    """A copy of a signed transport message with another signature."""
+    return dataclasses.replace(original, signature=signature)
+
+
+def resign(message: SignedMessage, token: SoftToken, member: Any, data: bytes) -> SignedMessage:
     """``data`` signed with ``member``'s key from ``token`` (with a real OCSP response) in place of the message."""
     key, cert = signing_keys(token).get(member, now())
     algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
     ocsp = ocsp_response(pki().ca, cert, now())
     signature = build_signature([MessagePart.of("/message.xml", data)], cert, key, ocsp, now(), algorithm=algorithm)
-    return with_parts(message, message=data, signature=signature.signature_xml)
+    return with_signature(with_message(message, data), SignatureData(signature.signature_xml))
 
 
 def flip_signature_value(signature_xml: bytes) -> bytes:
@@ -320,9 +331,8 @@ class ExchangeTest(ExchangeBed):
     async def test_message_tampered_by_one_byte_is_refused(self) -> None:
         """One byte of the signed message changed on the way is server.serverproxy.invalid_signature_value."""
 
-        def tamper(message: TransportMessage) -> TransportMessage:
-            assert message.message is not None
-            return with_parts(message, message=message.message.replace(b"Jaan Tamm", b"Jaan Tamn"))
+        def tamper(message: SignedMessage) -> SignedMessage:
+            return with_message(message, message.content.message.replace(b"Jaan Tamm", b"Jaan Tamn"))
 
         proxy = self.make_client_proxy(RewritingLink(self.link, request=rewrite_request(tamper)))
         await self.assert_fault(is_request(), "server.serverproxy.invalid_signature_value", proxy=proxy)
@@ -333,9 +343,9 @@ class ExchangeTest(ExchangeBed):
     async def test_signature_tampered_by_one_byte_is_refused(self) -> None:
         """One byte of the signature value changed is server.serverproxy.invalid_signature_value."""
 
-        def tamper(message: TransportMessage) -> TransportMessage:
-            assert message.signature is not None
-            return with_parts(message, signature=flip_signature_value(message.signature))
+        def tamper(message: SignedMessage) -> SignedMessage:
+            flipped = flip_signature_value(message.signature.signature_xml)
+            return with_signature(message, dataclasses.replace(message.signature, signature_xml=flipped))
 
         proxy = self.make_client_proxy(RewritingLink(self.link, request=rewrite_request(tamper)))
         await self.assert_fault(is_request(), "server.serverproxy.invalid_signature_value", proxy=proxy)
@@ -345,9 +355,8 @@ class ExchangeTest(ExchangeBed):
     async def test_message_signed_by_another_members_key_is_refused(self) -> None:
         """A valid signature by another member's certificate is server.serverproxy.incorrect_certificate."""
 
-        def resign_as_other(message: TransportMessage) -> TransportMessage:
-            assert message.message is not None
-            return resign(message, self.pki.other_token, SS3.owner, message.message)
+        def resign_as_other(message: SignedMessage) -> SignedMessage:
+            return resign(message, self.pki.other_token, SS3.owner, message.content.message)
 
         proxy = self.make_client_proxy(RewritingLink(self.link, request=rewrite_request(resign_as_other)))
         await self.assert_fault(is_request(), "server.serverproxy.incorrect_certificate", proxy=proxy)
@@ -358,10 +367,9 @@ class ExchangeTest(ExchangeBed):
         """A transport message without its signature part is server.serverproxy.missing_signature."""
 
         def strip(request: PeerRequest) -> PeerRequest:
-            message = decode_transport(request.content_type, request.body, is_response=False)
-            assert message.message is not None
+            message = decode_request(request.content_type, request.body)
             parts = [Part((("Content-Type", OCSP_RESPONSE),), o) for o in message.ocsp_responses]
-            parts.append(Part((("Content-Type", message.message_content_type),), message.message))
+            parts.append(Part((("Content-Type", message.content.content_type),), message.content.message))
             boundary, body = build_multipart(parts)
             content_type = format_header_value(MULTIPART_MIXED, [("boundary", boundary)])
             return PeerRequest(headers=request.headers, content_type=content_type, body=body)
@@ -399,35 +407,22 @@ class ExchangeTest(ExchangeBed):
 
     @coroutine_test
     async def test_provider_server_with_unregistered_auth_cert_is_refused(self) -> None:
-        """An answer from a peer whose certificate is not registered is server.clientproxy.ssl_authentication_failed."""
+        """A peer whose certificate is not registered is server.clientproxy.ssl_authentication_failed; logged as failed."""
         self.link.peer_certs[SS2] = der(self.pki.unregistered_auth)
         await self.assert_fault(is_request(), "server.clientproxy.ssl_authentication_failed")
         assert [r.succeeded for r in records(self.consumer.log_path)] == [True, False]
 
     @coroutine_test
     async def test_provider_server_with_other_servers_auth_cert_is_refused(self) -> None:
-        """An answer from a peer showing another server's registered certificate is refused by the consumer."""
+        """A peer showing another server's registered certificate is refused by the consumer's link."""
         self.link.peer_certs[SS2] = der(self.pki.auth_cert(self.pki.other_token))
         await self.assert_fault(is_request(), "server.clientproxy.ssl_authentication_failed")
-
-    @coroutine_test
-    async def test_verifying_link_passes_registered_provider_server(self) -> None:
-        """Production wiring: the link checks the provider's server (PeerAuthVerifier, OCSP included) first."""
-        self.link.verify_peer = PeerAuthVerifier(
-            REACTOR, lambda: self.conf_box[0], PeerOcspCache(REACTOR, fetch=ocsp_fetch(self.pki.ca))
-        )
-        status, _, answer = await self.send(is_request(), proxy=self.make_client_proxy(self.link, peer_verified_by_link=True))
-        assert status == 200, answer[:300]
 
     @coroutine_test
     async def test_verifying_link_refuses_unregistered_provider_server_before_sending(self) -> None:
         """Production wiring: a provider server with an unregistered certificate never receives the request."""
         self.link.peer_certs[SS2] = der(self.pki.unregistered_auth)
-        self.link.verify_peer = PeerAuthVerifier(
-            REACTOR, lambda: self.conf_box[0], PeerOcspCache(REACTOR, fetch=ocsp_fetch(self.pki.ca))
-        )
-        proxy = self.make_client_proxy(self.link, peer_verified_by_link=True)
-        await self.assert_fault(is_request(), "server.clientproxy.ssl_authentication_failed", proxy=proxy)
+        await self.assert_fault(is_request(), "server.clientproxy.ssl_authentication_failed")
         assert self.link.delivered == []
 
     @coroutine_test
@@ -507,9 +502,8 @@ class ExchangeTest(ExchangeBed):
     async def test_response_tampered_by_one_byte_is_refused(self) -> None:
         """A response changed on the way back is server.clientproxy.invalid_signature_value; the IS gets no data."""
 
-        def tamper(message: TransportMessage) -> TransportMessage:
-            assert message.message is not None
-            return with_parts(message, message=message.message.replace(b"Jaan Tamm", b"Jaan Tamn"))
+        def tamper(message: SignedMessage) -> SignedMessage:
+            return with_message(message, message.content.message.replace(b"Jaan Tamm", b"Jaan Tamn"))
 
         proxy = self.make_client_proxy(RewritingLink(self.link, response=rewrite_response(tamper)))
         answer = await self.assert_fault(is_request(), "server.clientproxy.invalid_signature_value", proxy=proxy)
@@ -520,9 +514,8 @@ class ExchangeTest(ExchangeBed):
         """A response signed by the provider but with another requestHash is server.clientproxy.inconsistent_response."""
         wrong = base64.b64encode(hashlib.sha512(b"another request").digest())
 
-        def rehash(message: TransportMessage) -> TransportMessage:
-            assert message.message is not None
-            changed = re.sub(rb"(<xrd:requestHash[^>]*>)[^<]+", lambda m: m.group(1) + wrong, message.message)
+        def rehash(message: SignedMessage) -> SignedMessage:
+            changed = re.sub(rb"(<xrd:requestHash[^>]*>)[^<]+", lambda m: m.group(1) + wrong, message.content.message)
             return resign(message, self.pki.provider_token, SS2.owner, changed)
 
         proxy = self.make_client_proxy(RewritingLink(self.link, response=rewrite_response(rehash)))
@@ -532,9 +525,8 @@ class ExchangeTest(ExchangeBed):
     async def test_response_signed_by_another_member_is_refused(self) -> None:
         """A response signed by someone other than the provider member is server.clientproxy.incorrect_certificate."""
 
-        def resign_as_other(message: TransportMessage) -> TransportMessage:
-            assert message.message is not None
-            return resign(message, self.pki.other_token, SS3.owner, message.message)
+        def resign_as_other(message: SignedMessage) -> SignedMessage:
+            return resign(message, self.pki.other_token, SS3.owner, message.content.message)
 
         proxy = self.make_client_proxy(RewritingLink(self.link, response=rewrite_response(resign_as_other)))
         await self.assert_fault(is_request(), "server.clientproxy.incorrect_certificate", proxy=proxy)
@@ -556,11 +548,7 @@ class ExchangeTest(ExchangeBed):
         blocker = self.tmp / "not-a-directory"
         blocker.write_bytes(b"")
         provider = self.make_provider(f"http://127.0.0.1:{self.port.getHost().port}", log_path=blocker / "messagelog.db")
-        link = LocalPeerLink(
-            {SS2: self.make_server_proxy(provider)},
-            {SS2: der(self.pki.auth_cert(self.pki.provider_token))},
-            client_cert_der=der(self.pki.auth_cert(self.pki.consumer_token)),
-        )
+        link = self.make_link(self.make_server_proxy(provider))
         await self.assert_fault(is_request(), "server.serverproxy.logging_failed", proxy=self.make_client_proxy(link))
         assert self.service.calls == {}
 

@@ -16,7 +16,7 @@ from twisted.trial import unittest
 from security_server.core.errors import LoggingFailed
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.signature import SignatureData
-from security_server.core.transport import TransportMessage
+from security_server.core.transport import MessageContent, SignedMessage
 from security_server.messagelog.store import MessageLogStore
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, record, record_failure, signed_entry
@@ -36,8 +36,8 @@ def test_a_signed_entry_carries_the_signature_and_its_chain() -> None:
 
 def test_a_received_entry_takes_the_signature_from_the_transport_message() -> None:
     """A received message is logged with the signature and chain it arrived with."""
-    transport = TransportMessage(b"<m/>", message_content_type="text/xml", signature=b"<sig/>")
-    entry = received_entry(IDS, Direction.RESPONSE, NOW, transport, ())
+    transport = SignedMessage(MessageContent(b"<m/>", "text/xml"), SignatureData(b"<sig/>"))
+    entry = received_entry(IDS, Direction.RESPONSE, NOW, transport)
     assert (entry.message, entry.signature, entry.hashchain) == (b"<m/>", b"<sig/>", None)
 
 

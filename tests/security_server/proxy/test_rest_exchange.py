@@ -27,7 +27,7 @@ from security_server.core.rest import RestAnswer, header_value
 from security_server.core.signature import verify_signature
 from security_server.core.soap import SoapHeader, build_envelope
 from security_server.core.soapattachments import parse_related, part_resolver
-from security_server.core.transport import REST_REQUEST, TransportHeaders, TransportMessage, encode_transport
+from security_server.core.transport import REST_REQUEST, MessageContent, SignedMessage, TransportHeaders, encode_transport
 from security_server.messagelog.store import MessageLogStore
 from security_server.proxy.client_proxy_site import client_proxy_site
 from security_server.proxy.peerlink import PeerRequest
@@ -302,12 +302,7 @@ class RestExchangeTest(ExchangeBed):
         signature = sign_message(signing_keys(self.consumer.context.token), self.consumer.own_ocsp, CONSUMER, message, now())
         auth = self.pki.auth_cert(self.pki.consumer_token)
         content_type, body = encode_transport(
-            TransportMessage(
-                message,
-                message_content_type=REST_REQUEST,
-                signature=signature.signature_xml,
-                ocsp_responses=(self.consumer.own_ocsp(auth),),
-            )
+            SignedMessage(MessageContent(message, REST_REQUEST), signature, (self.consumer.own_ocsp(auth),))
         )
         headers = dict(TransportHeaders("req-1", rest=True).to_http())
         response = await self.server_proxy.handle(der(auth), PeerRequest(headers=headers, content_type=content_type, body=body))

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from security_server.core.errors import ServiceFailed
 from security_server.core.identifiers import SecurityServerId, ServiceId
-from security_server.core.transport import TransportMessage, decode_transport, encode_transport
+from security_server.core.transport import MessageContent, SignedMessage, decode_transport, encode_transport
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient
 from security_server.signer.batch_signer import sign_message
@@ -52,12 +52,7 @@ def signed_request(
     )
     auth_ocsp = ocsp_response(material.ca, material.auth_cert(material.consumer_token), at)
     transport_type, transport_body = encode_transport(
-        TransportMessage(
-            body,
-            message_content_type=content_type,
-            signature=signature.signature_xml,
-            ocsp_responses=(auth_ocsp,) if ocsp else (),
-        )
+        SignedMessage(MessageContent(body, content_type), signature, (auth_ocsp,) if ocsp else ())
     )
     http_headers = {"x-road-request-id": "request-1", "x-hash-algorithm": "SHA-512"}
     if headers is not None:
@@ -87,9 +82,9 @@ class ServerProxyTest(ExchangeBed):
         assert response.status == 200
         assert response.headers["x-road-request-id"] == "request-1"
         message = decode_transport(response.content_type, response.body, is_response=True)
-        assert message.message is not None and message.signature is not None
+        assert isinstance(message, SignedMessage)
         assert message.ocsp_responses == ()
-        assert b"requestHash" in message.message
+        assert b"requestHash" in message.content.message
 
     @coroutine_test
     async def test_garbage_body_is_answered_with_a_fault(self) -> None:
