@@ -1,9 +1,10 @@
 """The central registry's store: members, subsystems, security servers, trust services, groups, settings.
 
-One SQLite database (WAL) opened through the store layer (:mod:`security_server.store`): its pragmas, its one
-transaction mode and its error mapping are the other stores'. The schema is :data:`SCHEMA`, numbered migrations
-recorded in the database; migration 1 is the schema this registry always had, written with ``IF NOT EXISTS``, so
-a database created before numbered migrations opens unchanged and is recorded at version 1.
+One SQLite database (WAL), or one PostgreSQL database that registry nodes share (``[database] url``), opened
+through the store layer (:mod:`security_server.store`): its transaction mode and its error mapping are the other
+stores'. The schema is :data:`SCHEMA`, numbered migrations recorded in the database; migration 1 is the schema
+this registry always had, written with ``IF NOT EXISTS``, so a database created before numbered migrations opens
+unchanged and is recorded at version 1.
 
 Every change runs in one transaction and is written to the ``audit`` table in the same transaction, so the
 registry's history cannot drift from its state. Methods refuse invalid or duplicate input with
@@ -25,9 +26,12 @@ from security_server.core.identifiers import ClientId, GlobalGroupId, SecuritySe
 from security_server.store.engine import Database, as_dicts
 from security_server.store.errors import ConstraintViolated
 from security_server.store.migrations import Schema, migrate, sql_migration
-from security_server.store.sqlite import open_sqlite
+from security_server.store.opening import open_database
 
 T = TypeVar("T")
+
+_TEXT = 'TEXT COLLATE "C"'
+"""PostgreSQL text that compares and sorts byte by byte, as SQLite's TEXT does, whatever the database's locale."""
 
 SCHEMA = Schema(
     "registry",
@@ -58,6 +62,34 @@ SCHEMA = Schema(
             " status TEXT NOT NULL, submitted_at TEXT NOT NULL, decided_at TEXT, server_id TEXT, client_id TEXT)",
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
             " event TEXT NOT NULL, detail TEXT NOT NULL)",
+            # The same tables in PostgreSQL's words: BYTEA for BLOB, an identity column for AUTOINCREMENT, and
+            # byte-order text, so that every listing comes back in the order SQLite gives.
+            postgresql=(
+                f"CREATE TABLE IF NOT EXISTS settings (key {_TEXT} PRIMARY KEY, value {_TEXT} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS member_classes (code {_TEXT} PRIMARY KEY, description {_TEXT} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS members (id {_TEXT} PRIMARY KEY, member_class {_TEXT} NOT NULL"
+                f" REFERENCES member_classes(code), member_code {_TEXT} NOT NULL, name {_TEXT} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS subsystems (member_id {_TEXT} NOT NULL REFERENCES members(id)"
+                f" ON DELETE CASCADE, subsystem_code {_TEXT} NOT NULL, PRIMARY KEY (member_id, subsystem_code))",
+                f"CREATE TABLE IF NOT EXISTS security_servers (id {_TEXT} PRIMARY KEY, owner_id {_TEXT} NOT NULL"
+                f" REFERENCES members(id), server_code {_TEXT} NOT NULL, address {_TEXT} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS auth_certs (hash BYTEA PRIMARY KEY, server_id {_TEXT} NOT NULL"
+                " REFERENCES security_servers(id) ON DELETE CASCADE, cert_der BYTEA NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS server_clients (server_id {_TEXT} NOT NULL REFERENCES security_servers(id)"
+                f" ON DELETE CASCADE, client_id {_TEXT} NOT NULL, PRIMARY KEY (server_id, client_id))",
+                f"CREATE TABLE IF NOT EXISTS approved_cas (name {_TEXT} PRIMARY KEY, cert_der BYTEA NOT NULL,"
+                f" ocsp_url {_TEXT}, ocsp_cert_der BYTEA, authentication_only INTEGER NOT NULL, profile {_TEXT} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS approved_tsas (name {_TEXT} PRIMARY KEY, url {_TEXT} NOT NULL,"
+                " cert_der BYTEA NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS global_groups (id {_TEXT} PRIMARY KEY, description {_TEXT} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS group_members (group_id {_TEXT} NOT NULL REFERENCES global_groups(id)"
+                f" ON DELETE CASCADE, client_id {_TEXT} NOT NULL, PRIMARY KEY (group_id, client_id))",
+                f"CREATE TABLE IF NOT EXISTS requests (id {_TEXT} PRIMARY KEY, type {_TEXT} NOT NULL,"
+                f" payload {_TEXT} NOT NULL, status {_TEXT} NOT NULL, submitted_at {_TEXT} NOT NULL, decided_at {_TEXT},"
+                f" server_id {_TEXT}, client_id {_TEXT})",
+                f"CREATE TABLE IF NOT EXISTS audit (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                f" at {_TEXT} NOT NULL, event {_TEXT} NOT NULL, detail {_TEXT} NOT NULL)",
+            ),
         ),
     ),
 )
@@ -159,12 +191,16 @@ class RegistryStatements:
 
 
 class RegistryStore:
-    """The registry database; one instance per process, used from one thread at a time."""
+    """The registry database; one instance per process, used from one thread at a time.
 
-    def __init__(self, path: Path, *, clock: Callable[[], str] = _now) -> None:
+    ``database_url`` (``[database] url``) puts it in that PostgreSQL database, which several registry nodes
+    share; without it, the SQLite file at ``path``.
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], str] = _now, database_url: str | None = None) -> None:
         self._clock = clock
         self._depth = 0
-        self._database = open_sqlite(path, label="registry", shared_between_threads=True)
+        self._database = open_database(database_url, path, label="registry", shared_between_threads=True)
         try:
             migrate(self._database, SCHEMA)
         except BaseException:
@@ -265,7 +301,10 @@ class RegistryStore:
             raise RegistryError(f"unknown setting {key}")
         self.settings()
         with self.transaction("setting_changed", {"key": key, "value": value}):
-            self.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [key, value])
+            self.db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
 
     def member_classes(self) -> dict[str, str]:
         """Member classes by code."""

@@ -89,7 +89,7 @@ def test_the_layering_check_catches_violations(tmp_path: Path, source: str) -> N
 # Role-neutral edge helpers every role uses: locating shipped files, configuring logging and the store layer. They
 # hold no security-server state, so the registry and the adapters may use them.
 SHARED_EDGE_MODULES = {"security_server.configfile", "security_server.schemafiles", "security_server.logconfig"} | {
-    f"security_server.store.{name}" for name in ("engine", "errors", "migrations", "sqlite")
+    f"security_server.store.{name}" for name in ("engine", "errors", "migrations", "opening", "postgresql", "sqlite")
 }
 
 

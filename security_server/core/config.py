@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass, field
 from typing import ClassVar, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from security_server.core.errors import ConfigurationError
 
@@ -148,3 +149,64 @@ class MessageLimits:
             max_header_bytes=config.get_int("limits", "max-header-bytes", header, minimum=1024),
             max_attachments=config.get_int("limits", "max-attachments", attachments, minimum=0),
         )
+
+
+DATABASE_URL_SCHEMES = ("postgresql", "postgres")
+"""The URL schemes ``[database] url`` accepts (libpq's two spellings)."""
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with any password removed (from the user part and from a ``password=`` query parameter), for
+    messages and logs; what cannot be parsed is replaced by its scheme alone."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return f"{url.partition(':')[0]}://..."
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    if parts.username is not None:
+        netloc = f"{parts.username}@{netloc}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """Where a store's shared database is (``[database] url``): None keeps the embedded SQLite file.
+
+    Read for the security server's configuration store and the registry's store; the message log is always
+    SQLite, local to each node (issue 19).
+    """
+
+    url: str | None = None
+
+    SECTION: ClassVar[str] = "database"
+    SETTING: ClassVar[str] = "[database] url"
+
+    @classmethod
+    def from_config(cls, config: LayeredConfig) -> DatabaseConfig:
+        """Read ``[database] url``: empty or absent, or a ``postgresql://`` URL (its password never in an error)."""
+        found = config.values.get((cls.SECTION, "url"))
+        if found is None or not found.value:
+            return cls()
+        try:
+            parts = urlsplit(found.value)
+            parts.port  # noqa: B018  # raises ValueError for a port that is not a number in range
+        except ValueError as err:
+            raise ConfigurationError(
+                f"{found.source}: {cls.SETTING} = {url_without_password(found.value)!r}: not a valid URL"
+            ) from err
+        if parts.scheme not in DATABASE_URL_SCHEMES:
+            raise ConfigurationError(
+                f"{found.source}: {cls.SETTING} = {url_without_password(found.value)!r}: must be a postgresql:// URL"
+                " (or empty for the embedded SQLite database)"
+            )
+        return cls(found.value)
+
+    @property
+    def display_url(self) -> str | None:
+        """The URL without its password, for messages."""
+        return None if self.url is None else url_without_password(self.url)

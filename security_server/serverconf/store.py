@@ -1,4 +1,4 @@
-"""The security server's configuration database (SQLite, WAL, through the store layer) and its frozen snapshots.
+"""The security server's configuration database (SQLite, or PostgreSQL shared by clustered nodes) and its snapshots.
 
 What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fedbus uses:
 
@@ -17,17 +17,18 @@ What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fe
 ================  ==================================================================================
 
 The schema is :data:`SCHEMA`, numbered migrations applied on open (:mod:`security_server.store.migrations`); a
-database migrated before them by sqlite-utils is adopted as it is. The file is opened through the store layer
-(:mod:`security_server.store`), which maps every SQLite failure to a :class:`DatabaseError` leaf.
+database migrated before them by sqlite-utils is adopted as it is. The database (the SQLite file, or the
+PostgreSQL database of ``[database] url``) is opened through the store layer (:mod:`security_server.store`),
+which maps every engine failure to a :class:`DatabaseError` leaf.
 
-Every change is validated first and runs in one ``BEGIN IMMEDIATE`` transaction; a change that cannot be made
-(invalid value, duplicate, unknown client/service/group) raises :class:`ServerConfError` and leaves the
-database exactly as it was. Granting a right that exists is refused, like X-Road's ``DuplicateAccessRight``;
+Every change is validated first and runs in one write transaction (holding the write lock from its start); a
+change that cannot be made (invalid value, duplicate, unknown client/service/group) raises
+:class:`ServerConfError` and leaves the database exactly as it was. Granting a right that exists is refused, like X-Road's ``DuplicateAccessRight``;
 revoking one that does not exist is refused too; neither ever touches another right.
 
 The proxies never read the database on the hot path: :meth:`ServerConfStore.snapshot` reads everything in one
 read transaction into a frozen :class:`ServerConfSnapshot` with indexed lookups, which they swap in whole.
-A store object belongs to the thread that opened it (sqlite3's rule).
+A store object on SQLite belongs to the thread that opened it (sqlite3's rule).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ from security_server.core.identifiers import (
 from security_server.store.engine import Connection, Database, Row
 from security_server.store.errors import ConstraintViolated
 from security_server.store.migrations import Schema, sql_migration, migrate
+from security_server.store.opening import open_database
 from security_server.store.sqlite import DEFAULT_BUSY_TIMEOUT as DEFAULT_BUSY_TIMEOUT
-from security_server.store.sqlite import open_sqlite
 
 DEFAULT_TIMEOUT_SECONDS = 60
 """X-Road's default service timeout (UG-SS §6.6)."""
@@ -388,6 +389,12 @@ class ServerConfSnapshot:
 # endpoint is stored as '' so that composite primary keys treat it as one value (NULLs are all distinct).
 
 
+_TEXT = 'TEXT COLLATE "C"'
+"""PostgreSQL text that compares and sorts byte by byte, as SQLite's TEXT does, whatever the database's locale."""
+_ROWID = "rowid BIGINT GENERATED ALWAYS AS IDENTITY"
+"""PostgreSQL has no implicit rowid: this column stands for it, so ``ORDER BY rowid`` (insertion order) is one
+statement on both engines."""
+
 SCHEMA = Schema(
     "serverconf",
     (
@@ -407,6 +414,26 @@ SCHEMA = Schema(
             "CREATE TABLE access_right (provider TEXT NOT NULL REFERENCES client(id), service_code TEXT NOT NULL,"
             " subject TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,"
             " PRIMARY KEY (provider, service_code, subject, method, path)) STRICT",
+            # PostgreSQL: BYTEA for BLOB, no STRICT (its columns are typed anyway), byte-order text, and an
+            # explicit rowid where the snapshot reads rows in the order they were added.
+            postgresql=(
+                f"CREATE TABLE server (id INTEGER PRIMARY KEY CHECK (id = 1), owner {_TEXT} NOT NULL,"
+                f" server_code {_TEXT} NOT NULL, anchor BYTEA NOT NULL)",
+                f"CREATE TABLE client (id {_TEXT} PRIMARY KEY, state {_TEXT} NOT NULL, is_owner INTEGER NOT NULL,"
+                f" {_ROWID})",
+                f"CREATE TABLE service (client {_TEXT} NOT NULL REFERENCES client(id), code {_TEXT} NOT NULL,"
+                f" version {_TEXT} NOT NULL, kind {_TEXT} NOT NULL, url {_TEXT} NOT NULL, timeout INTEGER NOT NULL,"
+                f" enabled INTEGER NOT NULL, disabled_notice {_TEXT} NOT NULL, {_ROWID},"
+                " PRIMARY KEY (client, code, version))",
+                f"CREATE TABLE local_group (client {_TEXT} NOT NULL REFERENCES client(id), code {_TEXT} NOT NULL,"
+                f" description {_TEXT} NOT NULL, {_ROWID}, PRIMARY KEY (client, code))",
+                f"CREATE TABLE local_group_member (client {_TEXT} NOT NULL, code {_TEXT} NOT NULL,"
+                f" member {_TEXT} NOT NULL, {_ROWID}, PRIMARY KEY (client, code, member),"
+                " FOREIGN KEY (client, code) REFERENCES local_group(client, code))",
+                f"CREATE TABLE access_right (provider {_TEXT} NOT NULL REFERENCES client(id),"
+                f" service_code {_TEXT} NOT NULL, subject {_TEXT} NOT NULL, method {_TEXT} NOT NULL,"
+                f" path {_TEXT} NOT NULL, {_ROWID}, PRIMARY KEY (provider, service_code, subject, method, path))",
+            ),
         ),
         # Each service's description (WSDL or OpenAPI) and its endpoints (``METHOD PATH`` lines) (issue 6).
         sql_migration(
@@ -414,6 +441,10 @@ SCHEMA = Schema(
             "service_descriptions",
             "ALTER TABLE service ADD COLUMN description BLOB",
             "ALTER TABLE service ADD COLUMN endpoints TEXT NOT NULL DEFAULT ''",
+            postgresql=(
+                "ALTER TABLE service ADD COLUMN description BYTEA",
+                f"ALTER TABLE service ADD COLUMN endpoints {_TEXT} NOT NULL DEFAULT ''",
+            ),
         ),
     ),
     legacy_set="fedbus.serverconf",
@@ -446,11 +477,19 @@ def _stored_subject(text: str) -> Subject:
 
 
 class ServerConfStore:
-    """The configuration database of one security server."""
+    """The configuration database of one security server.
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    ``database_url`` (``[database] url``) puts it in that PostgreSQL database, which the nodes of a clustered
+    server share; without it, the SQLite file at ``path``.
+    """
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, database_url: str | None = None
+    ) -> None:
         self.path = Path(path)
-        self._db: Database = open_sqlite(self.path, label="server configuration", busy_timeout=busy_timeout)
+        self._db: Database = open_database(
+            database_url, self.path, label="server configuration", busy_timeout=busy_timeout
+        )
         try:
             migrate(self._db, SCHEMA)
         except BaseException:

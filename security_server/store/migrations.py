@@ -52,11 +52,19 @@ class Migration:
         return f"m{self.version:03d}_{self.name}"
 
 
-def sql_migration(version: int, name: str, *statements: str) -> Migration:
-    """A migration that runs ``statements`` in order."""
+def sql_migration(
+    version: int, name: str, *statements: str, postgresql: tuple[str, ...] | None = None
+) -> Migration:
+    """A migration that runs ``statements`` in order; on PostgreSQL it runs ``postgresql`` instead when given.
+
+    Portable SQL is written once. Where the engines differ (``BLOB``/``BYTEA``, ``STRICT``, ``AUTOINCREMENT``
+    against identity columns, SQLite's implicit ``rowid``), the SQLite statements stay exactly as the databases
+    in the field were created with, and ``postgresql`` gives the same schema in PostgreSQL's words.
+    """
 
     def apply(connection: Connection) -> None:
-        for statement in statements:
+        chosen = postgresql if postgresql is not None and connection.engine == "postgresql" else statements
+        for statement in chosen:
             connection.execute(statement)
 
     apply.__doc__ = f"Run the statements of migration {version} ({name})."
@@ -129,7 +137,7 @@ def _recorded(connection: Connection, schema: Schema, database: Database) -> _Re
                 if name != expected:
                     raise _inconsistent(database, f"version {version} is recorded as {name!r}, not {expected!r}")
             return _Recorded(len(versions))
-    if schema.legacy_set is not None and connection.has_table(LEGACY_TABLE):
+    if schema.legacy_set is not None and connection.engine == "sqlite" and connection.has_table(LEGACY_TABLE):
         return _legacy(connection, schema, schema.legacy_set, database)
     return _Recorded(0)
 
