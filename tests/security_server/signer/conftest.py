@@ -1,0 +1,13 @@
+"""Fixtures for the signer tests: one SoftHSM2 configuration per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.security_server.signer.softhsm import SoftHsm
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
+    """SoftHSM2 with its token directory in a temporary folder (SOFTHSM2_CONF set for the session)."""
+    return SoftHsm(tmp_path_factory.mktemp("softhsm"))
