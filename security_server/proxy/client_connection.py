@@ -10,7 +10,7 @@ their transport needs (the TLS handshake of the link).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Hashable
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -29,7 +29,9 @@ class ClientConnection(Protocol):
     who: str = "peer"
     """Who answers, as the parser's error messages name it."""
 
-    def __init__(self, max_response_bytes: int) -> None:
+    def __init__(self, key: Hashable, max_response_bytes: int) -> None:
+        self.key = key
+        """Where this connection goes, as its pool knows it (a peer's address, a service's (host, port))."""
         self.max_response_bytes = max_response_bytes
         self.open = False
         self.idle_call: Any = None

@@ -18,13 +18,15 @@ What is here, by RFC 9112 section:
   transfer coding; a bad ``Content-Length``), and the head, the number of header lines, the trailer section and
   the body are all bounded;
 * :class:`RawResponse`: what the parser delivers;
-* :data:`HOP_BY_HOP`: the headers that belong to one connection and are never forwarded.
+* :data:`HOP_BY_HOP`: the headers that belong to one connection and are never forwarded;
+* :func:`encode_post`: the request both clients write (Content-Length framing, every field checked).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from security_server.core.errors import IoError, Origin, RequestTooLarge
 
@@ -46,6 +48,35 @@ TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 """A field value (RFC 9110 §5.5): visible characters, space, tab and obs-text; never CR, LF or NUL."""
+
+
+class FieldError(ValueError):
+    """A request header that cannot be sent as it is: not Latin-1, or not a valid field name or value."""
+
+    def __init__(self, name: str, problem: str, reason: str) -> None:
+        super().__init__(f"header {name[:40]!r} {problem}")
+        self.name = name
+        self.problem = problem
+        self.reason = reason
+        """The detail for our log: the encoding error, or the start of the offending line."""
+
+
+def encode_post(target: bytes, fields: Iterable[tuple[str, str]], body: bytes) -> bytes:
+    """A POST request (RFC 9112 §3: request line, header fields, empty line, body; §6.2: the caller gives
+    ``Content-Length``, never chunked) for the origin-form ``target``, its ``fields`` in the given order, each one
+    checked (RFC 9110 §5.1, §5.5); :class:`FieldError` for one that cannot be sent."""
+    lines = [b"POST " + target + b" HTTP/1.1"]
+    for name, value in fields:
+        try:
+            line = f"{name}: {value}".encode("latin-1")
+        except UnicodeEncodeError as err:
+            raise FieldError(name, "is not Latin-1", str(err)) from err
+        raw_name, _, raw_value = line.partition(b": ")
+        if not TOKEN.fullmatch(raw_name) or not FIELD_VALUE.fullmatch(raw_value):
+            raise FieldError(name, "has a bad name or value", repr(line[:80]))
+        lines.append(line)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
 
 STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [\t\x20-\x7e\x80-\xff]*)?")
 """The status line (RFC 9112 §4): the minor version and the status code are groups 1 and 2."""

@@ -52,7 +52,8 @@ from security_server.core.errors import (
 )
 from security_server.proxy.bounded_request import DEFAULT_MAX_BODY_BYTES
 from security_server.proxy.client_connection import ClientConnection
-from security_server.proxy.http1 import FIELD_VALUE, HOP_BY_HOP, TOKEN, RawResponse
+from security_server.proxy.connection_pool import ConnectionPool
+from security_server.proxy.http1 import HOP_BY_HOP, FieldError, RawResponse, encode_post
 from security_server.proxy.locallink import PeerVerifier, all_peers_failed, run_verifier
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
 from security_server.signer.softtoken import PrivateKey, SoftToken
@@ -160,22 +161,17 @@ def _encode_request(address: PeerAddress, request: PeerRequest) -> bytes:
     if not _PATH.fullmatch(request.path):
         raise InternalError("request path is not an absolute path", reason=repr(request.path))
     host = f"[{address.host}]" if ":" in address.host else address.host
-    lines = [
-        f"POST {request.path} HTTP/1.1",
-        f"Host: {host}:{address.port}",
-        f"Content-Type: {request.content_type}",
-        f"Content-Length: {len(request.body)}",
+    fields = [
+        ("Host", f"{host}:{address.port}"),
+        ("Content-Type", request.content_type),
+        ("Content-Length", str(len(request.body))),
+        *((name, value) for name, value in request.headers.items() if name.lower() not in _NOT_FORWARDED),
     ]
-    lines.extend(f"{name}: {value}" for name, value in request.headers.items() if name.lower() not in _NOT_FORWARDED)
     try:
-        encoded = [line.encode("latin-1") for line in lines]
-    except UnicodeEncodeError as err:
-        raise InternalError("request header is not Latin-1", reason=str(err)) from err
-    for line in encoded[1:]:
-        name, _, value = line.partition(b": ")
-        if not TOKEN.fullmatch(name) or not FIELD_VALUE.fullmatch(value):
-            raise InternalError("request header has a bad name or value", reason=repr(line[:80]))
-    return b"\r\n".join(encoded) + b"\r\n\r\n" + request.body
+        return encode_post(request.path.encode("ascii"), fields, request.body)
+    except FieldError as err:
+        problem = "is not Latin-1" if err.problem == "is not Latin-1" else "has a bad name or value"
+        raise InternalError(f"request header {problem}", reason=err.reason) from err
 
 
 class _ClosedEarly(IoError):
@@ -187,7 +183,7 @@ class _PeerConnection(ClientConnection):
     """One mutual-TLS connection to a peer, carrying one request at a time."""
 
     def __init__(self, address: PeerAddress, max_response_bytes: int) -> None:
-        super().__init__(max_response_bytes)
+        super().__init__(address, max_response_bytes)
         self.address = address
         self.handshake: Deferred[None] = Deferred(lambda _: self.abort())
         self.cert_der = b""
@@ -283,19 +279,20 @@ class MtlsPeerLink:
         self._verify_peer = verify_peer
         self._connect_timeout = connect_timeout
         self._verify_timeout = verify_timeout
-        self._max_idle = max_idle_per_peer
-        self._idle_timeout = idle_timeout
         self._max_response_bytes = max_response_bytes
         self._backoff = failure_backoff_seconds
         self._tls = self._load_tls()
-        self._idle: dict[PeerAddress, list[_PeerConnection]] = {}
-        self._connections: set[_PeerConnection] = set()
+        self._pool: ConnectionPool[_PeerConnection] = ConnectionPool(
+            reactor, max_idle=max_idle_per_peer, idle_timeout=idle_timeout
+        )
         self._latency: dict[PeerAddress, float] = {}
         self._failed_at: dict[PeerAddress, float] = {}
         self._sessions: dict[PeerAddress, SSL.Session] = {}
-        self._closed = False
-        self.connections_made = 0
+
+    @property
+    def connections_made(self) -> int:
         """How many TLS connections this link has opened (a figure for logs and tests)."""
+        return self._pool.connections_made
 
     def _load_tls(self) -> PeerTlsOptions:
         key, cert = self._token.auth_key(now=_now(self._reactor))
@@ -318,7 +315,7 @@ class MtlsPeerLink:
         return Deferred.fromCoroutine(self._send(peers, request, timeout_seconds))
 
     async def _send(self, peers: Sequence[PeerAddress], request: PeerRequest, timeout: float) -> PeerResponse:
-        if self._closed:
+        if self._pool.closed:
             raise NetworkError("the peer link is closed", origin=Origin.CLIENT_PROXY)
         failures: list[tuple[PeerAddress, str]] = []
         verify_errors: list[BusError] = []
@@ -349,7 +346,7 @@ class MtlsPeerLink:
                     failures.append((address, err.reason))
                     continue
                 raw = await self._exchange(connection, data, timeout)
-            self._release(address, connection, raw.keep_alive)
+            self._release(connection, raw.keep_alive)
             return PeerResponse(
                 status=raw.status,
                 content_type=raw.headers.get("content-type", ""),
@@ -374,7 +371,7 @@ class MtlsPeerLink:
             index, address = indexed
             failed = self._failed_at.get(address)
             recently_failed = failed is not None and now - failed < self._backoff
-            return (recently_failed, not self._idle.get(address), self._latency.get(address, 0.0), index)
+            return (recently_failed, not self._pool.idle_count(address), self._latency.get(address, 0.0), index)
 
         return [address for _, address in sorted(enumerate(peers), key=rank)]
 
@@ -396,13 +393,7 @@ class MtlsPeerLink:
             raise _Refused(refused) from err
 
     async def _acquire(self, address: PeerAddress, *, reuse: bool) -> tuple[_PeerConnection, bool]:
-        idle = self._idle.get(address, [])
-        while reuse and idle:
-            connection = idle.pop()
-            if connection.idle_call is not None and connection.idle_call.active():
-                connection.idle_call.cancel()
-            if not connection.open:
-                continue
+        while reuse and (connection := self._pool.take_idle(address)) is not None:
             await self._verify(address, connection)  # the configuration may have changed since it was opened
             if connection.open:
                 return connection, True
@@ -415,7 +406,6 @@ class MtlsPeerLink:
     async def _open(self, address: PeerAddress) -> _PeerConnection:
         started = self._reactor.seconds()
         connection = _PeerConnection(address, self._max_response_bytes)
-        connection.on_lost = self._lost
         creator = _ResumingClientCreator(self._tls, self._sessions.get(address))
         tcp: Any = HostnameEndpoint(self._reactor, address.host, address.port, timeout=self._connect_timeout)
         endpoint = wrapClientTLS(cast(Any, creator), tcp)
@@ -423,8 +413,7 @@ class MtlsPeerLink:
         connecting.addTimeout(self._connect_timeout, self._reactor)
         try:
             await connecting
-            self._connections.add(connection)
-            self.connections_made += 1
+            self._pool.add(connection)
             remaining = max(0.001, self._connect_timeout - (self._reactor.seconds() - started))
             connection.handshake.addTimeout(remaining, self._reactor)
             await connection.handshake
@@ -457,33 +446,12 @@ class MtlsPeerLink:
         except BusError as err:
             raise err.at(Origin.CLIENT_PROXY)
 
-    def _release(self, address: PeerAddress, connection: _PeerConnection, keep_alive: bool) -> None:
+    def _release(self, connection: _PeerConnection, keep_alive: bool) -> None:
         session = connection.session()
         if session is not None:
-            self._sessions[address] = session
-        idle = self._idle.setdefault(address, [])
-        if self._closed or not keep_alive or not connection.open or len(idle) >= self._max_idle:
-            connection.close()
-            return
-        connection.idle_call = self._reactor.callLater(self._idle_timeout, self._expire, address, connection)
-        idle.append(connection)
-
-    def _expire(self, address: PeerAddress, connection: _PeerConnection) -> None:
-        idle = self._idle.get(address, [])
-        if connection in idle:
-            idle.remove(connection)
-        connection.close()
-
-    def _lost(self, connection: _PeerConnection) -> None:
-        self._connections.discard(connection)
-        idle = self._idle.get(connection.address)
-        if idle is not None and connection in idle:
-            idle.remove(connection)
+            self._sessions[connection.address] = session
+        self._pool.release(connection, keep_alive)
 
     def close(self) -> Deferred[None]:
         """Close every connection (for shutdown and tests); fires when all are gone."""
-        self._closed = True
-        waits = [connection.close() for connection in list(self._connections)]
-        self._idle.clear()
-        done: Deferred[None] = defer.gatherResults(waits).addCallback(lambda _: None)
-        return done
+        return self._pool.close()

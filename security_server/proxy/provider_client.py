@@ -29,7 +29,8 @@ from twisted.python.failure import Failure
 
 from security_server.core.errors import BusError, IoError, Origin, RequestTooLarge, ServiceFailed
 from security_server.proxy.client_connection import ClientConnection
-from security_server.proxy.http1 import FIELD_VALUE, TOKEN, RawResponse
+from security_server.proxy.connection_pool import ConnectionPool
+from security_server.proxy.http1 import FIELD_VALUE, HOP_BY_HOP, FieldError, RawResponse, encode_post
 from security_server.proxy.provider_call import (
     DEFAULT_PROVIDER_POOL_SIZE,
     ProviderAnswer,
@@ -38,12 +39,6 @@ from security_server.proxy.provider_call import (
 )
 
 log = structlog.get_logger(__name__)
-
-_HOP_BY_HOP = frozenset(
-    ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host",
-     "content-length")
-)
-"""Headers that describe one hop (RFC 9110 §7.6.1) or its framing: never copied from the caller's mapping."""
 
 _REQUEST_TARGET = re.compile(r"/[!-~]*")
 """The origin-form request target (RFC 9112 §3.2.1): an absolute path and query, printable ASCII, no spaces."""
@@ -103,24 +98,15 @@ def _http_target(url: str) -> _Target | None:
 
 def _encode_request(url: str, target: _Target, body: bytes, headers: Mapping[str, str]) -> bytes:
     """The request head and body (RFC 9112 §3, §6.2: Content-Length framing, never chunked)."""
-    lines = [
-        b"POST " + target.request_target + b" HTTP/1.1",
-        b"Host: " + target.host_header,
-        b"Content-Length: %d" % len(body),
+    fields = [
+        ("Host", target.host_header.decode("ascii")),
+        ("Content-Length", str(len(body))),
+        *((name, value) for name, value in headers.items() if name.lower() not in HOP_BY_HOP),
     ]
-    for name, value in headers.items():
-        if name.lower() in _HOP_BY_HOP:
-            continue
-        try:
-            raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
-        except UnicodeEncodeError as err:
-            raise _unsendable(url, f"header {name[:40]!r} is not Latin-1") from err
-        if not TOKEN.fullmatch(raw_name) or not FIELD_VALUE.fullmatch(raw_value):
-            raise _unsendable(url, f"header {name[:40]!r} has a bad name or value")
-        lines.append(raw_name + b": " + raw_value)
-    lines.append(b"")
-    lines.append(body)
-    return b"\r\n".join(lines)
+    try:
+        return encode_post(target.request_target, fields, body)
+    except FieldError as err:
+        raise _unsendable(url, str(err)) from err
 
 
 class _ConnectionGone(IoError):
@@ -134,8 +120,7 @@ class _ProviderConnection(ClientConnection):
     who = "service"
 
     def __init__(self, key: tuple[str, int], max_response_bytes: int) -> None:
-        super().__init__(max_response_bytes)
-        self.key = key
+        super().__init__(key, max_response_bytes)
 
     def _unusable(self) -> BusError:
         return _ConnectionGone("service connection is not usable", origin=Origin.SERVER_PROXY)
@@ -183,21 +168,22 @@ class LeanProviderClient:
             raise ValueError("max_idle_per_host must not be negative")
         self._reactor = reactor
         self._max_response_bytes = max_response_bytes
-        self._max_idle = max_idle_per_host
-        self._idle_timeout = idle_timeout
         self.fallback = fallback
-        self._idle: dict[tuple[str, int], list[_ProviderConnection]] = {}
-        self._connections: set[_ProviderConnection] = set()
-        self._closed = False
+        self._pool: ConnectionPool[_ProviderConnection] = ConnectionPool(
+            reactor, max_idle=max_idle_per_host, idle_timeout=idle_timeout
+        )
         self._close_waiters: list[Deferred[None]] = []
         self._close_outcome: tuple[Failure | None] | None = None
-        self.connections_made = 0
+
+    @property
+    def connections_made(self) -> int:
         """How many TCP connections this client has opened (a figure for logs and tests)."""
+        return self._pool.connections_made
 
     @property
     def idle_connections(self) -> int:
         """How many open connections wait in the pool right now."""
-        return sum(len(idle) for idle in self._idle.values())
+        return self._pool.idle_count()
 
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
@@ -216,7 +202,7 @@ class LeanProviderClient:
             data = _encode_request(url, target, body, headers)
         except ServiceFailed as err:
             return defer.fail(err)
-        if self._closed:
+        if self._pool.closed:
             return defer.fail(_unusable(url, "the provider client is closed"))
 
         answered = Deferred.fromCoroutine(self._call(target, data, timeout_seconds))
@@ -250,60 +236,27 @@ class LeanProviderClient:
 
     async def _call(self, target: _Target, data: bytes, timeout_seconds: float) -> RawResponse:
         key = (target.host, target.port)
-        connection = self._idle_connection(key)
+        connection = self._pool.take_idle(key)
         if connection is None:
             connection = await self._open(key, timeout_seconds)
         raw = await connection.exchange(data)
-        self._release(connection, raw.keep_alive)
+        self._pool.release(connection, raw.keep_alive)
         return raw
-
-    def _idle_connection(self, key: tuple[str, int]) -> _ProviderConnection | None:
-        """The most recently used idle connection that is still open, or None."""
-        idle = self._idle.get(key)
-        while idle:
-            connection = idle.pop()
-            if connection.idle_call is not None and connection.idle_call.active():
-                connection.idle_call.cancel()
-            if connection.open:
-                return connection
-        return None
 
     async def _open(self, key: tuple[str, int], timeout_seconds: float) -> _ProviderConnection:
         host, port = key
         connection = _ProviderConnection(key, self._max_response_bytes)
-        connection.on_lost = self._lost
         endpoint = HostnameEndpoint(self._reactor, host, port, timeout=timeout_seconds)
         connecting: Deferred[Any] = connectProtocol(endpoint, connection)  # type: ignore[no-untyped-call]
         await connecting
-        if self._closed:
+        if self._pool.closed:
             connection.abort()
             raise ServiceFailed(
                 "Cannot connect to the service", subcode="network_error", reason="the provider client was closed"
             )
-        self._connections.add(connection)
-        self.connections_made += 1
+        self._pool.add(connection)
         log.debug("provider_connected", host=host, port=port)
         return connection
-
-    def _release(self, connection: _ProviderConnection, keep_alive: bool) -> None:
-        idle = self._idle.setdefault(connection.key, [])
-        if self._closed or not keep_alive or not connection.open or len(idle) >= self._max_idle:
-            connection.close()
-            return
-        connection.idle_call = self._reactor.callLater(self._idle_timeout, self._expire, connection)
-        idle.append(connection)
-
-    def _expire(self, connection: _ProviderConnection) -> None:
-        idle = self._idle.get(connection.key, [])
-        if connection in idle:
-            idle.remove(connection)
-        connection.close()
-
-    def _lost(self, connection: _ProviderConnection) -> None:
-        self._connections.discard(connection)
-        idle = self._idle.get(connection.key)
-        if idle is not None and connection in idle:
-            idle.remove(connection)
 
     def close(self) -> Deferred[None]:
         """Close every pooled connection and the fallback (at shutdown); fires when all are gone.
@@ -315,10 +268,8 @@ class LeanProviderClient:
             _fire(waiter, self._close_outcome[0])
             return waiter
         self._close_waiters.append(waiter)
-        if not self._closed:
-            self._closed = True
-            waits: list[Deferred[Any]] = [connection.close() for connection in list(self._connections)]
-            self._idle.clear()
+        if not self._pool.closed:
+            waits: list[Deferred[Any]] = [self._pool.close()]
             close_fallback = getattr(self.fallback, "close", None)
             if close_fallback is not None:
                 waits.append(defer.maybeDeferred(close_fallback))

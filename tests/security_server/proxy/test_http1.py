@@ -9,11 +9,14 @@ from hypothesis import strategies as st
 from security_server.core.errors import IoError, Origin, RequestTooLarge
 from security_server.proxy.http1 import (
     FIELD_VALUE,
+    HOP_BY_HOP,
     MAX_RESPONSE_HEAD_BYTES,
     MAX_RESPONSE_HEADERS,
     TOKEN,
+    FieldError,
     RawResponse,
     ResponseParser,
+    encode_post,
 )
 
 LIMIT = 1000
@@ -267,3 +270,29 @@ def test_every_single_split_point_gives_the_same_response(response: bytes) -> No
     whole = parse(response, close=close)
     for point in range(1, len(response)):
         assert parse_in_pieces([response[:point], response[point:]], close=close) == whole, point
+
+
+# --- the request both clients write ---------------------------------------------------------------------------
+
+
+def test_a_post_is_its_request_line_fields_in_order_and_body() -> None:
+    """encode_post writes the request line, the fields in the given order, an empty line and the body."""
+    data = encode_post(b"/p?q", [("Host", "h:1"), ("Content-Length", "2"), ("X-A", "v")], b"hi")
+    assert data == b"POST /p?q HTTP/1.1\r\nHost: h:1\r\nContent-Length: 2\r\nX-A: v\r\n\r\nhi"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [("X", "\u0101", "is not Latin-1"), ("a b", "v", "has a bad name or value"), ("X", "a\r\nb", "has a bad name or value")],
+)
+def test_a_field_that_cannot_be_sent_is_refused(name: str, value: str, problem: str) -> None:
+    """A field that is not Latin-1, or not a token name with a field value (no CR or LF: no smuggling), is refused."""
+    with pytest.raises(FieldError) as caught:
+        encode_post(b"/", [(name, value)], b"")
+    assert caught.value.problem == problem
+
+
+def test_the_hop_by_hop_set_names_one_connections_headers() -> None:
+    """The framing and connection headers are never forwarded; end-to-end ones such as Content-Type are."""
+    assert {"connection", "keep-alive", "transfer-encoding", "host", "content-length"} <= HOP_BY_HOP
+    assert "content-type" not in HOP_BY_HOP
