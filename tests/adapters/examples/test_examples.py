@@ -108,3 +108,5 @@ def test_an_example_runs_alone_as_a_web_server() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
