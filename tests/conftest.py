@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("fedbus", suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("fedbus")
 
+# A throwaway PostgreSQL server per session and the per-engine ``backend`` fixture of the store tests.
+pytest_plugins = ("tests.postgres", "tests.security_server.store.engines")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 XROAD_VECTORS = REPO_ROOT.parent / "shared" / "vectors" / "xroad"
 

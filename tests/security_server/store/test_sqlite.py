@@ -1,23 +1,24 @@
-"""The SQLite engine: shared pragmas, one transaction mode, and every sqlite3 failure mapped to a named store error."""
+"""The SQLite engine: shared pragmas, its file, and every sqlite3 failure mapped to a named store error.
+
+The seam's contract (transactions, nesting, rows, errors), which SQLite shares with PostgreSQL, is pinned on both
+engines in ``test_engines``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from security_server.core.errors import BusError, DatabaseError
-from security_server.store.engine import as_dicts
 from security_server.store.errors import (
     ConstraintViolated,
     DatabaseCorrupt,
     DatabaseLocked,
     DatabaseUnwritable,
-    StoreClosed,
 )
-from security_server.store.sqlite import SqliteDatabase, Synchronous, map_error, open_sqlite
+from security_server.store.sqlite import Synchronous, map_error, open_sqlite
 
 
 @pytest.fixture
@@ -26,27 +27,9 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
 
 
-@pytest.fixture
-def db(path: Path) -> Iterator[SqliteDatabase]:
-    """An open database with one table ``t`` (integer key, text value)."""
-    database = open_sqlite(path, label="test store")
-    database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")
-    yield database
-    database.close()
-
-
 def other(path: Path) -> sqlite3.Connection:
     """An independent autocommit connection to the same file."""
     return sqlite3.connect(path, isolation_level=None)
-
-
-def values(path: Path) -> list[str]:
-    """The values in ``t``, read through another connection."""
-    conn = other(path)
-    try:
-        return [str(row[0]) for row in conn.execute("SELECT value FROM t ORDER BY id")]
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize(("mode", "pragma"), [(Synchronous.FULL, 2), (Synchronous.NORMAL, 1)])
@@ -62,80 +45,6 @@ def test_every_database_opens_with_the_shared_pragmas(path: Path, mode: Synchron
         assert raw.isolation_level is None  # autocommit: every transaction is explicit
     finally:
         database.close()
-
-
-def test_a_write_commits_at_its_end(path: Path, db: SqliteDatabase) -> None:
-    """Rows written in a write transaction are visible to another connection once it ends, not before."""
-    with db.write("adding") as conn:
-        conn.execute("INSERT INTO t (value) VALUES ('a')")
-        conn.executemany("INSERT INTO t (value) VALUES (?)", [("b",), ("c",)])
-        assert values(path) == []
-    assert values(path) == ["a", "b", "c"]
-
-
-def test_an_exception_rolls_the_whole_write_back(path: Path, db: SqliteDatabase) -> None:
-    """Any exception in a write transaction leaves nothing of it and comes out unchanged."""
-    with pytest.raises(ValueError, match="stop"):
-        with db.write("adding") as conn:
-            conn.execute("INSERT INTO t (value) VALUES ('a')")
-            raise ValueError("stop")
-    assert values(path) == [] and not db.in_transaction
-
-
-def test_nested_transactions_join_the_outermost(path: Path, db: SqliteDatabase) -> None:
-    """An inner write (or lone statement) joins the outer one and is rolled back with it."""
-    with pytest.raises(ValueError):
-        with db.write("outer") as conn:
-            conn.execute("INSERT INTO t (value) VALUES ('outer')")
-            with db.write("inner") as inner:
-                inner.execute("INSERT INTO t (value) VALUES ('inner')")
-            db.execute("INSERT INTO t (value) VALUES ('lone')")
-            with db.read("reading inside") as reader:
-                assert reader.execute("SELECT count(*) FROM t").fetchone() == (3,)
-            raise ValueError("abandon")
-    assert values(path) == []
-
-
-def test_a_write_cannot_start_inside_a_read(db: SqliteDatabase) -> None:
-    """Upgrading a read transaction to a write is a programming error, refused at once."""
-    with db.read("reading") as _:
-        with pytest.raises(RuntimeError, match="inside a read"):
-            with db.write("writing"):
-                pass
-
-
-def test_a_read_sees_one_state(path: Path, db: SqliteDatabase) -> None:
-    """Rows committed by another connection during a read transaction are not seen until it ends."""
-    db.execute("INSERT INTO t (value) VALUES ('a')")
-    writer = other(path)
-    with db.read("reading") as conn:
-        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
-        writer.execute("INSERT INTO t (value) VALUES ('b')")
-        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
-    assert db.execute("SELECT count(*) FROM t").fetchone() == (2,)
-    writer.close()
-
-
-def test_rows_come_as_tuples_or_named(db: SqliteDatabase) -> None:
-    """Cursor rows are tuples in SELECT order; as_dicts names them by column; lastrowid and rowcount are given."""
-    with db.write("adding") as conn:
-        assert conn.execute("INSERT INTO t (value) VALUES ('a')").lastrowid == 1
-        assert conn.executemany("INSERT INTO t (value) VALUES (?)", [("b",), ("c",)]).rowcount == 2
-    assert list(db.execute("SELECT id, value FROM t ORDER BY id")) == [(1, "a"), (2, "b"), (3, "c")]
-    assert as_dicts(db.execute("SELECT value, id FROM t WHERE id = 2")) == [{"value": "b", "id": 2}]
-    assert db.execute("SELECT 1 FROM t WHERE id = 9").fetchone() is None
-
-
-def test_a_broken_constraint_is_constraint_violated_and_rolls_back(path: Path, db: SqliteDatabase) -> None:
-    """A duplicate key raises ConstraintViolated with SQLite's words; the transaction's other rows are gone too."""
-    db.execute("INSERT INTO t (id, value) VALUES (1, 'a')")
-    with pytest.raises(ConstraintViolated) as caught:
-        with db.write("adding twice") as conn:
-            conn.execute("INSERT INTO t (id, value) VALUES (2, 'b')")
-            conn.execute("INSERT INTO t (id, value) VALUES (1, 'again')")
-    assert caught.value.detail == "UNIQUE constraint failed: t.id"
-    assert caught.value.message.startswith("test store: adding twice refused")
-    assert values(path) == ["a"]
 
 
 def test_a_locked_database_is_database_locked_naming_the_file(path: Path) -> None:
@@ -183,28 +92,6 @@ def test_a_database_that_refuses_wal_is_refused() -> None:
     """An in-memory database cannot use WAL, so the store layer will not open it."""
     with pytest.raises(DatabaseError, match="WAL"):
         open_sqlite(":memory:", label="test store")
-
-
-def test_a_bad_statement_is_a_database_error(db: SqliteDatabase) -> None:
-    """SQL that SQLite refuses gives DatabaseError (not sqlite3's), the action and SQLite's words in the reason."""
-    with pytest.raises(DatabaseError) as caught:
-        db.execute("SELECT x FROM nowhere", action="reading nothing")
-    assert type(caught.value) is DatabaseError
-    assert caught.value.message == "test store: reading nothing failed" and "no such table" in caught.value.reason
-
-
-def test_a_closed_database_refuses_everything(db: SqliteDatabase) -> None:
-    """After close every call raises StoreClosed; closing twice is fine."""
-    db.close()
-    db.close()
-    with pytest.raises(StoreClosed, match="test store: the store is closed"):
-        db.execute("SELECT 1")
-    with pytest.raises(StoreClosed):
-        with db.write("writing"):
-            pass
-    with pytest.raises(StoreClosed):
-        with db.read("reading"):
-            pass
 
 
 def _error(kind: type[sqlite3.Error], code: int | None) -> sqlite3.Error:
