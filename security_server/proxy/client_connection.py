@@ -1,7 +1,8 @@
 """One pooled HTTP/1.1 client connection carrying one request at a time: the protocol both lean clients share.
 
 The mutual-TLS link between security servers (security_server/proxy/mtls.py) and the provider client
-(security_server/proxy/provider_client.py) keep connections in pools and write a whole request on one at a time
+(security_server/proxy/provider_client.py) keep connections in one kind of pool (proxy/connection_pool.py) and
+write a whole request (http1.encode_post) on one at a time
 (no pipelining, RFC 9112 §9.3.2); the answer is read with :class:`~security_server.proxy.http1.ResponseParser`.
 Bytes arriving on an idle connection make it unusable; a connection that goes while an answer is awaited
 completes a close-delimited answer or fails the wait. Subclasses say who answers (for the errors) and add what

@@ -1,7 +1,7 @@
 """The server proxy: the provider's side of an exchange between two security servers.
 
-A peer's client proxy sends a signed transport message over mutual TLS; the TLS listener (the network layer,
-security_server/proxy/peerlink.py) calls :meth:`ServerProxy.handle` with the peer's certificate. The checks run
+A peer's client proxy sends a signed transport message over mutual TLS; the listener
+(security_server/proxy/server_proxy_site.py) calls :meth:`ServerProxy.handle` with the peer's certificate. The checks run
 in X-Road's order (XROAD-REFERENCE.md §4.1; X-Road ``ServerMessageProcessor``), each failing with its X-Road
 fault code under the ``server.serverproxy`` prefix:
 
