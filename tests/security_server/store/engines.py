@@ -18,6 +18,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 import psycopg
 import pytest
 
+from security_server.core.config import url_without_password
 from security_server.store.engine import Database
 from security_server.store.opening import open_database
 from security_server.store.postgresql import translate
@@ -33,6 +34,11 @@ class Backend:
     path: Path
     """The SQLite file; a store on PostgreSQL is given it too and never creates it."""
     url: str | None
+
+    @property
+    def location(self) -> str:
+        """Where the store layer says the database is (the file, or the URL without its password)."""
+        return str(self.path) if self.url is None else url_without_password(self.url)
 
     def open(self, label: str = "test store", **options: Any) -> Database:
         """The database through the store layer, as a store opens it."""
