@@ -100,7 +100,7 @@ def test_kill_9_under_load_then_restart_leaves_complete_verifiable_evidence(tmp_
     every acked exchange logged, all stamped and archived in one verifiable archive chain."""
     work = tmp_path / "work"
     work.mkdir()
-    lines = _run_until_killed(work, acks=250, archives=2, deadline=45)
+    lines = _run_until_killed(work, acks=250, archives=2, deadline=180)  # bounds, generous for a busy machine
     acked = {int(p[1]): p[2] for p in (line.split() for line in lines) if p[0] == "ACK"}
     assert len(acked) >= 250
     assert not [line for line in lines if line.startswith("FAIL")]
@@ -115,7 +115,7 @@ def test_kill_9_under_load_then_restart_leaves_complete_verifiable_evidence(tmp_
     for path in (work / "archive").glob("mlog-*.zip"):  # a file with the final name is always a whole archive
         assert verify_archive(path.read_bytes(), None, strict=True).code in ("valid", "invalid_archive.previous_digest_mismatch")
 
-    out = _finish(work, deadline=60)
+    out = _finish(work, deadline=180)
     assert out.splitlines()[-1] == f"DONE {total} {len(list((work / 'archive').glob('mlog-*.zip')))}"
     assert list((work / "archive").glob(".*")) == []  # no temporary file left
     with MessageLogStore(work / "log.db") as store:
