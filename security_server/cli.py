@@ -2,7 +2,10 @@
 
 Every command works on one server directory, given with ``--dir`` (or ``FEDBUS_SERVER_DIR``; default
 ``./fedbus-server``), which holds ``serverconf.db`` (security_server/serverconf/store.py) and ``keys/``
-(security_server/signer/softtoken.py).
+(security_server/signer/softtoken.py). Keys may also live in HSMs, the ``[pkcs11:NAME]`` sections of the
+configuration (security_server/signer/pkcs11_config.py; ``--config`` layers a file as ``run`` does): ``keys
+generate --token NAME`` makes a key there, the other ``keys`` commands find a key on whichever token holds it, and
+``token status`` shows whether each token is logged in.
 
 Identifiers are given and printed in X-Road's display form (pr-mess §1.3), the one form this CLI takes::
 
@@ -57,7 +60,10 @@ from security_server.serverconf.store import (
     ServiceKind,
 )
 from security_server.signer.ocsp_client import OcspClient
+from security_server.signer.pkcs11_token import Pkcs11Token
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
+from security_server.signer.token import Token
+from security_server.signer.token_set import TokenSet, open_tokens
 
 DEFAULT_DIR = "./fedbus-server"
 DIR_ENV = "FEDBUS_SERVER_DIR"
@@ -156,14 +162,17 @@ def _cert_json(cert: x509.Certificate | None) -> dict[str, Any] | None:
     }
 
 
-def _key_json(info: KeyInfo) -> dict[str, Any]:
-    return {
+def _key_json(info: KeyInfo, token: str | None = None) -> dict[str, Any]:
+    data = {
         "key_id": info.key_id,
         "kind": info.kind.value,
         "owner": str(info.owner),
         "algorithm": info.algorithm.value,
         "certificate": _cert_json(info.cert),
     }
+    if token is not None:
+        data["token"] = token
+    return data
 
 
 def _service_text(service: ServiceId) -> str:
@@ -192,6 +201,22 @@ def _token(directory: Path) -> SoftToken:
     if not (directory / DB_NAME).is_file():
         raise ServerConfError(f"no security server in {directory} (run `fedbus server init --dir {directory}` first)")
     return SoftToken(directory / KEYS_DIR)
+
+
+def _tokens(directory: Path, config_file: Path | None) -> TokenSet:
+    """The soft token and the configured PKCS#11 tokens (``[pkcs11:NAME]`` in the layered configuration)."""
+    from security_server.configfile import load_config
+
+    _token(directory)  # the same check that the server directory exists
+    return open_tokens(directory / KEYS_DIR, load_config("security-server", extra=config_file))
+
+
+def config_option(func: F) -> F:
+    """The ``--config`` option of the commands that reach PKCS#11 tokens."""
+    return click.option(
+        "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="An INI file layered over conf/security-server.ini and conf.d/local.ini ([pkcs11:NAME] tokens).",
+    )(func)
 
 
 def _read_file(path: Path, limit: int, what: str) -> bytes:
@@ -297,35 +322,44 @@ def keys() -> None:
 
 @keys.command("generate")
 @dir_option
+@config_option
 @click.option("--kind", type=click.Choice([k.value for k in KeyKind]), required=True,
               help="auth: this server's TLS key; sign: a member's signing key.")
 @click.option("--member", type=MEMBER, help="The member of a sign key (default: the server owner).")
 @click.option("--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]), default=KeyAlgorithm.RSA2048.value,
               show_default=True)
+@click.option("--token", "token_name", default=SoftToken.name, show_default=True,
+              help="Where to make the key: the soft token or a [pkcs11:NAME] token (made inside it, never extractable).")
 @json_option
-def keys_generate(directory: Path, kind: str, member: ClientId | None, algorithm: str, as_json: bool) -> None:
+def keys_generate(
+    directory: Path, config_file: Path | None, kind: str, member: ClientId | None, algorithm: str, token_name: str,
+    as_json: bool,
+) -> None:
     """Generate a key; prints its id."""
     identity = _snapshot(directory).identity
     key_kind = KeyKind(kind)
     if key_kind is KeyKind.AUTH and member is not None:
         raise click.UsageError("--member is for sign keys; an auth key belongs to this server")
     owner = identity.server_id if key_kind is KeyKind.AUTH else (member or identity.owner)
-    token = _token(directory)
+    token: Token = _token(directory) if token_name == SoftToken.name else _tokens(directory, config_file).token(token_name)
     key_id = token.generate(key_kind, owner, KeyAlgorithm(algorithm))
-    data = _key_json(token.key(key_id))
-    _emit(as_json, data, lambda: f"Generated {kind} key {key_id} for {owner} ({algorithm})")
+    data = _key_json(token.key(key_id), token.name)
+    _emit(as_json, data, lambda: f"Generated {kind} key {key_id} for {owner} ({algorithm}) on token {token.name}")
 
 
 @keys.command("csr")
 @dir_option
+@config_option
 @click.argument("key_id")
 @click.option("--name", required=True, help="The member's name, written as O in the subject.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the PEM request here instead of printing it.")
 @json_option
-def keys_csr(directory: Path, key_id: str, name: str, out_file: Path | None, as_json: bool) -> None:
+def keys_csr(
+    directory: Path, config_file: Path | None, key_id: str, name: str, out_file: Path | None, as_json: bool
+) -> None:
     """Make a certificate request (PKCS#10, PEM) for a key, with the certificate-profile subject."""
-    token = _token(directory)
+    token = _tokens(directory, config_file)
     info = token.key(key_id)
     # KeyInfo guarantees auth keys belong to servers and sign keys to members.
     owner = info.owner
@@ -343,27 +377,58 @@ def keys_csr(directory: Path, key_id: str, name: str, out_file: Path | None, as_
 
 @keys.command("import-cert")
 @dir_option
+@config_option
 @click.argument("cert_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
-def keys_import_cert(directory: Path, cert_file: Path, as_json: bool) -> None:
-    """Import a certificate (PEM or DER) issued for one of the token's keys."""
-    token = _token(directory)
-    key_id = token.import_cert(_read_file(cert_file, 64 * 1024, "certificate"), now=datetime.now(UTC))
-    data = _key_json(token.key(key_id))
+def keys_import_cert(directory: Path, config_file: Path | None, cert_file: Path, as_json: bool) -> None:
+    """Import a certificate (PEM or DER) issued for a key on one of the tokens (stored in that token)."""
+    tokens = _tokens(directory, config_file)
+    key_id = tokens.import_cert(_read_file(cert_file, 64 * 1024, "certificate"), now=datetime.now(UTC))
+    holder = tokens.holder(key_id)
+    data = _key_json(holder.key(key_id), holder.name)
     _emit(as_json, data, lambda: f"Imported the certificate for key {key_id} ({data['owner']})")
 
 
 @keys.command("list")
 @dir_option
+@config_option
 @json_option
-def keys_list(directory: Path, as_json: bool) -> None:
-    """List keys and their certificates."""
-    found = _token(directory).list()
+def keys_list(directory: Path, config_file: Path | None, as_json: bool) -> None:
+    """List keys and their certificates, on every token (a token that is out lists nothing; see token status)."""
+    found = [(token.name, key) for token, _, keys in _tokens(directory, config_file).listing() for key in keys]
     rows = [
-        [k.key_id, k.kind.value, str(k.owner), k.algorithm.value, _time(k.cert.not_valid_after_utc) if k.cert else "-"]
-        for k in found
+        [k.key_id, k.kind.value, str(k.owner), k.algorithm.value, _time(k.cert.not_valid_after_utc) if k.cert else "-", name]
+        for name, k in found
     ]
-    _emit(as_json, [_key_json(k) for k in found], lambda: cli_output.format_table(["key id", "kind", "owner", "algorithm", "cert until"], rows))
+    _emit(as_json, [_key_json(k, name) for name, k in found],
+          lambda: cli_output.format_table(["key id", "kind", "owner", "algorithm", "cert until", "token"], rows))
+
+
+# --- tokens ----------------------------------------------------------------------------------------------------------
+
+
+@server.group("token")
+def token_group() -> None:
+    """The tokens that hold keys: the soft token and the [pkcs11:NAME] HSM tokens."""
+
+
+@token_group.command("status")
+@dir_option
+@config_option
+@json_option
+def token_status(directory: Path, config_file: Path | None, as_json: bool) -> None:
+    """Show each token: logged in, logged out or not present, with its keys and the last problem (never the PIN)."""
+    data = []
+    for token, status, keys in _tokens(directory, config_file).listing():
+        entry: dict[str, Any] = {"token": token.name, "status": status.value, "keys": len(keys)}
+        if isinstance(token, Pkcs11Token):
+            entry.update(type="pkcs11", library=token.config.library, where=token.config.where,
+                         sign_mechanism=token.config.sign_mechanism.value, problem=token.last_problem)
+        else:
+            entry.update(type="soft", where=str(directory / KEYS_DIR))
+        data.append(entry)
+    rows = [[d["token"], d["type"], d["status"], str(d["keys"]), d["where"], d.get("problem") or ""] for d in data]
+    _emit(as_json, data, lambda: cli_output.format_table(["token", "type", "status", "keys", "where", "problem"], rows))
 
 
 # --- clients --------------------------------------------------------------------------------------------------------

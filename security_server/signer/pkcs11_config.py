@@ -23,6 +23,8 @@ from security_server.core.config import LayeredConfig
 from security_server.core.errors import ConfigurationError
 
 SECTION_PREFIX = "pkcs11:"
+RESERVED_NAMES = frozenset({"soft", "all"})
+"""Token names a section cannot take: the soft token's and the whole set's."""
 
 
 class SignMechanism(enum.StrEnum):
@@ -52,6 +54,8 @@ class Pkcs11TokenConfig:
     def __post_init__(self) -> None:
         if not self.name or any(c.isspace() or c in ":[]" for c in self.name):
             raise ConfigurationError(f"[pkcs11:{self.name}]: a token name has no spaces, colons or brackets")
+        if self.name in RESERVED_NAMES:
+            raise ConfigurationError(f"[pkcs11:{self.name}]: {self.name!r} names the soft token or all tokens")
         if not self.library:
             raise ConfigurationError(f"[pkcs11:{self.name}] library: the path of the PKCS#11 module is required")
         if (self.slot is None) == (self.token_label is None):

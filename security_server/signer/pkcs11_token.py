@@ -448,9 +448,7 @@ class Pkcs11Token:
                 raise
             return key_id
 
-        key_id = self._run("generating a key", generate)
-        _log.info("token_key_generated", token=self.name, key_id=key_id, kind=kind.value, algorithm=algorithm.value)
-        return key_id
+        return self._run("generating a key", generate)
 
     def csr(self, key_id: str, subject: x509.Name) -> bytes:
         """A PKCS#10 request (PEM) for ``subject``, signed inside the token by key ``key_id``."""
