@@ -5,7 +5,7 @@ The server is Debian's ``postgresql`` package (``/usr/lib/postgresql/<version>/b
 root it runs as the unprivileged system user ``fedbus-test`` (created with ``useradd`` if missing) through
 ``runuser``, and the directory belongs to that user. It listens on 127.0.0.1 only, asks for a password over TCP
 (so wrong credentials can be tested), and trades durability for speed (no fsync: the data is thrown away). Each
-test gets its own database (``CREATE DATABASE``, dropped afterwards), so tests never see each other's rows and
+test gets its own database (``CREATE DATABASE``, with ICU's en-US collation, dropped afterwards), so tests never see each other's rows and
 parallel sessions never share a port or a directory. The server is stopped and its directory removed at the end
 of the session, whatever happened.
 
@@ -109,7 +109,10 @@ class PostgresServer:
         """A new empty database for one test (its URL), dropped afterwards even if a connection is left open."""
         name = f"t_{secrets.token_hex(6)}"
         with self.admin() as admin:
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            # A linguistic collation, as an operator's database usually has (the cluster itself is C.UTF-8):
+            # the stores must list in byte order all the same.
+            icu = " LOCALE_PROVIDER icu ICU_LOCALE 'en-US'" if admin.info.server_version >= 150000 else ""
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0{icu}')
         try:
             yield self.url(name)
         finally:

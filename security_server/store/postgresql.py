@@ -71,6 +71,9 @@ DEFAULT_POOL_SIZE = 4
 WRITE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"fedbus store write lock").digest()[:8], "big", signed=True)
 """The advisory lock every write transaction of a database takes first (one writer at a time, as on SQLite)."""
 
+_BEGIN_WRITE = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+
 _UNREACHABLE_STATES = frozenset({"3D000", "57P01", "57P02", "57P03", "53300"})
 """Unknown database, server shutting down or starting, too many connections."""
 _LOCKED_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
@@ -342,11 +345,7 @@ class PostgresDatabase:
             return
         with self._borrowed(action) as raw:
             try:
-                if write:
-                    raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                    raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
-                else:
-                    raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                raw.execute(_BEGIN_WRITE if write else _BEGIN_READ)  # one round trip each
             except psycopg.Error as err:
                 _rollback(raw)
                 raise self.mapped(err, action) from err

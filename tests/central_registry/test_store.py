@@ -1,25 +1,36 @@
-"""The registry store: valid changes are recorded and audited; invalid ones are refused and change nothing."""
+"""The registry store, on SQLite and on PostgreSQL: valid changes are recorded and audited; invalid ones are refused
+and change nothing."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from central_registry.store import ApprovedCa, ApprovedTsa, RegistryError, RegistryStore, auth_cert_hash
 from security_server.core.errors import DatabaseError
 from security_server.core.identifiers import ClientId, GlobalGroupId, SecurityServerId
+from security_server.store.errors import DatabaseUnreachable
+from tests.postgres import PostgresServer
+from tests.security_server.store.engines import Backend
 
 GOV1 = ClientId("EE", "GOV", "70000310")
 GOV2 = ClientId("EE", "GOV", "70000311")
 
 
+def opened(backend: Backend) -> RegistryStore:
+    """The registry store in the backend's database."""
+    return RegistryStore(backend.path, database_url=backend.url)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> RegistryStore:
-    """An initialised registry for instance EE."""
-    registry = RegistryStore(tmp_path / "registry.db")
+def store(backend: Backend) -> Iterator[RegistryStore]:
+    """An initialised registry for instance EE, on each engine."""
+    registry = opened(backend)
     registry.initialise("EE")
-    return registry
+    yield registry
+    registry.close()
 
 
 def _snapshot(store: RegistryStore) -> tuple[object, ...]:
@@ -108,10 +119,43 @@ def test_settings_defaults_and_changes(store: RegistryStore) -> None:
     assert store.settings().auto_approve is True
 
 
-def test_uninitialised_registry_is_refused(tmp_path: Path) -> None:
+def test_uninitialised_registry_is_refused(backend: Backend) -> None:
     """Using a registry before `init` gives a clear error."""
-    with pytest.raises(RegistryError, match="not initialised"):
-        RegistryStore(tmp_path / "r.db").settings()
+    registry = opened(backend)
+    try:
+        with pytest.raises(RegistryError, match="not initialised"):
+            registry.settings()
+    finally:
+        registry.close()
+
+
+def test_listings_come_in_byte_order_on_every_engine(store: RegistryStore) -> None:
+    """Members are listed in the byte order of their identifiers (SQLite's), whatever PostgreSQL's locale says."""
+    codes = ["b", "B", "a-1", "a1", "(x)", "Z", "a.2"]
+    for code in codes:
+        store.add_member(ClientId("EE", "GOV", code), f"member {code}")
+    assert [m.id.member_code for m in store.members()] == sorted(codes, key=lambda c: str(ClientId("EE", "GOV", c)).encode())
+
+
+def test_a_changed_setting_is_kept_once(store: RegistryStore, backend: Backend) -> None:
+    """Changing a setting twice leaves one row with the last value (an upsert on both engines)."""
+    store.set_setting("conf_expire_seconds", "60")
+    store.set_setting("conf_expire_seconds", "120")
+    assert store.settings().conf_expire_seconds == 120
+    assert backend.execute("SELECT value FROM settings WHERE key = 'conf_expire_seconds'") == [("120",)]
+
+
+def test_a_database_url_that_does_not_answer_is_a_startup_error_naming_the_setting(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """A wrong password or an unknown database refuses to open, naming [database] url and never the password."""
+    for url in (postgres_server.url(password="not-the-password"), postgres_server.url("no_such_registry")):
+        with pytest.raises(DatabaseUnreachable) as caught:
+            RegistryStore(tmp_path / "registry.db", database_url=url)
+        assert "[database] url" in caught.value.message and caught.value.message.startswith("registry: opening failed")
+        assert "not-the-password" not in caught.value.message + caught.value.reason
+        assert postgres_server.password not in caught.value.message + caught.value.reason
+    assert not (tmp_path / "registry.db").exists()
 
 
 def test_corrupt_database_gives_database_error(tmp_path: Path) -> None:

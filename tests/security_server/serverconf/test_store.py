@@ -1,8 +1,9 @@
-"""The server configuration store: valid changes land, every invalid change is refused and changes nothing."""
+"""The server configuration store, on SQLite and on PostgreSQL: valid changes land, every invalid change is refused
+and changes nothing."""
 
 from __future__ import annotations
 
-import sqlite3
+import socket
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,6 +21,9 @@ from security_server.serverconf.store import (
     ServiceKind,
     check_service_url,
 )
+from security_server.store.errors import DatabaseUnreachable
+from tests.postgres import PostgresServer
+from tests.security_server.store.engines import Backend, BackendFactory
 
 OWNER = ClientId("EE", "GOV", "70000310")
 PROVIDER = OWNER.subsystem("registry")
@@ -36,43 +40,33 @@ def _nobody(client: ClientId, group: GlobalGroupId) -> bool:
     return False
 
 
-def _dump(path: Path) -> list[str]:
-    """Every statement needed to rebuild the database, read through a separate connection."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+def opened(backend: Backend) -> ServerConfStore:
+    """The configuration store in the backend's database (SQLite file or PostgreSQL)."""
+    return ServerConfStore(backend.path, database_url=backend.url)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the test's configuration database lives."""
-    return tmp_path / "serverconf.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[ServerConfStore]:
-    """An initialised store hosting PROVIDER (registered) with getRandom v1 (SOAP) and pets (REST)."""
-    with ServerConfStore(db_path) as opened:
-        opened.initialise(OWNER, "ss1", ANCHOR)
-        opened.add_client(PROVIDER)
-        opened.set_client_state(PROVIDER, ClientState.REGISTRATION_IN_PROGRESS)
-        opened.set_client_state(PROVIDER, ClientState.REGISTERED)
-        opened.add_service(GET_RANDOM_V1, url="http://127.0.0.1:8080/random")
-        opened.add_service(PETS, url="https://pets.example/api", kind=ServiceKind.REST, timeout_seconds=5)
-        opened.add_local_group(PROVIDER, PARTNERS, "Partner systems")
-        opened.add_local_group_member(PROVIDER, PARTNERS, CONSUMER)
-        opened.grant(AccessRight(CONSUMER, GET_RANDOM))
-        yield opened
+def store(backend: Backend) -> Iterator[ServerConfStore]:
+    """An initialised store hosting PROVIDER (registered) with getRandom v1 (SOAP) and pets (REST), on each engine."""
+    with opened(backend) as ready:
+        ready.initialise(OWNER, "ss1", ANCHOR)
+        ready.add_client(PROVIDER)
+        ready.set_client_state(PROVIDER, ClientState.REGISTRATION_IN_PROGRESS)
+        ready.set_client_state(PROVIDER, ClientState.REGISTERED)
+        ready.add_service(GET_RANDOM_V1, url="http://127.0.0.1:8080/random")
+        ready.add_service(PETS, url="https://pets.example/api", kind=ServiceKind.REST, timeout_seconds=5)
+        ready.add_local_group(PROVIDER, PARTNERS, "Partner systems")
+        ready.add_local_group_member(PROVIDER, PARTNERS, CONSUMER)
+        ready.grant(AccessRight(CONSUMER, GET_RANDOM))
+        yield ready
 
 
 # --- what lands ---------------------------------------------------------------------------------------------
 
 
-def test_initialise_records_identity_anchor_and_owner_client(db_path: Path) -> None:
+def test_initialise_records_identity_anchor_and_owner_client(backend: Backend) -> None:
     """init stores owner, server code and anchor; the owner is a saved client of its own server."""
-    with ServerConfStore(db_path) as fresh:
+    with opened(backend) as fresh:
         assert not fresh.is_initialised()
         identity = fresh.initialise(OWNER, "ss1", ANCHOR)
         assert fresh.is_initialised()
@@ -84,11 +78,24 @@ def test_initialise_records_identity_anchor_and_owner_client(db_path: Path) -> N
         assert owner is not None and owner.is_owner and owner.state is ClientState.SAVED
 
 
-def test_the_store_survives_reopening(store: ServerConfStore, db_path: Path) -> None:
-    """A second store on the same file reads the same configuration (the data is committed)."""
+def test_the_store_survives_reopening(store: ServerConfStore, backend: Backend) -> None:
+    """A second store on the same database reads the same configuration (the data is committed)."""
     before = store.snapshot()
-    with ServerConfStore(db_path) as again:
+    with opened(backend) as again:
         assert again.snapshot() == before
+
+
+def test_a_change_through_one_store_is_seen_by_the_next_snapshot_of_another(
+    store: ServerConfStore, backend: Backend
+) -> None:
+    """Two stores on one database (two nodes of a cluster on PostgreSQL) see each other's changes at once."""
+    with opened(backend) as other_node:
+        other_node.disable_service(GET_RANDOM_V1, "maintenance")
+        store.revoke(AccessRight(CONSUMER, GET_RANDOM))
+        for snapshot in (store.snapshot(), other_node.snapshot()):
+            service = snapshot.service(GET_RANDOM_V1)
+            assert service is not None and service.disabled_notice == "maintenance"
+            assert snapshot.rights_for(PROVIDER, "getRandom") == ()
 
 
 def test_snapshot_lookups(store: ServerConfStore) -> None:
@@ -200,27 +207,31 @@ subjects = st.one_of(
 grants = st.lists(st.tuples(subjects, st.sampled_from([GET_RANDOM, PETS])), max_size=8)
 
 
-@settings(max_examples=25, deadline=None)
-@given(grants)
-def test_granting_keeps_every_earlier_right(tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[object, ServiceId]]) -> None:
+@pytest.mark.parametrize(("engine", "examples"), [("sqlite", 25), ("postgresql", 10)])
+def test_granting_keeps_every_earlier_right(new_backend: BackendFactory, engine: str, examples: int) -> None:
     """Each successful grant adds exactly its right; duplicates are refused and change nothing."""
-    path = tmp_path_factory.mktemp("grants") / "serverconf.db"
-    with ServerConfStore(path) as fresh:
-        fresh.initialise(OWNER, "ss1", ANCHOR)
-        fresh.add_client(PROVIDER)
-        fresh.add_service(GET_RANDOM, url="http://127.0.0.1/")
-        fresh.add_service(PETS, url="http://127.0.0.1/", kind=ServiceKind.REST)
-        fresh.add_local_group(PROVIDER, PARTNERS, "partners")
-        expected: list[AccessRight] = []
-        for subject, service in steps:
-            right = AccessRight(subject, service)  # type: ignore[arg-type]
-            if right in expected:
-                with pytest.raises(ServerConfError):
+
+    @settings(max_examples=examples, deadline=None)  # fewer on PostgreSQL: a new database per example
+    @given(grants)
+    def grant_all(steps: list[tuple[object, ServiceId]]) -> None:
+        with new_backend(engine) as backend, opened(backend) as fresh:
+            fresh.initialise(OWNER, "ss1", ANCHOR)
+            fresh.add_client(PROVIDER)
+            fresh.add_service(GET_RANDOM, url="http://127.0.0.1/")
+            fresh.add_service(PETS, url="http://127.0.0.1/", kind=ServiceKind.REST)
+            fresh.add_local_group(PROVIDER, PARTNERS, "partners")
+            expected: list[AccessRight] = []
+            for subject, service in steps:
+                right = AccessRight(subject, service)  # type: ignore[arg-type]
+                if right in expected:
+                    with pytest.raises(ServerConfError):
+                        fresh.grant(right)
+                else:
                     fresh.grant(right)
-            else:
-                fresh.grant(right)
-                expected.append(right)
-            assert list(fresh.snapshot().rights) == expected
+                    expected.append(right)
+                assert list(fresh.snapshot().rights) == expected
+
+    grant_all()
 
 
 # --- every invalid change is refused and changes nothing ---------------------------------------------------------
@@ -271,14 +282,14 @@ INVALID_CHANGES: list[tuple[str, Callable[[ServerConfStore], object]]] = [
 
 @pytest.mark.parametrize("change", [c for _, c in INVALID_CHANGES], ids=[name for name, _ in INVALID_CHANGES])
 def test_invalid_change_is_refused_and_changes_nothing(
-    store: ServerConfStore, db_path: Path, change: Callable[[ServerConfStore], object]
+    store: ServerConfStore, backend: Backend, change: Callable[[ServerConfStore], object]
 ) -> None:
-    """The change raises ServerConfError (invalid_request) and the database is byte-for-byte what it was."""
-    before = _dump(db_path)
+    """The change raises ServerConfError (invalid_request) and the database holds exactly what it held."""
+    before = backend.dump()
     with pytest.raises(ServerConfError) as caught:
         change(store)
     assert caught.value.fault_code == "client.invalid_request"
-    assert _dump(db_path) == before
+    assert backend.dump() == before
 
 
 @pytest.mark.parametrize(
@@ -293,13 +304,13 @@ def test_invalid_change_is_refused_and_changes_nothing(
         lambda s: s.anchor(),
     ],
 )
-def test_nothing_works_before_init(db_path: Path, change: Callable[[ServerConfStore], object]) -> None:
+def test_nothing_works_before_init(backend: Backend, change: Callable[[ServerConfStore], object]) -> None:
     """Before init every change and read is refused with a pointer to `fedbus server init`."""
-    with ServerConfStore(db_path) as fresh:
-        before = _dump(db_path)
+    with opened(backend) as fresh:
+        before = backend.dump()
         with pytest.raises(ServerConfError, match="server init"):
             change(fresh)
-        assert _dump(db_path) == before
+        assert backend.dump() == before
 
 
 @pytest.mark.parametrize(
@@ -313,13 +324,15 @@ def test_nothing_works_before_init(db_path: Path, change: Callable[[ServerConfSt
         (OWNER, "ss1", b"x" * (1024 * 1024 + 1)),
     ],
 )
-def test_invalid_init_is_refused_and_changes_nothing(db_path: Path, owner: ClientId, code: str, anchor: bytes) -> None:
+def test_invalid_init_is_refused_and_changes_nothing(
+    backend: Backend, owner: ClientId, code: str, anchor: bytes
+) -> None:
     """A bad owner, server code or anchor leaves the store uninitialised."""
-    with ServerConfStore(db_path) as fresh:
-        before = _dump(db_path)
+    with opened(backend) as fresh:
+        before = backend.dump()
         with pytest.raises((ServerConfError, InvalidClientIdentifier)):
             fresh.initialise(owner, code, anchor)
-        assert _dump(db_path) == before and not fresh.is_initialised()
+        assert backend.dump() == before and not fresh.is_initialised()
 
 
 @pytest.mark.parametrize(
@@ -330,9 +343,9 @@ def test_good_service_urls_are_accepted(url: str) -> None:
     assert check_service_url(url) == url
 
 
-def test_a_closed_store_refuses_with_database_error(db_path: Path) -> None:
-    """Using a closed store is a DatabaseError, not a crash inside sqlite3."""
-    fresh = ServerConfStore(db_path)
+def test_a_closed_store_refuses_with_database_error(backend: Backend) -> None:
+    """Using a closed store is a DatabaseError, not a crash inside the driver."""
+    fresh = opened(backend)
     fresh.close()
     with pytest.raises(DatabaseError):
         fresh.is_initialised()
@@ -346,11 +359,29 @@ def test_an_unreadable_database_is_a_database_error(tmp_path: Path) -> None:
         ServerConfStore(bad)
 
 
-def test_a_corrupt_row_fails_the_snapshot_closed(store: ServerConfStore, db_path: Path) -> None:
+def test_a_corrupt_row_fails_the_snapshot_closed(store: ServerConfStore, backend: Backend) -> None:
     """A row holding an invalid identifier makes snapshot() raise DatabaseError rather than guess."""
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE access_right SET subject = 'SUBSYSTEM:EE/../x/y'")
-    conn.commit()
-    conn.close()
+    backend.execute("UPDATE access_right SET subject = 'SUBSYSTEM:EE/../x/y'")
     with pytest.raises(DatabaseError):
         store.snapshot()
+
+
+def test_an_unreachable_database_server_is_a_startup_error_naming_the_setting(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """A server that does not answer (a closed port) refuses to open, naming [database] url and the URL."""
+    url = f"postgresql://fedbus:secret-word@127.0.0.1:{_closed_port()}/serverconf"
+    with pytest.raises(DatabaseUnreachable) as caught:
+        ServerConfStore(tmp_path / "serverconf.db", database_url=url)
+    message = caught.value.message
+    assert message.startswith("server configuration: opening failed: the database server cannot be reached")
+    assert "[database] url" in message and "postgresql://fedbus@127.0.0.1:" in message
+    assert "secret-word" not in message + caught.value.reason
+    assert not (tmp_path / "serverconf.db").exists()
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,10 +1,10 @@
-"""Service descriptions (WSDL, OpenAPI) and REST endpoint rights in the server configuration (issue 6)."""
+"""Service descriptions (WSDL, OpenAPI) and REST endpoint rights in the server configuration (issue 6), on SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +19,7 @@ from security_server.serverconf.store import (
     ServerConfStore,
     ServiceKind,
 )
+from tests.security_server.store.engines import Backend
 from tests.security_server.store.legacy_schemas import write_serverconf
 
 OWNER = ClientId("EE", "GOV", "70000310")
@@ -36,18 +37,10 @@ def _nobody(client: ClientId, group: GlobalGroupId) -> bool:
     return False
 
 
-def _dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ServerConfStore]:
-    """An initialised store hosting PROVIDER (registered)."""
-    with ServerConfStore(tmp_path / "serverconf.db") as opened:
+def store(backend: Backend) -> Iterator[ServerConfStore]:
+    """An initialised store hosting PROVIDER (registered), on each engine."""
+    with ServerConfStore(backend.path, database_url=backend.url) as opened:
         opened.initialise(OWNER, "ss1", b"<anchor/>")
         opened.add_client(PROVIDER)
         opened.set_client_state(PROVIDER, ClientState.REGISTRATION_IN_PROGRESS)
@@ -91,13 +84,13 @@ def test_rest_service_without_description_is_plain_rest(store: ServerConfStore) 
     ],
 )
 def test_unusable_descriptions_are_refused_and_change_nothing(
-    store: ServerConfStore, service: ServiceId, kind: ServiceKind, description: bytes | None
+    store: ServerConfStore, backend: Backend, service: ServiceId, kind: ServiceKind, description: bytes | None
 ) -> None:
     """A description that is not a WSDL (SOAP) or OpenAPI 3 JSON (REST), or a versioned REST service, is refused."""
-    before = _dump(store.path)
+    before = backend.dump()
     with pytest.raises(ServerConfError):
         store.add_service(service, url="http://127.0.0.1/x", kind=kind, description=description)
-    assert _dump(store.path) == before
+    assert backend.dump() == before
 
 
 def test_endpoint_rights_decide_rest_calls_in_the_snapshot(store: ServerConfStore) -> None:

@@ -66,23 +66,26 @@ class Backend:
         if self.url is None:
             with contextlib.closing(sqlite3.connect(self.path)) as conn:
                 return list(conn.iterdump())
-        lines = [
-            repr(row)
-            for row in self.execute(
-                "SELECT table_name, column_name, data_type, collation_name, is_nullable, column_default,"
-                " is_identity FROM information_schema.columns WHERE table_schema = 'public'"
-                " ORDER BY table_name, ordinal_position"
-            )
-        ]
-        lines += [
-            repr(row)
-            for row in self.execute(
-                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint"
-                " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
-            )
-        ]
-        for table in sorted(self.tables()):
-            lines += sorted(f"{table}: {row!r}" for row in self.execute(f'SELECT * FROM "{table}"'))
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            lines = [
+                repr(row)
+                for row in conn.execute(
+                    "SELECT table_name, column_name, data_type, collation_name, is_nullable, column_default,"
+                    " is_identity FROM information_schema.columns WHERE table_schema = 'public'"
+                    " ORDER BY table_name, ordinal_position"
+                )
+            ]
+            lines += [
+                repr(row)
+                for row in conn.execute(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint"
+                    " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+                )
+            ]
+            tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_catalog.pg_tables"
+                                                     " WHERE schemaname = 'public' ORDER BY 1")]
+            for table in tables:
+                lines += sorted(f"{table}: {row!r}" for row in conn.execute(f'SELECT * FROM "{table}"'))
         return lines
 
 
