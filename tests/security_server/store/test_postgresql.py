@@ -10,6 +10,7 @@ from typing import Iterator
 import psycopg
 import pytest
 
+from security_server.configfile import load_config
 from security_server.core.config import DatabaseConfig, IniLayer, LayeredConfig, url_without_password
 from security_server.core.errors import BusError, ConfigurationError, DatabaseError
 from security_server.store.errors import (
@@ -110,6 +111,12 @@ def test_the_database_setting_is_read_once_and_checked() -> None:
         with pytest.raises(ConfigurationError) as caught:
             DatabaseConfig.from_config(config(f"[database]\nurl = {bad}\n"))
         assert caught.value.message.startswith("local.ini: [database] url = ") and ":pw@" not in caught.value.message
+
+
+@pytest.mark.parametrize("role", ["security-server", "central-registry"])
+def test_the_shipped_defaults_keep_the_embedded_sqlite_database(role: str) -> None:
+    """Both roles ship ``[database] url`` empty: SQLite unless an operator names a PostgreSQL database."""
+    assert DatabaseConfig.from_config(load_config(role, local_dir=Path("/nonexistent"))) == DatabaseConfig(None)
 
 
 def test_a_password_never_shows_in_a_redacted_url() -> None:
