@@ -297,12 +297,12 @@ class Pkcs11Token:
         return session
 
     def _drop(self) -> None:
-        session, self._session, self._keys = self._session, None, {}
-        if session is not None:
-            try:
-                session.close()
-            except (RuntimeError, OSError):
-                pass  # the session is gone already; nothing to close
+        """Forget the session without closing it. Closing is never safe here: after C_Initialize again, handle
+        numbers are reused, so closing a stale session could close a live one; and python-pkcs11's close() logs
+        the whole process out (C_Logout). A session that had an error is forgotten too, because python-pkcs11
+        keeps the session's operation lock held when an operation fails to start, and the next operation on it from
+        another thread would wait forever. The module's next C_Finalize releases forgotten sessions."""
+        self._session, self._keys = None, {}
 
     def _lost(self) -> None:
         generation = self._generation
@@ -319,7 +319,7 @@ class Pkcs11Token:
                     try:
                         result = operation(session)
                     except _STALE_HANDLE as err:
-                        self._keys = {}
+                        self._drop()
                         if attempt == 2:
                             raise TokenOperationFailed(f"{what} failed in token {self.name}", reason=repr(err)) from err
                         continue
@@ -329,6 +329,7 @@ class Pkcs11Token:
                             raise TokenNotAvailable(f"token {self.name} is not available", reason=repr(err)) from err
                         continue
                     except p11.PKCS11Error as err:
+                        self._drop()
                         raise TokenOperationFailed(f"{what} failed in token {self.name}", reason=repr(err)) from err
                     self.last_problem = None
                     return result

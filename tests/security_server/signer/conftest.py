@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.security_server.signer.softhsm import SoftHsm
+from tests.security_server.signer.softhsm import SoftHsm, shared_softhsm
 
 
 @pytest.fixture(scope="session")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
-    """SoftHSM2 with its token directory in a temporary folder (SOFTHSM2_CONF set for the session)."""
-    return SoftHsm(tmp_path_factory.mktemp("softhsm"))
+def softhsm() -> SoftHsm:
+    """SoftHSM2 with its token directory in a temporary folder (SOFTHSM2_CONF set for the process)."""
+    return shared_softhsm()

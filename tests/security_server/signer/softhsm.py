@@ -1,16 +1,18 @@
 """SoftHSM2 for tests: one temporary token directory per test session, tokens initialised with softhsm2-util.
 
 The PKCS#11 module reads ``SOFTHSM2_CONF`` when it is first initialised in the process, so every test of a session
-shares one configuration (set here before any token is opened); each test initialises its own token (a fresh
-label), so tests never see each other's keys. Without SoftHSM2 installed the tests are skipped, except under CI
+shares one configuration (:func:`shared_softhsm`, set before any token is opened, removed at exit); each test
+initialises its own token (a fresh label), so tests never see each other's keys. Without SoftHSM2 installed the tests are skipped, except under CI
 (``CI=true``), where the Makefile installs it and a missing module is a failure.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +69,15 @@ class SoftHsm:
         )
         (directory,) = set(self.tokens.iterdir()) - before
         return SoftHsmToken(self.module, label, pin, directory)
+
+
+_SHARED: list[SoftHsm] = []
+
+
+def shared_softhsm() -> SoftHsm:
+    """The one SoftHSM2 configuration of this test process (made on first use, its folder removed at exit)."""
+    if not _SHARED:
+        root = Path(tempfile.mkdtemp(prefix="fedbus-softhsm-"))
+        atexit.register(shutil.rmtree, root, True)
+        _SHARED.append(SoftHsm(root))
+    return _SHARED[0]
