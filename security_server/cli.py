@@ -32,43 +32,37 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from twisted.internet import defer
 
-from security_server import registration
-from security_server.confclient.client import ConfClient
-
+from security_server.admin import access_rights, clients, initialization, local_groups, services
+from security_server.admin import keys as admin_keys
+from security_server.admin import registration as admin_registration
+from security_server.admin.server_dir import DB_NAME, KEYS_DIR, ServerDirectory
 from security_server.core.acl import AccessRight, Endpoint, Subject
-from security_server.core.certprofile import auth_subject, signing_subject
+from security_server.core.config import LayeredConfig
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.edge import cli_output
-from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES, anchor_hash, parse_configuration_anchor
 from security_server.core.metadata import MAX_DESCRIPTION_BYTES
 from security_server.core.identifiers import (
     ClientId,
     GlobalGroupId,
     LocalGroupId,
-    SecurityServerId,
     ServiceId,
     parse_display,
 )
 from security_server.serverconf.store import (
     DEFAULT_TIMEOUT_SECONDS,
-    ClientState,
     ServerConfError,
     ServerConfSnapshot,
     ServerConfStore,
     Service,
     ServiceKind,
 )
-from security_server.signer.ocsp_client import OcspClient
 from security_server.signer.pkcs11_token import Pkcs11Token
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
-from security_server.signer.token import Token
-from security_server.signer.token_set import TokenSet, open_tokens
+from security_server.signer.token_set import TokenSet
 
 DEFAULT_DIR = "./fedbus-server"
 DIR_ENV = "FEDBUS_SERVER_DIR"
-DB_NAME = "serverconf.db"
-KEYS_DIR = "keys"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -186,29 +180,29 @@ def _service_text(service: ServiceId) -> str:
 
 
 def _open_store(directory: Path) -> ServerConfStore:
-    path = directory / DB_NAME
-    if not path.is_file():
-        raise ServerConfError(f"no security server in {directory} (run `fedbus server init --dir {directory}` first)")
-    return ServerConfStore(path)
+    return ServerDirectory(directory).open_store()
 
 
 def _snapshot(directory: Path) -> ServerConfSnapshot:
-    with _open_store(directory) as store:
-        return store.snapshot()
+    return ServerDirectory(directory).snapshot()
 
 
 def _token(directory: Path) -> SoftToken:
-    if not (directory / DB_NAME).is_file():
-        raise ServerConfError(f"no security server in {directory} (run `fedbus server init --dir {directory}` first)")
-    return SoftToken(directory / KEYS_DIR)
+    return ServerDirectory(directory).soft_token()
+
+
+def _config(config_file: Path | None) -> LayeredConfig:
+    """The layered configuration (``[pkcs11:NAME]`` tokens) of the commands that reach PKCS#11 tokens."""
+    from security_server.configfile import load_config
+
+    return load_config("security-server", extra=config_file)
 
 
 def _tokens(directory: Path, config_file: Path | None) -> TokenSet:
     """The soft token and the configured PKCS#11 tokens (``[pkcs11:NAME]`` in the layered configuration)."""
-    from security_server.configfile import load_config
-
-    _token(directory)  # the same check that the server directory exists
-    return open_tokens(directory / KEYS_DIR, load_config("security-server", extra=config_file))
+    server_dir = ServerDirectory(directory)
+    server_dir.soft_token()  # the same check that the server directory exists, before reading the configuration
+    return server_dir.tokens(_config(config_file))
 
 
 def config_option(func: F) -> F:
@@ -252,17 +246,15 @@ def server() -> None:
 def init(directory: Path, anchor_file: Path, owner: ClientId, server_code: str, as_json: bool) -> None:
     """Initialise a new security server in --dir from a configuration anchor."""
     anchor = _read_file(anchor_file, MAX_ANCHOR_BYTES, "anchor")
-    parsed = parse_configuration_anchor(anchor)
-    if parsed.instance != owner.instance:
-        raise ServerConfError(f"the anchor is for instance {parsed.instance}, but the owner is of {owner.instance}")
+    instance = parse_configuration_anchor(anchor).instance
+    if instance != owner.instance:
+        raise ServerConfError(f"the anchor is for instance {instance}, but the owner is of {owner.instance}")
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
         raise click.ClickException(f"cannot create {directory}: {err.strerror}") from err
-    with ServerConfStore(directory / DB_NAME) as store:
-        identity = store.initialise(owner, server_code, anchor)
-    SoftToken(directory / KEYS_DIR)
-    data = {"server": str(identity.server_id), "instance": identity.instance, "anchor_hash": anchor_hash(anchor)}
+    done = initialization.initialise(ServerDirectory(directory), anchor, owner, server_code)
+    data = {"server": str(done.server_id), "instance": done.server_id.owner.instance, "anchor_hash": done.anchor.hash}
     _emit(as_json, data, lambda: f"Initialised {data['server']} in {directory}\nAnchor hash: {data['anchor_hash']}")
 
 
@@ -336,15 +328,18 @@ def keys_generate(
     as_json: bool,
 ) -> None:
     """Generate a key; prints its id."""
-    identity = _snapshot(directory).identity
+    server_dir = ServerDirectory(directory)
+    server_dir.snapshot()  # the server exists before the arguments are judged
     key_kind = KeyKind(kind)
     if key_kind is KeyKind.AUTH and member is not None:
         raise click.UsageError("--member is for sign keys; an auth key belongs to this server")
-    owner = identity.server_id if key_kind is KeyKind.AUTH else (member or identity.owner)
-    token: Token = _token(directory) if token_name == SoftToken.name else _tokens(directory, config_file).token(token_name)
-    key_id = token.generate(key_kind, owner, KeyAlgorithm(algorithm))
-    data = _key_json(token.key(key_id), token.name)
-    _emit(as_json, data, lambda: f"Generated {kind} key {key_id} for {owner} ({algorithm}) on token {token.name}")
+    config = None if token_name == SoftToken.name else _config(config_file)
+    made = admin_keys.generate_key(
+        server_dir, key_kind, member=member, algorithm=KeyAlgorithm(algorithm), token_name=token_name, config=config
+    )
+    data = _key_json(made.info, made.token)
+    _emit(as_json, data,
+          lambda: f"Generated {kind} key {made.info.key_id} for {made.info.owner} ({algorithm}) on token {made.token}")
 
 
 @keys.command("csr")
@@ -359,18 +354,14 @@ def keys_csr(
     directory: Path, config_file: Path | None, key_id: str, name: str, out_file: Path | None, as_json: bool
 ) -> None:
     """Make a certificate request (PKCS#10, PEM) for a key, with the certificate-profile subject."""
-    token = _tokens(directory, config_file)
-    info = token.key(key_id)
-    # KeyInfo guarantees auth keys belong to servers and sign keys to members.
-    owner = info.owner
-    subject = auth_subject(owner, name) if isinstance(owner, SecurityServerId) else signing_subject(owner, name)
-    pem = token.csr(key_id, subject)
+    request = admin_keys.request_certificate(_tokens(directory, config_file), key_id, name)
+    pem = request.pem
     if out_file is not None:
         try:
             out_file.write_bytes(pem)
         except OSError as err:
             raise click.ClickException(f"cannot write {out_file}: {err.strerror}") from err
-    data = {"key_id": key_id, "subject": subject.rfc4514_string(), "file": str(out_file) if out_file else None,
+    data = {"key_id": key_id, "subject": request.subject, "file": str(out_file) if out_file else None,
             "csr": pem.decode("ascii")}
     _emit(as_json, data, lambda: f"Wrote the request for key {key_id} to {out_file}" if out_file else pem.decode("ascii").rstrip())
 
@@ -383,10 +374,9 @@ def keys_csr(
 def keys_import_cert(directory: Path, config_file: Path | None, cert_file: Path, as_json: bool) -> None:
     """Import a certificate (PEM or DER) issued for a key on one of the tokens (stored in that token)."""
     tokens = _tokens(directory, config_file)
-    key_id = tokens.import_cert(_read_file(cert_file, 64 * 1024, "certificate"), now=datetime.now(UTC))
-    holder = tokens.holder(key_id)
-    data = _key_json(holder.key(key_id), holder.name)
-    _emit(as_json, data, lambda: f"Imported the certificate for key {key_id} ({data['owner']})")
+    imported = admin_keys.import_certificate(tokens, _read_file(cert_file, 64 * 1024, "certificate"), now=datetime.now(UTC))
+    data = _key_json(imported.info, imported.token)
+    _emit(as_json, data, lambda: f"Imported the certificate for key {imported.info.key_id} ({data['owner']})")
 
 
 @keys.command("list")
@@ -395,7 +385,7 @@ def keys_import_cert(directory: Path, config_file: Path | None, cert_file: Path,
 @json_option
 def keys_list(directory: Path, config_file: Path | None, as_json: bool) -> None:
     """List keys and their certificates, on every token (a token that is out lists nothing; see token status)."""
-    found = [(token.name, key) for token, _, keys in _tokens(directory, config_file).listing() for key in keys]
+    found = [(k.token, k.info) for k in admin_keys.list_keys(_tokens(directory, config_file))]
     rows = [
         [k.key_id, k.kind.value, str(k.owner), k.algorithm.value, _time(k.cert.not_valid_after_utc) if k.cert else "-", name]
         for name, k in found
@@ -445,8 +435,7 @@ def client() -> None:
 @json_option
 def client_add(directory: Path, client_id: ClientId, as_json: bool) -> None:
     """Add a subsystem as a client, in state saved."""
-    with _open_store(directory) as store:
-        added = store.add_client(client_id)
+    added = clients.add_client(ServerDirectory(directory), client_id)
     data = {"client": str(added.id), "state": added.state.value}
     _emit(as_json, data, lambda: f"Added {added.id} ({added.state.value})")
 
@@ -456,9 +445,9 @@ def client_add(directory: Path, client_id: ClientId, as_json: bool) -> None:
 @json_option
 def client_list(directory: Path, as_json: bool) -> None:
     """List the hosted clients and their registration states."""
-    snapshot = _snapshot(directory)
-    data = [{"client": str(c.id), "state": c.state.value, "owner": c.is_owner} for c in snapshot.clients]
-    rows = [[str(c.id), c.state.value, "owner" if c.is_owner else ""] for c in snapshot.clients]
+    hosted = clients.list_clients(ServerDirectory(directory))
+    data = [{"client": str(c.id), "state": c.state.value, "owner": c.is_owner} for c in hosted]
+    rows = [[str(c.id), c.state.value, "owner" if c.is_owner else ""] for c in hosted]
     _emit(as_json, data, lambda: cli_output.format_table(["client", "state", "role"], rows))
 
 
@@ -491,10 +480,10 @@ def service_add(
     description = None
     if description_file is not None:
         description = _read_file(description_file, MAX_DESCRIPTION_BYTES, "service description")
-    with _open_store(directory) as store:
-        added = store.add_service(
-            service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout, description=description
-        )
+    added = services.add_service(
+        ServerDirectory(directory), service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout,
+        description=description,
+    )
     data = _service_json(added)
     _emit(as_json, data, lambda: f"Added {_service_text(added.id)} -> {added.url}")
 
@@ -520,8 +509,7 @@ def _service_json(item: Service) -> dict[str, Any]:
 @click.option("--notice", default="", help="What callers are told while the service is disabled.")
 def service_disable(directory: Path, service_id: ServiceId, notice: str) -> None:
     """Disable a service; callers get service_disabled with the notice."""
-    with _open_store(directory) as store:
-        store.disable_service(service_id, notice)
+    services.disable_service(ServerDirectory(directory), service_id, notice)
     click.echo(f"Disabled {_service_text(service_id)}")
 
 
@@ -530,8 +518,7 @@ def service_disable(directory: Path, service_id: ServiceId, notice: str) -> None
 @click.argument("service_id", metavar="SERVICE", type=SERVICE)
 def service_enable(directory: Path, service_id: ServiceId) -> None:
     """Enable a disabled service."""
-    with _open_store(directory) as store:
-        store.enable_service(service_id)
+    services.enable_service(ServerDirectory(directory), service_id)
     click.echo(f"Enabled {_service_text(service_id)}")
 
 
@@ -541,8 +528,7 @@ def service_enable(directory: Path, service_id: ServiceId) -> None:
 @json_option
 def service_list(directory: Path, client_id: ClientId | None, as_json: bool) -> None:
     """List services."""
-    snapshot = _snapshot(directory)
-    found = snapshot.services if client_id is None else snapshot.services_of(client_id)
+    found = services.list_services(ServerDirectory(directory), client_id)
     rows = [
         [_service_text(s.id), s.kind.value, s.url, str(s.timeout_seconds), "yes" if s.enabled else "no", s.disabled_notice]
         for s in found
@@ -585,8 +571,7 @@ def _right_text(right: AccessRight) -> str:
 def acl_grant(directory: Path, service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> None:
     """Let SUBJECT call SERVICE (a service code, without version: rights cover every version)."""
     right = _right(service_id, subject, endpoint_text)
-    with _open_store(directory) as store:
-        store.grant(right)
+    access_rights.grant(ServerDirectory(directory), right)
     click.echo(f"Granted {subject} access to {_right_text(right)}")
 
 
@@ -598,8 +583,7 @@ def acl_grant(directory: Path, service_id: ServiceId, subject: Subject, endpoint
 def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> None:
     """Take SUBJECT's right to call SERVICE (or one endpoint of it) away."""
     right = _right(service_id, subject, endpoint_text)
-    with _open_store(directory) as store:
-        store.revoke(right)
+    access_rights.revoke(ServerDirectory(directory), right)
     click.echo(f"Revoked {subject}'s access to {_right_text(right)}")
 
 
@@ -610,13 +594,7 @@ def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject, endpoin
 @json_option
 def acl_list(directory: Path, client_id: ClientId | None, service_id: ServiceId | None, as_json: bool) -> None:
     """List access rights."""
-    snapshot = _snapshot(directory)
-    found = [
-        r
-        for r in snapshot.rights
-        if (client_id is None or r.provider == client_id)
-        and (service_id is None or (r.provider, r.service_code) == (service_id.client, service_id.service_code))
-    ]
+    found = access_rights.list_rights(ServerDirectory(directory), provider=client_id, service=service_id)
     data = [
         {"service": _service_text(r.service), "subject": str(r.subject), "endpoint": str(r.endpoint) if r.endpoint else None}
         for r in found
@@ -640,8 +618,7 @@ def localgroup() -> None:
 @click.option("--description", required=True, help="What the group is for.")
 def localgroup_add(directory: Path, client_id: ClientId, code: LocalGroupId, description: str) -> None:
     """Create local group CODE for the hosted client CLIENT."""
-    with _open_store(directory) as store:
-        store.add_local_group(client_id, code, description)
+    local_groups.add_group(ServerDirectory(directory), client_id, code, description)
     click.echo(f"Added local group {code.group_code} of {client_id}")
 
 
@@ -652,8 +629,7 @@ def localgroup_add(directory: Path, client_id: ClientId, code: LocalGroupId, des
 @click.argument("member", type=CLIENT)
 def localgroup_add_member(directory: Path, client_id: ClientId, code: LocalGroupId, member: ClientId) -> None:
     """Add MEMBER (a subsystem or member) to local group CODE of the hosted client CLIENT."""
-    with _open_store(directory) as store:
-        store.add_local_group_member(client_id, code, member)
+    local_groups.add_member(ServerDirectory(directory), client_id, code, member)
     click.echo(f"Added {member} to local group {code.group_code} of {client_id}")
 
 
@@ -663,7 +639,7 @@ def localgroup_add_member(directory: Path, client_id: ClientId, code: LocalGroup
 @json_option
 def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) -> None:
     """List local groups and their members."""
-    groups = [g for g in _snapshot(directory).groups if client_id is None or g.owner == client_id]
+    groups = local_groups.list_groups(ServerDirectory(directory), client_id)
     data = [
         {
             "client": str(g.owner),
@@ -714,30 +690,6 @@ def _run_in_reactor(work: Callable[[Any], Awaitable[Any]]) -> Any:
     return outcome.get("result")
 
 
-async def _current_conf(reactor: Any, directory: Path) -> GlobalConf:
-    """Download and verify the global configuration once (the anchor is the one given at init)."""
-    with _open_store(directory) as store:
-        anchor = parse_configuration_anchor(store.anchor())
-    conf_client = ConfClient(reactor, anchor, directory / "globalconf.bundle")
-    conf_client.load_stored()
-    result = await conf_client.refresh()
-    if not result.applied and result.error is not None:
-        raise result.error
-    return conf_client.current()
-
-
-async def _own_ocsp(reactor: Any, directory: Path, conf: GlobalConf, cert: x509.Certificate) -> bytes:
-    from security_server.service import own_certificates
-
-    targets = [t for t in own_certificates(_token(directory), conf) if t.cert == cert]
-    if not targets:
-        raise ServerConfError("the certificate's CA is not approved in the global configuration")
-    client = OcspClient(reactor, targets)
-    await client.refresh(cert)
-    der: bytes = client.current(cert)
-    return der
-
-
 def _report(as_json: bool, answer: Mapping[str, Any]) -> None:
     _emit(as_json, dict(answer), lambda: cli_output.format_table(["request", "type", "status"], [[answer["id"], answer["type"], answer["status"]]]))
 
@@ -748,17 +700,12 @@ def _report(as_json: bool, answer: Mapping[str, Any]) -> None:
 @json_option
 def register(directory: Path, address: str, as_json: bool) -> None:
     """Send authCertReg for this server's authentication certificate to the registry (pr-mserv §2.2)."""
-    with _open_store(directory) as store:
-        identity = store.identity()
-    token = _token(directory)
-    server_id = identity.server_id
+    server_dir = ServerDirectory(directory)
+    with server_dir.open_store() as store:
+        store.identity()  # fail before starting a reactor when the server is not initialised
 
     async def work(reactor: Any) -> Any:
-        conf = await _current_conf(reactor, directory)
-        _, sign_cert = token.signing_key(server_id.owner)
-        ocsp = await _own_ocsp(reactor, directory, conf, sign_cert)
-        content_type, body = registration.auth_cert_reg(token, server_id, address, ocsp)
-        return await registration.submit(reactor, conf.management_service, content_type, body)
+        return await admin_registration.register_server(reactor, server_dir, address)
 
     _report(as_json, _run_in_reactor(work))
 
@@ -769,19 +716,12 @@ def register(directory: Path, address: str, as_json: bool) -> None:
 @json_option
 def client_register(directory: Path, client_id: ClientId, as_json: bool) -> None:
     """Send clientReg for a hosted subsystem to the registry (pr-mserv §2.1); the client waits for approval."""
-    with _open_store(directory) as store:
-        identity = store.identity()
-    token = _token(directory)
+    server_dir = ServerDirectory(directory)
+    with server_dir.open_store() as store:
+        store.identity()  # fail before starting a reactor when the server is not initialised
 
     async def work(reactor: Any) -> Any:
-        conf = await _current_conf(reactor, directory)
-        _, sign_cert = token.signing_key(client_id.member)
-        ocsp = await _own_ocsp(reactor, directory, conf, sign_cert)
-        content_type, body = registration.client_reg(token, identity.server_id, client_id, ocsp)
-        answer = await registration.submit(reactor, conf.management_service, content_type, body)
-        with _open_store(directory) as store:
-            store.set_client_state(client_id, ClientState.REGISTRATION_IN_PROGRESS)
-        return answer
+        return await admin_registration.register_client(reactor, server_dir, client_id)
 
     _report(as_json, _run_in_reactor(work))
 

@@ -1,0 +1,51 @@
+"""Hosted clients: list, search, show, add (UG-SS §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from security_server.admin.errors import ClientExists, ClientNotFound
+from security_server.admin.server_dir import ServerDirectory
+from security_server.core.identifiers import ClientId
+from security_server.serverconf.store import HostedClient
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFilter:
+    """X-Road's client search: each given part must match exactly; members may be left out."""
+
+    instance: str | None = None
+    member_class: str | None = None
+    member_code: str | None = None
+    subsystem_code: str | None = None
+    show_members: bool = True
+
+    def matches(self, client: ClientId) -> bool:
+        """Whether ``client`` passes the filter."""
+        if client.subsystem_code is None and not self.show_members:
+            return False
+        wanted = (self.instance, self.member_class, self.member_code, self.subsystem_code)
+        actual = (client.instance, client.member_class, client.member_code, client.subsystem_code)
+        return all(want is None or want == have for want, have in zip(wanted, actual))
+
+
+def list_clients(server_dir: ServerDirectory, search: ClientFilter | None = None) -> tuple[HostedClient, ...]:
+    """The hosted clients (the owner member first), in the order they were added, filtered by ``search``."""
+    clients = server_dir.snapshot().clients
+    return clients if search is None else tuple(c for c in clients if search.matches(c.id))
+
+
+def get_client(server_dir: ServerDirectory, client_id: ClientId) -> HostedClient:
+    """One hosted client; :class:`ClientNotFound` when this server does not host it."""
+    found = server_dir.snapshot().client(client_id)
+    if found is None:
+        raise ClientNotFound(f"{client_id} is not a client of this security server")
+    return found
+
+
+def add_client(server_dir: ServerDirectory, client_id: ClientId) -> HostedClient:
+    """Add a subsystem as a client in state saved; :class:`ClientExists` when it is hosted already."""
+    with server_dir.open_store() as store:
+        if store.snapshot().client(client_id) is not None:
+            raise ClientExists(f"{client_id} is already a client of this security server")
+        return store.add_client(client_id)

@@ -1,0 +1,50 @@
+"""The refusals of the service layer that a face must tell apart from a plain invalid request.
+
+Both are :class:`~security_server.serverconf.store.ServerConfError` leaves with its fault code, so that the CLI
+prints exactly what it printed when the store refused the same change; the REST face answers their HTTP status
+(404, 409) and their ``api_code``, the error code X-Road's management API uses for the case.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from security_server.serverconf.store import ServerConfError
+
+
+class NotFound(ServerConfError):
+    """The named client, service, group, key or right does not exist here."""
+
+    http_status = 404
+    api_code: ClassVar[str] = "not_found"
+
+
+class Conflict(ServerConfError):
+    """The change conflicts with the current state (it exists already, or the state does not allow it)."""
+
+    http_status = 409
+    api_code: ClassVar[str] = "conflict"
+
+
+class ClientNotFound(NotFound):
+    """No hosted client has this identifier."""
+
+    api_code = "client_not_found"
+
+
+class ClientExists(Conflict):
+    """The client is already hosted here."""
+
+    api_code = "client_already_exists"
+
+
+class AnchorNotFound(NotFound):
+    """No configuration anchor has been uploaded yet."""
+
+    api_code = "anchor_not_found"
+
+
+class AlreadyInitialised(Conflict):
+    """The server is initialised already (or the initial anchor was uploaded already)."""
+
+    api_code = "init_already_initialized"

@@ -1,0 +1,70 @@
+"""Registration requests to the registry: this server's auth certificate and its clients (pr-mserv §2)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from cryptography import x509
+
+from security_server import registration
+from security_server.admin.server_dir import ServerDirectory
+from security_server.confclient.client import ConfClient
+from security_server.core.globalconf import GlobalConf
+from security_server.core.globalconf.anchor import parse_configuration_anchor
+from security_server.core.identifiers import ClientId
+from security_server.serverconf.store import ClientState, ServerConfError
+from security_server.signer.ocsp_client import OcspClient
+
+
+async def current_conf(reactor: Any, server_dir: ServerDirectory) -> GlobalConf:
+    """Download and verify the global configuration once (the anchor is the stored one)."""
+    with server_dir.open_store() as store:
+        anchor = parse_configuration_anchor(store.anchor())
+    conf_client = ConfClient(reactor, anchor, server_dir.path / "globalconf.bundle")
+    conf_client.load_stored()
+    result = await conf_client.refresh()
+    if not result.applied and result.error is not None:
+        raise result.error
+    return conf_client.current()
+
+
+async def own_ocsp(reactor: Any, server_dir: ServerDirectory, conf: GlobalConf, cert: x509.Certificate) -> bytes:
+    """A fresh OCSP response for one of our own certificates, from its CA's responder."""
+    from security_server.service import own_certificates
+
+    targets = [t for t in own_certificates(server_dir.soft_token(), conf) if t.cert == cert]
+    if not targets:
+        raise ServerConfError("the certificate's CA is not approved in the global configuration")
+    client = OcspClient(reactor, targets)
+    await client.refresh(cert)
+    der: bytes = client.current(cert)
+    return der
+
+
+async def register_server(reactor: Any, server_dir: ServerDirectory, address: str) -> Mapping[str, Any]:
+    """Send authCertReg for this server's authentication certificate (pr-mserv §2.2); the registry's answer."""
+    with server_dir.open_store() as store:
+        identity = store.identity()
+    token = server_dir.soft_token()
+    server_id = identity.server_id
+    conf = await current_conf(reactor, server_dir)
+    _, sign_cert = token.signing_key(server_id.owner)
+    ocsp = await own_ocsp(reactor, server_dir, conf, sign_cert)
+    content_type, body = registration.auth_cert_reg(token, server_id, address, ocsp)
+    answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
+    return answer
+
+
+async def register_client(reactor: Any, server_dir: ServerDirectory, client_id: ClientId) -> Mapping[str, Any]:
+    """Send clientReg for a hosted subsystem (pr-mserv §2.1); the client then waits for approval."""
+    with server_dir.open_store() as store:
+        identity = store.identity()
+    token = server_dir.soft_token()
+    conf = await current_conf(reactor, server_dir)
+    _, sign_cert = token.signing_key(client_id.member)
+    ocsp = await own_ocsp(reactor, server_dir, conf, sign_cert)
+    content_type, body = registration.client_reg(token, identity.server_id, client_id, ocsp)
+    answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
+    with server_dir.open_store() as store:
+        store.set_client_state(client_id, ClientState.REGISTRATION_IN_PROGRESS)
+    return answer

@@ -1,0 +1,41 @@
+"""Services of the hosted clients: publish, enable, disable, list (UG-SS §6)."""
+
+from __future__ import annotations
+
+from security_server.admin.server_dir import ServerDirectory
+from security_server.core.identifiers import ClientId, ServiceId
+from security_server.serverconf.store import DEFAULT_TIMEOUT_SECONDS, Service, ServiceKind
+
+
+def add_service(
+    server_dir: ServerDirectory,
+    service_id: ServiceId,
+    *,
+    url: str,
+    kind: ServiceKind = ServiceKind.SOAP,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    description: bytes | None = None,
+) -> Service:
+    """Publish a service; ``description`` (WSDL or OpenAPI 3 JSON) is checked and split into endpoints."""
+    with server_dir.open_store() as store:
+        return store.add_service(
+            service_id, url=url, kind=kind, timeout_seconds=timeout_seconds, description=description
+        )
+
+
+def disable_service(server_dir: ServerDirectory, service_id: ServiceId, notice: str = "") -> None:
+    """Disable a service: callers get ``service_disabled`` with ``notice``."""
+    with server_dir.open_store() as store:
+        store.disable_service(service_id, notice)
+
+
+def enable_service(server_dir: ServerDirectory, service_id: ServiceId) -> None:
+    """Enable a disabled service."""
+    with server_dir.open_store() as store:
+        store.enable_service(service_id)
+
+
+def list_services(server_dir: ServerDirectory, client_id: ClientId | None = None) -> tuple[Service, ...]:
+    """Every service, or one client's, in the order they were added."""
+    snapshot = server_dir.snapshot()
+    return snapshot.services if client_id is None else snapshot.services_of(client_id)
