@@ -3,14 +3,17 @@
 =================  ===============================================================================================
 ``engine``         the seam: the ``Database``, ``Connection`` and ``Cursor`` protocols a store writes SQL against
 ``sqlite``         the SQLite engine: opening, the shared pragmas, the one transaction mode, the error mapping
+``postgresql``     the PostgreSQL engine (psycopg 3, pooled): the same transaction semantics and error leaves
+``opening``        :func:`~security_server.store.opening.open_database`, the one place that picks the engine
 ``migrations``     numbered migrations per store, recorded in ``schema_migrations``, applied in order on open
 ``errors``         the :class:`~security_server.core.errors.DatabaseError` leaves every engine raises
 =================  ===============================================================================================
 
-A second engine (PostgreSQL through psycopg 3 and a pool, issue 19) is one more module beside ``sqlite``
-implementing the three protocols of ``engine`` and mapping its driver's errors to the same leaves; the stores, their
-schemas and their migrations stay as they are (a migration whose SQL must differ asks ``Connection.engine``). The
-message log stays on SQLite, local to each node.
+``[database] url`` (issue 19) chooses the engine for the server configuration and the registry: absent, the
+embedded SQLite file; ``postgresql://...``, a PostgreSQL database that several nodes share. The stores' SQL is
+written once with ``?`` placeholders (the PostgreSQL engine translates them); a migration whose SQL must differ
+gives PostgreSQL's form beside SQLite's (``sql_migration(..., postgresql=...)``), so SQLite databases keep their
+exact schema. The message log stays on SQLite, local to each node.
 
 **Plain sqlite3, not sqlite-utils, measured.** ``bench/store_layer.py`` appends message-log records the way the
 ordered writer does (head read, link and hash, insert, commit; one ``BEGIN IMMEDIATE`` transaction per batch) through

@@ -1,19 +1,20 @@
 """The seam between a store and its database engine: what a store may ask of an open database.
 
 A store (registry, server configuration, message log) writes SQL against these three protocols and never imports
-a driver. :mod:`security_server.store.sqlite` implements them over the standard library's ``sqlite3``; a second
-engine (PostgreSQL through psycopg 3 and a pool, issue 19) is one more module implementing the same three,
-chosen when the store is opened. The contract both keep:
+a driver. :mod:`security_server.store.sqlite` implements them over the standard library's ``sqlite3``,
+:mod:`security_server.store.postgresql` over psycopg 3 and a connection pool (issue 19);
+:func:`security_server.store.opening.open_database` chooses when the store is opened. The contract both keep:
 
-- **SQL** uses ``?`` placeholders and the SQL both engines accept; an engine whose driver wants another
-  placeholder style rewrites them. Where a statement must differ (``BLOB`` against ``BYTEA``, ``STRICT``
-  tables), a migration asks :attr:`Connection.engine` and writes each form once.
+- **SQL** uses ``?`` placeholders and the SQL both engines accept (``ON CONFLICT`` upserts, ``RETURNING``);
+  the PostgreSQL engine rewrites the placeholders. Where a statement must differ (``BLOB`` against ``BYTEA``,
+  ``STRICT`` tables, ``AUTOINCREMENT``), a migration asks :attr:`Connection.engine` and writes each form once.
 - **One transaction mode.** :meth:`Database.write` is one write transaction that takes the write lock at its
-  start (SQLite ``BEGIN IMMEDIATE``), so two writers never both read and then fail to upgrade;
-  :meth:`Database.read` is one consistent snapshot. A transaction opened while another of the same database is
-  open in the same thread joins it (it commits or rolls back with the outermost), so a workflow made of several
-  changes commits whole. An exception leaving the outermost rolls everything back. A write may not start
-  inside a read.
+  start (SQLite ``BEGIN IMMEDIATE``; PostgreSQL an advisory lock), so two writers never both read and then fail
+  to upgrade; :meth:`Database.read` is one consistent snapshot. A transaction opened while another of the same
+  database is open in the same thread joins it (it commits or rolls back with the outermost), so a workflow
+  made of several changes commits whole. An exception leaving the outermost rolls everything back. A write may
+  not start inside a read. (On PostgreSQL a failed statement spoils the rest of its transaction: a store lets
+  the error leave the transaction rather than carry on inside it.)
 - **One statement on its own**, :meth:`Database.execute`, runs in its own implicit transaction, or inside the
   transaction open in this thread if there is one.
 - **Errors** leave as the leaves of :mod:`security_server.store.errors` (all of them
@@ -43,7 +44,7 @@ class Cursor(Protocol):
 
     @property
     def lastrowid(self) -> int | None:
-        """The integer key of the row an INSERT created (for tables with an integer primary key)."""
+        """The integer key of the row an INSERT created (SQLite only; PostgreSQL gives None: use ``RETURNING``)."""
         ...
 
     @property
@@ -69,7 +70,7 @@ class Connection(Protocol):
 
     @property
     def engine(self) -> str:
-        """The engine's name (``sqlite``, later ``postgresql``), for the few statements that must differ."""
+        """The engine's name (``sqlite`` or ``postgresql``), for the few statements that must differ."""
         ...
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
