@@ -195,9 +195,17 @@ def _algorithm_of(public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> KeyAl
 class Pkcs11Token:
     """The keys and certificates of one PKCS#11 token (see the module docstring)."""
 
-    def __init__(self, config: Pkcs11TokenConfig, *, environ: Mapping[str, str] | None = None) -> None:
-        """``environ`` is where ``pin-env`` is looked up (default ``os.environ``). Nothing is loaded until used."""
+    def __init__(
+        self, config: Pkcs11TokenConfig, *, environ: Mapping[str, str] | None = None, allow_auth_keys: bool = False
+    ) -> None:
+        """``environ`` is where ``pin-env`` is looked up (default ``os.environ``). Nothing is loaded until used.
+
+        ``allow_auth_keys`` lets :meth:`generate` make authentication keys here. It is off because the mutual-TLS
+        link cannot use a token key yet: pyOpenSSL runs on the OpenSSL that the cryptography wheel bundles, which
+        has no ENGINE API and binds no provider or store functions, so TLS needs the auth key as a file (soft
+        token). Management requests and CSRs would work with a token auth key; the handshake would not."""
         self.config = config
+        self.allow_auth_keys = allow_auth_keys
         self._environ = environ if environ is not None else os.environ
         self._module = _module(config.library)
         self._session: Any = None
@@ -416,6 +424,10 @@ class Pkcs11Token:
     ) -> str:
         """Generate a key pair inside the token for ``owner``; the private key is sensitive and not extractable."""
         kind, algorithm = check_request(kind, owner, algorithm)
+        if kind is KeyKind.AUTH and not self.allow_auth_keys:
+            raise SoftTokenError(
+                f"authentication keys stay in the soft token: TLS cannot use a key in token {self.name} yet"
+            )
         if algorithm is not KeyAlgorithm.EC_P256 and self.config.sign_mechanism is SignMechanism.ECDSA:
             raise SoftTokenError(f"token {self.name} signs with CKM_ECDSA: generate an ec-p256 key")
         label = _label(kind, owner)

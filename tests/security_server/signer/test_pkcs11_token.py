@@ -31,6 +31,7 @@ from security_server.signer.token import (
     KeyNotAvailable,
     KeyNotFound,
     PinIncorrect,
+    SoftTokenError,
     Token,
     TokenNotActive,
     TokenNotAvailable,
@@ -56,7 +57,8 @@ def _config(hsm: SoftHsmToken, name: str = "hsm", **changes: Any) -> Pkcs11Token
 
 
 def _token(hsm: SoftHsmToken, pin: str | None = None, **changes: Any) -> Pkcs11Token:
-    return Pkcs11Token(_config(hsm, **changes), environ={"HSM_PIN": pin if pin is not None else hsm.pin})
+    environ = {"HSM_PIN": pin if pin is not None else hsm.pin}
+    return Pkcs11Token(_config(hsm, **changes), environ=environ, allow_auth_keys=True)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +150,15 @@ def test_auth_key_and_csr_subject_checked_as_on_the_soft_token(hsm_token: SoftHs
     token.import_cert(cert.public_bytes(serialization.Encoding.PEM), now=NOW)
     key, found = token.auth_key(now=NOW)
     assert isinstance(key, Pkcs11RsaKey) and key.key_id == key_id and found == cert
+
+
+def test_auth_keys_are_refused_unless_allowed(hsm_token: SoftHsmToken) -> None:
+    """By default a token makes no auth key (TLS cannot use it yet): a clear request error, nothing generated."""
+    token = Pkcs11Token(_config(hsm_token), environ={"HSM_PIN": hsm_token.pin})
+    with pytest.raises(SoftTokenError, match="stay in the soft token") as caught:
+        token.generate(KeyKind.AUTH, SERVER, KeyAlgorithm.RSA2048)
+    assert caught.value.fault_code == "signer.invalid_request"
+    assert token.list() == ()
 
 
 # --- signing ---------------------------------------------------------------------------------------------------------
