@@ -22,7 +22,8 @@ leaves nothing behind, as on SQLite.
 SQLite requires in that form and psycopg does not accept); this engine rewrites each ``?`` outside string
 literals, quoted identifiers and comments to ``%s`` and doubles a literal ``%``, once per distinct statement.
 No placeholder spelling is accepted by both drivers, and translating in one place keeps every store's SQL
-written once.
+written once. (So PostgreSQL's own ``?`` operators, jsonb's, cannot be written through the seam; no store needs
+them.)
 
 **Rows** are read in full when a statement runs (psycopg's client-side cursors hold them anyway), so a cursor
 stays readable after its connection went back to the pool. ``lastrowid`` is always None: an INSERT that needs
