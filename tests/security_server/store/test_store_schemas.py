@@ -3,6 +3,9 @@ schema is refused untouched, and both stores can share one database."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
 from central_registry.store import SCHEMA as REGISTRY_SCHEMA
@@ -68,3 +71,26 @@ def test_the_registry_and_a_server_configuration_can_share_one_database(backend:
     registry.close()
     assert [v for v, _ in recorded(backend, "registry")] == [m.version for m in REGISTRY_SCHEMA.migrations]
     assert [v for v, _ in recorded(backend, "serverconf")] == [m.version for m in SERVERCONF_SCHEMA.migrations]
+
+
+def test_nodes_opening_a_new_database_at_once_migrate_it_once(postgres_url: str, tmp_path: Path) -> None:
+    """Several nodes of a cluster starting together on one new PostgreSQL database: all open, and the migrations
+    run and are recorded once (the write lock is taken before the version is read again)."""
+    backend = Backend("postgresql", tmp_path / "unused.db", postgres_url)
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def node() -> None:
+        start.wait()
+        try:
+            ServerConfStore(backend.path, database_url=backend.url).close()
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=node) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert recorded(backend, "serverconf") == [(m.version, m.name) for m in SERVERCONF_SCHEMA.migrations]
