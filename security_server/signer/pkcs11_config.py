@@ -23,6 +23,8 @@ from security_server.core.config import LayeredConfig
 from security_server.core.errors import ConfigurationError
 
 SECTION_PREFIX = "pkcs11:"
+KEYS = frozenset({"library", "sign-mechanism", "slot", "token-label", "pin-file", "pin-env", "enabled"})
+"""The keys a ``[pkcs11:NAME]`` section may hold; any other (a typo, a ``pin``) is refused."""
 RESERVED_NAMES = frozenset({"soft", "all"})
 """Token names a section cannot take: the soft token's and the whole set's."""
 
@@ -80,6 +82,10 @@ def pkcs11_tokens_from_config(config: LayeredConfig) -> tuple[Pkcs11TokenConfig,
     found = []
     for section in sections:
         name = section[len(SECTION_PREFIX) :]
+        for (where, key), value in config.values.items():
+            if where == section and key not in KEYS:
+                hint = " (the PIN itself never goes in configuration: use pin-file or pin-env)" if "pin" in key else ""
+                raise ConfigurationError(f"{value.source}: [{section}] {key}: unknown key{hint}")
         mechanism_text = config.get_choice(
             section, "sign-mechanism", [m.value for m in SignMechanism], SignMechanism.RSA_PKCS.value
         )

@@ -37,10 +37,13 @@ def test_sections_become_token_configs_in_name_order() -> None:
         ("library = /l.so\nslot = 1\npin-file = /p\npin-env = P\n", "at most one of pin-file and pin-env"),
         ("library = /l.so\nslot = -1\n", "at least 0"),
         ("library = /l.so\nslot = 1\nsign-mechanism = CKM_DSA\n", "must be one of"),
+        ("library = /l.so\nslot = 1\npin = 1234\n", "the PIN itself never goes in configuration"),
+        ("library = /l.so\nslot = 1\npin_file = /p\n", "unknown key"),
     ],
 )
 def test_a_bad_section_is_a_configuration_error(body: str, problem: str) -> None:
-    """Missing library, two or no ways to find the token, two PIN sources, a bad slot or mechanism are refused."""
+    """Missing library, two or no ways to find the token, two PIN sources, a bad slot or mechanism, a PIN or an
+    unknown key are refused."""
     with pytest.raises(ConfigurationError, match=problem):
         pkcs11_tokens_from_config(_config("[pkcs11:hsm]\n" + body))
 
