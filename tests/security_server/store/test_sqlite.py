@@ -130,3 +130,32 @@ def test_each_sqlite_failure_maps_to_its_store_error(
     assert isinstance(mapped, BusError) and mapped.fault_code == "server.database_error"
     assert mapped.message.startswith("message log: appending 3 records")
     assert mapped.reason.endswith("/var/x/log.db: engine words")
+
+
+def test_workers_opening_one_fresh_file_together_all_get_it(tmp_path: Path) -> None:
+    """Several openers racing on a new file all end in WAL mode (SQLite refuses the loser's switch without waiting)."""
+    import threading
+
+    rounds, openers = 20, 6
+    for round_number in range(rounds):
+        path = tmp_path / f"fresh-{round_number}.db"
+        start = threading.Barrier(openers)
+        failures: list[BaseException] = []
+        opened: list[str] = []
+
+        def open_it() -> None:
+            start.wait()
+            try:
+                database = open_sqlite(path, label="race", busy_timeout=5.0, shared_between_threads=True)
+                opened.append(str(database.raw.execute("PRAGMA journal_mode").fetchone()[0]))
+                database.close()
+            except BaseException as err:  # noqa: BLE001 - collected and asserted below
+                failures.append(err)
+
+        threads = [threading.Thread(target=open_it) for _ in range(openers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert failures == []
+        assert opened == ["wal"] * openers
