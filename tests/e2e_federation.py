@@ -1,8 +1,10 @@
-"""The real two-department federation the end-to-end tests share, on loopback.
+"""The real two-department federation the end-to-end tests share, running as services on loopback.
 
-The registry with its development CA, OCSP responder, TSA and published global configuration; a SOAP provider;
-and security servers assembled by ``make_service`` (the same object ``fedbus server run`` starts), each
-registered through the real request flow (CSR, certificate, authCertReg, clientReg). A test case inherits
+The process-level layer over :mod:`tests.federation`: the registry with its development CA, OCSP responder, TSA
+and published global configuration; the provider's SOAP service of :mod:`tests.federation.provider`; and the
+departments of :mod:`tests.federation.departments` as security servers assembled by ``make_service`` (the same
+object ``fedbus server run`` starts), their keys certified by the registry's CA (:mod:`tests.federation.ca`) and
+each registered through the real request flow (CSR, certificate, authCertReg, clientReg). A test case inherits
 ``TwoDepartmentFederation`` (import this module, not the class, so the base is not collected on its own) and
 adds its departments with ``add_department``.
 """
@@ -16,7 +18,6 @@ from typing import Any
 
 import zeep
 import zeep.transports
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -25,23 +26,23 @@ from twisted.web import server
 from central_registry.bootstrap import init_registry
 from central_registry.service import RegistryService
 from central_registry.store import RegistryStore
-from central_registry.trust.ca import CertKind, DevelopmentCA
+from central_registry.trust.ca import DevelopmentCA
 from security_server import registration
-from security_server.core.certprofile import auth_subject, signing_subject
-from security_server.core.identifiers import XROAD_NS, ClientId, SecurityServerId, ServiceId
+from security_server.core.identifiers import XROAD_NS, ClientId, SecurityServerId
 from security_server.serverconf.store import ClientState, ServerConfStore
 from security_server.service import SecurityServerService, ServerSettings, make_service
 from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
+from tests.federation.ca import issue_into_token
+from tests.federation.departments import CONSUMER as CONSUMER
+from tests.federation.departments import CONSUMER_MEMBER as CONSUMER_MEMBER
+from tests.federation.departments import PROVIDER as PROVIDER
+from tests.federation.departments import PROVIDER_MEMBER as PROVIDER_MEMBER
+from tests.federation.departments import SERVICE as SERVICE
+from tests.federation.provider import ProviderService
 from tests.loopback import REACTOR, free_port, now
-from tests.security_server.proxy.exchange_fixture import ProviderService
 
 reactor: Any = REACTOR
 
-CONSUMER_MEMBER = ClientId("EE", "GOV", "70000310")
-PROVIDER_MEMBER = ClientId("EE", "GOV", "70000311")
-CONSUMER = CONSUMER_MEMBER.subsystem("consumer")
-PROVIDER = PROVIDER_MEMBER.subsystem("provider")
-SERVICE = ServiceId(PROVIDER, "getRandom", "v1")
 WSDL = Path(__file__).parent / "security_server" / "getrandom.wsdl"
 
 
@@ -129,13 +130,8 @@ class TwoDepartmentFederation(unittest.TestCase):
             conf_store.add_client(client)
         token = SoftToken(root / "keys")
         ca = DevelopmentCA.open(self.paths.ca)
-        for kind, owner, subject in (
-            (KeyKind.AUTH, server_id, auth_subject(server_id, f"Department {index}")),
-            (KeyKind.SIGN, member, signing_subject(member, f"Department {index}")),
-        ):
-            key_id = token.generate(kind, owner, KeyAlgorithm.RSA2048)
-            cert = ca.issue(token.csr(key_id, subject), CertKind.AUTH if kind is KeyKind.AUTH else CertKind.SIGN, now())
-            token.import_cert(cert.public_bytes(serialization.Encoding.PEM), now=now())
+        issue_into_token(token, ca, KeyKind.AUTH, server_id, KeyAlgorithm.RSA2048, now(), f"Department {index}")
+        issue_into_token(token, ca, KeyKind.SIGN, member, KeyAlgorithm.RSA2048, now(), f"Department {index}")
         svc = make_service(reactor, ServerSettings(root=root, client_proxy_port=0, server_proxy_port=0, conf_refresh_seconds=3600))
         svc.startService()
         department = Department(root, server_id, client, svc)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from io import BytesIO
-from typing import Any
+from typing import Any, Callable, Coroutine, TypeVar
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -16,6 +18,8 @@ from twisted.web.server import Site
 
 REACTOR: Any = reactor
 """The global reactor, typed loosely: Twisted's zope interfaces do not type-check method by method."""
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -63,3 +67,13 @@ async def http(method: bytes, url: str, body: bytes | None = None, content_type:
     data = await readBody(response)
     kind = response.headers.getRawHeaders(b"content-type", [b""])[0]
     return Reply(response.code, kind, data)
+
+
+def coroutine_test(test: Callable[[T], Coroutine[Any, Any, None]]) -> Callable[[T], Deferred[None]]:
+    """Run an ``async def`` trial test method as a Deferred (trial waits for it)."""
+
+    @functools.wraps(test)
+    def run(self: T) -> Deferred[None]:
+        return Deferred.fromCoroutine(test(self))
+
+    return run

@@ -112,12 +112,6 @@ def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> Non
 
 
 
-# Test modules that still import another test module, by path; none may be added.
-KNOWN_TEST_MODULE_IMPORTS = {
-    "tests/security_server/proxy/test_rest_exchange.py",  # being removed in issue 13 (imports test_exchange.RewritingLink)
-}
-
-
 def imports_of_test_modules(files: list[Path]) -> list[str]:
     """Every import in ``files`` of a module named ``test_*`` (``import``, ``from``, and ``from package import test_x``)."""
     problems = []
@@ -136,7 +130,7 @@ def imports_of_test_modules(files: list[Path]) -> list[str]:
 
 def test_no_test_module_imports_another() -> None:
     """Shared test helpers live in named fixture modules: no tests/**/test_*.py imports another test_* module."""
-    files = [p for p in (ROOT / "tests").rglob("test_*.py") if p.relative_to(ROOT).as_posix() not in KNOWN_TEST_MODULE_IMPORTS]
+    files = list((ROOT / "tests").rglob("test_*.py"))
     assert files
     assert imports_of_test_modules(sorted(files)) == []
 

@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from central_registry.cli import registry
 from security_server.core.certprofile import auth_subject, member_from_signing_cert, server_from_auth_cert, signing_subject
 from security_server.core.identifiers import ClientId, SecurityServerId
-from tests.pki import make_csr
+from tests.federation.pki import make_csr
 
 MEMBER = ClientId("EE", "GOV", "70000310")
 SERVER = SecurityServerId(MEMBER, "ss1")

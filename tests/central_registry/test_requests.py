@@ -14,7 +14,7 @@ from central_registry.store import ApprovedCa, RegistryError, RegistryStore, aut
 from security_server.core.errors import BusError, CertValidation, IncorrectValidationInfo, InvalidCertPath, SslAuthenticationFailed
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
-from tests.federation_pki import KeyAndCert, issue_auth, issue_signing, make_ca, ocsp_for
+from tests.federation.ca import KeyAndCert, issue_auth, issue_signing, make_ca, ocsp_for
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 OWNER = ClientId("EE", "GOV", "70000310")

@@ -24,7 +24,8 @@ from security_server.core.identifiers import ClientId
 from security_server.messagelog.asic_export import record_container, record_container_name
 from security_server.messagelog.store import MessageLogStore
 from security_server.serverconf.store import ServerConfStore
-from tests.security_server.messagelog.evidence_fixture import CONSUMER, exchange, failed_entry, federation
+from tests.federation.departments import CONSUMER
+from tests.federation.evidence import exchange, failed_entry, federation
 from tests.security_server.messagelog.stamping import stamp_all
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)

@@ -22,7 +22,7 @@ from security_server.core.certprofile import (
 from security_server.core.errors import BadRequest, CertValidation, ConfigurationError
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.trust import is_auth_cert, is_signing_cert, is_tsa_cert, verify_cert_path
-from tests.pki import ec_key, make_csr, rsa_key
+from tests.federation.pki import ec_key, make_csr, rsa_key
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 MEMBER = ClientId("EE", "GOV", "70000310")

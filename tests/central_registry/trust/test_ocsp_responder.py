@@ -21,7 +21,7 @@ from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.trust import CertStatus, read_ocsp_response
 from tests.loopback import REACTOR, http, serve
-from tests.pki import make_ca, make_cert, make_csr, name, ocsp_request, write_pem
+from tests.federation.pki import make_ca, make_cert, make_csr, name, ocsp_request, write_pem
 
 MEMBER = ClientId("EE", "GOV", "70000310")
 SERVER = SecurityServerId(MEMBER, "ss1")

@@ -30,7 +30,7 @@ from security_server.core.timestamp import (
     verify_timestamp_token,
 )
 from tests.loopback import REACTOR, Reply, http, serve
-from tests.pki import PrivateKey, make_ca, make_cert, name, write_pem
+from tests.federation.pki import PrivateKey, make_ca, make_cert, name, write_pem
 
 DATA = b"the message log's hash-chain result"
 QUERY = b"application/timestamp-query"

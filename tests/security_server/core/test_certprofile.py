@@ -22,7 +22,7 @@ from security_server.core.certprofile import (
 )
 from security_server.core.errors import CertValidation
 from security_server.core.identifiers import ClientId, SecurityServerId
-from tests.pki import Issued, make_ca, make_cert, make_csr
+from tests.federation.pki import Issued, make_ca, make_cert, make_csr
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 MEMBER = ClientId("EE", "GOV", "70000310")

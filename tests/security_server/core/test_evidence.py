@@ -25,9 +25,8 @@ from security_server.core.errors import InvalidConfiguration, MalformedSignature
 from security_server.core.identifiers import ClientId
 from security_server.core.logchain import Direction
 from security_server.messagelog.asic_export import record_container
-from tests.security_server.messagelog.evidence_fixture import (
-    CONSUMER,
-    PROVIDER,
+from tests.federation.departments import CONSUMER, PROVIDER
+from tests.federation.evidence import (
     exchange,
     federation,
     linked,

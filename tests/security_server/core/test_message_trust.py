@@ -10,8 +10,8 @@ from security_server.core.errors import IncorrectCertificate, IncorrectValidatio
 from security_server.core.message_trust import TrustCache, verify_message
 from security_server.core.signature import ECDSA_SHA512, sign_batch
 from security_server.core.soapattachments import signed_parts
-from tests.federation_pki import ocsp_for
-from tests.security_server.proxy.peer_world import CONSUMER, GOV2, PROVIDER, make_conf, peer_world
+from tests.federation.ca import ocsp_for
+from tests.federation.peers import CONSUMER, GOV2, PROVIDER, make_conf, peer_world
 
 MESSAGE = b"<message/>"
 

@@ -21,7 +21,7 @@ from security_server.core.mgmtrequest import (
     parse_soap,
     signed_request,
 )
-from tests.federation_pki import KeyAndCert, issue_auth, issue_signing, make_ca
+from tests.federation.ca import KeyAndCert, issue_auth, issue_signing, make_ca
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 OWNER = ClientId("EE", "GOV", "70000310")

@@ -18,8 +18,8 @@ from security_server.core.errors import (
     SslAuthenticationFailed,
 )
 from security_server.core.peerauth import check_peer_auth_cert, identify_peer
-from tests.federation_pki import ocsp_for
-from tests.security_server.proxy.peer_world import (
+from tests.federation.ca import ocsp_for
+from tests.federation.peers import (
     CONSUMER,
     ONLY_ON_SS2,
     PROVIDER,

@@ -26,7 +26,7 @@ from security_server.core.timestamp import (
     read_timestamp_token,
     verify_timestamp_token,
 )
-from tests.pki import Issued, make_ca, make_cert, name
+from tests.federation.pki import Issued, make_ca, make_cert, name
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 IMPRINT = hashlib.sha512(b"hash chain result").digest()

@@ -25,7 +25,7 @@ from security_server.core.trust import (
     read_ocsp_response,
     verify_cert_path,
 )
-from tests.pki import Issued, make_ca, make_cert, make_ocsp_response, name
+from tests.federation.pki import Issued, make_ca, make_cert, make_ocsp_response, name
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 MEMBER = ClientId("EE", "GOV", "70000310")

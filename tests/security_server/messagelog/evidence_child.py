@@ -67,7 +67,7 @@ def services(reactor: Any, work: Path, ca: DevelopmentCA) -> tuple[MessageLogWri
 
 def run(reactor: Any, work: Path) -> Deferred[None]:
     """Log signed exchanges for ever with the evidence services running (until killed)."""
-    from tests.security_server.messagelog.evidence_fixture import exchange, make_federation
+    from tests.federation.evidence import exchange, make_federation
 
     fed = make_federation(work / "pki")
     fed.write_verificationconf(work / "verificationconf")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from security_server.messagelog.store import MessageLogStore, TimestampAssignment
-from tests.security_server.messagelog.evidence_fixture import stamp_batch
+from tests.federation.evidence import stamp_batch
 
 
 def stamp_all(store: MessageLogStore) -> int:

@@ -16,7 +16,7 @@ from security_server.messagelog.archiver import Archiver, ArchiverSettings, _pla
 from security_server.messagelog.store import MessageLogStore
 from security_server.messagelog.writer import MessageLogWriter
 from tests.loopback import REACTOR
-from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation
+from tests.federation.evidence import exchange, failed_entry, federation
 from tests.security_server.messagelog.stamping import stamp_all
 
 

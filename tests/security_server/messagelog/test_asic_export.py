@@ -21,7 +21,7 @@ from security_server.messagelog.asic_export import (
     record_container,
     record_container_name,
 )
-from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation, linked, stamp_batch
+from tests.federation.evidence import exchange, failed_entry, federation, linked, stamp_batch
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

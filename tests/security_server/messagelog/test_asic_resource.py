@@ -23,7 +23,8 @@ from security_server.messagelog.timestamper import Timestamper, TimestamperSetti
 from security_server.messagelog.tsa_client import TsaClient
 from security_server.messagelog.writer import MessageLogWriter
 from tests.loopback import REACTOR, Reply, http, serve
-from tests.security_server.messagelog.evidence_fixture import CONSUMER, PROVIDER, exchange, federation
+from tests.federation.departments import CONSUMER, PROVIDER
+from tests.federation.evidence import exchange, federation
 from tests.security_server.messagelog.stamping import stamp_all
 
 OWN = {CONSUMER}

@@ -24,7 +24,7 @@ from security_server.messagelog.timestamper import Timestamper, TimestamperSetti
 from security_server.messagelog.tsa_client import TsaClient
 from security_server.messagelog.writer import MessageLogWriter
 from tests.loopback import REACTOR, Served, serve
-from tests.security_server.messagelog.evidence_fixture import exchange, failed_entry, federation
+from tests.federation.evidence import exchange, failed_entry, federation
 
 
 class TimestamperTests(unittest.TestCase):

@@ -20,7 +20,7 @@ from security_server.core.errors import IncorrectValidationInfo, InternalError, 
 from security_server.core.timestamp import verify_timestamp_token
 from security_server.messagelog.tsa_client import MAX_REPLY_BYTES, TsaClient
 from tests.loopback import REACTOR, Served, serve
-from tests.pki import make_ca, make_cert, name
+from tests.federation.pki import make_ca, make_cert, name
 from tests.security_server.edge.hostile_servers import EndlessResource, HangingAgent
 
 IMPRINT = hashlib.sha512(b"ts-hashchainresult.xml").digest()

@@ -22,7 +22,7 @@ from twisted.web import resource, server
 
 from security_server.core.multipart import Part
 from security_server.core.soapattachments import SoapWithAttachments, build_related, parse_related
-from tests.security_server.proxy.exchange_fixture import echo_response
+from tests.federation.provider import echo_response
 
 
 class RestProvider(resource.Resource):

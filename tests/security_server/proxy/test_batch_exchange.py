@@ -10,13 +10,8 @@ from security_server.core.logchain import Direction
 from security_server.core.signature import verify_signature
 from security_server.messagelog.store import MessageLogStore
 from security_server.core.message_trust import signed_part_map
-from tests.security_server.proxy.exchange_fixture import (
-    ExchangeBed,
-    coroutine_test,
-    fault_code,
-    is_request,
-    records,
-)
+from tests.federation.world import ExchangeBed, fault_code, is_request, records
+from tests.loopback import coroutine_test
 
 
 class BatchExchangeTest(ExchangeBed):

@@ -19,19 +19,9 @@ from security_server.core.identifiers import SecurityServerId
 from security_server.proxy.client_proxy_site import client_proxy_site
 from security_server.proxy.locallink import LocalPeerLink
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
-from tests.security_server.proxy.exchange_fixture import (
-    CONSUMER,
-    REACTOR,
-    SOAP,
-    SS2,
-    SS3,
-    ExchangeBed,
-    coroutine_test,
-    der,
-    fault_code,
-    fault_detail,
-    is_request,
-)
+from tests.federation.pki import der
+from tests.federation.world import CONSUMER, SOAP, SS2, SS3, ExchangeBed, fault_code, fault_detail, is_request
+from tests.loopback import REACTOR, coroutine_test
 
 
 

@@ -13,11 +13,10 @@ import dataclasses
 import hashlib
 import re
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
-from twisted.internet.defer import Deferred
 
 from security_server.core.identifiers import XROAD_NS, ClientId, ServiceId
 from security_server.core.logchain import Direction
@@ -29,21 +28,21 @@ from security_server.core.transport import (
     OCSP_RESPONSE,
     SignedMessage,
     decode_request,
-    decode_transport,
-    encode_transport,
 )
 from security_server.messagelog.store import MessageLogStore
 from security_server.proxy.locallink import LocalPeerLink
-from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
+from security_server.proxy.peerlink import PeerRequest
 from security_server.signer.softtoken import SoftToken
-from tests.security_server.proxy.exchange_fixture import (
+from tests.federation.ca import ocsp_for
+from tests.federation.pki import der
+from tests.federation.provider import NS
+from tests.federation.world import (
     CONSUMER,
     DENIED,
     DISABLED,
     DROP,
     FAULTY,
     NONXML,
-    NS,
     PROVIDER,
     REFUSED,
     REST,
@@ -52,70 +51,17 @@ from tests.security_server.proxy.exchange_fixture import (
     SS3,
     ExchangeBed,
     OwnOcsp,
-    coroutine_test,
-    der,
+    RewritingLink,
     fault_code,
     global_conf,
     is_request,
-    now,
-    ocsp_response,
     pki,
     records,
+    rewrite_request,
+    rewrite_response,
     signing_keys,
 )
-
-
-class RewritingLink:
-    """A peer link in the middle: rewrites the request before, or the response after, the in-memory link."""
-
-    def __init__(
-        self,
-        inner: PeerLink,
-        request: Callable[[PeerRequest], PeerRequest] | None = None,
-        response: Callable[[PeerResponse], PeerResponse] | None = None,
-    ) -> None:
-        self.inner = inner
-        self.request = request
-        self.response = response
-
-    def send(self, peers: Sequence[PeerAddress], request: PeerRequest, timeout_seconds: float) -> Deferred[PeerResponse]:
-        """Rewrite, deliver, rewrite."""
-        if self.request is not None:
-            request = self.request(request)
-        answered = self.inner.send(peers, request, timeout_seconds)
-        if self.response is not None:
-            answered.addCallback(self.response)
-        return answered
-
-
-def rewrite_request(change: Callable[[SignedMessage], SignedMessage]) -> Callable[[PeerRequest], PeerRequest]:
-    """A request rewriter that decodes the transport message, changes it and encodes it again."""
-
-    def rewrite(request: PeerRequest) -> PeerRequest:
-        message = decode_request(request.content_type, request.body)
-        content_type, body = encode_transport(change(message))
-        return PeerRequest(headers=request.headers, content_type=content_type, body=body, path=request.path)
-
-    return rewrite
-
-
-def rewrite_response(change: Callable[[SignedMessage], SignedMessage]) -> Callable[[PeerResponse], PeerResponse]:
-    """A rewriter of a signed response, as :func:`rewrite_request`."""
-
-    def rewrite(response: PeerResponse) -> PeerResponse:
-        message = decode_transport(response.content_type, response.body, is_response=True)
-        assert isinstance(message, SignedMessage), "the rewritten response is a signed one"
-        content_type, body = encode_transport(change(message))
-        return PeerResponse(
-            status=response.status,
-            content_type=content_type,
-            body=body,
-            headers=response.headers,
-            server=response.server,
-            peer_cert_der=response.peer_cert_der,
-        )
-
-    return rewrite
+from tests.loopback import coroutine_test, now
 
 
 def with_message(original: SignedMessage, data: bytes) -> SignedMessage:
@@ -132,7 +78,7 @@ def resign(message: SignedMessage, token: SoftToken, member: Any, data: bytes) -
     """``data`` signed with ``member``'s key from ``token`` (with a real OCSP response) in place of the message."""
     key, cert = signing_keys(token).get(member, now())
     algorithm = ECDSA_SHA512 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA512
-    ocsp = ocsp_response(pki().ca, cert, now())
+    ocsp = ocsp_for(pki().ca, cert, now())
     signature = build_signature([MessagePart.of("/message.xml", data)], cert, key, ocsp, now(), algorithm=algorithm)
     return with_signature(with_message(message, data), SignatureData(signature.signature_xml))
 

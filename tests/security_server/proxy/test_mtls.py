@@ -27,7 +27,7 @@ from security_server.core.identifiers import SecurityServerId
 from security_server.proxy.mtls import MtlsPeerLink, server_context_factory
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
-from tests.security_server.proxy.peer_world import SS1, SS2, SS3, peer_world
+from tests.federation.peers import SS1, SS2, SS3, peer_world
 
 reactor: Any = _reactor
 MAX_BODY = 4096

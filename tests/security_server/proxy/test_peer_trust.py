@@ -23,8 +23,8 @@ from security_server.proxy.context import ProxyContext
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache, own_auth_ocsp
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
-from tests.federation_pki import ocsp_for
-from tests.security_server.proxy.peer_world import CONSUMER, SS1, SS2, SS3, make_conf, peer_world
+from tests.federation.ca import ocsp_for
+from tests.federation.peers import CONSUMER, SS1, SS2, SS3, make_conf, peer_world
 
 reactor: Any = _reactor
 

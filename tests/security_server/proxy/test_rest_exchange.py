@@ -33,23 +33,21 @@ from security_server.proxy.client_proxy_site import client_proxy_site
 from security_server.proxy.peerlink import PeerRequest
 from security_server.signer.batch_signer import sign_message
 from security_server.serverconf.store import ServiceKind
-from tests.security_server.proxy.exchange_fixture import (
+from tests.federation.pki import der
+from tests.federation.world import (
     CONSUMER,
     PROVIDER,
-    REACTOR,
     REST,
     SERVICE,
     ExchangeBed,
-    coroutine_test,
-    der,
+    RewritingLink,
     fault_code,
     is_request,
-    now,
     records,
     signing_keys,
 )
+from tests.loopback import REACTOR, coroutine_test, now
 from tests.security_server.proxy.rest_provider import PETSTORE_OPENAPI, WSDL, AttachmentEcho, RestProvider, http_call
-from tests.security_server.proxy.test_exchange import RewritingLink
 
 PETS = ServiceId(PROVIDER, "pets")
 FILES = ServiceId(PROVIDER, "files")

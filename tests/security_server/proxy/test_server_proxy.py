@@ -15,26 +15,23 @@ from security_server.core.transport import MessageContent, SignedMessage, decode
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient
 from security_server.signer.batch_signer import sign_message
-from tests.security_server.proxy.exchange_fixture import (
+from tests.federation.ca import ocsp_for
+from tests.federation.world import (
+    C,
     PROVIDER,
-    REACTOR,
     SOAP,
     SS2,
-    C,
     ExchangeBed,
-    coroutine_test,
     fault_code,
     fault_detail,
-    free_port,
     global_conf,
     is_request,
-    now,
-    ocsp_response,
     pki,
     publish,
     records,
     signing_keys,
 )
+from tests.loopback import REACTOR, coroutine_test, free_port, now
 
 
 
@@ -48,9 +45,9 @@ def signed_request(
     material = pki()
     at = now()
     signature = sign_message(
-        signing_keys(material.consumer_token), lambda cert: ocsp_response(material.ca, cert, at), C, body, at
+        signing_keys(material.consumer_token), lambda cert: ocsp_for(material.ca, cert, at), C, body, at
     )
-    auth_ocsp = ocsp_response(material.ca, material.auth_cert(material.consumer_token), at)
+    auth_ocsp = ocsp_for(material.ca, material.auth_cert(material.consumer_token), at)
     transport_type, transport_body = encode_transport(
         SignedMessage(MessageContent(body, content_type), signature, (auth_ocsp,) if ocsp else ())
     )

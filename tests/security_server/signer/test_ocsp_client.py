@@ -29,7 +29,7 @@ from security_server.core.identifiers import ClientId
 from security_server.core.trust import CertStatus, read_ocsp_response
 from security_server.signer.ocsp_client import MAX_RESPONSE_BYTES, OcspClient, OwnCertificate
 from tests.loopback import REACTOR, serve
-from tests.pki import make_csr, ocsp_request
+from tests.federation.pki import make_csr, ocsp_request
 from tests.security_server.edge.hostile_servers import EndlessResource, HangingAgent
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

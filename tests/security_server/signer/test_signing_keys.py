@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from security_server.core.certprofile import member_from_signing_cert
 from security_server.signer.signing_keys import SigningKeys
-from tests.security_server.proxy.exchange_fixture import OTHER, O, now, pki
+from tests.federation.world import O, OTHER, pki
+from tests.loopback import now
 
 
 def test_signing_keys_are_read_once_per_ttl() -> None:

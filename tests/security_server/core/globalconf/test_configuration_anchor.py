@@ -22,7 +22,7 @@ from security_server.core.globalconf import (
 )
 from security_server.core.globalconf.values import encode_base64
 from security_server.schemafiles import load_schema
-from tests.security_server.core.globalconf.gconf_samples import NOW, codes, other_signer, signer
+from tests.federation.gconf import NOW, codes, other_signer, signer
 
 
 def schema() -> etree.XMLSchema:
@@ -55,19 +55,19 @@ def test_annex_a1_example_with_download_uri_is_read() -> None:
     <instanceIdentifier>EE</instanceIdentifier>
     <source>
         <downloadURI>http://10.10.10.10/conf</downloadURI>
-        <verificationCert>{encode_base64(signer().cert)}</verificationCert>
+        <verificationCert>{encode_base64(signer().der)}</verificationCert>
     </source>
 </tns:configurationAnchor>""".encode()
     anchor = parse_configuration_anchor(xml, schema())
     assert anchor.generated_at == datetime(2014, 5, 20, 16, 42, 55, tzinfo=timezone.utc)
-    assert anchor.sources == (AnchorSource("http://10.10.10.10/conf", (signer().cert,)),)
+    assert anchor.sources == (AnchorSource("http://10.10.10.10/conf", (signer().der,)),)
 
 
 def test_anchor_round_trip_writes_download_url() -> None:
     """Our anchor builds to schema-valid XML with downloadURL and parses back equal."""
     anchor = ConfigurationAnchor(
         "DEV",
-        (AnchorSource("http://registry/internalconf", (signer().cert, other_signer().cert)),),
+        (AnchorSource("http://registry/internalconf", (signer().der, other_signer().der)),),
         NOW.astimezone(timezone(timedelta(hours=2))),
     )
     built = build_configuration_anchor(anchor, schema())
@@ -81,7 +81,7 @@ def test_anchor_round_trip_writes_download_url() -> None:
 def test_generated_anchors_round_trip(instance: str, hosts: list[str], dated: bool) -> None:
     """Any valid anchor survives build -> parse unchanged."""
     anchor = ConfigurationAnchor(
-        instance, tuple(AnchorSource(f"https://{h}/conf", (signer().cert,)) for h in hosts), NOW if dated else None
+        instance, tuple(AnchorSource(f"https://{h}/conf", (signer().der,)) for h in hosts), NOW if dated else None
     )
     assert parse_configuration_anchor(build_configuration_anchor(anchor, schema()), schema()) == anchor
 
@@ -135,6 +135,6 @@ def test_anchor_values_are_checked() -> None:
     with pytest.raises(InvalidConfiguration):
         AnchorSource("http://x", ())
     with pytest.raises(InvalidConfiguration):
-        AnchorSource(" http://x", (signer().cert,))
+        AnchorSource(" http://x", (signer().der,))
     with pytest.raises(InvalidConfiguration):
-        ConfigurationAnchor("EE", (AnchorSource("http://x", (signer().cert,)),), datetime(2026, 1, 1))
+        ConfigurationAnchor("EE", (AnchorSource("http://x", (signer().der,)),), datetime(2026, 1, 1))

@@ -30,14 +30,8 @@ from security_server.core.globalconf import (
 )
 from security_server.core.identifiers import ClientId, GlobalGroupId, SecurityServerId
 from security_server.schemafiles import load_schema
-from tests.security_server.core.globalconf.gconf_samples import (
-    NOW,
-    ec_issued,
-    ec_issued_by,
-    sample_private_parameters,
-    sample_shared_parameters,
-    signer,
-)
+from tests.federation.gconf import NOW, sample_private_parameters, sample_shared_parameters, signer
+from tests.federation.pki import ec_issued, ec_issued_by
 
 EXPIRES = NOW + timedelta(minutes=10)
 MEMBER = ClientId("DEV", "COM", "1234")
@@ -83,7 +77,7 @@ def test_server_for_auth_cert_hashes_the_certificate() -> None:
     auth = ec_issued("ss1 auth")
     sp = sample_shared_parameters()
     first = sp.security_servers[0]
-    registered = SecurityServerInfo(first.id, first.address, (hashlib.sha256(auth.cert).digest(),), first.clients)
+    registered = SecurityServerInfo(first.id, first.address, (hashlib.sha256(auth.der).digest(),), first.clients)
     shared = SharedParameters(
         instance="DEV",
         global_settings=sp.global_settings,
@@ -91,9 +85,9 @@ def test_server_for_auth_cert_hashes_the_certificate() -> None:
         security_servers=(registered, sp.security_servers[1]),
     )
     conf = GlobalConf(shared, sample_private_parameters(), EXPIRES)
-    found = conf.server_for_auth_cert(auth.cert)
+    found = conf.server_for_auth_cert(auth.der)
     assert found is not None and found.id == first.id
-    assert conf.server_for_auth_cert(ec_issued("stranger").cert) is None
+    assert conf.server_for_auth_cert(ec_issued("stranger").der) is None
 
 
 def test_members_and_groups(xroad_vectors: Path) -> None:
@@ -138,11 +132,11 @@ def test_trust_services(xroad_vectors: Path) -> None:
 def test_intermediate_ca_is_found_by_its_subject() -> None:
     """A certificate issued by an approved intermediate CA finds that CA and the intermediate's responders."""
     conf = GlobalConf(sample_shared_parameters(), sample_private_parameters(), EXPIRES)
-    leaf_issuer = ec_issued_by("Sample Issuing CA", "Sample Root CA").certificate.subject
+    leaf_issuer = ec_issued_by("Sample Issuing CA", "Sample Root CA").cert.subject
     ca = conf.approved_ca_for(leaf_issuer)
     assert ca is not None and ca.name == "Sample CA"
     assert [r.url for r in conf.ocsp_responders(leaf_issuer)] == ["http://ocsp2.example/"]
-    assert conf.intermediate_cas() == (ec_issued_by("Sample Issuing CA", "Sample Root CA").cert,)
+    assert conf.intermediate_cas() == (ec_issued_by("Sample Issuing CA", "Sample Root CA").der,)
 
 
 def test_expiry(xroad_vectors: Path) -> None:
@@ -164,8 +158,8 @@ def test_shared_and_private_of_different_instances_are_refused() -> None:
 
 def verified_directory(entries: list[DirectoryEntry]) -> VerifiedDirectory:
     """A directory of ``entries`` signed by the registry signer and verified against its anchor."""
-    content_type, body = build_signed_directory(entries, EXPIRES, 3, signer().key, signer().cert)
-    anchor = ConfigurationAnchor("DEV", (AnchorSource("http://registry/conf", (signer().cert,)),))
+    content_type, body = build_signed_directory(entries, EXPIRES, 3, signer().key, signer().der)
+    anchor = ConfigurationAnchor("DEV", (AnchorSource("http://registry/conf", (signer().der,)),))
     return verify_signed_directory(parse_signed_directory(content_type, body), anchor, NOW)
 
 

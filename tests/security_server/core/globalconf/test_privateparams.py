@@ -18,7 +18,8 @@ from security_server.core.globalconf import (
 )
 from security_server.core.identifiers import ClientId
 from security_server.schemafiles import load_schema
-from tests.security_server.core.globalconf.gconf_samples import NOW, codes, ec_issued, sample_private_parameters, signer
+from tests.federation.gconf import NOW, codes, sample_private_parameters, signer
+from tests.federation.pki import ec_issued
 
 X_ROAD_STYLE = b"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <ns3:conf xmlns:ns2="http://x-road.eu/xsd/identifiers" xmlns:ns3="http://x-road.eu/xsd/xroad.xsd">
@@ -54,7 +55,7 @@ def test_x_road_style_private_parameters_are_read() -> None:
 
 def test_round_trip_with_federated_anchor() -> None:
     """Private parameters with a federated instance's anchor build to valid XML that parses back equal."""
-    federated = ConfigurationAnchor("EE", (AnchorSource("https://ee.example/externalconf", (signer().cert,)),), NOW)
+    federated = ConfigurationAnchor("EE", (AnchorSource("https://ee.example/externalconf", (signer().der,)),), NOW)
     pp = PrivateParameters(
         instance="DEV",
         management_service=sample_private_parameters().management_service,
@@ -73,7 +74,7 @@ def test_generated_private_parameters_round_trip(instance: str, code: str, sub: 
     pp = PrivateParameters(
         instance=instance,
         management_service=ManagementService(
-            f"https://{code}/", ClientId(instance, "GOV", code, sub), ec_issued("Pool 0").cert if cert else None
+            f"https://{code}/", ClientId(instance, "GOV", code, sub), ec_issued("Pool 0").der if cert else None
         ),
         time_stamping_interval_seconds=interval,
     )
@@ -111,7 +112,7 @@ def test_bad_private_parameters_are_refused(old: bytes, new: bytes) -> None:
 
 def test_two_anchors_for_one_instance_are_refused() -> None:
     """Two configuration anchors for the same instance are ambiguous and refused."""
-    anchor = ConfigurationAnchor("EE", (AnchorSource("https://ee.example/conf", (signer().cert,)),))
+    anchor = ConfigurationAnchor("EE", (AnchorSource("https://ee.example/conf", (signer().der,)),))
     with pytest.raises(InvalidConfiguration):
         PrivateParameters(
             instance="DEV",

@@ -23,7 +23,7 @@ from security_server.core.globalconf import (
 )
 from security_server.core.identifiers import ClientId, GlobalGroupId, SecurityServerId
 from security_server.schemafiles import load_schema
-from tests.security_server.core.globalconf.gconf_samples import sample_shared_parameters, shared_parameters
+from tests.federation.gconf import sample_shared_parameters, shared_parameters
 
 
 def schema() -> etree.XMLSchema:

@@ -47,16 +47,15 @@ from security_server.core.globalconf.algorithms import (
 )
 from security_server.core.globalconf.directory import build_directory
 from security_server.schemafiles import load_schema
-from tests.security_server.core.globalconf.gconf_samples import (
+from tests.federation.gconf import (
     NOW,
-    Issued,
-    ec_issued,
     other_signer,
     sample_private_parameters,
     sample_shared_parameters,
     shared_parameters,
     signer,
 )
+from tests.federation.pki import Issued, ec_issued
 
 EXPIRES = NOW + timedelta(seconds=600)
 SHARED_LOCATION = "/V3/20260601120000/shared-params.xml"
@@ -65,7 +64,7 @@ PRIVATE_LOCATION = "/V3/20260601120000/private-params.xml"
 
 def anchor_for(*issued: Issued, instance: str = "DEV") -> ConfigurationAnchor:
     """An anchor of ``instance`` trusting the given certificates."""
-    return ConfigurationAnchor(instance, (AnchorSource("http://registry/internalconf", tuple(i.cert for i in issued)),))
+    return ConfigurationAnchor(instance, (AnchorSource("http://registry/internalconf", tuple(i.der for i in issued)),))
 
 
 def files(sp: SharedParameters | None = None, instance: str = "DEV") -> dict[str, bytes]:
@@ -91,7 +90,7 @@ def signed(contents: dict[str, bytes] | None = None, instance: str = "DEV") -> t
     """A directory of the sample files, signed by the registry signer."""
     contents = contents if contents is not None else files(instance=instance)
     entries = entries_for(contents, instance)
-    return build_signed_directory(entries, EXPIRES, CONFIGURATION_VERSION, signer().key, signer().cert)
+    return build_signed_directory(entries, EXPIRES, CONFIGURATION_VERSION, signer().key, signer().der)
 
 
 @functools.cache
@@ -119,7 +118,7 @@ def test_signed_directory_verifies_and_lists_its_parts() -> None:
     assert content_type.startswith("multipart/related;")
     verified = verify(content_type, body)
     assert verified.instance == "DEV" and verified.expires_at == EXPIRES and verified.version == CONFIGURATION_VERSION
-    assert verified.verification_cert == signer().cert
+    assert verified.verification_cert == signer().der
     shared = verified.entry(SHARED_PARAMETERS)
     assert shared is not None and shared.content_location == SHARED_LOCATION
     assert verified.entry(PRIVATE_PARAMETERS, "EE") is None
@@ -150,7 +149,7 @@ def test_signature_covers_exactly_the_directory_body() -> None:
     directory = parse_signed_directory(content_type, body)
     _, inner = build_directory(entries_for(files()), EXPIRES, CONFIGURATION_VERSION)
     assert directory.signed_data == inner
-    public_key = signer().certificate.public_key()
+    public_key = signer().cert.public_key()
     assert isinstance(public_key, rsa.RSAPublicKey)
     public_key.verify(directory.signature, inner, padding.PKCS1v15(), hashes.SHA512())
 
@@ -210,7 +209,7 @@ def test_private_parameters_of_another_instance_are_refused() -> None:
     contents = files()
     entries = entries_for(contents)
     entries.append(DirectoryEntry.for_content(PRIVATE_PARAMETERS, "EE", "/ee-private.xml", b"x"))
-    content_type, body = build_signed_directory(entries, EXPIRES, 3, signer().key, signer().cert)
+    content_type, body = build_signed_directory(entries, EXPIRES, 3, signer().key, signer().der)
     with pytest.raises(ConfigurationInstanceMismatch):
         verify(content_type, body)
 
@@ -241,7 +240,7 @@ def test_signature_by_another_key_under_the_anchor_cert_is_refused() -> None:
         assert isinstance(other_key, rsa.RSAPrivateKey)
         return other_key.sign(data, padding.PKCS1v15(), hashes.SHA512())
 
-    content_type, body = build_signed_directory(entries_for(files()), EXPIRES, 3, forge, signer().cert)
+    content_type, body = build_signed_directory(entries_for(files()), EXPIRES, 3, forge, signer().der)
     with pytest.raises(ConfigurationSignatureInvalid):
         verify(content_type, body)
 
@@ -250,7 +249,7 @@ def test_signature_by_another_key_under_the_anchor_cert_is_refused() -> None:
 def test_other_rsa_signature_algorithms_verify(algorithm: str) -> None:
     """RSA PKCS#1 v1.5 with SHA-256 and RSA-PSS with SHA-512 are accepted, with a SHA-256 certificate hash."""
     content_type, body = build_signed_directory(
-        entries_for(files()), EXPIRES, 3, signer().key, signer().cert,
+        entries_for(files()), EXPIRES, 3, signer().key, signer().der,
         signature_algorithm_id=algorithm, cert_hash_algorithm_id=SHA256_URI,
     )
     assert verify(content_type, body).instance == "DEV"
@@ -260,7 +259,7 @@ def test_ecdsa_signed_directory_verifies() -> None:
     """A directory signed with an EC key (DER-encoded ECDSA) verifies against an anchor holding its cert."""
     ec_signer = ec_issued("EC registry signer")
     content_type, body = build_signed_directory(
-        entries_for(files()), EXPIRES, 3, ec_signer.key, ec_signer.cert, signature_algorithm_id=ECDSA_SHA256_URI
+        entries_for(files()), EXPIRES, 3, ec_signer.key, ec_signer.der, signature_algorithm_id=ECDSA_SHA256_URI
     )
     assert verify(content_type, body, anchor_for(ec_signer)).instance == "DEV"
 
@@ -279,7 +278,7 @@ def test_x_road_generator_format_is_read() -> None:
     key = signer().key
     assert isinstance(key, rsa.RSAPrivateKey)
     signature = key.sign(inner, padding.PKCS1v15(), hashes.SHA512())
-    cert_hash = base64.b64encode(DirectoryEntry.for_content(None, None, "x", signer().cert).digest)
+    cert_hash = base64.b64encode(DirectoryEntry.for_content(None, None, "x", signer().der).digest)
     body = (
         b"--envelopeboundary\r\nContent-Type: multipart/mixed; charset=UTF-8; boundary=innerboundary\r\n\r\n"
         + inner
@@ -345,7 +344,7 @@ def test_directory_entries_are_checked() -> None:
         DirectoryEntry.for_content(SHARED_PARAMETERS, "DEV", "/x\r\nInjected: 1", b"x")
     entry = DirectoryEntry.for_content(SHARED_PARAMETERS, "DEV", "/x", b"x")
     with pytest.raises(InvalidConfiguration):
-        build_signed_directory([entry, entry], EXPIRES, 3, signer().key, signer().cert)
+        build_signed_directory([entry, entry], EXPIRES, 3, signer().key, signer().der)
 
 
 @settings(max_examples=150, deadline=None)

@@ -21,7 +21,8 @@ from security_server.core.globalconf.values import (
     parse_datetime,
     parse_positive_int,
 )
-from tests.security_server.core.globalconf.gconf_samples import ec_issued, signer
+from tests.federation.gconf import signer
+from tests.federation.pki import ec_issued
 
 
 @settings(max_examples=100, deadline=None)
@@ -52,10 +53,10 @@ def test_datetime_offsets_and_refusals() -> None:
 def test_certificate_as_base64_pem_is_converted_to_der() -> None:
     """A base64 element holding a PEM certificate (X-Road's DEV files) decodes to the DER certificate."""
     issued = ec_issued("Pool 0")
-    pem = issued.certificate.public_bytes(serialization.Encoding.PEM)
-    assert decode_certificate(base64.b64encode(pem).decode(), "c") == issued.cert
-    wrapped = base64.encodebytes(issued.cert).decode()  # with line breaks, as in X-Road's anchor
-    assert decode_certificate(wrapped, "c") == issued.cert
+    pem = issued.cert.public_bytes(serialization.Encoding.PEM)
+    assert decode_certificate(base64.b64encode(pem).decode(), "c") == issued.der
+    wrapped = base64.encodebytes(issued.der).decode()  # with line breaks, as in X-Road's anchor
+    assert decode_certificate(wrapped, "c") == issued.der
     for text in ("", "!!!", base64.b64encode(b"-----BEGIN CERTIFICATE-----\nxx").decode()):
         with pytest.raises(InvalidConfiguration):
             decode_certificate(text, "c")
@@ -87,9 +88,9 @@ def test_algorithms_refuse_what_they_do_not_know() -> None:
     with pytest.raises(InvalidConfiguration):
         algorithms.sign(signer().key, algorithms.ECDSA_SHA256_URI, b"x")  # an RSA key
     signature = algorithms.sign(signer().key, algorithms.RSA_SHA512_URI, b"x")
-    public_key = signer().certificate.public_key()
+    public_key = signer().cert.public_key()
     assert algorithms.verify(public_key, algorithms.RSA_SHA512_URI, signature, b"x")
     assert not algorithms.verify(public_key, algorithms.ECDSA_SHA512_URI, signature, b"x")
     assert not algorithms.verify(public_key, algorithms.RSA_SHA512_URI, signature, b"y")
-    assert not algorithms.verify(ec_issued("Pool 1").certificate.public_key(), algorithms.RSA_SHA512_URI, signature, b"x")
+    assert not algorithms.verify(ec_issued("Pool 1").cert.public_key(), algorithms.RSA_SHA512_URI, signature, b"x")
     assert algorithms.digest_size(algorithms.SHA384_URI) == 48
