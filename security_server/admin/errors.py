@@ -48,3 +48,9 @@ class AlreadyInitialised(Conflict):
     """The server is initialised already (or the initial anchor was uploaded already)."""
 
     api_code = "init_already_initialized"
+
+
+class InvalidAnchor(ServerConfError):
+    """The uploaded file is not a configuration anchor (or not one for this server)."""
+
+    api_code: ClassVar[str] = "invalid_anchor"

@@ -12,7 +12,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from security_server.admin.errors import AlreadyInitialised, AnchorNotFound
+from security_server.admin.errors import AlreadyInitialised, AnchorNotFound, InvalidAnchor
+from security_server.core.errors import InvalidConfiguration
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.globalconf.anchor import anchor_hash, parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
@@ -31,8 +32,11 @@ class AnchorInfo:
 
 
 def anchor_info(anchor: bytes) -> AnchorInfo:
-    """Parse ``anchor`` (:class:`~security_server.core.errors.InvalidConfiguration` when it is not one)."""
-    parsed = parse_configuration_anchor(anchor)
+    """Parse ``anchor``; :class:`InvalidAnchor` when it is not one (the caller sent it: a client fault)."""
+    try:
+        parsed = parse_configuration_anchor(anchor)
+    except InvalidConfiguration as err:
+        raise InvalidAnchor(f"not a configuration anchor: {err.message}") from err
     return AnchorInfo(anchor_hash(anchor), parsed.instance, parsed.generated_at)
 
 
@@ -48,7 +52,7 @@ def initialise(server_dir: ServerDirectory, anchor: bytes, owner: ClientId, serv
     """Create the configuration store with the owner, server code and anchor, and the soft token."""
     info = anchor_info(anchor)
     if info.instance != owner.instance:
-        raise ServerConfError(f"the anchor is for instance {info.instance}, but the owner is of {owner.instance}")
+        raise InvalidAnchor(f"the anchor is for instance {info.instance}, but the owner is of {owner.instance}")
     try:
         server_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from security_server.admin.errors import AnchorNotFound
+from security_server.admin.errors import AnchorNotFound, InvalidAnchor
 from security_server.admin.initialization import AnchorInfo, anchor_info, pending_anchor
 from security_server.admin.server_dir import ServerDirectory
-from security_server.serverconf.store import ServerConfError
 
 
 def current_anchor(server_dir: ServerDirectory) -> bytes:
@@ -29,6 +28,6 @@ def replace_anchor(server_dir: ServerDirectory, anchor: bytes) -> AnchorInfo:
     with server_dir.open_store() as store:
         instance = store.identity().instance
         if info.instance != instance:
-            raise ServerConfError(f"the anchor is for instance {info.instance}, but this server is of {instance}")
+            raise InvalidAnchor(f"the anchor is for instance {info.instance}, but this server is of {instance}")
         store.replace_anchor(anchor)
     return info

@@ -1,0 +1,15 @@
+"""The implemented operations of X-Road's security-server API, one module per area (X-Road's tags).
+
+:func:`security_server_operations` lists them all for the router; each module's ``OPERATIONS`` tuple holds its
+:class:`~security_server.management.api.Operation` values with their X-Road operationId, path and roles.
+"""
+
+from __future__ import annotations
+
+from security_server.management.api import Operation
+from security_server.management.operations import api_keys, clients, initialization, system
+
+
+def security_server_operations() -> tuple[Operation, ...]:
+    """Every operation the security server's management API answers."""
+    return initialization.OPERATIONS + system.OPERATIONS + clients.OPERATIONS + api_keys.OPERATIONS

@@ -1,0 +1,120 @@
+"""``/clients``: list and search, show, add (X-Road's ``Client`` and ``ClientAdd``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from security_server.admin import clients
+from security_server.admin.clients import ClientFilter
+from security_server.core.errors import InvalidClientIdentifier
+from security_server.core.identifiers import ClientId
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    OperationContext,
+    bool_field,
+    string_field,
+)
+from security_server.management.errors import ApiError, bad_request
+from security_server.management.ids import client_id_text, parse_client_id
+from security_server.management.operations.common import PREFIX
+from security_server.management.permissions import roles_for
+from security_server.serverconf.store import ClientState, HostedClient
+from security_server.signer.softtoken import KeyKind
+
+_STATUS = {
+    ClientState.SAVED: "SAVED",
+    ClientState.REGISTRATION_IN_PROGRESS: "REGISTRATION_IN_PROGRESS",
+    ClientState.REGISTERED: "REGISTERED",
+    ClientState.DELETION_IN_PROGRESS: "DELETION_IN_PROGRESS",
+}
+_CLIENT_FIELDS = frozenset({
+    "id", "instance_id", "member_name", "member_class", "member_code", "subsystem_code", "subsystem_name", "owner",
+    "has_valid_local_sign_cert", "is_management_services_provider", "rename_status", "connection_type", "status",
+})
+"""The fields of X-Road's ``Client``; in a request only member class, member code and subsystem code count (the
+rest are read-only)."""
+
+
+def _members_with_valid_sign_cert(context: OperationContext) -> set[ClientId]:
+    now = datetime.now(UTC)
+    return {
+        k.owner for k in context.server_dir.soft_token().list()
+        if k.kind is KeyKind.SIGN and k.cert is not None and k.cert.not_valid_after_utc > now and isinstance(k.owner, ClientId)
+    }
+
+
+def client_json(client: HostedClient, signers: set[ClientId]) -> dict[str, Any]:
+    """X-Road's ``Client``. The client proxy listens on plain HTTP on loopback: connection type ``HTTP``."""
+    data: dict[str, Any] = {
+        "id": client_id_text(client.id),
+        "instance_id": client.id.instance,
+        "member_class": client.id.member_class,
+        "member_code": client.id.member_code,
+        "owner": client.is_owner,
+        "has_valid_local_sign_cert": client.id.member in signers,
+        "connection_type": "HTTP",
+        "status": _STATUS[client.state],
+    }
+    if client.id.subsystem_code is not None:
+        data["subsystem_code"] = client.id.subsystem_code
+    return data
+
+
+def find_clients(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /clients``: the hosted clients, filtered by the given parts (exact match)."""
+    for name in ("local_valid_sign_cert",):
+        request.query_bool(name, False)
+    if not request.query_bool("internal_search", True) or request.query_bool("exclude_local", False):
+        # Searching the global configuration's members is not implemented yet: only local clients are listed.
+        return ApiResponse(200, [])
+    search = ClientFilter(
+        instance=request.query_value("instance") or None,
+        member_class=request.query_value("member_class") or None,
+        member_code=request.query_value("member_code") or None,
+        subsystem_code=request.query_value("subsystem_code") or None,
+        show_members=request.query_bool("show_members", True),
+    )
+    found = clients.list_clients(context.server_dir, search)
+    signers = _members_with_valid_sign_cert(context)
+    wanted = request.query_value("local_valid_sign_cert")
+    if wanted is not None:
+        found = tuple(c for c in found if (c.id.member in signers) == (wanted.lower() == "true"))
+    return ApiResponse(200, [client_json(c, signers) for c in found])
+
+
+def get_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /clients/{id}``."""
+    found = clients.get_client(context.server_dir, parse_client_id(request.params["id"]))
+    return ApiResponse(200, client_json(found, _members_with_valid_sign_cert(context)))
+
+
+def add_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /clients``: a subsystem of this server's instance, added in state SAVED."""
+    data = request.json_object(frozenset({"client", "ignore_warnings"}), frozenset({"client"}))
+    bool_field(data, "ignore_warnings")
+    given = data["client"]
+    if not isinstance(given, dict):
+        raise bad_request("invalid_field", "client")
+    unknown = sorted(set(given) - _CLIENT_FIELDS)
+    if unknown:
+        raise bad_request("unknown_field", *(f"client.{name}" for name in unknown))
+    member_class = string_field(given, "member_class")
+    member_code = string_field(given, "member_code")
+    subsystem_code = string_field(given, "subsystem_code", required=False)
+    instance = context.server_dir.snapshot().identity.instance
+    try:
+        client_id = ClientId(instance, str(member_class), str(member_code), subsystem_code)
+    except InvalidClientIdentifier as err:
+        raise ApiError(400, "invalid_client_id", err.message) from err
+    added = clients.add_client(context.server_dir, client_id)
+    return ApiResponse(201, client_json(added, _members_with_valid_sign_cert(context)))
+
+
+OPERATIONS = (
+    Operation("GET", f"{PREFIX}/clients", "findClients", roles_for("findClients"), find_clients),
+    Operation("POST", f"{PREFIX}/clients", "addClient", roles_for("addClient"), add_client),
+    Operation("GET", f"{PREFIX}/clients/{{id}}", "getClient", roles_for("getClient"), get_client),
+)

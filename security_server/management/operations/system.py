@@ -1,0 +1,53 @@
+"""``/system/anchor``: the configuration anchor (show, upload the initial one, replace)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from security_server.admin import initialization, system
+from security_server.admin.initialization import AnchorInfo
+from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES
+from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext
+from security_server.management.errors import ApiError
+from security_server.management.operations.common import PREFIX, xroad_time
+from security_server.management.permissions import roles_for
+
+_NO_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def anchor_json(info: AnchorInfo) -> dict[str, str]:
+    """X-Road's ``Anchor``: the hash and when the anchor was generated (the epoch when it does not say)."""
+    return {"hash": info.hash, "created_at": xroad_time(info.generated_at or _NO_DATE)}
+
+
+def _anchor_body(request: ApiRequest) -> bytes:
+    if not request.body:
+        raise ApiError(400, "invalid_anchor", "the request body is empty")
+    if len(request.body) > MAX_ANCHOR_BYTES:
+        raise ApiError(413, "request_too_large")
+    return request.body
+
+
+def get_anchor(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /system/anchor``."""
+    return ApiResponse(200, anchor_json(system.show_anchor(context.server_dir)))
+
+
+def upload_initial_anchor(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /system/anchor`` (before initialisation only)."""
+    initialization.upload_initial_anchor(context.server_dir, _anchor_body(request))
+    return ApiResponse(201)
+
+
+def replace_anchor(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /system/anchor`` (after initialisation only; same instance)."""
+    system.replace_anchor(context.server_dir, _anchor_body(request))
+    return ApiResponse(201)
+
+
+OPERATIONS = (
+    Operation("GET", f"{PREFIX}/system/anchor", "getAnchor", roles_for("getAnchor"), get_anchor),
+    Operation("POST", f"{PREFIX}/system/anchor", "uploadInitialAnchor", roles_for("uploadInitialAnchor"),
+              upload_initial_anchor),
+    Operation("PUT", f"{PREFIX}/system/anchor", "replaceAnchor", roles_for("replaceAnchor"), replace_anchor),
+)

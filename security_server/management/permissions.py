@@ -1,0 +1,46 @@
+"""Which roles may call each operation, by X-Road's operationId: the one table the API checks.
+
+X-Road grants permissions to roles (UG-SS §2.1: the system administrator installs and configures the server,
+the security officer handles tokens and authentication certificates, the registration officer clients and
+signing certificates, the service administrator services and access rights, the observer sees everything and
+changes nothing). Every role may read what it may change; the observer may read everything except the API keys.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+from security_server.management.roles import ALL_ROLES, Role
+
+ADMIN = frozenset({Role.SYSTEM_ADMINISTRATOR})
+READERS = ALL_ROLES
+SECURITY = frozenset({Role.SECURITY_OFFICER})
+REGISTRATION = frozenset({Role.REGISTRATION_OFFICER})
+SERVICES = frozenset({Role.SERVICE_ADMINISTRATOR})
+
+PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
+    {
+        # initialization and system
+        "initSecurityServer": ADMIN,
+        "getInitializationStatus": READERS,
+        "getAnchor": ADMIN | {Role.SECURITYSERVER_OBSERVER},
+        "uploadInitialAnchor": ADMIN,
+        "replaceAnchor": ADMIN,
+        # clients
+        "findClients": READERS,
+        "getClient": READERS,
+        "addClient": REGISTRATION,
+        # API keys (UG-SS §19.1): the system administrator only
+        "createApiKey": ADMIN,
+        "listApiKeys": ADMIN,
+        "getApiKey": ADMIN,
+        "updateApiKey": ADMIN,
+        "revokeApiKey": ADMIN,
+    }
+)
+
+
+def roles_for(operation_id: str) -> frozenset[Role]:
+    """The roles allowed to call ``operation_id`` (KeyError for an operation without an entry)."""
+    return PERMISSIONS[operation_id]

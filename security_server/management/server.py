@@ -1,0 +1,108 @@
+"""Putting the management API together: the site, and the service that serves it over HTTPS.
+
+:func:`make_management_site` builds the resource tree with its stores, sessions, throttle and audit log (tests
+use it over an in-memory transport); :class:`ManagementService` listens on ``[management] interface:port`` with
+TLS 1.2+ and the directory's certificate (:mod:`security_server.management.tls`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Callable, Iterable
+
+import structlog
+from twisted.application import service
+from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.internet.threads import deferToThreadPool
+
+from security_server.admin.server_dir import ServerDirectory
+from security_server.management.api import Operation, OperationContext
+from security_server.management.audit import AUDIT_NAME, AuditLog
+from security_server.management.config import ManagementConfig
+from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
+from security_server.management.operations import security_server_operations
+from security_server.management.resource import Executor, ManagementResource
+from security_server.management.routing import Router
+from security_server.management.sessions import SessionStore
+from security_server.management.throttle import LoginThrottle
+from security_server.management.tls import ensure_certificate
+from security_server.proxy.bounded_request import BoundedSite
+
+log = structlog.get_logger(__name__)
+
+
+def thread_executor(reactor: Any) -> Executor:
+    """Run operations in the reactor's thread pool."""
+
+    def run(work: Callable[[], Any]) -> Any:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), work)
+
+    return run
+
+
+def make_management_site(
+    reactor: Any,
+    server_dir: ServerDirectory,
+    config: ManagementConfig,
+    *,
+    executor: Executor | None = None,
+    operations: Iterable[Operation] | None = None,
+    now: Callable[[], datetime] | None = None,
+    secure_cookies: bool = True,
+) -> BoundedSite:
+    """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
+    clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
+    server_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    context = OperationContext(server_dir, server_dir.path / CREDENTIALS_DB, clock)
+    resource = ManagementResource(
+        Router(security_server_operations() if operations is None else operations),
+        context,
+        sessions=SessionStore(reactor, idle_seconds=config.session_idle_seconds),
+        throttle=LoginThrottle(reactor),
+        audit=AuditLog(server_dir.path / AUDIT_NAME, clock),
+        executor=executor or thread_executor(reactor),
+        secure_cookies=secure_cookies,
+    )
+    return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)
+
+
+class ManagementService(service.Service):
+    """Serves the management API over HTTPS while running."""
+
+    def __init__(self, reactor: Any, server_dir: ServerDirectory, config: ManagementConfig) -> None:
+        self.reactor = reactor
+        self.server_dir = server_dir
+        self.config = config
+        self._port: Any = None
+
+    def startService(self) -> None:
+        """Make the certificate if missing, then listen."""
+        super().startService()  # type: ignore[no-untyped-call]
+        site = make_management_site(self.reactor, self.server_dir, self.config)
+        tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
+        options = CertificateOptions(
+            privateKey=tls.key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
+            certificate=tls.cert,  # type: ignore[arg-type]
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+        )
+        self._port = self.reactor.listenSSL(self.config.port, site, options, interface=self.config.interface)
+        log.info("management_api_started", interface=self.config.interface, port=self.port)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful when configured as 0)."""
+        port: int = self._port.getHost().port
+        return port
+
+    def stopService(self) -> Any:
+        """Stop listening."""
+        super().stopService()  # type: ignore[no-untyped-call]
+        if self._port is not None:
+            port, self._port = self._port, None
+            return port.stopListening()
+        return None
+
+
+def make_management_service(reactor: Any, server_dir: ServerDirectory, config: ManagementConfig) -> ManagementService:
+    """The service :mod:`security_server.service` adds to the security server's MultiService."""
+    return ManagementService(reactor, server_dir, config)
