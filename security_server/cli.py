@@ -747,3 +747,10 @@ def run(directory: Path, config_file: Path | None) -> None:
     reactor: Any = global_reactor
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
+
+
+# --- the management API's users and API keys ---------------------------------------------------------------------
+
+from security_server.management import commands as management_commands  # noqa: E402  # needs the options above
+
+management_commands.register(server, dir_option, json_option)
