@@ -1,4 +1,5 @@
-"""Loopback for trial tests on the real reactor: serve a Resource on 127.0.0.1, talk plain HTTP to it, pick a port."""
+"""Loopback for trial tests on the real reactor: serve a Resource on 127.0.0.1, talk plain HTTP to it, pick a port,
+watch connections open and close, and run a client's timers on a fake clock while its sockets stay real."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from io import BytesIO
 from typing import Any, Callable, Coroutine, TypeVar
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet import task
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorPluggableNameResolver, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory, Factory, connectionDone
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from zope.interface import implementer
 
 REACTOR: Any = reactor
 """The global reactor, typed loosely: Twisted's zope interfaces do not type-check method by method."""
@@ -77,3 +84,127 @@ def coroutine_test(test: Callable[[T], Coroutine[Any, Any, None]]) -> Callable[[
         return Deferred.fromCoroutine(test(self))
 
     return run
+
+
+# --- watching connections, without polling -------------------------------------------------------------------
+
+
+class ConnectionWatch:
+    """The connections of one side (a server, or a client's reactor): how many were made, which are open, how many
+    plaintext bytes they received; and Deferreds that fire when the number open falls, so a test waits on the
+    event itself rather than on the clock (a wait that never ends is bounded by the trial test's timeout)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.bytes_received = 0
+        self.open: list[Any] = []
+        """The open connections (their ``transport`` is the real one)."""
+        self._waiters: list[tuple[int, Deferred[None]]] = []
+
+    def factory(self, wrapped: Any) -> WrappingFactory:
+        """``wrapped`` with its connections watched (listen or connect with what this returns)."""
+        return _WatchingFactory(self, wrapped)
+
+    def open_at_most(self, count: int) -> Deferred[None]:
+        """Fires once at most ``count`` connections are open (at once if that holds already)."""
+        if len(self.open) <= count:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append((count, waiter))
+        return waiter
+
+    def closed(self) -> Deferred[None]:
+        """Fires once no connection is open."""
+        return self.open_at_most(0)
+
+    def _made(self, protocol: ProtocolWrapper) -> None:
+        self.connections += 1
+        self.open.append(protocol)
+
+    def _lost(self, protocol: ProtocolWrapper) -> None:
+        if protocol in self.open:
+            self.open.remove(protocol)
+        due = [waiter for count, waiter in self._waiters if len(self.open) <= count]
+        self._waiters = [(count, waiter) for count, waiter in self._waiters if waiter not in due]
+        for waiter in due:
+            waiter.callback(None)
+
+
+class _WatchedProtocol(ProtocolWrapper):
+    def makeConnection(self, transport: Any) -> None:  # noqa: N802  # Twisted's name
+        factory: Any = self.factory
+        factory.watch._made(self)
+        super().makeConnection(transport)  # type: ignore[no-untyped-call]
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        factory: Any = self.factory
+        factory.watch.bytes_received += len(data)
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]  # the wrapped protocol has seen it first
+        factory: Any = self.factory
+        factory.watch._lost(self)
+
+
+class _WatchingFactory(WrappingFactory):
+    protocol = _WatchedProtocol
+
+    def __init__(self, watch: ConnectionWatch, wrapped: Any) -> None:
+        super().__init__(wrapped)  # type: ignore[no-untyped-call]
+        self.watch = watch
+
+
+@implementer(IReactorTCP, IReactorTime, IReactorPluggableNameResolver)
+class ClockedLoopback:
+    """A reactor for a client under test: real TCP connections through the global reactor (each watched in
+    ``clients``), but timers on ``clock``, a ``task.Clock`` the test advances. It starts at the real reactor's
+    time, so certificates and OCSP answers read as valid now."""
+
+    def __init__(self) -> None:
+        self.clock = task.Clock()
+        self.clock.advance(REACTOR.seconds())
+        self.clients = ConnectionWatch()
+
+    @property
+    def nameResolver(self) -> Any:  # noqa: N802  # Twisted's name
+        """The real reactor's resolver (127.0.0.1 resolves without the network)."""
+        return REACTOR.nameResolver
+
+    def installNameResolver(self, resolver: Any) -> Any:  # noqa: N802
+        """Not for tests."""
+        raise NotImplementedError
+
+    def installResolver(self, resolver: Any) -> Any:  # noqa: N802
+        """Not for tests."""
+        raise NotImplementedError
+
+    def connectTCP(  # noqa: N802
+        self, host: str, port: int, factory: ClientFactory, timeout: float = 30, bindAddress: Any = None
+    ) -> Any:
+        """Connect through the global reactor, the connection watched."""
+        return REACTOR.connectTCP(host, port, self.clients.factory(factory), timeout, bindAddress)
+
+    def listenTCP(self, port: int, factory: Factory, backlog: int = 50, interface: str = "") -> Any:  # noqa: N802
+        """Listen through the global reactor."""
+        return REACTOR.listenTCP(port, factory, backlog, interface)
+
+    def seconds(self) -> float:
+        """The fake clock's time."""
+        return self.clock.seconds()
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any:  # noqa: N802
+        """A timer on the fake clock."""
+        return self.clock.callLater(delay, callable, *args, **kw)
+
+    def getDelayedCalls(self) -> Any:  # noqa: N802
+        """The fake clock's pending timers."""
+        return self.clock.getDelayedCalls()
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:  # noqa: N802
+        """Through the global reactor (thread results come back on the reactor thread)."""
+        REACTOR.callFromThread(callable, *args, **kw)
+
+    def getThreadPool(self) -> Any:  # noqa: N802
+        """The global reactor's thread pool."""
+        return REACTOR.getThreadPool()

@@ -7,11 +7,10 @@ import ssl
 import warnings
 from typing import Any, Callable, TypeVar
 
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol, ServerFactory
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
@@ -28,18 +27,11 @@ from security_server.proxy.mtls import MtlsPeerLink, server_context_factory
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
 from tests.federation.peers import SS1, SS2, SS3, peer_world
+from tests.loopback import ClockedLoopback, ConnectionWatch, free_port
 
 reactor: Any = _reactor
 MAX_BODY = 4096
 REQUEST = PeerRequest(headers={"X-Request-Id": "r-1"}, content_type="multipart/mixed; boundary=b", body=b"payload")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RecordingHandler:
@@ -58,32 +50,6 @@ class RecordingHandler:
         return succeed(
             PeerResponse(status=200, content_type="text/xml", body=self.name + b":" + request.body, headers={"X-Peer": "yes"})
         )
-
-
-class CountingProtocol(ProtocolWrapper):
-    """Counts the plaintext bytes a server connection receives."""
-
-    def dataReceived(self, data: bytes) -> None:
-        """Count, then pass on."""
-        factory: Any = self.factory
-        factory.bytes_received += len(data)
-        super().dataReceived(data)  # type: ignore[no-untyped-call]
-
-
-class CountingFactory(WrappingFactory):
-    """Wraps the server proxy Site: counts connections and request bytes, knows which are still open."""
-
-    protocol = CountingProtocol
-
-    def __init__(self, wrapped: Any) -> None:
-        super().__init__(wrapped)  # type: ignore[no-untyped-call]
-        self.connections = 0
-        self.bytes_received = 0
-
-    def buildProtocol(self, addr: Any) -> Any:
-        """One per TCP connection."""
-        self.connections += 1
-        return super().buildProtocol(addr)
 
 
 class HangUp(Protocol):
@@ -218,37 +184,33 @@ class MtlsTest(unittest.TestCase):
         world = peer_world()
         self.addCleanup(self.stop_servers)  # runs last: cleanups run in reverse, after the links close
         self.handlers = {SS2: RecordingHandler(b"ss2"), SS3: RecordingHandler(b"ss3")}
-        self.factories: dict[SecurityServerId, CountingFactory] = {}
+        self.watches: dict[SecurityServerId, ConnectionWatch] = {}
         self.addresses: dict[SecurityServerId, PeerAddress] = {}
         self.ports: list[Any] = []
         for server, handler in self.handlers.items():
-            factory = CountingFactory(server_proxy_site(ServerProxyResource(handler, max_body_bytes=MAX_BODY)))
+            watch = ConnectionWatch()
+            site = server_proxy_site(ServerProxyResource(handler, max_body_bytes=MAX_BODY))
             port = reactor.listenSSL(
-                0, factory, server_context_factory(world.tokens[server]), interface="127.0.0.1"
+                0, watch.factory(site), server_context_factory(world.tokens[server]), interface="127.0.0.1"
             )
             self.ports.append(port)
-            self.factories[server] = factory
+            self.watches[server] = watch
             self.addresses[server] = PeerAddress(server, "127.0.0.1", port.getHost().port)
         self.verifier = Verifier()
         self.link = self.make_link()
 
-    def make_link(self, **options: Any) -> MtlsPeerLink:
-        """A link for SS1 with the test's verifier."""
+    def make_link(self, on: Any = None, **options: Any) -> MtlsPeerLink:
+        """A link for SS1 (on the real reactor unless ``on`` is given) with the test's verifier."""
         options.setdefault("verify_peer", self.verifier)
-        link = MtlsPeerLink(reactor, peer_world().tokens[SS1], connect_timeout=5, **options)
+        link = MtlsPeerLink(reactor if on is None else on, peer_world().tokens[SS1], connect_timeout=5, **options)
         self.addCleanup(link.close)
         return link
 
     @defer.inlineCallbacks
     def stop_servers(self) -> Any:
-        """Wait (bounded) for the servers to see the clients' close_notify, then stop listening."""
-        for _ in range(200):  # the servers see the clients' close_notify, bounded wait
-            if not any(factory.protocols for factory in self.factories.values()):
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        for factory in self.factories.values():
-            for protocol in list(factory.protocols):
-                protocol.transport.abortConnection()
+        """Wait for the servers to see the (closed) links' close_notify, then stop listening."""
+        for watch in self.watches.values():
+            yield watch.closed()
         for port in self.ports:
             yield port.stopListening()
 
@@ -280,7 +242,7 @@ class MtlsTest(unittest.TestCase):
         for index in range(25):
             response = yield self.send(SS2, request=PeerRequest({}, "text/xml", b"n%d" % index))
             assert response.body == b"ss2:n%d" % index
-        assert self.factories[SS2].connections == 1
+        assert self.watches[SS2].connections == 1
         assert self.link.connections_made == 1
         assert len(self.verifier.calls) == 25
 
@@ -289,9 +251,9 @@ class MtlsTest(unittest.TestCase):
         """Concurrent requests each get a connection; afterwards they are pooled and reused."""
         responses = yield defer.gatherResults([self.send(SS2) for _ in range(4)])
         assert [r.status for r in responses] == [200] * 4
-        assert self.factories[SS2].connections == 4
+        assert self.watches[SS2].connections == 4
         yield defer.gatherResults([self.send(SS2) for _ in range(4)])
-        assert self.factories[SS2].connections == 4
+        assert self.watches[SS2].connections == 4
 
     @defer.inlineCallbacks
     def test_refused_server_cert_sends_no_request_bytes(self) -> Any:
@@ -299,8 +261,8 @@ class MtlsTest(unittest.TestCase):
         self.verifier.refuse.add(peer_world().auth_der(SS2))
         caught = yield failed_with(self.send(SS2), SslAuthenticationFailed)
         assert caught.fault_code == "server.clientproxy.ssl_authentication_failed"
-        assert self.factories[SS2].connections == 1
-        assert self.factories[SS2].bytes_received == 0
+        assert self.watches[SS2].connections == 1
+        assert self.watches[SS2].bytes_received == 0
         assert self.handlers[SS2].calls == []
 
     @defer.inlineCallbacks
@@ -310,16 +272,16 @@ class MtlsTest(unittest.TestCase):
         response = yield self.send(SS3, SS2)
         assert response.server == SS2
         assert self.handlers[SS3].calls == []
-        assert self.factories[SS3].bytes_received == 0
+        assert self.watches[SS3].bytes_received == 0
 
     @defer.inlineCallbacks
     def test_reuse_is_reverified_and_dropped_when_refused(self) -> Any:
         """A pooled connection whose peer is refused on reuse is not used; the request goes nowhere."""
         yield self.send(SS2)
         self.verifier.refuse.add(peer_world().auth_der(SS2))
-        received = self.factories[SS2].bytes_received
+        received = self.watches[SS2].bytes_received
         yield failed_with(self.send(SS2), SslAuthenticationFailed)
-        assert self.factories[SS2].bytes_received == received
+        assert self.watches[SS2].bytes_received == received
         assert len(self.handlers[SS2].calls) == 1
 
     @defer.inlineCallbacks
@@ -332,8 +294,8 @@ class MtlsTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_recently_failed_peer_is_tried_last(self) -> Any:
         """A peer whose handshake failed is tried after the working one on the next send (no pooling here)."""
-        broken = CountingFactory(ServerFactory.forProtocol(HangUp))
-        port = reactor.listenTCP(0, broken, interface="127.0.0.1")
+        broken = ConnectionWatch()
+        port = reactor.listenTCP(0, broken.factory(ServerFactory.forProtocol(HangUp)), interface="127.0.0.1")
         self.ports.append(port)
         bad = PeerAddress(SS3, "127.0.0.1", port.getHost().port)
         link = self.make_link(max_idle_per_peer=0)
@@ -343,14 +305,17 @@ class MtlsTest(unittest.TestCase):
         second = yield link.send([bad, self.addresses[SS2]], REQUEST, 5.0)
         assert second.server == SS2
         assert broken.connections == 1
-        assert self.factories[SS2].connections == 2
+        assert self.watches[SS2].connections == 2
 
     @defer.inlineCallbacks
     def test_stale_pooled_connection_is_replaced_once(self) -> Any:
         """A pooled connection the peer closes without answering is replaced by a fresh one for the same request."""
         world = peer_world()
-        forgetful = CountingFactory(ServerFactory.forProtocol(AnswerOnceThenHangUp))
-        port = reactor.listenSSL(0, forgetful, server_context_factory(world.tokens[SS2]), interface="127.0.0.1")
+        forgetful = ConnectionWatch()
+        port = reactor.listenSSL(
+            0, forgetful.factory(ServerFactory.forProtocol(AnswerOnceThenHangUp)),
+            server_context_factory(world.tokens[SS2]), interface="127.0.0.1",
+        )
         self.ports.append(port)
         address = PeerAddress(SS2, "127.0.0.1", port.getHost().port)
         first = yield self.link.send([address], REQUEST, 5.0)
@@ -377,9 +342,21 @@ class MtlsTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_slow_peer_times_out_with_io_error(self) -> Any:
         """A peer that never answers: server.clientproxy.io_error after the timeout, connection dropped."""
-        self.handlers[SS2].answer = lambda request: Deferred()
-        caught = yield failed_with(self.send(SS2, timeout=0.3), IoError)
+        loop = ClockedLoopback()
+        link = self.make_link(loop)
+        arrived: Deferred[None] = Deferred()
+
+        def never(request: PeerRequest) -> Deferred[PeerResponse]:
+            arrived.callback(None)
+            return Deferred()
+
+        self.handlers[SS2].answer = never
+        sending = failed_with(link.send([self.addresses[SS2]], REQUEST, 0.3), IoError)
+        yield arrived
+        loop.clock.advance(0.3)
+        caught = yield sending
         assert caught.fault_code == "server.clientproxy.io_error"
+        yield self.watches[SS2].closed()  # the connection is dropped
 
     @defer.inlineCallbacks
     def test_oversized_response_is_refused(self) -> Any:
@@ -403,7 +380,7 @@ class MtlsTest(unittest.TestCase):
         caught = yield failed_with(self.send(SS2, request=big), IoError)
         assert caught.fault_code == "server.clientproxy.io_error"
         assert self.handlers[SS2].calls == []
-        assert self.factories[SS2].bytes_received < 64 * MAX_BODY
+        assert self.watches[SS2].bytes_received < 64 * MAX_BODY
 
     @defer.inlineCallbacks
     def test_handler_failure_becomes_internal_error_fault(self) -> Any:
@@ -456,26 +433,26 @@ class MtlsTest(unittest.TestCase):
             answer = b""
         assert answer == b""
         assert self.handlers[SS2].calls == []
-        assert self.factories[SS2].bytes_received == 0
+        assert self.watches[SS2].bytes_received == 0
 
     @defer.inlineCallbacks
     def test_async_verifier_is_awaited_before_sending(self) -> Any:
         """A verify_peer that answers later (OCSP fetch) holds the request back until it accepts."""
         pending: list[Deferred[None]] = []
+        asked: Deferred[None] = Deferred()
 
         def later(address: PeerAddress, cert_der: bytes) -> Deferred[None]:
             verdict: Deferred[None] = Deferred()
             pending.append(verdict)
+            if not asked.called:
+                asked.callback(None)
             return verdict
 
         link = self.make_link(verify_peer=later)
         sending = link.send([self.addresses[SS2]], REQUEST, 5.0)
-        for _ in range(200):
-            if pending:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
+        yield asked  # the link has the peer's certificate and asks
         assert len(pending) == 1
-        assert self.factories[SS2].bytes_received == 0
+        assert self.watches[SS2].bytes_received == 0
         pending[0].callback(None)
         response = yield sending
         assert response.status == 200
@@ -497,7 +474,7 @@ class MtlsTest(unittest.TestCase):
         for _ in range(3):
             response = yield link.send([self.addresses[SS2]], REQUEST, 5.0)
             assert response.peer_cert_der == peer_world().auth_der(SS2)
-        assert self.factories[SS2].connections == 3
+        assert self.watches[SS2].connections == 3
         assert [cert for cert, _ in self.handlers[SS2].calls] == [peer_world().auth_der(SS1)] * 3
         assert len(self.verifier.calls) == 3
 
@@ -506,4 +483,4 @@ class MtlsTest(unittest.TestCase):
         """After close(), send fails with network_error and opens nothing."""
         yield self.link.close()
         yield failed_with(self.send(SS2), BusError)
-        assert self.factories[SS2].connections == 0
+        assert self.watches[SS2].connections == 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 from typing import Any, Callable, cast
 
 from twisted.internet import defer, task
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, succeed
-from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 from twisted.web.server import Request, Site
@@ -25,16 +23,9 @@ from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerRespons
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
 from tests.federation.ca import ocsp_for
 from tests.federation.peers import CONSUMER, SS1, SS2, SS3, make_conf, peer_world
+from tests.loopback import ConnectionWatch, free_port
 
 reactor: Any = _reactor
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def failure_of(deferred: Deferred[Any]) -> Deferred[BaseException]:
@@ -291,8 +282,10 @@ class EndToEndTrustTest(unittest.TestCase):
         conf = make_conf(world, ocsp_url=f"http://127.0.0.1:{ocsp_port.getHost().port}/")
         handler = CheckingHandler(lambda: conf)
         server_site = server_proxy_site(ServerProxyResource(handler))
-        tracked = WrappingFactory(server_site)  # type: ignore[no-untyped-call]
-        server_port = reactor.listenSSL(0, tracked, server_context_factory(world.tokens[SS2]), interface="127.0.0.1")
+        tracked = ConnectionWatch()
+        server_port = reactor.listenSSL(
+            0, tracked.factory(server_site), server_context_factory(world.tokens[SS2]), interface="127.0.0.1"
+        )
         self.addCleanup(server_port.stopListening)
         verifier = PeerAuthVerifier(reactor, lambda: conf, PeerOcspCache(reactor, timeout_seconds=5))
         link = MtlsPeerLink(reactor, world.tokens[SS1], verify_peer=verifier, connect_timeout=5)
@@ -307,7 +300,4 @@ class EndToEndTrustTest(unittest.TestCase):
         assert isinstance(error, SslAuthenticationFailed), repr(error)
         assert len(handler.verdicts) == 1
         yield link.close()
-        for _ in range(200):  # bounded wait for the server to see the clients' close_notify
-            if not tracked.protocols:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
+        yield tracked.closed()  # the server sees the link's close_notify

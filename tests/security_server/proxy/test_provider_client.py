@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import socket
-from typing import Any, Callable, Coroutine, Mapping, TypeVar
+from typing import Any, Mapping
 
 import pytest
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
-from twisted.protocols.policies import WrappingFactory
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -19,41 +16,12 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from security_server.core.errors import ServiceFailed
 from security_server.proxy.provider_client import LeanProviderClient, _http_target
 from security_server.proxy.provider_call import ProviderAnswer
+from tests.loopback import ClockedLoopback, ConnectionWatch, coroutine_test, free_port
 
 reactor: Any = _reactor
 SOAP = "text/xml; charset=utf-8"
 HEADERS = {"Content-Type": SOAP, "SOAPAction": '"urn:getPerson"'}
 BIG = 5000
-
-T = TypeVar("T")
-
-
-def coroutine_test(test: Callable[[T], Coroutine[Any, Any, None]]) -> Callable[[T], Deferred[None]]:
-    """Run an ``async def`` test method as a Deferred (trial waits for it)."""
-
-    @functools.wraps(test)
-    def run(self: T) -> Deferred[None]:
-        return Deferred.fromCoroutine(test(self))
-
-    return run
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (at most about three seconds) for ``condition`` to hold."""
-    for _ in range(300):
-        if condition():
-            return
-        await task.deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError(f"gave up waiting for {what}")
-
 
 class Service(Resource):
     """A provider's service: the path says how it answers; ``calls`` records (uri, headers, body)."""
@@ -64,6 +32,13 @@ class Service(Resource):
         super().__init__()  # type: ignore[no-untyped-call]
         self.calls: list[tuple[bytes, dict[str, list[bytes]], bytes]] = []
         self.hanging: list[Request] = []
+        self._hung: list[Deferred[None]] = []
+
+    def hung(self) -> Deferred[None]:
+        """Fires when the next request to ``/hang`` has arrived (and is being held)."""
+        waiter: Deferred[None] = Deferred()
+        self._hung.append(waiter)
+        return waiter
 
     def render_POST(self, request: Request) -> bytes | int:
         """Answer as the path says: echo, close, hang, big, chunked, fault."""
@@ -74,6 +49,9 @@ class Service(Resource):
         path = request.path
         if path == b"/hang":
             self.hanging.append(request)
+            waiters, self._hung = self._hung, []
+            for waiter in waiters:
+                waiter.callback(None)
             return NOT_DONE_YET
         if path == b"/chunked":  # no Content-Length: twisted.web sends HTTP/1.1 chunked
             request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
@@ -94,19 +72,6 @@ class Service(Resource):
             request.setResponseCode(500)
         request.setHeader(b"content-type", SOAP.encode("ascii"))  # type: ignore[no-untyped-call]
         return b"echo:" + body
-
-
-class CountingFactory(WrappingFactory):
-    """Wraps a server factory: counts its connections; ``protocols`` holds the open ones."""
-
-    def __init__(self, wrapped: Any) -> None:
-        super().__init__(wrapped)  # type: ignore[no-untyped-call]
-        self.connections = 0
-
-    def buildProtocol(self, addr: Any) -> Any:
-        """One per TCP connection."""
-        self.connections += 1
-        return super().buildProtocol(addr)
 
 
 class RawAnswer(Protocol):
@@ -137,34 +102,35 @@ class LeanProviderClientTest(unittest.TestCase):
     timeout = 30
 
     def setUp(self) -> None:
+        self.clients: list[LeanProviderClient] = []
+        self.listening: list[tuple[ConnectionWatch, Any]] = []
         self.service = Service()
-        self.factory = CountingFactory(QuietSite(self.service))  # type: ignore[no-untyped-call]
-        self.port = self.listen(self.factory)
+        self.server = ConnectionWatch()
+        self.port = self.listen(self.server, QuietSite(self.service))  # type: ignore[no-untyped-call]
         self.client = self.make_client()
 
-    def listen(self, factory: CountingFactory) -> Any:
-        """Listen on a loopback port; at cleanup, wait for the clients to go, then stop."""
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(self.stop_server, factory, port)  # cleanups run in reverse: after the clients close
+    def listen(self, watch: ConnectionWatch, factory: Any) -> Any:
+        """Listen on a loopback port, the connections watched (stopped at tear-down)."""
+        port = reactor.listenTCP(0, watch.factory(factory), interface="127.0.0.1")
+        self.listening.append((watch, port))
         return port
 
-    def make_client(self, **options: Any) -> LeanProviderClient:
-        """A client with a 1 MiB response limit unless told otherwise; closed at cleanup."""
+    def make_client(self, on: Any = None, **options: Any) -> LeanProviderClient:
+        """A client (on the real reactor unless ``on`` is given) with a 1 MiB response limit unless told otherwise;
+        closed at tear-down."""
         options.setdefault("max_response_bytes", 1 << 20)
-        client = LeanProviderClient(reactor, **options)
-        self.addCleanup(client.close)
+        client = LeanProviderClient(reactor if on is None else on, **options)
+        self.clients.append(client)
         return client
 
     @defer.inlineCallbacks
-    def stop_server(self, factory: CountingFactory, port: Any) -> Any:
-        """Wait (bounded) for client connections to close, abort what is left, stop listening."""
-        for _ in range(200):
-            if not factory.protocols:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        for protocol in list(factory.protocols):
-            protocol.transport.abortConnection()
-        yield port.stopListening()
+    def tearDown(self) -> Any:  # type: ignore[override]  # trial waits for the Deferred
+        """Close the clients, wait for the servers to see their connections go, then stop listening."""
+        for client in self.clients:
+            yield client.close()
+        for watch, port in self.listening:
+            yield watch.closed()
+            yield port.stopListening()
 
     def url(self, path: str, port: Any = None) -> str:
         """The service URL for ``path``."""
@@ -189,8 +155,8 @@ class LeanProviderClientTest(unittest.TestCase):
         inner = Factory.forProtocol(RawAnswer)
         inner.answer = answer  # type: ignore[attr-defined]
         inner.close_after = close_after  # type: ignore[attr-defined]
-        self.raw_factory = CountingFactory(inner)
-        return self.listen(self.raw_factory)
+        self.raw = ConnectionWatch()
+        return self.listen(self.raw, inner)
 
     # --- answers ------------------------------------------------------------------------------------------------
 
@@ -247,7 +213,7 @@ class LeanProviderClientTest(unittest.TestCase):
         answer = await self.post("/chunked")
         assert (answer.status, answer.content_type, answer.body) == (200, "text/plain", b"part one, part two")
         await self.post("/echo")
-        assert self.factory.connections == 1
+        assert self.server.connections == 1
 
     # --- pooling ------------------------------------------------------------------------------------------------
 
@@ -257,7 +223,7 @@ class LeanProviderClientTest(unittest.TestCase):
         for index in range(5):
             answer = await self.post("/echo", b"n%d" % index)
             assert answer.body == b"echo:n%d" % index
-        assert self.factory.connections == 1
+        assert self.server.connections == 1
         assert self.client.connections_made == 1
         assert self.client.idle_connections == 1
 
@@ -266,17 +232,17 @@ class LeanProviderClientTest(unittest.TestCase):
         """Calls in flight together each get a connection; afterwards they are pooled and reused."""
         answers = await defer.gatherResults([Deferred.fromCoroutine(self.post("/echo")) for _ in range(3)])
         assert [a.status for a in answers] == [200] * 3
-        assert self.factory.connections == 3
+        assert self.server.connections == 3
         await defer.gatherResults([Deferred.fromCoroutine(self.post("/echo")) for _ in range(3)])
-        assert self.factory.connections == 3
+        assert self.server.connections == 3
 
     @coroutine_test
     async def test_idle_connections_beyond_the_limit_are_closed(self) -> None:
         """With max_idle_per_host=1, only one of two connections stays open after the calls."""
         client = self.make_client(max_idle_per_host=1)
         await defer.gatherResults([Deferred.fromCoroutine(self.post("/echo", client=client)) for _ in range(2)])
-        assert self.factory.connections == 2
-        await until(lambda: len(self.factory.protocols) == 1, "the extra connection to close")
+        assert self.server.connections == 2
+        await self.server.open_at_most(1)  # the extra connection closes
         assert client.idle_connections == 1
 
     @coroutine_test
@@ -285,54 +251,69 @@ class LeanProviderClientTest(unittest.TestCase):
         answer = await self.post("/close")
         assert answer.body == b"echo:<request/>"
         assert self.client.idle_connections == 0
-        await until(lambda: not self.factory.protocols, "the client to close the connection")
+        await self.server.closed()  # the client closes the connection
         await self.post("/echo")
-        assert self.factory.connections == 2
+        assert self.server.connections == 2
 
     @coroutine_test
     async def test_connection_closed_by_server_while_idle_is_replaced(self) -> None:
         """When the service closes a pooled connection, the next call opens a new one and succeeds."""
-        await self.post("/echo")
-        for protocol in list(self.factory.protocols):
+        loop = ClockedLoopback()
+        client = self.make_client(loop)
+        await self.post("/echo", client=client)
+        for protocol in list(self.server.open):
             protocol.transport.loseConnection()
-        await until(lambda: self.client.idle_connections == 0, "the client to see the close")
-        answer = await self.post("/echo", b"again")
+        await loop.clients.closed()  # the client sees the close
+        assert client.idle_connections == 0
+        answer = await self.post("/echo", b"again", client=client)
         assert answer.body == b"echo:again"
-        assert self.factory.connections == 2
+        assert self.server.connections == 2
 
     @coroutine_test
     async def test_idle_connection_is_closed_after_the_idle_timeout(self) -> None:
         """A pooled connection unused for idle_timeout seconds is closed by the client."""
-        client = self.make_client(idle_timeout=0.05)
+        loop = ClockedLoopback()
+        client = self.make_client(loop, idle_timeout=0.05)
         await self.post("/echo", client=client)
-        await until(lambda: not self.factory.protocols, "the idle connection to close")
+        assert client.idle_connections == 1
+        loop.clock.advance(0.05)
+        await self.server.closed()  # the idle connection closes
         assert client.idle_connections == 0
 
     @coroutine_test
     async def test_bytes_on_an_idle_connection_make_it_unusable(self) -> None:
         """A service that writes on an idle connection has it dropped; the next call uses a new one."""
+        loop = ClockedLoopback()
+        client = self.make_client(loop)
         port = self.raw_server(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 2\r\n\r\nok", close_after=False)
-        answer = await self.post("/", port=port)
+        answer = await self.post("/", port=port, client=client)
         assert answer.body == b"ok"
-        assert self.client.idle_connections == 1
-        [server_side] = list(self.raw_factory.protocols)
+        assert client.idle_connections == 1
+        [server_side] = list(self.raw.open)
         server_side.transport.write(b"HTTP/1.1 200 OK\r\n")
-        await until(lambda: self.client.idle_connections == 0, "the client to drop the connection")
-        answer = await self.post("/", port=port)
+        await loop.clients.closed()  # the client drops the connection
+        assert client.idle_connections == 0
+        answer = await self.post("/", port=port, client=client)
         assert answer.body == b"ok"
-        assert self.raw_factory.connections == 2
+        assert self.raw.connections == 2
 
     # --- verdicts -----------------------------------------------------------------------------------------------
 
     @coroutine_test
     async def test_silent_service_times_out_and_connection_is_aborted(self) -> None:
         """No answer within the timeout: service_failed.io_error "did not answer in time"; the connection goes."""
-        error = await self.refused("/hang", timeout=0.2)
+        loop = ClockedLoopback()
+        client = self.make_client(loop)
+        arrived = self.service.hung()
+        calling = Deferred.fromCoroutine(self.refused("/hang", client=client, timeout=0.2))
+        await arrived
+        loop.clock.advance(0.2)
+        error = await calling
         assert error.fault_code == "server.serverproxy.service_failed.io_error"
         assert error.message == "Service did not answer in time"
         assert error.reason == f"{self.url('/hang')} did not answer within 0.2 s"
-        await until(lambda: not self.factory.protocols, "the server to see the connection go")
-        assert self.client.idle_connections == 0
+        await self.server.closed()  # the server sees the connection go
+        assert client.idle_connections == 0
 
     @coroutine_test
     async def test_refused_port_is_network_error(self) -> None:
@@ -379,7 +360,7 @@ class LeanProviderClientTest(unittest.TestCase):
         assert error.fault_code == "server.serverproxy.service_failed.io_error"
         bad_name = await self.refused("/echo", headers={**HEADERS, "Bad Name": "x"})
         assert bad_name.fault_code == "server.serverproxy.service_failed.io_error"
-        assert self.factory.connections == 0
+        assert self.server.connections == 0
         assert self.service.calls == []
 
     @coroutine_test
@@ -389,7 +370,7 @@ class LeanProviderClientTest(unittest.TestCase):
         with pytest.raises(ServiceFailed) as caught:
             await self.client.post(url, b"<x/>", HEADERS, 5.0)
         assert caught.value.fault_code == "server.serverproxy.service_failed.io_error"
-        assert self.factory.connections == 0
+        assert self.server.connections == 0
 
     # --- other schemes and shutdown -----------------------------------------------------------------------------
 
@@ -417,12 +398,12 @@ class LeanProviderClientTest(unittest.TestCase):
     async def test_close_closes_pooled_connections(self) -> None:
         """close() closes every pooled connection (the server sees them go) and later calls are refused."""
         await defer.gatherResults([Deferred.fromCoroutine(self.post("/echo")) for _ in range(2)])
-        assert len(self.factory.protocols) == 2
+        assert len(self.server.open) == 2
         await self.client.close()
-        await until(lambda: not self.factory.protocols, "the server to see the connections go")
+        await self.server.closed()
         error = await self.refused("/echo")
         assert error.fault_code == "server.serverproxy.service_failed.network_error"
-        assert self.factory.connections == 2
+        assert self.server.connections == 2
 
 
 class RecordingFallback:
