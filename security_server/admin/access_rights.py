@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from security_server.admin.errors import (
+    AccessRightExists,
+    AccessRightNotFound,
+    ClientNotFound,
+    LocalGroupNotFound,
+    ServiceNotFound,
+)
 from security_server.admin.server_dir import ServerDirectory
-from security_server.core.acl import AccessRight
-from security_server.core.identifiers import ClientId, ServiceId
+from security_server.core.acl import AccessRight, Subject
+from security_server.core.identifiers import ClientId, LocalGroupId, ServiceId
+from security_server.serverconf.store import ServerConfSnapshot
 
 
 def grant(server_dir: ServerDirectory, right: AccessRight) -> None:
@@ -29,3 +39,59 @@ def list_rights(
         if (provider is None or r.provider == provider)
         and (service is None or (r.provider, r.service_code) == (service.client, service.service_code))
     )
+
+
+def _check_provider(snapshot: ServerConfSnapshot, provider: ClientId) -> None:
+    if snapshot.client(provider) is None:
+        raise ClientNotFound(f"{provider} is not a client of this security server")
+
+
+def _check_subject(snapshot: ServerConfSnapshot, provider: ClientId, subject: Subject) -> None:
+    if isinstance(subject, LocalGroupId) and subject not in snapshot.local_groups(provider):
+        raise LocalGroupNotFound(f"{provider} has no local group {subject.group_code}")
+
+
+def service_clients(
+    server_dir: ServerDirectory, provider: ClientId, service_code: str | None = None
+) -> tuple[Subject, ...]:
+    """The subjects holding a right to ``provider``'s services (or to one service code), first grant first."""
+    snapshot = server_dir.snapshot()
+    _check_provider(snapshot, provider)
+    if service_code is not None and not any(s.id.service_code == service_code for s in snapshot.services_of(provider)):
+        raise ServiceNotFound(f"{provider} has no service {service_code}")
+    found = (r.subject for r in snapshot.rights if r.provider == provider and service_code in (None, r.service_code))
+    return tuple(dict.fromkeys(found))
+
+
+def rights_of(server_dir: ServerDirectory, provider: ClientId, subject: Subject) -> tuple[AccessRight, ...]:
+    """The rights ``subject`` holds to ``provider``'s services."""
+    snapshot = server_dir.snapshot()
+    _check_provider(snapshot, provider)
+    return tuple(r for r in snapshot.rights if r.provider == provider and r.subject == subject)
+
+
+def grant_all(server_dir: ServerDirectory, rights: Sequence[AccessRight]) -> None:
+    """Grant several rights; refused as a whole (nothing granted) when one exists or names something unknown."""
+    with server_dir.open_store() as store:
+        snapshot = store.snapshot()
+        for right in rights:
+            _check_provider(snapshot, right.provider)
+            if not any(s.id.service_code == right.service_code for s in snapshot.services_of(right.provider)):
+                raise ServiceNotFound(f"{right.provider} has no service {right.service_code}")
+            _check_subject(snapshot, right.provider, right.subject)
+            if right in snapshot.rights:
+                raise AccessRightExists(f"{right.subject} already has this right to {right.service_code}")
+        for right in dict.fromkeys(rights):
+            store.grant(right)
+
+
+def revoke_all(server_dir: ServerDirectory, rights: Sequence[AccessRight]) -> None:
+    """Revoke several rights; refused as a whole when one of them was never granted."""
+    with server_dir.open_store() as store:
+        snapshot = store.snapshot()
+        for right in rights:
+            _check_provider(snapshot, right.provider)
+            if right not in snapshot.rights:
+                raise AccessRightNotFound(f"{right.subject} has no right to {right.service_code} of {right.provider}")
+        for right in dict.fromkeys(rights):
+            store.revoke(right)

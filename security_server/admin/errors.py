@@ -54,3 +54,39 @@ class InvalidAnchor(ServerConfError):
     """The uploaded file is not a configuration anchor (or not one for this server)."""
 
     api_code: ClassVar[str] = "invalid_anchor"
+
+
+class ServiceNotFound(NotFound):
+    """The client has no service with this code (and version)."""
+
+    api_code = "service_not_found"
+
+
+class LocalGroupNotFound(NotFound):
+    """The client has no local group with this code."""
+
+    api_code = "local_group_not_found"
+
+
+class LocalGroupExists(Conflict):
+    """The client has a local group with this code already."""
+
+    api_code = "local_group_code_already_exists"
+
+
+class MemberAlreadyInGroup(Conflict):
+    """A member to add is in the group already."""
+
+    api_code = "member_already_exists"
+
+
+class AccessRightExists(Conflict):
+    """The subject holds this right already."""
+
+    api_code = "duplicate_accessright"
+
+
+class AccessRightNotFound(NotFound):
+    """The subject does not hold this right."""
+
+    api_code = "accessright_not_found"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from security_server.admin.errors import ServiceNotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.identifiers import ClientId, ServiceId
 from security_server.serverconf.store import DEFAULT_TIMEOUT_SECONDS, Service, ServiceKind
@@ -39,3 +40,12 @@ def list_services(server_dir: ServerDirectory, client_id: ClientId | None = None
     """Every service, or one client's, in the order they were added."""
     snapshot = server_dir.snapshot()
     return snapshot.services if client_id is None else snapshot.services_of(client_id)
+
+
+def get_service(server_dir: ServerDirectory, service_id: ServiceId) -> Service:
+    """One service by client, code and version; :class:`ServiceNotFound` when there is none."""
+    found = server_dir.snapshot().service(service_id)
+    if found is None:
+        raise ServiceNotFound(f"{service_id.client} has no service {service_id.service_code}"
+                              f" version {service_id.service_version or '(none)'}")
+    return found

@@ -1,5 +1,7 @@
 """X-Road's identifier formats in the management API: ``DEV:GOV:1234:SUB`` for a client (member without the
-fourth part), ``DEV:GOV:1234:SUB:getRandom.v1`` for a service (code and version joined by a dot).
+fourth part), ``DEV:GOV:1234:SUB:getRandom.v1`` for a service (code and version joined by a dot), ``DEV:group``
+for a global group. X-Road numbers local groups; fedbus has no such number, so a local group's id is its owner's
+id and its code (``DEV:GOV:1234:SUB:partners``). A service code with a dot cannot be written in this form.
 
 The X-Road character set has no ``:`` (pr-mess §1.3), so the form is unambiguous.
 """
@@ -7,7 +9,8 @@ The X-Road character set has no ``:`` (pr-mess §1.3), so the form is unambiguou
 from __future__ import annotations
 
 from security_server.core.errors import InvalidClientIdentifier
-from security_server.core.identifiers import ClientId
+from security_server.core.acl import Subject
+from security_server.core.identifiers import ClientId, GlobalGroupId, LocalGroupId, ServiceId
 from security_server.management.errors import ApiError
 
 
@@ -28,3 +31,70 @@ def parse_client_id(text: str) -> ClientId:
         return ClientId(*parts)
     except InvalidClientIdentifier as err:
         raise ApiError(400, "invalid_client_id", text) from err
+
+
+def service_id_text(service: ServiceId) -> str:
+    """``INSTANCE:CLASS:CODE[:SUBSYSTEM]:serviceCode[.version]``."""
+    code = service.service_code + (f".{service.service_version}" if service.service_version else "")
+    return f"{client_id_text(service.client)}:{code}"
+
+
+def parse_service_id(text: str) -> ServiceId:
+    """A service identifier from X-Road's form (the version after the first dot of the last part); 400 when
+    malformed."""
+    client_text, _, full_code = text.rpartition(":")
+    code, _, version = full_code.partition(".")
+    try:
+        return ServiceId(parse_client_id(client_text), code, version or None)
+    except InvalidClientIdentifier as err:
+        raise ApiError(400, "invalid_service_id", text) from err
+    except ApiError as err:
+        raise ApiError(400, "invalid_service_id", text) from err
+
+
+def local_group_id_text(owner: ClientId, group: LocalGroupId) -> str:
+    """A local group's id: its owner's client id and its code, ``EE:GOV:123:SUB:partners``."""
+    return f"{client_id_text(owner)}:{group.group_code}"
+
+
+def parse_local_group_id(text: str) -> tuple[ClientId, LocalGroupId]:
+    """Owner and code of a local group id; 400 when malformed."""
+    owner_text, _, code = text.rpartition(":")
+    try:
+        return parse_client_id(owner_text), LocalGroupId(code)
+    except (InvalidClientIdentifier, ApiError) as err:
+        raise ApiError(400, "invalid_local_group_id", text) from err
+
+
+def subject_text(provider: ClientId, subject: Subject) -> str:
+    """A service client's id: a client id, ``INSTANCE:groupCode`` for a global group, a local group's id."""
+    if isinstance(subject, ClientId):
+        return client_id_text(subject)
+    if isinstance(subject, GlobalGroupId):
+        return f"{subject.instance}:{subject.group_code}"
+    return local_group_id_text(provider, subject)
+
+
+def parse_subject(provider: ClientId, text: str, kind: str | None = None) -> Subject:
+    """A service client from its id (``kind``: X-Road's ServiceClientType when the caller gave it).
+
+    Without a type, two parts are a global group, a local group id of ``provider`` (its id and a code) is that
+    group, and three or four parts are a member or subsystem.
+    """
+    parts = text.split(":")
+    try:
+        if kind == "GLOBALGROUP" or (kind is None and len(parts) == 2):
+            if len(parts) != 2:
+                raise ApiError(400, "invalid_service_client_id", text)
+            return GlobalGroupId(parts[0], parts[1])
+        owner_text = client_id_text(provider) + ":"
+        if kind == "LOCALGROUP" or (kind is None and len(parts) == 5 and text.startswith(owner_text)):
+            owner, group = parse_local_group_id(text)
+            if owner != provider:
+                raise ApiError(400, "invalid_service_client_id", text)
+            return group
+        if kind not in (None, "SUBSYSTEM"):
+            raise ApiError(400, "invalid_service_client_type", kind)
+        return parse_client_id(text)
+    except InvalidClientIdentifier as err:
+        raise ApiError(400, "invalid_service_client_id", text) from err

@@ -31,6 +31,21 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "findClients": READERS,
         "getClient": READERS,
         "addClient": REGISTRATION,
+        # services and access rights (the service administrator's)
+        "getService": READERS,
+        "getClientServiceClients": READERS,
+        "getServiceClientAccessRights": READERS,
+        "addServiceClientAccessRights": SERVICES,
+        "deleteServiceClientAccessRights": SERVICES,
+        "getServiceServiceClients": READERS,
+        "addServiceServiceClients": SERVICES,
+        "deleteServiceServiceClients": SERVICES,
+        # local groups (the service administrator's)
+        "getClientLocalGroups": READERS,
+        "addClientLocalGroup": SERVICES,
+        "getLocalGroup": READERS,
+        "addLocalGroupMember": SERVICES,
+        "deleteLocalGroupMember": SERVICES,
         # API keys (UG-SS §19.1): the system administrator only
         "createApiKey": ADMIN,
         "listApiKeys": ADMIN,

@@ -7,9 +7,25 @@
 from __future__ import annotations
 
 from security_server.management.api import Operation
-from security_server.management.operations import api_keys, clients, initialization, system
+from security_server.management.operations import (
+    access_rights,
+    api_keys,
+    clients,
+    initialization,
+    local_groups,
+    services,
+    system,
+)
 
 
 def security_server_operations() -> tuple[Operation, ...]:
     """Every operation the security server's management API answers."""
-    return initialization.OPERATIONS + system.OPERATIONS + clients.OPERATIONS + api_keys.OPERATIONS
+    return (
+        initialization.OPERATIONS
+        + system.OPERATIONS
+        + clients.OPERATIONS
+        + services.OPERATIONS
+        + access_rights.OPERATIONS
+        + local_groups.OPERATIONS
+        + api_keys.OPERATIONS
+    )

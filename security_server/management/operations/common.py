@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 PREFIX = "/api/v1"
+EPOCH = "1970-01-01T00:00:00.000Z"
+"""A date-time fedbus does not keep (X-Road's date-time fields are required and 24 characters)."""
 
 
 def xroad_time(moment: datetime) -> str:

@@ -1,0 +1,38 @@
+"""``/services/{id}``: one service of a hosted client (X-Road's ``Service``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from security_server.admin import access_rights, services
+from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext
+from security_server.management.ids import parse_service_id, service_id_text
+from security_server.management.operations.common import PREFIX
+from security_server.management.permissions import roles_for
+from security_server.serverconf.store import Service
+
+
+def service_json(service: Service, subjects: int) -> dict[str, Any]:
+    """X-Road's ``Service``: id, codes, URL, timeout and how many service clients hold a right to it."""
+    full_code = service.id.service_code + (f".{service.id.service_version}" if service.id.service_version else "")
+    return {
+        "id": service_id_text(service.id),
+        "full_service_code": full_code,
+        "service_code": service.id.service_code,
+        "timeout": service.timeout_seconds,
+        "url": service.url,
+        "subjects_count": subjects,
+    }
+
+
+def get_service(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /services/{id}``."""
+    service_id = parse_service_id(request.params["id"])
+    found = services.get_service(context.server_dir, service_id)
+    subjects = access_rights.service_clients(context.server_dir, service_id.client, service_id.service_code)
+    return ApiResponse(200, service_json(found, len(subjects)))
+
+
+OPERATIONS = (
+    Operation("GET", f"{PREFIX}/services/{{id}}", "getService", roles_for("getService"), get_service),
+)
