@@ -1,5 +1,5 @@
 """The client proxy on its own: the IS-facing HTTP resource over loopback,
-server targeting, peer checks and its log events (real parts, see exchange_fixture.py)."""
+server targeting, peer checks and its log events (real parts, see tests/federation/world.py)."""
 
 from __future__ import annotations
 

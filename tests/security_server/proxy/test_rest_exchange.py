@@ -1,7 +1,7 @@
 """Issue 6 at the exchange level: REST r1 calls, the metadata services and SOAP attachments, consumer to provider.
 
 The consumer's client proxy and the provider's server proxy are wired through the in-memory peer link with real
-keys, real OCSP, real server configurations and real message logs (exchange_fixture.py); the providers are real
+keys, real OCSP, real server configurations and real message logs (tests/federation/world.py); the providers are real
 HTTP services on loopback. One test per "Bad input" case of issue 6, each asserting the X-Road fault code the
 consumer's system receives (REST: the error JSON and ``X-Road-Error``; SOAP: the fault).
 """

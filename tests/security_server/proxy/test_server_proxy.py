@@ -1,5 +1,5 @@
 """The server proxy on its own: what it answers to malformed or unexpected peer requests and its HTTP client
-for providers (real parts, see exchange_fixture.py); the replay guard is tested in core/test_replay.py."""
+for providers (real parts, see tests/federation/world.py); the replay guard is tested in core/test_replay.py."""
 
 from __future__ import annotations
 

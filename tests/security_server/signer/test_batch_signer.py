@@ -18,7 +18,8 @@ from security_server.core.signature import SignatureData, verify_signature
 from security_server.core.soapattachments import expected_uris
 from security_server.proxy.batch_signer import BatchSigner
 from security_server.signer.softtoken import KeyNotAvailable, PrivateKey
-from tests.security_server.proxy.exchange_fixture import C, P, OwnOcsp, now, pki, signing_keys
+from tests.federation.world import C, P, OwnOcsp, pki, signing_keys
+from tests.loopback import now
 
 REACTOR: Any = global_reactor
 
