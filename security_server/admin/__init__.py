@@ -12,7 +12,8 @@ them prints, parses command-line or JSON text, or knows which face called it.
 ``initialization``          the initial anchor and ``init``: owner member, server code
 ``system``                  the configuration anchor after init
 ``clients``                 hosted clients: list, search, get, add
-``services``                services: add, enable, disable, list
+``services``                services: add, enable, disable, list, show
+``service_descriptions``    X-Road's view of services grouped by the description they came from
 ``access_rights``           grant, revoke, list
 ``local_groups``            local groups and their members
 ``keys``                    keys, certificate requests and certificates on the tokens

@@ -31,6 +31,12 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "findClients": READERS,
         "getClient": READERS,
         "addClient": REGISTRATION,
+        # service descriptions (the service administrator's)
+        "getClientServiceDescriptions": READERS,
+        "getServiceDescription": READERS,
+        "getServiceDescriptionServices": READERS,
+        "disableServiceDescription": SERVICES,
+        "enableServiceDescription": SERVICES,
         # services and access rights (the service administrator's)
         "getService": READERS,
         "getClientServiceClients": READERS,

@@ -13,6 +13,7 @@ from security_server.management.operations import (
     clients,
     initialization,
     local_groups,
+    service_descriptions,
     services,
     system,
 )
@@ -24,6 +25,7 @@ def security_server_operations() -> tuple[Operation, ...]:
         initialization.OPERATIONS
         + system.OPERATIONS
         + clients.OPERATIONS
+        + service_descriptions.OPERATIONS
         + services.OPERATIONS
         + access_rights.OPERATIONS
         + local_groups.OPERATIONS
