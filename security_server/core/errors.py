@@ -499,3 +499,31 @@ class NotFound(ClientFault):
 
     code = "not_found"
     http_status = 404
+
+
+# --- answering as X-Road 7.8 does (issue 14) --------------------------------------------------------------------
+# X-Road 7.8 MessageProcessorBase.validateSoapActionHeader refuses a malformed SOAPAction header with
+# invalid_soap_action; ClientMessageProcessor rethrows a SOAP fault sent as a request under the fault's own code,
+# lower-cased (ErrorCode.withCode), prefixed ``client.``.
+
+
+class InvalidSoapAction(ClientFault):
+    """A ``SOAPAction`` request header that is neither empty nor a quoted URI."""
+
+    code = "invalid_soap_action"
+
+
+class SentFault(ClientFault):
+    """A SOAP fault sent as a request: answered under the sent fault's own code, lower-cased, as X-Road does."""
+
+    code = "sent_fault"
+    MAX_CODE_CHARS: ClassVar[int] = 200
+
+    def __init__(self, sent_code: str, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.sent_code = _xml_text(sent_code.strip().lower())[: self.MAX_CODE_CHARS] or "unknown"
+
+    @property
+    def fault_code(self) -> str:
+        """``origin.`` and the sent fault's code, e.g. ``client.code`` for a fault whose faultcode is ``CODE``."""
+        return f"{self.origin}.{self.sent_code}"

@@ -7,11 +7,16 @@ follow X-Road 7.8's streaming parser (``SaxSoapParserImpl``), with the differenc
   entity expansion and oversized bodies are refused before any SOAP rule is looked at.
 * The root must be a SOAP 1.1 ``Envelope`` holding an optional ``Header`` and then one ``Body``
   (``invalid_soap``). A body whose element is a SOAP ``Fault`` is a fault message: its header is optional and
-  is not checked for completeness (pr-mess §2.5), and a request can never be one.
+  is not checked for completeness (pr-mess §2.5). A request can never be one: as X-Road does, it is answered
+  under the sent fault's own code, lower-cased (``client.code`` for faultcode ``CODE``; :class:`SentFault`).
+* A document that is empty, not well formed or has a DOCTYPE is ``invalid_soap``, X-Road's code for any
+  document its SOAP parser cannot read (``SaxSoapParserImpl``; the hardened parser's ``invalid_xml`` is renamed).
 * Every other message needs the header (``missing_header``) with ``protocolVersion``, ``client``, ``id`` and
   ``service`` (``missing_header_field``, checked in that order as X-Road does); a known field given twice is a
   ``duplicate_header_field``; ``protocolVersion`` must start with ``4.`` (minor versions are compatible,
-  pr-mess §2.2); identifiers must be well formed (``invalid_client_identifier``). Header elements we do not
+  pr-mess §2.2); an identifier block's ``id:objectType`` must be present, known and fit the block
+  (``invalid_xml``, X-Road's explicit check, ``SaxSoapParserImpl``), its fields well formed
+  (``invalid_client_identifier``). Header elements we do not
   know, in any namespace, are kept in the document and otherwise ignored, as X-Road does: a later minor
   version may add optional headers (pr-mess §2.2).
 * The body must hold exactly one element, the document/literal wrapper (``missing_body``, ``invalid_body``).
@@ -53,11 +58,23 @@ from security_server.core.errors import (
     InvalidContentType,
     InvalidProtocolVersion,
     InvalidSoap,
+    InvalidSoapAction,
+    InvalidXml,
     MissingBody,
     MissingHeader,
     MissingHeaderField,
+    SentFault,
 )
-from security_server.core.identifiers import IDENTIFIERS_NS, XROAD_NS, ClientId, SecurityServerId, ServiceId, check_part
+from security_server.core.identifiers import (
+    IDENTIFIERS_NS,
+    OBJECT_TYPE_ATTR,
+    XROAD_NS,
+    ClientId,
+    ObjectType,
+    SecurityServerId,
+    ServiceId,
+    check_part,
+)
 from security_server.core.multipart import parse_header_value
 from security_server.core.safexml import parse_xml
 
@@ -73,6 +90,10 @@ SOAP_MEDIA_TYPES = (TEXT_XML, XOP_XML)
 """Content types a SOAP message may arrive with (X-Road ``SoapUtils.ALLOWED_MIMETYPES``)."""
 
 SOAP_CONTENT_TYPE = "text/xml; charset=UTF-8"
+
+FAULT_ANSWER_CONTENT_TYPE = "text/xml;charset=utf-8"
+"""The Content-Type of a SOAP fault answered over HTTP, as X-Road 7.8 sends it (``HandlerBase.sendErrorResponse``:
+Jetty's ``text/xml;charset=utf-8``, with HTTP 200 and an empty ``SOAPAction`` header)."""
 """The content type fedbus gives the SOAP messages it writes."""
 
 _ENVELOPE = f"{{{SOAP_ENV_NS}}}Envelope"
@@ -96,6 +117,12 @@ _ALGORITHM_ID = "algorithmId"
 _KNOWN_FIELDS = frozenset(
     {_CLIENT, _SERVICE, _ID, _USER_ID, _ISSUE, _PROTOCOL_VERSION, _REQUEST_HASH, _SECURITY_SERVER, _REPRESENTED_PARTY}
 )
+_OBJECT_TYPES = {
+    _CLIENT: (ObjectType.MEMBER, ObjectType.SUBSYSTEM),
+    _SERVICE: (ObjectType.SERVICE,),
+    _SECURITY_SERVER: (ObjectType.SERVER,),
+}
+"""The ``id:objectType`` each identifier block of the header may have (X-Road ``SaxSoapParserImpl``)."""
 _XML_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml[^>]*\?>")
 _BASE64_BLANKS = re.compile(rb"[ \t\r\n]+")
 
@@ -317,6 +344,20 @@ def _represented_party(element: etree._Element) -> tuple[str | None, str]:
     )
 
 
+def _check_object_type(element: etree._Element, allowed: tuple[ObjectType, ...]) -> None:
+    """X-Road's check of an identifier block's ``id:objectType`` (``SaxSoapParserImpl``): present, known and one
+    the block may have, else ``invalid_xml``."""
+    value = element.get(OBJECT_TYPE_ATTR)
+    if value is None:
+        raise InvalidXml("Missing objectType attribute", reason=f"{_local(element.tag)} has no id:objectType")
+    try:
+        object_type = ObjectType(value)
+    except ValueError as err:
+        raise InvalidXml("Unknown objectType", reason=f"{_local(element.tag)} has id:objectType {value[:40]!r}") from err
+    if object_type not in allowed:
+        raise InvalidXml("Unexpected objectType", reason=f"{_local(element.tag)} cannot have id:objectType {value}")
+
+
 def _read_header(header: etree._Element, *, complete: bool) -> SoapHeader | None:
     """Read the X-Road fields of ``header``; None for an incomplete header when ``complete`` is False (faults)."""
     found: dict[str, etree._Element] = {}
@@ -337,6 +378,9 @@ def _read_header(header: etree._Element, *, complete: bool) -> SoapHeader | None
                 reason=f"Invalid protocol version (supported: 4.x, provided: {protocol_version!r})",
             )
     # Identifiers are read strictly: objectType, fields, order and X-Road's character set (pr-mess §2.1, §2.7).
+    for tag, allowed in _OBJECT_TYPES.items():
+        if tag in found:
+            _check_object_type(found[tag], allowed)
     client = ClientId.from_xml(found[_CLIENT]) if _CLIENT in found else None
     service = ServiceId.from_xml(found[_SERVICE]) if _SERVICE in found else None
     server = SecurityServerId.from_xml(found[_SECURITY_SERVER]) if _SECURITY_SERVER in found else None
@@ -390,6 +434,20 @@ def _read_fault(fault: etree._Element) -> SoapFault:
     return SoapFault(values.get("faultcode", ""), values.get("faultstring", ""), values.get("faultactor"), detail)
 
 
+_URI_TEXT = re.compile(r"(?:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*(?:#(?:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)?")
+"""A URI reference as ``java.net.URI`` reads one (RFC 2396 characters, ``%XX`` escapes, one fragment)."""
+
+
+def check_soap_action(value: str | None) -> None:
+    """Refuse a malformed ``SOAPAction`` request header (``invalid_soap_action``), as X-Road 7.8 does
+    (``MessageProcessorBase.validateSoapActionHeader``): absent, empty, or a quoted URI (``""`` included)."""
+    if value is None or value == "":
+        return
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"' and _URI_TEXT.fullmatch(value[1:-1]):
+        return
+    raise InvalidSoapAction("Malformed SOAPAction header", reason=f"SOAPAction {value[:200]!r}")
+
+
 def parse_soap(data: bytes, content_type: str, *, max_bytes: int, is_response: bool = False) -> SoapMessage:
     """Parse and check one SOAP message (the IS's POST body, or the SOAP part of a multipart message).
 
@@ -398,7 +456,10 @@ def parse_soap(data: bytes, content_type: str, *, max_bytes: int, is_response: b
     if not isinstance(data, bytes):
         raise BadRequest("SOAP message must be bytes")
     charset = _check_content_type(content_type)
-    root = parse_xml(data, max_bytes=max_bytes)
+    try:
+        root = parse_xml(data, max_bytes=max_bytes)
+    except InvalidXml as err:  # X-Road: whatever its SOAP parser cannot read is invalid_soap
+        raise InvalidSoap(err.message, reason=err.reason) from err
     _check_charset(charset, root)
     header_element, body_element = _envelope_parts(root)
 
@@ -406,7 +467,9 @@ def parse_soap(data: bytes, content_type: str, *, max_bytes: int, is_response: b
         children = _elements(body_element)
         if children and children[0].tag == _FAULT:
             if not is_response:
-                raise BadRequest("Malformed SOAP message: a request cannot be a SOAP fault")
+                # X-Road ClientMessageProcessor: the sent fault's own code (lower-cased) and string.
+                sent = _read_fault(children[0])
+                raise SentFault(sent.code, sent.string, reason="a SOAP fault was sent as a request")
             if len(children) != 1 or _stray_text(body_element):
                 raise InvalidBody("Malformed SOAP message: body must have exactly one child element")
             # pr-mess §2.5: a fault MAY carry X-Road headers; they are read when complete, never required.

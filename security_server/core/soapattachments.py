@@ -130,7 +130,8 @@ def parse_related(
     except RequestTooLarge:
         raise
     except BadRequest as err:
-        if err.message == "multipart body has no parts":
+        if err.message in ("multipart body has no parts", "multipart body has no opening boundary"):
+            # X-Road's MIME reader finds no part in a body without a delimiter (an empty one included): missing_soap
             raise MissingSoap("Request does not have a SOAP message") from err
         raise MimeParsingFailed(f"Failed to parse MIME message: {err.message}") from err
     soap, attachments = parts[0], parts[1:]

@@ -1,11 +1,18 @@
 """The client proxy's HTTP site, facing the department systems (IS): routed by path to the :class:`ClientProxy`.
 
 ``/r1/...`` is a REST r1 call (any method), ``/listClients`` the client list (pr-meta), anything else a SOAP request
-(POST only; any other method is ``client.invalid_http_method``). Bodies are bounded (proxy/bounded_request.py):
-over the limit, the IS gets ``request_too_large`` (413), and an endless body is cut off.
+(POST only; any other method, ``GET /wsdl`` of X-Road before 6.24 included, is ``client.invalid_http_method``, as
+X-Road 7.8 answers it). Bodies are bounded (proxy/bounded_request.py): over the limit, the IS gets
+``client.bad_request`` (413 for REST), and an endless body is cut off.
+
+SOAP faults go out as X-Road 7.8 sends them (``HandlerBase.sendErrorResponse``): HTTP 200, ``text/xml;charset=utf-8``
+and an empty ``SOAPAction`` header. Nothing that goes wrong here leaves the IS without an answer: a failure is
+answered with ``server.clientproxy.internal_error`` (:meth:`ClientProxy.last_resort`).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from twisted.python.failure import Failure
 from twisted.web import server
@@ -14,6 +21,7 @@ from twisted.web.resource import Resource
 from security_server.core.errors import InvalidHttpMethod, RequestTooLarge
 from security_server.core.metadata import LIST_CLIENTS_PATH
 from security_server.core.rest import PROTOCOL_PREFIX, RestAnswer, header_value
+from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
 from security_server.proxy.bounded_request import BoundedSite
 from security_server.proxy.client_proxy import ClientProxy
 
@@ -51,11 +59,18 @@ class ClientProxyResource(Resource):
         return body
 
     def _render_soap(self, request: server.Request) -> bytes | int:
+        try:
+            return self._soap(request)
+        except Exception as err:  # noqa: BLE001 - the last resort: the IS always gets an answer
+            return _start_answer(request, self.proxy.last_resort(err))
+
+    def _soap(self, request: server.Request) -> bytes | int:
         limit = self.proxy.context.limits.max_body_bytes
         if request.method != b"POST":
+            # X-Road 7.8 ClientMessageHandler: the path is not looked at, so the old GET /wsdl gets this too.
             method = request.method.decode("latin-1", "replace")[:16]
-            _set_header(request, b"allow", b"POST")
-            return _start_answer(request, self.proxy.refuse(InvalidHttpMethod(f"Invalid HTTP method: {method}")))
+            wrong_method = InvalidHttpMethod(f"Must use POST request method instead of {method}")
+            return _start_answer(request, self.proxy.refuse(wrong_method))
         body = self._body(request)
         if body is None:
             refused = self.proxy.refuse(RequestTooLarge(f"Request body is larger than {limit} bytes"))
@@ -75,7 +90,9 @@ class ClientProxyResource(Resource):
             request.write(body)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
             request.finish()  # type: ignore[no-untyped-call]
 
-        self.proxy.handle_soap(content_type, body, headers).addCallback(write)
+        self.proxy.handle_soap(content_type, body, headers).addCallback(write).addErrback(
+            _answer_anyway(request, self.proxy.last_resort, gone)
+        )
         return server.NOT_DONE_YET
 
     def _render_list_clients(self, request: server.Request) -> bytes:
@@ -137,12 +154,30 @@ def _set_header(request: server.Request, name: bytes, value: bytes) -> None:
 
 
 def _start_answer(request: server.Request, answer: tuple[int, str, bytes]) -> bytes:
-    """Set the status and headers of ``answer``; return its body."""
+    """Set the status and headers of ``answer``; return its body. A SOAP fault (in X-Road's fault form) also gets
+    the empty ``SOAPAction`` header X-Road sends with one (``HandlerBase.sendErrorResponse``)."""
     status, content_type, body = answer
     request.setResponseCode(status)
     _set_header(request, b"content-type", content_type.encode("latin-1"))
     _set_header(request, b"content-length", str(len(body)).encode("ascii"))
+    if content_type == FAULT_ANSWER_CONTENT_TYPE:
+        _set_header(request, b"SOAPAction", b"")
     return body
+
+
+def _answer_anyway(
+    request: server.Request, last_resort: Callable[[BaseException], tuple[int, str, bytes]], gone: list[Failure]
+) -> Callable[[Failure], None]:
+    """An errback that answers with ``last_resort``'s fault when writing the answer failed before anything was sent."""
+
+    def answer(failure: Failure) -> None:
+        fault = last_resort(failure.value if failure.value is not None else RuntimeError("unknown failure"))
+        if gone or request.finished or request.startedWriting:
+            return  # nothing more can be said on this request
+        request.write(_start_answer(request, fault))  # type: ignore[no-untyped-call]
+        request.finish()  # type: ignore[no-untyped-call]
+
+    return answer
 
 
 class _ClientProxySite(BoundedSite):

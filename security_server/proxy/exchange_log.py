@@ -9,10 +9,20 @@ from datetime import datetime
 from typing import Callable, Sequence
 
 from security_server.core.errors import BusError, LoggingFailed
+from security_server.core.identifiers import ServiceId
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.signature import SignatureData
 from security_server.core.transport import SignedMessage
 from security_server.messagelog.writer import MessageLogWriter
+
+
+def service_name(service: ServiceId) -> str:
+    """How logs and summaries name ``service``: its display form, or for a member-level service (which has none,
+    core/identifiers.py) X-Road's ``toString`` form without the subsystem, ``SERVICE:EE/GOV/123/getState[/v1]``."""
+    if service.client.subsystem_code is not None:
+        return str(service)
+    tail = (service.service_code,) if service.service_version is None else (service.service_code, service.service_version)
+    return "SERVICE:" + "/".join((*service.client.parts(), *tail))
 
 
 @dataclass(frozen=True, slots=True)

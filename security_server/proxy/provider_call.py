@@ -134,8 +134,8 @@ class _LimitedBody(TwistedProtocol):
 
 
 def failure_to_service_failed(failure: Failure, url: str, timeout_seconds: float) -> ServiceFailed:
-    """X-Road's verdicts on a failed call (``translateException``): socket errors are ``network_error``, other
-    I/O errors, a timeout included, ``io_error``."""
+    """X-Road's verdicts on a failed call (``translateException``): an unresolvable host is ``unknown_host``, other
+    socket errors are ``network_error``, other I/O errors, a timeout included, ``io_error``."""
     value = failure.value
     if isinstance(value, ServiceFailed):
         return value
@@ -143,7 +143,9 @@ def failure_to_service_failed(failure: Failure, url: str, timeout_seconds: float
         return ServiceFailed(
             "Service did not answer in time", subcode="io_error", reason=f"{url} did not answer within {timeout_seconds} s"
         )
-    if isinstance(value, (net_error.ConnectError, net_error.DNSLookupError, net_error.ConnectionRefusedError)):
+    if isinstance(value, net_error.DNSLookupError):  # X-Road: an UnknownHostException is unknown_host
+        return ServiceFailed("Cannot resolve the service's host", subcode="unknown_host", reason=f"{url}: {value}")
+    if isinstance(value, (net_error.ConnectError, net_error.ConnectionRefusedError)):
         return ServiceFailed("Cannot connect to the service", subcode="network_error", reason=f"{url}: {value}")
     if isinstance(value, (ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed, RequestGenerationFailed)):
         reasons = getattr(value, "reasons", [])

@@ -1,10 +1,12 @@
 """The server proxy's HTTP site: where peers' client proxies POST transport messages over mutual TLS.
 
-:class:`ServerProxyResource` takes POST only, reads the body up to a limit (413 and a SOAP fault past it; the
-connection is cut off for an endless body, proxy/bounded_request.py), takes the peer's TLS certificate from the
+:class:`ServerProxyResource` takes POST only (else ``server.serverproxy.invalid_http_method``), reads the body up to a
+limit (a ``server.serverproxy.bad_request`` fault past it; the connection is cut off for an endless body,
+proxy/bounded_request.py), takes the peer's TLS certificate from the
 connection and hands both to the :class:`~security_server.proxy.peerlink.ServerProxyHandler` (the
 :class:`~security_server.proxy.server_proxy.ServerProxy`), then writes its answer back. :func:`listen_server_proxy`
-listens with the TLS options of proxy/mtls.py.
+listens with the TLS options of proxy/mtls.py. Its own faults go out as X-Road 7.8's ``ServerProxyHandler`` sends
+them: HTTP 200, ``text/xml;charset=utf-8``, an empty ``SOAPAction`` header, prefix ``server.serverproxy``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, Origin, RequestTooLarge
+from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
 from security_server.proxy.bounded_request import DEFAULT_MAX_BODY_BYTES, BoundedSite
 from security_server.proxy.http1 import HOP_BY_HOP
 from security_server.proxy.mtls import peer_cert_of, server_context_factory
@@ -29,7 +32,6 @@ from security_server.signer.softtoken import SoftToken
 
 log = structlog.get_logger(__name__)
 
-SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 
 _NOT_FORWARDED = HOP_BY_HOP | {"content-type"}
 """Headers a PeerRequest or PeerResponse never carries in its header map: one hop's, and the content type (a field
@@ -108,7 +110,7 @@ class ServerProxyResource(Resource):
         """POST only; a bounded body; the handler's answer (or a fault) written back."""
         if request.method != b"POST":
             method = request.method.decode("latin-1", "replace")[:16]
-            return self._fault(request, InvalidHttpMethod(f"HTTP method {method} is not supported; use POST"))
+            return self._fault(request, InvalidHttpMethod(f"Must use POST request method instead of {method}"))
         content: Any = request.content
         body = b""
         if content is not None:  # a Site other than server_proxy_site's may have buffered to a file
@@ -179,19 +181,24 @@ class ServerProxyResource(Resource):
         request.finish()
 
     @staticmethod
-    def _write_fault(request: Any, error: BusError) -> None:
-        body = error.to_soap_fault()
-        request.setResponseCode(error.http_status)
-        request.setHeader(b"content-type", SOAP_CONTENT_TYPE.encode("ascii"))
+    def _fault_head(request: Any, error: BusError) -> bytes:
+        """Set X-Road's fault form (``ServerProxyHandler``: 200, text/xml, empty SOAPAction); the fault's body."""
+        body = error.at(Origin.SERVER_PROXY).to_soap_fault()
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", FAULT_ANSWER_CONTENT_TYPE.encode("ascii"))
         request.setHeader(b"content-length", b"%d" % len(body))
-        request.write(body)
+        request.setHeader(b"SOAPAction", b"")
+        return body
+
+    @classmethod
+    def _write_fault(cls, request: Any, error: BusError) -> None:
+        request.write(cls._fault_head(request, error))
         request.finish()
 
-    @staticmethod
-    def _fault(request: Any, error: BusError) -> bytes:
+    @classmethod
+    def _fault(cls, request: Any, error: BusError) -> bytes:
+        body = cls._fault_head(request, error)
         log.info("server_proxy_request_refused", **error.log_fields())
-        request.setResponseCode(error.http_status)
-        request.setHeader(b"content-type", SOAP_CONTENT_TYPE.encode("ascii"))
-        return error.to_soap_fault()
+        return body
 
 

@@ -185,23 +185,24 @@ def test_other_charset_is_accepted_when_the_document_agrees(request_xml: str) ->
 
 
 def test_xxe_is_refused(request_xml: str) -> None:
-    """An external entity (XXE) is refused before anything is read: client.invalid_xml."""
+    """An external entity (XXE) is refused before anything is read: client.invalid_soap (X-Road's code for a DOCTYPE,
+    SaxSoapParserImpl.java)."""
     data = request_xml.replace(
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
     ).replace("12345</xrd:issue>", "&xxe;</xrd:issue>")
-    assert _fault_code(data) == "client.invalid_xml"
+    assert _fault_code(data) == "client.invalid_soap"
 
 
 def test_billion_laughs_is_refused() -> None:
-    """Entity expansion (billion laughs) is refused: client.invalid_xml."""
+    """Entity expansion (billion laughs) is refused: client.invalid_soap (X-Road's code)."""
     data = (
         '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
         '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
         f'<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body>&c;</SOAP-ENV:Body>'
         "</SOAP-ENV:Envelope>"
     )
-    assert _fault_code(data) == "client.invalid_xml"
+    assert _fault_code(data) == "client.invalid_soap"
 
 
 def test_oversized_body_is_refused(request_xml: str) -> None:
@@ -213,13 +214,13 @@ def test_oversized_body_is_refused(request_xml: str) -> None:
 
 
 def test_empty_body_is_refused() -> None:
-    """An empty POST body is client.invalid_xml."""
-    assert _fault_code(b"") == "client.invalid_xml"
+    """An empty POST body is client.invalid_soap, as X-Road answers its EmptyQuery case (SaxSoapParserImpl.java)."""
+    assert _fault_code(b"") == "client.invalid_soap"
 
 
 def test_non_xml_is_refused() -> None:
-    """A body that is not XML is client.invalid_xml."""
-    assert _fault_code(b'{"client": "EE/GOV/1"}') == "client.invalid_xml"
+    """A body that is not XML is client.invalid_soap (X-Road's code for what its SOAP parser cannot read)."""
+    assert _fault_code(b'{"client": "EE/GOV/1"}') == "client.invalid_soap"
 
 
 def test_not_an_envelope_is_refused() -> None:
@@ -328,8 +329,12 @@ def test_wrapper_only_starting_with_the_service_code_is_refused(request_xml: str
 
 
 def test_request_that_is_a_fault_is_refused(xroad_vectors: Path) -> None:
-    """A SOAP fault is only ever a response; as a request it is client.bad_request."""
-    assert _fault_code(_section(xroad_vectors, "### 1.3")) == "client.bad_request"
+    """A SOAP fault sent as a request is refused under its own code lower-cased, as X-Road's SoapFaultToClientProxy
+    case pins (ClientMessageProcessor.java, ErrorCode.withCode): client.<faultcode>."""
+    data = _section(xroad_vectors, "### 1.3")
+    sent = re.search(r"<faultcode>([^<]*)</faultcode>", data)
+    assert sent is not None
+    assert _fault_code(data) == "client." + sent.group(1).lower()
 
 
 def test_header_field_with_child_elements_is_refused(request_xml: str) -> None:
@@ -338,13 +343,22 @@ def test_header_field_with_child_elements_is_refused(request_xml: str) -> None:
     assert _fault_code(data) == "client.bad_request"
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
+def test_object_type_missing_unknown_or_unexpected_is_invalid_xml(request_xml: str) -> None:
+    """An identifier block's id:objectType missing, unknown or not the block's is client.invalid_xml, X-Road's own
+    check (SaxSoapParserImpl.java, MissingObjectTypeMessage)."""
+    for old, new in (
         ('<xrd:client id:objectType="SUBSYSTEM">', "<xrd:client>"),
         ('<xrd:client id:objectType="SUBSYSTEM">', '<xrd:client id:objectType="SERVICE">'),
         ('<xrd:client id:objectType="SUBSYSTEM">', '<xrd:client id:objectType="subsystem">'),
         ('<xrd:service id:objectType="SERVICE">', '<xrd:service id:objectType="SUBSYSTEM">'),
+    ):
+        assert old in request_xml
+        assert _fault_code(request_xml.replace(old, new, 1)) == "client.invalid_xml", new
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
         ("<id:memberCode>MEMBER1</id:memberCode>", "<id:memberCode>MEMBER 1</id:memberCode>"),
         ("<id:memberCode>MEMBER1</id:memberCode>", "<id:memberCode>MEMBER/1</id:memberCode>"),
         ("<id:memberCode>MEMBER1</id:memberCode>", "<id:memberCode>MEMBER%2F1</id:memberCode>"),
@@ -354,10 +368,6 @@ def test_header_field_with_child_elements_is_refused(request_xml: str) -> None:
         ("<id:subsystemCode>SUBSYSTEM1</id:subsystemCode>", ""),
     ],
     ids=[
-        "no-objectType",
-        "client-as-service",
-        "lower-case-type",
-        "service-as-subsystem",
         "space",
         "slash",
         "percent-encoded",

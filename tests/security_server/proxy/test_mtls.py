@@ -366,11 +366,12 @@ class MtlsTest(unittest.TestCase):
         yield failed_with(link.send([self.addresses[SS2]], REQUEST, 5.0), RequestTooLarge)
 
     @defer.inlineCallbacks
-    def test_oversized_request_gets_413_fault(self) -> Any:
-        """A body over the server's limit: 413 with a SOAP fault; the handler never sees it."""
+    def test_oversized_request_gets_a_fault(self) -> Any:
+        """A body over the server's limit: a SOAP fault in X-Road's form (200, server.serverproxy prefix as
+        ServerProxyHandler.java gives it); the handler never sees it."""
         response = yield self.send(SS2, request=PeerRequest({}, "text/xml", b"y" * (MAX_BODY + 500)))
-        assert response.status == 413
-        assert b"<faultcode>client.bad_request</faultcode>" in response.body
+        assert response.status == 200
+        assert b"<faultcode>server.serverproxy.bad_request</faultcode>" in response.body
         assert self.handlers[SS2].calls == []
 
     @defer.inlineCallbacks
@@ -387,17 +388,18 @@ class MtlsTest(unittest.TestCase):
         """A handler that fails (it must not) still yields a SOAP fault answer, not a dropped connection."""
         self.handlers[SS2].answer = lambda request: defer.fail(InternalError("boom"))
         response = yield self.send(SS2)
-        assert response.status == 500
+        assert response.status == 200
         assert b"internal_error" in response.body
 
     @defer.inlineCallbacks
     def test_get_is_refused_with_invalid_http_method_fault(self) -> Any:
-        """GET on the server proxy port: 405 and the SOAP fault client.invalid_http_method."""
+        """GET on the server proxy port: 200 and the SOAP fault server.serverproxy.invalid_http_method, as X-Road's
+        ServerProxyHandler.java answers it."""
         port = self.addresses[SS2].port
         request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         answer = yield threads.deferToThread(raw_tls_client, port, request, client_cert=token_files(SS1))
-        assert answer.startswith(b"HTTP/1.1 405 "), answer[:40]
-        assert b"<faultcode>client.invalid_http_method</faultcode>" in answer
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:40]
+        assert b"<faultcode>server.serverproxy.invalid_http_method</faultcode>" in answer
         assert self.handlers[SS2].calls == []
 
     @defer.inlineCallbacks
