@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from security_server.admin.errors import NotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.config import LayeredConfig
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.serverconf.store import ServerConfError
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
-from security_server.signer.token import Token
+from security_server.signer.token import Token, TokenStatus, sorted_keys
 from security_server.signer.token_set import TokenSet
 
 
@@ -78,3 +79,54 @@ def import_certificate(tokens: TokenSet, data: bytes, *, now: datetime) -> Token
 def list_keys(tokens: TokenSet) -> tuple[TokenKey, ...]:
     """Every key on every token that is in (a token that is out lists nothing)."""
     return tuple(TokenKey(token.name, key) for token, _, keys in tokens.listing() for key in keys)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """One token as an administrator sees it: its name, type, state and keys."""
+
+    name: str
+    hardware: bool
+    status: TokenStatus
+    keys: tuple[KeyInfo, ...]
+
+
+class TokenNotFound(NotFound):
+    """No token has this name."""
+
+    api_code = "token_not_found"
+
+
+class KeyNotFound(NotFound):
+    """No token holds a key with this id."""
+
+    api_code = "key_not_found"
+
+
+def _token_set(server_dir: ServerDirectory, config: LayeredConfig | None) -> TokenSet:
+    return server_dir.tokens(config) if config is not None else TokenSet([server_dir.soft_token()])
+
+
+def list_tokens(server_dir: ServerDirectory, config: LayeredConfig | None = None) -> tuple[TokenView, ...]:
+    """The soft token and the ``[pkcs11:NAME]`` tokens of ``config``, each with its keys (none when it is out)."""
+    return tuple(
+        TokenView(token.name, token.name != SoftToken.name, status, sorted_keys(keys))
+        for token, status, keys in _token_set(server_dir, config).listing()
+    )
+
+
+def get_token(server_dir: ServerDirectory, name: str, config: LayeredConfig | None = None) -> TokenView:
+    """One token; :class:`TokenNotFound` when there is none of that name."""
+    for token in list_tokens(server_dir, config):
+        if token.name == name:
+            return token
+    raise TokenNotFound(f"no token {name}")
+
+
+def find_key(server_dir: ServerDirectory, key_id: str, config: LayeredConfig | None = None) -> TokenKey:
+    """The key ``key_id`` on whichever token holds it; :class:`KeyNotFound` otherwise."""
+    for token in list_tokens(server_dir, config):
+        for key in token.keys:
+            if key.key_id == key_id:
+                return TokenKey(token.name, key)
+    raise KeyNotFound(f"no key {key_id}")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from security_server.admin.server_dir import ServerDirectory
+from security_server.core.config import LayeredConfig
 from security_server.management.credentials import CredentialStore
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.roles import Role
@@ -131,7 +132,8 @@ class OperationContext:
     server_dir: ServerDirectory
     credentials_path: Any
     now: Callable[[], datetime]
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    config: LayeredConfig | None = None
+    """The layered configuration, for the ``[pkcs11:NAME]`` tokens (None: the soft token only)."""
 
     def credentials(self) -> CredentialStore:
         """Open the credential store (in the calling thread)."""

@@ -52,6 +52,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getLocalGroup": READERS,
         "addLocalGroupMember": SERVICES,
         "deleteLocalGroupMember": SERVICES,
+        # tokens and keys (the security officer's and the registration officer's)
+        "getTokens": READERS,
+        "getToken": READERS,
+        "getKey": READERS,
         # API keys (UG-SS §19.1): the system administrator only
         "createApiKey": ADMIN,
         "listApiKeys": ADMIN,

@@ -16,6 +16,7 @@ from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin.server_dir import ServerDirectory
+from security_server.core.config import LayeredConfig
 from security_server.management.api import Operation, OperationContext
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
@@ -49,11 +50,12 @@ def make_management_site(
     operations: Iterable[Operation] | None = None,
     now: Callable[[], datetime] | None = None,
     secure_cookies: bool = True,
+    layered_config: LayeredConfig | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
     server_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    context = OperationContext(server_dir, server_dir.path / CREDENTIALS_DB, clock)
+    context = OperationContext(server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config)
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
         context,
@@ -69,16 +71,20 @@ def make_management_site(
 class ManagementService(service.Service):
     """Serves the management API over HTTPS while running."""
 
-    def __init__(self, reactor: Any, server_dir: ServerDirectory, config: ManagementConfig) -> None:
+    def __init__(
+        self, reactor: Any, server_dir: ServerDirectory, config: ManagementConfig,
+        layered_config: LayeredConfig | None = None,
+    ) -> None:
         self.reactor = reactor
         self.server_dir = server_dir
         self.config = config
+        self.layered_config = layered_config
         self._port: Any = None
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
         super().startService()  # type: ignore[no-untyped-call]
-        site = make_management_site(self.reactor, self.server_dir, self.config)
+        site = make_management_site(self.reactor, self.server_dir, self.config, layered_config=self.layered_config)
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(
             privateKey=tls.key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
@@ -103,6 +109,9 @@ class ManagementService(service.Service):
         return None
 
 
-def make_management_service(reactor: Any, server_dir: ServerDirectory, config: ManagementConfig) -> ManagementService:
-    """The service :mod:`security_server.service` adds to the security server's MultiService."""
-    return ManagementService(reactor, server_dir, config)
+def make_management_service(
+    reactor: Any, server_dir: ServerDirectory, config: LayeredConfig
+) -> ManagementService:
+    """The service :mod:`security_server.service` adds to the security server's MultiService (``[management]``
+    for where it listens, the ``[pkcs11:NAME]`` sections for the tokens it lists)."""
+    return ManagementService(reactor, server_dir, ManagementConfig.from_config(config), config)

@@ -16,6 +16,7 @@ from security_server.management.operations import (
     service_descriptions,
     services,
     system,
+    tokens,
 )
 
 
@@ -29,5 +30,6 @@ def security_server_operations() -> tuple[Operation, ...]:
         + services.OPERATIONS
         + access_rights.OPERATIONS
         + local_groups.OPERATIONS
+        + tokens.OPERATIONS
         + api_keys.OPERATIONS
     )
