@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterable, Sequence
 from xml.sax.saxutils import quoteattr
@@ -380,12 +381,15 @@ class _Chain:
     __slots__ = ("steps",)
 
     def __init__(self, xml: bytes) -> None:
+        read = _template_steps(xml)  # our own chains: read from their bytes
+        self.steps: dict[str, list[_Value]] = {} if read is None else read
+        if read is not None:
+            return
         root = _parse(xml, "HashChain")
         children = _children(root)
         default: DigestAlgorithm | None = None
         if children and children[0].tag == f"{_HC}DefaultDigestMethod":
             default = _algorithm_of(children.pop(0))
-        self.steps: dict[str, list[_Value]] = {}
         for step in children:
             if step.tag != f"{_HC}HashStep":
                 raise _malformed("unexpected element in hash chain", reason=f"unexpected element {step.tag} in hash chain")
@@ -408,6 +412,97 @@ def _parse(xml: bytes, localname: str) -> etree._Element:
     if root.tag != f"{_HC}{localname}":
         raise _malformed(f"expected a {localname} document", reason=f"expected {localname}, found {root.tag}")
     return root
+
+
+# --- our own documents, read from their bytes -------------------------------------------------------------------
+#
+# A hash chain or result in exactly the form build_hash_chain writes is read with regular expressions built from the
+# builder's own pieces: every value group is restricted to characters that need no escaping (base64, digits, plain
+# URIs), so a matching document is well-formed XML whose tree the groups fix. Anything else (another producer's
+# layout, a value the parser would refuse) gives None and is parsed; the tests check both readers agree.
+
+_B64 = rb"[A-Za-z0-9+/]+={0,2}"
+_PLAIN_URI = rb"[A-Za-z0-9/._:#-]+"
+_XML_DECL_BYTES = _XML_DECL.encode("ascii")
+_RESULT_TEMPLATE = re.compile(
+    re.escape(_XML_DECL_BYTES + b'<ns2:HashChainResult URI="') + rb"(?P<uri>" + _PLAIN_URI + rb")"
+    + re.escape(f'" {_ROOT_NS}>\n    <DigestMethod Algorithm="'.encode()) + rb"(?P<method>" + _PLAIN_URI + rb")"
+    + re.escape(b'"/>\n    <DigestValue>') + rb"(?P<digest>" + _B64 + rb")"
+    + re.escape(b"</DigestValue>\n</ns2:HashChainResult>\n")
+)
+_TEMPLATE_DIGEST = re.escape(b"\n            <DigestValue>") + rb"(" + _B64 + rb")" + re.escape(b"</DigestValue>\n")
+_TEMPLATE_VALUE = (
+    rb"        <ns2:(?:"
+    + rb'DataRef URI="(?P<data_uri>' + _PLAIN_URI + rb')">' + _TEMPLATE_DIGEST.replace(b"(", b"(?P<data_digest>", 1)
+    + rb"        </ns2:DataRef>\n"
+    + rb"|HashValue>" + _TEMPLATE_DIGEST.replace(b"(", b"(?P<hash_digest>", 1) + rb"        </ns2:HashValue>\n"
+    + rb'|StepRef URI="(?P<step_uri>#' + _STEP.encode() + rb'[0-9]+)"/>\n'
+    + rb")"
+)
+_TEMPLATE_STEP = (
+    rb'    <ns2:HashStep id="(?P<id>' + _STEP.encode() + rb'[0-9]+)">\n(?P<values>(?:' + _TEMPLATE_VALUE
+    + rb")+)    </ns2:HashStep>\n"
+)
+_CHAIN_TEMPLATE = re.compile(
+    re.escape(f'{_XML_DECL}<ns2:HashChain {_ROOT_NS}>\n    <ns2:DefaultDigestMethod Algorithm="'.encode())
+    + rb"(?P<method>" + _PLAIN_URI + rb')"/>\n(?P<steps>(?:' + re.sub(rb"\(\?P<[a-z_]+>", b"(", _TEMPLATE_STEP)
+    + rb")+)</ns2:HashChain>\n"
+)
+_TEMPLATE_STEP_RE = re.compile(re.sub(rb"\(\?P<(?!id>|values>)[a-z_]+>", b"(", _TEMPLATE_STEP))
+_TEMPLATE_VALUE_RE = re.compile(_TEMPLATE_VALUE)
+
+
+def _template_digest(text: bytes) -> bytes | None:
+    """The bytes of canonical base64 ``text`` (what :func:`_decode_digest` accepts), else None."""
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if base64.b64encode(decoded) == text else None
+
+
+def _template_result(xml: bytes) -> tuple[str, DigestAlgorithm, bytes] | None:
+    """``(URI, algorithm, top digest)`` of a result in exactly our form, else None (then it is parsed)."""
+    if len(xml) > MAX_HASH_CHAIN_BYTES:
+        return None
+    match = _RESULT_TEMPLATE.fullmatch(xml)
+    if match is None:
+        return None
+    algorithm = digests.lookup_uri(match["method"].decode("ascii"))
+    digest = _template_digest(match["digest"])
+    if algorithm is None or digest is None:
+        return None
+    return match["uri"].decode("ascii"), algorithm, digest
+
+
+def _template_steps(xml: bytes) -> dict[str, list[_Value]] | None:
+    """The steps of a chain in exactly our form, as :class:`_Chain` reads them from the tree, else None."""
+    if len(xml) > MAX_HASH_CHAIN_BYTES:
+        return None
+    match = _CHAIN_TEMPLATE.fullmatch(xml)
+    if match is None:
+        return None
+    default = digests.lookup_uri(match["method"].decode("ascii"))
+    if default is None:
+        return None
+    steps: dict[str, list[_Value]] = {}
+    for step in _TEMPLATE_STEP_RE.finditer(match["steps"]):
+        step_id = step["id"].decode("ascii")
+        if step_id in steps:
+            return None
+        values: list[_Value] = []
+        for found in _TEMPLATE_VALUE_RE.finditer(step["values"]):
+            if found["step_uri"] is not None:
+                values.append(_Value("StepRef", default, found["step_uri"].decode("ascii"), None))
+                continue
+            is_data = found["data_uri"] is not None
+            digest = _template_digest(found["data_digest"] if is_data else found["hash_digest"])
+            if digest is None:
+                return None
+            uri = found["data_uri"].decode("ascii") if is_data else None
+            values.append(_Value("DataRef" if is_data else "HashValue", default, uri, digest))
+        steps[step_id] = values
+    return steps
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -510,15 +605,18 @@ def verify_hash_chain(
     ``invalid_reference``; no subcode when the result digest does not match) or
     :class:`HashChainUnusedInputs`.
     """
-    result = _parse(result_xml, "HashChainResult")
-    uri = result.get("URI")
-    if uri is None:
-        raise _malformed("hash chain result without URI")
-    children = _children(result)
-    if len(children) != 2 or children[0].tag != _DIGEST_METHOD or children[1].tag != _DIGEST_VALUE:
-        raise _malformed("malformed hash chain result")
-    algorithm = _algorithm_of(children[0])
-    expected = _decode_digest(children[1])
+    read = _template_result(result_xml)
+    if read is not None:
+        uri, algorithm, expected = read
+    else:
+        result = _parse(result_xml, "HashChainResult")
+        found_uri = result.get("URI")
+        if found_uri is None:
+            raise _malformed("hash chain result without URI")
+        children = _children(result)
+        if len(children) != 2 or children[0].tag != _DIGEST_METHOD or children[1].tag != _DIGEST_VALUE:
+            raise _malformed("malformed hash chain result")
+        uri, algorithm, expected = found_uri, _algorithm_of(children[0]), _decode_digest(children[1])
     base, _ = _split_uri(uri)
     if not base:
         raise _malformed("hash chain result must name its chain file")

@@ -792,17 +792,259 @@ def _read(signature_xml: bytes, max_bytes: int) -> _ParsedSignature:
     )
 
 
-def _reference_digest_ok(ref: _Reference, parsed: _ParsedSignature, data: bytes | None) -> bool:
-    if ref.uri.startswith("#"):
-        target = parsed.ids.get(ref.uri[1:])
+class _TreeSignature:
+    """A signature read with the hardened parser: any form XML-DSig allows (X-Road's, older X-Road's, ours).
+
+    What :func:`verify_signature` reads after the structure (the signing certificate reference, the signing time,
+    the unsigned properties) is read when asked, in the verifier's order, so a document with several defects
+    gets X-Road's verdict for the first one."""
+
+    __slots__ = ("parsed",)
+
+    def __init__(self, parsed: _ParsedSignature) -> None:
+        self.parsed = parsed
+
+    @property
+    def algorithm(self) -> SignatureAlgorithm:
+        return self.parsed.algorithm
+
+    @property
+    def references(self) -> tuple[_Reference, ...]:
+        return self.parsed.references
+
+    @property
+    def value(self) -> bytes:
+        return self.parsed.value
+
+    @property
+    def key_info_certs(self) -> tuple[x509.Certificate, ...]:
+        return self.parsed.key_info_certs
+
+    def signed_info_octets(self) -> bytes:
+        """``SignedInfo`` canonicalized as its ``CanonicalizationMethod`` says."""
+        return _canonicalize(self.parsed.signed_info, self.parsed.c14n_method)
+
+    def same_document_octets(self, ref: _Reference) -> bytes:
+        """What a ``#id`` reference covers: its target after the reference's transform (C14N by default)."""
+        target = self.parsed.ids.get(ref.uri[1:])
         if target is None:
             raise _malformed("signature reference target not found", reason=f"no element with Id {ref.uri[1:]!r}")
         if len(ref.transforms) > 1:
             raise _malformed("unsupported reference transforms")
-        octets = _canonicalize(target, ref.transforms[0] if ref.transforms else None)
-        return ref.algorithm.digest(octets) == ref.digest
-    assert data is not None
-    return ref.algorithm.digest(data) == ref.digest
+        return _canonicalize(target, ref.transforms[0] if ref.transforms else None)
+
+    def signing_cert_ref(self) -> _CertRef:
+        """The first ``Cert`` of the signed ``SigningCertificate`` (or ``SigningCertificateV2``)."""
+        signed_properties = self.parsed.signed_properties
+        signing_certificate = signed_properties.find(
+            f"{_XADES('SignedSignatureProperties')}/{_XADES('SigningCertificate')}"
+        )
+        if signing_certificate is None:
+            signing_certificate = signed_properties.find(
+                f"{_XADES('SignedSignatureProperties')}/{_XADES('SigningCertificateV2')}"
+            )
+        if signing_certificate is None:
+            raise _malformed("signature has no signed SigningCertificate")
+        cert_refs = [_read_cert_ref(cert) for cert in signing_certificate if cert.tag == _XADES("Cert")]
+        if not cert_refs:
+            raise _malformed("signature has no signed SigningCertificate")
+        return cert_refs[0]
+
+    def signing_time(self) -> datetime:
+        """The signed ``SigningTime``."""
+        element = self.parsed.signed_properties.find(f"{_XADES('SignedSignatureProperties')}/{_XADES('SigningTime')}")
+        if element is None:
+            raise _malformed("signature has no SigningTime")
+        return parse_xsd_datetime(element.text or "")
+
+    def unsigned(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[x509.Certificate, ...]]:
+        """The OCSP responses, the timestamp tokens and the checked intermediate certificates."""
+        unsigned = self.parsed.signature.find(
+            f"{_DS('Object')}/{_XADES('QualifyingProperties')}/{_XADES('UnsignedProperties')}"
+        )
+        ocsp: tuple[bytes, ...] = ()
+        tokens: tuple[bytes, ...] = ()
+        if unsigned is not None:
+            ocsp = tuple(
+                _base64(value, "OCSP response") for value in unsigned.findall(f".//{_XADES('EncapsulatedOCSPValue')}")
+            )
+            tokens = tuple(
+                _base64(value, "timestamp")
+                for value in unsigned.findall(f".//{_XADES('SignatureTimeStamp')}/{_XADES('EncapsulatedTimeStamp')}")
+            )
+        if not ocsp:
+            raise _malformed("could not get any OCSP elements from signature")
+        return ocsp, tokens, _extra_certs(unsigned, self.parsed.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _TemplateSignature:
+    """A signature in exactly the form :func:`sign_batch` writes, read from its bytes without a parser (see
+    :func:`_read_template`). Every value is the one the parser would read from the same bytes."""
+
+    algorithm: SignatureAlgorithm
+    references: tuple[_Reference, ...]
+    value: bytes
+    key_info_certs: tuple[x509.Certificate, ...]
+    signed_info: bytes
+    signed_properties: bytes
+    cert_ref: _CertRef
+    time: datetime
+    ocsp: tuple[bytes, ...]
+
+    def signed_info_octets(self) -> bytes:
+        """``SignedInfo`` in inclusive C14N: the template writes it canonical, so these are its bytes."""
+        return self.signed_info
+
+    def same_document_octets(self, ref: _Reference) -> bytes:
+        """The canonical ``SignedProperties`` (the template's only same-document reference)."""
+        assert ref.uri == f"#{_ID_SIGNED_PROPERTIES}" and not ref.transforms
+        return self.signed_properties
+
+    def signing_cert_ref(self) -> _CertRef:
+        return self.cert_ref
+
+    def signing_time(self) -> datetime:
+        return self.time
+
+    def unsigned(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[x509.Certificate, ...]]:
+        return self.ocsp, (), ()
+
+
+def _template_pattern() -> re.Pattern[bytes]:
+    """The documents :func:`_build` writes without intermediates, as a regular expression over their bytes.
+
+    Built from the builder's own pieces, with a named group for each value: base64 text, digits, a digest or
+    signature method URI, the signing time, the issuer name in C14N's text form. Everything else is literal, so
+    a matching document is well-formed XML whose tree is fixed by the groups and whose ``SignedInfo`` and
+    ``SignedProperties`` are already in inclusive C14N (the tests prove both against lxml).
+    """
+    b64 = rb"[A-Za-z0-9+/]+={0,2}"
+    uri = rb'[A-Za-z0-9:/.#+-]+'
+    lit = re.escape
+
+    def digest(method: bytes, value: bytes) -> bytes:
+        return (
+            lit(b'<ds:DigestMethod Algorithm="') + rb"(?P<" + method + rb">" + uri + rb")"
+            + lit(b'"></ds:DigestMethod><ds:DigestValue>') + rb"(?P<" + value + rb">" + b64 + rb")"
+            + lit(b"</ds:DigestValue>")
+        )
+
+    def reference(index: int, uri_pattern: bytes, type_attr: bytes) -> bytes:
+        return (
+            lit(f'<ds:Reference Id="{_ID_REFERENCE}{index}"'.encode() + type_attr + b' URI="') + uri_pattern
+            + lit(b'">\n<ds:DigestMethod Algorithm="') + rb"(?P<ref" + str(index).encode() + rb"_method>" + uri + rb")"
+            + lit(b'"></ds:DigestMethod>\n<ds:DigestValue>') + rb"(?P<ref" + str(index).encode() + rb"_digest>" + b64
+            + rb")" + lit(b"</ds:DigestValue>\n</ds:Reference>\n")
+        )
+
+    signed_info = (
+        lit(f'\n<ds:CanonicalizationMethod Algorithm="{C14N}"></ds:CanonicalizationMethod>\n'.encode())
+        + lit(b'<ds:SignatureMethod Algorithm="') + rb"(?P<method>" + uri + rb")" + lit(b'"></ds:SignatureMethod>\n')
+        + reference(0, rb"(?P<ref0_uri>" + lit(MESSAGE.encode()) + rb"|" + lit(SIG_HASH_CHAIN_RESULT.encode()) + rb")", b"")
+        + reference(1, lit(f"#{_ID_SIGNED_PROPERTIES}".encode()), f' Type="{SIGNED_PROPERTIES_TYPE}"'.encode())
+        + lit(b"</ds:SignedInfo>")
+    )
+    policy = _signed_properties_body(
+        _CertInfo("", "", "", ""), digests.SHA512, datetime(2000, 1, 1, tzinfo=timezone.utc), ""
+    ).encode()
+    policy = policy[policy.index(b"<xades:SignaturePolicyIdentifier>") : policy.index(b"</xades:SignedSignatureProperties>")]
+    signed_properties = (
+        lit(b"<xades:SignedSignatureProperties><xades:SigningTime>")
+        + rb"(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)"
+        + lit(b"</xades:SigningTime><xades:SigningCertificate><xades:Cert><xades:CertDigest>")
+        + digest(b"cert_method", b"cert_digest")
+        + lit(b"</xades:CertDigest><xades:IssuerSerial><ds:X509IssuerName>")
+        + rb"(?P<issuer>(?:[^<>&\r]|&(?:amp|lt|gt|#xD);)*)"
+        + lit(b"</ds:X509IssuerName><ds:X509SerialNumber>") + rb"(?P<serial>[0-9]{1,64})"
+        + lit(b"</ds:X509SerialNumber></xades:IssuerSerial></xades:Cert></xades:SigningCertificate>")
+        + lit(policy)
+        + lit(b"</xades:SignedSignatureProperties><xades:SignedDataObjectProperties>")
+        + lit(f'<xades:DataObjectFormat ObjectReference="#{_ID_REFERENCE}0"><xades:MimeType>'.encode())
+        + rb"(?P<mime>" + lit(MIME_TEXT_XML.encode()) + rb"|" + lit(MIME_HASH_CHAIN_RESULT.encode()) + rb")"
+        + lit(b"</xades:MimeType></xades:DataObjectFormat></xades:SignedDataObjectProperties></xades:SignedProperties>")
+    )
+    ocsp_value = lit(b'<xades:EncapsulatedOCSPValue Id="ocsp-response-') + rb"[0-9]+" + lit(b'">') + b64 + lit(
+        b"</xades:EncapsulatedOCSPValue>"
+    )
+    document = (
+        lit(f'<?xml version="1.0" encoding="UTF-8" standalone="no"?><asic:XAdESSignatures {_ROOT_NAMESPACES}>'.encode())
+        + lit(f'<ds:Signature Id="{_ID_SIGNATURE}">\n<ds:SignedInfo>'.encode())
+        + rb"(?P<signed_info>" + signed_info + rb")"
+        + lit(f'\n<ds:SignatureValue Id="{_ID_SIGNATURE_VALUE}">'.encode()) + rb"(?P<value>" + b64 + rb")"
+        + lit(b"</ds:SignatureValue>\n<ds:KeyInfo>\n<ds:X509Data>\n<ds:X509Certificate>") + rb"(?P<cert>" + b64 + rb")"
+        + lit(b"</ds:X509Certificate>\n</ds:X509Data>\n</ds:KeyInfo>\n")
+        + lit(f'<ds:Object><xades:QualifyingProperties Target="#{_ID_SIGNATURE}">'.encode())
+        + lit(f'<xades:SignedProperties Id="{_ID_SIGNED_PROPERTIES}">'.encode())
+        + rb"(?P<signed_properties>" + signed_properties + rb")"
+        + lit(b"<xades:UnsignedProperties><xades:UnsignedSignatureProperties><xades:RevocationValues><xades:OCSPValues>")
+        + rb"(?P<ocsp>(?:" + ocsp_value + rb")+)"
+        + lit(b"</xades:OCSPValues></xades:RevocationValues></xades:UnsignedSignatureProperties></xades:UnsignedProperties>")
+        + lit(b"</xades:QualifyingProperties></ds:Object>\n</ds:Signature></asic:XAdESSignatures>")
+    )
+    return re.compile(document)
+
+
+_TEMPLATE = _template_pattern()
+_TEMPLATE_OCSP = re.compile(rb'<xades:EncapsulatedOCSPValue Id="ocsp-response-([0-9]+)">([^<]*)</xades:EncapsulatedOCSPValue>')
+_ROOT_NAMESPACES_BYTES = _ROOT_NAMESPACES.encode()
+
+
+def _read_template(signature_xml: bytes, max_bytes: int) -> _TemplateSignature | None:
+    """The signature read straight from its bytes when it is in exactly our template's form, else None.
+
+    None means "read it with the parser": any deviation (another producer's layout, intermediates, a timestamp,
+    whitespace in base64, a value the parser would refuse) takes the general path, which then gives the verdict.
+    So this reader never refuses anything itself, and never accepts a value the general reader would not read.
+    """
+    if len(signature_xml) > max_bytes:
+        return None
+    match = _TEMPLATE.fullmatch(signature_xml)
+    if match is None:
+        return None
+    algorithm = SIGNATURE_ALGORITHMS.get(match["method"].decode("ascii"))
+    ref0_method = digests.lookup_uri(match["ref0_method"].decode("ascii"))
+    ref1_method = digests.lookup_uri(match["ref1_method"].decode("ascii"))
+    cert_method = digests.lookup_uri(match["cert_method"].decode("ascii"))
+    if algorithm is None or ref0_method is None or ref1_method is None or cert_method is None:
+        return None
+    numbers = []
+    ocsp = []
+    try:
+        # The only group that may hold more than ASCII: it must be UTF-8 of characters XML can carry.
+        if _XML_CHARS.search(match["issuer"].decode("utf-8")):
+            return None
+        for found in _TEMPLATE_OCSP.finditer(match["ocsp"]):
+            numbers.append(found[1])
+            ocsp.append(_canonical_base64(found[2].decode("ascii")))
+        references = (
+            _Reference(match["ref0_uri"].decode("ascii"), None, (), ref0_method,
+                       _canonical_base64(match["ref0_digest"].decode("ascii"))),
+            _Reference(f"#{_ID_SIGNED_PROPERTIES}", SIGNED_PROPERTIES_TYPE, (), ref1_method,
+                       _canonical_base64(match["ref1_digest"].decode("ascii"))),
+        )
+        value = _canonical_base64(match["value"].decode("ascii"))
+        cert = _parse_cert(_canonical_base64(match["cert"].decode("ascii")))
+        cert_ref = _CertRef(cert_method, _canonical_base64(match["cert_digest"].decode("ascii")), int(match["serial"]))
+        signing_time = parse_xsd_datetime(match["time"].decode("ascii"))
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm, BusError):
+        return None
+    if numbers != [str(number).encode() for number in range(1, len(numbers) + 1)]:
+        return None  # Ids out of sequence (or repeated): let the parser judge them
+    return _TemplateSignature(
+        algorithm=algorithm,
+        references=references,
+        value=value,
+        key_info_certs=(cert,),
+        signed_info=b"<ds:SignedInfo " + _ROOT_NAMESPACES_BYTES + b">" + match["signed_info"],
+        signed_properties=(
+            b"<xades:SignedProperties " + _ROOT_NAMESPACES_BYTES + b' Id="' + _ID_SIGNED_PROPERTIES.encode() + b'">'
+            + match["signed_properties"]
+        ),
+        cert_ref=cert_ref,
+        time=signing_time,
+        ocsp=tuple(ocsp),
+    )
 
 
 def verify_signature(
@@ -821,11 +1063,16 @@ def verify_signature(
     order: structure and coverage, hash chain, signing certificate, then the signature value and reference
     digests.
 
+    A signature in exactly the form fedbus writes is read from its bytes (:func:`_read_template`: no parse, no
+    C14N, since those bytes are already canonical); any other is parsed once. The checks are the same for both.
+
     Raises :class:`MalformedSignature` (hash-chain failures carry X-Road's code as subcode, e.g.
     ``malformed_signature.invalid_hash_chain_ref``) or :class:`InvalidSignatureValue` (a reference digest or
     the signature value does not verify). Certificate trust is not judged here.
     """
-    parsed = _read(signature_xml, max_bytes)
+    parsed: _TemplateSignature | _TreeSignature | None = _read_template(signature_xml, max_bytes)
+    if parsed is None:
+        parsed = _TreeSignature(_read(signature_xml, max_bytes))
     detached = [ref for ref in parsed.references if not ref.uri.startswith("#")]
     for ref in detached:
         if ref.transforms:
@@ -858,58 +1105,28 @@ def verify_signature(
         raise _malformed("signature does not cover every part", reason=f"parts not signed: {', '.join(uncovered)}")
 
     # The signing certificate: the KeyInfo certificate that SigningCertificate names by digest.
-    signed_properties = parsed.signed_properties
-    signing_certificate = signed_properties.find(
-        f"{_XADES('SignedSignatureProperties')}/{_XADES('SigningCertificate')}"
-    )
-    if signing_certificate is None:
-        signing_certificate = signed_properties.find(
-            f"{_XADES('SignedSignatureProperties')}/{_XADES('SigningCertificateV2')}"
-        )
-    if signing_certificate is None:
-        raise _malformed("signature has no signed SigningCertificate")
-    cert_refs = [_read_cert_ref(cert) for cert in signing_certificate if cert.tag == _XADES("Cert")]
-    if not cert_refs:
-        raise _malformed("signature has no signed SigningCertificate")
-    candidates = [cert for cert in parsed.key_info_certs if _matches(cert_refs[0], cert)]
+    cert_ref = parsed.signing_cert_ref()
+    candidates = [cert for cert in parsed.key_info_certs if _matches(cert_ref, cert)]
     if not candidates:
         raise _malformed("SigningCertificate does not match the certificate in the signature")
     signing_cert = candidates[0]
 
     # The signature value over the canonical SignedInfo, then every reference.
-    _check_signature_value(signing_cert, parsed.algorithm, parsed.value, _canonicalize(parsed.signed_info, parsed.c14n_method))
+    _check_signature_value(signing_cert, parsed.algorithm, parsed.value, parsed.signed_info_octets())
     for ref in parsed.references:
-        data = None
-        if not ref.uri.startswith("#"):
+        if ref.uri.startswith("#"):
+            octets = parsed.same_document_octets(ref)
+        else:
             data = resolve(ref.uri)
             if data is None:
                 raise _malformed("signed data is missing", reason=f"cannot resolve {ref.uri!r}", subcode=hashchain.INVALID_REFERENCE)
-        if not _reference_digest_ok(ref, parsed, data):
+            octets = data
+        if ref.algorithm.digest(octets) != ref.digest:
             raise InvalidSignatureValue("signature is not valid", reason=f"digest of {ref.uri!r} does not match")
 
-    signing_time_element = signed_properties.find(
-        f"{_XADES('SignedSignatureProperties')}/{_XADES('SigningTime')}"
-    )
-    if signing_time_element is None:
-        raise _malformed("signature has no SigningTime")
-    signing_time = parse_xsd_datetime(signing_time_element.text or "")
-
-    unsigned = parsed.signature.find(
-        f"{_DS('Object')}/{_XADES('QualifyingProperties')}/{_XADES('UnsignedProperties')}"
-    )
-    ocsp: tuple[bytes, ...] = ()
-    tokens: tuple[bytes, ...] = ()
-    if unsigned is not None:
-        ocsp = tuple(
-            _base64(value, "OCSP response") for value in unsigned.findall(f".//{_XADES('EncapsulatedOCSPValue')}")
-        )
-        tokens = tuple(
-            _base64(value, "timestamp")
-            for value in unsigned.findall(f".//{_XADES('SignatureTimeStamp')}/{_XADES('EncapsulatedTimeStamp')}")
-        )
-    if not ocsp:
-        raise _malformed("could not get any OCSP elements from signature")
-    extra = _extra_certs(unsigned, parsed.ids) + tuple(cert for cert in parsed.key_info_certs if cert is not signing_cert)
+    signing_time = parsed.signing_time()
+    ocsp, tokens, extra_certs = parsed.unsigned()
+    extra = extra_certs + tuple(cert for cert in parsed.key_info_certs if cert is not signing_cert)
     return VerifiedSignature(
         signing_cert=signing_cert,
         ocsp_responses=ocsp,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
+from unittest import mock
 
 import pytest
 from asn1crypto import core
@@ -374,3 +376,79 @@ def test_unused_input_is_reported() -> None:
     built = build_hash_chain([[leaf(0)], [leaf(1)]], chain_uri=SIG_HASH_CHAIN, data_uri=MESSAGE)
     with pytest.raises(HashChainUnusedInputs):
         verify_hash_chain(built.result, built.chains[0], lambda uri: None, [MESSAGE, "/attachment1"], allow_unresolved=True)
+
+
+# --- our own documents, read from their bytes ------------------------------------------------------------------
+
+
+def _parsed_steps(chain_xml: bytes) -> dict[str, list[hashchain._Value]]:
+    """The steps as the parser reads them (the template reader switched off)."""
+    with mock.patch.object(hashchain, "_template_steps", lambda xml: None):
+        return dict(hashchain._Chain(chain_xml).steps)
+
+
+def _verdict(result: bytes, chain: bytes, data: dict[str, bytes], inputs: list[str], *, template: bool) -> object:
+    """verify_hash_chain's result, or its error's class, message, reason and subcode."""
+    with contextlib.ExitStack() as stack:
+        if not template:
+            stack.enter_context(mock.patch.object(hashchain, "_template_steps", lambda xml: None))
+            stack.enter_context(mock.patch.object(hashchain, "_template_result", lambda xml: None))
+        try:
+            return verify_hash_chain(result, chain, data.get, inputs)
+        except (InvalidHashChain, HashChainUnusedInputs) as err:
+            return (type(err), err.message, err.reason, err.subcode)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=3), min_size=1, max_size=40),
+    st.sampled_from([(SIG_HASH_CHAIN, MESSAGE), (TS_HASH_CHAIN, SIGNATURE)]),
+    st.sampled_from(digests.ALL),
+)
+def test_the_template_readers_read_what_the_parser_reads(
+    shape: list[int], uris: tuple[str, str], algorithm: digests.DigestAlgorithm
+) -> None:
+    """For any batch shape, chain name and digest, our chains and results are read from their bytes (no parse),
+    into exactly the steps, URI, algorithm and top digest the parser reads."""
+    if shape == [1]:
+        shape = [1, 1]
+    inputs = [[algorithm.digest(b"%d-%d" % (n, p)) for p in range(parts)] for n, parts in enumerate(shape)]
+    built = build_hash_chain(inputs, chain_uri=uris[0], data_uri=uris[1], algorithm=algorithm)
+    assert hashchain._template_result(built.result) == (f"{uris[0]}#STEP0", algorithm, built.top)
+    for chain in built.chains:
+        steps = hashchain._template_steps(chain)
+        assert steps is not None and steps == _parsed_steps(chain)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=2, max_value=9), st.booleans(), st.data())
+def test_a_changed_byte_of_a_chain_gets_the_parsers_verdict(count: int, in_result: bool, data: st.DataObject) -> None:
+    """Change, insert or delete one byte of our chain or result: verify_hash_chain gives exactly the parser's
+    verdict (result, or error with reason and subcode), whether or not the template readers took the document."""
+    messages = [b"message %d" % n for n in range(count)]
+    built = build_hash_chain([[hashlib.sha512(m).digest()] for m in messages], chain_uri=SIG_HASH_CHAIN, data_uri=MESSAGE)
+    index = data.draw(st.integers(0, count - 1))
+    document = bytearray(built.result if in_result else built.chains[index])
+    position = data.draw(st.integers(0, len(document) - 1))
+    action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+    if action == "flip":
+        document[position] ^= data.draw(st.integers(1, 255))
+    elif action == "insert":
+        document.insert(position, data.draw(st.sampled_from(b" \n=+/A0&<>\"#x\xff")))
+    else:
+        del document[position]
+    result, chain = (bytes(document), built.chains[index]) if in_result else (built.result, bytes(document))
+    files = {MESSAGE: messages[index]}
+    assert _verdict(result, chain, files, [MESSAGE], template=True) == _verdict(result, chain, files, [MESSAGE], template=False)
+
+
+def test_the_template_readers_decline_other_layouts() -> None:
+    """A chain or result laid out otherwise (no declaration, other indentation, non-canonical base64) is parsed."""
+    built = build_hash_chain([[leaf(1)], [leaf(2)]], chain_uri=SIG_HASH_CHAIN, data_uri=MESSAGE)
+    assert hashchain._template_result(result_doc()) is None
+    assert hashchain._template_steps(chain_doc("")) is None
+    assert hashchain._template_steps(built.chains[0].replace(b"\n        <", b"\n       <")) is None
+    assert hashchain._template_result(built.result.replace(b"==</DigestValue>", b"=</DigestValue>")) is None
+    three = build_hash_chain([[leaf(1)], [leaf(2)], [leaf(3)]], chain_uri=SIG_HASH_CHAIN, data_uri=MESSAGE)
+    assert b'id="STEP1"' in three.chains[0]
+    assert hashchain._template_steps(three.chains[0].replace(b'id="STEP1"', b'id="STEP0"')) is None  # a repeated id

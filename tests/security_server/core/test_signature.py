@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import subprocess
 import zipfile
+from unittest import mock
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -450,3 +451,139 @@ def test_bus_errors_only_escape_the_verifier() -> None:
     for garbage in (b"", b"\x00" * 10, b"<a:b xmlns:a='x'>", MESSAGE_XML):
         with pytest.raises(BusError):
             verify_signature(garbage, lambda uri: None)
+
+
+# --- the template reader: our own signatures read from their bytes ------------------------------------------
+
+
+@functools.cache
+def _ec_signer() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _cert_issued_by_name(issuer: str, serial: int) -> x509.Certificate:
+    """A P-256 certificate whose issuer name is ``issuer`` (what the template writes as X509IssuerName)."""
+    key = _ec_signer()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "member")]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+
+
+_ISSUER_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Cn")) | st.sampled_from("\t\n\r&<>\"'#,+;=\\"), min_size=1, max_size=30
+)
+
+
+def _tree_only(signature_xml: bytes, files: dict[str, bytes], **kwargs: object) -> object:
+    """The verdict of the parser's path alone (the template reader switched off)."""
+    with mock.patch.object(sig, "_read_template", lambda *args: None):
+        return _verdict(signature_xml, files, **kwargs)
+
+
+def _verdict(signature_xml: bytes, files: dict[str, bytes], **kwargs: object) -> object:
+    """What verify_signature says: the verified result, or the error's class, message, reason and subcode."""
+    try:
+        return verify_signature(signature_xml, files.get, **kwargs)  # type: ignore[arg-type]
+    except BusError as err:
+        return (type(err), err.message, err.reason, err.subcode)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.binary(max_size=300),
+    st.integers(1, 3),
+    st.booleans(),
+    st.booleans(),
+    _ISSUER_TEXT,
+    st.integers(1, 2**159),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9998, 1, 1), timezones=st.just(timezone.utc)),
+)
+def test_the_template_reader_reads_what_the_parser_reads(
+    message: bytes, ocsp_count: int, batch: bool, use_ec: bool, issuer: str, serial: int, now: datetime
+) -> None:
+    """For any message, key, batch, OCSP count, issuer name and time, our signature is read from its bytes, and
+    every value equals what lxml reads; its SignedInfo and SignedProperties bytes are lxml's inclusive C14N of
+    the parsed elements, so the digests and the value computed over the template are those over the tree."""
+    p = pki()
+    key: sig.PrivateKey
+    if use_ec:
+        cert, key, algorithm = _cert_issued_by_name(issuer, serial), _ec_signer(), sig.ECDSA_SHA512
+    else:
+        cert, key, algorithm = p.cert, p.key, sig.RSA_SHA512
+    ocsp_values = [p.ocsp + bytes([n]) for n in range(ocsp_count)]
+    messages = [[MessagePart.of(MESSAGE, message)]] + ([[MessagePart.of(MESSAGE, message + b"2")]] if batch else [])
+    document = sign_batch(messages, cert, key, ocsp_values, now, algorithm=algorithm)[0].signature_xml
+
+    template = sig._read_template(document, sig.MAX_SIGNATURE_BYTES)
+    tree = sig._TreeSignature(sig._read(document, sig.MAX_SIGNATURE_BYTES))
+    assert template is not None
+    assert template.algorithm == tree.algorithm == algorithm
+    assert template.references == tree.references
+    assert template.value == tree.value
+    assert template.key_info_certs == tree.key_info_certs == (cert,)
+    assert template.signing_cert_ref() == tree.signing_cert_ref()
+    assert template.signing_time() == tree.signing_time()
+    assert template.unsigned() == tree.unsigned() == (tuple(ocsp_values), (), ())
+    root = etree.fromstring(document)
+    signed_info, props = root.find(f".//{DS}SignedInfo"), root.find(f".//{XADES}SignedProperties")
+    assert signed_info is not None and props is not None
+    assert template.signed_info_octets() == etree.tostring(signed_info, method="c14n") == tree.signed_info_octets()
+    assert template.same_document_octets(template.references[1]) == etree.tostring(props, method="c14n")
+    assert template.references[1].digest == hashlib.sha512(etree.tostring(props, method="c14n")).digest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_changed_byte_anywhere_gets_the_parsers_verdict(data: st.DataObject) -> None:
+    """Change, insert or delete one byte anywhere in our signature: the verdict (result, or error with its reason
+    and subcode) is exactly the parser's path's verdict, whether or not the template reader took the document."""
+    p = pki()
+    batch = data.draw(st.booleans())
+    if batch:
+        signed = sign_batch([[MessagePart.of(MESSAGE, MESSAGE_XML)], [MessagePart.of(MESSAGE, b"<b/>")]], p.cert, p.key, p.ocsp, NOW)[0]
+        assert signed.hash_chain_result is not None and signed.hash_chain is not None
+        files = {MESSAGE: MESSAGE_XML, SIG_HASH_CHAIN_RESULT: signed.hash_chain_result, SIG_HASH_CHAIN: signed.hash_chain}
+        document = signed.signature_xml
+    else:
+        document, files = sign_message(), {MESSAGE: MESSAGE_XML}
+    index = data.draw(st.integers(0, len(document) - 1))
+    tampered = bytearray(document)
+    action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+    if action == "flip":
+        tampered[index] ^= data.draw(st.integers(1, 255))
+    elif action == "insert":
+        tampered.insert(index, data.draw(st.sampled_from(b" \n\t=+/A0&<>\"'#;x\xc3\xff")))
+    else:
+        del tampered[index]
+    fast, slow = _verdict(bytes(tampered), files), _tree_only(bytes(tampered), files)
+    assert fast == slow
+
+
+def test_the_template_reader_declines_what_it_does_not_write() -> None:
+    """Intermediates, a timestamp, another producer's layout, non-canonical base64 or an XML-illegal issuer
+    character: the reader declines (None) and the parser judges."""
+    p = pki()
+    plain = sign_message()
+    assert sig._read_template(plain, sig.MAX_SIGNATURE_BYTES) is not None
+    assert sig._read_template(plain, len(plain) - 1) is None
+    declined = [
+        sign_message(intermediates=(p.ca,)),
+        sig.add_signature_timestamp(plain, b"\x30\x03tok"),
+        plain.replace(b"<ds:X509Data>\n", b"<ds:X509Data>"),
+        plain.replace(b"==</ds:SignatureValue>", b"=</ds:SignatureValue>"),
+        plain.replace(b"Test &amp; ", b"Test \x01 "),
+        plain.replace(b"Test &amp; ", b"Test \xff "),
+        plain.replace(b"Test &amp; ", b"Test > "),
+        plain.replace(b'Id="ocsp-response-1"', b'Id="ocsp-response-2"'),
+    ]
+    for document in declined:
+        assert document != plain
+        assert sig._read_template(document, sig.MAX_SIGNATURE_BYTES) is None
+    assert _verdict(declined[0], {MESSAGE: MESSAGE_XML}) == _tree_only(declined[0], {MESSAGE: MESSAGE_XML})
