@@ -28,6 +28,7 @@ responses) or, for a response only, a :class:`FaultMessage` (early: the whole bo
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Union
@@ -45,11 +46,14 @@ from security_server.core.errors import (
 )
 from security_server.core.multipart import (
     DEFAULT_LIMITS,
+    HeaderValue,
     Limits,
     Part,
+    boundary_of,
     build_multipart,
     format_header_value,
     parse_header_value,
+    parse_multipart,
     parse_multipart_message,
 )
 from security_server.core.signature import SignatureData
@@ -111,11 +115,26 @@ class TransportLimits:
 DEFAULT_TRANSPORT_LIMITS = TransportLimits()
 
 
-def _media_type(content_type: str, what: str) -> str:
+def _header_value(content_type: str, what: str) -> HeaderValue:
     try:
-        return parse_header_value(content_type).media_type
+        return parse_header_value(content_type)
     except BadRequest as err:
         raise InvalidContentType(f"Invalid content type of {what}", reason=f"{what}: {err.message}") from err
+
+
+@functools.lru_cache(maxsize=64)
+def _known_media_type(content_type: str) -> str | None:
+    """The media type of a part's content type, or None when it does not parse (remembered: the parts of every
+    transport message carry the same few content types, so each is parsed once, not several times a message)."""
+    try:
+        return parse_header_value(content_type).media_type
+    except BadRequest:
+        return None
+
+
+def _media_type(content_type: str, what: str) -> str:
+    media_type = _known_media_type(content_type)
+    return media_type if media_type is not None else _header_value(content_type, what).media_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +286,8 @@ def decode_transport(
     :class:`FaultMessage`."""
     if not isinstance(body, bytes):
         raise BadRequest("transport body must be bytes")
-    media = _media_type(content_type, "the transport message")
+    header = _header_value(content_type, "the transport message")  # its boundary is new in every message: parsed once
+    media = header.media_type
     if media == TEXT_XML and is_response:
         # pr-messtransp §3.1: a text/xml response is a SOAP fault sent instead of the whole message.
         if not body:
@@ -277,7 +297,7 @@ def decode_transport(
         return FaultMessage(body)
     if media != MULTIPART_MIXED:
         raise InvalidContentType(f"Invalid content type: {media}")
-    _, parts = parse_multipart_message(content_type, body, (MULTIPART_MIXED,), limits.mime)
+    parts = parse_multipart(body, boundary_of(header, (MULTIPART_MIXED,)), limits.mime)
 
     stage = _Stage.OCSP
     ocsp: list[bytes] = []
