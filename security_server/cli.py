@@ -39,6 +39,7 @@ from security_server.admin.server_dir import DB_NAME, KEYS_DIR, ServerDirectory
 from security_server.core.acl import AccessRight, Endpoint, Subject
 from security_server.core.config import LayeredConfig
 from security_server.core.errors import BusError, InvalidClientIdentifier
+from security_server import status_view
 from security_server.edge import cli_output
 from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES, anchor_hash, parse_configuration_anchor
 from security_server.core.metadata import MAX_DESCRIPTION_BYTES
@@ -258,11 +259,53 @@ def init(directory: Path, anchor_file: Path, owner: ClientId, server_code: str, 
     _emit(as_json, data, lambda: f"Initialised {data['server']} in {directory}\nAnchor hash: {data['anchor_hash']}")
 
 
+def _health_option(func: F) -> F:
+    """``--config`` and ``--port``: where the running server's health port is (``[healthcheck]``)."""
+    func = click.option("--port", type=click.IntRange(1, 65535), default=None,
+                        help="The health check port, if not the configured [healthcheck] port.")(func)
+    return click.option(
+        "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="An INI file layered over conf/security-server.ini and conf.d/local.ini ([healthcheck] port).",
+    )(func)
+
+
+def _health_and_traffic(directory: Path, config_file: Path | None, port: int | None) -> dict[str, Any]:
+    """The running server's health checks (or why they cannot be read) and the last hour's traffic."""
+    health: dict[str, Any]
+    try:
+        health = status_view.HealthPort.from_config(_config(config_file), port).checks()
+    except BusError as err:
+        health = {"status": None, "reason": err.message, "maintenance": None, "checks": {}}
+    traffic = status_view.recent_traffic(directory, datetime.now(UTC).timestamp())
+    return {
+        "health": health,
+        "traffic_last_hour": [
+            {"role": str(line.role), "service": line.service, "succeeded": line.succeeded, "failed": line.failed}
+            for line in traffic
+        ],
+    }
+
+
+def _health_table(report: Mapping[str, Any]) -> str:
+    health = report["health"]
+    verdict = {200: "healthy", 500: "failing", 503: "in maintenance"}.get(health["status"], "unknown")
+    lines = [f"health: {verdict}" + (f" ({health['reason']})" if health["reason"] else "")]
+    checks = [[name, "ok" if r["ok"] else "FAILED", r["reason"]] for name, r in health["checks"].items()]
+    if checks:
+        lines.append(cli_output.format_table(["check", "result", "reason"], checks))
+    traffic = [[t["role"], t["service"], str(t["succeeded"]), str(t["failed"])] for t in report["traffic_last_hour"]]
+    lines.append("traffic, last hour:")
+    lines.append(cli_output.format_table(["role", "service", "succeeded", "failed"], traffic))
+    return "\n".join(lines)
+
+
 @server.command()
 @dir_option
+@_health_option
 @json_option
-def status(directory: Path, as_json: bool) -> None:
-    """Show the server's identity, clients, services, access rights and keys."""
+def status(directory: Path, config_file: Path | None, port: int | None, as_json: bool) -> None:
+    """Show the server's identity, clients, services, access rights and keys; the running server's health
+    checks (over its [healthcheck] port) and the last hour's traffic."""
     snapshot = _snapshot(directory)
     keys = _token(directory).list()
     now = datetime.now(UTC)
@@ -286,6 +329,8 @@ def status(directory: Path, as_json: bool) -> None:
         "local_groups": len(snapshot.groups),
         "keys": {"auth_keys": len(auth), "auth_certificate_valid": auth_ready, "members_with_signing_certificate": signers},
     }
+    report = _health_and_traffic(directory, config_file, port)
+    data.update(report)
 
     def table() -> str:
         rows = [
@@ -299,9 +344,18 @@ def status(directory: Path, as_json: bool) -> None:
             ["auth certificate", "valid" if auth_ready else "missing"],
             ["signing certificates", ", ".join(signers) or "none"],
         ]
-        return cli_output.format_table(["item", "value"], rows)
+        return cli_output.format_table(["item", "value"], rows) + "\n\n" + _health_table(report)
 
     _emit(as_json, data, table)
+
+
+@server.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_health_option
+def maintenance(state: str, config_file: Path | None, port: int | None) -> None:
+    """Switch maintenance mode on or off: the health check answers 503 while it is on (ig-xlb §3.4), so a load
+    balancer takes the node out before an upgrade. Asks the running server over its [healthcheck] port."""
+    click.echo(status_view.HealthPort.from_config(_config(config_file), port).set_maintenance(state == "on"))
 
 
 # --- keys ------------------------------------------------------------------------------------------------------------

@@ -7,12 +7,14 @@ Layout of a security server's working directory (made by ``fedbus server init``)
     globalconf.bundle  the last verified global configuration
     messagelog.db      the hash-linked message log
     ocsp/              cached OCSP responses for our own certificates
+    opmon.db           operational monitoring records (kept for [opmon] retention-days)
 
 Parts and their order: the configuration client (loads the stored copy, then refreshes every interval), the
 OCSP client for our own certificates, the message-log writer, the evidence services (batch timestamper, archiver,
 ``/asic`` on the client proxy port), a poller that re-reads the server
 configuration snapshot (so CLI changes apply without a restart), the client proxy (HTTP, for the department's
-systems) and the server proxy (mutual TLS, for other security servers).
+systems) and the server proxy (mutual TLS, for other security servers), and monitoring (security_server/monitoring.py:
+operational records, the monitoring metaservices, ``/metrics`` and the health check on ``[healthcheck] port``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
+from security_server.monitoring import MonitoringSettings, ServerMonitoring
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.client_proxy_site import client_proxy_site
 from security_server.proxy.context import ProxyContext
@@ -109,6 +112,8 @@ class ServerSettings:
     limits: MessageLimits = MessageLimits()
     evidence: EvidenceSettings | None = None
     """Timestamping, archiving and /asic ([messagelog]); None means the defaults under ``root``."""
+    monitoring: MonitoringSettings = MonitoringSettings()
+    """Operational monitoring and the health/metrics port (``[opmon]``, ``[healthcheck]``)."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> ServerSettings:
@@ -129,6 +134,7 @@ class ServerSettings:
             ),
             limits=MessageLimits.from_config(config),
             evidence=EvidenceSettings.from_config(root, config),
+            monitoring=MonitoringSettings.from_config(config),
         )
 
 
@@ -184,6 +190,11 @@ class SecurityServerService(service.MultiService):
         self.message_log = MessageLogWriter(reactor, self.paths.messagelog, synchronous=settings.messagelog_synchronous)
         self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._snapshot: ServerConfSnapshot = store.snapshot()
+        evidence = settings.evidence or EvidenceSettings.defaults(settings.root)
+        # Monitoring reads the other parts only when asked, so it exists before the proxies that report to it.
+        self.monitoring = ServerMonitoring(
+            reactor, self, settings.monitoring, timestamp_grace_seconds=evidence.timestamper.grace_period_seconds
+        )
         self.ocsp: OcspClient | None = None
         self._ocsp_targets: frozenset[str] = frozenset()
         self.context = ProxyContext(
@@ -195,11 +206,11 @@ class SecurityServerService(service.MultiService):
             own_ocsp=self._own_ocsp,
             message_log=self.message_log,
             limits=settings.limits,
+            opmon=self.monitoring.recorder,
         )
         # Started after the writer and stopped before it (MultiService order): timestamps, archives, /asic.
         self.evidence = make_evidence_services(
-            reactor, self.message_log, self.conf_client.current, self.context.server_conf,
-            settings.evidence or EvidenceSettings.defaults(settings.root),
+            reactor, self.message_log, self.conf_client.current, self.context.server_conf, evidence,
         )
         self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.peer_ocsp = PeerOcspCache(reactor)
@@ -216,7 +227,11 @@ class SecurityServerService(service.MultiService):
         self.client_proxy = ClientProxy(
             self.context, self.link, signing_keys=self.signing_keys, signer=self.signer,
         )
-        self.server_proxy = ServerProxy(self.context, signing_keys=self.signing_keys, signer=self.signer)
+        self.server_proxy = ServerProxy(
+            self.context, signing_keys=self.signing_keys, signer=self.signer, monitoring=self.monitoring.metaservices()
+        )
+        # Started after the proxies' parts and stopped before the message log (MultiService order).
+        self.monitoring.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._ports: list[Any] = []
         self._poll: LoopingCall | None = None
 

@@ -21,6 +21,10 @@ atomic file write      :mod:`security_server.edge.atomic_file`                 m
 CLI output and errors  :mod:`security_server.edge.cli_output`                  security_server.cli,
                                                                                security_server.audit_cli,
                                                                                central_registry.cli
+health checks          :mod:`security_server.edge.health_checker`              security_server.monitoring,
+                                                                               central_registry.health
+health/metrics port    :mod:`security_server.edge.health_resource`             security_server.monitoring,
+                                                                               central_registry.health
 =====================  ======================================================  ==============================
 
 Why a package under ``security_server``: ``central_registry`` and ``adapters`` may import ``security_server``'s

@@ -5,25 +5,51 @@ load balancer polling every second costs almost nothing and a failing node is gi
 is asked again. Checks run concurrently; a check already running is joined, never started twice. The verdict
 names the first failed check in the configured order. Maintenance mode answers 503 without running any check
 and is off after every start (X-Road resets it on restart).
+
+Both roles use it: the security server's checks are in ``security_server/healthcheck/checks.py``, the registry's
+in ``central_registry/health.py``.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Coroutine, Sequence
 
 import structlog
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, ensureDeferred, fail, succeed
 from twisted.python.failure import Failure
-
-from security_server.healthcheck.checks import CheckFailed, HealthCheck
 
 SUCCESS_TTL = 2.0
 FAILURE_TTL = 30.0
 MAINTENANCE_MESSAGE = "Health check interface is in maintenance mode"
 
 _log = structlog.get_logger("fedbus.healthcheck")
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a check may take before it counts as failed (ig-xlb §3.4: 5 s per check)."""
+
+
+class CheckFailed(Exception):
+    """A check's part is not fit; the message is the one-line reason."""
+
+
+Check = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """One named check with its timeout."""
+
+    name: str
+    run: Check
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.name or "\n" in self.name:
+            raise ValueError("a check needs a one-line name")
+        if self.timeout <= 0:
+            raise ValueError("a check's timeout must be positive")
 
 
 class Status(enum.Enum):

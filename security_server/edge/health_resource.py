@@ -9,6 +9,7 @@ it reveals nothing beyond which part is unfit.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 import structlog
@@ -16,7 +17,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from security_server.healthcheck.checker import HealthChecker, Status, Verdict
+from security_server.edge.health_checker import HealthChecker, Status, Verdict
 
 _log = structlog.get_logger("fedbus.healthcheck")
 
@@ -110,3 +111,53 @@ class MaintenanceResource(Resource):
             reply.setResponseCode(400)
             return b"Invalid targetState: give targetState=true or targetState=false\n"
         return self._checker.set_maintenance(values[0] == b"true").encode("utf-8") + b"\n"
+
+
+class ChecksResource(Resource):
+    """``GET /checks``: every check's verdict as JSON (``{"status": 200, "reason": "", "checks": {name: {"ok",
+    "reason"}}}``), for ``fedbus server status``. It runs the checks through the cache like the endpoint does, so
+    asking costs no more than a load balancer's poll; loopback callers only (403 otherwise)."""
+
+    isLeaf = True
+
+    def __init__(self, checker: HealthChecker) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self._checker = checker
+
+    def render_GET(self, request: Request) -> int | bytes:
+        reply: Any = request  # Twisted leaves Request unannotated
+        reply.setHeader(b"content-type", b"application/json")
+        reply.setHeader(b"cache-control", b"no-store")
+        host = getattr(reply.getClientAddress(), "host", "")
+        if host not in ("127.0.0.1", "::1"):
+            reply.setResponseCode(403)
+            return b'{"error": "the check details are only given to the server itself"}\n'
+        gone = {"yes": False}
+        reply.notifyFinish().addErrback(lambda _: gone.update(yes=True))
+
+        def answer(verdict: Verdict) -> None:
+            if gone["yes"]:
+                return
+            checks = {name: {"ok": r.ok, "reason": r.reason} for name, r in self._checker.cached().items()}
+            body = {"status": verdict.status.value, "reason": verdict.reason, "maintenance": self._checker.maintenance,
+                    "checks": checks}
+            reply.write(json.dumps(body).encode("utf-8") + b"\n")
+            reply.finish()
+
+        def broken(failure: Failure) -> None:  # the checker always answers; guarded so the request always ends
+            answer(Verdict(Status.FAILED, "health check failed unexpectedly: " + failure.getErrorMessage()))
+
+        self._checker.verdict().addCallbacks(answer, broken)
+        return NOT_DONE_YET
+
+
+def health_site_root(
+    checker: HealthChecker, metrics: Callable[[], bytes] | None = None, *, maintenance: bool = True
+) -> Resource:
+    """The health port's tree: the verdict on every path, ``/metrics``, ``/checks`` and (for a security server)
+    ``/maintenance``."""
+    root = HealthResource(checker, metrics)
+    root.putChild(b"checks", ChecksResource(checker))  # type: ignore[arg-type]  # Resource implements IResource
+    if maintenance:
+        root.putChild(b"maintenance", MaintenanceResource(checker))  # type: ignore[arg-type]
+    return root

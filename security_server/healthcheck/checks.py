@@ -1,7 +1,8 @@
 """The security server's health checks, each a named async callable over a source injected by the service.
 
-A check returns when its part is fit and raises :class:`CheckFailed` with a one-line reason when it is not
-(any other exception counts as a failure too, described by its type and message). The sources are plain
+A check (:class:`~security_server.edge.health_checker.HealthCheck`, shared with the registry) returns when its
+part is fit and raises :class:`CheckFailed` with a one-line reason when it is not (any other exception counts as
+a failure too, described by its type and message). The sources are plain
 callables that the service wires to the signer, the OCSP cache, the stores, the configuration client and the
 message log; a source may answer at once or with a Deferred. The verdicts on what a source says are pure
 (:mod:`security_server.core.health`).
@@ -12,39 +13,17 @@ The names are what the 500 answer starts with, as X-Road's ("Authentication key 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
 
 from security_server.core import health
 from security_server.core.trust import OcspStatus
+from security_server.edge.health_checker import CheckFailed, HealthCheck
 
-DEFAULT_TIMEOUT = 5.0
-"""Seconds a check may take before it counts as failed (ig-xlb §3.4: 5 s per check)."""
-
-
-class CheckFailed(Exception):
-    """A check's part is not fit; the message is the one-line reason."""
-
-
-Check = Callable[[], Coroutine[Any, Any, None]]
-
-
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
-    """One named check with its timeout."""
-
-    name: str
-    run: Check
-    timeout: float = DEFAULT_TIMEOUT
-
-    def __post_init__(self) -> None:
-        if not self.name or "\n" in self.name:
-            raise ValueError("a check needs a one-line name")
-        if self.timeout <= 0:
-            raise ValueError("a check's timeout must be positive")
+__all__ = ["CheckFailed", "HealthCheck", "auth_key", "auth_ocsp", "globalconf", "memory", "messagelog_writer",
+           "serverconf", "timestamper"]
 
 
 async def _ask(source: Callable[[], Any]) -> Any:

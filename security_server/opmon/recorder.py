@@ -7,7 +7,7 @@ from typing import Callable, Mapping
 
 import structlog
 
-from security_server.core.opmon.record import OperationalRecord, SecurityServerType
+from security_server.core.opmon.record import OperationalRecord, SecurityServerType, service_label
 from security_server.metrics import ServerMetrics
 from security_server.opmon.buffer import OpmonBuffer
 
@@ -41,7 +41,7 @@ class ExchangeRecorder:
             fault = None if record.succeeded else (record.fault_code or "failed")
             self.metrics.exchange_finished(
                 direction,
-                UNKNOWN if record.service is None else record.service.to_display(),
+                UNKNOWN if record.service is None else service_label(record.service),
                 UNKNOWN if record.client is None else record.client.to_display(),
                 fault,
                 phases,

@@ -19,9 +19,7 @@ the client list, anything else a SOAP request.
 The steps run in X-Road's order for both protocols (XROAD-REFERENCE.md §4.1; X-Road ``ClientMessageProcessor``
 and ``ClientRestMessageProcessor``):
 
-1. the global configuration is in force (``server.clientproxy.global_conf_outdated``); a SOAP request's
-   ``SOAPAction`` header is absent, empty or a quoted URI (``client.invalid_soap_action``, checked before the body
-   is read, as X-Road does; it is passed on to the provider as it came);
+1. the global configuration is in force (``server.clientproxy.global_conf_outdated``);
 2. the request is a SOAP 4.0 message under the configured size limit, parsed by the hardened parser (the
    ``client.*`` codes of core/soap.py: ``invalid_xml``, ``missing_header``, ``duplicate_header_field``,
    ``invalid_protocol_version``, ``inconsistent_headers``, ``invalid_client_identifier``, ...; for
@@ -52,11 +50,9 @@ and ``ClientRestMessageProcessor``):
 
 Fault prefixes: a fault in what the IS sent keeps its ``client.`` prefix; every other fault is
 ``server.clientproxy.*``; a fault from the provider's server keeps its own code (e.g.
-``server.serverproxy.access_denied``). Every SOAP fault, relayed ones included, is answered as X-Road 7.8 answers
-it (``HandlerBase.sendErrorResponse``): HTTP 200, ``text/xml;charset=utf-8``, an empty ``SOAPAction`` header.
-Whatever goes wrong, the IS gets an answer: a failure outside the steps (in the summary, say) is answered with
-``server.clientproxy.internal_error`` and its cause logged (``soap_request_crashed``), as X-Road's handler catches
-every ``Throwable``.
+``server.serverproxy.access_denied``). A fault in what the IS sent has the error's HTTP status (400, 405 for a
+wrong method, 413 for a body over the limit); every other fault, relayed ones included, is 500 (SOAP 1.1 §6.2;
+X-Road itself answers faults with 200, which SOAP clients accept as well).
 
 *Peer verification.* The link checks the peer before a byte of the request is written (the mutual-TLS link and
 the in-memory one run a verifier, in production ``peer_trust.PeerAuthVerifier``: all of XROAD-REFERENCE.md §4.3
@@ -69,12 +65,12 @@ are never logged.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Mapping, Sequence
 
 from cryptography import x509
-from lxml import etree
 from twisted.internet.defer import Deferred
 
 from security_server.core.errors import (
@@ -107,13 +103,7 @@ from security_server.core.rest import (
 from security_server.core.rest_consistency import check_rest_response_consistency
 from security_server.core.server_address import DEFAULT_SERVER_PROXY_PORT, peer_addresses
 from security_server.core.signing_clock import SigningClock
-from security_server.core.soap import (
-    FAULT_ANSWER_CONTENT_TYPE,
-    SOAP_CONTENT_TYPE,
-    check_response_consistency,
-    check_soap_action,
-    parse_soap,
-)
+from security_server.core.soap import SOAP_CONTENT_TYPE, check_response_consistency, parse_soap
 from security_server.core.soapattachments import (
     SoapWithAttachments,
     build_related,
@@ -133,7 +123,7 @@ from security_server.core.transport import (
 )
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
-from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
+from security_server.proxy.exchange_log import ExchangeIds, received_entry
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.signing_keys import SigningKeys
@@ -181,7 +171,7 @@ class ClientProxy:
         self.proxy_version = proxy_version
         self.clock = SigningClock()
         self.trust = TrustCache()
-        self.journal = ExchangeJournal(context, Side.CLIENT)
+        self.journal = ExchangeJournal(context, Side.CLIENT, proxy_version)
         self._auth_cert: tuple[float, x509.Certificate] | None = None
         self._limits = TransportLimits(
             mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
@@ -217,7 +207,7 @@ class ClientProxy:
             fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
             fault.at(Origin.CLIENT_PROXY)
             self.journal.log.warning("list_clients_failed", **fault.log_fields())
-            return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()
+            return 500, FAULT_CONTENT_TYPE, fault.to_soap_fault()
         if accepts_json(accept):
             return 200, JSON_CONTENT_TYPE, list_clients_json(entries)
         return 200, SOAP_CONTENT_TYPE, list_clients_xml(entries)
@@ -225,14 +215,7 @@ class ClientProxy:
     def refuse(self, error: BusError) -> tuple[int, str, bytes]:
         """The answer to a request refused before it could be read (wrong method, body over the limit)."""
         self.journal.summary(self.journal.start("soap"), error)
-        return 200, FAULT_ANSWER_CONTENT_TYPE, error.to_soap_fault()
-
-    def last_resort(self, err: BaseException) -> tuple[int, str, bytes]:
-        """The answer when handling itself failed (X-Road ``AbstractClientProxyHandler`` catches every
-        ``Throwable``): ``server.clientproxy.internal_error``, the cause in our log only."""
-        fault = InternalError("Internal error", reason=repr(err), origin=Origin.CLIENT_PROXY)
-        self.journal.log.error("soap_request_crashed", **fault.log_fields())
-        return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()
+        return error.http_status, FAULT_CONTENT_TYPE, error.to_soap_fault()
 
     def refuse_rest(self, error: BusError, accept: str | None) -> RestAnswer:
         """The REST answer to a call refused before it could be read (URI or body over the limit)."""
@@ -243,15 +226,16 @@ class ClientProxy:
         self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, str, bytes]:
         try:
-            try:
-                answer = await self._process(exchange, content_type, body, headers)
-            except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
-                fault = await self._fail(exchange, err)
-                return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()  # X-Road: every SOAP fault is 200
-            self.journal.summary(exchange, None)
-            return answer
-        except Exception as err:  # noqa: BLE001 - the last resort: the IS always gets an answer
-            return self.last_resort(err)
+            answer = await self._process(exchange, content_type, body, headers)
+        except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
+            fault = await self._fail(exchange, err)
+            # The error's own status (400, 405, 413) only when the IS is at fault; our failures are 500.
+            status = fault.http_status if fault.origin is Origin.CLIENT else 500
+            exchange.facts.status_code = status
+            return status, FAULT_CONTENT_TYPE, fault.to_soap_fault()
+        exchange.facts.status_code = answer[0]
+        self.journal.summary(exchange, None)
+        return answer
 
     async def _handle_rest(
         self, exchange: Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
@@ -262,7 +246,10 @@ class ClientProxy:
         except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
             fault = await self._fail(exchange, err)
             # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
-            return rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
+            error = rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
+            exchange.facts.status_code = error.status
+            return error
+        exchange.facts.status_code = answer.status
         self.journal.summary(exchange, None)
         return answer
 
@@ -286,7 +273,6 @@ class ClientProxy:
         now = context.now()
         conf = context.global_conf()
         conf.check_valid(now)
-        check_soap_action(_header(headers, "SOAPAction"))
 
         # 2. the IS's request: the SOAP message, or the SOAP part and attachments of a multipart/related one
         if is_multipart_related(content_type):
@@ -295,6 +281,7 @@ class ClientProxy:
             )
             request = SoapRequest.parse(related.soap.body, related.soap_content_type, max_bytes=context.limits.max_body_bytes)
             content = MessageContent(related.soap.body, related.soap_content_type, related.soap_headers, related.attachments)
+            exchange.facts.request_mime_size, exchange.facts.request_attachments = len(body), len(related.attachments)
         else:
             request = SoapRequest.parse(body, content_type, max_bytes=context.limits.max_body_bytes)
             content = MessageContent(body, content_type)
@@ -304,11 +291,11 @@ class ClientProxy:
         # 3-4. the client, and the provider's security servers
         self._check_client(conf, header.client)
         provider = header.service.client
-        peers = self._provider_peers(conf, provider, header.security_server, service_name(header.service))
+        peers = self._provider_peers(conf, provider, header.security_server, str(header.service))
 
         # 5-6. sign the SOAP part and every attachment, build the transport message, log durably
         request_id = exchange.request_id = str(uuid.uuid4())
-        ids = ExchangeIds(header.id, str(header.client), service_name(header.service), request_id)
+        ids = ExchangeIds(header.id, str(header.client), str(header.service), request_id)
         transport_headers = TransportHeaders(
             request_id,
             original_content_type=content_type,
@@ -327,15 +314,18 @@ class ClientProxy:
             check_response_consistency(request.soap, reply)
 
         # 9. log and answer with the exact bytes (as multipart/related again when it has attachments)
-        await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer))
+        await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer), exchange)
         answer_type, answer_body = response.content_type, response.message
         if response.attachments:
             soap_part = Part((("Content-Type", response.content_type), *response.headers), response.message)
             answer_type, answer_body = build_related(SoapWithAttachments(soap_part, response.attachments))
+        exchange.facts.response_size = len(response.message)
+        if response.attachments:
+            exchange.facts.response_mime_size, exchange.facts.response_attachments = len(answer_body), len(response.attachments)
         if reply.is_fault:
             exchange.relayed_fault = (reply.fault_code or "unknown")[:200]
-            # X-Road passes a fault answer on as a fault: its XML alone, as UTF-8, in the fault form.
-            return 200, FAULT_ANSWER_CONTENT_TYPE, bytes(etree.tostring(reply.root, xml_declaration=True, encoding="UTF-8"))
+            exchange.facts.fault_string = reply.fault_string
+            return 500, answer_type, answer_body
         return 200, answer_type, answer_body
 
     # --- REST r1 ----------------------------------------------------------------------------------------------
@@ -357,6 +347,7 @@ class ClientProxy:
             method, target, headers, request_id=request_id, new_query_id=f"{conf.instance}-{uuid.uuid4()}"
         )
         exchange.rest = rest
+        exchange.facts.request_size = len(body)
         ids = ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id)
 
         # 3-4. the client, and the provider's security servers
@@ -380,7 +371,8 @@ class ClientProxy:
         check_rest_response_consistency(rest, response, request_id, message, body)
 
         # 9. log, then the provider's status, headers and body to the IS
-        await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer))
+        await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer), exchange)
+        exchange.facts.response_size = len(answer.content.rest_body or b"")
         if response.status >= 400:
             exchange.relayed_fault = f"HTTP {response.status}"
         return RestAnswer(response.status, response.headers, answer.content.rest_body or b"")
@@ -392,6 +384,7 @@ class ClientProxy:
         if fault.fault is None:
             raise InvalidMessage("Fault part of the response is not a SOAP fault")
         exchange.relayed_fault = (fault.fault.code or "unknown")[:200]
+        exchange.facts.fault_string = fault.fault.string
         await self.journal.record_failure(exchange, fault_body, exchange.relayed_fault)
         return rest_error(fault.fault.code, fault.fault.string, fault.fault.detail or "", accept=accept)
 
@@ -454,6 +447,7 @@ class ClientProxy:
             signing_time=self.clock.time_for(as_received, now),
             logged_at=now,
             ocsp_responses=lambda: (self.context.own_ocsp(self._own_auth_cert(now)),),
+            exchange=exchange,
         )
         exchange.request_logged = True
         return PeerRequest(headers=dict(transport_headers.to_http()), content_type=transport_type, body=transport_body)
@@ -467,13 +461,19 @@ class ClientProxy:
         mutual-TLS link runs ``peer_trust.PeerAuthVerifier`` on every connection it uses."""
         context = self.context
         exchange.sent = True
+        facts = exchange.facts
+        facts.request_out_ms, started = self.journal.now_ms(), time.monotonic()
         try:
             response = await self.link.send(peers, request, self.peer_timeout_seconds)
         except BusError:
             raise
         except Exception as err:
             raise NetworkError("Could not reach the provider's security server", reason=repr(err)) from err
+        finally:
+            exchange.timed("peer_exchange", started)
+            facts.response_in_ms = self.journal.now_ms()
         exchange.peer = str(response.server) if response.server is not None else None
+        facts.peer_server = response.server
 
         now = context.now()
         conf = context.global_conf()
@@ -492,6 +492,7 @@ class ClientProxy:
                 reason=f"x-road-request-id {reply_headers.request_id!r} is not {exchange.request_id!r}",
             )
         signature = transport.signature
+        started = time.monotonic()
         verify_message(
             signature.signature_xml,
             transport.content.message,
@@ -503,6 +504,7 @@ class ClientProxy:
             self.trust.get(conf),
             now,
         )
+        exchange.timed("verification", started)
         return transport
 
     def _own_auth_cert(self, now: datetime) -> x509.Certificate:
@@ -523,5 +525,6 @@ class ClientProxy:
         if not fault.is_fault:
             raise InvalidMessage("Fault part of the response is not a SOAP fault")
         exchange.relayed_fault = (fault.fault_code or "unknown")[:200]
+        exchange.facts.fault_string = fault.fault_string
         await self.journal.record_failure(exchange, fault_body, exchange.relayed_fault)
-        return 200, FAULT_ANSWER_CONTENT_TYPE, fault_body
+        return 500, FAULT_CONTENT_TYPE, fault_body

@@ -17,6 +17,7 @@ from security_server.core.config import MessageLimits
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import SecurityServerId
 from security_server.messagelog.writer import MessageLogWriter
+from security_server.opmon.recorder import ExchangeRecorder
 from security_server.serverconf.store import ServerConfSnapshot
 from security_server.signer.softtoken import SoftToken
 
@@ -36,6 +37,8 @@ class ProxyContext:
     """A fresh, good OCSP response (DER) for one of our own certificates; raises when there is none."""
     message_log: MessageLogWriter
     limits: MessageLimits = MessageLimits()
+    opmon: ExchangeRecorder | None = None
+    """Where each finished exchange goes (operational monitoring and metrics); None records nothing."""
 
     def now(self) -> datetime:
         """The reactor's time as an aware UTC datetime (tests drive it with a fake clock)."""

@@ -18,13 +18,14 @@ from typing import Any, Callable, Sequence
 import structlog
 
 from security_server.core.errors import BadRequest, BusError
-from security_server.core.identifiers import ClientId
+from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
 from security_server.core.soap import SoapHeader, SoapMessage, parse_soap
 from security_server.core.transport import MessageContent, SignedMessage, encode_transport
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, service_name, signed_entry
+from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, signed_entry
+from security_server.proxy.exchange_record import FEDBUS_VERSION, operational_record
 from security_server.signer.batch_signer import BatchSigner
 
 
@@ -42,6 +43,31 @@ class SoapRequest:
         if soap.header is None:
             raise BadRequest("Malformed SOAP message: a request cannot be a SOAP fault")
         return cls(soap, soap.header)
+
+
+@dataclass(slots=True)
+class ExchangeFacts:
+    """The facts of one exchange for its operational record (pr-opmon §2) and the phase metrics; the proxies fill
+    them in as they go, and nothing reads them before the exchange is finished."""
+
+    request_in_ms: int | None = None
+    request_out_ms: int | None = None
+    response_in_ms: int | None = None
+    response_out_ms: int | None = None
+    request_size: int | None = None
+    request_mime_size: int | None = None
+    request_attachments: int | None = None
+    response_size: int | None = None
+    response_mime_size: int | None = None
+    response_attachments: int | None = None
+    status_code: int | None = None
+    fault_string: str | None = None
+    """The fault string of a SOAP fault relayed from the far side (or the provider's own)."""
+    service_type: str | None = None
+    """Server proxy: the called service's description type (``WSDL``, ``REST``, ``OPENAPI3``)."""
+    peer_server: SecurityServerId | None = None
+    """Client proxy: the security server that answered."""
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 class Side(enum.Enum):
@@ -73,12 +99,19 @@ class Exchange:
     """Server proxy: the provider's service was called."""
     provider_fault: str | None = None
     """Server proxy: the fault code (or ``HTTP nnn``) of the provider's own answer."""
+    facts: ExchangeFacts = field(default_factory=lambda: ExchangeFacts())
+    """What the operational record needs besides the above (times, sizes, status); see proxy/exchange_record.py."""
+
+    def timed(self, phase: str, since: float) -> None:
+        """Add the seconds from ``since`` (``time.monotonic()``) to now to ``phase`` (metrics.PHASES)."""
+        phases = self.facts.phases
+        phases[phase] = phases.get(phase, 0.0) + time.monotonic() - since
 
     def identity(self) -> tuple[str, str, str] | None:
         """``(query id, client, service)`` of the request once it is known."""
         if self.soap is not None and self.soap.header is not None:
             header = self.soap.header
-            return header.id, str(header.client), service_name(header.service)
+            return header.id, str(header.client), str(header.service)
         if self.rest is not None:
             return self.rest.query_id, str(self.rest.client), str(self.rest.service)
         return None
@@ -106,18 +139,31 @@ class Exchange:
 class ExchangeJournal:
     """What one proxy writes about its exchanges: message-log records, the failure record and the summary event."""
 
-    def __init__(self, context: ProxyContext, side: Side) -> None:
+    def __init__(self, context: ProxyContext, side: Side, proxy_version: str | None = None) -> None:
         self._context = context
         self._side = side
+        self._proxy_version = proxy_version
+        self._recorder = getattr(context, "opmon", None)
         self.log = structlog.get_logger(side.value)
+
+    def now_ms(self) -> int:
+        """The reactor's time in Unix milliseconds (the operational record's timestamps)."""
+        return int(self._context.reactor.seconds() * 1000)
 
     def start(self, protocol: str = "soap") -> Exchange:
         """A new exchange, timed from now."""
-        return Exchange(self._side, protocol)
+        exchange = Exchange(self._side, protocol)
+        if self._recorder is not None:
+            exchange.facts.request_in_ms = self.now_ms()
+        return exchange
 
-    async def record(self, entry: LogEntry) -> None:
-        """Append ``entry`` to the message log durably (``logging_failed`` when it cannot be)."""
+    async def record(self, entry: LogEntry, exchange: Exchange | None = None) -> None:
+        """Append ``entry`` to the message log durably (``logging_failed`` when it cannot be); the time it took
+        goes to ``exchange``'s ``log_commit`` phase when given."""
+        started = time.monotonic()
         await record(self._context.message_log, entry)
+        if exchange is not None:
+            exchange.timed("log_commit", started)
 
     async def record_failure(self, exchange: Exchange, body: bytes, fault_code: str) -> None:
         """Record that an exchange whose request is in the log failed; never raises (the fault stands)."""
@@ -143,8 +189,28 @@ class ExchangeJournal:
             handed_on = {"provider_called": exchange.provider_called}
         if fault is None:
             self.log.info(answered, **exchange.fields(), **far_fault, duration_ms=duration_ms)
+        else:
+            self.log.warning(failed, **exchange.fields(), **fault.log_fields(), **handed_on, duration_ms=duration_ms)
+        self._monitor(exchange, fault)
+
+    def _monitor(self, exchange: Exchange, fault: BusError | None) -> None:
+        """Hand the finished exchange to operational monitoring and the metrics (ARCHITECTURE.md, "Observation
+        flows one way"): nothing here waits, and nothing here can fail the exchange."""
+        recorder = self._recorder
+        if recorder is None:
             return
-        self.log.warning(failed, **exchange.fields(), **fault.log_fields(), **handed_on, duration_ms=duration_ms)
+        try:
+            facts = exchange.facts
+            facts.response_out_ms = self.now_ms()
+            facts.phases["total"] = time.monotonic() - exchange.started
+            recorder.finished(
+                lambda: operational_record(
+                    exchange, fault, self._context, x_road_version=self._proxy_version or FEDBUS_VERSION
+                ),
+                facts.phases,
+            )
+        except Exception as err:  # noqa: BLE001 - monitoring never fails an exchange
+            self.log.warning("opmon_record_dropped", error=f"{type(err).__name__}: {err}")
 
 
 async def sign_and_log(
@@ -158,12 +224,17 @@ async def sign_and_log(
     signing_time: datetime,
     logged_at: datetime,
     ocsp_responses: Callable[[], Sequence[bytes]] = tuple,
+    exchange: Exchange | None = None,
 ) -> tuple[str, bytes]:
     """Sign ``content`` as ``member`` (XROAD-REFERENCE.md §4.2: over the message and every attachment or REST body),
     encode it as a transport message after ``ocsp_responses()`` and log it durably; the transport
-    ``(Content-Type, body)`` to send. Nothing leaves before the record is durable."""
+    ``(Content-Type, body)`` to send. Nothing leaves before the record is durable. The time spent signing and
+    logging goes to ``exchange``'s phases when given."""
     bodies = content.signed_bodies
+    started = time.monotonic()
     signature = await signer.sign(member, content.message, signing_time, bodies)
     encoded = encode_transport(SignedMessage(content, signature, tuple(ocsp_responses())))
-    await journal.record(signed_entry(ids, direction, logged_at, content.message, signature, bodies))
+    if exchange is not None:
+        exchange.timed("signing", started)
+    await journal.record(signed_entry(ids, direction, logged_at, content.message, signature, bodies), exchange)
     return encoded

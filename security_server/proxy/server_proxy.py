@@ -57,10 +57,11 @@ core/replay.py), shared with the client proxy.
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import parse_qsl
 
 from lxml import etree
@@ -99,12 +100,12 @@ from security_server.core.metadata import (
     wsdl_request,
     wsdl_response,
 )
-from security_server.core.multipart import Limits, Part, build_multipart, parse_header_value
+from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.replay import ReplayGuard
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
-from security_server.core.soap import SOAP_CONTENT_TYPE, add_request_hash, check_soap_action, parse_soap
+from security_server.core.soap import SOAP_CONTENT_TYPE, add_request_hash, parse_soap
 from security_server.core.soap import request_hash as soap_request_hash
 from security_server.core.soapattachments import (
     SoapWithAttachments,
@@ -124,7 +125,7 @@ from security_server.core.transport import (
 )
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
-from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
+from security_server.proxy.exchange_log import ExchangeIds, received_entry
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
 from security_server.proxy.provider_client import LeanProviderClient
@@ -152,26 +153,12 @@ class PeerCertCheck(Protocol):
         ...
 
 
+MonitoringAnswer = Callable[[Any, tuple[str, str]], Deferred[tuple[str, bytes]]]
+"""A monitoring metaservice's handler: ``(request SoapMessage, requestHash) -> Deferred[(Content-Type, body)]``,
+failing with the BusError to answer as a fault (opmon/services.py)."""
+
+
 # --- the server proxy ----------------------------------------------------------------------------------------
-
-
-def _provider_form(request: MessageContent, original_content_type: str | None) -> tuple[str, bytes]:
-    """The ``(Content-Type, body)`` the provider gets, in the form the IS sent (X-Road ``ProxyMessage``): a
-    ``multipart/related`` request, even one holding only its SOAP part (X-Road's ``MimeSoap`` case), under the IS's
-    own Content-Type and boundary; else the SOAP message as it came, or with attachments a new multipart/related."""
-    soap_part = Part((("Content-Type", request.content_type), *request.headers), request.message)
-    if original_content_type is not None and is_multipart_related(original_content_type):
-        boundary = parse_header_value(original_content_type).param("boundary")
-        if boundary is not None:
-            try:
-                _, body = build_multipart([soap_part, *request.attachments], boundary)
-                return original_content_type, body
-            except BusError:
-                pass  # a boundary that cannot be reused for these parts: a new one below
-    if request.attachments or (original_content_type is not None and is_multipart_related(original_content_type)):
-        return build_related(SoapWithAttachments(soap_part, request.attachments))
-    return request.content_type, request.message
-
 
 
 _WRONG_KIND = {
@@ -197,6 +184,8 @@ class _Call:
     metadata: bool
     """A metadata service, answered here without an access check."""
     attachments: tuple[bytes, ...]
+    monitoring: bool = False
+    """A monitoring metaservice of this server's owner (pr-opmon, envmon), answered here without an access check."""
     method: str | None = None
     """REST: the call's method, for endpoint access rights."""
     path: str | None = None
@@ -217,10 +206,13 @@ class ServerProxy:
         signer: BatchSigner | None = None,
         proxy_version: str | None = None,
         rest_client: RestProviderClient | None = None,
+        monitoring: Mapping[str, MonitoringAnswer] | None = None,
     ) -> None:
         """``signer`` signs answers (shared with the client proxy in a running server); by default one of our own
-        over ``signing_keys``."""
+        over ``signing_keys``. ``monitoring`` answers the owner's monitoring metaservices by service code
+        (``getSecurityServerOperationalData``, ``getSecurityServerHealthData``, ``getSecurityServerMetrics``)."""
         self.context = context
+        self.monitoring: Mapping[str, MonitoringAnswer] = monitoring or {}
         if provider_client is None:
             # The lean client for http:// services, the Agent for https:// ones (performance issue 9).
             provider_client = LeanProviderClient(
@@ -245,7 +237,7 @@ class ServerProxy:
         self.signer = signer if signer is not None else BatchSigner(context.reactor, self.signing_keys, context.own_ocsp)
         self.proxy_version = proxy_version
         self.trust = TrustCache()
-        self.journal = ExchangeJournal(context, Side.SERVER)
+        self.journal = ExchangeJournal(context, Side.SERVER, proxy_version)
         # The transport body holds the SOAP part plus OCSP responses and the signature: allow room for them.
         self._limits = TransportLimits(
             mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
@@ -267,27 +259,17 @@ class ServerProxy:
 
     async def _handle(self, exchange: Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
         try:
-            try:
-                response = await self._process(exchange, peer_cert_der, request)
-            except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
-                fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
-                fault.at(Origin.SERVER_PROXY)
-                body = fault.to_soap_fault()
-                if exchange.request_logged:
-                    await self.journal.record_failure(exchange, body, fault.fault_code)
-                self.journal.summary(exchange, fault)
-                return self._reply(exchange, FAULT_CONTENT_TYPE, body, rest=exchange.rest is not None)
-            self.journal.summary(exchange, None)
-            return response
-        except Exception as err:  # noqa: BLE001 - the last resort: the peer always gets an answer
-            return self.last_resort(err)
-
-    def last_resort(self, err: BaseException) -> PeerResponse:
-        """The answer when handling itself failed (X-Road ``ServerProxyHandler`` catches every ``Throwable``):
-        ``server.serverproxy.internal_error``, the cause in our log only."""
-        fault = InternalError("Internal error", reason=repr(err), origin=Origin.SERVER_PROXY)
-        self.journal.log.error("peer_request_crashed", **fault.log_fields())
-        return PeerResponse(status=200, content_type=FAULT_CONTENT_TYPE, body=fault.to_soap_fault(), headers={})
+            response = await self._process(exchange, peer_cert_der, request)
+        except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
+            fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
+            fault.at(Origin.SERVER_PROXY)
+            body = fault.to_soap_fault()
+            if exchange.request_logged:
+                await self.journal.record_failure(exchange, body, fault.fault_code)
+            self.journal.summary(exchange, fault)
+            return self._reply(exchange, FAULT_CONTENT_TYPE, body, rest=exchange.rest is not None)
+        self.journal.summary(exchange, None)
+        return response
 
     async def _process(self, exchange: Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
         context = self.context
@@ -298,29 +280,34 @@ class ServerProxy:
         # 2. the transport message and its message part: a SOAP 4.0 request or a REST request
         headers = TransportHeaders.from_http(request.headers, is_response=False)
         exchange.request_id = headers.request_id
-        check_soap_action(headers.original_soap_action)  # X-Road checks it again here
         transport = decode_request(request.content_type, request.body, limits=self._limits)
         if transport.content.kind is MessageKind.REST:
             call = self._read_rest(exchange, transport, headers)
         else:
-            call = self._read_soap(exchange, transport)
+            call = self._read_soap(exchange, transport, request.body)
 
         # 3-4. the target server and the provider
         snapshot = context.server_conf()
-        self._check_target(call.security_server, call.service.client, snapshot)
+        self._check_target(call.security_server, call.service.client, snapshot, owner_service=call.monitoring)
 
         # 5. the peer's TLS certificate (X-Road verifySslClientCert)
         self._check_peer(peer_cert_der, transport, conf, now, call.client)
 
         # 6. the service, its kind, the access right and whether it is enabled (X-Road verifyAccess order); the
         # metadata services answer without an access check (X-Road shouldVerifyAccess is false for them).
-        service = None if call.metadata else self._check_service(call, snapshot, conf)
+        # So do the owner's monitoring services (X-Road OpMonitoringServiceHandlerImpl: the handler decides who
+        # may see what, not the access rights).
+        service = None if call.metadata or call.monitoring else self._check_service(call, snapshot, conf)
+        if service is not None:
+            exchange.facts.service_type = "OPENAPI3" if service.service_type == "OPENAPI" else service.service_type
 
         # 7-8. the signature over the message and every attachment or body, its signer, and replays
+        started = time.monotonic()
         self._verify_request(transport, call, conf, now)
+        exchange.timed("verification", started)
 
         # 9. a durable request record before the provider sees anything
-        await self.journal.record(received_entry(call.ids, Direction.REQUEST, now, transport))
+        await self.journal.record(received_entry(call.ids, Direction.REQUEST, now, transport), exchange)
         exchange.request_logged = True
 
         # 10-11. the provider's service (or the metadata service), then the signed, logged answer
@@ -330,12 +317,14 @@ class ServerProxy:
 
     # --- step 2: the message part, by protocol ------------------------------------------------------------------
 
-    def _read_soap(self, exchange: Exchange, transport: SignedMessage) -> _Call:
+    def _read_soap(self, exchange: Exchange, transport: SignedMessage, transport_body: bytes = b"") -> _Call:
         """A SOAP 4.0 request (core/soap.py), its attachments in the nested ``multipart/mixed`` part."""
         content = transport.content
         request = SoapRequest.parse(content.message, content.content_type, max_bytes=self.context.limits.max_body_bytes)
         exchange.soap = request.soap
         header = request.header
+        if content.attachments:
+            exchange.facts.request_mime_size, exchange.facts.request_attachments = len(transport_body), len(content.attachments)
         return _Call(
             request,
             content.message,
@@ -343,9 +332,11 @@ class ServerProxy:
             header.service,
             header.security_server,
             ServiceKind.SOAP,
-            ExchangeIds(header.id, str(header.client), service_name(header.service), exchange.request_id),
+            ExchangeIds(header.id, str(header.client), str(header.service), exchange.request_id),
             metadata=header.service.service_code in SOAP_METADATA_SERVICES,
             attachments=content.signed_bodies,
+            monitoring=header.service.service_code in self.monitoring
+            and header.service.client == self.context.server_id.owner,
         )
 
     def _read_rest(self, exchange: Exchange, transport: SignedMessage, headers: TransportHeaders) -> _Call:
@@ -353,6 +344,7 @@ class ServerProxy:
         content = transport.content
         rest = RestRequest.parse(content.message)
         exchange.rest = rest
+        exchange.facts.request_size = len(content.rest_body or b"")
         if headers.request_id is not None and rest.request_id is not None and rest.request_id != headers.request_id:
             raise InconsistentHeaders("x-road-request-id of the REST message is not the transport's")
         return _Call(
@@ -372,13 +364,23 @@ class ServerProxy:
 
     # --- steps 3-9, whichever the protocol -----------------------------------------------------------------------
 
-    def _check_target(self, security_server: SecurityServerId | None, provider: ClientId, snapshot: ServerConfSnapshot) -> None:
-        """Steps 3-4: a ``securityServer`` header names this server; the provider is registered here."""
+    def _check_target(
+        self,
+        security_server: SecurityServerId | None,
+        provider: ClientId,
+        snapshot: ServerConfSnapshot,
+        *,
+        owner_service: bool = False,
+    ) -> None:
+        """Steps 3-4: a ``securityServer`` header names this server; the provider is registered here (the owner's
+        monitoring services are always this server's: X-Road's owner is a client of its server by definition)."""
         if security_server is not None and security_server != self.context.server_id:
             raise InvalidSecurityServer(
                 "Invalid security server identifier",
                 reason=f"request names {security_server}, this is {self.context.server_id}",
             )
+        if owner_service:
+            return
         hosted = snapshot.client(provider)
         if hosted is None or not hosted.registered:
             raise UnknownMember(f"Client '{provider}' not found", reason=f"{provider} is not a registered client here")
@@ -406,14 +408,14 @@ class ServerProxy:
                 s.id.service_code == call.service.service_code for s in snapshot.services_of(call.service.client)
             ):
                 raise ServiceType(_WRONG_KIND[call.kind])
-            raise UnknownService(f"Unknown service: {service_name(call.service)}")
+            raise UnknownService(f"Unknown service: {call.service}")
         if service.kind is not call.kind:
             raise ServiceType(_WRONG_KIND[call.kind])
         snapshot.check_access(
             call.client, call.service, in_global_group=conf.is_member_of_group, method=call.method, path=call.path
         )
         if not service.enabled:
-            raise ServiceDisabled(f"Service {service_name(call.service)} is disabled: {service.disabled_notice}")
+            raise ServiceDisabled(f"Service {call.service} is disabled: {service.disabled_notice}")
         return service
 
     def _verify_request(self, transport: SignedMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
@@ -451,14 +453,19 @@ class ServerProxy:
     ) -> PeerResponse:
         """Step 10: the service (or the metadata service); step 11: requestHash (already in the answer), the
         signature over every part, the record, the answer."""
-        if service is None:
+        if call.monitoring:
+            answer = await self._monitoring(request, call.raw)
+        elif service is None:
             answer = self._soap_metadata(request, snapshot, conf, call.raw)
         else:
             called = await self._call_soap_provider(exchange, service, transport.content, headers)
             if isinstance(called, bytes):
                 return self._reply(exchange, FAULT_CONTENT_TYPE, called)  # the service's own fault, passed back
             answer = called
-        content_type, body = await self._sign_response(call, answer)
+        exchange.facts.response_size = len(answer.message)
+        if answer.attachments and exchange.facts.response_attachments is None:
+            exchange.facts.response_attachments = len(answer.attachments)
+        content_type, body = await self._sign_response(call, answer, exchange)
         return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
 
     async def _call_soap_provider(
@@ -467,11 +474,22 @@ class ServerProxy:
         """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
         answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
         context = self.context
-        content_type, body = _provider_form(request, headers.original_content_type)
-        # X-Road sends the IS's SOAPAction as it came, and an empty one when the IS sent none.
-        provider_headers = {"Content-Type": content_type, "SOAPAction": headers.original_soap_action or ""}
+        body, content_type = request.message, request.content_type
+        if request.attachments:
+            soap_part = Part((("Content-Type", request.content_type), *request.headers), request.message)
+            content_type, body = build_related(SoapWithAttachments(soap_part, request.attachments))
+        provider_headers = {"Content-Type": content_type}
+        if headers.original_soap_action is not None:
+            provider_headers["SOAPAction"] = headers.original_soap_action
         exchange.provider_called = True
-        answer = await self.provider_client.post(service.url, body, provider_headers, float(service.timeout_seconds))
+        facts = exchange.facts
+        facts.request_out_ms, started = self.journal.now_ms(), time.monotonic()
+        try:
+            answer = await self.provider_client.post(service.url, body, provider_headers, float(service.timeout_seconds))
+        finally:
+            exchange.timed("provider_call", started)
+            facts.response_in_ms = self.journal.now_ms()
+        facts.status_code = answer.status
         if answer.status not in (200, 500):
             raise ServiceFailed("Service responded with an HTTP error", subcode="http_error", reason=f"HTTP {answer.status}")
         try:
@@ -492,8 +510,11 @@ class ServerProxy:
             # UTF-8, the charset of a whole-body fault); the exchange is logged as failed with its code.
             fault_body = bytes(etree.tostring(response.root, xml_declaration=True, encoding="UTF-8"))
             exchange.provider_fault = response.fault.code[:200] or "unknown"
+            facts.fault_string, facts.response_size = response.fault.string, len(fault_body)
             await self.journal.record_failure(exchange, fault_body, exchange.provider_fault)
             return fault_body
+        if attachments:
+            facts.response_mime_size, facts.response_attachments = len(answer.body), len(attachments)
         return MessageContent(add_request_hash(response, request.message), soap_type, soap_headers, attachments)
 
     def _soap_metadata(
@@ -519,7 +540,7 @@ class ServerProxy:
         if target is not None and target.kind is not ServiceKind.SOAP:
             raise ServiceType("Service is a REST service and does not have a WSDL")
         if target is None or target.description is None:
-            raise UnknownService(f"Could not find wsdl URL for service {service_name(ServiceId(provider, service_code, version))}")
+            raise UnknownService(f"Could not find wsdl URL for service {ServiceId(provider, service_code, version)}")
         wsdl = Part(
             (
                 ("Content-Type", "text/xml"),
@@ -554,16 +575,23 @@ class ServerProxy:
             reply = self._rest_metadata(rest, snapshot, conf)
         else:
             exchange.provider_called = True
-            reply = await self.rest_client.request(
-                rest.method, rest.provider_target(service.url), rest.headers, body, float(service.timeout_seconds)
-            )
+            facts = exchange.facts
+            facts.request_out_ms, started = self.journal.now_ms(), time.monotonic()
+            try:
+                reply = await self.rest_client.request(
+                    rest.method, rest.provider_target(service.url), rest.headers, body, float(service.timeout_seconds)
+                )
+            finally:
+                exchange.timed("provider_call", started)
+                facts.response_in_ms = self.journal.now_ms()
             if reply.status >= 400:
                 exchange.provider_fault = f"HTTP {reply.status}"
+        exchange.facts.status_code, exchange.facts.response_size = reply.status, len(reply.body)
         response = RestResponse.answering(
             rest, reply.status, reply.reason, reply.headers, rest_request_hash(call.raw, body), headers.request_id
         )
         content = MessageContent(response.to_bytes(), REST_RESPONSE, rest_body=reply.body or None)
-        content_type, encoded = await self._sign_response(call, content)
+        content_type, encoded = await self._sign_response(call, content, exchange)
         return self._reply(exchange, content_type, encoded, rest=True)
 
     def _rest_metadata(self, rest: RestRequest, snapshot: ServerConfSnapshot, conf: GlobalConf) -> ProviderReply:
@@ -601,12 +629,23 @@ class ServerProxy:
 
     # --- records, replies and the summary -----------------------------------------------------------------------
 
-    async def _sign_response(self, call: _Call, content: MessageContent) -> tuple[str, bytes]:
+    async def _monitoring(self, request: SoapRequest, request_raw: bytes) -> MessageContent:
+        """Step 10 for the owner's monitoring services: the handler's answer (opmon/services.py), as the message
+        to sign; a ``multipart/related`` answer (operational data) with its attachments."""
+        header = request.header
+        digest = (digests.SHA512.uri, base64.b64encode(soap_request_hash(request_raw)).decode("ascii"))
+        content_type, body = await self.monitoring[header.service.service_code](request.soap, digest)
+        if is_multipart_related(content_type):
+            related = parse_related(content_type, body, limits=self._limits.mime)
+            return MessageContent(related.soap.body, related.soap_content_type, related.soap_headers, related.attachments)
+        return MessageContent(body, content_type)
+
+    async def _sign_response(self, call: _Call, content: MessageContent, exchange: Exchange | None = None) -> tuple[str, bytes]:
         """Step 11: sign the answer as the provider's member over every part, log it durably; its transport form."""
         now = self.context.now()
         return await sign_and_log(
             self.signer, self.journal, call.service.client, content,
-            ids=call.ids, direction=Direction.RESPONSE, signing_time=now, logged_at=now,
+            ids=call.ids, direction=Direction.RESPONSE, signing_time=now, logged_at=now, exchange=exchange,
         )
 
     def _reply(

@@ -42,7 +42,7 @@ from lxml import etree
 from security_server.core.errors import BusError, InvalidRequest
 from security_server.core.identifiers import ClientId, ServiceId
 from security_server.core.multipart import Part
-from security_server.core.opmon.record import OUTPUT_FIELDS, OperationalRecord, SecurityServerType, project
+from security_server.core.opmon.record import OUTPUT_FIELDS, OperationalRecord, SecurityServerType, project, service_label
 from security_server.core.soap import SOAP_CONTENT_TYPE, SoapHeader, SoapMessage, build_envelope
 from security_server.core.soapattachments import SoapWithAttachments, build_related
 
@@ -491,7 +491,7 @@ def traffic_summary(records: Iterable[OperationalRecord], *, since_ms: int) -> t
     for record in records:
         if record.request_in_ts is None or record.request_in_ts < since_ms:
             continue
-        service = "unknown" if record.service is None else record.service.to_display()
+        service = "unknown" if record.service is None else service_label(record.service)
         count = counts.setdefault((record.security_server_type, service), [0, 0])
         count[0 if record.succeeded else 1] += 1
     return tuple(TrafficLine(role, service, ok, failed) for (role, service), (ok, failed) in

@@ -268,6 +268,16 @@ class OperationalRecord:
         return cls(client=client, service=service, **values)
 
 
+def service_label(service: ServiceId) -> str:
+    """How the status view and the metrics name ``service``: its display form, or for a member-level service (the
+    owner's monitoring services, which have no display form in core/identifiers.py) X-Road's ``toString`` form
+    without the subsystem, ``SERVICE:EE/GOV/123/getSecurityServerHealthData``."""
+    if service.client.subsystem_code is not None:
+        return service.to_display()
+    tail = (service.service_code,) if service.service_version is None else (service.service_code, service.service_version)
+    return "SERVICE:" + "/".join((*service.client.parts(), *tail))
+
+
 def _client_json(prefix: str, client: ClientId) -> dict[str, str]:
     out = {
         f"{prefix}XRoadInstance": client.instance,

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from security_server.core.trust import CertStatus, OcspStatus
 from security_server.healthcheck import checks
-from security_server.healthcheck.checker import MAINTENANCE_MESSAGE, HealthChecker, Status, Verdict
+from security_server.edge.health_checker import MAINTENANCE_MESSAGE, HealthChecker, Status, Verdict
 from security_server.healthcheck.checks import CheckFailed, HealthCheck
 
 START = 1_700_000_000.0

@@ -7,8 +7,8 @@ from typing import Any
 from twisted.trial import unittest
 
 from security_server.healthcheck import checks
-from security_server.healthcheck.checker import HealthChecker
-from security_server.healthcheck.resource import HealthResource, MaintenanceResource
+from security_server.edge.health_checker import HealthChecker
+from security_server.edge.health_resource import HealthResource, MaintenanceResource
 from security_server.metrics import GaugeSources, ServerMetrics
 from tests.loopback import REACTOR, http, serve
 
