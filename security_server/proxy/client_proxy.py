@@ -19,7 +19,9 @@ the client list, anything else a SOAP request.
 The steps run in X-Road's order for both protocols (XROAD-REFERENCE.md §4.1; X-Road ``ClientMessageProcessor``
 and ``ClientRestMessageProcessor``):
 
-1. the global configuration is in force (``server.clientproxy.global_conf_outdated``);
+1. the global configuration is in force (``server.clientproxy.global_conf_outdated``); a SOAP request's
+   ``SOAPAction`` header is absent, empty or a quoted URI (``client.invalid_soap_action``, checked before the body
+   is read, as X-Road does; it is passed on to the provider as it came);
 2. the request is a SOAP 4.0 message under the configured size limit, parsed by the hardened parser (the
    ``client.*`` codes of core/soap.py: ``invalid_xml``, ``missing_header``, ``duplicate_header_field``,
    ``invalid_protocol_version``, ``inconsistent_headers``, ``invalid_client_identifier``, ...; for
@@ -50,9 +52,11 @@ and ``ClientRestMessageProcessor``):
 
 Fault prefixes: a fault in what the IS sent keeps its ``client.`` prefix; every other fault is
 ``server.clientproxy.*``; a fault from the provider's server keeps its own code (e.g.
-``server.serverproxy.access_denied``). A fault in what the IS sent has the error's HTTP status (400, 405 for a
-wrong method, 413 for a body over the limit); every other fault, relayed ones included, is 500 (SOAP 1.1 §6.2;
-X-Road itself answers faults with 200, which SOAP clients accept as well).
+``server.serverproxy.access_denied``). Every SOAP fault, relayed ones included, is answered as X-Road 7.8 answers
+it (``HandlerBase.sendErrorResponse``): HTTP 200, ``text/xml;charset=utf-8``, an empty ``SOAPAction`` header.
+Whatever goes wrong, the IS gets an answer: a failure outside the steps (in the summary, say) is answered with
+``server.clientproxy.internal_error`` and its cause logged (``soap_request_crashed``), as X-Road's handler catches
+every ``Throwable``.
 
 *Peer verification.* The link checks the peer before a byte of the request is written (the mutual-TLS link and
 the in-memory one run a verifier, in production ``peer_trust.PeerAuthVerifier``: all of XROAD-REFERENCE.md §4.3
@@ -71,6 +75,7 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from cryptography import x509
+from lxml import etree
 from twisted.internet.defer import Deferred
 
 from security_server.core.errors import (
@@ -103,7 +108,13 @@ from security_server.core.rest import (
 from security_server.core.rest_consistency import check_rest_response_consistency
 from security_server.core.server_address import DEFAULT_SERVER_PROXY_PORT, peer_addresses
 from security_server.core.signing_clock import SigningClock
-from security_server.core.soap import SOAP_CONTENT_TYPE, check_response_consistency, parse_soap
+from security_server.core.soap import (
+    FAULT_ANSWER_CONTENT_TYPE,
+    SOAP_CONTENT_TYPE,
+    check_response_consistency,
+    check_soap_action,
+    parse_soap,
+)
 from security_server.core.soapattachments import (
     SoapWithAttachments,
     build_related,
@@ -123,7 +134,7 @@ from security_server.core.transport import (
 )
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
-from security_server.proxy.exchange_log import ExchangeIds, received_entry
+from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.signing_keys import SigningKeys
@@ -207,7 +218,7 @@ class ClientProxy:
             fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
             fault.at(Origin.CLIENT_PROXY)
             self.journal.log.warning("list_clients_failed", **fault.log_fields())
-            return 500, FAULT_CONTENT_TYPE, fault.to_soap_fault()
+            return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()
         if accepts_json(accept):
             return 200, JSON_CONTENT_TYPE, list_clients_json(entries)
         return 200, SOAP_CONTENT_TYPE, list_clients_xml(entries)
@@ -215,7 +226,14 @@ class ClientProxy:
     def refuse(self, error: BusError) -> tuple[int, str, bytes]:
         """The answer to a request refused before it could be read (wrong method, body over the limit)."""
         self.journal.summary(self.journal.start("soap"), error)
-        return error.http_status, FAULT_CONTENT_TYPE, error.to_soap_fault()
+        return 200, FAULT_ANSWER_CONTENT_TYPE, error.to_soap_fault()
+
+    def last_resort(self, err: BaseException) -> tuple[int, str, bytes]:
+        """The answer when handling itself failed (X-Road ``AbstractClientProxyHandler`` catches every
+        ``Throwable``): ``server.clientproxy.internal_error``, the cause in our log only."""
+        fault = InternalError("Internal error", reason=repr(err), origin=Origin.CLIENT_PROXY)
+        self.journal.log.error("soap_request_crashed", **fault.log_fields())
+        return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()
 
     def refuse_rest(self, error: BusError, accept: str | None) -> RestAnswer:
         """The REST answer to a call refused before it could be read (URI or body over the limit)."""
@@ -226,16 +244,17 @@ class ClientProxy:
         self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, str, bytes]:
         try:
-            answer = await self._process(exchange, content_type, body, headers)
-        except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
-            fault = await self._fail(exchange, err)
-            # The error's own status (400, 405, 413) only when the IS is at fault; our failures are 500.
-            status = fault.http_status if fault.origin is Origin.CLIENT else 500
-            exchange.facts.status_code = status
-            return status, FAULT_CONTENT_TYPE, fault.to_soap_fault()
-        exchange.facts.status_code = answer[0]
-        self.journal.summary(exchange, None)
-        return answer
+            try:
+                answer = await self._process(exchange, content_type, body, headers)
+            except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
+                exchange.facts.status_code = 200  # X-Road answers every SOAP fault with HTTP 200
+                fault = await self._fail(exchange, err)
+                return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()
+            exchange.facts.status_code = answer[0]
+            self.journal.summary(exchange, None)
+            return answer
+        except Exception as err:  # noqa: BLE001 - the last resort: the IS always gets an answer
+            return self.last_resort(err)
 
     async def _handle_rest(
         self, exchange: Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
@@ -273,6 +292,7 @@ class ClientProxy:
         now = context.now()
         conf = context.global_conf()
         conf.check_valid(now)
+        check_soap_action(_header(headers, "SOAPAction"))
 
         # 2. the IS's request: the SOAP message, or the SOAP part and attachments of a multipart/related one
         if is_multipart_related(content_type):
@@ -291,11 +311,11 @@ class ClientProxy:
         # 3-4. the client, and the provider's security servers
         self._check_client(conf, header.client)
         provider = header.service.client
-        peers = self._provider_peers(conf, provider, header.security_server, str(header.service))
+        peers = self._provider_peers(conf, provider, header.security_server, service_name(header.service))
 
         # 5-6. sign the SOAP part and every attachment, build the transport message, log durably
         request_id = exchange.request_id = str(uuid.uuid4())
-        ids = ExchangeIds(header.id, str(header.client), str(header.service), request_id)
+        ids = ExchangeIds(header.id, str(header.client), service_name(header.service), request_id)
         transport_headers = TransportHeaders(
             request_id,
             original_content_type=content_type,
@@ -325,7 +345,8 @@ class ClientProxy:
         if reply.is_fault:
             exchange.relayed_fault = (reply.fault_code or "unknown")[:200]
             exchange.facts.fault_string = reply.fault_string
-            return 500, answer_type, answer_body
+            # X-Road passes a fault answer on as a fault: its XML alone, as UTF-8, in the fault form.
+            return 200, FAULT_ANSWER_CONTENT_TYPE, bytes(etree.tostring(reply.root, xml_declaration=True, encoding="UTF-8"))
         return 200, answer_type, answer_body
 
     # --- REST r1 ----------------------------------------------------------------------------------------------
@@ -527,4 +548,4 @@ class ClientProxy:
         exchange.relayed_fault = (fault.fault_code or "unknown")[:200]
         exchange.facts.fault_string = fault.fault_string
         await self.journal.record_failure(exchange, fault_body, exchange.relayed_fault)
-        return 500, FAULT_CONTENT_TYPE, fault_body
+        return 200, FAULT_ANSWER_CONTENT_TYPE, fault_body

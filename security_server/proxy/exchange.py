@@ -24,7 +24,7 @@ from security_server.core.rest import RestRequest
 from security_server.core.soap import SoapHeader, SoapMessage, parse_soap
 from security_server.core.transport import MessageContent, SignedMessage, encode_transport
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, signed_entry
+from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, service_name, signed_entry
 from security_server.proxy.exchange_record import FEDBUS_VERSION, operational_record
 from security_server.signer.batch_signer import BatchSigner
 
@@ -111,7 +111,7 @@ class Exchange:
         """``(query id, client, service)`` of the request once it is known."""
         if self.soap is not None and self.soap.header is not None:
             header = self.soap.header
-            return header.id, str(header.client), str(header.service)
+            return header.id, str(header.client), service_name(header.service)
         if self.rest is not None:
             return self.rest.query_id, str(self.rest.client), str(self.rest.service)
         return None

@@ -100,12 +100,12 @@ from security_server.core.metadata import (
     wsdl_request,
     wsdl_response,
 )
-from security_server.core.multipart import Limits, Part
+from security_server.core.multipart import Limits, Part, build_multipart, parse_header_value
 from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.replay import ReplayGuard
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
-from security_server.core.soap import SOAP_CONTENT_TYPE, add_request_hash, parse_soap
+from security_server.core.soap import SOAP_CONTENT_TYPE, add_request_hash, check_soap_action, parse_soap
 from security_server.core.soap import request_hash as soap_request_hash
 from security_server.core.soapattachments import (
     SoapWithAttachments,
@@ -125,7 +125,7 @@ from security_server.core.transport import (
 )
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
-from security_server.proxy.exchange_log import ExchangeIds, received_entry
+from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
 from security_server.proxy.provider_client import LeanProviderClient
@@ -159,6 +159,25 @@ failing with the BusError to answer as a fault (opmon/services.py)."""
 
 
 # --- the server proxy ----------------------------------------------------------------------------------------
+
+
+def _provider_form(request: MessageContent, original_content_type: str | None) -> tuple[str, bytes]:
+    """The ``(Content-Type, body)`` the provider gets, in the form the IS sent (X-Road ``ProxyMessage``): a
+    ``multipart/related`` request, even one holding only its SOAP part (X-Road's ``MimeSoap`` case), under the IS's
+    own Content-Type and boundary; else the SOAP message as it came, or with attachments a new multipart/related."""
+    soap_part = Part((("Content-Type", request.content_type), *request.headers), request.message)
+    if original_content_type is not None and is_multipart_related(original_content_type):
+        boundary = parse_header_value(original_content_type).param("boundary")
+        if boundary is not None:
+            try:
+                _, body = build_multipart([soap_part, *request.attachments], boundary)
+                return original_content_type, body
+            except BusError:
+                pass  # a boundary that cannot be reused for these parts: a new one below
+    if request.attachments or (original_content_type is not None and is_multipart_related(original_content_type)):
+        return build_related(SoapWithAttachments(soap_part, request.attachments))
+    return request.content_type, request.message
+
 
 
 _WRONG_KIND = {
@@ -259,17 +278,27 @@ class ServerProxy:
 
     async def _handle(self, exchange: Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
         try:
-            response = await self._process(exchange, peer_cert_der, request)
-        except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
-            fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
-            fault.at(Origin.SERVER_PROXY)
-            body = fault.to_soap_fault()
-            if exchange.request_logged:
-                await self.journal.record_failure(exchange, body, fault.fault_code)
-            self.journal.summary(exchange, fault)
-            return self._reply(exchange, FAULT_CONTENT_TYPE, body, rest=exchange.rest is not None)
-        self.journal.summary(exchange, None)
-        return response
+            try:
+                response = await self._process(exchange, peer_cert_der, request)
+            except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
+                fault = err if isinstance(err, BusError) else InternalError("Internal error", reason=repr(err))
+                fault.at(Origin.SERVER_PROXY)
+                body = fault.to_soap_fault()
+                if exchange.request_logged:
+                    await self.journal.record_failure(exchange, body, fault.fault_code)
+                self.journal.summary(exchange, fault)
+                return self._reply(exchange, FAULT_CONTENT_TYPE, body, rest=exchange.rest is not None)
+            self.journal.summary(exchange, None)
+            return response
+        except Exception as err:  # noqa: BLE001 - the last resort: the peer always gets an answer
+            return self.last_resort(err)
+
+    def last_resort(self, err: BaseException) -> PeerResponse:
+        """The answer when handling itself failed (X-Road ``ServerProxyHandler`` catches every ``Throwable``):
+        ``server.serverproxy.internal_error``, the cause in our log only."""
+        fault = InternalError("Internal error", reason=repr(err), origin=Origin.SERVER_PROXY)
+        self.journal.log.error("peer_request_crashed", **fault.log_fields())
+        return PeerResponse(status=200, content_type=FAULT_CONTENT_TYPE, body=fault.to_soap_fault(), headers={})
 
     async def _process(self, exchange: Exchange, peer_cert_der: bytes | None, request: PeerRequest) -> PeerResponse:
         context = self.context
@@ -280,6 +309,7 @@ class ServerProxy:
         # 2. the transport message and its message part: a SOAP 4.0 request or a REST request
         headers = TransportHeaders.from_http(request.headers, is_response=False)
         exchange.request_id = headers.request_id
+        check_soap_action(headers.original_soap_action)  # X-Road checks it again here
         transport = decode_request(request.content_type, request.body, limits=self._limits)
         if transport.content.kind is MessageKind.REST:
             call = self._read_rest(exchange, transport, headers)
@@ -332,7 +362,7 @@ class ServerProxy:
             header.service,
             header.security_server,
             ServiceKind.SOAP,
-            ExchangeIds(header.id, str(header.client), str(header.service), exchange.request_id),
+            ExchangeIds(header.id, str(header.client), service_name(header.service), exchange.request_id),
             metadata=header.service.service_code in SOAP_METADATA_SERVICES,
             attachments=content.signed_bodies,
             monitoring=header.service.service_code in self.monitoring
@@ -408,14 +438,14 @@ class ServerProxy:
                 s.id.service_code == call.service.service_code for s in snapshot.services_of(call.service.client)
             ):
                 raise ServiceType(_WRONG_KIND[call.kind])
-            raise UnknownService(f"Unknown service: {call.service}")
+            raise UnknownService(f"Unknown service: {service_name(call.service)}")
         if service.kind is not call.kind:
             raise ServiceType(_WRONG_KIND[call.kind])
         snapshot.check_access(
             call.client, call.service, in_global_group=conf.is_member_of_group, method=call.method, path=call.path
         )
         if not service.enabled:
-            raise ServiceDisabled(f"Service {call.service} is disabled: {service.disabled_notice}")
+            raise ServiceDisabled(f"Service {service_name(call.service)} is disabled: {service.disabled_notice}")
         return service
 
     def _verify_request(self, transport: SignedMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
@@ -474,13 +504,9 @@ class ServerProxy:
         """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
         answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
         context = self.context
-        body, content_type = request.message, request.content_type
-        if request.attachments:
-            soap_part = Part((("Content-Type", request.content_type), *request.headers), request.message)
-            content_type, body = build_related(SoapWithAttachments(soap_part, request.attachments))
-        provider_headers = {"Content-Type": content_type}
-        if headers.original_soap_action is not None:
-            provider_headers["SOAPAction"] = headers.original_soap_action
+        content_type, body = _provider_form(request, headers.original_content_type)
+        # X-Road sends the IS's SOAPAction as it came, and an empty one when the IS sent none.
+        provider_headers = {"Content-Type": content_type, "SOAPAction": headers.original_soap_action or ""}
         exchange.provider_called = True
         facts = exchange.facts
         facts.request_out_ms, started = self.journal.now_ms(), time.monotonic()
@@ -540,7 +566,7 @@ class ServerProxy:
         if target is not None and target.kind is not ServiceKind.SOAP:
             raise ServiceType("Service is a REST service and does not have a WSDL")
         if target is None or target.description is None:
-            raise UnknownService(f"Could not find wsdl URL for service {ServiceId(provider, service_code, version)}")
+            raise UnknownService(f"Could not find wsdl URL for service {service_name(ServiceId(provider, service_code, version))}")
         wsdl = Part(
             (
                 ("Content-Type", "text/xml"),
