@@ -17,6 +17,7 @@ them prints, parses command-line or JSON text, or knows which face called it.
 ``access_rights``           grant, revoke, list
 ``local_groups``            local groups and their members
 ``keys``                    keys, certificate requests and certificates on the tokens
+``backups``                 checksummed backups of the configuration and keys, and their restore
 ``registration``            registration requests to the registry (authCertReg, clientReg)
 ==========================  ===========================================================================
 """

@@ -56,6 +56,12 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getTokens": READERS,
         "getToken": READERS,
         "getKey": READERS,
+        # backups (the system administrator's)
+        "getBackups": ADMIN,
+        "addBackup": ADMIN,
+        "deleteBackup": ADMIN,
+        "downloadBackup": ADMIN,
+        "restoreBackup": ADMIN,
         # API keys (UG-SS §19.1): the system administrator only
         "createApiKey": ADMIN,
         "listApiKeys": ADMIN,

@@ -10,6 +10,7 @@ from security_server.management.api import Operation
 from security_server.management.operations import (
     access_rights,
     api_keys,
+    backups,
     clients,
     initialization,
     local_groups,
@@ -31,5 +32,6 @@ def security_server_operations() -> tuple[Operation, ...]:
         + access_rights.OPERATIONS
         + local_groups.OPERATIONS
         + tokens.OPERATIONS
+        + backups.OPERATIONS
         + api_keys.OPERATIONS
     )

@@ -1,0 +1,61 @@
+"""``/backups``: the configuration and keys backed up, listed, downloaded, deleted and restored.
+
+The archive and its checks are :mod:`security_server.admin.backups`. Uploading a backup (``/backups/upload``)
+and ``/backups/ext`` are not implemented yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from security_server.admin import backups
+from security_server.admin.backups import Backup
+from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, no_content
+from security_server.management.operations.common import PREFIX, xroad_time
+from security_server.management.permissions import roles_for
+
+
+def backup_json(backup: Backup) -> dict[str, Any]:
+    """X-Road's ``Backup``."""
+    return {"filename": backup.filename, "created_at": xroad_time(backup.created_at)}
+
+
+def get_backups(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /backups``."""
+    return ApiResponse(200, [backup_json(b) for b in backups.list_backups(context.server_dir)])
+
+
+def add_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /backups``: make one now."""
+    return ApiResponse(201, backup_json(backups.create_backup(context.server_dir, context.now())))
+
+
+def delete_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /backups/{filename}``."""
+    backups.delete_backup(context.server_dir, request.params["filename"])
+    return no_content()
+
+
+def download_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /backups/{filename}/download``: the archive, as an attachment."""
+    filename = request.params["filename"]
+    data = backups.read_backup(context.server_dir, filename)
+    disposition = f'attachment; filename="{filename}"'.encode("ascii")
+    return ApiResponse(200, raw=data, content_type="application/octet-stream",
+                       headers=((b"Content-Disposition", disposition),))
+
+
+def restore_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /backups/{filename}/restore``: verified first; no HSM token is logged out by a restore."""
+    backups.restore_backup(context.server_dir, request.params["filename"])
+    return ApiResponse(200, {"hsm_tokens_logged_out": False})
+
+
+_ONE = f"{PREFIX}/backups/{{filename}}"
+OPERATIONS = (
+    Operation("GET", f"{PREFIX}/backups", "getBackups", roles_for("getBackups"), get_backups),
+    Operation("POST", f"{PREFIX}/backups", "addBackup", roles_for("addBackup"), add_backup),
+    Operation("DELETE", _ONE, "deleteBackup", roles_for("deleteBackup"), delete_backup),
+    Operation("GET", f"{_ONE}/download", "downloadBackup", roles_for("downloadBackup"), download_backup),
+    Operation("PUT", f"{_ONE}/restore", "restoreBackup", roles_for("restoreBackup"), restore_backup),
+)
