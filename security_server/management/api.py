@@ -13,7 +13,7 @@ import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
@@ -125,6 +125,15 @@ def no_content() -> ApiResponse:
     return ApiResponse(204)
 
 
+class MaintenanceSwitch(Protocol):
+    """The running server's maintenance mode (:class:`~security_server.edge.health_checker.HealthChecker`)."""
+
+    maintenance: bool
+
+    def set_maintenance(self, on: bool) -> str:
+        """Switch it; answers what changed."""
+
+
 @dataclass(frozen=True, slots=True)
 class OperationContext:
     """What every operation may use: the server directory, the credential store, the time."""
@@ -134,6 +143,8 @@ class OperationContext:
     now: Callable[[], datetime]
     config: LayeredConfig | None = None
     """The layered configuration, for the ``[pkcs11:NAME]`` tokens (None: the soft token only)."""
+    maintenance: MaintenanceSwitch | None = None
+    """The running server's maintenance switch (its health checker); None when the API runs without one."""
 
     def credentials(self) -> CredentialStore:
         """Open the credential store (in the calling thread)."""
@@ -162,6 +173,8 @@ class Operation:
     roles: frozenset[Role]
     handler: Handler
     access: Access = Access.API
+    in_reactor: bool = False
+    """Runs on the reactor thread (it touches the running server's state and nothing that blocks)."""
 
     @property
     def writes(self) -> bool:

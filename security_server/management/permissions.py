@@ -27,6 +27,9 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getAnchor": ADMIN | {Role.SECURITYSERVER_OBSERVER},
         "uploadInitialAnchor": ADMIN,
         "replaceAnchor": ADMIN,
+        "maintenanceMode": READERS,
+        "enableMaintenanceMode": ADMIN,
+        "disableMaintenanceMode": ADMIN,
         # clients
         "findClients": READERS,
         "getClient": READERS,

@@ -9,7 +9,8 @@ Every request goes through the same steps, in this order:
 3. credentials: ``Authorization: X-Road-ApiKey token=...``, or the session cookie (a write with a session needs
    ``X-XSRF-TOKEN`` equal to its token), or, for the API-key operations only, HTTP Basic with a user's password.
    None, or unknown: 401. Known, without a role the operation allows: 403;
-4. the operation runs in a worker thread (it opens SQLite stores);
+4. the operation runs in a worker thread (it opens SQLite stores), or, for the few that only touch the running
+   server's in-memory state (``in_reactor``), on the reactor thread after authentication;
 5. every write (any method but GET), allowed or refused, is one line of the audit log.
 
 Answers are JSON (or the bytes an operation returns), never cached, with X-Road's error object on failure.
@@ -178,19 +179,29 @@ class ManagementResource(Resource):
             fail(err)
             return
 
-        def work() -> tuple[Principal, ApiResponse]:
-            principal = self._authenticate(operation, header, session)
-            if not principal.roles & operation.roles:
-                raise _Refused(principal, forbidden(operation.name))
+        def handle(principal: Principal) -> ApiResponse:
             try:
-                return principal, operation.handler(self._context, _with_principal(api_request, principal))
+                return operation.handler(self._context, _with_principal(api_request, principal))
             except (ApiError, BusError) as err:
                 raise _Refused(principal, err if isinstance(err, ApiError) else from_bus_error(err)) from err
 
-        def done(result: tuple[Principal, ApiResponse]) -> None:
+        def work() -> tuple[Principal, ApiResponse | None]:
+            principal = self._authenticate(operation, header, session)
+            if not principal.roles & operation.roles:
+                raise _Refused(principal, forbidden(operation.name))
+            # An operation on the reactor's own state runs back on the reactor thread, in done().
+            return principal, None if operation.in_reactor else handle(principal)
+
+        def done(result: tuple[Principal, ApiResponse | None]) -> None:
             nonlocal audit_name, audit_auth
             principal, response = result
             audit_name, audit_auth = principal.name, principal.auth
+            if response is None:
+                try:
+                    response = handle(principal)
+                except _Refused as refused:
+                    fail(refused.error)
+                    return
             audit(response.status, None)
             self._write(request, response)
 
@@ -210,7 +221,7 @@ class ManagementResource(Resource):
                           error=type(error).__name__)
                 fail(ApiError(500, "internal_error"))
 
-        self._executor(work).addCallbacks(done, failed)
+        self._executor(work).addCallback(done).addErrback(failed)
 
     def _authenticate(self, operation: Operation, header: bytes | None, session: Session | None) -> Principal:
         """Runs in the worker thread (an API key or a password is checked against the database)."""

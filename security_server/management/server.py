@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
-from security_server.management.api import Operation, OperationContext
+from security_server.management.api import MaintenanceSwitch, Operation, OperationContext
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
@@ -51,11 +51,12 @@ def make_management_site(
     now: Callable[[], datetime] | None = None,
     secure_cookies: bool = True,
     layered_config: LayeredConfig | None = None,
+    maintenance: MaintenanceSwitch | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
     server_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    context = OperationContext(server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config)
+    context = OperationContext(server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance)
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
         context,
@@ -74,17 +75,21 @@ class ManagementService(service.Service):
     def __init__(
         self, reactor: Any, server_dir: ServerDirectory, config: ManagementConfig,
         layered_config: LayeredConfig | None = None,
+        maintenance: MaintenanceSwitch | None = None,
     ) -> None:
         self.reactor = reactor
         self.server_dir = server_dir
         self.config = config
         self.layered_config = layered_config
+        self.maintenance = maintenance
         self._port: Any = None
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
         super().startService()  # type: ignore[no-untyped-call]
-        site = make_management_site(self.reactor, self.server_dir, self.config, layered_config=self.layered_config)
+        site = make_management_site(
+            self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance
+        )
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(
             privateKey=tls.key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
@@ -110,8 +115,9 @@ class ManagementService(service.Service):
 
 
 def make_management_service(
-    reactor: Any, server_dir: ServerDirectory, config: LayeredConfig
+    reactor: Any, server_dir: ServerDirectory, config: LayeredConfig, *, maintenance: MaintenanceSwitch | None = None
 ) -> ManagementService:
     """The service :mod:`security_server.service` adds to the security server's MultiService (``[management]``
-    for where it listens, the ``[pkcs11:NAME]`` sections for the tokens it lists)."""
-    return ManagementService(reactor, server_dir, ManagementConfig.from_config(config), config)
+    for where it listens, the ``[pkcs11:NAME]`` sections for the tokens it lists, the health checker for the
+    maintenance switch)."""
+    return ManagementService(reactor, server_dir, ManagementConfig.from_config(config), config, maintenance)

@@ -14,6 +14,7 @@ from security_server.management.operations import (
     clients,
     initialization,
     local_groups,
+    maintenance,
     service_descriptions,
     services,
     system,
@@ -26,6 +27,7 @@ def security_server_operations() -> tuple[Operation, ...]:
     return (
         initialization.OPERATIONS
         + system.OPERATIONS
+        + maintenance.OPERATIONS
         + clients.OPERATIONS
         + service_descriptions.OPERATIONS
         + services.OPERATIONS

@@ -78,12 +78,15 @@ class Api:
     config: ManagementConfig = field(default_factory=lambda: ManagementConfig(max_body_bytes=64 * 1024))
     clock: Clock = field(default_factory=Clock)
     peer: str = "127.0.0.1"
+    maintenance: Any = None
+    """The running server's maintenance switch, when a test gives one."""
 
     def __post_init__(self) -> None:
         self.clock.advance(START.timestamp())
         self.server_dir = ServerDirectory(self.directory)
         self.site = make_management_site(
-            self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False
+            self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
+            maintenance=self.maintenance,
         )
         self.router: Router = self.site.resource._router
         with self.credentials() as store:
