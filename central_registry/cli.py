@@ -523,7 +523,7 @@ def registry_serve(root: Path, config_file: Path | None) -> None:
     reactor: Any = global_reactor
     service = RegistryService(
         reactor, root, host=settings.host, http_port=settings.http_port, https_port=settings.https_port,
-        public_url=settings.public_url,
+        public_url=settings.public_url, health=settings.health,
     )
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

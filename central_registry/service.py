@@ -11,7 +11,9 @@ Layout of the registry's working directory (made by ``fedbus registry init``)::
 The HTTP site serves ``/internalconf`` and the files it lists (pr-gconf), ``/ocsp`` (RFC 6960) and ``/tsa``
 (RFC 3161). The HTTPS site serves ``/managementservice``, where security servers POST management requests;
 its certificate is published in the private parameters so servers can pin it. The store is only touched
-from one worker thread, never from the reactor thread.
+from one worker thread, never from the reactor thread. With ``[healthcheck] port`` set, a plain-HTTP port
+answers a load balancer's health check over the registry's parts and Prometheus ``/metrics``
+(central_registry/health.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from central_registry.health import COUNT_INTERVAL, CountedResource, RegistryHealth, RegistryHealthSettings
 from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
 from central_registry.requests import RegistrationDesk
 from central_registry.store import RegistryStore
@@ -42,6 +45,7 @@ from central_registry.trust.ocsp_responder import OcspResource
 from security_server.core.config import LayeredConfig
 from central_registry.trust.tsa import SerialCounter, TsaResource
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, RequestTooLarge
+from security_server.edge.health_resource import health_site_root
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -91,16 +95,19 @@ class RegistrySettings:
     http_port: int = 8090
     https_port: int = 8443
     public_host: str = "127.0.0.1"
+    health: RegistryHealthSettings = RegistryHealthSettings()
+    """The health check and ``/metrics`` port (``[healthcheck]``; 0 = off)."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> RegistrySettings:
-        """Read ``[registry]``."""
+        """Read ``[registry]`` and ``[healthcheck]``."""
         return cls(
             root=root,
             host=config.get_str("registry", "host", "127.0.0.1"),
             http_port=config.get_int("registry", "http-port", 8090, minimum=1, maximum=65535),
             https_port=config.get_int("registry", "https-port", 8443, minimum=1, maximum=65535),
             public_host=config.get_str("registry", "public-host", "127.0.0.1"),
+            health=RegistryHealthSettings.from_config(config),
         )
 
     @property
@@ -201,8 +208,10 @@ class RegistryService(service.Service):
         http_port: int = 0,
         https_port: int = 0,
         public_url: str | None = None,
+        health: RegistryHealthSettings = RegistryHealthSettings(),
     ) -> None:
         self.reactor = reactor
+        self.health_settings = health
         self._public_url = public_url
         self.paths = RegistryPaths(root)
         self.host = host
@@ -213,6 +222,12 @@ class RegistryService(service.Service):
         self._loop: LoopingCall | None = None
         self.store: RegistryStore | None = None
         self.publisher: Publisher | None = None
+        self.health = RegistryHealth(
+            reactor, run=self.run, store=lambda: self.store, conf_signing=self.paths.conf_signing, ca=self.paths.ca
+        )
+        self._count_loop = LoopingCall(self.health.read_counts)
+        self._count_loop.clock = reactor
+        self._health_port: Any = None
 
     def now(self) -> datetime:
         """The reactor's time as an aware UTC datetime."""
@@ -274,20 +289,32 @@ class RegistryService(service.Service):
         self._loop = LoopingCall(self.publish_now)
         self._loop.clock = self.reactor
         self._loop.start(interval, now=True).addErrback(lambda f: log.error("publishing_stopped", error=f.getErrorMessage()))
+        self._count_loop.start(COUNT_INTERVAL, now=True)
+        if self.health_settings.port:
+            self.serve_health(self.health_settings.port, self.health_settings.interface)
         log.info("registry_started", http=self.public_url, management=self.management_url)
+
+    def serve_health(self, port: int, interface: str = "127.0.0.1") -> int:
+        """Listen for the health check and ``/metrics`` on ``port`` (0: any free one); the port listened on."""
+        if self._health_port is not None:
+            raise RuntimeError("the health endpoint is already listening")
+        root = health_site_root(self.health.checker, self.health.metrics.render, maintenance=False)
+        self._health_port = self.reactor.listenTCP(port, _site(root), interface=interface)
+        return int(self._health_port.getHost().port)
 
     def _add_trust_services(self, root: Resource) -> None:
         try:
             ca = DevelopmentCA.open(self.paths.ca)
         except BusError:
             return
-        _mount(root, b"ocsp", OcspResource(self.reactor, ca.state))
+        metrics = self.health.metrics
+        _mount(root, b"ocsp", CountedResource(OcspResource(self.reactor, ca.state), metrics.ocsp_answered))
         try:
             tsa_key, tsa_cert = ca.tsa_credentials()
         except BusError:
             return
         counter = SerialCounter(self.paths.ca / "tsa-serial.json")
-        _mount(root, b"tsa", TsaResource(self.reactor, tsa_key, tsa_cert, counter))
+        _mount(root, b"tsa", CountedResource(TsaResource(self.reactor, tsa_key, tsa_cert, counter), metrics.tsa_answered))
 
     def publish_now(self) -> defer.Deferred[None]:
         """Generate, sign and publish a configuration in the worker thread."""
@@ -297,9 +324,11 @@ class RegistryService(service.Service):
 
         def published(publication: Any) -> None:
             log.info("configuration_published", generation=publication.generation, expires=publication.expires_at.isoformat())
+            self.health.published(publication.expires_at)
 
         def failed(failure: Failure) -> None:
             log.error("configuration_publishing_failed", error=failure.getErrorMessage())
+            self.health.publishing_failed(failure.getErrorMessage())
 
         return self.run(publisher.publish, now).addCallbacks(published, failed)
 
@@ -308,8 +337,11 @@ class RegistryService(service.Service):
         service.Service.stopService(self)  # type: ignore[no-untyped-call]
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in self._ports]
-        self._ports = []
+        if self._count_loop.running:
+            self._count_loop.stop()
+        ports = self._ports + ([self._health_port] if self._health_port is not None else [])
+        stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in ports]
+        self._ports, self._health_port = [], None
 
         def close(_: object) -> None:
             if self.store is not None:
