@@ -104,6 +104,8 @@ class Levers:
     """The messages of one reactor turn and one member share a signature (off: one RSA signature each)."""
     agent_provider_client: bool = False
     """SOAP providers called with Twisted's Agent instead of the lean pooled client."""
+    opmon: bool = True
+    """Operational monitoring: every exchange recorded and counted (off: ``[opmon] enabled = false``)."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -120,6 +122,8 @@ class Levers:
             args.append("--no-batch-signing")
         if self.agent_provider_client:
             args.append("--agent-provider-client")
+        if not self.opmon:
+            args.append("--no-opmon")
         return args
 
 

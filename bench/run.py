@@ -242,6 +242,7 @@ LEVER_VARIANTS: list[tuple[str, Levers]] = [
     ("new mTLS connection per exchange", Levers(max_idle=0)),
     ("timestamping off", Levers(evidence=False)),
     ("trust verdicts not kept", Levers(verdict_cache=False)),
+    ("operational monitoring off", Levers(opmon=False)),
     ("levers off (pool 8, verdicts not kept, no batches, Agent)",
      Levers(max_idle=8, verdict_cache=False, batch_signing=False, agent_provider_client=True)),
 ]
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-levers", action="store_true", help="skip the main table: set up, then the lever runs")
     parser.add_argument("--levers", action="store_true", help="run the lever runs also with --quick")
     parser.add_argument("--lever-rounds", type=int, default=2, help="rounds of lever runs (c=50 each; c=1 in the first)")
+    parser.add_argument("--lever", action="append", default=[], metavar="TEXT",
+                        help="run only the lever rows whose label contains TEXT (repeatable), e.g. --lever defaults "
+                             "--lever monitoring")
     parser.add_argument("--profile", action="store_true", help="profile both security servers with py-spy")
     parser.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="then SOAP 1 KiB c=50 for SECONDS, RSS sampled")
     parser.add_argument("--wrk-cpus", help="pin wrk to these CPUs (taskset -c), e.g. 1")
@@ -324,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                     "rounds, variants interleaved, medians in the table):")
                 for round_number in range(1, args.lever_rounds + 1):
                     for label, levers in LEVER_VARIANTS:
+                        if args.lever and not any(text in label for text in args.lever):
+                            continue
                         try:
                             procs.restart_servers(levers)
                         except StepFailed as err:

@@ -16,6 +16,8 @@
   certificates parsed from signatures): the "before" of that lever. ``--no-batch-signing`` overrides
   ``[server] batch-signing`` (default on: the messages of one reactor turn share one signature).
   ``--agent-provider-client`` calls SOAP providers with Twisted's Agent instead of the lean pooled client.
+  ``--no-opmon`` overrides ``[opmon] enabled`` (default on: every exchange leaves an operational record and its
+  metrics): the "before" of what monitoring costs (issue 15: within the run's noise).
 
 * For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
   ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
@@ -65,7 +67,7 @@ def _has_evidence(service: SecurityServerService) -> bool:
 def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Synchronous | None,
           max_idle: int | None, evidence: bool, verdict_cache: bool = True,
           batch_signing: bool | None = None,
-          agent_provider_client: bool = False) -> tuple[SecurityServerService, dict[str, Any]]:
+          agent_provider_client: bool = False, opmon: bool = True) -> tuple[SecurityServerService, dict[str, Any]]:
     """The service for ``directory`` with the levers applied, and a description of what is on."""
     if not verdict_cache:
         forget_verdicts()
@@ -78,6 +80,8 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         settings = dataclasses.replace(settings, peer_pool_size=max_idle)
     if batch_signing is not None:
         settings = dataclasses.replace(settings, batch_signing=batch_signing)
+    if not opmon:
+        settings = dataclasses.replace(settings, monitoring=dataclasses.replace(settings.monitoring, opmon_enabled=False))
     service = make_service(reactor, settings)
     wired_by_service = _has_evidence(service)
     timestamper = None
@@ -106,6 +110,7 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         "verdict_cache": verdict_cache,
         "batch_signing": settings.batch_signing,
         "provider_client": "agent" if agent_provider_client else "lean",
+        "opmon": settings.monitoring.opmon_enabled,
     }
     return service, described
 
@@ -121,6 +126,7 @@ def main() -> None:
     parser.add_argument("--no-verdict-cache", action="store_true")
     parser.add_argument("--no-batch-signing", action="store_true")
     parser.add_argument("--agent-provider-client", action="store_true")
+    parser.add_argument("--no-opmon", action="store_true")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
     parser.add_argument("--tracemalloc", type=Path,
                         help="trace allocations; the 30 biggest sites still allocated are written here at exit")
@@ -135,6 +141,7 @@ def main() -> None:
         verdict_cache=not args.no_verdict_cache,
         batch_signing=False if args.no_batch_signing else None,
         agent_provider_client=args.agent_provider_client,
+        opmon=not args.no_opmon,
     )
     if args.tracemalloc is not None:
         import tracemalloc
