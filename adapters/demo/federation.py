@@ -102,6 +102,10 @@ class DemoPorts:
         """Where other security servers reach the department's (mutual TLS)."""
         return self.client_proxy(department) + 1
 
+    def healthcheck(self, department: Department) -> int:
+        """The department's health check and Prometheus ``/metrics`` (plain HTTP, loopback)."""
+        return self.client_proxy(department) + 2
+
     @property
     def getrandom(self) -> int:
         """The getRandom example service."""
@@ -123,6 +127,7 @@ class DemoPorts:
         for department in DEPARTMENTS:
             found.append((f"{department.server_code} client proxy", self.client_proxy(department)))
             found.append((f"{department.server_code} server proxy", self.server_proxy(department)))
+            found.append((f"{department.server_code} health check", self.healthcheck(department)))
         found += [("getRandom service", self.getrandom), ("helloService service", self.hello),
                   ("population register", self.population)]
         return found

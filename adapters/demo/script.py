@@ -179,7 +179,9 @@ class DemoScript:
                 "server-proxy-host = 127.0.0.1\n"
                 f"server-proxy-port = {ports.server_proxy(department)}\n"
                 "; check the registry for a new global configuration every 2 seconds (default 60)\n"
-                "conf-refresh-seconds = 2\n",
+                "conf-refresh-seconds = 2\n\n"
+                "; the load balancer's health check and Prometheus /metrics (default off)\n"
+                f"[healthcheck]\nport = {ports.healthcheck(department)}\ninterface = 127.0.0.1\n",
                 encoding="utf-8",
             )
         self.note(f"{self.rel(layout.registry_ini)}, "

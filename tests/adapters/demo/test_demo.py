@@ -41,11 +41,13 @@ def gone(pid: int) -> bool:
 
 
 def test_ports_are_offsets_of_one_base() -> None:
-    """Nine named ports from base to base+32; a base that does not leave room is refused."""
+    """Eleven named ports from base to base+32 (a health check port beside each server's proxies); a base that does
+    not leave room is refused."""
     ports = DemoPorts(20000)
     named = dict((what, port) for what, port in ports.named())
     assert named["registry HTTP"] == 20000 and named["ss-tax client proxy"] == 20010
-    assert named["population register"] == 20032 and len(named) == 9
+    assert named["ss-tax health check"] == 20012 and named["ss-pop health check"] == 20022
+    assert named["population register"] == 20032 and len(named) == 11
     with pytest.raises(ValueError):
         DemoPorts(65530)
 
