@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterable, Sequence
@@ -116,9 +117,27 @@ def encode_digest_list(items: Iterable[tuple[bytes, str]]) -> bytes:
     return _der(0x30, body)
 
 
+@functools.cache
+def _single_digest_template(algorithm: DigestAlgorithm) -> tuple[bytes, bytes]:
+    """The DER of a ``SingleDigest`` with ``algorithm``, before and after its digest octets (fixed for a given
+    algorithm, since the digest's size and the method URI are)."""
+    octets = bytes((0x04,)) + _der_length(algorithm.size)
+    method = _der(0x0C, algorithm.uri.encode("utf-8")) + _EMPTY_TRANSFORMS
+    return bytes((0x30,)) + _der_length(len(octets) + algorithm.size + len(method)) + octets, method
+
+
 def step_digest(algorithm: DigestAlgorithm, child_digests: Iterable[bytes]) -> bytes:
-    """The value of a hash step whose children all use ``algorithm`` (``DigestList.digestHashStep``)."""
-    return algorithm.digest(encode_digest_list((digest, algorithm.uri) for digest in child_digests))
+    """The value of a hash step whose children all use ``algorithm`` (``DigestList.digestHashStep``).
+
+    The DER is the template of :func:`_single_digest_template` filled with each digest, exactly what
+    :func:`encode_digest_list` writes (the tests compare them); a digest of another size takes that general path.
+    """
+    children = tuple(child_digests)
+    if any(len(digest) != algorithm.size for digest in children):
+        return algorithm.digest(encode_digest_list((digest, algorithm.uri) for digest in children))
+    head, tail = _single_digest_template(algorithm)
+    body = head + (tail + head).join(children) + tail
+    return algorithm.digest(bytes((0x30,)) + _der_length(len(body)) + body)
 
 
 # --- building -----------------------------------------------------------------------------------------------
@@ -154,30 +173,41 @@ def _result_xml(algorithm: DigestAlgorithm, top: bytes, uri: str) -> bytes:
     ).encode("utf-8")
 
 
-def _data_ref(uri: str, digest: bytes) -> str:
+# The chain documents as byte templates (issue 18, lever 2): the pieces around each digest, written once.
+_DIGEST_VALUE_TAIL = b"</DigestValue>\n"
+_DATA_REF_TAIL = _DIGEST_VALUE_TAIL + b"        </ns2:DataRef>\n"
+_HASH_VALUE_HEAD = b"        <ns2:HashValue>\n            <DigestValue>"
+_HASH_VALUE_TAIL = _DIGEST_VALUE_TAIL + b"        </ns2:HashValue>\n"
+_STEP_TAIL = b"    </ns2:HashStep>\n"
+_CHAIN_TAIL = b"</ns2:HashChain>\n"
+
+
+def _data_ref_head(uri: str) -> bytes:
+    return f"        <ns2:DataRef URI={quoteattr(uri)}>\n            <DigestValue>".encode("utf-8")
+
+
+def _step_head(index: int) -> bytes:
+    return f'    <ns2:HashStep id="{_STEP}{index}">\n'.encode("ascii")
+
+
+def _step_ref(index: int) -> bytes:
+    return f'        <ns2:StepRef URI="#{_STEP}{index}"/>\n'.encode("ascii")
+
+
+def _chain_head(algorithm: DigestAlgorithm) -> bytes:
     return (
-        f"        <ns2:DataRef URI={quoteattr(uri)}>\n"
-        f"            <DigestValue>{_b64(digest)}</DigestValue>\n"
-        "        </ns2:DataRef>\n"
-    )
+        f"{_XML_DECL}<ns2:HashChain {_ROOT_NS}>\n    <ns2:DefaultDigestMethod Algorithm=\"{algorithm.uri}\"/>\n"
+    ).encode("utf-8")
 
 
-def _hash_value(digest: bytes) -> str:
-    return f"        <ns2:HashValue>\n            <DigestValue>{_b64(digest)}</DigestValue>\n        </ns2:HashValue>\n"
-
-
-def _step_ref(index: int) -> str:
-    return f'        <ns2:StepRef URI="#{_STEP}{index}"/>\n'
-
-
-def _chain_xml(algorithm: DigestAlgorithm, steps: Sequence[Sequence[str]]) -> bytes:
-    parts = [f"{_XML_DECL}<ns2:HashChain {_ROOT_NS}>\n", f'    <ns2:DefaultDigestMethod Algorithm="{algorithm.uri}"/>\n']
+def _chain_xml(head: bytes, steps: Sequence[Sequence[bytes]]) -> bytes:
+    parts = [head]
     for index, children in enumerate(steps):
-        parts.append(f'    <ns2:HashStep id="{_STEP}{index}">\n')
+        parts.append(_step_head(index))
         parts.extend(children)
-        parts.append("    </ns2:HashStep>\n")
-    parts.append("</ns2:HashChain>\n")
-    return "".join(parts).encode("utf-8")
+        parts.append(_STEP_TAIL)
+    parts.append(_CHAIN_TAIL)
+    return b"".join(parts)
 
 
 class _Tree:
@@ -253,32 +283,45 @@ def build_hash_chain(
 
     leaves = [parts[0] if len(parts) == 1 else step_digest(algorithm, parts) for parts in inputs]
     result_uri = f"{chain_uri}#{_STEP}0"
+    chain_head = _chain_head(algorithm)
+    data_ref_head = _data_ref_head(data_uri)
+    b64: dict[bytes, bytes] = {}  # a sibling's digest appears in the chains of every input below its sibling
 
-    def multipart_step(parts: Sequence[bytes]) -> list[str]:
-        return [_data_ref(data_uri, parts[0])] + [
-            _data_ref(attachment_uri(number), digest) for number, digest in enumerate(parts[1:], start=1)
+    def encoded(digest: bytes) -> bytes:
+        text = b64.get(digest)
+        if text is None:
+            text = b64[digest] = base64.b64encode(digest)
+        return text
+
+    def data_ref(digest: bytes) -> bytes:
+        return data_ref_head + encoded(digest) + _DATA_REF_TAIL
+
+    def multipart_step(parts: Sequence[bytes]) -> list[bytes]:
+        return [data_ref(parts[0])] + [
+            _data_ref_head(attachment_uri(number)) + encoded(digest) + _DATA_REF_TAIL
+            for number, digest in enumerate(parts[1:], start=1)
         ]
 
     if len(leaves) == 1:
         top = leaves[0]
-        chains = (_chain_xml(algorithm, [multipart_step(inputs[0])]),)
+        chains = (_chain_xml(chain_head, [multipart_step(inputs[0])]),)
         return HashChains(top=top, result=_result_xml(algorithm, top, result_uri), chains=chains)
 
     tree = _Tree(algorithm, leaves)
     built: list[bytes] = []
     for index, parts in enumerate(inputs):
-        steps: list[list[str]] = []
+        steps: list[list[bytes]] = []
         path = tree.path(index)
         for step_index, (direction, my_width, sibling) in enumerate(path):
             if my_width == 1 and len(parts) == 1:
-                mine = _data_ref(data_uri, parts[0])
+                mine = data_ref(parts[0])
             else:
                 mine = _step_ref(step_index + 1)
-            other = _hash_value(sibling)
+            other = _HASH_VALUE_HEAD + encoded(sibling) + _HASH_VALUE_TAIL
             steps.append([mine, other] if direction == 0 else [other, mine])
         if len(parts) > 1:
             steps.append(multipart_step(parts))
-        built.append(_chain_xml(algorithm, steps))
+        built.append(_chain_xml(chain_head, steps))
     top = tree.value(0, tree.root_width)
     return HashChains(top=top, result=_result_xml(algorithm, top, result_uri), chains=tuple(built))
 

@@ -27,6 +27,7 @@ from security_server.core.hashchain import (
     step_digest,
     verify_hash_chain,
 )
+from tests.security_server.core import hashchain_reference
 
 HC = "{http://cyber.ee/hashchain}"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
@@ -452,3 +453,38 @@ def test_the_template_readers_decline_other_layouts() -> None:
     three = build_hash_chain([[leaf(1)], [leaf(2)], [leaf(3)]], chain_uri=SIG_HASH_CHAIN, data_uri=MESSAGE)
     assert b'id="STEP1"' in three.chains[0]
     assert hashchain._template_steps(three.chains[0].replace(b'id="STEP1"', b'id="STEP0"')) is None  # a repeated id
+
+
+# --- the byte templates against the builder they replaced ----------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.binary(max_size=8), min_size=1, max_size=3), min_size=1, max_size=33),
+    st.sampled_from([(SIG_HASH_CHAIN, MESSAGE), (TS_HASH_CHAIN, SIGNATURE), ("/other chain&.xml", "/data <1>")]),
+    st.sampled_from(digests.ALL),
+)
+def test_the_byte_templates_write_the_old_builders_bytes(
+    messages: list[list[bytes]], uris: tuple[str, str], algorithm: digests.DigestAlgorithm
+) -> None:
+    """For any batch, chain and data names (quoted as before) and digest, the templates give byte for byte the
+    top, result and chains of the per-step string builder (kept in tests/.../hashchain_reference.py)."""
+    if len(messages) == 1 and len(messages[0]) == 1:
+        messages = messages + [[b"second"]]
+    inputs = [[algorithm.digest(part) for part in parts] for parts in messages]
+    ours = build_hash_chain(inputs, chain_uri=uris[0], data_uri=uris[1], algorithm=algorithm)
+    theirs = hashchain_reference.build_hash_chain(inputs, chain_uri=uris[0], data_uri=uris[1], algorithm=algorithm)
+    assert (ours.top, ours.result, ours.chains) == (theirs.top, theirs.result, theirs.chains)
+
+
+@given(st.sampled_from(digests.ALL), st.lists(st.binary(min_size=0, max_size=70), min_size=1, max_size=4))
+def test_the_step_template_is_the_digest_lists_der(algorithm: digests.DigestAlgorithm, children: list[bytes]) -> None:
+    """step_digest's DER template equals encode_digest_list for digests of the algorithm's size (and any other
+    size takes encode_digest_list itself)."""
+    expected = algorithm.digest(hashchain.encode_digest_list((child, algorithm.uri) for child in children))
+    assert step_digest(algorithm, children) == expected
+    sized = [algorithm.digest(child) for child in children]
+    independent = _DigestList(
+        [{"digest": c, "method": algorithm.uri, "transforms": _Transforms(contents=b"")} for c in sized]
+    ).dump()
+    assert step_digest(algorithm, sized) == algorithm.digest(independent)
