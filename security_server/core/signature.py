@@ -1212,13 +1212,19 @@ def verify_signature(
 
 def signature_value(signature_xml: bytes, *, max_bytes: int = MAX_SIGNATURE_BYTES) -> bytes:
     """The raw ``ds:SignatureValue`` bytes: what a single (non-batch) timestamp covers (§4.5)."""
+    template = _read_template(signature_xml, max_bytes)
+    if template is not None:
+        return template.value
     signature = _parse_signature(signature_xml, max_bytes)
     return _base64(_only(signature, _DS("SignatureValue"), "SignatureValue"), "signature value")
 
 
 def referenced_uris(signature_xml: bytes, *, max_bytes: int = MAX_SIGNATURE_BYTES) -> tuple[str, ...]:
     """The detached URIs that a signature's ``SignedInfo`` references (``Signature.references``)."""
-    return tuple(ref.uri for ref in _read(signature_xml, max_bytes).references if not ref.uri.startswith("#"))
+    read: _TemplateSignature | _ParsedSignature | None = _read_template(signature_xml, max_bytes)
+    if read is None:
+        read = _read(signature_xml, max_bytes)
+    return tuple(ref.uri for ref in read.references if not ref.uri.startswith("#"))
 
 
 def signature_timestamp(signature_xml: bytes, *, max_bytes: int = MAX_SIGNATURE_BYTES) -> bytes | None:

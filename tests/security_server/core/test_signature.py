@@ -639,3 +639,26 @@ def test_the_signing_time_is_written_as_strftime_writes_it() -> None:
                    datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))):
         utc = moment.astimezone(timezone.utc)
         assert sig._signing_time(moment) == utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_signature_value_and_references_read_from_the_template_are_the_parsers(data: st.DataObject) -> None:
+    """signature_value and referenced_uris give the parser's answer (value, or error) for our signatures and
+    for any one-byte change of them."""
+    document = bytearray(sign_message())
+    if data.draw(st.booleans()):
+        document[data.draw(st.integers(0, len(document) - 1))] ^= data.draw(st.integers(1, 255))
+
+    def answers() -> tuple[object, object]:
+        found: list[object] = []
+        for read in (sig.signature_value, sig.referenced_uris):
+            try:
+                found.append(read(bytes(document)))
+            except BusError as err:
+                found.append((type(err), err.message, err.reason))
+        return found[0], found[1]
+
+    fast = answers()
+    with mock.patch.object(sig, "_read_template", lambda *args: None):
+        assert fast == answers()

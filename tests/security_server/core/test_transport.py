@@ -424,3 +424,15 @@ def test_any_truncation_is_refused(case: tuple[TransportMessage, bool], data: st
     cut = data.draw(st.integers(0, len(body) - 3))
     with pytest.raises(BusError):
         decode_transport(content_type, body[:cut], is_response=is_response)
+
+
+def test_remembered_part_content_types_keep_every_verdict() -> None:
+    """A part content type that does not parse is invalid_content_type every time (a refusal is never
+    remembered), and a remembered valid one still decodes, in any case and spelling."""
+    bad = _body((SOAP_CT, b"m"), ('text/xml; charset="unterminated', b"x"), (SIGNATURE, b"s"))
+    for _ in range(3):
+        assert _code(*bad) == "client.invalid_content_type"
+    for soap_type in (SOAP_CT, SOAP_CT.upper(), "text/xml", "TEXT/XML; charset=utf-8"):
+        for _ in range(2):
+            message = _signed(decode_transport(*_body((soap_type, b"<m/>"), (SIGNATURE, b"s")), is_response=True))
+            assert message.content.content_type == soap_type and message.signature.signature_xml == b"s"
