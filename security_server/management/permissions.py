@@ -59,6 +59,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getTokens": READERS,
         "getToken": READERS,
         "getKey": READERS,
+        "addKeyAndCsr": SECURITY | REGISTRATION,
+        "downloadCsr": SECURITY | REGISTRATION,
+        "deleteCsr": SECURITY | REGISTRATION,
+        "importCertificate": SECURITY | REGISTRATION,
         # backups (the system administrator's)
         "getBackups": ADMIN,
         "addBackup": ADMIN,

@@ -16,15 +16,25 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from security_server.admin import keys
+from security_server.admin import csrs, keys
 from security_server.admin.keys import TokenView
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext
-from security_server.management.ids import client_id_text
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    OperationContext,
+    no_content,
+    string_field,
+)
+from security_server.management.errors import bad_request, forbidden
+from security_server.management.ids import client_id_text, parse_client_id
 from security_server.management.operations.common import PREFIX, xroad_time
 from security_server.management.permissions import roles_for
+from security_server.management.roles import Role
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind
 from security_server.signer.token import TokenStatus
+from security_server.signer.token_set import TokenSet
 
 _USAGES = (
     ("digital_signature", "DIGITAL_SIGNATURE"), ("content_commitment", "NON_REPUDIATION"),
@@ -118,8 +128,8 @@ def _owner_id(owner: ClientId | SecurityServerId) -> str:
     return client_id_text(owner.owner if isinstance(owner, SecurityServerId) else owner)
 
 
-def key_json(info: KeyInfo, now_cert_valid: bool) -> dict[str, Any]:
-    """X-Road's ``Key`` with its certificate (a key has at most one in fedbus)."""
+def key_json(info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """X-Road's ``Key`` with its certificate (a key has at most one in fedbus) and its kept requests."""
     certificates = []
     if info.cert is not None:
         certificates.append({
@@ -135,7 +145,9 @@ def key_json(info: KeyInfo, now_cert_valid: bool) -> dict[str, Any]:
         "name": info.key_id,
         "label": info.key_id,
         "certificates": certificates,
-        "certificate_signing_requests": [],
+        "certificate_signing_requests": [
+            {"id": csr_id, "owner_id": _owner_id(info.owner), "possible_actions": []} for csr_id in csrs
+        ],
         "usage": "AUTHENTICATION" if info.kind is KeyKind.AUTH else "SIGNING",
         "available": True,
         "saved_to_configuration": True,
@@ -143,17 +155,19 @@ def key_json(info: KeyInfo, now_cert_valid: bool) -> dict[str, Any]:
     }
 
 
+def _key(context: OperationContext, info: KeyInfo) -> dict[str, Any]:
+    now = context.now()
+    valid = info.cert is not None and info.cert.not_valid_before_utc <= now <= info.cert.not_valid_after_utc
+    return key_json(info, valid, csrs.csr_ids(context.server_dir, info.key_id))
+
+
 def token_json(context: OperationContext, token: TokenView) -> dict[str, Any]:
     """X-Road's ``Token``."""
-    now = context.now()
     return {
         "id": token.name,
         "name": token.name,
         "type": "HARDWARE" if token.hardware else "SOFTWARE",
-        "keys": [
-            key_json(k, k.cert is not None and k.cert.not_valid_before_utc <= now <= k.cert.not_valid_after_utc)
-            for k in token.keys
-        ],
+        "keys": [_key(context, k) for k in token.keys],
         "status": "OK",
         "logged_in": token.status is TokenStatus.LOGGED_IN,
         "available": token.status is not TokenStatus.NOT_PRESENT,
@@ -175,12 +189,91 @@ def get_token(context: OperationContext, request: ApiRequest) -> ApiResponse:
 def get_key(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /keys/{id}``."""
     found = keys.find_key(context.server_dir, request.params["id"], context.config)
-    now = context.now()
-    cert = found.info.cert
-    return ApiResponse(200, key_json(found.info, cert is not None and cert.not_valid_before_utc <= now <= cert.not_valid_after_utc))
+    return ApiResponse(200, _key(context, found.info))
+
+
+_CSR_FIELDS = frozenset({"key_usage_type", "ca_name", "csr_format", "member_id", "subject_field_values", "acme_order"})
+_SUBJECT_FIELDS = frozenset({"C", "O", "CN", "serialNumber", "SN"})
+
+
+def add_key_and_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /tokens/{id}/keys-with-csrs``: a key on the token and its certificate request, kept for download.
+
+    The auth key's request is the security officer's, a sign key's the registration officer's (X-Road's
+    GENERATE_AUTH_CERT_REQ and GENERATE_SIGN_CERT_REQ). The subject follows the certificate profile; only ``O``
+    of ``subject_field_values`` is taken. ``key_label`` and ``ca_name`` are accepted and not kept.
+    """
+    data = request.json_object(frozenset({"key_label", "csr_generate_request"}), frozenset({"csr_generate_request"}))
+    string_field(data, "key_label", required=False)
+    spec = data["csr_generate_request"]
+    if not isinstance(spec, dict):
+        raise bad_request("invalid_field", "csr_generate_request")
+    unknown = sorted(set(spec) - _CSR_FIELDS)
+    if unknown:
+        raise bad_request("unknown_field", *unknown)
+    usage = spec.get("key_usage_type")
+    if usage not in ("AUTHENTICATION", "SIGNING"):
+        raise bad_request("invalid_field", "key_usage_type")
+    string_field(spec, "ca_name")
+    if spec.get("csr_format", "PEM") not in ("PEM", "DER"):
+        raise bad_request("invalid_field", "csr_format")
+    fields = spec.get("subject_field_values")
+    if not isinstance(fields, dict) or not set(fields) <= _SUBJECT_FIELDS:
+        raise bad_request("invalid_field", "subject_field_values")
+    organisation = string_field(fields, "O")
+    kind = KeyKind.AUTH if usage == "AUTHENTICATION" else KeyKind.SIGN
+    needed = Role.SECURITY_OFFICER if kind is KeyKind.AUTH else Role.REGISTRATION_OFFICER
+    assert request.principal is not None
+    if needed not in request.principal.roles:
+        raise forbidden("addKeyAndCsr")
+    member_text = string_field(spec, "member_id", required=False, max_length=767)
+    member = parse_client_id(member_text) if member_text is not None and kind is KeyKind.SIGN else None
+    keys.get_token(context.server_dir, request.params["id"], context.config)
+    made = csrs.generate_key_with_csr(
+        context.server_dir, kind, str(organisation), member=member, token_name=request.params["id"],
+        config=context.config,
+    )
+    return ApiResponse(201, {"key": _key(context, made.key.info), "csr_id": made.csr_id})
+
+
+def download_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /keys/{id}/csrs/{csr_id}?csr_format=PEM|DER`` (X-Road's file answers it with 201)."""
+    form = request.query_value("csr_format") or "PEM"
+    if form not in ("PEM", "DER"):
+        raise bad_request("invalid_parameter", "csr_format")
+    key_id, csr_id = request.params["id"], request.params["csr_id"]
+    data = csrs.read_csr(context.server_dir, key_id, csr_id, der=form == "DER")
+    disposition = f'attachment; filename="{csr_id}.{form.lower()}"'.encode("ascii")
+    return ApiResponse(201, raw=data, content_type="application/octet-stream",
+                       headers=((b"Content-Disposition", disposition),))
+
+
+def delete_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /keys/{id}/csrs/{csr_id}``."""
+    csrs.delete_csr(context.server_dir, request.params["id"], request.params["csr_id"])
+    return no_content()
+
+
+def import_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /token-certificates``: a certificate (PEM or DER) for a key on one of the tokens; its kept
+    requests are dropped."""
+    if not request.body or len(request.body) > 64 * 1024:
+        raise bad_request("invalid_certificate", "the body is a PEM or DER certificate of at most 64 KiB")
+    tokens = context.server_dir.tokens(context.config) if context.config is not None else TokenSet(
+        [context.server_dir.soft_token()])
+    imported = keys.import_certificate(tokens, request.body, now=context.now())
+    for csr_id in csrs.csr_ids(context.server_dir, imported.info.key_id):
+        csrs.delete_csr(context.server_dir, imported.info.key_id, csr_id)
+    return ApiResponse(201, _key(context, imported.info)["certificates"][0])
 
 
 OPERATIONS = (
+    Operation("POST", f"{PREFIX}/tokens/{{id}}/keys-with-csrs", "addKeyAndCsr", roles_for("addKeyAndCsr"),
+              add_key_and_csr),
+    Operation("GET", f"{PREFIX}/keys/{{id}}/csrs/{{csr_id}}", "downloadCsr", roles_for("downloadCsr"), download_csr),
+    Operation("DELETE", f"{PREFIX}/keys/{{id}}/csrs/{{csr_id}}", "deleteCsr", roles_for("deleteCsr"), delete_csr),
+    Operation("POST", f"{PREFIX}/token-certificates", "importCertificate", roles_for("importCertificate"),
+              import_certificate),
     Operation("GET", f"{PREFIX}/tokens", "getTokens", roles_for("getTokens"), get_tokens),
     Operation("GET", f"{PREFIX}/tokens/{{id}}", "getToken", roles_for("getToken"), get_token),
     Operation("GET", f"{PREFIX}/keys/{{id}}", "getKey", roles_for("getKey"), get_key),
