@@ -14,28 +14,42 @@ hash chain a few microseconds per message.
 
 A batch holds the messages of one member (one signing key) and at most ``max_batch`` of them; its signing time
 is the latest of its messages' signing times. Messages are not reordered within a member.
+
+Where the signing happens (issue 20). A soft-token key signs inline on the reactor thread, as it always has: a
+signature costs a fraction of a millisecond and a thread hop would cost more. A key in a PKCS#11 token signs on
+that token's worker thread (:mod:`~security_server.signer.token_workers`), so a slow or hung HSM never blocks the
+reactor, and the batch's callers get ``signer.cannot_sign`` when the token does not answer within the bounded
+wait. When the key source may read a token (:attr:`SigningKeys.may_block`), a key that is not in its cache is also
+looked up on a worker thread (:data:`LOOKUP`); the OCSP response is always taken on the reactor thread.
 """
 
 from __future__ import annotations
 
+import copy
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol, Sequence
 
 import structlog
 from cryptography import x509
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 
+from security_server.core.errors import BusError
 from security_server.core.identifiers import ClientId
 from security_server.core.signature import MessagePart, SignatureData, sign_batch
 from security_server.core.soapattachments import signed_parts
-from security_server.signer.pkcs11_key import signature_algorithm_for
+from security_server.signer.pkcs11_key import signature_algorithm_for, token_name_of
 from security_server.signer.softtoken import PrivateKey
+from security_server.signer.token_workers import TokenWorkers
 
 _log = structlog.get_logger("fedbus.signer.batch")
 
 DEFAULT_MAX_BATCH = 128
 """The most messages one signature covers (X-Road has no fixed limit; a chain grows by one step per doubling)."""
+LOOKUP = "key-lookup"
+"""The worker that looks keys up in the tokens when the key source may block (not a token's own name: a lookup
+asks every token, and the PKCS#11 module lock orders it with the token's signing)."""
 
 
 class KeySource(Protocol):
@@ -83,6 +97,18 @@ def sign_message(
     return sign_now(keys, own_ocsp, member, [signed_parts(message, attachments)], now)[0]
 
 
+def _own_error(err: Exception) -> Exception:
+    """A copy of ``err`` with a fault-detail id of its own (each caller's fault is logged under its own id)."""
+    if not isinstance(err, BusError):
+        return err
+    try:
+        copied = copy.copy(err)
+    except TypeError:  # an error whose constructor takes other arguments than its message
+        return err
+    copied.detail_id = str(uuid.uuid4())
+    return copied
+
+
 class BatchSigner:
     """Signs messages as :func:`sign_now` does, those of one reactor turn and one member with one signature."""
 
@@ -94,8 +120,10 @@ class BatchSigner:
         *,
         enabled: bool = True,
         max_batch: int = DEFAULT_MAX_BATCH,
+        workers: TokenWorkers | None = None,
     ) -> None:
-        """``enabled`` False signs every message at once on its own (no queue, no hash chain)."""
+        """``enabled`` False signs every message on its own (no queue, no hash chain): a soft key at once, before
+        :meth:`sign` returns. ``workers`` run token calls (default: one per token, with the default bounded wait)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._reactor = reactor
@@ -103,6 +131,8 @@ class BatchSigner:
         self._own_ocsp = own_ocsp
         self.enabled = enabled
         self._max_batch = max_batch
+        self.workers = workers if workers is not None else TokenWorkers(reactor)
+        self._keys_may_block = bool(getattr(keys, "may_block", False))
         self._waiting: dict[ClientId, list[_Waiting]] = {}
         self._scheduled = False
         self.signatures_made = 0
@@ -115,19 +145,11 @@ class BatchSigner:
     ) -> Deferred[SignatureData]:
         """Sign ``message`` (and its ``attachments``, or REST body) as ``member`` with signing time ``now`` at the
         latest; fires with its :class:`SignatureData`, or fails with the error that prevented signing (no key,
-        no usable OCSP response for the certificate)."""
-        parts = signed_parts(message, attachments)
+        no usable OCSP response for the certificate, a token that is out or does not answer in time)."""
+        waiting = _Waiting(signed_parts(message, attachments), now)
         if not self.enabled:
-            try:
-                signed = sign_now(self._keys, self._own_ocsp, member, [parts], now)[0]
-            except Exception as err:  # the same failures a batch reports through its Deferreds
-                failed: Deferred[SignatureData] = Deferred()
-                failed.errback(err)
-                return failed
-            self.signatures_made += 1
-            self.messages_signed += 1
-            return succeed(signed)
-        waiting = _Waiting(parts, now)
+            self._sign_batch(member.member, [waiting])
+            return waiting.deferred
         self._waiting.setdefault(member.member, []).append(waiting)
         if not self._scheduled:
             self._scheduled = True
@@ -143,18 +165,62 @@ class BatchSigner:
 
     def _sign_batch(self, member: ClientId, batch: list[_Waiting]) -> None:
         now = max(item.now for item in batch)
-        try:
-            signed = sign_now(self._keys, self._own_ocsp, member, [item.parts for item in batch], now)
-        except Exception as err:
-            if len(batch) > 1:
-                # Each message alone, so that every caller gets its own error (its own fault-detail UUID).
-                for item in batch:
-                    self._sign_batch(member, [item])
+        if self._keys_may_block:
+            cached = getattr(self._keys, "cached")(member, now)
+            if cached is None:
+                found = self.workers.run(LOOKUP, lambda: self._keys.get(member, now))
+                found.addCallbacks(
+                    lambda pair: self._sign_with(member, batch, now, pair),
+                    lambda failure: self._failed(member, batch, failure.value, alone=False),
+                )
                 return
-            _log.warning("signing_failed", member=str(member), error=repr(err))
-            batch[0].deferred.errback(err)
+            pair = cached
+        else:
+            try:
+                pair = self._keys.get(member, now)
+            except Exception as err:
+                self._failed(member, batch, err, alone=True)
+                return
+        self._sign_with(member, batch, now, pair)
+
+    def _sign_with(
+        self, member: ClientId, batch: list[_Waiting], now: datetime, pair: tuple[PrivateKey, x509.Certificate]
+    ) -> None:
+        key, cert = pair
+        token = token_name_of(key)
+        messages = [item.parts for item in batch]
+        try:
+            ocsp = self._own_ocsp(cert)
+            algorithm = signature_algorithm_for(key)
+            if token is None:
+                signed = sign_batch(messages, cert, key, ocsp, now, algorithm=algorithm)
+        except Exception as err:
+            self._failed(member, batch, err, alone=True)
             return
+        if token is None:
+            self._signed(batch, signed)
+            return
+        done = self.workers.run(token, lambda: sign_batch(messages, cert, key, ocsp, now, algorithm=algorithm))
+        done.addCallbacks(
+            lambda signatures: self._signed(batch, signatures),
+            # A token's own failure (out, timed out) is every message's; any other, each message tries alone.
+            lambda failure: self._failed(member, batch, failure.value, alone=not isinstance(failure.value, BusError)),
+        )
+
+    def _signed(self, batch: list[_Waiting], signed: Sequence[SignatureData]) -> None:
         self.signatures_made += 1
         self.messages_signed += len(batch)
         for item, signature in zip(batch, signed, strict=True):
             item.deferred.callback(signature)
+
+    def _failed(self, member: ClientId, batch: list[_Waiting], err: Exception, *, alone: bool) -> None:
+        if alone and len(batch) > 1:
+            # Each message alone, so that every caller gets its own error (its own fault-detail UUID), and one
+            # message that cannot be signed does not fail the others.
+            for item in batch:
+                self._sign_batch(member, [item])
+            return
+        for index, item in enumerate(batch):
+            own = err if index == 0 else _own_error(err)
+            _log.warning("signing_failed", member=str(member), error=repr(own))
+            item.deferred.errback(own)

@@ -204,3 +204,12 @@ def signature_algorithm_for(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     if isinstance(key, Pkcs11RsaKey) and key.sign_mechanism is SignMechanism.RSA_PKCS_PSS:
         return RSA_PSS_SHA512
     return RSA_SHA512
+
+
+def token_name_of(key: object) -> str | None:
+    """The name of the token that signs for ``key`` (a PKCS#11 token key), or None for a key held here in memory
+    (a soft-token key), which signs inline."""
+    if isinstance(key, (Pkcs11RsaKey, Pkcs11EcKey)):
+        name = getattr(key._token, "name", None)
+        return name if isinstance(name, str) else type(key._token).__name__
+    return None

@@ -112,6 +112,11 @@ class TokenOperationFailed(ServerFault):
     default_origin = Origin.SIGNER
 
 
+class TokenTimedOut(TokenOperationFailed):
+    """The token did not answer within the bounded wait (a hung or unreachable network HSM); X-Road's signer fault
+    code ``cannot_sign``, with the token's name and the wait in the message."""
+
+
 # --- values -------------------------------------------------------------------------------------------------------
 
 
