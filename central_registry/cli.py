@@ -249,10 +249,11 @@ def registry_init(root: Path, instance: str, no_dev_ca: bool, config_file: Path 
 
 @registry.command("set")
 @_registry_dir_option
-@click.argument("key", type=click.Choice(sorted([*RegistryStore._INT_SETTINGS, "auto_approve"])))
+@click.argument("key", type=click.Choice(sorted([*RegistryStore._INT_SETTINGS, "auto_approve", "monitoring_client"])))
 @click.argument("value")
 def registry_set(root: Path, key: str, value: str) -> None:
-    """Change a federation setting (OCSP freshness, timestamping interval, configuration expiry, auto-approve)."""
+    """Change a federation setting (OCSP freshness, timestamping interval, configuration expiry, auto-approve, the
+    central monitoring client: MEMBER:... or SUBSYSTEM:..., empty for none)."""
     with _Store(root) as store:
         store.set_setting(key, value)
     click.echo(f"{key} = {value}")

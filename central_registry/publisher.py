@@ -26,6 +26,8 @@ from security_server.edge.atomic_file import write_atomically
 from security_server.core.errors import ConfigurationError
 from security_server.core.globalconf import (
     CONFIGURATION_VERSION,
+    MONITORING_FILE,
+    MONITORING_PARAMETERS,
     PRIVATE_PARAMETERS,
     SHARED_PARAMETERS,
     AnchorSource,
@@ -36,6 +38,7 @@ from security_server.core.globalconf import (
     ManagementService,
     PrivateParameters,
     build_configuration_anchor,
+    build_monitoring_parameters,
     build_private_parameters,
     build_shared_parameters,
     build_signed_directory,
@@ -217,6 +220,13 @@ class Publisher:
             DirectoryEntry.for_content(SHARED_PARAMETERS, settings.instance, f"{base}/shared-params.xml", shared,
                                        file_name="shared-params.xml"),
         ]
+        if settings.monitoring_client is not None:
+            # The optional monitoring part (UG-CS §14), only once a central monitoring client is named.
+            monitoring = build_monitoring_parameters(settings.monitoring_client)
+            files[f"{base}/{MONITORING_FILE}"] = monitoring
+            entries.append(DirectoryEntry.for_content(
+                MONITORING_PARAMETERS, settings.instance, f"{base}/{MONITORING_FILE}", monitoring, file_name=MONITORING_FILE
+            ))
         expires_at = (now + timedelta(seconds=settings.conf_expire_seconds)).replace(microsecond=0)
         content_type, directory = build_signed_directory(
             entries, expires_at, CONFIGURATION_VERSION, self.signing_key.key, self.signing_key.cert_der

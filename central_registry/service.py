@@ -51,7 +51,7 @@ log = structlog.get_logger()
 T = TypeVar("T")
 
 MAX_MANAGEMENT_REQUEST_BYTES = 1024 * 1024
-_CONF_PATH = re.compile(r"V[0-9]+/[0-9]{20}/(private|shared)-params\.xml")
+_CONF_PATH = re.compile(r"V[0-9]+/[0-9]{20}/(private|shared|monitoring)-params\.xml")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from security_server.core.errors import ClientFault
+from security_server.core.errors import BusError, ClientFault
 from security_server.core.identifiers import ClientId, GlobalGroupId, SecurityServerId, check_part
 from security_server.store.engine import Database, as_dicts
 from security_server.store.errors import ConstraintViolated
@@ -112,6 +112,8 @@ class Settings:
     conf_expire_seconds: int = 600
     generation_interval_seconds: int = 60
     auto_approve: bool = False
+    monitoring_client: ClientId | None = None
+    """The central monitoring client published in the optional monitoring part (UG-CS §14); None: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +281,7 @@ class RegistryStore:
             conf_expire_seconds=int(values.get("conf_expire_seconds", 600)),
             generation_interval_seconds=int(values.get("generation_interval_seconds", 60)),
             auto_approve=values.get("auto_approve", "false") == "true",
+            monitoring_client=ClientId.parse_display(values["monitoring_client"]) if values.get("monitoring_client") else None,
         )
 
     _INT_SETTINGS = {
@@ -293,6 +296,15 @@ class RegistryStore:
         if key == "auto_approve":
             if value not in ("true", "false"):
                 raise RegistryError("auto_approve must be true or false")
+        elif key == "monitoring_client":
+            if value:  # empty: no central monitoring client
+                try:
+                    client = ClientId.parse_display(value)
+                except BusError as err:
+                    raise RegistryError(f"monitoring_client must be a member or subsystem identifier: {err.message}") from err
+                if client.instance != self.settings().instance:
+                    raise RegistryError(f"monitoring_client {value} is not of instance {self.settings().instance}")
+                value = client.to_display()
         elif key in self._INT_SETTINGS:
             low, high = self._INT_SETTINGS[key]
             if not value.isdigit() or not low <= int(value) <= high:

@@ -182,7 +182,7 @@ class ServerMonitoring(MultiService):
     def monitoring_client(self) -> ClientId | None:
         """The central monitoring client the global configuration names (X-Road ``monitoring-params.xml``)."""
         conf = self._conf()
-        return None if conf is None else getattr(conf, "monitoring_client", None)
+        return None if conf is None else conf.monitoring_client
 
     # --- health checks ---------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web import server
 
 from security_server.cli import server as server_cli
+from central_registry.store import RegistryStore
 from security_server.core.acl import AccessRight
 from security_server.core.identifiers import ClientId, SecurityServerId, ServiceId
 from security_server.core.opmon.query import GET_HEALTH_DATA, GET_OPERATIONAL_DATA, OpmonSettings
@@ -270,7 +271,33 @@ class MonitoringEndToEndTest(federation.TwoDepartmentFederation):
             assert (fault_code(answers[bad]) or "").endswith("invalid_request"), (bad, answers[bad])
 
         yield self.check_metrics_and_health(provider)
+        yield self.check_the_central_monitoring_client(consumer, provider, ss1, wide, len(produced))
         yield self.check_monitoring_never_fails_an_exchange(consumer, provider, ss1, getrandom)
+
+    @defer.inlineCallbacks
+    def check_the_central_monitoring_client(
+        self, consumer: Department, provider: Department, ss1: int, wide: etree._Element, owner_saw: int
+    ) -> Any:
+        """Once the registry names the consumer the central monitoring client (the MONITORING part of the global
+        configuration), it sees every record of the provider's server and may read its metrics."""
+        store = RegistryStore(self.paths.database)
+        try:
+            store.set_setting("monitoring_client", CONSUMER.to_display())
+        finally:
+            store.close()
+        yield self.catch_up(consumer, provider)
+        assert provider.service.conf_client.current().monitoring_client == CONSUMER
+        yield self.flush(provider)
+
+        def ask(code: str, body: etree._Element) -> Reply:
+            message = request(CONSUMER, ServiceId(PROVIDER_MEMBER, code), body, message_id=f"om-{uuid.uuid4()}",
+                              target=provider.server_id)
+            return http_call(ss1, "POST", "/", SOAP_HEADERS, message)
+
+        metrics = yield deferToThread(ask, "getSecurityServerMetrics", element(f'<m:getSecurityServerMetrics xmlns:m="{ENVMON}"/>'))
+        assert fault_code(metrics) is None and b"proxyVersion" in metrics.body, metrics
+        everything = records_of((yield deferToThread(ask, GET_OPERATIONAL_DATA, wide)))
+        assert len(everything) > owner_saw and "om-owner" in {r.get("messageId") for r in everything}
 
     @defer.inlineCallbacks
     def check_metrics_and_health(self, provider: Department) -> Any:

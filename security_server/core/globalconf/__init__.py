@@ -29,6 +29,12 @@ from security_server.core.globalconf.directory import (
     verify_signed_directory,
 )
 from security_server.core.globalconf.globalconf import GlobalConf, assemble_global_conf
+from security_server.core.globalconf.monitoringparams import (
+    MONITORING_FILE,
+    MONITORING_PARAMETERS,
+    build_monitoring_parameters,
+    parse_monitoring_parameters,
+)
 from security_server.core.globalconf.privateparams import (
     ManagementService,
     PrivateParameters,
@@ -53,6 +59,8 @@ from security_server.core.globalconf.sharedparams import (
 
 __all__ = [
     "CONFIGURATION_VERSION",
+    "MONITORING_FILE",
+    "MONITORING_PARAMETERS",
     "PRIVATE_PARAMETERS",
     "SHARED_PARAMETERS",
     "AnchorSource",
@@ -78,10 +86,12 @@ __all__ = [
     "anchor_hash",
     "assemble_global_conf",
     "build_configuration_anchor",
+    "build_monitoring_parameters",
     "build_private_parameters",
     "build_shared_parameters",
     "build_signed_directory",
     "parse_configuration_anchor",
+    "parse_monitoring_parameters",
     "parse_private_parameters",
     "parse_shared_parameters",
     "parse_signed_directory",

@@ -37,6 +37,7 @@ from security_server.core.globalconf.sharedparams import (
     parse_shared_parameters,
 )
 from security_server.core.globalconf.values import check_aware, format_datetime
+from security_server.core.globalconf.monitoringparams import MONITORING_PARAMETERS, parse_monitoring_parameters
 from security_server.core.identifiers import ClientId, GlobalGroupId, SecurityServerId
 
 
@@ -52,6 +53,8 @@ class GlobalConf:
     private: PrivateParameters
     expires_at: datetime
     version: int | None = None
+    monitoring_client: ClientId | None = None
+    """The central monitoring client of the optional ``MONITORING`` part (None: none named)."""
 
     _members: Mapping[ClientId, MemberInfo] = field(init=False, repr=False, compare=False)
     _servers: Mapping[SecurityServerId, SecurityServerInfo] = field(init=False, repr=False, compare=False)
@@ -68,6 +71,8 @@ class GlobalConf:
                 f"shared parameters of {self.shared.instance} with private parameters of {self.private.instance}"
             )
         check_aware(self.expires_at, "expires_at")
+        if self.monitoring_client is not None and not isinstance(self.monitoring_client, ClientId):
+            raise InvalidConfiguration("the monitoring client must be a client identifier")
         by_client: dict[ClientId, list[SecurityServerInfo]] = {}
         for server in self.shared.security_servers:
             # X-Road counts the owner as a client of its own server (SharedParametersCache.addServerClient).
@@ -278,4 +283,9 @@ def assemble_global_conf(
             raise ConfigurationInstanceMismatch(
                 f"{what} parameters are for instance {found}, not {directory.instance}"
             )
-    return GlobalConf(shared, private, directory.expires_at, directory.version)
+    # The optional monitoring part (UG-CS §14): a directory without it names no central monitoring client.
+    monitoring_entry = directory.entry(MONITORING_PARAMETERS)
+    monitoring_client = (
+        None if monitoring_entry is None else parse_monitoring_parameters(_content(files, monitoring_entry))
+    )
+    return GlobalConf(shared, private, directory.expires_at, directory.version, monitoring_client)
