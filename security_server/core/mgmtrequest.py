@@ -3,7 +3,9 @@
 Modelled on X-Road's management services (pr-mserv §2, Annex A.1/A.3): a ``multipart/related`` body whose
 first part is a SOAP 4.0 message naming the request (``authCertReg``, ``clientReg``, ``clientDeletion``,
 ``authCertDeletion``), followed by signatures over the exact bytes of that SOAP part, each with the signing
-certificate and, for member signing certificates, its OCSP response.
+certificate and, for member signing certificates, its OCSP response. Each signature names its algorithm in a
+``signature-algorithm-id`` header with X-Road's Java names: ``SHA512withRSA`` (PKCS#1 v1.5, the default),
+``SHA512withRSAandMGF1`` (RSA-PSS, for a key in a token that signs PSS only) or ``SHA512withECDSA``.
 
 fedbus differs from X-Road in one way, on purpose: every part that belongs to a signature carries a
 ``signature-role`` parameter (``auth`` for the security server's authentication key, ``owner`` for a member's
@@ -47,7 +49,18 @@ SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MAX_REQUEST_BYTES = 1024 * 1024
 _LIMITS = multipart.Limits(max_body_bytes=MAX_REQUEST_BYTES, max_parts=16, max_part_bytes=MAX_REQUEST_BYTES)
 
-_SIGNATURE_ALGORITHMS = {"SHA512withRSA", "SHA512withECDSA"}
+RSA_PKCS1 = "SHA512withRSA"
+RSA_PSS = "SHA512withRSAandMGF1"
+"""RSA-PSS with SHA-512, MGF1 with SHA-512 and a 64-byte salt: X-Road's Java name, as its signer uses for a token
+configured with CKM_RSA_PKCS_PSS."""
+ECDSA = "SHA512withECDSA"
+_SIGNATURE_ALGORITHMS = {RSA_PKCS1, RSA_PSS, ECDSA}
+_PSS_MECHANISM = "CKM_RSA_PKCS_PSS"
+
+
+def _pss() -> padding.PSS:
+    return padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=hashes.SHA512.digest_size)
+
 
 
 class RequestType(enum.StrEnum):
@@ -218,11 +231,24 @@ def parse_soap(soap: bytes) -> ManagementRequest:
 # --- signatures -----------------------------------------------------------------------------------------
 
 
-def sign(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, data: bytes) -> tuple[str, bytes]:
-    """Sign ``data`` with SHA-512 (RSA PKCS#1 v1.5 or ECDSA); returns the algorithm id and the signature."""
+def signs_pss(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bool:
+    """Whether ``private_key`` signs RSA-PSS only: a PKCS#11 token key whose token is configured with
+    CKM_RSA_PKCS_PSS (security_server/signer/pkcs11_key.py sets ``sign_mechanism``; the core cannot import the
+    signer, so it reads the attribute)."""
+    return isinstance(private_key, rsa.RSAPrivateKey) and str(getattr(private_key, "sign_mechanism", "")) == _PSS_MECHANISM
+
+
+def sign(
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, data: bytes, *, pss: bool | None = None
+) -> tuple[str, bytes]:
+    """Sign ``data`` with SHA-512; returns the algorithm id and the signature. RSA keys sign PKCS#1 v1.5
+    (``SHA512withRSA``, X-Road's default) unless ``pss`` is true, or is None and the key's token signs PSS only
+    (:func:`signs_pss`): then ``SHA512withRSAandMGF1``. EC keys sign ECDSA (``SHA512withECDSA``)."""
     if isinstance(private_key, rsa.RSAPrivateKey):
-        return "SHA512withRSA", private_key.sign(data, padding.PKCS1v15(), hashes.SHA512())
-    return "SHA512withECDSA", private_key.sign(data, ec.ECDSA(hashes.SHA512()))
+        if pss if pss is not None else signs_pss(private_key):
+            return RSA_PSS, private_key.sign(data, _pss(), hashes.SHA512())
+        return RSA_PKCS1, private_key.sign(data, padding.PKCS1v15(), hashes.SHA512())
+    return ECDSA, private_key.sign(data, ec.ECDSA(hashes.SHA512()))
 
 
 def verify_signature(signature: RequestSignature, data: bytes) -> None:
@@ -232,9 +258,11 @@ def verify_signature(signature: RequestSignature, data: bytes) -> None:
     except ValueError as err:
         raise MalformedSignature("signature certificate cannot be decoded") from err
     try:
-        if signature.algorithm == "SHA512withRSA" and isinstance(public_key, rsa.RSAPublicKey):
+        if signature.algorithm == RSA_PKCS1 and isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature.value, data, padding.PKCS1v15(), hashes.SHA512())
-        elif signature.algorithm == "SHA512withECDSA" and isinstance(public_key, ec.EllipticCurvePublicKey):
+        elif signature.algorithm == RSA_PSS and isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature.value, data, _pss(), hashes.SHA512())
+        elif signature.algorithm == ECDSA and isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(signature.value, data, ec.ECDSA(hashes.SHA512()))
         else:
             raise MalformedSignature(f"signature algorithm {signature.algorithm} does not fit the certificate's key")

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,10 @@ from security_server.core import multipart
 from security_server.core.errors import BusError, InvalidSignatureValue, MissingSignature
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.mgmtrequest import (
+    RSA_PKCS1,
+    RSA_PSS,
+    RequestSignature,
+    build_request,
     ManagementRequest,
     RequestType,
     SignatureRole,
@@ -21,6 +26,7 @@ from security_server.core.mgmtrequest import (
     parse_soap,
     signed_request,
 )
+from security_server.core.mgmtrequest import sign as mgmt_sign
 from tests.federation.ca import KeyAndCert, issue_auth, issue_signing, make_ca
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -158,3 +164,56 @@ def test_parts_are_tagged_by_role(keys: tuple[KeyAndCert, KeyAndCert, KeyAndCert
     _, parts = multipart.parse_multipart_message(content_type, body, ("multipart/related",))
     roles = [multipart.parse_header_value(p.require_header("Content-Type")).param("signature-role") for p in parts[1:]]
     assert roles == ["auth", "auth", "owner", "owner", "owner"]
+
+
+@pytest.fixture(scope="module")
+def rsa_owner(tmp_path_factory: pytest.TempPathFactory) -> KeyAndCert:
+    """The owner's signing key as RSA 2048 (the key type that signs PKCS#1 v1.5 or PSS)."""
+    ca = make_ca(tmp_path_factory.mktemp("rsa-ca") / "ca", NOW)
+    return issue_signing(ca, OWNER, NOW, key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def _signed_pss_owner(request: ManagementRequest, auth: KeyAndCert, owner: KeyAndCert) -> tuple[str, bytes]:
+    soap = build_soap(request)
+    signatures = []
+    for role, signer, pss in ((SignatureRole.AUTH, auth, None), (SignatureRole.OWNER, owner, True)):
+        algorithm, value = mgmt_sign(signer.key, soap, pss=pss)
+        signatures.append(RequestSignature(role, algorithm, value, signer.cert_der, None))
+    return build_request(request, signatures)
+
+
+def test_an_rsa_key_signs_pkcs1_by_default(rsa_owner: KeyAndCert) -> None:
+    """An ordinary RSA key keeps X-Road's default, SHA512withRSA (PKCS#1 v1.5, deterministic bytes)."""
+    assert mgmt_sign(rsa_owner.key, b"data") == mgmt_sign(rsa_owner.key, b"data")
+    assert mgmt_sign(rsa_owner.key, b"data")[0] == RSA_PKCS1 == "SHA512withRSA"
+
+
+def test_a_pss_signature_verifies_under_xroads_pss_name(
+    keys: tuple[KeyAndCert, KeyAndCert, KeyAndCert], rsa_owner: KeyAndCert
+) -> None:
+    """An owner signature made RSA-PSS is sent as SHA512withRSAandMGF1 and the registry's parse verifies it."""
+    auth, _, _ = keys
+    content_type, body = _signed_pss_owner(_auth_cert_reg(auth), auth, rsa_owner)
+    parsed = parse_request(content_type, body)
+    assert parsed.signature(SignatureRole.OWNER).algorithm == RSA_PSS == "SHA512withRSAandMGF1"
+    assert b"signature-algorithm-id: SHA512withRSAandMGF1" in body
+
+
+def test_a_pss_signature_under_the_pkcs1_name_is_refused(
+    keys: tuple[KeyAndCert, KeyAndCert, KeyAndCert], rsa_owner: KeyAndCert
+) -> None:
+    """The algorithm id decides the padding: a PSS value labelled SHA512withRSA does not verify."""
+    auth, _, _ = keys
+    content_type, body = _signed_pss_owner(_auth_cert_reg(auth), auth, rsa_owner)
+    relabelled = body.replace(b"signature-algorithm-id: SHA512withRSAandMGF1", b"signature-algorithm-id: SHA512withRSA")
+    with pytest.raises(InvalidSignatureValue):
+        parse_request(content_type, relabelled)
+
+
+def test_pss_is_refused_for_an_ec_certificate(keys: tuple[KeyAndCert, KeyAndCert, KeyAndCert]) -> None:
+    """SHA512withRSAandMGF1 over an EC certificate is malformed, not a verification attempt."""
+    auth, owner, _ = keys
+    content_type, body = _signed(_auth_cert_reg(auth), auth, owner)
+    relabelled = body.replace(b"signature-algorithm-id: SHA512withECDSA", b"signature-algorithm-id: SHA512withRSAandMGF1")
+    with pytest.raises(BusError, match="does not fit"):
+        parse_request(content_type, relabelled)
