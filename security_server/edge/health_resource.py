@@ -4,7 +4,8 @@
 passes, **500** with a one-line reason naming the failed check, **503** ``Health check interface is in
 maintenance mode`` while maintenance is on. ``GET /metrics`` answers the Prometheus text exposition. Nothing here
 needs a credential: the port is for a load balancer and a scraper (ARCHITECTURE.md, "Management HTTP"), and
-it reveals nothing beyond which part is unfit.
+it reveals nothing beyond which part is unfit. ``/checks`` (each check's verdict, as JSON) and ``/maintenance``
+answer loopback callers only: they are the server's own CLI's (``fedbus server status``, ``maintenance``).
 """
 
 from __future__ import annotations
