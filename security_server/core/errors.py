@@ -519,8 +519,17 @@ class SentFault(ClientFault):
     code = "sent_fault"
     MAX_CODE_CHARS: ClassVar[int] = 200
 
-    def __init__(self, sent_code: str, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message, reason=reason)
+    def __init__(
+        self,
+        message: str,
+        *,
+        sent_code: str = "sent_fault",
+        reason: str | None = None,
+        origin: Origin | None = None,
+        subcode: str | None = None,
+        detail_id: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, origin=origin, subcode=subcode, detail_id=detail_id)
         self.sent_code = _xml_text(sent_code.strip().lower())[: self.MAX_CODE_CHARS] or "unknown"
 
     @property

@@ -469,7 +469,7 @@ def parse_soap(data: bytes, content_type: str, *, max_bytes: int, is_response: b
             if not is_response:
                 # X-Road ClientMessageProcessor: the sent fault's own code (lower-cased) and string.
                 sent = _read_fault(children[0])
-                raise SentFault(sent.code, sent.string, reason="a SOAP fault was sent as a request")
+                raise SentFault(sent.string, sent_code=sent.code, reason="a SOAP fault was sent as a request")
             if len(children) != 1 or _stray_text(body_element):
                 raise InvalidBody("Malformed SOAP message: body must have exactly one child element")
             # pr-mess §2.5: a fault MAY carry X-Road headers; they are read when complete, never required.
