@@ -4,23 +4,35 @@ fedbus stores services one by one, each with its own copy of its description (th
 OpenAPI document of a REST one). X-Road groups services under the description they came from; this module gives
 that view over the store: a client's services with the same kind and the same description bytes form one
 description (a service without a description is one on its own), named by its first service. When the store
-keeps descriptions as rows of their own (added and refreshed by URL), this view becomes a read of them.
+keeps descriptions as rows of their own (with the URL they were read from, refreshed), this view becomes a read
+of them. Adding one splits it as X-Road does: a WSDL into a SOAP service per binding operation (code and
+``xrd:version``, at the ``soap:address``), an OpenAPI 3 document or a plain REST URL into one REST service.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
-from security_server.admin.errors import ClientNotFound, NotFound
+from security_server.admin.errors import ClientNotFound, Conflict, NotFound
 from security_server.admin.server_dir import ServerDirectory
-from security_server.core.identifiers import ClientId, ServiceId
-from security_server.serverconf.store import Service, ServiceKind
+from security_server.core.errors import BusError
+from security_server.core.identifiers import XROAD_NS, ClientId, ServiceId
+from security_server.core.metadata import WSDL_NS, check_wsdl
+from security_server.serverconf.store import ServerConfError, ServerConfSnapshot, Service, ServiceKind
 
 
 class ServiceDescriptionNotFound(NotFound):
     """No description is named by this service."""
 
     api_code = "service_description_not_found"
+
+
+class ServiceExists(Conflict):
+    """A service the description brings exists already."""
+
+    api_code = "service_already_exists"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +107,99 @@ def set_enabled(server_dir: ServerDirectory, description_id: ServiceId, enabled:
                     store.enable_service(service.id)
                 else:
                     store.disable_service(service.id, notice)
+
+
+# --- adding a description -------------------------------------------------------------------------------------------
+
+_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
+_SOAP12_NS = "http://schemas.xmlsoap.org/wsdl/soap12/"
+
+
+@dataclass(frozen=True, slots=True)
+class WsdlService:
+    """A service a WSDL describes: its code (the binding operation), version (``xrd:version``) and address."""
+
+    code: str
+    version: str | None
+    url: str
+
+
+def wsdl_services(document: bytes) -> tuple[WsdlService, ...]:
+    """The services of a WSDL as X-Road splits it (UG-SS §6.1): one per binding operation, versioned by its
+    ``xrd:version``, at the ``soap:address`` of the port; :class:`ServerConfError` when it has none."""
+    try:
+        root = check_wsdl(document)
+    except BusError as err:
+        raise ServerConfError(f"service description refused: {err.message}") from err
+    addresses = [
+        element.get("location", "")
+        for element in root.iter(f"{{{_SOAP_NS}}}address", f"{{{_SOAP12_NS}}}address")
+    ]
+    if not addresses or not addresses[0]:
+        raise ServerConfError("the WSDL names no soap:address for its services")
+    found: dict[tuple[str, str | None], WsdlService] = {}
+    for binding in root.iter(f"{{{WSDL_NS}}}binding"):
+        for operation in binding.findall(f"{{{WSDL_NS}}}operation"):
+            code = operation.get("name", "")
+            version_element = operation.find(f"{{{XROAD_NS}}}version")
+            version = ((version_element.text or "").strip() or None) if version_element is not None else None
+            found.setdefault((code, version), WsdlService(code, version, addresses[0]))
+    if not found:
+        raise ServerConfError("the WSDL describes no operations")
+    return tuple(found.values())
+
+
+def _refuse_taken(snapshot: ServerConfSnapshot, client: ClientId, codes: list[tuple[str, str | None]]) -> None:
+    for code, version in codes:
+        if snapshot.service(ServiceId(client, code, version)) is not None:
+            raise ServiceExists(f"{client} already has service {code} version {version or '(none)'}")
+
+
+def add_wsdl(server_dir: ServerDirectory, client: ClientId, document: bytes) -> ServiceDescription:
+    """Publish every service of a WSDL for ``client``; refused as a whole when one exists already."""
+    described = wsdl_services(document)
+    with server_dir.open_store() as store:
+        snapshot = store.snapshot()
+        if snapshot.client(client) is None:
+            raise ClientNotFound(f"{client} is not a client of this security server")
+        try:
+            ids = [ServiceId(client, s.code, s.version) for s in described]
+        except BusError as err:
+            raise ServerConfError(f"the WSDL has an operation fedbus cannot name: {err.message}") from err
+        _refuse_taken(snapshot, client, [(i.service_code, i.service_version) for i in ids])
+        added = tuple(
+            store.add_service(service_id, url=s.url, kind=ServiceKind.SOAP, description=document)
+            for service_id, s in zip(ids, described)
+        )
+    return ServiceDescription(added)
+
+
+def openapi_service_url(document: bytes, document_url: str) -> str:
+    """Where a REST service described by OpenAPI 3 runs: its first ``servers`` URL (relative ones against the
+    description's own URL), else the description's origin."""
+    try:
+        tree = json.loads(document.decode("utf-8"))
+        servers = tree.get("servers") if isinstance(tree, dict) else None
+        first = servers[0].get("url") if isinstance(servers, list) and servers and isinstance(servers[0], dict) else None
+    except (UnicodeDecodeError, ValueError):
+        first = None
+    return urljoin(document_url, first if isinstance(first, str) and first else "/")
+
+
+def add_rest(
+    server_dir: ServerDirectory, client: ClientId, code: str, url: str, document: bytes | None = None
+) -> ServiceDescription:
+    """Publish a REST service (its OpenAPI 3 description, when given, becomes its endpoints)."""
+    try:
+        service_id = ServiceId(client, code)
+    except BusError as err:
+        raise ServerConfError(f"invalid REST service code: {err.message}") from err
+    with server_dir.open_store() as store:
+        snapshot = store.snapshot()
+        if snapshot.client(client) is None:
+            raise ClientNotFound(f"{client} is not a client of this security server")
+        _refuse_taken(snapshot, client, [(code, None)])
+        if any(s.id.service_code == code for s in snapshot.services_of(client)):
+            raise ServiceExists(f"{client} already has service code {code}")
+        added = store.add_service(service_id, url=url, kind=ServiceKind.REST, description=document)
+    return ServiceDescription((added,))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol
 
+from twisted.internet.defer import Deferred
+
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
 from security_server.management.credentials import CredentialStore
@@ -145,13 +147,18 @@ class OperationContext:
     """The layered configuration, for the ``[pkcs11:NAME]`` tokens (None: the soft token only)."""
     maintenance: MaintenanceSwitch | None = None
     """The running server's maintenance switch (its health checker); None when the API runs without one."""
+    fetch: Callable[[str], Deferred[bytes]] | None = None
+    """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""
+    blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
+    """Run blocking work (stores) off the reactor thread, for operations that run on it."""
 
     def credentials(self) -> CredentialStore:
         """Open the credential store (in the calling thread)."""
         return CredentialStore(self.credentials_path)
 
 
-Handler = Callable[[OperationContext, ApiRequest], ApiResponse]
+Handler = Callable[[OperationContext, ApiRequest], "ApiResponse | Deferred[ApiResponse]"]
+"""An operation: an answer, or (for an ``in_reactor`` operation only) a Deferred of one."""
 
 
 class Access(enum.Enum):
@@ -174,7 +181,8 @@ class Operation:
     handler: Handler
     access: Access = Access.API
     in_reactor: bool = False
-    """Runs on the reactor thread (it touches the running server's state and nothing that blocks)."""
+    """Runs on the reactor thread (it touches the running server's state, or reaches out and hands its blocking
+    work to ``context.blocking``), and may answer a Deferred."""
 
     @property
     def writes(self) -> bool:

@@ -36,6 +36,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "addClient": REGISTRATION,
         # service descriptions (the service administrator's)
         "getClientServiceDescriptions": READERS,
+        "addClientServiceDescription": SERVICES,
         "getServiceDescription": READERS,
         "getServiceDescriptionServices": READERS,
         "disableServiceDescription": SERVICES,

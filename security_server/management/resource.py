@@ -179,31 +179,48 @@ class ManagementResource(Resource):
             fail(err)
             return
 
+        def refused(principal: Principal, err: Exception) -> _Refused:
+            if isinstance(err, _Refused):
+                return err
+            return _Refused(principal, err if isinstance(err, ApiError) else from_bus_error(err))  # type: ignore[arg-type]
+
         def handle(principal: Principal) -> ApiResponse:
             try:
-                return operation.handler(self._context, _with_principal(api_request, principal))
+                answer = operation.handler(self._context, _with_principal(api_request, principal))
             except (ApiError, BusError) as err:
-                raise _Refused(principal, err if isinstance(err, ApiError) else from_bus_error(err)) from err
+                raise refused(principal, err) from err
+            if isinstance(answer, defer.Deferred):
+                raise TypeError(f"{operation.name} answered a Deferred from a worker thread")
+            return answer
 
         def work() -> tuple[Principal, ApiResponse | None]:
             principal = self._authenticate(operation, header, session)
             if not principal.roles & operation.roles:
                 raise _Refused(principal, forbidden(operation.name))
-            # An operation on the reactor's own state runs back on the reactor thread, in done().
+            # An in_reactor operation runs back on the reactor thread, in done().
             return principal, None if operation.in_reactor else handle(principal)
 
-        def done(result: tuple[Principal, ApiResponse | None]) -> None:
+        def answer(principal: Principal, response: ApiResponse) -> None:
             nonlocal audit_name, audit_auth
-            principal, response = result
             audit_name, audit_auth = principal.name, principal.auth
-            if response is None:
-                try:
-                    response = handle(principal)
-                except _Refused as refused:
-                    fail(refused.error)
-                    return
             audit(response.status, None)
             self._write(request, response)
+
+        def done(result: tuple[Principal, ApiResponse | None]) -> Any:
+            principal, response = result
+            if response is not None:
+                answer(principal, response)
+                return None
+
+            def in_reactor_failed(reason: Failure) -> Failure:
+                if isinstance(reason.value, (ApiError, BusError)):
+                    raise refused(principal, reason.value)
+                return reason
+
+            running: defer.Deferred[Any] = defer.maybeDeferred(
+                operation.handler, self._context, _with_principal(api_request, principal)
+            )
+            return running.addErrback(in_reactor_failed).addCallback(lambda response: answer(principal, response))
 
         def failed(reason: Failure) -> None:
             nonlocal audit_name, audit_auth

@@ -27,6 +27,7 @@ from security_server.management.routing import Router
 from security_server.management.sessions import SessionStore
 from security_server.management.throttle import LoginThrottle
 from security_server.management.tls import ensure_certificate
+from security_server.edge.http_fetch import fetch
 from security_server.proxy.bounded_request import BoundedSite
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,24 @@ def thread_executor(reactor: Any) -> Executor:
     return run
 
 
+MAX_DESCRIPTION_FETCH_BYTES = 10 * 1024 * 1024
+DESCRIPTION_FETCH_SECONDS = 60.0
+
+
+def description_fetcher(reactor: Any) -> Callable[[str], Any]:
+    """Fetch a WSDL or OpenAPI document by URL (http or https), bounded in size and time."""
+    from twisted.web.client import Agent
+
+    agent = Agent(reactor)  # type: ignore[no-untyped-call]
+
+    def fetch_description(url: str) -> Any:
+        answer = fetch(agent, reactor, url, what="the service description", max_bytes=MAX_DESCRIPTION_FETCH_BYTES,
+                       timeout_seconds=DESCRIPTION_FETCH_SECONDS)
+        return answer.addCallback(lambda got: got.body)
+
+    return fetch_description
+
+
 def make_management_site(
     reactor: Any,
     server_dir: ServerDirectory,
@@ -52,18 +71,23 @@ def make_management_site(
     secure_cookies: bool = True,
     layered_config: LayeredConfig | None = None,
     maintenance: MaintenanceSwitch | None = None,
+    fetch: Callable[[str], Any] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
     server_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    context = OperationContext(server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance)
+    run = executor or thread_executor(reactor)
+    context = OperationContext(
+        server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
+        fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
+    )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
         context,
         sessions=SessionStore(reactor, idle_seconds=config.session_idle_seconds),
         throttle=LoginThrottle(reactor),
         audit=AuditLog(server_dir.path / AUDIT_NAME, clock),
-        executor=executor or thread_executor(reactor),
+        executor=run,
         secure_cookies=secure_cookies,
     )
     return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)

@@ -2,22 +2,35 @@
 
 A description's id is its first service's id (:mod:`security_server.admin.service_descriptions`); its ``url``
 is the provider URL of that service (fedbus does not keep the URL a description was read from yet), and
-``refreshed_at`` the epoch. Adding and refreshing a description by URL are not implemented yet.
+``refreshed_at`` the epoch. Adding one by URL fetches it (WSDL, OpenAPI 3 JSON) and splits it into services as
+X-Road does; refreshing one is not implemented yet.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
 from security_server.admin import access_rights, service_descriptions
 from security_server.admin.service_descriptions import ServiceDescription
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, no_content
-from security_server.management.errors import bad_request
+from security_server.core.errors import NetworkError
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    OperationContext,
+    bool_field,
+    no_content,
+    string_field,
+)
+from security_server.management.errors import ApiError, bad_request
 from security_server.management.ids import client_id_text, parse_client_id, parse_service_id, service_id_text
 from security_server.management.operations.common import EPOCH, PREFIX
 from security_server.management.operations.services import service_json
 from security_server.management.permissions import roles_for
-from security_server.serverconf.store import MAX_TEXT_LENGTH, ServiceKind
+from security_server.serverconf.store import MAX_TEXT_LENGTH, ServerConfError, ServiceKind, check_service_url
 
 
 def _type(description: ServiceDescription) -> str:
@@ -86,10 +99,58 @@ def enable_service_description(context: OperationContext, request: ApiRequest) -
     return no_content()
 
 
+_ADD_FIELDS = frozenset({"url", "type", "rest_service_code", "ignore_warnings"})
+
+
+def add_client_service_description(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``POST /clients/{id}/service-descriptions``: ``ServiceDescriptionAdd``; runs on the reactor thread (the
+    WSDL or OpenAPI document is fetched there) and stores in a worker thread."""
+    client = parse_client_id(request.params["id"])
+    data = request.json_object(_ADD_FIELDS, frozenset({"url", "type"}))
+    url = string_field(data, "url")
+    bool_field(data, "ignore_warnings")
+    kind = data["type"]
+    if kind not in ("WSDL", "OPENAPI3", "REST"):
+        raise bad_request("invalid_field", "type")
+    code = string_field(data, "rest_service_code", required=kind != "WSDL")
+    if kind == "WSDL" and code is not None:
+        raise bad_request("invalid_field", "rest_service_code")
+    assert url is not None
+    try:
+        check_service_url(url)
+    except ServerConfError as err:
+        raise bad_request("invalid_url", err.message) from err
+    assert context.blocking is not None
+    blocking = context.blocking
+
+    def created(description: ServiceDescription) -> Deferred[ApiResponse]:
+        return blocking(lambda: ApiResponse(201, description_json(context, description)))
+
+    if kind == "REST":
+        return blocking(lambda: service_descriptions.add_rest(context.server_dir, client, str(code), url)).addCallback(created)
+    if context.fetch is None:
+        raise ApiError(404, "service_description_fetch_unavailable")
+
+    def store(document: bytes) -> Deferred[ServiceDescription]:
+        if kind == "WSDL":
+            return blocking(lambda: service_descriptions.add_wsdl(context.server_dir, client, document))
+        service_url = service_descriptions.openapi_service_url(document, url)
+        return blocking(lambda: service_descriptions.add_rest(context.server_dir, client, str(code), service_url, document))
+
+    def unreachable(reason: Failure) -> Failure:
+        if isinstance(reason.value, NetworkError):
+            raise ApiError(400, "wsdl_download_failed" if kind == "WSDL" else "openapi_download_failed", url)
+        return reason
+
+    return context.fetch(url).addErrback(unreachable).addCallback(store).addCallback(created)
+
+
 _SD = f"{PREFIX}/service-descriptions/{{id}}"
 OPERATIONS = (
     Operation("GET", f"{PREFIX}/clients/{{id}}/service-descriptions", "getClientServiceDescriptions",
               roles_for("getClientServiceDescriptions"), get_client_service_descriptions),
+    Operation("POST", f"{PREFIX}/clients/{{id}}/service-descriptions", "addClientServiceDescription",
+              roles_for("addClientServiceDescription"), add_client_service_description, in_reactor=True),
     Operation("GET", _SD, "getServiceDescription", roles_for("getServiceDescription"), get_service_description),
     Operation("GET", f"{_SD}/services", "getServiceDescriptionServices", roles_for("getServiceDescriptionServices"),
               get_service_description_services),

@@ -21,6 +21,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from security_server.admin.server_dir import ServerDirectory
+from security_server.core.errors import NetworkError
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME, CredentialStore
 from security_server.management.roles import Role
@@ -80,17 +81,24 @@ class Api:
     peer: str = "127.0.0.1"
     maintenance: Any = None
     """The running server's maintenance switch, when a test gives one."""
+    documents: dict[str, bytes] = field(default_factory=dict)
+    """What fetching a service description finds at each URL (anything else is unreachable)."""
 
     def __post_init__(self) -> None:
         self.clock.advance(START.timestamp())
         self.server_dir = ServerDirectory(self.directory)
         self.site = make_management_site(
             self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
-            maintenance=self.maintenance,
+            maintenance=self.maintenance, fetch=self._fetch,
         )
         self.router: Router = self.site.resource._router
         with self.credentials() as store:
             store.add_user("admin", ADMIN_PASSWORD, frozenset({Role.SYSTEM_ADMINISTRATOR}), now=START)
+
+    def _fetch(self, url: str) -> defer.Deferred[bytes]:
+        if url in self.documents:
+            return defer.succeed(self.documents[url])
+        return defer.fail(NetworkError("the service description could not be reached", reason=url))
 
     def credentials(self) -> CredentialStore:
         """The credential store of the directory."""

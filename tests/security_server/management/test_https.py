@@ -13,6 +13,7 @@ from twisted.trial import unittest
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS
+from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from security_server.admin.server_dir import ServerDirectory
@@ -88,3 +89,38 @@ class HttpsTest(unittest.TestCase):
         self.service.stopService()
         self.service.startService()
         assert (self.directory / CERT_NAME).read_bytes() == before
+
+
+class _Document(Resource):
+    """Answers one document to every GET."""
+
+    isLeaf = True
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+        self._body = body
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"Content-Type", b"text/xml")
+        return self._body
+
+
+class DescriptionFetchTest(unittest.TestCase):
+    """The management API's description fetcher over a real loopback HTTP port."""
+
+    def test_a_served_wsdl_is_fetched_whole(self) -> defer.Deferred[None]:
+        """description_fetcher answers the bytes a provider serves at the URL."""
+        from security_server.management.server import description_fetcher
+        from tests.loopback import serve
+
+        wsdl = (Path(__file__).resolve().parents[1] / "getrandom.wsdl").read_bytes()
+        served = serve(_Document(wsdl))
+
+        async def run() -> None:
+            try:
+                fetched = await description_fetcher(REACTOR)(served.url + "getrandom.wsdl")
+                assert fetched == wsdl
+            finally:
+                await served.port.stopListening()
+
+        return defer.Deferred.fromCoroutine(run())
