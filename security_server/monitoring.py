@@ -18,6 +18,7 @@ the metaservices then answer from what the store holds.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,6 +115,16 @@ def _read_log_backlog(store: MessageLogStore) -> tuple[int, float | None, int]:
     return int(count), oldest_at, int(archive)
 
 
+def internal_ip(host: str) -> str | None:
+    """The ``securityServerInternalIp`` of the records: the server proxy's address when it is one IPv4 address
+    (a wildcard or a host name says nothing, and X-Road's field is IPv4 only)."""
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
 def _cert_id(cert: x509.Certificate) -> str:
     return hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest()  # noqa: S324 - X-Road's id
 
@@ -143,7 +154,8 @@ class ServerMonitoring(MultiService):
         self.sampler.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.metrics = ServerMetrics(self._gauge_sources(), clock=reactor.seconds)
         self.recorder: ExchangeRecorder | None = (
-            ExchangeRecorder(self.buffer, self.metrics) if settings.opmon_enabled else None
+            ExchangeRecorder(self.buffer, self.metrics, internal_ip=internal_ip(server.settings.server_proxy_host))
+            if settings.opmon_enabled else None
         )
         self.opmon_services = OpmonServices(
             self.store, self.thread.run,

@@ -20,9 +20,13 @@ UNKNOWN = "unknown"
 class ExchangeRecorder:
     """Hands each finished exchange to the buffer and the metrics."""
 
-    def __init__(self, buffer: OpmonBuffer, metrics: ServerMetrics | None = None) -> None:
+    def __init__(
+        self, buffer: OpmonBuffer, metrics: ServerMetrics | None = None, *, internal_ip: str | None = None
+    ) -> None:
         self.buffer = buffer
         self.metrics = metrics
+        self.internal_ip = internal_ip
+        """This server's IPv4 address for the records' ``securityServerInternalIp`` (None: left out)."""
 
     def finished(self, build: Callable[[], OperationalRecord], phases: Mapping[str, float] = {}) -> None:
         """Record one exchange: ``build`` makes its record (a failure to build is counted, never raised);

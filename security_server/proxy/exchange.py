@@ -67,6 +67,8 @@ class ExchangeFacts:
     """Server proxy: the called service's description type (``WSDL``, ``REST``, ``OPENAPI3``)."""
     peer_server: SecurityServerId | None = None
     """Client proxy: the security server that answered."""
+    peer_cert_der: bytes | None = None
+    """Server proxy: the client's server's authentication certificate, once it passed (names that server)."""
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -205,7 +207,8 @@ class ExchangeJournal:
             facts.phases["total"] = time.monotonic() - exchange.started
             recorder.finished(
                 lambda: operational_record(
-                    exchange, fault, self._context, x_road_version=self._proxy_version or FEDBUS_VERSION
+                    exchange, fault, self._context, x_road_version=self._proxy_version or FEDBUS_VERSION,
+                    internal_ip=recorder.internal_ip,
                 ),
                 facts.phases,
             )

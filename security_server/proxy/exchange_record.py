@@ -10,8 +10,8 @@ raises is counted by the recorder, never passed into the exchange.
 * ``succeeded`` is false for a fault of ours and for a SOAP fault from the far side (X-Road records the relayed
   fault's code and string); a REST answer with an error status is an exchange that worked, recorded with its
   ``statusCode``, as X-Road does.
-* Addresses are the security servers' addresses in the global configuration: the client side knows both, the
-  producer side its own (the client's server is only known by its TLS certificate).
+* Addresses are the security servers' addresses in the global configuration: the client side knows the server
+  that answered, the producer side the server whose authentication certificate the TLS peer presented.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def _address(conf: GlobalConf | None, server: SecurityServerId | None) -> str | 
 
 
 def operational_record(
-    exchange: Exchange, fault: BusError | None, context: ProxyContext, *, x_road_version: str
+    exchange: Exchange, fault: BusError | None, context: ProxyContext, *, x_road_version: str,
+    internal_ip: str | None = None,
 ) -> OperationalRecord:
     """The record of ``exchange``, finished with ``fault`` (None when it was answered)."""
     from security_server.proxy.exchange import Side
@@ -57,7 +58,11 @@ def operational_record(
     except Exception:  # noqa: BLE001 - an outdated configuration leaves the addresses out, nothing more
         conf = None
     own = _address(conf, context.server_id)
-    peer = _address(conf, facts.peer_server)
+    peer_server = facts.peer_server
+    if peer_server is None and facts.peer_cert_der is not None and conf is not None:
+        found = conf.server_for_auth_cert(facts.peer_cert_der)
+        peer_server = None if found is None else found.id
+    peer = _address(conf, peer_server)
 
     client = service = None
     message_id = user_id = issue = protocol_version = rest_method = rest_path = None
@@ -95,7 +100,7 @@ def operational_record(
         message_user_id=user_id,
         message_issue=issue,
         message_protocol_version=protocol_version,
-        client_security_server_address=own if client_side else None,
+        client_security_server_address=own if client_side else peer,
         service_security_server_address=peer if client_side else own,
         request_size=request_size,
         request_mime_size=facts.request_mime_size,
@@ -108,4 +113,5 @@ def operational_record(
         status_code=facts.status_code,
         service_type=ServiceType(service_type) if service_type is not None else None,
         x_road_version=x_road_version,
+        security_server_internal_ip=internal_ip,
     )

@@ -322,6 +322,7 @@ class ServerProxy:
 
         # 5. the peer's TLS certificate (X-Road verifySslClientCert)
         self._check_peer(peer_cert_der, transport, conf, now, call.client)
+        exchange.facts.peer_cert_der = peer_cert_der  # names the client's server in the operational record
 
         # 6. the service, its kind, the access right and whether it is enabled (X-Road verifyAccess order); the
         # metadata services answer without an access check (X-Road shouldVerifyAccess is false for them).

@@ -217,6 +217,9 @@ class MonitoringEndToEndTest(federation.TwoDepartmentFederation):
             "70000311", "provider", "getRandom", "v1")
         assert ok["messageProtocolVersion"] == "4.0" and ok["xRoadVersion"].startswith("fedbus")
         assert ok["serviceSecurityServerAddress"].startswith("127.0.0.1")
+        assert ok["clientSecurityServerAddress"].startswith("127.0.0.1")
+        assert ok["clientSecurityServerAddress"] != ok["serviceSecurityServerAddress"]
+        assert ok["securityServerInternalIp"] == "127.0.0.1"  # the server proxy's address; the owner sees it
         assert ok["requestSize"] > 0 and ok["responseSize"] > 0 and "faultCode" not in ok
         fault = one(produced, "om-fault", "Producer")
         assert fault["succeeded"] is False and fault["faultCode"] == "SOAP-ENV:Server.PersonNotFound"
