@@ -106,38 +106,30 @@ def _der(tag: int, content: bytes) -> bytes:
     return bytes((tag,)) + _der_length(len(content)) + content
 
 
+@functools.lru_cache(maxsize=32)
+def _single_digest_template(size: int, uri: str) -> tuple[bytes, bytes]:
+    """The DER of a ``SingleDigest`` before and after its ``size`` digest octets: fixed for a given digest size and
+    method URI, so each step is filled in rather than encoded (issue 18, lever 2)."""
+    octets = bytes((0x04,)) + _der_length(size)
+    method = _der(0x0C, uri.encode("utf-8")) + _EMPTY_TRANSFORMS
+    return bytes((0x30,)) + _der_length(len(octets) + size + len(method)) + octets, method
+
+
 def encode_digest_list(items: Iterable[tuple[bytes, str]]) -> bytes:
     """DER of ``SEQUENCE OF SEQUENCE { OCTET STRING digest, UTF8String method URI, SEQUENCE {} }``.
 
     ``items`` are ``(digest, digest method URI)`` pairs in step order (``DigestList.concatDigests``).
     """
-    body = b"".join(
-        _der(0x30, _der(0x04, digest) + _der(0x0C, uri.encode("utf-8")) + _EMPTY_TRANSFORMS) for digest, uri in items
-    )
-    return _der(0x30, body)
-
-
-@functools.cache
-def _single_digest_template(algorithm: DigestAlgorithm) -> tuple[bytes, bytes]:
-    """The DER of a ``SingleDigest`` with ``algorithm``, before and after its digest octets (fixed for a given
-    algorithm, since the digest's size and the method URI are)."""
-    octets = bytes((0x04,)) + _der_length(algorithm.size)
-    method = _der(0x0C, algorithm.uri.encode("utf-8")) + _EMPTY_TRANSFORMS
-    return bytes((0x30,)) + _der_length(len(octets) + algorithm.size + len(method)) + octets, method
+    pieces: list[bytes] = []
+    for digest, uri in items:
+        head, tail = _single_digest_template(len(digest), uri)
+        pieces += (head, digest, tail)
+    return _der(0x30, b"".join(pieces))
 
 
 def step_digest(algorithm: DigestAlgorithm, child_digests: Iterable[bytes]) -> bytes:
-    """The value of a hash step whose children all use ``algorithm`` (``DigestList.digestHashStep``).
-
-    The DER is the template of :func:`_single_digest_template` filled with each digest, exactly what
-    :func:`encode_digest_list` writes (the tests compare them); a digest of another size takes that general path.
-    """
-    children = tuple(child_digests)
-    if any(len(digest) != algorithm.size for digest in children):
-        return algorithm.digest(encode_digest_list((digest, algorithm.uri) for digest in children))
-    head, tail = _single_digest_template(algorithm)
-    body = head + (tail + head).join(children) + tail
-    return algorithm.digest(bytes((0x30,)) + _der_length(len(body)) + body)
+    """The value of a hash step whose children all use ``algorithm`` (``DigestList.digestHashStep``)."""
+    return algorithm.digest(encode_digest_list((digest, algorithm.uri) for digest in child_digests))
 
 
 # --- building -----------------------------------------------------------------------------------------------
