@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry
+from central_registry.conf_signing_key import ConfSigningSettings, create_in_token, load_conf_signing_key
 from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.requests import RegistrationDesk, RequestStatus
 from central_registry.service import RegistryPaths, RegistryService, RegistrySettings
@@ -478,11 +479,13 @@ def group_list(root: Path, as_json: bool) -> None:
     _emit(as_json, data, ["group", "members"], [[str(g.id), ", ".join(str(m) for m in g.members)] for g in groups])
 
 
-def _publisher(root: Path, store: RegistryStore, settings: RegistrySettings) -> Publisher:
+def _publisher(root: Path, store: RegistryStore, settings: RegistrySettings, config_file: Path | None) -> Publisher:
     paths = RegistryPaths(root)
     tls = SelfSignedKey.load(paths.tls)
+    signing = ConfSigningSettings.from_config(load_config("central-registry", extra=config_file))
+    conf_key = load_conf_signing_key(paths.conf_signing, signing)
     return Publisher(
-        store, paths.published, SelfSignedKey.load(paths.conf_signing),
+        store, paths.published, conf_key,
         public_url=settings.public_url, management_url=settings.management_url, management_cert_der=tls.cert_der,
     )
 
@@ -494,7 +497,7 @@ def registry_publish(root: Path, config_file: Path | None) -> None:
     """Generate, sign and publish the global configuration now (`serve` also does this every interval)."""
     settings = _settings_of(root, config_file)
     with _Store(root) as store:
-        publication = _publisher(root, store, settings).publish(_now())
+        publication = _publisher(root, store, settings, config_file).publish(_now())
     click.echo(f"published generation {publication.generation}, expires {publication.expires_at.isoformat()}")
 
 
@@ -506,9 +509,26 @@ def registry_anchor(root: Path, out_file: Path, config_file: Path | None) -> Non
     """Write the configuration anchor that security servers are initialised with (deliver it out of band)."""
     settings = _settings_of(root, config_file)
     with _Store(root) as store:
-        anchor = _publisher(root, store, settings).anchor(_now())
+        anchor = _publisher(root, store, settings, config_file).anchor(_now())
     write_atomically(out_file, anchor)
     click.echo(f"wrote anchor {anchor_hash(anchor)} -> {out_file}")
+
+
+@registry.command("conf-signing-key")
+@_registry_dir_option
+@_config_option
+def registry_conf_signing_key(root: Path, config_file: Path | None) -> None:
+    """Make the configuration-signing key in the token that [conf-signing] names (move conf-signing/key.pem
+    away first); then write a new anchor and give it to every security server."""
+    config = load_config("central-registry", extra=config_file)
+    signing = ConfSigningSettings.from_config(config)
+    paths = RegistryPaths(root)
+    with _Store(root) as store:
+        name = store.settings().instance
+    made = create_in_token(paths.conf_signing, signing, f"{name} configuration signing", _now())
+    token = signing.token.name if signing.token is not None else "-"
+    click.echo(f"made the configuration-signing key {signing.key_label!r} in token {token}; "
+               f"certificate -> {paths.conf_signing / 'cert.pem'} ({made.cert.serial_number:X})")
 
 
 @registry.command("serve")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from central_registry.store import RegistryStore
@@ -55,7 +55,9 @@ from security_server.core.globalconf.sharedparams import (
     SharedParameters,
 )
 from security_server.core.identifiers import ClientId
+from security_server.core.signature import RSA_PSS_SHA512
 from security_server.schemafiles import load_schema
+from security_server.signer.pkcs11_key import signature_algorithm_for
 
 DIRECTORY_NAME = "internalconf"
 KEEP_GENERATIONS = 10
@@ -65,6 +67,26 @@ CERTIFICATE_PROFILE = "fedbus"
 
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def self_signed_certificate(key: rsa.RSAPrivateKey, common_name: str, now: datetime) -> x509.Certificate:
+    """A ten-year self-signed certificate for ``key`` (a file key, or a key in a token that signs it there: with
+    RSA-PSS when the token signs PSS only)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), False)
+    )
+    if signature_algorithm_for(key) is RSA_PSS_SHA512:
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
+        return builder.sign(key, hashes.SHA256(), rsa_padding=pss)
+    return builder.sign(key, hashes.SHA256())
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,12 @@ class SelfSignedKey:
         """The certificate in DER, as it goes into anchors and directories."""
         return _der(self.cert)
 
+    @property
+    def signature_algorithm_id(self) -> str:
+        """The directory signature's algorithm: RSA-SHA512 (X-Road's default), or RSA-PSS-SHA512 for a key in a
+        token configured with CKM_RSA_PKCS_PSS (central_registry/conf_signing_key.py)."""
+        return signature_algorithm_for(self.key).uri
+
     @classmethod
     def create(cls, directory: Path, common_name: str, now: datetime) -> SelfSignedKey:
         """Make a new key and self-signed certificate in ``directory`` (refused if one exists)."""
@@ -87,18 +115,7 @@ class SelfSignedKey:
             raise ConfigurationError(f"{directory} already holds a key")
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), False)
-            .sign(key, hashes.SHA256())
-        )
+        cert = self_signed_certificate(key, common_name, now)
         write_atomically(
             key_path,
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
@@ -229,7 +246,8 @@ class Publisher:
             ))
         expires_at = (now + timedelta(seconds=settings.conf_expire_seconds)).replace(microsecond=0)
         content_type, directory = build_signed_directory(
-            entries, expires_at, CONFIGURATION_VERSION, self.signing_key.key, self.signing_key.cert_der
+            entries, expires_at, CONFIGURATION_VERSION, self.signing_key.key, self.signing_key.cert_der,
+            signature_algorithm_id=self.signing_key.signature_algorithm_id,
         )
         return Publication(generation, content_type, directory, files, expires_at)
 

@@ -91,6 +91,13 @@ def test_the_layering_check_catches_violations(tmp_path: Path, source: str) -> N
 SHARED_EDGE_MODULES = {"security_server.configfile", "security_server.schemafiles", "security_server.logconfig"} | {
     f"security_server.store.{name}" for name in ("engine", "errors", "migrations", "opening", "postgresql", "sqlite")
 }
+# The token seam (issue 20): the registry's configuration-signing key may live in a PKCS#11 token, so the registry
+# uses the role-neutral token modules -- the Token values and errors, the [pkcs11:NAME] configuration, the token
+# keys and the PKCS#11 token itself -- but nothing of the security server's signer around them (soft token, token
+# set, batch signer, OCSP client).
+SHARED_EDGE_MODULES |= {
+    f"security_server.signer.{name}" for name in ("token", "pkcs11_config", "pkcs11_key", "pkcs11_token")
+}
 
 
 def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> None:

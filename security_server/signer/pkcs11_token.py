@@ -431,37 +431,37 @@ class Pkcs11Token:
         if algorithm is not KeyAlgorithm.EC_P256 and self.config.sign_mechanism is SignMechanism.ECDSA:
             raise SoftTokenError(f"token {self.name} signs with CKM_ECDSA: generate an ec-p256 key")
         label = _label(kind, owner)
+        return self._run("generating a key", lambda session: self._make_pair(session, label, algorithm))
 
-        def generate(session: Any) -> str:
-            temporary = os.urandom(20)
-            public_template = {Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.VERIFY: True,
-                               Attribute.ENCRYPT: False, Attribute.WRAP: False}
-            private_template = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
-                                Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False,
-                                Attribute.UNWRAP: False, Attribute.DERIVE: False}
-            options: dict[str, Any] = dict(
-                id=temporary, label=label, store=True, capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
-                public_template=public_template, private_template=private_template,
+    def _make_pair(self, session: Any, label: str, algorithm: KeyAlgorithm) -> str:
+        """A key pair made inside the token with CKA_LABEL ``label`` and CKA_ID the key id; returns the key id."""
+        temporary = os.urandom(20)
+        public_template = {Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.VERIFY: True,
+                           Attribute.ENCRYPT: False, Attribute.WRAP: False}
+        private_template = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                            Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False,
+                            Attribute.UNWRAP: False, Attribute.DERIVE: False}
+        options: dict[str, Any] = dict(
+            id=temporary, label=label, store=True, capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+            public_template=public_template, private_template=private_template,
+        )
+        if algorithm is KeyAlgorithm.EC_P256:
+            parameters = session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True
             )
-            if algorithm is KeyAlgorithm.EC_P256:
-                parameters = session.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True
-                )
-                public, private = parameters.generate_keypair(**options)
-            else:
-                bits = 2048 if algorithm is KeyAlgorithm.RSA2048 else 3072
-                public, private = session.generate_keypair(KeyType.RSA, bits, **options)
-            try:
-                key_id = key_id_of(_public_key(public))
-                public[Attribute.ID] = bytes.fromhex(key_id)
-                private[Attribute.ID] = bytes.fromhex(key_id)
-            except BaseException:
-                public.destroy()
-                private.destroy()
-                raise
-            return key_id
-
-        return self._run("generating a key", generate)
+            public, private = parameters.generate_keypair(**options)
+        else:
+            bits = 2048 if algorithm is KeyAlgorithm.RSA2048 else 3072
+            public, private = session.generate_keypair(KeyType.RSA, bits, **options)
+        try:
+            key_id = key_id_of(_public_key(public))
+            public[Attribute.ID] = bytes.fromhex(key_id)
+            private[Attribute.ID] = bytes.fromhex(key_id)
+        except BaseException:
+            public.destroy()
+            private.destroy()
+            raise
+        return key_id
 
     def csr(self, key_id: str, subject: x509.Name) -> bytes:
         """A PKCS#10 request (PEM) for ``subject``, signed inside the token by key ``key_id``."""
@@ -559,6 +559,42 @@ class Pkcs11Token:
         """This server's authentication key and certificate in this token."""
         key_id, cert = choose_usable(self.list(), KeyKind.AUTH, None, now)
         return self._private_key(key_id, KeyNotAvailable), cert
+
+
+    # --- keys of a role of their own (the registry's configuration-signing key) ------------------------------------
+
+    def generate_labelled(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048) -> PrivateKey:
+        """A new key pair found again by ``label`` alone (not a member's or a server's key, so :meth:`list` does not
+        show it); refused when a key with that label is in the token already."""
+        if not label or not label.isprintable() or _parse_label(label) is not None:
+            raise SoftTokenError("a key label is printable text that does not name a member's or a server's key")
+        algorithm = KeyAlgorithm(algorithm)
+        if algorithm is not KeyAlgorithm.EC_P256 and self.config.sign_mechanism is SignMechanism.ECDSA:
+            raise SoftTokenError(f"token {self.name} signs with CKM_ECDSA: generate an ec-p256 key")
+
+        def generate(session: Any) -> str:
+            if list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})):
+                raise SoftTokenError(f"token {self.name} already holds a key labelled {label!r}")
+            return self._make_pair(session, label, algorithm)
+
+        self._run("generating a key", generate)
+        return self.labelled_key(label)
+
+    def labelled_key(self, label: str) -> PrivateKey:
+        """The key whose private half has CKA_LABEL ``label`` (:class:`KeyNotAvailable` unless exactly one)."""
+
+        def load(session: Any) -> PrivateKey:
+            privates = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}))
+            if len(privates) != 1:
+                self._check_present()
+                raise KeyNotAvailable(f"token {self.name} holds {len(privates)} keys labelled {label!r}, not one")
+            key_id = bytes(privates[0][Attribute.ID]).hex()
+            publics = self._objects(session, ObjectClass.PUBLIC_KEY, key_id)
+            if len(publics) != 1:
+                raise KeyNotAvailable(f"token {self.name} has no public key beside the key labelled {label!r}")
+            return self._key_object(key_id, _public_key(publics[0]))
+
+        return self._run("reading a key", load)
 
 
 def _der_integer(value: int) -> bytes:
