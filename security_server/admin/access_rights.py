@@ -9,12 +9,16 @@ from security_server.admin.errors import (
     AccessRightNotFound,
     ClientNotFound,
     LocalGroupNotFound,
+    NotFound,
     ServiceNotFound,
 )
 from security_server.admin.server_dir import ServerDirectory
-from security_server.core.acl import AccessRight, Subject
+from security_server.core.acl import AccessRight, Endpoint, Subject
 from security_server.core.identifiers import ClientId, LocalGroupId, ServiceId
-from security_server.serverconf.store import ServerConfSnapshot
+from security_server.serverconf.store import ServerConfSnapshot, ServiceKind
+
+WHOLE_SERVICE = Endpoint("*", "**")
+"""The endpoint X-Road generates for every REST service: any method, any path."""
 
 
 def grant(server_dir: ServerDirectory, right: AccessRight) -> None:
@@ -95,3 +99,31 @@ def revoke_all(server_dir: ServerDirectory, rights: Sequence[AccessRight]) -> No
                 raise AccessRightNotFound(f"{right.subject} has no right to {right.service_code} of {right.provider}")
         for right in dict.fromkeys(rights):
             store.revoke(right)
+
+
+class EndpointNotFound(NotFound):
+    """The REST service has no such endpoint."""
+
+    api_code = "endpoint_not_found"
+
+
+def get_endpoint(server_dir: ServerDirectory, service: ServiceId, endpoint: Endpoint) -> Endpoint:
+    """An endpoint of a REST service (declared by its OpenAPI description, or ``* **``, the whole service)."""
+    snapshot = server_dir.snapshot()
+    _check_provider(snapshot, service.client)
+    found = [s for s in snapshot.services_of(service.client)
+             if s.id.service_code == service.service_code and s.kind is ServiceKind.REST]
+    if not found:
+        raise ServiceNotFound(f"{service.client} has no REST service {service.service_code}")
+    if endpoint != WHOLE_SERVICE and endpoint not in found[0].endpoints:
+        raise EndpointNotFound(f"service {service.service_code} has no endpoint {endpoint}")
+    return endpoint
+
+
+def endpoint_clients(server_dir: ServerDirectory, service: ServiceId, endpoint: Endpoint) -> tuple[Subject, ...]:
+    """The subjects holding a right to exactly this endpoint, first grant first."""
+    get_endpoint(server_dir, service, endpoint)
+    rights = server_dir.snapshot().rights
+    found = (r.subject for r in rights
+             if r.provider == service.client and r.service_code == service.service_code and r.endpoint == endpoint)
+    return tuple(dict.fromkeys(found))

@@ -8,8 +8,10 @@ The X-Road character set has no ``:`` (pr-mess §1.3), so the form is unambiguou
 
 from __future__ import annotations
 
-from security_server.core.errors import InvalidClientIdentifier
-from security_server.core.acl import Subject
+import re
+
+from security_server.core.acl import Endpoint, Subject
+from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId, GlobalGroupId, LocalGroupId, ServiceId
 from security_server.management.errors import ApiError
 
@@ -98,3 +100,26 @@ def parse_subject(provider: ClientId, text: str, kind: str | None = None) -> Sub
         return parse_client_id(text)
     except InvalidClientIdentifier as err:
         raise ApiError(400, "invalid_service_client_id", text) from err
+
+
+_ENDPOINT_METHOD = re.compile(r"(\*|GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|TRACE)(/.*|\*\*)")
+
+
+def endpoint_id_text(service: ServiceId, endpoint: Endpoint) -> str:
+    """An endpoint's id: its REST service's id, then method and path (``EE:GOV:1:SUB:pets:GET/pets/*``);
+    X-Road numbers endpoints, fedbus has no such number."""
+    return f"{service_id_text(ServiceId(service.client, service.service_code))}:{endpoint.method}{endpoint.path}"
+
+
+def parse_endpoint_id(text: str) -> tuple[ServiceId, Endpoint]:
+    """Service and endpoint of an endpoint id; 400 when malformed."""
+    parts = text.split(":")
+    for index in range(4, min(len(parts), 6)):
+        matched = _ENDPOINT_METHOD.fullmatch(":".join(parts[index:]))
+        if matched:
+            try:
+                service = parse_service_id(":".join(parts[:index]))
+                return ServiceId(service.client, service.service_code), Endpoint(matched[1], matched[2])
+            except (ApiError, BusError) as err:
+                raise ApiError(400, "invalid_endpoint_id", text) from err
+    raise ApiError(400, "invalid_endpoint_id", text)

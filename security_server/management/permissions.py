@@ -50,6 +50,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getServiceServiceClients": READERS,
         "addServiceServiceClients": SERVICES,
         "deleteServiceServiceClients": SERVICES,
+        "getEndpoint": READERS,
+        "getEndpointServiceClients": READERS,
+        "addEndpointServiceClients": SERVICES,
+        "deleteEndpointServiceClients": SERVICES,
         # local groups (the service administrator's)
         "getClientLocalGroups": READERS,
         "addClientLocalGroup": SERVICES,

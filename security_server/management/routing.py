@@ -1,7 +1,8 @@
 """Matching a request path to an :class:`~security_server.management.api.Operation` by its X-Road path template.
 
-Segments are compared after percent-decoding, so an identifier with reserved characters may be sent encoded;
-``{name}`` matches one whole segment. Where a literal segment and a parameter could both match
+The path is split at its literal slashes first, then each segment is percent-decoded, so an identifier with
+reserved characters (an endpoint's path: ``%2F``) may be sent encoded without changing which segments there are;
+``{name}`` matches one whole segment. Every operation checks what a parameter may hold (no parameter names a file). Where a literal segment and a parameter could both match
 (``/backups/ext`` and ``/backups/{filename}``), the template with fewer parameters wins.
 """
 
@@ -16,7 +17,7 @@ from security_server.management.errors import ApiError
 
 
 def split_path(path: str) -> tuple[str, ...]:
-    """The decoded segments of a path (no empty ones at the ends); 404 for a path with ``.``/``..`` or empty ones."""
+    """The decoded segments of a path (a trailing slash ignored); 404 for one with ``.``, ``..`` or empty segments."""
     raw = path.split("?", 1)[0]
     if not raw.startswith("/"):
         raise ApiError(404, "not_found")
@@ -27,7 +28,7 @@ def split_path(path: str) -> tuple[str, ...]:
         decoded = tuple(unquote(part, errors="strict") for part in parts)
     except UnicodeDecodeError as err:
         raise ApiError(404, "not_found") from err
-    if any(p in ("", ".", "..") or "/" in p for p in decoded):
+    if any(p in ("", ".", "..") for p in decoded):
         raise ApiError(404, "not_found")
     return decoded
 

@@ -12,6 +12,7 @@ from security_server.management.operations import (
     api_keys,
     backups,
     clients,
+    endpoints,
     initialization,
     local_groups,
     maintenance,
@@ -32,6 +33,7 @@ def security_server_operations() -> tuple[Operation, ...]:
         + service_descriptions.OPERATIONS
         + services.OPERATIONS
         + access_rights.OPERATIONS
+        + endpoints.OPERATIONS
         + local_groups.OPERATIONS
         + tokens.OPERATIONS
         + backups.OPERATIONS

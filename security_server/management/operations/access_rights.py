@@ -101,7 +101,8 @@ def delete_service_client_access_rights(context: OperationContext, request: ApiR
     return no_content()
 
 
-def _subjects(provider: ClientId, request: ApiRequest) -> list[Subject]:
+def subjects_of(provider: ClientId, request: ApiRequest) -> list[Subject]:
+    """The service clients of a ``ServiceClients`` body (``items`` with ``id`` and optional type)."""
     data = request.json_object(frozenset({"items"}), frozenset({"items"}))
     items = data["items"]
     if not isinstance(items, list) or not items:
@@ -132,7 +133,7 @@ def add_service_service_clients(context: OperationContext, request: ApiRequest) 
     """``POST /services/{id}/service-clients``: answers every service client of the service afterwards."""
     service_id = parse_service_id(request.params["id"])
     services.get_service(context.server_dir, service_id)
-    rights = [AccessRight.for_service(s, service_id) for s in _subjects(service_id.client, request)]
+    rights = [AccessRight.for_service(s, service_id) for s in subjects_of(service_id.client, request)]
     access_rights.grant_all(context.server_dir, rights)
     subjects = access_rights.service_clients(context.server_dir, service_id.client, service_id.service_code)
     return ApiResponse(201, [service_client_json(service_id.client, s) for s in subjects])
@@ -142,7 +143,7 @@ def delete_service_service_clients(context: OperationContext, request: ApiReques
     """``POST /services/{id}/service-clients/delete``."""
     service_id = parse_service_id(request.params["id"])
     services.get_service(context.server_dir, service_id)
-    rights = [AccessRight.for_service(s, service_id) for s in _subjects(service_id.client, request)]
+    rights = [AccessRight.for_service(s, service_id) for s in subjects_of(service_id.client, request)]
     access_rights.revoke_all(context.server_dir, rights)
     return no_content()
 

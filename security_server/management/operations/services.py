@@ -9,13 +9,14 @@ from security_server.management.api import ApiRequest, ApiResponse, Operation, O
 from security_server.management.ids import parse_service_id, service_id_text
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for
-from security_server.serverconf.store import Service
+from security_server.serverconf.store import Service, ServiceKind
 
 
 def service_json(service: Service, subjects: int) -> dict[str, Any]:
-    """X-Road's ``Service``: id, codes, URL, timeout and how many service clients hold a right to it."""
+    """X-Road's ``Service``: id, codes, URL, timeout, how many service clients hold a right to it, and a REST
+    service's endpoints."""
     full_code = service.id.service_code + (f".{service.id.service_version}" if service.id.service_version else "")
-    return {
+    data: dict[str, Any] = {
         "id": service_id_text(service.id),
         "full_service_code": full_code,
         "service_code": service.id.service_code,
@@ -23,6 +24,11 @@ def service_json(service: Service, subjects: int) -> dict[str, Any]:
         "url": service.url,
         "subjects_count": subjects,
     }
+    if service.kind is ServiceKind.REST:
+        from security_server.management.operations.endpoints import rest_endpoints
+
+        data["endpoints"] = rest_endpoints(service.id, service.endpoints)
+    return data
 
 
 def get_service(context: OperationContext, request: ApiRequest) -> ApiResponse:
