@@ -147,6 +147,8 @@ class OperationContext:
     """The layered configuration, for the ``[pkcs11:NAME]`` tokens (None: the soft token only)."""
     maintenance: MaintenanceSwitch | None = None
     """The running server's maintenance switch (its health checker); None when the API runs without one."""
+    global_conf: Callable[[], Any] | None = None
+    """The global configuration in force (the running server's ``ConfClient.current``); None without a server."""
     fetch: Callable[[str], Deferred[bytes]] | None = None
     """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""
     blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None

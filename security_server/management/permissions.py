@@ -27,6 +27,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getAnchor": ADMIN | {Role.SECURITYSERVER_OBSERVER},
         "uploadInitialAnchor": ADMIN,
         "replaceAnchor": ADMIN,
+        "getApprovedTimestampingServices": READERS,
+        "getConfiguredTimestampingServices": READERS,
         "maintenanceMode": READERS,
         "enableMaintenanceMode": ADMIN,
         "disableMaintenanceMode": ADMIN,

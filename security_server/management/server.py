@@ -72,6 +72,7 @@ def make_management_site(
     layered_config: LayeredConfig | None = None,
     maintenance: MaintenanceSwitch | None = None,
     fetch: Callable[[str], Any] | None = None,
+    global_conf: Callable[[], Any] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
@@ -79,7 +80,7 @@ def make_management_site(
     run = executor or thread_executor(reactor)
     context = OperationContext(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
-        fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
+        global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -100,19 +101,22 @@ class ManagementService(service.Service):
         self, reactor: Any, server_dir: ServerDirectory, config: ManagementConfig,
         layered_config: LayeredConfig | None = None,
         maintenance: MaintenanceSwitch | None = None,
+        global_conf: Callable[[], Any] | None = None,
     ) -> None:
         self.reactor = reactor
         self.server_dir = server_dir
         self.config = config
         self.layered_config = layered_config
         self.maintenance = maintenance
+        self.global_conf = global_conf
         self._port: Any = None
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
         super().startService()  # type: ignore[no-untyped-call]
         site = make_management_site(
-            self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance
+            self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
+            global_conf=self.global_conf,
         )
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(
@@ -139,9 +143,14 @@ class ManagementService(service.Service):
 
 
 def make_management_service(
-    reactor: Any, server_dir: ServerDirectory, config: LayeredConfig, *, maintenance: MaintenanceSwitch | None = None
+    reactor: Any,
+    server_dir: ServerDirectory,
+    config: LayeredConfig,
+    *,
+    maintenance: MaintenanceSwitch | None = None,
+    global_conf: Callable[[], Any] | None = None,
 ) -> ManagementService:
     """The service :mod:`security_server.service` adds to the security server's MultiService (``[management]``
     for where it listens, the ``[pkcs11:NAME]`` sections for the tokens it lists, the health checker for the
-    maintenance switch)."""
-    return ManagementService(reactor, server_dir, ManagementConfig.from_config(config), config, maintenance)
+    maintenance switch, the configuration client's ``current`` for the approved timestamping services)."""
+    return ManagementService(reactor, server_dir, ManagementConfig.from_config(config), config, maintenance, global_conf)

@@ -19,6 +19,7 @@ from security_server.management.operations import (
     service_descriptions,
     services,
     system,
+    timestamping,
     tokens,
 )
 
@@ -29,6 +30,7 @@ def security_server_operations() -> tuple[Operation, ...]:
         initialization.OPERATIONS
         + system.OPERATIONS
         + maintenance.OPERATIONS
+        + timestamping.OPERATIONS
         + clients.OPERATIONS
         + service_descriptions.OPERATIONS
         + services.OPERATIONS

@@ -81,6 +81,8 @@ class Api:
     peer: str = "127.0.0.1"
     maintenance: Any = None
     """The running server's maintenance switch, when a test gives one."""
+    global_conf: Any = None
+    """The running server's global configuration source, when a test gives one."""
     documents: dict[str, bytes] = field(default_factory=dict)
     """What fetching a service description finds at each URL (anything else is unreachable)."""
 
@@ -89,7 +91,7 @@ class Api:
         self.server_dir = ServerDirectory(self.directory)
         self.site = make_management_site(
             self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
-            maintenance=self.maintenance, fetch=self._fetch,
+            maintenance=self.maintenance, fetch=self._fetch, global_conf=self.global_conf,
         )
         self.router: Router = self.site.resource._router
         with self.credentials() as store:
