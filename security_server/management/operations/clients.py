@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable
 
 from security_server.admin import clients
 from security_server.admin.clients import ClientFilter
-from security_server.core.errors import InvalidClientIdentifier
+from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId
 from security_server.management.api import (
     ApiRequest,
@@ -46,8 +46,22 @@ def _members_with_valid_sign_cert(context: OperationContext) -> set[ClientId]:
     }
 
 
-def client_json(client: HostedClient, signers: set[ClientId]) -> dict[str, Any]:
-    """X-Road's ``Client``. The client proxy listens on plain HTTP on loopback: connection type ``HTTP``."""
+def member_names(context: OperationContext) -> Callable[[ClientId], str | None]:
+    """Members' names from the global configuration in force (none known without it)."""
+    if context.global_conf is None:
+        return lambda _: None
+    try:
+        conf = context.global_conf()
+    except BusError:
+        return lambda _: None
+    return lambda client: conf.member_name(client.member)
+
+
+def client_json(
+    client: HostedClient, signers: set[ClientId], names: Callable[[ClientId], str | None] = lambda _: None
+) -> dict[str, Any]:
+    """X-Road's ``Client``, with the member's name when the global configuration knows it. The client proxy
+    listens on plain HTTP on loopback: connection type ``HTTP``."""
     data: dict[str, Any] = {
         "id": client_id_text(client.id),
         "instance_id": client.id.instance,
@@ -60,6 +74,9 @@ def client_json(client: HostedClient, signers: set[ClientId]) -> dict[str, Any]:
     }
     if client.id.subsystem_code is not None:
         data["subsystem_code"] = client.id.subsystem_code
+    name = names(client.id)
+    if name:
+        data["member_name"] = name
     return data
 
 
@@ -82,13 +99,14 @@ def find_clients(context: OperationContext, request: ApiRequest) -> ApiResponse:
     wanted = request.query_value("local_valid_sign_cert")
     if wanted is not None:
         found = tuple(c for c in found if (c.id.member in signers) == (wanted.lower() == "true"))
-    return ApiResponse(200, [client_json(c, signers) for c in found])
+    names = member_names(context)
+    return ApiResponse(200, [client_json(c, signers, names) for c in found])
 
 
 def get_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /clients/{id}``."""
     found = clients.get_client(context.server_dir, parse_client_id(request.params["id"]))
-    return ApiResponse(200, client_json(found, _members_with_valid_sign_cert(context)))
+    return ApiResponse(200, client_json(found, _members_with_valid_sign_cert(context), member_names(context)))
 
 
 def add_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
@@ -110,11 +128,31 @@ def add_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
     except InvalidClientIdentifier as err:
         raise ApiError(400, "invalid_client_id", err.message) from err
     added = clients.add_client(context.server_dir, client_id)
-    return ApiResponse(201, client_json(added, _members_with_valid_sign_cert(context)))
+    return ApiResponse(201, client_json(added, _members_with_valid_sign_cert(context), member_names(context)))
+
+
+def find_member_name(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /member-names?member_class=&member_code=``: a member of this server's instance, by the global
+    configuration."""
+    member_class, member_code = request.query_value("member_class"), request.query_value("member_code")
+    if not member_class or not member_code:
+        raise bad_request("missing_parameter", "member_class", "member_code")
+    instance = context.server_dir.snapshot().identity.instance
+    try:
+        member = ClientId(instance, member_class, member_code)
+    except InvalidClientIdentifier as err:
+        raise ApiError(400, "invalid_client_id", err.message) from err
+    if context.global_conf is None:
+        raise ApiError(404, "global_conf_unavailable", "the management API runs without the server")
+    name = member_names(context)(member)
+    if name is None:
+        raise ApiError(404, "member_not_found", client_id_text(member))
+    return ApiResponse(200, {"member_name": name})
 
 
 OPERATIONS = (
     Operation("GET", f"{PREFIX}/clients", "findClients", roles_for("findClients"), find_clients),
     Operation("POST", f"{PREFIX}/clients", "addClient", roles_for("addClient"), add_client),
     Operation("GET", f"{PREFIX}/clients/{{id}}", "getClient", roles_for("getClient"), get_client),
+    Operation("GET", f"{PREFIX}/member-names", "findMemberName", roles_for("findMemberName"), find_member_name),
 )

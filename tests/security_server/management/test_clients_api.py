@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 from security_server.management.roles import Role
 from tests.security_server.management.harness import Api
 from tests.security_server.management.xroad_openapi import error_object
@@ -98,3 +101,20 @@ def test_the_cli_and_the_api_see_the_same_clients(initialised: Api) -> None:
     initialised.request("POST", "/api/v1/clients", key=key, json_body={"client": SUB})
     assert [str(c.id) for c in clients.list_clients(initialised.server_dir)] == [
         "MEMBER:EE/GOV/70000310", "SUBSYSTEM:EE/GOV/70000310/registry"]
+
+
+def test_member_names_come_from_the_global_configuration(tmp_path: Path, anchor_bytes: bytes) -> None:
+    """With the server's global configuration, clients carry member_name and /member-names finds a member."""
+    names = {"MEMBER:EE/GOV/70000310": "Ministry"}
+    conf = SimpleNamespace(member_name=lambda member: names.get(str(member)))
+    api = Api(tmp_path / "server", global_conf=lambda: conf)
+    key = api.api_key(Role.SYSTEM_ADMINISTRATOR)
+    api.request("POST", "/api/v1/system/anchor", body=anchor_bytes, content_type="application/octet-stream", key=key)
+    api.request("POST", "/api/v1/initialization", key=key, json_body={
+        "owner_member_class": "GOV", "owner_member_code": "70000310", "security_server_code": "ss1"})
+    [owner] = api.request("GET", "/api/v1/clients", key=key).json()
+    assert owner["member_name"] == "Ministry"
+    found = api.request("GET", "/api/v1/member-names", key=key, query={"member_class": "GOV", "member_code": "70000310"})
+    assert found.json() == {"member_name": "Ministry"}
+    missing = api.request("GET", "/api/v1/member-names", key=key, query={"member_class": "GOV", "member_code": "1"})
+    assert missing.status == 404 and error_object(missing.body)["error"]["code"] == "member_not_found"
