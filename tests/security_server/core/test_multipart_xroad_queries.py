@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from security_server.core.errors import BusError, InvalidContentType, MimeParsingFailed
+from security_server.core.errors import BusError, InvalidContentType, MimeParsingFailed, MissingSoap
 from security_server.core.multipart import Part, parse_header_value, parse_multipart
 from security_server.core.soap import parse_soap
 from security_server.core.soapattachments import SoapWithAttachments, parse_related
@@ -117,8 +117,9 @@ def test_mtom_soap_part_keeps_its_content_id() -> None:
         pytest.param("attachm-error.query", RELATED, InvalidContentType, id="AttachmentFaulty"),
         # AttachmentNoSoap: the first part is multipart/mixed -> X-Road X_INVALID_CONTENT_TYPE
         pytest.param("attachm-no-soap.query", RELATED, InvalidContentType, id="AttachmentNoSoap"),
-        # ServiceFaultyMultipart: boundary lines cut short -> unreadable MIME (X-Road: X_INVALID_MESSAGE as answer)
-        pytest.param("faulty-multipart.query", RELATED, MimeParsingFailed, id="ServiceFaultyMultipart"),
+        # ServiceFaultyMultipart: boundary lines cut short, so no delimiter of the boundary at all: no part, as
+        # X-Road's MIME reader finds it -> X_MISSING_SOAP (X-Road: X_INVALID_MESSAGE when a provider answers it)
+        pytest.param("faulty-multipart.query", RELATED, MissingSoap, id="ServiceFaultyMultipart"),
         # SoapFaultInMultipartResponse: the answer stops after a delimiter line without "--" and without a line
         # end; X-Road's MIME reader takes the end of the stream as the end, fedbus refuses a missing close
         # delimiter (a truncated body must not pass as whole)
