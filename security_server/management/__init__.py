@@ -19,9 +19,14 @@ Choices, and why:
 * **Conformance: openapi-core** validates, in the tests only, every response the tests receive against X-Road's
   OpenAPI file, independently of our code (it has never seen our handlers).
 
-Modules: :mod:`.api` (request, response, operation), :mod:`.routing`, :mod:`.resource` (the pipeline:
-limits, authentication, roles, XSRF, audit), :mod:`.permissions` (roles per operationId), :mod:`.roles`,
-:mod:`.credentials` (users and API keys), :mod:`.passwords`, :mod:`.sessions`, :mod:`.throttle` (login attempts),
-:mod:`.audit`, :mod:`.errors` (X-Road's error object), :mod:`.ids` (X-Road's identifier formats), :mod:`.config`
-(``[management]``), :mod:`.tls` (the certificate), :mod:`.server` (site and service), :mod:`.operations`.
+Role-neutral modules, shared with the registry's API (they import only the core, the edge toolkit and the store
+layer; a test keeps it so): :mod:`.api` (request, response, operation), :mod:`.routing`, :mod:`.resource` (the
+pipeline: limits, authentication, roles, XSRF, audit), :mod:`.credentials` (users and API keys, with the role
+names of the API), :mod:`.passwords`, :mod:`.sessions`, :mod:`.throttle` (login attempts), :mod:`.audit`,
+:mod:`.errors` (X-Road's error object), :mod:`.ids` (X-Road's identifier formats), :mod:`.config`
+(``[management]``), :mod:`.tls` (the certificate).
+
+The security server's: :mod:`.roles`, :mod:`.permissions` (roles per operationId), :mod:`.context` (what its
+operations use), :mod:`.operations`, :mod:`.server` (site and service), :mod:`.commands` (the CLI's ``user`` and
+``api-key``).
 """

@@ -1,10 +1,15 @@
-"""What an operation of the management API receives and answers: :class:`ApiRequest`, :class:`ApiResponse`.
+"""What an operation of a management API receives and answers: :class:`ApiRequest`, :class:`ApiResponse`.
 
-An operation is a plain function ``(OperationContext, ApiRequest) -> ApiResponse`` that runs in a worker thread
-(it opens SQLite stores; Twisted's rule is no blocking on the reactor), translates JSON into the service layer's
-value types, calls one function of :mod:`security_server.admin`, and turns its value into X-Road's JSON. Request
-bodies are checked strictly: malformed JSON, a field the operation does not know, or a value of the wrong type is a
-400 with X-Road's error object, before anything changes.
+An operation is a plain function ``(context, ApiRequest) -> ApiResponse`` that runs in a worker thread (it opens
+SQLite stores; Twisted's rule is no blocking on the reactor), translates JSON into the service layer's value types,
+calls one function of the role's service layer, and turns its value into X-Road's JSON. Request bodies are checked
+strictly: malformed JSON, a field the operation does not know, or a value of the wrong type is a 400 with X-Road's
+error object, before anything changes.
+
+This module, :mod:`.routing`, :mod:`.resource`, :mod:`.credentials`, :mod:`.passwords`, :mod:`.sessions`,
+:mod:`.throttle`, :mod:`.audit`, :mod:`.errors`, :mod:`.ids`, :mod:`.config` and :mod:`.tls` know no role: they
+import only the core, the edge toolkit and the store layer, so that the registry's API (issue 17) is built on them
+with its own roles, context and operations.
 """
 
 from __future__ import annotations
@@ -12,16 +17,12 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol
 
 from twisted.internet.defer import Deferred
 
-from security_server.admin.server_dir import ServerDirectory
-from security_server.core.config import LayeredConfig
 from security_server.management.credentials import CredentialStore
 from security_server.management.errors import ApiError, bad_request
-from security_server.management.roles import Role
 
 JSON = "application/json"
 
@@ -40,7 +41,7 @@ class Principal:
     """The authenticated caller: a name for the audit log and its roles."""
 
     name: str
-    roles: frozenset[Role]
+    roles: frozenset[str]
     auth: AuthKind
 
 
@@ -127,40 +128,18 @@ def no_content() -> ApiResponse:
     return ApiResponse(204)
 
 
-class MaintenanceSwitch(Protocol):
-    """The running server's maintenance mode (:class:`~security_server.edge.health_checker.HealthChecker`)."""
-
-    maintenance: bool
-
-    def set_maintenance(self, on: bool) -> str:
-        """Switch it; answers what changed."""
-
-
-@dataclass(frozen=True, slots=True)
-class OperationContext:
-    """What every operation may use: the server directory, the credential store, the time."""
-
-    server_dir: ServerDirectory
-    credentials_path: Any
-    now: Callable[[], datetime]
-    config: LayeredConfig | None = None
-    """The layered configuration, for the ``[pkcs11:NAME]`` tokens (None: the soft token only)."""
-    maintenance: MaintenanceSwitch | None = None
-    """The running server's maintenance switch (its health checker); None when the API runs without one."""
-    global_conf: Callable[[], Any] | None = None
-    """The global configuration in force (the running server's ``ConfClient.current``); None without a server."""
-    fetch: Callable[[str], Deferred[bytes]] | None = None
-    """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""
-    blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
-    """Run blocking work (stores) off the reactor thread, for operations that run on it."""
+class ApiContext(Protocol):
+    """What the resource itself needs of an API's context: the credential store (opened in the calling
+    thread). Each role's context (:class:`~security_server.management.context.OperationContext` for the security
+    server) adds what its operations use."""
 
     def credentials(self) -> CredentialStore:
-        """Open the credential store (in the calling thread)."""
-        return CredentialStore(self.credentials_path)
+        """Open the credential store."""
 
 
-Handler = Callable[[OperationContext, ApiRequest], "ApiResponse | Deferred[ApiResponse]"]
-"""An operation: an answer, or (for an ``in_reactor`` operation only) a Deferred of one."""
+Handler = Callable[[Any, ApiRequest], "ApiResponse | Deferred[ApiResponse]"]
+"""An operation: its role's context and the request to an answer, or (for an ``in_reactor`` operation only) a
+Deferred of one."""
 
 
 class Access(enum.Enum):
@@ -179,7 +158,7 @@ class Operation:
     method: str
     path: str
     name: str
-    roles: frozenset[Role]
+    roles: frozenset[str]
     handler: Handler
     access: Access = Access.API
     in_reactor: bool = False

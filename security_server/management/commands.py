@@ -17,7 +17,7 @@ import click
 
 from security_server.edge import cli_output
 from security_server.management.credentials import DB_NAME, CredentialStore
-from security_server.management.roles import Role, roles_text
+from security_server.management.roles import ALL_ROLES, Role, roles_text
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 ROLE_CHOICE = click.Choice([r.value for r in Role], case_sensitive=False)
@@ -28,7 +28,7 @@ def _store(directory: Path) -> CredentialStore:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
         raise click.ClickException(f"cannot create {directory}: {err.strerror}") from err
-    return CredentialStore(directory / DB_NAME)
+    return CredentialStore(directory / DB_NAME, ALL_ROLES)
 
 
 def _roles(names: tuple[str, ...]) -> frozenset[Role]:
@@ -71,7 +71,7 @@ def register(server: click.Group, dir_option: Decorator, json_option: Decorator)
         """List users and their roles."""
         with _store(directory) as store:
             users = store.users()
-        data = [{"username": name, "roles": sorted(r.value for r in roles)} for name, roles in users]
+        data = [{"username": name, "roles": sorted(roles)} for name, roles in users]
         rows = [[name, roles_text(roles)] for name, roles in users]
         cli_output.emit(as_json, data, lambda: cli_output.format_table(["user", "roles"], rows), sort_keys=True)
 
@@ -87,7 +87,7 @@ def register(server: click.Group, dir_option: Decorator, json_option: Decorator)
         """Make a key; it is printed this once and only its hash is kept."""
         with _store(directory) as store:
             made = store.create_api_key(_roles(roles), created_by="cli", now=datetime.now(UTC))
-        data = {"id": made.api_key.id, "key": made.key, "roles": sorted(r.value for r in made.api_key.roles)}
+        data = {"id": made.api_key.id, "key": made.key, "roles": sorted(made.api_key.roles)}
         cli_output.emit(as_json, data, lambda: f"API key {made.api_key.id}: {made.key}", sort_keys=True)
 
     @api_key.command("list")
@@ -97,7 +97,7 @@ def register(server: click.Group, dir_option: Decorator, json_option: Decorator)
         """List keys (never their secrets)."""
         with _store(directory) as store:
             keys = store.api_keys()
-        data = [{"id": k.id, "roles": sorted(r.value for r in k.roles), "created_at": k.created_at,
+        data = [{"id": k.id, "roles": sorted(k.roles), "created_at": k.created_at,
                  "created_by": k.created_by} for k in keys]
         rows = [[str(k.id), roles_text(k.roles), k.created_at, k.created_by] for k in keys]
         cli_output.emit(as_json, data,

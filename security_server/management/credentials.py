@@ -21,7 +21,6 @@ from typing import Callable
 
 from security_server.core.errors import ClientFault
 from security_server.management.passwords import hash_password, verify_password
-from security_server.management.roles import Role, UnknownRole, parse_roles, roles_text
 from security_server.store.engine import Database
 from security_server.store.migrations import Schema, migrate, sql_migration
 from security_server.store.opening import open_database
@@ -72,7 +71,7 @@ class ApiKey:
     """A stored API key: its number and roles (never the key itself)."""
 
     id: int
-    roles: frozenset[Role]
+    roles: frozenset[str]
     created_at: str
     created_by: str
 
@@ -90,15 +89,12 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _roles(names: list[str] | frozenset[Role] | set[Role]) -> frozenset[Role]:
-    try:
-        return parse_roles(names)
-    except UnknownRole as err:
-        raise CredentialError(str(err)) from err
+def _stored_roles(text: str) -> frozenset[str]:
+    return frozenset(name for name in text.split(",") if name)
 
 
-def _stored_roles(text: str) -> frozenset[Role]:
-    return frozenset(Role(name) for name in text.split(",") if name)
+def _roles_text(roles: frozenset[str]) -> str:
+    return ",".join(sorted(str(r) for r in roles))
 
 
 @functools.cache
@@ -111,10 +107,14 @@ def _time(moment: datetime) -> str:
 
 
 class CredentialStore:
-    """Users and API keys of one management API (one security server, or the registry)."""
+    """Users and API keys of one management API (one security server, or the registry), each with some of
+    ``roles``, the role names of that API."""
 
-    def __init__(self, path: Path, *, random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> None:
+    def __init__(
+        self, path: Path, roles: frozenset[str], *, random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    ) -> None:
         self.path = path
+        self.roles = frozenset(str(r) for r in roles)
         self._random_bytes = random_bytes
         self._db: Database = open_database(None, path, label="management credentials")
         try:
@@ -122,6 +122,15 @@ class CredentialStore:
         except BaseException:
             self._db.close()
             raise
+
+    def _checked(self, roles: frozenset[str]) -> frozenset[str]:
+        names = frozenset(str(r) for r in roles)
+        if not names:
+            raise CredentialError("at least one role is needed")
+        unknown = sorted(names - self.roles)
+        if unknown:
+            raise CredentialError(f"unknown role {unknown[0]!r}")
+        return names
 
     def close(self) -> None:
         """Close the database."""
@@ -135,22 +144,23 @@ class CredentialStore:
 
     # --- users --------------------------------------------------------------------------------------------------
 
-    def add_user(self, username: str, password: str, roles: frozenset[Role], *, now: datetime) -> None:
+    def add_user(self, username: str, password: str, roles: frozenset[str], *, now: datetime) -> None:
         """Add a local user; the password is hashed here and never stored or logged as it is."""
         if not USERNAME.fullmatch(username):
             raise CredentialError("a user name is 4 to 255 letters, digits or ._@-")
         if len(password) < 4:
             raise CredentialError("a password has at least 4 characters")
+        checked = self._checked(roles)
         stored = hash_password(password)
         with self._db.write("adding a user") as conn:
             if conn.execute("SELECT 1 FROM app_user WHERE username = ?", (username,)).fetchone():
                 raise UserExists(f"user {username} exists already")
             conn.execute(
                 "INSERT INTO app_user (username, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
-                (username, stored, roles_text(_roles(roles)), _time(now)),
+                (username, stored, _roles_text(checked), _time(now)),
             )
 
-    def authenticate(self, username: str, password: str) -> frozenset[Role] | None:
+    def authenticate(self, username: str, password: str) -> frozenset[str] | None:
         """The user's roles when the password is right, else None (an unknown user costs a hash as well)."""
         row = None
         if USERNAME.fullmatch(username):
@@ -161,7 +171,7 @@ class CredentialStore:
             return None
         return _stored_roles(row[1]) if verify_password(password, row[0]) else None
 
-    def users(self) -> tuple[tuple[str, frozenset[Role]], ...]:
+    def users(self) -> tuple[tuple[str, frozenset[str]], ...]:
         """Every user name with its roles."""
         with self._db.read("listing users") as conn:
             rows = conn.execute("SELECT username, roles FROM app_user ORDER BY username").fetchall()
@@ -169,15 +179,15 @@ class CredentialStore:
 
     # --- API keys ------------------------------------------------------------------------------------------------
 
-    def create_api_key(self, roles: frozenset[Role], *, created_by: str, now: datetime) -> NewApiKey:
+    def create_api_key(self, roles: frozenset[str], *, created_by: str, now: datetime) -> NewApiKey:
         """Make a key with ``roles``; its plain text is returned once and only its hash is kept."""
-        checked = _roles(roles)
+        checked = self._checked(roles)
         key = self._random_bytes(KEY_BYTES).hex()
         created = _time(now)
         with self._db.write("creating an API key") as conn:
             cursor = conn.execute(
                 "INSERT INTO api_key (key_hash, roles, created_at, created_by) VALUES (?, ?, ?, ?)",
-                (key_hash(key), roles_text(checked), created, created_by),
+                (key_hash(key), _roles_text(checked), created, created_by),
             )
             key_id = int(cursor.lastrowid or 0)
         return NewApiKey(key, ApiKey(key_id, checked, created, created_by))
@@ -203,11 +213,11 @@ class CredentialStore:
                 return found
         raise CredentialNotFound(f"no API key {key_id}")
 
-    def update_api_key(self, key_id: int, roles: frozenset[Role]) -> ApiKey:
+    def update_api_key(self, key_id: int, roles: frozenset[str]) -> ApiKey:
         """Replace a key's roles."""
-        checked = _roles(roles)
+        checked = self._checked(roles)
         with self._db.write("updating an API key") as conn:
-            cursor = conn.execute("UPDATE api_key SET roles = ? WHERE id = ?", (roles_text(checked), key_id))
+            cursor = conn.execute("UPDATE api_key SET roles = ? WHERE id = ?", (_roles_text(checked), key_id))
             if cursor.rowcount != 1:
                 raise CredentialNotFound(f"no API key {key_id}")
         return self.api_key(key_id)

@@ -31,18 +31,17 @@ from twisted.web.server import NOT_DONE_YET
 
 from security_server.core.errors import BusError
 from security_server.management.api import (
-    JSON,
     Access,
+    ApiContext,
     ApiRequest,
     ApiResponse,
     AuthKind,
+    JSON,
     Operation,
-    OperationContext,
     Principal,
 )
 from security_server.management.audit import AuditEvent, AuditLog
 from security_server.management.errors import ApiError, bad_request, error_json, forbidden, from_bus_error, unauthorized
-from security_server.management.roles import Role
 from security_server.management.routing import Router, split_path
 from security_server.management.sessions import SESSION_COOKIE, XSRF_COOKIE, XSRF_HEADER, Session, SessionStore
 from security_server.management.throttle import LoginThrottle
@@ -69,7 +68,7 @@ class ManagementResource(Resource):
     def __init__(
         self,
         router: Router,
-        context: OperationContext,
+        context: ApiContext,
         *,
         sessions: SessionStore,
         throttle: LoginThrottle,
@@ -288,11 +287,11 @@ class ManagementResource(Resource):
             audit(429, "too_many_login_attempts")
             raise ApiError(429, "too_many_login_attempts")
 
-        def check() -> frozenset[Role] | None:
+        def check() -> frozenset[str] | None:
             with self._context.credentials() as store:
                 return store.authenticate(username, password)
 
-        def done(roles: frozenset[Role] | None) -> None:
+        def done(roles: frozenset[str] | None) -> None:
             if roles is None:
                 self._throttle.failed(user_key, address_key)
                 audit(401, "unauthorized")

@@ -35,6 +35,6 @@ def parse_roles(names: Iterable[object]) -> frozenset[Role]:
     return frozenset(roles)
 
 
-def roles_text(roles: Iterable[Role]) -> str:
-    """Roles as one stored or printed line, sorted."""
-    return ",".join(sorted(r.value for r in roles))
+def roles_text(roles: Iterable[str]) -> str:
+    """Roles as one printed line, sorted."""
+    return ",".join(sorted(str(r) for r in roles))

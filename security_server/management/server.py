@@ -17,7 +17,8 @@ from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
-from security_server.management.api import MaintenanceSwitch, Operation, OperationContext
+from security_server.management.api import Operation
+from security_server.management.context import MaintenanceSwitch, OperationContext
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB

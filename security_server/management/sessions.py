@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from security_server.management.roles import Role
 
 SESSION_COOKIE = b"JSESSIONID"
 XSRF_COOKIE = b"XSRF-TOKEN"
@@ -29,7 +28,7 @@ class Session:
     id: str = field(repr=False)
     xsrf_token: str = field(repr=False)
     username: str
-    roles: frozenset[Role]
+    roles: frozenset[str]
     last_seen: float
 
     def xsrf_matches(self, presented: str | None) -> bool:
@@ -57,7 +56,7 @@ class SessionStore:
         for key in [k for k, s in self._sessions.items() if s.last_seen < limit]:
             del self._sessions[key]
 
-    def create(self, username: str, roles: frozenset[Role]) -> Session:
+    def create(self, username: str, roles: frozenset[str]) -> Session:
         """Start a session (the oldest goes when there are too many)."""
         self._expire()
         if len(self._sessions) >= MAX_SESSIONS:

@@ -14,7 +14,13 @@ from security_server.admin import access_rights, services
 from security_server.core.acl import AccessRight, Subject
 from security_server.core.errors import BusError
 from security_server.core.identifiers import ClientId, GlobalGroupId, LocalGroupId, ServiceId
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, no_content
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    no_content,
+)
+from security_server.management.context import OperationContext
 from security_server.management.errors import bad_request
 from security_server.management.ids import parse_client_id, parse_service_id, parse_subject, subject_text
 from security_server.management.operations.common import EPOCH, PREFIX

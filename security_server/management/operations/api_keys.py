@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from security_server.management.api import Access, ApiRequest, ApiResponse, Operation, OperationContext, no_content
+from security_server.management.api import (
+    Access,
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    no_content,
+)
+from security_server.management.context import OperationContext
 from security_server.management.credentials import ApiKey
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.operations.common import PREFIX
@@ -36,7 +43,7 @@ def _key_id(request: ApiRequest) -> int:
 
 def key_json(key: ApiKey) -> dict[str, Any]:
     """A key without its secret."""
-    return {"id": key.id, "roles": sorted(r.value for r in key.roles)}
+    return {"id": key.id, "roles": sorted(key.roles)}
 
 
 def create_api_key(context: OperationContext, request: ApiRequest) -> ApiResponse:

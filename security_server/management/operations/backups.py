@@ -10,7 +10,13 @@ from typing import Any
 
 from security_server.admin import backups
 from security_server.admin.backups import Backup
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, no_content
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    no_content,
+)
+from security_server.management.context import OperationContext
 from security_server.management.operations.common import PREFIX, xroad_time
 from security_server.management.permissions import roles_for
 

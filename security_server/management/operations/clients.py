@@ -13,10 +13,10 @@ from security_server.management.api import (
     ApiRequest,
     ApiResponse,
     Operation,
-    OperationContext,
     bool_field,
     string_field,
 )
+from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.ids import client_id_text, parse_client_id
 from security_server.management.operations.common import PREFIX

@@ -14,7 +14,13 @@ from security_server.admin import access_rights
 from security_server.admin.access_rights import WHOLE_SERVICE
 from security_server.core.acl import AccessRight, Endpoint
 from security_server.core.identifiers import ServiceId
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, no_content
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    no_content,
+)
+from security_server.management.context import OperationContext
 from security_server.management.ids import endpoint_id_text, parse_endpoint_id
 from security_server.management.operations.access_rights import service_client_json, subjects_of
 from security_server.management.operations.common import PREFIX

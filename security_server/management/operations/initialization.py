@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from security_server.admin import initialization
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, bool_field, string_field
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    bool_field,
+    string_field,
+)
+from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for

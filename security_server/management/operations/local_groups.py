@@ -11,7 +11,14 @@ from typing import Any
 from security_server.admin import local_groups
 from security_server.core.errors import InvalidClientIdentifier
 from security_server.core.identifiers import ClientId, LocalGroupId
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext, no_content, string_field
+from security_server.management.api import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    no_content,
+    string_field,
+)
+from security_server.management.context import OperationContext
 from security_server.management.errors import bad_request
 from security_server.management.ids import client_id_text, local_group_id_text, parse_client_id, parse_local_group_id
 from security_server.management.operations.common import EPOCH, PREFIX

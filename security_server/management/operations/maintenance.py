@@ -13,11 +13,10 @@ import re
 from security_server.management.api import (
     ApiRequest,
     ApiResponse,
-    MaintenanceSwitch,
     Operation,
-    OperationContext,
     no_content,
 )
+from security_server.management.context import MaintenanceSwitch, OperationContext
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for

@@ -20,11 +20,11 @@ from security_server.management.api import (
     ApiRequest,
     ApiResponse,
     Operation,
-    OperationContext,
     bool_field,
     no_content,
     string_field,
 )
+from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.ids import client_id_text, parse_client_id, parse_service_id, service_id_text
 from security_server.management.operations.common import EPOCH, PREFIX

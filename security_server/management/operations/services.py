@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from security_server.admin import access_rights, services
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext
+from security_server.management.api import ApiRequest, ApiResponse, Operation
+from security_server.management.context import OperationContext
 from security_server.management.ids import parse_service_id, service_id_text
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for

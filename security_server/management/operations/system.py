@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from security_server.admin import initialization, system
 from security_server.admin.initialization import AnchorInfo
 from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext
+from security_server.management.api import ApiRequest, ApiResponse, Operation
+from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError
 from security_server.management.operations.common import PREFIX, xroad_time
 from security_server.management.permissions import roles_for

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from security_server.management.api import ApiRequest, ApiResponse, Operation, OperationContext
+from security_server.management.api import ApiRequest, ApiResponse, Operation
+from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for

@@ -23,10 +23,10 @@ from security_server.management.api import (
     ApiRequest,
     ApiResponse,
     Operation,
-    OperationContext,
     no_content,
     string_field,
 )
+from security_server.management.context import OperationContext
 from security_server.management.errors import bad_request, forbidden
 from security_server.management.ids import client_id_text, parse_client_id
 from security_server.management.operations.common import PREFIX, xroad_time

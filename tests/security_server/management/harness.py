@@ -24,7 +24,7 @@ from security_server.admin.server_dir import ServerDirectory
 from security_server.core.errors import NetworkError
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME, CredentialStore
-from security_server.management.roles import Role
+from security_server.management.roles import ALL_ROLES, Role
 from security_server.management.routing import Router
 from security_server.management.server import make_management_site
 from tests.security_server.management.xroad_openapi import PREFIX, check_response, documented
@@ -104,7 +104,7 @@ class Api:
 
     def credentials(self) -> CredentialStore:
         """The credential store of the directory."""
-        return CredentialStore(self.directory / DB_NAME)
+        return CredentialStore(self.directory / DB_NAME, ALL_ROLES)
 
     def api_key(self, *roles: Role) -> str:
         """A new API key with ``roles`` (made in the store directly)."""

@@ -19,7 +19,7 @@ from zope.interface import implementer
 from security_server.admin.server_dir import ServerDirectory
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME, CredentialStore
-from security_server.management.roles import Role
+from security_server.management.roles import ALL_ROLES, Role
 from security_server.management.server import ManagementService
 from security_server.management.tls import CERT_NAME, KEY_NAME
 from tests.loopback import REACTOR
@@ -43,7 +43,7 @@ class HttpsTest(unittest.TestCase):
     def setUp(self) -> None:
         self.directory = Path(self.mktemp())  # type: ignore[no-untyped-call]  # trial leaves it unannotated
         self.directory.mkdir()
-        with CredentialStore(self.directory / DB_NAME) as store:
+        with CredentialStore(self.directory / DB_NAME, ALL_ROLES) as store:
             self.key = store.create_api_key(frozenset({Role.SECURITYSERVER_OBSERVER}), created_by="test",
                                             now=datetime.now(UTC)).key
         self.service = ManagementService(REACTOR, ServerDirectory(self.directory), ManagementConfig(port=0))
