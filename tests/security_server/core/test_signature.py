@@ -583,12 +583,16 @@ def test_the_template_reader_declines_what_it_does_not_write() -> None:
         plain.replace(b"Test &amp; ", b"Test \x01 "),
         plain.replace(b"Test &amp; ", b"Test \xff "),
         plain.replace(b"Test &amp; ", b"Test > "),
+        plain.replace(b"Test &amp; ", b"Test &#&amp;D; "),  # removing one escape must not make another
+        plain.replace(b"Test &amp; ", b"Test &l&amp;t; "),
+        plain.replace(b"Test &amp; ", b"Test &quot; "),
         plain.replace(b'Id="ocsp-response-1"', b'Id="ocsp-response-2"'),
     ]
     for document in declined:
         assert document != plain
         assert sig._read_template(document, sig.MAX_SIGNATURE_BYTES) is None
-    assert _verdict(declined[0], {MESSAGE: MESSAGE_XML}) == _tree_only(declined[0], {MESSAGE: MESSAGE_XML})
+    for document in declined:
+        assert _verdict(document, {MESSAGE: MESSAGE_XML}) == _tree_only(document, {MESSAGE: MESSAGE_XML})
 
 
 # --- the byte templates against the builder they replaced ----------------------------------------------------
