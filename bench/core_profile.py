@@ -58,22 +58,9 @@ from security_server.core.transport import (  # noqa: E402
     encode_transport,
 )
 
-try:  # the test federation, wherever the fixture consolidation has put it
-    from tests.federation.ca import issue_signing, ocsp_for
-    from tests.federation.peers import CONSUMER, GOV1, GOV2, PROVIDER, SS1, make_conf, peer_world
-    from tests.federation.pki import ec_key, rsa_key
-except ImportError:  # pragma: no cover - the layout before tests/federation/
-    from tests.federation_pki import issue_signing, ocsp_for  # type: ignore[no-redef,import-not-found,unused-ignore]
-    from tests.pki import ec_key, rsa_key  # type: ignore[no-redef,import-not-found,unused-ignore]
-    from tests.security_server.proxy.peer_world import (  # type: ignore[no-redef,import-not-found,unused-ignore]
-        CONSUMER,
-        GOV1,
-        GOV2,
-        PROVIDER,
-        SS1,
-        make_conf,
-        peer_world,
-    )
+from tests.federation.ca import issue_signing, ocsp_for  # noqa: E402 - the test federation's PKI
+from tests.federation.peers import CONSUMER, GOV1, GOV2, PROVIDER, SS1, make_conf, peer_world  # noqa: E402
+from tests.federation.pki import ec_key, rsa_key  # noqa: E402
 
 SOAP_TYPE = "text/xml; charset=UTF-8"
 BATCH = 10
