@@ -16,7 +16,7 @@ from security_server.core.hashchain import MESSAGE, SIG_HASH_CHAIN, SIG_HASH_CHA
 from security_server.core.identifiers import ClientId
 from security_server.core.signature import SignatureData, verify_signature
 from security_server.core.soapattachments import expected_uris
-from security_server.proxy.batch_signer import BatchSigner
+from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.softtoken import KeyNotAvailable, PrivateKey
 from tests.federation.world import C, P, OwnOcsp, pki, signing_keys
 from tests.loopback import now
