@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from cryptography import x509
 
 from security_server import registration
+from security_server.admin.errors import ClientNotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
 from security_server.core.globalconf import GlobalConf
@@ -53,6 +54,18 @@ async def register_server(reactor: Any, server_dir: ServerDirectory, address: st
     content_type, body = registration.auth_cert_reg(token, server_id, address, ocsp)
     answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
     return answer
+
+
+def check_registrable(server_dir: ServerDirectory, client_id: ClientId) -> None:
+    """Refuse before any network work: an unknown client (404), a member (the owner is registered with the server,
+    authCertReg), or a client that is not in state saved (UG-SS §4.3: only a saved client is sent)."""
+    hosted = server_dir.snapshot().client(client_id)
+    if hosted is None:
+        raise ClientNotFound(f"{client_id} is not a client of this security server")
+    if client_id.subsystem_code is None:
+        raise ServerConfError("only subsystems are registered as clients (the owner member comes with the server)")
+    if hosted.state is not ClientState.SAVED:
+        raise ServerConfError(f"{client_id} is {hosted.state.value}; only a saved client can be registered")
 
 
 async def register_client(reactor: Any, server_dir: ServerDirectory, client_id: ClientId) -> Mapping[str, Any]:

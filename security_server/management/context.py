@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
+from security_server.core.identifiers import ClientId
 from security_server.management.credentials import CredentialStore
 from security_server.management.roles import ALL_ROLES
 
@@ -39,6 +40,8 @@ class OperationContext:
     """The global configuration in force (the running server's ``ConfClient.current``); None without a server."""
     fetch: Callable[[str], Deferred[bytes]] | None = None
     """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""
+    register_client: Callable[[ClientId], Deferred[Any]] | None = None
+    """Send clientReg to the registry for a hosted subsystem (on the reactor thread); None without a server."""
     blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
     """Run blocking work (stores) off the reactor thread, for operations that run on it."""
 

@@ -36,6 +36,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "findClients": READERS,
         "getClient": READERS,
         "addClient": REGISTRATION,
+        "registerClient": REGISTRATION,
         "findMemberName": READERS,
         # service descriptions (the service administrator's)
         "getClientServiceDescriptions": READERS,

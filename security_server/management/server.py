@@ -12,11 +12,14 @@ from typing import Any, Callable, Iterable
 
 import structlog
 from twisted.application import service
+from twisted.internet import defer
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.internet.threads import deferToThreadPool
 
+from security_server.admin import registration as admin_registration
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
+from security_server.core.identifiers import ClientId
 from security_server.management.api import Operation
 from security_server.management.context import MaintenanceSwitch, OperationContext
 from security_server.management.audit import AUDIT_NAME, AuditLog
@@ -74,6 +77,7 @@ def make_management_site(
     maintenance: MaintenanceSwitch | None = None,
     fetch: Callable[[str], Any] | None = None,
     global_conf: Callable[[], Any] | None = None,
+    register_client: Callable[[ClientId], Any] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
@@ -82,6 +86,7 @@ def make_management_site(
     context = OperationContext(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
         global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
+        register_client=register_client,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -110,6 +115,11 @@ class ManagementService(service.Service):
         self.layered_config = layered_config
         self.maintenance = maintenance
         self.global_conf = global_conf
+
+        def register(client: ClientId) -> Any:
+            return defer.Deferred.fromCoroutine(admin_registration.register_client(reactor, server_dir, client))
+
+        self.register_client = register
         self._port: Any = None
 
     def startService(self) -> None:
@@ -117,7 +127,7 @@ class ManagementService(service.Service):
         super().startService()  # type: ignore[no-untyped-call]
         site = make_management_site(
             self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
-            global_conf=self.global_conf,
+            global_conf=self.global_conf, register_client=self.register_client,
         )
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from security_server.admin import clients
+from twisted.internet.defer import Deferred
+
+from security_server.admin import clients, registration
 from security_server.admin.clients import ClientFilter
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId
@@ -131,6 +133,18 @@ def add_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
     return ApiResponse(201, client_json(added, _members_with_valid_sign_cert(context), member_names(context)))
 
 
+def register_client(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``PUT /clients/{id}/register``: clientReg to the registry (pr-mserv §2.1); the client is then in
+    REGISTRATION_IN_PROGRESS until the registry approves. Runs on the reactor thread (it talks to the registry)."""
+    client = parse_client_id(request.params["id"])
+    if context.register_client is None:
+        raise ApiError(404, "registration_unavailable", "the management API runs without the server")
+    assert context.blocking is not None
+    register = context.register_client
+    checked = context.blocking(lambda: registration.check_registrable(context.server_dir, client))
+    return checked.addCallback(lambda _: register(client)).addCallback(lambda _: ApiResponse(204))
+
+
 def find_member_name(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /member-names?member_class=&member_code=``: a member of this server's instance, by the global
     configuration."""
@@ -154,5 +168,7 @@ OPERATIONS = (
     Operation("GET", f"{PREFIX}/clients", "findClients", roles_for("findClients"), find_clients),
     Operation("POST", f"{PREFIX}/clients", "addClient", roles_for("addClient"), add_client),
     Operation("GET", f"{PREFIX}/clients/{{id}}", "getClient", roles_for("getClient"), get_client),
+    Operation("PUT", f"{PREFIX}/clients/{{id}}/register", "registerClient", roles_for("registerClient"),
+              register_client, in_reactor=True),
     Operation("GET", f"{PREFIX}/member-names", "findMemberName", roles_for("findMemberName"), find_member_name),
 )
