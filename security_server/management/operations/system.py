@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from security_server.admin import initialization, system
-from security_server.admin.initialization import AnchorInfo
+from security_server.admin.initialization import AnchorInfo, anchor_info
 from security_server.core.globalconf.anchor import MAX_ANCHOR_BYTES
 from security_server.management.api import ApiRequest, ApiResponse, Operation
 from security_server.management.context import OperationContext
@@ -46,7 +46,28 @@ def replace_anchor(context: OperationContext, request: ApiRequest) -> ApiRespons
     return ApiResponse(201)
 
 
+def preview_anchor(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /system/anchor/previews``: the hash and date of an anchor, stored nowhere. With
+    ``validate_instance`` (default true) an anchor of another instance than this server's is refused."""
+    info = anchor_info(_anchor_body(request))
+    if request.query_bool("validate_instance", True) and context.server_dir.is_initialised():
+        instance = context.server_dir.snapshot().identity.instance
+        if info.instance != instance:
+            raise ApiError(400, "invalid_anchor", f"the anchor is for instance {info.instance}, not {instance}")
+    return ApiResponse(201, anchor_json(info))
+
+
+def download_anchor(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /system/anchor/download``: the anchor file as it was imported."""
+    data = system.current_anchor(context.server_dir)
+    return ApiResponse(200, raw=data, content_type="application/xml",
+                       headers=((b"Content-Disposition", b'attachment; filename="configuration-anchor.xml"'),))
+
+
 OPERATIONS = (
+    Operation("POST", f"{PREFIX}/system/anchor/previews", "previewAnchor", roles_for("previewAnchor"), preview_anchor),
+    Operation("GET", f"{PREFIX}/system/anchor/download", "downloadAnchor", roles_for("downloadAnchor"),
+              download_anchor),
     Operation("GET", f"{PREFIX}/system/anchor", "getAnchor", roles_for("getAnchor"), get_anchor),
     Operation("POST", f"{PREFIX}/system/anchor", "uploadInitialAnchor", roles_for("uploadInitialAnchor"),
               upload_initial_anchor),

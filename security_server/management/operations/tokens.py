@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from security_server.admin import csrs, keys
+from security_server.admin import clients, csrs, keys
 from security_server.admin.keys import TokenView
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.management.api import (
@@ -27,7 +27,7 @@ from security_server.management.api import (
     string_field,
 )
 from security_server.management.context import OperationContext
-from security_server.management.errors import bad_request, forbidden
+from security_server.management.errors import ApiError, bad_request, forbidden
 from security_server.management.ids import client_id_text, parse_client_id
 from security_server.management.operations.common import PREFIX, xroad_time
 from security_server.management.permissions import roles_for
@@ -267,7 +267,38 @@ def import_certificate(context: OperationContext, request: ApiRequest) -> ApiRes
     return ApiResponse(201, _key(context, imported.info)["certificates"][0])
 
 
+def _certificates(context: OperationContext) -> list[tuple[KeyInfo, dict[str, Any]]]:
+    found = []
+    for token in keys.list_tokens(context.server_dir, context.config):
+        for info in token.keys:
+            if info.cert is not None:
+                found.append((info, _key(context, info)["certificates"][0]))
+    return found
+
+
+def get_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /token-certificates/{hash}``: a certificate on a token by its SHA-256 (hex, either case)."""
+    wanted = request.params["hash"].upper()
+    for _, certificate in _certificates(context):
+        if certificate["certificate_details"]["hash"] == wanted:
+            return ApiResponse(200, certificate)
+    raise ApiError(404, "certificate_not_found", request.params["hash"])
+
+
+def get_client_sign_certificates(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /clients/{id}/sign-certificates``: the signing certificates of the client's member."""
+    client = parse_client_id(request.params["id"])
+    clients.get_client(context.server_dir, client)
+    found = [c for info, c in _certificates(context)
+             if info.kind is KeyKind.SIGN and isinstance(info.owner, ClientId) and info.owner == client.member]
+    return ApiResponse(200, found)
+
+
 OPERATIONS = (
+    Operation("GET", f"{PREFIX}/token-certificates/{{hash}}", "getCertificate", roles_for("getCertificate"),
+              get_certificate),
+    Operation("GET", f"{PREFIX}/clients/{{id}}/sign-certificates", "getClientSignCertificates",
+              roles_for("getClientSignCertificates"), get_client_sign_certificates),
     Operation("POST", f"{PREFIX}/tokens/{{id}}/keys-with-csrs", "addKeyAndCsr", roles_for("addKeyAndCsr"),
               add_key_and_csr),
     Operation("GET", f"{PREFIX}/keys/{{id}}/csrs/{{csr_id}}", "downloadCsr", roles_for("downloadCsr"), download_csr),

@@ -91,3 +91,20 @@ def test_replacing_before_initialization_is_not_found(api: Api, anchor_bytes: by
     key = api.api_key(Role.SYSTEM_ADMINISTRATOR)
     answer = api.request("PUT", "/api/v1/system/anchor", body=anchor_bytes, content_type=OCTETS, key=key)
     assert answer.status == 404
+
+
+def test_an_anchor_is_previewed_without_being_stored(initialised: Api, anchor_bytes: bytes) -> None:
+    """POST /system/anchor/previews answers the hash and date and changes nothing; junk is 400."""
+    key = initialised.api_key(Role.SYSTEM_ADMINISTRATOR)
+    answer = initialised.request("POST", "/api/v1/system/anchor/previews", body=anchor_bytes, content_type=OCTETS, key=key)
+    assert answer.status == 201 and answer.json()["hash"] == anchor_hash(anchor_bytes)
+    junk = initialised.request("POST", "/api/v1/system/anchor/previews", body=b"<x/>", content_type=OCTETS, key=key)
+    assert junk.status == 400
+
+
+def test_the_anchor_file_is_downloaded_as_imported(initialised: Api, anchor_bytes: bytes) -> None:
+    """GET /system/anchor/download answers the anchor's bytes as XML."""
+    key = initialised.api_key(Role.SECURITYSERVER_OBSERVER)
+    answer = initialised.request("GET", "/api/v1/system/anchor/download", key=key)
+    assert answer.status == 200 and answer.body == anchor_bytes
+    assert answer.header("content-type") == "application/xml"

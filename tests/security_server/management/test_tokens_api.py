@@ -47,6 +47,24 @@ def test_keys_and_their_certificates_are_shown(initialised: Api, tmp_path: Path)
     one = initialised.request("GET", f"/api/v1/keys/{auth.info.key_id}", key=key)
     assert one.status == 200 and one.json() == shown_auth
     assert initialised.request("GET", "/api/v1/tokens/soft", key=key).json() == token
+    digest = certificate["certificate_details"]["hash"]
+    by_hash = initialised.request("GET", f"/api/v1/token-certificates/{digest.lower()}", key=key)
+    assert by_hash.status == 200 and by_hash.json() == certificate
+    assert initialised.request("GET", f"/api/v1/token-certificates/{'0' * 64}", key=key).status == 404
+
+
+def test_a_members_signing_certificates_are_listed(initialised: Api, tmp_path: Path) -> None:
+    """GET /clients/{id}/sign-certificates lists the owner member's signing certificate, not the auth one."""
+    server_dir = initialised.server_dir
+    sign = keys.generate_key(server_dir, KeyKind.SIGN)
+    soft = TokenSet([server_dir.soft_token()])
+    ca = DevelopmentCA.init(tmp_path / "ca", "Test CA", START - timedelta(days=1), key_size=2048)
+    request = keys.request_certificate(soft, sign.info.key_id, "Test Org")
+    keys.import_certificate(soft, ca.issue(request.pem, CertKind.SIGN, START - timedelta(hours=1)).public_bytes(Encoding.PEM), now=START)
+    key = initialised.api_key(Role.REGISTRATION_OFFICER)
+    answer = initialised.request("GET", "/api/v1/clients/EE:GOV:70000310/sign-certificates", key=key)
+    assert answer.status == 200 and [c["owner_id"] for c in answer.json()] == ["EE:GOV:70000310"]
+    assert initialised.request("GET", "/api/v1/clients/EE:GOV:1/sign-certificates", key=key).status == 404
 
 
 def test_unknown_tokens_and_keys_are_not_found(initialised: Api) -> None:
