@@ -178,10 +178,8 @@ class ManagementResource(Resource):
             fail(err)
             return
 
-        def refused(principal: Principal, err: Exception) -> _Refused:
-            if isinstance(err, _Refused):
-                return err
-            return _Refused(principal, err if isinstance(err, ApiError) else from_bus_error(err))  # type: ignore[arg-type]
+        def refused(principal: Principal, err: ApiError | BusError) -> _Refused:
+            return _Refused(principal, err if isinstance(err, ApiError) else from_bus_error(err))
 
         def handle(principal: Principal) -> ApiResponse:
             try:
@@ -212,8 +210,9 @@ class ManagementResource(Resource):
                 return None
 
             def in_reactor_failed(reason: Failure) -> Failure:
-                if isinstance(reason.value, (ApiError, BusError)):
-                    raise refused(principal, reason.value)
+                error = reason.value
+                if isinstance(error, (ApiError, BusError)):
+                    raise refused(principal, error)
                 return reason
 
             running: defer.Deferred[Any] = defer.maybeDeferred(
