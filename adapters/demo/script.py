@@ -116,6 +116,7 @@ class DemoScript:
             Step("provider-view", "See who asked, from the provider's side", self.provider_view),
             Step("metadata", "Discover services (listClients, getWsdl)", self.metadata),
             Step("rest-calls", "Call the REST service through the bus", self.rest_calls),
+            Step("operations", "Check both servers' health and metrics", self.operations),
             Step("audit-find", "Find the exchange in both message logs", self.audit_find),
             Step("audit-export", "Export a signed container and verify it", self.audit_export),
         ]
@@ -496,6 +497,30 @@ class DemoScript:
                       f"{len(found.json()) if found.ok else 0} persons")
         finally:
             rest.close()
+
+    def operations(self) -> None:
+        """Each server's health port (docs/operations.md): the load balancer's check answers 200, ``/metrics``
+        counts the exchanges, and ``fedbus server status`` shows the checks and the last hour's traffic."""
+        for department in DEPARTMENTS:
+            base = f"http://127.0.0.1:{self.ports.healthcheck(department)}"
+
+            def healthy() -> requests.Response:
+                answer = requests.get(base + "/", timeout=10)
+                if answer.status_code != 200:
+                    raise Retry(f"the health check answered {answer.status_code}: {answer.text.strip()}")
+                return answer
+
+            self.wait(f"{department.server_code}'s health check", healthy, timeout=CALL_TIMEOUT, interval=1.0)
+            metrics = requests.get(base + "/metrics", timeout=10).text
+            exchanges = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                            if line.startswith("fedbus_exchanges_total{"))
+            status = self.fedbus.json("server", "status", "--dir", self.rel(self.layout.server(department)),
+                                      "--config", self.rel(self.layout.server_ini(department)))
+            checks = status["health"]["checks"].values()
+            traffic = sum(line["succeeded"] + line["failed"] for line in status["traffic_last_hour"])
+            self.note(f"{department.server_code}: GET {base}/ -> 200; /metrics counts {exchanges:.0f} exchanges; "
+                      f"`fedbus server status`: {sum(1 for c in checks if c['ok'])} checks ok, {traffic} exchanges "
+                      "recorded in the last hour")
 
     # --- evidence ----------------------------------------------------------------------------------------------
 
