@@ -138,7 +138,29 @@ def parse_header_value(text: str) -> HeaderValue:
 
     Besides RFC 2045's tokens and quoted strings, a parameter may be in single quotes: X-Road's generator
     writes ``Content-identifier: SHARED-PARAMETERS; instance='EE'`` (DirectoryContentBuilder.java).
+
+    The forms fedbus itself writes (the transport message's ``multipart/mixed`` type with a boundary that
+    :func:`build_multipart` derived, the content types of its parts) are recognised by an exact match of their
+    text and answered without parsing, with the value the full parser gives for them; anything else is parsed
+    in full.
     """
+    known = _OWN_FORMS.get(text) if isinstance(text, str) else None
+    if known is not None:
+        return known
+    if (
+        isinstance(text, str)
+        and len(text) == _OWN_BOUNDARY_LENGTH
+        and text.startswith(_OWN_BOUNDARY_PREFIX)
+        and text[-1] == '"'
+        and _DERIVED_HEX.fullmatch(text, len(_OWN_BOUNDARY_PREFIX), len(text) - 1)
+    ):
+        template = _OWN_BOUNDARY_TEMPLATE
+        return HeaderValue(template.value, (template.params[0], ("boundary", text[_OWN_BOUNDARY_START:-1])))
+    return _parse_header_value(text)
+
+
+def _parse_header_value(text: str) -> HeaderValue:
+    """The full parser behind :func:`parse_header_value`."""
     if not isinstance(text, str):
         raise BadRequest("header value must be text")
     pos = text.find(";")
@@ -217,6 +239,34 @@ def format_header_value(value: str, params: Sequence[tuple[str, str]] = ()) -> s
         escaped = param.replace("\\", "\\\\").replace('"', '\\"')
         out.append(f'{name}="{escaped}"')
     return "; ".join(out)
+
+
+_DERIVED_HEX = re.compile("[0-9a-f]{40}")
+"""What follows ``fedbus-`` in a boundary :func:`build_multipart` derives."""
+
+_OWN_BOUNDARY_PREFIX = 'multipart/mixed; charset="UTF-8"; boundary="fedbus-'
+"""The transport message's content type (and its attachments part's) up to the boundary's hex digits."""
+_OWN_BOUNDARY_LENGTH = len(_OWN_BOUNDARY_PREFIX) + 40 + 1
+_OWN_BOUNDARY_START = len(_OWN_BOUNDARY_PREFIX) - len("fedbus-")
+_OWN_BOUNDARY_TEMPLATE = _parse_header_value(_OWN_BOUNDARY_PREFIX + "0" * 40 + '"')
+"""Its parsed value for one boundary; the fast path of :func:`parse_header_value` puts in the actual one."""
+
+_OWN_FORMS: dict[str, HeaderValue] = {
+    text: _parse_header_value(text)
+    for text in (
+        "text/xml; charset=UTF-8",
+        "text/xml;charset=utf-8",
+        "text/xml",
+        "application/ocsp-response",
+        "application/x-road-rest-request",
+        "application/x-road-rest-response",
+        "application/x-road-rest-body",
+        "application/hash-chain-result",
+        "application/hash-chain",
+        "signature/bdoc-1.0/ts",
+    )
+}
+"""Content types fedbus writes as constants, with their parsed values (a :class:`HeaderValue` is frozen)."""
 
 
 def check_boundary(boundary: str) -> str:
@@ -359,51 +409,81 @@ def parse_multipart_message(
     return header, parse_multipart(body, boundary_of(header, media_types), limits)
 
 
-def _encode_part(part: Part) -> bytes:
-    head = b"".join(f"{name}: {value}".encode("utf-8") + CRLF for name, value in part.headers)
-    if not part.body:
-        # Header-only parts end after their last header line, as X-Road's generator writes them
-        # (MultipartMessage.java); a part with neither headers nor body is empty.
-        return head
-    return head + CRLF + part.body
+def encode_head(headers: Sequence[tuple[str, str]], *, blank_line: bool = True) -> bytes:
+    """A part's header block as bytes: ``Name: value`` lines, each ending in CRLF, then the blank line (CRLF) that
+    opens the body unless ``blank_line`` is false. Each header is checked as :class:`Part` checks it."""
+    for name, value in headers:
+        _check_header(name, value)
+    head = b"".join(f"{name}: {value}".encode("utf-8") + CRLF for name, value in headers)
+    return head + CRLF if blank_line else head
 
 
-def _derive_boundary(encoded: Sequence[bytes], attempt: int) -> str:
+def _derive_boundary(encoded: Sequence[tuple[bytes, bytes]], attempt: int) -> str:
+    # The digest runs over each part's encoded bytes (head + body) and their length, as one string per part.
     digest = hashlib.sha256()
     digest.update(attempt.to_bytes(4, "big"))
-    for item in encoded:
-        digest.update(len(item).to_bytes(8, "big"))
-        digest.update(item)
+    for head, body in encoded:
+        digest.update((len(head) + len(body)).to_bytes(8, "big"))
+        digest.update(head)
+        digest.update(body)
     return "fedbus-" + digest.hexdigest()[:40]
 
 
-def _boundary_collides(encoded: Sequence[bytes], boundary: str) -> bool:
+def _boundary_collides(encoded: Sequence[tuple[bytes, bytes]], boundary: str) -> bool:
+    # A head ends in a line end (or is empty) and a boundary holds no CR or LF, so ``--boundary`` can only occur in
+    # ``head + body`` within the head or within the body: the two need no joining to be searched.
     dash = b"--" + boundary.encode("ascii")
-    return any(dash in item for item in encoded)
+    return any(dash in head or dash in body for head, body in encoded)
+
+
+def build_encoded_multipart(parts: Sequence[tuple[bytes, bytes]], boundary: str | None = None) -> tuple[str, bytes]:
+    """Encode pre-encoded parts as a multipart body; returns ``(boundary, body)``.
+
+    Each part is ``(head, body)`` and is written as ``head + body``: ``head`` is its header block as fixed bytes,
+    header lines each ending in CRLF and, when a body follows, the blank line (:func:`encode_head` builds one; a
+    caller may keep them as constants). Delimiters and the close delimiter are CRLF-ended as RFC 2046 §5.1.1
+    writes them. Without a ``boundary`` one is derived from the parts' bytes, so the same parts always give the
+    same bytes; a boundary that occurs in any part is refused, as is an empty list of parts.
+    """
+    if not parts:
+        raise BadRequest("a multipart body needs at least one part")
+    for head, body in parts:
+        if not isinstance(head, bytes) or not isinstance(body, bytes):
+            raise BadRequest("MIME part head and body must be bytes")
+        if head and not head.endswith(CRLF):
+            raise BadRequest("MIME part head must end with a line end")
+    if boundary is None:
+        attempt = 0
+        boundary = _derive_boundary(parts, attempt)
+        while _boundary_collides(parts, boundary):
+            attempt += 1
+            boundary = _derive_boundary(parts, attempt)
+    else:
+        check_boundary(boundary)
+        if _boundary_collides(parts, boundary):
+            raise BadRequest("multipart boundary occurs inside a part")
+    dash = b"--" + boundary.encode("ascii")
+    opening = dash + CRLF
+    between = CRLF + opening
+    pieces: list[bytes] = []
+    for head, body in parts:
+        pieces += (between if pieces else opening, head, body)
+    pieces.append(CRLF + dash + b"--" + CRLF)
+    return boundary, b"".join(pieces)
+
+
+def _encoded(part: Part) -> tuple[bytes, bytes]:
+    # Header-only parts end after their last header line, as X-Road's generator writes them
+    # (MultipartMessage.java); a part with neither headers nor body is empty.
+    head = b"".join(f"{name}: {value}".encode("utf-8") + CRLF for name, value in part.headers)
+    return (head + CRLF if part.body else head), part.body
 
 
 def build_multipart(parts: Sequence[Part], boundary: str | None = None) -> tuple[str, bytes]:
     """Encode ``parts`` as a multipart body; returns ``(boundary, body)``.
 
     Without a ``boundary`` one is derived from the content, so the same parts always give the same bytes.
-    A boundary that occurs in any part is refused (RFC 2046 §5.1.1), as is an empty list of parts.
+    A boundary that occurs in any part is refused (RFC 2046 §5.1.1), as is an empty list of parts. A part with
+    an empty body ends after its header lines (no blank line); :func:`build_encoded_multipart` writes any form.
     """
-    if not parts:
-        raise BadRequest("a multipart body needs at least one part")
-    encoded = [_encode_part(part) for part in parts]
-    if boundary is None:
-        attempt = 0
-        boundary = _derive_boundary(encoded, attempt)
-        while _boundary_collides(encoded, boundary):
-            attempt += 1
-            boundary = _derive_boundary(encoded, attempt)
-    else:
-        check_boundary(boundary)
-        if _boundary_collides(encoded, boundary):
-            raise BadRequest("multipart boundary occurs inside a part")
-    dash = b"--" + boundary.encode("ascii")
-    out = bytearray()
-    for item in encoded:
-        out += dash + CRLF + item + CRLF
-    out += dash + b"--" + CRLF
-    return boundary, bytes(out)
+    return build_encoded_multipart([_encoded(part) for part in parts], boundary)

@@ -45,12 +45,15 @@ from security_server.core.errors import (
     RequestTooLarge,
 )
 from security_server.core.multipart import (
+    CRLF,
     DEFAULT_LIMITS,
     HeaderValue,
     Limits,
     Part,
     boundary_of,
+    build_encoded_multipart,
     build_multipart,
+    encode_head,
     format_header_value,
     parse_header_value,
     parse_multipart,
@@ -223,31 +226,57 @@ TransportMessage = Union[SignedMessage, FaultMessage]
 """A transport message as sent or received: signed, or (a response only) a fault in its place."""
 
 
+def _fixed_head(content_type: str) -> bytes:
+    return encode_head((("Content-Type", content_type),), blank_line=False)
+
+
+# The part headers of the transport message, as the bytes they are on the wire (pr-messtransp §3.1).
+_OCSP_HEAD = _fixed_head(OCSP_RESPONSE)
+_REST_BODY_HEAD = _fixed_head(REST_BODY)
+_HASH_CHAIN_RESULT_HEAD = _fixed_head(HASH_CHAIN_RESULT)
+_HASH_CHAIN_HEAD = _fixed_head(HASH_CHAIN)
+_SIGNATURE_HEAD = _fixed_head(SIGNATURE)
+_FAULT_HEAD = _fixed_head(FAULT_CONTENT_TYPE)
+
+
+def _piece(head_lines: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """A part as ``(head, body)`` for :func:`build_encoded_multipart`: its header lines, and the blank line when a
+    body follows (a part with an empty body ends after its header lines, as :func:`build_multipart` writes it)."""
+    if not isinstance(body, bytes):
+        raise BadRequest("MIME part body must be bytes")
+    return (head_lines + CRLF if body else head_lines), body
+
+
+def _multipart_mixed(boundary: str) -> str:
+    return format_header_value(MULTIPART_MIXED, [("charset", "UTF-8"), ("boundary", boundary)])
+
+
 def encode_transport(message: TransportMessage) -> tuple[str, bytes]:
-    """Encode as ``(Content-Type, body)``: ``multipart/mixed`` in X-Road's part order, or a whole-body fault."""
+    """Encode as ``(Content-Type, body)``: ``multipart/mixed`` in X-Road's part order, or a whole-body fault.
+    The part headers are fixed bytes (the message part's are its own); the boundary is derived from the parts."""
     ocsp: tuple[bytes, ...] = ()
-    last: list[Part] = []
+    last: list[tuple[bytes, bytes]] = []
     if isinstance(message, FaultMessage):
         if message.content is None:
             return FAULT_CONTENT_TYPE, message.fault
         content = message.content
-        last.append(Part((("Content-Type", FAULT_CONTENT_TYPE),), message.fault))
+        last.append(_piece(_FAULT_HEAD, message.fault))
     else:
         content, ocsp, signature = message.content, message.ocsp_responses, message.signature
         if signature.hash_chain_result is not None and signature.hash_chain is not None:
-            last.append(Part((("Content-Type", HASH_CHAIN_RESULT),), signature.hash_chain_result))
-            last.append(Part((("Content-Type", HASH_CHAIN),), signature.hash_chain))
-        last.append(Part((("Content-Type", SIGNATURE),), signature.signature_xml))
-    parts = [Part((("Content-Type", OCSP_RESPONSE),), der) for der in ocsp]
-    parts.append(Part((("Content-Type", content.content_type), *content.headers), content.message))
+            last.append(_piece(_HASH_CHAIN_RESULT_HEAD, signature.hash_chain_result))
+            last.append(_piece(_HASH_CHAIN_HEAD, signature.hash_chain))
+        last.append(_piece(_SIGNATURE_HEAD, signature.signature_xml))
+    parts = [_piece(_OCSP_HEAD, der) for der in ocsp]
+    message_head = encode_head((("Content-Type", content.content_type), *content.headers), blank_line=False)
+    parts.append(_piece(message_head, content.message))
     if content.attachments:
         boundary, nested = build_multipart(content.attachments)
-        nested_type = format_header_value(MULTIPART_MIXED, [("charset", "UTF-8"), ("boundary", boundary)])
-        parts.append(Part((("Content-Type", nested_type),), nested))
+        parts.append(_piece(_fixed_head(_multipart_mixed(boundary)), nested))
     if content.rest_body is not None:
-        parts.append(Part((("Content-Type", REST_BODY),), content.rest_body))
-    boundary, body = build_multipart([*parts, *last])
-    return format_header_value(MULTIPART_MIXED, [("charset", "UTF-8"), ("boundary", boundary)]), body
+        parts.append(_piece(_REST_BODY_HEAD, content.rest_body))
+    boundary, body = build_encoded_multipart([*parts, *last])
+    return _multipart_mixed(boundary), body
 
 
 class _Stage(enum.IntEnum):

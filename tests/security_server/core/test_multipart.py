@@ -6,17 +6,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from security_server.core import multipart
 from security_server.core.errors import BadRequest, BusError, InvalidContentType, RequestTooLarge
 from security_server.core.multipart import (
     HeaderValue,
     Limits,
     Part,
+    build_encoded_multipart,
     build_multipart,
+    encode_head,
     format_header_value,
     parse_header_value,
     parse_multipart,
     parse_multipart_message,
 )
+from tests.security_server.core import multipart_reference
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -217,3 +221,127 @@ def test_malformed_header_values_are_refused(text: str) -> None:
 def test_header_value_format_then_parse(value: str, params: list[tuple[str, str]]) -> None:
     """format_header_value output parses back to the same value and parameters."""
     assert parse_header_value(format_header_value(value, params)) == HeaderValue(value, tuple(params))
+
+
+# --- issue 18: pre-encoded parts and the fast path for our own content types ----------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(parts, min_size=1, max_size=5), st.sampled_from([None, "b", "fedbus-x", "a b"]))
+def test_build_writes_what_the_reference_builder_writes(items: list[Part], boundary: str | None) -> None:
+    """build_multipart, now over pre-encoded parts, gives the bytes and boundary (or the refusal) of the builder
+    it replaced (tests/security_server/core/multipart_reference.py)."""
+    try:
+        expected: tuple[str, bytes] | str = multipart_reference.build_multipart(items, boundary)
+    except BadRequest as err:
+        expected = err.message
+    try:
+        got: tuple[str, bytes] | str = build_multipart(items, boundary)
+    except BadRequest as err:
+        got = err.message
+    assert got == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(parts, min_size=1, max_size=5))
+def test_encoded_parts_with_their_own_heads_build_the_same_body(items: list[Part]) -> None:
+    """Parts given as (encode_head bytes, body) build the same body as the parts themselves, and parse back."""
+    pieces = [(encode_head(p.headers, blank_line=bool(p.body)), p.body) for p in items]
+    boundary, body = build_encoded_multipart(pieces)
+    assert (boundary, body) == build_multipart(items)
+    assert parse_multipart(body, boundary) == tuple(items)
+
+
+def test_encoded_parts_keep_a_blank_line_before_an_empty_body() -> None:
+    """A head that ends in its blank line is written as given, also before an empty body (X-Road's encoder
+    always writes the blank line), and parses back to an empty body."""
+    head = encode_head((("Content-Type", "text/plain"),))
+    _, body = build_encoded_multipart([(head, b"")], "b")
+    assert body == b"--b\r\nContent-Type: text/plain\r\n\r\n\r\n--b--\r\n"
+    assert parse_multipart(body, "b") == (Part((("Content-Type", "text/plain"),), b""),)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [[], [(b"Content-Type: a", b"x")], [("Content-Type: a\r\n", b"x")], [(b"", "x")]],
+)
+def test_malformed_encoded_parts_are_refused(pieces: list[tuple[object, object]]) -> None:
+    """No parts, a head without its line end, or text where bytes belong is a BadRequest."""
+    with pytest.raises(BadRequest):
+        build_encoded_multipart(pieces)  # type: ignore[arg-type]
+
+
+def test_encode_head_checks_every_header() -> None:
+    """encode_head refuses a header Part would refuse (a line break smuggled into a value)."""
+    with pytest.raises(BadRequest):
+        encode_head((("Content-Type", "text/xml\r\nX-Evil: 1"),))
+
+
+HEX = "0123456789abcdef"
+own_boundaries = st.text(alphabet=HEX, min_size=40, max_size=40).map(lambda h: "fedbus-" + h)
+OWN_FORMS = [
+    "text/xml; charset=UTF-8",
+    "text/xml;charset=utf-8",
+    "text/xml",
+    "application/ocsp-response",
+    "application/x-road-rest-request",
+    "application/x-road-rest-response",
+    "application/x-road-rest-body",
+    "application/hash-chain-result",
+    "application/hash-chain",
+    "signature/bdoc-1.0/ts",
+]
+
+
+def _full(text: str) -> HeaderValue | str:
+    try:
+        return multipart._parse_header_value(text)
+    except BadRequest as err:
+        return err.message
+
+
+def _fast(text: str) -> HeaderValue | str:
+    try:
+        return parse_header_value(text)
+    except BadRequest as err:
+        return err.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(own_boundaries)
+def test_fast_path_reads_our_transport_content_type_as_the_parser_does(boundary: str) -> None:
+    """The transport content type fedbus writes, with any derived boundary, reads as the full parser reads it."""
+    text = format_header_value("multipart/mixed", [("charset", "UTF-8"), ("boundary", boundary)])
+    assert _fast(text) == _full(text)
+    value = parse_header_value(text)
+    assert value.media_type == "multipart/mixed" and value.param("boundary") == boundary
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(own_boundaries, st.text(alphabet=HEX + "G-x\"' ;", min_size=38, max_size=42)),
+    st.integers(min_value=0),
+    st.sampled_from(["", "\"", "X", ";", " ", "\\", "A", "é"]),
+    st.sampled_from(["replace", "insert", "delete", "none"]),
+    st.sampled_from(['multipart/mixed; charset="UTF-8"; boundary="', *OWN_FORMS]),
+)
+def test_fast_path_and_full_parser_agree_on_near_misses(
+    tail: str, position: int, char: str, change: str, prefix: str
+) -> None:
+    """Our own forms, and texts one edit away from them, read the same (value or refusal) on both paths."""
+    text = prefix + (tail + '"' if prefix.endswith('"') else "")
+    if text:
+        at = position % (len(text) + 1)
+        if change == "replace" and at < len(text):
+            text = text[:at] + char + text[at + 1 :]
+        elif change == "insert":
+            text = text[:at] + char + text[at:]
+        elif change == "delete" and at < len(text):
+            text = text[:at] + text[at + 1 :]
+    assert _fast(text) == _full(text)
+
+
+@pytest.mark.parametrize("text", OWN_FORMS)
+def test_fast_path_constants_are_the_parsers_values(text: str) -> None:
+    """Each constant content type fedbus writes reads as the full parser reads it."""
+    assert parse_header_value(text) == multipart._parse_header_value(text)

@@ -34,6 +34,7 @@ from security_server.core.transport import (
     decode_transport,
     encode_transport,
 )
+from tests.security_server.core import multipart_reference
 
 SOAP_CT = "text/xml; charset=UTF-8"
 
@@ -436,3 +437,45 @@ def test_remembered_part_content_types_keep_every_verdict() -> None:
         for _ in range(2):
             message = _signed(decode_transport(*_body((soap_type, b"<m/>"), (SIGNATURE, b"s")), is_response=True))
             assert message.content.content_type == soap_type and message.signature.signature_xml == b"s"
+
+
+soap_mime_headers = st.lists(
+    st.sampled_from([("Content-ID", "<soap@example.org>"), ("Content-Transfer-Encoding", "8bit"), ("X-Note", "ä ü")]),
+    max_size=2,
+    unique=True,
+).map(tuple)
+
+
+@st.composite
+def transport_messages_with_headers(draw: st.DrawFn) -> tuple[TransportMessage, bool]:
+    """A transport message from :func:`transport_messages`, its SOAP part given MIME headers of its own."""
+    message, is_response = draw(transport_messages())
+    content = message.content
+    if content is not None and content.kind is MessageKind.SOAP:
+        content = MessageContent(content.message, content.content_type, draw(soap_mime_headers), content.attachments)
+        message = (
+            FaultMessage(message.fault, content)
+            if isinstance(message, FaultMessage)
+            else SignedMessage(content, message.signature, message.ocsp_responses)
+        )
+    return message, is_response
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(transport_messages(), transport_messages_with_headers()))
+def test_fixed_part_headers_write_the_reference_bytes(case: tuple[TransportMessage, bool]) -> None:
+    """encode_transport over fixed part-header bytes gives exactly the content type and body of the Part-based
+    encoder it replaced (tests/security_server/core/multipart_reference.py), for every part shape and empty bodies."""
+    message, _ = case
+    assert encode_transport(message) == multipart_reference.encode_transport(message)
+
+
+def test_early_fault_and_empty_parts_write_the_reference_bytes() -> None:
+    """A whole-body fault, and parts with empty bodies (header-only, as X-Road writes them), match the reference."""
+    content = MessageContent(b"", REST_REQUEST, rest_body=b"")
+    for message in (
+        FaultMessage(b"<fault/>"),
+        SignedMessage(content, SignatureData(b"", b"", b""), (b"",)),
+        FaultMessage(b"", MessageContent(b"<m/>", SOAP_CT, attachments=(Part((("Content-Type", "a/b"),), b""),))),
+    ):
+        assert encode_transport(message) == multipart_reference.encode_transport(message)
