@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
+from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId
 from security_server.management.credentials import CredentialStore
 from security_server.management.roles import ALL_ROLES
@@ -36,7 +37,7 @@ class OperationContext:
     """The layered configuration, for the ``[pkcs11:NAME]`` tokens (None: the soft token only)."""
     maintenance: MaintenanceSwitch | None = None
     """The running server's maintenance switch (its health checker); None when the API runs without one."""
-    global_conf: Callable[[], Any] | None = None
+    global_conf: Callable[[], GlobalConf] | None = None
     """The global configuration in force (the running server's ``ConfClient.current``); None without a server."""
     fetch: Callable[[str], Deferred[bytes]] | None = None
     """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""

@@ -13,6 +13,7 @@ from security_server.management.operations import (
     backups,
     clients,
     endpoints,
+    federation,
     initialization,
     local_groups,
     maintenance,
@@ -31,6 +32,7 @@ def security_server_operations() -> tuple[Operation, ...]:
         + system.OPERATIONS
         + maintenance.OPERATIONS
         + timestamping.OPERATIONS
+        + federation.OPERATIONS
         + clients.OPERATIONS
         + service_descriptions.OPERATIONS
         + services.OPERATIONS

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from security_server.core.globalconf import GlobalConf
 from security_server.management.api import ApiRequest, ApiResponse, Operation
 from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError
@@ -20,7 +21,8 @@ from security_server.management.permissions import roles_for
 def _approved(context: OperationContext) -> list[dict[str, Any]]:
     if context.global_conf is None:
         raise ApiError(404, "global_conf_unavailable", "the management API runs without the server")
-    return [{"name": tsa.name, "url": tsa.url, "cost_type": "UNDEFINED"} for tsa in context.global_conf().approved_tsas]
+    conf: GlobalConf = context.global_conf()
+    return [{"name": tsa.name, "url": tsa.url, "cost_type": "UNDEFINED"} for tsa in conf.approved_tsas()]
 
 
 def get_approved_timestamping_services(context: OperationContext, request: ApiRequest) -> ApiResponse:

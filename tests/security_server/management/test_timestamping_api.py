@@ -13,7 +13,7 @@ TSAS = (SimpleNamespace(name="Dev TSA", url="http://127.0.0.1:9/tsa"), SimpleNam
 
 def test_both_lists_answer_the_approved_tsas(tmp_path: Path) -> None:
     """Every approved TSA is used, so the configured list is the approved one, cost type UNDEFINED."""
-    api = Api(tmp_path / "server", global_conf=lambda: SimpleNamespace(approved_tsas=TSAS))
+    api = Api(tmp_path / "server", global_conf=lambda: SimpleNamespace(approved_tsas=lambda: TSAS))
     key = api.api_key(Role.SECURITYSERVER_OBSERVER)
     expected = [{"name": "Dev TSA", "url": "http://127.0.0.1:9/tsa", "cost_type": "UNDEFINED"},
                 {"name": "Other", "url": "http://tsa.example", "cost_type": "UNDEFINED"}]
@@ -23,7 +23,7 @@ def test_both_lists_answer_the_approved_tsas(tmp_path: Path) -> None:
 
 def test_choosing_tsas_is_not_implemented(tmp_path: Path) -> None:
     """Adding a configured TSA is 405 (the path answers GET only)."""
-    api = Api(tmp_path / "server", global_conf=lambda: SimpleNamespace(approved_tsas=TSAS))
+    api = Api(tmp_path / "server", global_conf=lambda: SimpleNamespace(approved_tsas=lambda: TSAS))
     key = api.api_key(Role.SYSTEM_ADMINISTRATOR)
     answer = api.request("POST", "/api/v1/system/timestamping-services", key=key, check=False,
                          json_body={"name": "Other", "url": "http://tsa.example", "cost_type": "FREE"})
