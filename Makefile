@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := xmlsec1 openssl prometheus postgresql softhsm2
+DEBIAN_PACKAGES := xmlsec1 openssl prometheus postgresql softhsm2 haproxy
 
 .PHONY: test demo bench deps sysdeps benchdeps typecheck clean
 
@@ -25,7 +25,7 @@ benchdeps:
 	@command -v wrk >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
 
-# Debian packages the tests call as independent oracles (xmlsec1, openssl, prometheus's promtool) and the servers and devices they start (postgresql, softhsm2); installed only when missing.
+# Debian packages the tests call as independent oracles (xmlsec1, openssl, prometheus's promtool) and the servers and devices they start (postgresql, softhsm2, haproxy); installed only when missing.
 sysdeps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
