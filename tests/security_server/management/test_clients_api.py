@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 from security_server.management.roles import Role
+from tests.security_server.management.globalconf_fixture import global_conf
 from tests.security_server.management.harness import Api
 from tests.security_server.management.xroad_openapi import error_object
 
@@ -105,9 +105,7 @@ def test_the_cli_and_the_api_see_the_same_clients(initialised: Api) -> None:
 
 def test_member_names_come_from_the_global_configuration(tmp_path: Path, anchor_bytes: bytes) -> None:
     """With the server's global configuration, clients carry member_name and /member-names finds a member."""
-    names = {"MEMBER:EE/GOV/70000310": "Ministry"}
-    conf = SimpleNamespace(member_name=lambda member: names.get(str(member)))
-    api = Api(tmp_path / "server", global_conf=lambda: conf)
+    api = Api(tmp_path / "server", global_conf=global_conf)
     key = api.api_key(Role.SYSTEM_ADMINISTRATOR)
     api.request("POST", "/api/v1/system/anchor", body=anchor_bytes, content_type="application/octet-stream", key=key)
     api.request("POST", "/api/v1/initialization", key=key, json_body={

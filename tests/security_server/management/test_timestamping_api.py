@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 from security_server.management.roles import Role
+from tests.security_server.management.globalconf_fixture import global_conf
 from tests.security_server.management.harness import Api
-
-TSAS = (SimpleNamespace(name="Dev TSA", url="http://127.0.0.1:9/tsa"), SimpleNamespace(name="Other", url="http://tsa.example"))
 
 
 def test_both_lists_answer_the_approved_tsas(tmp_path: Path) -> None:
     """Every approved TSA is used, so the configured list is the approved one, cost type UNDEFINED."""
-    api = Api(tmp_path / "server", global_conf=lambda: SimpleNamespace(approved_tsas=lambda: TSAS))
+    api = Api(tmp_path / "server", global_conf=global_conf)
     key = api.api_key(Role.SECURITYSERVER_OBSERVER)
-    expected = [{"name": "Dev TSA", "url": "http://127.0.0.1:9/tsa", "cost_type": "UNDEFINED"},
-                {"name": "Other", "url": "http://tsa.example", "cost_type": "UNDEFINED"}]
+    expected = [{"name": "Dev TSA", "url": "http://127.0.0.1:9/tsa", "cost_type": "UNDEFINED"}]
     assert api.request("GET", "/api/v1/timestamping-services", key=key).json() == expected
     assert api.request("GET", "/api/v1/system/timestamping-services", key=key).json() == expected
 
 
 def test_choosing_tsas_is_not_implemented(tmp_path: Path) -> None:
     """Adding a configured TSA is 405 (the path answers GET only)."""
-    api = Api(tmp_path / "server", global_conf=lambda: SimpleNamespace(approved_tsas=lambda: TSAS))
+    api = Api(tmp_path / "server", global_conf=global_conf)
     key = api.api_key(Role.SYSTEM_ADMINISTRATOR)
     answer = api.request("POST", "/api/v1/system/timestamping-services", key=key, check=False,
                          json_body={"name": "Other", "url": "http://tsa.example", "cost_type": "FREE"})
