@@ -17,10 +17,15 @@ line (``passed``/``FAILED``/``skipped``: what was checked and what was found), t
 ``verificationconf`` writes X-Road's verification configuration (``instance-identifier`` and
 ``<instance>/shared-params.xml``, taken from the server's verified global configuration) plus ``ca.pem``,
 ``ocsp.pem`` and ``tsa.pem`` for other tools. ``--json`` prints JSON instead of text.
+
+A server run with several workers writes one message-log shard per worker (messagelog/shards.py):
+``find``, ``export`` and ``verify log`` read every shard as one log (``find`` lists them in time order, naming
+each record ``SHARD:RECORD``), and ``verify log`` verifies each shard's hash chain from its own anchor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,10 +57,10 @@ from security_server.core.signature import signature_value
 from security_server.core.timestamp import read_timestamp_token, verify_timestamp_token
 from security_server.edge import cli_output
 from security_server.messagelog.asic_export import exchange_zip, record_container, record_container_name
+from security_server.messagelog.shards import LOG_NAME, shard_path, shard_paths
 from security_server.messagelog.store import MessageLogStore, RecordSummary
 from security_server.serverconf.store import ServerConfStore
 
-LOG_NAME = "messagelog.db"
 BUNDLE_NAME = "globalconf.bundle"
 MAX_INPUT_BYTES = 4 * 1024 * 1024 * 1024
 MAX_CONF_FILE_BYTES = 32 * 1024 * 1024
@@ -103,11 +108,14 @@ def _read(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     return data
 
 
-def _open_log(directory: Path) -> MessageLogStore:
-    path = directory / LOG_NAME
-    if not path.is_file():
-        raise click.ClickException(f"no message log at {path}")
-    return MessageLogStore(path)
+@contextlib.contextmanager
+def _open_logs(directory: Path) -> Iterator[list[tuple[int, MessageLogStore]]]:
+    """Every shard of the message log in ``directory`` (messagelog/shards.py), opened, shard 0 first."""
+    found = shard_paths(directory)
+    if not found:
+        raise click.ClickException(f"no message log at {directory / LOG_NAME}")
+    with contextlib.ExitStack() as stack:
+        yield [(index, stack.enter_context(MessageLogStore(path))) for index, path in found]
 
 
 def _now() -> datetime:
@@ -170,22 +178,27 @@ def find(
     as_json: bool,
 ) -> None:
     """List logged records by message id, client, service, time range and outcome."""
-    with _open_log(directory) as store:
-        found = store.search(
-            query_id=query_id,
-            client=_identifier(client, ClientId.parse_display, "client identifier"),
-            service=_identifier(service, ServiceId.parse_display, "service identifier"),
-            since=_parse_time(since) if since else None,
-            until=_parse_time(until) if until else None,
-            succeeded=succeeded,
-            limit=limit,
-        )
+    criteria: dict[str, Any] = dict(
+        query_id=query_id,
+        client=_identifier(client, ClientId.parse_display, "client identifier"),
+        service=_identifier(service, ServiceId.parse_display, "service identifier"),
+        since=_parse_time(since) if since else None,
+        until=_parse_time(until) if until else None,
+        succeeded=succeeded,
+        limit=limit,
+    )
+    with _open_logs(directory) as stores:
+        sharded = len(stores) > 1
+        tagged = [(summary, index) for index, store in stores for summary in store.search(**criteria)]
+    if sharded:  # one log: in time order across the shards, each shard's records in chain order
+        tagged.sort(key=lambda item: (item[0].time, item[1], item[0].id))
+    tagged = tagged[:limit]
     if as_json:
-        click.echo(json.dumps([_summary_json(s) for s in found], indent=2))
+        click.echo(json.dumps([{**_summary_json(s), "shard": index} for s, index in tagged], indent=2))
         return
     rows = [
         [
-            str(s.id),
+            f"{index}:{s.id}" if sharded else str(s.id),
             _time(s.time)[:19] + "Z",
             s.query_id,
             s.direction.value,
@@ -195,9 +208,9 @@ def find(
             "yes" if s.timestamp_id else "no",
             "yes" if s.archived else "no",
         ]
-        for s in found
+        for s, index in tagged
     ]
-    click.echo(cli_output.format_table(["RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED"], rows))
+    click.echo(cli_output.format_table(["SHARD:RECORD" if sharded else "RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED"], rows))
 
 
 # --- export ---------------------------------------------------------------------------------------------------
@@ -217,18 +230,18 @@ def export(
     """Export an exchange's evidence: one container, or a zip of the request and response containers."""
     if request_only and response_only:
         raise click.UsageError("--request-only and --response-only exclude each other")
-    with _open_log(directory) as store:
-        records = [
-            record
+    with _open_logs(directory) as stores:
+        stamped = [
+            (record, store.timestamp_of(record.id))
+            for _, store in stores
             for record in store.find(query_id)
             if record.signature
             and (record_id is None or record.id == record_id)
             and not (request_only and record.direction is not Direction.REQUEST)
             and not (response_only and record.direction is not Direction.RESPONSE)
         ]
-        if not records:
+        if not stamped:
             raise NotFound(f"no signed records of {query_id!r} match")
-        stamped = [(record, store.timestamp_of(record.id)) for record in records]
     unstamped = [record.id for record, stamp in stamped if stamp is None]
     if len(stamped) == 1:
         record, stamp = stamped[0]
@@ -355,23 +368,32 @@ def verify_log_command(directory: Path, conf_dir: Path | None, as_json: bool) ->
     lines: list[Line] = []
     ok, code = True, "valid"
     conf = _load_conf(conf_dir) if conf_dir is not None else None
-    with _open_log(directory) as store:
-        first_id, _ = store.anchor()
-        try:
-            count = store.verify()
-            lines.append(Line("chain", "passed", f"{count} records link from record {first_id} to the last one"))
-        except BusError as err:
-            record = getattr(err, "record_id", None)
-            lines.append(Line("chain", "FAILED", err.reason + (f" (record {record})" if record else "")))
-            ok, code = False, err.fault_code.split(".", 1)[-1]
-        checked, failures = _verify_timestamps(store, conf)
+    checked, failures = 0, []
+    with _open_logs(directory) as stores:
+        sharded = len(stores) > 1
+        for index, store in stores:
+            # Each shard is its own hash chain (one per worker process): verified from its own anchor.
+            name, where = (f"chain of shard {index}", f"shard {index}: ") if sharded else ("chain", "")
+            first_id, _ = store.anchor()
+            try:
+                count = store.verify()
+                lines.append(Line(name, "passed", f"{count} records link from record {first_id} to the last one"))
+            except BusError as err:
+                record = getattr(err, "record_id", None)
+                lines.append(Line(name, "FAILED", err.reason + (f" (record {record})" if record else "")))
+                if ok:
+                    ok, code = False, err.fault_code.split(".", 1)[-1]
+            shard_checked, shard_failures = _verify_timestamps(store, conf)
+            checked += shard_checked
+            failures += [where + failure for failure in shard_failures]
     if failures:
         ok, code = False, "invalid_timestamp" if code == "valid" else code
         lines += [Line("timestamp", "FAILED", failure) for failure in failures[:20]]
     detail = f"{checked} timestamped records: imprints and hash chains match"
     detail += "; tokens verified against the approved TSAs" if conf is not None else "; tokens not verified (no --conf)"
     lines.append(Line("timestamps", "passed" if not failures else "FAILED", detail))
-    _report(as_json, f"message log {directory / LOG_NAME}", lines, ok, code)
+    subject = f"message log {shard_path(directory, 0)}" + (f" and {len(stores) - 1} more shards" if sharded else "")
+    _report(as_json, subject, lines, ok, code)
 
 
 def _verify_timestamps(store: MessageLogStore, conf: VerificationConf | None) -> tuple[int, list[str]]:
