@@ -284,13 +284,8 @@ class ServerMonitoring(MultiService):
                 return None
             return backlog.conf_seen.setdefault(id(conf), self.reactor.seconds())
 
-        def peer_pool() -> dict[str, int]:
-            pool = server.link._pool  # noqa: SLF001 - the link's own pool, read for its figures
-            idle = pool.idle_count()
-            return {"idle": idle, "active": max(0, len(pool._connections) - idle)}  # noqa: SLF001
-
         return GaugeSources(
-            messagelog_queue_depth=lambda: server.message_log._queue.qsize(),  # noqa: SLF001
+            messagelog_queue_depth=lambda: server.message_log.queue_depth,
             awaiting_timestamp=lambda: known(backlog.awaiting_timestamp),
             oldest_awaiting_timestamp_at=lambda: backlog.oldest_awaiting_at if known(backlog.awaiting_timestamp) else None,
             archive_backlog=lambda: known(backlog.archive_backlog),
@@ -298,7 +293,7 @@ class ServerMonitoring(MultiService):
                                   for use, cert in backlog.certificates],
             ocsp_responses=ocsp_responses,
             globalconf_generated_at=globalconf_seen_at,
-            peer_pool_connections=peer_pool,
+            peer_pool_connections=lambda: server.link.pool_connections(),
             replay_guard_size=lambda: len(server.server_proxy.replay_guard),
             opmon_buffer_depth=lambda: len(self.buffer),
             opmon_records_dropped=lambda: self.buffer.dropped,

@@ -113,6 +113,11 @@ class MessageLogWriter(Service):
         """Records committed so far."""
 
     @property
+    def queue_depth(self) -> int:
+        """Entries and calls waiting for the writer thread (``fedbus_messagelog_queue_depth``)."""
+        return self._queue.qsize()
+
+    @property
     def healthy(self) -> bool:
         """False after a write failed, until a later write succeeds (the health check's signal)."""
         return self._healthy

@@ -34,6 +34,11 @@ class ConnectionPool(Generic[C]):
         self.connections_made = 0
         """How many connections have been added (a figure for logs and tests)."""
 
+    @property
+    def open_count(self) -> int:
+        """How many connections are open, idle or in use (a figure for /metrics)."""
+        return len(self._connections)
+
     def idle_count(self, key: Hashable | None = None) -> int:
         """How many open connections wait for reuse (for ``key``, or in all)."""
         if key is not None:

@@ -294,6 +294,11 @@ class MtlsPeerLink:
         """How many TLS connections this link has opened (a figure for logs and tests)."""
         return self._pool.connections_made
 
+    def pool_connections(self) -> dict[str, int]:
+        """Open connections to peers by state, ``idle`` and ``active`` (``fedbus_peer_pool_connections``)."""
+        idle = self._pool.idle_count()
+        return {"idle": idle, "active": max(0, self._pool.open_count - idle)}
+
     def _load_tls(self) -> PeerTlsOptions:
         key, cert = self._token.auth_key(now=_now(self._reactor))
         return PeerTlsOptions(key, cert, server=False)
