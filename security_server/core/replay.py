@@ -73,28 +73,10 @@ class ReplayGuard:
         """Accept ``key`` once, or raise :class:`InvalidRequest` (subcode ``replayed_signature`` or
         ``stale_signature``)."""
         self._expire(now)
-        stamp = signing_time.timestamp()
-        if signing_time < now - self.window or (self._floor is not None and stamp <= self._floor):
-            raise InvalidRequest(
-                "Request signature is too old",
-                subcode="stale_signature",
-                origin=Origin.SERVER_PROXY,
-                reason=f"signing time {signing_time.isoformat()} is outside the replay window at {now.isoformat()}",
-            )
-        if signing_time > now + self.skew:
-            raise InvalidRequest(
-                "Request signature is from the future",
-                subcode="stale_signature",
-                origin=Origin.SERVER_PROXY,
-                reason=f"signing time {signing_time.isoformat()} is after {now.isoformat()} plus the clock skew",
-            )
+        check_signing_time(signing_time, now, self.window, self.skew, floor=self._floor)
         if key in self._seen:
-            raise InvalidRequest(
-                "Request has been received before",
-                subcode="replayed_signature",
-                origin=Origin.SERVER_PROXY,
-                reason="this signature was accepted before (replay)",
-            )
+            raise replayed()
+        stamp = signing_time.timestamp()
         self._seen.add(key)
         heapq.heappush(self._by_time, (stamp, key))
         while len(self._seen) > self.capacity:
@@ -107,3 +89,37 @@ class ReplayGuard:
         while self._by_time and self._by_time[0][0] < limit:
             _, dropped = heapq.heappop(self._by_time)
             self._seen.discard(dropped)
+
+
+def check_signing_time(
+    signing_time: datetime, now: datetime, window: timedelta, skew: timedelta, *, floor: float | None = None
+) -> None:
+    """Raise :class:`InvalidRequest` (``stale_signature``) unless ``signing_time`` lies within
+    ``[now - window, now + skew]`` and after ``floor`` (POSIX seconds: what a full guard no longer remembers).
+
+    The time half of the replay decision, shared by :class:`ReplayGuard` and the guard that the worker processes
+    of one server share (security_server/shared_replay_guard.py)."""
+    if signing_time < now - window or (floor is not None and signing_time.timestamp() <= floor):
+        raise InvalidRequest(
+            "Request signature is too old",
+            subcode="stale_signature",
+            origin=Origin.SERVER_PROXY,
+            reason=f"signing time {signing_time.isoformat()} is outside the replay window at {now.isoformat()}",
+        )
+    if signing_time > now + skew:
+        raise InvalidRequest(
+            "Request signature is from the future",
+            subcode="stale_signature",
+            origin=Origin.SERVER_PROXY,
+            reason=f"signing time {signing_time.isoformat()} is after {now.isoformat()} plus the clock skew",
+        )
+
+
+def replayed() -> InvalidRequest:
+    """The refusal of a signature accepted before (``replayed_signature``)."""
+    return InvalidRequest(
+        "Request has been received before",
+        subcode="replayed_signature",
+        origin=Origin.SERVER_PROXY,
+        reason="this signature was accepted before (replay)",
+    )
