@@ -26,6 +26,7 @@ def init_registry(
     public_url: str,
     dev_ca: bool = True,
     ca_key_size: int = 3072,
+    database_url: str | None = None,
 ) -> RegistryPaths:
     """Initialise ``root`` for instance ``instance``; with ``dev_ca`` also make and approve a development CA and TSA.
 
@@ -33,10 +34,10 @@ def init_registry(
     approved CA and TSA entries. Refused if ``root`` already holds a registry.
     """
     paths = RegistryPaths(root)
-    if paths.database.exists():
+    if paths.database.exists() or paths.conf_signing.exists():
         raise ConfigurationError(f"{root} already holds a registry")
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = RegistryStore(paths.database)
+    store = RegistryStore(paths.database, database_url=database_url)
     try:
         store.initialise(instance)
         SelfSignedKey.create(paths.conf_signing, f"{instance} configuration signing", now)

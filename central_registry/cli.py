@@ -23,7 +23,7 @@ from central_registry.store import RegistryStore
 from security_server.edge.atomic_file import write_atomically
 from central_registry.trust.ca import CertKind, DevelopmentCA, IssuedCert
 from security_server.configfile import load_config
-from security_server.core.config import LoggingConfig
+from security_server.core.config import DatabaseConfig, LoggingConfig
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.globalconf import anchor_hash
 from security_server.core.identifiers import ClientId, GlobalGroupId
@@ -194,11 +194,16 @@ class _Store:
 
     def __init__(self, root: Path) -> None:
         self.paths = RegistryPaths(root)
+        # ``[database] url`` (conf.d/local.ini): the registry's nodes share a PostgreSQL database (issue 19).
+        self.database_url = DatabaseConfig.from_config(load_config("central-registry")).url
 
     def __enter__(self) -> RegistryStore:
-        if not self.paths.database.is_file():
+        if not self.database_url and not self.paths.database.is_file():
             raise click.ClickException(f"no registry in {self.paths.root} (run `fedbus registry init` first)")
-        self.store = RegistryStore(self.paths.database)
+        self.store = RegistryStore(self.paths.database, database_url=self.database_url)
+        if self.database_url and not self.store.is_initialised():
+            self.store.close()
+            raise click.ClickException(f"no registry in {self.database_url.split('@')[-1]} (run `fedbus registry init` first)")
         return self.store
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
@@ -243,7 +248,10 @@ def registry_init(root: Path, instance: str, no_dev_ca: bool, config_file: Path 
     """Create a registry: database, configuration-signing key, HTTPS key and (by default) a development CA."""
     settings = _settings_of(root, config_file)
     with bus_errors_as_command_errors(with_reason=False):
-        paths = init_registry(root, instance, _now(), public_url=settings.public_url, dev_ca=not no_dev_ca)
+        paths = init_registry(
+            root, instance, _now(), public_url=settings.public_url, dev_ca=not no_dev_ca,
+            database_url=settings.database.url,
+        )
     data = {"instance": instance, "directory": str(paths.root), "public_url": settings.public_url, "dev_ca": not no_dev_ca}
     _emit(as_json, data, ["instance", "directory", "public url"], [[instance, str(paths.root), settings.public_url]])
 
@@ -544,7 +552,7 @@ def registry_serve(root: Path, config_file: Path | None) -> None:
     reactor: Any = global_reactor
     service = RegistryService(
         reactor, root, host=settings.host, http_port=settings.http_port, https_port=settings.https_port,
-        public_url=settings.public_url, health=settings.health,
+        public_url=settings.public_url, health=settings.health, database_url=settings.database.url,
     )
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

@@ -42,7 +42,7 @@ from central_registry.store import RegistryStore
 from central_registry.trust.ca import DevelopmentCA
 from central_registry.trust.http_reply import finish, plain_reply, set_header
 from central_registry.trust.ocsp_responder import OcspResource
-from security_server.core.config import LayeredConfig
+from security_server.core.config import DatabaseConfig, LayeredConfig
 from central_registry.trust.tsa import SerialCounter, TsaResource
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, RequestTooLarge
 from security_server.edge.health_resource import health_site_root
@@ -97,6 +97,8 @@ class RegistrySettings:
     public_host: str = "127.0.0.1"
     health: RegistryHealthSettings = RegistryHealthSettings()
     """The health check and ``/metrics`` port (``[healthcheck]``; 0 = off)."""
+    database: DatabaseConfig = DatabaseConfig()
+    """Where the registry's store is (``[database] url``): a PostgreSQL database the registry's nodes share."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> RegistrySettings:
@@ -108,6 +110,7 @@ class RegistrySettings:
             https_port=config.get_int("registry", "https-port", 8443, minimum=1, maximum=65535),
             public_host=config.get_str("registry", "public-host", "127.0.0.1"),
             health=RegistryHealthSettings.from_config(config),
+            database=DatabaseConfig.from_config(config),
         )
 
     @property
@@ -209,9 +212,11 @@ class RegistryService(service.Service):
         https_port: int = 0,
         public_url: str | None = None,
         health: RegistryHealthSettings = RegistryHealthSettings(),
+        database_url: str | None = None,
     ) -> None:
         self.reactor = reactor
         self.health_settings = health
+        self.database_url = database_url
         self._public_url = public_url
         self.paths = RegistryPaths(root)
         self.host = host
@@ -253,7 +258,7 @@ class RegistryService(service.Service):
         """Open the store, listen on both sites, publish once and start the generation loop."""
         service.Service.startService(self)  # type: ignore[no-untyped-call]
         self._pool.start()
-        self.store = RegistryStore(self.paths.database)
+        self.store = RegistryStore(self.paths.database, database_url=self.database_url)
         desk = RegistrationDesk(self.store)
         tls_key = SelfSignedKey.load(self.paths.tls)
         conf_key = SelfSignedKey.load(self.paths.conf_signing)

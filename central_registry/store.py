@@ -269,6 +269,10 @@ class RegistryStore:
                 check_part(code, "memberClass")
                 self.db.execute("INSERT INTO member_classes (code, description) VALUES (?, ?)", [code, description])
 
+    def is_initialised(self) -> bool:
+        """Whether :meth:`initialise` has run (on a shared database: by any node)."""
+        return self._exists("SELECT 1 FROM settings WHERE key = 'instance'", ())
+
     def settings(self) -> Settings:
         """The current settings; the registry must be initialised."""
         values = {row["key"]: row["value"] for row in self.db.query("SELECT key, value FROM settings")}

@@ -34,7 +34,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import click
 
-from security_server.cli import DB_NAME, dir_option
+from security_server.admin.server_dir import DB_NAME
+from security_server.cli import dir_option
 from security_server.confclient import bundle as conf_bundle
 from security_server.core import digests, hashchain
 from security_server.core.archive import verify_archive
@@ -450,13 +451,20 @@ def _all_records(store: MessageLogStore) -> Iterator[Any]:
 
 def server_verification_files(directory: Path, now: datetime) -> dict[str, bytes]:
     """The verification configuration files of the server in ``directory``, from its verified global configuration."""
+    from security_server.configfile import load_config
+    from security_server.core.config import DatabaseConfig
+
     bundle_path, conf_path = directory / BUNDLE_NAME, directory / DB_NAME
-    if not conf_path.is_file():
+    # ``[database] url`` (conf.d/local.ini): a clustered node's configuration is in the shared database.
+    database_url = DatabaseConfig.from_config(load_config("security-server")).url
+    if not database_url and not conf_path.is_file():
         raise click.ClickException(f"no security server in {directory}")
     stored = conf_bundle.load(bundle_path)
     if stored is None:
         raise click.ClickException(f"no global configuration at {bundle_path} (has the server downloaded one?)")
-    with ServerConfStore(conf_path) as conf_store:
+    with ServerConfStore(conf_path, database_url=database_url) as conf_store:
+        if not conf_store.is_initialised():
+            raise click.ClickException(f"no security server in {directory}")
         anchor = parse_configuration_anchor(conf_store.anchor())
     verified = conf_bundle.verify_directory(stored.content_type, stored.directory, anchor, now)
     files: dict[str, bytes] = {}

@@ -180,16 +180,24 @@ def _service_text(service: ServiceId) -> str:
 # --- opening the server directory ---------------------------------------------------------------------------------
 
 
+def _server_dir(directory: Path) -> ServerDirectory:
+    """The server directory, its configuration store where ``[database] url`` says (conf.d/local.ini)."""
+    from security_server.configfile import load_config
+    from security_server.core.config import DatabaseConfig
+
+    return ServerDirectory(directory, database_url=DatabaseConfig.from_config(load_config("security-server")).url)
+
+
 def _open_store(directory: Path) -> ServerConfStore:
-    return ServerDirectory(directory).open_store()
+    return _server_dir(directory).open_store()
 
 
 def _snapshot(directory: Path) -> ServerConfSnapshot:
-    return ServerDirectory(directory).snapshot()
+    return _server_dir(directory).snapshot()
 
 
 def _token(directory: Path) -> SoftToken:
-    return ServerDirectory(directory).soft_token()
+    return _server_dir(directory).soft_token()
 
 
 def _config(config_file: Path | None) -> LayeredConfig:
@@ -201,7 +209,7 @@ def _config(config_file: Path | None) -> LayeredConfig:
 
 def _tokens(directory: Path, config_file: Path | None) -> TokenSet:
     """The soft token and the configured PKCS#11 tokens (``[pkcs11:NAME]`` in the layered configuration)."""
-    server_dir = ServerDirectory(directory)
+    server_dir = _server_dir(directory)
     server_dir.soft_token()  # the same check that the server directory exists, before reading the configuration
     return server_dir.tokens(_config(config_file))
 
@@ -254,7 +262,7 @@ def init(directory: Path, anchor_file: Path, owner: ClientId, server_code: str, 
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
         raise click.ClickException(f"cannot create {directory}: {err.strerror}") from err
-    done = initialization.initialise(ServerDirectory(directory), anchor, owner, server_code)
+    done = initialization.initialise(_server_dir(directory), anchor, owner, server_code)
     data = {"server": str(done.server_id), "instance": done.server_id.owner.instance, "anchor_hash": done.anchor.hash}
     _emit(as_json, data, lambda: f"Initialised {data['server']} in {directory}\nAnchor hash: {data['anchor_hash']}")
 
@@ -382,7 +390,7 @@ def keys_generate(
     as_json: bool,
 ) -> None:
     """Generate a key; prints its id."""
-    server_dir = ServerDirectory(directory)
+    server_dir = _server_dir(directory)
     server_dir.snapshot()  # the server exists before the arguments are judged
     key_kind = KeyKind(kind)
     if key_kind is KeyKind.AUTH and member is not None:
@@ -489,7 +497,7 @@ def client() -> None:
 @json_option
 def client_add(directory: Path, client_id: ClientId, as_json: bool) -> None:
     """Add a subsystem as a client, in state saved."""
-    added = clients.add_client(ServerDirectory(directory), client_id)
+    added = clients.add_client(_server_dir(directory), client_id)
     data = {"client": str(added.id), "state": added.state.value}
     _emit(as_json, data, lambda: f"Added {added.id} ({added.state.value})")
 
@@ -499,7 +507,7 @@ def client_add(directory: Path, client_id: ClientId, as_json: bool) -> None:
 @json_option
 def client_list(directory: Path, as_json: bool) -> None:
     """List the hosted clients and their registration states."""
-    hosted = clients.list_clients(ServerDirectory(directory))
+    hosted = clients.list_clients(_server_dir(directory))
     data = [{"client": str(c.id), "state": c.state.value, "owner": c.is_owner} for c in hosted]
     rows = [[str(c.id), c.state.value, "owner" if c.is_owner else ""] for c in hosted]
     _emit(as_json, data, lambda: cli_output.format_table(["client", "state", "role"], rows))
@@ -535,7 +543,7 @@ def service_add(
     if description_file is not None:
         description = _read_file(description_file, MAX_DESCRIPTION_BYTES, "service description")
     added = services.add_service(
-        ServerDirectory(directory), service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout,
+        _server_dir(directory), service_id, url=url, kind=ServiceKind(kind), timeout_seconds=timeout,
         description=description,
     )
     data = _service_json(added)
@@ -563,7 +571,7 @@ def _service_json(item: Service) -> dict[str, Any]:
 @click.option("--notice", default="", help="What callers are told while the service is disabled.")
 def service_disable(directory: Path, service_id: ServiceId, notice: str) -> None:
     """Disable a service; callers get service_disabled with the notice."""
-    services.disable_service(ServerDirectory(directory), service_id, notice)
+    services.disable_service(_server_dir(directory), service_id, notice)
     click.echo(f"Disabled {_service_text(service_id)}")
 
 
@@ -572,7 +580,7 @@ def service_disable(directory: Path, service_id: ServiceId, notice: str) -> None
 @click.argument("service_id", metavar="SERVICE", type=SERVICE)
 def service_enable(directory: Path, service_id: ServiceId) -> None:
     """Enable a disabled service."""
-    services.enable_service(ServerDirectory(directory), service_id)
+    services.enable_service(_server_dir(directory), service_id)
     click.echo(f"Enabled {_service_text(service_id)}")
 
 
@@ -582,7 +590,7 @@ def service_enable(directory: Path, service_id: ServiceId) -> None:
 @json_option
 def service_list(directory: Path, client_id: ClientId | None, as_json: bool) -> None:
     """List services."""
-    found = services.list_services(ServerDirectory(directory), client_id)
+    found = services.list_services(_server_dir(directory), client_id)
     rows = [
         [_service_text(s.id), s.kind.value, s.url, str(s.timeout_seconds), "yes" if s.enabled else "no", s.disabled_notice]
         for s in found
@@ -625,7 +633,7 @@ def _right_text(right: AccessRight) -> str:
 def acl_grant(directory: Path, service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> None:
     """Let SUBJECT call SERVICE (a service code, without version: rights cover every version)."""
     right = _right(service_id, subject, endpoint_text)
-    access_rights.grant(ServerDirectory(directory), right)
+    access_rights.grant(_server_dir(directory), right)
     click.echo(f"Granted {subject} access to {_right_text(right)}")
 
 
@@ -637,7 +645,7 @@ def acl_grant(directory: Path, service_id: ServiceId, subject: Subject, endpoint
 def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject, endpoint_text: str | None) -> None:
     """Take SUBJECT's right to call SERVICE (or one endpoint of it) away."""
     right = _right(service_id, subject, endpoint_text)
-    access_rights.revoke(ServerDirectory(directory), right)
+    access_rights.revoke(_server_dir(directory), right)
     click.echo(f"Revoked {subject}'s access to {_right_text(right)}")
 
 
@@ -648,7 +656,7 @@ def acl_revoke(directory: Path, service_id: ServiceId, subject: Subject, endpoin
 @json_option
 def acl_list(directory: Path, client_id: ClientId | None, service_id: ServiceId | None, as_json: bool) -> None:
     """List access rights."""
-    found = access_rights.list_rights(ServerDirectory(directory), provider=client_id, service=service_id)
+    found = access_rights.list_rights(_server_dir(directory), provider=client_id, service=service_id)
     data = [
         {"service": _service_text(r.service), "subject": str(r.subject), "endpoint": str(r.endpoint) if r.endpoint else None}
         for r in found
@@ -672,7 +680,7 @@ def localgroup() -> None:
 @click.option("--description", required=True, help="What the group is for.")
 def localgroup_add(directory: Path, client_id: ClientId, code: LocalGroupId, description: str) -> None:
     """Create local group CODE for the hosted client CLIENT."""
-    local_groups.add_group(ServerDirectory(directory), client_id, code, description)
+    local_groups.add_group(_server_dir(directory), client_id, code, description)
     click.echo(f"Added local group {code.group_code} of {client_id}")
 
 
@@ -683,7 +691,7 @@ def localgroup_add(directory: Path, client_id: ClientId, code: LocalGroupId, des
 @click.argument("member", type=CLIENT)
 def localgroup_add_member(directory: Path, client_id: ClientId, code: LocalGroupId, member: ClientId) -> None:
     """Add MEMBER (a subsystem or member) to local group CODE of the hosted client CLIENT."""
-    local_groups.add_member(ServerDirectory(directory), client_id, code, member)
+    local_groups.add_member(_server_dir(directory), client_id, code, member)
     click.echo(f"Added {member} to local group {code.group_code} of {client_id}")
 
 
@@ -693,7 +701,7 @@ def localgroup_add_member(directory: Path, client_id: ClientId, code: LocalGroup
 @json_option
 def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) -> None:
     """List local groups and their members."""
-    groups = local_groups.list_groups(ServerDirectory(directory), client_id)
+    groups = local_groups.list_groups(_server_dir(directory), client_id)
     data = [
         {
             "client": str(g.owner),
@@ -754,7 +762,7 @@ def _report(as_json: bool, answer: Mapping[str, Any]) -> None:
 @json_option
 def register(directory: Path, address: str, as_json: bool) -> None:
     """Send authCertReg for this server's authentication certificate to the registry (pr-mserv §2.2)."""
-    server_dir = ServerDirectory(directory)
+    server_dir = _server_dir(directory)
     with server_dir.open_store() as store:
         store.identity()  # fail before starting a reactor when the server is not initialised
 
@@ -770,7 +778,7 @@ def register(directory: Path, address: str, as_json: bool) -> None:
 @json_option
 def client_register(directory: Path, client_id: ClientId, as_json: bool) -> None:
     """Send clientReg for a hosted subsystem to the registry (pr-mserv §2.1); the client waits for approval."""
-    server_dir = ServerDirectory(directory)
+    server_dir = _server_dir(directory)
     with server_dir.open_store() as store:
         store.identity()  # fail before starting a reactor when the server is not initialised
 

@@ -53,7 +53,6 @@ from security_server.opmon.store import OpmonStore
 from security_server.opmon.writer import DEFAULT_RETENTION_DAYS, OpmonWriter, SingleThread
 from security_server.proxy.exchange_record import FEDBUS_VERSION
 from security_server.proxy.server_proxy import MonitoringAnswer
-from security_server.serverconf.store import ServerConfStore
 from security_server.signer.token import KeyKind
 
 if TYPE_CHECKING:
@@ -219,13 +218,11 @@ class ServerMonitoring(MultiService):
             return None
 
     def _read_serverconf(self) -> Any:
-        path = self._server.paths.serverconf
-
-        def read() -> None:
-            with ServerConfStore(path) as store:
-                store.identity()
-
-        return self.thread.run(read)
+        if self._server.settings.database.url:
+            # A clustered node serves from the snapshot it holds while the shared database is down (issue 19,
+            # docs/clustering.md): failing here would have the load balancer drop every node at once.
+            return None
+        return self._server.serverconf.run(lambda store: store.identity())
 
     def _globalconf_expiry(self) -> datetime | None:
         conf = self._conf()

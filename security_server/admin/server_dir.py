@@ -44,7 +44,11 @@ class ServerDirectory:
         return self.path / PENDING_ANCHOR
 
     def is_initialised(self) -> bool:
-        """Whether ``init`` has created the configuration database here."""
+        """Whether ``init`` has created the configuration database here (or, with a database URL, in it)."""
+        if self.database_url:
+            # A clustered node: the shared database says, not a file (issue 19, docs/clustering.md).
+            with ServerConfStore(self.db_path, database_url=self.database_url) as store:
+                return store.is_initialised()
         return self.db_path.is_file()
 
     def _require(self) -> None:
