@@ -42,8 +42,10 @@ from security_server.core.multipart import (
     DEFAULT_LIMITS,
     Limits,
     Part,
+    build_encoded_multipart,
     build_multipart,
     check_boundary,
+    encode_head,
     format_header_value,
     parse_header_value,
     parse_multipart,
@@ -166,6 +168,35 @@ def build_related(message: SoapWithAttachments) -> tuple[str, bytes]:
         params.append(("start-info", soap_type.param("type") or TEXT_XML))
     params.append(("boundary", boundary))
     return format_header_value(MULTIPART_RELATED, params), body
+
+
+def _xroad_head(part: Part) -> bytes:
+    """A part's header block as X-Road's encoder writes it: ``Content-Type`` first, then the part's other headers
+    as they came, then the blank line, whatever the body (``MultipartEncoder.startPart``)."""
+    content_type = part.require_header("Content-Type")
+    return encode_head((("Content-Type", content_type), *((n, v) for n, v in part.headers if n.lower() != "content-type")))
+
+
+def build_related_as(message: SoapWithAttachments, content_type: str) -> tuple[str, bytes] | None:
+    """Encode under ``content_type``, a ``multipart/related`` type written by the message's sender (the IS for a
+    request, the provider for an answer), keeping it and its boundary, as X-Road re-encodes a message it passes on
+    (``ProxyMessage.writeSoapContent``: its ``MultipartEncoder`` or ``MultipartSoapMessageEncoder`` with the
+    original boundary, CRLF line ends, preamble and epilogue dropped, each part's headers kept); also when the
+    SOAP part is alone (X-Road's ``MimeSoap``). ``None`` when ``content_type`` is not a ``multipart/related``
+    with a usable boundary for these parts; the caller then builds a new one (:func:`build_related`)."""
+    try:
+        header = parse_header_value(content_type)
+        if header.media_type != MULTIPART_RELATED:
+            return None
+        boundary = header.param("boundary")
+        if boundary is None:
+            return None
+        _, body = build_encoded_multipart(
+            [(_xroad_head(part), part.body) for part in (message.soap, *message.attachments)], boundary
+        )
+    except (BadRequest, InvalidContentType):  # a type that does not parse, a boundary RFC 2046 does not allow
+        return None
+    return content_type, body
 
 
 # --- signing: the parts of a message --------------------------------------------------------------------------

@@ -5,8 +5,8 @@ the client list, anything else a SOAP request.
 
 * SOAP: the IS POSTs an X-Road SOAP 4.0 request, alone or with attachments (``multipart/related``, MTOM
   included; core/soapattachments.py); :meth:`ClientProxy.handle_soap` answers with the provider's signed,
-  checked response (as ``multipart/related`` again when it has attachments), or with the X-Road SOAP fault
-  saying why not.
+  checked response in the provider's own form (a ``multipart/related`` answer under the provider's Content-Type
+  and boundary, as X-Road answers it), or with the X-Road SOAP fault saying why not.
 * REST: any method on ``/r1/{service id}[/path][?query]`` with ``X-Road-Client`` (core/rest.py, pr-rest);
   :meth:`ClientProxy.handle_rest` answers with the provider's status, headers and body plus the X-Road response
   headers, after checking ``X-Road-Request-Hash``; an error inside the bus is the REST error JSON (or XML when
@@ -95,7 +95,7 @@ from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.logchain import Direction
 from security_server.core.message_trust import TrustCache, verify_message
 from security_server.core.metadata import accepts_json, client_list, list_clients_json, list_clients_xml
-from security_server.core.multipart import Limits, Part
+from security_server.core.multipart import Limits
 from security_server.core.rest import (
     JSON_CONTENT_TYPE,
     RestAnswer,
@@ -115,12 +115,7 @@ from security_server.core.soap import (
     check_soap_action,
     parse_soap,
 )
-from security_server.core.soapattachments import (
-    SoapWithAttachments,
-    build_related,
-    is_multipart_related,
-    parse_related,
-)
+from security_server.core.soapattachments import is_multipart_related, parse_related
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     REST_REQUEST,
@@ -133,7 +128,7 @@ from security_server.core.transport import (
     decode_transport,
 )
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
+from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, message_form, sign_and_log
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest
 from security_server.signer.batch_signer import BatchSigner
@@ -333,12 +328,11 @@ class ClientProxy:
         if not reply.is_fault:
             check_response_consistency(request.soap, reply)
 
-        # 9. log and answer with the exact bytes (as multipart/related again when it has attachments)
+        # 9. log and answer with the exact bytes, in the provider's form: X-Road ClientMessageProcessor.sendResponse
+        # answers under the provider's Content-Type (x-original-content-type), a multipart/related answer with its
+        # boundary and part headers, also with the SOAP part alone (ProxyMessage.writeSoapContent).
         await self.journal.record(received_entry(ids, Direction.RESPONSE, context.now(), answer), exchange)
-        answer_type, answer_body = response.content_type, response.message
-        if response.attachments:
-            soap_part = Part((("Content-Type", response.content_type), *response.headers), response.message)
-            answer_type, answer_body = build_related(SoapWithAttachments(soap_part, response.attachments))
+        answer_type, answer_body = message_form(response, exchange.answer_content_type)
         exchange.facts.response_size = len(response.message)
         if response.attachments:
             exchange.facts.response_mime_size, exchange.facts.response_attachments = len(answer_body), len(response.attachments)
@@ -512,6 +506,7 @@ class ClientProxy:
                 "Response from server proxy is not consistent with request",
                 reason=f"x-road-request-id {reply_headers.request_id!r} is not {exchange.request_id!r}",
             )
+        exchange.answer_content_type = reply_headers.original_content_type
         signature = transport.signature
         started = time.monotonic()
         verify_message(

@@ -21,12 +21,32 @@ from security_server.core.errors import BadRequest, BusError
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
+from security_server.core.multipart import Part
 from security_server.core.soap import SoapHeader, SoapMessage, parse_soap
+from security_server.core.soapattachments import SoapWithAttachments, build_related, build_related_as, is_multipart_related
 from security_server.core.transport import MessageContent, SignedMessage, encode_transport
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange_log import ExchangeIds, record, record_failure, service_name, signed_entry
 from security_server.proxy.exchange_record import FEDBUS_VERSION, operational_record
 from security_server.signer.batch_signer import BatchSigner
+
+
+def message_form(content: MessageContent, original_content_type: str | None) -> tuple[str, bytes]:
+    """A SOAP message as its receiver gets it, the provider a request or the IS an answer, in its sender's form
+    (X-Road ``ProxyMessage.getSoapContentType`` and ``writeSoapContent``): when the sender's ``Content-Type``
+    (``x-original-content-type``) is ``multipart/related``, under that type and its boundary, each part's
+    headers kept (also with the SOAP part alone); else the SOAP message as it came, or, with attachments, a new
+    ``multipart/related`` (a boundary that cannot carry these parts is replaced)."""
+    related = is_multipart_related(original_content_type) if original_content_type is not None else False
+    if not related and not content.attachments:
+        return content.content_type, content.message
+    soap_part = Part((("Content-Type", content.content_type), *content.headers), content.message)
+    message = SoapWithAttachments(soap_part, content.attachments)
+    if related and original_content_type is not None:
+        kept = build_related_as(message, original_content_type)
+        if kept is not None:
+            return kept
+    return build_related(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +117,8 @@ class Exchange:
     """Client proxy: the security server that answered."""
     relayed_fault: str | None = None
     """Client proxy: the fault code (or ``HTTP nnn``) the provider's side answered with."""
+    answer_content_type: str | None = None
+    """Client proxy: the Content-Type the provider answered with (``x-original-content-type``), when sent."""
     provider_called: bool = False
     """Server proxy: the provider's service was called."""
     provider_fault: str | None = None

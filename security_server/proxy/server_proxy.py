@@ -100,19 +100,14 @@ from security_server.core.metadata import (
     wsdl_request,
     wsdl_response,
 )
-from security_server.core.multipart import Limits, Part, build_multipart, parse_header_value
+from security_server.core.multipart import Limits, Part
 from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.replay import ReplayGuard
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
 from security_server.core.soap import SOAP_CONTENT_TYPE, add_request_hash, check_soap_action, parse_soap
 from security_server.core.soap import request_hash as soap_request_hash
-from security_server.core.soapattachments import (
-    SoapWithAttachments,
-    build_related,
-    is_multipart_related,
-    parse_related,
-)
+from security_server.core.soapattachments import is_multipart_related, parse_related
 from security_server.core.transport import (
     FAULT_CONTENT_TYPE,
     REST_RESPONSE,
@@ -124,7 +119,7 @@ from security_server.core.transport import (
     decode_request,
 )
 from security_server.proxy.context import ProxyContext
-from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, sign_and_log
+from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, message_form, sign_and_log
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
 from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
@@ -159,25 +154,6 @@ failing with the BusError to answer as a fault (opmon/services.py)."""
 
 
 # --- the server proxy ----------------------------------------------------------------------------------------
-
-
-def _provider_form(request: MessageContent, original_content_type: str | None) -> tuple[str, bytes]:
-    """The ``(Content-Type, body)`` the provider gets, in the form the IS sent (X-Road ``ProxyMessage``): a
-    ``multipart/related`` request, even one holding only its SOAP part (X-Road's ``MimeSoap`` case), under the IS's
-    own Content-Type and boundary; else the SOAP message as it came, or with attachments a new multipart/related."""
-    soap_part = Part((("Content-Type", request.content_type), *request.headers), request.message)
-    if original_content_type is not None and is_multipart_related(original_content_type):
-        boundary = parse_header_value(original_content_type).param("boundary")
-        if boundary is not None:
-            try:
-                _, body = build_multipart([soap_part, *request.attachments], boundary)
-                return original_content_type, body
-            except BusError:
-                pass  # a boundary that cannot be reused for these parts: a new one below
-    if request.attachments or (original_content_type is not None and is_multipart_related(original_content_type)):
-        return build_related(SoapWithAttachments(soap_part, request.attachments))
-    return request.content_type, request.message
-
 
 
 _WRONG_KIND = {
@@ -485,27 +461,31 @@ class ServerProxy:
         """Step 10: the service (or the metadata service); step 11: requestHash (already in the answer), the
         signature over every part, the record, the answer."""
         if call.monitoring:
-            answer = await self._monitoring(request, call.raw)
+            answer, answer_type = await self._monitoring(request, call.raw)
         elif service is None:
             answer = self._soap_metadata(request, snapshot, conf, call.raw)
+            answer_type = answer.content_type
         else:
             called = await self._call_soap_provider(exchange, service, transport.content, headers)
             if isinstance(called, bytes):
                 return self._reply(exchange, FAULT_CONTENT_TYPE, called)  # the service's own fault, passed back
-            answer = called
+            answer, answer_type = called
         exchange.facts.response_size = len(answer.message)
         if answer.attachments and exchange.facts.response_attachments is None:
             exchange.facts.response_attachments = len(answer.attachments)
         content_type, body = await self._sign_response(call, answer, exchange)
-        return self._reply(exchange, content_type, body, original_content_type=answer.content_type)
+        # X-Road ServerMessageProcessor.parseResponse: the answer's own Content-Type travels in
+        # x-original-content-type, so that the client proxy answers the IS in the provider's form.
+        return self._reply(exchange, content_type, body, original_content_type=answer_type)
 
     async def _call_soap_provider(
         self, exchange: Exchange, service: Service, request: MessageContent, headers: TransportHeaders
-    ) -> MessageContent | bytes:
-        """Step 10 for SOAP: call the service (as ``multipart/related`` when there are attachments) and read its
-        answer; when the service answered with a SOAP fault, the fault (logged as the failed response) instead."""
+    ) -> tuple[MessageContent, str] | bytes:
+        """Step 10 for SOAP: call the service (in the IS's form: X-Road ``ProxyMessage``) and read its answer, with
+        the answer's own Content-Type; when the service answered with a SOAP fault, the fault (logged as the failed
+        response) instead."""
         context = self.context
-        content_type, body = _provider_form(request, headers.original_content_type)
+        content_type, body = message_form(request, headers.original_content_type)
         # X-Road sends the IS's SOAPAction as it came, and an empty one when the IS sent none.
         provider_headers = {"Content-Type": content_type, "SOAPAction": headers.original_soap_action or ""}
         exchange.provider_called = True
@@ -542,7 +522,7 @@ class ServerProxy:
             return fault_body
         if attachments:
             facts.response_mime_size, facts.response_attachments = len(answer.body), len(attachments)
-        return MessageContent(add_request_hash(response, request.message), soap_type, soap_headers, attachments)
+        return MessageContent(add_request_hash(response, request.message), soap_type, soap_headers, attachments), answer.content_type
 
     def _soap_metadata(
         self, request: SoapRequest, snapshot: ServerConfSnapshot, conf: GlobalConf, request_raw: bytes
@@ -656,16 +636,17 @@ class ServerProxy:
 
     # --- records, replies and the summary -----------------------------------------------------------------------
 
-    async def _monitoring(self, request: SoapRequest, request_raw: bytes) -> MessageContent:
+    async def _monitoring(self, request: SoapRequest, request_raw: bytes) -> tuple[MessageContent, str]:
         """Step 10 for the owner's monitoring services: the handler's answer (opmon/services.py), as the message
-        to sign; a ``multipart/related`` answer (operational data) with its attachments."""
+        to sign, and its Content-Type; a ``multipart/related`` answer (operational data) with its attachments."""
         header = request.header
         digest = (digests.SHA512.uri, base64.b64encode(soap_request_hash(request_raw)).decode("ascii"))
         content_type, body = await self.monitoring[header.service.service_code](request.soap, digest)
         if is_multipart_related(content_type):
             related = parse_related(content_type, body, limits=self._limits.mime)
-            return MessageContent(related.soap.body, related.soap_content_type, related.soap_headers, related.attachments)
-        return MessageContent(body, content_type)
+            content = MessageContent(related.soap.body, related.soap_content_type, related.soap_headers, related.attachments)
+            return content, content_type
+        return MessageContent(body, content_type), content_type
 
     async def _sign_response(self, call: _Call, content: MessageContent, exchange: Exchange | None = None) -> tuple[str, bytes]:
         """Step 11: sign the answer as the provider's member over every part, log it durably; its transport form."""

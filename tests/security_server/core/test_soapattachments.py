@@ -21,6 +21,7 @@ from security_server.core.signature import ECDSA_SHA512, build_signature, verify
 from security_server.core.soapattachments import (
     SoapWithAttachments,
     build_related,
+    build_related_as,
     expected_uris,
     is_multipart_related,
     parse_related,
@@ -97,6 +98,64 @@ def test_any_message_round_trips_with_every_header(attachments: list[tuple[str, 
     )
     message = SoapWithAttachments(soap, parts)
     assert parse_related(*build_related(message)) == message
+
+
+def _content_type_first(part: Part) -> Part:
+    return Part(
+        (("Content-Type", part.require_header("Content-Type")), *((n, v) for n, v in part.headers if n.lower() != "content-type")),
+        part.body,
+    )
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["application/pdf", "text/plain", "image/png"]), header_values, st.binary(max_size=300)),
+        max_size=5,
+    ),
+    st.sampled_from(['multipart/related; boundary="b1"', 'Multipart/Related; type="text/xml"; boundary=MIME_x;charset=UTF-8']),
+)
+def test_a_message_in_its_senders_form_keeps_type_boundary_and_headers(
+    attachments: list[tuple[str, str, bytes]], content_type: str
+) -> None:
+    """build_related_as keeps the sender's Content-Type and boundary and every part, its headers with Content-Type
+    first (X-Road's MultipartEncoder.startPart), or declines when the boundary occurs inside a part."""
+    soap = Part((("Content-ID", "<rootpart>"), ("Content-Type", "text/xml; charset=UTF-8")), SOAP)
+    parts = tuple(
+        Part((("X-Extra", value), ("Content-Type", media), ("Content-ID", f"<{index}>")), data)
+        for index, (media, value, data) in enumerate(attachments)
+    )
+    built = build_related_as(SoapWithAttachments(soap, parts), content_type)
+    if built is None:
+        boundary = b"--" + ("b1" if "b1" in content_type else "MIME_x").encode()
+        assert any(boundary in part.body for part in (soap, *parts))
+        return
+    assert built[0] == content_type
+    expected = SoapWithAttachments(_content_type_first(soap), tuple(_content_type_first(p) for p in parts))
+    assert parse_related(*built) == expected
+
+
+def test_a_message_in_its_senders_form_is_written_as_x_road_writes_it() -> None:
+    """X-Road's ProxyMessage.writeSoapContent: the sender's boundary, CRLF, Content-Type first, the other headers
+    as they came, a blank line before every body (an empty one too), no preamble or epilogue."""
+    soap = Part((("Content-ID", "<root>"), ("Content-Type", 'text/xml; charset="utf-8"')), b"<s/>")
+    empty = Part((("content-type", "text/plain"),), b"")
+    built = build_related_as(SoapWithAttachments(soap, (empty,)), "multipart/related; charset=UTF-8; boundary=jetty")
+    assert built == (
+        "multipart/related; charset=UTF-8; boundary=jetty",
+        b'--jetty\r\nContent-Type: text/xml; charset="utf-8"\r\nContent-ID: <root>\r\n\r\n<s/>\r\n'
+        b"--jetty\r\nContent-Type: text/plain\r\n\r\n\r\n--jetty--\r\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/xml; charset=UTF-8", "multipart/related", 'multipart/related; boundary="bad;"', "multipart/related; boundary=in", "x; y"],
+)
+def test_a_form_that_cannot_carry_the_message_is_declined(content_type: str) -> None:
+    """Not multipart/related, no boundary, a boundary RFC 2046 refuses, or one inside a part: None (a new one)."""
+    soap = Part((("Content-Type", "text/xml"),), b"<s/>\r\n--in\r\n")
+    assert build_related_as(SoapWithAttachments(soap), content_type) is None
 
 
 # --- bad shapes ------------------------------------------------------------------------------------------------

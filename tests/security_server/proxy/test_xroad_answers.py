@@ -20,8 +20,11 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from security_server.core.errors import SOAP_ENV_NS, InvalidSoapAction
-from security_server.core.multipart import parse_header_value, parse_multipart
+from security_server.core.multipart import Part, parse_header_value, parse_multipart
+from security_server.core.signature import verify_signature
 from security_server.core.soap import check_soap_action
+from security_server.core.soapattachments import expected_uris, part_resolver
+from security_server.messagelog.store import MessageLogStore
 from security_server.proxy import server_proxy as server_proxy_module
 from security_server.proxy.exchange import SoapRequest
 from security_server.proxy.peerlink import PeerAddress, PeerLink, PeerRequest, PeerResponse
@@ -29,7 +32,7 @@ from security_server.proxy.provider_call import failure_to_service_failed
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
 from tests.federation.world import FAULTY, fault_code, is_request, records
 from tests.loopback import coroutine_test
-from tests.security_server.proxy.xroad_bed import MR, REACTOR, HttpAnswer, XRoadBed, http_exchange, query
+from tests.security_server.proxy.xroad_bed import MR, QUERIES, REACTOR, HttpAnswer, XRoadBed, http_exchange, query
 
 FAULT_FORM = "text/xml;charset=utf-8"
 
@@ -192,6 +195,83 @@ class XRoadAnswersTest(XRoadBed):
         assert [p.header("Content-ID") for p in parts] == ["<foo>", "<42a7ee0a-20ee-426b-a135-094d72bc138f@example.org>"]
         assert parts[0].header("Content-Type") == 'application/xop+xml; type="application/soap+xml"; charset=utf-8'
         assert parts[1].header("Content-Type") == "text/plain; charset=UTF-8; name=attachment.txt"
+
+    # --- point 5, the answer: the form the IS gets ------------------------------------------------------------
+
+    def _provider_answers_with(self, answer_file: str, content_type: str) -> list[Part]:
+        """The provider answers with X-Road's answer file (LF line ends, as X-Road's tests send it) under
+        ``content_type``, its SOAP part replaced by the echo of the request; returns the file's parts."""
+        boundary = parse_header_value(content_type).param("boundary")
+        assert boundary is not None
+        raw = (QUERIES / answer_file).read_bytes()
+        parts = list(parse_multipart(raw, boundary))
+        self.xroad_provider.answer_form = lambda soap: (content_type, raw.replace(parts[0].body, soap, 1))
+        return parts
+
+    def _logged_response(self) -> tuple[bytes, tuple[bytes, ...]]:
+        """The SOAP part and attachments of the consumer's logged response, after checking that both message logs
+        verify and that its signature covers the SOAP part and every attachment."""
+        for side in (self.consumer, self.provider):
+            with MessageLogStore(side.log_path) as store:
+                assert store.verify() == 2
+                response = list(store.records())[1]
+            resolve = part_resolver(response.message, response.attachments, response.hashchainresult, response.hashchain)
+            verify_signature(response.signature, resolve, expected_parts=expected_uris(len(response.attachments)))
+        return response.message, response.attachments
+
+    @coroutine_test
+    async def test_mtom_answer_reaches_the_is_under_the_providers_content_type(self) -> None:
+        """X-Road's AttachmentMTOM answer (PC/serverproxy/ServerMessageProcessor.java parseResponse puts the
+        provider's Content-Type in x-original-content-type; PC/clientproxy/ClientMessageProcessor.java sendResponse
+        answers with it; PC/protocol/ProxyMessage.java writeSoapContent re-encodes with CJ/MultipartEncoder.java):
+        the IS gets the provider's Content-Type string unchanged, and the parts with the provider's boundary, CRLF
+        line ends, Content-Type first and each part's other headers kept; the signature covers the SOAP part and
+        the attachment, in both message logs."""
+        answer_type = (
+            'Multipart/Related; start-info="application/soap+xml"; type="application/xop+xml"; '
+            'boundary="jetty771207119h3h10dty";charset=UTF-8'
+        )
+        parts = self._provider_answers_with("attachm-mtom.answer", answer_type)
+        mtom = 'Multipart/Related; start-info="application/soap+xml"; type="application/xop+xml"; boundary="jetty771207119h3h10dty"'
+        answer = await self.http(query("attachm-mtom.query"), mtom)
+        assert answer.status == 200 and answer.header("content-type") == answer_type, answer.body[:400]
+        soap, attachments = self._logged_response()
+        assert attachments == (parts[1].body,)
+        assert b"requestHash" in soap
+        assert answer.body == (
+            b"--jetty771207119h3h10dty\r\n"
+            b'Content-Type: application/xop+xml; type="application/soap+xml"; charset=utf-8\r\n'
+            b"Content-ID: <foo>\r\n\r\n" + soap + b"\r\n"
+            b"--jetty771207119h3h10dty\r\n"
+            b"Content-Type: text/plain; charset=UTF-8; name=attachment.txt\r\n"
+            b"Content-ID: <42a7ee0a-20ee-426b-a135-094d72bc138f@example.org>\r\n\r\n" + parts[1].body + b"\r\n"
+            b"--jetty771207119h3h10dty--\r\n"
+        )
+
+    @coroutine_test
+    async def test_multipart_answer_with_only_the_soap_part_stays_multipart(self) -> None:
+        """X-Road's MimeSoap answer (PC/protocol/ProxyMessage.java getSoapContentType: a multipart/related answer
+        without attachments keeps the provider's Content-Type; writeSoapContent writes its one part with the
+        provider's boundary): the IS gets one part, not the SOAP message as text/xml."""
+        self._provider_answers_with("mimesoap.answer", MR)
+        answer = await self.http(query("mimesoap.query"), MR)
+        assert answer.status == 200 and answer.header("content-type") == MR, answer.body[:400]
+        soap, attachments = self._logged_response()
+        assert attachments == ()
+        assert answer.body == (
+            b'--jetty771207119h3h10dty\r\nContent-Type: text/xml; charset="utf-8"\r\n\r\n'
+            + soap
+            + b"\r\n--jetty771207119h3h10dty--\r\n"
+        )
+
+    @coroutine_test
+    async def test_text_xml_answer_stays_text_xml_for_a_multipart_request(self) -> None:
+        """A text/xml answer to a multipart/related request reaches the IS as text/xml, the SOAP bytes alone
+        (PC/protocol/ProxyMessage.java: the answer's own Content-Type decides, not the request's)."""
+        answer = await self.http(query("mimesoap.query"), MR)
+        assert answer.status == 200 and answer.header("content-type") == "text/xml; charset=UTF-8"
+        soap, _ = self._logged_response()
+        assert answer.body == soap
 
     # --- point 7: the old GET /wsdl ---------------------------------------------------------------------------
 

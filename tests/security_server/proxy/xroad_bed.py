@@ -15,7 +15,7 @@ import copy
 import http.client
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lxml import etree
 from twisted.internet import reactor as global_reactor
@@ -76,6 +76,8 @@ class XRoadProvider(resource.Resource):
 
     isLeaf = True
     received: list[Received] = field(default_factory=list)
+    answer_form: Callable[[bytes], tuple[str, bytes]] | None = None
+    """When set, the ``(Content-Type, body)`` to answer with, from the echo's SOAP bytes (a multipart answer)."""
 
     def __post_init__(self) -> None:
         resource.Resource.__init__(self)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
@@ -87,6 +89,10 @@ class XRoadProvider(resource.Resource):
         body = request.content.read() if request.content is not None else b""
         self.received.append(Received(content_type, None if action is None else action.decode("latin-1"), body))
         soap = parse_related(content_type, body).soap.body if is_multipart_related(content_type) else body
+        if self.answer_form is not None:
+            answer_type, answer = self.answer_form(echo(soap))
+            request.setHeader(b"content-type", answer_type.encode("latin-1"))  # type: ignore[no-untyped-call]
+            return answer
         request.setHeader(b"content-type", b"text/xml; charset=UTF-8")  # type: ignore[no-untyped-call]
         return echo(soap)
 
