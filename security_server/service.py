@@ -50,6 +50,7 @@ from security_server.proxy.mtls import (
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.server_proxy import ServerProxy
 from security_server.proxy.server_proxy_site import ServerProxyResource, listen_server_proxy, server_proxy_site
+from security_server.replay_store import ClusterReplayGuard
 from security_server.serverconf.reader import ServerConfReader
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
 from security_server.signer.batch_signer import BatchSigner
@@ -239,6 +240,10 @@ class SecurityServerService(service.MultiService):
         self.server_proxy = ServerProxy(
             self.context, signing_keys=self.signing_keys, signer=self.signer, monitoring=self.monitoring.metaservices()
         )
+        self.cluster_replay: ClusterReplayGuard | None = None
+        if settings.database.url:  # a cluster's nodes refuse a replay that another node accepted (issue 19)
+            self.cluster_replay = ClusterReplayGuard(settings.database.url, clock=reactor.seconds)
+            self.server_proxy.replay_guard = self.cluster_replay
         # Started after the proxies' parts and stopped before the message log (MultiService order).
         self.monitoring.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._ports: list[Any] = []
@@ -345,6 +350,8 @@ class SecurityServerService(service.MultiService):
             self.ocsp.stop()
         self.link.close()
         self.server_proxy.close()
+        if self.cluster_replay is not None:
+            self.cluster_replay.close()
         stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in self._ports]
         self._ports = []
 

@@ -7,7 +7,7 @@ look for it) naming the throwaway PostgreSQL database of :mod:`tests.postgres`.
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,7 +21,9 @@ from central_registry.service import RegistryService
 from central_registry.store import RegistryStore
 from security_server.cli import server
 from security_server.configfile import load_config
+from security_server.core.errors import InvalidRequest
 from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.replay_store import ClusterReplayGuard
 from security_server.serverconf.store import ServerConfStore
 from security_server.service import ServerSettings, make_service
 from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
@@ -101,9 +103,18 @@ class SecurityServerOnPostgres(unittest.TestCase):
             assert result.exit_code == 0, result.output
             yield services[1].reload_serverconf()  # what the poll does every serverconf_poll_seconds
             assert CONSUMER in {c.id for c in services[1]._snapshot.clients}
+            # Both nodes' server proxies guard replays through the shared database.
+            guards = [svc.server_proxy.replay_guard for svc in services]
+            assert all(isinstance(guard, ClusterReplayGuard) for guard in guards)
+            signed = now - timedelta(seconds=1)
+            guards[0].check(b"q" * 16, signed, now)
+            with pytest.raises(InvalidRequest):
+                guards[1].check(b"q" * 16, signed, now)
         finally:
             for svc in services:
                 svc.serverconf.stopService()
+                if svc.cluster_replay is not None:
+                    svc.cluster_replay.close()
 
 
 def test_an_unreachable_database_url_stops_server_run_naming_the_setting(tmp_path: Path, xroad_vectors: Path,

@@ -1,0 +1,88 @@
+"""The cluster replay guard: a message accepted by one node is refused by another; PostgreSQL down falls back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from structlog.testing import capture_logs
+
+from security_server.core.errors import InvalidRequest
+from security_server.replay_store import ClusterReplayGuard
+from tests.loopback import free_port
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+SIGNED = NOW - timedelta(seconds=1)
+
+
+class Clock:
+    """A settable clock (POSIX seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _available(guard: ClusterReplayGuard) -> bool:
+    return guard.shared_available
+
+
+def test_a_message_accepted_by_one_node_is_refused_by_another(postgres_url: str) -> None:
+    """Two nodes on one database: the second node refuses the first node's key as replayed_signature."""
+    clock = Clock()
+    node1, node2 = ClusterReplayGuard(postgres_url, clock=clock), ClusterReplayGuard(postgres_url, clock=clock)
+    try:
+        node1.check(b"k" * 16, SIGNED, NOW)
+        with pytest.raises(InvalidRequest) as info:
+            node2.check(b"k" * 16, SIGNED, NOW)
+        assert info.value.subcode == "replayed_signature"
+        node2.check(b"other-key-16byte", SIGNED, NOW)
+        assert node1.unchecked == node2.unchecked == 0
+    finally:
+        node1.close()
+        node2.close()
+
+
+def test_a_replay_to_the_same_node_is_refused_without_the_database(postgres_url: str) -> None:
+    """The local first-level guard refuses a replay to the same node, counting nothing as unchecked."""
+    guard = ClusterReplayGuard(postgres_url, clock=Clock())
+    try:
+        guard.check(b"a" * 16, SIGNED, NOW)
+        guard.close()
+        guard.url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"  # the database is not asked again
+        with pytest.raises(InvalidRequest):
+            guard.check(b"a" * 16, SIGNED, NOW)
+        assert guard.unchecked == 0
+    finally:
+        guard.close()
+
+
+def test_database_down_falls_back_to_the_local_guard_and_recovers(postgres_url: str) -> None:
+    """Down: accepted on the local guard, counted and logged once; after the retry interval the shared check returns."""
+    clock = Clock()
+    guard = ClusterReplayGuard(f"postgresql://fedbus:x@127.0.0.1:{free_port()}/none", clock=clock, retry_seconds=5)
+    try:
+        with capture_logs() as logs:
+            guard.check(b"1" * 16, SIGNED, NOW)
+            guard.check(b"2" * 16, SIGNED, NOW)
+        assert guard.unchecked == 2 and not _available(guard)
+        assert [e["event"] for e in logs] == ["replay_guard_shared_unavailable"]
+        assert "x@" not in str(logs)
+        with pytest.raises(InvalidRequest):
+            guard.check(b"1" * 16, SIGNED, NOW)  # still refused on this node
+        guard.url = postgres_url  # the database is back
+        clock.now += 5
+        with capture_logs() as logs:
+            guard.check(b"3" * 16, SIGNED, NOW)
+        assert _available(guard) and guard.unchecked == 2
+        assert [e["event"] for e in logs] == ["replay_guard_shared_restored"]
+        other = ClusterReplayGuard(postgres_url, clock=clock)
+        try:
+            with pytest.raises(InvalidRequest):
+                other.check(b"3" * 16, SIGNED, NOW)
+        finally:
+            other.close()
+    finally:
+        guard.close()
