@@ -299,6 +299,7 @@ class BenchProcesses:
             "server-proxy-host = 127.0.0.1\n"
             f"server-proxy-port = {ports.server_proxy(department)}\n"
             "conf-refresh-seconds = 60\n\n"
+            f"[management]\nport = {ports.management(department)}\ninterface = 127.0.0.1\n\n"
             f"[messagelog]\ntimestamp-interval-seconds = {int(self.timestamp_interval)}\n",
             encoding="utf-8",
         )

@@ -106,6 +106,10 @@ class DemoPorts:
         """The department's health check and Prometheus ``/metrics`` (plain HTTP, loopback)."""
         return self.client_proxy(department) + 2
 
+    def management(self, department: Department) -> int:
+        """The department's management REST API (X-Road's ``/api/v1``, HTTPS, loopback; X-Road's default 4000)."""
+        return self.client_proxy(department) + 3
+
     @property
     def getrandom(self) -> int:
         """The getRandom example service."""
@@ -128,6 +132,7 @@ class DemoPorts:
             found.append((f"{department.server_code} client proxy", self.client_proxy(department)))
             found.append((f"{department.server_code} server proxy", self.server_proxy(department)))
             found.append((f"{department.server_code} health check", self.healthcheck(department)))
+            found.append((f"{department.server_code} management API", self.management(department)))
         found += [("getRandom service", self.getrandom), ("helloService service", self.hello),
                   ("population register", self.population)]
         return found

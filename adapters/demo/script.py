@@ -182,7 +182,9 @@ class DemoScript:
                 "; check the registry for a new global configuration every 2 seconds (default 60)\n"
                 "conf-refresh-seconds = 2\n\n"
                 "; the load balancer's health check and Prometheus /metrics (default off)\n"
-                f"[healthcheck]\nport = {ports.healthcheck(department)}\ninterface = 127.0.0.1\n",
+                f"[healthcheck]\nport = {ports.healthcheck(department)}\ninterface = 127.0.0.1\n\n"
+                "; the management REST API, X-Road's /api/v1 over HTTPS (docs/management-api.md; default port 4000)\n"
+                f"[management]\nport = {ports.management(department)}\ninterface = 127.0.0.1\n",
                 encoding="utf-8",
             )
         self.note(f"{self.rel(layout.registry_ini)}, "
@@ -273,7 +275,8 @@ class DemoScript:
                 started_marker="security_server_started", timeout=START_TIMEOUT, tick=self.progress.tick,
             )
             self.note(f"{department.server_code}: client proxy http://127.0.0.1:{port}/, server proxy "
-                      f"127.0.0.1:{self.ports.server_proxy(department)} (mutual TLS)")
+                      f"127.0.0.1:{self.ports.server_proxy(department)} (mutual TLS), management API "
+                      f"https://127.0.0.1:{self.ports.management(department)}/api/v1")
 
     def _registry_servers(self) -> dict[str, dict[str, Any]]:
         listed = self.fedbus.json("registry", "server", "list", "--registry-dir", self.rel(self.layout.registry))

@@ -41,13 +41,14 @@ def gone(pid: int) -> bool:
 
 
 def test_ports_are_offsets_of_one_base() -> None:
-    """Eleven named ports from base to base+32 (a health check port beside each server's proxies); a base that does
-    not leave room is refused."""
+    """Thirteen named ports from base to base+32 (a health check and a management API port beside each server's
+    proxies); a base that does not leave room is refused."""
     ports = DemoPorts(20000)
     named = dict((what, port) for what, port in ports.named())
     assert named["registry HTTP"] == 20000 and named["ss-tax client proxy"] == 20010
     assert named["ss-tax health check"] == 20012 and named["ss-pop health check"] == 20022
-    assert named["population register"] == 20032 and len(named) == 11
+    assert named["ss-tax management API"] == 20013 and named["ss-pop management API"] == 20023
+    assert named["population register"] == 20032 and len(named) == 13
     with pytest.raises(ValueError):
         DemoPorts(65530)
 
