@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from central_registry.trust.ca import CertKind, DevelopmentCA
-from security_server.cli import DB_NAME, server
+from security_server.admin.server_dir import DB_NAME
+from security_server.cli import server
 from security_server.core.identifiers import ClientId, GlobalGroupId, ServiceId
 from security_server.serverconf.store import ServerConfStore
 
