@@ -29,11 +29,10 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
-from security_server.core.config import LayeredConfig, MessageLimits
+from security_server.core.config import DatabaseConfig, LayeredConfig, MessageLimits
 from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo
 from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
 from security_server.management.config import ManagementConfig
@@ -54,6 +53,8 @@ from security_server.proxy.mtls import (
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.server_proxy import ServerProxy
 from security_server.proxy.server_proxy_site import ServerProxyResource, listen_server_proxy, server_proxy_site
+from security_server.replay_store import ClusterReplayGuard
+from security_server.serverconf.reader import ServerConfReader
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
@@ -121,6 +122,8 @@ class ServerSettings:
     """The management REST API (``[management]``); None: no API (settings built by hand in tests)."""
     layered: LayeredConfig | None = None
     """The configuration read, for the API's token list (``[pkcs11:NAME]``); None when built by hand."""
+    database: DatabaseConfig = DatabaseConfig()
+    """Where the configuration store is (``[database] url``): a PostgreSQL database the nodes of a cluster share."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> ServerSettings:
@@ -143,6 +146,7 @@ class ServerSettings:
             evidence=EvidenceSettings.from_config(root, config),
             monitoring=MonitoringSettings.from_config(config),
             management=ManagementConfig.from_config(config), layered=config,
+            database=DatabaseConfig.from_config(config),
         )
 
 
@@ -184,20 +188,26 @@ class SecurityServerService(service.MultiService):
         self.reactor = reactor
         self.settings = settings
         self.paths = ServerPaths(settings.root)
-        store = ServerConfStore(self.paths.serverconf)
-        if not store.is_initialised():
-            raise ConfigurationError(f"{settings.root} holds no initialised security server (run `fedbus server init`)")
-        self.store = store
-        self.identity = store.identity()
+        with ServerConfStore(self.paths.serverconf, database_url=settings.database.url) as store:
+            if not store.is_initialised():
+                raise ConfigurationError(
+                    f"{settings.root} holds no initialised security server (run `fedbus server init`)"
+                )
+            self.identity = store.identity()
+            anchor = store.anchor()
+            snapshot = store.snapshot()
+        # One store kept open for the periodic re-read and the health check (not a connection pool per poll).
+        self.serverconf = ServerConfReader(reactor, self.paths.serverconf, database_url=settings.database.url)
+        self.serverconf.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.token = SoftToken(self.paths.keys)
         self.conf_client = ConfClient(
-            reactor, parse_configuration_anchor(store.anchor()), self.paths.globalconf,
+            reactor, parse_configuration_anchor(anchor), self.paths.globalconf,
             interval_seconds=settings.conf_refresh_seconds,
         )
         self.conf_client.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.message_log = MessageLogWriter(reactor, self.paths.messagelog, synchronous=settings.messagelog_synchronous)
         self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
-        self._snapshot: ServerConfSnapshot = store.snapshot()
+        self._snapshot: ServerConfSnapshot = snapshot
         evidence = settings.evidence or EvidenceSettings.defaults(settings.root)
         # Monitoring reads the other parts only when asked, so it exists before the proxies that report to it.
         self.monitoring = ServerMonitoring(
@@ -205,8 +215,10 @@ class SecurityServerService(service.MultiService):
         )
         # The management REST API (X-Road's /api/v1, docs/management-api.md) on its own HTTPS port.
         if settings.management is not None:
-            self.management = ManagementService(reactor, ServerDirectory(settings.root), settings.management,
-                settings.layered, maintenance=self.monitoring.checker, global_conf=self.conf_client.current)
+            self.management = ManagementService(
+                reactor, ServerDirectory(settings.root, settings.database.url), settings.management, settings.layered,
+                maintenance=self.monitoring.checker, global_conf=self.conf_client.current,
+            )
             self.management.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.ocsp: OcspClient | None = None
         self._ocsp_targets: frozenset[str] = frozenset()
@@ -243,6 +255,10 @@ class SecurityServerService(service.MultiService):
         self.server_proxy = ServerProxy(
             self.context, signing_keys=self.signing_keys, signer=self.signer, monitoring=self.monitoring.metaservices()
         )
+        self.cluster_replay: ClusterReplayGuard | None = None
+        if settings.database.url:  # a cluster's nodes refuse a replay that another node accepted (issue 19)
+            self.cluster_replay = ClusterReplayGuard(settings.database.url, clock=reactor.seconds)
+            self.server_proxy.replay_guard = self.cluster_replay
         # Started after the proxies' parts and stopped before the message log (MultiService order).
         self.monitoring.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._ports: list[Any] = []
@@ -280,14 +296,13 @@ class SecurityServerService(service.MultiService):
         conf = self._current_conf()
         server_id = self.identity.server_id
 
-        def read() -> tuple[ServerConfSnapshot, list[OwnCertificate]]:
-            with ServerConfStore(self.paths.serverconf) as store:
-                if conf is not None:
-                    for client in store.snapshot().clients:
-                        if client.state is ClientState.REGISTRATION_IN_PROGRESS and conf.is_hosted_by(client.id, server_id):
-                            store.set_client_state(client.id, ClientState.REGISTERED)
-                            log.info("client_registered", client=str(client.id))
-                return store.snapshot(), own_certificates(self.token, conf)
+        def read(store: ServerConfStore) -> tuple[ServerConfSnapshot, list[OwnCertificate]]:
+            if conf is not None:
+                for client in store.snapshot().clients:
+                    if client.state is ClientState.REGISTRATION_IN_PROGRESS and conf.is_hosted_by(client.id, server_id):
+                        store.set_client_state(client.id, ClientState.REGISTERED)
+                        log.info("client_registered", client=str(client.id))
+            return store.snapshot(), own_certificates(self.token, conf)
 
         def keep(result: tuple[ServerConfSnapshot, list[OwnCertificate]]) -> None:
             snapshot, targets = result
@@ -299,7 +314,7 @@ class SecurityServerService(service.MultiService):
         def failed(failure: Any) -> None:
             log.warning("serverconf_reload_failed", error=failure.getErrorMessage())
 
-        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read).addCallbacks(keep, failed)
+        return self.serverconf.run(read).addCallbacks(keep, failed)
 
     def startService(self) -> None:
         """Start the parts, then listen on the client and server proxy ports."""
@@ -350,6 +365,8 @@ class SecurityServerService(service.MultiService):
             self.ocsp.stop()
         self.link.close()
         self.server_proxy.close()
+        if self.cluster_replay is not None:
+            self.cluster_replay.close()
         stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in self._ports]
         self._ports = []
 
