@@ -1,0 +1,152 @@
+"""``/management-requests``: list (X-Road's filters, sort and paging), show, approve, decline.
+
+Statuses and types in X-Road's names: a fedbus request waiting for a decision is ``WAITING``, an approved one
+``APPROVED``, a rejected one ``DECLINED`` (X-Road's ``DELETE`` on a request "revokes" it: fedbus declines it, the
+only way it has to refuse a request from a security server). Every request came from a security server
+(origin ``SECURITY_SERVER``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from central_registry.admin import management_requests as admin
+from central_registry.admin import members as admin_members
+from central_registry.admin.management_requests import NumberedRequest
+from central_registry.management.context import RegistryContext
+from central_registry.management.operations.common import (
+    PREFIX,
+    client_id_json,
+    paged,
+    positive_int,
+    server_id_json,
+    xroad_time,
+)
+from central_registry.management.permissions import roles_for
+from central_registry.requests import RequestStatus
+from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.mgmtrequest import RequestType
+from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content
+from security_server.management.errors import bad_request
+
+STATUS = {RequestStatus.PENDING: "WAITING", RequestStatus.APPROVED: "APPROVED", RequestStatus.REJECTED: "DECLINED"}
+TYPE = {
+    RequestType.AUTH_CERT_REG: "AUTH_CERT_REGISTRATION_REQUEST",
+    RequestType.AUTH_CERT_DELETION: "AUTH_CERT_DELETION_REQUEST",
+    RequestType.CLIENT_REG: "CLIENT_REGISTRATION_REQUEST",
+    RequestType.CLIENT_DELETION: "CLIENT_DELETION_REQUEST",
+}
+XROAD_TYPES = frozenset({
+    "AUTH_CERT_REGISTRATION_REQUEST", "CLIENT_REGISTRATION_REQUEST", "OWNER_CHANGE_REQUEST", "CLIENT_DELETION_REQUEST",
+    "CLIENT_DISABLE_REQUEST", "CLIENT_ENABLE_REQUEST", "CLIENT_RENAME_REQUEST", "AUTH_CERT_DELETION_REQUEST",
+    "ADDRESS_CHANGE_REQUEST", "MAINTENANCE_MODE_ENABLE_REQUEST", "MAINTENANCE_MODE_DISABLE_REQUEST",
+})
+XROAD_STATUSES = frozenset({"WAITING", "APPROVED", "DECLINED", "REVOKED", "SUBMITTED FOR APPROVAL"})
+
+
+def request_json(found: NumberedRequest, names: dict[str, str]) -> dict[str, Any]:
+    """X-Road's ``ManagementRequestListView``."""
+    record = found.record
+    server = SecurityServerId.parse_display(record.server)
+    data: dict[str, Any] = {
+        "id": found.number,
+        "type": TYPE[record.type],
+        "origin": "SECURITY_SERVER",
+        "security_server_owner": names.get(str(server.owner), ""),
+        "security_server_id": server_id_json(server),
+        "status": STATUS[record.status],
+        "created_at": xroad_time(datetime.fromisoformat(record.submitted_at)),
+    }
+    if found.address is not None:
+        data["address"] = found.address
+    if record.client is not None:
+        client = ClientId.parse_display(record.client)
+        data["client_id"] = client_id_json(client)
+        data["client_owner_name"] = names.get(str(client.member), "")
+        if client.subsystem_code is not None:
+            data["client_subsystem_name"] = client.subsystem_code
+    return data
+
+
+def _names(context: RegistryContext) -> tuple[list[NumberedRequest], dict[str, str]]:
+    with context.store() as store:
+        return admin.requests(store), {str(m.id): m.name for m in admin_members.members(store)}
+
+
+def find_requests(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /management-requests: ``status``, ``origin``, ``types``, ``server_id`` and ``query`` filters;
+    sort by ``id`` or ``created_at``."""
+    everything, names = _names(context)
+    rows = [request_json(r, names) for r in everything]
+    status = request.query_value("status")
+    if status is not None:
+        if status not in XROAD_STATUSES:
+            raise bad_request("invalid_parameter", "status")
+        rows = [r for r in rows if r["status"] == status]
+    origin = request.query_value("origin")
+    if origin is not None:
+        if origin not in ("CENTER", "SECURITY_SERVER"):
+            raise bad_request("invalid_parameter", "origin")
+        rows = [r for r in rows if r["origin"] == origin]
+    types = request.query.get("types", ())
+    if types:
+        if not set(types) <= XROAD_TYPES:
+            raise bad_request("invalid_parameter", "types")
+        rows = [r for r in rows if r["type"] in types]
+    server = request.query_value("server_id")
+    if server:
+        rows = [r for r in rows if r["security_server_id"]["encoded_id"] == server]
+    text = (request.query_value("query") or "").lower()
+    if text:
+        rows = [r for r in rows if text in " ".join(
+            [r["security_server_id"]["encoded_id"], r["security_server_owner"], r["type"], r["status"],
+             r.get("client_id", {}).get("encoded_id", ""), r.get("client_owner_name", "")]).lower()]
+    keys = {"id": lambda r: r["id"], "created_at": lambda r: (r["created_at"], r["id"])}
+    page, metadata = paged(request, rows, keys, "id")
+    return ApiResponse(200, {"items": page, "paging_metadata": metadata})
+
+
+def get_request(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /management-requests/{management_request_id} (``ManagementRequestDetailedView``; ``comments`` holds the
+    id the security server gave the request)."""
+    number = positive_int(request.params["management_request_id"], "management_request_id")
+    with context.store() as store:
+        found = admin.request(store, number)
+        names = {str(m.id): m.name for m in admin_members.members(store)}
+    data = request_json(found, names)
+    data["comments"] = f"request id {found.record.id}"
+    return ApiResponse(200, data)
+
+
+def approve(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /management-requests/{management_request_id}/approval."""
+    number = positive_int(request.params["management_request_id"], "management_request_id")
+    with context.store() as store:
+        found = admin.approve(store, number, context.now())
+        names = {str(m.id): m.name for m in admin_members.members(store)}
+    data = request_json(found, names)
+    data["security_server_id"] = data["security_server_id"]["encoded_id"]  # ManagementRequest: the encoded id
+    return ApiResponse(200, {k: data[k] for k in ("id", "type", "origin", "security_server_owner",
+                                                  "security_server_id", "status", "created_at")})
+
+
+def decline(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /management-requests/{management_request_id}: decline a waiting request."""
+    number = positive_int(request.params["management_request_id"], "management_request_id")
+    with context.store() as store:
+        admin.decline(store, number, context.now())
+    return no_content()
+
+
+def operations() -> list[Operation]:
+    """The operations of this area."""
+    one = f"{PREFIX}/management-requests/{{management_request_id}}"
+    return [
+        Operation("GET", f"{PREFIX}/management-requests", "findManagementRequests",
+                  roles_for("findManagementRequests"), find_requests),
+        Operation("GET", one, "getManagementRequest", roles_for("getManagementRequest"), get_request),
+        Operation("POST", f"{one}/approval", "approveManagementRequest", roles_for("approveManagementRequest"),
+                  approve),
+        Operation("DELETE", one, "revokeManagementRequest", roles_for("revokeManagementRequest"), decline),
+    ]

@@ -1,0 +1,58 @@
+"""Which central-server roles may call each operation of the registry's API, by X-Road's operationId.
+
+As in X-Road's central server (UG-CS §2): the system administrator initialises the server and changes its
+address and status; the registration officer handles members, subsystems, security servers and management
+requests; the security officer the trust services and configuration sources; the management service (the
+security servers' management requests) may read what registration needs; the observer reads and changes nothing.
+Every role may read.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+from central_registry.management.roles import ALL_ROLES, Role
+
+ADMIN = frozenset({Role.SYSTEM_ADMINISTRATOR})
+READERS = ALL_ROLES
+REGISTRATION = frozenset({Role.REGISTRATION_OFFICER})
+SECURITY = frozenset({Role.SECURITY_OFFICER})
+
+PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
+    {
+        "getInitializationStatus": READERS,
+        "initCentralServer": ADMIN,
+        "getSystemStatus": READERS,
+        "updateCentralServerAddress": ADMIN,
+        "getMemberClasses": READERS,
+        "addMemberClass": ADMIN | REGISTRATION,
+        "updateMemberClass": ADMIN | REGISTRATION,
+        "deleteMemberClass": ADMIN | REGISTRATION,
+        "addMember": REGISTRATION,
+        "getMember": READERS,
+        "updateMemberName": REGISTRATION,
+        "deleteMember": REGISTRATION,
+        "getSubsystems": READERS,
+        "getOwnedServers": READERS,
+        "addSubsystem": REGISTRATION,
+        "deleteSubsystem": REGISTRATION,
+        "findSecurityServers": READERS,
+        "getSecurityServer": READERS,
+        "getSecurityServerClients": READERS,
+        "getSecurityServerAuthCerts": READERS,
+        "updateSecurityServerAddress": REGISTRATION,
+        "deleteSecurityServer": REGISTRATION,
+        "findManagementRequests": READERS,
+        "getManagementRequest": READERS,
+        "approveManagementRequest": REGISTRATION,
+        "revokeManagementRequest": REGISTRATION,
+        "getCertificationServices": READERS,
+        "getTimestampingServices": READERS,
+    }
+)
+
+
+def roles_for(operation_id: str) -> frozenset[Role]:
+    """The roles allowed to call ``operation_id`` (KeyError for an operation without an entry)."""
+    return PERMISSIONS[operation_id]

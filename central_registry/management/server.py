@@ -1,0 +1,112 @@
+"""Putting the registry's management API together: the site, and the service that serves it over HTTPS.
+
+:func:`make_registry_management_site` builds the resource of the shared pieces
+(:class:`~security_server.management.resource.ManagementResource`: authentication, roles, XSRF, audit) over the
+registry's operations; :class:`RegistryManagementService` listens on ``[management] interface:port`` (default
+4100: a security server's API takes X-Road's 4000, and a registry and a security server often share a test
+machine) with TLS 1.2+ and a certificate made in the registry's directory.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import structlog
+from twisted.application import service
+from twisted.internet.ssl import CertificateOptions, TLSVersion
+
+from central_registry.management.context import RegistryContext
+from central_registry.management.operations import registry_operations
+from central_registry.store import RegistryStore
+from security_server.core.config import LayeredConfig
+from security_server.management.api import Operation
+from security_server.management.audit import AUDIT_NAME, AuditLog
+from security_server.management.config import ManagementConfig
+from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
+from security_server.management.resource import Executor, ManagementResource
+from security_server.management.routing import Router
+from security_server.management.sessions import SessionStore
+from security_server.management.throttle import LoginThrottle
+from security_server.management.tls import ensure_certificate
+from security_server.proxy.bounded_request import BoundedSite
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PORT = 4100
+"""The registry API's port unless ``[management] port`` says otherwise (a security server's is 4000)."""
+
+
+def management_config(config: LayeredConfig) -> ManagementConfig:
+    """``[management]`` of conf/central-registry.ini, with the registry's default port."""
+    read = ManagementConfig.from_config(config)
+    port = config.get_int(ManagementConfig.SECTION, "port", DEFAULT_PORT, minimum=0, maximum=65535)
+    return ManagementConfig(read.interface, port, read.max_body_bytes, read.session_idle_seconds)
+
+
+def make_registry_management_site(
+    reactor: Any,
+    root: Path,
+    config: ManagementConfig,
+    *,
+    executor: Executor,
+    open_store: Callable[[], AbstractContextManager[RegistryStore]],
+    now: Callable[[], datetime] | None = None,
+    database_url: str | None = None,
+    operations: Iterable[Operation] | None = None,
+    secure_cookies: bool = True,
+) -> BoundedSite:
+    """The registry API's site over the registry in ``root`` (``reactor`` gives time; ``executor`` runs the
+    operations: the registry's store thread when it runs)."""
+    clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    context = RegistryContext(root, root / CREDENTIALS_DB, clock, open_store, database_url)
+    resource = ManagementResource(
+        Router(registry_operations() if operations is None else operations),
+        context,
+        sessions=SessionStore(reactor, idle_seconds=config.session_idle_seconds),
+        throttle=LoginThrottle(reactor),
+        audit=AuditLog(root / AUDIT_NAME, clock),
+        executor=executor,
+        secure_cookies=secure_cookies,
+    )
+    return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)
+
+
+class RegistryManagementService(service.Service):
+    """Serves the registry's API over HTTPS while running."""
+
+    def __init__(self, reactor: Any, site: BoundedSite, root: Path, config: ManagementConfig) -> None:
+        self.reactor = reactor
+        self.site = site
+        self.root = root
+        self.config = config
+        self._port: Any = None
+
+    def startService(self) -> None:
+        """Make the certificate if missing, then listen."""
+        super().startService()  # type: ignore[no-untyped-call]
+        tls = ensure_certificate(self.root, self.config.interface, datetime.now(UTC))
+        options = CertificateOptions(
+            privateKey=tls.key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
+            certificate=tls.cert,  # type: ignore[arg-type]
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+        )
+        self._port = self.reactor.listenSSL(self.config.port, self.site, options, interface=self.config.interface)
+        log.info("registry_management_api_started", interface=self.config.interface, port=self.port)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful when configured as 0)."""
+        port: int = self._port.getHost().port
+        return port
+
+    def stopService(self) -> Any:
+        """Stop listening."""
+        super().stopService()  # type: ignore[no-untyped-call]
+        if self._port is not None:
+            port, self._port = self._port, None
+            return port.stopListening()
+        return None
