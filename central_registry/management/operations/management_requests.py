@@ -8,6 +8,7 @@ only way it has to refuse a request from a security server). Every request came 
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -125,10 +126,22 @@ def approve(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     with context.store() as store:
         found = admin.approve(store, number, context.now())
         names = {str(m.id): m.name for m in admin_members.members(store)}
-    data = request_json(found, names)
-    data["security_server_id"] = data["security_server_id"]["encoded_id"]  # ManagementRequest: the encoded id
-    return ApiResponse(200, {k: data[k] for k in ("id", "type", "origin", "security_server_owner",
-                                                  "security_server_id", "status", "created_at")})
+    return ApiResponse(200, decided_json(found, names))
+
+
+def decided_json(found: NumberedRequest, names: dict[str, str]) -> dict[str, Any]:
+    """X-Road's ``ManagementRequest`` with the fields of its type (the discriminator's schemas): the encoded server
+    id; the certificate (base64 DER) and address of an authCertReg, the encoded client id of a client request."""
+    listed = request_json(found, names)
+    data = {k: listed[k] for k in ("id", "type", "origin", "security_server_owner", "status", "created_at")}
+    data["security_server_id"] = listed["security_server_id"]["encoded_id"]
+    if found.auth_cert_der is not None:
+        data["authentication_certificate"] = base64.b64encode(found.auth_cert_der).decode("ascii")
+        if found.record.type is RequestType.AUTH_CERT_REG:
+            data["server_address"] = found.address or ""
+    if "client_id" in listed:
+        data["client_id"] = listed["client_id"]["encoded_id"]
+    return data
 
 
 def decline(context: RegistryContext, request: ApiRequest) -> ApiResponse:
