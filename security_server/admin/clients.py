@@ -1,13 +1,13 @@
-"""Hosted clients: list, search, show, add (UG-SS §4)."""
+"""Hosted clients: list, search, show, add, delete (UG-SS §4)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from security_server.admin.errors import ClientExists, ClientNotFound
+from security_server.admin.errors import ActionNotPossible, ClientExists, ClientNotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.identifiers import ClientId
-from security_server.serverconf.store import HostedClient
+from security_server.serverconf.store import ClientState, HostedClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +49,22 @@ def add_client(server_dir: ServerDirectory, client_id: ClientId) -> HostedClient
         if store.snapshot().client(client_id) is not None:
             raise ClientExists(f"{client_id} is already a client of this security server")
         return store.add_client(client_id)
+
+
+DELETABLE_STATES = frozenset({ClientState.SAVED, ClientState.DELETION_IN_PROGRESS})
+"""X-Road deletes a client only before it is registered or once its unregistration was sent (UG-SS §4.5)."""
+
+
+def delete_client(server_dir: ServerDirectory, client_id: ClientId) -> None:
+    """Delete a hosted subsystem with its services, rights and groups; :class:`ClientNotFound`, or
+    :class:`ActionNotPossible` for the owner and for a client registered or in registration (unregister it first)."""
+    with server_dir.open_store() as store:
+        snapshot = store.snapshot()
+        found = snapshot.client(client_id)
+        if found is None:
+            raise ClientNotFound(f"{client_id} is not a client of this security server")
+        if found.is_owner or client_id == snapshot.identity.owner:
+            raise ActionNotPossible("the owner member of the security server cannot be deleted")
+        if found.state not in DELETABLE_STATES:
+            raise ActionNotPossible(f"{client_id} is {found.state.value}: unregister it before deleting it")
+        store.delete_client(client_id)

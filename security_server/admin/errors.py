@@ -90,3 +90,9 @@ class AccessRightNotFound(NotFound):
     """The subject does not hold this right."""
 
     api_code = "accessright_not_found"
+
+
+class ActionNotPossible(Conflict):
+    """The state of the client, service or group does not allow the change (X-Road's ``action_not_possible``)."""
+
+    api_code = "action_not_possible"

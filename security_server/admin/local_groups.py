@@ -83,3 +83,11 @@ def remove_members(server_dir: ServerDirectory, owner: ClientId, code: LocalGrou
             raise NotFound(f"{absent[0]} is not in local group {code.group_code}")
         for member in wanted:
             store.remove_local_group_member(owner, code, member)
+
+
+def delete_group(server_dir: ServerDirectory, owner: ClientId, code: LocalGroupId) -> None:
+    """Delete a local group, its members and the access rights granted to it; :class:`ClientNotFound` or
+    :class:`LocalGroupNotFound`."""
+    with server_dir.open_store() as store:
+        _group(store.snapshot(), owner, code)
+        store.delete_local_group(owner, code)

@@ -97,6 +97,21 @@ def get_description(server_dir: ServerDirectory, description_id: ServiceId) -> S
     raise ServiceDescriptionNotFound(f"no service description {description_id.service_code} of {description_id.client}")
 
 
+def description_of(server_dir: ServerDirectory, service_id: ServiceId) -> ServiceDescription:
+    """The description a service came from (itself alone when it came without one)."""
+    for description in _group(server_dir.snapshot().services_of(service_id.client)):
+        if any(s.id == service_id for s in description.services):
+            return description
+    raise ServiceDescriptionNotFound(f"no service {service_id.service_code} of {service_id.client}")
+
+
+def delete_description(server_dir: ServerDirectory, description_id: ServiceId) -> None:
+    """Delete a description with all its services and the access rights to them (UG-SS §6.6)."""
+    description = get_description(server_dir, description_id)
+    with server_dir.open_store() as store:
+        store.delete_services([s.id for s in description.services])
+
+
 def set_enabled(server_dir: ServerDirectory, description_id: ServiceId, enabled: bool, notice: str = "") -> None:
     """Enable or disable every service of a description (those already so are left as they are)."""
     description = get_description(server_dir, description_id)

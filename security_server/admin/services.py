@@ -1,4 +1,4 @@
-"""Services of the hosted clients: publish, enable, disable, list (UG-SS §6)."""
+"""Services of the hosted clients: publish, change, enable, disable, list (UG-SS §6)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,30 @@ def get_service(server_dir: ServerDirectory, service_id: ServiceId) -> Service:
         raise ServiceNotFound(f"{service_id.client} has no service {service_id.service_code}"
                               f" version {service_id.service_version or '(none)'}")
     return found
+
+
+def update_service(
+    server_dir: ServerDirectory,
+    service_id: ServiceId,
+    *,
+    url: str,
+    timeout_seconds: int,
+    url_all: bool = False,
+    timeout_all: bool = False,
+) -> Service:
+    """Change a service's URL and timeout; ``url_all``/``timeout_all`` apply them to every service of its
+    description too (X-Road's ``ServiceUpdate``). :class:`ServiceNotFound` when there is no such service."""
+    from security_server.admin.service_descriptions import description_of
+
+    get_service(server_dir, service_id)
+    siblings = description_of(server_dir, service_id).services
+    with server_dir.open_store() as store:
+        for service in siblings:
+            own = service.id == service_id
+            if own or url_all or timeout_all:
+                store.update_service(
+                    service.id,
+                    url=url if own or url_all else service.url,
+                    timeout_seconds=timeout_seconds if own or timeout_all else service.timeout_seconds,
+                )
+    return get_service(server_dir, service_id)

@@ -42,6 +42,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getClient": READERS,
         "addClient": REGISTRATION,
         "registerClient": REGISTRATION,
+        "deleteClient": REGISTRATION,
         "findMemberName": READERS,
         # service descriptions (the service administrator's)
         "getClientServiceDescriptions": READERS,
@@ -50,8 +51,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getServiceDescriptionServices": READERS,
         "disableServiceDescription": SERVICES,
         "enableServiceDescription": SERVICES,
+        "deleteServiceDescription": SERVICES,
         # services and access rights (the service administrator's)
         "getService": READERS,
+        "updateService": SERVICES,
         "getClientServiceClients": READERS,
         "getServiceClientAccessRights": READERS,
         "addServiceClientAccessRights": SERVICES,
@@ -69,6 +72,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getLocalGroup": READERS,
         "addLocalGroupMember": SERVICES,
         "deleteLocalGroupMember": SERVICES,
+        "deleteLocalGroup": SERVICES,
         # tokens and keys (the security officer's and the registration officer's)
         "getTokens": READERS,
         "getToken": READERS,

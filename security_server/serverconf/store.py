@@ -38,7 +38,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from security_server.core.acl import (
@@ -617,6 +617,21 @@ class ServerConfStore:
                 raise ServerConfError(f"{client} cannot go from {current.value} to {new_state.value}")
             conn.execute("UPDATE client SET state = ? WHERE id = ?", (new_state.value, str(client)))
 
+    def delete_client(self, client: ClientId) -> None:
+        """Remove a hosted subsystem with everything it holds (services, rights to them, local groups), its
+        memberships of other clients' groups and the rights granted to it. The owner member stays (UG-SS §4.5)."""
+        _require(client, ClientId, "client")
+        with self._change("deleting a client") as conn:
+            if self._identity(conn).owner == client:
+                raise ServerConfError("the owner member of the security server cannot be deleted")
+            self._client_state(conn, client)
+            text = str(client)
+            conn.execute("DELETE FROM access_right WHERE provider = ? OR subject = ?", (text, text))
+            conn.execute("DELETE FROM local_group_member WHERE client = ? OR member = ?", (text, text))
+            conn.execute("DELETE FROM local_group WHERE client = ?", (text,))
+            conn.execute("DELETE FROM service WHERE client = ?", (text,))
+            conn.execute("DELETE FROM client WHERE id = ?", (text,))
+
     # --- services -----------------------------------------------------------------------------------------------
 
     def add_service(
@@ -706,6 +721,38 @@ class ServerConfStore:
         """Enable a disabled service again and clear its notice."""
         self._set_enabled(service, True, "")
 
+    def update_service(self, service: ServiceId, *, url: str, timeout_seconds: int) -> None:
+        """Change where a service runs and how long a call to it may take (UG-SS §6.4)."""
+        _require(service, ServiceId, "service")
+        checked_url, timeout = check_service_url(url), check_timeout(timeout_seconds)
+        with self._change("changing a service") as conn:
+            self._identity(conn)
+            key = (str(service.client), service.service_code, service.service_version or "")
+            cursor = conn.execute(
+                "UPDATE service SET url = ?, timeout = ? WHERE client = ? AND code = ? AND version = ?",
+                (checked_url, timeout, *key),
+            )
+            if cursor.rowcount != 1:
+                raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+
+    def delete_services(self, services: Sequence[ServiceId]) -> None:
+        """Remove services of one client together (a service description); the access rights to a service code
+        go with the last service of that code (UG-SS §6.6). Refused as a whole when one is unknown."""
+        for service in services:
+            _require(service, ServiceId, "service")
+        with self._change("deleting services") as conn:
+            self._identity(conn)
+            codes: set[tuple[str, str]] = set()
+            for service in services:
+                key = (str(service.client), service.service_code, service.service_version or "")
+                cursor = conn.execute("DELETE FROM service WHERE client = ? AND code = ? AND version = ?", key)
+                if cursor.rowcount != 1:
+                    raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                codes.add(key[:2])
+            for provider, code in codes:
+                if not self._one(conn, "SELECT 1 FROM service WHERE client = ? AND code = ?", (provider, code)):
+                    conn.execute("DELETE FROM access_right WHERE provider = ? AND service_code = ?", (provider, code))
+
     # --- local groups -------------------------------------------------------------------------------------------
 
     def add_local_group(self, owner: ClientId, group: LocalGroupId, description: str) -> LocalGroup:
@@ -753,6 +800,17 @@ class ServerConfStore:
             cursor = conn.execute("DELETE FROM local_group_member WHERE client = ? AND code = ? AND member = ?", key)
             if cursor.rowcount != 1:
                 raise ServerConfError(f"{member} is not in local group {group.group_code}")
+
+    def delete_local_group(self, owner: ClientId, group: LocalGroupId) -> None:
+        """Remove a local group with its members and the access rights granted to it (UG-SS §8.4)."""
+        _require(owner, ClientId, "group owner")
+        _require(group, LocalGroupId, "local group")
+        with self._change("deleting a local group") as conn:
+            self._check_group(conn, owner, group)
+            key = (str(owner), group.group_code)
+            conn.execute("DELETE FROM access_right WHERE provider = ? AND subject = ?", (key[0], str(group)))
+            conn.execute("DELETE FROM local_group_member WHERE client = ? AND code = ?", key)
+            conn.execute("DELETE FROM local_group WHERE client = ? AND code = ?", key)
 
     # --- access rights ------------------------------------------------------------------------------------------
 

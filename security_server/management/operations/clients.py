@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred
 
 from security_server.admin import clients, registration
 from security_server.admin.clients import ClientFilter
+from security_server.admin.errors import ActionNotPossible
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId
 from security_server.management.api import (
@@ -145,6 +146,17 @@ def register_client(context: OperationContext, request: ApiRequest) -> Deferred[
     return checked.addCallback(lambda _: register(client)).addCallback(lambda _: ApiResponse(204))
 
 
+def delete_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /clients/{id}``: a subsystem saved or with its unregistration sent. The owner and a registered
+    client are refused with ``action_not_possible`` as 400: X-Road's implementation answers 409, its OpenAPI file
+    documents no 409 for this operation, and the file wins (docs/compatibility.md)."""
+    try:
+        clients.delete_client(context.server_dir, parse_client_id(request.params["id"]))
+    except ActionNotPossible as err:
+        raise ApiError(400, err.api_code, err.message) from err
+    return ApiResponse(204)
+
+
 def find_member_name(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /member-names?member_class=&member_code=``: a member of this server's instance, by the global
     configuration."""
@@ -168,6 +180,7 @@ OPERATIONS = (
     Operation("GET", f"{PREFIX}/clients", "findClients", roles_for("findClients"), find_clients),
     Operation("POST", f"{PREFIX}/clients", "addClient", roles_for("addClient"), add_client),
     Operation("GET", f"{PREFIX}/clients/{{id}}", "getClient", roles_for("getClient"), get_client),
+    Operation("DELETE", f"{PREFIX}/clients/{{id}}", "deleteClient", roles_for("deleteClient"), delete_client),
     Operation("PUT", f"{PREFIX}/clients/{{id}}/register", "registerClient", roles_for("registerClient"),
               register_client, in_reactor=True),
     Operation("GET", f"{PREFIX}/member-names", "findMemberName", roles_for("findMemberName"), find_member_name),

@@ -68,6 +68,13 @@ def get_local_group(context: OperationContext, request: ApiRequest) -> ApiRespon
     return ApiResponse(200, group_json(local_groups.get_group(context.server_dir, owner, code)))
 
 
+def delete_local_group(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /local-groups/{group_id}``: the group, its members and the access rights granted to it."""
+    owner, code = parse_local_group_id(request.params["group_id"])
+    local_groups.delete_group(context.server_dir, owner, code)
+    return no_content()
+
+
 def _members(request: ApiRequest) -> list[ClientId]:
     data = request.json_object(frozenset({"items"}), frozenset({"items"}))
     items = data["items"]
@@ -98,6 +105,8 @@ OPERATIONS = (
               roles_for("addClientLocalGroup"), add_client_local_group),
     Operation("GET", f"{PREFIX}/local-groups/{{group_id}}", "getLocalGroup", roles_for("getLocalGroup"),
               get_local_group),
+    Operation("DELETE", f"{PREFIX}/local-groups/{{group_id}}", "deleteLocalGroup", roles_for("deleteLocalGroup"),
+              delete_local_group),
     Operation("POST", f"{PREFIX}/local-groups/{{group_id}}/members", "addLocalGroupMember",
               roles_for("addLocalGroupMember"), add_local_group_member),
     Operation("POST", f"{PREFIX}/local-groups/{{group_id}}/members/delete", "deleteLocalGroupMember",

@@ -46,6 +46,12 @@ def _services(context: OperationContext, description: ServiceDescription) -> lis
     ]
 
 
+def delete_service_description(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /service-descriptions/{id}``: the description, its services and the access rights to them."""
+    service_descriptions.delete_description(context.server_dir, parse_service_id(request.params["id"]))
+    return no_content()
+
+
 def description_json(context: OperationContext, description: ServiceDescription) -> dict[str, Any]:
     """X-Road's ``ServiceDescription``."""
     return {
@@ -152,6 +158,8 @@ OPERATIONS = (
     Operation("POST", f"{PREFIX}/clients/{{id}}/service-descriptions", "addClientServiceDescription",
               roles_for("addClientServiceDescription"), add_client_service_description, in_reactor=True),
     Operation("GET", _SD, "getServiceDescription", roles_for("getServiceDescription"), get_service_description),
+    Operation("DELETE", _SD, "deleteServiceDescription", roles_for("deleteServiceDescription"),
+              delete_service_description),
     Operation("GET", f"{_SD}/services", "getServiceDescriptionServices", roles_for("getServiceDescriptionServices"),
               get_service_description_services),
     Operation("PUT", f"{_SD}/disable", "disableServiceDescription", roles_for("disableServiceDescription"),

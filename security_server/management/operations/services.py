@@ -1,12 +1,17 @@
-"""``/services/{id}``: one service of a hosted client (X-Road's ``Service``)."""
+"""``/services/{id}``: one service of a hosted client (X-Road's ``Service``), read and changed.
+
+fedbus checks the TLS certificate of an ``https`` service the same way for every service, so ``ssl_auth`` (and
+``ssl_auth_all``) are checked to be booleans and not kept; ``ignore_warnings`` has no warning to ignore.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from security_server.admin import access_rights, services
-from security_server.management.api import ApiRequest, ApiResponse, Operation
+from security_server.management.api import ApiRequest, ApiResponse, Operation, bool_field, string_field
 from security_server.management.context import OperationContext
+from security_server.management.errors import bad_request
 from security_server.management.ids import parse_service_id, service_id_text
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for
@@ -40,6 +45,31 @@ def get_service(context: OperationContext, request: ApiRequest) -> ApiResponse:
     return ApiResponse(200, service_json(found, len(subjects)))
 
 
+_UPDATE_FIELDS = frozenset({"url", "timeout", "ssl_auth", "url_all", "timeout_all", "ssl_auth_all", "ignore_warnings"})
+MAX_TIMEOUT_SECONDS = 1000
+"""X-Road's ``ServiceUpdate.timeout`` maximum."""
+
+
+def update_service(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PATCH /services/{id}``: X-Road's ``ServiceUpdate`` (url, timeout, ssl_auth, and the ``*_all`` flags that
+    apply a value to every service of the same description)."""
+    service_id = parse_service_id(request.params["id"])
+    data = request.json_object(_UPDATE_FIELDS, frozenset({"url", "timeout", "ssl_auth"}))
+    url = string_field(data, "url")
+    timeout = data["timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
+        raise bad_request("invalid_field", "timeout")
+    for flag in ("ssl_auth", "ssl_auth_all", "ignore_warnings"):
+        bool_field(data, flag)
+    updated = services.update_service(
+        context.server_dir, service_id, url=str(url), timeout_seconds=timeout,
+        url_all=bool_field(data, "url_all"), timeout_all=bool_field(data, "timeout_all"),
+    )
+    subjects = access_rights.service_clients(context.server_dir, service_id.client, service_id.service_code)
+    return ApiResponse(200, service_json(updated, len(subjects)))
+
+
 OPERATIONS = (
     Operation("GET", f"{PREFIX}/services/{{id}}", "getService", roles_for("getService"), get_service),
+    Operation("PATCH", f"{PREFIX}/services/{{id}}", "updateService", roles_for("updateService"), update_service),
 )
