@@ -60,6 +60,8 @@ class GaugeSources:
     peer_pool_connections: Callable[[], Mapping[str, int]] | None = None
     """Connections of the peer pool by state (e.g. ``idle``, ``active``)."""
     replay_guard_size: Callable[[], int] | None = None
+    replay_guard_unchecked: Callable[[], int | None] | None = None
+    """Requests a clustered node accepted on its own replay guard alone, the shared database being down."""
     opmon_buffer_depth: Callable[[], int] | None = None
     opmon_records_dropped: Callable[[], int] | None = None
 
@@ -136,6 +138,13 @@ class _ScrapeCollector(Collector):
                 family.add_metric([state], float(count))
             yield family
         yield from self._simple("fedbus_replay_guard_entries", "Message ids the replay guard remembers.", "replay_guard_size")
+        unchecked = self._read("replay_guard_unchecked")
+        if unchecked is not _MISSING and unchecked is not None:
+            yield CounterMetricFamily(
+                "fedbus_replay_guard_unchecked",
+                "Requests accepted on the node-local replay guard alone: the cluster's shared database was down.",
+                value=float(unchecked),
+            )
         yield from self._simple("fedbus_opmon_buffer_records", "Operational records waiting in the buffer.", "opmon_buffer_depth")
         dropped = self._read("opmon_records_dropped")
         if dropped is not _MISSING:

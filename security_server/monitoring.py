@@ -292,6 +292,7 @@ class ServerMonitoring(MultiService):
             globalconf_generated_at=globalconf_seen_at,
             peer_pool_connections=lambda: server.link.pool_connections(),
             replay_guard_size=lambda: len(server.server_proxy.replay_guard),
+            replay_guard_unchecked=lambda: None if server.cluster_replay is None else server.cluster_replay.unchecked,
             opmon_buffer_depth=lambda: len(self.buffer),
             opmon_records_dropped=lambda: self.buffer.dropped,
         )

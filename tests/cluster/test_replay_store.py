@@ -8,6 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from security_server.core.errors import InvalidRequest
+from security_server.metrics import GaugeSources, ServerMetrics
 from security_server.replay_store import ClusterReplayGuard
 from tests.loopback import free_port
 
@@ -86,3 +87,10 @@ def test_database_down_falls_back_to_the_local_guard_and_recovers(postgres_url: 
             other.close()
     finally:
         guard.close()
+
+
+def test_requests_accepted_without_the_shared_check_are_a_counter_in_metrics() -> None:
+    """/metrics carries ``fedbus_replay_guard_unchecked_total`` for a clustered node, and nothing for a single one."""
+    clustered = ServerMetrics(GaugeSources(replay_guard_unchecked=lambda: 3), clock=lambda: 0.0).render()
+    assert b"fedbus_replay_guard_unchecked_total 3.0" in clustered
+    assert b"fedbus_replay_guard_unchecked" not in ServerMetrics(GaugeSources(), clock=lambda: 0.0).render()
