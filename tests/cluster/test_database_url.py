@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from twisted.internet import defer
@@ -171,3 +172,25 @@ class RegistryOnPostgres(unittest.TestCase):
             assert store.is_initialised()
         finally:
             store.close()
+
+
+def test_a_schema_from_a_newer_fedbus_refuses_server_run(tmp_path: Path, postgres_url: str, xroad_vectors: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared database migrated by a newer fedbus stops `fedbus server run` and is left untouched."""
+    monkeypatch.chdir(tmp_path)
+    _local_ini(tmp_path, postgres_url)
+    root = tmp_path / "ss1"
+    anchor = xroad_vectors / "configuration-anchor1.xml"
+    assert _server("init", "--dir", str(root), "--anchor", str(anchor), "--owner", OWNER, "--server-code", "ss1").exit_code == 0
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (store, version, name, applied_at)"
+            " SELECT store, max(version) + 1, 'from the future', '2030-01-01T00:00:00Z' FROM schema_migrations"
+            " GROUP BY store"
+        )
+        before = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+    result = CliRunner().invoke(server, ["run", "--dir", str(root)])
+    assert result.exit_code != 0
+    assert "newer fedbus" in result.output + repr(result.exception)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == before
