@@ -12,8 +12,11 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from central_registry.admin import members as admin_members
+from central_registry.admin import security_servers as admin_servers
 from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry
 from central_registry.conf_signing_key import ConfSigningSettings, create_in_token, load_conf_signing_key
+from central_registry.management import commands as management_commands
 from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.requests import RegistrationDesk, RequestStatus
 from central_registry.service import RegistryPaths, RegistryService, RegistrySettings
@@ -238,6 +241,10 @@ def _config_option(func: Any) -> Any:
     )(func)
 
 
+# ``fedbus registry user ...`` and ``api-key ...``: the credentials of the registry's management API.
+management_commands.register(registry, _registry_dir_option, _JSON_OPTION)
+
+
 @registry.command("init")
 @_registry_dir_option
 @click.option("--instance", required=True, help="The instance identifier, e.g. EE or EE-test.")
@@ -280,7 +287,7 @@ def member() -> None:
 def member_add(root: Path, member_id: ClientId, name: str) -> None:
     """Add a member, e.g. MEMBER:EE/GOV/70000310."""
     with _Store(root) as store:
-        store.add_member(member_id, name)
+        admin_members.add_member(store, member_id, name)
     click.echo(f"added {member_id} ({name})")
 
 
@@ -290,7 +297,7 @@ def member_add(root: Path, member_id: ClientId, name: str) -> None:
 def member_remove(root: Path, member_id: ClientId) -> None:
     """Remove a member that owns no security server."""
     with _Store(root) as store:
-        store.remove_member(member_id)
+        admin_members.delete_member(store, member_id)
     click.echo(f"removed {member_id}")
 
 
@@ -300,7 +307,7 @@ def member_remove(root: Path, member_id: ClientId) -> None:
 def member_list(root: Path, as_json: bool) -> None:
     """List members with their subsystems."""
     with _Store(root) as store:
-        members = store.members()
+        members = admin_members.members(store)
     data = [{"id": str(m.id), "name": m.name, "subsystems": list(m.subsystems)} for m in members]
     _emit(as_json, data, ["member", "name", "subsystems"], [[str(m.id), m.name, ", ".join(m.subsystems)] for m in members])
 
@@ -316,7 +323,7 @@ def subsystem() -> None:
 def subsystem_add(root: Path, subsystem_id: ClientId) -> None:
     """Add a subsystem to an existing member, e.g. SUBSYSTEM:EE/GOV/70000310/registry."""
     with _Store(root) as store:
-        store.add_subsystem(subsystem_id)
+        admin_members.add_subsystem(store, subsystem_id)
     click.echo(f"added {subsystem_id}")
 
 
@@ -331,7 +338,7 @@ def server_group() -> None:
 def server_list(root: Path, as_json: bool) -> None:
     """List security servers with their addresses, auth-certificate hashes and clients."""
     with _Store(root) as store:
-        servers = store.security_servers()
+        servers = admin_servers.security_servers(store)
     data = [
         {"id": str(s.id), "address": s.address, "auth_cert_hashes": [h.hex() for h in s.auth_cert_hashes],
          "clients": [str(c) for c in s.clients]}

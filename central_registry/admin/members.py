@@ -41,7 +41,8 @@ def rename_member(store: RegistryStore, member_id: ClientId, name: str) -> Membe
 
 def delete_member(store: RegistryStore, member_id: ClientId) -> None:
     """Delete a member that owns no security server (its subsystems go with it)."""
-    member(store, member_id)
+    if member_id.subsystem_code is not None or not store.has_client(member_id):
+        raise MemberNotFound(f"{member_id} does not exist")
     store.remove_member(member_id)
 
 
@@ -49,7 +50,7 @@ def add_subsystem(store: RegistryStore, subsystem_id: ClientId) -> None:
     """Add a subsystem to an existing member."""
     if subsystem_id.subsystem_code is None:
         raise RegistryError("a subsystem identifier needs a subsystem code")
-    member(store, subsystem_id.member)
+    member(store, subsystem_id.member)  # MemberNotFound: "unknown member ..." as the store says it
     if store.has_client(subsystem_id):
         raise MemberExists(f"{subsystem_id} already exists")
     store.add_subsystem(subsystem_id)

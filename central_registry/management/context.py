@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
+from central_registry.admin.errors import NotInitialised
 from central_registry.management.roles import ALL_ROLES
 from central_registry.store import RegistryStore
 from security_server.management.credentials import CredentialStore
@@ -34,10 +35,13 @@ class RegistryContext:
 
 
 def opening_store(database: Path, database_url: str | None = None) -> Callable[[], AbstractContextManager[RegistryStore]]:
-    """Open the store for each operation and close it after (the API without a running registry: the tests)."""
+    """Open the store for each operation and close it after (the API without a running registry: the tests);
+    :class:`~central_registry.admin.errors.NotInitialised` while there is no registry database yet."""
 
     @contextmanager
     def opened() -> Iterator[RegistryStore]:
+        if not database_url and not database.is_file():
+            raise NotInitialised("the registry is not initialised yet (POST /api/v1/initialization)")
         store = RegistryStore(database, database_url=database_url)
         try:
             yield store
