@@ -186,6 +186,21 @@ def delete_backup(server_dir: ServerDirectory, filename: str) -> None:
         raise BackupNotFound(f"no backup {filename}") from err
 
 
+def upload_backup(server_dir: ServerDirectory, filename: str, data: bytes, *, overwrite: bool = False) -> Backup:
+    """Store an archive made by ``create_backup`` (of this server, or of one whose ``backup-hmac.key`` was copied
+    here) under its own name, verified first: :class:`InvalidBackup` for a name that is not a backup's or an archive
+    that does not verify, :class:`BackupExists` for a name taken (unless ``overwrite``)."""
+    _require_sqlite(server_dir)
+    if not NAME.fullmatch(filename):
+        raise InvalidBackup(f"{filename!r} is not a backup's name (conf_backup_YYYYMMDD-HHMMSS.tar)")
+    _verified_members(data, _hmac_key(server_dir, create=False))
+    target = _folder(server_dir) / filename
+    if target.exists() and not overwrite:
+        raise BackupExists(f"backup {filename} exists already")
+    write_atomically(target, data, PRIVATE_MODE)
+    return Backup(filename, _created(filename))
+
+
 def _verified_members(data: bytes, key: bytes) -> dict[str, bytes]:
     """The members of a backup whose manifest and digests check out; :class:`InvalidBackup` otherwise."""
     members: dict[str, bytes] = {}

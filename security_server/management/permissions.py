@@ -86,6 +86,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         # backups (the system administrator's)
         "getBackups": ADMIN,
         "addBackup": ADMIN,
+        "uploadBackup": ADMIN,
         "deleteBackup": ADMIN,
         "downloadBackup": ADMIN,
         "restoreBackup": ADMIN,

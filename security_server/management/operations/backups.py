@@ -1,15 +1,19 @@
 """``/backups``: the configuration and keys backed up, listed, downloaded, deleted and restored.
 
-The archive and its checks are :mod:`security_server.admin.backups`. Uploading a backup (``/backups/upload``)
-and ``/backups/ext`` are not implemented yet.
+The archive and its checks are :mod:`security_server.admin.backups`. An uploaded backup (``/backups/upload``,
+``multipart/form-data`` with the archive as ``file``) is verified before it is stored. ``/backups/ext`` is not
+implemented.
 """
 
 from __future__ import annotations
 
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 from security_server.admin import backups
-from security_server.admin.backups import Backup
+from security_server.admin.backups import Backup, BackupExists
 from security_server.management.api import (
     ApiRequest,
     ApiResponse,
@@ -17,6 +21,7 @@ from security_server.management.api import (
     no_content,
 )
 from security_server.management.context import OperationContext
+from security_server.management.errors import bad_request
 from security_server.management.operations.common import PREFIX, xroad_time
 from security_server.management.permissions import roles_for
 
@@ -57,10 +62,44 @@ def restore_backup(context: OperationContext, request: ApiRequest) -> ApiRespons
     return ApiResponse(200, {"hsm_tokens_logged_out": False})
 
 
+def _uploaded_file(request: ApiRequest) -> tuple[str, bytes]:
+    """The ``file`` part of a ``multipart/form-data`` body: its file name and bytes (400 when there is none)."""
+    content_type = request.content_type or ""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise bad_request("invalid_content_type", "multipart/form-data with the archive as 'file'")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=HTTP).parsebytes(head + request.body)
+    if not message.is_multipart():
+        raise bad_request("invalid_multipart", "file")
+    for part in message.iter_parts():
+        assert isinstance(part, Message)
+        if part.get_param("name", header="content-disposition") == "file":
+            filename = part.get_filename()
+            payload = part.get_payload(decode=True)
+            if not filename or not isinstance(payload, bytes):
+                raise bad_request("invalid_multipart", "file")
+            return filename, payload
+    raise bad_request("missing_field", "file")
+
+
+def upload_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /backups/upload?ignore_warnings=``: an archive verified, then stored under its name. A name taken is
+    X-Road's warning ``warning_file_already_exists`` (400) unless ``ignore_warnings=true`` (then replaced)."""
+    filename, data = _uploaded_file(request)
+    overwrite = request.query_bool("ignore_warnings", False)
+    try:
+        stored = backups.upload_backup(context.server_dir, filename, data, overwrite=overwrite)
+    except BackupExists:
+        return ApiResponse(400, {"status": 400, "error": {"code": "warnings_detected"},
+                                 "warnings": [{"code": "warning_file_already_exists", "metadata": [filename]}]})
+    return ApiResponse(201, backup_json(stored))
+
+
 _ONE = f"{PREFIX}/backups/{{filename}}"
 OPERATIONS = (
     Operation("GET", f"{PREFIX}/backups", "getBackups", roles_for("getBackups"), get_backups),
     Operation("POST", f"{PREFIX}/backups", "addBackup", roles_for("addBackup"), add_backup),
+    Operation("POST", f"{PREFIX}/backups/upload", "uploadBackup", roles_for("uploadBackup"), upload_backup),
     Operation("DELETE", _ONE, "deleteBackup", roles_for("deleteBackup"), delete_backup),
     Operation("GET", f"{_ONE}/download", "downloadBackup", roles_for("downloadBackup"), download_backup),
     Operation("PUT", f"{_ONE}/restore", "restoreBackup", roles_for("restoreBackup"), restore_backup),

@@ -76,7 +76,7 @@ class Api:
     """A management API over one server directory, with a clock and an admin user."""
 
     directory: Path
-    config: ManagementConfig = field(default_factory=lambda: ManagementConfig(max_body_bytes=64 * 1024))
+    config: ManagementConfig = field(default_factory=lambda: ManagementConfig(max_body_bytes=1024 * 1024))
     clock: Clock = field(default_factory=Clock)
     peer: str = "127.0.0.1"
     maintenance: Any = None

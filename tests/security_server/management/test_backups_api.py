@@ -125,3 +125,61 @@ def test_backups_are_the_system_administrators(initialised: Api) -> None:
     key = initialised.api_key(Role.SECURITYSERVER_OBSERVER, Role.SERVICE_ADMINISTRATOR)
     assert initialised.request("POST", "/api/v1/backups", key=key).status == 403
     assert initialised.request("GET", "/api/v1/backups", key=key).status == 403
+
+
+def _multipart(filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "fedbus-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            "Content-Type: application/x-tar\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_an_uploaded_backup_is_verified_stored_and_restorable(initialised: Api) -> None:
+    """POST /backups/upload (multipart ``file``) stores a verified archive under its name (201 Backup); it can be
+    restored like one made here."""
+    key = initialised.api_key(Role.SYSTEM_ADMINISTRATOR)
+    filename = _backup(initialised, key)
+    path = initialised.directory / BACKUP_DIR / filename
+    data = path.read_bytes()
+    path.unlink()
+    body, content_type = _multipart(filename, data)
+    answer = initialised.request("POST", "/api/v1/backups/upload", key=key, body=body, content_type=content_type)
+    assert answer.status == 201, answer.body
+    assert answer.json() == {"filename": filename, "created_at": "2026-12-07T12:00:00.000Z"}
+    assert path.read_bytes() == data
+    assert initialised.request("PUT", f"/api/v1/backups/{filename}/restore", key=key).status == 200
+
+
+def test_an_uploaded_name_taken_is_a_warning_unless_ignored(initialised: Api) -> None:
+    """A name that exists is 400 warnings_detected with warning_file_already_exists; ignore_warnings=true replaces."""
+    key = initialised.api_key(Role.SYSTEM_ADMINISTRATOR)
+    filename = _backup(initialised, key)
+    body, content_type = _multipart(filename, (initialised.directory / BACKUP_DIR / filename).read_bytes())
+    answer = initialised.request("POST", "/api/v1/backups/upload", key=key, body=body, content_type=content_type)
+    assert answer.status == 400 and answer.json()["warnings"] == [
+        {"code": "warning_file_already_exists", "metadata": [filename]}]
+    again = initialised.request("POST", "/api/v1/backups/upload", key=key, body=body, content_type=content_type,
+                                query={"ignore_warnings": "true"})
+    assert again.status == 201
+
+
+def test_an_upload_that_does_not_verify_or_is_misnamed_is_refused(initialised: Api) -> None:
+    """A tampered archive or a name that is not a backup's is 400 invalid_backup_file and nothing is stored; a
+    body that is not multipart is 400; an observer is 403."""
+    key = initialised.api_key(Role.SYSTEM_ADMINISTRATOR)
+    filename = _backup(initialised, key)
+    path = initialised.directory / BACKUP_DIR / filename
+    original = path.read_bytes()
+    path.unlink()
+    for name, data in ((filename, _flip_a_database_byte(original)), ("../evil.tar", original), (filename, b"junk")):
+        body, content_type = _multipart(name, data)
+        answer = initialised.request("POST", "/api/v1/backups/upload", key=key, body=body, content_type=content_type)
+        assert answer.status == 400 and error_object(answer.body)["error"]["code"] == "invalid_backup_file"
+    assert not path.exists() and not (initialised.directory / "evil.tar").exists()
+    plain = initialised.request("POST", "/api/v1/backups/upload", key=key, body=original,
+                                content_type="application/octet-stream")
+    assert plain.status == 400
+    body, content_type = _multipart(filename, original)
+    refused = initialised.request("POST", "/api/v1/backups/upload", key=initialised.api_key(Role.SECURITYSERVER_OBSERVER),
+                                  body=body, content_type=content_type)
+    assert refused.status == 403 and not path.exists()
