@@ -35,6 +35,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from central_registry.management.config import management_config
 from central_registry.health import COUNT_INTERVAL, CountedResource, RegistryHealth, RegistryHealthSettings
 from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
 from central_registry.requests import RegistrationDesk
@@ -46,6 +47,7 @@ from security_server.core.config import DatabaseConfig, LayeredConfig
 from central_registry.trust.tsa import SerialCounter, TsaResource
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, RequestTooLarge
 from security_server.edge.health_resource import health_site_root
+from security_server.management.config import ManagementConfig
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -99,6 +101,8 @@ class RegistrySettings:
     """The health check and ``/metrics`` port (``[healthcheck]``; 0 = off)."""
     database: DatabaseConfig = DatabaseConfig()
     """Where the registry's store is (``[database] url``): a PostgreSQL database the registry's nodes share."""
+    management: ManagementConfig = ManagementConfig(port=4100)
+    """Where the management REST API listens (``[management]``, central_registry/management/config.py)."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> RegistrySettings:
@@ -111,6 +115,7 @@ class RegistrySettings:
             public_host=config.get_str("registry", "public-host", "127.0.0.1"),
             health=RegistryHealthSettings.from_config(config),
             database=DatabaseConfig.from_config(config),
+            management=management_config(config),
         )
 
     @property
@@ -213,10 +218,14 @@ class RegistryService(service.Service):
         public_url: str | None = None,
         health: RegistryHealthSettings = RegistryHealthSettings(),
         database_url: str | None = None,
+        management: ManagementConfig | None = None,
     ) -> None:
         self.reactor = reactor
         self.health_settings = health
         self.database_url = database_url
+        self.management = management
+        """Where the management REST API listens; None: not served (the tests that do not need it)."""
+        self._management: Any = None
         self._public_url = public_url
         self.paths = RegistryPaths(root)
         self.host = host
@@ -297,6 +306,8 @@ class RegistryService(service.Service):
         self._count_loop.start(COUNT_INTERVAL, now=True)
         if self.health_settings.port:
             self.serve_health(self.health_settings.port, self.health_settings.interface)
+        if self.management is not None:
+            self._serve_management(self.management)
         log.info("registry_started", http=self.public_url, management=self.management_url)
 
     def serve_health(self, port: int, interface: str = "127.0.0.1") -> int:
@@ -306,6 +317,31 @@ class RegistryService(service.Service):
         root = health_site_root(self.health.checker, self.health.metrics.render, maintenance=False)
         self._health_port = self.reactor.listenTCP(port, _site(root), interface=interface)
         return int(self._health_port.getHost().port)
+
+    def _serve_management(self, config: ManagementConfig) -> None:
+        """Listen for the management REST API (central_registry/management); its operations run in the store's
+        worker thread, on the running registry's store."""
+        # Imported here: the API's operations use central_registry.admin, which imports this module's RegistryPaths.
+        from central_registry.management.context import lending_store
+        from central_registry.management.server import RegistryManagementService, make_registry_management_site
+
+        def in_store_thread(work: Callable[[], T]) -> defer.Deferred[T]:
+            return self.run(work)
+
+        site = make_registry_management_site(
+            self.reactor, self.paths.root, config, executor=in_store_thread, open_store=lending_store(lambda: self.store),
+            now=self.now, database_url=self.database_url,
+        )
+        self._management = RegistryManagementService(self.reactor, site, self.paths.root, config)
+        self._management.startService()
+
+    @property
+    def management_port(self) -> int:
+        """The port the management API listens on (useful when configured as 0)."""
+        if self._management is None:
+            raise RuntimeError("the management API is not served")
+        port: int = self._management.port
+        return port
 
     def _add_trust_services(self, root: Resource) -> None:
         try:
@@ -346,6 +382,9 @@ class RegistryService(service.Service):
             self._count_loop.stop()
         ports = self._ports + ([self._health_port] if self._health_port is not None else [])
         stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in ports]
+        if self._management is not None:
+            stopping.append(defer.maybeDeferred(self._management.stopService))
+            self._management = None
         self._ports, self._health_port = [], None
 
         def close(_: object) -> None:

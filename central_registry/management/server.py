@@ -3,8 +3,7 @@
 :func:`make_registry_management_site` builds the resource of the shared pieces
 (:class:`~security_server.management.resource.ManagementResource`: authentication, roles, XSRF, audit) over the
 registry's operations; :class:`RegistryManagementService` listens on ``[management] interface:port`` (default
-4100: a security server's API takes X-Road's 4000, and a registry and a security server often share a test
-machine) with TLS 1.2+ and a certificate made in the registry's directory.
+4100, :mod:`.config`) with TLS 1.2+ and a certificate made in the registry's directory.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from twisted.internet.ssl import CertificateOptions, TLSVersion
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations import registry_operations
 from central_registry.store import RegistryStore
-from security_server.core.config import LayeredConfig
 from security_server.management.api import Operation
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
@@ -34,17 +32,6 @@ from security_server.management.tls import ensure_certificate
 from security_server.proxy.bounded_request import BoundedSite
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_PORT = 4100
-"""The registry API's port unless ``[management] port`` says otherwise (a security server's is 4000)."""
-
-
-def management_config(config: LayeredConfig) -> ManagementConfig:
-    """``[management]`` of conf/central-registry.ini, with the registry's default port."""
-    read = ManagementConfig.from_config(config)
-    port = config.get_int(ManagementConfig.SECTION, "port", DEFAULT_PORT, minimum=0, maximum=65535)
-    return ManagementConfig(read.interface, port, read.max_body_bytes, read.session_idle_seconds)
-
 
 def make_registry_management_site(
     reactor: Any,
