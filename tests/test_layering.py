@@ -109,7 +109,7 @@ SHARED_EDGE_MODULES |= {
 SHARED_EDGE_MODULES |= {
     f"security_server.management.{name}"
     for name in ("api", "routing", "resource", "credentials", "passwords", "sessions", "throttle", "audit", "errors",
-                 "ids", "config", "tls")
+                 "ids", "config", "tls", "certificates")
 } | {"security_server.proxy.bounded_request"}
 
 

@@ -24,7 +24,8 @@ layer; a test keeps it so): :mod:`.api` (request, response, operation), :mod:`.r
 pipeline: limits, authentication, roles, XSRF, audit), :mod:`.credentials` (users and API keys, with the role
 names of the API), :mod:`.passwords`, :mod:`.sessions`, :mod:`.throttle` (login attempts), :mod:`.audit`,
 :mod:`.errors` (X-Road's error object), :mod:`.ids` (X-Road's identifier formats), :mod:`.config`
-(``[management]``), :mod:`.tls` (the certificate).
+(``[management]``), :mod:`.tls` (the certificate), :mod:`.certificates` (X-Road's
+``CertificateDetails``).
 
 The security server's: :mod:`.roles`, :mod:`.permissions` (roles per operationId), :mod:`.context` (what its
 operations use), :mod:`.operations`, :mod:`.server` (site and service), :mod:`.commands` (the CLI's ``user`` and
