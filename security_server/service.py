@@ -36,6 +36,7 @@ from security_server.core.config import DatabaseConfig, LayeredConfig, MessageLi
 from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo
 from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
 from security_server.management.config import ManagementConfig
+from security_server.management.diagnostics import ServerDiagnostics
 from security_server.management.server import ManagementService
 from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
@@ -218,6 +219,7 @@ class SecurityServerService(service.MultiService):
             self.management = ManagementService(
                 reactor, ServerDirectory(settings.root, settings.database.url), settings.management, settings.layered,
                 maintenance=self.monitoring.checker, global_conf=self.conf_client.current,
+                diagnostics=ServerDiagnostics(self),
             )
             self.management.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.ocsp: OcspClient | None = None

@@ -14,6 +14,7 @@ from security_server.core.config import LayeredConfig
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId
 from security_server.management.credentials import CredentialStore
+from security_server.management.diagnostics import Diagnostics
 from security_server.management.roles import ALL_ROLES
 
 
@@ -45,6 +46,8 @@ class OperationContext:
     """Send clientReg to the registry for a hosted subsystem (on the reactor thread); None without a server."""
     blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
     """Run blocking work (stores) off the reactor thread, for operations that run on it."""
+    diagnostics: Diagnostics | None = None
+    """The running server's diagnostics (global configuration, timestamping, OCSP); None without a server."""
 
     def credentials(self) -> CredentialStore:
         """Open the credential store (in the calling thread)."""

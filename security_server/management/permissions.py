@@ -32,6 +32,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getSecurityServers": READERS,
         "getSecurityServer": READERS,
         "getXRoadInstances": READERS,
+        # diagnostics (X-Road's VIEW_DIAGNOSTICS: the system administrator and the observer)
+        "getGlobalConfDiagnostics": ADMIN | {Role.SECURITYSERVER_OBSERVER},
+        "getTimestampingServicesDiagnostics": ADMIN | {Role.SECURITYSERVER_OBSERVER},
+        "getOcspRespondersDiagnostics": ADMIN | {Role.SECURITYSERVER_OBSERVER},
         "getApprovedTimestampingServices": READERS,
         "getConfiguredTimestampingServices": READERS,
         "maintenanceMode": READERS,

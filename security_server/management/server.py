@@ -22,6 +22,7 @@ from security_server.core.config import LayeredConfig
 from security_server.core.identifiers import ClientId
 from security_server.management.api import Operation
 from security_server.management.context import MaintenanceSwitch, OperationContext
+from security_server.management.diagnostics import Diagnostics
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
@@ -78,6 +79,7 @@ def make_management_site(
     fetch: Callable[[str], Any] | None = None,
     global_conf: Callable[[], Any] | None = None,
     register_client: Callable[[ClientId], Any] | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
@@ -86,7 +88,7 @@ def make_management_site(
     context = OperationContext(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
         global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
-        register_client=register_client,
+        register_client=register_client, diagnostics=diagnostics,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -108,6 +110,7 @@ class ManagementService(service.Service):
         layered_config: LayeredConfig | None = None,
         maintenance: MaintenanceSwitch | None = None,
         global_conf: Callable[[], Any] | None = None,
+        diagnostics: Diagnostics | None = None,
     ) -> None:
         self.reactor = reactor
         self.server_dir = server_dir
@@ -115,6 +118,7 @@ class ManagementService(service.Service):
         self.layered_config = layered_config
         self.maintenance = maintenance
         self.global_conf = global_conf
+        self.diagnostics = diagnostics
 
         def register(client: ClientId) -> Any:
             return defer.Deferred.fromCoroutine(admin_registration.register_client(reactor, server_dir, client))
@@ -127,7 +131,7 @@ class ManagementService(service.Service):
         super().startService()  # type: ignore[no-untyped-call]
         site = make_management_site(
             self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
-            global_conf=self.global_conf, register_client=self.register_client,
+            global_conf=self.global_conf, register_client=self.register_client, diagnostics=self.diagnostics,
         )
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(

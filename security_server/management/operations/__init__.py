@@ -12,6 +12,7 @@ from security_server.management.operations import (
     api_keys,
     backups,
     clients,
+    diagnostics,
     endpoints,
     federation,
     initialization,
@@ -31,6 +32,7 @@ def security_server_operations() -> tuple[Operation, ...]:
         initialization.OPERATIONS
         + system.OPERATIONS
         + maintenance.OPERATIONS
+        + diagnostics.OPERATIONS
         + timestamping.OPERATIONS
         + federation.OPERATIONS
         + clients.OPERATIONS

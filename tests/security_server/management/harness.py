@@ -85,6 +85,8 @@ class Api:
     """The running server's global configuration source, when a test gives one."""
     register_client: Any = None
     """What sending clientReg does, when a test gives it."""
+    diagnostics: Any = None
+    """The running server's diagnostics, when a test gives them."""
     documents: dict[str, bytes] = field(default_factory=dict)
     """What fetching a service description finds at each URL (anything else is unreachable)."""
 
@@ -94,7 +96,7 @@ class Api:
         self.site = make_management_site(
             self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
             maintenance=self.maintenance, fetch=self._fetch, global_conf=self.global_conf,
-            register_client=self.register_client,
+            register_client=self.register_client, diagnostics=self.diagnostics,
         )
         self.router: Router = self.site.resource._router
         with self.credentials() as store:
