@@ -330,7 +330,7 @@ class RegistryService(service.Service):
 
         site = make_registry_management_site(
             self.reactor, self.paths.root, config, executor=in_store_thread, open_store=lending_store(lambda: self.store),
-            now=self.now, database_url=self.database_url,
+            now=self.now, database_url=self.database_url, publisher=lambda: self.publisher,
         )
         self._management = RegistryManagementService(self.reactor, site, self.paths.root, config)
         self._management.startService()

@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 from central_registry.admin.errors import NotInitialised
 from central_registry.management.roles import ALL_ROLES
+from central_registry.publisher import Publisher
 from central_registry.store import RegistryStore
 from security_server.management.credentials import CredentialStore
 
@@ -24,6 +25,8 @@ class RegistryContext:
     open_store: Callable[[], AbstractContextManager[RegistryStore]]
     """The registry's store for one operation: the running registry's own, or one opened for the call."""
     database_url: str | None = None
+    publisher: Callable[[], Publisher | None] = lambda: None
+    """The running registry's publisher (anchor, configuration parts); None while it has none."""
 
     def credentials(self) -> CredentialStore:
         """Open the credential store (users and API keys with central-server roles)."""

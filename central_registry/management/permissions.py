@@ -49,6 +49,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "revokeManagementRequest": REGISTRATION,
         "getCertificationServices": READERS,
         "getTimestampingServices": READERS,
+        "getAnchor": READERS,
+        "downloadAnchor": READERS,
     }
 )
 

@@ -19,6 +19,7 @@ from twisted.internet.ssl import CertificateOptions, TLSVersion
 
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations import registry_operations
+from central_registry.publisher import Publisher
 from central_registry.store import RegistryStore
 from security_server.management.api import Operation
 from security_server.management.audit import AUDIT_NAME, AuditLog
@@ -42,6 +43,7 @@ def make_registry_management_site(
     open_store: Callable[[], AbstractContextManager[RegistryStore]],
     now: Callable[[], datetime] | None = None,
     database_url: str | None = None,
+    publisher: Callable[[], Publisher | None] = lambda: None,
     operations: Iterable[Operation] | None = None,
     secure_cookies: bool = True,
 ) -> BoundedSite:
@@ -49,7 +51,7 @@ def make_registry_management_site(
     operations: the registry's store thread when it runs)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    context = RegistryContext(root, root / CREDENTIALS_DB, clock, open_store, database_url)
+    context = RegistryContext(root, root / CREDENTIALS_DB, clock, open_store, database_url, publisher)
     resource = ManagementResource(
         Router(registry_operations() if operations is None else operations),
         context,

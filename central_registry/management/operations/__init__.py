@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from central_registry.management.operations import (
+    configuration_sources,
     initialization,
     management_requests,
     member_classes,
@@ -22,4 +23,5 @@ def registry_operations() -> list[Operation]:
         *security_servers.operations(),
         *management_requests.operations(),
         *trust_services.operations(),
+        *configuration_sources.operations(),
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+
 from central_registry.admin import members as admin_members
 from central_registry.admin import security_servers as admin
 from central_registry.management.context import RegistryContext
@@ -17,6 +19,7 @@ from central_registry.management.operations.common import (
 )
 from central_registry.management.permissions import roles_for
 from central_registry.store import RegistryStore, SecurityServer
+from security_server.management.certificates import certificate_details
 from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content, string_field
 
 
@@ -72,6 +75,20 @@ def server_clients(context: RegistryContext, request: ApiRequest) -> ApiResponse
     return ApiResponse(200, [client_json(c, names.get(str(c.member), "")) for c in server.clients])
 
 
+def server_auth_certs(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /security-servers/{server_id}/authentication-certificates: X-Road's ``CertificateDetails`` of each, with
+    an ``id`` (X-Road numbers certificates; fedbus keys them by hash: its first 31 bits, stable and positive)."""
+    server_id = parse_server_id(request.params["server_id"])
+    with context.store() as store:
+        certs = admin.auth_certificates(store, server_id)
+    answer = []
+    for cert in certs:
+        details = certificate_details(cert)
+        details["id"] = int.from_bytes(cert.fingerprint(hashes.SHA256())[:4], "big") >> 1
+        answer.append(details)
+    return ApiResponse(200, answer)
+
+
 def update_address(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """PATCH /security-servers/{server_id}: the address, published in the next configuration."""
     data = request.json_object(frozenset({"server_address"}), frozenset({"server_address"}))
@@ -101,6 +118,8 @@ def operations() -> list[Operation]:
         Operation("PATCH", server, "updateSecurityServerAddress", roles_for("updateSecurityServerAddress"),
                   update_address),
         Operation("DELETE", server, "deleteSecurityServer", roles_for("deleteSecurityServer"), delete_server),
+        Operation("GET", f"{server}/authentication-certificates", "getSecurityServerAuthCerts",
+                  roles_for("getSecurityServerAuthCerts"), server_auth_certs),
         Operation("GET", f"{server}/clients", "getSecurityServerClients", roles_for("getSecurityServerClients"),
                   server_clients),
     ]

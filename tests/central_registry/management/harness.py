@@ -19,6 +19,7 @@ from twisted.internet.testing import StringTransport
 
 from central_registry.management.context import RegistryContext, opening_store
 from central_registry.management.roles import Role
+from central_registry.publisher import Publisher
 from central_registry.management.server import make_registry_management_site
 from central_registry.service import RegistryPaths
 from security_server.management.config import ManagementConfig
@@ -46,13 +47,15 @@ class RegistryApi:
     root: Path
     config: ManagementConfig = field(default_factory=lambda: ManagementConfig(port=0, max_body_bytes=64 * 1024))
     clock: Clock = field(default_factory=Clock)
+    publisher: Publisher | None = None
+    """The running registry's publisher, when a test gives one (the anchor)."""
 
     def __post_init__(self) -> None:
         self.clock.advance(START.timestamp())
         self.paths = RegistryPaths(self.root)
         self.site = make_registry_management_site(
             self.clock, self.root, self.config, executor=run_now, open_store=opening_store(self.paths.database),
-            secure_cookies=False,
+            secure_cookies=False, publisher=lambda: self.publisher,
         )
         self.router: Router = self.site.resource._router
         self.context: RegistryContext = self.site.resource._context

@@ -1,0 +1,48 @@
+"""``/configuration-sources/{configuration_type}/anchor``: the internal source's anchor and its download.
+
+fedbus has one configuration source, the internal one; ``EXTERNAL`` answers 404 ``configuration_source_not_found``
+(docs/management-api.md lists it as not implemented).
+"""
+
+from __future__ import annotations
+
+from central_registry.admin import configuration_sources as admin
+from central_registry.admin.configuration_sources import Anchor
+from central_registry.management.context import RegistryContext
+from central_registry.management.operations.common import PREFIX, xroad_time
+from central_registry.management.permissions import roles_for
+from security_server.management.api import ApiRequest, ApiResponse, Operation
+from security_server.management.errors import ApiError, bad_request
+
+
+def _anchor(context: RegistryContext, request: ApiRequest) -> Anchor:
+    kind = request.params["configuration_type"]
+    if kind not in ("INTERNAL", "EXTERNAL"):
+        raise bad_request("invalid_configuration_type", kind)
+    publisher = context.publisher()
+    if kind == "EXTERNAL" or publisher is None:
+        raise ApiError(404, "configuration_source_not_found", kind)
+    return admin.internal_anchor(publisher)
+
+
+def get_anchor(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET .../anchor: its hash and time (X-Road's ``ConfigurationAnchorContainer``)."""
+    anchor = _anchor(context, request)
+    return ApiResponse(200, {"anchor": {"hash": anchor.hash, "created_at": xroad_time(anchor.created_at)}})
+
+
+def download_anchor(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET .../anchor/download: the anchor file security servers are initialised with."""
+    anchor = _anchor(context, request)
+    name = f"configuration_anchor_{anchor.created_at.strftime('%Y-%m-%d_%H_%M_%S')}.xml"
+    return ApiResponse(200, raw=anchor.xml, content_type="application/xml",
+                       headers=((b"Content-Disposition", f'attachment; filename="{name}"'.encode("ascii")),))
+
+
+def operations() -> list[Operation]:
+    """The operations of this area."""
+    source = f"{PREFIX}/configuration-sources/{{configuration_type}}"
+    return [
+        Operation("GET", f"{source}/anchor", "getAnchor", roles_for("getAnchor"), get_anchor),
+        Operation("GET", f"{source}/anchor/download", "downloadAnchor", roles_for("downloadAnchor"), download_anchor),
+    ]

@@ -1,0 +1,72 @@
+"""The registry API's trust services, authentication certificates and configuration anchor."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from central_registry.bootstrap import init_registry
+from central_registry.management.roles import Role
+from central_registry.publisher import Publisher, SelfSignedKey
+from central_registry.store import RegistryStore
+from security_server.core.globalconf import anchor_hash
+from security_server.core.identifiers import ClientId, SecurityServerId
+from tests.central_registry.management.harness import START, RegistryApi
+
+SERVER = SecurityServerId(ClientId("EE", "GOV", "70000310"), "ss1")
+
+
+@pytest.fixture
+def served(api: RegistryApi) -> Iterator[RegistryApi]:
+    """A registry made by ``fedbus registry init`` (development CA and TSA approved), with a publisher as the
+    running registry has, and a server ss1 whose authentication certificate is (for the test) the registry's TLS certificate."""
+    init_registry(api.root, "EE", START, public_url="http://127.0.0.1:8090", ca_key_size=2048)
+    store = RegistryStore(api.paths.database)
+    tls = SelfSignedKey.load(api.paths.tls)
+    api.publisher = Publisher(store, api.paths.published, SelfSignedKey.load(api.paths.conf_signing),
+                              public_url="http://127.0.0.1:8090", management_url="https://127.0.0.1:8443/managementservice",
+                              management_cert_der=tls.cert_der)
+    store.add_member(SERVER.owner, "Riik")
+    store.register_auth_cert(SERVER, "ss1.example.org", tls.cert_der)
+    yield api
+    store.close()
+
+
+def test_approved_cas_and_tsas_are_listed(served: RegistryApi) -> None:
+    """The development CA and TSA appear in X-Road's shapes, the TSA with its certificate's details."""
+    key = served.api_key(Role.OBSERVER)
+    cas = served.request("GET", "/api/v1/certification-services", key=key).json()
+    assert [c["name"] for c in cas] == ["fedbus development CA"] and cas[0]["id"] == 1
+    tsas = served.request("GET", "/api/v1/timestamping-services", key=key).json()
+    assert tsas[0]["url"] == "http://127.0.0.1:8090/tsa" and tsas[0]["timestamping_interval"] == 60
+    assert tsas[0]["certificate"]["subject_common_name"]
+
+
+def test_a_servers_authentication_certificates_are_shown(served: RegistryApi) -> None:
+    """GET .../authentication-certificates answers CertificateDetails of the registered certificate."""
+    key = served.api_key(Role.OBSERVER)
+    certs = served.request("GET", "/api/v1/security-servers/EE:GOV:70000310:ss1/authentication-certificates",
+                           key=key).json()
+    tls = SelfSignedKey.load(served.paths.tls).cert
+    assert len(certs) == 1 and certs[0]["id"] > 0
+    assert certs[0]["serial"] == str(tls.serial_number)
+    assert certs[0]["subject_common_name"] == "EE central registry"
+
+
+def test_the_internal_anchor_is_shown_and_downloaded_stably(served: RegistryApi) -> None:
+    """The anchor's hash matches the downloaded file, and stays the same from one call to the next."""
+    key = served.api_key(Role.OBSERVER)
+    shown = served.request("GET", "/api/v1/configuration-sources/INTERNAL/anchor", key=key).json()["anchor"]
+    file = served.request("GET", "/api/v1/configuration-sources/INTERNAL/anchor/download", key=key)
+    assert file.status == 200 and file.header("content-type") == "application/xml"
+    assert anchor_hash(file.body) == shown["hash"]
+    again = served.request("GET", "/api/v1/configuration-sources/INTERNAL/anchor/download", key=key)
+    assert again.body == file.body and b"http://127.0.0.1:8090/internalconf" in file.body
+
+
+def test_the_external_source_is_not_there(served: RegistryApi) -> None:
+    """fedbus has no external configuration source: 404 with X-Road's error object."""
+    key = served.api_key(Role.OBSERVER)
+    answer = served.request("GET", "/api/v1/configuration-sources/EXTERNAL/anchor", key=key)
+    assert answer.status == 404 and answer.json()["error"]["code"] == "configuration_source_not_found"
