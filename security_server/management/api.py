@@ -17,6 +17,9 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any, Callable, Mapping, Protocol
 
 from twisted.internet.defer import Deferred
@@ -43,6 +46,21 @@ class Principal:
     name: str
     roles: frozenset[str]
     auth: AuthKind
+
+
+@dataclass(frozen=True, slots=True)
+class FormPart:
+    """One part of a ``multipart/form-data`` body: its file name (None for a plain field) and its bytes."""
+
+    filename: str | None
+    data: bytes
+
+    def text(self, name: str) -> str:
+        """The part as a UTF-8 text field; 400 ``invalid_field`` otherwise."""
+        try:
+            return self.data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise bad_request("invalid_field", name) from err
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +94,25 @@ class ApiRequest:
         if missing:
             raise bad_request("missing_field", *missing)
         return data
+
+    def form_parts(self, *metadata: str) -> dict[str, FormPart]:
+        """The parts of a ``multipart/form-data`` body by field name (X-Road's file uploads); 400 when the body is
+        not one (with ``metadata`` in the error object)."""
+        content_type = self.content_type or ""
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise bad_request("invalid_content_type", *(metadata or ("multipart/form-data",)))
+        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+        message = BytesParser(policy=HTTP).parsebytes(head + self.body)
+        if not message.is_multipart():
+            raise bad_request("invalid_multipart", *metadata)
+        parts: dict[str, FormPart] = {}
+        for part in message.iter_parts():
+            assert isinstance(part, Message)
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                parts[name] = FormPart(part.get_filename(), payload)
+        return parts
 
     def query_value(self, name: str) -> str | None:
         """One query parameter (the last one given), or None."""

@@ -7,9 +7,6 @@ implemented.
 
 from __future__ import annotations
 
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 
 from security_server.admin import backups
@@ -67,19 +64,12 @@ def _uploaded_file(request: ApiRequest) -> tuple[str, bytes]:
     content_type = request.content_type or ""
     if not content_type.lower().startswith("multipart/form-data"):
         raise bad_request("invalid_content_type", "multipart/form-data with the archive as 'file'")
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=HTTP).parsebytes(head + request.body)
-    if not message.is_multipart():
+    part = request.form_parts("file").get("file")
+    if part is None:
+        raise bad_request("missing_field", "file")
+    if not part.filename:
         raise bad_request("invalid_multipart", "file")
-    for part in message.iter_parts():
-        assert isinstance(part, Message)
-        if part.get_param("name", header="content-disposition") == "file":
-            filename = part.get_filename()
-            payload = part.get_payload(decode=True)
-            if not filename or not isinstance(payload, bytes):
-                raise bad_request("invalid_multipart", "file")
-            return filename, payload
-    raise bad_request("missing_field", "file")
+    return part.filename, part.data
 
 
 def upload_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
