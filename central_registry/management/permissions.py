@@ -2,7 +2,7 @@
 
 As in X-Road's central server (UG-CS §2): the system administrator initialises the server and changes its
 address and status; the registration officer handles members, subsystems, security servers and management
-requests; the security officer the trust services and configuration sources; the management service (the
+requests; the security officer (with the system administrator) the trust services; the management service (the
 security servers' management requests) may read what registration needs; the observer reads and changes nothing.
 Every role may read.
 """
@@ -49,6 +49,11 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "revokeManagementRequest": REGISTRATION,
         "getCertificationServices": READERS,
         "getTimestampingServices": READERS,
+        "addCertificationService": ADMIN | SECURITY,
+        "getCertificationService": READERS,
+        "getCertificationServiceOcspResponders": READERS,
+        "addCertificationServiceOcspResponder": ADMIN | SECURITY,
+        "addTimestampingService": ADMIN | SECURITY,
         "getAnchor": READERS,
         "downloadAnchor": READERS,
     }

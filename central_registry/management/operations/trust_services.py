@@ -1,47 +1,161 @@
-"""``/certification-services`` and ``/timestamping-services``: the approved trust services (listing)."""
+"""``/certification-services`` (with their OCSP responders) and ``/timestamping-services``: list, show, add.
+
+A CA, an OCSP responder and a TSA are added from ``multipart/form-data`` uploads as in X-Road's file (the
+certificate as ``certificate``, the settings as fields). fedbus keeps one OCSP responder per CA, numbered like
+its CA; it keeps no cost type (``UNDEFINED``).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from cryptography import x509
 
 from central_registry.admin import trust_services as admin
 from central_registry.management.context import RegistryContext
-from central_registry.management.operations.common import PREFIX, xroad_time
+from central_registry.management.operations.common import PREFIX, positive_int, xroad_time
 from central_registry.management.permissions import roles_for
-from security_server.management.api import ApiRequest, ApiResponse, Operation
+from central_registry.store import ApprovedCa, ApprovedTsa
+from security_server.management.api import ApiRequest, ApiResponse, FormPart, Operation
 from security_server.management.certificates import certificate_details
+from security_server.management.errors import bad_request
+
+COST_TYPES = ("FREE", "PAID", "UNDEFINED")
+
+
+def _ca_json(number: int, ca: ApprovedCa, full: bool) -> dict[str, Any]:
+    cert = x509.load_der_x509_certificate(ca.cert_der)
+    data: dict[str, Any] = {"id": number, "name": ca.name, "not_before": xroad_time(cert.not_valid_before_utc),
+                            "not_after": xroad_time(cert.not_valid_after_utc)}
+    if full:
+        data.update({
+            "issuer_distinguished_name": cert.issuer.rfc4514_string(),
+            "subject_distinguished_name": cert.subject.rfc4514_string(),
+            "certificate_profile_info": ca.profile,
+            "tls_auth": not ca.authentication_only,
+            "default_csr_format": "DER",
+        })
+    return data
+
+
+def _tsa_json(number: int, tsa: ApprovedTsa, interval: int) -> dict[str, Any]:
+    return {"id": number, "url": tsa.url, "cost_type": "UNDEFINED", "timestamping_interval": interval,
+            "certificate": certificate_details(x509.load_der_x509_certificate(tsa.cert_der))}
+
+
+def _ocsp_json(number: int, ca: ApprovedCa) -> dict[str, Any]:
+    return {"id": number, "url": ca.ocsp_url, "cost_type": "UNDEFINED", "has_certificate": ca.ocsp_cert_der is not None}
+
+
+def _uploaded_certificate(parts: dict[str, FormPart], required: bool = True) -> x509.Certificate | None:
+    part = parts.get("certificate")
+    if part is None:
+        if required:
+            raise bad_request("missing_field", "certificate")
+        return None
+    return admin.certificate(part.data)
+
+
+def _field(parts: dict[str, FormPart], name: str, default: str | None = None) -> str:
+    part = parts.get(name)
+    if part is None:
+        if default is None:
+            raise bad_request("missing_field", name)
+        return default
+    value = part.text(name).strip()
+    if not value or len(value) > 255:
+        raise bad_request("invalid_field", name)
+    return value
 
 
 def certification_services(context: RegistryContext, request: ApiRequest) -> ApiResponse:
-    """GET /certification-services: numbered 1, 2, ... in the store's order."""
+    """GET /certification-services."""
     with context.store() as store:
         cas = admin.certification_services(store)
-    answer = []
-    for number, ca in enumerate(cas, start=1):
-        cert = x509.load_der_x509_certificate(ca.cert_der)
-        answer.append({"id": number, "name": ca.name, "not_before": xroad_time(cert.not_valid_before_utc),
-                       "not_after": xroad_time(cert.not_valid_after_utc)})
-    return ApiResponse(200, answer)
+    return ApiResponse(200, [_ca_json(number, ca, False) for number, ca in enumerate(cas, start=1)])
+
+
+def certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /certification-services/{certification_service_id}."""
+    number = positive_int(request.params["certification_service_id"], "certification_service_id")
+    with context.store() as store:
+        return ApiResponse(200, _ca_json(number, admin.certification_service(store, number), True))
+
+
+def add_certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /certification-services: ``certificate``, ``certificate_profile_info`` (fedbus's profile name,
+    ``fedbus`` by default), ``tls_auth`` (``false``: the CA is approved for authentication only)."""
+    parts = request.form_parts("certificate")
+    cert = _uploaded_certificate(parts)
+    assert cert is not None
+    profile = _field(parts, "certificate_profile_info", "fedbus")
+    tls_auth = _field(parts, "tls_auth", "true").lower()
+    if tls_auth not in ("true", "false"):
+        raise bad_request("invalid_field", "tls_auth")
+    with context.store() as store:
+        number, ca = admin.add_certification_service(store, cert, profile, authentication_only=tls_auth == "false")
+    return ApiResponse(201, _ca_json(number, ca, True))
+
+
+def ocsp_responders(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /certification-services/{certification_service_id}/ocsp-responders."""
+    number = positive_int(request.params["certification_service_id"], "certification_service_id")
+    with context.store() as store:
+        ca = admin.certification_service(store, number)
+    return ApiResponse(200, [] if ca.ocsp_url is None else [_ocsp_json(number, ca)])
+
+
+def add_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /certification-services/{certification_service_id}/ocsp-responders: ``url``, ``cost_type``, and the
+    responder's ``certificate`` unless the CA answers itself."""
+    number = positive_int(request.params["certification_service_id"], "certification_service_id")
+    parts = request.form_parts("url")
+    url = _field(parts, "url")
+    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
+        raise bad_request("invalid_field", "cost_type")
+    cert = _uploaded_certificate(parts, required=False)
+    with context.store() as store:
+        ca = admin.add_ocsp_responder(store, number, url, cert)
+    return ApiResponse(201, _ocsp_json(number, ca))
 
 
 def timestamping_services(context: RegistryContext, request: ApiRequest) -> ApiResponse:
-    """GET /timestamping-services: numbered 1, 2, ...; fedbus keeps no cost type (``UNDEFINED``), and the interval
-    is the federation's."""
+    """GET /timestamping-services (the interval is the federation's)."""
     with context.store() as store:
         tsas = admin.timestamping_services(store)
         interval = store.settings().timestamping_interval_seconds
-    return ApiResponse(200, [
-        {"id": number, "url": tsa.url, "cost_type": "UNDEFINED", "timestamping_interval": interval,
-         "certificate": certificate_details(x509.load_der_x509_certificate(tsa.cert_der))}
-        for number, tsa in enumerate(tsas, start=1)
-    ])
+    return ApiResponse(200, [_tsa_json(number, tsa, interval) for number, tsa in enumerate(tsas, start=1)])
+
+
+def add_timestamping_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /timestamping-services: ``url``, ``certificate``, ``cost_type``."""
+    parts = request.form_parts("certificate")
+    url = _field(parts, "url")
+    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
+        raise bad_request("invalid_field", "cost_type")
+    cert = _uploaded_certificate(parts)
+    assert cert is not None
+    with context.store() as store:
+        number, tsa = admin.add_timestamping_service(store, url, cert)
+        interval = store.settings().timestamping_interval_seconds
+    return ApiResponse(201, _tsa_json(number, tsa, interval))
 
 
 def operations() -> list[Operation]:
     """The operations of this area."""
+    one = f"{PREFIX}/certification-services/{{certification_service_id}}"
     return [
         Operation("GET", f"{PREFIX}/certification-services", "getCertificationServices",
                   roles_for("getCertificationServices"), certification_services),
+        Operation("POST", f"{PREFIX}/certification-services", "addCertificationService",
+                  roles_for("addCertificationService"), add_certification_service),
+        Operation("GET", one, "getCertificationService", roles_for("getCertificationService"), certification_service),
+        Operation("GET", f"{one}/ocsp-responders", "getCertificationServiceOcspResponders",
+                  roles_for("getCertificationServiceOcspResponders"), ocsp_responders),
+        Operation("POST", f"{one}/ocsp-responders", "addCertificationServiceOcspResponder",
+                  roles_for("addCertificationServiceOcspResponder"), add_ocsp_responder),
         Operation("GET", f"{PREFIX}/timestamping-services", "getTimestampingServices",
                   roles_for("getTimestampingServices"), timestamping_services),
+        Operation("POST", f"{PREFIX}/timestamping-services", "addTimestampingService",
+                  roles_for("addTimestampingService"), add_timestamping_service),
     ]

@@ -78,12 +78,12 @@ class RegistryApi:
         *,
         json_body: Any = None,
         body: bytes | None = None,
+        content_type: str | None = None,
         key: str | None = None,
         query: dict[str, str] | None = None,
         check: bool = True,
     ) -> Answer:
         """Send one HTTP/1.0 request through the site and read the whole answer (checked against X-Road's file)."""
-        content_type = None
         if json_body is not None:
             body, content_type = json.dumps(json_body).encode(), "application/json"
         target = path + ("?" + urlencode(query) if query else "")
