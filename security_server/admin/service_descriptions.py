@@ -3,19 +3,21 @@
 fedbus stores services one by one, each with its own copy of its description (the WSDL of a SOAP service, the
 OpenAPI document of a REST one). X-Road groups services under the description they came from; this module gives
 that view over the store: a client's services with the same kind and the same description bytes form one
-description (a service without a description is one on its own), named by its first service. When the store
-keeps descriptions as rows of their own (with the URL they were read from, refreshed), this view becomes a read
-of them. Adding one splits it as X-Road does: a WSDL into a SOAP service per binding operation (code and
-``xrd:version``, at the ``soap:address``), an OpenAPI 3 document or a plain REST URL into one REST service.
+description (a service without a description is one on its own), named by its first service. Each service keeps
+the URL its description was read from and when; refreshing reads it again and adds, keeps and removes services as
+the new document says (X-Road's warnings ``adding_services``/``deleting_services`` unless they are ignored).
+Adding one splits it as X-Road does: a WSDL into a SOAP service per binding operation (code and ``xrd:version``,
+at the ``soap:address``), an OpenAPI 3 document or a plain REST URL into one REST service.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urljoin
 
-from security_server.admin.errors import ClientNotFound, Conflict, NotFound
+from security_server.admin.errors import ActionNotPossible, ClientNotFound, Conflict, NotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.errors import BusError
 from security_server.core.identifiers import XROAD_NS, ClientId, ServiceId
@@ -33,6 +35,17 @@ class ServiceExists(Conflict):
     """A service the description brings exists already."""
 
     api_code = "service_already_exists"
+
+
+class DescriptionChanges(Conflict):
+    """Refreshing would add or remove services (X-Road's warnings); the caller may confirm and go on."""
+
+    api_code = "warnings_detected"
+
+    def __init__(self, added: tuple[ServiceId, ...], removed: tuple[ServiceId, ...]) -> None:
+        super().__init__(f"refreshing adds {len(added)} and removes {len(removed)} services")
+        self.added = added
+        self.removed = removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,16 @@ class ServiceDescription:
     def has_document(self) -> bool:
         """Whether a WSDL or OpenAPI document came with it."""
         return self.services[0].description is not None
+
+    @property
+    def source_url(self) -> str:
+        """Where the description was read from (empty when it was not added by URL)."""
+        return self.services[0].description_url
+
+    @property
+    def refreshed_at(self) -> datetime | None:
+        """When it was last read from there."""
+        return self.services[0].refreshed_at
 
     @property
     def disabled(self) -> bool:
@@ -170,8 +193,11 @@ def _refuse_taken(snapshot: ServerConfSnapshot, client: ClientId, codes: list[tu
             raise ServiceExists(f"{client} already has service {code} version {version or '(none)'}")
 
 
-def add_wsdl(server_dir: ServerDirectory, client: ClientId, document: bytes) -> ServiceDescription:
-    """Publish every service of a WSDL for ``client``; refused as a whole when one exists already."""
+def add_wsdl(
+    server_dir: ServerDirectory, client: ClientId, document: bytes, *, source_url: str = "", read_at: datetime | None = None
+) -> ServiceDescription:
+    """Publish every service of a WSDL for ``client``; refused as a whole when one exists already. ``source_url``
+    (with ``read_at``) is where it was read from, for a later refresh."""
     described = wsdl_services(document)
     with server_dir.open_store() as store:
         snapshot = store.snapshot()
@@ -186,6 +212,9 @@ def add_wsdl(server_dir: ServerDirectory, client: ClientId, document: bytes) -> 
             store.add_service(service_id, url=s.url, kind=ServiceKind.SOAP, description=document)
             for service_id, s in zip(ids, described)
         )
+        if source_url and read_at is not None:
+            store.set_description_source(ids, source_url, read_at)
+            added = tuple(s for s in store.snapshot().services_of(client) if s.id in ids)
     return ServiceDescription(added)
 
 
@@ -202,9 +231,11 @@ def openapi_service_url(document: bytes, document_url: str) -> str:
 
 
 def add_rest(
-    server_dir: ServerDirectory, client: ClientId, code: str, url: str, document: bytes | None = None
+    server_dir: ServerDirectory, client: ClientId, code: str, url: str, document: bytes | None = None, *,
+    source_url: str = "", read_at: datetime | None = None,
 ) -> ServiceDescription:
-    """Publish a REST service (its OpenAPI 3 description, when given, becomes its endpoints)."""
+    """Publish a REST service (its OpenAPI 3 description, when given, becomes its endpoints, and ``source_url``
+    is where it was read from)."""
     try:
         service_id = ServiceId(client, code)
     except BusError as err:
@@ -217,4 +248,48 @@ def add_rest(
         if any(s.id.service_code == code for s in snapshot.services_of(client)):
             raise ServiceExists(f"{client} already has service code {code}")
         added = store.add_service(service_id, url=url, kind=ServiceKind.REST, description=document)
+        if document is not None and source_url and read_at is not None:
+            store.set_description_source([service_id], source_url, read_at)
+            added = store.snapshot().service(service_id) or added
     return ServiceDescription((added,))
+
+
+def refresh_description(
+    server_dir: ServerDirectory, description_id: ServiceId, document: bytes, read_at: datetime, *,
+    ignore_warnings: bool = False,
+) -> ServiceDescription:
+    """Replace a description by ``document``, read again from its URL: a WSDL's new operations become services,
+    those gone are removed with their rights (:class:`DescriptionChanges` first, unless ``ignore_warnings``), the
+    others keep their URL, timeout and rights; an OpenAPI description's endpoints follow the new document."""
+    description = get_description(server_dir, description_id)
+    url = description.source_url
+    if not url:
+        raise ActionNotPossible("the description was not added by URL: there is nothing to read again")
+    client = description.client
+    old_ids = [s.id for s in description.services]
+    if description.kind is ServiceKind.REST:
+        with server_dir.open_store() as store:
+            store.replace_description(old_ids, document)
+            store.set_description_source(old_ids, url, read_at)
+        return get_description(server_dir, description_id)
+    described = wsdl_services(document)
+    try:
+        new_ids = [ServiceId(client, s.code, s.version) for s in described]
+    except BusError as err:
+        raise ServerConfError(f"the WSDL has an operation fedbus cannot name: {err.message}") from err
+    added = tuple(i for i in new_ids if i not in old_ids)
+    removed = tuple(i for i in old_ids if i not in new_ids)
+    if (added or removed) and not ignore_warnings:
+        raise DescriptionChanges(added, removed)
+    with server_dir.open_store() as store:
+        _refuse_taken(store.snapshot(), client, [(i.service_code, i.service_version) for i in added])
+        if removed:
+            store.delete_services(removed)
+        for service_id, found in zip(new_ids, described):
+            if service_id in added:
+                store.add_service(service_id, url=found.url, kind=ServiceKind.SOAP, description=document)
+        kept = [i for i in new_ids if i not in added]
+        if kept:
+            store.replace_description(kept, document)
+        store.set_description_source(new_ids, url, read_at)
+    return description_of(server_dir, new_ids[0])

@@ -56,6 +56,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "disableServiceDescription": SERVICES,
         "enableServiceDescription": SERVICES,
         "deleteServiceDescription": SERVICES,
+        "refreshServiceDescription": SERVICES,
         # services and access rights (the service administrator's)
         "getService": READERS,
         "updateService": SERVICES,

@@ -10,7 +10,8 @@ What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fe
                   service's base URL), timeout, enabled or disabled with a notice (DM-SS §2.13, §2.16),
                   and its description: the WSDL of a SOAP service (served by ``getWsdl``) or the OpenAPI 3
                   description of a REST service, whose operations become the service's endpoints
-                  (``listMethods``, ``getOpenAPI``; migration 2)
+                  (``listMethods``, ``getOpenAPI``; migration 2), and the URL the description was read
+                  from with when it was last read (X-Road's refresh; migration 3)
 ``access_right``  rights per provider client and service code, optionally per REST endpoint
                   (DM-SS §2.1, §2.17); the meaning is :mod:`security_server.core.acl`'s
 ``local_group``   local groups of one client (code, description) and their members (DM-SS §2.8, §2.11)
@@ -36,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping, Sequence
@@ -221,6 +223,10 @@ class Service:
     """The WSDL of a SOAP service, or the OpenAPI 3 description (JSON) of a REST service; None when not given."""
     endpoints: tuple[Endpoint, ...] = ()
     """A REST service's endpoints, from its OpenAPI description (X-Road lists them in ``listMethods``)."""
+    description_url: str = ""
+    """Where its description was read from (empty: given another way), so that it can be read again."""
+    refreshed_at: datetime | None = None
+    """When the description was last read from ``description_url``."""
 
     def __post_init__(self) -> None:
         _require(self.id, ServiceId, "service")
@@ -444,6 +450,17 @@ SCHEMA = Schema(
             postgresql=(
                 "ALTER TABLE service ADD COLUMN description BYTEA",
                 f"ALTER TABLE service ADD COLUMN endpoints {_TEXT} NOT NULL DEFAULT ''",
+            ),
+        ),
+        # Where each service's description was read from, and when last (X-Road's refresh) (issue 16).
+        sql_migration(
+            3,
+            "description_source",
+            "ALTER TABLE service ADD COLUMN description_url TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE service ADD COLUMN refreshed_at TEXT NOT NULL DEFAULT ''",
+            postgresql=(
+                f"ALTER TABLE service ADD COLUMN description_url {_TEXT} NOT NULL DEFAULT ''",
+                f"ALTER TABLE service ADD COLUMN refreshed_at {_TEXT} NOT NULL DEFAULT ''",
             ),
         ),
     ),
@@ -753,6 +770,41 @@ class ServerConfStore:
                 if not self._one(conn, "SELECT 1 FROM service WHERE client = ? AND code = ?", (provider, code)):
                     conn.execute("DELETE FROM access_right WHERE provider = ? AND service_code = ?", (provider, code))
 
+    def set_description_source(self, services: Sequence[ServiceId], url: str, read_at: datetime) -> None:
+        """Record that the description of ``services`` was read from ``url`` at ``read_at``."""
+        checked = check_service_url(url)
+        if not isinstance(read_at, datetime) or read_at.tzinfo is None:
+            raise ServerConfError("the time a description was read must be an aware datetime")
+        with self._change("recording a description's source") as conn:
+            self._identity(conn)
+            for service in services:
+                _require(service, ServiceId, "service")
+                key = (str(service.client), service.service_code, service.service_version or "")
+                cursor = conn.execute(
+                    "UPDATE service SET description_url = ?, refreshed_at = ? WHERE client = ? AND code = ? AND version = ?",
+                    (checked, read_at.astimezone(UTC).isoformat(), *key),
+                )
+                if cursor.rowcount != 1:
+                    raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+
+    def replace_description(self, services: Sequence[ServiceId], description: bytes) -> None:
+        """Give ``services`` a new description (read again): checked, and a REST service's endpoints follow it."""
+        if not isinstance(description, bytes) or not description:
+            raise ServerConfError("a service description must be non-empty bytes")
+        with self._change("replacing a description") as conn:
+            self._identity(conn)
+            for service in services:
+                _require(service, ServiceId, "service")
+                key = (str(service.client), service.service_code, service.service_version or "")
+                row = self._one(conn, "SELECT kind FROM service WHERE client = ? AND code = ? AND version = ?", key)
+                if row is None:
+                    raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                endpoints = check_description(_service_kind(row[0]), description)
+                conn.execute(
+                    "UPDATE service SET description = ?, endpoints = ? WHERE client = ? AND code = ? AND version = ?",
+                    (description, "\n".join(str(e) for e in endpoints), *key),
+                )
+
     # --- local groups -------------------------------------------------------------------------------------------
 
     def add_local_group(self, owner: ClientId, group: LocalGroupId, description: str) -> LocalGroup:
@@ -892,10 +944,12 @@ class ServerConfStore:
                     row[7],
                     None if row[8] is None else bytes(row[8]),
                     _stored_endpoints(row[9]),
+                    row[10],
+                    datetime.fromisoformat(row[11]) if row[11] else None,
                 )
                 for row in conn.execute(
-                    "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice, description, endpoints"
-                    " FROM service ORDER BY rowid"
+                    "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice, description, endpoints,"
+                    " description_url, refreshed_at FROM service ORDER BY rowid"
                 )
             )
             rights = tuple(

@@ -1,9 +1,10 @@
-"""``/clients/{id}/service-descriptions`` and ``/service-descriptions/{id}``: read, enable, disable.
+"""``/clients/{id}/service-descriptions`` and ``/service-descriptions/{id}``: add, read, refresh, enable, disable,
+delete.
 
 A description's id is its first service's id (:mod:`security_server.admin.service_descriptions`); its ``url``
-is the provider URL of that service (fedbus does not keep the URL a description was read from yet), and
-``refreshed_at`` the epoch. Adding one by URL fetches it (WSDL, OpenAPI 3 JSON) and splits it into services as
-X-Road does; refreshing one is not implemented yet.
+is the URL it was read from (for a plain REST description, and one stored before fedbus kept that URL, the
+provider URL of its service), ``refreshed_at`` when it was last read (else the epoch). Adding one by URL fetches
+it (WSDL, OpenAPI 3 JSON) and splits it into services as X-Road does; refreshing reads that URL again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from security_server.admin import access_rights, service_descriptions
-from security_server.admin.service_descriptions import ServiceDescription
+from security_server.admin.service_descriptions import DescriptionChanges, ServiceDescription
 from security_server.core.errors import NetworkError
 from security_server.management.api import (
     ApiRequest,
@@ -27,7 +28,7 @@ from security_server.management.api import (
 from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.ids import client_id_text, parse_client_id, parse_service_id, service_id_text
-from security_server.management.operations.common import EPOCH, PREFIX
+from security_server.management.operations.common import EPOCH, PREFIX, xroad_time
 from security_server.management.operations.services import service_json
 from security_server.management.permissions import roles_for
 from security_server.serverconf.store import MAX_TEXT_LENGTH, ServerConfError, ServiceKind, check_service_url
@@ -56,11 +57,11 @@ def description_json(context: OperationContext, description: ServiceDescription)
     """X-Road's ``ServiceDescription``."""
     return {
         "id": service_id_text(description.id),
-        "url": description.services[0].url,
+        "url": description.source_url or description.services[0].url,
         "type": _type(description),
         "disabled": description.disabled,
         "disabled_notice": description.disabled_notice,
-        "refreshed_at": EPOCH,
+        "refreshed_at": EPOCH if description.refreshed_at is None else xroad_time(description.refreshed_at),
         "services": _services(context, description),
         "client_id": client_id_text(description.client),
     }
@@ -138,10 +139,13 @@ def add_client_service_description(context: OperationContext, request: ApiReques
         raise ApiError(404, "service_description_fetch_unavailable")
 
     def store(document: bytes) -> Deferred[ServiceDescription]:
+        read_at = context.now()
         if kind == "WSDL":
-            return blocking(lambda: service_descriptions.add_wsdl(context.server_dir, client, document))
+            return blocking(lambda: service_descriptions.add_wsdl(
+                context.server_dir, client, document, source_url=url, read_at=read_at))
         service_url = service_descriptions.openapi_service_url(document, url)
-        return blocking(lambda: service_descriptions.add_rest(context.server_dir, client, str(code), service_url, document))
+        return blocking(lambda: service_descriptions.add_rest(
+            context.server_dir, client, str(code), service_url, document, source_url=url, read_at=read_at))
 
     def unreachable(reason: Failure) -> Failure:
         if isinstance(reason.value, NetworkError):
@@ -149,6 +153,56 @@ def add_client_service_description(context: OperationContext, request: ApiReques
         return reason
 
     return context.fetch(url).addErrback(unreachable).addCallback(store).addCallback(created)
+
+
+def _warnings(changes: DescriptionChanges) -> ApiResponse:
+    """X-Road's warnings response: the codes of the services a refresh would add and remove."""
+    found = []
+    if changes.added:
+        found.append({"code": "adding_services", "metadata": [service_id_text(i) for i in changes.added]})
+    if changes.removed:
+        found.append({"code": "deleting_services", "metadata": [service_id_text(i) for i in changes.removed]})
+    return ApiResponse(400, {"status": 400, "error": {"code": "warnings_detected"}, "warnings": found})
+
+
+def refresh_service_description(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``PUT /service-descriptions/{id}/refresh``: ``IgnoreWarnings``; the description read again from its URL
+    (on the reactor thread), then stored in a worker thread. 200 with the ``ServiceDescription``."""
+    description_id = parse_service_id(request.params["id"])
+    ignore = bool_field(request.json_object(frozenset({"ignore_warnings"})), "ignore_warnings") if request.body else False
+    assert context.blocking is not None
+    blocking = context.blocking
+
+    def source() -> str:
+        found = service_descriptions.get_description(context.server_dir, description_id)
+        if not found.source_url or (found.kind is ServiceKind.REST and not found.has_document):
+            raise ApiError(400, "action_not_possible", "the description was not added by URL")
+        return found.source_url
+
+    def fetch(url: str) -> Deferred[bytes]:
+        if context.fetch is None:
+            raise ApiError(404, "service_description_fetch_unavailable")
+        kind = "wsdl" if service_descriptions.get_description(context.server_dir, description_id).kind is ServiceKind.SOAP else "openapi"
+
+        def unreachable(reason: Failure) -> Failure:
+            if isinstance(reason.value, NetworkError):
+                raise ApiError(400, f"{kind}_download_failed", url)
+            return reason
+
+        return context.fetch(url).addErrback(unreachable)
+
+    def store(document: bytes) -> Deferred[ApiResponse]:
+        def work() -> ApiResponse:
+            try:
+                refreshed = service_descriptions.refresh_description(
+                    context.server_dir, description_id, document, context.now(), ignore_warnings=ignore)
+            except DescriptionChanges as changes:
+                return _warnings(changes)
+            return ApiResponse(200, description_json(context, refreshed))
+
+        return blocking(work)
+
+    return blocking(source).addCallback(fetch).addCallback(store)
 
 
 _SD = f"{PREFIX}/service-descriptions/{{id}}"
@@ -166,4 +220,6 @@ OPERATIONS = (
               disable_service_description),
     Operation("PUT", f"{_SD}/enable", "enableServiceDescription", roles_for("enableServiceDescription"),
               enable_service_description),
+    Operation("PUT", f"{_SD}/refresh", "refreshServiceDescription", roles_for("refreshServiceDescription"),
+              refresh_service_description, in_reactor=True),
 )
