@@ -1,10 +1,10 @@
 """Which central-server roles may call each operation of the registry's API, by X-Road's operationId.
 
 As in X-Road's central server (UG-CS §2): the system administrator initialises the server and changes its
-address and status; the registration officer handles members, subsystems, security servers and management
-requests; the security officer (with the system administrator) the trust services; the management service (the
-security servers' management requests) may read what registration needs; the observer reads and changes nothing.
-Every role may read.
+address and status; the registration officer handles members, subsystems, global groups, security servers and
+management requests; the security officer (with the system administrator) the trust services; the management
+service (the security servers' management requests) may read what registration needs; the observer reads and
+changes nothing. Every role may read.
 """
 
 from __future__ import annotations
@@ -54,6 +54,14 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getCertificationServiceOcspResponders": READERS,
         "addCertificationServiceOcspResponder": ADMIN | SECURITY,
         "addTimestampingService": ADMIN | SECURITY,
+        "findGlobalGroups": READERS,
+        "addGlobalGroup": REGISTRATION,
+        "getGlobalGroup": READERS,
+        "updateGlobalGroupDescription": REGISTRATION,
+        "deleteGlobalGroup": REGISTRATION,
+        "addGlobalGroupMembers": REGISTRATION,
+        "findGlobalGroupMembers": READERS,
+        "deleteGlobalGroupMember": REGISTRATION,
         "getAnchor": READERS,
         "downloadAnchor": READERS,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from central_registry.management.operations import (
     configuration_sources,
+    global_groups,
     initialization,
     management_requests,
     member_classes,
@@ -20,6 +21,7 @@ def registry_operations() -> list[Operation]:
         *initialization.operations(),
         *member_classes.operations(),
         *members.operations(),
+        *global_groups.operations(),
         *security_servers.operations(),
         *management_requests.operations(),
         *trust_services.operations(),
