@@ -1,4 +1,5 @@
-"""The internal configuration source: its anchor (what security servers are initialised with).
+"""The internal configuration source: its anchor (what security servers are initialised with) and the parts of
+the newest published configuration.
 
 The anchor's time is the configuration-signing certificate's start of validity, so that the anchor (and its
 hash) stays the same until the signing key changes, as X-Road's stays until it is re-created; fedbus has no
@@ -7,9 +8,12 @@ external configuration source.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
+from central_registry.admin.errors import NotFound
 from central_registry.publisher import Publisher
 from security_server.core.globalconf import anchor_hash
 
@@ -28,3 +32,59 @@ def internal_anchor(publisher: Publisher) -> Anchor:
     created = publisher.signing_key.cert.not_valid_before_utc
     xml = publisher.anchor(created)
     return Anchor(xml, anchor_hash(xml), created)
+
+
+PART_FILES = {
+    "PRIVATE-PARAMETERS": ("private-params.xml", False),
+    "SHARED-PARAMETERS": ("shared-params.xml", False),
+    "MONITORING": ("monitoring-params.xml", True),
+}
+"""The internal source's parts: content identifier to file name and whether the part is optional."""
+_GENERATION = re.compile(r"[0-9]{20}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationPart:
+    """One part of the latest published configuration."""
+
+    content_identifier: str
+    file_name: str
+    version: int
+    optional: bool
+    updated_at: datetime
+    path: Path
+
+
+def configuration_parts(published: Path) -> list[ConfigurationPart]:
+    """The parts of the newest generation published under ``published`` (``V<version>/<generation>/``); none
+    before the first publication."""
+    newest: tuple[str, int, Path] | None = None
+    for version_dir in sorted(published.glob("V[0-9]*")):
+        if not version_dir.name[1:].isdigit():
+            continue
+        for generation in version_dir.iterdir():
+            if _GENERATION.fullmatch(generation.name) and (newest is None or generation.name > newest[0]):
+                newest = (generation.name, int(version_dir.name[1:]), generation)
+    if newest is None:
+        return []
+    name, version, folder = newest
+    updated = datetime.strptime(name, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
+    return [
+        ConfigurationPart(identifier, file_name, version, optional, updated, folder / file_name)
+        for identifier, (file_name, optional) in PART_FILES.items()
+        if (folder / file_name).is_file()
+    ]
+
+
+def configuration_part(published: Path, content_identifier: str, version: int) -> tuple[ConfigurationPart, bytes]:
+    """One part of the newest generation and its bytes; :class:`ConfigurationPartNotFound` when there is none."""
+    for part in configuration_parts(published):
+        if part.content_identifier == content_identifier and part.version == version:
+            return part, part.path.read_bytes()
+    raise ConfigurationPartNotFound(f"no published part {content_identifier} version {version}")
+
+
+class ConfigurationPartNotFound(NotFound):
+    """The newest configuration has no such part."""
+
+    api_code = "configuration_part_not_found"

@@ -64,6 +64,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "deleteGlobalGroupMember": REGISTRATION,
         "getAnchor": READERS,
         "downloadAnchor": READERS,
+        "getConfigurationParts": READERS,
+        "downloadConfigurationParts": READERS,
     }
 )
 

@@ -1,4 +1,5 @@
-"""``/configuration-sources/{configuration_type}/anchor``: the internal source's anchor and its download.
+"""``/configuration-sources/{configuration_type}``: the internal source's anchor and the parts of the newest
+published configuration, each with its download.
 
 fedbus has one configuration source, the internal one; ``EXTERNAL`` answers 404 ``configuration_source_not_found``
 (docs/management-api.md lists it as not implemented).
@@ -9,8 +10,9 @@ from __future__ import annotations
 from central_registry.admin import configuration_sources as admin
 from central_registry.admin.configuration_sources import Anchor
 from central_registry.management.context import RegistryContext
-from central_registry.management.operations.common import PREFIX, xroad_time
+from central_registry.management.operations.common import PREFIX, positive_int, xroad_time
 from central_registry.management.permissions import roles_for
+from central_registry.service import RegistryPaths
 from security_server.management.api import ApiRequest, ApiResponse, Operation
 from security_server.management.errors import ApiError, bad_request
 
@@ -39,10 +41,43 @@ def download_anchor(context: RegistryContext, request: ApiRequest) -> ApiRespons
                        headers=((b"Content-Disposition", f'attachment; filename="{name}"'.encode("ascii")),))
 
 
+def _internal(request: ApiRequest) -> None:
+    kind = request.params["configuration_type"]
+    if kind not in ("INTERNAL", "EXTERNAL"):
+        raise bad_request("invalid_configuration_type", kind)
+    if kind == "EXTERNAL":
+        raise ApiError(404, "configuration_source_not_found", kind)
+
+
+def configuration_parts(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET .../configuration-parts: the parts of the newest published configuration."""
+    _internal(request)
+    parts = admin.configuration_parts(RegistryPaths(context.root).published)
+    return ApiResponse(200, [
+        {"content_identifier": p.content_identifier, "file_name": p.file_name, "version": p.version,
+         "optional": p.optional, "file_updated_at": xroad_time(p.updated_at)}
+        for p in parts
+    ])
+
+
+def download_configuration_part(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET .../configuration-parts/{content_identifier}/{version}/download: the part's file."""
+    _internal(request)
+    version = positive_int(request.params["version"], "version")
+    part, data = admin.configuration_part(RegistryPaths(context.root).published,
+                                          request.params["content_identifier"], version)
+    return ApiResponse(200, raw=data, content_type="application/xml",
+                       headers=((b"Content-Disposition", f'attachment; filename="{part.file_name}"'.encode("ascii")),))
+
+
 def operations() -> list[Operation]:
     """The operations of this area."""
     source = f"{PREFIX}/configuration-sources/{{configuration_type}}"
     return [
         Operation("GET", f"{source}/anchor", "getAnchor", roles_for("getAnchor"), get_anchor),
         Operation("GET", f"{source}/anchor/download", "downloadAnchor", roles_for("downloadAnchor"), download_anchor),
+        Operation("GET", f"{source}/configuration-parts", "getConfigurationParts", roles_for("getConfigurationParts"),
+                  configuration_parts),
+        Operation("GET", f"{source}/configuration-parts/{{content_identifier}}/{{version}}/download",
+                  "downloadConfigurationParts", roles_for("downloadConfigurationParts"), download_configuration_part),
     ]

@@ -132,3 +132,20 @@ def test_a_file_that_is_not_a_certificate_is_refused(registry: RegistryApi) -> N
     answer = registry.request("POST", "/api/v1/certification-services", body=body, content_type=kind, key=key,
                               check=False)
     assert answer.status == 400 and answer.json()["error"]["code"] == "invalid_request"
+
+
+def test_the_newest_configuration_parts_are_listed_and_downloaded(served: RegistryApi) -> None:
+    """After a publication, the private and shared parameters are listed (not optional) and downloadable."""
+    assert served.publisher is not None
+    publication = served.publisher.publish(START)
+    key = served.api_key(Role.OBSERVER)
+    parts = served.request("GET", "/api/v1/configuration-sources/INTERNAL/configuration-parts", key=key).json()
+    assert {(p["content_identifier"], p["optional"]) for p in parts} == {
+        ("PRIVATE-PARAMETERS", False), ("SHARED-PARAMETERS", False)}
+    shared = served.request(
+        "GET", "/api/v1/configuration-sources/INTERNAL/configuration-parts/SHARED-PARAMETERS/3/download", key=key)
+    assert shared.status == 200
+    assert shared.body == next(v for k, v in publication.files.items() if k.endswith("shared-params.xml"))
+    missing = served.request(
+        "GET", "/api/v1/configuration-sources/INTERNAL/configuration-parts/MONITORING/3/download", key=key)
+    assert missing.status == 404 and missing.json()["error"]["code"] == "configuration_part_not_found"
