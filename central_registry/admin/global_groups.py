@@ -99,3 +99,8 @@ def remove_member(store: RegistryStore, code: str, client: ClientId) -> None:
     with store.transaction("global_group_member_removed", {"group": str(group.id), "client": str(client)}):
         store.db.execute("DELETE FROM group_members WHERE group_id = ? AND client_id = ?",
                          [str(group.id), str(client)])
+
+
+def groups_of_member(store: RegistryStore, member_id: ClientId) -> list[tuple[GlobalGroup, ClientId]]:
+    """The groups the member or one of its subsystems is in, with which of them is."""
+    return [(g, c) for g in store.groups() for c in g.members if c.member == member_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 from central_registry.admin import initialization as admin
@@ -64,6 +65,15 @@ def update_address(context: RegistryContext, request: ApiRequest) -> ApiResponse
     return ApiResponse(200, _system_json(context))
 
 
+def system_version(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /system/version."""
+    try:
+        version = importlib.metadata.version("fedbus")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return ApiResponse(200, {"info": f"fedbus central registry {version}"})
+
+
 def operations() -> list[Operation]:
     """The operations of this area."""
     return [
@@ -71,6 +81,7 @@ def operations() -> list[Operation]:
                   roles_for("getInitializationStatus"), get_status),
         Operation("POST", f"{PREFIX}/initialization", "initCentralServer", roles_for("initCentralServer"), initialise),
         Operation("GET", f"{PREFIX}/system/status", "getSystemStatus", roles_for("getSystemStatus"), system_status),
+        Operation("GET", f"{PREFIX}/system/version", "getSystemVersion", roles_for("getSystemVersion"), system_version),
         Operation("PUT", f"{PREFIX}/system/server-address", "updateCentralServerAddress",
                   roles_for("updateCentralServerAddress"), update_address),
     ]

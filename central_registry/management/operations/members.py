@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from central_registry.admin import global_groups as admin_groups
 from central_registry.admin import members as admin
 from central_registry.admin import security_servers as admin_servers
 from central_registry.management.context import RegistryContext
@@ -12,9 +13,11 @@ from central_registry.management.operations.common import (
     client_id_json,
     member_json,
     parse_member_id,
+    parse_server_id,
     parse_subsystem_id,
     server_id_text,
 )
+from central_registry.management.operations.global_groups import EPOCH
 from central_registry.management.operations.security_servers import server_json
 from central_registry.management.permissions import roles_for
 from security_server.core.errors import BusError
@@ -114,6 +117,44 @@ def owned_servers(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     return ApiResponse(200, [server_json(s, member.name) for s in servers])
 
 
+def member_global_groups(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /members/{member_id}/global-groups: the groups it or one of its subsystems is in."""
+    member_id = parse_member_id(request.params["member_id"])
+    with context.store() as store:
+        admin.member(store, member_id)
+        found = admin_groups.groups_of_member(store, member_id)
+    return ApiResponse(200, [
+        {"group_code": group.id.group_code, "subsystem": client.subsystem_code or "", "added_to_group": EPOCH}
+        for group, client in found
+    ])
+
+
+def used_servers(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /members/{member_id}/used-servers: the servers that host it or one of its subsystems."""
+    member_id = parse_member_id(request.params["member_id"])
+    with context.store() as store:
+        admin.member(store, member_id)
+        names = {str(m.id): m.name for m in admin.members(store)}
+        servers = admin_servers.servers_used_by(store, member_id)
+    return ApiResponse(200, [server_json(s, names.get(str(s.id.owner), "")) for s in servers])
+
+
+def unregister_member(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /members/{member_id}/servers/{server_id}: end the member's registration on a server it does not own."""
+    member_id = parse_member_id(request.params["member_id"])
+    with context.store() as store:
+        admin_servers.unregister_client(store, parse_server_id(request.params["server_id"]), member_id)
+    return no_content()
+
+
+def unregister_subsystem(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /subsystems/{subsystem_id}/servers/{server_id}: end the subsystem's registration on a server."""
+    subsystem = parse_subsystem_id(request.params["subsystem_id"])
+    with context.store() as store:
+        admin_servers.unregister_client(store, parse_server_id(request.params["server_id"]), subsystem)
+    return no_content()
+
+
 def add_subsystem(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """POST /subsystems."""
     data = request.json_object(frozenset({"subsystem_id", "subsystem_name"}), frozenset({"subsystem_id"}))
@@ -147,6 +188,13 @@ def operations() -> list[Operation]:
         Operation("DELETE", member, "deleteMember", roles_for("deleteMember"), delete_member),
         Operation("GET", f"{member}/subsystems", "getSubsystems", roles_for("getSubsystems"), member_subsystems),
         Operation("GET", f"{member}/owned-servers", "getOwnedServers", roles_for("getOwnedServers"), owned_servers),
+        Operation("GET", f"{member}/global-groups", "getMemberGlobalGroups", roles_for("getMemberGlobalGroups"),
+                  member_global_groups),
+        Operation("GET", f"{member}/used-servers", "getUsedServers", roles_for("getUsedServers"), used_servers),
+        Operation("DELETE", f"{member}/servers/{{server_id}}", "unregisterMember", roles_for("unregisterMember"),
+                  unregister_member),
+        Operation("DELETE", f"{PREFIX}/subsystems/{{subsystem_id}}/servers/{{server_id}}", "unregisterSubsystem",
+                  roles_for("unregisterSubsystem"), unregister_subsystem),
         Operation("POST", f"{PREFIX}/subsystems", "addSubsystem", roles_for("addSubsystem"), add_subsystem),
         Operation("DELETE", f"{PREFIX}/subsystems/{{subsystem_id}}", "deleteSubsystem", roles_for("deleteSubsystem"),
                   delete_subsystem),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from central_registry.admin import members as admin_members
@@ -14,12 +15,14 @@ from central_registry.management.operations.common import (
     client_json,
     paged,
     parse_server_id,
+    positive_int,
     server_id_json,
     server_id_text,
 )
 from central_registry.management.permissions import roles_for
 from central_registry.store import RegistryStore, SecurityServer
 from security_server.management.certificates import certificate_details
+from security_server.management.errors import ApiError
 from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content, string_field
 
 
@@ -75,6 +78,23 @@ def server_clients(context: RegistryContext, request: ApiRequest) -> ApiResponse
     return ApiResponse(200, [client_json(c, names.get(str(c.member), "")) for c in server.clients])
 
 
+def cert_id(cert: x509.Certificate) -> int:
+    """An authentication certificate's number: the first 31 bits of its SHA-256 (stable and positive)."""
+    return int.from_bytes(cert.fingerprint(hashes.SHA256())[:4], "big") >> 1
+
+
+def delete_auth_cert(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /security-servers/{server_id}/authentication-certificates/{certificate_id}."""
+    server_id = parse_server_id(request.params["server_id"])
+    number = positive_int(request.params["certificate_id"], "certificate_id")
+    with context.store() as store:
+        found = [c for c in admin.auth_certificates(store, server_id) if cert_id(c) == number]
+        if not found:
+            raise ApiError(404, "authentication_certificate_not_found", str(number))
+        admin.delete_auth_certificate(store, server_id, found[0])
+    return no_content()
+
+
 def server_auth_certs(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """GET /security-servers/{server_id}/authentication-certificates: X-Road's ``CertificateDetails`` of each, with
     an ``id`` (X-Road numbers certificates; fedbus keys them by hash: its first 31 bits, stable and positive)."""
@@ -84,7 +104,7 @@ def server_auth_certs(context: RegistryContext, request: ApiRequest) -> ApiRespo
     answer = []
     for cert in certs:
         details = certificate_details(cert)
-        details["id"] = int.from_bytes(cert.fingerprint(hashes.SHA256())[:4], "big") >> 1
+        details["id"] = cert_id(cert)
         answer.append(details)
     return ApiResponse(200, answer)
 
@@ -120,6 +140,8 @@ def operations() -> list[Operation]:
         Operation("DELETE", server, "deleteSecurityServer", roles_for("deleteSecurityServer"), delete_server),
         Operation("GET", f"{server}/authentication-certificates", "getSecurityServerAuthCerts",
                   roles_for("getSecurityServerAuthCerts"), server_auth_certs),
+        Operation("DELETE", f"{server}/authentication-certificates/{{certificate_id}}", "deleteSecurityServerAuthCert",
+                  roles_for("deleteSecurityServerAuthCert"), delete_auth_cert),
         Operation("GET", f"{server}/clients", "getSecurityServerClients", roles_for("getSecurityServerClients"),
                   server_clients),
     ]

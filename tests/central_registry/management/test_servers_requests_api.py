@@ -119,3 +119,41 @@ def test_declining_changes_nothing_else(federation: RegistryApi, officer: str) -
                               query={"status": "DECLINED"}).json()["paging_metadata"]["total_items"] == 1
     missing = federation.request("POST", "/api/v1/management-requests/9/approval", key=officer)
     assert missing.status == 404 and missing.json()["error"]["code"] == "management_request_not_found"
+
+
+def test_a_members_used_servers_and_groups(federation: RegistryApi, officer: str) -> None:
+    """used-servers lists ss1 (it hosts the member's subsystem); global-groups names the group its subsystem is in."""
+    used = federation.request("GET", "/api/v1/members/EE:GOV:70000310/used-servers", key=officer).json()
+    assert [s["server_id"]["encoded_id"] for s in used] == ["EE:GOV:70000310:ss1"]
+    federation.request("POST", "/api/v1/global-groups", json_body={"code": "owners", "description": "Owners"},
+                       key=officer)
+    federation.request("POST", "/api/v1/global-groups/owners/members/add", json_body={"items": ["EE:GOV:70000310:reg"]},
+                       key=officer)
+    groups = federation.request("GET", "/api/v1/members/EE:GOV:70000310/global-groups", key=officer).json()
+    assert [(g["group_code"], g["subsystem"]) for g in groups] == [("owners", "reg")]
+
+
+def test_a_subsystem_is_unregistered_but_the_owner_is_not(federation: RegistryApi, officer: str) -> None:
+    """Unregistering the subsystem from ss1 is 204; the owner member cannot be unregistered from its own server."""
+    path = "/api/v1/subsystems/EE:GOV:70000310:reg/servers/EE:GOV:70000310:ss1"
+    assert federation.request("DELETE", path, key=officer).status == 204
+    clients = federation.request("GET", "/api/v1/security-servers/EE:GOV:70000310:ss1/clients", key=officer).json()
+    assert [c["client_id"]["encoded_id"] for c in clients] == ["EE:GOV:70000310"]
+    assert federation.request("DELETE", path, key=officer).status == 404
+    owner = federation.request("DELETE", "/api/v1/members/EE:GOV:70000310/servers/EE:GOV:70000310:ss1", key=officer)
+    assert owner.status == 400
+
+
+def test_an_auth_certificate_is_deleted_by_its_id(federation: RegistryApi, officer: str) -> None:
+    """The id listed with a certificate deletes it (204); the list is then empty, and the id unknown (404)."""
+    path = "/api/v1/security-servers/EE:GOV:70000310:ss1/authentication-certificates"
+    [cert] = federation.request("GET", path, key=officer).json()
+    assert federation.request("DELETE", f"{path}/{cert['id']}", key=officer).status == 204
+    assert federation.request("GET", path, key=officer).json() == []
+    assert federation.request("DELETE", f"{path}/{cert['id']}", key=officer).status == 404
+
+
+def test_the_system_version_names_fedbus(federation: RegistryApi, officer: str) -> None:
+    """GET /system/version answers X-Road's Version with fedbus's."""
+    info = federation.request("GET", "/api/v1/system/version", key=officer).json()["info"]
+    assert info.startswith("fedbus central registry ")
