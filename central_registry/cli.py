@@ -12,13 +12,14 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from central_registry.admin import management_requests as admin_requests
 from central_registry.admin import members as admin_members
 from central_registry.admin import security_servers as admin_servers
 from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry
 from central_registry.conf_signing_key import ConfSigningSettings, create_in_token, load_conf_signing_key
 from central_registry.management import commands as management_commands
 from central_registry.publisher import Publisher, SelfSignedKey
-from central_registry.requests import RegistrationDesk, RequestStatus
+from central_registry.requests import RequestStatus
 from central_registry.service import RegistryPaths, RegistryService, RegistrySettings
 from central_registry.store import ApprovedCa as StoreApprovedCa
 from central_registry.store import ApprovedTsa as StoreApprovedTsa
@@ -360,7 +361,7 @@ def requests() -> None:
 def requests_list(root: Path, status: str | None, as_json: bool) -> None:
     """List requests, oldest first."""
     with _Store(root) as store:
-        records = RegistrationDesk(store).list(RequestStatus(status) if status else None)
+        records = admin_requests.records(store, RequestStatus(status) if status else None)
     data = [
         {"id": r.id, "type": str(r.type), "status": str(r.status), "server": r.server, "client": r.client,
          "submitted_at": r.submitted_at, "decided_at": r.decided_at}
@@ -376,7 +377,7 @@ def requests_list(root: Path, status: str | None, as_json: bool) -> None:
 def requests_approve(root: Path, request_id: str) -> None:
     """Approve a pending request; it takes effect in the next published configuration."""
     with _Store(root) as store:
-        record = RegistrationDesk(store).approve(request_id, _now())
+        record = admin_requests.approve_by_id(store, request_id, _now())
     click.echo(f"approved {record.type} {record.id}")
 
 
@@ -386,7 +387,7 @@ def requests_approve(root: Path, request_id: str) -> None:
 def requests_reject(root: Path, request_id: str) -> None:
     """Reject a pending request."""
     with _Store(root) as store:
-        record = RegistrationDesk(store).reject(request_id, _now())
+        record = admin_requests.decline_by_id(store, request_id, _now())
     click.echo(f"rejected {record.type} {record.id}")
 
 

@@ -66,3 +66,18 @@ def decline(store: RegistryStore, number: int, now: datetime) -> NumberedRequest
     """Decline a waiting request; nothing else changes."""
     RegistrationDesk(store).reject(_waiting(store, number).record.id, now)
     return request(store, number)
+
+
+def records(store: RegistryStore, status: RequestStatus | None = None) -> list[RequestRecord]:
+    """Requests by the ids their servers gave them, oldest first, optionally only those in ``status`` (the CLI)."""
+    return RegistrationDesk(store).list(status)
+
+
+def approve_by_id(store: RegistryStore, request_id: str, now: datetime) -> RequestRecord:
+    """Approve a pending request named by its id (the CLI)."""
+    return RegistrationDesk(store).approve(request_id, now)
+
+
+def decline_by_id(store: RegistryStore, request_id: str, now: datetime) -> RequestRecord:
+    """Decline (reject) a pending request named by its id (the CLI)."""
+    return RegistrationDesk(store).reject(request_id, now)
