@@ -56,3 +56,26 @@ def init_registry(
     finally:
         store.close()
     return paths
+
+
+def join_registry(root: Path, now: datetime, *, database_url: str) -> tuple[RegistryPaths, str]:
+    """Make ``root`` another node of the clustered registry in ``database_url``: its own configuration-signing and
+    HTTPS keys, no store of its own (issue 19). Returns the paths and the instance.
+
+    The database must hold an initialised registry. The node lists itself as a configuration source when it
+    starts (``fedbus registry serve``); re-download the anchor afterwards, it then names every node.
+    """
+    paths = RegistryPaths(root)
+    if paths.database.exists() or paths.conf_signing.exists():
+        raise ConfigurationError(f"{root} already holds a registry")
+    store = RegistryStore(paths.database, database_url=database_url)
+    try:
+        if not store.is_initialised():
+            raise ConfigurationError("the database holds no registry yet: run `fedbus registry init` on the first node")
+        instance = store.settings().instance
+    finally:
+        store.close()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    SelfSignedKey.create(paths.conf_signing, f"{instance} configuration signing ({root.name})", now)
+    SelfSignedKey.create(paths.tls, f"{instance} central registry ({root.name})", now)
+    return paths, instance

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from central_registry.admin import management_requests as admin_requests
 from central_registry.admin import members as admin_members
 from central_registry.admin import security_servers as admin_servers
-from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry
+from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry, join_registry
 from central_registry.conf_signing_key import ConfSigningSettings, create_in_token, load_conf_signing_key
 from central_registry.management import commands as management_commands
 from central_registry.publisher import Publisher, SelfSignedKey
@@ -261,6 +261,21 @@ def registry_init(root: Path, instance: str, no_dev_ca: bool, config_file: Path 
             database_url=settings.database.url,
         )
     data = {"instance": instance, "directory": str(paths.root), "public_url": settings.public_url, "dev_ca": not no_dev_ca}
+    _emit(as_json, data, ["instance", "directory", "public url"], [[instance, str(paths.root), settings.public_url]])
+
+
+@registry.command("join")
+@_registry_dir_option
+@_config_option
+@_JSON_OPTION
+def registry_join(root: Path, config_file: Path | None, as_json: bool) -> None:
+    """Make this directory another node of the clustered registry in ``[database] url``: its own keys (issue 19)."""
+    settings = _settings_of(root, config_file)
+    if not settings.database.url:
+        raise click.ClickException("joining a registry cluster needs [database] url (the shared PostgreSQL database)")
+    with bus_errors_as_command_errors(with_reason=False):
+        paths, instance = join_registry(root, _now(), database_url=settings.database.url)
+    data = {"instance": instance, "directory": str(paths.root), "public_url": settings.public_url}
     _emit(as_json, data, ["instance", "directory", "public url"], [[instance, str(paths.root), settings.public_url]])
 
 

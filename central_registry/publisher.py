@@ -140,8 +140,10 @@ class SelfSignedKey:
 # --- from registry state to parameters -------------------------------------------------------------------------
 
 
-def shared_parameters(store: RegistryStore, source: ConfigurationSource) -> SharedParameters:
-    """The shared parameters of the registry's current state."""
+def shared_parameters(
+    store: RegistryStore, source: ConfigurationSource | tuple[ConfigurationSource, ...]
+) -> SharedParameters:
+    """The shared parameters of the registry's current state (``source``: every node of a clustered registry)."""
     settings = store.settings()
     return SharedParameters(
         instance=settings.instance,
@@ -149,7 +151,7 @@ def shared_parameters(store: RegistryStore, source: ConfigurationSource) -> Shar
             ocsp_freshness_seconds=settings.ocsp_freshness_seconds,
             member_classes=tuple(MemberClass(code, text) for code, text in store.member_classes().items()),
         ),
-        sources=(source,),
+        sources=source if isinstance(source, tuple) else (source,),
         approved_cas=tuple(
             ApprovedCa(
                 name=ca.name,
@@ -212,6 +214,13 @@ class Publisher:
         self.management_url = management_url
         self.management_cert_der = management_cert_der
 
+    def sources(self) -> tuple[tuple[str, bytes], ...]:
+        """The configuration sources (directory URL, signing certificate DER): this registry, and the other nodes
+        of a clustered registry (issue 19), so that the anchor lists every node and clients fail over."""
+        own = (f"{self.public_url}/{DIRECTORY_NAME}", self.signing_key.cert_der)
+        nodes = self.store.nodes()
+        return tuple(nodes) if own in nodes else (own, *nodes)
+
     def management_service(self) -> ManagementService:
         """Where security servers send registration requests; the registry itself answers them."""
         instance = self.store.settings().instance
@@ -224,8 +233,8 @@ class Publisher:
         """Generate and sign one configuration at ``now``."""
         settings = self.store.settings()
         generation = now.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
-        source = ConfigurationSource(f"{self.public_url}/{DIRECTORY_NAME}", (self.signing_key.cert_der,))
-        shared = build_shared_parameters(shared_parameters(self.store, source), load_schema("shared-parameters.xsd"))
+        sources = tuple(ConfigurationSource(url, (cert,)) for url, cert in self.sources())
+        shared = build_shared_parameters(shared_parameters(self.store, sources), load_schema("shared-parameters.xsd"))
         private = build_private_parameters(
             private_parameters(self.store, self.management_service()), load_schema("private-parameters.xsd")
         )
@@ -273,7 +282,7 @@ class Publisher:
         """The configuration anchor XML that security servers are initialised with (pr-gconf Annex E)."""
         anchor = ConfigurationAnchor(
             self.store.settings().instance,
-            (AnchorSource(f"{self.public_url}/{DIRECTORY_NAME}", (self.signing_key.cert_der,)),),
+            tuple(AnchorSource(url, (cert,)) for url, cert in self.sources()),
             generated_at=now.replace(microsecond=0),
         )
         return build_configuration_anchor(anchor, load_schema("configuration-anchor.xsd"))

@@ -299,6 +299,8 @@ class RegistryService(service.Service):
             management_url=self.management_url,
             management_cert_der=tls_der,
         )
+        if self.database_url:  # a clustered registry: this node is a configuration source of the anchor (issue 19)
+            self.store.register_node(f"{self.public_url}/{DIRECTORY_NAME}", conf_key.cert_der)
         interval = self.store.settings().generation_interval_seconds
         self._loop = LoopingCall(self.publish_now)
         self._loop.clock = self.reactor

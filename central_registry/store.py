@@ -91,6 +91,16 @@ SCHEMA = Schema(
                 f" at {_TEXT} NOT NULL, event {_TEXT} NOT NULL, detail {_TEXT} NOT NULL)",
             ),
         ),
+        # Issue 19: the nodes of a clustered registry, each a configuration source with its own signing key.
+        sql_migration(
+            2,
+            "registry nodes",
+            "CREATE TABLE IF NOT EXISTS registry_nodes (download_url TEXT PRIMARY KEY, conf_signing_cert BLOB NOT NULL)",
+            postgresql=(
+                f"CREATE TABLE IF NOT EXISTS registry_nodes (download_url {_TEXT} PRIMARY KEY,"
+                " conf_signing_cert BYTEA NOT NULL)",
+            ),
+        ),
     ),
 )
 """The registry's numbered migrations; later issues append to them."""
@@ -272,6 +282,24 @@ class RegistryStore:
     def is_initialised(self) -> bool:
         """Whether :meth:`initialise` has run (on a shared database: by any node)."""
         return self._exists("SELECT 1 FROM settings WHERE key = 'instance'", ())
+
+    def register_node(self, download_url: str, conf_signing_cert_der: bytes) -> None:
+        """Record one node of a clustered registry: where its signed directory is and the certificate that signs
+        it (a node that restarts with the same key changes nothing)."""
+        current = self.db.query("SELECT conf_signing_cert FROM registry_nodes WHERE download_url = ?", [download_url])
+        if current and bytes(current[0]["conf_signing_cert"]) == conf_signing_cert_der:
+            return
+        with self.transaction("registry_node_registered", {"download_url": download_url}):
+            self.db.execute(
+                "INSERT INTO registry_nodes (download_url, conf_signing_cert) VALUES (?, ?)"
+                " ON CONFLICT (download_url) DO UPDATE SET conf_signing_cert = excluded.conf_signing_cert",
+                [download_url, conf_signing_cert_der],
+            )
+
+    def nodes(self) -> list[tuple[str, bytes]]:
+        """The registry's nodes (download URL, configuration-signing certificate DER), in URL order."""
+        rows = self.db.query("SELECT download_url, conf_signing_cert FROM registry_nodes ORDER BY download_url")
+        return [(row["download_url"], bytes(row["conf_signing_cert"])) for row in rows]
 
     def settings(self) -> Settings:
         """The current settings; the registry must be initialised."""

@@ -56,7 +56,7 @@ def test_a_registry_from_before_migrations_keeps_its_data_and_is_recorded_at_ver
         assert [e["seq"] for e in store.audit_events()] == [1, 2]
     finally:
         store.close()
-    assert versions(path, "registry") == [(m.version, m.name) for m in REGISTRY_SCHEMA.migrations] == [(1, "registry")]
+    assert versions(path, "registry") == [(m.version, m.name) for m in REGISTRY_SCHEMA.migrations] == [(1, "registry"), (2, "registry nodes")]
     assert schema_of(path) == schema_of(fresh)
 
 
@@ -125,7 +125,8 @@ def test_a_server_configuration_from_before_keeps_its_data_and_is_recorded(tmp_p
         assert snapshot.identity.server_code == "ss1" and snapshot.anchor == b"<a>"
         assert [(c.id, c.state) for c in snapshot.clients] == [(OWNER, ClientState.SAVED), (PROVIDER, ClientState.REGISTERED)]
         assert [s.id for s in snapshot.services] == [ServiceId(PROVIDER, "getRandom", "v1")]
-    assert versions(path, "serverconf") == [(1, "serverconf"), (2, "service_descriptions"), (3, "description_source")]
+    assert versions(path, "serverconf") == [
+        (1, "serverconf"), (2, "service_descriptions"), (3, "description_source"), (4, "timestamping_services")]
     assert [(m.version, m.name) for m in SERVERCONF_SCHEMA.migrations] == versions(path, "serverconf")
     assert schema_of(path) == schema_of(fresh)
 
