@@ -38,6 +38,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getOcspRespondersDiagnostics": ADMIN | {Role.SECURITYSERVER_OBSERVER},
         "getApprovedTimestampingServices": READERS,
         "getConfiguredTimestampingServices": READERS,
+        "addConfiguredTimestampingService": ADMIN,
+        "deleteConfiguredTimestampingService": ADMIN,
         "maintenanceMode": READERS,
         "enableMaintenanceMode": ADMIN,
         "disableMaintenanceMode": ADMIN,

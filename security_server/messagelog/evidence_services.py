@@ -100,7 +100,10 @@ def make_evidence_services(
     settings: EvidenceSettings,
 ) -> EvidenceServices:
     """Build the evidence services around ``writer`` (see the module docstring)."""
-    timestamper = timestamper_for_global_conf(reactor, writer, global_conf, settings.timestamper)
+    timestamper = timestamper_for_global_conf(
+        reactor, writer, global_conf, settings.timestamper,
+        chosen=lambda: [tsp.url for tsp in server_conf().timestamping_services],
+    )
     archiver = Archiver(reactor, writer, settings.archiver)
 
     def is_own_client(client: ClientId) -> bool:

@@ -90,9 +90,14 @@ TsaClientFactory = Callable[[str, Sequence[x509.Certificate]], Any]
 Deferred firing with a verified :class:`TimestampResult`."""
 
 
-def tsas_from_global_conf(conf: GlobalConf) -> list[TsaEndpoint]:
-    """The approved TSAs of a global configuration, in their published order."""
-    return [TsaEndpoint(tsa.name, tsa.url, x509.load_der_x509_certificate(tsa.cert)) for tsa in conf.approved_tsas()]
+def tsas_from_global_conf(conf: GlobalConf, chosen: Sequence[str] = ()) -> list[TsaEndpoint]:
+    """The approved TSAs of a global configuration, in their published order; only those whose URL the
+    administrator chose (``chosen``, the management API's configured services), when any were chosen."""
+    return [
+        TsaEndpoint(tsa.name, tsa.url, x509.load_der_x509_certificate(tsa.cert))
+        for tsa in conf.approved_tsas()
+        if not chosen or tsa.url in chosen
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,12 +442,14 @@ def timestamper_for_global_conf(
     writer: MessageLogWriter,
     global_conf: Callable[[], GlobalConf],
     settings: TimestamperSettings = TimestamperSettings(),
+    chosen: Callable[[], Sequence[str]] = lambda: (),
 ) -> Timestamper:
-    """A timestamper whose TSAs and interval come from the global configuration in force."""
+    """A timestamper whose TSAs and interval come from the global configuration in force (the ``chosen`` URLs
+    among its approved TSAs, when the administrator chose any)."""
     return Timestamper(
         reactor,
         writer,
-        lambda: tsas_from_global_conf(global_conf()),
+        lambda: tsas_from_global_conf(global_conf(), chosen()),
         interval=lambda: float(global_conf().timestamping_interval_seconds),
         settings=settings,
     )

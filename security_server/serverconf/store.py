@@ -15,6 +15,8 @@ What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fe
 ``access_right``  rights per provider client and service code, optionally per REST endpoint
                   (DM-SS §2.1, §2.17); the meaning is :mod:`security_server.core.acl`'s
 ``local_group``   local groups of one client (code, description) and their members (DM-SS §2.8, §2.11)
+``timestamping_   the approved time-stamping services the administrator chose (name, URL; migration 4);
+service``         none chosen: the message log uses every approved one
 ================  ==================================================================================
 
 The schema is :data:`SCHEMA`, numbered migrations applied on open (:mod:`security_server.store.migrations`); a
@@ -289,6 +291,18 @@ def _client_state(value: object) -> ClientState:
 
 
 @dataclass(frozen=True, slots=True)
+class TimestampingService:
+    """An approved time-stamping service chosen for the message log: its name and URL (DM-SS §2.18 ``tsp``)."""
+
+    name: str
+    url: str
+
+    def __post_init__(self) -> None:
+        check_text(self.name, "time-stamping service name")
+        check_service_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfSnapshot:
     """Everything the proxies need from the configuration, frozen, with indexed lookups."""
 
@@ -298,6 +312,8 @@ class ServerConfSnapshot:
     services: tuple[Service, ...]
     rights: tuple[AccessRight, ...]
     groups: tuple[LocalGroup, ...]
+    timestamping_services: tuple[TimestampingService, ...] = ()
+    """The chosen time-stamping services, in the order they were added (empty: every approved one)."""
     _clients: Mapping[ClientId, HostedClient] = field(init=False, repr=False, compare=False)
     _services: Mapping[tuple[ClientId, str, str | None], Service] = field(init=False, repr=False, compare=False)
     _rights: Mapping[tuple[ClientId, str], tuple[AccessRight, ...]] = field(init=False, repr=False, compare=False)
@@ -462,6 +478,13 @@ SCHEMA = Schema(
                 f"ALTER TABLE service ADD COLUMN description_url {_TEXT} NOT NULL DEFAULT ''",
                 f"ALTER TABLE service ADD COLUMN refreshed_at {_TEXT} NOT NULL DEFAULT ''",
             ),
+        ),
+        # The time-stamping services chosen among the approved ones (issue 16).
+        sql_migration(
+            4,
+            "timestamping_services",
+            "CREATE TABLE timestamping_service (url TEXT PRIMARY KEY, name TEXT NOT NULL) STRICT",
+            postgresql=(f"CREATE TABLE timestamping_service (url {_TEXT} PRIMARY KEY, name {_TEXT} NOT NULL, {_ROWID})",),
         ),
     ),
     legacy_set="fedbus.serverconf",
@@ -864,6 +887,25 @@ class ServerConfStore:
             conn.execute("DELETE FROM local_group_member WHERE client = ? AND code = ?", key)
             conn.execute("DELETE FROM local_group WHERE client = ? AND code = ?", key)
 
+    # --- time-stamping services ------------------------------------------------------------------------------
+
+    def add_timestamping_service(self, service: TimestampingService) -> None:
+        """Choose an approved time-stamping service (whether it is approved is the caller's check)."""
+        _require(service, TimestampingService, "time-stamping service")
+        with self._change("choosing a time-stamping service") as conn:
+            self._identity(conn)
+            if self._one(conn, "SELECT 1 FROM timestamping_service WHERE url = ?", (service.url,)):
+                raise ServerConfError(f"time-stamping service {service.url} is chosen already")
+            conn.execute("INSERT INTO timestamping_service (url, name) VALUES (?, ?)", (service.url, service.name))
+
+    def remove_timestamping_service(self, url: str) -> None:
+        """Stop using a chosen time-stamping service."""
+        with self._change("removing a time-stamping service") as conn:
+            self._identity(conn)
+            cursor = conn.execute("DELETE FROM timestamping_service WHERE url = ?", (url,))
+            if cursor.rowcount != 1:
+                raise ServerConfError(f"time-stamping service {url} is not chosen")
+
     # --- access rights ------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -974,8 +1016,12 @@ class ServerConfStore:
                 )
                 for row in conn.execute("SELECT client, code, description FROM local_group ORDER BY rowid")
             )
+            tsps = tuple(
+                TimestampingService(row[0], row[1])
+                for row in conn.execute("SELECT name, url FROM timestamping_service ORDER BY rowid")
+            )
         except BusError as err:
             if isinstance(err, DatabaseError):
                 raise
             raise DatabaseError("server configuration holds an invalid row", reason=f"serverconf: {err.reason}") from err
-        return ServerConfSnapshot(identity, bytes(anchor_row[0]), clients, services, rights, groups)
+        return ServerConfSnapshot(identity, bytes(anchor_row[0]), clients, services, rights, groups, tsps)
