@@ -30,6 +30,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "addMemberClass": ADMIN | REGISTRATION,
         "updateMemberClass": ADMIN | REGISTRATION,
         "deleteMemberClass": ADMIN | REGISTRATION,
+        "findClients": READERS,
         "addMember": REGISTRATION,
         "getMember": READERS,
         "updateMemberName": REGISTRATION,

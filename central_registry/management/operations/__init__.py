@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from central_registry.management.operations import (
+    clients,
     configuration_sources,
     global_groups,
     initialization,
@@ -21,6 +22,7 @@ def registry_operations() -> list[Operation]:
         *initialization.operations(),
         *member_classes.operations(),
         *members.operations(),
+        *clients.operations(),
         *global_groups.operations(),
         *security_servers.operations(),
         *management_requests.operations(),

@@ -6,6 +6,7 @@ import importlib.metadata
 from typing import Any
 
 from central_registry.admin import initialization as admin
+from central_registry.admin.errors import NotInitialised
 from central_registry.admin.initialization import InitialisationStatus
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import PREFIX
@@ -23,7 +24,11 @@ def status_json(status: InitialisationStatus) -> dict[str, Any]:
 
 
 def _status(context: RegistryContext) -> InitialisationStatus:
-    return admin.status(context.root, context.database_url)
+    try:
+        with context.store() as store:  # the running registry's own store when it runs
+            return admin.status_of(store)
+    except NotInitialised:
+        return InitialisationStatus(None, None, False)
 
 
 def get_status(context: RegistryContext, request: ApiRequest) -> ApiResponse:

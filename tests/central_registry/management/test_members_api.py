@@ -110,3 +110,18 @@ def test_unknown_fields_and_bad_identifiers_are_bad_requests(registry: RegistryA
     assert unknown.status == 400 and unknown.json()["error"] == {"code": "unknown_field", "metadata": ["z"]}
     bad = registry.request("GET", "/api/v1/members/EE:GOV", key=officer)
     assert bad.status == 400 and bad.json()["error"]["code"] == "invalid_client_id"
+
+
+def test_clients_are_searched_filtered_and_paged(registry: RegistryApi, officer: str) -> None:
+    """GET /clients lists members and subsystems; ``q``, ``client_type`` and paging narrow it."""
+    _with_class(registry, officer)
+    registry.request("POST", "/api/v1/members", json_body={"member_id": MEMBER, "member_name": "Riik"}, key=officer)
+    registry.request("POST", "/api/v1/subsystems", json_body={"subsystem_id": {**MEMBER, "subsystem_code": "reg"}},
+                     key=officer)
+    everything = registry.request("GET", "/api/v1/clients", key=officer).json()
+    assert [c["client_id"]["encoded_id"] for c in everything["items"]] == ["EE:GOV:70000310", "EE:GOV:70000310:reg"]
+    subsystems = registry.request("GET", "/api/v1/clients", key=officer,
+                                  query={"q": "reg", "client_type": "SUBSYSTEM"}).json()
+    assert [c["client_id"]["encoded_id"] for c in subsystems["items"]] == ["EE:GOV:70000310:reg"]
+    page = registry.request("GET", "/api/v1/clients", key=officer, query={"limit": "1", "offset": "1"}).json()
+    assert page["paging_metadata"] == {"total_items": 2, "items": 1, "limit": 1, "offset": 1}
