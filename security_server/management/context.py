@@ -44,6 +44,9 @@ class OperationContext:
     """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""
     register_client: Callable[[ClientId], Deferred[Any]] | None = None
     """Send clientReg to the registry for a hosted subsystem (on the reactor thread); None without a server."""
+    register_server: Callable[[str], Deferred[Any]] | None = None
+    """Send authCertReg for this server's auth certificate with its address (on the reactor thread); None when
+    the API cannot reach the registry."""
     blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
     """Run blocking work (stores) off the reactor thread, for operations that run on it."""
     diagnostics: Diagnostics | None = None

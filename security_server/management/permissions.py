@@ -90,6 +90,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "downloadCsr": SECURITY | REGISTRATION,
         "deleteCsr": SECURITY | REGISTRATION,
         "importCertificate": SECURITY | REGISTRATION,
+        "registerCertificate": SECURITY,
         # backups (the system administrator's)
         "getBackups": ADMIN,
         "addBackup": ADMIN,

@@ -80,6 +80,7 @@ def make_management_site(
     global_conf: Callable[[], Any] | None = None,
     register_client: Callable[[ClientId], Any] | None = None,
     diagnostics: Diagnostics | None = None,
+    register_server: Callable[[str], Any] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
@@ -88,7 +89,7 @@ def make_management_site(
     context = OperationContext(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
         global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
-        register_client=register_client, diagnostics=diagnostics,
+        register_client=register_client, diagnostics=diagnostics, register_server=register_server,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -123,7 +124,11 @@ class ManagementService(service.Service):
         def register(client: ClientId) -> Any:
             return defer.Deferred.fromCoroutine(admin_registration.register_client(reactor, server_dir, client))
 
+        def register_own(address: str) -> Any:
+            return defer.Deferred.fromCoroutine(admin_registration.register_server(reactor, server_dir, address))
+
         self.register_client = register
+        self.register_server = register_own
         self._port: Any = None
 
     def startService(self) -> None:
@@ -132,6 +137,7 @@ class ManagementService(service.Service):
         site = make_management_site(
             self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
             global_conf=self.global_conf, register_client=self.register_client, diagnostics=self.diagnostics,
+            register_server=self.register_server,
         )
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
 from security_server.admin import clients, csrs, keys
 from security_server.admin.keys import TokenView
 from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.server_address import parse_server_address
 from security_server.management.api import (
     ApiRequest,
     ApiResponse,
@@ -193,6 +196,32 @@ def get_certificate(context: OperationContext, request: ApiRequest) -> ApiRespon
     raise ApiError(404, "certificate_not_found", request.params["hash"])
 
 
+def register_certificate(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``PUT /token-certificates/{hash}/register``: ``SecurityServerAddress``, with or without a port (X-Road's
+    default 5500 without one); authCertReg for the server's auth certificate (pr-mserv §2.2), signed with it and
+    the owner's signing key. Only the token's auth certificate is registered (400 ``action_not_possible`` for a
+    sign certificate). Runs on the reactor thread (it talks to the registry); 200 once the registry has it."""
+    data = request.json_object(frozenset({"address"}), frozenset({"address"}))
+    address = str(string_field(data, "address"))
+    if parse_server_address(address) is None:
+        raise bad_request("invalid_address", address)
+    if context.register_server is None:
+        raise ApiError(404, "registration_unavailable", "the management API runs without the registry")
+    assert context.blocking is not None
+    register = context.register_server
+    wanted = request.params["hash"].upper()
+
+    def check() -> None:
+        for info, certificate in _certificates(context):
+            if certificate["certificate_details"]["hash"] == wanted:
+                if info.kind is not KeyKind.AUTH:
+                    raise ApiError(400, "action_not_possible", "only an authentication certificate is registered")
+                return
+        raise ApiError(404, "certificate_not_found", request.params["hash"])
+
+    return context.blocking(check).addCallback(lambda _: register(address)).addCallback(lambda _: ApiResponse(200))
+
+
 def get_client_sign_certificates(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /clients/{id}/sign-certificates``: the signing certificates of the client's member."""
     client = parse_client_id(request.params["id"])
@@ -213,6 +242,8 @@ OPERATIONS = (
     Operation("DELETE", f"{PREFIX}/keys/{{id}}/csrs/{{csr_id}}", "deleteCsr", roles_for("deleteCsr"), delete_csr),
     Operation("POST", f"{PREFIX}/token-certificates", "importCertificate", roles_for("importCertificate"),
               import_certificate),
+    Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/register", "registerCertificate",
+              roles_for("registerCertificate"), register_certificate, in_reactor=True),
     Operation("GET", f"{PREFIX}/tokens", "getTokens", roles_for("getTokens"), get_tokens),
     Operation("GET", f"{PREFIX}/tokens/{{id}}", "getToken", roles_for("getToken"), get_token),
     Operation("GET", f"{PREFIX}/keys/{{id}}", "getKey", roles_for("getKey"), get_key),

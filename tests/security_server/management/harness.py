@@ -87,6 +87,8 @@ class Api:
     """What sending clientReg does, when a test gives it."""
     diagnostics: Any = None
     """The running server's diagnostics, when a test gives them."""
+    register_server: Any = None
+    """What sending authCertReg does, when a test gives it."""
     documents: dict[str, bytes] = field(default_factory=dict)
     """What fetching a service description finds at each URL (anything else is unreachable)."""
 
@@ -96,7 +98,7 @@ class Api:
         self.site = make_management_site(
             self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
             maintenance=self.maintenance, fetch=self._fetch, global_conf=self.global_conf,
-            register_client=self.register_client, diagnostics=self.diagnostics,
+            register_client=self.register_client, diagnostics=self.diagnostics, register_server=self.register_server,
         )
         self.router: Router = self.site.resource._router
         with self.credentials() as store:

@@ -1,14 +1,12 @@
 """Issue 16 end to end: a security server set up through the management API, then serving a call through the bus.
 
 The federation of tests/e2e_federation.py (registry with its CA, OCSP responder and TSA; a SOAP provider) and a
-consumer department set up as there. The provider's security server is set up over real HTTPS with one API key:
-the API alone before the server exists (anchor, initialisation, auth and sign keys with their requests, the CA's
-certificates imported), then the API of the running server (client added and registered, a WSDL added by URL,
-a service changed, a right granted, diagnostics read). Every answer to a path of X-Road's file is checked against
-it. The consumer's system then calls getRandom through both servers and gets the provider's answer.
-
-One step has no API operation yet and goes through the admin layer (marked ``NOT THROUGH THE API``): registering
-the server's authentication certificate (X-Road's ``PUT /token-certificates/{hash}/register``).
+consumer department set up as there. The provider's security server is set up over real HTTPS with one API key,
+every step through the API: the API alone before the server exists (anchor, initialisation, auth and sign keys
+with their requests, the CA's certificates imported), then the API of the running server (the auth certificate
+registered with the server's address, a client added and registered, a WSDL added by URL, a service changed, a
+right granted, diagnostics read). Every answer to a path of X-Road's file is checked against it. The consumer's
+system then calls getRandom through both servers and gets the provider's answer.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from central_registry.trust.ca import CertKind, DevelopmentCA
-from security_server.admin import registration as admin_registration
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.identifiers import SecurityServerId
 from security_server.management.config import ManagementConfig
@@ -150,6 +147,7 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
             status = await api.json("GET", "/initialization/status", 200)
             assert status["is_anchor_imported"] and status["is_server_code_initialized"]
             ca = DevelopmentCA.open(self.paths.ca)
+            auth_hash = ""
             for usage, kind, member in (("AUTHENTICATION", CertKind.AUTH, None),
                                         ("SIGNING", CertKind.SIGN, "EE:GOV:70000311")):
                 made = await api.json("POST", "/tokens/soft/keys-with-csrs", 201, json_body=_csr_request(usage, member))
@@ -159,6 +157,8 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
                 imported = await api.json("POST", "/token-certificates", 201, body=cert.public_bytes(Encoding.DER),
                                           content_type="application/octet-stream")
                 assert imported["certificate_details"]["issuer_common_name"]
+                if kind is CertKind.AUTH:
+                    auth_hash = imported["certificate_details"]["hash"]
         finally:
             await alone.stopService()
 
@@ -178,14 +178,11 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
             if entry.cert is not None:
                 await svc.ocsp.refresh(entry.cert)
 
-        # NOT THROUGH THE API: X-Road's PUT /token-certificates/{hash}/register is not implemented yet.
-        answer = await admin_registration.register_server(
-            REACTOR, ServerDirectory(root), f"127.0.0.1:{svc.server_proxy_port}")
-        assert answer["status"] == "approved"
+        api = _ApiClient(root, svc.management.port, key)
+        await api.json("PUT", f"/token-certificates/{auth_hash}/register", 200,
+                       json_body={"address": f"127.0.0.1:{svc.server_proxy_port}"})
         await self.registry.publish_now()
         await svc.conf_client.refresh()
-
-        api = _ApiClient(root, svc.management.port, key)
         await api.json("POST", "/clients", 201, json_body={
             "client": {"member_class": "GOV", "member_code": "70000311", "subsystem_code": "provider"}})
         await api.json("PUT", f"/clients/{PROVIDER_ID}/register", 204)
