@@ -577,6 +577,7 @@ def registry_serve(root: Path, config_file: Path | None) -> None:
         reactor, root, host=settings.host, http_port=settings.http_port, https_port=settings.https_port,
         management=settings.management,
         public_url=settings.public_url, health=settings.health, database_url=settings.database.url,
+        conf_signing=settings.conf_signing,
     )
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

@@ -28,8 +28,8 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from central_registry.conf_signing_key import ConfSigningSettings, load_conf_signing_key
 from central_registry.metrics import RegistryMetrics
-from central_registry.publisher import SelfSignedKey
 from central_registry.store import RegistryStore
 from central_registry.trust.ca import DevelopmentCA
 from security_server.core.config import LayeredConfig
@@ -83,6 +83,7 @@ def registry_checks(
     ca: Path,
     publishing: PublishingState,
     now: Callable[[], datetime],
+    conf_signing_settings: ConfSigningSettings = ConfSigningSettings(),
 ) -> list[HealthCheck]:
     """The registry's checks; ``run`` calls a function in the store's worker thread."""
 
@@ -93,7 +94,7 @@ def registry_checks(
         await run(current.settings)
 
     async def signing_key() -> None:
-        key = await run(SelfSignedKey.load, conf_signing)
+        key = await run(load_conf_signing_key, conf_signing, conf_signing_settings)
         _valid_now(key.cert, now(), "the configuration signing certificate")
 
     async def published() -> None:
@@ -161,6 +162,7 @@ class RegistryHealth:
         store: Callable[[], RegistryStore | None],
         conf_signing: Path,
         ca: Path,
+        conf_signing_settings: ConfSigningSettings = ConfSigningSettings(),
     ) -> None:
         self._reactor = reactor
         self._run = run
@@ -170,7 +172,7 @@ class RegistryHealth:
         self.metrics = RegistryMetrics(registration_requests=self._requests_by_status)
         self.checker = HealthChecker(
             registry_checks(run=run, store=store, conf_signing=conf_signing, ca=ca, publishing=self.publishing,
-                            now=self.now),
+                            now=self.now, conf_signing_settings=conf_signing_settings),
             reactor,
         )
 

@@ -35,6 +35,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from central_registry.conf_signing_key import ConfSigningSettings, load_conf_signing_key
 from central_registry.management.config import management_config
 from central_registry.health import COUNT_INTERVAL, CountedResource, RegistryHealth, RegistryHealthSettings
 from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
@@ -103,6 +104,8 @@ class RegistrySettings:
     """Where the registry's store is (``[database] url``): a PostgreSQL database the registry's nodes share."""
     management: ManagementConfig = ManagementConfig(port=4100)
     """Where the management REST API listens (``[management]``, central_registry/management/config.py)."""
+    conf_signing: ConfSigningSettings = ConfSigningSettings()
+    """Where the configuration-signing key lives (``[conf-signing]``: a file, or a PKCS#11 token; docs/hsm.md)."""
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> RegistrySettings:
@@ -116,6 +119,7 @@ class RegistrySettings:
             health=RegistryHealthSettings.from_config(config),
             database=DatabaseConfig.from_config(config),
             management=management_config(config),
+            conf_signing=ConfSigningSettings.from_config(config),
         )
 
     @property
@@ -219,6 +223,7 @@ class RegistryService(service.Service):
         health: RegistryHealthSettings = RegistryHealthSettings(),
         database_url: str | None = None,
         management: ManagementConfig | None = None,
+        conf_signing: ConfSigningSettings = ConfSigningSettings(),
     ) -> None:
         self.reactor = reactor
         self.health_settings = health
@@ -226,6 +231,7 @@ class RegistryService(service.Service):
         self.management = management
         """Where the management REST API listens; None: not served (the tests that do not need it)."""
         self._management: Any = None
+        self.conf_signing = conf_signing
         self._public_url = public_url
         self.paths = RegistryPaths(root)
         self.host = host
@@ -237,7 +243,8 @@ class RegistryService(service.Service):
         self.store: RegistryStore | None = None
         self.publisher: Publisher | None = None
         self.health = RegistryHealth(
-            reactor, run=self.run, store=lambda: self.store, conf_signing=self.paths.conf_signing, ca=self.paths.ca
+            reactor, run=self.run, store=lambda: self.store, conf_signing=self.paths.conf_signing, ca=self.paths.ca,
+            conf_signing_settings=conf_signing,
         )
         self._count_loop = LoopingCall(self.health.read_counts)
         self._count_loop.clock = reactor
@@ -270,7 +277,7 @@ class RegistryService(service.Service):
         self.store = RegistryStore(self.paths.database, database_url=self.database_url)
         desk = RegistrationDesk(self.store)
         tls_key = SelfSignedKey.load(self.paths.tls)
-        conf_key = SelfSignedKey.load(self.paths.conf_signing)
+        conf_key = load_conf_signing_key(self.paths.conf_signing, self.conf_signing)
 
         http_root = Resource()  # type: ignore[no-untyped-call]
         conf = ConfigurationResource(self.paths.published)

@@ -54,6 +54,7 @@ from security_server.opmon.writer import DEFAULT_RETENTION_DAYS, OpmonWriter, Si
 from security_server.proxy.exchange_record import FEDBUS_VERSION
 from security_server.proxy.server_proxy import MonitoringAnswer
 from security_server.signer.token import KeyKind
+from security_server.signer.token_health import signing_tokens_problem
 
 if TYPE_CHECKING:
     from security_server.service import SecurityServerService
@@ -249,6 +250,7 @@ class ServerMonitoring(MultiService):
             checks.globalconf(self._globalconf_expiry, clock=clock),
             checks.messagelog_writer(lambda: server.message_log.healthy),
             checks.timestamper(self._timestamping_failing_for, grace_seconds=grace_seconds),
+            checks.signing_tokens(lambda: signing_tokens_problem(server.token.tokens, server.token_workers)),
         ]
 
     # --- metrics -----------------------------------------------------------------------------------------------
@@ -359,3 +361,4 @@ class ServerMonitoring(MultiService):
             self.store.close()
 
         return listening.addBoth(stop_parts).addBoth(close)
+

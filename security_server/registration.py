@@ -25,7 +25,7 @@ from security_server.core.globalconf import ManagementService
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
 from security_server.edge.http_fetch import fetch
-from security_server.signer.softtoken import SoftToken
+from security_server.signer.token import Token
 
 MAX_ANSWER_BYTES = 64 * 1024
 ANSWER_TIMEOUT_SECONDS = 60.0
@@ -52,7 +52,7 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-def auth_cert_reg(token: SoftToken, server: SecurityServerId, address: str, owner_ocsp_der: bytes) -> tuple[str, bytes]:
+def auth_cert_reg(token: Token, server: SecurityServerId, address: str, owner_ocsp_der: bytes) -> tuple[str, bytes]:
     """An authCertReg for the token's current auth certificate, signed by it and by the owner's signing key."""
     auth_key, auth_cert = token.auth_key()
     sign_key, sign_cert = token.signing_key(server.owner)
@@ -67,7 +67,7 @@ def auth_cert_reg(token: SoftToken, server: SecurityServerId, address: str, owne
     )
 
 
-def client_reg(token: SoftToken, server: SecurityServerId, client: ClientId, client_ocsp_der: bytes) -> tuple[str, bytes]:
+def client_reg(token: Token, server: SecurityServerId, client: ClientId, client_ocsp_der: bytes) -> tuple[str, bytes]:
     """A clientReg for ``client`` on ``server``, signed by the server's auth key and the client member's signing key."""
     auth_key, auth_cert = token.auth_key()
     sign_key, sign_cert = token.signing_key(client.member)

@@ -59,8 +59,13 @@ from security_server.serverconf.reader import ServerConfReader
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
+from security_server.signer.pkcs11_config import Pkcs11TokenConfig, pkcs11_tokens_from_config
+from security_server.signer.pkcs11_token import Pkcs11Token
 from security_server.signer.signing_keys import SigningKeys
 from security_server.signer.softtoken import SoftToken
+from security_server.signer.token import Token
+from security_server.signer.token_set import TokenSet
+from security_server.signer.token_workers import TokenWorkers
 
 log = structlog.get_logger()
 
@@ -119,6 +124,8 @@ class ServerSettings:
     """Timestamping, archiving and /asic ([messagelog]); None means the defaults under ``root``."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """Operational monitoring and the health/metrics port (``[opmon]``, ``[healthcheck]``)."""
+    pkcs11_tokens: tuple[Pkcs11TokenConfig, ...] = ()
+    """The PKCS#11 tokens that may hold signing keys (``[pkcs11:NAME]`` sections, docs/hsm.md)."""
     management: ManagementConfig | None = None
     """The management REST API (``[management]``); None: no API (settings built by hand in tests)."""
     layered: LayeredConfig | None = None
@@ -148,10 +155,11 @@ class ServerSettings:
             monitoring=MonitoringSettings.from_config(config),
             management=ManagementConfig.from_config(config), layered=config,
             database=DatabaseConfig.from_config(config),
+            pkcs11_tokens=pkcs11_tokens_from_config(config),
         )
 
 
-def own_certificates(token: SoftToken, conf: GlobalConf | None) -> list[OwnCertificate]:
+def own_certificates(token: Token, conf: GlobalConf | None) -> list[OwnCertificate]:
     """Our auth and signing certificates with their issuers and OCSP responders (from the global configuration,
     else from the certificate's authorityInfoAccess)."""
     found: list[OwnCertificate] = []
@@ -200,7 +208,10 @@ class SecurityServerService(service.MultiService):
         # One store kept open for the periodic re-read and the health check (not a connection pool per poll).
         self.serverconf = ServerConfReader(reactor, self.paths.serverconf, database_url=settings.database.url)
         self.serverconf.setServiceParent(self)  # type: ignore[no-untyped-call]
-        self.token = SoftToken(self.paths.keys)
+        # The soft token and every [pkcs11:NAME] token, seen as one; nothing is loaded or logged in until first used.
+        self.token = TokenSet([SoftToken(self.paths.keys), *(Pkcs11Token(t) for t in settings.pkcs11_tokens)])
+        # One worker thread per token: token calls (signing, status) never block the reactor.
+        self.token_workers = TokenWorkers(reactor)
         self.conf_client = ConfClient(
             reactor, parse_configuration_anchor(anchor), self.paths.globalconf,
             interval_seconds=settings.conf_refresh_seconds,
@@ -250,7 +261,9 @@ class SecurityServerService(service.MultiService):
         # One key cache and one batch signer for both proxies: requests and responses signed in the same turn
         # by the same member share a signature.
         self.signing_keys = SigningKeys(self.token)
-        self.signer = BatchSigner(reactor, self.signing_keys, self._own_ocsp, enabled=settings.batch_signing)
+        self.signer = BatchSigner(
+            reactor, self.signing_keys, self._own_ocsp, enabled=settings.batch_signing, workers=self.token_workers
+        )
         self.client_proxy = ClientProxy(
             self.context, self.link, signing_keys=self.signing_keys, signer=self.signer,
         )
@@ -367,6 +380,7 @@ class SecurityServerService(service.MultiService):
             self.ocsp.stop()
         self.link.close()
         self.server_proxy.close()
+        self.token_workers.stop()
         if self.cluster_replay is not None:
             self.cluster_replay.close()
         stopping: list[defer.Deferred[Any]] = [defer.maybeDeferred(port.stopListening) for port in self._ports]

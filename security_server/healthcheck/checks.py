@@ -23,7 +23,7 @@ from security_server.core.trust import OcspStatus
 from security_server.edge.health_checker import CheckFailed, HealthCheck
 
 __all__ = ["CheckFailed", "HealthCheck", "auth_key", "auth_ocsp", "globalconf", "memory", "messagelog_writer",
-           "serverconf", "timestamper"]
+           "serverconf", "signing_tokens", "timestamper"]
 
 
 async def _ask(source: Callable[[], Any]) -> Any:
@@ -112,3 +112,14 @@ def memory(used_percent: Callable[[], Any], *, threshold_percent: float) -> Heal
             raise CheckFailed(problem)
 
     return HealthCheck("Memory usage", run)
+
+
+def signing_tokens(problem: Callable[[], Any]) -> HealthCheck:
+    """The PKCS#11 tokens that hold signing keys are present and logged in (``problem`` answers a reason or None)."""
+
+    async def run() -> None:
+        reason = await _ask(problem)
+        if reason:
+            raise CheckFailed(str(reason))
+
+    return HealthCheck("Signing tokens", run)

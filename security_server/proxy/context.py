@@ -19,7 +19,7 @@ from security_server.core.identifiers import SecurityServerId
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.opmon.recorder import ExchangeRecorder
 from security_server.serverconf.store import ServerConfSnapshot
-from security_server.signer.softtoken import SoftToken
+from security_server.signer.token import Token
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ProxyContext:
     """The configuration in force; raises GlobalConfOutdated when there is none or it has expired."""
     server_conf: Callable[[], ServerConfSnapshot]
     """The latest snapshot of this server's own configuration (clients, services, access rights)."""
-    token: SoftToken
+    token: Token
     own_ocsp: Callable[[x509.Certificate], bytes]
     """A fresh, good OCSP response (DER) for one of our own certificates; raises when there is none."""
     message_log: MessageLogWriter

@@ -56,7 +56,7 @@ from security_server.proxy.connection_pool import ConnectionPool
 from security_server.proxy.http1 import HOP_BY_HOP, FieldError, RawResponse, encode_post
 from security_server.proxy.locallink import PeerVerifier, all_peers_failed, run_verifier
 from security_server.proxy.peerlink import PeerAddress, PeerRequest, PeerResponse
-from security_server.signer.softtoken import PrivateKey, SoftToken
+from security_server.signer.token import PrivateKey, Token
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +140,7 @@ def _now(reactor: Any) -> datetime:
     return datetime.fromtimestamp(reactor.seconds(), tz=UTC)
 
 
-def server_context_factory(token: SoftToken, *, now: datetime | None = None) -> PeerTlsOptions:
+def server_context_factory(token: Token, *, now: datetime | None = None) -> PeerTlsOptions:
     """TLS options for the server proxy's port: our auth key and certificate, a client certificate required."""
     key, cert = token.auth_key(now=now)
     return PeerTlsOptions(key, cert, server=True)
@@ -259,7 +259,7 @@ class MtlsPeerLink:
     def __init__(
         self,
         reactor: Any,
-        token: SoftToken,
+        token: Token,
         *,
         verify_peer: PeerVerifier,
         connect_timeout: float = 10.0,

@@ -28,7 +28,7 @@ from security_server.proxy.bounded_request import DEFAULT_MAX_BODY_BYTES, Bounde
 from security_server.proxy.http1 import HOP_BY_HOP
 from security_server.proxy.mtls import peer_cert_of, server_context_factory
 from security_server.proxy.peerlink import PeerRequest, PeerResponse, ServerProxyHandler
-from security_server.signer.softtoken import SoftToken
+from security_server.signer.token import Token
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +83,7 @@ def server_proxy_site(resource: ServerProxyResource, *, idle_timeout_seconds: fl
 
 
 def listen_server_proxy(
-    reactor: Any, site: Site, token: SoftToken, *, port: int, interface: str = ""
+    reactor: Any, site: Site, token: Token, *, port: int, interface: str = ""
 ) -> IListeningPort:
     """Listen for security servers with mutual TLS on ``port`` (X-Road's 5500)."""
     listening: IListeningPort = reactor.listenSSL(port, site, server_context_factory(token), interface=interface)
