@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from cryptography.hazmat.primitives import serialization
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from central_registry.management.context import RegistryContext, opening_store
 from central_registry.management.roles import Role
-from central_registry.publisher import Publisher
+from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.management.server import make_registry_management_site
 from central_registry.service import RegistryPaths
 from security_server.management.config import ManagementConfig
@@ -106,3 +107,21 @@ class RegistryApi:
         if check and template is not None and documented(method, template):
             check_response(method, path, query or {}, answer.status, answer.header("content-type"), answer.body)
         return answer
+
+
+def multipart_form(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A multipart/form-data body as X-Road's UI sends uploads."""
+    boundary = "fedbus-test-boundary"
+    chunks = []
+    for name, value in fields.items():
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, data in files.items():
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.pem"\r\n'
+                      f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def certificate_pem(api: RegistryApi, common_name: str) -> bytes:
+    """A self-signed certificate (PEM) standing in for a CA's, a responder's or a TSA's."""
+    key = SelfSignedKey.create(api.root / common_name.replace(" ", "-"), common_name, START)
+    return key.cert.public_bytes(serialization.Encoding.PEM)

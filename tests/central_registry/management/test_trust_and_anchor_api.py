@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from central_registry.bootstrap import init_registry
 from central_registry.management.roles import Role
@@ -13,7 +12,7 @@ from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.store import RegistryStore
 from security_server.core.globalconf import anchor_hash
 from security_server.core.identifiers import ClientId, SecurityServerId
-from tests.central_registry.management.harness import START, RegistryApi
+from tests.central_registry.management.harness import START, RegistryApi, certificate_pem, multipart_form
 
 SERVER = SecurityServerId(ClientId("EE", "GOV", "70000310"), "ss1")
 
@@ -73,40 +72,22 @@ def test_the_external_source_is_not_there(served: RegistryApi) -> None:
     assert answer.status == 404 and answer.json()["error"]["code"] == "configuration_source_not_found"
 
 
-def _form(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A multipart/form-data body as X-Road's UI sends uploads."""
-    boundary = "fedbus-test-boundary"
-    chunks = []
-    for name, value in fields.items():
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, data in files.items():
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.pem"\r\n'
-                      f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
-    return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def _pem(api: RegistryApi, common_name: str) -> bytes:
-    """A self-signed certificate (PEM) standing in for a CA's, a responder's or a TSA's."""
-    key = SelfSignedKey.create(api.root / common_name.replace(" ", "-"), common_name, START)
-    return key.cert.public_bytes(serialization.Encoding.PEM)
-
-
 def test_a_ca_with_its_ocsp_responder_and_a_tsa_are_added(registry: RegistryApi) -> None:
     """A security officer approves a CA from an uploaded certificate with its profile, gives it an OCSP responder,
     and approves a TSA; each answer is in X-Road's shape and the store publishes them."""
     key = registry.api_key(Role.SECURITY_OFFICER)
-    body, kind = _form({"certificate_profile_info": "fedbus", "tls_auth": "true", "default_csr_format": "DER"},
-                       {"certificate": _pem(registry, "Test CA")})
+    body, kind = multipart_form({"certificate_profile_info": "fedbus", "tls_auth": "true", "default_csr_format": "DER"},
+                       {"certificate": certificate_pem(registry, "Test CA")})
     added = registry.request("POST", "/api/v1/certification-services", body=body, content_type=kind, key=key)
     assert added.status == 201, added.body
     assert (added.json()["id"], added.json()["name"], added.json()["certificate_profile_info"]) == (1, "Test CA", "fedbus")
-    body, kind = _form({"url": "http://ocsp.example.org", "cost_type": "FREE"}, {"certificate": _pem(registry, "OCSP")})
+    body, kind = multipart_form({"url": "http://ocsp.example.org", "cost_type": "FREE"}, {"certificate": certificate_pem(registry, "OCSP")})
     responder = registry.request("POST", "/api/v1/certification-services/1/ocsp-responders", body=body,
                                  content_type=kind, key=key)
     assert responder.status == 201 and responder.json()["has_certificate"] is True
     listed = registry.request("GET", "/api/v1/certification-services/1/ocsp-responders", key=key).json()
     assert [r["url"] for r in listed] == ["http://ocsp.example.org"]
-    body, kind = _form({"url": "http://tsa.example.org", "cost_type": "FREE"}, {"certificate": _pem(registry, "TSA")})
+    body, kind = multipart_form({"url": "http://tsa.example.org", "cost_type": "FREE"}, {"certificate": certificate_pem(registry, "TSA")})
     tsa = registry.request("POST", "/api/v1/timestamping-services", body=body, content_type=kind, key=key)
     assert tsa.status == 201 and tsa.json()["certificate"]["subject_common_name"] == "TSA"
     store = RegistryStore(registry.paths.database)
@@ -120,7 +101,7 @@ def test_a_ca_with_its_ocsp_responder_and_a_tsa_are_added(registry: RegistryApi)
 def test_a_registration_officer_does_not_approve_cas(registry: RegistryApi) -> None:
     """Approving a CA is the security officer's (or the system administrator's): 403 for a registration officer."""
     key = registry.api_key(Role.REGISTRATION_OFFICER)
-    body, kind = _form({}, {"certificate": _pem(registry, "Test CA")})
+    body, kind = multipart_form({}, {"certificate": certificate_pem(registry, "Test CA")})
     assert registry.request("POST", "/api/v1/certification-services", body=body, content_type=kind,
                             key=key).status == 403
 
@@ -128,7 +109,7 @@ def test_a_registration_officer_does_not_approve_cas(registry: RegistryApi) -> N
 def test_a_file_that_is_not_a_certificate_is_refused(registry: RegistryApi) -> None:
     """A garbage upload is 400 with X-Road's error object (X-Road's file lists no 400 there: not checked)."""
     key = registry.api_key(Role.SECURITY_OFFICER)
-    body, kind = _form({}, {"certificate": b"not a certificate"})
+    body, kind = multipart_form({}, {"certificate": b"not a certificate"})
     answer = registry.request("POST", "/api/v1/certification-services", body=body, content_type=kind, key=key,
                               check=False)
     assert answer.status == 400 and answer.json()["error"]["code"] == "invalid_request"
