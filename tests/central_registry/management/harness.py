@@ -82,6 +82,8 @@ class RegistryApi:
         content_type: str | None = None,
         key: str | None = None,
         query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
         check: bool = True,
     ) -> Answer:
         """Send one HTTP/1.0 request through the site and read the whole answer (checked against X-Road's file)."""
@@ -95,6 +97,10 @@ class RegistryApi:
             lines.append(f"Content-Type: {content_type}")
         if key is not None:
             lines.append(f"Authorization: X-Road-ApiKey token={key}")
+        if cookies:
+            lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()))
+        for name, value in (headers or {}).items():
+            lines.append(f"{name}: {value}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
         site: Any = self.site
         transport: Any = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))  # type: ignore[no-untyped-call]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from central_registry.management.roles import Role
 from central_registry.store import RegistryStore
-from tests.central_registry.management.harness import RegistryApi
+from tests.central_registry.management.harness import ADMIN_PASSWORD, RegistryApi
 
 INIT = {"instance_identifier": "EE", "central_server_address": "cs.example.org", "software_token_pin": "s3cret-pin"}
 
@@ -79,3 +79,22 @@ def test_requests_without_credentials_are_refused(api: RegistryApi) -> None:
     answer = api.request("GET", "/api/v1/initialization/status")
     assert answer.status == 401
     assert answer.json() == {"status": 401, "error": {"code": "unauthorized"}}
+
+
+def test_a_user_logs_in_and_writes_with_the_xsrf_token(registry: RegistryApi) -> None:
+    """Form login sets the session and XSRF cookies; a write with the session needs the token (403 without it);
+    the audit log names the user and the session."""
+    login = registry.request("POST", "/login", body=f"username=admin&password={ADMIN_PASSWORD}".encode(),
+                             content_type="application/x-www-form-urlencoded")
+    assert login.status == 200
+    cookies = login.cookies()
+    body = {"central_server_address": "cs3.example.org"}
+    refused = registry.request("PUT", "/api/v1/system/server-address", json_body=body,
+                               cookies={"JSESSIONID": cookies["JSESSIONID"]}, check=False)
+    assert refused.status == 403 and refused.json()["error"]["code"] == "xsrf_token_invalid"
+    allowed = registry.request("PUT", "/api/v1/system/server-address", json_body=body,
+                               cookies={"JSESSIONID": cookies["JSESSIONID"]},
+                               headers={"X-XSRF-TOKEN": cookies["XSRF-TOKEN"]})
+    assert allowed.status == 200
+    last = (registry.root / "management-audit.jsonl").read_text().splitlines()[-1]
+    assert '"user":"admin"' in last and '"auth":"session"' in last and '"operation":"updateCentralServerAddress"' in last
