@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from security_server import registration
 from security_server.admin.errors import ClientNotFound
@@ -12,9 +13,11 @@ from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.anchor import parse_configuration_anchor
-from security_server.core.identifiers import ClientId
+from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
 from security_server.serverconf.store import ClientState, ServerConfError
 from security_server.signer.ocsp_client import OcspClient
+from security_server.signer.token import Token
 
 
 async def current_conf(reactor: Any, server_dir: ServerDirectory) -> GlobalConf:
@@ -80,4 +83,51 @@ async def register_client(reactor: Any, server_dir: ServerDirectory, client_id: 
     answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
     with server_dir.open_store() as store:
         store.set_client_state(client_id, ClientState.REGISTRATION_IN_PROGRESS)
+    return answer
+
+
+UNREGISTRABLE_STATES = frozenset({ClientState.REGISTERED, ClientState.REGISTRATION_IN_PROGRESS})
+"""X-Road sends clientDeletion for a client registered or whose registration was sent (UG-SS §4.4)."""
+
+
+def check_unregistrable(server_dir: ServerDirectory, client_id: ClientId) -> None:
+    """Refuse before any network work: an unknown client (404), the owner member or a member, or a client
+    neither registered nor in registration."""
+    hosted = server_dir.snapshot().client(client_id)
+    if hosted is None:
+        raise ClientNotFound(f"{client_id} is not a client of this security server")
+    if client_id.subsystem_code is None:
+        raise ServerConfError("only subsystems are unregistered (the owner member goes with the server)")
+    if hosted.state not in UNREGISTRABLE_STATES:
+        raise ServerConfError(f"{client_id} is {hosted.state.value}; only a registered client can be unregistered")
+
+
+def client_deletion(token: Token, server: SecurityServerId, client: ClientId, client_ocsp_der: bytes) -> tuple[str, bytes]:
+    """A clientDeletion for ``client`` on ``server`` (pr-mserv §2.4), signed by the server's auth key and the
+    client member's signing key, as clientReg is."""
+    auth_key, auth_cert = token.auth_key()
+    sign_key, sign_cert = token.signing_key(client.member)
+    request = ManagementRequest(RequestType.CLIENT_DELETION, registration.new_request_id(), server, client=client)
+    return signed_request(
+        request,
+        [
+            (SignatureRole.AUTH, auth_key, auth_cert.public_bytes(serialization.Encoding.DER), None),
+            (SignatureRole.OWNER, sign_key, sign_cert.public_bytes(serialization.Encoding.DER), client_ocsp_der),
+        ],
+    )
+
+
+async def unregister_client(reactor: Any, server_dir: ServerDirectory, client_id: ClientId) -> Mapping[str, Any]:
+    """Send clientDeletion for a hosted subsystem; the client is then DELETION_IN_PROGRESS and may be deleted."""
+    check_unregistrable(server_dir, client_id)
+    with server_dir.open_store() as store:
+        identity = store.identity()
+    token = server_dir.soft_token()
+    conf = await current_conf(reactor, server_dir)
+    _, sign_cert = token.signing_key(client_id.member)
+    ocsp = await own_ocsp(reactor, server_dir, conf, sign_cert)
+    content_type, body = client_deletion(token, identity.server_id, client_id, ocsp)
+    answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
+    with server_dir.open_store() as store:
+        store.set_client_state(client_id, ClientState.DELETION_IN_PROGRESS)
     return answer

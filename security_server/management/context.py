@@ -44,6 +44,8 @@ class OperationContext:
     """Fetch a service description by URL (on the reactor thread); None when the API cannot reach out."""
     register_client: Callable[[ClientId], Deferred[Any]] | None = None
     """Send clientReg to the registry for a hosted subsystem (on the reactor thread); None without a server."""
+    unregister_client: Callable[[ClientId], Deferred[Any]] | None = None
+    """Send clientDeletion to the registry for a hosted subsystem (on the reactor thread); None without a server."""
     register_server: Callable[[str], Deferred[Any]] | None = None
     """Send authCertReg for this server's auth certificate with its address (on the reactor thread); None when
     the API cannot reach the registry."""

@@ -48,6 +48,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getClient": READERS,
         "addClient": REGISTRATION,
         "registerClient": REGISTRATION,
+        "unregisterClient": REGISTRATION,
         "deleteClient": REGISTRATION,
         "findMemberName": READERS,
         # service descriptions (the service administrator's)

@@ -81,6 +81,7 @@ def make_management_site(
     register_client: Callable[[ClientId], Any] | None = None,
     diagnostics: Diagnostics | None = None,
     register_server: Callable[[str], Any] | None = None,
+    unregister_client: Callable[[ClientId], Any] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
@@ -90,6 +91,7 @@ def make_management_site(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
         global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
         register_client=register_client, diagnostics=diagnostics, register_server=register_server,
+        unregister_client=unregister_client,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -127,8 +129,12 @@ class ManagementService(service.Service):
         def register_own(address: str) -> Any:
             return defer.Deferred.fromCoroutine(admin_registration.register_server(reactor, server_dir, address))
 
+        def unregister(client: ClientId) -> Any:
+            return defer.Deferred.fromCoroutine(admin_registration.unregister_client(reactor, server_dir, client))
+
         self.register_client = register
         self.register_server = register_own
+        self.unregister_client = unregister
         self._port: Any = None
 
     def startService(self) -> None:
@@ -137,7 +143,7 @@ class ManagementService(service.Service):
         site = make_management_site(
             self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
             global_conf=self.global_conf, register_client=self.register_client, diagnostics=self.diagnostics,
-            register_server=self.register_server,
+            register_server=self.register_server, unregister_client=self.unregister_client,
         )
         tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
         options = CertificateOptions(

@@ -146,6 +146,19 @@ def register_client(context: OperationContext, request: ApiRequest) -> Deferred[
     return checked.addCallback(lambda _: register(client)).addCallback(lambda _: ApiResponse(204))
 
 
+def unregister_client(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``PUT /clients/{id}/unregister``: clientDeletion to the registry (pr-mserv §2.4) for a registered subsystem
+    (or one in registration); the client is then DELETION_IN_PROGRESS and can be deleted. 400 for a member or a
+    client not registered. Runs on the reactor thread (it talks to the registry)."""
+    client = parse_client_id(request.params["id"])
+    if context.unregister_client is None:
+        raise ApiError(404, "registration_unavailable", "the management API runs without the server")
+    assert context.blocking is not None
+    unregister = context.unregister_client
+    checked = context.blocking(lambda: registration.check_unregistrable(context.server_dir, client))
+    return checked.addCallback(lambda _: unregister(client)).addCallback(lambda _: ApiResponse(204))
+
+
 def delete_client(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``DELETE /clients/{id}``: a subsystem saved or with its unregistration sent. The owner and a registered
     client are refused with ``action_not_possible`` as 400: X-Road's implementation answers 409, its OpenAPI file
@@ -183,5 +196,7 @@ OPERATIONS = (
     Operation("DELETE", f"{PREFIX}/clients/{{id}}", "deleteClient", roles_for("deleteClient"), delete_client),
     Operation("PUT", f"{PREFIX}/clients/{{id}}/register", "registerClient", roles_for("registerClient"),
               register_client, in_reactor=True),
+    Operation("PUT", f"{PREFIX}/clients/{{id}}/unregister", "unregisterClient", roles_for("unregisterClient"),
+              unregister_client, in_reactor=True),
     Operation("GET", f"{PREFIX}/member-names", "findMemberName", roles_for("findMemberName"), find_member_name),
 )

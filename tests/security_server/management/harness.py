@@ -89,6 +89,8 @@ class Api:
     """The running server's diagnostics, when a test gives them."""
     register_server: Any = None
     """What sending authCertReg does, when a test gives it."""
+    unregister_client: Any = None
+    """What sending clientDeletion does, when a test gives it."""
     documents: dict[str, bytes] = field(default_factory=dict)
     """What fetching a service description finds at each URL (anything else is unreachable)."""
 
@@ -99,6 +101,7 @@ class Api:
             self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
             maintenance=self.maintenance, fetch=self._fetch, global_conf=self.global_conf,
             register_client=self.register_client, diagnostics=self.diagnostics, register_server=self.register_server,
+            unregister_client=self.unregister_client,
         )
         self.router: Router = self.site.resource._router
         with self.credentials() as store:

@@ -6,7 +6,8 @@ every step through the API: the API alone before the server exists (anchor, init
 with their requests, the CA's certificates imported), then the API of the running server (the auth certificate
 registered with the server's address, a client added and registered, a WSDL added by URL, a service changed, a
 right granted, diagnostics read). Every answer to a path of X-Road's file is checked against it. The consumer's
-system then calls getRandom through both servers and gets the provider's answer.
+system then calls getRandom through both servers and gets the provider's answer; the client is then unregistered
+(clientDeletion, approved by the registry) and deleted.
 """
 
 from __future__ import annotations
@@ -214,3 +215,11 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
         result_value, _ = await deferToThread(zeep_call, address, "api-e2e-1")
         assert result_value == "42"
         assert SERVICE in {s.id for s in svc._snapshot.services}
+
+        # Taking the client out again: clientDeletion to the registry, then the client deleted here.
+        await api.json("PUT", f"/clients/{PROVIDER_ID}/unregister", 204)
+        assert (await api.json("GET", f"/clients/{PROVIDER_ID}", 200))["status"] == "DELETION_IN_PROGRESS"
+        await self.catch_up(provider)
+        assert not svc.conf_client.current().is_hosted_by(PROVIDER, server_id)
+        await api.json("DELETE", f"/clients/{PROVIDER_ID}", 204)
+        assert ServerDirectory(root).snapshot().client(PROVIDER) is None
