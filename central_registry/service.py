@@ -271,9 +271,15 @@ class RegistryService(service.Service):
         return f"https://{self.host}:{self._ports[1].getHost().port}/managementservice"
 
     def startService(self) -> None:
-        """Open the store, listen on both sites, publish once and start the generation loop."""
+        """Open the store, listen on both sites, publish once and start the generation loop. A directory that
+        holds no registry yet, with ``[management]``, serves the management API alone, for X-Road's
+        initialisation through it (``POST /api/v1/initialization``); the registry runs at its next start."""
         service.Service.startService(self)  # type: ignore[no-untyped-call]
         self._pool.start()
+        if self.management is not None and self.database_url is None and not self.paths.conf_signing.exists():
+            self._serve_management(self.management, initialised=False)
+            log.info("registry_waiting_for_initialisation", management_port=self.management_port)
+            return
         self.store = RegistryStore(self.paths.database, database_url=self.database_url)
         desk = RegistrationDesk(self.store)
         tls_key = SelfSignedKey.load(self.paths.tls)
@@ -327,18 +333,19 @@ class RegistryService(service.Service):
         self._health_port = self.reactor.listenTCP(port, _site(root), interface=interface)
         return int(self._health_port.getHost().port)
 
-    def _serve_management(self, config: ManagementConfig) -> None:
+    def _serve_management(self, config: ManagementConfig, *, initialised: bool = True) -> None:
         """Listen for the management REST API (central_registry/management); its operations run in the store's
-        worker thread, on the running registry's store."""
+        worker thread, on the running registry's store (before initialisation: on a store opened per call)."""
         # Imported here: the API's operations use central_registry.admin, which imports this module's RegistryPaths.
-        from central_registry.management.context import lending_store
+        from central_registry.management.context import lending_store, opening_store
         from central_registry.management.server import RegistryManagementService, make_registry_management_site
 
         def in_store_thread(work: Callable[[], T]) -> defer.Deferred[T]:
             return self.run(work)
 
         site = make_registry_management_site(
-            self.reactor, self.paths.root, config, executor=in_store_thread, open_store=lending_store(lambda: self.store),
+            self.reactor, self.paths.root, config, executor=in_store_thread,
+            open_store=lending_store(lambda: self.store) if initialised else opening_store(self.paths.database),
             now=self.now, database_url=self.database_url, publisher=lambda: self.publisher,
         )
         self._management = RegistryManagementService(self.reactor, site, self.paths.root, config)
