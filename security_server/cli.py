@@ -513,6 +513,15 @@ def client_list(directory: Path, as_json: bool) -> None:
     _emit(as_json, data, lambda: cli_output.format_table(["client", "state", "role"], rows))
 
 
+@client.command("delete")
+@dir_option
+@click.argument("client_id", metavar="SUBSYSTEM", type=SUBSYSTEM)
+def client_delete(directory: Path, client_id: ClientId) -> None:
+    """Delete a saved (or unregistered) client with its services, rights and local groups."""
+    clients.delete_client(_server_dir(directory), client_id)
+    click.echo(f"Deleted {client_id}")
+
+
 # --- services -------------------------------------------------------------------------------------------------------
 
 
@@ -563,6 +572,24 @@ def _service_json(item: Service) -> dict[str, Any]:
         data["service_type"] = item.service_type
         data["endpoints"] = [str(e) for e in item.endpoints]
     return data
+
+
+@service.command("update")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.option("--url", required=True, help="Where the provider's service listens (http or https).")
+@click.option("--timeout", type=int, required=True, help="Seconds, 1 to 3600.")
+@click.option("--url-all", is_flag=True, help="The URL for every service of the same description too.")
+@click.option("--timeout-all", is_flag=True, help="The timeout for every service of the same description too.")
+@json_option
+def service_update(
+    directory: Path, service_id: ServiceId, url: str, timeout: int, url_all: bool, timeout_all: bool, as_json: bool
+) -> None:
+    """Change a service's URL and timeout (X-Road's ServiceUpdate)."""
+    changed = services.update_service(
+        _server_dir(directory), service_id, url=url, timeout_seconds=timeout, url_all=url_all, timeout_all=timeout_all
+    )
+    _emit(as_json, _service_json(changed), lambda: f"Updated {_service_text(changed.id)} -> {changed.url}")
 
 
 @service.command("disable")
@@ -682,6 +709,16 @@ def localgroup_add(directory: Path, client_id: ClientId, code: LocalGroupId, des
     """Create local group CODE for the hosted client CLIENT."""
     local_groups.add_group(_server_dir(directory), client_id, code, description)
     click.echo(f"Added local group {code.group_code} of {client_id}")
+
+
+@localgroup.command("delete")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("code", type=LOCAL_GROUP)
+def localgroup_delete(directory: Path, client_id: ClientId, code: LocalGroupId) -> None:
+    """Delete local group CODE of CLIENT with its members and the access rights granted to it."""
+    local_groups.delete_group(_server_dir(directory), client_id, code)
+    click.echo(f"Deleted local group {code.group_code} of {client_id}")
 
 
 @localgroup.command("add-member")
