@@ -17,7 +17,9 @@ refresh of the global configuration (60 s instead of the demo's 2 s) and batch t
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -46,6 +48,8 @@ from security_server.core.identifiers import ServiceId
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 _CLEAN_ENV = ("FEDBUS_REGISTRY_DIR", "FEDBUS_SERVER_DIR")
+SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
+HSM_PIN = "123456"
 _SETUP_STEPS = (
     "configure", "registry-init", "registry-settings", "members", "registry-start", "anchor", "ss-tax-setup",
     "ss-pop-setup", "servers-start", "servers-register", "clients-register",
@@ -106,6 +110,9 @@ class Levers:
     """SOAP providers called with Twisted's Agent instead of the lean pooled client."""
     opmon: bool = True
     """Operational monitoring: every exchange recorded and counted (off: ``[opmon] enabled = false``)."""
+    signing_keys_in_hsm: bool = False
+    """The members' signing keys in a SoftHSM2 token per server (``[pkcs11:hsm]`` in the bench layer, docs/hsm.md);
+    off: the soft token's keys, as the demo made them."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -225,12 +232,15 @@ class BenchProcesses:
     layout: Layout = field(init=False)
     managed: dict[str, Managed] = field(default_factory=dict)
     levers: Levers | None = None
+    levers_starting: Levers = field(default_factory=Levers)
+    """The levers the servers are being started with (the bench layer names the HSM token for the HSM lever)."""
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.root)
         self.layout.logs.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in _CLEAN_ENV}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        env["SOFTHSM2_CONF"] = str(self.root / "softhsm" / "softhsm2.conf")  # made by the HSM lever's first run
         self.env = env
         self.infra = Supervisor(self.root, env)
         self.servers = Supervisor(self.root, env)
@@ -300,14 +310,63 @@ class BenchProcesses:
             f"server-proxy-port = {ports.server_proxy(department)}\n"
             "conf-refresh-seconds = 60\n\n"
             f"[management]\nport = {ports.management(department)}\ninterface = 127.0.0.1\n\n"
-            f"[messagelog]\ntimestamp-interval-seconds = {int(self.timestamp_interval)}\n",
+            f"[messagelog]\ntimestamp-interval-seconds = {int(self.timestamp_interval)}\n"
+            + (f"\n{self.hsm_section(department)}" if self.levers_starting.signing_keys_in_hsm else ""),
             encoding="utf-8",
         )
         return path
 
+    # --- the signing keys in SoftHSM2 (the HSM lever) ------------------------------------------------------------
+
+    def hsm_section(self, department: Department) -> str:
+        """The ``[pkcs11:hsm]`` section of ``department``'s own SoftHSM2 token (PIN in a 0600 file)."""
+        module = next((m for m in SOFTHSM_MODULES if Path(m).is_file()), None)
+        if module is None or shutil.which("softhsm2-util") is None:
+            raise StepFailed("the HSM lever needs SoftHSM2 (apt-get install softhsm2)")
+        pin_file = self.root / "softhsm" / f"{department.server_code}.pin"
+        return (f"[pkcs11:hsm]\nlibrary = {module}\nsign-mechanism = CKM_RSA_PKCS\n"
+                f"token-label = bench-{department.server_code}\npin-file = {pin_file}\n")
+
+    def put_signing_keys_in_hsm(self) -> None:
+        """Once: a SoftHSM2 token per server, and in it a new signing key for the server's owner, certified by the
+        registry's CA, with the same ``fedbus`` commands an operator runs (docs/hsm.md §3). The servers use it
+        while their bench layer names the token (the newest valid signing certificate over all tokens)."""
+        folder = self.root / "softhsm"
+        if folder.is_dir():
+            return
+        (folder / "tokens").mkdir(parents=True)
+        Path(self.env["SOFTHSM2_CONF"]).write_text(
+            f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            encoding="utf-8",
+        )
+        fedbus = Fedbus(self.root, self.layout.commands_log, self.env)
+        self.levers_starting = Levers(signing_keys_in_hsm=True)
+        for department in (POPULATION, TAX_BOARD):
+            code = department.server_code
+            subprocess.run(
+                ["softhsm2-util", "--init-token", "--free", "--label", f"bench-{code}", "--pin", HSM_PIN,
+                 "--so-pin", "87654321"], check=True, capture_output=True, timeout=60, env=self.env,
+            )
+            pin_file = folder / f"{code}.pin"
+            pin_file.write_text(HSM_PIN + "\n", encoding="utf-8")
+            pin_file.chmod(0o600)
+            ini = self.bench_ini(department).relative_to(self.root)
+            directory = str(self.layout.server(department).relative_to(self.root))
+            key = fedbus.json("server", "keys", "generate", "--dir", directory, "--kind", "sign", "--token", "hsm",
+                              "--config", str(ini))
+            csr, cert = f"certs/{code}-hsm-sign.csr", f"certs/{code}-hsm-sign.pem"
+            fedbus.run("server", "keys", "csr", "--dir", directory, key["key_id"], "--name", department.name,
+                       "--out", csr, "--config", str(ini))
+            fedbus.run("registry", "ca", "issue", "--dir", str(self.layout.registry.relative_to(self.root) / "ca"),
+                       "--csr", csr, "--kind", "sign", "--out", cert)
+            fedbus.run("server", "keys", "import-cert", "--dir", directory, cert, "--config", str(ini))
+
     def restart_servers(self, levers: Levers) -> None:
         """Stop both security servers and start them with ``levers`` and the benchmark layer; wait for the bus."""
         self.servers.stop_all()
+        if levers.signing_keys_in_hsm:
+            self.put_signing_keys_in_hsm()
+        self.levers_starting = levers
         for department in (POPULATION, TAX_BOARD):  # the provider first: the consumer's first call finds it up
             self.managed[department.server_code] = start_server(
                 self.servers, self.layout, department.server_code, self.bench_ini(department),

@@ -11,7 +11,8 @@ Three paths, each a chain of separate processes on 127.0.0.1, driven by wrk with
 for SOAP and REST, 1 KiB and 100 KiB request bodies, concurrency 1 and 50. The federation is set up through the
 real ``fedbus`` command line exactly as ``fedbus demo`` does it (``bench/fedbus_pair.py``). Then, unless
 ``--no-levers``, fedbus alone is measured with each lever switched (message log ``synchronous``, the mutual-TLS
-keep-alive pool, timestamping, a stand-in OCSP cache; see ``bench/ss_launcher.py``), and with ``--profile`` both
+keep-alive pool, timestamping, a stand-in OCSP cache, the signing keys in SoftHSM2 (docs/hsm.md); see
+``bench/ss_launcher.py``), and with ``--profile`` both
 security servers are sampled with py-spy during a run. Every wrk run is time-limited; every process started is
 stopped at the end, also on Ctrl-C, SIGTERM or failure. docs/performance.md explains the figures.
 
@@ -243,6 +244,8 @@ LEVER_VARIANTS: list[tuple[str, Levers]] = [
     ("timestamping off", Levers(evidence=False)),
     ("trust verdicts not kept", Levers(verdict_cache=False)),
     ("operational monitoring off", Levers(opmon=False)),
+    ("signing keys in SoftHSM2 (batch signing)", Levers(signing_keys_in_hsm=True)),
+    ("signing keys in SoftHSM2, batch signing off", Levers(signing_keys_in_hsm=True, batch_signing=False)),
     ("levers off (pool 8, verdicts not kept, no batches, Agent)",
      Levers(max_idle=8, verdict_cache=False, batch_signing=False, agent_provider_client=True)),
 ]

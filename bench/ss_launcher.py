@@ -111,6 +111,7 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         "batch_signing": settings.batch_signing,
         "provider_client": "agent" if agent_provider_client else "lean",
         "opmon": settings.monitoring.opmon_enabled,
+        "pkcs11_tokens": [token.name for token in settings.pkcs11_tokens],
     }
     return service, described
 
