@@ -24,7 +24,8 @@ from lxml import etree
 
 from security_server.core.errors import AccessDenied, InvalidRequest
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.core.soap import SoapHeader, SoapMessage, build_envelope
+from security_server.core.metadata import response_header
+from security_server.core.soap import SoapMessage, build_envelope
 
 MONITORING_NS = "http://x-road.eu/xsd/monitoring"
 GET_SECURITY_SERVER_METRICS = "getSecurityServerMetrics"
@@ -194,18 +195,4 @@ def metrics_response(
     system_metrics: Sequence[Metric],
 ) -> bytes:
     """The whole SOAP answer: the request's header with ``requestHash``, and the metric set."""
-    header = request.header
-    if header is None:
-        raise InvalidRequest("a fault message is not a request")
-    response_header = SoapHeader(
-        client=header.client,
-        service=header.service,
-        id=header.id,
-        protocol_version=header.protocol_version,
-        user_id=header.user_id,
-        issue=header.issue,
-        request_hash=request_hash,
-        security_server=header.security_server,
-        represented_party=header.represented_party,
-    )
-    return build_envelope(response_header, metric_set_element(server, proxy_version, system_metrics))
+    return build_envelope(response_header(request, request_hash), metric_set_element(server, proxy_version, system_metrics))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -126,26 +126,18 @@ def accepts_json(accept: str | None) -> bool:
 # --- SOAP metadata services ----------------------------------------------------------------------------------
 
 
-def _response_header(request: SoapMessage, request_hash: tuple[str, str]) -> SoapHeader:
+def response_header(request: SoapMessage, request_hash: tuple[str, str]) -> SoapHeader:
+    """The request's header with ``requestHash`` added, as every X-Road response carries it (pr-mess §2.2)."""
     header = request.header
-    assert header is not None  # a request is never a fault
-    return SoapHeader(
-        client=header.client,
-        service=header.service,
-        id=header.id,
-        protocol_version=header.protocol_version,
-        user_id=header.user_id,
-        issue=header.issue,
-        request_hash=request_hash,
-        security_server=header.security_server,
-        represented_party=header.represented_party,
-    )
+    if header is None:
+        raise InvalidRequest("a fault message is not a request")
+    return replace(header, request_hash=request_hash)
 
 
 def method_list_response(request: SoapMessage, services: Sequence[ServiceId], request_hash: tuple[str, str]) -> bytes:
     """The ``listMethodsResponse`` or ``allowedMethodsResponse`` (by the request's service code) with
     ``services``, under the request's header with ``requestHash`` (pr-meta Annex C.3, C.5)."""
-    header = _response_header(request, request_hash)
+    header = response_header(request, request_hash)
     wrapper = etree.Element(etree.QName(XROAD_NS, header.service.service_code + "Response"), nsmap={"xrd": XROAD_NS})
     for service in services:
         wrapper.append(service.to_xml(etree.QName(XROAD_NS, "service")))
@@ -182,7 +174,7 @@ def wsdl_request(request: SoapMessage) -> tuple[str, str | None]:
 
 def wsdl_response(request: SoapMessage, request_hash: tuple[str, str]) -> bytes:
     """The SOAP part of a ``getWsdl`` answer: ``getWsdlResponse`` with the request's body fields (Annex C.7)."""
-    header = _response_header(request, request_hash)
+    header = response_header(request, request_hash)
     asked = _elements(request.body)[0]
     namespace = etree.QName(asked).namespace or XROAD_NS
     wrapper = etree.Element(etree.QName(namespace, "getWsdlResponse"), nsmap={"xrd": XROAD_NS})

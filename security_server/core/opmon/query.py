@@ -41,9 +41,10 @@ from lxml import etree
 
 from security_server.core.errors import BusError, InvalidRequest
 from security_server.core.identifiers import ClientId, ServiceId
+from security_server.core.metadata import response_header
 from security_server.core.multipart import Part
 from security_server.core.opmon.record import OUTPUT_FIELDS, OperationalRecord, SecurityServerType, project, service_label
-from security_server.core.soap import SOAP_CONTENT_TYPE, SoapHeader, SoapMessage, build_envelope
+from security_server.core.soap import SOAP_CONTENT_TYPE, SoapMessage, build_envelope
 from security_server.core.soapattachments import SoapWithAttachments, build_related
 
 OPMON_NS = "http://x-road.eu/xsd/op-monitoring.xsd"
@@ -258,24 +259,6 @@ def cut_to_limit(query: RecordQuery, records: Sequence[OperationalRecord]) -> tu
 
 
 # --- building the answers -----------------------------------------------------------------------------------
-
-
-def response_header(request: SoapMessage, request_hash: tuple[str, str]) -> SoapHeader:
-    """The request's header with ``requestHash`` added, as every X-Road response carries it (pr-mess §2.2)."""
-    header = request.header
-    if header is None:
-        raise InvalidRequest("a fault message is not a request")
-    return SoapHeader(
-        client=header.client,
-        service=header.service,
-        id=header.id,
-        protocol_version=header.protocol_version,
-        user_id=header.user_id,
-        issue=header.issue,
-        request_hash=request_hash,
-        security_server=header.security_server,
-        represented_party=header.represented_party,
-    )
 
 
 def records_payload(records: Iterable[Mapping[str, Any]]) -> bytes:
