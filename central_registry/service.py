@@ -390,7 +390,7 @@ class RegistryService(service.Service):
         return self.run(publisher.publish, now).addCallbacks(published, failed)
 
     def stopService(self) -> defer.Deferred[None]:
-        """Stop the loop and the sites, then close the store."""
+        """Stop the loops and the sites, let the store thread finish its work, then close the store."""
         service.Service.stopService(self)  # type: ignore[no-untyped-call]
         if self._loop is not None and self._loop.running:
             self._loop.stop()
@@ -404,9 +404,11 @@ class RegistryService(service.Service):
         self._ports, self._health_port = [], None
 
         def close(_: object) -> None:
+            # The store thread first: stop() lets the work already queued (a publication under way) finish and joins
+            # the thread, so the store is never closed under a running statement (that crashed the process once).
+            self._pool.stop()
             if self.store is not None:
                 self.store.close()
-            self._pool.stop()
 
         return defer.gatherResults(stopping).addBoth(close)
 
