@@ -59,6 +59,7 @@ from security_server.store.errors import (
     DatabaseUnwritable,
     StoreClosed,
 )
+from security_server.store.transaction import TransactionalDatabase, TransactionState
 
 ENGINE = "postgresql"
 
@@ -201,14 +202,8 @@ class PostgresCursor:
             yield self._rows[self._next - 1]
 
 
-class _ThreadState(threading.local):
+class _ThreadState(threading.local, TransactionState[psycopg.Connection[Row]]):
     """The transaction one thread has open on a database."""
-
-    def __init__(self) -> None:
-        self.connection: psycopg.Connection[Row] | None = None
-        self.depth = 0
-        self.writing = False
-        self.actions: list[str] = []
 
 
 class PostgresConnection:
@@ -244,42 +239,23 @@ class PostgresConnection:
         return found is not None
 
 
-class PostgresDatabase:
-    """One PostgreSQL database opened by :func:`open_postgresql`; implements the seam's ``Database``."""
+class PostgresDatabase(TransactionalDatabase[psycopg.Connection[Row], PostgresConnection]):
+    """One PostgreSQL database opened by :func:`open_postgresql`; implements the seam's ``Database``.
+
+    Each thread keeps its own open transaction on a connection borrowed from the pool for the outermost one;
+    nesting and rollback are :class:`~security_server.store.transaction.TransactionalDatabase`'s.
+    """
 
     engine = ENGINE
 
     def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]], *, label: str, location: str) -> None:
+        super().__init__(label=label, location=location, state=_ThreadState())
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]] | None = pool
-        self._label = label
-        self._location = location
-        self._state = _ThreadState()
-
-    @property
-    def label(self) -> str:
-        """What the store calls itself in messages."""
-        return self._label
-
-    @property
-    def location(self) -> str:
-        """The database URL without its password."""
-        return self._location
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
         return self._pool is None
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether this thread has a transaction open."""
-        return self._state.depth > 0
-
-    @property
-    def current_action(self) -> str:
-        """The action of this thread's innermost open transaction (for error messages)."""
-        actions = self._state.actions
-        return actions[-1] if actions else "running a statement"
 
     def mapped(self, err: Exception, action: str) -> DatabaseError:
         """The store error for ``err``, raised while doing ``action``."""
@@ -321,46 +297,19 @@ class PostgresDatabase:
         with self._borrowed(action) as raw:
             return self.run(raw, sql, params, action)
 
-    def write(self, action: str) -> contextlib.AbstractContextManager[PostgresConnection]:
-        """One write transaction holding the database's write lock; nested calls join it; an exception rolls back."""
-        return self._transaction(action, write=True)
+    def _begin(self, raw: psycopg.Connection[Row], action: str, *, write: bool) -> None:
+        try:
+            raw.execute(_BEGIN_WRITE if write else _BEGIN_READ)  # one round trip each
+        except psycopg.Error as err:
+            _rollback(raw)
+            raise self.mapped(err, action) from err
 
-    def read(self, action: str) -> contextlib.AbstractContextManager[PostgresConnection]:
-        """One REPEATABLE READ transaction: every statement in it sees the same committed state."""
-        return self._transaction(action, write=False)
+    def _session(self, raw: psycopg.Connection[Row]) -> PostgresConnection:
+        return PostgresConnection(self, raw)
 
-    @contextlib.contextmanager
-    def _transaction(self, action: str, *, write: bool) -> Iterator[PostgresConnection]:
-        state = self._state
-        if state.depth:
-            if write and not state.writing:
-                raise RuntimeError(f"{self._label}: {action}: a write cannot start inside a read transaction")
-            assert state.connection is not None
-            state.depth += 1
-            state.actions.append(action)
-            try:
-                yield PostgresConnection(self, state.connection)
-            finally:
-                state.actions.pop()
-                state.depth -= 1
-            return
-        with self._borrowed(action) as raw:
-            try:
-                raw.execute(_BEGIN_WRITE if write else _BEGIN_READ)  # one round trip each
-            except psycopg.Error as err:
-                _rollback(raw)
-                raise self.mapped(err, action) from err
-            state.connection, state.depth, state.writing, state.actions = raw, 1, write, [action]
-            try:
-                yield PostgresConnection(self, raw)
-                raw.execute("COMMIT")
-            except BaseException as err:
-                _rollback(raw)
-                if isinstance(err, psycopg.Error):
-                    raise self.mapped(err, action) from err
-                raise
-            finally:
-                state.connection, state.depth, state.writing, state.actions = None, 0, False, []
+    def _abort(self, raw: psycopg.Connection[Row], err: BaseException, action: str) -> BaseException | None:
+        _rollback(raw)
+        return self.mapped(err, action) if isinstance(err, psycopg.Error) else None
 
     def close(self) -> None:
         """Close the pool; later calls raise :class:`StoreClosed`; closing twice is fine."""

@@ -32,6 +32,7 @@ from security_server.store.errors import (
     DatabaseUnwritable,
     StoreClosed,
 )
+from security_server.store.transaction import TransactionalDatabase, TransactionState
 
 ENGINE = "sqlite"
 
@@ -159,29 +160,19 @@ class SqliteConnection:
         return found is not None
 
 
-class SqliteDatabase:
-    """One SQLite file opened by :func:`open_sqlite`; implements :class:`security_server.store.engine.Database`."""
+class SqliteDatabase(TransactionalDatabase[sqlite3.Connection, SqliteConnection]):
+    """One SQLite file opened by :func:`open_sqlite`; implements :class:`security_server.store.engine.Database`.
+
+    A write is ``BEGIN IMMEDIATE`` ... ``COMMIT``, a read ``BEGIN`` ... ``COMMIT``; nesting and rollback are
+    :class:`~security_server.store.transaction.TransactionalDatabase`'s.
+    """
 
     engine = ENGINE
 
     def __init__(self, connection: sqlite3.Connection, *, label: str, location: str) -> None:
+        super().__init__(label=label, location=location, state=TransactionState())
         self._raw: sqlite3.Connection | None = connection
-        self._label = label
-        self._location = location
-        self._session = SqliteConnection(self)
-        self._depth = 0
-        self._writing = False
-        self._actions: list[str] = []
-
-    @property
-    def label(self) -> str:
-        """What the store calls itself in messages."""
-        return self._label
-
-    @property
-    def location(self) -> str:
-        """The file's path."""
-        return self._location
+        self._connection = SqliteConnection(self)
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -194,16 +185,6 @@ class SqliteDatabase:
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
         return self._raw is None
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether a transaction is open."""
-        return self._depth > 0
-
-    @property
-    def current_action(self) -> str:
-        """The action of the innermost open transaction (for error messages)."""
-        return self._actions[-1] if self._actions else "running a statement"
 
     def mapped(self, err: sqlite3.Error, action: str) -> DatabaseError:
         """The store error for ``err``, raised while doing ``action``."""
@@ -221,45 +202,27 @@ class SqliteDatabase:
         """One statement on its own, or inside the transaction open on this database."""
         return self.run(sql, params, action)
 
-    def write(self, action: str) -> contextlib.AbstractContextManager[SqliteConnection]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; nested calls join it; any exception rolls it all back."""
-        return self._transaction(action, write=True)
+    def _check_open(self) -> None:
+        """A closed file fails every transaction, a nested one too."""
+        _ = self.raw
 
-    def read(self, action: str) -> contextlib.AbstractContextManager[SqliteConnection]:
-        """One ``BEGIN`` ... ``COMMIT``: every statement in it sees the same committed state."""
-        return self._transaction(action, write=False)
+    def _borrowed(self, action: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return contextlib.nullcontext(self.raw)
 
-    @contextlib.contextmanager
-    def _transaction(self, action: str, *, write: bool) -> Iterator[SqliteConnection]:
-        connection = self.raw
-        if self._depth:
-            if write and not self._writing:
-                raise RuntimeError(f"{self._label}: {action}: a write cannot start inside a read transaction")
-            self._depth += 1
-            self._actions.append(action)
-            try:
-                yield self._session
-            finally:
-                self._actions.pop()
-                self._depth -= 1
-            return
+    def _begin(self, raw: sqlite3.Connection, action: str, *, write: bool) -> None:
         try:
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as err:
             raise self.mapped(err, action) from err
-        self._depth, self._writing, self._actions = 1, write, [action]
-        try:
-            yield self._session
-            connection.execute("COMMIT")
-        except BaseException as err:
-            if connection.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-            if isinstance(err, sqlite3.Error):
-                raise self.mapped(err, action) from err
-            raise
-        finally:
-            self._depth, self._writing, self._actions = 0, False, []
+
+    def _session(self, raw: sqlite3.Connection) -> SqliteConnection:
+        return self._connection
+
+    def _abort(self, raw: sqlite3.Connection, err: BaseException, action: str) -> BaseException | None:
+        if raw.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+        return self.mapped(err, action) if isinstance(err, sqlite3.Error) else None
 
     def close(self) -> None:
         """Close the file; later calls raise :class:`StoreClosed`; closing twice is fine."""
