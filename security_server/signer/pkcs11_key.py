@@ -12,7 +12,7 @@ would take the private key out of the token (``private_bytes``, ``private_number
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NoReturn, Protocol, Self
 
 from cryptography.hazmat.primitives import _serialization, hashes
 from cryptography.hazmat.primitives._asymmetric import AsymmetricPadding
@@ -54,17 +54,44 @@ def _digest(data: Buffer, algorithm: object) -> tuple[bytes, hashes.HashAlgorith
     return hasher.finalize(), algorithm
 
 
-class Pkcs11RsaKey(rsa.RSAPrivateKey):
+class _TokenKey:
+    """What every token key shares: the token that signs for it, its id there, the mechanism, and that the
+    private key never leaves the token (a copy is the same key)."""
+
+    def __init__(self, token: DigestSigner, key_id: str, mechanism: SignMechanism) -> None:
+        self._token = token
+        self.key_id = key_id
+        self.sign_mechanism = mechanism
+        """The mechanism the token is configured to sign with; an RSA key refuses the other padding."""
+
+    def private_numbers(self) -> NoReturn:
+        """Refused: the key stays in the token."""
+        raise KeyStaysInToken("the private key stays in the token")
+
+    def private_bytes(
+        self,
+        encoding: _serialization.Encoding,
+        format: _serialization.PrivateFormat,
+        encryption_algorithm: _serialization.KeySerializationEncryption,
+    ) -> NoReturn:
+        """Refused: the key stays in the token."""
+        raise KeyStaysInToken("the private key stays in the token")
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class Pkcs11RsaKey(_TokenKey, rsa.RSAPrivateKey):
     """An RSA key in a token: signs PKCS#1 v1.5 or PSS there, as the token's ``sign-mechanism`` allows."""
 
     def __init__(self, token: DigestSigner, key_id: str, public: rsa.RSAPublicKey, mechanism: SignMechanism) -> None:
         if mechanism is SignMechanism.ECDSA:
             raise ValueError("an RSA key does not sign with CKM_ECDSA")
-        self._token = token
-        self.key_id = key_id
+        super().__init__(token, key_id, mechanism)
         self._public = public
-        self.sign_mechanism = mechanism
-        """The mechanism the token is configured to sign with; the other RSA padding is refused."""
 
     def sign(
         self,
@@ -107,38 +134,17 @@ class Pkcs11RsaKey(rsa.RSAPrivateKey):
         """Refused: token keys only sign (CKA_DECRYPT false)."""
         raise KeyStaysInToken("a token signing key does not decrypt")
 
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        """Refused: the key stays in the token."""
-        raise KeyStaysInToken("the private key stays in the token")
-
-    def private_bytes(
-        self,
-        encoding: _serialization.Encoding,
-        format: _serialization.PrivateFormat,
-        encryption_algorithm: _serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Refused: the key stays in the token."""
-        raise KeyStaysInToken("the private key stays in the token")
-
-    def __copy__(self) -> Pkcs11RsaKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11RsaKey:
-        return self
-
     def __repr__(self) -> str:
         return f"<Pkcs11RsaKey {self.key_id} {self.key_size} bits>"
 
 
-class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
+class Pkcs11EcKey(_TokenKey, ec.EllipticCurvePrivateKey):
     """An EC key in a token: signs ECDSA there (the token returns ``r || s``; ``sign()`` returns DER, as
     ``cryptography`` does)."""
 
     def __init__(self, token: DigestSigner, key_id: str, public: ec.EllipticCurvePublicKey) -> None:
-        self._token = token
-        self.key_id = key_id
+        super().__init__(token, key_id, SignMechanism.ECDSA)
         self._public = public
-        self.sign_mechanism = SignMechanism.ECDSA
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         """Sign ``data`` with ECDSA inside the token; DER ``Ecdsa-Sig-Value``."""
@@ -168,25 +174,6 @@ class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
     def key_size(self) -> int:
         """The curve's size in bits."""
         return self._public.key_size
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        """Refused: the key stays in the token."""
-        raise KeyStaysInToken("the private key stays in the token")
-
-    def private_bytes(
-        self,
-        encoding: _serialization.Encoding,
-        format: _serialization.PrivateFormat,
-        encryption_algorithm: _serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Refused: the key stays in the token."""
-        raise KeyStaysInToken("the private key stays in the token")
-
-    def __copy__(self) -> Pkcs11EcKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11EcKey:
-        return self
 
     def __repr__(self) -> str:
         return f"<Pkcs11EcKey {self.key_id} {self.curve.name}>"
