@@ -178,23 +178,20 @@ class SystemSampler(Service):
 
         if self._updated is None:
             self.sample()
-        out: list[Metric] = []
-        for name in (envmon.OPERATING_SYSTEM, envmon.TOTAL_PHYSICAL_MEMORY, envmon.TOTAL_SWAP_SPACE,
-                     envmon.MAX_FILE_DESCRIPTOR_COUNT):
-            if asked(name):
-                try:
-                    metric = self._steady(name)
-                except Exception as err:
-                    _log.warning("envmon_metric_failed", metric=name, error=f"{type(err).__name__}: {err}")
-                    continue
-                if metric is not None:
-                    out.append(metric)
+        out = self._steady_metrics((envmon.OPERATING_SYSTEM, envmon.TOTAL_PHYSICAL_MEMORY,
+                                    envmon.TOTAL_SWAP_SPACE, envmon.MAX_FILE_DESCRIPTOR_COUNT), asked)
         updated = self._updated or datetime.fromtimestamp(self._clock.seconds(), tz=UTC)
         for name in HISTOGRAMS:
             if asked(name) and self._samples[name]:
                 out.append(HistogramMetric.of(name, list(self._samples[name]), updated))
         out.extend(m for m in self._disks() if asked(m.name))
-        for name in (envmon.PROCESSES, envmon.CERTIFICATES):
+        out.extend(self._steady_metrics((envmon.PROCESSES, envmon.CERTIFICATES), asked))
+        return out
+
+    def _steady_metrics(self, names: tuple[str, ...], asked: Callable[[str], bool]) -> list[Metric]:
+        """The steady metrics among ``names`` that are asked for; one that fails to read is logged and left out."""
+        out: list[Metric] = []
+        for name in names:
             if asked(name):
                 try:
                     metric = self._steady(name)
