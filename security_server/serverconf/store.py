@@ -165,6 +165,17 @@ def check_timeout(value: object) -> int:
     return value
 
 
+def _service_key(service: ServiceId) -> tuple[str, str, str]:
+    """A service's row key: client, code and version (empty when it has none)."""
+    return (str(service.client), service.service_code, service.service_version or "")
+
+
+def _no_such_service(service: ServiceId) -> ServerConfError:
+    """The error for a service the configuration does not have."""
+    version = service.service_version or "(none)"
+    return ServerConfError(f"{service.client} has no service {service.service_code} version {version}")
+
+
 def _require(value: object, kind: type, what: str) -> None:
     if not isinstance(value, kind):
         raise ServerConfError(f"{what} must be a {kind.__name__}")
@@ -742,10 +753,10 @@ class ServerConfStore:
         action = "enabling a service" if enabled else "disabling a service"
         with self._change(action) as conn:
             self._identity(conn)
-            key = (str(service.client), service.service_code, service.service_version or "")
+            key = _service_key(service)
             row = self._one(conn, "SELECT enabled FROM service WHERE client = ? AND code = ? AND version = ?", key)
             if row is None:
-                raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                raise _no_such_service(service)
             if bool(row[0]) == enabled:
                 raise ServerConfError(f"service {service.service_code} is already {'enabled' if enabled else 'disabled'}")
             conn.execute(
@@ -767,13 +778,13 @@ class ServerConfStore:
         checked_url, timeout = check_service_url(url), check_timeout(timeout_seconds)
         with self._change("changing a service") as conn:
             self._identity(conn)
-            key = (str(service.client), service.service_code, service.service_version or "")
+            key = _service_key(service)
             cursor = conn.execute(
                 "UPDATE service SET url = ?, timeout = ? WHERE client = ? AND code = ? AND version = ?",
                 (checked_url, timeout, *key),
             )
             if cursor.rowcount != 1:
-                raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                raise _no_such_service(service)
 
     def delete_services(self, services: Sequence[ServiceId]) -> None:
         """Remove services of one client together (a service description); the access rights to a service code
@@ -784,10 +795,10 @@ class ServerConfStore:
             self._identity(conn)
             codes: set[tuple[str, str]] = set()
             for service in services:
-                key = (str(service.client), service.service_code, service.service_version or "")
+                key = _service_key(service)
                 cursor = conn.execute("DELETE FROM service WHERE client = ? AND code = ? AND version = ?", key)
                 if cursor.rowcount != 1:
-                    raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                    raise _no_such_service(service)
                 codes.add(key[:2])
             for provider, code in codes:
                 if not self._one(conn, "SELECT 1 FROM service WHERE client = ? AND code = ?", (provider, code)):
@@ -802,13 +813,13 @@ class ServerConfStore:
             self._identity(conn)
             for service in services:
                 _require(service, ServiceId, "service")
-                key = (str(service.client), service.service_code, service.service_version or "")
+                key = _service_key(service)
                 cursor = conn.execute(
                     "UPDATE service SET description_url = ?, refreshed_at = ? WHERE client = ? AND code = ? AND version = ?",
                     (checked, read_at.astimezone(UTC).isoformat(), *key),
                 )
                 if cursor.rowcount != 1:
-                    raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                    raise _no_such_service(service)
 
     def replace_description(self, services: Sequence[ServiceId], description: bytes) -> None:
         """Give ``services`` a new description (read again): checked, and a REST service's endpoints follow it."""
@@ -818,10 +829,10 @@ class ServerConfStore:
             self._identity(conn)
             for service in services:
                 _require(service, ServiceId, "service")
-                key = (str(service.client), service.service_code, service.service_version or "")
+                key = _service_key(service)
                 row = self._one(conn, "SELECT kind FROM service WHERE client = ? AND code = ? AND version = ?", key)
                 if row is None:
-                    raise ServerConfError(f"{service.client} has no service {service.service_code} version {key[2] or '(none)'}")
+                    raise _no_such_service(service)
                 endpoints = check_description(_service_kind(row[0]), description)
                 conn.execute(
                     "UPDATE service SET description = ?, endpoints = ? WHERE client = ? AND code = ? AND version = ?",
