@@ -15,10 +15,16 @@ OCSP client for our own certificates, the message-log writer, the evidence servi
 configuration snapshot (so CLI changes apply without a restart), the client proxy (HTTP, for the department's
 systems) and the server proxy (mutual TLS, for other security servers), and monitoring (security_server/monitoring.py:
 operational records, the monitoring metaservices, ``/metrics`` and the health check on ``[healthcheck] port``).
+
+With ``[server] workers = N`` the parent of security_server/workers.py runs N of these, each built with its
+:class:`~security_server.worker_slot.WorkerSlot`: worker n writes message-log shard n, serves the sockets the
+parent opened, shares the replay guard's file; worker 0 alone timestamps and archives every shard and listens on
+the health port.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,7 @@ from security_server.management.diagnostics import ServerDiagnostics
 from security_server.management.server import ManagementService
 from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
+from security_server.messagelog.shards import shard_path
 from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.monitoring import MonitoringSettings, ServerMonitoring
@@ -57,6 +64,8 @@ from security_server.proxy.server_proxy_site import ServerProxyResource, listen_
 from security_server.replay_store import ClusterReplayGuard
 from security_server.serverconf.reader import ServerConfReader
 from security_server.serverconf.store import ClientState, ServerConfSnapshot, ServerConfStore
+from security_server.shared_replay_guard import FILE_NAME as REPLAY_GUARD_FILE
+from security_server.shared_replay_guard import SharedReplayGuard
 from security_server.signer.batch_signer import BatchSigner
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
 from security_server.signer.pkcs11_config import Pkcs11TokenConfig, pkcs11_tokens_from_config
@@ -66,6 +75,8 @@ from security_server.signer.softtoken import SoftToken
 from security_server.signer.token import Token
 from security_server.signer.token_set import TokenSet
 from security_server.signer.token_workers import TokenWorkers
+from security_server.worker_slot import WorkerSlot
+from security_server.workers import adopt_proxy_ports
 
 log = structlog.get_logger()
 
@@ -117,6 +128,8 @@ class ServerSettings:
     """Idle mutual-TLS connections kept open per peer security server (``[server] peer-pool-size``)."""
     batch_signing: bool = True
     """Sign the messages of one reactor turn and one member with one signature (``[server] batch-signing``)."""
+    workers: int = 1
+    """Worker processes serving the same ports (``[server] workers``, security_server/workers.py)."""
     messagelog_synchronous: Synchronous = Synchronous.FULL
     """SQLite ``synchronous`` of the message log (``[messagelog] synchronous``): FULL survives power loss."""
     limits: MessageLimits = MessageLimits()
@@ -147,6 +160,7 @@ class ServerSettings:
                 "server", "peer-pool-size", DEFAULT_PEER_POOL_SIZE, minimum=0, maximum=MAX_PEER_POOL_SIZE
             ),
             batch_signing=config.get_bool("server", "batch-signing", True),
+            workers=config.get_int("server", "workers", 1, minimum=1, maximum=256),
             messagelog_synchronous=Synchronous(
                 config.get_choice("messagelog", "synchronous", [s.value.lower() for s in Synchronous], "full").upper()
             ),
@@ -192,10 +206,12 @@ def _aia_ocsp_url(cert: x509.Certificate) -> str | None:
 class SecurityServerService(service.MultiService):
     """The running security server; see the module docstring."""
 
-    def __init__(self, reactor: Any, settings: ServerSettings) -> None:
+    def __init__(self, reactor: Any, settings: ServerSettings, worker: WorkerSlot | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.reactor = reactor
         self.settings = settings
+        self.worker = worker
+        """Set in a worker process of a multi-process server (security_server/workers.py)."""
         self.paths = ServerPaths(settings.root)
         with ServerConfStore(self.paths.serverconf, database_url=settings.database.url) as store:
             if not store.is_initialised():
@@ -217,13 +233,17 @@ class SecurityServerService(service.MultiService):
             interval_seconds=settings.conf_refresh_seconds,
         )
         self.conf_client.setServiceParent(self)  # type: ignore[no-untyped-call]
-        self.message_log = MessageLogWriter(reactor, self.paths.messagelog, synchronous=settings.messagelog_synchronous)
+        log_path = self.paths.messagelog if worker is None else shard_path(settings.root, worker.index)
+        self.message_log = MessageLogWriter(reactor, log_path, synchronous=settings.messagelog_synchronous)
         self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._snapshot: ServerConfSnapshot = snapshot
         evidence = settings.evidence or EvidenceSettings.defaults(settings.root)
         # Monitoring reads the other parts only when asked, so it exists before the proxies that report to it.
+        monitoring = settings.monitoring
+        if worker is not None and not worker.designated:  # one health port per server: worker 0's
+            monitoring = dataclasses.replace(monitoring, healthcheck_port=0)
         self.monitoring = ServerMonitoring(
-            reactor, self, settings.monitoring, timestamp_grace_seconds=evidence.timestamper.grace_period_seconds
+            reactor, self, monitoring, timestamp_grace_seconds=evidence.timestamper.grace_period_seconds
         )
         # The management REST API (X-Road's /api/v1, docs/management-api.md) on its own HTTPS port.
         if settings.management is not None:
@@ -250,7 +270,10 @@ class SecurityServerService(service.MultiService):
         self.evidence = make_evidence_services(
             reactor, self.message_log, self.conf_client.current, self.context.server_conf, evidence,
         )
-        self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
+        if worker is None or worker.designated:  # once per server: worker 0 stamps and archives every shard
+            self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
+            for index in range(1, worker.count if worker is not None else 1):
+                self._evidence_for_shard(index, evidence)
         self.peer_ocsp = PeerOcspCache(reactor)
         self.link = MtlsPeerLink(
             reactor,
@@ -268,7 +291,10 @@ class SecurityServerService(service.MultiService):
             self.context, self.link, signing_keys=self.signing_keys, signer=self.signer,
         )
         self.server_proxy = ServerProxy(
-            self.context, signing_keys=self.signing_keys, signer=self.signer, monitoring=self.monitoring.metaservices()
+            self.context, signing_keys=self.signing_keys, signer=self.signer, monitoring=self.monitoring.metaservices(),
+            replay_guard=(
+                SharedReplayGuard(settings.root / REPLAY_GUARD_FILE) if worker is not None and worker.count > 1 else None
+            ),
         )
         self.cluster_replay: ClusterReplayGuard | None = None
         if settings.database.url:  # a cluster's nodes refuse a replay that another node accepted (issue 19)
@@ -278,6 +304,20 @@ class SecurityServerService(service.MultiService):
         self.monitoring.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._ports: list[Any] = []
         self._poll: LoopingCall | None = None
+
+    def _evidence_for_shard(self, index: int, evidence: EvidenceSettings) -> None:
+        """Timestamp and archive another worker's shard from here, through a writer of its own on that file (it
+        never appends records; the store reads the chain head inside each write, so the two cannot fork it)."""
+        writer = MessageLogWriter(
+            self.reactor, shard_path(self.settings.root, index), synchronous=self.settings.messagelog_synchronous
+        )
+        writer.setServiceParent(self)  # type: ignore[no-untyped-call]
+        archiver = dataclasses.replace(evidence.archiver, archive_dir=evidence.archiver.archive_dir / f"shard-{index}")
+        services = make_evidence_services(
+            self.reactor, writer, self.conf_client.current, self.context.server_conf,
+            dataclasses.replace(evidence, archiver=archiver),
+        )
+        services.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def _own_ocsp(self, cert: x509.Certificate) -> bytes:
         if self.ocsp is None:
@@ -340,15 +380,18 @@ class SecurityServerService(service.MultiService):
         self._poll.start(self.settings.serverconf_poll_seconds, now=False)
         client_site = client_proxy_site(self.client_proxy)
         mount_asic(client_site, self.evidence.asic)
-        self._ports.append(
-            self.reactor.listenTCP(self.settings.client_proxy_port, client_site, interface=self.settings.client_proxy_host)
-        )
         site = server_proxy_site(ServerProxyResource(self.server_proxy, max_body_bytes=self.settings.limits.max_body_bytes + 1024 * 1024))
-        self._ports.append(
-            listen_server_proxy(
-                self.reactor, site, self.token, port=self.settings.server_proxy_port, interface=self.settings.server_proxy_host
+        if self.worker is not None:  # the sockets the parent opened (security_server/workers.py)
+            self._ports += adopt_proxy_ports(self.reactor, self.worker, client_site, site, self.token)
+        else:
+            self._ports.append(
+                self.reactor.listenTCP(self.settings.client_proxy_port, client_site, interface=self.settings.client_proxy_host)
             )
-        )
+            self._ports.append(
+                listen_server_proxy(
+                    self.reactor, site, self.token, port=self.settings.server_proxy_port, interface=self.settings.server_proxy_host
+                )
+            )
         log.info(
             "security_server_started",
             server=str(self.identity.server_id),
@@ -393,6 +436,6 @@ class SecurityServerService(service.MultiService):
         return defer.gatherResults(stopping).addBoth(stop_parts)
 
 
-def make_service(reactor: Any, settings: ServerSettings) -> SecurityServerService:
-    """The security server in ``settings.root`` as a Twisted service."""
-    return SecurityServerService(reactor, settings)
+def make_service(reactor: Any, settings: ServerSettings, worker: WorkerSlot | None = None) -> SecurityServerService:
+    """The security server in ``settings.root`` as a Twisted service (as worker ``worker`` of several)."""
+    return SecurityServerService(reactor, settings, worker)
