@@ -837,11 +837,15 @@ def run(directory: Path, config_file: Path | None) -> None:
     from security_server.core.config import LoggingConfig
     from security_server.logconfig import configure_logging
     from security_server.service import ServerSettings, make_service
+    from security_server.workers import WorkerSupervisor
 
     config = load_config("security-server", extra=config_file)
-    configure_logging(LoggingConfig.from_config(config))
+    logging = LoggingConfig.from_config(config)
+    configure_logging(logging)
     settings = ServerSettings.from_config(directory, config)
-    service = make_service(global_reactor, settings)
+    service: Any = make_service(global_reactor, settings) if settings.workers == 1 else WorkerSupervisor(
+        global_reactor, settings, logging=logging
+    )  # [server] workers = N: a parent and N worker processes (security_server/workers.py)
     service.startService()
     reactor: Any = global_reactor
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
