@@ -20,10 +20,8 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import re
 import secrets
-import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -256,20 +254,15 @@ def restore_backup(server_dir: ServerDirectory, filename: str) -> None:
     _require_sqlite(server_dir)
     data = read_backup(server_dir, filename)
     members = _verified_members(data, _hmac_key(server_dir, create=False))
-    staging = Path(tempfile.mkdtemp(dir=server_dir.path, prefix=".restore-"))
-    try:
-        new_keys = staging / KEYS_DIR
-        new_keys.mkdir(mode=0o700)
-        for name, content in members.items():
-            if name.startswith(f"{KEYS_DIR}/"):
-                write_atomically(new_keys / name[len(KEYS_DIR) + 1:], content, PRIVATE_MODE)
-        _replace_database(server_dir, members[DB_NAME])
-        for name in OPTIONAL_FILES:
-            if name in members:
-                write_atomically(server_dir.path / name, members[name], PRIVATE_MODE)
-        old_keys = staging / "old-keys"
-        if server_dir.keys_path.exists():
-            os.replace(server_dir.keys_path, old_keys)
-        os.replace(new_keys, server_dir.keys_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _replace_database(server_dir, members[DB_NAME])
+    for name in OPTIONAL_FILES:
+        if name in members:
+            write_atomically(server_dir.path / name, members[name], PRIVATE_MODE)
+    # Each key file is written whole (edge.atomic_file); key files the backup does not hold go after.
+    server_dir.keys_path.mkdir(mode=0o700, exist_ok=True)
+    restored = {name[len(KEYS_DIR) + 1:] for name in members if name.startswith(f"{KEYS_DIR}/")}
+    for key_name in sorted(restored):
+        write_atomically(server_dir.keys_path / key_name, members[f"{KEYS_DIR}/{key_name}"], PRIVATE_MODE)
+    for path in server_dir.keys_path.iterdir():
+        if path.is_file() and KEY_FILE.fullmatch(path.name) and not path.name.startswith(".") and path.name not in restored:
+            path.unlink()
