@@ -245,8 +245,9 @@ class SecurityServerService(service.MultiService):
         self.monitoring = ServerMonitoring(
             reactor, self, monitoring, timestamp_grace_seconds=evidence.timestamper.grace_period_seconds
         )
-        # The management REST API (X-Road's /api/v1, docs/management-api.md) on its own HTTPS port.
-        if settings.management is not None:
+        # The management REST API (X-Road's /api/v1, docs/management-api.md) on its own HTTPS port; once per
+        # server, in worker 0 (whose health checker holds the maintenance switch), like the health port.
+        if settings.management is not None and (worker is None or worker.designated):
             self.management = ManagementService(
                 reactor, ServerDirectory(settings.root, settings.database.url), settings.management, settings.layered,
                 maintenance=self.monitoring.checker, global_conf=self.conf_client.current,
