@@ -59,6 +59,7 @@ from security_server.proxy.server_proxy import ServerProxy
 from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
 from security_server.signer.signing_keys import SigningKeys
 from security_server.signer.softtoken import KeyKind, SoftToken
+from security_server.signer.token import Token
 from tests.federation.ca import issue_into_token, make_ca, ocsp_for
 from tests.federation.gconf import approved_ca, auth_hashes, private_parameters
 from tests.federation.pki import der
@@ -131,7 +132,7 @@ def pki() -> Pki:
 _KEYS: dict[int, SigningKeys] = {}
 
 
-def signing_keys(token: SoftToken) -> SigningKeys:
+def signing_keys(token: Token) -> SigningKeys:
     """One key cache per token for the whole test process (loading an RSA key costs tens of milliseconds)."""
     keys = _KEYS.get(id(token))
     if keys is None:
