@@ -113,6 +113,8 @@ class Levers:
     signing_keys_in_hsm: bool = False
     """The members' signing keys in a SoftHSM2 token per server (``[pkcs11:hsm]`` in the bench layer, docs/hsm.md);
     off: the soft token's keys, as the demo made them."""
+    workers: int = 1
+    """Worker processes per security server (``[server] workers``; issue 18)."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -131,6 +133,8 @@ class Levers:
             args.append("--agent-provider-client")
         if not self.opmon:
             args.append("--no-opmon")
+        if self.workers != 1:
+            args += ["--workers", str(self.workers)]
         return args
 
 

@@ -123,6 +123,11 @@ class Bench:
         result.cpu_us = {roles[name]: value for name, value in load.cpu_us_per_request.items()}
         result.peak_rss_mib = {roles[name]: value for name, value in load.peak_rss_mib.items()}
         cpu = " ".join(f"{role}={value:.0f}" for role, value in result.cpu_us.items())
+        # Exchanges per core-second of one security server (the busier one): the figure that carries to a bigger
+        # machine (issue 18; docs/performance.md "All cores").
+        busiest = max((result.cpu_us.get(role, 0.0) for role in ("first", "second")), default=0.0)
+        if busiest > 0:
+            cpu += f"  ({1e6 / busiest:,.0f} exch/core-s)"
         self.say(f"  {label + ' ' if label else ''}{path:<8} {protocol.upper()} {size_text(size):>7} c={concurrency:<3} "
                  f"{result.rps:>9,.0f}/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  CPU µs/exch {cpu}"
                  + (f"  ERRORS {result.errors}" if result.errors else ""))
@@ -246,6 +251,8 @@ LEVER_VARIANTS: list[tuple[str, Levers]] = [
     ("operational monitoring off", Levers(opmon=False)),
     ("signing keys in SoftHSM2 (batch signing)", Levers(signing_keys_in_hsm=True)),
     ("signing keys in SoftHSM2, batch signing off", Levers(signing_keys_in_hsm=True, batch_signing=False)),
+    ("1 worker per security server (the default, as the next row's baseline)", Levers(workers=1)),
+    ("2 worker processes per security server", Levers(workers=2)),
     ("levers off (pool 8, verdicts not kept, no batches, Agent)",
      Levers(max_idle=8, verdict_cache=False, batch_signing=False, agent_provider_client=True)),
 ]
@@ -272,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the lever rows whose label contains TEXT (repeatable), e.g. --lever defaults "
                              "--lever monitoring")
     parser.add_argument("--profile", action="store_true", help="profile both security servers with py-spy")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes per security server for the main table ([server] workers; default 1)")
     parser.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="then SOAP 1 KiB c=50 for SECONDS, RSS sampled")
     parser.add_argument("--wrk-cpus", help="pin wrk to these CPUs (taskset -c), e.g. 1")
     parser.add_argument("--timestamp-interval", type=float, default=5.0, help="batch timestamping interval (s)")
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             procs.start_references()
             say("Setting up the federation with the fedbus command line (as `fedbus demo` does):")
             procs.set_up_federation()
-            procs.restart_servers(Levers())
+            procs.restart_servers(Levers(workers=args.workers))
             configuration = {code: json.loads(procs.server_described(code) or "{}") for code in ("ss-tax", "ss-pop")}
             say(f"Security servers: {json.dumps(configuration['ss-tax'])}")
             bench = Bench(procs, seconds, args.wrk_cpus, say)
@@ -341,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         for conns in (50, 1) if round_number == 1 else (50,):
                             bench.measure("soap", 1024, conns, "fedbus", label=label)
-                procs.restart_servers(Levers())
+                procs.restart_servers(Levers(workers=args.workers))
             if args.profile:
                 say("\nProfiling both security servers with py-spy (SOAP 1 KiB, c=50):")
                 profile = _profile(bench, seconds, args.out, stamp)

@@ -17,7 +17,9 @@
   ``[server] batch-signing`` (default on: the messages of one reactor turn share one signature).
   ``--agent-provider-client`` calls SOAP providers with Twisted's Agent instead of the lean pooled client.
   ``--no-opmon`` overrides ``[opmon] enabled`` (default on: every exchange leaves an operational record and its
-  metrics): the "before" of what monitoring costs (issue 15: within the run's noise).
+  metrics): the "before" of what monitoring costs (issue 15: within the run's noise). ``--workers N`` runs the
+  server as a parent and N worker processes (issue 18, ``security_server/workers.py``); only the levers held in
+  the settings apply to its workers.
 
 * For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
   ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
@@ -116,6 +118,34 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
     return service, described
 
 
+def run_workers(reactor: Any, args: argparse.Namespace) -> None:
+    """``--workers N``: the parent of N worker processes, with the levers that live in the settings (the in-process
+    ones, ``--no-verdict-cache``, ``--agent-provider-client``, ``--no-evidence``, are refused)."""
+    if args.no_verdict_cache or args.agent_provider_client or args.no_evidence:
+        raise SystemExit("ss_launcher: --workers takes only the settings levers (synchronous, max-idle, batch signing, opmon)")
+    from security_server.workers import WorkerSupervisor
+
+    config = load_config("security-server", extra=args.config)
+    logging = LoggingConfig.from_config(config)
+    configure_logging(logging)
+    settings = dataclasses.replace(ServerSettings.from_config(args.dir, config), workers=args.workers)
+    if args.synchronous:
+        settings = dataclasses.replace(settings, messagelog_synchronous=Synchronous(args.synchronous))
+    if args.max_idle is not None:
+        settings = dataclasses.replace(settings, peer_pool_size=args.max_idle)
+    if args.no_batch_signing:
+        settings = dataclasses.replace(settings, batch_signing=False)
+    if args.no_opmon:
+        settings = dataclasses.replace(settings, monitoring=dataclasses.replace(settings.monitoring, opmon_enabled=False))
+    supervisor = WorkerSupervisor(reactor, settings, logging=logging)
+    supervisor.startService()
+    print(json.dumps({"event": "bench_server_ready", "workers": args.workers, "evidence": "service",
+                      "synchronous": str(settings.messagelog_synchronous), "max_idle_per_peer": settings.peer_pool_size,
+                      "batch_signing": settings.batch_signing, "opmon": settings.monitoring.opmon_enabled}), flush=True)
+    reactor.addSystemEventTrigger("before", "shutdown", supervisor.stopService)
+    reactor.run()
+
+
 def main() -> None:
     """Parse the command line, start the service, run the reactor until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,6 +158,8 @@ def main() -> None:
     parser.add_argument("--no-batch-signing", action="store_true")
     parser.add_argument("--agent-provider-client", action="store_true")
     parser.add_argument("--no-opmon", action="store_true")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes ([server] workers, security_server/workers.py); >1: settings levers only")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
     parser.add_argument("--tracemalloc", type=Path,
                         help="trace allocations; the 30 biggest sites still allocated are written here at exit")
@@ -135,6 +167,9 @@ def main() -> None:
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
+    if args.workers > 1:
+        run_workers(reactor, args)
+        return
     service, described = build(
         reactor, args.dir, args.config,
         synchronous=Synchronous(args.synchronous) if args.synchronous else None,

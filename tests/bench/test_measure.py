@@ -68,3 +68,20 @@ def test_process_figures_come_from_proc() -> None:
     assert cpu_seconds(pid) > 0
     resident = rss_kib(pid)  # read before the peak: the peak read later is at least this
     assert peak_rss_kib(pid) >= resident > 0
+
+
+
+def test_cpu_seconds_counts_live_descendants() -> None:
+    """The processes a server's CPU is read from include its live children (a multi-process server's workers)."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.measure import _descendants
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in _descendants(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
