@@ -270,6 +270,7 @@ class SecurityServerService(service.MultiService):
         # Started after the writer and stopped before it (MultiService order): timestamps, archives, /asic.
         self.evidence = make_evidence_services(
             reactor, self.message_log, self.conf_client.current, self.context.server_conf, evidence,
+            stamping_here=worker is None or worker.designated,
         )
         if worker is None or worker.designated:  # once per server: worker 0 stamps and archives every shard
             self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]

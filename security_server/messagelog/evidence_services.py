@@ -98,8 +98,11 @@ def make_evidence_services(
     global_conf: Callable[[], GlobalConf],
     server_conf: Callable[[], ServerConfSnapshot],
     settings: EvidenceSettings,
+    *,
+    stamping_here: bool = True,
 ) -> EvidenceServices:
-    """Build the evidence services around ``writer`` (see the module docstring)."""
+    """Build the evidence services around ``writer`` (see the module docstring). ``stamping_here=False`` (a worker
+    other than 0, whose shard worker 0 timestamps): ``/asic`` does not ask this process's timestamper to stamp."""
     timestamper = timestamper_for_global_conf(
         reactor, writer, global_conf, settings.timestamper,
         chosen=lambda: [tsp.url for tsp in server_conf().timestamping_services],
@@ -112,5 +115,8 @@ def make_evidence_services(
         except BusError:
             return False
 
-    asic = AsicResource(reactor, writer, is_own_client, timestamper=timestamper, allow_remote=settings.allow_remote_asic)
+    asic = AsicResource(
+        reactor, writer, is_own_client, timestamper=timestamper if stamping_here else None,
+        allow_remote=settings.allow_remote_asic,
+    )
     return EvidenceServices(timestamper, archiver, asic)
