@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterable
 
 import structlog
 from twisted.application import service
-from twisted.internet.ssl import CertificateOptions, TLSVersion
 
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations import registry_operations
@@ -25,11 +24,11 @@ from security_server.management.api import Operation
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
+from security_server.management.https_listener import listen_https
 from security_server.management.resource import Executor, ManagementResource
 from security_server.management.routing import Router
 from security_server.management.sessions import SessionStore
 from security_server.management.throttle import LoginThrottle
-from security_server.management.tls import ensure_certificate
 from security_server.proxy.bounded_request import BoundedSite
 
 log = structlog.get_logger(__name__)
@@ -77,13 +76,7 @@ class RegistryManagementService(service.Service):
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
         super().startService()  # type: ignore[no-untyped-call]
-        tls = ensure_certificate(self.root, self.config.interface, datetime.now(UTC))
-        options = CertificateOptions(
-            privateKey=tls.key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
-            certificate=tls.cert,  # type: ignore[arg-type]
-            raiseMinimumTo=TLSVersion.TLSv1_2,
-        )
-        self._port = self.reactor.listenSSL(self.config.port, self.site, options, interface=self.config.interface)
+        self._port = listen_https(self.reactor, self.site, self.root, self.config)
         log.info("registry_management_api_started", interface=self.config.interface, port=self.port)
 
     @property

@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterable
 import structlog
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin import registration as admin_registration
@@ -23,6 +22,7 @@ from security_server.core.identifiers import ClientId
 from security_server.management.api import Operation
 from security_server.management.context import MaintenanceSwitch, OperationContext
 from security_server.management.diagnostics import Diagnostics
+from security_server.management.https_listener import listen_https
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
@@ -31,7 +31,6 @@ from security_server.management.resource import Executor, ManagementResource
 from security_server.management.routing import Router
 from security_server.management.sessions import SessionStore
 from security_server.management.throttle import LoginThrottle
-from security_server.management.tls import ensure_certificate
 from security_server.edge.http_fetch import fetch
 from security_server.proxy.bounded_request import BoundedSite
 
@@ -145,13 +144,7 @@ class ManagementService(service.Service):
             global_conf=self.global_conf, register_client=self.register_client, diagnostics=self.diagnostics,
             register_server=self.register_server, unregister_client=self.unregister_client,
         )
-        tls = ensure_certificate(self.server_dir.path, self.config.interface, datetime.now(UTC))
-        options = CertificateOptions(
-            privateKey=tls.key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
-            certificate=tls.cert,  # type: ignore[arg-type]
-            raiseMinimumTo=TLSVersion.TLSv1_2,
-        )
-        self._port = self.reactor.listenSSL(self.config.port, site, options, interface=self.config.interface)
+        self._port = listen_https(self.reactor, site, self.server_dir.path, self.config)
         log.info("management_api_started", interface=self.config.interface, port=self.port)
 
     @property
