@@ -46,6 +46,7 @@ from security_server.management.diagnostics import ServerDiagnostics
 from security_server.management.server import ManagementService
 from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
+from security_server.messagelog.shard_admission import ShardAdmission
 from security_server.messagelog.shards import shard_path
 from security_server.messagelog.store import Synchronous
 from security_server.messagelog.writer import MessageLogWriter
@@ -276,6 +277,9 @@ class SecurityServerService(service.MultiService):
             self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
             for index in range(1, worker.count if worker is not None else 1):
                 self._evidence_for_shard(index, evidence)
+        elif not evidence.timestamper.immediate:  # worker 0 stamps this shard; the door closes as its own would
+            admission = ShardAdmission(reactor, self.message_log, evidence.timestamper.grace_period_seconds)
+            admission.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.peer_ocsp = PeerOcspCache(reactor)
         self.link = MtlsPeerLink(
             reactor,

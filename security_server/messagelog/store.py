@@ -540,6 +540,14 @@ class MessageLogStore:
             "counting records to timestamp",
         )
 
+    def oldest_untimestamped_time(self) -> datetime | None:
+        """The time of the oldest signed record still waiting for a timestamp (None when none waits)."""
+        row = self._db.execute(
+            "SELECT time_us FROM logrecord WHERE timestamp_id IS NULL AND length(signature) > 0 ORDER BY id LIMIT 1",
+            action="reading the oldest record to timestamp",
+        ).fetchone()
+        return None if row is None else micros_to_time(int(row[0]))
+
     def _count(self, sql: str, action: str) -> int:
         (row,) = self._db.execute(sql, action=action).fetchall()
         return int(row[0])
