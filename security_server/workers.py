@@ -10,7 +10,8 @@ pickled on its stdin: one configuration, one key store), except that
 * worker ``n`` writes message-log shard ``n`` (messagelog/shards.py: its own file and hash chain);
 * the replay guard is the one file every worker shares (security_server/shared_replay_guard.py);
 * what must run once per server runs in worker 0 only: the timestamper and the archiver, for every shard, and
-  the health port.
+  the health port; the other workers refuse new records when their shard's stamping has failed past the grace
+  period (messagelog/shard_admission.py).
 
 The parent restarts a worker that exits, after a delay that doubles while restarts keep failing
 (:func:`restart_delay`); it sends SIGTERM to every worker when it stops and waits for them (SIGKILL after
