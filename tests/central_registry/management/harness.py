@@ -1,22 +1,17 @@
 """The registry's management API in memory: the real site over a StringTransport, a Clock, operations run at once.
 
-Every answer to a path of X-Road's central-server OpenAPI file is checked against the file by openapi-core
-(``check=False`` only for statuses the file does not list, which the tests assert themselves).
+The request and its check are both roles' (:class:`tests.management_api.InMemoryApi`): every answer to a path of
+X-Road's central-server OpenAPI file is checked against the file by openapi-core (``check=False`` only for
+statuses the file does not list, which the tests assert themselves).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives import serialization
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
 from central_registry.management.context import RegistryContext, opening_store
 from central_registry.management.roles import Role
@@ -25,25 +20,18 @@ from central_registry.management.server import make_registry_management_site
 from central_registry.service import RegistryPaths
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import CredentialStore
-from security_server.management.routing import Router
-from tests.central_registry.management.xroad_cs_openapi import PREFIX, check_response, documented
-from tests.security_server.management.harness import Answer, _parse, run_now
+from tests.central_registry.management.xroad_cs_openapi import XROAD_CS
+from tests.management_api import ADMIN_PASSWORD, START, InMemoryApi, run_now
 
-START = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
-ADMIN_PASSWORD = "correct horse battery"
-
-
-def _template_of(router: Router, method: str, path: str) -> str | None:
-    try:
-        operation, _ = router.match(method, path)
-    except Exception:
-        return None
-    return operation.path[len(PREFIX):] if operation.path.startswith(PREFIX) else None
+__all__ = ["ADMIN_PASSWORD", "START", "RegistryApi", "certificate_pem", "multipart_form"]
 
 
 @dataclass
-class RegistryApi:
+class RegistryApi(InMemoryApi):
     """The registry's API over one registry directory, with a clock and an admin user."""
+
+    openapi = XROAD_CS
+    host = "localhost:4100"
 
     root: Path
     config: ManagementConfig = field(default_factory=lambda: ManagementConfig(port=0, max_body_bytes=64 * 1024))
@@ -58,7 +46,7 @@ class RegistryApi:
             self.clock, self.root, self.config, executor=run_now, open_store=opening_store(self.paths.database),
             secure_cookies=False, publisher=lambda: self.publisher,
         )
-        self.router: Router = self.site.resource._router
+        self.router = self.site.resource._router
         self.context: RegistryContext = self.site.resource._context
         with self.credentials() as store:
             store.add_user("admin", ADMIN_PASSWORD, frozenset({Role.SYSTEM_ADMINISTRATOR}), now=START)
@@ -66,53 +54,6 @@ class RegistryApi:
     def credentials(self) -> CredentialStore:
         """The credential store of the registry directory."""
         return self.context.credentials()
-
-    def api_key(self, *roles: Role) -> str:
-        """A new API key with ``roles`` (made in the store directly)."""
-        with self.credentials() as store:
-            return store.create_api_key(frozenset(roles), created_by="test", now=START).key
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        body: bytes | None = None,
-        content_type: str | None = None,
-        key: str | None = None,
-        query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        cookies: dict[str, str] | None = None,
-        check: bool = True,
-    ) -> Answer:
-        """Send one HTTP/1.0 request through the site and read the whole answer (checked against X-Road's file)."""
-        if json_body is not None:
-            body, content_type = json.dumps(json_body).encode(), "application/json"
-        target = path + ("?" + urlencode(query) if query else "")
-        lines = [f"{method} {target} HTTP/1.0", "Host: localhost:4100"]
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}")
-        if content_type is not None:
-            lines.append(f"Content-Type: {content_type}")
-        if key is not None:
-            lines.append(f"Authorization: X-Road-ApiKey token={key}")
-        if cookies:
-            lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()))
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        site: Any = self.site
-        transport: Any = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))  # type: ignore[no-untyped-call]
-        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        channel.makeConnection(transport)
-        channel.dataReceived(raw)
-        answer = _parse(transport.value())
-        channel.connectionLost(None)
-        template = _template_of(self.router, method, path)
-        if check and template is not None and documented(method, template):
-            check_response(method, path, query or {}, answer.status, answer.header("content-type"), answer.body)
-        return answer
 
 
 def multipart_form(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
