@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import structlog
-from twisted.application import service
 
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations import registry_operations
@@ -24,7 +23,7 @@ from security_server.management.api import Operation
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
-from security_server.management.https_listener import listen_https
+from security_server.management.https_listener import HttpsService, listen_https
 from security_server.management.resource import Executor, ManagementResource
 from security_server.management.routing import Router
 from security_server.management.sessions import SessionStore
@@ -63,7 +62,7 @@ def make_registry_management_site(
     return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)
 
 
-class RegistryManagementService(service.Service):
+class RegistryManagementService(HttpsService):
     """Serves the registry's API over HTTPS while running."""
 
     def __init__(self, reactor: Any, site: BoundedSite, root: Path, config: ManagementConfig) -> None:
@@ -71,24 +70,9 @@ class RegistryManagementService(service.Service):
         self.site = site
         self.root = root
         self.config = config
-        self._port: Any = None
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
         super().startService()  # type: ignore[no-untyped-call]
         self._port = listen_https(self.reactor, self.site, self.root, self.config)
         log.info("registry_management_api_started", interface=self.config.interface, port=self.port)
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (useful when configured as 0)."""
-        port: int = self._port.getHost().port
-        return port
-
-    def stopService(self) -> Any:
-        """Stop listening."""
-        super().stopService()  # type: ignore[no-untyped-call]
-        if self._port is not None:
-            port, self._port = self._port, None
-            return port.stopListening()
-        return None

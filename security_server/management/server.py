@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any, Callable, Iterable
 
 import structlog
-from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 
@@ -22,7 +21,7 @@ from security_server.core.identifiers import ClientId
 from security_server.management.api import Operation
 from security_server.management.context import MaintenanceSwitch, OperationContext
 from security_server.management.diagnostics import Diagnostics
-from security_server.management.https_listener import listen_https
+from security_server.management.https_listener import HttpsService, listen_https
 from security_server.management.audit import AUDIT_NAME, AuditLog
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
@@ -104,7 +103,7 @@ def make_management_site(
     return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)
 
 
-class ManagementService(service.Service):
+class ManagementService(HttpsService):
     """Serves the management API over HTTPS while running."""
 
     def __init__(
@@ -134,7 +133,6 @@ class ManagementService(service.Service):
         self.register_client = register
         self.register_server = register_own
         self.unregister_client = unregister
-        self._port: Any = None
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
@@ -146,20 +144,6 @@ class ManagementService(service.Service):
         )
         self._port = listen_https(self.reactor, site, self.server_dir.path, self.config)
         log.info("management_api_started", interface=self.config.interface, port=self.port)
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (useful when configured as 0)."""
-        port: int = self._port.getHost().port
-        return port
-
-    def stopService(self) -> Any:
-        """Stop listening."""
-        super().stopService()  # type: ignore[no-untyped-call]
-        if self._port is not None:
-            port, self._port = self._port, None
-            return port.stopListening()
-        return None
 
 
 def make_management_service(
