@@ -166,10 +166,16 @@ class TokenSet:
         return self._newest(pairs, failure, f"sign key for {member.member}")
 
     def auth_key(self, *, now: datetime | None = None) -> tuple[PrivateKey, x509.Certificate]:
-        """This server's authentication key and certificate: the newest valid one over all tokens."""
+        """This server's authentication key and certificate: the newest valid one over the tokens that may hold one.
+
+        A PKCS#11 token holds no usable auth key unless it allows them (mutual TLS cannot use a token key yet:
+        docs/hsm.md), so it is not asked: this runs on the TLS and health paths, where a hung HSM must not stall.
+        """
         pairs: builtins.list[tuple[PrivateKey, x509.Certificate]] = []
         failure: BusError | None = None
         for token in self.tokens:
+            if isinstance(token, Pkcs11Token) and not token.allow_auth_keys:
+                continue
             try:
                 pairs.append(token.auth_key(now=now))
             except KeyNotAvailable:

@@ -65,3 +65,16 @@ def test_a_token_that_is_out_is_the_error_when_no_other_token_has_the_key(tmp_pa
     tokens.tokens = (tokens.tokens[0],)
     with pytest.raises(KeyNotAvailable):
         tokens.signing_key(MEMBER, now=NOW)
+
+
+def test_the_auth_key_is_not_asked_of_a_token_that_may_not_hold_one(tmp_path: Path, softhsm: SoftHsm) -> None:
+    """An absent HSM is not consulted for the auth key (TLS cannot use token keys), so its state never reaches the
+    TLS or health paths; a token that allows auth keys is still asked."""
+    tokens = _tokens(tmp_path, softhsm, label="no-such-token")
+    with pytest.raises(KeyNotAvailable):  # the soft token has none; the absent HSM is not asked
+        tokens.auth_key(now=NOW)
+    hsm = tokens.token("hsm1")
+    assert isinstance(hsm, Pkcs11Token)
+    hsm.allow_auth_keys = True
+    with pytest.raises(TokenNotAvailable):  # asked now, and it is not there
+        tokens.auth_key(now=NOW)
