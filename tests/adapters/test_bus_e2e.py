@@ -20,32 +20,16 @@ from adapters.consumer.faults import AccessDeniedFault, ServiceTypeFault, Unknow
 from adapters.consumer.rest import RestConsumer
 from adapters.consumer.soap import SoapConsumer
 from adapters.examples import getrandom, hello
-from adapters.examples.population import Person, Register
-from adapters.provider.caller import Caller
 from security_server.core.acl import AccessRight
 from security_server.core.identifiers import ServiceId
 from security_server.serverconf.store import ServerConfStore, ServiceKind
-from tests import e2e_federation as federation
-from tests.adapters.sites import connections_closed, listen
+from tests.adapters.bus_federation import ExampleProvidersFederation, RecordingRegister
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER
 GET_RANDOM = ServiceId(PROVIDER, "getRandom", "v1")
 GET_PERSON = ServiceId(PROVIDER, "getPerson", "v1")
 FIND_PERSONS = ServiceId(PROVIDER, "findPersons", "v1")
 PERSONS = ServiceId(PROVIDER, "persons")
 USER = "EE47101010033"
-
-
-class RecordingRegister(Register):
-    """The population register, remembering who asked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.callers: list[Caller] = []
-
-    def lookup(self, caller: Caller, person_code: str) -> Person | None:
-        """Record the caller, then look up."""
-        self.callers.append(caller)
-        return super().lookup(caller, person_code)
 
 
 def department_system(proxy_url: str, descriptions: dict[str, bytes]) -> dict[str, Any]:
@@ -89,24 +73,15 @@ def _uuid(text: str | None) -> bool:
     return True
 
 
-class AdaptersThroughTheBusTest(federation.TwoDepartmentFederation):
+class AdaptersThroughTheBusTest(ExampleProvidersFederation):
     """zeep and REST consumers, example providers, two security servers, real mutual TLS."""
-
-    @defer.inlineCallbacks
-    def tearDown(self) -> Any:  # type: ignore[override]  # trial waits for the Deferred
-        yield connections_closed()
-        for port in getattr(self, "example_ports", []):
-            yield port.stopListening()
-        yield super().tearDown()
 
     @defer.inlineCallbacks
     def test_consumer_adapters_call_the_example_providers_through_two_security_servers(self) -> Any:
         """SOAP and REST answers arrive with X-Road headers; access_denied, unknown_service and service_type are typed."""
         register = RecordingRegister()
-        population_port = listen(register.resource("http://127.0.0.1"))
-        random_port = listen(getrandom.build_provider().resource())
-        self.example_ports = [population_port, random_port]
-        population = f"http://127.0.0.1:{population_port.getHost().port}"
+        population = self.serve_example(register.resource("http://127.0.0.1"))
+        random_service = self.serve_example(getrandom.build_provider().resource())
         descriptions = {
             "getrandom": getrandom.build_provider().wsdl("http://127.0.0.1/"),
             "hello": hello.build_provider().wsdl("http://127.0.0.1/"),
@@ -118,7 +93,7 @@ class AdaptersThroughTheBusTest(federation.TwoDepartmentFederation):
         consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
         provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
         with ServerConfStore(provider.root / "serverconf.db") as store:
-            store.add_service(GET_RANDOM, url=f"http://127.0.0.1:{random_port.getHost().port}/",
+            store.add_service(GET_RANDOM, url=f"{random_service}/",
                               description=descriptions["getrandom"])
             store.add_service(GET_PERSON, url=f"{population}/soap", description=descriptions["population"])
             store.add_service(FIND_PERSONS, url=f"{population}/soap", description=descriptions["population"])

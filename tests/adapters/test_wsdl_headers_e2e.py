@@ -20,34 +20,19 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from adapters.consumer.soap import fetch_wsdl
-from adapters.examples.population import NAMESPACE, Person, Register
-from adapters.provider.caller import Caller
+from adapters.examples.population import NAMESPACE
 from security_server.core.acl import AccessRight
 from security_server.core.identifiers import ServiceId
 from security_server.core.metadata import rewrite_wsdl
 from security_server.core.soap import parse_soap
 from security_server.serverconf.store import ServerConfStore
-from tests import e2e_federation as federation
-from tests.adapters.sites import connections_closed, listen
+from tests.adapters.bus_federation import ExampleProvidersFederation, RecordingRegister
 from tests.adapters.zeep_headers import zeep_headers
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER
 
 GET_PERSON = ServiceId(PROVIDER, "getPerson", "v1")
 USER = "EE47101010033"
 MAX = 1 << 20
-
-
-class RecordingRegister(Register):
-    """The population register, remembering who asked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.callers: list[Caller] = []
-
-    def lookup(self, caller: Caller, person_code: str) -> Person | None:
-        """Record the caller, then look up."""
-        self.callers.append(caller)
-        return super().lookup(caller, person_code)
 
 
 def wsdl_driven_system(proxy_url: str) -> dict[str, Any]:
@@ -72,23 +57,14 @@ def wsdl_driven_system(proxy_url: str) -> dict[str, Any]:
     return out
 
 
-class WsdlHeadersThroughTheBusTest(federation.TwoDepartmentFederation):
+class WsdlHeadersThroughTheBusTest(ExampleProvidersFederation):
     """zeep from the WSDL getWsdl returns, calling the population register through two security servers."""
-
-    @defer.inlineCallbacks
-    def tearDown(self) -> Any:  # type: ignore[override]  # trial waits for the Deferred
-        yield connections_closed()
-        for port in getattr(self, "example_ports", []):
-            yield port.stopListening()
-        yield super().tearDown()
 
     @defer.inlineCallbacks
     def test_zeep_from_get_wsdl_sends_x_road_headers_as_header_arguments(self) -> Any:
         """The WSDL through the bus declares the headers; zeep's call with them is answered, the provider sees them."""
         register = RecordingRegister()
-        port = listen(register.resource("http://127.0.0.1"))
-        self.example_ports = [port]
-        population = f"http://127.0.0.1:{port.getHost().port}"
+        population = self.serve_example(register.resource("http://127.0.0.1"))
         description = register.soap().wsdl(f"{population}/soap")
         yield self.registry.publish_now()
         anchor = self.anchor()
