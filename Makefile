@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := xmlsec1 openssl prometheus postgresql softhsm2 haproxy
+DEBIAN_PACKAGES := xmlsec1 openssl prometheus postgresql softhsm2 haproxy chromium chromium-driver
 
 .PHONY: test demo bench deps sysdeps benchdeps typecheck clean
 
