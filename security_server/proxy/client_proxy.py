@@ -256,16 +256,21 @@ class ClientProxy:
     ) -> RestAnswer:
         accept = header_value(headers, "Accept")
         try:
-            answer = await self._process_rest(exchange, method, target, headers, body)
-        except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
-            fault = await self._fail(exchange, err)
-            # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
-            error = rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
-            exchange.facts.status_code = error.status
-            return error
-        exchange.facts.status_code = answer.status
-        self.journal.summary(exchange, None)
-        return answer
+            try:
+                answer = await self._process_rest(exchange, method, target, headers, body)
+            except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
+                fault = await self._fail(exchange, err)
+                # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
+                error = rest_error_of(fault, accept=accept, own_status=fault.origin is Origin.CLIENT)
+                exchange.facts.status_code = error.status
+                return error
+            exchange.facts.status_code = answer.status
+            self.journal.summary(exchange, None)
+            return answer
+        except Exception as err:  # noqa: BLE001 - the last resort: the IS always gets an answer (issue 22 item 8)
+            fault = InternalError("Internal error", reason=repr(err), origin=Origin.CLIENT_PROXY)
+            self.journal.log.error("rest_request_crashed", **fault.log_fields())
+            return rest_error_of(fault, accept=accept)
 
     async def _fail(self, exchange: Exchange, err: Exception) -> BusError:
         """Turn a failure into the fault the IS gets, record it when the request is logged, write the summary."""
