@@ -151,6 +151,49 @@ class MessageLimits:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """How long one proxy port waits for a client and how many it serves at once (``[proxy]``, issue 22 item 3).
+
+    X-Road's nearest equivalents (ug-syspar ``[proxy]``): the header timeout is ``client-connector-initial-idle-time``
+    / ``server-connector-initial-idle-time`` (30 s), the idle timeout ``server-connector-max-idle-time`` (120 s in
+    the FI package; X-Road's 0, no limit, is what let slow clients stay for ever). The body timeout is how long a
+    request body may make no progress. A timeout of 0 is no limit; ``max_connections`` 0 is a quarter of the
+    process's file-descriptor limit, resolved where the port listens (proxy/connection_limits.py).
+    """
+
+    header_timeout_seconds: int = 30
+    """From the connection (or the first byte of the next request on a kept-alive one) to the end of the head."""
+    body_timeout_seconds: int = 30
+    """The longest time a request body may make no progress."""
+    idle_timeout_seconds: int = 120
+    """The longest time a connection may wait between requests (or on anything else)."""
+    max_connections: int = 0
+    """Open connections on the port; more are refused with 503 (0: a quarter of ``ulimit -n``)."""
+
+    @classmethod
+    def from_config(cls, config: LayeredConfig, side: str) -> ConnectionLimits:
+        """Read ``[proxy] <side>-...`` for ``side`` ``client`` (the client proxy) or ``server`` (the server proxy)."""
+        if side not in ("client", "server"):
+            raise ValueError(f"side must be client or server, not {side!r}")
+        base = cls()
+        day = 24 * 3600
+        return cls(
+            header_timeout_seconds=config.get_int(
+                "proxy", f"{side}-header-timeout-seconds", base.header_timeout_seconds, minimum=0, maximum=day
+            ),
+            body_timeout_seconds=config.get_int(
+                "proxy", f"{side}-body-timeout-seconds", base.body_timeout_seconds, minimum=0, maximum=day
+            ),
+            idle_timeout_seconds=config.get_int(
+                "proxy", f"{side}-idle-timeout-seconds", base.idle_timeout_seconds, minimum=0, maximum=day
+            ),
+            max_connections=config.get_int(
+                "proxy", f"{side}-max-connections", base.max_connections, minimum=0, maximum=1_000_000
+            ),
+        )
+
+
 DATABASE_URL_SCHEMES = ("postgresql", "postgres")
 """The URL schemes ``[database] url`` accepts (libpq's two spellings)."""
 
