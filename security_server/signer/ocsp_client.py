@@ -7,7 +7,13 @@ answer in memory (and, optionally, in a cache directory, so a restart does not w
 refreshes every half freshness window by default (X-Road fetches every 1200 s of a 3600 s window), retries
 sooner after a failure, and when the responder is down keeps serving the cached response until the freshness
 limit; after that :meth:`OcspClient.current` raises :class:`IncorrectValidationInfo` (SECURITY-CASES.md, "OCSP
-responder down").
+responder down"). That error is ours, not the caller's: it carries the ``server`` origin, so the client proxy
+answers ``server.clientproxy.incorrect_validation_info`` (HTTP 500 over REST), as X-Road prefixes its own
+signer's failures with ``Server.ClientProxy`` (``AbstractClientProxyHandler``).
+
+The freshness window is the global configuration's (``ocspFreshnessSeconds``) and may change while the server
+runs: it is read again at every decision (a callable), and :meth:`OcspClient.recheck`, called when a new
+configuration is applied, brings a scheduled refresh forward when the refresh period has shrunk.
 
 An authentic "revoked" answer replaces a cached "good" one (a revocation must take effect at once), and an
 answer older than the cached one is ignored (so a replayed old "good" cannot undo a revocation).
@@ -29,7 +35,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.client import Agent
 
-from security_server.core.errors import BusError, IncorrectValidationInfo, NetworkError
+from security_server.core.errors import BusError, IncorrectValidationInfo, NetworkError, Origin
 from security_server.core.trust import (
     DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_OCSP_FRESHNESS_SECONDS,
@@ -47,6 +53,9 @@ log = structlog.get_logger(__name__)
 
 Fetch = Callable[["OwnCertificate", bytes], "Deferred[bytes]"]
 """Send one DER OCSP request for a certificate and deliver the DER response (the HTTP POST by default)."""
+
+Seconds = Callable[[], float]
+"""A value read when it is needed (the global configuration's current OCSP freshness); it must not raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,25 +104,33 @@ class OcspClient:
         *,
         agent: Any = None,
         fetch: Fetch | None = None,
-        freshness_seconds: float = DEFAULT_OCSP_FRESHNESS_SECONDS,
+        freshness_seconds: float | Seconds = DEFAULT_OCSP_FRESHNESS_SECONDS,
         skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
         refresh_seconds: float | None = None,
         retry_seconds: float = 60.0,
         timeout_seconds: float = 30.0,
         cache_dir: Path | None = None,
     ) -> None:
+        """``freshness_seconds`` is a number or a callable giving the current window (read at every decision);
+        ``refresh_seconds`` None refreshes every half window, a number at most every that many seconds."""
         self._reactor = reactor
         self._targets = {target.key: target for target in certificates}
         self._agent: Any = agent if agent is not None else Agent(reactor)  # type: ignore[no-untyped-call]
         self._fetch: Fetch = fetch if fetch is not None else self._post
-        self._freshness = freshness_seconds
+        if callable(freshness_seconds):
+            self._freshness: Seconds = freshness_seconds
+        else:
+            fixed = float(freshness_seconds)
+            self._freshness = lambda: fixed
         self._skew = skew_seconds
-        self._refresh = refresh_seconds if refresh_seconds is not None else freshness_seconds / 2
+        self._refresh_setting = refresh_seconds
         self._retry = retry_seconds
         self._timeout = timeout_seconds
         self._cache_dir = cache_dir
         self._cache: dict[str, _Cached] = {}
         self._calls: dict[str, Any] = {}
+        self._fetched_at: dict[str, float] = {}
+        """Reactor seconds of the last successful fetch per certificate (what the refresh period counts from)."""
         self._running = False
         if cache_dir is not None:
             self._load_cache(cache_dir)
@@ -123,9 +140,20 @@ class OcspClient:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._reactor.seconds(), tz=UTC)
 
+    def freshness_seconds(self) -> float:
+        """The freshness window in force now (the global configuration's, when built with a callable)."""
+        return float(self._freshness())
+
+    def refresh_seconds(self) -> float:
+        """Seconds between fetches now: half the current freshness window, or the configured period if shorter
+        (X-Road fetches at its own interval but never lets the kept response age past the freshness)."""
+        half = self.freshness_seconds() / 2
+        return half if self._refresh_setting is None else min(self._refresh_setting, half)
+
     def _read(self, target: OwnCertificate, der: bytes) -> OcspStatus:
         return read_ocsp_response(
-            der, target.cert, target.issuer, self._now(), freshness_seconds=self._freshness, skew_seconds=self._skew
+            der, target.cert, target.issuer, self._now(), freshness_seconds=self.freshness_seconds(),
+            skew_seconds=self._skew,
         )
 
     def _load_cache(self, cache_dir: Path) -> None:
@@ -159,24 +187,37 @@ class OcspClient:
     def _target(self, cert: x509.Certificate) -> OwnCertificate:
         target = self._targets.get(cert_key(cert))
         if target is None:
-            raise IncorrectValidationInfo("no OCSP responses are kept for this certificate")
+            raise IncorrectValidationInfo("no OCSP responses are kept for this certificate", origin=Origin.SERVER)
         return target
+
+    def _cached(self, cert: x509.Certificate) -> tuple[OwnCertificate, _Cached]:
+        target = self._target(cert)
+        cached = self._cache.get(target.key)
+        if cached is None:
+            raise IncorrectValidationInfo(
+                "no OCSP response has been fetched for this certificate yet", origin=Origin.SERVER
+            )
+        return target, cached
 
     def status(self, cert: x509.Certificate) -> OcspStatus:
         """The cached status of ``cert`` if it is still fresh now (any of good, revoked, unknown)."""
-        target = self._target(cert)
-        cached = self._cache.get(target.key)
-        if cached is None:
-            raise IncorrectValidationInfo("no OCSP response has been fetched for this certificate yet")
-        return self._read(target, cached.der)
+        target, cached = self._cached(cert)
+        try:
+            return self._read(target, cached.der)
+        except BusError as err:
+            raise err.at(Origin.SERVER)
 
     def current(self, cert: x509.Certificate) -> bytes:
-        """The cached DER response for ``cert``, if fresh and good now; else the error that forbids its use."""
-        target = self._target(cert)
-        cached = self._cache.get(target.key)
-        if cached is None:
-            raise IncorrectValidationInfo("no OCSP response has been fetched for this certificate yet")
-        require_good(self._read(target, cached.der))
+        """The cached DER response for ``cert``, if fresh and good now; else the error that forbids its use.
+
+        The error has the ``server`` origin: our own evidence is missing, stale or bad, which is never the fault
+        of the caller whose message we were about to sign.
+        """
+        target, cached = self._cached(cert)
+        try:
+            require_good(self._read(target, cached.der))
+        except BusError as err:
+            raise err.at(Origin.SERVER)
         return cached.der
 
     # --- fetching ---------------------------------------------------------------------------------------
@@ -207,6 +248,7 @@ class OcspClient:
         def got(der: bytes) -> OcspStatus:
             status = self._read(target, der)
             kept = self._store(target.key, der, status)
+            self._fetched_at[target.key] = self._reactor.seconds()
             log.info(
                 "ocsp_response_fetched",
                 cert=target.key[:16],
@@ -248,9 +290,28 @@ class OcspClient:
     def _scheduled_refresh(self, key: str) -> None:
         deferred = self._refresh_target(self._targets[key])
         deferred.addCallbacks(
-            lambda _: self._schedule(key, self._refresh),
+            lambda _: self._schedule(key, self.refresh_seconds()),
             lambda _: self._schedule(key, self._retry),
         )
+
+    def recheck(self) -> None:
+        """Bring each scheduled refresh forward to the last fetch plus the current refresh period, when that is
+        sooner (a new global configuration lowered the freshness); at once when the kept response is already due.
+
+        A refresh in progress or a retry after a failure is left as it is.
+        """
+        if not self._running:
+            return
+        now = self._reactor.seconds()
+        period = self.refresh_seconds()
+        for key, call in list(self._calls.items()):
+            fetched = self._fetched_at.get(key)
+            if fetched is None or not call.active():
+                continue
+            due = fetched + period
+            if due < call.getTime():
+                log.info("ocsp_refresh_rescheduled", cert=key[:16], seconds=round(max(0.0, due - now), 3))
+                call.reset(max(0.0, due - now))
 
     def next_refresh_in(self, cert: x509.Certificate) -> float | None:
         """Seconds until the next scheduled fetch for ``cert`` (None if none is scheduled)."""

@@ -1,0 +1,100 @@
+"""An outage of the consumer server's own OCSP responder is the server's fault, never the caller's (issue 22 item 2).
+
+The consumer's server signs with the response its :class:`OcspClient` keeps; once the responder has been down for
+longer than the freshness window that response is stale. X-Road answers its own signer's failure with the
+``Server.ClientProxy`` prefix (``AbstractClientProxyHandler`` prefixes every error that is not the client's), so
+the caller gets ``server.clientproxy.incorrect_validation_info``: a SOAP fault (HTTP 200, as every SOAP fault) or
+REST error JSON with HTTP 500, and nothing is sent to the provider.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from cryptography import x509
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.testing import MemoryReactorClock
+
+from central_registry.trust.ca import DevelopmentCA
+from central_registry.trust.ocsp_responder import build_ocsp_response
+from security_server.core.errors import IncorrectValidationInfo, Origin
+from security_server.core.rest import header_value
+from security_server.signer.ocsp_client import OcspClient, OwnCertificate
+from tests.federation.world import REST, ExchangeBed, OwnOcsp, is_request
+from tests.loopback import coroutine_test, now
+
+FRESHNESS = 3600
+
+
+class ResponderBehindClient(OwnOcsp):
+    """``ProxyContext.own_ocsp`` as a running server has it: an :class:`OcspClient` over the CA's responder logic,
+    on a clock of its own so that a test can let the kept responses age while the responder is down."""
+
+    def __init__(self, ca: DevelopmentCA, certs: list[x509.Certificate]) -> None:
+        super().__init__(ca)
+        self.clock = MemoryReactorClock()  # type: ignore[no-untyped-call]
+        self.clock.advance(now().timestamp())
+        self.up = True
+        targets = [OwnCertificate(cert, ca.certificate, "http://127.0.0.1:1/") for cert in certs]
+        self.client = OcspClient(self.clock, targets, fetch=self._fetch, freshness_seconds=FRESHNESS)
+        self.client.start()
+        self.clock.advance(0)
+
+    def _fetch(self, target: OwnCertificate, request: bytes) -> Deferred[bytes]:
+        if not self.up:
+            return fail(ConnectionRefusedError("responder down"))
+        return succeed(build_ocsp_response(request, self.ca.state(), datetime.fromtimestamp(self.clock.seconds(), UTC)))
+
+    def __call__(self, cert: x509.Certificate) -> bytes:
+        return self.client.current(cert)
+
+    def outage(self, seconds: float) -> None:
+        """The responder goes down for ``seconds`` (the client retries and fails meanwhile)."""
+        self.up = False
+        self.clock.advance(seconds)
+
+
+class OwnOcspOutageTest(ExchangeBed):
+    """The consumer's own OCSP responder down past the freshness window."""
+
+    def consumer_with_stale_ocsp(self) -> ResponderBehindClient:
+        """Swap in a consumer whose OCSP client has served through an outage longer than the freshness window."""
+        token = self.pki.consumer_token
+        certs = [cert for cert in (entry.cert for entry in token.list()) if cert is not None]
+        ocsp = ResponderBehindClient(self.pki.ca, certs)
+        self.consumer = self.make_consumer(own_ocsp=ocsp)
+        self.client_proxy = self.make_client_proxy(self.link, self.consumer)
+        ocsp.outage(FRESHNESS + 1)
+        self.addCleanup(ocsp.client.stop)
+        return ocsp
+
+    def test_stale_own_response_is_a_server_side_error(self) -> None:
+        """OcspClient.current refuses a stale own response with a server-origin incorrect_validation_info."""
+        ocsp = self.consumer_with_stale_ocsp()
+        cert = next(entry.cert for entry in self.pki.consumer_token.list() if entry.cert is not None)
+        try:
+            ocsp(cert)
+        except IncorrectValidationInfo as err:
+            assert err.origin is Origin.SERVER
+            assert err.fault_code == "server.incorrect_validation_info"
+        else:
+            raise AssertionError("a stale response was served")
+
+    @coroutine_test
+    async def test_soap_caller_gets_server_clientproxy_fault(self) -> None:
+        """A SOAP caller gets server.clientproxy.incorrect_validation_info, and nothing reaches the provider."""
+        self.consumer_with_stale_ocsp()
+        await self.assert_fault(is_request(), "server.clientproxy.incorrect_validation_info", status=200)
+        self.assert_nothing_sent()
+
+    @coroutine_test
+    async def test_rest_caller_gets_http_500(self) -> None:
+        """A REST caller gets HTTP 500 with X-Road-Error server.clientproxy.incorrect_validation_info, not 400."""
+        self.consumer_with_stale_ocsp()
+        target = f"/r1/EE/GOV/70000002/service/{REST.service_code}/pets"
+        answer = await self.client_proxy.handle_rest("GET", target, [("X-Road-Client", "EE/GOV/70000001/client")], b"")
+        assert answer.status == 500
+        assert header_value(answer.headers, "X-Road-Error") == "server.clientproxy.incorrect_validation_info"
+        assert json.loads(answer.body)["type"] == "server.clientproxy.incorrect_validation_info"
+        self.assert_nothing_sent()
