@@ -255,6 +255,127 @@ def test_certificate_not_managed_is_refused(made: Setup, tmp_path: Path) -> None
         client.current(other_ca.certificate)
 
 
+# --- the global configuration's freshness, read at every decision (issue 22 item 1) -----------------------------
+
+
+class Window:
+    """The global configuration's ``ocspFreshnessSeconds`` as the running server reads it: changeable."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def test_lowered_freshness_governs_the_next_check(made: Setup) -> None:
+    """With the window lowered 3600 -> 60 s under a running client, the next current() judges by 60 s."""
+    window = Window(3600)
+    clock, responder, client = make_client(made, freshness_seconds=window)
+    client.start()
+    clock.advance(0)
+    responder.up = False
+    clock.advance(100)
+    assert client.current(made.cert)
+    window.seconds = 60
+    with pytest.raises(IncorrectValidationInfo, match="stale"):
+        client.current(made.cert)
+    client.stop()
+
+
+def test_lowered_freshness_refetches_at_once_on_recheck(made: Setup) -> None:
+    """A response already older than half the new window is refetched as soon as recheck() runs, not in 1,800 s."""
+    window = Window(3600)
+    clock, responder, client = make_client(made, freshness_seconds=window)
+    client.start()
+    clock.advance(0)
+    clock.advance(100)
+    assert client.next_refresh_in(made.cert) == 1700
+    window.seconds = 60
+    client.recheck()
+    assert client.next_refresh_in(made.cert) == 0
+    clock.advance(0)
+    assert responder.calls == 2
+    assert client.current(made.cert)
+    assert client.next_refresh_in(made.cert) == 30
+    client.stop()
+
+
+def test_lowered_freshness_brings_the_refresh_forward(made: Setup) -> None:
+    """A response younger than half the new window is refetched half a new window after it was fetched."""
+    window = Window(3600)
+    clock, responder, client = make_client(made, freshness_seconds=window)
+    client.start()
+    clock.advance(0)
+    clock.advance(10)
+    window.seconds = 60
+    client.recheck()
+    assert client.next_refresh_in(made.cert) == 20
+    clock.advance(20)
+    assert responder.calls == 2
+    client.stop()
+
+
+def test_raised_freshness_keeps_the_schedule_and_applies_next_time(made: Setup) -> None:
+    """A raised window delays nothing already scheduled; the refresh after it uses half the new window."""
+    window = Window(3600)
+    clock, responder, client = make_client(made, freshness_seconds=window)
+    client.start()
+    clock.advance(0)
+    window.seconds = 7200
+    client.recheck()
+    assert client.next_refresh_in(made.cert) == 1800
+    clock.advance(1800)
+    assert responder.calls == 2
+    assert client.next_refresh_in(made.cert) == 3600
+    client.stop()
+
+
+def test_configured_refresh_period_never_outlasts_half_the_window(made: Setup) -> None:
+    """A configured period of 1,200 s gives way to half the window when the window drops to 60 s."""
+    window = Window(3600)
+    clock, _, client = make_client(made, freshness_seconds=window, refresh_seconds=1200)
+    client.start()
+    clock.advance(0)
+    assert client.next_refresh_in(made.cert) == 1200
+    window.seconds = 60
+    client.recheck()
+    assert client.next_refresh_in(made.cert) == 30
+    client.stop()
+
+
+def test_retry_after_a_failure_is_left_to_run(made: Setup) -> None:
+    """recheck() does not move a retry scheduled after a failed fetch."""
+    window = Window(3600)
+    clock, responder, client = make_client(made, freshness_seconds=window, retry_seconds=60)
+    responder.up = False
+    client.start()
+    clock.advance(0)
+    window.seconds = 60
+    client.recheck()
+    assert client.next_refresh_in(made.cert) == 60
+    client.stop()
+
+
+def test_own_evidence_errors_are_server_faults(made: Setup) -> None:
+    """Missing or stale own responses are refused with the server origin (not the caller's fault, issue 22 item 2)."""
+    clock, responder, client = make_client(made)
+    with pytest.raises(IncorrectValidationInfo) as missing:
+        client.current(made.cert)
+    assert missing.value.fault_code == "server.incorrect_validation_info"
+    client.start()
+    clock.advance(0)
+    responder.up = False
+    clock.advance(3601)
+    with pytest.raises(IncorrectValidationInfo) as stale:
+        client.current(made.cert)
+    assert stale.value.fault_code == "server.incorrect_validation_info"
+    with pytest.raises(IncorrectValidationInfo) as status:
+        client.status(made.cert)
+    assert status.value.fault_code == "server.incorrect_validation_info"
+    client.stop()
+
+
 class OcspClientOverHttpTests(unittest.TestCase):
     """The client against the real responder Resource on 127.0.0.1, port 0 (trial's real reactor)."""
 
