@@ -17,6 +17,11 @@ through ``timestamp_id`` with their own ``ts_hashchain``; ``archived_us`` (when 
 finished on the next run with the same bytes, never forking the archive chain). A record without a signature
 (a failed exchange) has nothing to timestamp: it gets :data:`NO_SIGNATURE_TIMESTAMP_ID`.
 
+Migration ``m004`` (issue 23) adds ``user_id``, the user id the message names (SOAP ``userId``, ``X-Road-UserId``;
+a response that names none takes its request's), outside the hash link: an index derived from the logged message
+that a verifier can derive again (:mod:`security_server.core.message_user`); rows written before it hold NULL. It
+also adds one index per ``audit find`` shape, each ending in ``time_us`` (:func:`search_query`).
+
 The schema is :data:`SCHEMA`, numbered migrations applied on open by :mod:`security_server.store.migrations`
 (a log written before them, with sqlite-utils' ``_sqlite_migrations``, is adopted as it is).
 
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from security_server.core.errors import DatabaseError, LogChainBroken
+from security_server.core.message_user import message_user_id
 from security_server.core.logchain import (
     GENESIS_LINK,
     Direction,
@@ -81,7 +87,9 @@ _TEXT_COLUMNS = frozenset({"query_id", "x_request_id", "direction", "client", "s
 _SELECT = "SELECT {} FROM logrecord".format(
     ", ".join(f"CAST({name} AS BLOB)" if name in _TEXT_COLUMNS else name for name in _COLUMNS)
 )
-_INSERT = f"INSERT INTO logrecord ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+# The user id (migration m004) is written with each row but is no field of a record: see _with_user_ids.
+_WRITTEN = (*_COLUMNS, "user_id")
+_INSERT = f"INSERT INTO logrecord ({', '.join(_WRITTEN)}) VALUES ({', '.join('?' for _ in _WRITTEN)})"
 
 
 # The schema. The text of each statement is what sqlite-utils wrote before numbered migrations, so that a log
@@ -186,12 +194,49 @@ def _m003_evidence(conn: Connection) -> None:
     )
 
 
+def _m004_search(conn: Connection) -> None:
+    """Add ``user_id`` (an index over the message, outside the hash link) and one index per search shape (issue 23).
+
+    ``audit find`` lists in time order, so each criterion's index ends with ``time_us`` (and, implicitly, the id):
+    rows come out of the index already in order and a ``LIMIT`` stops the read early. The single-column client and
+    service indexes of m003 are superseded by the composite ones (same leading column) and dropped.
+    """
+    conn.execute("ALTER TABLE logrecord ADD COLUMN user_id TEXT")
+    conn.execute("DROP INDEX idx_logrecord_client")
+    conn.execute("DROP INDEX idx_logrecord_service")
+    for column in ("client", "service", "user_id"):
+        conn.execute(f"CREATE INDEX idx_logrecord_{column}_time ON logrecord ({column}, time_us)")
+
+
+def _m005_compact(conn: Connection) -> None:
+    """Add the shared evidence values and each row's stored form (issue 23: a record stored compactly).
+
+    ``evidence_value`` holds a value (certificate, OCSP response, document skeleton) once, at the SHA-256 of its
+    bytes; ``last_record_id`` is the newest record using it, so that cleaning removes a value with its last record.
+    ``stored_form`` is NULL for rows stored as they are (every row written before this migration).
+    """
+    conn.execute("ALTER TABLE logrecord ADD COLUMN stored_form INTEGER")
+    conn.execute(
+        _create_table(
+            "evidence_value",
+            [
+                ("hash", "BLOB PRIMARY KEY"),
+                ("kind", "TEXT NOT NULL"),
+                ("value", "BLOB NOT NULL"),
+                ("last_record_id", "INTEGER NOT NULL"),
+            ],
+        )
+    )
+    conn.execute("CREATE INDEX idx_evidence_value_last_record ON evidence_value (last_record_id)")
+
+
 SCHEMA = Schema(
     "messagelog",
     (
         Migration(1, "logrecord", _m001_logrecord),
         Migration(2, "attachments", _m002_attachments),
         Migration(3, "evidence", _m003_evidence),
+        Migration(4, "search", _m004_search),
     ),
     legacy_set="fedbus.messagelog",
 )
@@ -305,6 +350,91 @@ class RecordSummary:
     x_request_id: str | None
     timestamp_id: int | None
     archived: bool
+    user_id: str | None = None
+    """The user id the exchange names (SOAP ``userId`` / ``X-Road-UserId``); None before migration m004."""
+
+
+_SUMMARY_COLUMNS = (
+    "id, query_id, direction, client, service, time_us, succeeded, fault_code, x_request_id, timestamp_id,"
+    " archived_us, user_id"
+)
+
+
+def _prefix_end(prefix: str) -> str:
+    """The least string greater than every string starting with ``prefix`` (for an index range)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def search_query(
+    *,
+    query_id: str | None = None,
+    client: str | None = None,
+    service: str | None = None,
+    user_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    succeeded: bool | None = None,
+    limit: int = 1000,
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`MessageLogStore.search` (a test checks each shape's query plan).
+
+    Every criterion is an equality or a range on an indexed column, ordered by ``time_us, id``: the m004 indexes
+    ``(client, time_us)``, ``(service, time_us)``, ``(user_id, time_us)`` and ``(time_us)`` yield rows in that order.
+    A prefix is a range (``client >= 'X/' AND client < 'X0'``), never a function of the column, so it uses the index.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    where: list[str] = []
+    params: list[Any] = []
+    if query_id is not None:
+        where.append("query_id = ?")
+        params.append(query_id)
+    for column, value in (("client", client), ("service", service), ("user_id", user_id)):
+        if value is None:
+            continue
+        if column != "user_id" and value.endswith("/"):
+            where.append(f"{column} >= ? AND {column} < ?")
+            params += [value, _prefix_end(value)]
+        else:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("time_us >= ?")
+        params.append(time_to_micros(since))
+    if until is not None:
+        where.append("time_us < ?")
+        params.append(time_to_micros(until))
+    if succeeded is not None:
+        where.append("succeeded = ?")
+        params.append(1 if succeeded else 0)
+    sql = f"SELECT {_SUMMARY_COLUMNS} FROM logrecord"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY time_us, id LIMIT ?"
+    params.append(limit)
+    return sql, params
+
+
+def _summary_from_row(row: Sequence[Any]) -> RecordSummary:
+    try:
+        return RecordSummary(
+            id=int(row[0]),
+            query_id=str(row[1]),
+            direction=Direction(row[2]),
+            client=str(row[3]),
+            service=str(row[4]),
+            time=micros_to_time(int(row[5])),
+            succeeded=bool(row[6]),
+            fault_code=None if row[7] is None else str(row[7]),
+            x_request_id=None if row[8] is None else str(row[8]),
+            timestamp_id=None if row[9] is None else int(row[9]),
+            archived=row[10] is not None,
+            user_id=None if row[11] is None else str(row[11]),
+        )
+    except (ValueError, TypeError) as err:
+        raise LogChainBroken(
+            f"message log record {row[0]} is malformed", record_id=row[0] if type(row[0]) is int else None
+        ) from err
 
 
 def _row_values(record: LogRecord) -> tuple[Any, ...]:
@@ -327,6 +457,34 @@ def _row_values(record: LogRecord) -> tuple[Any, ...]:
         record.link,
         encode_attachments(record.attachments),
     )
+
+
+def _with_user_ids(
+    conn: Connection, records: Sequence[LogRecord], rows: Sequence[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Each row with its record's user id appended (column ``user_id``, migration m004; issue 23).
+
+    The user id is what the message names (:func:`~security_server.core.message_user.message_user_id`); a response
+    that names none (a REST response, a failure record) takes its request's: the latest request record with the
+    same query id, in this batch or already stored. Derived from logged bytes, so a verifier can derive it again.
+    """
+    requests: dict[str, str | None] = {}
+    out = []
+    for record, row in zip(records, rows, strict=True):
+        user_id = message_user_id(record.message)
+        if record.direction is Direction.REQUEST:
+            requests[record.query_id] = user_id
+        elif user_id is None:
+            if record.query_id in requests:
+                user_id = requests[record.query_id]
+            else:
+                found = conn.execute(
+                    "SELECT user_id FROM logrecord WHERE query_id = ? AND direction = 'request' ORDER BY id DESC LIMIT 1",
+                    [record.query_id],
+                ).fetchone()
+                user_id = None if found is None or found[0] is None else str(found[0])
+        out.append((*row, user_id))
+    return out
 
 
 def _record_from_row(row: Sequence[Any]) -> LogRecord:
@@ -447,7 +605,7 @@ class MessageLogStore:
                 records.append(record)
                 link = record.link
             # executemany in one transaction: PERFORMANCE-NOTES.md C.3.5.
-            conn.executemany(_INSERT, [_row_values(record) for record in records])
+            conn.executemany(_INSERT, _with_user_ids(conn, records, [_row_values(record) for record in records]))
         return records
 
     def append_batch(self, records: Sequence[LogRecord]) -> None:
@@ -466,7 +624,7 @@ class MessageLogStore:
                     reason=f"message log: batch starts at record {records[0].id}, the log ends at record {last_id}",
                 )
             verify_chain(records, last_link)
-            conn.executemany(_INSERT, [_row_values(record) for record in records])
+            conn.executemany(_INSERT, _with_user_ids(conn, records, [_row_values(record) for record in records]))
 
     def records(self, since: int = 0, *, limit: int | None = None) -> Iterator[LogRecord]:
         """The records with an id greater than ``since``, in chain order (lazily, at most ``limit``)."""
@@ -746,68 +904,22 @@ class MessageLogStore:
         query_id: str | None = None,
         client: str | None = None,
         service: str | None = None,
+        user_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         succeeded: bool | None = None,
         limit: int = 1000,
-    ) -> list[RecordSummary]:
-        """Records matching every given criterion, in chain order, without their message bytes.
+    ) -> Iterator[RecordSummary]:
+        """Records matching every given criterion, in time order (chain order within one time), without their
+        message bytes; lazily, as the rows come from the database, at most ``limit``.
 
         ``client`` and ``service`` match the stored display form exactly, or as a prefix when they end in
-        ``/`` (e.g. every subsystem of a member); ``since`` is inclusive, ``until`` exclusive.
+        ``/`` (e.g. every subsystem of a member); ``since`` is inclusive, ``until`` exclusive. Each shape reads
+        through an index (migration m004; :func:`search_query`), so the first rows come at once on any log size.
         """
-        where: list[str] = []
-        params: list[Any] = []
-        if query_id is not None:
-            where.append("query_id = ?")
-            params.append(query_id)
-        for column, value in (("client", client), ("service", service)):
-            if value is None:
-                continue
-            if value.endswith("/"):
-                where.append(f"substr({column}, 1, ?) = ?")
-                params += [len(value), value]
-            else:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("time_us >= ?")
-            params.append(time_to_micros(since))
-        if until is not None:
-            where.append("time_us < ?")
-            params.append(time_to_micros(until))
-        if succeeded is not None:
-            where.append("succeeded = ?")
-            params.append(1 if succeeded else 0)
-        sql = (
-            "SELECT id, query_id, direction, client, service, time_us, succeeded, fault_code, x_request_id,"
-            " timestamp_id, archived_us FROM logrecord"
+        sql, params = search_query(
+            query_id=query_id, client=client, service=service, user_id=user_id, since=since, until=until,
+            succeeded=succeeded, limit=limit,
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        rows = self._db.execute(sql, params, action="searching records").fetchall()
-        found = []
-        for row in rows:
-            try:
-                found.append(
-                    RecordSummary(
-                        id=int(row[0]),
-                        query_id=str(row[1]),
-                        direction=Direction(row[2]),
-                        client=str(row[3]),
-                        service=str(row[4]),
-                        time=micros_to_time(int(row[5])),
-                        succeeded=bool(row[6]),
-                        fault_code=None if row[7] is None else str(row[7]),
-                        x_request_id=None if row[8] is None else str(row[8]),
-                        timestamp_id=None if row[9] is None else int(row[9]),
-                        archived=row[10] is not None,
-                    )
-                )
-            except (ValueError, TypeError) as err:
-                raise LogChainBroken(
-                    f"message log record {row[0]} is malformed", record_id=row[0] if type(row[0]) is int else None
-                ) from err
-        return found
+        for row in self._db.execute(sql, params, action="searching records"):
+            yield _summary_from_row(row)
