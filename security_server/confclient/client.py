@@ -5,6 +5,11 @@ verify its signature against the anchor, download every file it lists and check 
 instance, then replace the local copy atomically and make the new :class:`GlobalConf` current. A download
 that fails anywhere changes nothing: the previous configuration keeps serving until its own expiry, after
 which :meth:`ConfClient.current` raises :class:`GlobalConfOutdated` for every request.
+
+Everything a server takes from the global configuration is read from :meth:`ConfClient.current` when it is
+needed, so a new configuration governs the next decision without a restart (its own expiry included). A part
+that plans ahead from a value (the OCSP refresh schedule, the timestamping interval) also registers with
+:meth:`ConfClient.on_applied` to re-plan as soon as a new configuration is made current (issue 22).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urljoin
 
 import structlog
@@ -66,6 +71,7 @@ class ConfClient(service.Service):
         self._conf: GlobalConf | None = None
         self._loop: LoopingCall | None = None
         self._lock = defer.DeferredLock()  # one refresh at a time: the loop and an admin's "refresh now" may meet
+        self._listeners: list[Callable[[GlobalConf], None]] = []
         self.last_error: BusError | None = None
 
     # --- what the proxies ask -------------------------------------------------------------------------------
@@ -87,6 +93,19 @@ class ConfClient(service.Service):
         """True while a configuration is in force and unexpired (for the health check)."""
         return self._conf is not None and not self._conf.is_expired(self.now())
 
+    def on_applied(self, listener: Callable[[GlobalConf], None]) -> None:
+        """Call ``listener`` with every configuration made current from now on (a download applied, the stored
+        copy loaded); a listener that fails is logged and never stops the configuration from applying."""
+        self._listeners.append(listener)
+
+    def _make_current(self, conf: GlobalConf) -> None:
+        self._conf = conf
+        for listener in list(self._listeners):
+            try:
+                listener(conf)
+            except Exception as err:  # noqa: BLE001 - a listener's bug must not undo or stop the swap
+                log.error("global_conf_listener_failed", listener=repr(listener), error=repr(err))
+
     # --- lifecycle ------------------------------------------------------------------------------------------
 
     def load_stored(self) -> None:
@@ -95,8 +114,9 @@ class ConfClient(service.Service):
             stored = bundles.load(self.store_path)
             if stored is None:
                 return
-            self._conf = bundles.assemble(stored, self.anchor, self.now())
-            log.info("global_conf_loaded", expires=self._conf.expires_at.isoformat())
+            conf = bundles.assemble(stored, self.anchor, self.now())
+            log.info("global_conf_loaded", expires=conf.expires_at.isoformat())
+            self._make_current(conf)
         except BusError as err:
             log.warning("stored_global_conf_refused", **err.log_fields())
 
@@ -152,8 +172,8 @@ class ConfClient(service.Service):
                 errors.append(err)
                 continue
             yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), bundles.save, self.store_path, downloaded)
-            self._conf = conf
             log.info("global_conf_applied", source=source.download_url, expires=conf.expires_at.isoformat())
+            self._make_current(conf)
             return
         raise errors[-1] if errors else NetworkError("the anchor lists no configuration source")
 

@@ -297,3 +297,91 @@ class ConfClientTest(unittest.TestCase):
         except GlobalConfOutdated:
             return
         raise AssertionError("a damaged stored configuration was loaded")
+
+    # --- a new configuration governs the next decision, with no restart: values, listeners, expiry (issue 22) ---
+
+    @defer.inlineCallbacks
+    def test_listeners_get_each_configuration_made_current(self) -> Any:
+        """on_applied listeners are called with each applied download, a failing listener stopping nothing."""
+        client = self.client()
+        seen: list[Any] = []
+
+        def broken(_: Any) -> None:
+            raise RuntimeError("listener bug")
+
+        client.on_applied(broken)
+        client.on_applied(seen.append)
+        self.serve(self.publisher.build(datetime.now(timezone.utc)))
+        first = yield client.refresh()
+        assert first.applied, first.error
+        self.store.set_setting("ocsp_freshness_seconds", "60")
+        self.serve(self.publisher.build(datetime.now(timezone.utc) + timedelta(seconds=1)))
+        second = yield client.refresh()
+        assert second.applied, second.error
+        assert [conf.ocsp_freshness_seconds for conf in seen] == [3600, 60]
+        assert client.current() is seen[-1]
+
+    def test_stored_copy_loaded_is_announced(self) -> None:
+        """Loading the stored copy at start-up calls the listeners too."""
+        bundles.save(self.tmp / "ss" / "globalconf.bundle", self._bundle(self.publisher.build(datetime.now(timezone.utc))))
+        client = self.client()
+        seen: list[Any] = []
+        client.on_applied(seen.append)
+        client.load_stored()
+        assert seen == [client.current()]
+
+    @staticmethod
+    def _bundle(publication: Publication) -> bundles.ConfBundle:
+        return bundles.ConfBundle(publication.content_type, publication.directory, dict(publication.files))
+
+    @defer.inlineCallbacks
+    def test_changed_values_are_read_after_the_next_refresh(self) -> Any:
+        """Freshness, timestamping interval and member list published anew are what current() gives next."""
+        client = self.client()
+        self.serve(self.publisher.build(datetime.now(timezone.utc)))
+        yield client.refresh()
+        assert (client.current().ocsp_freshness_seconds, client.current().timestamping_interval_seconds) == (3600, 60)
+        self.store.set_setting("ocsp_freshness_seconds", "60")
+        self.store.set_setting("timestamping_interval_seconds", "30")
+        self.store.add_member(ClientId("EE", "GOV", "2"), "Second")
+        self.serve(self.publisher.build(datetime.now(timezone.utc) + timedelta(seconds=1)))
+        yield client.refresh()
+        conf = client.current()
+        assert (conf.ocsp_freshness_seconds, conf.timestamping_interval_seconds) == (60, 30)
+        assert conf.has_member(ClientId("EE", "GOV", "2"))
+
+    @defer.inlineCallbacks
+    def test_shortened_validity_governs_the_expiry(self) -> Any:
+        """A configuration published with a shorter validity (600 -> 60 s) expires at its own date, not the old one."""
+        clock = Clock()
+        clock.advance(datetime.now(timezone.utc).timestamp())
+        client = self.client(clock)
+        self.serve(self.publisher.build(datetime.now(timezone.utc)))
+        yield client.refresh()
+        self.store.set_setting("conf_expire_seconds", "60")
+        self.serve(self.publisher.build(datetime.now(timezone.utc) + timedelta(seconds=1)))
+        result = yield client.refresh()
+        assert result.applied, result.error
+        clock.advance(62)
+        assert not client.healthy
+        try:
+            client.current()
+        except GlobalConfOutdated:
+            pass
+        else:
+            raise AssertionError("the new, shorter validity was not applied")
+
+    @defer.inlineCallbacks
+    def test_lengthened_validity_serves_past_the_old_expiry(self) -> Any:
+        """A configuration published with a longer validity keeps serving past the previous one's expiry."""
+        clock = Clock()
+        clock.advance(datetime.now(timezone.utc).timestamp())
+        client = self.client(clock)
+        self.serve(self.publisher.build(datetime.now(timezone.utc)))
+        yield client.refresh()
+        self.store.set_setting("conf_expire_seconds", "3600")
+        self.serve(self.publisher.build(datetime.now(timezone.utc) + timedelta(seconds=1)))
+        yield client.refresh()
+        clock.advance(601)
+        assert client.healthy
+        assert client.current().has_member(ClientId("EE", "GOV", "1"))
