@@ -17,6 +17,15 @@ through ``timestamp_id`` with their own ``ts_hashchain``; ``archived_us`` (when 
 finished on the next run with the same bytes, never forking the archive chain). A record without a signature
 (a failed exchange) has nothing to timestamp: it gets :data:`NO_SIGNATURE_TIMESTAMP_ID`.
 
+Migration ``m005`` stores records compactly (issue 23; docs/evidence.md, "What a record holds and how it is stored"):
+``evidence_value`` holds each certificate, OCSP response and document skeleton once, by the SHA-256 of its bytes,
+and ``stored_form`` says per row which fields are in a compact form (NULL, as in every row written before it: all
+as they are). A signature or hash-chain document is stored as :mod:`security_server.core.compact_signature` packs
+it (only when it rebuilds to exactly its bytes; else as it is), and the message and attachments zlib-compressed
+when that is smaller and the store is asked to. A record is rebuilt whole on read, so :class:`LogRecord`, the hash
+link and every export are exactly as before; changing a shared value breaks every record that uses it, and
+:meth:`MessageLogStore.verify` names the first.
+
 Migration ``m004`` (issue 23) adds ``user_id``, the user id the message names (SOAP ``userId``, ``X-Road-UserId``;
 a response that names none takes its request's), outside the hash link: an index derived from the logged message
 that a verifier can derive again (:mod:`security_server.core.message_user`); rows written before it hold NULL. It
@@ -37,12 +46,17 @@ A store object belongs to the thread that opened it (sqlite3's rule); the ordere
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sqlite3
+import zlib
 from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from security_server.core import compact_signature
+from security_server.core.compact_signature import Packed, SharedValue
 from security_server.core.errors import DatabaseError, LogChainBroken
 from security_server.core.message_user import message_user_id
 from security_server.core.logchain import (
@@ -80,7 +94,9 @@ _COLUMNS = (
     "prev_link",
     "link",
     "attachments",
+    "stored_form",
 )
+_COLUMN_INDEX = {name: index for index, name in enumerate(_COLUMNS)}
 _TEXT_COLUMNS = frozenset({"query_id", "x_request_id", "direction", "client", "service", "fault_code"})
 # Text is read as raw bytes and decoded here, so a row holding invalid UTF-8 is reported as a malformed record
 # (LogChainBroken naming it) rather than failing inside the sqlite3 module.
@@ -237,6 +253,7 @@ SCHEMA = Schema(
         Migration(2, "attachments", _m002_attachments),
         Migration(3, "evidence", _m003_evidence),
         Migration(4, "search", _m004_search),
+        Migration(5, "compact", _m005_compact),
     ),
     legacy_set="fedbus.messagelog",
 )
@@ -282,6 +299,90 @@ def decode_attachments(stored: object) -> tuple[bytes, ...]:
     if at != len(view):
         raise ValueError("attachments column has trailing bytes")
     return tuple(attachments)
+
+
+# Bits of ``stored_form`` (migration m005): which fields of a row are not stored as they are.
+FORM_SIGNATURE = 1
+"""``signature`` holds :func:`~security_server.core.compact_signature.pack`'s compact form."""
+FORM_HASHCHAIN = 2
+"""``hashchain`` holds its compact form."""
+FORM_HASHCHAINRESULT = 4
+"""``hashchainresult`` holds its compact form."""
+FORM_MESSAGE_ZLIB = 8
+"""``message`` is zlib-compressed."""
+FORM_ATTACHMENTS_ZLIB = 16
+"""``attachments`` (the encoding of :func:`encode_attachments`) is zlib-compressed."""
+_KNOWN_FORMS = FORM_SIGNATURE | FORM_HASHCHAIN | FORM_HASHCHAINRESULT | FORM_MESSAGE_ZLIB | FORM_ATTACHMENTS_ZLIB
+_ZLIB_LEVEL = 6
+_SHARED_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _pack(document: bytes) -> Packed | None:
+    """The compact form of a document (remembered: a batch's records share their signature and chain result)."""
+    return compact_signature.pack(document)
+
+
+def _deflate(data: bytes) -> bytes | None:
+    """``data`` zlib-compressed, or None when that is not smaller."""
+    packed = zlib.compress(data, _ZLIB_LEVEL)
+    return packed if len(packed) < len(data) else None
+
+
+def stored_row(record: LogRecord, *, compact: bool, compress_bodies: bool) -> tuple[tuple[Any, ...], list[SharedValue]]:
+    """The row that stores ``record`` (in :data:`_COLUMNS` order) and the shared values it references.
+
+    With ``compact``, each signature and hash-chain document that packs exactly is stored packed; with
+    ``compress_bodies``, the message and the attachments are stored zlib-compressed when that is smaller.
+    """
+    row = list(_row_values(record))
+    form = 0
+    shared: list[SharedValue] = []
+    if compact:
+        for bit, name in ((FORM_SIGNATURE, "signature"), (FORM_HASHCHAIN, "hashchain"),
+                          (FORM_HASHCHAINRESULT, "hashchainresult")):
+            index = _COLUMN_INDEX[name]
+            document = row[index]
+            packed = _pack(document) if document else None
+            if packed is not None:
+                row[index] = packed.compact
+                shared.extend(packed.shared)
+                form |= bit
+    if compress_bodies:
+        for bit, name in ((FORM_MESSAGE_ZLIB, "message"), (FORM_ATTACHMENTS_ZLIB, "attachments")):
+            index = _COLUMN_INDEX[name]
+            if row[index] is not None:
+                deflated = _deflate(row[index])
+                if deflated is not None:
+                    row[index] = deflated
+                    form |= bit
+    row[_COLUMN_INDEX["stored_form"]] = form or None
+    return tuple(row), shared
+
+
+def _inflate(data: object) -> bytes:
+    if type(data) is not bytes:
+        raise ValueError("a compressed field is not bytes")
+    return zlib.decompress(data)
+
+
+def _stored_fields(values: dict[str, Any], lookup: compact_signature.Lookup) -> None:
+    """Turn the fields of a row's ``values`` that ``stored_form`` marks back into the bytes they stand for."""
+    form = values["stored_form"]
+    if form is None:
+        return
+    if type(form) is not int or not 0 < form <= _KNOWN_FORMS or form & ~_KNOWN_FORMS:
+        raise ValueError(f"stored_form {form!r} is not a known form")
+    for bit, name in ((FORM_SIGNATURE, "signature"), (FORM_HASHCHAIN, "hashchain"),
+                      (FORM_HASHCHAINRESULT, "hashchainresult")):
+        if form & bit:
+            if type(values[name]) is not bytes:
+                raise ValueError(f"compact {name} is not bytes")
+            values[name] = compact_signature.unpack(values[name], lookup)
+    if form & FORM_MESSAGE_ZLIB:
+        values["message"] = _inflate(values["message"])
+    if form & FORM_ATTACHMENTS_ZLIB:
+        values["attachments"] = _inflate(values["attachments"])
 
 
 NO_SIGNATURE_TIMESTAMP_ID = 0
@@ -456,6 +557,7 @@ def _row_values(record: LogRecord) -> tuple[Any, ...]:
         record.prev_link,
         record.link,
         encode_attachments(record.attachments),
+        None,  # stored_form: every field as it is
     )
 
 
@@ -487,11 +589,16 @@ def _with_user_ids(
     return out
 
 
-def _record_from_row(row: Sequence[Any]) -> LogRecord:
-    """Rebuild a record from its row; a row that cannot be a record is a broken chain at that record."""
+def _record_from_row(row: Sequence[Any], lookup: compact_signature.Lookup) -> LogRecord:
+    """Rebuild a record from its row; a row that cannot be a record is a broken chain at that record.
+
+    ``lookup`` gives the shared evidence values that a compact row references (KeyError when one is missing,
+    ValueError when one does not match its address): either failure is this record's.
+    """
     values = dict(zip(_COLUMNS, row))
     record_id = values["id"]
     try:
+        _stored_fields(values, lookup)
         for name in _TEXT_COLUMNS:
             if values[name] is not None:
                 values[name] = bytes(values[name]).decode("utf-8")
@@ -519,7 +626,7 @@ def _record_from_row(row: Sequence[Any]) -> LogRecord:
             link=values["link"],
             attachments=decode_attachments(values["attachments"]),
         )
-    except (ValueError, TypeError, OverflowError) as err:
+    except (ValueError, TypeError, OverflowError, KeyError, zlib.error) as err:
         raise LogChainBroken(
             f"message log record {record_id} is malformed",
             reason=f"message log record {record_id} is malformed: {err}",
@@ -536,9 +643,16 @@ class MessageLogStore:
         *,
         synchronous: Synchronous = Synchronous.FULL,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        compact: bool = True,
+        compress_bodies: bool = True,
     ) -> None:
+        """``compact`` and ``compress_bodies`` choose how new records are stored (see :func:`stored_row`);
+        records are read back whole however they were stored."""
         self.path = Path(path)
         self.synchronous = Synchronous(synchronous)
+        self.compact = compact
+        self.compress_bodies = compress_bodies
+        self._shared: dict[bytes, bytes] = {}
         self._sqlite = open_sqlite(
             self.path, label="message log", synchronous=self.synchronous, busy_timeout=busy_timeout
         )
@@ -580,6 +694,41 @@ class MessageLogStore:
             raise LogChainBroken("message log: the chain anchor is missing or malformed")
         return row[0], row[1]
 
+    def _stored_rows(self, conn: Connection, records: Sequence[LogRecord]) -> list[tuple[Any, ...]]:
+        """The rows that store ``records``, after storing (once) the shared values they reference."""
+        rows = []
+        newest: dict[bytes, tuple[SharedValue, int]] = {}
+        for record in records:
+            row, shared = stored_row(record, compact=self.compact, compress_bodies=self.compress_bodies)
+            rows.append(row)
+            for value in shared:
+                newest[value.address] = (value, record.id)
+        if newest:
+            conn.executemany(
+                "INSERT INTO evidence_value (hash, kind, value, last_record_id) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (hash) DO UPDATE SET last_record_id = max(last_record_id, excluded.last_record_id)",
+                [(value.address, value.kind, value.value, record_id) for value, record_id in newest.values()],
+            )
+        return rows
+
+    def _shared_value(self, address: bytes) -> bytes:
+        """The evidence value stored at ``address``: KeyError when missing, ValueError when it is not that value."""
+        value = self._shared.get(address)
+        if value is not None:
+            return value
+        row = self._db.execute(
+            "SELECT value FROM evidence_value WHERE hash = ?", [address], action="reading an evidence value"
+        ).fetchone()
+        if row is None or type(row[0]) is not bytes:
+            raise KeyError(f"evidence value {address.hex()} is missing")
+        value = row[0]
+        if hashlib.sha256(value).digest() != address:
+            raise ValueError(f"evidence value {address.hex()} was changed: it does not match its address")
+        if len(self._shared) >= _SHARED_CACHE_SIZE:
+            self._shared.clear()
+        self._shared[address] = value
+        return value
+
     def head(self) -> tuple[int, bytes]:
         """The last record's id and link (or the anchor's id - 1 and link while the log is empty)."""
         with self._db.read("reading the chain head") as conn:
@@ -605,7 +754,7 @@ class MessageLogStore:
                 records.append(record)
                 link = record.link
             # executemany in one transaction: PERFORMANCE-NOTES.md C.3.5.
-            conn.executemany(_INSERT, _with_user_ids(conn, records, [_row_values(record) for record in records]))
+            conn.executemany(_INSERT, _with_user_ids(conn, records, self._stored_rows(conn, records)))
         return records
 
     def append_batch(self, records: Sequence[LogRecord]) -> None:
@@ -624,7 +773,7 @@ class MessageLogStore:
                     reason=f"message log: batch starts at record {records[0].id}, the log ends at record {last_id}",
                 )
             verify_chain(records, last_link)
-            conn.executemany(_INSERT, _with_user_ids(conn, records, [_row_values(record) for record in records]))
+            conn.executemany(_INSERT, _with_user_ids(conn, records, self._stored_rows(conn, records)))
 
     def records(self, since: int = 0, *, limit: int | None = None) -> Iterator[LogRecord]:
         """The records with an id greater than ``since``, in chain order (lazily, at most ``limit``)."""
@@ -637,7 +786,7 @@ class MessageLogStore:
 
     def _iterate(self, sql: str, params: Iterable[Any], action: str) -> Iterator[LogRecord]:
         for row in self._db.execute(sql, list(params), action=action):
-            yield _record_from_row(row)
+            yield _record_from_row(row, self._shared_value)
 
     def get(self, record_id: int) -> LogRecord | None:
         """The record with id ``record_id``, if there is one."""
@@ -713,9 +862,19 @@ class MessageLogStore:
     def signature_of(self, record_id: int) -> bytes | None:
         """The signature XML of record ``record_id`` (what a single timestamp's imprint is taken from)."""
         row = self._db.execute(
-            "SELECT signature FROM logrecord WHERE id = ?", [record_id], action="reading a signature"
+            "SELECT signature, stored_form FROM logrecord WHERE id = ?", [record_id], action="reading a signature"
         ).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        if type(row[1]) is int and row[1] & FORM_SIGNATURE:
+            try:
+                return compact_signature.unpack(bytes(row[0]), self._shared_value)
+            except (ValueError, KeyError) as err:
+                raise LogChainBroken(
+                    f"message log record {record_id} is malformed",
+                    reason=f"message log record {record_id} is malformed: {err}", record_id=record_id,
+                ) from err
+        return bytes(row[0])
 
     def add_timestamp(
         self,
@@ -885,6 +1044,8 @@ class MessageLogStore:
             if last is None:
                 return 0
             conn.execute("DELETE FROM logrecord WHERE id >= ? AND id <= ?", [first_id, last[0]])
+            # A shared value goes with the last record that used it (migration m005).
+            conn.execute("DELETE FROM evidence_value WHERE last_record_id <= ?", [last[0]])
             conn.execute("UPDATE chain_anchor SET first_id = ?, prev_link = ? WHERE id = 1", [last[0] + 1, last[1]])
             conn.execute(
                 "DELETE FROM timestamp WHERE NOT EXISTS (SELECT 1 FROM logrecord WHERE timestamp_id = timestamp.id)"

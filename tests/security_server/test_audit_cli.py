@@ -6,6 +6,7 @@ import io
 import json
 import sqlite3
 import zipfile
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from security_server.core.archive import build_archive, ArchiveEntry
 from security_server.core.evidence import read_verification_conf
 from security_server.core.identifiers import ClientId
 from security_server.messagelog.asic_export import record_container, record_container_name
-from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.store import FORM_MESSAGE_ZLIB, MessageLogStore
 from security_server.serverconf.store import ServerConfStore
 from tests.federation.departments import CONSUMER
 from tests.federation.evidence import exchange, failed_entry, federation
@@ -185,8 +186,12 @@ def test_verify_log_passes_on_an_intact_log(server: Path, conf: Path) -> None:
 def test_a_record_edited_in_the_database_breaks_the_chain_at_that_record(server: Path) -> None:
     """An UPDATE of record 3's message from outside: verify log fails, exit 1, and names record 3."""
     with sqlite3.connect(server / "messagelog.db") as conn:
-        message = conn.execute("SELECT message FROM logrecord WHERE id = 3").fetchone()[0]
-        conn.execute("UPDATE logrecord SET message = ? WHERE id = 3", [message.replace(b"42", b"43")])
+        message, form = conn.execute("SELECT message, stored_form FROM logrecord WHERE id = 3").fetchone()
+        # The edit is made in the form the message is stored in (zlib-compressed or as it is).
+        compressed = bool((form or 0) & FORM_MESSAGE_ZLIB)
+        edited = (zlib.decompress(message) if compressed else message).replace(b"42", b"43")
+        assert edited != (zlib.decompress(message) if compressed else message)
+        conn.execute("UPDATE logrecord SET message = ? WHERE id = 3", [zlib.compress(edited) if compressed else edited])
     result = invoke("verify", "log", "--dir", str(server))
     assert result.exit_code == 1
     assert "record 3" in result.output and "NOT VERIFIED" in result.output
