@@ -25,16 +25,20 @@ from tests.federation.world import REST, ExchangeBed, OwnOcsp, is_request
 from tests.loopback import coroutine_test, now
 
 FRESHNESS = 3600
+OUTAGE = FRESHNESS + 1
+RETRY = 60
 
 
 class ResponderBehindClient(OwnOcsp):
     """``ProxyContext.own_ocsp`` as a running server has it: an :class:`OcspClient` over the CA's responder logic,
-    on a clock of its own so that a test can let the kept responses age while the responder is down."""
+    on a clock of its own so that a test can let the kept responses age while the responder is down. The clock
+    starts one outage plus one retry interval in the past, so that the client's clock, after the outage and the
+    retry, is the real time the receiving server checks the response at."""
 
     def __init__(self, ca: DevelopmentCA, certs: list[x509.Certificate]) -> None:
         super().__init__(ca)
         self.clock = MemoryReactorClock()  # type: ignore[no-untyped-call]
-        self.clock.advance(now().timestamp())
+        self.clock.advance(now().timestamp() - OUTAGE - RETRY)
         self.up = True
         targets = [OwnCertificate(cert, ca.certificate, "http://127.0.0.1:1/") for cert in certs]
         self.client = OcspClient(self.clock, targets, fetch=self._fetch, freshness_seconds=FRESHNESS)
@@ -65,7 +69,7 @@ class OwnOcspOutageTest(ExchangeBed):
         ocsp = ResponderBehindClient(self.pki.ca, certs)
         self.consumer = self.make_consumer(own_ocsp=ocsp)
         self.client_proxy = self.make_client_proxy(self.link, self.consumer)
-        ocsp.outage(FRESHNESS + 1)
+        ocsp.outage(OUTAGE)
         self.addCleanup(ocsp.client.stop)
         return ocsp
 
@@ -98,3 +102,14 @@ class OwnOcspOutageTest(ExchangeBed):
         assert header_value(answer.headers, "X-Road-Error") == "server.clientproxy.incorrect_validation_info"
         assert json.loads(answer.body)["type"] == "server.clientproxy.incorrect_validation_info"
         self.assert_nothing_sent()
+
+
+    @coroutine_test
+    async def test_exchanges_resume_when_the_responder_returns(self) -> None:
+        """When the responder is back, the client's next retry fetches a fresh response and exchanges succeed."""
+        ocsp = self.consumer_with_stale_ocsp()
+        ocsp.up = True
+        ocsp.clock.advance(RETRY)
+        status, _, answer = await self.send(is_request())
+        assert status == 200
+        assert b"Fault" not in answer
