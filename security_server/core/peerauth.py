@@ -102,20 +102,10 @@ def _parse_peer_cert(cert_der: bytes) -> x509.Certificate:
         raise SslAuthenticationFailed("peer certificate cannot be read", reason=str(err)) from err
 
 
-def identify_peer(
-    cert_der: bytes,
-    conf: GlobalConf,
-    now: datetime,
-    *,
-    expected_server: SecurityServerId | None = None,
-    hosted_client: ClientId | None = None,
-) -> AuthenticatedPeer:
-    """Checks 1-4 of the module docstring: which registered security server this certificate authenticates.
-
-    ``expected_server``: the server the consumer meant to reach (its address came from the configuration).
-    ``hosted_client``: the client the peer speaks for, which must be registered on the peer's server.
-    """
-    conf.check_valid(now)
+def check_peer_chain(cert_der: bytes, conf: GlobalConf, now: datetime) -> tuple[x509.Certificate, ...]:
+    """Checks 1-2 of the module docstring: an authentication certificate issued under an approved CA, every link
+    valid at ``now``; returns the path, leaf first. (What the server proxy's TLS handshake checks:
+    proxy/peer_admission.py.)"""
     cert = _parse_peer_cert(cert_der)
     # §4.3 check 1; X-Road: "Peer certificate is not an authentication certificate".
     if not is_auth_cert(cert):
@@ -138,7 +128,25 @@ def identify_peer(
             "peer certificate is itself listed as a certification authority",
             reason=f"{_subject(cert)} is an approved CA certificate, not one issued by a CA",
         )
-    issuer = path[1]
+    return path
+
+
+def identify_peer(
+    cert_der: bytes,
+    conf: GlobalConf,
+    now: datetime,
+    *,
+    expected_server: SecurityServerId | None = None,
+    hosted_client: ClientId | None = None,
+) -> AuthenticatedPeer:
+    """Checks 1-4 of the module docstring: which registered security server this certificate authenticates.
+
+    ``expected_server``: the server the consumer meant to reach (its address came from the configuration).
+    ``hosted_client``: the client the peer speaks for, which must be registered on the peer's server.
+    """
+    conf.check_valid(now)
+    path = check_peer_chain(cert_der, conf, now)
+    cert, issuer = path[0], path[1]
     # §4.3 check 3: the certificate's hash is registered for a security server.
     info = conf.server_for_auth_cert(cert_der)
     if info is None:
