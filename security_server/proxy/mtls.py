@@ -5,8 +5,11 @@ certificates. TLS here only proves that each side holds the key of the certifica
 certificate is acceptable is decided at application level against the global configuration in force at the
 time (it changes while connections live): the client link calls ``verify_peer`` before it writes a single
 request byte, and the server proxy's handler checks the client's certificate with every request
-(security_server/core/peerauth.py). So the TLS verify callbacks accept any certificate OpenSSL could parse,
-while the server still *requires* one (``VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT``).
+(security_server/core/peerauth.py). The server *requires* a certificate (``VERIFY_PEER |
+VERIFY_FAIL_IF_NO_PEER_CERT``) and, given a :class:`ClientCertPolicy` (proxy/peer_admission.py), refuses in the
+handshake one that does not chain to an approved CA of the configuration in force (its context is remade when the
+approved CAs change, so that no session from before resumes); the client's verify callback accepts any certificate
+OpenSSL could parse and leaves the decision to ``verify_peer``.
 
 Two pieces (the server proxy's listener, which uses the first, is proxy/server_proxy_site.py):
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Sequence, cast
+from typing import Any, Protocol, Sequence, cast
 
 import structlog
 from cryptography import x509
@@ -90,30 +93,80 @@ def _accept_any_certificate(connection: SSL.Connection, certificate: Any, error:
     return True
 
 
+class ClientCertPolicy(Protocol):
+    """Which client certificates the server's TLS handshake accepts (proxy/peer_admission.py's PeerAdmission)."""
+
+    def trust_generation(self) -> bytes:
+        """Changes exactly when the set of acceptable issuers does (a new TLS context is made then)."""
+
+    def tls_accepts(self, cert_der: bytes) -> bool:
+        """Whether the handshake may complete with this client certificate (DER)."""
+
+
+def _refusing_callback(policy: ClientCertPolicy) -> Any:
+    """A TLS verify callback that decides on the client's own certificate (depth 0) by ``policy``.
+
+    OpenSSL has no trust store here, so it reports the chain as unverifiable; the callback accepts the issuers'
+    depths and decides at depth 0, which OpenSSL always reaches last while the callback accepts.
+    """
+
+    def verify(connection: SSL.Connection, certificate: Any, error: int, depth: int, ok: int) -> bool:
+        if depth != 0:
+            return True
+        try:
+            der: bytes = certificate.to_cryptography().public_bytes(serialization.Encoding.DER)
+            return policy.tls_accepts(der)
+        except Exception as err:  # noqa: BLE001 - an exception here would escape into the reactor: refuse
+            log.error("server_proxy_handshake_check_failed", error=repr(err))
+            return False
+
+    return verify
+
+
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLClientConnectionCreator)
 class PeerTlsOptions:
-    """One OpenSSL context with our authentication key and certificate, for either end of SS-to-SS TLS."""
+    """One OpenSSL context with our authentication key and certificate, for either end of SS-to-SS TLS.
 
-    def __init__(self, key: PrivateKey, cert: x509.Certificate, *, server: bool) -> None:
+    A server with a ``client_policy`` keeps one context per trust generation of the policy.
+    """
+
+    def __init__(
+        self, key: PrivateKey, cert: x509.Certificate, *, server: bool, client_policy: ClientCertPolicy | None = None
+    ) -> None:
+        self._key = key
+        self._server = server
+        self._policy = client_policy if server else None
+        self.certificate = cert
+        self._generation = self._policy.trust_generation() if self._policy is not None else b""
+        self.context: SSL.Context = self._make_context()
+
+    def _make_context(self) -> SSL.Context:
         options = CertificateOptions(
-            privateKey=key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
-            certificate=cert,  # type: ignore[arg-type]
+            privateKey=self._key,  # type: ignore[arg-type]  # pyOpenSSL takes cryptography keys; Twisted's hints lag
+            certificate=self.certificate,  # type: ignore[arg-type]
             raiseMinimumTo=TLSVersion.TLSv1_2,
             enableSessions=True,
             enableSessionTickets=True,
             acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS),  # type: ignore[no-untyped-call]
         )
-        self.context: SSL.Context = options.getContext()
-        if server:
-            # The client must present a certificate; which ones are acceptable is decided per request.
-            self.context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _accept_any_certificate)
+        context: SSL.Context = options.getContext()
+        if self._server:
+            # The client must present a certificate; with a policy, one it accepts (else per request, later).
+            callback = _accept_any_certificate if self._policy is None else _refusing_callback(self._policy)
+            context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, callback)
         else:
-            self.context.set_verify(SSL.VERIFY_PEER, _accept_any_certificate)
-            self.context.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
-        self.certificate = cert
+            context.set_verify(SSL.VERIFY_PEER, _accept_any_certificate)
+            context.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
+        return context
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
-        """A server-side connection (IOpenSSLServerConnectionCreator)."""
+        """A server-side connection (IOpenSSLServerConnectionCreator), in a new context once the trust changed."""
+        if self._policy is not None:
+            generation = self._policy.trust_generation()
+            if generation != self._generation:
+                self._generation = generation
+                self.context = self._make_context()
+                log.info("server_proxy_tls_trust_changed")
         return SSL.Connection(self.context, None)
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
@@ -140,10 +193,13 @@ def _now(reactor: Any) -> datetime:
     return datetime.fromtimestamp(reactor.seconds(), tz=UTC)
 
 
-def server_context_factory(token: Token, *, now: datetime | None = None) -> PeerTlsOptions:
-    """TLS options for the server proxy's port: our auth key and certificate, a client certificate required."""
+def server_context_factory(
+    token: Token, *, now: datetime | None = None, client_policy: ClientCertPolicy | None = None
+) -> PeerTlsOptions:
+    """TLS options for the server proxy's port: our auth key and certificate, a client certificate required (one
+    ``client_policy`` accepts, when given)."""
     key, cert = token.auth_key(now=now)
-    return PeerTlsOptions(key, cert, server=True)
+    return PeerTlsOptions(key, cert, server=True, client_policy=client_policy)
 
 
 def peer_cert_of(handle: Any) -> bytes | None:
