@@ -3,7 +3,7 @@
 Commands read a security server's directory (``--dir``, env ``FEDBUS_SERVER_DIR``; its ``messagelog.db``,
 ``globalconf.bundle`` and ``serverconf.db``) or files given on the command line; they never change a record::
 
-    fedbus audit find [--query-id ID] [--client ID] [--service ID] [--since T] [--until T] [--succeeded|--failed]
+    fedbus audit find [--query-id ID] [--client ID] [--service ID] [--user-id U] [--since T] [--until T] [--succeeded|--failed]
     fedbus audit export QUERY_ID [--request-only|--response-only] [--record N] --out FILE
     fedbus audit verify container FILE --conf DIR [--xroad-compatible]
     fedbus audit verify archive FILE (--previous DIGEST | --first) [--conf DIR]
@@ -26,6 +26,8 @@ each record ``SHARD:RECORD``), and ``verify log`` verifies each shard's hash cha
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,6 +146,7 @@ def _summary_json(summary: RecordSummary) -> dict[str, Any]:
         "x_request_id": summary.x_request_id,
         "timestamped": bool(summary.timestamp_id),
         "archived": summary.archived,
+        "user_id": summary.user_id,
     }
 
 
@@ -157,11 +160,57 @@ def _identifier(text: str | None, parse: Callable[[str], object], what: str) -> 
         raise click.BadParameter(f"{text!r} is not a {what}: {err.message}") from err
 
 
+_TABLE_HEADERS = ("RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED")
+_WIDTH_SAMPLE = 100
+"""Rows read before the table's column widths are fixed; later rows keep them (a longer cell widens its own row)."""
+
+
+def _table_row(summary: RecordSummary, name: str) -> list[str]:
+    return [
+        name,
+        _time(summary.time)[:19] + "Z",
+        summary.query_id,
+        summary.direction.value,
+        summary.client,
+        summary.service,
+        "ok" if summary.succeeded else f"fault {summary.fault_code or ''}".strip(),
+        "yes" if summary.timestamp_id else "no",
+        "yes" if summary.archived else "no",
+    ]
+
+
+def _echo_table(headers: Sequence[str], rows: Iterator[list[str]]) -> None:
+    """Print ``rows`` under ``headers`` as they come: widths from the first rows (format_table's layout for them)."""
+    sample = list(itertools.islice(rows, _WIDTH_SAMPLE))
+    widths = [len(h) for h in headers]
+    for row in sample:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    for row in itertools.chain([list(headers)], sample, rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if not sample:
+        click.echo("(none)")
+
+
+def _tagged(summaries: Iterator[RecordSummary], shard: int) -> Iterator[tuple[RecordSummary, int]]:
+    return ((summary, shard) for summary in summaries)
+
+
+def _echo_json_array(items: Iterator[dict[str, Any]]) -> None:
+    """Print ``items`` as one indented JSON array, item by item (the text ``json.dumps(list, indent=2)`` gives)."""
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2).replace("\n", "\n  ")
+        click.echo(("[\n  " if first else ",\n  ") + text, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
+
+
 @audit.command()
 @dir_option
 @click.option("--query-id", help="The message id (X-Road `id` header / X-Road-Id).")
 @click.option("--client", help="The client, e.g. SUBSYSTEM:EE/GOV/70000310/consumer (a trailing / matches a prefix).")
 @click.option("--service", help="The service, e.g. SERVICE:EE/GOV/70000311/provider/getRandom/v1 (or a prefix/).")
+@click.option("--user-id", help="The end user the exchange names (SOAP `userId` header / X-Road-UserId).")
 @click.option("--since", help="From this time on (ISO 8601, UTC if no zone).")
 @click.option("--until", help="Before this time (ISO 8601).")
 @click.option("--succeeded/--failed", "succeeded", default=None, help="Only successful or only failed exchanges.")
@@ -172,17 +221,23 @@ def find(
     query_id: str | None,
     client: str | None,
     service: str | None,
+    user_id: str | None,
     since: str | None,
     until: str | None,
     succeeded: bool | None,
     limit: int,
     as_json: bool,
 ) -> None:
-    """List logged records by message id, client, service, time range and outcome."""
+    """List logged records by message id, client, service, user id, time range and outcome, in time order.
+
+    Rows are printed as they are read (every criterion reads an index: messagelog/store.py ``search_query``);
+    nothing holds the whole result, so ``--limit`` may be large.
+    """
     criteria: dict[str, Any] = dict(
         query_id=query_id,
         client=_identifier(client, ClientId.parse_display, "client identifier"),
         service=_identifier(service, ServiceId.parse_display, "service identifier"),
+        user_id=user_id,
         since=_parse_time(since) if since else None,
         until=_parse_time(until) if until else None,
         succeeded=succeeded,
@@ -190,28 +245,15 @@ def find(
     )
     with _open_logs(directory) as stores:
         sharded = len(stores) > 1
-        tagged = [(summary, index) for index, store in stores for summary in store.search(**criteria)]
-    if sharded:  # one log: in time order across the shards, each shard's records in chain order
-        tagged.sort(key=lambda item: (item[0].time, item[1], item[0].id))
-    tagged = tagged[:limit]
-    if as_json:
-        click.echo(json.dumps([{**_summary_json(s), "shard": index} for s, index in tagged], indent=2))
-        return
-    rows = [
-        [
-            f"{index}:{s.id}" if sharded else str(s.id),
-            _time(s.time)[:19] + "Z",
-            s.query_id,
-            s.direction.value,
-            s.client,
-            s.service,
-            "ok" if s.succeeded else f"fault {s.fault_code or ''}".strip(),
-            "yes" if s.timestamp_id else "no",
-            "yes" if s.archived else "no",
-        ]
-        for s, index in tagged
-    ]
-    click.echo(cli_output.format_table(["SHARD:RECORD" if sharded else "RECORD", "TIME", "QUERY ID", "DIR", "CLIENT", "SERVICE", "RESULT", "STAMPED", "ARCHIVED"], rows))
+        # One log: each shard's rows come in (time, id) order; merged in time order across the shards.
+        streams = [_tagged(store.search(**criteria), index) for index, store in stores]
+        merged = heapq.merge(*streams, key=lambda item: (item[0].time, item[1], item[0].id))
+        tagged = itertools.islice(merged, limit)
+        if as_json:
+            _echo_json_array({**_summary_json(s), "shard": index} for s, index in tagged)
+            return
+        headers = ("SHARD:RECORD", *_TABLE_HEADERS[1:]) if sharded else _TABLE_HEADERS
+        _echo_table(headers, (_table_row(s, f"{index}:{s.id}" if sharded else str(s.id)) for s, index in tagged))
 
 
 # --- export ---------------------------------------------------------------------------------------------------
