@@ -128,6 +128,8 @@ class Timestamper(Service):
         self.settings = settings
         self._client_factory = client_factory or self._default_client
         self._call: Any = None
+        self._scheduled_at = 0.0
+        """Reactor seconds when the next round was scheduled (what a changed interval counts from)."""
         self._round: Deferred[int] | None = None
         self._stopping = False
         self.failed_since: float | None = None
@@ -214,7 +216,18 @@ class Timestamper(Service):
             return
         if self._call is not None and self._call.active():
             self._call.cancel()
+        self._scheduled_at = self._reactor.seconds()
         self._call = self._reactor.callLater(delay, self._tick)
+
+    def interval_changed(self) -> None:
+        """Bring the next round forward when the interval in force now ends sooner than the wait planned with the
+        old one (a new global configuration lowered ``timeStampingIntervalSeconds``; issue 22). A longer interval
+        applies from the next round on."""
+        if self._call is None or not self._call.active():
+            return
+        due = self._scheduled_at + self.interval_seconds()
+        if due < self._call.getTime():
+            self._call.reset(max(0.0, due - self._reactor.seconds()))
 
     def _tick(self) -> None:
         self._call = None
@@ -443,13 +456,17 @@ def timestamper_for_global_conf(
     global_conf: Callable[[], GlobalConf],
     settings: TimestamperSettings = TimestamperSettings(),
     chosen: Callable[[], Sequence[str]] = lambda: (),
+    client_factory: TsaClientFactory | None = None,
 ) -> Timestamper:
     """A timestamper whose TSAs and interval come from the global configuration in force (the ``chosen`` URLs
-    among its approved TSAs, when the administrator chose any)."""
+    among its approved TSAs, when the administrator chose any): both are read again for every round, so a new
+    configuration governs the next round without a restart (call :meth:`Timestamper.interval_changed` when one
+    is applied, so that a shorter interval does not wait for the round planned with the old one)."""
     return Timestamper(
         reactor,
         writer,
         lambda: tsas_from_global_conf(global_conf(), chosen()),
         interval=lambda: float(global_conf().timestamping_interval_seconds),
         settings=settings,
+        client_factory=client_factory,
     )
