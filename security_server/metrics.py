@@ -64,6 +64,9 @@ class GaugeSources:
     """Requests a clustered node accepted on its own replay guard alone, the shared database being down."""
     opmon_buffer_depth: Callable[[], int] | None = None
     opmon_records_dropped: Callable[[], int] | None = None
+    proxy_connections: Callable[[], Mapping[str, Any]] | None = None
+    """Each proxy port's connections by proxy (``client``, ``server``): objects with ``open`` (a sized collection),
+    ``refused`` and ``timed_out`` (by reason) — proxy/connection_limits.py's ``PortConnections``."""
 
 
 _MISSING = object()
@@ -150,11 +153,29 @@ class _ScrapeCollector(Collector):
         if dropped is not _MISSING:
             yield CounterMetricFamily("fedbus_opmon_records_dropped", "Operational records dropped because the buffer was full.",
                                       value=float(dropped))
+        ports = self._read("proxy_connections")
+        if ports is not _MISSING:
+            yield from _proxy_connection_metrics(ports)
         errors = CounterMetricFamily("fedbus_metrics_source_errors", "Scrape-time sources that failed, by source.",
                                      labels=["source"])
         for name, count in sorted(self.source_errors.items()):
             errors.add_metric([name], float(count))
         yield errors
+
+
+def _proxy_connection_metrics(ports: Mapping[str, Any]) -> Iterator[Metric]:
+    """``fedbus_proxy_connections_open``, ``..._refused_total`` and ``..._timed_out_total`` by proxy (issue 22)."""
+    opened = GaugeMetricFamily("fedbus_proxy_connections_open", "Open connections on each proxy port.", labels=["proxy"])
+    refused = CounterMetricFamily("fedbus_proxy_connections_refused",
+                                  "Connections refused with 503 because the proxy port was at its cap.", labels=["proxy"])
+    timed_out = CounterMetricFamily("fedbus_proxy_connections_timed_out",
+                                    "Connections closed for a slow head or body, or for idling.", labels=["proxy", "reason"])
+    for proxy, port in sorted(ports.items()):
+        opened.add_metric([proxy], float(len(port.open)))
+        refused.add_metric([proxy], float(port.refused))
+        for reason, count in sorted(port.timed_out.items()):
+            timed_out.add_metric([proxy, reason], float(count))
+    yield from (opened, refused, timed_out)
 
 
 class ServerMetrics:
