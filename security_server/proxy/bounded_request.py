@@ -6,16 +6,31 @@ over the limit (declared by ``Content-Length`` or counted as chunks arrive), and
 peer has sent twice the limit, so an endless body costs nothing. The resource then answers 413 for a body it was
 told is too large (``body_too_large``) when the request completes. It also skips Twisted's parsing of form bodies
 (through the ``email`` package, about 0.4 ms a request): the proxies forward bodies, never read them as forms.
+
+:class:`BoundedSite` also guards the connections (issue 22 items 3 and 6): its channels are
+:class:`~security_server.proxy.guarded_channel.GuardedChannel` s (header, body and idle timeouts; a head over
+``[limits] max-header-bytes`` answered 414 or 431), it counts them in a
+:class:`~security_server.proxy.connection_limits.PortConnections`, and past its cap it answers 503
+(:class:`~security_server.proxy.connection_limits.RefusingProtocol`). How a refusal is written (REST error JSON or a
+SOAP fault) is the proxy's own site's :meth:`BoundedSite.refusal`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
 import structlog
+from twisted.internet.interfaces import IAddress
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
+
+from security_server.core.config import ConnectionLimits, MessageLimits
+from security_server.core.errors import BusError, Origin
+from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
+from security_server.proxy.connection_limits import PortConnections, RefusingProtocol, resolve_max_connections
+from security_server.proxy.guarded_channel import GuardedChannel, encode_answer
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 """SECURITY-CASES.md: a 10 MiB body limit unless configured otherwise."""
@@ -65,18 +80,61 @@ class BoundedRequest(Request):
         content.write(data)
 
 
+@dataclass(frozen=True, slots=True)
+class SiteGuard:
+    """What a :class:`BoundedSite`'s channels read when their connection is made: the port's timeouts and cap, the
+    head limit, and the port's connection count."""
+
+    limits: ConnectionLimits
+    max_head_bytes: int
+    connections: PortConnections
+
+
 class BoundedSite(Site):
-    """A Site whose requests are :class:`BoundedRequest` s with ``max_body_bytes``, without Twisted's access log (the
-    proxies write one structlog summary per exchange) or tracebacks in answers."""
+    """A Site whose requests are :class:`BoundedRequest` s with ``max_body_bytes`` and whose channels are guarded
+    (module docstring), without Twisted's access log (the proxies write one structlog summary per exchange) or
+    tracebacks in answers."""
 
     displayTracebacks = False
     requestFactory = BoundedRequest
+    protocol = GuardedChannel  # type: ignore[assignment]  # a channel of our own, not Twisted's HTTP/2-capable wrapper
     aborted_event = "request_body_aborted"
     """The event logged when a connection is cut off for an endless body."""
+    origin = Origin.SERVER
+    """Who reports the faults this site writes itself (a refusal past the connection cap)."""
 
-    def __init__(self, resource: Resource, *, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: Resource,
+        *,
+        max_body_bytes: int,
+        connections: ConnectionLimits = ConnectionLimits(),
+        max_head_bytes: int = MessageLimits().max_header_bytes,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("timeout", connections.idle_timeout_seconds or None)
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
         self.max_body_bytes = max_body_bytes
+        self.guard = SiteGuard(
+            connections, max_head_bytes, PortConnections(resolve_max_connections(connections.max_connections))
+        )
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        """A guarded channel, or past the cap a :class:`RefusingProtocol` (counted as refused)."""
+        if self.guard.connections.full:
+            self.guard.connections.refusing()
+            refusing = RefusingProtocol(self.refusal, self.origin, self.reactor.callLater)
+            refusing.factory = self
+            return refusing
+        return super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+
+    def refusal(self, status: int, error: BusError, target: bytes, accept: str | None, *, journal: bool) -> bytes:
+        """The whole answer refusing a request before it was read: ``status`` with ``error`` as X-Road's SOAP fault
+        (HTTP ``status``, ``text/xml``, empty ``SOAPAction``). A proxy's site writes REST callers' refusals as
+        error JSON; ``journal`` says whether the refusal is an exchange worth summarising (an oversized head) or
+        one of a flood (past the connection cap), which is only counted."""
+        body = error.to_soap_fault()
+        return encode_answer(status, [("Content-Type", FAULT_ANSWER_CONTENT_TYPE), ("SOAPAction", "")], body)
 
     def log(self, request: Any) -> None:
         """No per-request access log line."""

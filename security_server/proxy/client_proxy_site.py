@@ -8,22 +8,28 @@ X-Road 7.8 answers it). Bodies are bounded (proxy/bounded_request.py): over the 
 SOAP faults go out as X-Road 7.8 sends them (``HandlerBase.sendErrorResponse``): HTTP 200, ``text/xml;charset=utf-8``
 and an empty ``SOAPAction`` header. Nothing that goes wrong here leaves the IS without an answer: a failure is
 answered with ``server.clientproxy.internal_error`` (:meth:`ClientProxy.last_resort`).
+
+The connections are guarded (proxy/guarded_channel.py, proxy/connection_limits.py): a head over the limit is
+``414`` / ``431`` and a connection past the cap ``503``, each as REST error JSON for ``/r1/...`` and as a SOAP fault
+otherwise (:meth:`_ClientProxySite.refusal`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from security_server.core.errors import InvalidHttpMethod, RequestTooLarge
+from security_server.core.config import ConnectionLimits, MessageLimits
+from security_server.core.errors import BusError, InvalidHttpMethod, Origin, RequestTooLarge
 from security_server.core.metadata import LIST_CLIENTS_PATH
-from security_server.core.rest import PROTOCOL_PREFIX, RestAnswer, header_value
+from security_server.core.rest import PROTOCOL_PREFIX, RestAnswer, header_value, rest_error_of
 from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
 from security_server.proxy.bounded_request import BoundedSite
 from security_server.proxy.client_proxy import ClientProxy
+from security_server.proxy.guarded_channel import encode_answer
 
 
 class ClientProxyResource(Resource):
@@ -181,11 +187,41 @@ def _answer_anyway(
 
 
 class _ClientProxySite(BoundedSite):
-    """The client proxy port's Site: bounded bodies (the proxy's limit), no access log, no tracebacks."""
+    """The client proxy port's Site: bounded bodies (the proxy's limit), guarded connections, no access log, no
+    tracebacks."""
 
     aborted_event = "client_proxy_body_aborted"
+    origin = Origin.CLIENT_PROXY
+
+    def __init__(self, resource: ClientProxyResource, **kwargs: Any) -> None:
+        super().__init__(resource, **kwargs)
+        self.proxy = resource.proxy
+
+    def refusal(self, status: int, error: BusError, target: bytes, accept: str | None, *, journal: bool) -> bytes:
+        """A REST call (``/r1/...``) is refused with the error JSON (or XML, as ``Accept`` asks), anything else with
+        the SOAP fault form, both with HTTP ``status``; ``journal`` summarises the refusal as the proxy does a body
+        over the limit (an oversized head), else it is only counted (past the connection cap)."""
+        if target.startswith(PROTOCOL_PREFIX.encode("ascii")):
+            rest = self.proxy.refuse_rest(error, accept) if journal else rest_error_of(error, accept=accept)
+            return encode_answer(status, list(rest.headers), rest.body)
+        if journal:
+            _, content_type, body = self.proxy.refuse(error)
+        else:
+            content_type, body = FAULT_ANSWER_CONTENT_TYPE, error.to_soap_fault()
+        return encode_answer(status, [("Content-Type", content_type), ("SOAPAction", "")], body)
 
 
-def client_proxy_site(proxy: ClientProxy) -> server.Site:
-    """A ``Site`` serving :class:`ClientProxyResource` with bodies bounded by the proxy's configured limit."""
-    return _ClientProxySite(ClientProxyResource(proxy), max_body_bytes=proxy.context.limits.max_body_bytes)
+def client_proxy_site(
+    proxy: ClientProxy, *, connections: ConnectionLimits = ConnectionLimits(), reactor: Any = None
+) -> BoundedSite:
+    """A ``Site`` serving :class:`ClientProxyResource` with bodies bounded by the proxy's configured limit and
+    connections guarded by ``connections`` (``[proxy] client-...``), its timers on ``reactor`` (default: the global
+    one)."""
+    limits = proxy.context.limits
+    return _ClientProxySite(
+        ClientProxyResource(proxy),
+        max_body_bytes=limits.max_body_bytes,
+        max_head_bytes=getattr(limits, "max_header_bytes", MessageLimits().max_header_bytes),
+        connections=connections,
+        reactor=reactor,
+    )

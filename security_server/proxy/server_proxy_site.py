@@ -6,7 +6,10 @@ proxy/bounded_request.py), takes the peer's TLS certificate from the
 connection and hands both to the :class:`~security_server.proxy.peerlink.ServerProxyHandler` (the
 :class:`~security_server.proxy.server_proxy.ServerProxy`), then writes its answer back. :func:`listen_server_proxy`
 listens with the TLS options of proxy/mtls.py. Its own faults go out as X-Road 7.8's ``ServerProxyHandler`` sends
-them: HTTP 200, ``text/xml;charset=utf-8``, an empty ``SOAPAction`` header, prefix ``server.serverproxy``.
+them: HTTP 200, ``text/xml;charset=utf-8``, an empty ``SOAPAction`` header, prefix ``server.serverproxy``. The
+connections are guarded (proxy/guarded_channel.py, proxy/connection_limits.py): slow heads and bodies and idle
+connections are closed, a head over the limit is answered ``414`` / ``431`` and a connection past the cap ``503``,
+in the same fault form with that status.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from security_server.core.config import ConnectionLimits, MessageLimits
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, Origin, RequestTooLarge
 from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
 from security_server.proxy.bounded_request import DEFAULT_MAX_BODY_BYTES, BoundedSite
+from security_server.proxy.guarded_channel import encode_answer
 from security_server.proxy.http1 import HOP_BY_HOP
 from security_server.proxy.mtls import peer_cert_of, server_context_factory
 from security_server.proxy.peerlink import PeerRequest, PeerResponse, ServerProxyHandler
@@ -69,17 +74,44 @@ def peer_cert_der(request: Request) -> bytes | None:
 
 
 class _ServerProxySite(BoundedSite):
-    """The server proxy port's Site: bounded bodies (the resource's limit), no access log, no tracebacks."""
+    """The server proxy port's Site: bounded bodies (the resource's limit), guarded connections, no access log, no
+    tracebacks. Its refusals (a head over the limit, a connection past the cap) are X-Road's SOAP fault form with
+    the refusal's HTTP status and ``server.serverproxy``'s prefix."""
 
     aborted_event = "server_proxy_body_aborted"
+    origin = Origin.SERVER_PROXY
+
+    def refusal(self, status: int, error: BusError, target: bytes, accept: str | None, *, journal: bool) -> bytes:
+        """The SOAP fault form of :meth:`ServerProxyResource._fault_head`, logged like its refusals when ``journal``."""
+        body = error.at(Origin.SERVER_PROXY).to_soap_fault()
+        if journal:
+            log.info("server_proxy_request_refused", status=status, **error.log_fields())
+        return encode_answer(status, [("Content-Type", FAULT_ANSWER_CONTENT_TYPE), ("SOAPAction", "")], body)
 
 
-def server_proxy_site(resource: ServerProxyResource, *, idle_timeout_seconds: float = 120.0) -> Site:
-    """The twisted.web Site for the server proxy port (HTTP/1.1 keep-alive, closed after an idle period).
+def server_proxy_site(
+    resource: ServerProxyResource,
+    *,
+    idle_timeout_seconds: float | None = None,
+    connections: ConnectionLimits = ConnectionLimits(),
+    max_head_bytes: int = MessageLimits().max_header_bytes,
+    reactor: Any = None,
+) -> BoundedSite:
+    """The twisted.web Site for the server proxy port (HTTP/1.1 keep-alive, closed after an idle period), its
+    connections guarded by ``connections`` (``[proxy] server-...``), its timers on ``reactor`` (default: the global
+    one). ``idle_timeout_seconds``, when given, overrides the idle timeout of ``connections``.
 
     The idle period should be longer than the clients' (MtlsPeerLink closes its idle connections first).
     """
-    return _ServerProxySite(resource, max_body_bytes=resource.max_body_bytes, timeout=idle_timeout_seconds)
+    idle = connections.idle_timeout_seconds if idle_timeout_seconds is None else idle_timeout_seconds
+    return _ServerProxySite(
+        resource,
+        max_body_bytes=resource.max_body_bytes,
+        connections=connections,
+        max_head_bytes=max_head_bytes,
+        timeout=idle or None,
+        reactor=reactor,
+    )
 
 
 def listen_server_proxy(
