@@ -38,8 +38,8 @@ from twisted.internet.task import LoopingCall
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
-from security_server.core.config import DatabaseConfig, LayeredConfig, MessageLimits
-from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo
+from security_server.core.config import ConnectionLimits, DatabaseConfig, LayeredConfig, MessageLimits
+from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo, Origin
 from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
 from security_server.management.config import ManagementConfig
 from security_server.management.diagnostics import ServerDiagnostics
@@ -53,6 +53,7 @@ from security_server.messagelog.writer import MessageLogWriter
 from security_server.monitoring import MonitoringSettings, ServerMonitoring
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.client_proxy_site import client_proxy_site
+from security_server.proxy.connection_limits import PortConnections
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.mtls import (
     DEFAULT_PEER_POOL_SIZE,
@@ -68,7 +69,8 @@ from security_server.serverconf.store import ClientState, ServerConfSnapshot, Se
 from security_server.shared_replay_guard import FILE_NAME as REPLAY_GUARD_FILE
 from security_server.shared_replay_guard import SharedReplayGuard
 from security_server.signer.batch_signer import BatchSigner
-from security_server.signer.ocsp_client import OcspClient, OwnCertificate
+from security_server.core.trust import DEFAULT_OCSP_FRESHNESS_SECONDS
+from security_server.signer.ocsp_client import OcspClient, OwnCertificate, cert_key
 from security_server.signer.pkcs11_config import Pkcs11TokenConfig, pkcs11_tokens_from_config
 from security_server.signer.pkcs11_token import Pkcs11Token
 from security_server.signer.signing_keys import SigningKeys
@@ -134,6 +136,10 @@ class ServerSettings:
     messagelog_synchronous: Synchronous = Synchronous.FULL
     """SQLite ``synchronous`` of the message log (``[messagelog] synchronous``): FULL survives power loss."""
     limits: MessageLimits = MessageLimits()
+    client_connections: ConnectionLimits = ConnectionLimits()
+    """The client proxy port's timeouts and connection cap (``[proxy] client-...``)."""
+    server_connections: ConnectionLimits = ConnectionLimits()
+    """The server proxy port's timeouts and connection cap (``[proxy] server-...``)."""
     evidence: EvidenceSettings | None = None
     """Timestamping, archiving and /asic ([messagelog]); None means the defaults under ``root``."""
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -166,6 +172,8 @@ class ServerSettings:
                 config.get_choice("messagelog", "synchronous", [s.value.lower() for s in Synchronous], "full").upper()
             ),
             limits=MessageLimits.from_config(config),
+            client_connections=ConnectionLimits.from_config(config, "client"),
+            server_connections=ConnectionLimits.from_config(config, "server"),
             evidence=EvidenceSettings.from_config(root, config),
             monitoring=MonitoringSettings.from_config(config),
             management=ManagementConfig.from_config(config), layered=config,
@@ -191,6 +199,11 @@ def own_certificates(token: Token, conf: GlobalConf | None) -> list[OwnCertifica
         if url:
             found.append(OwnCertificate(cert, issuer, url))
     return found
+
+
+def _ocsp_target_keys(targets: list[OwnCertificate]) -> frozenset[tuple[str, str, str]]:
+    """What makes the OCSP client's targets differ: each certificate, its responder URL and its issuer."""
+    return frozenset((t.key, t.responder_url, cert_key(t.issuer)) for t in targets)
 
 
 def _aia_ocsp_url(cert: x509.Certificate) -> str | None:
@@ -234,6 +247,7 @@ class SecurityServerService(service.MultiService):
             interval_seconds=settings.conf_refresh_seconds,
         )
         self.conf_client.setServiceParent(self)  # type: ignore[no-untyped-call]
+        self.conf_client.on_applied(self._global_conf_applied)
         log_path = self.paths.messagelog if worker is None else shard_path(settings.root, worker.index)
         self.message_log = MessageLogWriter(reactor, log_path, synchronous=settings.messagelog_synchronous)
         self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
@@ -256,7 +270,8 @@ class SecurityServerService(service.MultiService):
             )
             self.management.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.ocsp: OcspClient | None = None
-        self._ocsp_targets: frozenset[str] = frozenset()
+        self._ocsp_targets: frozenset[tuple[str, str, str]] = frozenset()
+        self._ocsp_freshness_seconds = float(DEFAULT_OCSP_FRESHNESS_SECONDS)
         self.context = ProxyContext(
             reactor=reactor,
             server_id=self.identity.server_id,
@@ -273,6 +288,7 @@ class SecurityServerService(service.MultiService):
             reactor, self.message_log, self.conf_client.current, self.context.server_conf, evidence,
             stamping_here=worker is None or worker.designated,
         )
+        self._timestampers = [self.evidence.timestamper]
         if worker is None or worker.designated:  # once per server: worker 0 stamps and archives every shard
             self.evidence.setServiceParent(self)  # type: ignore[no-untyped-call]
             for index in range(1, worker.count if worker is not None else 1):
@@ -309,6 +325,8 @@ class SecurityServerService(service.MultiService):
         # Started after the proxies' parts and stopped before the message log (MultiService order).
         self.monitoring.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._ports: list[Any] = []
+        self.proxy_connections: dict[str, PortConnections] = {}
+        """Each proxy port's open, refused and timed-out connections (``client``, ``server``), once listening."""
         self._poll: LoopingCall | None = None
 
     def _evidence_for_shard(self, index: int, evidence: EvidenceSettings) -> None:
@@ -324,10 +342,29 @@ class SecurityServerService(service.MultiService):
             dataclasses.replace(evidence, archiver=archiver),
         )
         services.setServiceParent(self)  # type: ignore[no-untyped-call]
+        self._timestampers.append(services.timestamper)
+
+    def _global_conf_applied(self, conf: GlobalConf) -> None:
+        """Re-plan what was planned from the previous configuration's values (issue 22): the OCSP refresh (its
+        period is half the freshness window) and the timestamping rounds. Everything else reads the current
+        configuration when it decides; a changed OCSP responder URL restarts the OCSP client on the next poll."""
+        if self.ocsp is not None:
+            self.ocsp.recheck()
+        for timestamper in self._timestampers:
+            timestamper.interval_changed()
+
+    def _ocsp_freshness(self) -> float:
+        """The global configuration's OCSP freshness now; the last one known while there is no valid one."""
+        conf = self._current_conf()
+        if conf is not None:
+            self._ocsp_freshness_seconds = float(conf.ocsp_freshness_seconds)
+        return self._ocsp_freshness_seconds
 
     def _own_ocsp(self, cert: x509.Certificate) -> bytes:
         if self.ocsp is None:
-            raise IncorrectValidationInfo("no OCSP response for our certificate yet", reason="OCSP client not started")
+            raise IncorrectValidationInfo(
+                "no OCSP response for our certificate yet", reason="OCSP client not started", origin=Origin.SERVER
+            )
         return self.ocsp.current(cert)
 
     def _current_conf(self) -> GlobalConf | None:
@@ -339,12 +376,11 @@ class SecurityServerService(service.MultiService):
     def _start_ocsp(self, targets: list[OwnCertificate] | None = None) -> None:
         conf = self._current_conf()
         targets = targets if targets is not None else own_certificates(self.token, conf)
-        self._ocsp_targets = frozenset(t.key for t in targets)
+        self._ocsp_targets = _ocsp_target_keys(targets)
         if self.ocsp is not None:
             self.ocsp.stop()
         self.ocsp = OcspClient(
-            self.reactor, targets, freshness_seconds=conf.ocsp_freshness_seconds if conf else 3600,
-            cache_dir=self.paths.ocsp_cache,
+            self.reactor, targets, freshness_seconds=self._ocsp_freshness, cache_dir=self.paths.ocsp_cache
         )
         self.ocsp.start()
 
@@ -368,7 +404,7 @@ class SecurityServerService(service.MultiService):
         def keep(result: tuple[ServerConfSnapshot, list[OwnCertificate]]) -> None:
             snapshot, targets = result
             self._snapshot = snapshot
-            if frozenset(t.key for t in targets) != self._ocsp_targets:
+            if _ocsp_target_keys(targets) != self._ocsp_targets:  # new certificates, CA or responder URL
                 log.info("own_certificates_changed", count=len(targets))
                 self._start_ocsp(targets)
 
@@ -384,9 +420,14 @@ class SecurityServerService(service.MultiService):
         self._poll = LoopingCall(self.reload_serverconf)
         self._poll.clock = self.reactor
         self._poll.start(self.settings.serverconf_poll_seconds, now=False)
-        client_site = client_proxy_site(self.client_proxy)
+        client_site = client_proxy_site(self.client_proxy, connections=self.settings.client_connections, reactor=self.reactor)
         mount_asic(client_site, self.evidence.asic)
-        site = server_proxy_site(ServerProxyResource(self.server_proxy, max_body_bytes=self.settings.limits.max_body_bytes + 1024 * 1024))
+        site = server_proxy_site(
+            ServerProxyResource(self.server_proxy, max_body_bytes=self.settings.limits.max_body_bytes + 1024 * 1024),
+            connections=self.settings.server_connections, max_head_bytes=self.settings.limits.max_header_bytes,
+            reactor=self.reactor,
+        )
+        self.proxy_connections = {"client": client_site.guard.connections, "server": site.guard.connections}
         if self.worker is not None:  # the sockets the parent opened (security_server/workers.py)
             self._ports += adopt_proxy_ports(self.reactor, self.worker, client_site, site, self.token)
         else:
