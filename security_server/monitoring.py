@@ -297,6 +297,7 @@ class ServerMonitoring(MultiService):
             replay_guard_unchecked=lambda: None if server.cluster_replay is None else server.cluster_replay.unchecked,
             opmon_buffer_depth=lambda: len(self.buffer),
             opmon_records_dropped=lambda: self.buffer.dropped,
+            proxy_connections=lambda: server.proxy_connections,
         )
 
     def read_backlog(self) -> Any:
