@@ -15,9 +15,15 @@ finds either nothing, or the pending row, and then rebuilds the same range, whic
 times are record times) and the same name, and finishes steps 3 and 4. So there is never a half archive, and
 never two archives continuing from the same digest.
 
-Reading and writing the database go through the message-log writer's thread (:meth:`MessageLogWriter.run`);
-building containers and writing files run in the reactor's thread pool. Retention deletes only a prefix of
-the chain and moves the chain anchor (``store.delete_archived``), so the rest of the log still verifies.
+**At size, in bounded memory, without stalling the proxies** (issue 23, item 4). A backlog of any size is taken
+``read_batch`` records at a time (an archive never holds more), and retention deletes ``clean_batch`` records per
+transaction; nothing ever holds the backlog. Reading records to archive goes through a connection of the
+archiver's own in the reactor's thread pool (WAL: readers never block the writer), so the exchanges' appends never
+queue behind an archive read; only the small writes (record the pending archive, mark a range archived, delete a
+batch) go through the message-log writer's thread (:meth:`MessageLogWriter.run`), one short transaction each,
+interleaved with the exchanges' batches. Building containers and writing files run in the thread pool; every step
+hands control back to the reactor. Retention deletes only a prefix of the chain and moves the chain anchor
+(``store.delete_archived``), so the rest of the log still verifies.
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ DEFAULT_KEEP_RECORDS_SECONDS = 30 * 86400.0
 DEFAULT_MAX_ARCHIVE_BYTES = 32 * 1024 * 1024
 """Container bytes after which an archive is closed and the next begun (X-Road ``archive-max-filesize``)."""
 DEFAULT_READ_BATCH = 500
-"""Records read from the database per step while filling an archive."""
+"""Records read from the database per step while filling an archive (the most an archive holds)."""
+DEFAULT_CLEAN_BATCH = 1000
+"""Records deleted per transaction by retention (each a short stop for the writer thread)."""
 
 _log = structlog.get_logger("fedbus.messagelog.archiver")
 
@@ -65,12 +73,13 @@ class ArchiverSettings:
     keep_records_seconds: float = DEFAULT_KEEP_RECORDS_SECONDS
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
     read_batch: int = DEFAULT_READ_BATCH
+    clean_batch: int = DEFAULT_CLEAN_BATCH
 
     def __post_init__(self) -> None:
         if min(self.archive_interval_seconds, self.clean_interval_seconds) <= 0 or self.keep_records_seconds < 0:
             raise ValueError("archiver intervals must be positive and the retention not negative")
-        if self.max_archive_bytes < 1 or self.read_batch < 1:
-            raise ValueError("archive size and read batch must be positive")
+        if self.max_archive_bytes < 1 or self.read_batch < 1 or self.clean_batch < 1:
+            raise ValueError("archive size, read batch and clean batch must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +151,19 @@ def remove_stale_temporaries(folder: Path) -> int:
     return removed
 
 
+ReaderFactory = Callable[[Path], MessageLogStore]
+"""Opens the archiver's own (reading) connection to the log file at a path (``MessageLogStore``; a test may observe)."""
+
+
 class Archiver(Service):
     """Archives timestamped records and deletes old archived ones on schedule; takes the reactor."""
 
-    def __init__(self, reactor: Any, writer: MessageLogWriter, settings: ArchiverSettings) -> None:
+    def __init__(
+        self, reactor: Any, writer: MessageLogWriter, settings: ArchiverSettings, *, reader: ReaderFactory = MessageLogStore
+    ) -> None:
         self._reactor = reactor
         self._writer = writer
+        self._reader = reader
         self.settings = settings
         self._archive_call: Any = None
         self._clean_call: Any = None
@@ -203,6 +219,17 @@ class Archiver(Service):
     def _in_thread(self, function: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
 
+    def _read(self, function: Callable[[MessageLogStore], Any]) -> Deferred[Any]:
+        """``function(store)`` on a connection of the archiver's own, in the thread pool (opened and closed there:
+        a SQLite connection stays in its thread), so no exchange's append waits behind an archive read."""
+        path = self._writer.path
+
+        def read() -> Any:
+            with self._reader(path) as store:
+                return function(store)
+
+        return self._in_thread(read)
+
     def archive_now(self) -> Deferred[list[Path]]:
         """Archive every timestamped record not archived yet (finishing a pending archive first); fires with the
         paths written. Runs after any archiving or cleaning in progress (one run at a time)."""
@@ -215,13 +242,11 @@ class Archiver(Service):
         while True:
             pending = yield self._writer.run(lambda store: store.pending_archive())
             if pending is not None:
-                records = yield self._writer.run(_pending_records(pending))
+                records = yield self._read(_pending_records(pending))
                 planned = yield self._in_thread(_rebuild, records, pending)
             else:
                 state = yield self._writer.run(lambda store: store.archive_state())
-                records = yield self._writer.run(
-                    lambda store: _with_stamps(store, store.archivable(self.settings.read_batch))
-                )
+                records = yield self._read(lambda store: _with_stamps(store, store.archivable(self.settings.read_batch)))
                 if not records:
                     return written
                 planned = yield self._in_thread(
@@ -251,7 +276,9 @@ class Archiver(Service):
         cutoff = self._now() - timedelta(seconds=self.settings.keep_records_seconds)
         total = 0
         while True:
-            count = yield self._writer.run(lambda store: store.delete_archived(before=cutoff))
+            count = yield self._writer.run(
+                lambda store: store.delete_archived(before=cutoff, limit=self.settings.clean_batch)
+            )
             total += count
             if not count:
                 break
