@@ -32,6 +32,7 @@ from security_server.proxy.bounded_request import DEFAULT_MAX_BODY_BYTES, Bounde
 from security_server.proxy.guarded_channel import encode_answer
 from security_server.proxy.http1 import HOP_BY_HOP
 from security_server.proxy.mtls import peer_cert_of, server_context_factory
+from security_server.proxy.peer_admission import AdmittedRequest, PeerAdmission, admission_of
 from security_server.proxy.peerlink import PeerRequest, PeerResponse, ServerProxyHandler
 from security_server.signer.token import Token
 
@@ -80,6 +81,8 @@ class _ServerProxySite(BoundedSite):
 
     aborted_event = "server_proxy_body_aborted"
     origin = Origin.SERVER_PROXY
+    requestFactory = AdmittedRequest  # the peer is admitted at each head, before its body (proxy/peer_admission.py)
+    peer_admission: PeerAdmission | None = None
 
     def refusal(self, status: int, error: BusError, target: bytes, accept: str | None, *, journal: bool) -> bytes:
         """The SOAP fault form of :meth:`ServerProxyResource._fault_head`, logged like its refusals when ``journal``."""
@@ -96,15 +99,17 @@ def server_proxy_site(
     connections: ConnectionLimits = ConnectionLimits(),
     max_head_bytes: int = MessageLimits().max_header_bytes,
     reactor: Any = None,
+    admission: PeerAdmission | None = None,
 ) -> BoundedSite:
     """The twisted.web Site for the server proxy port (HTTP/1.1 keep-alive, closed after an idle period), its
     connections guarded by ``connections`` (``[proxy] server-...``), its timers on ``reactor`` (default: the global
     one). ``idle_timeout_seconds``, when given, overrides the idle timeout of ``connections``.
 
-    The idle period should be longer than the clients' (MtlsPeerLink closes its idle connections first).
+    The idle period should be longer than the clients' (MtlsPeerLink closes its idle connections first). With an
+    ``admission``, peers are admitted in the TLS handshake and at each request's head (proxy/peer_admission.py).
     """
     idle = connections.idle_timeout_seconds if idle_timeout_seconds is None else idle_timeout_seconds
-    return _ServerProxySite(
+    site = _ServerProxySite(
         resource,
         max_body_bytes=resource.max_body_bytes,
         connections=connections,
@@ -112,13 +117,16 @@ def server_proxy_site(
         timeout=idle or None,
         reactor=reactor,
     )
+    site.peer_admission = admission
+    return site
 
 
 def listen_server_proxy(
     reactor: Any, site: Site, token: Token, *, port: int, interface: str = ""
 ) -> IListeningPort:
     """Listen for security servers with mutual TLS on ``port`` (X-Road's 5500)."""
-    listening: IListeningPort = reactor.listenSSL(port, site, server_context_factory(token), interface=interface)
+    tls = server_context_factory(token, client_policy=admission_of(site))  # the site's handshake gate, if any
+    listening: IListeningPort = reactor.listenSSL(port, site, tls, interface=interface)
     return listening
 
 
