@@ -39,7 +39,7 @@ async def own_ocsp(reactor: Any, server_dir: ServerDirectory, conf: GlobalConf, 
     targets = [t for t in own_certificates(server_dir.soft_token(), conf) if t.cert == cert]
     if not targets:
         raise ServerConfError("the certificate's CA is not approved in the global configuration")
-    client = OcspClient(reactor, targets)
+    client = OcspClient(reactor, targets, freshness_seconds=conf.ocsp_freshness_seconds)  # the registry's window
     await client.refresh(cert)
     der: bytes = client.current(cert)
     return der

@@ -385,3 +385,15 @@ class ConfClientTest(unittest.TestCase):
         clock.advance(601)
         assert client.healthy
         assert client.current().has_member(ClientId("EE", "GOV", "1"))
+
+    @defer.inlineCallbacks
+    def test_moved_management_service_is_read_after_the_next_refresh(self) -> Any:
+        """A management service address published anew is where the next registration request goes."""
+        client = self.client()
+        self.serve(self.publisher.build(datetime.now(timezone.utc)))
+        yield client.refresh()
+        assert client.current().management_service.auth_cert_reg_service_address == "https://127.0.0.1:1/managementservice"
+        self.publisher.management_url = "https://127.0.0.1:2/managementservice"
+        self.serve(self.publisher.build(datetime.now(timezone.utc) + timedelta(seconds=1)))
+        yield client.refresh()
+        assert client.current().management_service.auth_cert_reg_service_address == "https://127.0.0.1:2/managementservice"
