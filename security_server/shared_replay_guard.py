@@ -107,7 +107,14 @@ class SharedReplayGuard(ReplayGuard):
 
     def _sweep(self, conn: sqlite3.Connection, now: datetime) -> None:
         """Forget keys signed before the window; past ``capacity``, drop the earliest and raise the watermark."""
-        conn.execute("DELETE FROM seen WHERE stamp < ?", ((now - self.window).timestamp(),))
+        limit = (now - self.window).timestamp()
+        forgotten = conn.execute("SELECT max(stamp) FROM seen WHERE stamp < ?", (limit,)).fetchone()[0]
+        if forgotten is not None:  # what is forgotten stays refused, as in core/replay.py (a clock stepped back)
+            conn.execute(
+                "INSERT INTO watermark (id, stamp) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET stamp = max(stamp, ?)",
+                (forgotten, forgotten),
+            )
+        conn.execute("DELETE FROM seen WHERE stamp < ?", (limit,))
         excess = int(conn.execute("SELECT count(*) FROM seen").fetchone()[0]) - self.capacity
         if excess > 0:
             row = conn.execute("SELECT stamp FROM seen ORDER BY stamp LIMIT 1 OFFSET ?", (excess - 1,)).fetchone()

@@ -87,8 +87,11 @@ class ReplayGuard:
     def _expire(self, now: datetime) -> None:
         limit = (now - self.window).timestamp()
         while self._by_time and self._by_time[0][0] < limit:
-            _, dropped = heapq.heappop(self._by_time)
+            stamp, dropped = heapq.heappop(self._by_time)
             self._seen.discard(dropped)
+            # What is forgotten stays refused (issue 22): after a clock stepped forward and back again, a request
+            # accepted before the step is inside the window once more and must not pass a second time.
+            self._floor = stamp if self._floor is None else max(self._floor, stamp)
 
 
 def check_signing_time(

@@ -1,4 +1,5 @@
-"""Signing times for outgoing requests: whole milliseconds that never go back and differ for identical messages.
+"""Signing times for outgoing requests: whole milliseconds that do not go back (but for a clock stepped back by more
+than :data:`MAX_HELD`) and differ for identical messages.
 
 A pure object: the caller passes ``now`` (the client proxy its reactor's time).
 """
@@ -9,6 +10,10 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 _ONE_MILLISECOND = timedelta(milliseconds=1)
+
+MAX_HELD = timedelta(seconds=60)
+"""How far signing times are held ahead of a clock stepped back; well within the clock skew peers tolerate
+(``core.trust.DEFAULT_CLOCK_SKEW_SECONDS``, 300 s). A larger step back is followed."""
 
 
 class SigningClock:
@@ -32,7 +37,12 @@ class SigningClock:
         moment = now.astimezone(timezone.utc)
         moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
         if self._last is not None and moment < self._last:
-            moment = self._last  # never back: a stepped clock must not reuse an earlier millisecond
+            if self._last - moment <= MAX_HELD:
+                moment = self._last  # never back: a stepped clock must not reuse an earlier millisecond
+            else:
+                # A clock corrected after running ahead (issue 22): follow it, or every request would carry a
+                # signing time from the future, refused by the provider until the clock caught up again.
+                self._last, self._digests = None, set()
         if moment == self._last and digest in self._digests:
             moment = moment + _ONE_MILLISECOND
         if moment != self._last:
