@@ -60,6 +60,7 @@ from security_server.proxy.mtls import (
     MAX_PEER_POOL_SIZE,
     MtlsPeerLink,
 )
+from security_server.proxy.peer_admission import PeerAdmission
 from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.proxy.server_proxy import ServerProxy
 from security_server.proxy.server_proxy_site import ServerProxyResource, listen_server_proxy, server_proxy_site
@@ -426,6 +427,7 @@ class SecurityServerService(service.MultiService):
             ServerProxyResource(self.server_proxy, max_body_bytes=self.settings.limits.max_body_bytes + 1024 * 1024),
             connections=self.settings.server_connections, max_head_bytes=self.settings.limits.max_header_bytes,
             reactor=self.reactor,
+            admission=PeerAdmission(self.reactor, self.conf_client.current),  # issue 22 item 4: before the body
         )
         self.proxy_connections = {"client": client_site.guard.connections, "server": site.guard.connections}
         if self.worker is not None:  # the sockets the parent opened (security_server/workers.py)
