@@ -80,11 +80,13 @@ def open_listening_socket(host: str, port: int) -> socket.socket:
 def adopt_proxy_ports(reactor: Any, slot: WorkerSlot, client_site: Site, server_site: Site, token: Token) -> list[IListeningPort]:
     """Serve the client proxy and (with mutual TLS) the server proxy on the sockets the parent opened."""
     from security_server.proxy.mtls import server_context_factory
+    from security_server.proxy.peer_admission import admission_of
 
     ports: list[IListeningPort] = []
+    server_tls = server_context_factory(token, client_policy=admission_of(server_site))  # its handshake gate
     for fd, factory in (
         (slot.client_proxy_fd, client_site),
-        (slot.server_proxy_fd, TLSMemoryBIOFactory(server_context_factory(token), False, server_site)),  # type: ignore[arg-type]
+        (slot.server_proxy_fd, TLSMemoryBIOFactory(server_tls, False, server_site)),  # type: ignore[arg-type]
     ):
         probe = socket.socket(fileno=os.dup(fd))
         try:
