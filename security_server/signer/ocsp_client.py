@@ -164,6 +164,9 @@ class OcspClient:
                 der = path.read_bytes()
             except FileNotFoundError:
                 continue
+            except OSError as err:  # an unreadable cache is no cache: the first fetch fills the memory one
+                log.warning("ocsp_cache_unreadable", cert=key[:16], reason=repr(err))
+                continue
             try:
                 self._cache[key] = _Cached(der, self._read(target, der))
             except BusError as err:
@@ -178,8 +181,12 @@ class OcspClient:
         if self._cache_dir is not None:
             # A few kilobytes, written every refresh interval: small enough for the reactor thread. Written whole
             # and synced, so a crash never leaves a torn response that the next start would refuse.
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(self._cache_dir / f"{key}.der", der)
+            # A full or read-only disk costs only the copy for the next start: the response in memory serves.
+            try:
+                self._cache_dir.mkdir(parents=True, exist_ok=True)
+                write_atomically(self._cache_dir / f"{key}.der", der)
+            except OSError as err:
+                log.warning("ocsp_cache_write_failed", cert=key[:16], reason=repr(err))
         return True
 
     # --- answers ----------------------------------------------------------------------------------------

@@ -234,6 +234,18 @@ def test_cache_directory_survives_a_restart(made: Setup, tmp_path: Path) -> None
     assert restarted.current(made.cert) == der
 
 
+def test_unwritable_cache_directory_does_not_fail_the_refresh(made: Setup, tmp_path: Path) -> None:
+    """A cache write that fails (disk full, read-only) is logged; the fetched response still serves."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    clock, _, client = make_client(made, cache_dir=blocked / "ocsp")
+    client.start()
+    clock.advance(0)
+    assert client.current(made.cert)
+    assert client.next_refresh_in(made.cert) == 1800  # a success: the next fetch is a refresh, not a retry
+    client.stop()
+
+
 def test_stale_cache_is_discarded_at_start(made: Setup, tmp_path: Path) -> None:
     """A cached response already past the freshness limit is not served after a restart."""
     cache = tmp_path / "cache"
