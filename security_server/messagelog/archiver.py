@@ -28,6 +28,7 @@ hands control back to the reactor. Retention deletes only a prefix of the chain 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any, Callable
 import structlog
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, inlineCallbacks, succeed
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 
 from security_server.core import digests
@@ -57,7 +59,7 @@ DEFAULT_MAX_ARCHIVE_BYTES = 32 * 1024 * 1024
 """Container bytes after which an archive is closed and the next begun (X-Road ``archive-max-filesize``)."""
 DEFAULT_READ_BATCH = 500
 """Records read from the database per step while filling an archive (the most an archive holds)."""
-DEFAULT_CLEAN_BATCH = 1000
+DEFAULT_CLEAN_BATCH = 500
 """Records deleted per transaction by retention (each a short stop for the writer thread)."""
 
 _log = structlog.get_logger("fedbus.messagelog.archiver")
@@ -276,12 +278,16 @@ class Archiver(Service):
         cutoff = self._now() - timedelta(seconds=self.settings.keep_records_seconds)
         total = 0
         while True:
+            started = time.monotonic()
             count = yield self._writer.run(
                 lambda store: store.delete_archived(before=cutoff, limit=self.settings.clean_batch)
             )
             total += count
-            if not count:
+            if count < self.settings.clean_batch:
                 break
+            # More to delete: leave the writer thread to the exchanges for as long as that batch held it, so a
+            # backlog's retention takes at most half of the writer's time (issue 23, item 4).
+            yield deferLater(self._reactor, time.monotonic() - started, lambda: None)
         if total:
             _log.info("message_log_cleaned", records=total, before=cutoff.isoformat())
         return total
