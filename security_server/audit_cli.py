@@ -29,6 +29,7 @@ import contextlib
 import heapq
 import itertools
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +40,9 @@ import click
 from security_server.admin.server_dir import DB_NAME
 from security_server.cli import dir_option
 from security_server.confclient import bundle as conf_bundle
-from security_server.core import digests, hashchain
 from security_server.core.archive import verify_archive
 from security_server.core.asic import CheckStatus
-from security_server.core.errors import BusError, InvalidClientIdentifier, InvalidConfiguration, NotFound
+from security_server.core.errors import InvalidClientIdentifier, InvalidConfiguration, LogChainBroken, NotFound
 from security_server.core.evidence import (
     INSTANCE_IDENTIFIER_FILE,
     SHARED_PARAMS_FILE,
@@ -56,10 +56,10 @@ from security_server.core.globalconf.anchor import parse_configuration_anchor
 from security_server.core.globalconf.directory import SHARED_PARAMETERS
 from security_server.core.identifiers import ClientId, ServiceId
 from security_server.core.logchain import Direction
-from security_server.core.signature import signature_value
-from security_server.core.timestamp import read_timestamp_token, verify_timestamp_token
+from security_server.core.verify_checkpoint import Checkpoint, CheckpointKey, ShardMark, read_checkpoint, write_checkpoint
 from security_server.edge import cli_output
 from security_server.messagelog.asic_export import exchange_zip, record_container, record_container_name
+from security_server.messagelog.log_verifier import MAX_LISTED, verify_shard
 from security_server.messagelog.shards import LOG_NAME, shard_path, shard_paths
 from security_server.messagelog.store import MessageLogStore, RecordSummary
 from security_server.serverconf.store import ServerConfStore
@@ -67,6 +67,7 @@ from security_server.serverconf.store import ServerConfStore
 BUNDLE_NAME = "globalconf.bundle"
 MAX_INPUT_BYTES = 4 * 1024 * 1024 * 1024
 MAX_CONF_FILE_BYTES = 32 * 1024 * 1024
+MAX_CHECKPOINT_BYTES = 1024 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -337,12 +338,17 @@ def _evidence_lines(report: EvidenceReport) -> list[Line]:
 
 
 def _load_conf(conf_dir: Path) -> VerificationConf:
+    return read_verification_conf(_conf_files(conf_dir))
+
+
+def _conf_files(conf_dir: Path) -> dict[str, bytes]:
+    """The files of the verification configuration in ``conf_dir`` (what workers read it from again)."""
     files: dict[str, bytes] = {}
     for path in sorted(conf_dir.rglob("*")):
         relative = path.relative_to(conf_dir).as_posix()
         if path.is_file() and (relative.endswith(SHARED_PARAMS_FILE) or relative.endswith(INSTANCE_IDENTIFIER_FILE)):
             files[relative] = _read(path, "verification configuration file", MAX_CONF_FILE_BYTES)
-    return read_verification_conf(files)
+    return files
 
 
 @audit.group()
@@ -405,87 +411,124 @@ def verify_archive_command(
 @verify.command("log")
 @dir_option
 @conf_option
+@click.option(
+    "--jobs", type=click.IntRange(1, 256), default=None, help="Worker processes (default: one per CPU of this machine)."
+)
+@click.option(
+    "--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path),
+    help="After a run that verified everything, write a checkpoint signed with --checkpoint-key to this file.",
+)
+@click.option(
+    "--since-checkpoint", "checkpoint_in", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify only the records after this checkpoint (its signature and checkpointed links are checked first).",
+)
+@click.option(
+    "--checkpoint-key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The auditor's checkpoint key: an Ed25519 private key (PEM) or a file of at least 32 secret bytes (HMAC).",
+)
 @json_option
-def verify_log_command(directory: Path, conf_dir: Path | None, as_json: bool) -> None:
-    """Verify the live message log: the hash-linked chain from its anchor, and every stored timestamp."""
+def verify_log_command(
+    directory: Path,
+    conf_dir: Path | None,
+    jobs: int | None,
+    checkpoint_out: Path | None,
+    checkpoint_in: Path | None,
+    key_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify the live message log: its hash-linked chains, every stored timestamp and, with --conf, every signature."""
+    if (checkpoint_out is not None or checkpoint_in is not None) and key_path is None:
+        raise click.UsageError("--checkpoint and --since-checkpoint need --checkpoint-key (the auditor's key)")
+    key = CheckpointKey(_read(key_path, "checkpoint key", MAX_CHECKPOINT_BYTES)) if key_path is not None else None
+    since: Checkpoint | None = None
+    if checkpoint_in is not None and key is not None:
+        since = read_checkpoint(_read(checkpoint_in, "checkpoint", MAX_CHECKPOINT_BYTES), key)
+    conf_files = _conf_files(conf_dir) if conf_dir is not None else None
+    conf = read_verification_conf(conf_files) if conf_files is not None else None
+    found = shard_paths(directory)
+    if not found:
+        raise click.ClickException(f"no message log at {directory / LOG_NAME}")
+    sharded, now = len(found) > 1, _now()
     lines: list[Line] = []
     ok, code = True, "valid"
-    conf = _load_conf(conf_dir) if conf_dir is not None else None
-    checked, failures = 0, []
-    with _open_logs(directory) as stores:
-        sharded = len(stores) > 1
-        for index, store in stores:
-            # Each shard is its own hash chain (one per worker process): verified from its own anchor.
-            name, where = (f"chain of shard {index}", f"shard {index}: ") if sharded else ("chain", "")
-            first_id, _ = store.anchor()
-            try:
-                count = store.verify()
-                lines.append(Line(name, "passed", f"{count} records link from record {first_id} to the last one"))
-            except BusError as err:
-                record = getattr(err, "record_id", None)
-                lines.append(Line(name, "FAILED", err.reason + (f" (record {record})" if record else "")))
-                if ok:
-                    ok, code = False, err.fault_code.split(".", 1)[-1]
-            shard_checked, shard_failures = _verify_timestamps(store, conf)
-            checked += shard_checked
-            failures += [where + failure for failure in shard_failures]
-    if failures:
+    stamped = signed = distinct = 0
+    stamp_failures: list[str] = []
+    signature_failures: list[str] = []
+    marks: list[ShardMark] = []
+    for index, path in found:
+        # Each shard is its own hash chain (one per worker process): verified from its own anchor.
+        name, where = (f"chain of shard {index}", f"shard {index}: ") if sharded else ("chain", "")
+        mark = since.mark(index) if since is not None else None
+        start = _checkpoint_start(path, mark, where, lines) if mark is not None else None
+        result = verify_shard(path, conf, now, jobs=jobs or os.cpu_count() or 1, conf_files=conf_files, since=start)
+        if result.chain is None:
+            lines.append(Line(name, "passed", f"{result.count} records link from record {result.first_id} to the last one"))
+        else:
+            lines.append(Line(name, "FAILED", f"{result.chain.text} (record {result.chain.record_id})"))
+            if ok:
+                ok, code = False, LogChainBroken.code
+        stamped += result.stamps
+        signed += result.signatures
+        distinct += result.distinct_signatures
+        stamp_failures += [f"{where}record {p.record_id}: {p.text}" for p in result.stamp_problems]
+        stamp_failures += [f"{where}... and {result.stamp_problem_count - len(result.stamp_problems)} more records"] * (
+            result.stamp_problem_count > len(result.stamp_problems)
+        )
+        signature_failures += [f"{where}record {p.record_id}: {p.text}" for p in result.signature_problems]
+        signature_failures += [
+            f"{where}... and {result.signature_problem_count - len(result.signature_problems)} more records"
+        ] * (result.signature_problem_count > len(result.signature_problems))
+        if result.verified_to is not None:
+            marks.append(ShardMark(index, *result.verified_to))
+    if stamp_failures:
         ok, code = False, "invalid_timestamp" if code == "valid" else code
-        lines += [Line("timestamp", "FAILED", failure) for failure in failures[:20]]
-    detail = f"{checked} timestamped records: imprints and hash chains match"
+        lines += [Line("timestamp", "FAILED", failure) for failure in stamp_failures[:MAX_LISTED]]
+    detail = f"{stamped} timestamped records: imprints and hash chains match"
     detail += "; tokens verified against the approved TSAs" if conf is not None else "; tokens not verified (no --conf)"
-    lines.append(Line("timestamps", "passed" if not failures else "FAILED", detail))
-    subject = f"message log {shard_path(directory, 0)}" + (f" and {len(stores) - 1} more shards" if sharded else "")
+    lines.append(Line("timestamps", "passed" if not stamp_failures else "FAILED", detail))
+    if conf is None:
+        lines.append(Line("signatures", "skipped", "not verified (give --conf to verify every record's signature)"))
+    else:
+        if signature_failures:
+            ok, code = False, "invalid_signature" if code == "valid" else code
+            lines += [Line("signature", "FAILED", failure) for failure in signature_failures[:MAX_LISTED]]
+        lines.append(Line(
+            "signatures", "passed" if not signature_failures else "FAILED",
+            f"{signed} signed records ({distinct} signatures, each verified once): XAdES signature and hash chain, "
+            "certificate chains to an approved CA, good OCSP response fresh at signing time, signer is the member "
+            "the record names",
+        ))
+    if checkpoint_out is not None and key is not None and ok:
+        checkpoint_out.write_bytes(write_checkpoint(Checkpoint(tuple(marks), now), key))
+        upto = ", ".join(f"shard {m.shard} to record {m.record}" if sharded else f"to record {m.record}" for m in marks)
+        lines.append(Line("checkpoint", "passed", f"wrote {checkpoint_out}: verified {upto}"))
+    subject = f"message log {shard_path(directory, 0)}" + (f" and {len(found) - 1} more shards" if sharded else "")
     _report(as_json, subject, lines, ok, code)
 
 
-def _verify_timestamps(store: MessageLogStore, conf: VerificationConf | None) -> tuple[int, list[str]]:
-    """Check every timestamped record: its token's imprint and its ts hash chain; with ``conf`` the token too."""
-    checked = 0
-    failures: list[str] = []
-    tokens_ok: dict[int, str | None] = {}
-    now = _now()
-    for record in _all_records(store):
-        stamp = store.timestamp_of(record.id)
-        if stamp is None:
-            continue
-        checked += 1
-        stored = stamp.timestamp
-        try:
-            info = read_timestamp_token(stored.token)
-            if stored.hash_chain_result is not None:
-                if stamp.hash_chain is None:
-                    raise ValueError("batch timestamp without the record's ts hash chain")
-                hashchain.verify_hash_chain(
-                    stored.hash_chain_result, stamp.hash_chain, {hashchain.SIGNATURE: record.signature}.get, [hashchain.SIGNATURE]
-                )
-                stamped = stored.hash_chain_result
-            else:
-                stamped = signature_value(record.signature)
-            if info.imprint != digests.SHA512.digest(stamped):
-                raise ValueError("the token's imprint is not the digest of what it should cover")
-            if conf is not None:
-                if stored.id not in tokens_ok:
-                    try:
-                        verify_timestamp_token(stored.token, info.imprint, conf.tsa_certs, now)
-                        tokens_ok[stored.id] = None
-                    except BusError as err:
-                        tokens_ok[stored.id] = err.reason
-                if tokens_ok[stored.id] is not None:
-                    raise ValueError(f"token {stored.id}: {tokens_ok[stored.id]}")
-        except (BusError, ValueError) as err:
-            failures.append(f"record {record.id}: {err.reason if isinstance(err, BusError) else err}")
-    return checked, failures
-
-
-def _all_records(store: MessageLogStore) -> Iterator[Any]:
-    since = store.anchor()[0] - 1
-    while True:
-        batch = list(store.records(since=since, limit=500))
-        if not batch:
-            return
-        yield from batch
-        since = batch[-1].id
+def _checkpoint_start(path: Path, mark: ShardMark, where: str, lines: list[Line]) -> tuple[int, bytes] | None:
+    """Where to verify from after ``mark``: its record must still hold its link (None: from the anchor)."""
+    with MessageLogStore(path) as store:
+        first_id, anchor_link = store.anchor()
+        record = store.get(mark.record)
+    held = record.link if record is not None else anchor_link if mark.record == first_id - 1 else None
+    if held is None and mark.record < first_id - 1:
+        lines.append(Line(
+            "checkpoint", "passed",
+            f"{where}records up to {first_id - 1} were archived and removed since the checkpoint; verifying from the anchor",
+        ))
+        return None
+    if held is None:
+        raise InvalidConfiguration(f"checkpoint refused: {where}record {mark.record} of the checkpoint is not in the log")
+    if held != mark.link:
+        raise InvalidConfiguration(
+            f"checkpoint refused: {where}record {mark.record} no longer has the link the checkpoint signed "
+            "(the log was changed)"
+        )
+    lines.append(Line(
+        "checkpoint", "passed", f"{where}record {mark.record} still has its signed link; verifying the records after it"
+    ))
+    return mark.record, mark.link
 
 
 # --- verificationconf -------------------------------------------------------------------------------------------

@@ -306,3 +306,44 @@ def test_a_broken_second_shard_fails_verification_and_is_named(sharded: Path) ->
     assert document["verified"] is False
     checks = {check["name"]: check for check in document["checks"]}
     assert checks["chain of shard 0"]["status"] == "passed" and checks["chain of shard 1"]["status"] == "failed"
+
+
+def test_verify_log_checks_signatures_only_with_a_conf(server: Path, conf: Path) -> None:
+    """With --conf every signed record's signature is verified (each distinct signature once); without, skipped."""
+    with_conf = invoke("verify", "log", "--dir", str(server), "--conf", str(conf), "--json")
+    checks = {check["name"]: check for check in json.loads(with_conf.output)["checks"]}
+    assert checks["signatures"]["status"] == "passed" and checks["signatures"]["detail"].startswith("5 signed records")
+    without = invoke("verify", "log", "--dir", str(server), "--jobs", "2")
+    assert without.exit_code == 0 and "skipped signatures: not verified" in without.output
+
+
+def test_a_checkpoint_lets_the_next_run_verify_only_new_records(server: Path, tmp_path: Path) -> None:
+    """The checkpoint stops before the first unstamped record; the next run verifies from there on, linked to it."""
+    key = tmp_path / "audit.key"
+    key.write_bytes(b"s" * 32)
+    mark = tmp_path / "checkpoint.json"
+    first = invoke("verify", "log", "--dir", str(server), "--checkpoint", str(mark), "--checkpoint-key", str(key))
+    assert first.exit_code == 0, first.output
+    assert "verified to record 4" in first.output and json.loads(mark.read_text())["shards"][0]["record"] == 4
+    second = invoke("verify", "log", "--dir", str(server), "--since-checkpoint", str(mark), "--checkpoint-key", str(key))
+    assert second.exit_code == 0, second.output
+    assert "record 4 still has its signed link" in second.output and "2 records link from record 5" in second.output
+
+
+def test_an_edited_checkpoint_or_a_changed_record_is_refused(server: Path, tmp_path: Path) -> None:
+    """A checkpoint moved to another record, or a log whose checkpointed record changed: exit 1, saying so."""
+    key = tmp_path / "audit.key"
+    key.write_bytes(b"s" * 32)
+    mark = tmp_path / "checkpoint.json"
+    invoke("verify", "log", "--dir", str(server), "--checkpoint", str(mark), "--checkpoint-key", str(key))
+    since = ("verify", "log", "--dir", str(server), "--since-checkpoint", str(mark), "--checkpoint-key", str(key))
+    original = mark.read_text()
+    mark.write_text(original.replace('"record": 4', '"record": 5'))
+    edited = invoke(*since)
+    assert edited.exit_code == 1 and "checkpoint refused" in edited.output and "does not verify" in edited.output
+    mark.write_text(original)
+    with sqlite3.connect(server / "messagelog.db") as conn:
+        conn.execute("UPDATE logrecord SET link = zeroblob(64) WHERE id = 4")
+    changed = invoke(*since)
+    assert changed.exit_code == 1 and "record 4 no longer has the link the checkpoint signed" in changed.output
+    assert invoke("verify", "log", "--dir", str(server), "--checkpoint", str(mark)).exit_code == 2

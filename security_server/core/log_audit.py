@@ -1,0 +1,266 @@
+"""The auditor's checks of message-log records against their evidence, each shared piece verified once.
+
+``fedbus audit verify log`` (issue 23) checks every record of a log; records share most of their evidence. A
+batch timestamp covers thousands of records through one ``ts-hashchainresult.xml`` and one RFC 3161 token; a batch
+signature covers the messages signed together (one XAdES signature over a ``sig-hashchainresult.xml``); every
+signature of one member carries the same certificate and, until it is refreshed, the same OCSP response.
+:class:`LogAuditor` therefore verifies
+
+* each timestamp token once (decoded, its imprint compared, with a configuration its CMS signature and TSA), by the
+  timestamp's id;
+* each record's ``ts-hashchain.xml`` by comparing its bytes with the chain the timestamper writes for that leaf
+  (:func:`expected_ts_chains` rebuilds a batch's chains once from the batch's signature hashes); a chain in any other
+  form, or of a batch whose stored result is not the rebuilt one, is verified by
+  :func:`~security_server.core.hashchain.verify_hash_chain` as before;
+* each distinct signature once (:func:`~security_server.core.signature.verify_signature`: structure, value,
+  references), then for every other record under it only that record's ``sig-hashchain.xml`` and coverage;
+* each signing certificate's path to an approved CA once (revalidated in time for each signing time), each OCSP
+  response's decoding and signature once (``core.trust`` remembers them), and that the certificate belongs to the
+  member the record names as signer (the client of a request, the service's provider of a response).
+
+Every check says the same as the check it replaces; only the work is shared. A failure is returned as text naming
+what failed, never cached as a success. This module is pure: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from security_server.core import digests, hashchain
+from security_server.core.errors import (
+    BusError,
+    HashChainUnusedInputs,
+    IncorrectCertificate,
+    IncorrectValidationInfo,
+    InvalidClientIdentifier,
+    InvalidHashChain,
+)
+from security_server.core.evidence import VerificationConf, member_from_certificate
+from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, attachment_uri, build_hash_chain
+from security_server.core.identifiers import ClientId, ServiceId
+from security_server.core.logchain import Direction, LogRecord
+from security_server.core.signature import VerifiedSignature, signature_value, verify_signature
+from security_server.core.timestamp import TimestampInfo, read_timestamp_token, verify_timestamp_token
+from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, check_validity, verify_cert_path
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """A record's share of a stored timestamp: the timestamp's id, token and batch result, the record's ts chain."""
+
+    id: int
+    token: bytes
+    hash_chain_result: bytes | None
+    hash_chain: bytes | None
+
+
+def expected_ts_chains(leaves: Sequence[tuple[int, bytes]], result_xml: bytes | None) -> dict[int, tuple[bytes, bytes]]:
+    """``{record id: (leaf, ts-hashchain.xml)}`` as the timestamper writes them for a batch of ``(id, signature hash)``.
+
+    Empty when the batch's stored ``result_xml`` is not the result these leaves give (a record of the batch is
+    missing or was stamped elsewhere, another producer's form): its records' chains are then verified one by one.
+    """
+    if result_xml is None or len(leaves) < 2:
+        return {}
+    try:
+        chains = build_hash_chain([[leaf] for _, leaf in leaves], chain_uri=TS_HASH_CHAIN, data_uri=SIGNATURE)
+    except ValueError:
+        return {}
+    if chains.result != result_xml:
+        return {}
+    return {record_id: (leaf, chain) for (record_id, leaf), chain in zip(leaves, chains.chains)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """A signature that verified, with what every record under it shares."""
+
+    verified: VerifiedSignature
+    member: ClientId
+
+
+class LogAuditor:
+    """Checks records' timestamps and (with a verification configuration) signatures, sharing the work."""
+
+    def __init__(self, conf: VerificationConf | None, now: datetime, *, skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS) -> None:
+        self.conf = conf
+        self.now = now
+        self.skew_seconds = skew_seconds
+        self._tokens: dict[int, TimestampInfo | str] = {}
+        self._imprints: dict[int, str | None] = {}
+        self._token_trust: dict[int, str | None] = {}
+        self._signatures: dict[tuple[bytes, bytes], _Signed] = {}
+        self._paths: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        self._members: dict[bytes, ClientId] = {}
+        self._named: dict[tuple[Direction, str, str], ClientId | str] = {}
+        self.signatures_verified = 0
+        """How many distinct signatures were verified in full (the rest shared one)."""
+
+    # --- timestamps -----------------------------------------------------------------------------------------
+
+    def stamp_failure(
+        self, record_id: int, signature: bytes, sig_hash: bytes, stamp: Stamp, expected: dict[int, tuple[bytes, bytes]]
+    ) -> str | None:
+        """Why the record's timestamp does not hold (its token's imprint, its ts hash chain, the token), or None.
+
+        ``sig_hash`` is SHA-512 of ``signature`` as computed now; ``expected`` is :func:`expected_ts_chains` of the
+        record's batch.
+        """
+        try:
+            info = self._token(stamp.id, stamp.token)
+            if stamp.hash_chain_result is not None:
+                if stamp.hash_chain is None:
+                    raise ValueError("batch timestamp without the record's ts hash chain")
+                if expected.get(record_id) != (sig_hash, stamp.hash_chain):
+                    hashchain.verify_hash_chain(
+                        stamp.hash_chain_result, stamp.hash_chain, {SIGNATURE: signature}.get, [SIGNATURE]
+                    )
+                if stamp.id not in self._imprints:
+                    self._imprints[stamp.id] = self._imprint_failure(info, stamp.hash_chain_result)
+                failed = self._imprints[stamp.id]
+            else:
+                failed = self._imprint_failure(info, signature_value(signature))
+            if failed is not None:
+                raise ValueError(failed)
+            if self.conf is not None:
+                if stamp.id not in self._token_trust:
+                    try:
+                        verify_timestamp_token(stamp.token, info.imprint, self.conf.tsa_certs, self.now)
+                        self._token_trust[stamp.id] = None
+                    except BusError as err:
+                        self._token_trust[stamp.id] = err.reason
+                if self._token_trust[stamp.id] is not None:
+                    raise ValueError(f"token {stamp.id}: {self._token_trust[stamp.id]}")
+        except BusError as err:
+            return err.reason
+        except ValueError as err:
+            return str(err)
+        return None
+
+    def _token(self, stamp_id: int, token: bytes) -> TimestampInfo:
+        known = self._tokens.get(stamp_id)
+        if known is None:
+            try:
+                known = read_timestamp_token(token)
+            except BusError as err:
+                known = err.reason
+            self._tokens[stamp_id] = known
+        if isinstance(known, str):
+            raise ValueError(known)
+        return known
+
+    @staticmethod
+    def _imprint_failure(info: TimestampInfo, stamped: bytes) -> str | None:
+        if info.imprint != digests.SHA512.digest(stamped):
+            return "the token's imprint is not the digest of what it should cover"
+        return None
+
+    # --- signatures -----------------------------------------------------------------------------------------
+
+    def signature_failure(self, record: LogRecord, sig_hash: bytes) -> str | None:
+        """Why the record's signature does not hold (XAdES, certificate path, OCSP, member), or None.
+
+        Needs the verification configuration; a record without a signature (a failed exchange) has none to check.
+        """
+        if self.conf is None or not record.signature:
+            return None
+        parts = {MESSAGE: record.message}
+        parts.update({attachment_uri(n): data for n, data in enumerate(record.attachments, start=1)})
+        if record.hashchainresult is not None and record.hashchain is not None:
+            parts[hashchain.SIG_HASH_CHAIN_RESULT] = record.hashchainresult
+            parts[hashchain.SIG_HASH_CHAIN] = record.hashchain
+            shared = record.hashchainresult
+        else:
+            shared = digests.SHA512.digest(record.message)  # a direct signature covers exactly one message
+        expected = [MESSAGE, *(attachment_uri(n) for n in range(1, len(record.attachments) + 1))]
+        key = (sig_hash, shared)
+        try:
+            signed = self._signatures.get(key)
+            if signed is None:
+                verified = verify_signature(record.signature, parts.get, expected_parts=expected)
+                signed = _Signed(verified, self._trusted_member(verified))
+                self._signatures[key] = signed
+                self.signatures_verified += 1
+            elif record.hashchain is not None and record.hashchainresult is not None:
+                # Same signature and result: only this record's own chain and what it covers are its own.
+                try:
+                    self._check_own_chain(record.hashchainresult, record.hashchain, parts, expected, signed.verified)
+                except BusError:
+                    verify_signature(record.signature, parts.get, expected_parts=expected)  # its exact verdict
+                    raise
+            named = self._named_member(record)
+            if named != signed.member:
+                raise IncorrectCertificate(
+                    "signing certificate does not belong to the member that the record names",
+                    reason=f"certificate of {signed.member}, record names {named}",
+                )
+        except BusError as err:
+            return err.reason if err.reason == err.message else f"{err.message}: {err.reason}"
+        return None
+
+    @staticmethod
+    def _check_own_chain(
+        result: bytes, chain: bytes, parts: dict[str, bytes], expected: list[str], verified: VerifiedSignature
+    ) -> None:
+        try:
+            checked = hashchain.verify_hash_chain(result, chain, parts.get, [p for p in expected if p not in verified.references])
+        except (InvalidHashChain, HashChainUnusedInputs) as err:
+            raise hashchain.as_malformed_signature(err) from err
+        uncovered = set(expected) - set(verified.references) - set(checked.data_refs)
+        if uncovered:
+            raise IncorrectValidationInfo("signature does not cover every part", reason=", ".join(sorted(uncovered)))
+
+    def _trusted_member(self, verified: VerifiedSignature) -> ClientId:
+        """The signing certificate chains to an approved CA and has a fresh good OCSP answer at the signing time."""
+        assert self.conf is not None
+        conf, cert, at = self.conf, verified.signing_cert, verified.signing_time
+        der = cert.public_bytes(serialization.Encoding.DER)
+        path = self._paths.get(der)
+        try:
+            if path is None:
+                raise ValueError("not seen yet")
+            for link in path:
+                check_validity(link, at)
+        except (ValueError, BusError):
+            path = verify_cert_path(cert, conf.intermediates + verified.extra_certs, conf.approved_roots, at)
+            self._paths[der] = path
+        issuer = path[1] if len(path) > 1 else path[0]
+        ocsp_error: BusError | None = None
+        for response in verified.ocsp_responses:
+            try:
+                check_ocsp_response(
+                    response, cert, issuer, at, freshness_seconds=conf.ocsp_freshness_seconds,
+                    skew_seconds=self.skew_seconds, trusted_responders=conf.ocsp_responders,
+                )
+                break
+            except BusError as err:
+                ocsp_error = ocsp_error or err
+        else:
+            raise ocsp_error or IncorrectValidationInfo("no OCSP response for the signing certificate")
+        member = self._members.get(der)
+        if member is None:
+            member = member_from_certificate(cert, conf.profile_for(cert.issuer))
+            self._members[der] = member
+        return member
+
+    def _named_member(self, record: LogRecord) -> ClientId:
+        """The member that must have signed ``record``: its client's (request) or its service provider's (response)."""
+        key = (record.direction, record.client, record.service)
+        named = self._named.get(key)
+        if named is None:
+            try:
+                if record.direction is Direction.REQUEST:
+                    named = ClientId.parse_display(record.client).member
+                else:
+                    named = ServiceId.parse_display(record.service).client.member
+            except InvalidClientIdentifier as err:
+                named = f"the record names no valid signer: {err.reason}"
+            self._named[key] = named
+        if isinstance(named, str):
+            raise IncorrectCertificate(named)
+        return named

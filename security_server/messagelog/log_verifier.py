@@ -1,0 +1,300 @@
+"""Verifying a message-log shard at speed: chunks of records checked by worker processes, joined in chain order.
+
+What ``fedbus audit verify log`` runs for each shard (issue 23). The records ``first..last`` are split into ``jobs``
+id ranges; each is verified by :func:`verify_chunk` in its own process (``concurrent.futures`` with the ``spawn``
+context: never ``fork`` a process that may run Twisted), which opens the SQLite file itself and checks:
+
+* the chain inside its range: ids follow, each ``prev_link`` is the previous record's link, each signature hash and
+  link is what the record's fields call for (``core.logchain``, as :func:`~security_server.core.logchain.verify_chain`);
+* every timestamped record's timestamp, and with a verification configuration its signature
+  (:class:`~security_server.core.log_audit.LogAuditor`: each token, batch, signature, certificate and OCSP response
+  verified once).
+
+A range cannot know the link before it, so :func:`verify_shard` checks the joints: range *k*'s first record must
+follow range *k-1*'s last one (id + 1) and carry its link as ``prev_link`` (the first range: the anchor's). Walking
+the ranges in order, the first failure found is the lowest failing record, exactly the one a sequential run names.
+
+Records are read through :meth:`MessageLogStore.records` (however they are stored); their timestamps are read in
+bulk through the store's SQLite connection, read only. With ``jobs`` = 1, or a log too small to share, everything
+runs in this process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from security_server.core.errors import BusError, LogChainBroken
+from security_server.core.evidence import VerificationConf, read_verification_conf
+from security_server.core.log_audit import LogAuditor, Stamp, expected_ts_chains
+from security_server.core.logchain import compute_link, signature_hash
+from security_server.messagelog.store import MessageLogStore
+
+MIN_CHUNK = 2000
+"""Fewest records worth a worker process of their own (below this a run stays in one process)."""
+MAX_LISTED = 20
+"""Failures of each kind kept per run (the first ones, by record id); the rest are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A record that failed a check, and why."""
+
+    record_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """What one range of records showed; the joints between ranges are checked by :func:`verify_shard`."""
+
+    first: tuple[int, bytes] | None
+    """The first record's id and ``prev_link`` (None: no record in the range)."""
+    last: tuple[int, bytes] | None
+    """The last record's id and link."""
+    count: int
+    chain: Problem | None
+    """The first chain failure inside the range (its first record's joint aside)."""
+    stamps: int = 0
+    stamp_problems: tuple[Problem, ...] = ()
+    stamp_problem_count: int = 0
+    signatures: int = 0
+    signature_problems: tuple[Problem, ...] = ()
+    signature_problem_count: int = 0
+    distinct_signatures: int = 0
+    first_waiting: int | None = None
+    """The lowest id of a signed record without a timestamp yet."""
+    settled: tuple[int, bytes] | None = None
+    """The id and link of the record just before ``first_waiting`` (None: the range starts with it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    """One shard's verdict: its chain, timestamps and signatures, and how far everything is verified."""
+
+    first_id: int
+    count: int
+    chain: Problem | None
+    stamps: int
+    stamp_problems: tuple[Problem, ...]
+    stamp_problem_count: int
+    signatures: int
+    signature_problems: tuple[Problem, ...]
+    signature_problem_count: int
+    distinct_signatures: int
+    verified_to: tuple[int, bytes] | None = field(default=None)
+    """The last record up to which everything verified and no record waits for a timestamp, and its link."""
+
+    @property
+    def failure(self) -> str | None:
+        """The first failure of any kind, in words (None: the shard verified)."""
+        for problem in (self.chain, *self.stamp_problems[:1], *self.signature_problems[:1]):
+            if problem is not None:
+                return f"record {problem.record_id}: {problem.text}"
+        return None
+
+
+def _conf(conf: VerificationConf | Mapping[str, bytes] | None) -> VerificationConf | None:
+    if conf is None or isinstance(conf, VerificationConf):
+        return conf
+    return read_verification_conf(conf)
+
+
+def _bulk_stamps(store: MessageLogStore, lo: int, hi: int) -> tuple[dict[int, Stamp], dict[int, dict[int, tuple[bytes, bytes]]]]:
+    """The timestamps of records ``lo..hi`` and, per batch, the ts chains the timestamper wrote (read once)."""
+    db = store.database
+    rows = db.execute(
+        "SELECT id, timestamp_id, ts_hashchain FROM logrecord WHERE id BETWEEN ? AND ? AND timestamp_id > 0", [lo, hi]
+    ).fetchall()
+    tokens: dict[int, tuple[bytes, bytes | None] | None] = {}
+    stamps: dict[int, Stamp] = {}
+    for record_id, stamp_id, chain in rows:
+        if stamp_id not in tokens:
+            row = db.execute("SELECT token, hash_chain_result FROM timestamp WHERE id = ?", [stamp_id]).fetchone()
+            tokens[stamp_id] = None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
+        found = tokens[stamp_id]
+        if found is not None:  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
+            stamps[record_id] = Stamp(stamp_id, found[0], found[1], None if chain is None else bytes(chain))
+    batches: dict[int, dict[int, tuple[bytes, bytes]]] = {}
+    for stamp_id, found in tokens.items():
+        if found is not None and found[1] is not None:
+            leaves = db.execute(
+                "SELECT id, signature_hash FROM logrecord WHERE timestamp_id = ? ORDER BY id", [stamp_id]
+            ).fetchall()
+            try:
+                batches[stamp_id] = expected_ts_chains([(int(i), bytes(h)) for i, h in leaves], found[1])
+            except (TypeError, ValueError):
+                batches[stamp_id] = {}
+    return stamps, batches
+
+
+def verify_chunk(
+    path: str | Path, lo: int, hi: int, conf: VerificationConf | Mapping[str, bytes] | None, now: datetime
+) -> ChunkResult:
+    """Verify records ``lo..hi`` of the log at ``path`` (chain inside the range, timestamps, signatures)."""
+    auditor = LogAuditor(_conf(conf), now)
+    first: tuple[int, bytes] | None = None
+    last: tuple[int, bytes] | None = None
+    chain: Problem | None = None
+    count = stamped = signed = 0
+    stamp_problems: list[Problem] = []
+    signature_problems: list[Problem] = []
+    first_waiting: int | None = None
+    previous: tuple[int, bytes] | None = None
+    settled: tuple[int, bytes] | None = None
+    with MessageLogStore(path) as store:
+        stamps, batches = _bulk_stamps(store, lo, hi)
+        try:
+            for record in store.records(since=lo - 1, limit=hi - lo + 1):
+                if record.id > hi:
+                    break
+                count += 1
+                if last is None:
+                    first = (record.id, record.prev_link)
+                elif chain is None:
+                    if record.id != last[0] + 1:
+                        chain = Problem(record.id, f"message log record {record.id} does not follow record {last[0]}")
+                    elif record.prev_link != last[1]:
+                        chain = Problem(record.id, f"message log record {record.id} does not link to record {last[0]}")
+                sig_hash = signature_hash(record.signature)
+                if chain is None:
+                    if record.signature_hash != sig_hash:
+                        chain = Problem(
+                            record.id, f"message log record {record.id}: signature hash does not match the signature"
+                        )
+                    elif compute_link(record) != record.link:
+                        chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
+                previous = last
+                last = (record.id, record.link)
+                stamp = stamps.get(record.id)
+                if stamp is not None:
+                    stamped += 1
+                    failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, batches.get(stamp.id, {}))
+                    if failed is not None:
+                        stamp_problems.append(Problem(record.id, failed))
+                elif record.signature and first_waiting is None:
+                    first_waiting, settled = record.id, previous
+                if auditor.conf is not None and record.signature:
+                    signed += 1
+                    failed = auditor.signature_failure(record, sig_hash)
+                    if failed is not None:
+                        signature_problems.append(Problem(record.id, failed))
+        except LogChainBroken as err:  # a row that cannot be a record: the chain breaks there
+            where = err.record_id if err.record_id is not None else (last[0] + 1 if last else lo)
+            if chain is None:
+                chain = Problem(where, err.reason)
+            last = None if last is None else (last[0], b"")
+    return ChunkResult(
+        first=first,
+        last=last,
+        count=count,
+        chain=chain,
+        stamps=stamped,
+        stamp_problems=tuple(stamp_problems[:MAX_LISTED]),
+        stamp_problem_count=len(stamp_problems),
+        signatures=signed,
+        signature_problems=tuple(signature_problems[:MAX_LISTED]),
+        signature_problem_count=len(signature_problems),
+        distinct_signatures=auditor.signatures_verified,
+        first_waiting=first_waiting,
+        settled=settled,
+    )
+
+
+def _ranges(lo: int, hi: int, jobs: int, min_chunk: int) -> list[tuple[int, int]]:
+    if hi < lo:
+        return []
+    parts = max(1, min(jobs, (hi - lo + 1) // min_chunk))
+    size = -(-(hi - lo + 1) // parts)
+    return [(start, min(hi, start + size - 1)) for start in range(lo, hi + 1, size)]
+
+
+def _run(path: Path, ranges: Sequence[tuple[int, int]], conf: VerificationConf | None, conf_files: Mapping[str, bytes] | None, now: datetime, jobs: int) -> list[ChunkResult]:
+    if len(ranges) <= 1 or jobs <= 1:
+        return [verify_chunk(path, lo, hi, conf, now) for lo, hi in ranges]
+    # Workers get the configuration's files (certificate objects do not pickle) and read it themselves.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(ranges)), mp_context=context) as pool:
+        futures = [pool.submit(verify_chunk, str(path), lo, hi, conf_files, now) for lo, hi in ranges]
+        return [future.result() for future in futures]
+
+
+def verify_shard(
+    path: Path,
+    conf: VerificationConf | None,
+    now: datetime,
+    *,
+    jobs: int = 1,
+    conf_files: Mapping[str, bytes] | None = None,
+    since: tuple[int, bytes] | None = None,
+    min_chunk: int = MIN_CHUNK,
+) -> ShardResult:
+    """Verify the shard at ``path`` from its anchor (or after record ``since`` = (id, link)) with ``jobs`` processes.
+
+    ``conf_files`` are the verification configuration's files (what ``conf`` was read from), for the workers; without
+    them a run with a configuration stays in this process. Each worker gets at least ``min_chunk`` records.
+    """
+    with MessageLogStore(path) as store:
+        first_id, start_link = store.anchor()
+        last_id, _ = store.head()
+    if since is not None:
+        first_id, start_link = since[0] + 1, since[1]
+    if conf is not None and conf_files is None:
+        jobs = 1
+    chunks = _run(path, _ranges(first_id, last_id, jobs, min_chunk), conf, conf_files, now, jobs)
+    return join_chunks(chunks, first_id, start_link)
+
+
+def join_chunks(chunks: Sequence[ChunkResult], first_id: int, start_link: bytes) -> ShardResult:
+    """One shard's verdict from its ranges' results, in order: the joints checked, the first failure kept."""
+    previous: tuple[int, bytes] | None = None
+    chain: Problem | None = None
+    count = 0
+    for chunk in chunks:
+        if chain is not None:
+            break
+        if chunk.first is None or chunk.last is None:
+            continue
+        record_id, prev_link = chunk.first
+        if previous is not None and record_id != previous[0] + 1:
+            chain = Problem(record_id, f"message log record {record_id} does not follow record {previous[0]}")
+        elif prev_link != (start_link if previous is None else previous[1]):
+            after = "the start of the chain" if previous is None else f"record {previous[0]}"
+            chain = Problem(record_id, f"message log record {record_id} does not link to {after}")
+        else:
+            chain = chunk.chain
+        count += chunk.count
+        previous = chunk.last
+
+    def problems(name: str) -> tuple[tuple[Problem, ...], int]:
+        found = sorted((p for chunk in chunks for p in getattr(chunk, name)), key=lambda p: p.record_id)
+        return tuple(found[:MAX_LISTED]), sum(getattr(chunk, f"{name[:-1]}_count") for chunk in chunks)
+
+    stamp_problems, stamp_count = problems("stamp_problems")
+    signature_problems, signature_count = problems("signature_problems")
+    verified_to: tuple[int, bytes] | None = None
+    if chain is None and not stamp_count and not signature_count:
+        verified_to = (first_id - 1, start_link)
+        for chunk in chunks:
+            if chunk.first_waiting is not None:
+                verified_to = chunk.settled or verified_to
+                break
+            verified_to = chunk.last or verified_to
+    return ShardResult(
+        first_id=first_id,
+        count=count,
+        chain=chain,
+        stamps=sum(chunk.stamps for chunk in chunks),
+        stamp_problems=stamp_problems,
+        stamp_problem_count=stamp_count,
+        signatures=sum(chunk.signatures for chunk in chunks),
+        signature_problems=signature_problems,
+        signature_problem_count=signature_count,
+        distinct_signatures=sum(chunk.distinct_signatures for chunk in chunks),
+        verified_to=verified_to,
+    )
+

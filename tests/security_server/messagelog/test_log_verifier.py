@@ -1,0 +1,166 @@
+"""Verifying a message-log shard in ranges (worker processes): same verdicts as one pass, first failure exact."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from security_server.core.evidence import verification_conf_files
+from security_server.core.logchain import Direction, LogEntry
+from security_server.core.signature import MessagePart, sign_batch
+from security_server.messagelog.log_verifier import ShardResult, join_chunks, verify_chunk, verify_shard
+from security_server.messagelog.store import MessageLogStore
+from tests.federation.departments import CONSUMER, INSTANCE, SERVICE
+from tests.federation.evidence import exchange, federation, soap_message
+from tests.federation.ca import ocsp_for
+from tests.security_server.messagelog.stamping import stamp_all
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+
+def batch_signed(first: int, count: int, time: datetime) -> list[LogEntry]:
+    """``count`` requests signed in one batch by the consumer (one signature over a hash chain), as the signer does."""
+    fed = federation()
+    messages = [soap_message(f"batch-{first + n}", response=False, payload=str(n)) for n in range(count)]
+    ocsp = ocsp_for(fed.ca, fed.consumer.cert, time - timedelta(seconds=5))
+    signed = sign_batch([[MessagePart.of("/message.xml", m)] for m in messages], fed.consumer.cert, fed.consumer.key, ocsp, time)
+    return [
+        LogEntry(
+            query_id=f"batch-{first + n}", direction=Direction.REQUEST, client=str(CONSUMER), service=str(SERVICE),
+            time=time, message=message, signature=data.signature_xml, hashchain=data.hash_chain,
+            hashchainresult=data.hash_chain_result,
+        )
+        for n, (message, data) in enumerate(zip(messages, signed))
+    ]
+
+
+def write_log(path: Path, entries: list[LogEntry]) -> Path:
+    """A log holding ``entries``, all timestamped in one batch."""
+    with MessageLogStore(path) as store:
+        store.append_entries(entries)
+        stamp_all(store)
+    return path
+
+
+def twelve() -> list[LogEntry]:
+    """Two exchanges (direct signatures) and eight batch-signed requests: twelve records."""
+    return [*exchange("v-1", T0), *batch_signed(0, 4, T0), *exchange("v-2", T0), *batch_signed(4, 4, T0)]
+
+
+@pytest.fixture()
+def log(tmp_path: Path) -> Path:
+    """A twelve-record log, timestamped."""
+    return write_log(tmp_path / "messagelog.db", twelve())
+
+
+def conf_files() -> dict[str, bytes]:
+    """The federation's verification configuration as files."""
+    return verification_conf_files(federation().shared_parameters_xml(), INSTANCE)
+
+
+def ranges(path: Path, bounds: list[tuple[int, int]], *, conf: bool = True) -> ShardResult:
+    """Verify ``path`` range by range in this process, then join the ranges as verify_shard does."""
+    now = datetime.now(UTC)
+    chunks = [verify_chunk(path, lo, hi, conf_files() if conf else None, now) for lo, hi in bounds]
+    with MessageLogStore(path) as store:
+        first_id, link = store.anchor()
+    return join_chunks(chunks, first_id, link)
+
+
+def test_an_intact_log_verifies_in_one_range_or_in_several(log: Path) -> None:
+    """Chain, timestamps and signatures verify, and ranges give the same counts as one pass."""
+    whole = verify_shard(log, federation().conf(), datetime.now(UTC))
+    split = ranges(log, [(1, 5), (6, 9), (10, 12)])
+    for result in (whole, split):
+        assert result.failure is None and result.count == 12 and result.stamps == 12 and result.signatures == 12
+    # Two batches of four share one signature each: 2 + 2 direct + 2 batch = 6 signatures verified in full.
+    assert whole.distinct_signatures == 6
+    assert whole.verified_to is not None and whole.verified_to[0] == 12
+
+
+def test_worker_processes_give_the_verdict_of_one_process(log: Path) -> None:
+    """With --jobs 2 (spawned workers, each opening the file) the result is the one-process result."""
+    one = verify_shard(log, federation().conf(), datetime.now(UTC))
+    two = verify_shard(log, federation().conf(), datetime.now(UTC), jobs=2, conf_files=conf_files(), min_chunk=3)
+    assert dataclasses.replace(two, distinct_signatures=0) == dataclasses.replace(one, distinct_signatures=0)
+
+
+def test_an_edit_at_the_first_record_of_a_range_is_named(log: Path) -> None:
+    """A record changed where a range starts: the range cannot see it, the joint and the record's link can."""
+    with sqlite3.connect(log) as conn:
+        conn.execute("UPDATE logrecord SET query_id = 'edited' WHERE id = 6")
+    result = ranges(log, [(1, 5), (6, 9), (10, 12)])
+    assert result.chain is not None and result.chain.record_id == 6 and "changed after it was written" in result.chain.text
+
+
+def test_a_record_removed_at_a_joint_is_named_by_the_next(log: Path) -> None:
+    """The first record of a range deleted: the next record does not follow the previous range's last."""
+    with sqlite3.connect(log) as conn:
+        conn.execute("DELETE FROM logrecord WHERE id = 6")
+    result = ranges(log, [(1, 5), (6, 9), (10, 12)])
+    assert result.chain is not None and result.chain.record_id == 7 and "does not follow record 5" in result.chain.text
+
+
+def test_the_lowest_failure_wins_across_ranges(log: Path) -> None:
+    """Edits in two ranges: the one in the earlier range is the first failure, as in one pass."""
+    with sqlite3.connect(log) as conn:
+        conn.execute("UPDATE logrecord SET query_id = 'edited' WHERE id IN (4, 11)")
+    assert ranges(log, [(1, 5), (6, 9), (10, 12)]).chain.record_id == 4  # type: ignore[union-attr]
+    assert verify_shard(log, None, datetime.now(UTC)).chain.record_id == 4  # type: ignore[union-attr]
+
+
+def test_a_message_relinked_after_an_edit_fails_its_signature(tmp_path: Path) -> None:
+    """An edited message with every link rebuilt passes the chain and timestamps; its signature check names it."""
+    entries = twelve()
+    entries[3] = dataclasses.replace(entries[3], message=entries[3].message.replace(b"<seed>1<", b"<seed>9<"))
+    path = write_log(tmp_path / "messagelog.db", entries)
+    without = verify_shard(path, None, datetime.now(UTC))
+    assert without.failure is None
+    result = verify_shard(path, federation().conf(), datetime.now(UTC))
+    assert result.chain is None and [p.record_id for p in result.signature_problems] == [4]
+    assert "hash chain" in result.signature_problems[0].text or "digest" in result.signature_problems[0].text
+
+
+def test_a_record_naming_another_member_fails_its_signature(tmp_path: Path) -> None:
+    """A request whose record names a client of another member than the signing certificate's: refused."""
+    entries = twelve()
+    entries[0] = dataclasses.replace(entries[0], client="SUBSYSTEM:EE/GOV/99999999/other")
+    result = verify_shard(write_log(tmp_path / "messagelog.db", entries), federation().conf(), datetime.now(UTC))
+    assert [p.record_id for p in result.signature_problems] == [1]
+    assert "does not belong to the member" in result.signature_problems[0].text
+
+
+def test_a_ts_chain_in_another_form_is_verified_in_full(log: Path) -> None:
+    """A valid ts chain not byte-equal to the timestamper's form (whitespace added) still verifies; a wrong one fails."""
+    with sqlite3.connect(log) as conn:
+        chain = conn.execute("SELECT ts_hashchain FROM logrecord WHERE id = 2").fetchone()[0]
+        conn.execute("UPDATE logrecord SET ts_hashchain = ? WHERE id = 2", [chain.replace(b"</ns2:HashChain>", b" </ns2:HashChain>")])
+        other = conn.execute("SELECT ts_hashchain FROM logrecord WHERE id = 9").fetchone()[0]
+        conn.execute("UPDATE logrecord SET ts_hashchain = ? WHERE id = 8", [other])
+    result = verify_shard(log, None, datetime.now(UTC))
+    assert [p.record_id for p in result.stamp_problems] == [8]
+
+
+def test_verified_to_stops_before_the_first_record_waiting_for_a_timestamp(log: Path) -> None:
+    """Records appended after the stamp are verified but the checkpoint mark stays before the first unstamped one."""
+    with MessageLogStore(log) as store:
+        store.append_entries([*exchange("late", T0 + timedelta(minutes=1))])
+        link = store.get(12).link  # type: ignore[union-attr]
+    result = verify_shard(log, None, datetime.now(UTC))
+    assert result.failure is None and result.count == 14 and result.verified_to == (12, link)
+
+
+def test_since_verifies_only_the_records_after(log: Path) -> None:
+    """From a mark (id, link): only the later records are read, linked from that link."""
+    with MessageLogStore(log) as store:
+        mark = store.get(8)
+    assert mark is not None
+    result = verify_shard(log, None, datetime.now(UTC), since=(8, mark.link))
+    assert result.failure is None and result.count == 4 and result.first_id == 9
+    wrong = verify_shard(log, None, datetime.now(UTC), since=(8, hashlib.sha512(b"x").digest()))
+    assert wrong.chain is not None and wrong.chain.record_id == 9
