@@ -4,6 +4,8 @@ X-Road grants permissions to roles (UG-SS §2.1: the system administrator instal
 the security officer handles tokens and authentication certificates, the registration officer clients and
 signing certificates, the service administrator services and access rights, the observer sees everything and
 changes nothing). Every role may read what it may change; the observer may read everything except the API keys.
+fedbus's auditor (``FEDBUS_AUDITOR``) is allowed no operation: only the console's Audit pages
+(:data:`CONSOLE_PERMISSIONS`, the table the console checks).
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from security_server.management.roles import ALL_ROLES, Role
+from security_server.management.roles import XROAD_ROLES, Role
 
 ADMIN = frozenset({Role.SYSTEM_ADMINISTRATOR})
-READERS = ALL_ROLES
+READERS = XROAD_ROLES
 SECURITY = frozenset({Role.SECURITY_OFFICER})
 REGISTRATION = frozenset({Role.REGISTRATION_OFFICER})
 SERVICES = frozenset({Role.SERVICE_ADMINISTRATOR})
@@ -105,6 +107,20 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getApiKey": ADMIN,
         "updateApiKey": ADMIN,
         "revokeApiKey": ADMIN,
+    }
+)
+
+
+AUDITORS = frozenset({Role.AUDITOR})
+
+CONSOLE_PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
+    {
+        # health, certificates, configuration age, backlog and traffic: every X-Road role (observer and up)
+        "console.overview": XROAD_ROLES,
+        # the message log: search, a record's detail, its container, verifying it
+        "console.audit": ADMIN | AUDITORS,
+        # a logged message's body and attachments (personal data): the same two roles, named apart so they can differ
+        "console.audit.bodies": ADMIN | AUDITORS,
     }
 )
 

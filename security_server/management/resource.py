@@ -84,6 +84,8 @@ class ManagementResource(Resource):
         self._audit = audit
         self._executor = executor
         self._secure = secure_cookies
+        self.console: Resource | None = None
+        """The browser console mounted at ``/console/`` (security_server/console_web), when there is one."""
 
     # --- answering ------------------------------------------------------------------------------------------------
 
@@ -128,6 +130,8 @@ class ManagementResource(Resource):
             if getattr(request, "body_too_large", False):
                 raise ApiError(413, "request_too_large")
             parts = split_path(path)
+            if self.console is not None and parts[:1] == ("console",):
+                return self.console.render(request)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
             if parts in LOGIN_PATHS:
                 return self._login(request, method)
             if parts in LOGOUT_PATHS:
@@ -142,6 +146,9 @@ class ManagementResource(Resource):
     def _session(self, request: Any) -> Session | None:
         cookie = request.getCookie(SESSION_COOKIE)
         return None if cookie is None else self._sessions.touch(cookie.decode("latin-1"))
+
+    session_of = _session
+    """The live session of the request's cookie (None: none, unknown or expired); the console uses it too."""
 
     def _api_request(self, request: Any, method: str, path: str, params: Any, principal: Principal | None) -> ApiRequest:
         query_text = path.split("?", 1)[1] if "?" in path else ""
@@ -274,45 +281,69 @@ class ManagementResource(Resource):
         body = content.getvalue() if content is not None and hasattr(content, "getvalue") else b""
         content_type = (request.getHeader(b"Content-Type") or b"").decode("latin-1").split(";")[0].strip().lower()
         username, password = _login_fields(content_type, body)
+        path = "/" + "/".join(split_path((request.uri or b"/").decode("latin-1")))
+
+        def done(session: Session) -> None:
+            self._write(request, ApiResponse(200, headers=self.session_cookies(session)))
+
+        def failed(reason: Failure) -> None:
+            error = reason.value
+            self._write_error(request, error if isinstance(error, ApiError) else ApiError(500, "internal_error"))
+
+        self.log_in(request, username, password, path).addCallbacks(done, failed)
+        return NOT_DONE_YET
+
+    def log_in(self, request: Any, username: str, password: str, path: str) -> defer.Deferred[Session]:
+        """Check a form login (rate-limited per user name and address, audited) and start its session; fails with
+        :class:`ApiError` 429 or 401 (the API's ``/login`` and the console's login page both use it)."""
         peer = request.getClientAddress()
         address_key = f"address:{getattr(peer, 'host', '?')}"
         user_key = f"user:{username}"
-        path = "/" + "/".join(split_path((request.uri or b"/").decode("latin-1")))
 
         def audit(status: int, code: str | None) -> None:
-            self._audit.record(AuditEvent(username, AuthKind.NONE.value, method, path, "login", status, code))
+            self._audit.record(AuditEvent(username, AuthKind.NONE.value, "POST", path, "login", status, code))
 
         if not self._throttle.allowed(user_key, address_key):
             audit(429, "too_many_login_attempts")
-            raise ApiError(429, "too_many_login_attempts")
+            return defer.fail(ApiError(429, "too_many_login_attempts"))
 
         def check() -> frozenset[str] | None:
             with self._context.credentials() as store:
                 return store.authenticate(username, password)
 
-        def done(roles: frozenset[str] | None) -> None:
+        def done(roles: frozenset[str] | None) -> Session:
             if roles is None:
                 self._throttle.failed(user_key, address_key)
                 audit(401, "unauthorized")
-                self._write_error(request, unauthorized())
-                return
+                raise unauthorized()
             self._throttle.succeeded(user_key)
             session = self._sessions.create(username, roles)
-            secure = b"; Secure" if self._secure else b""
-            headers = (
-                (b"Set-Cookie", SESSION_COOKIE + b"=" + session.id.encode() + b"; Path=/; HttpOnly; SameSite=Strict" + secure),
-                (b"Set-Cookie", XSRF_COOKIE + b"=" + session.xsrf_token.encode() + b"; Path=/; SameSite=Strict" + secure),
-            )
             audit(200, None)
-            self._write(request, ApiResponse(200, headers=headers))
+            return session
 
-        def failed(reason: Failure) -> None:
+        def failed(reason: Failure) -> Failure:
+            if isinstance(reason.value, ApiError):
+                return reason
             log.error("management_login_failed", error=type(reason.value).__name__)
             audit(500, "internal_error")
-            self._write_error(request, ApiError(500, "internal_error"))
+            raise ApiError(500, "internal_error")
 
-        self._executor(check).addCallbacks(done, failed)
-        return NOT_DONE_YET
+        return self._executor(check).addCallback(done).addErrback(failed)
+
+    def session_cookies(self, session: Session) -> tuple[tuple[bytes, bytes], ...]:
+        """The ``Set-Cookie`` headers that start ``session`` in the browser (session id and XSRF token)."""
+        secure = b"; Secure" if self._secure else b""
+        return (
+            (b"Set-Cookie", SESSION_COOKIE + b"=" + session.id.encode() + b"; Path=/; HttpOnly; SameSite=Strict" + secure),
+            (b"Set-Cookie", XSRF_COOKIE + b"=" + session.xsrf_token.encode() + b"; Path=/; SameSite=Strict" + secure),
+        )
+
+    def log_out(self, session: Session, method: str, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        """End ``session`` (audited); the ``Set-Cookie`` headers that clear its cookies."""
+        self._sessions.end(session.id)
+        self._audit.record(AuditEvent(session.username, AuthKind.SESSION.value, method, path, "logout", 204))
+        expired = b"=; Path=/; Max-Age=0"
+        return (b"Set-Cookie", SESSION_COOKIE + expired), (b"Set-Cookie", XSRF_COOKIE + expired)
 
     def _logout(self, request: Any, method: str) -> Any:
         if method not in ("POST", "DELETE"):
@@ -322,11 +353,7 @@ class ManagementResource(Resource):
             raise unauthorized()
         if not session.xsrf_matches(_header_text(request, XSRF_HEADER)):
             raise ApiError(403, "xsrf_token_invalid")
-        self._sessions.end(session.id)
-        self._audit.record(AuditEvent(session.username, AuthKind.SESSION.value, method, "/logout", "logout", 204))
-        expired = b"=; Path=/; Max-Age=0"
-        self._write(request, ApiResponse(204, headers=((b"Set-Cookie", SESSION_COOKIE + expired),
-                                                       (b"Set-Cookie", XSRF_COOKIE + expired))))
+        self._write(request, ApiResponse(204, headers=self.log_out(session, method, "/logout")))
         return NOT_DONE_YET
 
 

@@ -1,4 +1,8 @@
-"""X-Road's security-server roles (UG-SS §2.1), the unit every API operation is allowed to."""
+"""X-Road's security-server roles (UG-SS §2.1), the unit every API operation is allowed to, plus fedbus's auditor.
+
+``FEDBUS_AUDITOR`` is a fedbus extension (docs/compatibility.md): X-Road has no role for reading the message log.
+It may open the console's Audit pages and nothing else; no API operation allows it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ class Role(enum.StrEnum):
     REGISTRATION_OFFICER = "XROAD_REGISTRATION_OFFICER"
     SERVICE_ADMINISTRATOR = "XROAD_SERVICE_ADMINISTRATOR"
     SECURITYSERVER_OBSERVER = "XROAD_SECURITYSERVER_OBSERVER"
+    AUDITOR = "FEDBUS_AUDITOR"
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
+XROAD_ROLES: frozenset[Role] = ALL_ROLES - {Role.AUDITOR}
+"""The roles X-Road knows, the ones the API's operations are allowed to."""
 
 
 class UnknownRole(ValueError):

@@ -16,7 +16,9 @@ from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin import registration as admin_registration
 from security_server.admin.server_dir import ServerDirectory
+from security_server.console_web.resource import ConsoleResource
 from security_server.core.config import LayeredConfig
+from security_server.core.evidence import VerificationConf
 from security_server.core.identifiers import ClientId
 from security_server.management.api import Operation
 from security_server.management.context import MaintenanceSwitch, OperationContext
@@ -30,6 +32,7 @@ from security_server.management.resource import Executor, ManagementResource
 from security_server.management.routing import Router
 from security_server.management.sessions import SessionStore
 from security_server.management.throttle import LoginThrottle
+from security_server.edge.health_checker import HealthChecker
 from security_server.edge.http_fetch import fetch
 from security_server.proxy.bounded_request import BoundedSite
 
@@ -80,8 +83,10 @@ def make_management_site(
     diagnostics: Diagnostics | None = None,
     register_server: Callable[[str], Any] | None = None,
     unregister_client: Callable[[ClientId], Any] | None = None,
+    verification_conf: Callable[[datetime], VerificationConf] | None = None,
 ) -> BoundedSite:
-    """The management API's site for one security server (``reactor`` gives time and the thread pool)."""
+    """The management API's site for one security server (``reactor`` gives time and the thread pool), with the
+    console at ``/console/`` (``verification_conf``: what it verifies containers with, by default the server's)."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
     server_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     run = executor or thread_executor(reactor)
@@ -99,6 +104,10 @@ def make_management_site(
         audit=AuditLog(server_dir.path / AUDIT_NAME, clock),
         executor=run,
         secure_cookies=secure_cookies,
+    )
+    resource.console = ConsoleResource(
+        resource, server_dir, now=clock, executor=run, config=layered_config, diagnostics=diagnostics,
+        health=maintenance if isinstance(maintenance, HealthChecker) else None, verification_conf=verification_conf,
     )
     return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)
 

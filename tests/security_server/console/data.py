@@ -1,0 +1,92 @@
+"""A security server directory for the console's tests: users of each role, a message log with timestamped
+exchanges, a failed one and one whose fields try HTML injection, and operational records of the last hour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from security_server.core.logchain import Direction, LogEntry
+from security_server.core.opmon.record import OperationalRecord, SecurityServerType
+from security_server.management.credentials import DB_NAME, CredentialStore
+from security_server.management.roles import ALL_ROLES, Role
+from security_server.messagelog.store import MessageLogStore
+from security_server.monitoring import OPMON_DATABASE
+from security_server.opmon.store import OpmonStore
+from tests.federation.departments import CONSUMER, SERVICE
+from tests.federation.evidence import exchange, failed_entry
+from tests.security_server.messagelog.stamping import stamp_all
+
+PASSWORD = "Console-Secret-1"
+USERS = {
+    "admin": Role.SYSTEM_ADMINISTRATOR,
+    "observer": Role.SECURITYSERVER_OBSERVER,
+    "auditor": Role.AUDITOR,
+    "officer": Role.SECURITY_OFFICER,
+}
+SCRIPT = "<script>alert('x')</script>"
+EXCHANGE_ID = "console-exchange-1"
+OK_PER_MINUTE = 3
+FAILED_RECORDS = 2
+
+
+@dataclass(frozen=True)
+class Built:
+    """What the directory holds."""
+
+    directory: Path
+    now: datetime
+    opmon_succeeded: int
+    opmon_failed: int
+
+
+def add_users(directory: Path) -> None:
+    """One user per role in :data:`USERS`, all with :data:`PASSWORD`."""
+    with CredentialStore(directory / DB_NAME, ALL_ROLES) as store:
+        for name, role in USERS.items():
+            store.add_user(name, PASSWORD, frozenset({role}), now=datetime.now(UTC))
+
+
+def _opmon(directory: Path, now: datetime) -> tuple[int, int]:
+    """Operational records as the proxies store them: three successful exchanges a minute for the last ten
+    minutes (50 to 250 ms), and two failures."""
+    now_ms = int(now.timestamp() * 1000)
+    records = []
+    for minute in range(10):
+        for n in range(OK_PER_MINUTE):
+            start = now_ms - (minute * 60 + 5 + n) * 1000
+            records.append(OperationalRecord(
+                SecurityServerType.CLIENT, True, request_in_ts=start, response_out_ts=start + 50 + 20 * (minute + n),
+                client=CONSUMER, service=SERVICE, message_id=f"opmon-{minute}-{n}",
+            ))
+    for n in range(FAILED_RECORDS):
+        start = now_ms - (n + 1) * 90_000
+        records.append(OperationalRecord(
+            SecurityServerType.CLIENT, False, request_in_ts=start, response_out_ts=start + 1000, client=CONSUMER,
+            service=SERVICE, fault_code="Server.ServerProxy.ServiceFailed", message_id=f"opmon-fail-{n}",
+        ))
+    store = OpmonStore(directory / OPMON_DATABASE)
+    try:
+        store.store(records, int(now.timestamp()))
+    finally:
+        store.close()
+    return len(records) - FAILED_RECORDS, FAILED_RECORDS
+
+
+def build_server(directory: Path) -> Built:
+    """The directory with users, message log and operational records (times are the real clock's)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).replace(microsecond=0)
+    add_users(directory)
+    with MessageLogStore(directory / "messagelog.db") as store:
+        store.append_entries([*exchange(EXCHANGE_ID, now - timedelta(minutes=5))])
+        stamp_all(store)
+        store.append_entries([failed_entry("console-failed-1", now - timedelta(minutes=4))])
+        store.append_entries([LogEntry(
+            query_id=SCRIPT, direction=Direction.REQUEST, client=SCRIPT, service=str(SERVICE),
+            time=now - timedelta(minutes=3), message=f"<x>{SCRIPT}</x>".encode(), signature=b"",
+            succeeded=False, fault_code=SCRIPT,
+        )])
+    succeeded, failed = _opmon(directory, now)
+    return Built(directory, now, succeeded, failed)
