@@ -4,7 +4,8 @@ The consumer's server signs with the response its :class:`OcspClient` keeps; onc
 longer than the freshness window that response is stale. X-Road answers its own signer's failure with the
 ``Server.ClientProxy`` prefix (``AbstractClientProxyHandler`` prefixes every error that is not the client's), so
 the caller gets ``server.clientproxy.incorrect_validation_info``: a SOAP fault (HTTP 200, as every SOAP fault) or
-REST error JSON with HTTP 500, and nothing is sent to the provider.
+REST error JSON with HTTP 500, and nothing is sent to the provider. The provider's server, unable to sign its
+answer for the same reason, answers ``server.serverproxy.incorrect_validation_info``.
 """
 
 from __future__ import annotations
@@ -113,3 +114,22 @@ class OwnOcspOutageTest(ExchangeBed):
         status, _, answer = await self.send(is_request())
         assert status == 200
         assert b"Fault" not in answer
+
+    @coroutine_test
+    async def test_provider_outage_reaches_the_caller_as_server_serverproxy(self) -> None:
+        """The provider's responder down past the window: its server cannot sign the answer, and the caller gets
+        server.serverproxy.incorrect_validation_info (REST: HTTP 500), never a client.* code."""
+        token = self.pki.provider_token
+        certs = [cert for cert in (entry.cert for entry in token.list()) if cert is not None]
+        ocsp = ResponderBehindClient(self.pki.ca, certs)
+        self.addCleanup(ocsp.client.stop)
+        base = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.provider = self.make_provider(base, own_ocsp=ocsp)
+        self.link = self.make_link(self.make_server_proxy(self.provider))
+        self.client_proxy = self.make_client_proxy(self.link)
+        ocsp.outage(OUTAGE)
+        await self.assert_fault(is_request(), "server.serverproxy.incorrect_validation_info", status=200)
+        target = f"/r1/EE/GOV/70000002/service/{REST.service_code}/pets"
+        answer = await self.client_proxy.handle_rest("GET", target, [("X-Road-Client", "EE/GOV/70000001/client")], b"")
+        assert answer.status == 500
+        assert header_value(answer.headers, "X-Road-Error") == "server.serverproxy.incorrect_validation_info"
