@@ -21,9 +21,12 @@ from central_registry.trust.ca import DevelopmentCA
 from central_registry.trust.ocsp_responder import build_ocsp_response
 from security_server.core.errors import IncorrectValidationInfo, Origin
 from security_server.core.rest import header_value
+from security_server.proxy.locallink import LocalPeerLink
+from security_server.proxy.peer_trust import PeerAuthVerifier, PeerOcspCache
 from security_server.signer.ocsp_client import OcspClient, OwnCertificate
-from tests.federation.world import REST, ExchangeBed, OwnOcsp, is_request
-from tests.loopback import coroutine_test, now
+from tests.federation.pki import der
+from tests.federation.world import REST, SS2, ExchangeBed, OwnOcsp, is_request
+from tests.loopback import REACTOR, coroutine_test, now
 
 FRESHNESS = 3600
 OUTAGE = FRESHNESS + 1
@@ -133,3 +136,20 @@ class OwnOcspOutageTest(ExchangeBed):
         answer = await self.client_proxy.handle_rest("GET", target, [("X-Road-Client", "EE/GOV/70000001/client")], b"")
         assert answer.status == 500
         assert header_value(answer.headers, "X-Road-Error") == "server.serverproxy.incorrect_validation_info"
+
+    @coroutine_test
+    async def test_peer_ocsp_responder_down_is_server_clientproxy(self) -> None:
+        """The responder for the provider's auth certificate down: server.clientproxy.incorrect_validation_info."""
+
+        def down(url: str, request: bytes) -> Deferred[bytes]:
+            return fail(ConnectionRefusedError("responder down"))
+
+        self.link = LocalPeerLink(
+            {SS2: self.server_proxy},
+            {SS2: der(self.pki.auth_cert(self.pki.provider_token))},
+            client_cert_der=der(self.pki.auth_cert(self.pki.consumer_token)),
+            verify_peer=PeerAuthVerifier(REACTOR, lambda: self.conf_box[0], PeerOcspCache(REACTOR, fetch=down)),
+        )
+        self.client_proxy = self.make_client_proxy(self.link)
+        await self.assert_fault(is_request(), "server.clientproxy.incorrect_validation_info", status=200)
+        self.assert_nothing_sent()
