@@ -5,7 +5,8 @@ adds is I/O and memory:
 
 * :class:`PeerOcspCache` fetches the OCSP response for a *peer's* authentication certificate from the
   responder that the global configuration names for the peer's CA, keeps it until half the freshness window
-  has passed, and lets concurrent requests for one certificate share one fetch. (X-Road asks the peer itself,
+  has passed (and, while the responder is down, until the whole window has), and lets concurrent requests for
+  one certificate share one fetch. (X-Road asks the peer itself,
   ``GET http://peer:5577/?cert=...``; fedbus asks the CA's responder, so the evidence never comes from the
   party it is about, and a peer need not run a second listener.) The provider side needs no fetching: the
   consumer staples its OCSP response to the transport message (§4.1).
@@ -136,6 +137,18 @@ class PeerOcspCache:
         Deferred.fromCoroutine(self._fetch_for(key, peer, conf))
         return waiter
 
+    def _still_fresh(self, key: bytes, conf: GlobalConf) -> bytes | None:
+        """The kept response while it is within the freshness window (past the half-window refetch time): what
+        serves through a responder outage, as our own kept response does (SECURITY-CASES.md, "OCSP responder
+        down")."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        freshness = min(entry.freshness_seconds, conf.ocsp_freshness_seconds)
+        if entry.status.this_update.timestamp() + freshness <= self._reactor.seconds():
+            return None
+        return entry.der
+
     async def _fetch_for(self, key: bytes, peer: AuthenticatedPeer, conf: GlobalConf) -> None:
         outcome: bytes | BusError
         try:
@@ -144,6 +157,11 @@ class PeerOcspCache:
             outcome = err
         except Exception as err:  # fail closed with the evidence error, never let a bug escape the reactor
             outcome = IncorrectValidationInfo("OCSP response could not be fetched", reason=repr(err))
+        if isinstance(outcome, BusError):
+            kept = self._still_fresh(key, conf)
+            if kept is not None:
+                log.info("peer_ocsp_kept_through_outage", server=str(peer.server), reason=outcome.reason)
+                outcome = kept
         for waiter in self._waiting.pop(key, []):
             if isinstance(outcome, BusError):
                 waiter.errback(outcome)

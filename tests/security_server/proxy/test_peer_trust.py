@@ -301,3 +301,35 @@ class EndToEndTrustTest(unittest.TestCase):
         assert len(handler.verdicts) == 1
         yield link.close()
         yield tracked.closed()  # the server sees the link's close_notify
+
+
+class CacheOutageTest(unittest.TestCase):
+    """A responder outage: the kept response serves to the end of its freshness window, not only half of it."""
+
+    def test_kept_response_serves_through_an_outage_until_the_freshness_limit(self) -> None:
+        """Past half the window the refetch fails; the kept response serves until the window ends, then not."""
+        world = peer_world()
+        clock = task.Clock()
+        clock.advance(world.now.timestamp())
+        up = [True]
+
+        def fetch(url: str, request_der: bytes) -> Deferred[bytes]:
+            if not up[0]:
+                return defer.fail(ConnectionRefusedError("responder down"))
+            at = world.now + timedelta(seconds=clock.seconds() - world.now.timestamp())
+            return succeed(ocsp_for(world.ca, world.auth_cert(SS2), at))
+
+        conf = make_conf(world, freshness_seconds=600)
+        cache = PeerOcspCache(clock, fetch=fetch)
+        peer = identify_peer(world.auth_der(SS2), conf, world.now)
+        answers: list[bytes] = []
+        errors: list[BaseException | None] = []
+        cache.get(peer, conf).addCallback(answers.append)
+        up[0] = False
+        clock.advance(599)
+        cache.get(peer, conf).addCallbacks(answers.append, lambda failure: errors.append(failure.value))
+        assert len(answers) == 2 and answers[0] == answers[1] and errors == []
+        clock.advance(2)
+        cache.get(peer, conf).addCallbacks(answers.append, lambda failure: errors.append(failure.value))
+        assert len(answers) == 2
+        assert len(errors) == 1 and isinstance(errors[0], IncorrectValidationInfo)
