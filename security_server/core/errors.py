@@ -297,7 +297,13 @@ class InvalidCertPath(ClientFault):
 
 
 class IncorrectValidationInfo(ClientFault):
-    """OCSP or timestamp evidence that is for something else, untrusted, stale or broken."""
+    """OCSP or timestamp evidence that is for something else, untrusted, stale or broken.
+
+    A client fault when a peer sent the evidence. When it is *our own* evidence that is missing or stale (our
+    OCSP responder is down), it is raised with ``origin=Origin.SERVER``: the proxies then answer
+    ``server.clientproxy.`` / ``server.serverproxy.incorrect_validation_info`` (REST: 500), never ``client.``,
+    as X-Road prefixes its own failures (``AbstractClientProxyHandler``; issue 22).
+    """
 
     code = "incorrect_validation_info"
 
