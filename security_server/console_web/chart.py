@@ -51,9 +51,10 @@ def traffic_svg(view: TrafficView) -> Markup:
         f'<text x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">{scale_top:.1f}</text>',
         f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">0</text>',
     ]
-    for index in (0, len(buckets) // 2, len(buckets) - 1):
-        x = LEFT + index * bar_w
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}">{esc(_time(buckets[index].start_ms, with_date))}</text>')
+    for index, anchor in ((0, "start"), (len(buckets) // 2, "middle"), (len(buckets) - 1, "end")):
+        x = LEFT + (index + (1 if anchor == "end" else 0)) * bar_w
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
+                     f"{esc(_time(buckets[index].start_ms, with_date))}</text>")
     for index, bucket in enumerate(buckets):
         if not bucket.succeeded and not bucket.failed:
             continue

@@ -1,0 +1,209 @@
+"""The console in a real browser: headless Chromium logs in, reads the Overview and its traffic chart, finds an
+exchange in the Audit pages, downloads and verifies its container, and is refused what its role may not open.
+
+The server is a real management API on a loopback HTTPS port in its own process (console_server.py) over a
+directory with real message-log records (signed, batch-timestamped) and operational records. A screenshot of each
+page is written under the test's temporary folder (``screenshots/``), or ``$FEDBUS_CONSOLE_SCREENSHOTS`` if set.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import ssl
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from security_server.messagelog.asic_export import record_container
+from security_server.messagelog.store import MessageLogStore
+from tests.federation.evidence import federation
+from tests.security_server.console.browser import ConsoleServer, chromium_paths, run_console_server, start_chromium
+from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, build_server
+
+WAIT_SECONDS = 60
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Built:
+    """The server directory the console serves."""
+    return build_server(tmp_path / "server")
+
+
+@pytest.fixture
+def server(built: Built, tmp_path: Path) -> Iterator[ConsoleServer]:
+    """The console's process, verifying with the federation's verification configuration."""
+    chromium_paths()  # fail (CI) or skip before starting anything
+    conf = federation().write_verificationconf(tmp_path / "verificationconf")
+    yield from run_console_server(built.directory, conf, tmp_path)
+
+
+@pytest.fixture
+def downloads(tmp_path: Path) -> Path:
+    """Where the browser saves downloads."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def browser(server: ConsoleServer, downloads: Path) -> Iterator[Any]:
+    """A headless Chromium session."""
+    session = start_chromium(downloads)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """The screenshot folder."""
+    folder = Path(os.environ.get("FEDBUS_CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _wait(browser: Any, condition: Any) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_SECONDS).until(condition)
+
+
+def _heading(browser: Any, text: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    _wait(browser, ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
+
+
+def _log_in(browser: Any, server: ConsoleServer, username: str) -> None:
+    """Log in with the keyboard only: Tab past the skip link to the user name, Tab to the password, Enter."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.url + "/console/")
+    _heading(browser, "Log in")
+    ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, username, Keys.TAB, PASSWORD, Keys.ENTER).perform()
+
+
+def _log_out(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, "form.account button").click()
+    _heading(browser, "Log in")
+
+
+def _post_without_token(server: ConsoleServer, browser: Any, path: str) -> int:
+    """POST a form with the browser's session cookie but no XSRF token (what another site could make it send)."""
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=WAIT_SECONDS)
+    try:
+        connection.request("POST", path, body=b"", headers={
+            "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def _tampered(container: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(container)) as zipped:
+        entries = {name: zipped.read(name) for name in zipped.namelist()}
+    entries["message.xml"] = entries["message.xml"].replace(EXCHANGE_ID.encode(), b"console-exchange-X")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zipped:
+        for name, data in entries.items():
+            zipped.writestr(name, data)
+    return out.getvalue()
+
+
+def _checks(browser: Any) -> dict[str, str]:
+    from selenium.webdriver.common.by import By
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+    return {row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[1].text for row in rows}
+
+
+def test_an_observer_sees_the_overview_and_its_chart_but_not_the_audit(
+    browser: Any, server: ConsoleServer, built: Built, shots: Path
+) -> None:
+    """Health verdicts and a chart drawn from the opmon records; Audit is a 403 page; logout ends the session."""
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, server, "observer")
+    _heading(browser, "Overview")
+    browser.save_screenshot(str(shots / "overview.png"))
+    assert browser.find_element(By.ID, "health-verdict").text.startswith("Verdict: healthy")
+    chart = browser.find_element(By.ID, "traffic-chart")
+    assert chart.get_attribute("data-succeeded") == str(built.opmon_succeeded)
+    assert chart.get_attribute("data-failed") == str(built.opmon_failed)
+    bars = chart.find_elements(By.CSS_SELECTOR, "rect.bar-ok")
+    assert len(bars) == 10 and all(float(bar.get_attribute("height") or 0) > 0 for bar in bars)
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.bar-failed")) == built.opmon_failed
+    browser.find_element(By.LINK_TEXT, "Last week").click()
+    _heading(browser, "Overview")
+    assert browser.find_element(By.ID, "traffic-chart").get_attribute("data-succeeded") == str(built.opmon_succeeded)
+    browser.save_screenshot(str(shots / "overview-week.png"))
+    assert not browser.find_elements(By.LINK_TEXT, "Audit")
+    browser.get(server.url + "/console/audit")
+    _heading(browser, "Forbidden")
+    browser.save_screenshot(str(shots / "forbidden.png"))
+    assert _post_without_token(server, browser, "/console/logout") == 403
+    _log_out(browser)
+    browser.save_screenshot(str(shots / "login.png"))
+    browser.get(server.url + "/console/overview")
+    _heading(browser, "Log in")
+
+
+def test_an_auditor_finds_downloads_and_verifies_an_exchange(
+    browser: Any, server: ConsoleServer, built: Built, downloads: Path, shots: Path, tmp_path: Path
+) -> None:
+    """Search by message id, open the record, download its container (the export's bytes), verify it on the server
+    (every check passed), then upload a tampered copy and see the failed check."""
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, server, "auditor")
+    _heading(browser, "Audit")
+    browser.find_element(By.ID, "query_id").send_keys(EXCHANGE_ID)
+    browser.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+    _heading(browser, "Audit")
+    browser.save_screenshot(str(shots / "audit-search.png"))
+    links = browser.find_elements(By.CSS_SELECTOR, "table tbody a")
+    assert [link.text for link in links] == ["0:1", "0:2"]
+    links[0].click()
+    _heading(browser, "Record 0:1")
+    browser.save_screenshot(str(shots / "audit-record.png"))
+    assert EXCHANGE_ID in browser.find_element(By.ID, "message-body").text
+
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Download the ASiC-E container").click()
+    saved = downloads / f"{EXCHANGE_ID}-request-1.asice"
+    _wait(browser, lambda _: saved.exists() and saved.stat().st_size > 0)
+    with MessageLogStore(built.directory / "messagelog.db") as store:
+        record = store.get(1)
+        assert record is not None
+        assert saved.read_bytes() == record_container(record, store.timestamp_of(1))
+
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _heading(browser, "Verification")
+    browser.save_screenshot(str(shots / "audit-verified.png"))
+    checks = _checks(browser)
+    assert checks and set(checks.values()) == {"passed"}, checks
+    assert browser.find_element(By.ID, "verdict").text == "VERIFIED"
+
+    tampered = tmp_path / "tampered.asice"
+    tampered.write_bytes(_tampered(saved.read_bytes()))
+    browser.find_element(By.LINK_TEXT, "Audit").click()
+    _heading(browser, "Audit")
+    browser.find_element(By.ID, "container").send_keys(str(tampered))
+    browser.find_element(By.CSS_SELECTOR, "form[enctype] button[type=submit]").click()
+    _heading(browser, "Verification")
+    browser.save_screenshot(str(shots / "audit-tampered.png"))
+    assert _checks(browser).get("signature") == "FAILED"
+    assert browser.find_element(By.ID, "verdict").text.startswith("NOT VERIFIED")
+    _log_out(browser)
