@@ -218,9 +218,9 @@ class AdmittedRequest(BoundedRequest):
         channel: Any = self.channel
         channel.persistent = False
         transport: Any = channel.transport
+        transport.pauseProducing()  # read no more: the body stays in the kernel until the connection is cut off
         transport.write(fault_answer(error))
         channel.loseConnection()  # the answer, then TLS close_notify
-        transport.pauseProducing()  # read no more: the body stays in the kernel until the connection is cut off
         self._cutoff = admission.reactor.callLater(admission.linger_seconds, transport.abortConnection)
 
     def handleContentChunk(self, data: bytes) -> None:

@@ -46,7 +46,9 @@ def pem_pair(directory: Path, name: str, pair: KeyAndCert) -> list[str]:
     cert = write_pem(directory / f"{name}.cert.pem", pair.cert)
     key = directory / f"{name}.key.pem"
     key.write_bytes(
-        pair.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pair.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return [str(cert), str(key)]
 
@@ -83,14 +85,16 @@ class PeerFloodEndToEndTest(federation.TwoDepartmentFederation):
         provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
         with ServerConfStore(provider.root / "serverconf.db") as conf_store:
             port = self.provider_port.getHost().port
-            conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
+            url = f"http://127.0.0.1:{port}/echo"
+            conf_store.add_service(SERVICE, url=url, kind=ServiceKind.SOAP, timeout_seconds=30)
             conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
         yield self.catch_up(consumer, provider)
 
         stranger = SecurityServerId(PROVIDER_MEMBER, "stranger")
         rogue_ca = make_ca(self.tmp / "rogue-ca", now(), "Rogue CA")
         rogue = pem_pair(self.tmp, "rogue", issue_auth(rogue_ca, stranger, now()))
-        unregistered = pem_pair(self.tmp, "unregistered", issue_auth(DevelopmentCA.open(self.paths.ca), stranger, now()))
+        own_ca = DevelopmentCA.open(self.paths.ca)
+        unregistered = pem_pair(self.tmp, "unregistered", issue_auth(own_ca, stranger, now()))
         address = f"http://127.0.0.1:{consumer.service.client_proxy_port}/"
 
         with capture_logs() as logs:

@@ -21,16 +21,19 @@ from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, threads
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.internet.ssl import CertificateOptions
 from twisted.python.failure import Failure
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from zope.interface import implementer
 
 from central_registry.trust.ca import DevelopmentCA
-from security_server.core.errors import GlobalConfOutdated
+from security_server.core.errors import BusError, GlobalConfOutdated, Origin, SslAuthenticationFailed
 from security_server.core.globalconf import GlobalConf
 from security_server.proxy.mtls import server_context_factory
 from security_server.proxy.peer_admission import AdmittedRequest, PeerAdmission
@@ -477,3 +480,74 @@ class PeerAdmissionTest(unittest.TestCase):
         refused = admission.refusal(self.world.auth_der(SS1))
         assert refused is not None and refused.fault_code == "server.serverproxy.global_conf_outdated"
 
+
+
+def connected(site: Any) -> tuple[Any, Any]:
+    """A channel of ``site`` on an in-memory transport."""
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5500))
+    transport = StringTransport()  # type: ignore[no-untyped-call]
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+def cut_off(transport: Any) -> bool:
+    """Whether the connection was aborted (an in-memory transport says so by ``disconnected``)."""
+    return bool(transport.disconnected)
+
+
+class _RefuseEveryone(PeerAdmission):
+    """An admission that refuses every head (the request mechanics without a TLS certificate)."""
+
+    def refusal(self, cert_der: bytes | None) -> BusError | None:
+        """Always ssl_authentication_failed."""
+        return SslAuthenticationFailed("refused by the test", origin=Origin.SERVER_PROXY)
+
+
+class RefusedHeadTest(unittest.TestCase):
+    """What a refusal at the head does to the connection, on a fake clock and an in-memory transport."""
+
+    def test_refusal_answers_stops_reading_and_cuts_off_after_the_linger(self) -> None:
+        """The fault is written at once, reading pauses, what still arrives is dropped, and the connection is cut off
+        after exactly the linger period; the handler never runs."""
+        clock = Clock()
+        handler = RecordingHandler(b"ss2")
+        admission = _RefuseEveryone(clock, lambda: make_conf(peer_world()), linger_seconds=LINGER)
+        resource = ServerProxyResource(handler, max_body_bytes=MAX_BODY)
+        site = server_proxy_site(resource, admission=admission, reactor=clock)
+        Recorded.made = []
+        site.requestFactory = Recorded
+        channel, transport = connected(site)
+        channel.dataReceived(post_head(TEN_MB) + b"x" * 1000)
+        answer: bytes = transport.value()
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:60]
+        assert b"<faultcode>server.serverproxy.ssl_authentication_failed</faultcode>" in answer
+        assert b"\r\nSOAPAction: \r\n" in answer and b"\r\nConnection: close\r\n" in answer
+        assert transport.producerState == "paused"
+        [request] = Recorded.made
+        assert request.body_bytes_after_refusal == 0  # the rest of that read is not even parsed
+        channel.dataReceived(b"y" * 5000)  # what TLS had decrypted already still arrives: dropped unkept
+        assert request.body_bytes_after_refusal == 6000
+        assert request.content is not None and request.content.tell() == 0
+        clock.advance(LINGER * 0.99)
+        assert not cut_off(transport)
+        clock.advance(LINGER * 0.01)
+        assert cut_off(transport)
+        channel.connectionLost(Failure(ConnectionDone()))  # type: ignore[no-untyped-call]
+        assert handler.calls == []
+        assert admission.refused_heads == 0  # (the subclass counts nothing)
+
+    def test_body_less_refused_request_is_never_processed(self) -> None:
+        """A refused request without a body (it completes with its head) never reaches the resource."""
+        clock = Clock()
+        handler = RecordingHandler(b"ss2")
+        admission = _RefuseEveryone(clock, lambda: make_conf(peer_world()), linger_seconds=LINGER)
+        resource = ServerProxyResource(handler, max_body_bytes=MAX_BODY)
+        site = server_proxy_site(resource, admission=admission, reactor=clock)
+        channel, transport = connected(site)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")
+        answer: bytes = transport.value()
+        assert answer.count(b"HTTP/1.1 ") == 1 and b"100 Continue" not in answer
+        assert b"ssl_authentication_failed" in answer and b"invalid_http_method" not in answer
+        clock.advance(LINGER)
+        channel.connectionLost(Failure(ConnectionDone()))  # type: ignore[no-untyped-call]
+        assert handler.calls == []
