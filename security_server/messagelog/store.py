@@ -22,7 +22,9 @@ Migration ``m005`` stores records compactly (issue 23; docs/evidence.md, "What a
 and ``stored_form`` says per row which fields are in a compact form (NULL, as in every row written before it: all
 as they are). A signature or hash-chain document is stored as :mod:`security_server.core.compact_signature` packs
 it (only when it rebuilds to exactly its bytes; else as it is), and the message and attachments zlib-compressed
-when that is smaller and the store is asked to. A record is rebuilt whole on read, so :class:`LogRecord`, the hash
+when that is smaller and the store is asked to. A batch timestamp's per-record ``ts-hashchain.xml`` (a step per
+level of a tree over the whole batch: kilobytes each) is stored as the batch's leaves (a shared value) and the
+record's index, when the chains are exactly what those leaves rebuild to. A record is rebuilt whole on read, so :class:`LogRecord`, the hash
 link and every export are exactly as before; changing a shared value breaks every record that uses it, and
 :meth:`MessageLogStore.verify` names the first.
 
@@ -55,8 +57,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from security_server.core import compact_signature
+from security_server.core import compact_signature, digests
 from security_server.core.compact_signature import Packed, SharedValue
+from security_server.core.hashchain import SIGNATURE, TS_HASH_CHAIN, build_hash_chain
 from security_server.core.errors import DatabaseError, LogChainBroken
 from security_server.core.message_user import message_user_id
 from security_server.core.logchain import (
@@ -312,7 +315,14 @@ FORM_MESSAGE_ZLIB = 8
 """``message`` is zlib-compressed."""
 FORM_ATTACHMENTS_ZLIB = 16
 """``attachments`` (the encoding of :func:`encode_attachments`) is zlib-compressed."""
-_KNOWN_FORMS = FORM_SIGNATURE | FORM_HASHCHAIN | FORM_HASHCHAINRESULT | FORM_MESSAGE_ZLIB | FORM_ATTACHMENTS_ZLIB
+FORM_TS_HASHCHAIN = 32
+"""``ts_hashchain`` names its batch's leaves and the record's place among them (:func:`derived_ts_hashchain`)."""
+_KNOWN_FORMS = (
+    FORM_SIGNATURE | FORM_HASHCHAIN | FORM_HASHCHAINRESULT | FORM_MESSAGE_ZLIB | FORM_ATTACHMENTS_ZLIB | FORM_TS_HASHCHAIN
+)
+KIND_TS_LEAVES = "ts-leaves"
+"""Shared value kind: a batch timestamp's leaves (the signature hashes, in order), 64 bytes each."""
+_DERIVED_TS_VERSION = 1
 _ZLIB_LEVEL = 6
 _SHARED_CACHE_SIZE = 4096
 
@@ -383,6 +393,27 @@ def _stored_fields(values: dict[str, Any], lookup: compact_signature.Lookup) -> 
         values["message"] = _inflate(values["message"])
     if form & FORM_ATTACHMENTS_ZLIB:
         values["attachments"] = _inflate(values["attachments"])
+
+
+def _ts_chains(leaves: Sequence[bytes]) -> tuple[bytes, tuple[bytes, ...]]:
+    """The ``ts-hashchainresult.xml`` and each record's ``ts-hashchain.xml`` the timestamper writes for ``leaves``."""
+    chains = build_hash_chain(
+        [[leaf] for leaf in leaves], chain_uri=TS_HASH_CHAIN, data_uri=SIGNATURE, algorithm=digests.SHA512
+    )
+    return chains.result, chains.chains
+
+
+def derived_ts_hashchain(stored: bytes) -> tuple[bytes, int]:
+    """The leaves' address and the record's index that a derived ``ts_hashchain`` holds (ValueError if malformed).
+
+    A record of a batch timestamp keeps, instead of its ``ts-hashchain.xml`` (a few kilobytes: a step per level of
+    a tree over the whole batch), a version byte, the address of the batch's leaves (a shared value) and its index
+    among them: the chain is exactly the one the timestamper built over those leaves, and is rebuilt from them.
+    """
+    if type(stored) is not bytes or len(stored) != 5 + compact_signature.HASH_SIZE or stored[0] != _DERIVED_TS_VERSION:
+        raise ValueError("not a derived ts hash chain")
+    index = int.from_bytes(stored[1 + compact_signature.HASH_SIZE :], "big")
+    return stored[1 : 1 + compact_signature.HASH_SIZE], index
 
 
 NO_SIGNATURE_TIMESTAMP_ID = 0
@@ -653,6 +684,7 @@ class MessageLogStore:
         self.compact = compact
         self.compress_bodies = compress_bodies
         self._shared: dict[bytes, bytes] = {}
+        self._ts_chain_cache: tuple[bytes, tuple[bytes, ...]] | None = None  # (leaves address, chains): the last batch
         self._sqlite = open_sqlite(
             self.path, label="message log", synchronous=self.synchronous, busy_timeout=busy_timeout
         )
@@ -902,17 +934,71 @@ class MessageLogStore:
                 [time_to_micros(time), token, hash_chain_result, tsa_url],
             )
             timestamp_id = int(cursor.lastrowid or 0)
-            conn.executemany(
-                "UPDATE logrecord SET timestamp_id = ?, ts_hashchain = ? WHERE id = ? AND timestamp_id IS NULL",
-                [(timestamp_id, a.hash_chain, a.record_id) for a in assignments],
-            )
+            leaves = self._derivable_leaves(conn, hash_chain_result, assignments) if self.compact else None
+            if leaves is None:
+                conn.executemany(
+                    "UPDATE logrecord SET timestamp_id = ?, ts_hashchain = ? WHERE id = ? AND timestamp_id IS NULL",
+                    [(timestamp_id, a.hash_chain, a.record_id) for a in assignments],
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO evidence_value (hash, kind, value, last_record_id) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (hash) DO UPDATE SET last_record_id = max(last_record_id, excluded.last_record_id)",
+                    [leaves.address, leaves.kind, leaves.value, max(a.record_id for a in assignments)],
+                )
+                head = bytes([_DERIVED_TS_VERSION]) + leaves.address
+                conn.executemany(
+                    "UPDATE logrecord SET timestamp_id = ?, ts_hashchain = ?,"
+                    f" stored_form = coalesce(stored_form, 0) | {FORM_TS_HASHCHAIN} WHERE id = ? AND timestamp_id IS NULL",
+                    [
+                        (timestamp_id, head + index.to_bytes(4, "big"), a.record_id)
+                        for index, a in enumerate(assignments)
+                    ],
+                )
         return timestamp_id
+
+    def _derivable_leaves(
+        self, conn: Connection, hash_chain_result: bytes | None, assignments: Sequence[TimestampAssignment]
+    ) -> SharedValue | None:
+        """The batch's leaves as a shared value, if its result and every chain are exactly what they rebuild to."""
+        if hash_chain_result is None or len(assignments) < 2 or len(assignments) >= 2**32:
+            return None
+        ids = [a.record_id for a in assignments]
+        hashes: dict[object, object] = dict(
+            conn.execute(
+                "SELECT id, signature_hash FROM logrecord WHERE id BETWEEN ? AND ?", [min(ids), max(ids)]
+            ).fetchall()
+        )
+        leaves = [leaf for leaf in (hashes.get(record_id) for record_id in ids) if isinstance(leaf, bytes)]
+        if len(leaves) != len(ids):
+            return None
+        result, chains = _ts_chains(leaves)
+        if result != hash_chain_result or any(chain != a.hash_chain for chain, a in zip(chains, assignments)):
+            return None  # another producer's form: stored as it is
+        value = SharedValue.of(KIND_TS_LEAVES, b"".join(leaves))
+        self._ts_chain_cache = (value.address, chains)
+        return value
+
+    def _ts_hashchain(self, stored: bytes) -> bytes:
+        """The ``ts-hashchain.xml`` a derived ``ts_hashchain`` stands for (KeyError/ValueError when it cannot be)."""
+        address, index = derived_ts_hashchain(stored)
+        cached = self._ts_chain_cache
+        if cached is None or cached[0] != address:
+            value = self._shared_value(address)
+            size = digests.SHA512.size
+            if len(value) % size or len(value) < 2 * size:
+                raise ValueError("ts leaves are not a list of SHA-512 digests")
+            cached = (address, _ts_chains([value[at : at + size] for at in range(0, len(value), size)])[1])
+            self._ts_chain_cache = cached
+        if index >= len(cached[1]):
+            raise ValueError(f"ts hash chain index {index} is outside its batch")
+        return cached[1][index]
 
     def timestamp_of(self, record_id: int) -> RecordTimestamp | None:
         """The timestamp that covers record ``record_id`` with the record's ts hash chain, or None (not yet)."""
         row = self._db.execute(
-            "SELECT t.id, t.time_us, t.token, t.hash_chain_result, CAST(t.tsa_url AS BLOB), r.ts_hashchain "
-            "FROM logrecord r JOIN timestamp t ON t.id = r.timestamp_id WHERE r.id = ?",
+            "SELECT t.id, t.time_us, t.token, t.hash_chain_result, CAST(t.tsa_url AS BLOB), r.ts_hashchain,"
+            " r.stored_form FROM logrecord r JOIN timestamp t ON t.id = r.timestamp_id WHERE r.id = ?",
             [record_id],
             action="reading a timestamp",
         ).fetchone()
@@ -925,7 +1011,30 @@ class MessageLogStore:
             hash_chain_result=None if row[3] is None else bytes(row[3]),
             tsa_url=None if row[4] is None else bytes(row[4]).decode("utf-8", "replace"),
         )
-        return RecordTimestamp(stored, None if row[5] is None else bytes(row[5]))
+        return RecordTimestamp(stored, self.ts_hashchain_from_row(record_id, row[5], row[6]))
+
+    def ts_hashchain_from_row(self, record_id: int, ts_hashchain: object, stored_form: object) -> bytes | None:
+        """The ``ts-hashchain.xml`` of a record from its row's ``ts_hashchain`` and ``stored_form`` columns.
+
+        For readers that select those columns themselves (a bulk verifier): a derived chain (migration m005,
+        :data:`FORM_TS_HASHCHAIN`) is rebuilt from its batch's leaves (remembered for the last batch, so reading a
+        batch's records in order rebuilds it once). Raises :class:`LogChainBroken` naming the record when it cannot.
+        """
+        if ts_hashchain is None:
+            return None
+        if type(ts_hashchain) is not bytes:
+            raise LogChainBroken(f"message log record {record_id}: its timestamp hash chain is not bytes",
+                                 record_id=record_id)
+        if type(stored_form) is int and stored_form & FORM_TS_HASHCHAIN:
+            try:
+                return self._ts_hashchain(ts_hashchain)
+            except (ValueError, KeyError, TypeError) as err:
+                raise LogChainBroken(
+                    f"message log record {record_id}: its timestamp hash chain is malformed",
+                    reason=f"message log record {record_id}: its timestamp hash chain is malformed: {err}",
+                    record_id=record_id,
+                ) from err
+        return ts_hashchain
 
     # --- archives (issue 7) ---------------------------------------------------------------------------------
 

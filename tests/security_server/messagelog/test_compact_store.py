@@ -23,6 +23,7 @@ from security_server.messagelog.store import (
     FORM_HASHCHAINRESULT,
     FORM_MESSAGE_ZLIB,
     FORM_SIGNATURE,
+    FORM_TS_HASHCHAIN,
     MessageLogStore,
     PendingArchive,
     Synchronous,
@@ -320,3 +321,60 @@ class RecordedExchangeTest(ExchangeBed):
             forms = [row[0] for row in raw(path).execute("SELECT stored_form FROM logrecord")]
             assert all(form and form & FORM_SIGNATURE for form in forms)
             assert any(record.hashchain is not None for record in records)  # the batch was signed through a chain
+
+
+def test_batch_timestamp_chains_are_derived_from_the_batch_leaves(tmp_path: Path) -> None:
+    """A batch's ts hash chains are stored as (leaves, index) and come back byte for byte; a single stamp as it is."""
+    entries = recorded_run()
+    with MessageLogStore(tmp_path / "compact.db") as compact, MessageLogStore(
+        tmp_path / "plain.db", compact=False, compress_bodies=False
+    ) as plain:
+        compact.append_entries(entries)
+        plain.append_entries(entries)
+        stamp_both(compact, plain)
+        for record in plain.records():
+            ours, theirs = compact.timestamp_of(record.id), plain.timestamp_of(record.id)
+            assert ours == theirs
+    rows = raw(tmp_path / "compact.db").execute(
+        "SELECT stored_form, length(ts_hashchain) FROM logrecord WHERE timestamp_id > 0"
+    ).fetchall()
+    assert rows and all(form & FORM_TS_HASHCHAIN and length == 37 for form, length in rows)
+    (leaves,) = raw(tmp_path / "compact.db").execute("SELECT count(*) FROM evidence_value WHERE kind = 'ts-leaves'").fetchone()
+    assert leaves == 1
+
+
+def test_a_ts_chain_in_another_form_is_stored_as_it_is(tmp_path: Path) -> None:
+    """Chains that are not exactly what the batch's leaves rebuild to are kept byte for byte, not derived."""
+    with MessageLogStore(tmp_path / "log.db") as store:
+        records = store.append_entries(list(exchange("other", T0)))
+        stamped = stamp_batch(records)
+        stored = stamped[0][1].timestamp
+        odd = [TimestampAssignment(r.id, s.hash_chain.replace(b"</ns2:HashChain>", b" </ns2:HashChain>"))  # type: ignore[union-attr]
+               for r, s in stamped]
+        store.add_timestamp(stored.token, stored.hash_chain_result, odd, time=stored.time)
+        assert [store.timestamp_of(r.id).hash_chain for r in records] == [a.hash_chain for a in odd]  # type: ignore[union-attr]
+    forms = [row[0] for row in raw(tmp_path / "log.db").execute("SELECT stored_form FROM logrecord")]
+    assert not any(form & FORM_TS_HASHCHAIN for form in forms)
+
+
+@pytest.mark.parametrize(
+    "sql, record_id",
+    [
+        ("UPDATE logrecord SET ts_hashchain = X'01' WHERE id = 2", 2),
+        ("UPDATE logrecord SET ts_hashchain = CAST(substr(ts_hashchain, 1, 33) || X'000000FF' AS BLOB) WHERE id = 3", 3),
+        ("UPDATE evidence_value SET value = CAST(X'00' || substr(value, 2) AS BLOB) WHERE kind = 'ts-leaves'", 1),
+        ("DELETE FROM evidence_value WHERE kind = 'ts-leaves'", 1),
+    ],
+    ids=["marker", "index", "leaves-changed", "leaves-missing"],
+)
+def test_a_damaged_derived_ts_chain_is_named(tmp_path: Path, sql: str, record_id: int) -> None:
+    """A derived ts chain whose marker or leaves were changed: reading its timestamp names the record."""
+    path = tmp_path / "log.db"
+    with MessageLogStore(path) as store:
+        store.append_entries([*exchange("d-1", T0), *exchange("d-2", T0)])
+        stamp_all(store)
+    raw(path).execute(sql)
+    with MessageLogStore(path) as store, pytest.raises(LogChainBroken) as caught:
+        for record in store.records():
+            store.timestamp_of(record.id)
+    assert caught.value.record_id == record_id
