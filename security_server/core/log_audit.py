@@ -24,6 +24,7 @@ what failed, never cached as a success. This module is pure: ``now`` is an argum
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
@@ -41,7 +42,8 @@ from security_server.core.errors import (
     InvalidHashChain,
 )
 from security_server.core.evidence import VerificationConf, member_from_certificate
-from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, attachment_uri, build_hash_chain
+from security_server.core.digests import DigestAlgorithm
+from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, attachment_uri, step_digest
 from security_server.core.identifiers import ClientId, ServiceId
 from security_server.core.logchain import Direction, LogRecord
 from security_server.core.signature import VerifiedSignature, signature_value, verify_signature
@@ -59,6 +61,64 @@ class Stamp:
     hash_chain: bytes | None
 
 
+def canonical_chains(
+    leaves: Sequence[bytes], *, chain_uri: str, data_uri: str, algorithm: DigestAlgorithm = digests.DEFAULT
+) -> tuple[bytes, list[bytes]]:
+    """``build_hash_chain([[leaf] for leaf in leaves], ...)``'s result and chains, byte for byte, built faster.
+
+    The builder's own pieces are used, and each hash step's bytes are made once per tree node and shared by every
+    leaf under it (the chains of neighbouring leaves differ only in their lowest steps), where the builder walks
+    the tree again for each leaf. Two or more single-part leaves.
+    """
+    count = len(leaves)
+    if count < 2:
+        raise ValueError("a batch hash chain has at least two leaves")
+    if any(len(leaf) != algorithm.size for leaf in leaves):
+        raise ValueError(f"leaves are {algorithm.name} digests")
+    values: dict[tuple[int, int], bytes] = {}
+
+    def carried(lo: int, width: int) -> int:
+        while width > 1 and lo + width // 2 >= count:
+            width //= 2
+        return width
+
+    def value(lo: int, width: int) -> bytes:
+        width = carried(lo, width)
+        if width == 1:
+            return leaves[lo]
+        known = values.get((lo, width))
+        if known is None:
+            half = width // 2
+            known = values[(lo, width)] = step_digest(algorithm, (value(lo, half), value(lo + half, half)))
+        return known
+
+    data_ref_head = hashchain._data_ref_head(data_uri)
+    chains: list[bytes] = [b""] * count
+    root = 1 << (count - 1).bit_length()
+    # (lo, width, depth, bytes of the chain so far): the nodes whose subtree still needs its chains written
+    pending: list[tuple[int, int, int, bytes]] = [(0, root, 0, hashchain._chain_head(algorithm))]
+    while pending:
+        lo, width, depth, prefix = pending.pop()
+        half = width // 2
+        head = hashchain._step_head(depth)
+        for child_lo, sibling_lo, direction in ((lo, lo + half, 0), (lo + half, lo, 1)):
+            if child_lo >= count:
+                continue
+            child_width = carried(child_lo, half)
+            other = hashchain._HASH_VALUE_HEAD + base64.b64encode(value(sibling_lo, half)) + hashchain._HASH_VALUE_TAIL
+            if child_width == 1:
+                mine = data_ref_head + base64.b64encode(leaves[child_lo]) + hashchain._DATA_REF_TAIL
+            else:
+                mine = hashchain._step_ref(depth + 1)
+            step = head + (mine + other if direction == 0 else other + mine) + hashchain._STEP_TAIL
+            if child_width == 1:
+                chains[child_lo] = prefix + step + hashchain._CHAIN_TAIL
+            else:
+                pending.append((child_lo, child_width, depth + 1, prefix + step))
+    top = value(0, root)
+    return hashchain._result_xml(algorithm, top, f"{chain_uri}#{hashchain._STEP}0"), chains
+
+
 def expected_ts_chains(leaves: Sequence[tuple[int, bytes]], result_xml: bytes | None) -> dict[int, tuple[bytes, bytes]]:
     """``{record id: (leaf, ts-hashchain.xml)}`` as the timestamper writes them for a batch of ``(id, signature hash)``.
 
@@ -68,12 +128,12 @@ def expected_ts_chains(leaves: Sequence[tuple[int, bytes]], result_xml: bytes | 
     if result_xml is None or len(leaves) < 2:
         return {}
     try:
-        chains = build_hash_chain([[leaf] for _, leaf in leaves], chain_uri=TS_HASH_CHAIN, data_uri=SIGNATURE)
+        result, chains = canonical_chains([leaf for _, leaf in leaves], chain_uri=TS_HASH_CHAIN, data_uri=SIGNATURE)
     except ValueError:
         return {}
-    if chains.result != result_xml:
+    if result != result_xml:
         return {}
-    return {record_id: (leaf, chain) for (record_id, leaf), chain in zip(leaves, chains.chains)}
+    return {record_id: (leaf, chain) for (record_id, leaf), chain in zip(leaves, chains)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +158,7 @@ class LogAuditor:
         self._paths: dict[bytes, tuple[x509.Certificate, ...]] = {}
         self._members: dict[bytes, ClientId] = {}
         self._named: dict[tuple[Direction, str, str], ClientId | str] = {}
+        self._own_chains: dict[int, bytes] = {}
         self.signatures_verified = 0
         """How many distinct signatures were verified in full (the rest shared one)."""
 
@@ -162,6 +223,34 @@ class LogAuditor:
 
     # --- signatures -----------------------------------------------------------------------------------------
 
+    def prepare(self, records: Sequence[LogRecord]) -> None:
+        """Build once the ``sig-hashchain.xml`` of each batch signature whose messages are all among ``records``.
+
+        Records signed together share their signature and ``sig-hashchainresult.xml``; when the chains built over
+        their messages' digests (in id order) give exactly that result, a record whose chain equals its built one
+        needs no chain verification of its own (:meth:`signature_failure`). A batch of which only some messages are
+        here (a provider's batch answering several consumers) gives another result: its chains are verified one by one.
+        """
+        self._own_chains = {}
+        if self.conf is None:
+            return
+        batches: dict[tuple[bytes, bytes], list[LogRecord]] = {}
+        for record in records:
+            if record.signature and record.hashchain is not None and record.hashchainresult is not None and not record.attachments:
+                batches.setdefault((record.signature_hash, record.hashchainresult), []).append(record)
+        for (_, result), members in batches.items():
+            if len(members) < 2:
+                continue
+            try:
+                built, chains = canonical_chains(
+                    [digests.SHA512.digest(r.message) for r in members], chain_uri=hashchain.SIG_HASH_CHAIN, data_uri=MESSAGE,
+                    algorithm=digests.SHA512,
+                )
+            except ValueError:
+                continue
+            if built == result:
+                self._own_chains.update((r.id, chain) for r, chain in zip(members, chains))
+
     def signature_failure(self, record: LogRecord, sig_hash: bytes) -> str | None:
         """Why the record's signature does not hold (XAdES, certificate path, OCSP, member), or None.
 
@@ -186,7 +275,9 @@ class LogAuditor:
                 signed = _Signed(verified, self._trusted_member(verified))
                 self._signatures[key] = signed
                 self.signatures_verified += 1
-            elif record.hashchain is not None and record.hashchainresult is not None:
+            elif record.hashchain is not None and record.hashchainresult is not None and (
+                self._own_chains.get(record.id) != record.hashchain or record.attachments
+            ):
                 # Same signature and result: only this record's own chain and what it covers are its own.
                 try:
                     self._check_own_chain(record.hashchainresult, record.hashchain, parts, expected, signed.verified)

@@ -14,15 +14,18 @@ A range cannot know the link before it, so :func:`verify_shard` checks the joint
 follow range *k-1*'s last one (id + 1) and carry its link as ``prev_link`` (the first range: the anchor's). Walking
 the ranges in order, the first failure found is the lowest failing record, exactly the one a sequential run names.
 
-Records are read through :meth:`MessageLogStore.records` (however they are stored); their timestamps are read in
-bulk through the store's SQLite connection, read only. With ``jobs`` = 1, or a log too small to share, everything
+Records and their timestamps are read through the store's API (:meth:`MessageLogStore.records`,
+:meth:`~MessageLogStore.timestamp_of`), however they are stored; only the leaves of each timestamp batch (the
+records' signature hashes, to rebuild the batch's chains once) are read straight from the file. With ``jobs`` = 1, or a log too small to share, everything
 runs in this process.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import multiprocessing
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +39,8 @@ from security_server.messagelog.store import MessageLogStore
 
 MIN_CHUNK = 2000
 """Fewest records worth a worker process of their own (below this a run stays in one process)."""
+BLOCK = 512
+"""Records read and prepared together (their batch signatures' chains built once)."""
 MAX_LISTED = 20
 """Failures of each kind kept per run (the first ones, by record id); the rest are counted."""
 
@@ -104,32 +109,33 @@ def _conf(conf: VerificationConf | Mapping[str, bytes] | None) -> VerificationCo
     return read_verification_conf(conf)
 
 
-def _bulk_stamps(store: MessageLogStore, lo: int, hi: int) -> tuple[dict[int, Stamp], dict[int, dict[int, tuple[bytes, bytes]]]]:
-    """The timestamps of records ``lo..hi`` and, per batch, the ts chains the timestamper wrote (read once)."""
-    db = store.database
-    rows = db.execute(
-        "SELECT id, timestamp_id, ts_hashchain FROM logrecord WHERE id BETWEEN ? AND ? AND timestamp_id > 0", [lo, hi]
-    ).fetchall()
-    tokens: dict[int, tuple[bytes, bytes | None] | None] = {}
-    stamps: dict[int, Stamp] = {}
-    for record_id, stamp_id, chain in rows:
-        if stamp_id not in tokens:
-            row = db.execute("SELECT token, hash_chain_result FROM timestamp WHERE id = ?", [stamp_id]).fetchone()
-            tokens[stamp_id] = None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
-        found = tokens[stamp_id]
-        if found is not None:  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
-            stamps[record_id] = Stamp(stamp_id, found[0], found[1], None if chain is None else bytes(chain))
-    batches: dict[int, dict[int, tuple[bytes, bytes]]] = {}
-    for stamp_id, found in tokens.items():
-        if found is not None and found[1] is not None:
-            leaves = db.execute(
-                "SELECT id, signature_hash FROM logrecord WHERE timestamp_id = ? ORDER BY id", [stamp_id]
-            ).fetchall()
-            try:
-                batches[stamp_id] = expected_ts_chains([(int(i), bytes(h)) for i, h in leaves], found[1])
-            except (TypeError, ValueError):
-                batches[stamp_id] = {}
-    return stamps, batches
+class _Batches:
+    """The ts chains each batch's records hold when written as the timestamper writes them, built once per batch.
+
+    The leaves (the records' signature hashes) are read straight from the file; whatever they say, a record's chain
+    only passes on this path when it equals the chain built for its own verified signature hash, else it is verified
+    in full (:meth:`LogAuditor.stamp_failure`).
+    """
+
+    def __init__(self, store: MessageLogStore) -> None:
+        self._db = store.database
+        self._built: dict[int, dict[int, tuple[bytes, bytes]]] = {}
+
+    def expected(self, stamp: Stamp) -> dict[int, tuple[bytes, bytes]]:
+        """``{record id: (leaf, ts-hashchain.xml)}`` of the batch of ``stamp`` (empty: not in the timestamper's form)."""
+        built = self._built.get(stamp.id)
+        if built is None:
+            built = {}
+            if stamp.hash_chain_result is not None:
+                try:
+                    leaves = self._db.execute(
+                        "SELECT id, signature_hash FROM logrecord WHERE timestamp_id = ? ORDER BY id", [stamp.id]
+                    ).fetchall()
+                    built = expected_ts_chains([(int(i), bytes(h)) for i, h in leaves], stamp.hash_chain_result)
+                except (sqlite3.Error, TypeError, ValueError):
+                    built = {}
+            self._built = {stamp.id: built}  # batches come in id order: keep the current one
+        return built
 
 
 def verify_chunk(
@@ -147,42 +153,51 @@ def verify_chunk(
     previous: tuple[int, bytes] | None = None
     settled: tuple[int, bytes] | None = None
     with MessageLogStore(path) as store:
-        stamps, batches = _bulk_stamps(store, lo, hi)
+        batches = _Batches(store)
+        reading = store.records(since=lo - 1, limit=hi - lo + 1)
         try:
-            for record in store.records(since=lo - 1, limit=hi - lo + 1):
-                if record.id > hi:
-                    break
-                count += 1
-                if last is None:
-                    first = (record.id, record.prev_link)
-                elif chain is None:
-                    if record.id != last[0] + 1:
-                        chain = Problem(record.id, f"message log record {record.id} does not follow record {last[0]}")
-                    elif record.prev_link != last[1]:
-                        chain = Problem(record.id, f"message log record {record.id} does not link to record {last[0]}")
-                sig_hash = signature_hash(record.signature)
-                if chain is None:
-                    if record.signature_hash != sig_hash:
-                        chain = Problem(
-                            record.id, f"message log record {record.id}: signature hash does not match the signature"
-                        )
-                    elif compute_link(record) != record.link:
-                        chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
-                previous = last
-                last = (record.id, record.link)
-                stamp = stamps.get(record.id)
-                if stamp is not None:
-                    stamped += 1
-                    failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, batches.get(stamp.id, {}))
-                    if failed is not None:
-                        stamp_problems.append(Problem(record.id, failed))
-                elif record.signature and first_waiting is None:
-                    first_waiting, settled = record.id, previous
-                if auditor.conf is not None and record.signature:
-                    signed += 1
-                    failed = auditor.signature_failure(record, sig_hash)
-                    if failed is not None:
-                        signature_problems.append(Problem(record.id, failed))
+            while block := [record for record in itertools.islice(reading, BLOCK) if record.id <= hi]:
+                auditor.prepare(block)
+                hashed: dict[bytes, bytes] = {}
+                for record in block:
+                    count += 1
+                    if last is None:
+                        first = (record.id, record.prev_link)
+                    elif chain is None:
+                        if record.id != last[0] + 1:
+                            chain = Problem(record.id, f"message log record {record.id} does not follow record {last[0]}")
+                        elif record.prev_link != last[1]:
+                            chain = Problem(record.id, f"message log record {record.id} does not link to record {last[0]}")
+                    # A batch's records carry the same signature: hashed once, then compared byte for byte.
+                    if hashed.get(record.signature_hash) == record.signature:
+                        sig_hash = record.signature_hash
+                    else:
+                        sig_hash = signature_hash(record.signature)
+                        hashed[sig_hash] = record.signature
+                    if chain is None:
+                        if record.signature_hash != sig_hash:
+                            chain = Problem(
+                                record.id, f"message log record {record.id}: signature hash does not match the signature"
+                            )
+                        elif compute_link(record) != record.link:
+                            chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
+                    previous = last
+                    last = (record.id, record.link)
+                    stored = store.timestamp_of(record.id)
+                    if stored is not None:
+                        stamped += 1
+                        stamp = Stamp(stored.timestamp.id, stored.timestamp.token, stored.timestamp.hash_chain_result,
+                                      stored.hash_chain)
+                        failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, batches.expected(stamp))
+                        if failed is not None:
+                            stamp_problems.append(Problem(record.id, failed))
+                    elif record.signature and first_waiting is None:
+                        first_waiting, settled = record.id, previous
+                    if auditor.conf is not None and record.signature:
+                        signed += 1
+                        failed = auditor.signature_failure(record, sig_hash)
+                        if failed is not None:
+                            signature_problems.append(Problem(record.id, failed))
         except LogChainBroken as err:  # a row that cannot be a record: the chain breaks there
             where = err.record_id if err.record_id is not None else (last[0] + 1 if last else lo)
             if chain is None:
