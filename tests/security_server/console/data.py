@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from security_server.admin.server_dir import ServerDirectory
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.opmon.record import OperationalRecord, SecurityServerType
 from security_server.management.credentials import DB_NAME, CredentialStore
@@ -14,8 +15,11 @@ from security_server.management.roles import ALL_ROLES, Role
 from security_server.messagelog.store import MessageLogStore
 from security_server.monitoring import OPMON_DATABASE
 from security_server.opmon.store import OpmonStore
-from tests.federation.departments import CONSUMER, SERVICE
-from tests.federation.evidence import exchange, failed_entry
+from security_server.serverconf.store import ServerConfStore
+from security_server.signer.token import KeyAlgorithm, KeyKind
+from tests.federation.ca import issue_into_token
+from tests.federation.departments import CONSUMER, CONSUMER_MEMBER, SERVICE
+from tests.federation.evidence import exchange, failed_entry, federation
 from tests.security_server.messagelog.stamping import stamp_all
 
 PASSWORD = "Console-Secret-1"
@@ -39,6 +43,7 @@ class Built:
     now: datetime
     opmon_succeeded: int
     opmon_failed: int
+    signing_not_after: datetime
 
 
 def add_users(directory: Path) -> None:
@@ -74,6 +79,16 @@ def _opmon(directory: Path, now: datetime) -> tuple[int, int]:
     return len(records) - FAILED_RECORDS, FAILED_RECORDS
 
 
+def initialise(directory: Path, now: datetime) -> datetime:
+    """An initialised server (owner the consumer member) with a signing key certified by the federation's CA in its
+    soft token; the certificate's expiry."""
+    with ServerConfStore(directory / "serverconf.db") as store:
+        store.initialise(CONSUMER_MEMBER, "ss1", b"<anchor/>")
+    token = ServerDirectory(directory).soft_token()
+    cert = issue_into_token(token, federation().ca, KeyKind.SIGN, CONSUMER_MEMBER, KeyAlgorithm.RSA2048, now)
+    return cert.not_valid_after_utc
+
+
 def build_server(directory: Path) -> Built:
     """The directory with users, message log and operational records (times are the real clock's)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,4 +104,4 @@ def build_server(directory: Path) -> Built:
             succeeded=False, fault_code=SCRIPT,
         )])
     succeeded, failed = _opmon(directory, now)
-    return Built(directory, now, succeeded, failed)
+    return Built(directory, now, succeeded, failed, initialise(directory, now))

@@ -35,6 +35,7 @@ class Console(InMemoryApi):
     directory: Path
     health: Any = None
     clock: Clock = field(default_factory=Clock)
+    diagnostics: Any = None
 
     def __post_init__(self) -> None:
         self.clock.advance(datetime.now(UTC).timestamp())
@@ -42,6 +43,7 @@ class Console(InMemoryApi):
         self.site = make_management_site(
             self.clock, ServerDirectory(self.directory), ManagementConfig(max_body_bytes=4 * 1024 * 1024),
             executor=run_now, secure_cookies=False, maintenance=self.health, verification_conf=lambda now: conf,
+            diagnostics=self.diagnostics,
         )
         self.router = self.site.resource._router
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,17 @@ from security_server.admin.server_dir import ServerDirectory
 from security_server.edge.health_checker import HealthChecker
 from security_server.healthcheck import checks
 from security_server.management.config import ManagementConfig
+from security_server.management.diagnostics import (
+    Diagnostic,
+    DiagnosticStatus,
+    OcspDiagnostic,
+    TsaDiagnostic,
+)
 from security_server.management.sessions import DEFAULT_IDLE_SECONDS
 from security_server.management.server import make_management_site
 from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import MessageLogStore
+from tests.federation.evidence import federation
 from tests.management_api import run_now
 from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, SCRIPT, Built, build_server
 from tests.security_server.console.harness import Console, xsrf_of
@@ -41,6 +48,28 @@ def console(built: Built) -> Console:
         checks.timestamper(lambda: 600.0, grace_seconds=60),
     ], clock)
     return Console(built.directory, health=health, clock=clock)
+
+
+class RunningServer:
+    """What a running server's diagnostics say: configuration 10 min old, OCSP answer 30 min old, one TSA."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def globalconf(self) -> Diagnostic:
+        """Downloaded ten minutes ago."""
+        return Diagnostic(DiagnosticStatus.OK, self.now - timedelta(minutes=10), self.now + timedelta(minutes=50))
+
+    def timestamping(self) -> tuple[TsaDiagnostic, ...]:
+        """One approved TSA, failing."""
+        return (TsaDiagnostic("http://tsa.example/", Diagnostic(DiagnosticStatus.FAIL, self.now, None,
+                                                              "timestamping_failed", "refused")),)
+
+    def ocsp(self) -> tuple[OcspDiagnostic, ...]:
+        """The federation CA's responder answered half an hour ago."""
+        ca = federation().ca.certificate.subject.rfc4514_string()
+        return (OcspDiagnostic(ca, "http://ocsp.example/", Diagnostic(DiagnosticStatus.OK,
+                                                                      self.now - timedelta(minutes=30))),)
 
 
 def text(page: bytes) -> str:
@@ -137,6 +166,18 @@ def test_overview_shows_health_certificates_backlog_and_traffic(console: Console
     assert "SUBSYSTEM:EE/GOV/70000310/consumer" in page and "SERVICE:EE/GOV/70000311/provider/getRandom/v1" in page
     day = text(console.get("/console/overview", console.log_in("observer"), window="day").body)
     assert 'aria-current="true">Last day' in day and f'data-succeeded="{built.opmon_succeeded}"' in day
+
+
+def test_overview_shows_certificate_expiry_ocsp_and_configuration_age(built: Built) -> None:
+    """With the running server's diagnostics: days to expiry, OCSP status and age, configuration age, TSA status."""
+    now = datetime.now(UTC)
+    console = Console(built.directory, diagnostics=RunningServer(now))
+    page = text(console.get("/console/overview", console.log_in("observer")).body)
+    days = (built.signing_not_after - now).days
+    assert f'<td>MEMBER:EE/GOV/70000310</td>' in page and f'<span class="status-ok">{days}</span>' in page
+    assert "<td>OK</td><td>30 min</td>" in page
+    assert "<dt>Age</dt><dd>10 min</dd>" in page
+    assert "<td>http://tsa.example/</td><td>FAIL</td>" in page and "timestamping_failed" in page
 
 
 def test_overview_without_a_running_server_says_so(built: Built) -> None:
