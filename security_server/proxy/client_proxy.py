@@ -230,6 +230,12 @@ class ClientProxy:
         self.journal.log.error("soap_request_crashed", **fault.log_fields())
         return 200, FAULT_ANSWER_CONTENT_TYPE, fault.to_soap_fault()
 
+    def last_resort_rest(self, err: BaseException, accept: str | None) -> RestAnswer:
+        """:meth:`last_resort` for a REST call: X-Road's error JSON, 500, ``server.clientproxy.internal_error``."""
+        fault = InternalError("Internal error", reason=repr(err), origin=Origin.CLIENT_PROXY)
+        self.journal.log.error("rest_request_crashed", **fault.log_fields())
+        return rest_error_of(fault, accept=accept)
+
     def refuse_rest(self, error: BusError, accept: str | None) -> RestAnswer:
         """The REST answer to a call refused before it could be read (URI or body over the limit)."""
         self.journal.summary(self.journal.start("rest"), error)
@@ -268,9 +274,7 @@ class ClientProxy:
             self.journal.summary(exchange, None)
             return answer
         except Exception as err:  # noqa: BLE001 - the last resort: the IS always gets an answer (issue 22 item 8)
-            fault = InternalError("Internal error", reason=repr(err), origin=Origin.CLIENT_PROXY)
-            self.journal.log.error("rest_request_crashed", **fault.log_fields())
-            return rest_error_of(fault, accept=accept)
+            return self.last_resort_rest(err, accept)
 
     async def _fail(self, exchange: Exchange, err: Exception) -> BusError:
         """Turn a failure into the fault the IS gets, record it when the request is logged, write the summary."""

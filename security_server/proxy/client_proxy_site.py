@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 from security_server.core.config import ConnectionLimits, MessageLimits
@@ -137,7 +138,9 @@ class ClientProxyResource(Resource):
             request.finish()  # type: ignore[no-untyped-call]
 
         method = request.method.decode("latin-1", "replace")
-        self.proxy.handle_rest(method, target, headers, body).addCallback(write)
+        self.proxy.handle_rest(method, target, headers, body).addCallback(write).addErrback(
+            _answer_rest_anyway(request, lambda err: self.proxy.last_resort_rest(err, accept), gone)
+        )
         return server.NOT_DONE_YET
 
 
@@ -181,6 +184,23 @@ def _answer_anyway(
         if gone or request.finished or request.startedWriting:
             return  # nothing more can be said on this request
         request.write(_start_answer(request, fault))  # type: ignore[no-untyped-call]
+        request.finish()  # type: ignore[no-untyped-call]
+
+    return answer
+
+
+def _answer_rest_anyway(
+    request: server.Request, last_resort: Callable[[BaseException], RestAnswer], gone: list[Failure]
+) -> Callable[[Failure], None]:
+    """:func:`_answer_anyway` for a REST call: writing the answer failed, so the IS gets ``last_resort``'s error JSON
+    (issue 22 item 8), with none of the failed answer's headers."""
+
+    def answer(failure: Failure) -> None:
+        fault = last_resort(failure.value if failure.value is not None else RuntimeError("unknown failure"))
+        if gone or request.finished or request.startedWriting:
+            return  # nothing more can be said on this request
+        request.responseHeaders = Headers()
+        request.write(_write_rest(request, fault))  # type: ignore[no-untyped-call]
         request.finish()  # type: ignore[no-untyped-call]
 
     return answer

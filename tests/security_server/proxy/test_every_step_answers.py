@@ -24,13 +24,13 @@ from security_server.core.identifiers import ServiceId
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestAnswer, RestRequest, header_value
 from security_server.messagelog.store import MessageLogStore
-from security_server.proxy import client_proxy, server_proxy
+from security_server.proxy import client_proxy, client_proxy_site, server_proxy
 from security_server.proxy.provider_client import LeanProviderClient
 from security_server.proxy.server_proxy import ServerProxy
 from security_server.serverconf.store import ServiceKind
 from security_server.core.acl import AccessRight
 from tests.federation.world import CONSUMER, P, PROVIDER, SLOW, ExchangeBed, fault_code, is_request, signing_keys
-from tests.loopback import REACTOR, ClockedLoopback, coroutine_test
+from tests.loopback import REACTOR, ClockedLoopback, coroutine_test, http
 from tests.security_server.proxy.rest_provider import RestProvider
 
 PETS = ServiceId(PROVIDER, "pets")
@@ -409,4 +409,38 @@ class EveryStepAnswersTest(ExchangeBed):
         assert status == 200 and fault_code(body) == "server.serverproxy.service_failed.io_error", body[:400]
         assert_whole(self.consumer.log_path)
         assert_whole(self.provider.log_path)
+
+    # --- the HTTP site: writing the answer fails ---------------------------------------------------------------
+
+    async def over_http(self, method: bytes, path: str, body: bytes | None, content_type: bytes | None) -> Any:
+        """One call to the client proxy's HTTP site on loopback, the first write of an answer failing."""
+        port = REACTOR.listenTCP(0, client_proxy_site.client_proxy_site(self.client_proxy), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        for name in ("_start_answer", "_write_rest"):
+            real = getattr(client_proxy_site, name)
+            failed: list[str] = []
+
+            def first_fails(*args: Any, _real: Any = real, _failed: list[str] = failed, _name: str = name) -> Any:
+                if not _failed:
+                    _failed.append(_name)
+                    raise Injected(f"injected writing the answer ({_name})")
+                return _real(*args)
+
+            self.put(client_proxy_site, name, first_fails)
+        return await http(method, f"http://127.0.0.1:{port.getHost().port}{path}", body, content_type)
+
+    @coroutine_test
+    async def test_soap_answer_that_cannot_be_written_is_answered_internal_error(self) -> None:
+        """Writing the SOAP answer fails at the site: the IS gets server.clientproxy.internal_error in X-Road's
+        fault form, never silence."""
+        reply = await self.over_http(b"POST", "/", is_request(), b"text/xml; charset=UTF-8")
+        assert reply.code == 200 and fault_code(reply.body) == "server.clientproxy.internal_error", reply
+
+    @coroutine_test
+    async def test_rest_answer_that_cannot_be_written_is_answered_internal_error(self) -> None:
+        """Writing the REST answer fails at the site: the IS gets X-Road's error JSON, 500,
+        server.clientproxy.internal_error, never silence."""
+        reply = await self.over_http(b"GET", PETS_PATH, None, None)
+        assert reply.code == 500, reply
+        assert json.loads(reply.body)["type"] == "server.clientproxy.internal_error", reply
 
