@@ -310,3 +310,19 @@ def test_without_the_servers_configuration_verifying_says_why(built: Built) -> N
     token = xsrf_of(console.get("/console/audit/records/0/1", auditor).body)
     page = text(console.form("/console/audit/records/0/1/verify", {"_xsrf": token}, auditor).body)
     assert "NOT VERIFIED: the server&#x27;s verification configuration is not available" in page
+
+
+@pytest.mark.parametrize("name", ["query_id", "client", "service", "user_id", "since", "until", "result"])
+def test_every_search_field_echoes_its_input_escaped(console: Console, name: str) -> None:
+    """A script tag in any search field comes back as text, never as markup."""
+    page = text(console.get("/console/audit", console.log_in("auditor"), **{name: SCRIPT}).body)
+    assert SCRIPT not in page and "<script" not in page
+
+
+def test_no_page_carries_the_session_id(console: Console) -> None:
+    """The session cookie is HttpOnly and never written into a page (the XSRF token is, by design)."""
+    admin = console.log_in("admin")
+    for path in ("/console/overview", "/console/audit", "/console/audit/records/0/1"):
+        assert admin["JSESSIONID"] not in text(console.get(path, admin).body)
+    answer = console.form("/console/login", {"username": "admin", "password": PASSWORD})
+    assert any("JSESSIONID=" in c and "HttpOnly" in c for c in answer.headers["set-cookie"])
