@@ -19,6 +19,14 @@ Settings come from the ``[messagelog]`` section of the INI files (X-Road's prope
     keep-records-for-days               30
     archive-max-filesize                33554432
     asic-allow-remote                   false
+    message-body-logging                true    (false: bodies are not logged, core/body_logging.py)
+    enabled-body-logging-local-producer-subsystems     (exceptions when false; INSTANCE/CLASS/MEMBER/SUBSYSTEM, ...)
+    enabled-body-logging-remote-producer-subsystems
+    disabled-body-logging-local-producer-subsystems    (exceptions when true)
+    disabled-body-logging-remote-producer-subsystems
+
+The body-logging choice is handed to the writer (``MessageLogWriter.body_logging``), which the proxies consult when
+they build a record: "local producer" subsystems are ours (the server proxy's side), "remote" ones other members'.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any, Callable
 
 from twisted.application.service import MultiService
 
+from security_server.core.body_logging import LOG_EVERY_BODY, BodyLogging, parse_subsystems
 from security_server.core.config import LayeredConfig
 from security_server.core.errors import BusError
 from security_server.core.globalconf import GlobalConf
@@ -49,6 +58,7 @@ class EvidenceSettings:
     timestamper: TimestamperSettings
     archiver: ArchiverSettings
     allow_remote_asic: bool = False
+    body_logging: BodyLogging = LOG_EVERY_BODY
 
     @classmethod
     def defaults(cls, root: Path) -> EvidenceSettings:
@@ -77,7 +87,19 @@ class EvidenceSettings:
             keep_records_seconds=86_400.0 * config.get_int(SECTION, "keep-records-for-days", 30, minimum=0, maximum=100_000),
             max_archive_bytes=config.get_int(SECTION, "archive-max-filesize", 32 * 1024 * 1024, minimum=1024, maximum=2**34),
         )
-        return cls(timestamper, archiver, config.get_bool(SECTION, "asic-allow-remote", False))
+
+        def listed(kind: str, side: str) -> frozenset[ClientId]:
+            name = f"{kind}-body-logging-{side}-producer-subsystems"
+            return parse_subsystems(config.get_str(SECTION, name, ""), f"[{SECTION}] {name}")
+
+        body_logging = BodyLogging(
+            enabled=config.get_bool(SECTION, "message-body-logging", True),
+            enabled_local=listed("enabled", "local"),
+            enabled_remote=listed("enabled", "remote"),
+            disabled_local=listed("disabled", "local"),
+            disabled_remote=listed("disabled", "remote"),
+        )
+        return cls(timestamper, archiver, config.get_bool(SECTION, "asic-allow-remote", False), body_logging)
 
 
 class EvidenceServices(MultiService):
@@ -108,6 +130,7 @@ def make_evidence_services(
         chosen=lambda: [tsp.url for tsp in server_conf().timestamping_services],
     )
     archiver = Archiver(reactor, writer, settings.archiver)
+    writer.body_logging = settings.body_logging
 
     def is_own_client(client: ClientId) -> bool:
         try:

@@ -31,6 +31,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 
+from security_server.core.body_logging import LOG_EVERY_BODY, BodyLogging
 from security_server.core.errors import BusError, LoggingFailed
 from security_server.core.logchain import LogEntry, LogRecord
 from security_server.messagelog.store import DEFAULT_BUSY_TIMEOUT, MessageLogStore, Synchronous
@@ -107,6 +108,9 @@ class MessageLogWriter(Service):
         self._stopped = False
         self._stop_waiters: list[Deferred[None]] = []
         self._healthy = True
+        self.body_logging: BodyLogging = LOG_EVERY_BODY
+        """Which bodies the proxies log ([messagelog] ``message-body-logging``; set by the evidence services). The
+        proxies apply it when they build an entry (proxy/exchange.py); the writer logs what it is given."""
         self.batches_committed = 0
         """Transactions committed so far (each holds one or more records)."""
         self.records_committed = 0

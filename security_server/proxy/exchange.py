@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import structlog
 
+from security_server.core.body_logging import BodyLogging, entry_without_body
 from security_server.core.errors import BadRequest, BusError
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.logchain import Direction, LogEntry
@@ -140,6 +141,14 @@ class Exchange:
             return self.rest.query_id, str(self.rest.client), str(self.rest.service)
         return None
 
+    def producer(self) -> ClientId | None:
+        """The member or subsystem that provides the called service, once the request is known."""
+        if self.soap is not None and self.soap.header is not None:
+            return self.soap.header.service.client
+        if self.rest is not None:
+            return self.rest.service.client
+        return None
+
     def ids(self) -> ExchangeIds | None:
         """How the message log names this exchange, once the request is known."""
         identity = self.identity()
@@ -185,9 +194,19 @@ class ExchangeJournal:
         """Append ``entry`` to the message log durably (``logging_failed`` when it cannot be); the time it took
         goes to ``exchange``'s ``log_commit`` phase when given."""
         started = time.monotonic()
-        await record(self._context.message_log, entry)
+        await record(self._context.message_log, self._loggable(entry, exchange))
         if exchange is not None:
             exchange.timed("log_commit", started)
+
+    def _loggable(self, entry: LogEntry, exchange: Exchange | None) -> LogEntry:
+        """``entry`` as the log keeps it: without its body when body logging is off for the exchange's producer on
+        this side ([messagelog] ``message-body-logging`` and its exceptions; core/body_logging.py)."""
+        policy = getattr(self._context.message_log, "body_logging", None)
+        if not isinstance(policy, BodyLogging) or exchange is None:
+            return entry
+        if policy.logs_body(exchange.producer(), client_side=self._side is Side.CLIENT):
+            return entry
+        return entry_without_body(entry, rest=exchange.rest is not None)
 
     async def record_failure(self, exchange: Exchange, body: bytes, fault_code: str) -> None:
         """Record that an exchange whose request is in the log failed; never raises (the fault stands)."""
