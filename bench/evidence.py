@@ -128,15 +128,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", action="store_true", help="do not run the other evidence benchmarks")
     args = parser.parse_args(argv)
     db = args.db or _default_db(args.records, args.sign_batch, args.ts_batch)
-    if not db.exists():
+    conf_dir = db.parent / "verificationconf"
+    if not db.exists() or not conf_dir.is_dir():
         db.parent.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
         build_log(db, args.records, sign_batch_size=args.sign_batch, ts_batch=args.ts_batch)
+        # The PKI is made per process: the log's verification configuration is kept next to it.
+        federation().write_verificationconf(conf_dir)
         print(f"built {args.records} records in {time.perf_counter() - began:.1f} s: {db}")
     else:
         print(f"reusing {db}")
     print(f"log: {db.stat().st_size / args.records:.0f} bytes per record on disk")
-    _time_verifier(db, [int(j) for j in args.jobs.split(",") if j], profile=args.profile)
+    _time_verifier(db, conf_dir, [int(j) for j in args.jobs.split(",") if j], profile=args.profile)
     if not args.only:
         for name in ("evidence_size", "evidence_search", "evidence_archive"):
             if (Path(__file__).parent / f"{name}.py").exists():
@@ -144,12 +147,11 @@ def main(argv: list[str] | None = None) -> None:
                 importlib.import_module(f"bench.{name}").main([])
 
 
-def _time_verifier(db: Path, jobs_list: list[int], *, profile: bool) -> None:
-    from security_server.core.evidence import read_verification_conf, verification_conf_files
+def _time_verifier(db: Path, conf_dir: Path, jobs_list: list[int], *, profile: bool) -> None:
+    from security_server.core.evidence import read_verification_conf
     from security_server.messagelog.log_verifier import verify_shard
-    from tests.federation.departments import INSTANCE
 
-    files = verification_conf_files(federation().shared_parameters_xml(), INSTANCE)
+    files = {p.relative_to(conf_dir).as_posix(): p.read_bytes() for p in conf_dir.rglob("*") if p.is_file()}
     conf = read_verification_conf(files)
     for jobs in jobs_list:
         began = time.perf_counter()
