@@ -24,15 +24,19 @@ from typing import Any, Sequence
 from click.testing import CliRunner
 from cryptography import x509
 from twisted.internet import task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
 from twisted.web import resource, server
 
 from central_registry.publisher import Publication, Publisher, SelfSignedKey
+from central_registry.trust.ca import CertKind, DevelopmentCA
+from central_registry.trust.ocsp_responder import build_ocsp_response
 from central_registry.store import RegistryStore
 from security_server import shared_replay_guard
 from security_server.audit_cli import audit
 from security_server.confclient.client import ConfClient
-from security_server.core.errors import InvalidRequest
+from security_server.core.certprofile import signing_subject
+from security_server.core.errors import IncorrectValidationInfo, InvalidRequest
 from security_server.core.globalconf import parse_configuration_anchor
 from security_server.core.identifiers import ClientId
 from security_server.core.logchain import Direction
@@ -45,7 +49,9 @@ from security_server.messagelog.tsa_client import TsaClient
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.server_proxy import ServerProxy
+from security_server.signer.ocsp_client import OcspClient, OwnCertificate
 from tests.federation.evidence import federation
+from tests.federation.pki import make_csr
 from tests.federation.world import ExchangeBed, Server, fault_code, is_request, signing_keys
 from tests.loopback import REACTOR, Served, coroutine_test, serve
 
@@ -556,6 +562,37 @@ def test_shared_replay_guard_clock_jumping_ahead_and_back_does_not_reopen_the_wi
     else:
         raise AssertionError("a replay was accepted after the clock came back")
     guard.close()
+
+
+def test_own_ocsp_survives_our_clock_running_ahead_and_being_corrected(tmp_path: Path) -> None:
+    """Our clock runs two hours ahead of the responder's: our kept OCSP response is stale by our clock and our
+    exchanges are refused with server-side incorrect_validation_info (never client.*); once the clock is corrected
+    the kept response serves again at once, no timer or refetch awaited."""
+    ca = DevelopmentCA.init(tmp_path / "ca", "Clock jump CA", T0, key_size=2048)
+    member = ClientId("EE", "GOV", "70000399")
+    cert = ca.issue(make_csr(signing_subject(member, "Gov")), CertKind.SIGN, T0)
+    true_time = [T0]
+
+    def responder(target: OwnCertificate, request: bytes) -> Deferred[bytes]:
+        return succeed(build_ocsp_response(request, ca.state(), true_time[0]))
+
+    clock = MemoryReactorClock()  # type: ignore[no-untyped-call]
+    clock.advance(T0.timestamp())
+    client = OcspClient(clock, [OwnCertificate(cert, ca.certificate, "http://127.0.0.1:1/")], fetch=responder)
+    client.start()
+    clock.advance(0)
+    assert client.current(cert)
+    true_time[0] = T0 + timedelta(seconds=1)
+    clock.advance(2 * 3600)  # our clock jumps ahead; the overdue refresh runs, its answer still "old" to us
+    try:
+        client.current(cert)
+    except IncorrectValidationInfo as refused:
+        assert refused.fault_code.startswith("server."), refused.fault_code
+    else:
+        raise AssertionError("a response two hours old by our clock was served")
+    clock.rightNow = (T0 + timedelta(seconds=2)).timestamp()  # corrected (stepped back)
+    assert client.current(cert)
+    client.stop()
 
 
 class ClockJumpTimestamperTest(TsaBed):
