@@ -317,9 +317,16 @@ FORM_ATTACHMENTS_ZLIB = 16
 """``attachments`` (the encoding of :func:`encode_attachments`) is zlib-compressed."""
 FORM_TS_HASHCHAIN = 32
 """``ts_hashchain`` names its batch's leaves and the record's place among them (:func:`derived_ts_hashchain`)."""
+FORM_SIGNATURE_SHARED = 64
+"""With :data:`FORM_SIGNATURE`: ``signature`` is the address of a shared value holding the compact form (a batch's)."""
+FORM_HASHCHAINRESULT_SHARED = 128
+"""With :data:`FORM_HASHCHAINRESULT`: ``hashchainresult`` is the address of its shared compact form."""
 _KNOWN_FORMS = (
     FORM_SIGNATURE | FORM_HASHCHAIN | FORM_HASHCHAINRESULT | FORM_MESSAGE_ZLIB | FORM_ATTACHMENTS_ZLIB | FORM_TS_HASHCHAIN
+    | FORM_SIGNATURE_SHARED | FORM_HASHCHAINRESULT_SHARED
 )
+KIND_DOCUMENT = "document"
+"""Shared value kind: the compact signature or hash-chain result that the records of one signing batch share."""
 KIND_TS_LEAVES = "ts-leaves"
 """Shared value kind: a batch timestamp's leaves (the signature hashes, in order), 64 bytes each."""
 _DERIVED_TS_VERSION = 1
@@ -342,22 +349,32 @@ def _deflate(data: bytes) -> bytes | None:
 def stored_row(record: LogRecord, *, compact: bool, compress_bodies: bool) -> tuple[tuple[Any, ...], list[SharedValue]]:
     """The row that stores ``record`` (in :data:`_COLUMNS` order) and the shared values it references.
 
-    With ``compact``, each signature and hash-chain document that packs exactly is stored packed; with
+    With ``compact``, each signature and hash-chain document that packs exactly is stored packed; a record signed
+    through a hash chain (one signature over a batch, or over a message and its attachments) references its
+    signature's and its hash-chain result's compact forms as shared values, which the batch's records share. With
     ``compress_bodies``, the message and the attachments are stored zlib-compressed when that is smaller.
     """
     row = list(_row_values(record))
     form = 0
     shared: list[SharedValue] = []
     if compact:
-        for bit, name in ((FORM_SIGNATURE, "signature"), (FORM_HASHCHAIN, "hashchain"),
-                          (FORM_HASHCHAINRESULT, "hashchainresult")):
+        for bit, name, shared_bit in ((FORM_SIGNATURE, "signature", FORM_SIGNATURE_SHARED),
+                                      (FORM_HASHCHAIN, "hashchain", 0),
+                                      (FORM_HASHCHAINRESULT, "hashchainresult", FORM_HASHCHAINRESULT_SHARED)):
             index = _COLUMN_INDEX[name]
             document = row[index]
             packed = _pack(document) if document else None
-            if packed is not None:
+            if packed is None:
+                continue
+            shared.extend(packed.shared)
+            form |= bit
+            if shared_bit and record.hashchain is not None:
+                holder = SharedValue.of(KIND_DOCUMENT, packed.compact)
+                shared.append(holder)
+                row[index] = holder.address
+                form |= shared_bit
+            else:
                 row[index] = packed.compact
-                shared.extend(packed.shared)
-                form |= bit
     if compress_bodies:
         for bit, name in ((FORM_MESSAGE_ZLIB, "message"), (FORM_ATTACHMENTS_ZLIB, "attachments")):
             index = _COLUMN_INDEX[name]
@@ -383,12 +400,20 @@ def _stored_fields(values: dict[str, Any], lookup: compact_signature.Lookup) -> 
         return
     if type(form) is not int or not 0 < form <= _KNOWN_FORMS or form & ~_KNOWN_FORMS:
         raise ValueError(f"stored_form {form!r} is not a known form")
-    for bit, name in ((FORM_SIGNATURE, "signature"), (FORM_HASHCHAIN, "hashchain"),
-                      (FORM_HASHCHAINRESULT, "hashchainresult")):
+    for bit, name, shared_bit in ((FORM_SIGNATURE, "signature", FORM_SIGNATURE_SHARED),
+                                  (FORM_HASHCHAIN, "hashchain", 0),
+                                  (FORM_HASHCHAINRESULT, "hashchainresult", FORM_HASHCHAINRESULT_SHARED)):
+        if form & shared_bit and not form & bit:
+            raise ValueError(f"stored_form {form} shares a {name} that is not compact")
         if form & bit:
-            if type(values[name]) is not bytes:
+            compact = values[name]
+            if type(compact) is not bytes:
                 raise ValueError(f"compact {name} is not bytes")
-            values[name] = compact_signature.unpack(values[name], lookup)
+            if form & shared_bit:
+                if len(compact) != compact_signature.HASH_SIZE:
+                    raise ValueError(f"shared {name} is not an address")
+                compact = lookup(compact)
+            values[name] = compact_signature.unpack(compact, lookup)
     if form & FORM_MESSAGE_ZLIB:
         values["message"] = _inflate(values["message"])
     if form & FORM_ATTACHMENTS_ZLIB:
@@ -900,7 +925,10 @@ class MessageLogStore:
             return None
         if type(row[1]) is int and row[1] & FORM_SIGNATURE:
             try:
-                return compact_signature.unpack(bytes(row[0]), self._shared_value)
+                compact = bytes(row[0])
+                if row[1] & FORM_SIGNATURE_SHARED:
+                    compact = self._shared_value(compact)
+                return compact_signature.unpack(compact, self._shared_value)
             except (ValueError, KeyError) as err:
                 raise LogChainBroken(
                     f"message log record {record_id} is malformed",
