@@ -14,9 +14,10 @@ A range cannot know the link before it, so :func:`verify_shard` checks the joint
 follow range *k-1*'s last one (id + 1) and carry its link as ``prev_link`` (the first range: the anchor's). Walking
 the ranges in order, the first failure found is the lowest failing record, exactly the one a sequential run names.
 
-Records and their timestamps are read through the store's API (:meth:`MessageLogStore.records`,
-:meth:`~MessageLogStore.timestamp_of`), however they are stored; only the leaves of each timestamp batch (the
-records' signature hashes, to rebuild the batch's chains once) are read straight from the file. With ``jobs`` = 1, or a log too small to share, everything
+Records are read through :meth:`MessageLogStore.records` however they are stored; their timestamps in bulk, a
+block at a time, each ``ts-hashchain.xml`` turned back by :meth:`MessageLogStore.ts_hashchain_from_row` (as
+:meth:`~MessageLogStore.timestamp_of` does); each batch's leaves (the records' signature hashes, to rebuild the
+batch's chains once) are read straight from the file. With ``jobs`` = 1, or a log too small to share, everything
 runs in this process.
 """
 
@@ -109,17 +110,45 @@ def _conf(conf: VerificationConf | Mapping[str, bytes] | None) -> VerificationCo
     return read_verification_conf(conf)
 
 
-class _Batches:
-    """The ts chains each batch's records hold when written as the timestamper writes them, built once per batch.
+class _Stamps:
+    """The timestamps of a block of records, read in one query, and each batch's chains as the timestamper writes
+    them, built once per batch.
 
-    The leaves (the records' signature hashes) are read straight from the file; whatever they say, a record's chain
-    only passes on this path when it equals the chain built for its own verified signature hash, else it is verified
-    in full (:meth:`LogAuditor.stamp_failure`).
+    A record's ``ts-hashchain.xml`` is turned back from its stored form by the store
+    (:meth:`MessageLogStore.ts_hashchain_from_row`, for bulk readers); tokens are read once per timestamp. The batch's
+    leaves (the records' signature hashes) are read straight from the file: whatever they say, a record's chain only
+    passes on that path when it equals the chain built for its own verified signature hash, else it is verified in
+    full (:meth:`LogAuditor.stamp_failure`).
     """
 
     def __init__(self, store: MessageLogStore) -> None:
+        self._store = store
         self._db = store.database
+        self._tokens: dict[int, tuple[bytes, bytes | None] | None] = {}
         self._built: dict[int, dict[int, tuple[bytes, bytes]]] = {}
+
+    def of_block(self, lo: int, hi: int) -> dict[int, Stamp | str]:
+        """``{record id: its stamp, or why it cannot be read}`` for the timestamped records ``lo..hi``."""
+        rows = self._db.execute(
+            "SELECT id, timestamp_id, ts_hashchain, stored_form FROM logrecord WHERE id BETWEEN ? AND ? AND timestamp_id > 0",
+            [lo, hi],
+        ).fetchall()
+        stamps: dict[int, Stamp | str] = {}
+        for record_id, stamp_id, chain, form in rows:
+            token = self._token(stamp_id)
+            if token is None:
+                continue  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
+            try:
+                stamps[record_id] = Stamp(stamp_id, token[0], token[1], self._store.ts_hashchain_from_row(record_id, chain, form))
+            except BusError as err:
+                stamps[record_id] = err.reason
+        return stamps
+
+    def _token(self, stamp_id: int) -> tuple[bytes, bytes | None] | None:
+        if stamp_id not in self._tokens:
+            row = self._db.execute("SELECT token, hash_chain_result FROM timestamp WHERE id = ?", [stamp_id]).fetchone()
+            self._tokens = {stamp_id: None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))}
+        return self._tokens[stamp_id]
 
     def expected(self, stamp: Stamp) -> dict[int, tuple[bytes, bytes]]:
         """``{record id: (leaf, ts-hashchain.xml)}`` of the batch of ``stamp`` (empty: not in the timestamper's form)."""
@@ -153,12 +182,13 @@ def verify_chunk(
     previous: tuple[int, bytes] | None = None
     settled: tuple[int, bytes] | None = None
     with MessageLogStore(path) as store:
-        batches = _Batches(store)
+        stamps = _Stamps(store)
         reading = store.records(since=lo - 1, limit=hi - lo + 1)
         try:
             while block := [record for record in itertools.islice(reading, BLOCK) if record.id <= hi]:
                 auditor.prepare(block)
                 hashed: dict[bytes, bytes] = {}
+                block_stamps = stamps.of_block(block[0].id, block[-1].id)
                 for record in block:
                     count += 1
                     if last is None:
@@ -183,12 +213,13 @@ def verify_chunk(
                             chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
                     previous = last
                     last = (record.id, record.link)
-                    stored = store.timestamp_of(record.id)
-                    if stored is not None:
+                    stamp = block_stamps.get(record.id)
+                    if stamp is not None:
                         stamped += 1
-                        stamp = Stamp(stored.timestamp.id, stored.timestamp.token, stored.timestamp.hash_chain_result,
-                                      stored.hash_chain)
-                        failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, batches.expected(stamp))
+                        if isinstance(stamp, str):
+                            failed: str | None = stamp
+                        else:
+                            failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, stamps.expected(stamp))
                         if failed is not None:
                             stamp_problems.append(Problem(record.id, failed))
                     elif record.signature and first_waiting is None:
