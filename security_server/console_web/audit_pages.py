@@ -10,7 +10,6 @@ container`` prints it. Nothing here changes a record.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +29,6 @@ from security_server.messagelog.store import MessageLogStore, RecordSummary, Rec
 MAX_RESULTS = 200
 MAX_BODY_SHOWN = 256 * 1024
 MAX_SHARD = 999_999
-
-
-def supports_user_id() -> bool:
-    """Whether the message log can be searched by user id (its ``search`` takes ``user_id``)."""
-    return "user_id" in inspect.signature(MessageLogStore.search).parameters
 
 
 # --- search ---------------------------------------------------------------------------------------------------
@@ -82,7 +76,7 @@ def parse_criteria(args: Mapping[str, str]) -> Criteria:
             query[name] = str(parse(text))
         except InvalidClientIdentifier as err:
             errors[name] = f"not a {what}: {err.message}"
-    if given["user_id"] and supports_user_id():
+    if given["user_id"]:
         query["user_id"] = given["user_id"]
     for name in ("since", "until"):
         if given[name]:
@@ -126,14 +120,12 @@ def search_body(criteria: Criteria, results: Sequence[tuple[int, RecordSummary]]
         f'<option value="{value}"' + (" selected" if value == result else "") + f">{label}</option>"
         for value, label in (("", "any"), ("succeeded", "succeeded"), ("failed", "failed"))
     )
-    user_field = (_field("user_id", "User id", criteria, "The X-Road userId header.") if supports_user_id()
-                  else '<p class="notice">Searching by user id needs a newer message log.</p>')
     form = (
         '<form class="search" method="get" action="/console/audit" role="search" aria-label="Message log">'
         + _field("query_id", "Message id", criteria, "The X-Road id header / X-Road-Id.")
         + _field("client", "Client", criteria, "e.g. SUBSYSTEM:EE/GOV/70000310/consumer; end with / for a prefix.")
         + _field("service", "Service", criteria, "e.g. SERVICE:EE/GOV/70000311/provider/getRandom/v1, or a prefix/.")
-        + user_field
+        + _field("user_id", "User id", criteria, "The end user the exchange names (SOAP userId, X-Road-UserId).")
         + _field("since", "From", criteria, "ISO 8601, UTC unless a zone is given (inclusive).")
         + _field("until", "Until", criteria, "ISO 8601 (exclusive).")
         + f'<div><label for="result">Result</label><select id="result" name="result">{options}</select></div>'
@@ -143,13 +135,13 @@ def search_body(criteria: Criteria, results: Sequence[tuple[int, RecordSummary]]
     if results is not None:
         rows = [
             (Markup(f'<a href="/console/audit/records/{index}/{s.id}">{index}:{s.id}</a>'),
-             _when(s.time), s.query_id, s.direction.value, s.client, s.service,
+             _when(s.time), s.query_id, s.direction.value, s.client, s.service, s.user_id or "—",
              "ok" if s.succeeded else f"fault {s.fault_code or ''}".strip(),
              "yes" if s.timestamp_id else "no", "yes" if s.archived else "no")
             for index, s in results
         ]
         listing = Markup(f'<h2 id="h-results">Records ({len(rows)})</h2>' + table(
-            "Matching records", ["Record", "Time", "Message id", "Direction", "Client", "Service", "Result",
+            "Matching records", ["Record", "Time", "Message id", "Direction", "Client", "Service", "User id", "Result",
                                  "Timestamped", "Archived"], rows, empty="no record matches"))
     upload = (
         '<h2 id="h-verify">Verify a container</h2>'

@@ -31,6 +31,8 @@ USERS = {
 }
 SCRIPT = "<script>alert('x')</script>"
 EXCHANGE_ID = "console-exchange-1"
+USER_ID = "EE30101010007"
+USER_QUERY_ID = "console-user-1"
 OK_PER_MINUTE = 3
 FAILED_RECORDS = 2
 
@@ -79,6 +81,26 @@ def _opmon(directory: Path, now: datetime) -> tuple[int, int]:
     return len(records) - FAILED_RECORDS, FAILED_RECORDS
 
 
+def _user_message() -> bytes:
+    """A SOAP request naming end user :data:`USER_ID` in its X-Road header."""
+    return (
+        '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"'
+        ' xmlns:xroad="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers">'
+        '<SOAP-ENV:Header>'
+        '<xroad:client id:objectType="SUBSYSTEM"><id:xRoadInstance>EE</id:xRoadInstance>'
+        '<id:memberClass>GOV</id:memberClass><id:memberCode>70000310</id:memberCode>'
+        '<id:subsystemCode>consumer</id:subsystemCode></xroad:client>'
+        '<xroad:service id:objectType="SERVICE"><id:xRoadInstance>EE</id:xRoadInstance>'
+        '<id:memberClass>GOV</id:memberClass><id:memberCode>70000311</id:memberCode>'
+        '<id:subsystemCode>provider</id:subsystemCode><id:serviceCode>getRandom</id:serviceCode>'
+        '<id:serviceVersion>v1</id:serviceVersion></xroad:service>'
+        f'<xroad:id>{USER_QUERY_ID}</xroad:id><xroad:userId>{USER_ID}</xroad:userId>'
+        '<xroad:protocolVersion>4.0</xroad:protocolVersion></SOAP-ENV:Header>'
+        '<SOAP-ENV:Body><prod:getRandom xmlns:prod="http://test.fedbus.example/producer"/></SOAP-ENV:Body>'
+        "</SOAP-ENV:Envelope>"
+    ).encode()
+
+
 def initialise(directory: Path, now: datetime) -> datetime:
     """An initialised server (owner the consumer member) with a signing key certified by the federation's CA in its
     soft token; the certificate's expiry."""
@@ -102,6 +124,11 @@ def build_server(directory: Path) -> Built:
             query_id=SCRIPT, direction=Direction.REQUEST, client=SCRIPT, service=str(SERVICE),
             time=now - timedelta(minutes=3), message=f"<x>{SCRIPT}</x>".encode(), signature=b"",
             succeeded=False, fault_code=SCRIPT,
+        )])
+        store.append_entries([LogEntry(
+            query_id=USER_QUERY_ID, direction=Direction.REQUEST, client=str(CONSUMER), service=str(SERVICE),
+            time=now - timedelta(minutes=2), message=_user_message(), signature=b"", succeeded=False,
+            fault_code="server.clientproxy.internal_error",
         )])
     succeeded, failed = _opmon(directory, now)
     return Built(directory, now, succeeded, failed, initialise(directory, now))

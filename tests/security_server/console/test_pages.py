@@ -29,7 +29,15 @@ from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import MessageLogStore
 from tests.federation.evidence import federation
 from tests.management_api import run_now
-from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, SCRIPT, Built, build_server
+from tests.security_server.console.data import (
+    EXCHANGE_ID,
+    PASSWORD,
+    SCRIPT,
+    USER_ID,
+    USER_QUERY_ID,
+    Built,
+    build_server,
+)
 from tests.security_server.console.harness import Console, xsrf_of
 
 
@@ -199,11 +207,22 @@ def test_search_by_client_time_and_result(console: Console, built: Built) -> Non
     """A client prefix, a time range and the failed filter narrow the list as the CLI's do."""
     auditor = console.log_in("auditor")
     prefix = text(console.get("/console/audit", auditor, client="SUBSYSTEM:EE/GOV/70000310/").body)
-    assert "Records (3)" in prefix
+    assert "Records (4)" in prefix  # the exchange's two, a failure and the user's request; not the script's
     failed = text(console.get("/console/audit", auditor, result="failed").body)
-    assert "Records (2)" in failed
+    assert "Records (3)" in failed
     since = built.now.isoformat()
     assert "Records (0)" in text(console.get("/console/audit", auditor, since=since).body)
+
+
+def test_search_by_user_id_finds_the_users_exchange(console: Console) -> None:
+    """The user id the message names finds its record; the list and the detail show it."""
+    auditor = console.log_in("auditor")
+    page = text(console.get("/console/audit", auditor, user_id=USER_ID).body)
+    assert "Records (1)" in page and USER_QUERY_ID in page and f"<td>{USER_ID}</td>" in page
+    record = re.search(r'href="(/console/audit/records/0/\d+)"', page)
+    assert record is not None
+    assert f"<tr><td>userId</td><td>{USER_ID}</td></tr>" in text(console.get(record.group(1), auditor).body)
+    assert "Records (0)" in text(console.get("/console/audit", auditor, user_id="EE0").body)
 
 
 def test_a_bad_field_is_shown_next_to_it(console: Console) -> None:
