@@ -29,7 +29,7 @@ from twisted.web.server import Request, Site
 from security_server.core.config import ConnectionLimits, MessageLimits
 from security_server.core.errors import BusError, Origin
 from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
-from security_server.proxy.connection_limits import PortConnections, RefusingProtocol, resolve_max_connections
+from security_server.proxy.connection_limits import HeapTrimmer, PortConnections, RefusingProtocol, resolve_max_connections
 from security_server.proxy.guarded_channel import GuardedChannel, encode_answer
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -115,8 +115,9 @@ class BoundedSite(Site):
         kwargs.setdefault("timeout", connections.idle_timeout_seconds or None)
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
         self.max_body_bytes = max_body_bytes
+        trimmer = HeapTrimmer(self.reactor.callLater)
         self.guard = SiteGuard(
-            connections, max_head_bytes, PortConnections(resolve_max_connections(connections.max_connections))
+            connections, max_head_bytes, PortConnections(resolve_max_connections(connections.max_connections), trimmer)
         )
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
@@ -135,6 +136,12 @@ class BoundedSite(Site):
         one of a flood (past the connection cap), which is only counted."""
         body = error.to_soap_fault()
         return encode_answer(status, [("Content-Type", FAULT_ANSWER_CONTENT_TYPE), ("SOAPAction", "")], body)
+
+    def stopFactory(self) -> None:
+        """The port stopped listening: no trim is left pending."""
+        if self.guard.connections.trimmer is not None:
+            self.guard.connections.trimmer.stop()
+        super().stopFactory()
 
     def log(self, request: Any) -> None:
         """No per-request access log line."""

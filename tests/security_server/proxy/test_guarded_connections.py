@@ -6,9 +6,10 @@ connection is answered 503 and counted. All on a fake clock and in-memory transp
 
 from __future__ import annotations
 
+import gc
 import json
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import pytest
 from lxml import etree
@@ -26,7 +27,14 @@ from security_server.metrics import GaugeSources, ServerMetrics
 from security_server.proxy.bounded_request import BoundedSite
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.client_proxy_site import client_proxy_site
-from security_server.proxy.connection_limits import RefusingProtocol, resolve_max_connections
+from security_server.proxy.bounded_request import BoundedRequest
+from security_server.proxy.connection_limits import (
+    TRIM_AFTER_CLOSED,
+    TRIM_DELAY_SECONDS,
+    HeapTrimmer,
+    RefusingProtocol,
+    resolve_max_connections,
+)
 from security_server.proxy.guarded_channel import MAX_REQUEST_HEADERS, GuardedChannel
 from security_server.proxy.peerlink import ServerProxyHandler
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
@@ -387,3 +395,53 @@ def test_the_default_cap_is_a_quarter_of_the_descriptor_limit() -> None:
     """A cap of 0 resolves to a quarter of ``ulimit -n``; a set cap is kept."""
     assert resolve_max_connections(0, nofile=lambda: (256, 4096)) == 64
     assert resolve_max_connections(10, nofile=lambda: (256, 4096)) == 10
+
+
+def recorder(trims: list[bool]) -> Callable[[], bool]:
+    """A stand-in for ``malloc_trim`` that notes each call."""
+
+    def trim() -> bool:
+        trims.append(True)
+        return True
+
+    return trim
+
+
+@SITES
+def test_after_a_flood_closes_no_channel_is_left_and_the_heap_is_trimmed_once(make_site: Any) -> None:
+    """700 connections (idle, slow, oversized, refused) opened and closed: afterwards no channel or request of the
+    site is alive (gc), none is counted open, and the heap trimmer ran exactly once (issue 22 item 5)."""
+    clock = Clock()
+    site = make_site(clock, ConnectionLimits(max_connections=600))
+    trims: list[bool] = []
+    site.guard.connections.trimmer = HeapTrimmer(clock.callLater, trim=recorder(trims))
+    flood = [connect(site) for _ in range(700)]
+    for protocol, _ in flood[:100]:
+        protocol.dataReceived(b"POST / HTTP/1.1\r\nX-Big: " + LONG + b"\r\n")
+    for protocol, _ in flood[100:200]:
+        protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nab")
+    clock.advance(30)
+    for protocol, transport in flood:
+        lose(protocol, transport)
+    del flood, protocol, transport
+    clock.advance(TRIM_DELAY_SECONDS)
+    gc.collect()
+    assert sum(1 for o in gc.get_objects() if isinstance(o, GuardedChannel) and o.site is site) == 0
+    assert sum(1 for o in gc.get_objects() if isinstance(o, BoundedRequest) and getattr(o.channel, "site", None) is site) == 0
+    assert len(site.guard.connections.open) == 0 and site.guard.connections.refused == 100
+    assert trims == [True]
+
+
+def test_the_trimmer_waits_for_enough_closed_connections() -> None:
+    """Fewer than TRIM_AFTER_CLOSED closed connections schedule no trim; reaching it schedules one, run once."""
+    clock = Clock()
+    trims: list[bool] = []
+    trimmer = HeapTrimmer(clock.callLater, trim=recorder(trims))
+    for _ in range(TRIM_AFTER_CLOSED - 1):
+        trimmer.connection_closed()
+    clock.advance(TRIM_DELAY_SECONDS * 2)
+    assert trims == []
+    for _ in range(TRIM_AFTER_CLOSED * 2):
+        trimmer.connection_closed()
+    clock.advance(TRIM_DELAY_SECONDS)
+    assert trims == [True] and trimmer.trims == 1
