@@ -234,6 +234,24 @@ class _ClosedEarly(IoError):
     """The connection closed before any byte of the response arrived (a pooled connection may have gone stale)."""
 
 
+class _OurCertificateRefused(NetworkError):
+    """The peer ended the connection with a TLS certificate alert before answering: it refused *our* certificate.
+
+    With TLS 1.3 the client's handshake is over before the server has checked the client's certificate, so a
+    server proxy that refuses it (proxy/peer_admission.py) says so only after the request was written. It never read
+    the request (TLS delivers no application data from a client it refused), so the next peer may be tried, as
+    when the refusal ends a TLS 1.2 handshake.
+    """
+
+
+_CERTIFICATE_ALERT = re.compile(
+    r"alert (unknown ca|bad certificate|unsupported certificate|certificate (unknown|required|revoked|expired)"
+    r"|access denied)",
+    re.IGNORECASE,
+)
+"""OpenSSL's text for a TLS alert that refuses the client's certificate (RFC 8446 §6.2)."""
+
+
 @implementer(IHandshakeListener)
 class _PeerConnection(ClientConnection):
     """One mutual-TLS connection to a peer, carrying one request at a time."""
@@ -248,6 +266,11 @@ class _PeerConnection(ClientConnection):
         return _ClosedEarly("connection is not usable", origin=Origin.CLIENT_PROXY)
 
     def _cut_short(self, error: BusError, reason: Failure) -> BusError:
+        if not self._received_any and isinstance(reason.value, SSL.Error):
+            if _CERTIFICATE_ALERT.search(str(reason.value)):
+                return _OurCertificateRefused(
+                    "peer refused our TLS certificate", reason=str(reason.value), origin=Origin.CLIENT_PROXY
+                )
         if not self._received_any:  # nothing came back at all: a pooled connection the peer had closed
             return _ClosedEarly(
                 "peer closed the connection without answering",
@@ -393,6 +416,9 @@ class MtlsPeerLink:
                 continue
             try:
                 raw = await self._exchange(connection, data, timeout)
+            except _OurCertificateRefused as err:
+                failures.append((address, err.reason))
+                continue
             except _ClosedEarly:
                 if not reused:
                     raise

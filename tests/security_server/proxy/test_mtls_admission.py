@@ -33,12 +33,14 @@ from twisted.trial import unittest
 from zope.interface import implementer
 
 from central_registry.trust.ca import DevelopmentCA
-from security_server.core.errors import BusError, GlobalConfOutdated, Origin, SslAuthenticationFailed
+from security_server.core.errors import BusError, GlobalConfOutdated, NetworkError, Origin, SslAuthenticationFailed
 from security_server.core.globalconf import GlobalConf
-from security_server.proxy.mtls import server_context_factory
+from security_server.proxy.mtls import MtlsPeerLink, server_context_factory
 from security_server.proxy.peer_admission import AdmittedRequest, PeerAdmission
+from security_server.proxy.peerlink import PeerAddress, PeerRequest
 from security_server.proxy.server_proxy_site import ServerProxyResource, server_proxy_site
-from tests.federation.ca import KeyAndCert, issue_auth, make_ca
+from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
+from tests.federation.ca import KeyAndCert, issue_auth, issue_into_token, make_ca
 from tests.federation.gconf import approved_ca, auth_hashes
 from tests.federation.peers import SS1, SS2, SS3, make_conf, peer_world
 from tests.federation.pki import write_pem
@@ -423,6 +425,30 @@ class AdmissionOverTlsTest(unittest.TestCase):
         self.conf = make_conf(world)
         first, second = yield threads.deferToThread(twice)
         assert (first, second) == (False, True)
+
+    @defer.inlineCallbacks
+    def test_link_with_an_unapproved_cas_certificate_cannot_connect_then_gets_the_head_fault(self) -> Any:
+        """Our own client under an unapproved CA: refused in the handshake (network_error naming the refusal, nothing
+        read, TLS 1.3 included); once the CA is approved, the still unregistered certificate gets the head fault."""
+        world = peer_world()
+        token = SoftToken(self.tmp / "other-token")
+        issue_into_token(token, other_ca().ca, KeyKind.AUTH, SS3, KeyAlgorithm.EC_P256, world.now)
+        link = MtlsPeerLink(reactor, token, verify_peer=lambda address, cert: None, connect_timeout=5)
+        self.addCleanup(link.close)
+        address = PeerAddress(SS2, "127.0.0.1", self.port_number)
+        request = PeerRequest({}, "text/xml", b"<x/>")
+        try:
+            yield link.send([address], request, 5.0)
+        except NetworkError as err:
+            assert err.fault_code == "server.clientproxy.network_error"
+            assert "alert" in err.reason, err.reason
+        else:
+            raise AssertionError("the link's handshake with an unapproved CA's certificate succeeded")
+        assert self.watch.bytes_received == 0
+        self.conf = conf_approving_other_ca(only=False)
+        response = yield link.send([address], request, 5.0)
+        assert b"<faultcode>server.serverproxy.ssl_authentication_failed</faultcode>" in response.body
+        assert self.handler.calls == []
 
 
 class PeerAdmissionTest(unittest.TestCase):
