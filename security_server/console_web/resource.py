@@ -158,7 +158,7 @@ class ConsoleResource(Resource):
         if isinstance(error, ApiError) and error.status == 404:
             error = _not_found()
         if not isinstance(error, PageError):
-            log.error("console_page_failed", error=type(error).__name__, detail=str(error)[:200])
+            log.error("console_page_failed", error=type(error).__name__)
             error = PageError(500, "Internal error", "The page could not be made; the server's log says why.")
         session = self._api.session_of(request)
         return self._page(error.status, error.title, Markup(f'<p class="error">{esc(error.message)}</p>'), session)
@@ -225,7 +225,7 @@ class ConsoleResource(Resource):
 
     def _home(self, session: Session) -> str:
         items = self._nav(session)
-        return items[0].href if items else "/console/none"
+        return items[0].href if items else "/console/overview"  # which then says the role may not open it
 
     # --- login ----------------------------------------------------------------------------------------------
 
