@@ -393,8 +393,13 @@ def _inflate(data: object) -> bytes:
     return zlib.decompress(data)
 
 
-def _stored_fields(values: dict[str, Any], lookup: compact_signature.Lookup) -> None:
-    """Turn the fields of a row's ``values`` that ``stored_form`` marks back into the bytes they stand for."""
+def _stored_fields(
+    values: dict[str, Any], lookup: compact_signature.Lookup, documents: dict[bytes, bytes] | None = None
+) -> None:
+    """Turn the fields of a row's ``values`` that ``stored_form`` marks back into the bytes they stand for.
+
+    ``documents`` remembers the shared documents rebuilt so far (a signing batch's records share one).
+    """
     form = values["stored_form"]
     if form is None:
         return
@@ -409,11 +414,19 @@ def _stored_fields(values: dict[str, Any], lookup: compact_signature.Lookup) -> 
             compact = values[name]
             if type(compact) is not bytes:
                 raise ValueError(f"compact {name} is not bytes")
-            if form & shared_bit:
-                if len(compact) != compact_signature.HASH_SIZE:
-                    raise ValueError(f"shared {name} is not an address")
-                compact = lookup(compact)
-            values[name] = compact_signature.unpack(compact, lookup)
+            if not form & shared_bit:
+                values[name] = compact_signature.unpack(compact, lookup)
+                continue
+            if len(compact) != compact_signature.HASH_SIZE:
+                raise ValueError(f"shared {name} is not an address")
+            document = None if documents is None else documents.get(compact)
+            if document is None:
+                document = compact_signature.unpack(lookup(compact), lookup)
+                if documents is not None:
+                    if len(documents) >= _SHARED_CACHE_SIZE:
+                        documents.clear()
+                    documents[compact] = document
+            values[name] = document
     if form & FORM_MESSAGE_ZLIB:
         values["message"] = _inflate(values["message"])
     if form & FORM_ATTACHMENTS_ZLIB:
@@ -645,7 +658,9 @@ def _with_user_ids(
     return out
 
 
-def _record_from_row(row: Sequence[Any], lookup: compact_signature.Lookup) -> LogRecord:
+def _record_from_row(
+    row: Sequence[Any], lookup: compact_signature.Lookup, documents: dict[bytes, bytes] | None = None
+) -> LogRecord:
     """Rebuild a record from its row; a row that cannot be a record is a broken chain at that record.
 
     ``lookup`` gives the shared evidence values that a compact row references (KeyError when one is missing,
@@ -654,7 +669,7 @@ def _record_from_row(row: Sequence[Any], lookup: compact_signature.Lookup) -> Lo
     values = dict(zip(_COLUMNS, row))
     record_id = values["id"]
     try:
-        _stored_fields(values, lookup)
+        _stored_fields(values, lookup, documents)
         for name in _TEXT_COLUMNS:
             if values[name] is not None:
                 values[name] = bytes(values[name]).decode("utf-8")
@@ -709,6 +724,7 @@ class MessageLogStore:
         self.compact = compact
         self.compress_bodies = compress_bodies
         self._shared: dict[bytes, bytes] = {}
+        self._documents: dict[bytes, bytes] = {}  # shared documents rebuilt, by address
         self._ts_chain_cache: tuple[bytes, tuple[bytes, ...]] | None = None  # (leaves address, chains): the last batch
         self._sqlite = open_sqlite(
             self.path, label="message log", synchronous=self.synchronous, busy_timeout=busy_timeout
@@ -843,7 +859,7 @@ class MessageLogStore:
 
     def _iterate(self, sql: str, params: Iterable[Any], action: str) -> Iterator[LogRecord]:
         for row in self._db.execute(sql, list(params), action=action):
-            yield _record_from_row(row, self._shared_value)
+            yield _record_from_row(row, self._shared_value, self._documents)
 
     def get(self, record_id: int) -> LogRecord | None:
         """The record with id ``record_id``, if there is one."""
