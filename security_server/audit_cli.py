@@ -451,7 +451,7 @@ def verify_log_command(
     sharded, now = len(found) > 1, _now()
     lines: list[Line] = []
     ok, code = True, "valid"
-    stamped = signed = distinct = 0
+    stamped = signed = distinct = without_body = unverifiable = 0
     stamp_failures: list[str] = []
     signature_failures: list[str] = []
     marks: list[ShardMark] = []
@@ -470,6 +470,8 @@ def verify_log_command(
         stamped += result.stamps
         signed += result.signatures
         distinct += result.distinct_signatures
+        without_body += result.without_body
+        unverifiable += result.unverifiable
         stamp_failures += [f"{where}record {p.record_id}: {p.text}" for p in result.stamp_problems]
         stamp_failures += [f"{where}... and {result.stamp_problem_count - len(result.stamp_problems)} more records"] * (
             result.stamp_problem_count > len(result.stamp_problems)
@@ -492,12 +494,16 @@ def verify_log_command(
         if signature_failures:
             ok, code = False, "invalid_signature" if code == "valid" else code
             lines += [Line("signature", "FAILED", failure) for failure in signature_failures[:MAX_LISTED]]
-        lines.append(Line(
-            "signatures", "passed" if not signature_failures else "FAILED",
+        detail = (
             f"{signed} signed records ({distinct} signatures, each verified once): XAdES signature and hash chain, "
             "certificate chains to an approved CA, good OCSP response fresh at signing time, signer is the member "
-            "the record names",
-        ))
+            "the record names"
+        )
+        if without_body:
+            detail += f"; {without_body} logged without their body: its digest taken as signed"
+        if unverifiable:
+            detail += f"; {unverifiable} SOAP records logged with an emptied body: their message digest cannot be checked"
+        lines.append(Line("signatures", "passed" if not signature_failures else "FAILED", detail))
     if checkpoint_out is not None and key is not None and ok:
         checkpoint_out.write_bytes(write_checkpoint(Checkpoint(tuple(marks), now), key))
         upto = ", ".join(f"shard {m.shard} to record {m.record}" if sharded else f"to record {m.record}" for m in marks)

@@ -72,6 +72,8 @@ class ChunkResult:
     signature_problems: tuple[Problem, ...] = ()
     signature_problem_count: int = 0
     distinct_signatures: int = 0
+    without_body: int = 0
+    unverifiable: int = 0
     first_waiting: int | None = None
     """The lowest id of a signed record without a timestamp yet."""
     settled: tuple[int, bytes] | None = None
@@ -92,6 +94,10 @@ class ShardResult:
     signature_problems: tuple[Problem, ...]
     signature_problem_count: int
     distinct_signatures: int
+    without_body: int = 0
+    """Signed records logged without their body whose body digest was taken as signed (REST)."""
+    unverifiable: int = 0
+    """SOAP records logged with an emptied body: the signed message digest cannot be checked."""
     verified_to: tuple[int, bytes] | None = field(default=None)
     """The last record up to which everything verified and no record waits for a timestamp, and its link."""
 
@@ -246,6 +252,8 @@ def verify_chunk(
         signature_problems=tuple(signature_problems[:MAX_LISTED]),
         signature_problem_count=len(signature_problems),
         distinct_signatures=auditor.signatures_verified,
+        without_body=auditor.without_body,
+        unverifiable=auditor.unverifiable,
         first_waiting=first_waiting,
         settled=settled,
     )
@@ -341,6 +349,8 @@ def join_chunks(chunks: Sequence[ChunkResult], first_id: int, start_link: bytes)
         signature_problems=signature_problems,
         signature_problem_count=signature_count,
         distinct_signatures=sum(chunk.distinct_signatures for chunk in chunks),
+        without_body=sum(chunk.without_body for chunk in chunks),
+        unverifiable=sum(chunk.unverifiable for chunk in chunks),
         verified_to=verified_to,
     )
 

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from security_server.core.body_logging import entry_without_body
 from security_server.core.evidence import verification_conf_files
 from security_server.core.logchain import Direction, LogEntry
+from security_server.core.rest import RestRequest
 from security_server.core.signature import MessagePart, sign_batch
 from security_server.messagelog.log_verifier import ShardResult, join_chunks, verify_chunk, verify_shard
 from security_server.messagelog.store import MessageLogStore
 from tests.federation.departments import CONSUMER, INSTANCE, SERVICE
-from tests.federation.evidence import exchange, federation, soap_message
+from tests.federation.evidence import exchange, federation, signed_entry, soap_message
 from tests.federation.ca import ocsp_for
 from tests.security_server.messagelog.stamping import stamp_all
 
@@ -164,3 +166,20 @@ def test_since_verifies_only_the_records_after(log: Path) -> None:
     assert result.failure is None and result.count == 4 and result.first_id == 9
     wrong = verify_shard(log, None, datetime.now(UTC), since=(8, hashlib.sha512(b"x").digest()))
     assert wrong.chain is not None and wrong.chain.record_id == 9
+
+
+def test_records_logged_without_body_are_counted_not_failed(tmp_path: Path) -> None:
+    """Body logging off: a REST record's body digest is taken as signed, a SOAP record's emptied message is counted
+    as not checkable (as X-Road's verifier has it); neither fails the log, and the chain still covers both."""
+    head = RestRequest.from_client(
+        "POST", "/r1/EE/GOV/70000311/provider/getRandom",
+        [("X-Road-Client", "EE/GOV/70000310/consumer"), ("Content-Type", "application/json")],
+        request_id="r-1", new_query_id="rest-off",
+    ).to_bytes()
+    rest = signed_entry(federation().consumer, head, query_id="rest-off", direction=Direction.REQUEST, time=T0,
+                        attachments=(b'{"person": "secret"}',))
+    soap, _ = exchange("soap-off", T0)
+    entries = [entry_without_body(rest, rest=True), entry_without_body(soap, rest=False), *exchange("with-body", T0)]
+    result = verify_shard(write_log(tmp_path / "messagelog.db", entries), federation().conf(), datetime.now(UTC))
+    assert result.failure is None and result.signatures == 4
+    assert (result.without_body, result.unverifiable) == (1, 1)
