@@ -1,4 +1,5 @@
-"""Issue 22 item 7, out of file descriptors: a server process whose RLIMIT_NOFILE is hit by a flood of connections.
+"""Issue 22 item 7, out of file descriptors: a server process whose RLIMIT_NOFILE is hit by a flood of connections,
+and the message log that must reopen its file while none is left.
 
 The child (``outage_fd_child.py``) serves a consumer's client proxy over HTTP on loopback, with the whole exchange
 pipeline behind it, and starts with a low ``ulimit -n``. The test fills its descriptor table with idle
@@ -17,15 +18,23 @@ import os
 import resource
 import select
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from twisted.trial import unittest
 
+from security_server.core.errors import LoggingFailed
+from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.writer import MessageLogWriter
+from tests.federation.evidence import exchange
 from tests.federation.world import is_request
+from tests.loopback import REACTOR
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "outage_fd_child.py"
@@ -136,3 +145,62 @@ def test_running_out_of_descriptors_refuses_callers_then_recovers(
     assert answered is not None and answered[0] == 200 and b"Fault>" not in answered[1], answered
     assert process.poll() is None
     assert "Traceback" not in errors.read_text()
+
+
+def healthy(writer: MessageLogWriter) -> bool:
+    """The writer's health now (read through a call: it changes as records come and go)."""
+    return writer.healthy
+
+
+class Descriptors:
+    """Whether the process is out of descriptors, as the message log's store sees it: opening the file fails as
+    SQLite fails then; a write on an open connection fails (disk full) so that the writer must reopen."""
+
+    def __init__(self) -> None:
+        self.exhausted = False
+        self.write_fails = False
+        self.opened = 0
+
+    def store(self, path: Path, **options: Any) -> MessageLogStore:
+        """``MessageLogWriter``'s store factory."""
+        if self.exhausted:
+            raise sqlite3.OperationalError("unable to open database file")  # SQLite's words for EMFILE on open
+        self.opened += 1
+        descriptors = self
+
+        class Store(MessageLogStore):
+            def append_entries(self, entries: Any) -> Any:
+                if descriptors.write_fails:
+                    raise sqlite3.OperationalError("database or disk is full")
+                return super().append_entries(entries)
+
+        return Store(path, **options)
+
+
+class LogReopenTest(unittest.TestCase):
+    """The message log's writer must reopen its file (after a failed write) while descriptors are exhausted."""
+
+    timeout = 30
+
+    async def test_log_reopen_without_descriptors_fails_the_exchange_then_recovers(self) -> None:
+        """A reopen that finds no descriptor fails that record with logging_failed (a server fault), keeps the chain
+        whole, and the first record after descriptors return reopens the file and is committed."""
+        folder = Path(self.mktemp())  # type: ignore[no-untyped-call]
+        folder.mkdir(parents=True)
+        seam = Descriptors()
+        writer = MessageLogWriter(REACTOR, folder / "messagelog.db", store_factory=seam.store)
+        writer.start()
+        self.addCleanup(writer.stop)
+        first, second = exchange("fd-1")
+        await writer.log(first)
+        seam.write_fails = True  # the connection is dropped after this failure
+        with pytest.raises(LoggingFailed):
+            await writer.log(second)
+        seam.write_fails, seam.exhausted = False, True
+        with pytest.raises(LoggingFailed) as refused:
+            await writer.log(second)
+        assert refused.value.fault_code == "server.logging_failed" and not healthy(writer)
+        seam.exhausted = False
+        await writer.log(second)
+        assert healthy(writer) and seam.opened == 2
+        assert await writer.run(lambda store: store.verify()) == 2
