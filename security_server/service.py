@@ -25,6 +25,7 @@ the health port.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from security_server.messagelog.asic_resource import mount_asic
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.shard_admission import ShardAdmission
 from security_server.messagelog.shards import shard_path
-from security_server.messagelog.store import Synchronous
+from security_server.messagelog.store import MessageLogStore, Synchronous
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.monitoring import MonitoringSettings, ServerMonitoring
 from security_server.proxy.client_proxy import ClientProxy
@@ -136,6 +137,8 @@ class ServerSettings:
     """Worker processes serving the same ports (``[server] workers``, security_server/workers.py)."""
     messagelog_synchronous: Synchronous = Synchronous.FULL
     """SQLite ``synchronous`` of the message log (``[messagelog] synchronous``): FULL survives power loss."""
+    messagelog_compress_bodies: bool = True
+    """Store logged messages and attachments zlib-compressed when smaller (``[messagelog] compress-bodies``)."""
     limits: MessageLimits = MessageLimits()
     client_connections: ConnectionLimits = ConnectionLimits()
     """The client proxy port's timeouts and connection cap (``[proxy] client-...``)."""
@@ -172,6 +175,7 @@ class ServerSettings:
             messagelog_synchronous=Synchronous(
                 config.get_choice("messagelog", "synchronous", [s.value.lower() for s in Synchronous], "full").upper()
             ),
+            messagelog_compress_bodies=config.get_bool("messagelog", "compress-bodies", True),
             limits=MessageLimits.from_config(config),
             client_connections=ConnectionLimits.from_config(config, "client"),
             server_connections=ConnectionLimits.from_config(config, "server"),
@@ -250,7 +254,9 @@ class SecurityServerService(service.MultiService):
         self.conf_client.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.conf_client.on_applied(self._global_conf_applied)
         log_path = self.paths.messagelog if worker is None else shard_path(settings.root, worker.index)
-        self.message_log = MessageLogWriter(reactor, log_path, synchronous=settings.messagelog_synchronous)
+        self.message_log = MessageLogWriter(
+            reactor, log_path, synchronous=settings.messagelog_synchronous, store_factory=self._log_store_factory()
+        )
         self.message_log.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._snapshot: ServerConfSnapshot = snapshot
         evidence = settings.evidence or EvidenceSettings.defaults(settings.root)
@@ -330,11 +336,16 @@ class SecurityServerService(service.MultiService):
         """Each proxy port's open, refused and timed-out connections (``client``, ``server``), once listening."""
         self._poll: LoopingCall | None = None
 
+    def _log_store_factory(self) -> functools.partial[MessageLogStore]:
+        """How the writers open the message log: with the body compression chosen (docs/evidence.md)."""
+        return functools.partial(MessageLogStore, compress_bodies=self.settings.messagelog_compress_bodies)
+
     def _evidence_for_shard(self, index: int, evidence: EvidenceSettings) -> None:
         """Timestamp and archive another worker's shard from here, through a writer of its own on that file (it
         never appends records; the store reads the chain head inside each write, so the two cannot fork it)."""
         writer = MessageLogWriter(
-            self.reactor, shard_path(self.settings.root, index), synchronous=self.settings.messagelog_synchronous
+            self.reactor, shard_path(self.settings.root, index), synchronous=self.settings.messagelog_synchronous,
+            store_factory=self._log_store_factory(),
         )
         writer.setServiceParent(self)  # type: ignore[no-untyped-call]
         archiver = dataclasses.replace(evidence.archiver, archive_dir=evidence.archiver.archive_dir / f"shard-{index}")
