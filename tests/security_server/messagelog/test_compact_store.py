@@ -396,3 +396,17 @@ def test_a_damaged_derived_ts_chain_is_named(tmp_path: Path, sql: str, record_id
         for record in store.records():
             store.timestamp_of(record.id)
     assert caught.value.record_id == record_id
+
+
+def test_body_compression_is_on_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    """``[messagelog] compress-bodies`` is true unless the configuration says false."""
+    from security_server.configfile import load_config
+    from security_server.service import ServerSettings
+
+    def settings(text: str) -> ServerSettings:
+        extra = tmp_path / "extra.ini"
+        extra.write_text(text, encoding="utf-8")
+        return ServerSettings.from_config(tmp_path, load_config("security-server", local_dir=tmp_path, extra=extra))
+
+    assert settings("").messagelog_compress_bodies is True
+    assert settings("[messagelog]\ncompress-bodies = false\n").messagelog_compress_bodies is False
