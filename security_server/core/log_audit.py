@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from cryptography import x509
@@ -259,10 +259,16 @@ class LogAuditor:
             if built == result:
                 self._own_chains.update((r.id, chain) for r, chain in zip(members, chains))
 
-    def signature_failure(self, record: LogRecord, sig_hash: bytes) -> str | None:
-        """Why the record's signature does not hold (XAdES, certificate path, OCSP, member), or None.
+    def stamp_time(self, stamp_id: int) -> datetime | None:
+        """The time the token of timestamp ``stamp_id`` says (None: not read, or unreadable)."""
+        known = self._tokens.get(stamp_id)
+        return known.gen_time if isinstance(known, TimestampInfo) else None
+
+    def signature_failure(self, record: LogRecord, sig_hash: bytes, stamped_at: datetime | None = None) -> str | None:
+        """Why the record's signature does not hold (XAdES, certificate path, OCSP, member, timestamp after it), or None.
 
         Needs the verification configuration; a record without a signature (a failed exchange) has none to check.
+        ``stamped_at`` is the time of the record's timestamp, which may not be before the signing time.
         """
         if self.conf is None or not record.signature:
             return None
@@ -299,6 +305,11 @@ class LogAuditor:
                         record.signature, parts.get, expected_parts=expected, allow_unresolved_hash_chain_refs=True
                     )
                     raise
+            if stamped_at is not None and stamped_at + timedelta(seconds=self.skew_seconds) < signed.verified.signing_time:
+                raise MalformedSignature(
+                    "the timestamp is older than the signature",
+                    reason=f"timestamp of {stamped_at.isoformat()}, signed at {signed.verified.signing_time.isoformat()}",
+                )
             named = self._named_member(record)
             if named != signed.member:
                 raise IncorrectCertificate(

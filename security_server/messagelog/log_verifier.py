@@ -232,7 +232,8 @@ def verify_chunk(
                         first_waiting, settled = record.id, previous
                     if auditor.conf is not None and record.signature:
                         signed += 1
-                        failed = auditor.signature_failure(record, sig_hash)
+                        at = auditor.stamp_time(stamp.id) if isinstance(stamp, Stamp) else None
+                        failed = auditor.signature_failure(record, sig_hash, at)
                         if failed is not None:
                             signature_problems.append(Problem(record.id, failed))
         except LogChainBroken as err:  # a row that cannot be a record: the chain breaks there

@@ -16,9 +16,9 @@ from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
 from security_server.core.signature import MessagePart, sign_batch
 from security_server.messagelog.log_verifier import ShardResult, join_chunks, verify_chunk, verify_shard
-from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.store import MessageLogStore, TimestampAssignment
 from tests.federation.departments import CONSUMER, INSTANCE, SERVICE
-from tests.federation.evidence import exchange, federation, signed_entry, soap_message
+from tests.federation.evidence import exchange, federation, signed_entry, soap_message, stamp_batch
 from tests.federation.ca import ocsp_for
 from tests.security_server.messagelog.stamping import stamp_all
 
@@ -47,6 +47,17 @@ def write_log(path: Path, entries: list[LogEntry]) -> Path:
         store.append_entries(entries)
         stamp_all(store)
     return path
+
+
+def stamp_all_at(store: MessageLogStore, when: datetime) -> None:
+    """Timestamp every record of ``store`` in one batch whose token says ``when``."""
+    records = list(store.records())
+    stamped = stamp_batch(records, when)
+    token = stamped[0][1].timestamp
+    store.add_timestamp(
+        token.token, token.hash_chain_result,
+        [TimestampAssignment(record.id, stamp.hash_chain) for record, stamp in stamped], time=when,
+    )
 
 
 def twelve() -> list[LogEntry]:
@@ -183,3 +194,15 @@ def test_records_logged_without_body_are_counted_not_failed(tmp_path: Path) -> N
     result = verify_shard(write_log(tmp_path / "messagelog.db", entries), federation().conf(), datetime.now(UTC))
     assert result.failure is None and result.signatures == 4
     assert (result.without_body, result.unverifiable) == (1, 1)
+
+
+def test_a_timestamp_older_than_the_signature_fails_it(tmp_path: Path) -> None:
+    """Records signed after the time their timestamp says (beyond the clock skew) fail the signature check."""
+    late = T0 + timedelta(hours=1)
+    path = tmp_path / "messagelog.db"
+    with MessageLogStore(path) as store:
+        store.append_entries([*exchange("late-sig", late)])
+        stamp_all_at(store, T0)
+    result = verify_shard(path, federation().conf(), datetime.now(UTC) + timedelta(hours=2))
+    assert [p.record_id for p in result.signature_problems] == [1, 2]
+    assert "timestamp is older than the signature" in result.signature_problems[0].text
