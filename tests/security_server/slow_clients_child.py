@@ -3,7 +3,9 @@
 Usage: ``python slow_clients_child.py FOLDER TIMEOUT_SECONDS``. The exchange bed of tests/federation/world.py (both
 proxies through the in-memory link, real keys, OCSP, SQLite stores and message logs, the provider's service on
 loopback) is built under ``FOLDER``; the consumer's client proxy site listens on one free 127.0.0.1 port (plain
-HTTP) and the provider's server proxy site on another (mutual TLS), printed as ``READY <client> <server>``. Both
+HTTP) and the provider's server proxy site on another (mutual TLS), printed as ``READY <client> <server>``, and
+the consumer server's authentication key and certificate are written to ``FOLDER/consumer-auth.pem`` for a TLS
+client of the server proxy. Both
 ports take the default connection cap (``[proxy] *-max-connections = 0``: a quarter of the descriptor limit, which
 the parent sets low) and header, body and idle timeouts of TIMEOUT_SECONDS. Runs until terminated.
 """
@@ -14,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
 
 from security_server.core.config import ConnectionLimits, LoggingConfig
 from security_server.logconfig import configure_logging
@@ -41,6 +45,11 @@ def main(folder: Path, timeout_seconds: int) -> None:
     client_port = REACTOR.listenTCP(0, client_site, interface="127.0.0.1")
     server_site = server_proxy_site(ServerProxyResource(bed.server_proxy), connections=limits, reactor=REACTOR)
     server_port: Any = listen_server_proxy(REACTOR, server_site, bed.pki.provider_token, port=0, interface="127.0.0.1")
+    key, cert = bed.pki.consumer_token.auth_key()
+    pem = serialization.Encoding.PEM
+    (folder / "consumer-auth.pem").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()) + cert.public_bytes(pem)
+    )
     print(f"READY {client_port.getHost().port} {server_port.getHost().port}", flush=True)
     REACTOR.run()
 

@@ -8,6 +8,8 @@ keeps feeding the slow ones. Before the guards, Twisted reset its idle timer on 
 for as long as they kept trickling (issue 22: the whole 60 s test), the table filled and callers waited. Now every
 flood connection is ended by the server (closed after the header timeout, or answered 503 past the cap), a caller
 during the flood gets a clean answer (the provider's, or the 503 fault), and after it the caller is served.
+The same process answers heads over the limit on real sockets (issue 22 item 6): a 1 MB header, a 1 MB URI or
+10,000 header fields get 431 / 414 in the caller's form, read in full by the caller rather than lost to a reset.
 The waits are bounded event waits (sockets become readable), never timing thresholds.
 """
 
@@ -18,6 +20,7 @@ import os
 import resource
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,9 +49,11 @@ def low_descriptor_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
 
 
-@pytest.fixture
-def child(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int, Path]]:
-    """The process serving both proxies: ``(process, client proxy port, server proxy port, stderr file)``."""
+@pytest.fixture(scope="module")
+def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], int, int, Path]]:
+    """The process serving both proxies: ``(process, client proxy port, server proxy port, stderr file)``; its
+    folder holds ``consumer-auth.pem``."""
+    tmp_path = tmp_path_factory.mktemp("slow-clients")
     errors = tmp_path / "child-stderr.log"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONDONTWRITEBYTECODE="1")
     with open(errors, "w") as stderr:
@@ -151,3 +156,79 @@ def test_slow_and_idle_connections_are_ended_and_a_normal_caller_is_answered(
     assert answered(call(client_port))
     assert process.poll() is None
     assert "Traceback" not in errors.read_text()
+
+
+BIG = b"a" * (1024 * 1024)
+
+HEADS = [
+    pytest.param(b"%s /%s HTTP/1.1\r\nHost: ss\r\n\r\n", 414, id="1MB-uri"),
+    pytest.param(b"%s /%s HTTP/1.1\r\nHost: ss\r\nX-Big: " + BIG + b"\r\n\r\n", 431, id="1MB-header"),
+    pytest.param(b"%s /%s HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(10_000)) + b"\r\n", 431, id="10k-headers"),
+]
+
+
+def exchange(port: int, request: bytes, pem: Path | None = None) -> bytes:
+    """Send ``request`` whole on a new connection (over TLS with the client certificate in ``pem``) and read what
+    comes back until the server closes."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=BOUND)
+    one = raw
+    if pem is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.load_cert_chain(str(pem))
+        one = context.wrap_socket(raw)
+    answer = b""
+    with one:
+        try:
+            one.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading; its answer is still there to read
+        while True:
+            try:
+                chunk = one.recv(65536)
+            except (ssl.SSLError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            answer += chunk
+            if b"\r\n\r\n" in answer and len(answer.partition(b"\r\n\r\n")[2]) >= content_length(answer):
+                break
+    return answer
+
+
+def content_length(answer: bytes) -> int:
+    """The Content-Length of an answer's head (0 without one)."""
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+@pytest.mark.parametrize(("template", "status"), HEADS)
+@pytest.mark.parametrize(
+    ("side", "method", "path", "expected"),
+    [
+        ("client", b"GET", b"r1/EE/GOV/70000002/service/getPerson", b'"type": "client.bad_request"'),
+        ("client", b"POST", b"", b"<faultcode>client.bad_request</faultcode>"),
+        ("server", b"POST", b"", b"<faultcode>server.serverproxy.bad_request</faultcode>"),
+    ],
+    ids=["client-rest", "client-soap", "server-soap"],
+)
+def test_an_oversized_head_is_answered_on_a_real_socket(
+    child: tuple[subprocess.Popen[str], int, int, Path],
+    template: bytes, status: int, side: str, method: bytes, path: bytes, expected: bytes,
+) -> None:
+    """A 1 MB URI is 414, a 1 MB header or 10,000 header fields 431, answered as REST error JSON or X-Road's SOAP
+    fault, and the caller reads the whole answer (not a reset) on plain HTTP and on mutual TLS."""
+    process, client_port, server_port, errors = child
+    target = path + (BIG if status == 414 else b"")
+    if status == 414 and not path:
+        target = BIG
+    request = template % (method, target)
+    pem = errors.parent / "consumer-auth.pem"
+    answer = exchange(client_port, request) if side == "client" else exchange(server_port, request, pem)
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:200]
+    assert expected in answer and len(answer.partition(b"\r\n\r\n")[2]) == content_length(answer)
+    assert process.poll() is None
