@@ -6,6 +6,7 @@ import dataclasses
 import random
 import sqlite3
 import tempfile
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -410,3 +411,60 @@ def test_body_compression_is_on_by_default_and_can_be_turned_off(tmp_path: Path)
 
     assert settings("").messagelog_compress_bodies is True
     assert settings("[messagelog]\ncompress-bodies = false\n").messagelog_compress_bodies is False
+
+
+def test_xroad_containers_logged_compact_export_the_same_bytes_and_verdicts(tmp_path: Path, xroad_vectors: Path) -> None:
+    """X-Road's own containers, logged (with their timestamps) compact and plain: the same records, the same
+    container bytes, hence the same verifier verdicts."""
+    from security_server.core.asic import verify_container
+
+    logged: list[tuple[LogEntry, tuple[bytes, bytes, bytes] | None]] = []
+    vectors: list[str] = []
+    originals: dict[str, str] = {}  # X-Road's verdict on its own container, for those a record holds whole
+    holdable = {"mimetype", "message.xml", "META-INF/", "META-INF/signatures.xml", "META-INF/manifest.xml",
+                "META-INF/ASiCManifest.xml", "META-INF/timestamp.tst", "sig-hashchain.xml", "sig-hashchainresult.xml",
+                "ts-hashchain.xml", "ts-hashchainresult.xml", "attachment1", "attachment2"}
+    for number, vector in enumerate(sorted((xroad_vectors / "asic").glob("*.asice"))):
+        with zipfile.ZipFile(vector) as container:
+            names = set(container.namelist())
+            if "message.xml" not in names:
+                continue
+
+            def read(name: str) -> bytes | None:
+                return container.read(name) if name in names else None
+
+            chain, result = read("sig-hashchain.xml"), read("sig-hashchainresult.xml")
+            token, ts_result, ts_chain = read("META-INF/timestamp.tst"), read("ts-hashchainresult.xml"), read("ts-hashchain.xml")
+            attachments = tuple(container.read(f"attachment{n}") for n in range(1, 10) if f"attachment{n}" in names)
+            entry = LogEntry(
+                query_id=f"xroad-{number}", direction=Direction.REQUEST, client="SUBSYSTEM:EE/GOV/1/a",
+                service="SERVICE:EE/GOV/2/b/c", time=T0, message=container.read("message.xml"),
+                signature=container.read("META-INF/signatures.xml"), hashchain=chain if result else None,
+                hashchainresult=result if chain else None, attachments=attachments,
+            )
+            stamp = (token, ts_result, ts_chain) if token and ts_result and ts_chain else None
+            logged.append((entry, stamp))
+            vectors.append(vector.name)
+            if names <= holdable:
+                originals[vector.name] = verify_container(vector.read_bytes(), require_timestamp=stamp is not None).code
+    verdicts: dict[str, list[str]] = {}
+    containers: dict[str, list[bytes]] = {}
+    for name, compact_rows in (("compact", True), ("plain", False)):
+        with MessageLogStore(tmp_path / f"{name}.db", compact=compact_rows, compress_bodies=compact_rows) as store:
+            records = store.append_entries([entry for entry, _ in logged])
+            for record, (_, stamp) in zip(records, logged):
+                if stamp is not None:
+                    store.add_timestamp(stamp[0], stamp[1], [TimestampAssignment(record.id, stamp[2])], time=T0)
+            containers[name] = [record_container(r, store.timestamp_of(r.id)) for r in store.records()]
+            verdicts[name] = [
+                verify_container(data, require_timestamp=stamp is not None).code
+                for data, (_, stamp) in zip(containers[name], logged)
+            ]
+            assert store.verify() == len(logged)
+    assert containers["compact"] == containers["plain"]
+    assert verdicts["compact"] == verdicts["plain"]
+    found = dict(zip(vectors, verdicts["compact"]))
+    assert len(originals) >= 8 and {name: found[name] for name in originals} == originals
+    assert {code == "valid" for code in originals.values()} == {True, False}
+    compacted = raw(tmp_path / "compact.db").execute("SELECT count(*) FROM logrecord WHERE stored_form & 1").fetchone()[0]
+    assert compacted == len(logged)  # X-Road's signatures pack exactly too
