@@ -7,7 +7,7 @@ Commands read a security server's directory (``--dir``, env ``FEDBUS_SERVER_DIR`
     fedbus audit export QUERY_ID [--request-only|--response-only] [--record N] --out FILE
     fedbus audit verify container FILE --conf DIR [--xroad-compatible]
     fedbus audit verify archive FILE (--previous DIGEST | --first) [--conf DIR]
-    fedbus audit verify log [--conf DIR]
+    fedbus audit verify log [--conf DIR] [--jobs N] [--checkpoint FILE] [--since-checkpoint FILE] [--checkpoint-key KEY]
     fedbus audit verificationconf --out DIR
 
 ``export`` writes one ASiC-E container when one record matches (or ``--record`` picks one), else a zip of the
