@@ -8,6 +8,7 @@ from cryptography import x509
 
 from security_server.core.identifiers import ClientId
 from security_server.signer.softtoken import PrivateKey, SoftToken
+from security_server.signer.softtoken_pin import LOGINS
 from security_server.signer.token import Token
 from security_server.signer.token_set import TokenSet
 
@@ -28,17 +29,24 @@ class SigningKeys:
 
     Reading a PKCS#11 token blocks for as long as the token takes, so when a PKCS#11 token is among the tokens
     (:attr:`may_block`), the batch signer asks :meth:`cached` on the reactor and calls :meth:`get` on a worker
-    thread only when that misses (the cache is one dict, whose single gets and sets need no lock)."""
+    thread only when that misses (the cache is one dict, whose single gets and sets need no lock).
+
+    A soft token logout, PIN change, or a certificate disabled or deleted empties the cache at once (the logins'
+    generation moved), so a logged-out token stops signing with its next message, not ``ttl_seconds`` later."""
 
     def __init__(self, token: Token, ttl_seconds: float = DEFAULT_KEY_CACHE_SECONDS) -> None:
         self._token = token
         self._ttl = ttl_seconds
         self._cache: dict[ClientId, tuple[float, PrivateKey, x509.Certificate]] = {}
+        self._generation = LOGINS.generation
         self.may_block = not _only_soft(token)
         """Whether :meth:`get` may call a PKCS#11 token (so it must not run on the reactor thread)."""
 
     def cached(self, member: ClientId, now: datetime) -> tuple[PrivateKey, x509.Certificate] | None:
         """The key and certificate of ``member`` at ``now`` if they are in the cache and fresh; never reads a token."""
+        if self._generation != LOGINS.generation:
+            self._cache = {}
+            self._generation = LOGINS.generation
         found = self._cache.get(member.member)
         if found is None:
             return None

@@ -6,12 +6,20 @@ HSM (security_server/signer/pkcs11_token.py); both are a :class:`~security_serve
 with id ``K``, the directory (mode 0700) holds:
 
 =================  ===========================================================================
-``K.key.pem``      the private key, unencrypted PKCS#8 PEM, mode 0600
+``K.key.pem``      the private key, PKCS#8 PEM, mode 0600: encrypted under the token PIN once
+                   a PIN is set (security_server/signer/softtoken_pin.py), in clear before
 ``K.json``         what the key is for: ``kind`` (auth or sign), ``owner`` (the security server
-                   for auth, the member for sign, display form) and ``algorithm``; written last,
-                   so a key appears only once it is complete
+                   for auth, the member for sign, display form) and ``algorithm``; optionally its
+                   friendly ``name`` and ``cert_active`` (false: the certificate is disabled);
+                   written last, so a key appears only once it is complete
 ``K.cert.pem``     its certificate once imported, PEM
+``pin.json``       once a PIN is set: the KDF salt and parameters and the PIN's verifier
 =================  ===========================================================================
+
+**The PIN.** A token without ``pin.json`` (made before PINs, or initialised without one) works as before: always
+logged in, its keys in clear. Once a PIN is set (:meth:`SoftToken.set_pin`, at initialisation or later) every key
+is encrypted under it and the token is logged out until :meth:`SoftToken.login`; while logged out, everything that
+needs a private key (signing, the TLS key, a CSR, a new key) is refused with X-Road's ``token_not_active``.
 
 The key id is the first 40 hex digits of the SHA-256 of the key's SubjectPublicKeyInfo, so an imported
 certificate finds its key by its public key alone. Every file is written whole: a temporary file beside it,
@@ -36,6 +44,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from security_server.core.errors import ConfigurationError, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
+from security_server.signer.softtoken_pin import (
+    LOGINS,
+    PIN_FILE,
+    Login,
+    PinRecord,
+    key_password,
+    new_pin_record,
+    secret_for,
+)
 from security_server.signer.token import CertExists as CertExists
 from security_server.signer.token import CertImportFailed as CertImportFailed
 from security_server.signer.token import KeyAlgorithm as KeyAlgorithm
@@ -45,6 +62,8 @@ from security_server.signer.token import KeyNotAvailable as KeyNotAvailable
 from security_server.signer.token import KeyNotFound as KeyNotFound
 from security_server.signer.token import PrivateKey as PrivateKey
 from security_server.signer.token import SoftTokenError as SoftTokenError
+from security_server.signer.token import PinIncorrect as PinIncorrect
+from security_server.signer.token import TokenNotActive as TokenNotActive
 from security_server.signer.token import TokenStatus
 from security_server.signer.token import WrongCertUsage as WrongCertUsage
 from security_server.signer.token import (
@@ -61,6 +80,8 @@ from security_server.signer.token import key_id_of as key_id_of
 
 FORMAT = 1
 KEY_SUFFIX = ".key.pem"
+NEXT_KEY_SUFFIX = ".key.pem.next"
+"""A key re-encrypted under a new PIN, waiting for ``pin.json`` to change (see :meth:`SoftToken.set_pin`)."""
 META_SUFFIX = ".json"
 CERT_SUFFIX = ".cert.pem"
 SOFT_TOKEN_NAME = "soft"
@@ -79,6 +100,21 @@ def _owner_text(owner: ClientId | SecurityServerId) -> str:
     return owner.to_display()
 
 
+def _pem(key: PrivateKey, secret: bytes | None) -> bytes:
+    """The key as PKCS#8 PEM: encrypted under the PIN's secret (PBES2 with AES-256-CBC) when there is one."""
+    if secret is None:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    # The secret is 256 bits out of scrypt, so the PBKDF2 that PKCS#8's PBES2 runs on top needs no work factor
+    # of its own: the PIN's brute-force cost is scrypt's (softtoken_pin.py).
+    encryption = serialization.BestAvailableEncryption(key_password(secret))
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def _is_encrypted(pem: bytes) -> bool:
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem
+
+
 class SoftToken:
     """Keys and certificates in one directory (see the module docstring for the files)."""
 
@@ -92,8 +128,90 @@ class SoftToken:
             raise ConfigurationError(f"cannot create the key directory {self.directory}: {err}") from err
 
     def status(self) -> TokenStatus:
-        """Logged in while its directory is there (the soft token has no PIN), else not present."""
-        return TokenStatus.LOGGED_IN if self.directory.is_dir() else TokenStatus.NOT_PRESENT
+        """Not present without its directory; else logged in when it has no PIN or was logged in, logged out else."""
+        if not self.directory.is_dir():
+            return TokenStatus.NOT_PRESENT
+        if not self.has_pin() or LOGINS.get(self.directory) is not None:
+            return TokenStatus.LOGGED_IN
+        return TokenStatus.LOGGED_OUT
+
+    # --- the PIN -----------------------------------------------------------------------------------------------
+
+    @property
+    def pin_path(self) -> Path:
+        """``pin.json``: present once the token has a PIN."""
+        return self.directory / PIN_FILE
+
+    def has_pin(self) -> bool:
+        """Whether a PIN was set (its keys are encrypted under it and it must be logged in to)."""
+        return self.pin_path.is_file()
+
+    def pin_incorrect(self) -> bool:
+        """Whether the last PIN given in this process was wrong (X-Road's token status ``USER_PIN_INCORRECT``)."""
+        return LOGINS.pin_incorrect(self.directory)
+
+    def _pin_record(self) -> PinRecord:
+        return PinRecord.parse(self._read(self.pin_path), self.pin_path)
+
+    def _check_pin(self, pin: str) -> bytes:
+        try:
+            secret = secret_for(self._pin_record(), pin, self.name)
+        except PinIncorrect:
+            LOGINS.mark_incorrect(self.directory, True)
+            raise
+        return secret
+
+    def login(self, pin: str) -> None:
+        """Unlock the keys with ``pin`` for this process (:class:`PinIncorrect` when wrong; a token without a PIN
+        is always logged in, so :class:`SoftTokenError`)."""
+        if not self.has_pin():
+            raise SoftTokenError(f"token {self.name} has no PIN: it is always logged in")
+        LOGINS.set(self.directory, self._check_pin(pin))
+
+    def logout(self) -> None:
+        """Forget the PIN's secret and every decrypted key (:class:`SoftTokenError` for a token without a PIN)."""
+        if not self.has_pin():
+            raise SoftTokenError(f"token {self.name} has no PIN: it cannot be logged out")
+        LOGINS.forget(self.directory)
+
+    def set_pin(self, new_pin: str, old_pin: str | None = None) -> None:
+        """Set the PIN (``old_pin`` None: the token has none yet) or change it; every key is encrypted under the new
+        one. The token is logged in with the new PIN afterwards.
+
+        Every key is first written re-encrypted beside its file (``K.key.pem.next``); then ``pin.json`` changes (the
+        commit point); then each ``.next`` file replaces its key file. A crash anywhere leaves each key readable
+        under the PIN in force: before the commit from the key file, after it from the ``.next`` file."""
+        if self.has_pin():
+            if old_pin is None:
+                raise SoftTokenError(f"token {self.name} has a PIN already: give the old one to change it")
+            old_secret: bytes | None = self._check_pin(old_pin)
+        elif old_pin is not None:
+            raise SoftTokenError(f"token {self.name} has no PIN yet")
+        else:
+            old_secret = None
+        record, secret = new_pin_record(new_pin)
+        for stale in self.directory.glob(f"*{NEXT_KEY_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+        keys = self.list()
+        for info in keys:
+            key = self._load_key(info.key_id, [old_secret, None])
+            self._write(self._path(info.key_id, NEXT_KEY_SUFFIX), _pem(key, secret))
+        self._write(self.pin_path, record.to_json())
+        for info in keys:
+            try:
+                self._path(info.key_id, NEXT_KEY_SUFFIX).replace(self._path(info.key_id, KEY_SUFFIX))
+            except OSError as err:
+                raise ConfigurationError(f"cannot replace the key file of {info.key_id}: {err}") from err
+        LOGINS.set(self.directory, secret)
+
+    def _login(self) -> Login | None:
+        """The current login; None for a token without a PIN; :class:`TokenNotActive` when logged out."""
+        if not self.has_pin():
+            return None
+        login = LOGINS.get(self.directory)
+        if login is None:
+            raise TokenNotActive(f"token {self.name} is not logged in (log in with its PIN)")
+        return login
 
     # --- files -----------------------------------------------------------------------------------------------
 
@@ -124,7 +242,13 @@ class SoftToken:
             owner: ClientId | SecurityServerId = (
                 SecurityServerId.parse_display(meta["owner"]) if kind is KeyKind.AUTH else ClientId.parse_display(meta["owner"])
             )
-            info = KeyInfo(key_id, kind, owner, KeyAlgorithm(meta["algorithm"]))
+            name = meta.get("name")
+            if name is not None and not isinstance(name, str):
+                raise ValueError("name is not text")
+            active = meta.get("cert_active", True)
+            if not isinstance(active, bool):
+                raise ValueError("cert_active is not a boolean")
+            info = KeyInfo(key_id, kind, owner, KeyAlgorithm(meta["algorithm"]), None, name, active)
         except (ValueError, KeyError, TypeError, InvalidClientIdentifier, SoftTokenError) as err:
             raise ConfigurationError(f"key metadata {meta_path} is malformed: {err}") from err
         cert_path = self._path(key_id, CERT_SUFFIX)
@@ -133,10 +257,21 @@ class SoftToken:
                 cert = x509.load_pem_x509_certificate(self._read(cert_path))
             except ValueError as err:
                 raise ConfigurationError(f"certificate file {cert_path} is malformed: {err}") from err
-            return KeyInfo(info.key_id, info.kind, info.owner, info.algorithm, cert)
+            return KeyInfo(info.key_id, info.kind, info.owner, info.algorithm, cert, info.name, info.cert_active)
         return info
 
     def _private_key(self, key_id: str) -> PrivateKey:
+        login = self._login()
+        if login is None:
+            return self._load_key(key_id, [None])
+        cached = login.keys.get(key_id)
+        if cached is None:
+            cached = self._load_key(key_id, [login.secret])
+            login.keys[key_id] = cached
+        return cached
+
+    def _load_key(self, key_id: str, secrets: list[bytes | None]) -> PrivateKey:
+        """Read the key file under the first of ``secrets`` that fits (None: a key in clear, from before the PIN)."""
         path = self._path(key_id, KEY_SUFFIX)
         try:
             mode = path.stat().st_mode
@@ -144,10 +279,26 @@ class SoftToken:
             raise ConfigurationError(f"cannot read the key file {path}: {err}") from err
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigurationError(f"key file {path} may be read by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
-        try:
-            key = serialization.load_pem_private_key(self._read(path), password=None)
-        except (ValueError, TypeError) as err:
-            raise ConfigurationError(f"key file {path} is malformed: {err}") from err
+        candidates = [self._read(path)]
+        pending = self._path(key_id, NEXT_KEY_SUFFIX)
+        if pending.is_file():  # a PIN change that stopped half-way (see set_pin)
+            candidates.append(self._read(pending))
+        failure: Exception | None = None
+        for pem in candidates:
+            passwords = [key_password(s) for s in secrets if s is not None] if _is_encrypted(pem) else [None]
+            if not passwords:
+                raise TokenNotActive(f"key file {path} is encrypted, but token {self.name} is not logged in")
+            for password in passwords:
+                try:
+                    key = serialization.load_pem_private_key(pem, password=password)
+                    break
+                except (ValueError, TypeError) as err:
+                    failure = err
+            else:
+                continue
+            break
+        else:
+            raise ConfigurationError(f"key file {path} is malformed or under another PIN: {failure}") from failure
         if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             raise ConfigurationError(f"key file {path} holds an unsupported key type")
         if key_id_of(key.public_key()) != key_id:
@@ -164,10 +315,11 @@ class SoftToken:
     ) -> str:
         """Make a new key for ``owner`` (a server for ``auth``, a member for ``sign``) and return its id."""
         kind, algorithm = check_request(kind, owner, algorithm)
+        login = self._login()
         key = _generate(algorithm)
         key_id = key_id_of(key.public_key())
         info = KeyInfo(key_id, kind, owner, algorithm)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem = _pem(key, login.secret if login is not None else None)
         meta = {"format": FORMAT, "kind": info.kind.value, "owner": _owner_text(owner), "algorithm": algorithm.value}
         self._write(self._path(key_id, KEY_SUFFIX), pem)
         self._write(self._path(key_id, META_SUFFIX), json.dumps(meta, sort_keys=True).encode("utf-8") + b"\n")
@@ -208,7 +360,55 @@ class SoftToken:
             raise CertImportFailed("no key on this token matches the certificate's public key")
         check_cert_for_key(self._info(key_id), cert, now)
         self._write(self._path(key_id, CERT_SUFFIX), cert.public_bytes(serialization.Encoding.PEM))
+        self._update_meta(key_id, cert_active=True)
         return key_id
+
+    # --- changes to a key and its certificate ------------------------------------------------------------------
+
+    def _update_meta(self, key_id: str, **fields: object) -> None:
+        meta_path = self._path(key_id, META_SUFFIX)
+        self._info(key_id)  # KeyNotFound, or the metadata is well-formed
+        meta = json.loads(self._read(meta_path))
+        for name, value in fields.items():
+            if value is None:
+                meta.pop(name, None)
+            else:
+                meta[name] = value
+        self._write(meta_path, json.dumps(meta, sort_keys=True).encode("utf-8") + b"\n")
+        LOGINS.changed()
+
+    def rename(self, key_id: str, name: str | None) -> KeyInfo:
+        """Give key ``key_id`` a friendly name (None: none); answers the key."""
+        self._update_meta(check_key_id(key_id), name=name)
+        return self._info(key_id)
+
+    def set_cert_active(self, key_id: str, active: bool) -> KeyInfo:
+        """Activate or disable the certificate of key ``key_id`` (a disabled one is never used to sign or to
+        authenticate); :class:`SoftTokenError` when the key has no certificate."""
+        if self.key(key_id).cert is None:
+            raise SoftTokenError(f"key {key_id} has no certificate")
+        self._update_meta(key_id, cert_active=active)
+        return self._info(key_id)
+
+    def delete_cert(self, key_id: str) -> None:
+        """Delete the certificate of key ``key_id`` (the key stays)."""
+        if self.key(key_id).cert is None:
+            raise SoftTokenError(f"key {key_id} has no certificate")
+        self._path(key_id, CERT_SUFFIX).unlink(missing_ok=True)
+        self._update_meta(key_id, cert_active=None)
+
+    def delete_key(self, key_id: str) -> None:
+        """Delete key ``key_id`` with its certificate: the metadata first, so a crash leaves no half key listed."""
+        self.key(key_id)
+        for suffix in (META_SUFFIX, CERT_SUFFIX, KEY_SUFFIX, NEXT_KEY_SUFFIX):
+            try:
+                self._path(key_id, suffix).unlink(missing_ok=True)
+            except OSError as err:
+                raise ConfigurationError(f"cannot delete {self._path(key_id, suffix)}: {err}") from err
+        login = LOGINS.get(self.directory)
+        if login is not None:
+            login.keys.pop(key_id, None)
+        LOGINS.changed()
 
     # --- what the proxies use ----------------------------------------------------------------------------------
 

@@ -189,6 +189,10 @@ class KeyInfo:
     owner: ClientId | SecurityServerId
     algorithm: KeyAlgorithm
     cert: x509.Certificate | None = None
+    name: str | None = None
+    """The key's friendly name (X-Road's ``name``), if an administrator gave one."""
+    cert_active: bool = True
+    """Whether its certificate may be used (X-Road's ``active``: a disabled certificate signs nothing)."""
 
     def __post_init__(self) -> None:
         check_key_id(self.key_id)
@@ -260,12 +264,14 @@ def choose_usable(
     keys: Iterable[KeyInfo], kind: KeyKind, owner: ClientId | SecurityServerId | None, now: datetime | None
 ) -> tuple[str, x509.Certificate]:
     """The key id and certificate to use for ``kind`` (and ``owner``): with ``now``, only a certificate valid at
-    ``now``; among several, the newest (a renewed certificate takes over from the old one)."""
+    ``now``; among several, the newest (a renewed certificate takes over from the old one). A disabled certificate
+    is never chosen."""
     candidates = [
         (k.cert, k.key_id)
         for k in keys
         if k.kind is kind
         and k.cert is not None
+        and k.cert_active
         and (owner is None or k.owner == owner)
         and (now is None or k.cert.not_valid_before_utc <= now <= k.cert.not_valid_after_utc)
     ]

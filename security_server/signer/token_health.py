@@ -5,6 +5,9 @@ PKCS#11 token is a signing token: the check fails while one of them is logged ou
 last problem (never the PIN), and passes again once it is back, without a restart. Asking a token for its status
 is a PKCS#11 call, so each token is asked on its own worker thread (:class:`TokenWorkers`), with the same bounded
 wait as signing: a hung HSM makes the check fail, never hang.
+
+The soft token is a signing token too: once it has a PIN (security_server/signer/softtoken_pin.py), the check
+fails while it is logged out, as X-Road's does (its status is read from memory and one file, so it is asked inline).
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ def token_problem(statuses: Mapping[str, TokenStatus | BusError], details: Mappi
 
 
 def signing_tokens_problem(tokens: Sequence[Token], workers: TokenWorkers) -> Deferred[str | None]:
-    """Ask each PKCS#11 token of ``tokens`` (the soft token is not asked: it is always there) for its status on its
-    worker thread; fires with :func:`token_problem`'s answer."""
+    """Ask each PKCS#11 token of ``tokens`` for its status on its worker thread, and the soft token inline; fires
+    with :func:`token_problem`'s answer."""
     hardware = [token for token in tokens if token.name != "soft"]
     asked = [workers.run(token.name, token.status) for token in hardware]
+    soft = {token.name: token.status() for token in tokens if token.name == "soft"}
 
     def judge(results: list[tuple[bool, Any]]) -> str | None:
-        statuses: dict[str, TokenStatus | BusError] = {}
+        statuses: dict[str, TokenStatus | BusError] = dict(soft)
         for token, (ok, value) in zip(hardware, results, strict=True):
             failure_value = getattr(value, "value", None)
             if ok and isinstance(value, TokenStatus):
