@@ -33,6 +33,10 @@ th { background: #eef2f6; }
 form.search { display: grid; grid-template-columns: repeat(auto-fill, minmax(16rem, 1fr)); gap: 0.75rem;
               align-items: end; margin-bottom: 1rem; }
 label { display: block; font-weight: bold; }
+form.action { margin: 0.5rem 0 1.5rem; max-width: 40rem; }
+form.action > div { margin-bottom: 0.5rem; }
+form.inline { display: inline; }
+small { display: block; color: #4a4a4a; }
 input, select, button { font: inherit; }
 input[type="text"], input[type="password"], input[type="datetime-local"] { width: 100%; box-sizing: border-box; }
 pre { white-space: pre-wrap; word-break: break-all; background: #f6f6f6; padding: 0.5rem; border: 1px solid #cccccc; }

@@ -117,6 +117,10 @@ CONSOLE_PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
     {
         # health, certificates, configuration age, backlog and traffic: every X-Road role (observer and up)
         "console.overview": XROAD_ROLES,
+        # clients, service descriptions, services and access rights (X-Road's service administrator's views)
+        "console.configuration": SERVICES | ADMIN,
+        # tokens, keys, certificate requests and certificates (X-Road's security officer's views)
+        "console.keys": SECURITY | ADMIN,
         # the message log: search, a record's detail, its container, verifying it
         "console.audit": ADMIN | AUDITORS,
         # a logged message's body and attachments (personal data): the same two roles, named apart so they can differ

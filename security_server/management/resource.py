@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable, Protocol, TypeVar
-from urllib.parse import parse_qs
+from typing import Any, Callable, Mapping, Protocol, TypeVar
+from urllib.parse import parse_qs, quote
 
 import structlog
 from twisted.internet import defer
@@ -271,6 +271,59 @@ class ManagementResource(Resource):
                 raise _Refused(None, unauthorized())
             return Principal(username, roles, AuthKind.BASIC)
         raise _Refused(None, unauthorized())
+
+    # --- one operation for the console ---------------------------------------------------------------------------
+
+    def perform(
+        self,
+        session: Session,
+        operation_id: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        body: Any = None,
+        raw: bytes = b"",
+        content_type: str | None = None,
+        query: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> defer.Deferred[ApiResponse]:
+        """Run one operation for a console session as the API runs it for that session (the console checked its
+        XSRF field): the operation's roles, the worker thread (or the reactor for an ``in_reactor`` one), the audit
+        line of a write. ``body`` is sent as JSON, else ``raw``. Fails with the :class:`ApiError` the API answers."""
+        found = [op for op in self._router.operations if op.name == operation_id]
+        if len(found) != 1:
+            raise KeyError(operation_id)
+        operation = found[0]
+        given = dict(params or {})
+        path = "/".join(quote(given[s[1:-1]], safe="") if s.startswith("{") else s for s in operation.path.split("/"))
+        principal = Principal(session.username, session.roles, AuthKind.SESSION)
+        data = raw if body is None else json.dumps(body).encode("utf-8")
+        api_request = ApiRequest(operation.method, path, given, dict(query or {}), data,
+                                 JSON if body is not None else content_type, principal)
+
+        def audit(status: int, code: str | None) -> None:
+            if operation.writes:
+                self._audit.record(AuditEvent(session.username, AuthKind.SESSION.value, operation.method, path,
+                                              operation.name, status, code))
+
+        def ok(response: ApiResponse) -> ApiResponse:
+            audit(response.status, None)
+            return response
+
+        def refused(reason: Failure) -> ApiResponse:
+            error = reason.value
+            if isinstance(error, BusError):
+                error = from_bus_error(error)
+            elif not isinstance(error, ApiError):
+                log.error("management_operation_failed", operation=operation.name, error=type(error).__name__)
+                error = ApiError(500, "internal_error")
+            audit(error.status, error.code)
+            raise error
+
+        if not principal.roles & operation.roles:
+            return defer.fail(forbidden(operation.name)).addErrback(refused)
+        handler: Callable[[], Any] = lambda: operation.handler(self._context, api_request)
+        running: defer.Deferred[Any] = (defer.maybeDeferred(handler) if operation.in_reactor
+                                        else self._executor(handler))
+        return running.addCallbacks(ok, refused)
 
     # --- login and logout -------------------------------------------------------------------------------------------
 

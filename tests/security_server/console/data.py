@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from security_server.admin import clients
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.opmon.record import OperationalRecord, SecurityServerType
@@ -28,6 +29,8 @@ USERS = {
     "observer": Role.SECURITYSERVER_OBSERVER,
     "auditor": Role.AUDITOR,
     "officer": Role.SECURITY_OFFICER,
+    "services": Role.SERVICE_ADMINISTRATOR,
+    "registrar": Role.REGISTRATION_OFFICER,
 }
 SCRIPT = "<script>alert('x')</script>"
 EXCHANGE_ID = "console-exchange-1"
@@ -109,6 +112,12 @@ def initialise(directory: Path, now: datetime) -> datetime:
     token = ServerDirectory(directory).soft_token()
     cert = issue_into_token(token, federation().ca, KeyKind.SIGN, CONSUMER_MEMBER, KeyAlgorithm.RSA2048, now)
     return cert.not_valid_after_utc
+
+
+def host_client(directory: Path) -> str:
+    """Host the consumer subsystem (state saved), the client the Configuration tests publish services of; its id."""
+    clients.add_client(ServerDirectory(directory), CONSUMER)
+    return "EE:GOV:70000310:consumer"
 
 
 def build_server(directory: Path) -> Built:
