@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import shutil
 import sqlite3
@@ -82,12 +83,30 @@ def build(path: Path, records: int) -> None:
     conn.close()
 
 
-def rss_mib() -> float:
-    """This process's resident set size now, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mib(pid: int | str = "self") -> float:
+    """The resident set size of process ``pid`` (this one by default) now, in MiB (0 when it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def children() -> list[int]:
+    """This process's child processes (the archiver's worker, with ``--separate-process``)."""
+    me = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:
+            found.append(int(stat.parent.name))
+    return found
 
 
 class Load:
@@ -99,6 +118,7 @@ class Load:
         self.running = False
         self.lateness: list[float] = []
         self.peak_rss = 0.0
+        self.peak_child_rss = 0.0
 
     async def _caller(self, n: int) -> None:
         count = 0
@@ -122,7 +142,9 @@ class Load:
             now = time.monotonic()
             self.lateness.append(max(0.0, now - expected[0] - 0.01))
             expected[0] = now
-            self.peak_rss = max(self.peak_rss, rss_mib()) if len(self.lateness) % 10 == 0 else self.peak_rss
+            if len(self.lateness) % 10 == 0:
+                self.peak_rss = max(self.peak_rss, rss_mib())
+                self.peak_child_rss = max([self.peak_child_rss, *(rss_mib(pid) for pid in children())])
 
         self.ticker = task.LoopingCall(tick)
         self.ticker.start(0.01, now=False)
@@ -157,7 +179,7 @@ async def measure(reactor: Any, path: Path, args: argparse.Namespace) -> None:
           f" p99 {1000 * baseline_late[int(0.99 * (len(baseline_late) - 1))]:.1f} ms, max {1000 * baseline_late[-1]:.1f} ms")
 
     archive_dir = path.parent / "archive"
-    settings = ArchiverSettings(archive_dir=archive_dir, keep_records_seconds=0)
+    settings = ArchiverSettings(archive_dir=archive_dir, keep_records_seconds=0, separate_process=args.separate_process)
     archiver = Archiver(reactor, writer, settings)
     load.peak_rss = rss_mib()
     callers = load.start()
@@ -171,7 +193,9 @@ async def measure(reactor: Any, path: Path, args: argparse.Namespace) -> None:
     late = sorted(load.lateness)
     await load.stop(callers)
     archive_bytes = sum(p.stat().st_size for p in paths)
-    print(f"\narchiving {backlog:,} records: {len(paths):,} archives ({archive_bytes / 2**30:.2f} GiB) in {archived_s:.1f} s"
+    mode = "in a separate process" if args.separate_process else "in the thread pool"
+    print(f"\narchives built {mode}")
+    print(f"archiving {backlog:,} records: {len(paths):,} archives ({archive_bytes / 2**30:.2f} GiB) in {archived_s:.1f} s"
           f" ({backlog / archived_s:.0f} records/s); cleaning {cleaned:,} records in {total_s - archived_s:.1f} s")
     print(f"exchange loop meanwhile: {archived_done / archived_s:.0f} records/s while archiving,"
           f" {(total_done - archived_done) / max(total_s - archived_s, 1e-9):.0f} records/s while cleaning"
@@ -179,7 +203,8 @@ async def measure(reactor: Any, path: Path, args: argparse.Namespace) -> None:
           f" reactor lateness p50 {1000 * statistics.median(late):.1f} ms, p99 {1000 * late[int(0.99 * (len(late) - 1))]:.1f} ms,"
           f" max {1000 * late[-1]:.1f} ms")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS during the run (sampled): {load.peak_rss:.0f} MiB; ru_maxrss of the process: {peak:.0f} MiB")
+    print(f"peak RSS during the run (sampled): {load.peak_rss:.0f} MiB; ru_maxrss of the process: {peak:.0f} MiB;"
+          f" archiver child process: {load.peak_child_rss:.0f} MiB")
     await writer.stop()
     shutil.rmtree(archive_dir, ignore_errors=True)
 
@@ -190,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--separate-process", action="store_true",
+                        help="Archive with archive-in-separate-process (reading and building in a child process).")
     parser.add_argument("--dir", type=Path, help="Work here instead of a temporary folder (the backlog is rebuilt).")
     parser.add_argument("--build-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

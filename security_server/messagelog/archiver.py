@@ -21,14 +21,19 @@ transaction; nothing ever holds the backlog. Reading records to archive goes thr
 archiver's own in the reactor's thread pool (WAL: readers never block the writer), so the exchanges' appends never
 queue behind an archive read; only the small writes (record the pending archive, mark a range archived, delete a
 batch) go through the message-log writer's thread (:meth:`MessageLogWriter.run`), one short transaction each,
-interleaved with the exchanges' batches. Building containers and writing files run in the thread pool; every step
-hands control back to the reactor. Retention deletes only a prefix of the chain and moves the chain anchor
-(``store.delete_archived``), so the rest of the log still verifies.
+interleaved with the exchanges' batches. Reading and building an archive run in the thread pool, or, with
+``archive-in-separate-process``, in one child process, where building containers (CPU work in Python) does not take
+the proxies' interpreter lock; files are written from the thread pool; every step hands control back to the
+reactor. Retention waits after each batch as long as the batch held the writer, so it takes at most half its time;
+it deletes only a prefix of the chain and moves the chain anchor (``store.delete_archived``), so the rest of the log
+still verifies.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,6 +81,8 @@ class ArchiverSettings:
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
     read_batch: int = DEFAULT_READ_BATCH
     clean_batch: int = DEFAULT_CLEAN_BATCH
+    separate_process: bool = False
+    """Read and build archives in a child process, off the proxies' interpreter (``archive-in-separate-process``)."""
 
     def __post_init__(self) -> None:
         if min(self.archive_interval_seconds, self.clean_interval_seconds) <= 0 or self.keep_records_seconds < 0:
@@ -169,6 +176,7 @@ class Archiver(Service):
         self.settings = settings
         self._archive_call: Any = None
         self._clean_call: Any = None
+        self._processes: ProcessPoolExecutor | None = None
         self._lock = DeferredLock()
         """Archiving and cleaning run one at a time, whoever asks (the schedule, ``/asic`` tooling, a test)."""
         self.archives_written: list[Path] = []
@@ -188,7 +196,12 @@ class Archiver(Service):
                 call.cancel()
         self._archive_call = self._clean_call = None
         # Taking the lock waits for a run in progress; nothing else is queued behind a stopping service.
-        return self._lock.run(lambda: None)
+        return self._lock.run(self._stop_processes)
+
+    def _stop_processes(self) -> None:
+        if self._processes is not None:
+            self._processes.shutdown(wait=False, cancel_futures=True)
+            self._processes = None
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._reactor.seconds(), tz=UTC)
@@ -221,16 +234,18 @@ class Archiver(Service):
     def _in_thread(self, function: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
 
-    def _read(self, function: Callable[[MessageLogStore], Any]) -> Deferred[Any]:
-        """``function(store)`` on a connection of the archiver's own, in the thread pool (opened and closed there:
-        a SQLite connection stays in its thread), so no exchange's append waits behind an archive read."""
+    def _prepare(self, function: Callable[..., _Planned | None], *args: Any) -> Deferred[_Planned | None]:
+        """``function(reader, path, *args)``: read records on a connection of the archiver's own and build their
+        archive, so no exchange's append waits behind an archive read. In the thread pool, or with
+        ``separate_process`` in a child process (spawned on first use), where building containers does not take
+        the proxies' interpreter lock."""
         path = self._writer.path
-
-        def read() -> Any:
-            with self._reader(path) as store:
-                return function(store)
-
-        return self._in_thread(read)
+        if not self.settings.separate_process:
+            return self._in_thread(function, self._reader, path, *args)
+        if self._processes is None:
+            self._processes = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        future = self._processes.submit(function, self._reader, path, *args)
+        return self._in_thread(future.result)
 
     def archive_now(self) -> Deferred[list[Path]]:
         """Archive every timestamped record not archived yet (finishing a pending archive first); fires with the
@@ -244,16 +259,14 @@ class Archiver(Service):
         while True:
             pending = yield self._writer.run(lambda store: store.pending_archive())
             if pending is not None:
-                records = yield self._read(_pending_records(pending))
-                planned = yield self._in_thread(_rebuild, records, pending)
+                planned = yield self._prepare(_rebuild_pending, pending)
             else:
                 state = yield self._writer.run(lambda store: store.archive_state())
-                records = yield self._read(lambda store: _with_stamps(store, store.archivable(self.settings.read_batch)))
-                if not records:
-                    return written
-                planned = yield self._in_thread(
-                    _plan, records, state.last_digest, state.last_file, self.settings.max_archive_bytes
+                planned = yield self._prepare(
+                    _plan_next, self.settings.read_batch, state.last_digest, state.last_file, self.settings.max_archive_bytes
                 )
+                if planned is None:
+                    return written
                 yield self._writer.run(_begin(planned.pending))
             path = self.settings.archive_dir / planned.pending.file_name
             yield self._in_thread(write_archive, path, planned.built.data)
@@ -293,8 +306,20 @@ class Archiver(Service):
         return total
 
 
-def _pending_records(pending: PendingArchive) -> Callable[[MessageLogStore], list[tuple[LogRecord, RecordTimestamp | None]]]:
-    return lambda store: _with_stamps(store, store.records_between(pending.first_id, pending.last_id))
+def _plan_next(
+    reader: ReaderFactory, path: Path, read_batch: int, prev_digest: str, prev_file: str, max_bytes: int
+) -> _Planned | None:
+    """The next archive: up to ``read_batch`` archivable records read on a connection of its own (None: none)."""
+    with reader(path) as store:
+        records = _with_stamps(store, store.archivable(read_batch))
+    return _plan(records, prev_digest, prev_file, max_bytes) if records else None
+
+
+def _rebuild_pending(reader: ReaderFactory, path: Path, pending: PendingArchive) -> _Planned:
+    """The pending archive rebuilt from its records, read on a connection of its own."""
+    with reader(path) as store:
+        records = _with_stamps(store, store.records_between(pending.first_id, pending.last_id))
+    return _rebuild(records, pending)
 
 
 def _begin(pending: PendingArchive) -> Callable[[MessageLogStore], None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
+from security_server.core.archive import verify_archive
 from security_server.core.logchain import LogRecord
 from security_server.messagelog.archiver import Archiver, ArchiverSettings
 from security_server.messagelog.store import MessageLogStore
@@ -81,3 +82,22 @@ class BoundedArchiverTests(unittest.TestCase):
         await archiver.archive_now()
         readers = {thread for name, _, thread in RecordingStore.calls if name == "archivable"}
         assert readers and "fedbus-messagelog-writer" not in readers
+
+    async def test_archives_built_in_a_separate_process_are_the_same_chain(self) -> None:
+        """archive-in-separate-process: a child process reads and builds; the archives chain and the records are
+        marked as in the thread pool; stopping the service ends the child."""
+        for n in range(3):
+            for entry in exchange(f"child-{n}"):
+                await self.writer.log(entry)
+        await self.writer.run(stamp_all)
+        settings = ArchiverSettings(archive_dir=self.archive_dir, read_batch=4, separate_process=True)
+        archiver = Archiver(REACTOR, self.writer, settings)
+        archiver.startService()
+        paths = await archiver.archive_now()
+        await archiver.stopService()
+        previous = None
+        for path in paths:
+            verdict = verify_archive(path.read_bytes(), previous)
+            assert verdict.ok, verdict.checks
+            previous = verdict.last_digest
+        assert len(paths) == 2 and await self.writer.run(lambda store: store.archivable(10)) == []
