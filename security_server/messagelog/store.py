@@ -1019,9 +1019,8 @@ class MessageLogStore:
         result, chains = _ts_chains(leaves)
         if result != hash_chain_result or any(chain != a.hash_chain for chain, a in zip(chains, assignments)):
             return None  # another producer's form: stored as it is
-        value = SharedValue.of(KIND_TS_LEAVES, b"".join(leaves))
-        self._ts_chain_cache = (value.address, chains)
-        return value
+        # Not remembered here: the writer would keep every chain of the batch (4 kB a record) until the next one.
+        return SharedValue.of(KIND_TS_LEAVES, b"".join(leaves))
 
     def _ts_hashchain(self, stored: bytes) -> bytes:
         """The ``ts-hashchain.xml`` a derived ``ts_hashchain`` stands for (KeyError/ValueError when it cannot be)."""
