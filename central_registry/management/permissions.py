@@ -61,6 +61,16 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getCertificationServiceOcspResponders": READERS,
         "addCertificationServiceOcspResponder": ADMIN | SECURITY,
         "addTimestampingService": ADMIN | SECURITY,
+        "updateCertificationService": ADMIN | SECURITY,
+        "deleteCertificationService": ADMIN | SECURITY,
+        "getCertificationServiceCertificate": READERS,
+        "getOcspResponder": READERS,
+        "updateOcspResponder": ADMIN | SECURITY,
+        "deleteOcspResponder": ADMIN | SECURITY,
+        "getOcspRespondersCertificate": READERS,
+        "getTimestampingService": READERS,
+        "updateTimestampingService": ADMIN | SECURITY,
+        "deleteTimestampingService": ADMIN | SECURITY,
         "findGlobalGroups": READERS,
         "addGlobalGroup": REGISTRATION,
         "getGlobalGroup": READERS,
@@ -71,6 +81,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "deleteGlobalGroupMember": REGISTRATION,
         "getAnchor": READERS,
         "downloadAnchor": READERS,
+        "reCreateAnchor": ADMIN | SECURITY,
+        "getDownloadUrl": READERS,
         "getConfigurationParts": READERS,
         "downloadConfigurationParts": READERS,
     }
@@ -80,3 +92,16 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
 def roles_for(operation_id: str) -> frozenset[Role]:
     """The roles allowed to call ``operation_id`` (KeyError for an operation without an entry)."""
     return PERMISSIONS[operation_id]
+
+
+VIEWERS = ALL_ROLES - {Role.MANAGEMENT_SERVICE}
+"""The people's roles (the management service is the security servers' requests, not a person)."""
+
+CONSOLE_PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
+    {
+        # members, subsystems, security servers, requests, trust services, configuration: every person's role
+        "console.registry": VIEWERS,
+        # approving or declining a waiting management request (the API checks approve/revoke the same way)
+        "console.registry.decide": REGISTRATION,
+    }
+)

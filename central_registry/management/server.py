@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 
 import structlog
 
+from central_registry.console_web.resource import RegistryConsole
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations import registry_operations
 from central_registry.publisher import Publisher
@@ -46,7 +47,7 @@ def make_registry_management_site(
     secure_cookies: bool = True,
 ) -> BoundedSite:
     """The registry API's site over the registry in ``root`` (``reactor`` gives time; ``executor`` runs the
-    operations: the registry's store thread when it runs)."""
+    operations: the registry's store thread when it runs), with the console at ``/console/``."""
     clock = now or (lambda: datetime.fromtimestamp(reactor.seconds(), tz=UTC))
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     context = RegistryContext(root, root / CREDENTIALS_DB, clock, open_store, database_url, publisher)
@@ -59,6 +60,7 @@ def make_registry_management_site(
         executor=executor,
         secure_cookies=secure_cookies,
     )
+    resource.console = RegistryConsole(resource)
     return BoundedSite(resource, max_body_bytes=config.max_body_bytes, reactor=reactor)
 
 
