@@ -1,9 +1,9 @@
 """The internal configuration source: its anchor (what security servers are initialised with) and the parts of
 the newest published configuration.
 
-The anchor's time is the configuration-signing certificate's start of validity, so that the anchor (and its
-hash) stays the same until the signing key changes, as X-Road's stays until it is re-created; fedbus has no
-external configuration source.
+The anchor's time is the configuration-signing certificate's start of validity, or the time it was last
+re-created when that is later, so that the anchor (and its hash) stays the same until the signing key changes or
+it is re-created, as X-Road's stays until it is re-created; fedbus has no external configuration source.
 """
 
 from __future__ import annotations
@@ -27,11 +27,34 @@ class Anchor:
     created_at: datetime
 
 
+ANCHOR_SETTING = "anchor_created_at"
+"""The settings row that holds when the anchor was last re-created (ISO 8601, UTC)."""
+
+
 def internal_anchor(publisher: Publisher) -> Anchor:
     """The internal source's anchor."""
     created = publisher.signing_key.cert.not_valid_before_utc
+    rows = publisher.store.db.query("SELECT value FROM settings WHERE key = ?", [ANCHOR_SETTING])
+    if rows:
+        created = max(created, datetime.fromisoformat(rows[0]["value"]))
     xml = publisher.anchor(created)
-    return Anchor(xml, anchor_hash(xml), created)
+    return Anchor(xml, anchor_hash(xml), created.replace(microsecond=0))
+
+
+def recreate_anchor(publisher: Publisher, now: datetime) -> Anchor:
+    """Re-create the internal source's anchor at ``now`` (its sources and signing certificates as they are now)."""
+    moment = now.astimezone(UTC).replace(microsecond=0).isoformat()
+    with publisher.store.transaction("anchor_recreated", {"created_at": moment}):
+        publisher.store.db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [ANCHOR_SETTING, moment],
+        )
+    return internal_anchor(publisher)
+
+
+def download_url(publisher: Publisher) -> str:
+    """Where security servers download the internal configuration (this registry's directory)."""
+    return publisher.sources()[0][0]
 
 
 PART_FILES = {

@@ -24,7 +24,13 @@ class CertificationServiceNotFound(NotFound):
 class TimestampingServiceNotFound(NotFound):
     """No approved TSA has this number."""
 
-    api_code = "timestamping_service_not_found"
+    api_code = "timestamping_authority_not_found"
+
+
+class OcspResponderNotFound(NotFound):
+    """The CA of this number has no OCSP responder (fedbus numbers a CA's one responder like its CA)."""
+
+    api_code = "ocsp_responder_not_found"
 
 
 class OcspResponderExists(Conflict):
@@ -88,6 +94,92 @@ def add_ocsp_responder(store: RegistryStore, number: int, url: str, cert: x509.C
         store.db.execute("UPDATE approved_cas SET ocsp_url = ?, ocsp_cert_der = ? WHERE name = ?",
                          [url, cert_der, ca.name])
     return certification_service(store, number)
+
+
+def update_certification_service(
+    store: RegistryStore, number: int, profile: str | None, authentication_only: bool | None
+) -> ApprovedCa:
+    """Change CA ``number``'s certificate profile and whether it is approved for authentication only."""
+    ca = certification_service(store, number)
+    if profile is not None and not profile.strip():
+        raise RegistryError("a certification service needs a certificate profile")
+    new_profile = ca.profile if profile is None else profile
+    new_auth_only = ca.authentication_only if authentication_only is None else authentication_only
+    with store.transaction("ca_updated", {"name": ca.name, "profile": new_profile,
+                                          "authentication_only": new_auth_only}):
+        store.db.execute("UPDATE approved_cas SET profile = ?, authentication_only = ? WHERE name = ?",
+                         [new_profile, int(new_auth_only), ca.name])
+    return certification_service(store, number)
+
+
+def delete_certification_service(store: RegistryStore, number: int) -> None:
+    """Withdraw CA ``number``'s approval (with its OCSP responder)."""
+    ca = certification_service(store, number)
+    with store.transaction("ca_deleted", {"name": ca.name}):
+        store.db.execute("DELETE FROM approved_cas WHERE name = ?", [ca.name])
+
+
+def ocsp_responder(store: RegistryStore, number: int) -> ApprovedCa:
+    """OCSP responder ``number``: the one of CA ``number``; :class:`OcspResponderNotFound` when it has none."""
+    try:
+        ca = certification_service(store, number)
+    except CertificationServiceNotFound as err:
+        raise OcspResponderNotFound(f"no OCSP responder {number}") from err
+    if ca.ocsp_url is None:
+        raise OcspResponderNotFound(f"no OCSP responder {number}")
+    return ca
+
+
+def update_ocsp_responder(store: RegistryStore, number: int, url: str | None, cert: x509.Certificate | None) -> ApprovedCa:
+    """Change OCSP responder ``number``'s URL and (when given) its certificate."""
+    ca = ocsp_responder(store, number)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise RegistryError("an OCSP responder URL is http:// or https://")
+    new_url = ca.ocsp_url if url is None else url
+    cert_der = ca.ocsp_cert_der if cert is None else _der(cert)
+    with store.transaction("ocsp_responder_updated", {"ca": ca.name, "url": new_url}):
+        store.db.execute("UPDATE approved_cas SET ocsp_url = ?, ocsp_cert_der = ? WHERE name = ?",
+                         [new_url, cert_der, ca.name])
+    return certification_service(store, number)
+
+
+def delete_ocsp_responder(store: RegistryStore, number: int) -> None:
+    """Remove OCSP responder ``number`` from its CA."""
+    ca = ocsp_responder(store, number)
+    with store.transaction("ocsp_responder_deleted", {"ca": ca.name}):
+        store.db.execute("UPDATE approved_cas SET ocsp_url = NULL, ocsp_cert_der = NULL WHERE name = ?", [ca.name])
+
+
+def timestamping_service(store: RegistryStore, number: int) -> ApprovedTsa:
+    """One approved TSA by number."""
+    tsas = store.tsas()
+    if not 1 <= number <= len(tsas):
+        raise TimestampingServiceNotFound(f"no timestamping service {number}")
+    return tsas[number - 1]
+
+
+def update_timestamping_service(
+    store: RegistryStore, number: int, url: str, cert: x509.Certificate | None
+) -> tuple[int, ApprovedTsa]:
+    """Change TSA ``number``'s URL and (when given) its certificate, which also renames it after the new
+    certificate; its (possibly new) number and the stored TSA."""
+    tsa = timestamping_service(store, number)
+    if not url.startswith(("http://", "https://")):
+        raise RegistryError("a timestamping service URL is http:// or https://")
+    new = ApprovedTsa(tsa.name, url, tsa.cert_der) if cert is None else ApprovedTsa(service_name(cert), url, _der(cert))
+    if new.name != tsa.name and new.name in [t.name for t in store.tsas()]:
+        raise RegistryError(f"a TSA named {new.name} is already approved")
+    with store.transaction("tsa_updated", {"name": tsa.name, "new_name": new.name, "url": url}):
+        store.db.execute("UPDATE approved_tsas SET name = ?, url = ?, cert_der = ? WHERE name = ?",
+                         [new.name, new.url, new.cert_der, tsa.name])
+    return [t.name for t in store.tsas()].index(new.name) + 1, new
+
+
+def delete_timestamping_service(store: RegistryStore, number: int) -> None:
+    """Withdraw TSA ``number``'s approval."""
+    tsa = timestamping_service(store, number)
+    with store.transaction("tsa_deleted", {"name": tsa.name}):
+        store.db.execute("DELETE FROM approved_tsas WHERE name = ?", [tsa.name])
 
 
 def timestamping_services(store: RegistryStore) -> list[ApprovedTsa]:

@@ -12,25 +12,48 @@ from central_registry.admin.configuration_sources import Anchor
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import PREFIX, positive_int, xroad_time
 from central_registry.management.permissions import roles_for
+from central_registry.publisher import Publisher
 from central_registry.service import RegistryPaths
 from security_server.management.api import ApiRequest, ApiResponse, Operation
 from security_server.management.errors import ApiError, bad_request
 
 
 def _anchor(context: RegistryContext, request: ApiRequest) -> Anchor:
+    return admin.internal_anchor(_publisher(context, request))
+
+
+def _anchor_json(anchor: Anchor) -> dict[str, str]:
+    return {"hash": anchor.hash, "created_at": xroad_time(anchor.created_at)}
+
+
+def _publisher(context: RegistryContext, request: ApiRequest) -> Publisher:
     kind = request.params["configuration_type"]
     if kind not in ("INTERNAL", "EXTERNAL"):
         raise bad_request("invalid_configuration_type", kind)
     publisher = context.publisher()
     if kind == "EXTERNAL" or publisher is None:
         raise ApiError(404, "configuration_source_not_found", kind)
-    return admin.internal_anchor(publisher)
+    return publisher
+
+
+def recreate_anchor(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """PUT .../anchor/re-create: a new anchor, made now from the current sources (X-Road's
+    ``ConfigurationAnchor``)."""
+    publisher = _publisher(context, request)
+    with context.store():
+        anchor = admin.recreate_anchor(publisher, context.now())
+    return ApiResponse(200, _anchor_json(anchor))
+
+
+def download_url(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET .../download-url: X-Road's ``GlobalConfDownloadUrl``, the directory security servers download."""
+    return ApiResponse(200, {"url": admin.download_url(_publisher(context, request))})
 
 
 def get_anchor(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """GET .../anchor: its hash and time (X-Road's ``ConfigurationAnchorContainer``)."""
     anchor = _anchor(context, request)
-    return ApiResponse(200, {"anchor": {"hash": anchor.hash, "created_at": xroad_time(anchor.created_at)}})
+    return ApiResponse(200, {"anchor": _anchor_json(anchor)})
 
 
 def download_anchor(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -75,6 +98,8 @@ def operations() -> list[Operation]:
     source = f"{PREFIX}/configuration-sources/{{configuration_type}}"
     return [
         Operation("GET", f"{source}/anchor", "getAnchor", roles_for("getAnchor"), get_anchor),
+        Operation("PUT", f"{source}/anchor/re-create", "reCreateAnchor", roles_for("reCreateAnchor"), recreate_anchor),
+        Operation("GET", f"{source}/download-url", "getDownloadUrl", roles_for("getDownloadUrl"), download_url),
         Operation("GET", f"{source}/anchor/download", "downloadAnchor", roles_for("downloadAnchor"), download_anchor),
         Operation("GET", f"{source}/configuration-parts", "getConfigurationParts", roles_for("getConfigurationParts"),
                   configuration_parts),

@@ -1,4 +1,5 @@
-"""``/certification-services`` (with their OCSP responders) and ``/timestamping-services``: list, show, add.
+"""``/certification-services`` (with their OCSP responders), ``/ocsp-responders`` and ``/timestamping-services``:
+list, show, add, change, delete, and the certificates.
 
 A CA, an OCSP responder and a TSA are added from ``multipart/form-data`` uploads as in X-Road's file (the
 certificate as ``certificate``, the settings as fields). fedbus keeps one OCSP responder per CA, numbered like
@@ -16,7 +17,7 @@ from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import PREFIX, positive_int, xroad_time
 from central_registry.management.permissions import roles_for
 from central_registry.store import ApprovedCa, ApprovedTsa
-from security_server.management.api import ApiRequest, ApiResponse, FormPart, Operation
+from security_server.management.api import ApiRequest, ApiResponse, FormPart, Operation, no_content, string_field
 from security_server.management.certificates import certificate_details
 from security_server.management.errors import bad_request
 
@@ -141,9 +142,126 @@ def add_timestamping_service(context: RegistryContext, request: ApiRequest) -> A
     return ApiResponse(201, _tsa_json(number, tsa, interval))
 
 
+def _ca_number(request: ApiRequest) -> int:
+    return positive_int(request.params["certification_service_id"], "certification_service_id")
+
+
+def update_certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """PATCH /certification-services/{certification_service_id}: X-Road's ``CertificationServiceSettings``
+    (``certificate_profile_info``, ``tls_auth`` as ``"true"``/``"false"``, ``default_csr_format`` ``DER``)."""
+    number = _ca_number(request)
+    data = request.json_object(frozenset({"certificate_profile_info", "tls_auth", "default_csr_format"}))
+    profile = string_field(data, "certificate_profile_info", required=False)
+    tls_auth = string_field(data, "tls_auth", required=False)
+    if tls_auth is not None and tls_auth.lower() not in ("true", "false"):
+        raise bad_request("invalid_field", "tls_auth")
+    if data.get("default_csr_format", "DER") != "DER":
+        raise bad_request("invalid_field", "default_csr_format")
+    with context.store() as store:
+        ca = admin.update_certification_service(
+            store, number, profile, None if tls_auth is None else tls_auth.lower() == "false")
+    return ApiResponse(200, _ca_json(number, ca, True))
+
+
+def delete_certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /certification-services/{certification_service_id}: the CA and its OCSP responder."""
+    number = _ca_number(request)
+    with context.store() as store:
+        admin.delete_certification_service(store, number)
+    return no_content()
+
+
+def certification_service_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /certification-services/{certification_service_id}/certificate: X-Road's ``CertificateDetails``."""
+    number = _ca_number(request)
+    with context.store() as store:
+        ca = admin.certification_service(store, number)
+    return ApiResponse(200, certificate_details(x509.load_der_x509_certificate(ca.cert_der)))
+
+
+def _ocsp_number(request: ApiRequest) -> int:
+    return positive_int(request.params["ocsp_responder_id"], "ocsp_responder_id")
+
+
+def ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /ocsp-responders/{ocsp_responder_id} (CA n's responder is responder n)."""
+    number = _ocsp_number(request)
+    with context.store() as store:
+        return ApiResponse(200, _ocsp_json(number, admin.ocsp_responder(store, number)))
+
+
+def update_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """PATCH /ocsp-responders/{ocsp_responder_id}: any of ``url``, ``cost_type``, ``certificate``."""
+    number = _ocsp_number(request)
+    parts = request.form_parts("url")
+    url = _field(parts, "url") if "url" in parts else None
+    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
+        raise bad_request("invalid_field", "cost_type")
+    cert = _uploaded_certificate(parts, required=False)
+    with context.store() as store:
+        ca = admin.update_ocsp_responder(store, number, url, cert)
+    return ApiResponse(200, _ocsp_json(number, ca))
+
+
+def delete_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /ocsp-responders/{ocsp_responder_id}."""
+    number = _ocsp_number(request)
+    with context.store() as store:
+        admin.delete_ocsp_responder(store, number)
+    return no_content()
+
+
+def ocsp_responder_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /ocsp-responders/{ocsp_responder_id}/certificate: the responder's certificate, or its CA's when the
+    CA answers itself."""
+    number = _ocsp_number(request)
+    with context.store() as store:
+        ca = admin.ocsp_responder(store, number)
+    der = ca.ocsp_cert_der if ca.ocsp_cert_der is not None else ca.cert_der
+    return ApiResponse(200, certificate_details(x509.load_der_x509_certificate(der)))
+
+
+def _tsa_number(request: ApiRequest) -> int:
+    return positive_int(request.params["timestamping_service_id"], "timestamping_service_id")
+
+
+def timestamping_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /timestamping-services/{timestamping_service_id}."""
+    number = _tsa_number(request)
+    with context.store() as store:
+        tsa = admin.timestamping_service(store, number)
+        interval = store.settings().timestamping_interval_seconds
+    return ApiResponse(200, _tsa_json(number, tsa, interval))
+
+
+def update_timestamping_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """PATCH /timestamping-services/{timestamping_service_id}: ``url``, ``cost_type`` and optionally a new
+    ``certificate`` (the TSA is then named, and numbered, after it)."""
+    number = _tsa_number(request)
+    parts = request.form_parts("url")
+    url = _field(parts, "url")
+    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
+        raise bad_request("invalid_field", "cost_type")
+    cert = _uploaded_certificate(parts, required=False)
+    with context.store() as store:
+        new_number, tsa = admin.update_timestamping_service(store, number, url, cert)
+        interval = store.settings().timestamping_interval_seconds
+    return ApiResponse(200, _tsa_json(new_number, tsa, interval))
+
+
+def delete_timestamping_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /timestamping-services/{timestamping_service_id}."""
+    number = _tsa_number(request)
+    with context.store() as store:
+        admin.delete_timestamping_service(store, number)
+    return no_content()
+
+
 def operations() -> list[Operation]:
     """The operations of this area."""
     one = f"{PREFIX}/certification-services/{{certification_service_id}}"
+    ocsp = f"{PREFIX}/ocsp-responders/{{ocsp_responder_id}}"
+    tsa = f"{PREFIX}/timestamping-services/{{timestamping_service_id}}"
     return [
         Operation("GET", f"{PREFIX}/certification-services", "getCertificationServices",
                   roles_for("getCertificationServices"), certification_services),
@@ -154,6 +272,22 @@ def operations() -> list[Operation]:
                   roles_for("getCertificationServiceOcspResponders"), ocsp_responders),
         Operation("POST", f"{one}/ocsp-responders", "addCertificationServiceOcspResponder",
                   roles_for("addCertificationServiceOcspResponder"), add_ocsp_responder),
+        Operation("PATCH", one, "updateCertificationService", roles_for("updateCertificationService"),
+                  update_certification_service),
+        Operation("DELETE", one, "deleteCertificationService", roles_for("deleteCertificationService"),
+                  delete_certification_service),
+        Operation("GET", f"{one}/certificate", "getCertificationServiceCertificate",
+                  roles_for("getCertificationServiceCertificate"), certification_service_certificate),
+        Operation("GET", ocsp, "getOcspResponder", roles_for("getOcspResponder"), ocsp_responder),
+        Operation("PATCH", ocsp, "updateOcspResponder", roles_for("updateOcspResponder"), update_ocsp_responder),
+        Operation("DELETE", ocsp, "deleteOcspResponder", roles_for("deleteOcspResponder"), delete_ocsp_responder),
+        Operation("GET", f"{ocsp}/certificate", "getOcspRespondersCertificate",
+                  roles_for("getOcspRespondersCertificate"), ocsp_responder_certificate),
+        Operation("GET", tsa, "getTimestampingService", roles_for("getTimestampingService"), timestamping_service),
+        Operation("PATCH", tsa, "updateTimestampingService", roles_for("updateTimestampingService"),
+                  update_timestamping_service),
+        Operation("DELETE", tsa, "deleteTimestampingService", roles_for("deleteTimestampingService"),
+                  delete_timestamping_service),
         Operation("GET", f"{PREFIX}/timestamping-services", "getTimestampingServices",
                   roles_for("getTimestampingServices"), timestamping_services),
         Operation("POST", f"{PREFIX}/timestamping-services", "addTimestampingService",

@@ -130,3 +130,29 @@ def test_the_newest_configuration_parts_are_listed_and_downloaded(served: Regist
     missing = served.request(
         "GET", "/api/v1/configuration-sources/INTERNAL/configuration-parts/MONITORING/3/download", key=key)
     assert missing.status == 404 and missing.json()["error"]["code"] == "configuration_part_not_found"
+
+
+def test_the_anchor_is_re_created_with_a_new_time_and_hash(served: RegistryApi) -> None:
+    """PUT .../anchor/re-create answers a new anchor made now; the anchor shown and downloaded afterwards is
+    that one (X-Road's ConfigurationAnchor)."""
+    key = served.api_key(Role.SECURITY_OFFICER)
+    before = served.request("GET", "/api/v1/configuration-sources/INTERNAL/anchor", key=key).json()["anchor"]
+    served.clock.advance(3600)
+    made = served.request("PUT", "/api/v1/configuration-sources/INTERNAL/anchor/re-create", key=key)
+    assert made.status == 200, made.body
+    assert made.json()["hash"] != before["hash"] and made.json()["created_at"] > before["created_at"]
+    shown = served.request("GET", "/api/v1/configuration-sources/INTERNAL/anchor", key=key).json()["anchor"]
+    assert shown == made.json()
+    file = served.request("GET", "/api/v1/configuration-sources/INTERNAL/anchor/download", key=key)
+    assert anchor_hash(file.body) == made.json()["hash"]
+    observer = served.api_key(Role.OBSERVER)
+    assert served.request("PUT", "/api/v1/configuration-sources/INTERNAL/anchor/re-create", key=observer).status == 403
+
+
+def test_the_download_url_is_the_registrys_directory(served: RegistryApi) -> None:
+    """GET .../download-url answers where security servers download the internal configuration."""
+    key = served.api_key(Role.OBSERVER)
+    answer = served.request("GET", "/api/v1/configuration-sources/INTERNAL/download-url", key=key)
+    assert answer.status == 200 and answer.json() == {"url": "http://127.0.0.1:8090/internalconf"}
+    external = served.request("GET", "/api/v1/configuration-sources/EXTERNAL/download-url", key=key)
+    assert external.status == 404 and external.json()["error"]["code"] == "configuration_source_not_found"
