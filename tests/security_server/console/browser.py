@@ -66,11 +66,17 @@ class ConsoleServer:
 
 def run_console_server(directory: Path, conf_dir: Path, work: Path) -> Iterator[ConsoleServer]:
     """Start tests/security_server/console/console_server.py for ``directory``; stop it afterwards."""
+    yield from run_server_process("tests.security_server.console.console_server", [str(directory), str(conf_dir)],
+                                  work)
+
+
+def run_server_process(module: str, arguments: list[str], work: Path) -> Iterator[ConsoleServer]:
+    """Start ``python -m module ARGUMENTS... PORT_FILE`` (a console server that writes its port there once
+    listening); stop it afterwards."""
     port_file = work / "port"
     log = (work / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.security_server.console.console_server", str(directory), str(conf_dir),
-         str(port_file)],
+        [sys.executable, "-m", module, *arguments, str(port_file)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

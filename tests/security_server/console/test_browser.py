@@ -22,7 +22,7 @@ from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import MessageLogStore
 from tests.federation.evidence import federation
 from tests.security_server.console.browser import ConsoleServer, chromium_paths, run_console_server, start_chromium
-from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, build_server
+from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, build_server, host_client
 
 WAIT_SECONDS = 60
 
@@ -206,4 +206,64 @@ def test_an_auditor_finds_downloads_and_verifies_an_exchange(
     browser.save_screenshot(str(shots / "audit-tampered.png"))
     assert _checks(browser).get("signature") == "FAILED"
     assert browser.find_element(By.ID, "verdict").text.startswith("NOT VERIFIED")
+    _log_out(browser)
+
+
+def test_a_service_administrator_publishes_a_rest_service_and_grants_a_right(
+    browser: Any, server: ConsoleServer, built: Built, shots: Path
+) -> None:
+    """Configuration: open the hosted client, add a REST description by URL (a bad URL first: the API's error
+    under the URL field), open its service, grant a subsystem the right and see it listed."""
+    from selenium.webdriver.common.by import By
+
+    client = host_client(built.directory)
+    _log_in(browser, server, "services")
+    _heading(browser, "Overview")
+    browser.find_element(By.LINK_TEXT, "Configuration").click()
+    _heading(browser, "Configuration")
+    browser.save_screenshot(str(shots / "configuration-clients.png"))
+    browser.find_element(By.LINK_TEXT, client).click()
+    _heading(browser, f"Client {client}")
+    browser.find_element(By.ID, "add-description-url").send_keys("ftp://persons.example/api")
+    browser.find_element(By.ID, "add-description-rest_service_code").send_keys("getPerson")
+    browser.find_element(By.CSS_SELECTOR, "form#add-description button[type=submit]").click()
+    _heading(browser, f"Client {client}")
+    assert "invalid_url" in browser.find_element(By.ID, "add-description-url-error").text
+    browser.save_screenshot(str(shots / "configuration-url-refused.png"))
+    url = browser.find_element(By.ID, "add-description-url")
+    url.clear()
+    url.send_keys("http://127.0.0.1:8080/persons")
+    browser.find_element(By.CSS_SELECTOR, "form#add-description button[type=submit]").click()
+    _heading(browser, f"Client {client}")
+    assert "http://127.0.0.1:8080/persons" in browser.find_element(By.TAG_NAME, "table").text
+    browser.save_screenshot(str(shots / "configuration-client.png"))
+    browser.find_element(By.LINK_TEXT, "getPerson").click()
+    _heading(browser, f"Service {client}:getPerson")
+    browser.find_element(By.ID, "grant-service_client").send_keys("EE:GOV:70000311:provider")
+    browser.find_element(By.CSS_SELECTOR, "form#grant button[type=submit]").click()
+    _heading(browser, f"Service {client}:getPerson")
+    rights = browser.find_element(By.CSS_SELECTOR, "table").text
+    assert "EE:GOV:70000311:provider" in rights and "SUBSYSTEM" in rights
+    browser.save_screenshot(str(shots / "configuration-service.png"))
+    _log_out(browser)
+
+
+def test_a_security_officer_generates_and_downloads_a_certificate_request(
+    browser: Any, server: ConsoleServer, downloads: Path, shots: Path
+) -> None:
+    """Keys and certificates: generate an authentication key and its request, see it listed, download the PEM."""
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, server, "officer")
+    _heading(browser, "Overview")
+    browser.find_element(By.LINK_TEXT, "Keys and certificates").click()
+    _heading(browser, "Keys and certificates")
+    browser.find_element(By.ID, "csr-O").send_keys("Test department")
+    browser.find_element(By.CSS_SELECTOR, "form#csr button[type=submit]").click()
+    _heading(browser, "Keys and certificates")
+    browser.save_screenshot(str(shots / "keys.png"))
+    browser.find_element(By.LINK_TEXT, "PEM").click()
+    _wait(browser, lambda _: [p for p in downloads.glob("*.pem") if p.stat().st_size > 0])
+    saved = next(downloads.glob("*.pem"))
+    assert saved.read_bytes().startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
     _log_out(browser)
