@@ -445,3 +445,15 @@ def test_the_trimmer_waits_for_enough_closed_connections() -> None:
         trimmer.connection_closed()
     clock.advance(TRIM_DELAY_SECONDS)
     assert trims == [True] and trimmer.trims == 1
+
+
+@SITES
+def test_a_request_that_arrives_whole_leaves_no_timer_of_ours(make_site: Any) -> None:
+    """A kept-alive request read whole in one go schedules no header or body timer (only Twisted's idle one runs)."""
+    clock = Clock()
+    site = make_site(clock)
+    protocol, transport = connect(site)
+    for _ in range(3):
+        protocol.dataReceived(ANSWERED_GET[make_site])
+    assert transport.value().count(b"HTTP/1.1 200 ") == 3
+    assert [c for c in clock.getDelayedCalls() if getattr(c.func, "__name__", "") == "_too_slow"] == []
