@@ -75,6 +75,16 @@ def generate_key_with_csr(
     return KeyWithCsr(made, keep_csr(server_dir, made.info.key_id, request.pem))
 
 
+def request_kept_csr(
+    server_dir: ServerDirectory, key_id: str, organisation: str, *, config: LayeredConfig | None = None
+) -> str:
+    """Make another request for an existing key (subject by the certificate profile, O = ``organisation``) and
+    keep it; answers its id. The key's token must be logged in."""
+    tokens = server_dir.tokens(config) if config is not None else TokenSet([server_dir.soft_token()])
+    request = request_certificate(tokens, key_id, organisation)
+    return keep_csr(server_dir, key_id, request.pem)
+
+
 def csr_ids(server_dir: ServerDirectory, key_id: str) -> tuple[str, ...]:
     """The kept requests of a key, by id."""
     folder = server_dir.path / CSR_DIR

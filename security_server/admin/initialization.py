@@ -3,7 +3,9 @@
 The CLI does it in one step (``fedbus server init --anchor FILE --owner MEMBER --server-code CODE``); X-Road's
 management API in two (UG-SS §3): ``POST /system/anchor`` uploads the initial anchor, kept as ``anchor.pending``
 in the server directory, then ``POST /initialization`` names the owner (its instance is the anchor's) and the
-server code. Both end in :func:`initialise`.
+server code. Both end in :func:`initialise`, which sets the soft token's PIN when one is given (X-Road's
+``software_token_pin``; without one the token keeps its keys in clear, as fedbus did before PINs, until
+``PUT /tokens/soft/pin`` or ``fedbus server token set-pin`` sets one).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 from security_server.serverconf.store import ServerConfError, ServerConfStore
 from security_server.signer.softtoken import SoftToken
+from security_server.signer.softtoken_pin import check_pin
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +51,14 @@ class Initialised:
     anchor: AnchorInfo
 
 
-def initialise(server_dir: ServerDirectory, anchor: bytes, owner: ClientId, server_code: str) -> Initialised:
-    """Create the configuration store with the owner, server code and anchor, and the soft token."""
+def initialise(
+    server_dir: ServerDirectory, anchor: bytes, owner: ClientId, server_code: str, *, token_pin: str | None = None
+) -> Initialised:
+    """Create the configuration store with the owner, server code and anchor, and the soft token (under
+    ``token_pin`` when given: the token is then logged in in this process)."""
     info = anchor_info(anchor)
+    if token_pin is not None:
+        check_pin(token_pin)  # a weak PIN is refused before anything is written
     if info.instance != owner.instance:
         raise InvalidAnchor(f"the anchor is for instance {info.instance}, but the owner is of {owner.instance}")
     try:
@@ -59,7 +67,9 @@ def initialise(server_dir: ServerDirectory, anchor: bytes, owner: ClientId, serv
         raise ServerConfError(f"cannot create {server_dir.path}: {err.strerror}") from err
     with ServerConfStore(server_dir.db_path, database_url=server_dir.database_url) as store:
         identity = store.initialise(owner, server_code, anchor)
-    SoftToken(server_dir.keys_path)
+    token = SoftToken(server_dir.keys_path)
+    if token_pin is not None and not token.has_pin():
+        token.set_pin(token_pin)
     server_dir.pending_anchor_path.unlink(missing_ok=True)
     return Initialised(identity.server_id, info)
 
@@ -90,14 +100,15 @@ def pending_anchor(server_dir: ServerDirectory) -> bytes:
 
 
 def initialise_with_pending_anchor(
-    server_dir: ServerDirectory, member_class: str, member_code: str, server_code: str
+    server_dir: ServerDirectory, member_class: str, member_code: str, server_code: str, *,
+    token_pin: str | None = None,
 ) -> Initialised:
     """The second step of X-Road's initialisation: the owner is of the uploaded anchor's instance."""
     if server_dir.is_initialised():
         raise AlreadyInitialised("the security server is already initialised")
     anchor = pending_anchor(server_dir)
     owner = ClientId(anchor_info(anchor).instance, member_class, member_code)
-    return initialise(server_dir, anchor, owner, server_code)
+    return initialise(server_dir, anchor, owner, server_code, token_pin=token_pin)
 
 
 class TokenInitStatus(enum.StrEnum):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from security_server.admin.errors import NotFound
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from security_server.admin.errors import ActionNotPossible, NotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.config import LayeredConfig
@@ -89,6 +93,10 @@ class TokenView:
     hardware: bool
     status: TokenStatus
     keys: tuple[KeyInfo, ...]
+    pin_incorrect: bool = False
+    """The last PIN given for it in this process was wrong (X-Road's token status ``USER_PIN_INCORRECT``)."""
+    has_pin: bool = True
+    """Whether it has a PIN to log in with (a soft token from before PINs has none: always logged in)."""
 
 
 class TokenNotFound(NotFound):
@@ -110,7 +118,9 @@ def _token_set(server_dir: ServerDirectory, config: LayeredConfig | None) -> Tok
 def list_tokens(server_dir: ServerDirectory, config: LayeredConfig | None = None) -> tuple[TokenView, ...]:
     """The soft token and the ``[pkcs11:NAME]`` tokens of ``config``, each with its keys (none when it is out)."""
     return tuple(
-        TokenView(token.name, token.name != SoftToken.name, status, sorted_keys(keys))
+        TokenView(token.name, token.name != SoftToken.name, status, sorted_keys(keys),
+                  isinstance(token, SoftToken) and token.pin_incorrect(),
+                  not isinstance(token, SoftToken) or token.has_pin())
         for token, status, keys in _token_set(server_dir, config).listing()
     )
 
@@ -130,3 +140,98 @@ def find_key(server_dir: ServerDirectory, key_id: str, config: LayeredConfig | N
             if key.key_id == key_id:
                 return TokenKey(token.name, key)
     raise KeyNotFound(f"no key {key_id}")
+
+
+# --- certificates by hash, key changes (X-Road's token-certificates/{hash} and keys/{id}) ----------------------------
+
+
+class CertificateNotFound(NotFound):
+    """No key on any token has a certificate with this hash."""
+
+    api_code = "certificate_not_found"
+
+
+class NotOnSoftToken(ActionNotPossible):
+    """A change fedbus makes on the soft token only (a PKCS#11 token's keys are renamed, disabled and deleted with
+    the HSM's own tools)."""
+
+
+class RegisteredAuthCert(ActionNotPossible):
+    """The authentication certificate is registered: it is unregistered before it (or its key) is deleted."""
+
+
+def certificate_hash(cert: x509.Certificate) -> str:
+    """X-Road's certificate id: the SHA-256 of its DER, upper-case hex."""
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper()
+
+
+def is_registered(info: KeyInfo, now: datetime) -> bool:
+    """Whether the key's certificate counts as registered: fedbus keeps no registration state yet, so a certificate
+    within its validity does (the state ``GET /tokens`` shows, REGISTERED or SAVED)."""
+    return info.cert is not None and info.cert.not_valid_before_utc <= now <= info.cert.not_valid_after_utc
+
+
+def find_certificate(server_dir: ServerDirectory, cert_hash: str, config: LayeredConfig | None = None) -> TokenKey:
+    """The key whose certificate has SHA-256 ``cert_hash`` (hex, either case); :class:`CertificateNotFound`."""
+    wanted = cert_hash.upper()
+    for token in list_tokens(server_dir, config):
+        for key in token.keys:
+            if key.cert is not None and certificate_hash(key.cert) == wanted:
+                return TokenKey(token.name, key)
+    raise CertificateNotFound(f"no certificate {cert_hash}")
+
+
+def _soft_holder(server_dir: ServerDirectory, found: TokenKey, what: str) -> SoftToken:
+    if found.token != SoftToken.name:
+        raise NotOnSoftToken(f"{what} is done on the soft token only; key {found.info.key_id} is on {found.token}")
+    return server_dir.soft_token()
+
+
+def set_certificate_active(
+    server_dir: ServerDirectory, cert_hash: str, active: bool, config: LayeredConfig | None = None
+) -> TokenKey:
+    """Activate or disable a certificate: a disabled one is not used to sign or authenticate (X-Road's semantics)."""
+    found = find_certificate(server_dir, cert_hash, config)
+    info = _soft_holder(server_dir, found, "activating or disabling a certificate").set_cert_active(
+        found.info.key_id, active)
+    return TokenKey(found.token, info)
+
+
+def delete_certificate(
+    server_dir: ServerDirectory, cert_hash: str, *, now: datetime, config: LayeredConfig | None = None
+) -> TokenKey:
+    """Delete a certificate (its key stays); a registered auth certificate is refused (unregister it first). The
+    server may be left without a sign certificate: exchanges are then refused until another one is imported."""
+    found = find_certificate(server_dir, cert_hash, config)
+    if found.info.kind is KeyKind.AUTH and is_registered(found.info, now):
+        raise RegisteredAuthCert("the authentication certificate is registered: unregister it first")
+    _soft_holder(server_dir, found, "deleting a certificate").delete_cert(found.info.key_id)
+    return found
+
+
+def rename_key(server_dir: ServerDirectory, key_id: str, name: str, config: LayeredConfig | None = None) -> TokenKey:
+    """Give a key its friendly name."""
+    found = find_key(server_dir, key_id, config)
+    return TokenKey(found.token, _soft_holder(server_dir, found, "renaming a key").rename(key_id, name))
+
+
+def registered_auth_key(server_dir: ServerDirectory, key_id: str, *, now: datetime,
+                        config: LayeredConfig | None = None) -> bool:
+    """Whether ``key_id`` is an auth key with a registered certificate (its deletion needs the warning ignored)."""
+    found = find_key(server_dir, key_id, config)
+    return found.info.kind is KeyKind.AUTH and is_registered(found.info, now)
+
+
+def delete_key(server_dir: ServerDirectory, key_id: str, *, now: datetime, config: LayeredConfig | None = None) -> TokenKey:
+    """Delete a key with its certificate and kept requests; an auth key with a registered certificate is refused
+    (fedbus cannot send X-Road's authCertDeletion yet). Deleting the key in use leaves its member without a sign
+    key: exchanges are refused until another one is there."""
+    from security_server.admin import csrs  # csrs imports this module
+
+    found = find_key(server_dir, key_id, config)
+    if found.info.kind is KeyKind.AUTH and is_registered(found.info, now):
+        raise RegisteredAuthCert("the key's authentication certificate is registered: unregister it first")
+    _soft_holder(server_dir, found, "deleting a key").delete_key(key_id)
+    for csr_id in csrs.csr_ids(server_dir, key_id):
+        csrs.delete_csr(server_dir, key_id, csr_id)
+    return found

@@ -30,11 +30,12 @@ def init_security_server(context: OperationContext, request: ApiRequest) -> ApiR
     member_code = string_field(data, "owner_member_code")
     server_code = string_field(data, "security_server_code")
     bool_field(data, "ignore_warnings")
-    # The soft token has no PIN yet (issue 16 leaves it for the PKCS#8 rework): a PIN given is checked for
-    # shape and not kept, so that X-Road's tooling, which always sends one, works unchanged.
-    string_field(data, "software_token_pin", required=False)
+    # The soft token's PIN: its keys are encrypted under it and the token is logged in in this process (the
+    # running server's); without one the token keeps its keys in clear until a PIN is set (docs/management-api.md).
+    pin = string_field(data, "software_token_pin", required=False)
     assert member_class is not None and member_code is not None and server_code is not None
-    initialization.initialise_with_pending_anchor(context.server_dir, member_class, member_code, server_code)
+    initialization.initialise_with_pending_anchor(
+        context.server_dir, member_class, member_code, server_code, token_pin=pin)
     return ApiResponse(201)
 
 

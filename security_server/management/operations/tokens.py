@@ -4,16 +4,22 @@
 A token's id is its name (``soft``, or a ``[pkcs11:NAME]`` section's NAME); a key's id is fedbus's key id.
 fedbus does not track a certificate's registration state or its last OCSP answer per certificate yet: a
 certificate shows ``status`` REGISTERED when it is within its validity, SAVED otherwise, and ``ocsp_status``
-OCSP_RESPONSE_UNKNOWN. Key labels are the key ids.
+OCSP_RESPONSE_UNKNOWN (DISABLED for a disabled one). Key labels are the key ids; a key's ``name`` is its friendly
+name once given (``PATCH /keys/{id}``), else its id.
+
+The soft token's login, logout and PIN (security_server/admin/token_login.py) hold for this process: the API runs
+in the running server's process (security_server/service.py, worker 0), so a login here lets its proxies sign.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from twisted.internet.defer import Deferred
 
-from security_server.admin import clients, csrs, keys
+from security_server.admin import clients, csrs, keys, possible_actions, token_login
+from security_server.admin.errors import ActionNotPossible
 from security_server.admin.keys import TokenView
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.server_address import parse_server_address
@@ -44,16 +50,16 @@ def key_json(info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = ()) ->
     certificates = []
     if info.cert is not None:
         certificates.append({
-            "ocsp_status": "OCSP_RESPONSE_UNKNOWN",
+            "ocsp_status": "OCSP_RESPONSE_UNKNOWN" if info.cert_active else "DISABLED",
             "owner_id": _owner_id(info.owner),
-            "active": True,
+            "active": info.cert_active,
             "saved_to_configuration": True,
             "certificate_details": certificate_details(info.cert),
             "status": "REGISTERED" if now_cert_valid else "SAVED",
         })
     return {
         "id": info.key_id,
-        "name": info.key_id,
+        "name": info.name or info.key_id,
         "label": info.key_id,
         "certificates": certificates,
         "certificate_signing_requests": [
@@ -79,7 +85,7 @@ def token_json(context: OperationContext, token: TokenView) -> dict[str, Any]:
         "name": token.name,
         "type": "HARDWARE" if token.hardware else "SOFTWARE",
         "keys": [_key(context, k) for k in token.keys],
-        "status": "OK",
+        "status": "USER_PIN_INCORRECT" if token.pin_incorrect else "OK",
         "logged_in": token.status is TokenStatus.LOGGED_IN,
         "available": token.status is not TokenStatus.NOT_PRESENT,
         "saved_to_configuration": True,
@@ -139,7 +145,9 @@ def add_key_and_csr(context: OperationContext, request: ApiRequest) -> ApiRespon
         raise forbidden("addKeyAndCsr")
     member_text = string_field(spec, "member_id", required=False, max_length=767)
     member = parse_client_id(member_text) if member_text is not None and kind is KeyKind.SIGN else None
-    keys.get_token(context.server_dir, request.params["id"], context.config)
+    token = keys.get_token(context.server_dir, request.params["id"], context.config)
+    if token.status is not TokenStatus.LOGGED_IN:  # X-Road: GENERATE_KEY is possible on an active token only
+        raise ApiError(409, "action_not_possible", f"token {token.name} is not logged in")
     made = csrs.generate_key_with_csr(
         context.server_dir, kind, str(organisation), member=member, token_name=request.params["id"],
         config=context.config,
@@ -231,7 +239,216 @@ def get_client_sign_certificates(context: OperationContext, request: ApiRequest)
     return ApiResponse(200, found)
 
 
+# --- the soft token's PIN ---------------------------------------------------------------------------------------
+
+
+def login_token(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /tokens/{id}/login`` (``TokenPassword``): unlock the soft token's keys in the running server; 400
+    ``pin_incorrect`` for a wrong PIN (no lock, as X-Road's soft token), 400 ``action_not_possible`` for a token
+    without a PIN or a PKCS#11 token. Never logged: the PIN is not in the audit record."""
+    data = request.json_object(frozenset({"password"}), frozenset({"password"}))
+    pin = string_field(data, "password")
+    assert pin is not None
+    with _action_as_400():
+        token = token_login.login(context.server_dir, request.params["id"], pin, context.config)
+    return ApiResponse(200, token_json(context, token))
+
+
+def logout_token(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /tokens/{id}/logout``: forget the soft token's keys; signing is refused with ``token_not_active``
+    and the health check fails until the next login."""
+    with _action_as_400():
+        token = token_login.logout(context.server_dir, request.params["id"], context.config)
+    return ApiResponse(200, token_json(context, token))
+
+
+def update_token_pin(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /tokens/{id}/pin`` (``TokenPinUpdate``): every key is re-encrypted under the new PIN; the token stays
+    logged in with it. A token without a PIN yet takes its first one (``old_pin`` is then not checked)."""
+    data = request.json_object(frozenset({"old_pin", "new_pin"}), frozenset({"old_pin", "new_pin"}))
+    old_pin = string_field(data, "old_pin")
+    new_pin = string_field(data, "new_pin")
+    assert new_pin is not None
+    with _action_as_400():
+        token_login.set_pin(context.server_dir, request.params["id"], new_pin, old_pin, context.config)
+    return no_content()
+
+
+# --- certificates by hash ---------------------------------------------------------------------------------------
+
+
+def _require_role_for(request: ApiRequest, kind: KeyKind, operation_id: str) -> None:
+    """Auth certificates and keys are the security officer's; sign ones also the registration officer's."""
+    assert request.principal is not None
+    if kind is KeyKind.AUTH and Role.SECURITY_OFFICER not in request.principal.roles:
+        raise forbidden(operation_id)
+
+
+def _not_possible(action: possible_actions.PossibleAction, allowed: tuple[possible_actions.PossibleAction, ...],
+                  what: str) -> None:
+    """X-Road's implementation refuses an action its rules do not allow with 409 ``action_not_possible``; its
+    OpenAPI file documents no 409 for these operations, so fedbus answers 400 with the same code
+    (docs/compatibility.md)."""
+    if action not in allowed:
+        raise ApiError(400, "action_not_possible", f"{action.value} is not possible for {what}")
+
+
+@contextmanager
+def _action_as_400() -> Iterator[None]:
+    """The service layer's :class:`ActionNotPossible` (409) as 400, for the operations whose file has no 409."""
+    try:
+        yield
+    except ActionNotPossible as err:
+        raise ApiError(400, "action_not_possible", err.message) from err
+
+
+def _certificate(context: OperationContext, request: ApiRequest) -> tuple[TokenView, keys.TokenKey]:
+    found = keys.find_certificate(context.server_dir, request.params["hash"], context.config)
+    return keys.get_token(context.server_dir, found.token, context.config), found
+
+
+def _set_certificate_active(context: OperationContext, request: ApiRequest, active: bool, operation_id: str) -> ApiResponse:
+    token, found = _certificate(context, request)
+    _require_role_for(request, found.info.kind, operation_id)
+    action = possible_actions.PossibleAction.ACTIVATE if active else possible_actions.PossibleAction.DISABLE
+    _not_possible(action, possible_actions.certificate_actions(token, found, context.now()), "this certificate")
+    with _action_as_400():
+        keys.set_certificate_active(context.server_dir, request.params["hash"], active, context.config)
+    return no_content()
+
+
+def activate_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /token-certificates/{hash}/activate``: the certificate may be used again (400 ``action_not_possible``
+    when it is active, as X-Road's possible actions)."""
+    return _set_certificate_active(context, request, True, "activateCertificate")
+
+
+def disable_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /token-certificates/{hash}/disable``: the certificate is no longer used to sign or authenticate; with
+    no other sign certificate for the member, its exchanges are refused (400 when it is disabled already)."""
+    return _set_certificate_active(context, request, False, "disableCertificate")
+
+
+def delete_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /token-certificates/{hash}``: 400 ``action_not_possible`` for a registered auth certificate
+    (unregister it first); deleting the sign certificate in use leaves the member without one."""
+    token, found = _certificate(context, request)
+    _require_role_for(request, found.info.kind, "deleteCertificate")
+    _not_possible(possible_actions.PossibleAction.DELETE,
+                  possible_actions.certificate_actions(token, found, context.now()), "this certificate")
+    with _action_as_400():
+        keys.delete_certificate(context.server_dir, request.params["hash"], now=context.now(), config=context.config)
+    return no_content()
+
+
+def get_certificate_actions(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /token-certificates/{hash}/possible-actions``."""
+    token, found = _certificate(context, request)
+    return ApiResponse(200, [a.value for a in possible_actions.certificate_actions(token, found, context.now())])
+
+
+# --- keys -------------------------------------------------------------------------------------------------------
+
+
+def _key_on_token(context: OperationContext, request: ApiRequest) -> tuple[TokenView, keys.TokenKey]:
+    found = keys.find_key(context.server_dir, request.params["id"], context.config)
+    return keys.get_token(context.server_dir, found.token, context.config), found
+
+
+def update_key(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PATCH /keys/{id}`` (``KeyName``): the key's friendly name (soft token keys)."""
+    data = request.json_object(frozenset({"name"}), frozenset({"name"}))
+    name = string_field(data, "name")
+    assert name is not None
+    token, found = _key_on_token(context, request)
+    _not_possible(possible_actions.PossibleAction.EDIT_FRIENDLY_NAME, possible_actions.key_actions(token, found),
+                  "this key")
+    with _action_as_400():
+        renamed = keys.rename_key(context.server_dir, found.info.key_id, name, context.config)
+    return ApiResponse(200, _key(context, renamed.info))
+
+
+def delete_key(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /keys/{id}?ignore_warnings=``: the key, its certificate and its kept requests. An auth key with a
+    registered certificate answers X-Road's warning ``auth_key_with_registered_cert_warning``; with the warning
+    ignored, 400 ``action_not_possible`` (fedbus cannot send the certificate's deletion request yet)."""
+    ignore = request.query_bool("ignore_warnings", False)
+    token, found = _key_on_token(context, request)
+    _require_role_for(request, found.info.kind, "deleteKey")
+    _not_possible(possible_actions.PossibleAction.DELETE, possible_actions.key_actions(token, found), "this key")
+    if keys.registered_auth_key(context.server_dir, found.info.key_id, now=context.now(), config=context.config):
+        if not ignore:
+            return ApiResponse(400, {"status": 400, "error": {"code": "warnings_detected"}, "warnings": [
+                {"code": "auth_key_with_registered_cert_warning", "metadata": [found.info.key_id]}]})
+        raise ApiError(400, "action_not_possible", "unregister the authentication certificate first")
+    with _action_as_400():
+        keys.delete_key(context.server_dir, found.info.key_id, now=context.now(), config=context.config)
+    return no_content()
+
+
+def generate_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /keys/{id}/csrs`` (``CsrGenerate``): a new request for an existing key, kept for download and
+    answered as the file (201, PEM or DER). ``key_usage_type`` must be the key's (400 ``wrong_key_usage``); the
+    subject follows the certificate profile with ``O`` from ``subject_field_values``; ``member_id``, if given,
+    must be the sign key's member. 400 ``action_not_possible`` while the token is logged out or when the key has
+    a certificate already (X-Road's GENERATE_*_CSR rule)."""
+    data = request.json_object(_CSR_FIELDS, frozenset({"key_usage_type", "ca_name", "csr_format",
+                                                       "subject_field_values"}))
+    usage = data.get("key_usage_type")
+    if usage not in ("AUTHENTICATION", "SIGNING"):
+        raise bad_request("invalid_field", "key_usage_type")
+    string_field(data, "ca_name")
+    form = data.get("csr_format")
+    if form not in ("PEM", "DER"):
+        raise bad_request("invalid_field", "csr_format")
+    fields = data.get("subject_field_values")
+    if not isinstance(fields, dict) or not set(fields) <= _SUBJECT_FIELDS:
+        raise bad_request("invalid_field", "subject_field_values")
+    organisation = string_field(fields, "O")
+    member_text = string_field(data, "member_id", required=False, max_length=767)
+    token, found = _key_on_token(context, request)
+    kind = KeyKind.AUTH if usage == "AUTHENTICATION" else KeyKind.SIGN
+    if kind is not found.info.kind:
+        raise bad_request("wrong_key_usage", found.info.key_id)
+    assert request.principal is not None
+    needed = Role.SECURITY_OFFICER if kind is KeyKind.AUTH else Role.REGISTRATION_OFFICER
+    if needed not in request.principal.roles:
+        raise forbidden("generateCsr")
+    if member_text is not None and kind is KeyKind.SIGN and parse_client_id(member_text) != found.info.owner:
+        raise bad_request("invalid_field", "member_id")
+    wanted = (possible_actions.PossibleAction.GENERATE_AUTH_CSR if kind is KeyKind.AUTH
+              else possible_actions.PossibleAction.GENERATE_SIGN_CSR)
+    _not_possible(wanted, possible_actions.key_actions(token, found), "this key (token logged out or key certified)")
+    made = csrs.request_kept_csr(context.server_dir, found.info.key_id, str(organisation), config=context.config)
+    data_out = csrs.read_csr(context.server_dir, found.info.key_id, made, der=form == "DER")
+    disposition = f'attachment; filename="{made}.{str(form).lower()}"'.encode("ascii")
+    return ApiResponse(201, raw=data_out, content_type="application/octet-stream",
+                       headers=((b"Content-Disposition", disposition),))
+
+
+def get_key_actions(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /keys/{id}/possible-actions``."""
+    token, found = _key_on_token(context, request)
+    return ApiResponse(200, [a.value for a in possible_actions.key_actions(token, found)])
+
+
 OPERATIONS = (
+    Operation("PUT", f"{PREFIX}/tokens/{{id}}/login", "loginToken", roles_for("loginToken"), login_token),
+    Operation("PUT", f"{PREFIX}/tokens/{{id}}/logout", "logoutToken", roles_for("logoutToken"), logout_token),
+    Operation("PUT", f"{PREFIX}/tokens/{{id}}/pin", "updateTokenPin", roles_for("updateTokenPin"), update_token_pin),
+    Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/activate", "activateCertificate",
+              roles_for("activateCertificate"), activate_certificate),
+    Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/disable", "disableCertificate",
+              roles_for("disableCertificate"), disable_certificate),
+    Operation("DELETE", f"{PREFIX}/token-certificates/{{hash}}", "deleteCertificate", roles_for("deleteCertificate"),
+              delete_certificate),
+    Operation("GET", f"{PREFIX}/token-certificates/{{hash}}/possible-actions", "getPossibleActionsForCertificate",
+              roles_for("getPossibleActionsForCertificate"), get_certificate_actions),
+    Operation("PATCH", f"{PREFIX}/keys/{{id}}", "updateKey", roles_for("updateKey"), update_key),
+    Operation("DELETE", f"{PREFIX}/keys/{{id}}", "deleteKey", roles_for("deleteKey"), delete_key),
+    Operation("POST", f"{PREFIX}/keys/{{id}}/csrs", "generateCsr", roles_for("generateCsr"), generate_csr),
+    Operation("GET", f"{PREFIX}/keys/{{id}}/possible-actions", "getPossibleActionsForKey",
+              roles_for("getPossibleActionsForKey"), get_key_actions),
     Operation("GET", f"{PREFIX}/token-certificates/{{hash}}", "getCertificate", roles_for("getCertificate"),
               get_certificate),
     Operation("GET", f"{PREFIX}/clients/{{id}}/sign-certificates", "getClientSignCertificates",

@@ -1,0 +1,65 @@
+"""What can be done to a key or a certificate now (X-Road's ``PossibleActionsRuleEngine``, ``possible-actions``).
+
+The rules are X-Road's, narrowed to what fedbus implements: a key is deleted, and a request made for it, only while
+its token is logged in; an auth key only lives on the soft token; renaming, deleting, activating and disabling are
+done on the soft token only (a PKCS#11 token's keys are managed with the HSM's tools); a registered authentication
+certificate cannot be deleted (it is unregistered first); a saved one can be registered. fedbus keeps no
+registration state yet, so "registered" is :func:`security_server.admin.keys.is_registered` (valid now).
+The API refuses an action not in the list with ``action_not_possible`` (X-Road: 409; 400 where its OpenAPI file
+documents no 409, docs/compatibility.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from security_server.admin.keys import TokenKey, TokenView, is_registered
+from security_server.signer.softtoken import KeyKind, SoftToken
+from security_server.signer.token import TokenStatus
+
+
+class PossibleAction(enum.StrEnum):
+    """X-Road's ``PossibleAction`` values fedbus can answer."""
+
+    DELETE = "DELETE"
+    ACTIVATE = "ACTIVATE"
+    DISABLE = "DISABLE"
+    REGISTER = "REGISTER"
+    EDIT_FRIENDLY_NAME = "EDIT_FRIENDLY_NAME"
+    GENERATE_AUTH_CSR = "GENERATE_AUTH_CSR"
+    GENERATE_SIGN_CSR = "GENERATE_SIGN_CSR"
+
+
+def key_actions(token: TokenView, key: TokenKey) -> tuple[PossibleAction, ...]:
+    """What can be done to ``key`` on ``token`` now, in X-Road's order."""
+    active = token.status is TokenStatus.LOGGED_IN
+    soft = token.name == SoftToken.name
+    actions = []
+    if active and soft:
+        actions.append(PossibleAction.DELETE)
+    if active and key.info.cert is None:
+        if key.info.kind is KeyKind.AUTH and soft:
+            actions.append(PossibleAction.GENERATE_AUTH_CSR)
+        if key.info.kind is KeyKind.SIGN:
+            actions.append(PossibleAction.GENERATE_SIGN_CSR)
+    if soft:
+        actions.append(PossibleAction.EDIT_FRIENDLY_NAME)
+    return tuple(actions)
+
+
+def certificate_actions(token: TokenView, key: TokenKey, now: datetime) -> tuple[PossibleAction, ...]:
+    """What can be done to the certificate of ``key`` now, in X-Road's order."""
+    info = key.info
+    if info.cert is None:
+        return ()
+    soft = token.name == SoftToken.name
+    registered = info.kind is KeyKind.AUTH and is_registered(info, now)
+    actions = []
+    if soft and not registered:
+        actions.append(PossibleAction.DELETE)
+    if info.kind is KeyKind.AUTH and not is_registered(info, now):
+        actions.append(PossibleAction.REGISTER)
+    if soft:
+        actions.append(PossibleAction.DISABLE if info.cert_active else PossibleAction.ACTIVATE)
+    return tuple(actions)
