@@ -483,6 +483,79 @@ def token_status(directory: Path, config_file: Path | None, as_json: bool) -> No
     _emit(as_json, data, lambda: cli_output.format_table(["token", "type", "status", "keys", "where", "problem"], rows))
 
 
+def _pin(pin_file: Path | None, prompt: str, *, confirm: bool = False) -> str:
+    """A PIN from the first line of ``pin_file``, or asked for without echo (never on the command line)."""
+    if pin_file is not None:
+        lines = _read_file(pin_file, 4096, "PIN").decode("utf-8", errors="strict").splitlines()
+        if not lines or not lines[0]:
+            raise click.ClickException(f"{pin_file} must hold the PIN on its first line")
+        return lines[0]
+    answer: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return answer
+
+
+def _ask_running(directory: Path, config_file: Path | None, method: str, path: str,
+                 body: dict[str, Any] | None = None) -> Any:
+    """``method path`` on the running server's management API (security_server/management/running_server.py)."""
+    from security_server.management.config import ManagementConfig
+    from security_server.management.running_server import ask
+
+    _server_dir(directory).snapshot()  # the server exists
+    answer = ask(directory, ManagementConfig.from_config(_config(config_file)), method, path, body)
+    if answer.status >= 400:
+        raise click.ClickException(f"the server refused: {answer.status} {answer.error_code or ''}".rstrip())
+    return answer
+
+
+pin_file_option = click.option(
+    "--pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the PIN from the first line of this file instead of asking for it.")
+
+
+@token_group.command("login")
+@dir_option
+@config_option
+@pin_file_option
+def token_login(directory: Path, config_file: Path | None, pin_file: Path | None) -> None:
+    """Log the running server's soft token in with its PIN (through its management API: a login holds in the
+    running server only, and a restart starts logged out)."""
+    pin = _pin(pin_file, "Soft token PIN")
+    _ask_running(directory, config_file, "PUT", "/tokens/soft/login", {"password": pin})
+    click.echo("Logged in to token soft")
+
+
+@token_group.command("logout")
+@dir_option
+@config_option
+def token_logout(directory: Path, config_file: Path | None) -> None:
+    """Log the running server's soft token out: its keys are forgotten and signing stops until the next login."""
+    _ask_running(directory, config_file, "PUT", "/tokens/soft/logout")
+    click.echo("Logged out of token soft")
+
+
+@token_group.command("set-pin")
+@dir_option
+@config_option
+@pin_file_option
+@click.option("--old-pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the current PIN from this file instead of asking for it.")
+def token_set_pin(directory: Path, config_file: Path | None, pin_file: Path | None, old_pin_file: Path | None) -> None:
+    """Set the soft token's first PIN, or change it (every key is re-encrypted). Through the running server when
+    it runs (so that its login follows), else on the files directly."""
+    from security_server.admin import token_login as admin_token_login
+    from security_server.management.running_server import ServerNotRunning
+
+    server_dir = _server_dir(directory)
+    has_pin = server_dir.soft_token().has_pin()
+    old = _pin(old_pin_file, "Current PIN") if has_pin else None
+    new = _pin(pin_file, "New PIN", confirm=True)
+    try:
+        _ask_running(directory, config_file, "PUT", "/tokens/soft/pin", {"old_pin": old or "-", "new_pin": new})
+    except ServerNotRunning:
+        admin_token_login.set_pin(server_dir, SoftToken.name, new, old)
+    click.echo("The soft token's PIN is set; its keys are encrypted under it")
+
+
 # --- clients --------------------------------------------------------------------------------------------------------
 
 
