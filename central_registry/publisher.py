@@ -58,6 +58,7 @@ from security_server.core.identifiers import ClientId
 from security_server.core.signature import RSA_PSS_SHA512
 from security_server.schemafiles import load_schema
 from security_server.signer.pkcs11_key import signature_algorithm_for
+from security_server.signer.token import TokenNotActive
 
 DIRECTORY_NAME = "internalconf"
 KEEP_GENERATIONS = 10
@@ -206,10 +207,16 @@ class Publisher:
         public_url: str,
         management_url: str,
         management_cert_der: bytes,
+        conf_signing_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.folder = folder
         self.signing_key = signing_key
+        self.conf_signing_dir = conf_signing_dir
+        """The soft token's folder, whose inactive signing keys (``keys/*/cert.pem``) the anchor and the shared
+        parameters list beside the active one (central_registry/admin/signing_keys.py); None: only the active."""
+        self.logged_out = False
+        """The registry's token was logged out (through its API): nothing is signed until it logs in again."""
         self.public_url = public_url.rstrip("/")
         self.management_url = management_url
         self.management_cert_der = management_cert_der
@@ -220,6 +227,16 @@ class Publisher:
         own = (f"{self.public_url}/{DIRECTORY_NAME}", self.signing_key.cert_der)
         nodes = self.store.nodes()
         return tuple(nodes) if own in nodes else (own, *nodes)
+
+    def verification_certs(self, url: str, cert_der: bytes) -> tuple[bytes, ...]:
+        """The certificates a source's configuration may be verified with: for this registry's own source, its
+        active signing certificate and those of its other signing keys; for another node, its own."""
+        own = (f"{self.public_url}/{DIRECTORY_NAME}", self.signing_key.cert_der)
+        if (url, cert_der) != own or self.conf_signing_dir is None:
+            return (cert_der,)
+        keys = self.conf_signing_dir / "keys"
+        others = sorted(p / "cert.pem" for p in keys.glob("[!.]*") if (p / "cert.pem").is_file()) if keys.is_dir() else []
+        return (cert_der, *(_der(x509.load_pem_x509_certificate(p.read_bytes())) for p in others))
 
     def management_service(self) -> ManagementService:
         """Where security servers send registration requests; the registry itself answers them."""
@@ -233,7 +250,9 @@ class Publisher:
         """Generate and sign one configuration at ``now``."""
         settings = self.store.settings()
         generation = now.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
-        sources = tuple(ConfigurationSource(url, (cert,)) for url, cert in self.sources())
+        if self.logged_out:
+            raise TokenNotActive("the registry's token is logged out: the configuration is not signed")
+        sources = tuple(ConfigurationSource(url, self.verification_certs(url, cert)) for url, cert in self.sources())
         shared = build_shared_parameters(shared_parameters(self.store, sources), load_schema("shared-parameters.xsd"))
         private = build_private_parameters(
             private_parameters(self.store, self.management_service()), load_schema("private-parameters.xsd")
@@ -282,7 +301,7 @@ class Publisher:
         """The configuration anchor XML that security servers are initialised with (pr-gconf Annex E)."""
         anchor = ConfigurationAnchor(
             self.store.settings().instance,
-            tuple(AnchorSource(url, (cert,)) for url, cert in self.sources()),
+            tuple(AnchorSource(url, self.verification_certs(url, cert)) for url, cert in self.sources()),
             generated_at=now.replace(microsecond=0),
         )
         return build_configuration_anchor(anchor, load_schema("configuration-anchor.xsd"))

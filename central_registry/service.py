@@ -311,6 +311,7 @@ class RegistryService(service.Service):
             public_url=self.public_url,
             management_url=self.management_url,
             management_cert_der=tls_der,
+            conf_signing_dir=self.paths.conf_signing,
         )
         if self.database_url:  # a clustered registry: this node is a configuration source of the anchor (issue 19)
             self.store.register_node(f"{self.public_url}/{DIRECTORY_NAME}", conf_key.cert_der)

@@ -11,6 +11,7 @@ from central_registry.management.operations import (
     member_classes,
     members,
     security_servers,
+    tokens,
     trust_services,
 )
 from security_server.management.api import Operation
@@ -28,4 +29,5 @@ def registry_operations() -> list[Operation]:
         *management_requests.operations(),
         *trust_services.operations(),
         *configuration_sources.operations(),
+        *tokens.operations(),
     ]
