@@ -66,13 +66,15 @@ class Fedbus:
         self.env = dict(env if env is not None else os.environ)
         self.argv0 = fedbus_command()
 
-    def run(self, *args: str, check: bool = True, timeout: float = 180.0) -> CommandResult:
-        """Run ``fedbus ARGS``; :class:`CommandFailed` when it exits non-zero and ``check`` is set."""
+    def run(self, *args: str, check: bool = True, timeout: float = 180.0, stdin: str | None = None) -> CommandResult:
+        """Run ``fedbus ARGS`` (``stdin``: the text it reads, e.g. a password; never logged); :class:`CommandFailed`
+        when it exits non-zero and ``check`` is set."""
         started = time.monotonic()
+        feed: dict[str, Any] = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
         try:
             completed = subprocess.run(
                 [*self.argv0, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout,
-                check=False, stdin=subprocess.DEVNULL,
+                check=False, **feed,
             )
             result = CommandResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
         except subprocess.TimeoutExpired as err:

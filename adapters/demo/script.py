@@ -23,6 +23,7 @@ from adapters.consumer.faults import AccessDeniedFault, AdapterError, XRoadFault
 from adapters.consumer.rest import RestAnswer, RestConsumer
 from adapters.consumer.soap import SoapConsumer
 from adapters.demo.commands import Fedbus
+from adapters.demo.console_logins import console_urls, create_console_logins
 from adapters.demo.federation import (
     CONSUMER,
     DEPARTMENTS,
@@ -110,6 +111,7 @@ class DemoScript:
             Step("clients-register", "Register the subsystems (clientReg)", self.clients_register),
             Step("providers-start", "Start the provider systems", self.providers_start),
             Step("services", "Publish the services and grant access", self.services),
+            Step("console-logins", "Create a console login for each role", self.console_logins),
             Step("bus-ready", "Wait until the first call goes through", self.bus_ready),
             Step("soap-calls", "Call SOAP services through the bus", self.soap_calls),
             Step("access-denied", "Call a service without an access right", self.access_denied),
@@ -259,6 +261,13 @@ class DemoScript:
             self.fedbus.run("server", "client", "add", "--dir", directory, str(client))
         self.note(f"{SecurityServerId(department.member, department.server_code)} in {directory}, "
                   f"clients: {', '.join(department.subsystems)}")
+
+    def console_logins(self) -> None:
+        """One console user per role on both servers and the registry; the URLs and each password, shown once."""
+        for line in console_urls(self.ports):
+            self.note(line)
+        for line in create_console_logins(self.fedbus, self.layout, self.rel):
+            self.note(line)
 
     def servers_start(self) -> None:
         """``fedbus server run`` for both departments, then wait until the client proxies accept connections."""

@@ -27,6 +27,7 @@ from adapters.demo.federation import (
     DemoPorts,
     Layout,
 )
+from adapters.demo.console_logins import console_urls
 from adapters.examples.getrandom import NAMESPACE as EXAMPLES_NS
 from adapters.examples.population import NAMESPACE as POPULATION_NS
 from security_server.core.soap import SoapHeader, build_envelope
@@ -118,6 +119,10 @@ def try_it(layout: Layout, ports: DemoPorts, *, audit: bool) -> list[str]:
         f"  {fedbus} server status --dir {q(str(layout.server(POPULATION)))}",
         f"  {fedbus} server acl list --dir {q(str(layout.server(POPULATION)))}",
         f"  {fedbus} registry server list --registry-dir {q(str(layout.registry))}",
+        "",
+        "  # the consoles in a browser (their certificates are self-signed; the logins are under the",
+        "  # 'Create a console login for each role' step above)",
+        *(f"  {line}" for line in console_urls(ports)),
     ]
     if audit:
         lines.append(f"  {fedbus} audit find --dir {q(str(layout.server(POPULATION)))} --service "

@@ -240,6 +240,7 @@ def test_the_demo_runs_end_to_end_once(tmp_path: Path) -> None:
     assert "FAILED" not in result.output and "All steps done" in result.output
     assert "AccessDeniedFault: server.serverproxy.access_denied" in result.output
     assert "getPerson(personCode='38001010014'" in result.output
+    assert "ss-tax console: https://127.0.0.1:" in result.output and "security servers: auditor / " in result.output
     # Only the steps whose features a build may lack can be skipped, and only saying so.
     lines = result.output.splitlines()
     for index, line in enumerate(lines):
