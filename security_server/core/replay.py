@@ -84,6 +84,11 @@ class ReplayGuard:
             self._seen.discard(dropped)
             self._floor = oldest if self._floor is None else max(self._floor, oldest)
 
+    async def admit(self, key: bytes, signing_time: datetime, now: datetime) -> None:
+        """:meth:`check` as the server proxy awaits it: a guard backed by a shared database
+        (security_server/replay_store.py) waits for the database there without blocking the reactor."""
+        self.check(key, signing_time, now)
+
     def _expire(self, now: datetime) -> None:
         limit = (now - self.window).timestamp()
         while self._by_time and self._by_time[0][0] < limit:

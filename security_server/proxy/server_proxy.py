@@ -310,7 +310,7 @@ class ServerProxy:
 
         # 7-8. the signature over the message and every attachment or body, its signer, and replays
         started = time.monotonic()
-        self._verify_request(transport, call, conf, now)
+        await self._verify_request(transport, call, conf, now)
         exchange.timed("verification", started)
 
         # 9. a durable request record before the provider sees anything
@@ -425,7 +425,7 @@ class ServerProxy:
             raise ServiceDisabled(f"Service {service_name(call.service)} is disabled: {service.disabled_notice}")
         return service
 
-    def _verify_request(self, transport: SignedMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
+    async def _verify_request(self, transport: SignedMessage, call: _Call, conf: GlobalConf, now: datetime) -> None:
         """Steps 7-8: the signature covers the message and every attachment, made by the client's member; no replay."""
         signature = transport.signature
         verified = verify_message(
@@ -439,7 +439,7 @@ class ServerProxy:
             self.trust.get(conf),
             now,
         )
-        self.replay_guard.check(
+        await self.replay_guard.admit(  # a clustered node's shared guard waits off the reactor thread
             ReplayGuard.key(verified.signature_value, call.raw, signature.hash_chain),
             verified.signing_time.astimezone(timezone.utc),
             now,

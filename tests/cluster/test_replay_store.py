@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, Callable
 
+import psycopg
 import pytest
 from structlog.testing import capture_logs
+from twisted.internet import defer
+from twisted.internet.task import deferLater
+from twisted.trial import unittest
 
 from security_server.core.errors import InvalidRequest
 from security_server.metrics import GaugeSources, ServerMetrics
 from security_server.replay_store import ClusterReplayGuard
-from tests.loopback import free_port
+from tests.loopback import REACTOR, free_port
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 SIGNED = NOW - timedelta(seconds=1)
@@ -94,3 +99,74 @@ def test_requests_accepted_without_the_shared_check_are_a_counter_in_metrics() -
     clustered = ServerMetrics(GaugeSources(replay_guard_unchecked=lambda: 3), clock=lambda: 0.0).render()
     assert b"fedbus_replay_guard_unchecked_total 3.0" in clustered
     assert b"fedbus_replay_guard_unchecked" not in ServerMetrics(GaugeSources(), clock=lambda: 0.0).render()
+
+
+@pytest.mark.usefixtures("slow_database")
+class AdmitDoesNotBlockTheReactor(unittest.TestCase):
+    """The shared check as the server proxy awaits it: the database's answer is awaited off the reactor thread."""
+
+    url: str
+
+    def _guard(self) -> ClusterReplayGuard:
+        guard = ClusterReplayGuard(self.url, clock=Clock(), timeout_seconds=60, reactor=REACTOR)
+        self.addCleanup(guard.close)
+        return guard
+
+    @defer.inlineCallbacks
+    def test_a_check_waiting_on_a_locked_row_lets_other_checks_and_timers_run(self) -> Any:
+        """A row locked by another transaction holds one check; a second check and a reactor timer are served
+        meanwhile; when the holder commits, the waiting check is refused as replayed (another node accepted it)."""
+        guard = self._guard()
+        yield guard.admit(b"warm-up-16-bytes", SIGNED, NOW)  # the table exists, a connection is open
+        holder = psycopg.connect(self.url)  # another node, mid-transaction on the same key
+        self.addCleanup(holder.close)
+        holder.execute("INSERT INTO replay_seen (key, stamp) VALUES (%s, %s)", (b"h" * 16, SIGNED.timestamp()))
+        waiting = defer.Deferred.fromCoroutine(guard.admit(b"h" * 16, SIGNED, NOW))
+        yield _until(lambda: _blocked_on_lock(self.url))  # the guard's insert now waits for the holder's lock
+        assert not waiting.called
+        timer: defer.Deferred[str] = defer.Deferred()
+        REACTOR.callLater(0, timer.callback, "ran")
+        assert (yield timer) == "ran"  # the reactor turns while the check waits
+        yield guard.admit(b"o" * 16, SIGNED, NOW)  # another exchange's check is answered meanwhile
+        assert not waiting.called
+        holder.commit()
+        refused = yield waiting.addCallbacks(lambda _: None, lambda failure: failure.value)
+        assert isinstance(refused, InvalidRequest) and refused.subcode == "replayed_signature"
+        assert guard.unchecked == 0 and guard.shared_available
+
+    @defer.inlineCallbacks
+    def test_admit_falls_back_and_refuses_like_check(self) -> Any:
+        """Awaited, the guard keeps check's rules: a replay to another node is refused; an outage accepts on the
+        local guard, counted and logged once."""
+        node1, node2 = self._guard(), self._guard()
+        yield node1.admit(b"x" * 16, SIGNED, NOW)
+        with pytest.raises(InvalidRequest):
+            yield node2.admit(b"x" * 16, SIGNED, NOW)
+        down = ClusterReplayGuard(f"postgresql://fedbus:x@127.0.0.1:{free_port()}/none", clock=Clock(), reactor=REACTOR)
+        self.addCleanup(down.close)
+        with capture_logs() as logs:
+            yield down.admit(b"1" * 16, SIGNED, NOW)
+            yield down.admit(b"2" * 16, SIGNED, NOW)
+        assert down.unchecked == 2 and not down.shared_available
+        assert [e["event"] for e in logs] == ["replay_guard_shared_unavailable"]
+
+
+@pytest.fixture
+def slow_database(request: pytest.FixtureRequest, postgres_url: str) -> None:
+    """The test case's database URL."""
+    request.instance.url = postgres_url
+
+
+def _blocked_on_lock(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO replay_seen%%'"
+        ).fetchone()
+    return row is not None and int(row[0]) > 0
+
+
+@defer.inlineCallbacks
+def _until(condition: Callable[[], bool]) -> Any:
+    """Turn the reactor until ``condition`` holds (a state to reach, not a time to wait)."""
+    while not condition():
+        yield deferLater(REACTOR, 0.01, lambda: None)
