@@ -1079,6 +1079,19 @@ class MessageLogStore:
                 ) from err
         return ts_hashchain
 
+    def ts_leaves(self, address: bytes) -> tuple[bytes, ...]:
+        """The leaves (signature hashes, in order) of the batch timestamp whose leaves are stored at ``address``.
+
+        For a bulk verifier (issue 23): a derived ``ts_hashchain`` (:func:`derived_ts_hashchain`) is the chain the
+        timestamper builds over these leaves at the record's index, so a reader that checks the batch's result once
+        need not rebuild any chain. KeyError when the value is missing, ValueError when changed or malformed.
+        """
+        value = self._shared_value(address)
+        size = digests.SHA512.size
+        if len(value) % size or len(value) < 2 * size:
+            raise ValueError("ts leaves are not a list of SHA-512 digests")
+        return tuple(value[at : at + size] for at in range(0, len(value), size))
+
     # --- archives (issue 7) ---------------------------------------------------------------------------------
 
     def archivable(self, limit: int, *, before: datetime | None = None) -> list[LogRecord]:

@@ -31,6 +31,7 @@ from security_server.messagelog.store import (
     PendingArchive,
     Synchronous,
     TimestampAssignment,
+    derived_ts_hashchain,
 )
 from tests.federation.evidence import exchange, failed_entry, signed_entry, soap_message, stamp_batch, federation
 from tests.federation.world import ExchangeBed, is_request
@@ -360,6 +361,22 @@ def test_batch_timestamp_chains_are_derived_from_the_batch_leaves(tmp_path: Path
     assert rows and all(form & FORM_TS_HASHCHAIN and length == 37 for form, length in rows)
     (leaves,) = raw(tmp_path / "compact.db").execute("SELECT count(*) FROM evidence_value WHERE kind = 'ts-leaves'").fetchone()
     assert leaves == 1
+
+
+def test_ts_leaves_are_the_batch_signature_hashes_and_refuse_a_changed_value(tmp_path: Path) -> None:
+    """ts_leaves gives a derived chain's batch leaves in order (each record's at its index); a changed value fails."""
+    path = tmp_path / "log.db"
+    with MessageLogStore(path) as store:
+        store.append_entries([*exchange("l-1", T0), *exchange("l-2", T0)])
+        stamp_all(store)
+        rows = store.database.execute("SELECT signature_hash, ts_hashchain FROM logrecord ORDER BY id").fetchall()
+        for signature_hash, stored in rows:
+            address, index = derived_ts_hashchain(stored)
+            assert store.ts_leaves(address)[index] == signature_hash
+        assert list(store.ts_leaves(address)) == [row[0] for row in rows]
+    raw(path).execute("UPDATE evidence_value SET value = CAST(X'00' || substr(value, 2) AS BLOB) WHERE kind = 'ts-leaves'")
+    with MessageLogStore(path) as store, pytest.raises(ValueError):
+        store.ts_leaves(address)
 
 
 def test_a_ts_chain_in_another_form_is_stored_as_it_is(tmp_path: Path) -> None:
