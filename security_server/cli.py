@@ -902,8 +902,13 @@ def client_register(directory: Path, client_id: ClientId, as_json: bool) -> None
 @dir_option
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An INI file layered over conf/security-server.ini and conf.d/local.ini.")
-def run(directory: Path, config_file: Path | None) -> None:
-    """Run the security server (client proxy, server proxy, configuration client, message log) until stopped."""
+@click.option("--pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The soft token's PIN on this file's first line (when it has one; asked for otherwise).")
+def run(directory: Path, config_file: Path | None, pin_file: Path | None) -> None:
+    """Run the security server (client proxy, server proxy, configuration client, message log) until stopped.
+
+    A soft token with a PIN is logged in first (the proxies need its TLS key to listen): from ``--pin-file``, or
+    asked for on a terminal."""
     from twisted.internet import reactor as global_reactor
 
     from security_server.configfile import load_config
@@ -913,9 +918,10 @@ def run(directory: Path, config_file: Path | None) -> None:
     from security_server.workers import WorkerSupervisor
 
     config = load_config("security-server", extra=config_file)
+    settings = ServerSettings.from_config(directory, config)
+    _login_at_start(directory, settings.workers, pin_file)
     logging = LoggingConfig.from_config(config)
     configure_logging(logging)
-    settings = ServerSettings.from_config(directory, config)
     service: Any = make_service(global_reactor, settings) if settings.workers == 1 else WorkerSupervisor(
         global_reactor, settings, logging=logging
     )  # [server] workers = N: a parent and N worker processes (security_server/workers.py)
@@ -923,6 +929,23 @@ def run(directory: Path, config_file: Path | None) -> None:
     reactor: Any = global_reactor
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
+
+
+def _login_at_start(directory: Path, workers: int, pin_file: Path | None) -> None:
+    """Log a soft token that has a PIN in before the server is built (X-Road's autologin); a login holds in this
+    process only, so a PIN and ``[server] workers`` above 1 do not go together (docs/management-api.md)."""
+    import sys
+
+    from security_server.signer.softtoken_pin import PIN_FILE
+
+    if not (directory / KEYS_DIR / PIN_FILE).is_file():
+        return
+    token = SoftToken(directory / KEYS_DIR)
+    if workers > 1:
+        raise click.ClickException("the soft token has a PIN: run with [server] workers = 1 (a login holds in one process)")
+    if pin_file is None and not sys.stdin.isatty():
+        raise click.ClickException("the soft token has a PIN: give --pin-file, or run on a terminal to be asked for it")
+    token.login(_pin(pin_file, "Soft token PIN"))
 
 
 # --- the management API's users and API keys ---------------------------------------------------------------------

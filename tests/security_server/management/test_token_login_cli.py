@@ -92,3 +92,31 @@ def test_set_pin_without_a_running_server_encrypts_the_files(tmp_path: Path) -> 
     LOGINS.forget(server_dir.keys_path)
     server_dir.soft_token().login("Other-1")
     LOGINS.forget(server_dir.keys_path)
+
+
+def test_run_logs_a_soft_token_with_a_pin_in_before_starting(tmp_path: Path) -> None:
+    """server run with a PIN'd soft token: without --pin-file and no terminal it refuses to start; a wrong PIN is
+    refused before anything starts; the right one logs the token in (X-Road's autologin)."""
+    from security_server.cli import _login_at_start
+
+    server_dir = _initialised(tmp_path / "ss1", PIN)
+    LOGINS.forget(server_dir.keys_path)
+    refused = _run(["run", "--dir", str(server_dir.path)])
+    assert refused.exit_code != 0 and "--pin-file" in refused.output
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope\n")
+    bad = _run(["run", "--dir", str(server_dir.path), "--pin-file", str(wrong)])
+    assert bad.exit_code != 0 and "pin_incorrect" in bad.output
+    right = tmp_path / "right"
+    right.write_text(PIN + "\n")
+    _login_at_start(server_dir.path, 1, right)
+    assert server_dir.soft_token().status() is TokenStatus.LOGGED_IN
+    LOGINS.forget(server_dir.keys_path)
+
+
+def test_run_without_a_pin_starts_as_before(tmp_path: Path) -> None:
+    """A soft token without a PIN needs no login at start, and nothing is created in an empty directory."""
+    from security_server.cli import _login_at_start
+
+    _login_at_start(tmp_path / "empty", 1, None)
+    assert not (tmp_path / "empty").exists()
