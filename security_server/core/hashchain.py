@@ -318,6 +318,23 @@ def build_hash_chain(
     return HashChains(top=top, result=_result_xml(algorithm, top, result_uri), chains=tuple(built))
 
 
+def batch_hash_chain_result(
+    leaves: Sequence[bytes], *, chain_uri: str, algorithm: DigestAlgorithm = digests.DEFAULT
+) -> bytes:
+    """``build_hash_chain([[leaf] for leaf in leaves], ...).result``, byte for byte, without building the chains.
+
+    The ``HashChainResult`` of a batch of two or more single-part inputs: one tree walk, for a reader that only
+    needs to know whether a batch's leaves give a stored result (the chains are then those leaves' chains).
+    """
+    if len(leaves) < 2:
+        raise ValueError("a batch hash chain has at least two leaves")
+    for leaf in leaves:
+        if len(leaf) != algorithm.size:
+            raise ValueError(f"part digest of {len(leaf)} bytes is not a {algorithm.name} digest")
+    tree = _Tree(algorithm, leaves)
+    return _result_xml(algorithm, tree.value(0, tree.root_width), f"{chain_uri}#{_STEP}0")
+
+
 # --- verifying ----------------------------------------------------------------------------------------------
 
 

@@ -63,6 +63,11 @@ class Stamp:
     token: bytes
     hash_chain_result: bytes | None
     hash_chain: bytes | None
+    leaf: bytes | None = None
+    """When the record's chain is known to be the timestamper's chain, at the record's place, over a batch whose
+    leaves give ``hash_chain_result`` exactly (a derived chain, checked once per batch): the leaf at that place.
+    The chain then holds exactly when this is the record's signature hash, and is not read (``hash_chain`` may
+    be None); otherwise the chain itself is needed for the verdict."""
 
 
 def canonical_chains(
@@ -183,9 +188,11 @@ class LogAuditor:
         try:
             info = self._token(stamp.id, stamp.token)
             if stamp.hash_chain_result is not None:
-                if stamp.hash_chain is None:
+                if stamp.leaf is not None and stamp.leaf == sig_hash:
+                    pass  # the timestamper's chain from this leaf to the batch's verified result
+                elif stamp.hash_chain is None:
                     raise ValueError("batch timestamp without the record's ts hash chain")
-                if expected.get(record_id) != (sig_hash, stamp.hash_chain):
+                elif expected.get(record_id) != (sig_hash, stamp.hash_chain):
                     hashchain.verify_hash_chain(
                         stamp.hash_chain_result, stamp.hash_chain, {SIGNATURE: signature}.get, [SIGNATURE]
                     )

@@ -15,9 +15,10 @@ follow range *k-1*'s last one (id + 1) and carry its link as ``prev_link`` (the 
 the ranges in order, the first failure found is the lowest failing record, exactly the one a sequential run names.
 
 Records are read through :meth:`MessageLogStore.records` however they are stored; their timestamps in bulk, a
-block at a time, each ``ts-hashchain.xml`` turned back by :meth:`MessageLogStore.ts_hashchain_from_row` (as
-:meth:`~MessageLogStore.timestamp_of` does); each batch's leaves (the records' signature hashes, to rebuild the
-batch's chains once) are read straight from the file. With ``jobs`` = 1, or a log too small to share, everything
+block at a time: a chain stored derived from its batch's leaves is checked through its leaf, the batch's result
+built once from them (:class:`_Stamps`); any other ``ts-hashchain.xml`` is turned back by
+:meth:`MessageLogStore.ts_hashchain_from_row` (as :meth:`~MessageLogStore.timestamp_of` does) and compared with
+the batch's chains built once from the leaves read straight from the file. With ``jobs`` = 1, or a log too small to share, everything
 runs in this process.
 """
 
@@ -32,11 +33,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from security_server.core import digests
 from security_server.core.errors import BusError, LogChainBroken
 from security_server.core.evidence import VerificationConf, read_verification_conf
+from security_server.core.hashchain import TS_HASH_CHAIN, batch_hash_chain_result
 from security_server.core.log_audit import LogAuditor, Stamp, expected_ts_chains
 from security_server.core.logchain import compute_link, signature_hash
-from security_server.messagelog.store import MessageLogStore
+from security_server.messagelog.store import FORM_TS_HASHCHAIN, MessageLogStore, derived_ts_hashchain
 
 MIN_CHUNK = 2000
 """Fewest records worth a worker process of their own (below this a run stays in one process)."""
@@ -118,13 +121,17 @@ def _conf(conf: VerificationConf | Mapping[str, bytes] | None) -> VerificationCo
 
 class _Stamps:
     """The timestamps of a block of records, read in one query, and each batch's chains as the timestamper writes
-    them, built once per batch.
+    them, checked once per batch.
 
-    A record's ``ts-hashchain.xml`` is turned back from its stored form by the store
-    (:meth:`MessageLogStore.ts_hashchain_from_row`, for bulk readers); tokens are read once per timestamp. The batch's
-    leaves (the records' signature hashes) are read straight from the file: whatever they say, a record's chain only
-    passes on that path when it equals the chain built for its own verified signature hash, else it is verified in
-    full (:meth:`LogAuditor.stamp_failure`).
+    A record whose ``ts-hashchain.xml`` is stored derived (the timestamper's chain over its batch's leaves, at its
+    index: :data:`~security_server.messagelog.store.FORM_TS_HASHCHAIN`) is not rebuilt: the batch's leaves
+    (:meth:`MessageLogStore.ts_leaves`) are read once and their result built once
+    (:func:`~security_server.core.hashchain.batch_hash_chain_result`); when it is the stored result, the record's
+    chain holds exactly when its leaf is the record's signature hash (:attr:`Stamp.leaf`). Otherwise (another form,
+    a changed value, a leaf that is not the record's) the chain is turned back by the store
+    (:meth:`MessageLogStore.ts_hashchain_from_row`) and checked as before: against the batch's chains built once
+    from the leaves read straight from the file, else in full (:meth:`LogAuditor.stamp_failure`). Tokens are read
+    once per timestamp.
     """
 
     def __init__(self, store: MessageLogStore) -> None:
@@ -132,6 +139,8 @@ class _Stamps:
         self._db = store.database
         self._tokens: dict[int, tuple[bytes, bytes | None] | None] = {}
         self._built: dict[int, dict[int, tuple[bytes, bytes]]] = {}
+        self._batch: tuple[bytes, bytes, tuple[bytes, ...] | None] | None = None
+        self._rows: dict[int, tuple[object, object]] = {}
 
     def of_block(self, lo: int, hi: int) -> dict[int, Stamp | str]:
         """``{record id: its stamp, or why it cannot be read}`` for the timestamped records ``lo..hi``."""
@@ -140,15 +149,51 @@ class _Stamps:
             [lo, hi],
         ).fetchall()
         stamps: dict[int, Stamp | str] = {}
+        self._rows = {}
         for record_id, stamp_id, chain, form in rows:
             token = self._token(stamp_id)
             if token is None:
                 continue  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
+            leaf = self._leaf(token[1], chain, form)
+            if leaf is not None:
+                stamps[record_id] = Stamp(stamp_id, token[0], token[1], None, leaf)
+                self._rows[record_id] = (chain, form)
+                continue
             try:
                 stamps[record_id] = Stamp(stamp_id, token[0], token[1], self._store.ts_hashchain_from_row(record_id, chain, form))
             except BusError as err:
                 stamps[record_id] = err.reason
         return stamps
+
+    def _leaf(self, result: bytes | None, chain: object, form: object) -> bytes | None:
+        """The leaf at a derived chain's place when its batch's leaves give ``result`` exactly (None: check the chain)."""
+        if result is None or type(chain) is not bytes or type(form) is not int or not form & FORM_TS_HASHCHAIN:
+            return None
+        try:
+            address, index = derived_ts_hashchain(chain)
+        except ValueError:
+            return None
+        batch = self._batch
+        if batch is None or batch[0] != address or batch[1] != result:
+            leaves: tuple[bytes, ...] | None
+            try:
+                leaves = self._store.ts_leaves(address)
+                if batch_hash_chain_result(leaves, chain_uri=TS_HASH_CHAIN, algorithm=digests.SHA512) != result:
+                    leaves = None
+            except (KeyError, ValueError):
+                leaves = None
+            batch = self._batch = (address, result, leaves)  # batches come in id order: keep the current one
+        leaves = batch[2]
+        return None if leaves is None or index >= len(leaves) else leaves[index]
+
+    def with_chain(self, record_id: int, stamp: Stamp) -> Stamp | str:
+        """``stamp`` with the record's ``ts-hashchain.xml`` turned back (for the exact verdict when its leaf is not
+        the record's), or why it cannot be read."""
+        chain, form = self._rows[record_id]
+        try:
+            return Stamp(stamp.id, stamp.token, stamp.hash_chain_result, self._store.ts_hashchain_from_row(record_id, chain, form))
+        except BusError as err:
+            return err.reason
 
     def _token(self, stamp_id: int) -> tuple[bytes, bytes | None] | None:
         if stamp_id not in self._tokens:
@@ -158,6 +203,8 @@ class _Stamps:
 
     def expected(self, stamp: Stamp) -> dict[int, tuple[bytes, bytes]]:
         """``{record id: (leaf, ts-hashchain.xml)}`` of the batch of ``stamp`` (empty: not in the timestamper's form)."""
+        if stamp.leaf is not None:
+            return {}  # checked through its leaf
         built = self._built.get(stamp.id)
         if built is None:
             built = {}
@@ -222,6 +269,8 @@ def verify_chunk(
                     stamp = block_stamps.get(record.id)
                     if stamp is not None:
                         stamped += 1
+                        if isinstance(stamp, Stamp) and stamp.leaf is not None and stamp.leaf != sig_hash:
+                            stamp = stamps.with_chain(record.id, stamp)  # not the record's leaf: its chain says why
                         if isinstance(stamp, str):
                             failed: str | None = stamp
                         else:

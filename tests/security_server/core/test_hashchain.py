@@ -23,6 +23,7 @@ from security_server.core.hashchain import (
     SIG_HASH_CHAIN,
     SIGNATURE,
     TS_HASH_CHAIN,
+    batch_hash_chain_result,
     build_hash_chain,
     step_digest,
     verify_hash_chain,
@@ -274,6 +275,22 @@ def test_a_lone_plain_input_has_no_hash_chain() -> None:
     """One input without attachments is signed directly; building a chain for it is refused."""
     with pytest.raises(ValueError):
         build_hash_chain([[leaf(0)]], chain_uri=SIG_HASH_CHAIN, data_uri=MESSAGE)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5, 7, 8, 9, 33, 100])
+def test_batch_result_is_the_builders_result_without_the_chains(count: int) -> None:
+    """batch_hash_chain_result gives build_hash_chain's result bytes for a batch of single-part leaves."""
+    leaves = [hashlib.sha512(bytes([n]) * 3).digest() for n in range(count)]
+    built = build_hash_chain([[x] for x in leaves], chain_uri=TS_HASH_CHAIN, data_uri=SIGNATURE, algorithm=digests.SHA512)
+    assert batch_hash_chain_result(leaves, chain_uri=TS_HASH_CHAIN, algorithm=digests.SHA512) == built.result
+
+
+def test_batch_result_refuses_a_lone_leaf_and_a_wrong_size() -> None:
+    """A batch result needs two or more leaves of the algorithm's digest size."""
+    with pytest.raises(ValueError):
+        batch_hash_chain_result([leaf(0)], chain_uri=TS_HASH_CHAIN)
+    with pytest.raises(ValueError):
+        batch_hash_chain_result([leaf(0), b"short"], chain_uri=TS_HASH_CHAIN)
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from security_server.core.body_logging import entry_without_body
+from security_server.core.errors import LogChainBroken
 from security_server.core.evidence import verification_conf_files
+from security_server.core.log_audit import LogAuditor, Stamp
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
 from security_server.core.signature import MessagePart, sign_batch
@@ -206,3 +208,40 @@ def test_a_timestamp_older_than_the_signature_fails_it(tmp_path: Path) -> None:
     result = verify_shard(path, federation().conf(), datetime.now(UTC) + timedelta(hours=2))
     assert [p.record_id for p in result.signature_problems] == [1, 2]
     assert "timestamp is older than the signature" in result.signature_problems[0].text
+
+
+def reference_stamp_failure(path: Path, record_id: int) -> str | None:
+    """The stamp verdict for one record from the store's own rebuilt ts chain, checked in full (no shared work)."""
+    with MessageLogStore(path) as store:
+        record = store.get(record_id)
+        assert record is not None
+        try:
+            found = store.timestamp_of(record_id)
+        except LogChainBroken as err:
+            return err.reason
+        assert found is not None
+        stamp = Stamp(found.timestamp.id, found.timestamp.token, found.timestamp.hash_chain_result, found.hash_chain)
+        return LogAuditor(None, datetime.now(UTC)).stamp_failure(
+            record_id, record.signature, hashlib.sha512(record.signature).digest(), stamp, {}
+        )
+
+
+@pytest.mark.parametrize(
+    "sql, record_id",
+    [
+        ("UPDATE logrecord SET ts_hashchain = (SELECT ts_hashchain FROM logrecord WHERE id = 9) WHERE id = 8", 8),
+        ("UPDATE logrecord SET ts_hashchain = CAST(substr(ts_hashchain, 1, 33) || X'000000FF' AS BLOB) WHERE id = 3", 3),
+        ("UPDATE evidence_value SET value = CAST(X'00' || substr(value, 2) AS BLOB) WHERE kind = 'ts-leaves'", 1),
+        ("UPDATE timestamp SET hash_chain_result = CAST(replace(hash_chain_result, 'DigestValue>', 'DigestValue> ')"
+         " AS BLOB)", 1),
+        ("DELETE FROM evidence_value WHERE kind = 'ts-leaves'", 1),
+    ],
+    ids=["other-index", "index-outside", "leaves-changed", "result-changed", "leaves-missing"],
+)
+def test_a_derived_ts_chain_checked_through_its_leaf_gets_the_full_verdict(log: Path, sql: str, record_id: int) -> None:
+    """A damaged derived ts chain (checked once per batch through its leaves) fails with the full check's words."""
+    with sqlite3.connect(log) as conn:
+        conn.execute(sql)
+    result = verify_shard(log, None, datetime.now(UTC))
+    assert result.stamp_problems and result.stamp_problems[0].record_id == record_id
+    assert result.stamp_problems[0].text == reference_stamp_failure(log, record_id)
