@@ -32,6 +32,7 @@ an expired certificate, or one for no key on the token, is refused.
 
 from __future__ import annotations
 
+import hmac
 import json
 import stat
 from datetime import datetime
@@ -52,6 +53,7 @@ from security_server.signer.softtoken_pin import (
     key_password,
     new_pin_record,
     secret_for,
+    verifier_of,
 )
 from security_server.signer.token import CertExists as CertExists
 from security_server.signer.token import CertImportFailed as CertImportFailed
@@ -131,7 +133,7 @@ class SoftToken:
         """Not present without its directory; else logged in when it has no PIN or was logged in, logged out else."""
         if not self.directory.is_dir():
             return TokenStatus.NOT_PRESENT
-        if not self.has_pin() or LOGINS.get(self.directory) is not None:
+        if not self.has_pin() or self._current_login() is not None:
             return TokenStatus.LOGGED_IN
         return TokenStatus.LOGGED_OUT
 
@@ -166,7 +168,7 @@ class SoftToken:
         is always logged in, so :class:`SoftTokenError`)."""
         if not self.has_pin():
             raise SoftTokenError(f"token {self.name} has no PIN: it is always logged in")
-        LOGINS.set(self.directory, self._check_pin(pin))
+        LOGINS.set(self.directory, self._check_pin(pin), self._pin_state())
 
     def logout(self) -> None:
         """Forget the PIN's secret and every decrypted key (:class:`SoftTokenError` for a token without a PIN)."""
@@ -202,13 +204,39 @@ class SoftToken:
                 self._path(info.key_id, NEXT_KEY_SUFFIX).replace(self._path(info.key_id, KEY_SUFFIX))
             except OSError as err:
                 raise ConfigurationError(f"cannot replace the key file of {info.key_id}: {err}") from err
-        LOGINS.set(self.directory, secret)
+        LOGINS.set(self.directory, secret, self._pin_state())
+
+    def _pin_state(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.pin_path.stat()
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
+
+    def _current_login(self) -> Login | None:
+        """The login of this token if its secret still fits ``pin.json`` (a PIN changed underneath ends it)."""
+        login = LOGINS.get(self.directory)
+        if login is None:
+            return None
+        state = self._pin_state()
+        if state is None:
+            return None
+        if state != login.pin_state:
+            try:
+                fits = hmac.compare_digest(self._pin_record().verifier, verifier_of(login.secret))
+            except ConfigurationError:
+                fits = False
+            if not fits:
+                LOGINS.forget(self.directory)
+                return None
+            login.pin_state = state
+        return login
 
     def _login(self) -> Login | None:
         """The current login; None for a token without a PIN; :class:`TokenNotActive` when logged out."""
         if not self.has_pin():
             return None
-        login = LOGINS.get(self.directory)
+        login = self._current_login()
         if login is None:
             raise TokenNotActive(f"token {self.name} is not logged in (log in with its PIN)")
         return login

@@ -91,7 +91,8 @@ def _derive(pin: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(pin, salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=32)
 
 
-def _verifier(secret: bytes) -> bytes:
+def verifier_of(secret: bytes) -> bytes:
+    """The hash of ``secret`` that ``pin.json`` keeps to tell a right PIN from a wrong one."""
     return hmac.new(secret, _VERIFIER_LABEL, hashlib.sha256).digest()
 
 
@@ -99,7 +100,7 @@ def new_pin_record(pin: str) -> tuple[PinRecord, bytes]:
     """A fresh record for ``pin`` (new random salt) and the secret it derives."""
     salt = os.urandom(16)
     secret = _derive(check_pin(pin), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return PinRecord(salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, _verifier(secret)), secret
+    return PinRecord(salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, verifier_of(secret)), secret
 
 
 def secret_for(record: PinRecord, pin: str, token_name: str = "soft") -> bytes:
@@ -109,7 +110,7 @@ def secret_for(record: PinRecord, pin: str, token_name: str = "soft") -> bytes:
     except WeakPin as err:
         raise PinIncorrect(f"token {token_name} refused the PIN") from err
     secret = _derive(data, record.salt, record.n, record.r, record.p)
-    if not hmac.compare_digest(_verifier(secret), record.verifier):
+    if not hmac.compare_digest(verifier_of(secret), record.verifier):
         raise PinIncorrect(f"token {token_name} refused the PIN")
     return secret
 
@@ -121,9 +122,12 @@ def key_password(secret: bytes) -> bytes:
 
 @dataclass(slots=True)
 class Login:
-    """One logged-in soft token: its secret and the keys decrypted so far, by key id."""
+    """One logged-in soft token: its secret, the keys decrypted so far (by key id), and the state of ``pin.json``
+    (inode, mtime, size) when it was last seen to match, so that a PIN changed underneath (a restored backup, a
+    change by another process) ends the login instead of failing on every key."""
 
     secret: bytes
+    pin_state: tuple[int, int, int] | None = None
     keys: dict[str, PrivateKey] = field(default_factory=dict)
 
 
@@ -153,9 +157,9 @@ class SoftTokenLogins:
         with self._lock:
             return self._logins.get(self._where(directory))
 
-    def set(self, directory: Path, secret: bytes) -> Login:
+    def set(self, directory: Path, secret: bytes, pin_state: tuple[int, int, int] | None = None) -> Login:
         """Log the token in ``directory`` in with ``secret`` (replacing an earlier login)."""
-        login = Login(secret)
+        login = Login(secret, pin_state)
         with self._lock:
             where = self._where(directory)
             self._logins[where] = login

@@ -209,3 +209,19 @@ def test_signing_keys_cache_forgets_at_logout(token: SoftToken, ca: TinyCA) -> N
     assert keys.cached(MEMBER, now) is None
     with pytest.raises(TokenNotActive):
         keys.get(MEMBER, now)
+
+
+def test_a_pin_changed_underneath_ends_the_login(token: SoftToken, ca: TinyCA, tmp_path: Path) -> None:
+    """A pin.json replaced by another PIN's (a restored backup, another process) logs this process out cleanly:
+    token_not_active, not a broken key file; the new PIN logs in."""
+    _signed(token, ca)
+    token.set_pin(PIN)
+    other = SoftToken(tmp_path / "elsewhere")
+    other.set_pin("another pin")
+    LOGINS.forget(other.directory)
+    token.pin_path.write_bytes(other.pin_path.read_bytes())
+    assert token.status() is TokenStatus.LOGGED_OUT
+    with pytest.raises(TokenNotActive):
+        token.signing_key(MEMBER, now=NOW)
+    token.login("another pin")
+    assert token.status() is TokenStatus.LOGGED_IN
