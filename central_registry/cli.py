@@ -26,6 +26,7 @@ from central_registry.store import ApprovedTsa as StoreApprovedTsa
 from central_registry.store import RegistryStore
 from security_server.edge.atomic_file import write_atomically
 from central_registry.trust.ca import CertKind, DevelopmentCA, IssuedCert
+from central_registry.trust.serials import CA_SEQUENCE, SharedSerials
 from security_server.configfile import load_config
 from security_server.core.config import DatabaseConfig, LoggingConfig
 from security_server.core.errors import BusError, InvalidClientIdentifier
@@ -69,8 +70,11 @@ def _ca_errors() -> AbstractContextManager[None]:
 
 
 def _open(directory: Path) -> DevelopmentCA:
+    """The CA of ``directory``; with ``[database] url`` (a clustered registry) its serials come from the shared
+    database, so a CA copied to another node never repeats one (central_registry/trust/serials.py)."""
     with _ca_errors():
-        return DevelopmentCA.open(directory)
+        url = DatabaseConfig.from_config(load_config("central-registry")).url
+        return DevelopmentCA.open(directory, shared_serials=SharedSerials(url, CA_SEQUENCE) if url else None)
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -45,6 +45,7 @@ from central_registry.trust.ca import DevelopmentCA
 from central_registry.trust.http_reply import finish, plain_reply, set_header
 from central_registry.trust.ocsp_responder import OcspResource
 from security_server.core.config import DatabaseConfig, LayeredConfig
+from central_registry.trust.serials import TSA_SEQUENCE, SerialSource, SharedSerials
 from central_registry.trust.tsa import SerialCounter, TsaResource
 from security_server.core.errors import BusError, InternalError, InvalidHttpMethod, RequestTooLarge
 from security_server.edge.health_resource import health_site_root
@@ -371,7 +372,10 @@ class RegistryService(service.Service):
             tsa_key, tsa_cert = ca.tsa_credentials()
         except BusError:
             return
-        counter = SerialCounter(self.paths.ca / "tsa-serial.json")
+        on_file = SerialCounter(self.paths.ca / "tsa-serial.json")
+        counter: SerialSource = on_file
+        if self.database_url:  # clustered: serials from the shared database, above what the file handed out
+            counter = SharedSerials(self.database_url, TSA_SEQUENCE, floor=on_file.upcoming())
         _mount(root, b"tsa", CountedResource(TsaResource(self.reactor, tsa_key, tsa_cert, counter), metrics.tsa_answered))
 
     def publish_now(self) -> defer.Deferred[None]:

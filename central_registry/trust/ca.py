@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from central_registry.trust.serials import SerialSource, ca_serial
 from security_server.edge.atomic_file import write_atomically
 from security_server.core.certprofile import (
     auth_subject,
@@ -219,6 +220,8 @@ class DevelopmentCA:
         self.directory = directory
         self._key = key
         self._cert = cert
+        self.shared_serials: SerialSource | None = None
+        """On a clustered registry, the shared sequence its serials come from (central_registry/trust/serials.py)."""
 
     # --- creating and opening ---------------------------------------------------------------------
 
@@ -277,11 +280,14 @@ class DevelopmentCA:
         return ca
 
     @classmethod
-    def open(cls, directory: Path) -> DevelopmentCA:
-        """Open the CA in ``directory``; :class:`ConfigurationError` if there is none."""
+    def open(cls, directory: Path, *, shared_serials: SerialSource | None = None) -> DevelopmentCA:
+        """Open the CA in ``directory``; :class:`ConfigurationError` if there is none. With ``shared_serials`` (a
+        clustered registry) every serial it issues comes from that shared sequence (:func:`ca_serial`)."""
         if not (directory / CA_KEY).is_file() or not (directory / INDEX).is_file():
             raise ConfigurationError(f"{directory} holds no CA (run `fedbus registry ca init` first)")
-        return cls(directory, _read_key(directory / CA_KEY), _read_cert(directory / CA_CERT))
+        ca = cls(directory, _read_key(directory / CA_KEY), _read_cert(directory / CA_CERT))
+        ca.shared_serials = shared_serials
+        return ca
 
     # --- the index ------------------------------------------------------------------------------------
 
@@ -342,7 +348,7 @@ class DevelopmentCA:
     def _new_serial(self) -> int:
         taken = {entry.serial for entry in self.issued()} | {self._cert.serial_number}
         while True:
-            serial = x509.random_serial_number()
+            serial = x509.random_serial_number() if self.shared_serials is None else ca_serial(self.shared_serials.next())
             if serial not in taken:
                 return serial
 

@@ -5,7 +5,8 @@ token is CMS SignedData (RFC 5652) over a TSTInfo: eContentType id-ct-TSTInfo, s
 message-digest and signing-certificate-v2 (ESSCertIDv2, RFC 5035), signed by a certificate whose only, critical,
 extendedKeyUsage is id-kp-timeStamping (RFC 3161 §2.3). Anything else gets a ``rejection`` with the RFC's
 failInfo: ``badRequest`` (not a query), ``badAlg`` (another hash), ``badDataFormat`` (imprint length),
-``unacceptedPolicy``, ``unacceptedExtension``. Serial numbers come from a persistent, monotonic counter.
+``unacceptedPolicy``, ``unacceptedExtension``. Serial numbers come from a persistent, monotonic counter
+(a file; on a clustered registry a sequence of the shared database, central_registry/trust/serials.py).
 
 HTTP (RFC 3161 §3.4): ``POST`` with ``Content-Type: application/timestamp-query``, answered with
 ``application/timestamp-reply``; another content type gets HTTP 400, another method HTTP 405.
@@ -36,6 +37,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from security_server.edge.atomic_file import write_atomically
+from central_registry.trust.serials import SerialSource
 from central_registry.trust.http_reply import finish, method_not_allowed, plain_reply, set_header
 from security_server.core.errors import ConfigurationError
 from security_server.core.timestamp import DIGEST_SIZES, TimeStampResp
@@ -75,6 +77,13 @@ class SerialCounter:
                 raise ConfigurationError(f"TSA serial file {self.path} holds {serial}")
             write_atomically(self.path, json.dumps({"next_serial": serial + 1}).encode("utf-8") + b"\n")
             return serial
+
+    def upcoming(self) -> int:
+        """The serial :meth:`next` would hand out, reserving nothing (1 without a file; 1 if it is unreadable)."""
+        try:
+            return max(1, int(json.loads(self.path.read_text("utf-8"))["next_serial"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +256,7 @@ class TsaResource(Resource):
         reactor: Any,
         tsa_key: CertificateIssuerPrivateKeyTypes,
         tsa_cert: x509.Certificate,
-        counter: SerialCounter,
+        counter: SerialSource,
         *,
         policy: str = DEFAULT_POLICY,
         max_query_bytes: int = MAX_QUERY_BYTES,
