@@ -141,6 +141,18 @@ class SelfSignedKey:
 # --- from registry state to parameters -------------------------------------------------------------------------
 
 
+def _intermediates(store: RegistryStore, ca_name: str) -> tuple[CaInfo, ...]:
+    """The intermediate CAs of an approved CA (central_registry/admin/trust_services.py), in the order added."""
+    rows = store.db.query(
+        "SELECT cert_der, ocsp_url, ocsp_cert_der FROM intermediate_cas WHERE ca_name = ? ORDER BY id", [ca_name])
+    return tuple(
+        CaInfo(bytes(r["cert_der"]),
+               (OcspResponder(r["ocsp_url"], None if r["ocsp_cert_der"] is None else bytes(r["ocsp_cert_der"])),)
+               if r["ocsp_url"] else ())
+        for r in rows
+    )
+
+
 def shared_parameters(
     store: RegistryStore, source: ConfigurationSource | tuple[ConfigurationSource, ...]
 ) -> SharedParameters:
@@ -161,6 +173,7 @@ def shared_parameters(
                     (OcspResponder(ca.ocsp_url, ca.ocsp_cert_der),) if ca.ocsp_url else (),
                 ),
                 certificate_profile=ca.profile,
+                intermediates=_intermediates(store, ca.name),
                 authentication_only=ca.authentication_only,
             )
             for ca in store.cas()

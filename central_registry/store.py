@@ -101,6 +101,19 @@ SCHEMA = Schema(
                 " conf_signing_cert BYTEA NOT NULL)",
             ),
         ),
+        # Issue 17: intermediate CAs of an approved CA, each with at most one OCSP responder.
+        sql_migration(
+            3,
+            "intermediate CAs",
+            "CREATE TABLE IF NOT EXISTS intermediate_cas (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " ca_name TEXT NOT NULL REFERENCES approved_cas(name) ON DELETE CASCADE, cert_der BLOB NOT NULL,"
+            " ocsp_url TEXT, ocsp_cert_der BLOB)",
+            postgresql=(
+                "CREATE TABLE IF NOT EXISTS intermediate_cas (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                f" ca_name {_TEXT} NOT NULL REFERENCES approved_cas(name) ON DELETE CASCADE, cert_der BYTEA NOT NULL,"
+                f" ocsp_url {_TEXT}, ocsp_cert_der BYTEA)",
+            ),
+        ),
     ),
 )
 """The registry's numbered migrations; later issues append to them."""

@@ -3,9 +3,14 @@
 fedbus keeps one OCSP responder per CA (its URL and, when it is not the CA itself, its certificate) and names
 approved services after their certificate's subject common name. The API numbers CAs and TSAs 1, 2, ... in the
 order the store lists them (by name), so a number is stable while no service with an earlier name is added.
+An approved CA may have intermediate CAs (numbered by the store, in the order they were added), each with at most
+one OCSP responder, numbered like its intermediate CA.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -31,6 +36,23 @@ class OcspResponderNotFound(NotFound):
     """The CA of this number has no OCSP responder (fedbus numbers a CA's one responder like its CA)."""
 
     api_code = "ocsp_responder_not_found"
+
+
+class IntermediateCaNotFound(NotFound):
+    """No intermediate CA has this id."""
+
+    api_code = "intermediate_ca_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class IntermediateCa:
+    """An intermediate CA of an approved CA: its id, its top CA's name, certificate, OCSP responder (or none)."""
+
+    id: int
+    ca_name: str
+    cert_der: bytes
+    ocsp_url: str | None
+    ocsp_cert_der: bytes | None
 
 
 class OcspResponderExists(Conflict):
@@ -116,6 +138,7 @@ def delete_certification_service(store: RegistryStore, number: int) -> None:
     """Withdraw CA ``number``'s approval (with its OCSP responder)."""
     ca = certification_service(store, number)
     with store.transaction("ca_deleted", {"name": ca.name}):
+        store.db.execute("DELETE FROM intermediate_cas WHERE ca_name = ?", [ca.name])
         store.db.execute("DELETE FROM approved_cas WHERE name = ?", [ca.name])
 
 
@@ -194,3 +217,72 @@ def add_timestamping_service(store: RegistryStore, url: str, cert: x509.Certific
     tsa = ApprovedTsa(service_name(cert), url, _der(cert))
     store.add_tsa(tsa)
     return [t.name for t in store.tsas()].index(tsa.name) + 1, tsa
+
+
+def _intermediate(row: dict[str, Any]) -> IntermediateCa:
+    ocsp_cert = row["ocsp_cert_der"]
+    return IntermediateCa(int(row["id"]), str(row["ca_name"]), bytes(row["cert_der"]),
+                          None if row["ocsp_url"] is None else str(row["ocsp_url"]),
+                          None if ocsp_cert is None else bytes(ocsp_cert))
+
+
+def intermediate_cas_of(store: RegistryStore, ca_name: str) -> list[IntermediateCa]:
+    """The intermediate CAs of the CA named ``ca_name``, by id."""
+    rows = store.db.query("SELECT * FROM intermediate_cas WHERE ca_name = ? ORDER BY id", [ca_name])
+    return [_intermediate(row) for row in rows]
+
+
+def intermediate_cas(store: RegistryStore, number: int) -> list[IntermediateCa]:
+    """The intermediate CAs of CA ``number``."""
+    return intermediate_cas_of(store, certification_service(store, number).name)
+
+
+def intermediate_ca(store: RegistryStore, intermediate_id: int) -> IntermediateCa:
+    """One intermediate CA by id."""
+    rows = store.db.query("SELECT * FROM intermediate_cas WHERE id = ?", [intermediate_id])
+    if not rows:
+        raise IntermediateCaNotFound(f"no intermediate CA {intermediate_id}")
+    return _intermediate(rows[0])
+
+
+def add_intermediate_ca(store: RegistryStore, number: int, cert: x509.Certificate) -> IntermediateCa:
+    """Add an intermediate CA (its certificate) under CA ``number``."""
+    ca = certification_service(store, number)
+    der = _der(cert)
+    if any(i.cert_der == der for i in intermediate_cas_of(store, ca.name)):
+        raise RegistryError(f"{ca.name} has this intermediate CA already")
+    with store.transaction("intermediate_ca_added", {"ca": ca.name, "subject": cert.subject.rfc4514_string()}):
+        store.db.execute("INSERT INTO intermediate_cas (ca_name, cert_der) VALUES (?, ?)", [ca.name, der])
+    return intermediate_cas_of(store, ca.name)[-1]
+
+
+def delete_intermediate_ca(store: RegistryStore, intermediate_id: int) -> None:
+    """Remove an intermediate CA (with its OCSP responder)."""
+    found = intermediate_ca(store, intermediate_id)
+    with store.transaction("intermediate_ca_deleted", {"ca": found.ca_name, "id": intermediate_id}):
+        store.db.execute("DELETE FROM intermediate_cas WHERE id = ?", [intermediate_id])
+
+
+def add_intermediate_ocsp_responder(
+    store: RegistryStore, intermediate_id: int, url: str, cert: x509.Certificate | None
+) -> IntermediateCa:
+    """Give an intermediate CA its OCSP responder (one, numbered like the intermediate CA)."""
+    found = intermediate_ca(store, intermediate_id)
+    if found.ocsp_url is not None:
+        raise OcspResponderExists(f"intermediate CA {intermediate_id} has an OCSP responder already")
+    if not url.startswith(("http://", "https://")):
+        raise RegistryError("an OCSP responder URL is http:// or https://")
+    with store.transaction("ocsp_responder_added", {"ca": found.ca_name, "intermediate": intermediate_id, "url": url}):
+        store.db.execute("UPDATE intermediate_cas SET ocsp_url = ?, ocsp_cert_der = ? WHERE id = ?",
+                         [url, None if cert is None else _der(cert), intermediate_id])
+    return intermediate_ca(store, intermediate_id)
+
+
+def delete_intermediate_ocsp_responder(store: RegistryStore, intermediate_id: int, responder_id: int) -> None:
+    """Remove an intermediate CA's OCSP responder (its id is the intermediate CA's)."""
+    found = intermediate_ca(store, intermediate_id)
+    if responder_id != intermediate_id or found.ocsp_url is None:
+        raise OcspResponderNotFound(f"intermediate CA {intermediate_id} has no OCSP responder {responder_id}")
+    with store.transaction("ocsp_responder_deleted", {"ca": found.ca_name, "intermediate": intermediate_id}):
+        store.db.execute("UPDATE intermediate_cas SET ocsp_url = NULL, ocsp_cert_der = NULL WHERE id = ?",
+                         [intermediate_id])

@@ -1,5 +1,5 @@
-"""``/certification-services`` (with their OCSP responders), ``/ocsp-responders`` and ``/timestamping-services``:
-list, show, add, change, delete, and the certificates.
+"""``/certification-services`` (with their OCSP responders and intermediate CAs), ``/intermediate-cas``,
+``/ocsp-responders`` and ``/timestamping-services``: list, show, add, change, delete, and the certificates.
 
 A CA, an OCSP responder and a TSA are added from ``multipart/form-data`` uploads as in X-Road's file (the
 certificate as ``certificate``, the settings as fields). fedbus keeps one OCSP responder per CA, numbered like
@@ -257,11 +257,87 @@ def delete_timestamping_service(context: RegistryContext, request: ApiRequest) -
     return no_content()
 
 
+def _intermediate_json(found: admin.IntermediateCa) -> dict[str, Any]:
+    return {"id": found.id, "ca_certificate": certificate_details(x509.load_der_x509_certificate(found.cert_der))}
+
+
+def _intermediate_ocsp_json(found: admin.IntermediateCa) -> dict[str, Any]:
+    return {"id": found.id, "url": found.ocsp_url, "cost_type": "UNDEFINED",
+            "has_certificate": found.ocsp_cert_der is not None}
+
+
+def _intermediate_id(request: ApiRequest) -> int:
+    return positive_int(request.params["intermediate_ca_id"], "intermediate_ca_id")
+
+
+def intermediate_cas(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /certification-services/{certification_service_id}/intermediate-cas."""
+    number = _ca_number(request)
+    with context.store() as store:
+        return ApiResponse(200, [_intermediate_json(i) for i in admin.intermediate_cas(store, number)])
+
+
+def add_intermediate_ca(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /certification-services/{certification_service_id}/intermediate-cas: the uploaded ``certificate``."""
+    number = _ca_number(request)
+    cert = _uploaded_certificate(request.form_parts("certificate"))
+    assert cert is not None
+    with context.store() as store:
+        return ApiResponse(201, _intermediate_json(admin.add_intermediate_ca(store, number, cert)))
+
+
+def intermediate_ca(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /intermediate-cas/{intermediate_ca_id}."""
+    found_id = _intermediate_id(request)
+    with context.store() as store:
+        return ApiResponse(200, _intermediate_json(admin.intermediate_ca(store, found_id)))
+
+
+def delete_intermediate_ca(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /intermediate-cas/{intermediate_ca_id} (with its OCSP responder)."""
+    found_id = _intermediate_id(request)
+    with context.store() as store:
+        admin.delete_intermediate_ca(store, found_id)
+    return no_content()
+
+
+def intermediate_ocsp_responders(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /intermediate-cas/{intermediate_ca_id}/ocsp-responders."""
+    found_id = _intermediate_id(request)
+    with context.store() as store:
+        found = admin.intermediate_ca(store, found_id)
+    return ApiResponse(200, [] if found.ocsp_url is None else [_intermediate_ocsp_json(found)])
+
+
+def add_intermediate_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /intermediate-cas/{intermediate_ca_id}/ocsp-responders: ``url``, ``cost_type``, the responder's
+    ``certificate`` unless the intermediate CA answers itself."""
+    found_id = _intermediate_id(request)
+    parts = request.form_parts("url")
+    url = _field(parts, "url")
+    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
+        raise bad_request("invalid_field", "cost_type")
+    cert = _uploaded_certificate(parts, required=False)
+    with context.store() as store:
+        found = admin.add_intermediate_ocsp_responder(store, found_id, url, cert)
+    return ApiResponse(201, _intermediate_ocsp_json(found))
+
+
+def delete_intermediate_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """DELETE /intermediate-cas/{intermediate_ca_id}/ocsp-responders/{ocsp_responder_id}."""
+    found_id = _intermediate_id(request)
+    responder = _ocsp_number(request)
+    with context.store() as store:
+        admin.delete_intermediate_ocsp_responder(store, found_id, responder)
+    return no_content()
+
+
 def operations() -> list[Operation]:
     """The operations of this area."""
     one = f"{PREFIX}/certification-services/{{certification_service_id}}"
     ocsp = f"{PREFIX}/ocsp-responders/{{ocsp_responder_id}}"
     tsa = f"{PREFIX}/timestamping-services/{{timestamping_service_id}}"
+    inter = f"{PREFIX}/intermediate-cas/{{intermediate_ca_id}}"
     return [
         Operation("GET", f"{PREFIX}/certification-services", "getCertificationServices",
                   roles_for("getCertificationServices"), certification_services),
@@ -278,6 +354,18 @@ def operations() -> list[Operation]:
                   delete_certification_service),
         Operation("GET", f"{one}/certificate", "getCertificationServiceCertificate",
                   roles_for("getCertificationServiceCertificate"), certification_service_certificate),
+        Operation("GET", f"{one}/intermediate-cas", "getCertificationServiceIntermediateCas",
+                  roles_for("getCertificationServiceIntermediateCas"), intermediate_cas),
+        Operation("POST", f"{one}/intermediate-cas", "addCertificationServiceIntermediateCa",
+                  roles_for("addCertificationServiceIntermediateCa"), add_intermediate_ca),
+        Operation("GET", inter, "getIntermediateCa", roles_for("getIntermediateCa"), intermediate_ca),
+        Operation("DELETE", inter, "deleteIntermediateCa", roles_for("deleteIntermediateCa"), delete_intermediate_ca),
+        Operation("GET", f"{inter}/ocsp-responders", "getIntermediateCaOcspResponders",
+                  roles_for("getIntermediateCaOcspResponders"), intermediate_ocsp_responders),
+        Operation("POST", f"{inter}/ocsp-responders", "addIntermediateCaOcspResponder",
+                  roles_for("addIntermediateCaOcspResponder"), add_intermediate_ocsp_responder),
+        Operation("DELETE", f"{inter}/ocsp-responders/{{ocsp_responder_id}}", "deleteIntermediateCaOcspResponder",
+                  roles_for("deleteIntermediateCaOcspResponder"), delete_intermediate_ocsp_responder),
         Operation("GET", ocsp, "getOcspResponder", roles_for("getOcspResponder"), ocsp_responder),
         Operation("PATCH", ocsp, "updateOcspResponder", roles_for("updateOcspResponder"), update_ocsp_responder),
         Operation("DELETE", ocsp, "deleteOcspResponder", roles_for("deleteOcspResponder"), delete_ocsp_responder),

@@ -112,3 +112,33 @@ def test_an_observer_changes_no_trust_service(trusted: RegistryApi) -> None:
     assert trusted.request("DELETE", "/api/v1/timestamping-services/1", key=key).status == 403
     assert trusted.request("DELETE", "/api/v1/ocsp-responders/1", key=key).status == 403
     assert trusted.request("PATCH", "/api/v1/certification-services/1", key=key, json_body={"tls_auth": "true"}).status == 403
+
+
+def test_an_intermediate_ca_with_its_ocsp_responder_reaches_the_shared_parameters(trusted: RegistryApi) -> None:
+    """An intermediate CA added under CA 1 is listed and shown (X-Road's CertificateAuthority), gets an OCSP
+    responder, both are in the next shared parameters; deleted, they leave it, and it is then 404."""
+    key = trusted.api_key(Role.SECURITY_OFFICER)
+    body, kind = multipart_form({}, {"certificate": certificate_pem(trusted, "Test Intermediate")})
+    added = trusted.request("POST", "/api/v1/certification-services/1/intermediate-cas", body=body,
+                            content_type=kind, key=key)
+    assert added.status == 201, added.body
+    number = added.json()["id"]
+    assert added.json()["ca_certificate"]["subject_common_name"] == "Test Intermediate"
+    listed = trusted.request("GET", "/api/v1/certification-services/1/intermediate-cas", key=key).json()
+    assert [i["id"] for i in listed] == [number]
+    assert trusted.request("GET", f"/api/v1/intermediate-cas/{number}", key=key).json() == added.json()
+    body, kind = multipart_form({"url": "http://ocsp-i.example.org", "cost_type": "FREE"}, {})
+    responder = trusted.request("POST", f"/api/v1/intermediate-cas/{number}/ocsp-responders", body=body,
+                                content_type=kind, key=key)
+    assert responder.status == 201 and responder.json()["has_certificate"] is False
+    assert [r["url"] for r in trusted.request("GET", f"/api/v1/intermediate-cas/{number}/ocsp-responders",
+                                              key=key).json()] == ["http://ocsp-i.example.org"]
+    shared = _shared(trusted)
+    assert b"<intermediateCA>" in shared and b"http://ocsp-i.example.org" in shared
+    assert trusted.request("DELETE", f"/api/v1/intermediate-cas/{number}/ocsp-responders/{number}",
+                           key=key).status == 204
+    assert b"ocsp-i.example.org" not in _shared(trusted)
+    assert trusted.request("DELETE", f"/api/v1/intermediate-cas/{number}", key=key).status == 204
+    assert b"<intermediateCA>" not in _shared(trusted)
+    gone = trusted.request("GET", f"/api/v1/intermediate-cas/{number}", key=key, check=False)
+    assert gone.status == 404 and gone.json()["error"]["code"] == "intermediate_ca_not_found"
