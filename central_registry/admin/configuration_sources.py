@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from central_registry.admin.errors import NotFound
-from central_registry.publisher import Publisher
+from central_registry.publisher import DIRECTORY_NAME, Publisher
 from security_server.core.globalconf import anchor_hash
 
 
@@ -54,7 +54,7 @@ def recreate_anchor(publisher: Publisher, now: datetime) -> Anchor:
 
 def download_url(publisher: Publisher) -> str:
     """Where security servers download the internal configuration (this registry's directory)."""
-    return publisher.sources()[0][0]
+    return f"{publisher.public_url}/{DIRECTORY_NAME}"
 
 
 PART_FILES = {

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from central_registry.admin.errors import NotFound
 from central_registry.admin.initialization import PIN_SETTING
-from central_registry.publisher import Publisher, SelfSignedKey
+from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
 from central_registry.store import RegistryError, RegistryStore
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 from security_server.management.passwords import verify_password
@@ -229,7 +229,10 @@ def activate_key(store: RegistryStore, publisher: Publisher, current: RegistryTo
     _write_key(parked, old)
     _write_key(directory, chosen)
     shutil.rmtree(directory / KEYS_DIR / key.id)
+    own_url = f"{publisher.public_url}/{DIRECTORY_NAME}"
     publisher.signing_key = chosen
+    if any(url == own_url for url, _ in store.nodes()):  # a clustered registry's node: the others list its new key
+        store.register_node(own_url, chosen.cert_der)
     store.record("signing_key_activated", {"key_id": key.id})
 
 
