@@ -4,21 +4,25 @@ server's authentication certificate.
 
 Every read and change is the management API's own operation
 (:meth:`~security_server.management.resource.ManagementResource.perform`: ``getTokens``, ``addKeyAndCsr``,
-``downloadCsr``, ``importCertificate``, ``registerCertificate``): the same roles (an auth key's request is the
-security officer's, a sign key's the registration officer's), service layer and audit lines as ``/api/v1``.
-fedbus's API has no token login or logout (its soft token needs no PIN; a ``[pkcs11:NAME]`` token is logged in
-with the PIN of its configuration when the server starts), so the page shows a token's status only.
+``downloadCsr``, ``importCertificate``, ``activateCertificate``, ``disableCertificate``, ``registerCertificate``,
+``loginToken``, ``logoutToken``): the same roles (an auth key's request is the security officer's, a sign key's
+the registration officer's), service layer and audit lines as ``/api/v1``. A token is logged in with its PIN where
+the API can (the soft token once it has a PIN; a ``[pkcs11:NAME]`` token is logged in with the PIN of its
+configuration when the server starts, and the API says so when asked).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from security_server.console_web.api_forms import (
     FormState,
+    button_form,
+    describe,
     file_input,
     post_form,
     shown_again,
@@ -27,6 +31,7 @@ from security_server.console_web.api_forms import (
 )
 from security_server.console_web.base import ConsoleBase, Reply, arg, fields_of, not_found_page, see_other
 from security_server.console_web.markup import Markup, esc, table
+from security_server.management.errors import ApiError
 from security_server.management.sessions import Session
 
 ROOT = "/console/keys"
@@ -45,6 +50,7 @@ IMPORT_FIELDS: Mapping[str, frozenset[str]] = {
                               "wrong_cert_usage", "certificate_not_found"}),
 }
 REGISTER_FIELDS: Mapping[str, frozenset[str]] = {"address": frozenset({"invalid_address"})}
+LOGIN_FIELDS: Mapping[str, frozenset[str]] = {"password": frozenset({"pin_incorrect", "token_pin_incorrect"})}
 
 
 def path(*segments: str) -> str:
@@ -69,7 +75,25 @@ def answer(console: ConsoleBase, request: Any, method: str, session: Session, pa
     if len(parts) == 3 and parts[0] == "certificates" and parts[2] == "register":
         console.method(method, "POST")
         return register_certificate(console, request, session, parts[1])
+    if len(parts) == 3 and parts[0] == "certificates" and parts[2] in ("activate", "disable"):
+        console.method(method, "POST")
+        return switch_certificate(console, session, parts[1], parts[2] == "activate")
+    if len(parts) == 3 and parts[0] == "tokens" and parts[2] in ("login", "logout"):
+        console.method(method, "POST")
+        return token_login(console, request, session, parts[1], parts[2] == "login")
     raise not_found_page()
+
+
+def _token_action(session: Session, token: dict[str, Any], login: FormState, login_token: str) -> object:
+    """A logged-in token's Log out button, or the PIN form of one logged out."""
+    if token["logged_in"]:
+        return button_form(path("tokens", token["id"], "logout"), session.xsrf_token, "Log out",
+                           label=f"Log out of token {token['name']}")
+    state = login if login_token == token["id"] else FormState()
+    form = f"login-{token['id']}"
+    return post_form(form, path("tokens", token["id"], "login"), session.xsrf_token,
+                     [text_input(form, "password", "PIN", state, kind="password", required=True)],
+                     "Log in", state, label=f"Log in to token {token['name']}")
 
 
 def _certificate_row(session: Session, key: dict[str, Any], cert: dict[str, Any], register: FormState,
@@ -83,12 +107,17 @@ def _certificate_row(session: Session, key: dict[str, Any], cert: dict[str, Any]
                            [text_input(form, "address", "This server's address", state, required=True,
                                        hint="Host name or IP the other servers reach it at (port 5500 by default).")],
                            "Register at the registry", state, label=f"Register {details['subject_common_name']}")
+    switch = "disable" if cert["active"] else "activate"
+    button = button_form(path("certificates", details["hash"], switch), session.xsrf_token, switch.capitalize(),
+                         label=f"{switch.capitalize()} {details['subject_distinguished_name']}")
     return (details["subject_distinguished_name"], details["issuer_common_name"], details["not_after"],
-            cert["status"], "active" if cert["active"] else "inactive", cert["owner_id"], action)
+            cert["status"], Markup(f'{esc("active" if cert["active"] else "disabled")} {button}'), cert["owner_id"],
+            action)
 
 
 def keys_page(console: ConsoleBase, session: Session, *, csr: FormState = FormState(),
               imported: FormState = FormState(), register: FormState = FormState(), registering: str = "",
+              login: FormState = FormState(), login_token: str = "", notice: str = "",
               status: int = 200) -> defer.Deferred[Reply]:
     """Tokens, keys, certificates and requests (``getTokens``), with the forms."""
 
@@ -96,7 +125,8 @@ def keys_page(console: ConsoleBase, session: Session, *, csr: FormState = FormSt
         tokens = found.body
         token_rows = [
             (t["name"], t["type"], "logged in" if t["logged_in"] else "logged out",
-             "available" if t["available"] else "not present", len(t["keys"]))
+             ("available" if t["available"] else "not present") + (", PIN incorrect" if t["status"] != "OK" else ""),
+             len(t["keys"]), _token_action(session, t, login, login_token))
             for t in tokens
         ]
         key_rows: list[tuple[object, ...]] = []
@@ -131,10 +161,9 @@ def keys_page(console: ConsoleBase, session: Session, *, csr: FormState = FormSt
                         hint="PEM or DER, issued by an approved CA for a key on a token.")],
             "Import the certificate", imported, label="Import a certificate", multipart=True,
         )
+        alert = f'<p class="error" role="alert" id="keys-error">{esc(notice)}</p>' if notice else ""
         body = Markup(
-            '<p class="notice">fedbus\'s API has no token login or logout: the soft token needs no PIN, and a '
-            'hardware token is logged in with the PIN of its configuration when the server starts.</p>'
-            + table("Tokens", ("Token", "Type", "Login", "Status", "Keys"), token_rows)
+            alert + table("Tokens", ("Token", "Type", "Login", "Status", "Keys", ""), token_rows)
             + table("Keys", ("Token", "Key", "Usage", "Algorithm", "Certificates", "Requests"), key_rows,
                     empty="no key yet")
             + table("Certificates", ("Subject", "Issuer", "Expires", "Registration", "Activation", "Owner", ""),
@@ -207,3 +236,36 @@ def register_certificate(console: ConsoleBase, request: Any, session: Session, d
     return console.api.perform(session, "registerCertificate", {"hash": digest},
                                body={"address": given["address"]}).addCallbacks(
         lambda _: see_other(ROOT), shown_again(show, given, REGISTER_FIELDS))
+
+
+def _at_the_top(console: ConsoleBase, session: Session) -> Callable[[Failure], Any]:
+    """An errback for a button's operation: the page again with the API's refusal at its top."""
+
+    def refused(reason: Failure) -> Any:
+        error = reason.value
+        if not isinstance(error, ApiError):
+            return reason
+        return keys_page(console, session, notice=describe(error), status=error.status)
+
+    return refused
+
+
+def switch_certificate(console: ConsoleBase, session: Session, digest: str, activate: bool) -> defer.Deferred[Reply]:
+    """``activateCertificate`` or ``disableCertificate``; a refusal at the top of the page."""
+    operation = "activateCertificate" if activate else "disableCertificate"
+    return console.api.perform(session, operation, {"hash": digest}).addCallbacks(
+        lambda _: see_other(ROOT), _at_the_top(console, session))
+
+
+def token_login(console: ConsoleBase, request: Any, session: Session, token: str, login: bool) -> defer.Deferred[Reply]:
+    """``loginToken`` with the form's PIN (never shown again, never logged), or ``logoutToken``."""
+    if not login:
+        return console.api.perform(session, "logoutToken", {"id": token}).addCallbacks(
+            lambda _: see_other(ROOT), _at_the_top(console, session))
+
+    def show(state: FormState, status: int) -> defer.Deferred[Reply]:
+        return keys_page(console, session, login=FormState({}, state.errors, state.general), login_token=token,
+                         status=status)
+
+    return console.api.perform(session, "loginToken", {"id": token}, body={"password": arg(request, "password")}
+                               ).addCallbacks(lambda _: see_other(ROOT), shown_again(show, {}, LOGIN_FIELDS))

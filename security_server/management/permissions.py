@@ -130,8 +130,9 @@ CONSOLE_PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "console.overview": XROAD_ROLES,
         # clients, service descriptions, services and access rights (X-Road's service administrator's views)
         "console.configuration": SERVICES | ADMIN,
-        # tokens, keys, certificate requests and certificates (X-Road's security officer's views)
-        "console.keys": SECURITY | ADMIN,
+        # tokens, keys, certificate requests and certificates (X-Road's security officer's views; the registration
+        # officer's too: signing keys, their requests and certificates are theirs in the API)
+        "console.keys": SECURITY | REGISTRATION | ADMIN,
         # the message log: search, a record's detail, its container, verifying it
         "console.audit": ADMIN | AUDITORS,
         # a logged message's body and attachments (personal data): the same two roles, named apart so they can differ
