@@ -55,6 +55,10 @@ from security_server.core.timestamp import TimestampInfo, read_timestamp_token, 
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, check_validity, verify_cert_path
 
 
+_MAX_REMEMBERED = 1024
+"""Signing certificates whose DER is remembered (a log has a few signers; other readers give new objects)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stamp:
     """A record's share of a stored timestamp: the timestamp's id, token and batch result, the record's ts chain."""
@@ -166,6 +170,7 @@ class LogAuditor:
         self._signatures: dict[tuple[bytes, bytes], _Signed] = {}
         self._paths: dict[bytes, tuple[x509.Certificate, ...]] = {}
         self._members: dict[bytes, ClientId] = {}
+        self._ders: dict[int, tuple[x509.Certificate, bytes]] = {}
         self._named: dict[tuple[Direction, str, str], ClientId | str] = {}
         self._own_chains: dict[int, bytes] = {}
         self.without_body = 0
@@ -351,7 +356,14 @@ class LogAuditor:
         """The signing certificate chains to an approved CA and has a fresh good OCSP answer at the signing time."""
         assert self.conf is not None
         conf, cert, at = self.conf, verified.signing_cert, verified.signing_time
-        der = cert.public_bytes(serialization.Encoding.DER)
+        # The signature reader hands back the same certificate object for the same DER (it remembers them): its
+        # DER is encoded once, the object kept so that its id is not reused while it is remembered here.
+        known = self._ders.get(id(cert))
+        if known is None or known[0] is not cert:
+            if len(self._ders) >= _MAX_REMEMBERED:
+                self._ders.clear()
+            known = self._ders[id(cert)] = (cert, cert.public_bytes(serialization.Encoding.DER))
+        der = known[1]
         path = self._paths.get(der)
         try:
             if path is None:

@@ -321,10 +321,13 @@ def _run(path: Path, ranges: Sequence[tuple[int, int]], conf: VerificationConf |
     if len(ranges) <= 1 or jobs <= 1:
         return [verify_chunk(path, lo, hi, conf, now) for lo, hi in ranges]
     # Workers get the configuration's files (certificate objects do not pickle) and read it themselves.
+    # This process verifies the first range itself while the workers (one fewer: a spawned worker costs its
+    # start and imports) verify the others.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(ranges)), mp_context=context) as pool:
-        futures = [pool.submit(verify_chunk, str(path), lo, hi, conf_files, now) for lo, hi in ranges]
-        return [future.result() for future in futures]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(ranges)) - 1, mp_context=context) as pool:
+        futures = [pool.submit(verify_chunk, str(path), lo, hi, conf_files, now) for lo, hi in ranges[1:]]
+        first = verify_chunk(path, ranges[0][0], ranges[0][1], conf if conf is not None else conf_files, now)
+        return [first, *(future.result() for future in futures)]
 
 
 def verify_shard(
