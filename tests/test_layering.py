@@ -113,6 +113,14 @@ SHARED_EDGE_MODULES |= {
                  "ids", "config", "tls", "certificates", "credential_commands", "https_listener")
 } | {"security_server.proxy.bounded_request"}
 
+# The console (issue 21): the registry's console (central_registry/console_web) is built on the role-neutral pieces
+# of the security server's -- the page frame, login, roles and XSRF checks over a ManagementResource (base), the
+# forms over the API's operations (api_forms), HTML escaping (markup), form parsing (forms), the stylesheet. Its
+# pages and roles are the registry's own.
+SHARED_EDGE_MODULES |= {
+    f"security_server.console_web.{name}" for name in ("base", "api_forms", "markup", "forms", "stylesheet")
+}
+
 
 def test_registry_and_adapters_use_only_the_core_of_the_security_server() -> None:
     """central_registry and adapters may import security_server.core, the shared edge helpers and the edge toolkit."""
