@@ -331,8 +331,19 @@ def batch_hash_chain_result(
     for leaf in leaves:
         if len(leaf) != algorithm.size:
             raise ValueError(f"part digest of {len(leaf)} bytes is not a {algorithm.name} digest")
-    tree = _Tree(algorithm, leaves)
-    return _result_xml(algorithm, tree.value(0, tree.root_width), f"{chain_uri}#{_STEP}0")
+    # Level by level: each pair's step digest (the DER digest list filled in, as step_digest encodes it), an odd
+    # last node carried up unchanged: the tree that build_hash_chain builds.
+    head, tail = _single_digest_template(algorithm.size, algorithm.uri)
+    outer = _der(0x30, head + leaves[0] + tail + head + leaves[1] + tail)[: -2 * (len(head) + algorithm.size + len(tail))]
+    digest = algorithm.digest
+    level = list(leaves)
+    while len(level) > 1:
+        paired = [digest(b"".join((outer, head, level[at], tail, head, level[at + 1], tail)))
+                  for at in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return _result_xml(algorithm, level[0], f"{chain_uri}#{_STEP}0")
 
 
 # --- verifying ----------------------------------------------------------------------------------------------
