@@ -45,7 +45,7 @@ from tests.federation.gconf import approved_ca, auth_hashes
 from tests.federation.peers import SS1, SS2, SS3, make_conf, peer_world
 from tests.federation.pki import write_pem
 from tests.loopback import ConnectionWatch
-from tests.security_server.proxy.test_mtls import RecordingHandler, raw_tls_client, resumed_tls_clients, token_files
+from tests.security_server.proxy.tls_clients import RecordingHandler, raw_tls_client, resumed_tls_clients, token_files
 
 reactor: Any = _reactor
 MAX_BODY = 10 * 1024 * 1024
