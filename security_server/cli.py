@@ -456,6 +456,48 @@ def keys_list(directory: Path, config_file: Path | None, as_json: bool) -> None:
           lambda: cli_output.format_table(["key id", "kind", "owner", "algorithm", "cert until", "token"], rows))
 
 
+@keys.command("rename")
+@dir_option
+@click.argument("key_id")
+@click.argument("name")
+@json_option
+def keys_rename(directory: Path, key_id: str, name: str, as_json: bool) -> None:
+    """Give a soft token key a friendly name (X-Road's PATCH /keys/{id})."""
+    if not 1 <= len(name) <= 255:
+        raise click.UsageError("a key name is 1 to 255 characters")
+    renamed = admin_keys.rename_key(_server_dir(directory), key_id, name)
+    _emit(as_json, _key_json(renamed.info, renamed.token), lambda: f"Key {key_id} is now called {name!r}")
+
+
+@keys.command("delete")
+@dir_option
+@click.argument("key_id")
+def keys_delete(directory: Path, key_id: str) -> None:
+    """Delete a soft token key with its certificate and kept requests (an auth key with a registered certificate
+    is refused). A running server stops signing with it within a minute (its key cache)."""
+    admin_keys.delete_key(_server_dir(directory), key_id, now=datetime.now(UTC))
+    click.echo(f"Deleted key {key_id}")
+
+
+def _cert_change(directory: Path, cert_hash: str, change: str) -> str:
+    server_dir = _server_dir(directory)
+    if change == "delete":
+        found = admin_keys.delete_certificate(server_dir, cert_hash, now=datetime.now(UTC))
+        return f"Deleted the certificate of key {found.info.key_id}"
+    changed = admin_keys.set_certificate_active(server_dir, cert_hash, change == "activate")
+    return f"The certificate of key {changed.info.key_id} is {'active' if changed.info.cert_active else 'disabled'}"
+
+
+@keys.command("cert")
+@dir_option
+@click.argument("action", type=click.Choice(["activate", "disable", "delete"]))
+@click.argument("cert_hash", metavar="SHA256")
+def keys_cert(directory: Path, action: str, cert_hash: str) -> None:
+    """Activate, disable or delete a certificate by its SHA-256 (X-Road's token-certificates/{hash}): a disabled
+    certificate is not used to sign or authenticate; a registered auth certificate is not deleted."""
+    click.echo(_cert_change(directory, cert_hash, action))
+
+
 # --- tokens ----------------------------------------------------------------------------------------------------------
 
 
