@@ -28,8 +28,9 @@ from central_registry.service import RegistryService
 from central_registry.store import RegistryStore
 from central_registry.trust.ca import DevelopmentCA
 from security_server import registration
+from security_server.core.acl import AccessRight
 from security_server.core.identifiers import XROAD_NS, ClientId, SecurityServerId
-from security_server.serverconf.store import ClientState, ServerConfStore
+from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
 from security_server.service import SecurityServerService, ServerSettings, make_service
 from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
 from tests.federation.ca import issue_into_token
@@ -157,6 +158,25 @@ class TwoDepartmentFederation(unittest.TestCase):
         with ServerConfStore(root / "serverconf.db") as conf_store:
             conf_store.set_client_state(client, ClientState.REGISTRATION_IN_PROGRESS)  # as `client register` does
         return department
+
+    @defer.inlineCallbacks
+    def start_pair(self) -> Any:
+        """Publish, start and register the consumer (``ss1``) and provider (``ss2``) departments, and offer SERVICE."""
+        yield self.registry.publish_now()
+        anchor = self.anchor()
+        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
+        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
+        yield self.offer_service(consumer, provider)
+        return consumer, provider
+
+    @defer.inlineCallbacks
+    def offer_service(self, consumer: Department, provider: Department) -> Any:
+        """The provider's server offers SERVICE (the SOAP provider's /echo) to CONSUMER; both then catch up."""
+        with ServerConfStore(provider.root / "serverconf.db") as conf_store:
+            port = self.provider_port.getHost().port
+            conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
+            conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
+        yield self.catch_up(consumer, provider)
 
     @defer.inlineCallbacks
     def catch_up(self, *departments: Department) -> Any:

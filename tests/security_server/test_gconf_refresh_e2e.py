@@ -16,10 +16,8 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from central_registry.store import RegistryStore
-from security_server.core.acl import AccessRight
-from security_server.serverconf.store import ServerConfStore, ServiceKind
 from tests import e2e_federation as federation
-from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
+from tests.e2e_federation import zeep_call
 
 
 class GlobalConfRefreshEndToEndTest(federation.TwoDepartmentFederation):
@@ -28,15 +26,7 @@ class GlobalConfRefreshEndToEndTest(federation.TwoDepartmentFederation):
     @defer.inlineCallbacks
     def test_both_servers_follow_a_lowered_freshness_and_interval_without_restart(self) -> Any:
         """After one refresh both servers use freshness 60 s (refetch due within 30 s) and interval 30 s."""
-        yield self.registry.publish_now()
-        anchor = self.anchor()
-        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
-        with ServerConfStore(provider.root / "serverconf.db") as conf_store:
-            port = self.provider_port.getHost().port
-            conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
-            conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
-        yield self.catch_up(consumer, provider)
+        consumer, provider = yield self.start_pair()
         address = f"http://127.0.0.1:{consumer.service.client_proxy_port}/"
         result, _ = yield deferToThread(zeep_call, address, "gconf-before")
         assert result == "42"

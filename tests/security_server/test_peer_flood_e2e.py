@@ -24,11 +24,9 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from central_registry.trust.ca import DevelopmentCA
-from security_server.core.acl import AccessRight
 from security_server.core.identifiers import SecurityServerId
-from security_server.serverconf.store import ServerConfStore, ServiceKind
 from tests import e2e_federation as federation
-from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
+from tests.e2e_federation import PROVIDER_MEMBER, zeep_call
 from tests.federation.ca import KeyAndCert, issue_auth, make_ca
 from tests.federation.pki import write_pem
 from tests.loopback import now
@@ -79,16 +77,7 @@ class PeerFloodEndToEndTest(federation.TwoDepartmentFederation):
     @defer.inlineCallbacks
     def test_untrusted_peers_flooding_with_large_bodies_stop_no_exchange(self) -> Any:
         """200 untrusted connections with 10 MB bodies: all refused before their bodies; every normal call answered."""
-        yield self.registry.publish_now()
-        anchor = self.anchor()
-        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
-        with ServerConfStore(provider.root / "serverconf.db") as conf_store:
-            port = self.provider_port.getHost().port
-            url = f"http://127.0.0.1:{port}/echo"
-            conf_store.add_service(SERVICE, url=url, kind=ServiceKind.SOAP, timeout_seconds=30)
-            conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
-        yield self.catch_up(consumer, provider)
+        consumer, provider = yield self.start_pair()
 
         stranger = SecurityServerId(PROVIDER_MEMBER, "stranger")
         rogue_ca = make_ca(self.tmp / "rogue-ca", now(), "Rogue CA")

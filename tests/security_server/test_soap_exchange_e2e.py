@@ -19,13 +19,12 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from central_registry.trust.ca import DevelopmentCA
-from security_server.core.acl import AccessRight
 from security_server.core.identifiers import XROAD_NS
 from security_server.core.logchain import Direction
 from security_server.messagelog.store import MessageLogStore
-from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
+from security_server.serverconf.store import ClientState, ServerConfStore
 from tests import e2e_federation as federation
-from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
+from tests.e2e_federation import zeep_call
 
 
 class SoapExchangeEndToEndTest(federation.TwoDepartmentFederation):
@@ -34,15 +33,7 @@ class SoapExchangeEndToEndTest(federation.TwoDepartmentFederation):
     @defer.inlineCallbacks
     def test_zeep_request_through_two_security_servers(self) -> Any:
         """zeep gets the provider's answer with requestHash; both logs hold the signed pair; xmlsec1 agrees."""
-        yield self.registry.publish_now()
-        anchor = self.anchor()
-        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
-        with ServerConfStore(provider.root / "serverconf.db") as conf_store:
-            port = self.provider_port.getHost().port
-            conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
-            conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
-        yield self.catch_up(consumer, provider)
+        consumer, provider = yield self.start_pair()
         for department in (consumer, provider):
             # The approval is in the published configuration now, so the server has moved its client on by itself.
             with ServerConfStore(department.root / "serverconf.db") as conf_store:

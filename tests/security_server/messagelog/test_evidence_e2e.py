@@ -22,7 +22,6 @@ from twisted.internet.threads import deferToThread
 from twisted.web.server import Site
 
 from security_server.audit_cli import audit
-from security_server.core.acl import AccessRight
 from security_server.core.archive import verify_archive
 from security_server.core.evidence import read_verification_conf, verify_evidence
 from security_server.messagelog.archiver import ArchiverSettings
@@ -30,9 +29,8 @@ from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.evidence_services import EvidenceSettings, make_evidence_services
 from security_server.messagelog.timestamper import TimestamperSettings
 from security_server.messagelog.store import MessageLogStore
-from security_server.serverconf.store import ServerConfStore, ServiceKind
 from tests import e2e_federation as federation
-from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, reactor, zeep_call
+from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, reactor, zeep_call
 from tests.loopback import http, serve
 from tests.security_server import consumer_traffic
 from tests.security_server.proxy.rest_provider import AttachmentEcho, RestProvider
@@ -44,15 +42,7 @@ class EvidenceEndToEndTest(federation.TwoDepartmentFederation):
     @defer.inlineCallbacks
     def test_exchange_is_timestamped_downloadable_and_verifiable(self) -> Any:
         """After one exchange the consumer's /asic gives both containers; they, and the archive, verify."""
-        yield self.registry.publish_now()
-        anchor = self.anchor()
-        consumer = yield self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
-        provider = yield self.add_department(2, PROVIDER_MEMBER, PROVIDER, anchor)
-        with ServerConfStore(provider.root / "serverconf.db") as conf_store:
-            port = self.provider_port.getHost().port
-            conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
-            conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
-        yield self.catch_up(consumer, provider)
+        consumer, provider = yield self.start_pair()
 
         # The wiring the service will do (see the report): evidence services around the writer, /asic mounted.
         svc = consumer.service

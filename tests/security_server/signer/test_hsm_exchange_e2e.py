@@ -29,7 +29,6 @@ from central_registry.service import RegistryPaths, RegistryService, RegistrySet
 from central_registry.trust.ca import CertKind, DevelopmentCA
 from security_server import registration
 from security_server.configfile import load_config
-from security_server.core.acl import AccessRight
 from security_server.core.certprofile import signing_subject
 from security_server.core.globalconf import parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
@@ -37,13 +36,13 @@ from security_server.core.logchain import Direction
 from security_server.core.signature import verify_signature
 from security_server.edge.health_checker import CheckFailed, HealthCheck, HealthChecker
 from security_server.messagelog.store import MessageLogStore
-from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
+from security_server.serverconf.store import ClientState, ServerConfStore
 from security_server.service import ServerSettings, make_service
 from security_server.signer.softtoken import SoftToken
 from security_server.signer.token import KeyAlgorithm, KeyKind, TokenStatus
 from security_server.signer.token_set import TokenSet
 from tests import e2e_federation as federation
-from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
+from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, zeep_call
 from tests.federation.ca import issue_into_token
 from tests.loopback import REACTOR, now
 from tests.security_server.signer.softhsm import SoftHsmToken, shared_softhsm
@@ -174,11 +173,7 @@ class HsmSoapExchangeEndToEndTest(federation.TwoDepartmentFederation):
             assert [k.kind for k in tokens.token("soft").list()] == [KeyKind.AUTH]
             health = department.service.monitoring.checker
             assert (yield defer.ensureDeferred(_check(health, "Signing tokens"))) is None
-        with ServerConfStore(provider.root / "serverconf.db") as conf_store:
-            port = self.provider_port.getHost().port
-            conf_store.add_service(SERVICE, url=f"http://127.0.0.1:{port}/echo", kind=ServiceKind.SOAP, timeout_seconds=30)
-            conf_store.grant(AccessRight.for_service(CONSUMER, SERVICE))
-        yield self.catch_up(consumer, provider)
+        yield self.offer_service(consumer, provider)
 
         address = f"http://127.0.0.1:{consumer.service.client_proxy_port}/"
         result, _ = yield deferToThread(zeep_call, address, "hsm-message-1")
