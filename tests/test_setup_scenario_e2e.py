@@ -15,8 +15,6 @@ for, as in tests/e2e_federation.py.
 
 from __future__ import annotations
 
-import io
-import json
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -26,15 +24,9 @@ from urllib.parse import quote
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet import defer
-from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 from twisted.web import server
-from twisted.web.client import Agent, FileBodyProducer, readBody
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IPolicyForHTTPS
-from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from central_registry.management.roles import Role as RegistryRole
 from central_registry.service import RegistryPaths, RegistryService
@@ -45,86 +37,18 @@ from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME, CredentialStore
 from security_server.management.roles import ALL_ROLES, Role
 from security_server.management.server import ManagementService
-from security_server.management.tls import CERT_NAME
 from security_server.service import SecurityServerService, ServerSettings, make_service
 from tests.central_registry.management.xroad_cs_openapi import XROAD_CS
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
 from tests.federation.provider import ProviderService
 from tests.loopback import REACTOR, free_port, now, serve
-from tests.management_api import XRoadOpenApi
+from tests.management_https import Document, HttpsApiClient
 from tests.security_server.management.xroad_openapi import XROAD
 
 WSDL = Path(__file__).resolve().parent / "security_server" / "getrandom.wsdl"
 CA_NAME = "EE Test CA"
 PROVIDER_ID = "EE:GOV:70000311:provider"
 SERVICE_ID = f"{PROVIDER_ID}:getRandom.v1"
-
-
-@implementer(IPolicyForHTTPS)
-class _PinnedPolicy:
-    """Trust exactly one management API's own certificate, for host ``localhost``."""
-
-    def __init__(self, pem: bytes) -> None:
-        self._root = Certificate.loadPEM(pem)
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
-        return optionsForClientTLS("localhost", trustRoot=self._root)
-
-
-class _Document(Resource):
-    """Answers one document to every GET (the provider's WSDL on its web server)."""
-
-    isLeaf = True
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        self._body = body
-
-    def render_GET(self, request: Any) -> bytes:
-        request.setHeader(b"Content-Type", b"text/xml")
-        return self._body
-
-
-class _Api:
-    """An administrator's HTTPS client of one management API with an API key; answers checked against ``spec``."""
-
-    def __init__(self, directory: Path, port: int, key: str, spec: XRoadOpenApi) -> None:
-        self._agent: Any = Agent(REACTOR, contextFactory=_PinnedPolicy((directory / CERT_NAME).read_bytes()))  # type: ignore[no-untyped-call]
-        self._base = f"https://localhost:{port}/api/v1"
-        self._key = key
-        self._spec = spec
-
-    async def call(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
-                   content_type: str | None = None, query: str = "") -> tuple[int, bytes]:
-        headers = {b"Authorization": [f"X-Road-ApiKey token={self._key}".encode()]}
-        if json_body is not None:
-            body, content_type = json.dumps(json_body).encode(), "application/json"
-        if content_type is not None:
-            headers[b"Content-Type"] = [content_type.encode()]
-        producer = FileBodyProducer(io.BytesIO(body)) if body is not None else None  # type: ignore[no-untyped-call]
-        url = f"{self._base}{path}" + (f"?{query}" if query else "")
-        response = await self._agent.request(method.encode(), url.encode(), Headers(headers), producer)
-        answer: bytes = await readBody(response)
-        kind = response.headers.getRawHeaders(b"content-type", [b""])[0].decode()
-        query_map = dict(part.split("=", 1) for part in query.split("&")) if query else {}
-        self._spec.check_response(method, f"/api/v1{path}", query_map, response.code, kind, answer)
-        return response.code, answer
-
-    async def json(self, method: str, path: str, expected: int, **kwargs: Any) -> Any:
-        """Call and check the status; the JSON answer (None when there is no body)."""
-        status, answer = await self.call(method, path, **kwargs)
-        assert status == expected, (method, path, status, answer)
-        return json.loads(answer) if answer else None
-
-    async def upload(self, path: str, fields: dict[str, str], certificate: bytes) -> Any:
-        """POST a ``multipart/form-data`` form with a ``certificate`` file (X-Road's uploads); 201 expected."""
-        boundary = "fedbus-setup-scenario"
-        chunks = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-                  for name, value in fields.items()]
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="certificate"; filename="cert.der"\r\n'
-                      "Content-Type: application/octet-stream\r\n\r\n".encode() + certificate + b"\r\n")
-        body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
-        return await self.json("POST", path, 201, body=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def _key(directory: Path, roles: frozenset[str], all_roles: frozenset[str]) -> str:
@@ -198,7 +122,7 @@ class SetupScenarioTest(unittest.TestCase):
     async def _scenario(self) -> None:
         # --- the registry: its API alone, initialised through it ---------------------------------------------
         waiting = self._start_registry()
-        api = _Api(self.root, waiting.management_port, self.registry_key, XROAD_CS)
+        api = HttpsApiClient(self.root, waiting.management_port, self.registry_key, XROAD_CS)
         await api.json("POST", "/initialization", 201, json_body={
             "instance_identifier": "EE", "central_server_address": "127.0.0.1", "software_token_pin": "Secret-1234"})
         await waiting.stopService()
@@ -208,7 +132,7 @@ class SetupScenarioTest(unittest.TestCase):
                                 ocsp_url=f"{self.public_url}/ocsp")
         ocsp_cert, tsa_cert = ca.issue_ocsp_cert(now()), ca.issue_tsa_cert(now())
         registry = self._start_registry()
-        api = _Api(self.root, registry.management_port, self.registry_key, XROAD_CS)
+        api = HttpsApiClient(self.root, registry.management_port, self.registry_key, XROAD_CS)
 
         await api.json("POST", "/member-classes", 201, json_body={"code": "GOV", "description": "Government"})
         for member, name in ((CONSUMER_MEMBER, "Consumer Department"), (PROVIDER_MEMBER, "Provider Department")):
@@ -231,10 +155,10 @@ class SetupScenarioTest(unittest.TestCase):
         consumer = await self._security_server(api, registry, anchor, CONSUMER_MEMBER, "ss1", CONSUMER)
         provider = await self._security_server(api, registry, anchor, PROVIDER_MEMBER, "ss2", PROVIDER)
         assert provider.management is not None
-        provider_api = _Api(self.tmp / "ss2", provider.management.port, self._ss_keys[self.tmp / "ss2"], XROAD)
+        provider_api = HttpsApiClient(self.tmp / "ss2", provider.management.port, self._ss_keys[self.tmp / "ss2"], XROAD)
         echo = f"http://127.0.0.1:{self.provider_port.getHost().port}/echo"
         wsdl = WSDL.read_bytes().replace(b"http://127.0.0.1:8080/", echo.encode())
-        published = serve(_Document(wsdl))
+        published = serve(Document(wsdl))
         try:
             described = await provider_api.json("POST", f"/clients/{PROVIDER_ID}/service-descriptions", 201,
                                                 json_body={"url": published.url + "getrandom.wsdl", "type": "WSDL"})
@@ -255,7 +179,7 @@ class SetupScenarioTest(unittest.TestCase):
         shown = await api.json("GET", "/security-servers/EE:GOV:70000311:ss2/clients", 200)
         assert PROVIDER_ID in {c["client_id"]["encoded_id"] for c in shown}
 
-    async def _security_server(self, registry_api: _Api, registry: RegistryService, anchor: bytes,
+    async def _security_server(self, registry_api: HttpsApiClient, registry: RegistryService, anchor: bytes,
                                member: ClientId, code: str, client: ClientId) -> SecurityServerService:
         """Set up security server ``code`` of ``member`` through its API, its registrations approved on the
         registry's; it hosts ``client``, registered."""
@@ -267,7 +191,7 @@ class SetupScenarioTest(unittest.TestCase):
         alone = ManagementService(REACTOR, ServerDirectory(root), ManagementConfig(port=0))
         alone.startService()
         try:
-            api = _Api(root, alone.port, key, XROAD)
+            api = HttpsApiClient(root, alone.port, key, XROAD)
             await api.json("POST", "/system/anchor", 201, body=anchor, content_type="application/octet-stream")
             await api.json("POST", "/initialization", 201, json_body={
                 "owner_member_class": member.member_class, "owner_member_code": member.member_code,
@@ -293,7 +217,7 @@ class SetupScenarioTest(unittest.TestCase):
         svc.startService()
         self.servers.append(svc)
         await self._catch_up(registry, svc)
-        api = _Api(root, svc.management.port, key, XROAD)
+        api = HttpsApiClient(root, svc.management.port, key, XROAD)
         await api.json("PUT", f"/token-certificates/{auth_hash}/register", 200,
                        json_body={"address": f"127.0.0.1:{svc.server_proxy_port}"})
         await self._approve_waiting(registry_api, "AUTH_CERT_REGISTRATION_REQUEST")
@@ -308,7 +232,7 @@ class SetupScenarioTest(unittest.TestCase):
         assert svc.conf_client.current().is_hosted_by(client, server_id)
         return svc
 
-    async def _approve_waiting(self, api: _Api, kind: str) -> None:
+    async def _approve_waiting(self, api: HttpsApiClient, kind: str) -> None:
         """Approve the one waiting request of ``kind`` on the registry's API."""
         found = await api.json("GET", "/management-requests", 200, query=f"status=WAITING&types={kind}")
         assert len(found["items"]) == 1, found

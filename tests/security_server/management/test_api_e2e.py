@@ -12,8 +12,6 @@ system then calls getRandom through both servers and gets the provider's answer;
 
 from __future__ import annotations
 
-import io
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +19,7 @@ from urllib.parse import quote
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet import defer
-from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.threads import deferToThread
-from twisted.web.client import Agent, FileBodyProducer, readBody
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IPolicyForHTTPS
-from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from central_registry.trust.ca import CertKind, DevelopmentCA
 from security_server.admin.server_dir import ServerDirectory
@@ -36,73 +28,17 @@ from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME, CredentialStore
 from security_server.management.roles import ALL_ROLES, Role
 from security_server.management.server import ManagementService
-from security_server.management.tls import CERT_NAME
 from security_server.serverconf.store import ClientState
 from security_server.service import ServerSettings, make_service
 from tests import e2e_federation as federation
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
 from tests.loopback import REACTOR, now, serve
-from tests.security_server.management.xroad_openapi import check_response
+from tests.management_https import Document, HttpsApiClient
+from tests.security_server.management.xroad_openapi import XROAD
 
 WSDL = Path(__file__).resolve().parents[1] / "getrandom.wsdl"
 PROVIDER_ID = "EE:GOV:70000311:provider"
 SERVICE_ID = f"{PROVIDER_ID}:getRandom.v1"
-
-
-@implementer(IPolicyForHTTPS)
-class _PinnedPolicy:
-    """Trust exactly the management API's own certificate, for host ``localhost``."""
-
-    def __init__(self, pem: bytes) -> None:
-        self._root = Certificate.loadPEM(pem)
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
-        return optionsForClientTLS("localhost", trustRoot=self._root)
-
-
-class _Document(Resource):
-    """Answers one document to every GET (the provider's WSDL, published on its web server)."""
-
-    isLeaf = True
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        self._body = body
-
-    def render_GET(self, request: Any) -> bytes:
-        request.setHeader(b"Content-Type", b"text/xml")
-        return self._body
-
-
-class _ApiClient:
-    """An administrator's HTTPS client of one management API, with an API key; checks answers against X-Road."""
-
-    def __init__(self, directory: Path, port: int, key: str) -> None:
-        self._agent: Any = Agent(REACTOR, contextFactory=_PinnedPolicy((directory / CERT_NAME).read_bytes()))  # type: ignore[no-untyped-call]
-        self._base = f"https://localhost:{port}/api/v1"
-        self._key = key
-
-    async def call(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
-                   content_type: str | None = None, query: str = "") -> tuple[int, bytes]:
-        headers = {b"Authorization": [f"X-Road-ApiKey token={self._key}".encode()]}
-        if json_body is not None:
-            body, content_type = json.dumps(json_body).encode(), "application/json"
-        if content_type is not None:
-            headers[b"Content-Type"] = [content_type.encode()]
-        producer = FileBodyProducer(io.BytesIO(body)) if body is not None else None  # type: ignore[no-untyped-call]
-        url = f"{self._base}{path}" + (f"?{query}" if query else "")
-        response = await self._agent.request(method.encode(), url.encode(), Headers(headers), producer)
-        answer: bytes = await readBody(response)
-        kind = response.headers.getRawHeaders(b"content-type", [b""])[0].decode()
-        query_map = dict(part.split("=", 1) for part in query.split("&")) if query else {}
-        check_response(method, f"/api/v1{path}", query_map, response.code, kind, answer)
-        return response.code, answer
-
-    async def json(self, method: str, path: str, expected: int, **kwargs: Any) -> Any:
-        """Call and check the status; the JSON answer (None when there is no body)."""
-        status, answer = await self.call(method, path, **kwargs)
-        assert status == expected, (method, path, status, answer)
-        return json.loads(answer) if answer else None
 
 
 def _api_key(directory: Path) -> str:
@@ -140,7 +76,7 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
         alone = ManagementService(REACTOR, ServerDirectory(root), ManagementConfig(port=0))
         alone.startService()
         try:
-            api = _ApiClient(root, alone.port, key)
+            api = HttpsApiClient(root, alone.port, key, XROAD)
             await api.json("POST", "/system/anchor", 201, body=anchor, content_type="application/octet-stream")
             await api.json("POST", "/initialization", 201, json_body={
                 "owner_member_class": "GOV", "owner_member_code": "70000311", "security_server_code": "ss2",
@@ -179,7 +115,7 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
             if entry.cert is not None:
                 await svc.ocsp.refresh(entry.cert)
 
-        api = _ApiClient(root, svc.management.port, key)
+        api = HttpsApiClient(root, svc.management.port, key, XROAD)
         await api.json("PUT", f"/token-certificates/{auth_hash}/register", 200,
                        json_body={"address": f"127.0.0.1:{svc.server_proxy_port}"})
         await self.registry.publish_now()
@@ -195,7 +131,7 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
 
         echo = f"http://127.0.0.1:{self.provider_port.getHost().port}/echo"
         wsdl = WSDL.read_bytes().replace(b"http://127.0.0.1:8080/", echo.encode())
-        published = serve(_Document(wsdl))
+        published = serve(Document(wsdl))
         try:
             added = await api.json("POST", f"/clients/{PROVIDER_ID}/service-descriptions", 201, json_body={
                 "url": published.url + "getrandom.wsdl", "type": "WSDL"})

@@ -8,13 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial import unittest
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IPolicyForHTTPS
-from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.management.config import ManagementConfig
@@ -23,18 +19,8 @@ from security_server.management.roles import ALL_ROLES, Role
 from security_server.management.server import ManagementService
 from security_server.management.tls import CERT_NAME, KEY_NAME
 from tests.loopback import REACTOR
+from tests.management_https import Document, PinnedPolicy
 from tests.security_server.management.xroad_openapi import check_response
-
-
-@implementer(IPolicyForHTTPS)
-class _PinnedPolicy:
-    """Trust exactly the management API's own certificate, for host ``localhost``."""
-
-    def __init__(self, pem: bytes) -> None:
-        self._root = Certificate.loadPEM(pem)
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
-        return optionsForClientTLS("localhost", trustRoot=self._root)
 
 
 class HttpsTest(unittest.TestCase):
@@ -53,7 +39,7 @@ class HttpsTest(unittest.TestCase):
         return self.service.stopService()
 
     async def _get(self, path: str, key: str | None) -> tuple[int, bytes, str]:
-        policy = _PinnedPolicy((self.directory / CERT_NAME).read_bytes())
+        policy = PinnedPolicy((self.directory / CERT_NAME).read_bytes())
         agent: Any = Agent(REACTOR, contextFactory=policy)  # type: ignore[no-untyped-call]
         headers = Headers({b"Authorization": [f"X-Road-ApiKey token={key}".encode()]} if key else {})
         response = await agent.request(b"GET", f"https://localhost:{self.service.port}{path}".encode(), headers, None)
@@ -91,20 +77,6 @@ class HttpsTest(unittest.TestCase):
         assert (self.directory / CERT_NAME).read_bytes() == before
 
 
-class _Document(Resource):
-    """Answers one document to every GET."""
-
-    isLeaf = True
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
-        self._body = body
-
-    def render_GET(self, request: Any) -> bytes:
-        request.setHeader(b"Content-Type", b"text/xml")
-        return self._body
-
-
 class DescriptionFetchTest(unittest.TestCase):
     """The management API's description fetcher over a real loopback HTTP port."""
 
@@ -114,7 +86,7 @@ class DescriptionFetchTest(unittest.TestCase):
         from tests.loopback import serve
 
         wsdl = (Path(__file__).resolve().parents[1] / "getrandom.wsdl").read_bytes()
-        served = serve(_Document(wsdl))
+        served = serve(Document(wsdl))
 
         async def run() -> None:
             try:
