@@ -8,7 +8,7 @@ its CA; it keeps no cost type (``UNDEFINED``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from cryptography import x509
 
@@ -16,7 +16,7 @@ from central_registry.admin import trust_services as admin
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import PREFIX, positive_int, xroad_time
 from central_registry.management.permissions import roles_for
-from central_registry.store import ApprovedCa, ApprovedTsa
+from central_registry.store import ApprovedCa, ApprovedTsa, RegistryStore
 from security_server.management.api import ApiRequest, ApiResponse, FormPart, Operation, no_content, string_field
 from security_server.management.certificates import certificate_details
 from security_server.management.errors import bad_request
@@ -69,6 +69,30 @@ def _field(parts: dict[str, FormPart], name: str, default: str | None = None) ->
     return value
 
 
+def _url_and_certificate(parts: dict[str, FormPart]) -> tuple[str, x509.Certificate | None]:
+    """An OCSP responder's or a TSA's form: its ``url``, X-Road's ``cost_type`` (checked; fedbus keeps none) and
+    the ``certificate``, if uploaded."""
+    url = _field(parts, "url")
+    _check_cost_type(parts)
+    return url, _uploaded_certificate(parts, required=False)
+
+
+def _check_cost_type(parts: dict[str, FormPart]) -> None:
+    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
+        raise bad_request("invalid_field", "cost_type")
+
+
+def _delete(context: RegistryContext, number: int, delete: Callable[[RegistryStore, int], None]) -> ApiResponse:
+    """Delete item ``number`` with ``delete`` in one store session: 204."""
+    with context.store() as store:
+        delete(store, number)
+    return no_content()
+
+
+def _ca_number(request: ApiRequest) -> int:
+    return positive_int(request.params["certification_service_id"], "certification_service_id")
+
+
 def certification_services(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """GET /certification-services."""
     with context.store() as store:
@@ -78,7 +102,7 @@ def certification_services(context: RegistryContext, request: ApiRequest) -> Api
 
 def certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """GET /certification-services/{certification_service_id}."""
-    number = positive_int(request.params["certification_service_id"], "certification_service_id")
+    number = _ca_number(request)
     with context.store() as store:
         return ApiResponse(200, _ca_json(number, admin.certification_service(store, number), True))
 
@@ -100,7 +124,7 @@ def add_certification_service(context: RegistryContext, request: ApiRequest) -> 
 
 def ocsp_responders(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """GET /certification-services/{certification_service_id}/ocsp-responders."""
-    number = positive_int(request.params["certification_service_id"], "certification_service_id")
+    number = _ca_number(request)
     with context.store() as store:
         ca = admin.certification_service(store, number)
     return ApiResponse(200, [] if ca.ocsp_url is None else [_ocsp_json(number, ca)])
@@ -109,12 +133,8 @@ def ocsp_responders(context: RegistryContext, request: ApiRequest) -> ApiRespons
 def add_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """POST /certification-services/{certification_service_id}/ocsp-responders: ``url``, ``cost_type``, and the
     responder's ``certificate`` unless the CA answers itself."""
-    number = positive_int(request.params["certification_service_id"], "certification_service_id")
-    parts = request.form_parts("url")
-    url = _field(parts, "url")
-    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
-        raise bad_request("invalid_field", "cost_type")
-    cert = _uploaded_certificate(parts, required=False)
+    number = _ca_number(request)
+    url, cert = _url_and_certificate(request.form_parts("url"))
     with context.store() as store:
         ca = admin.add_ocsp_responder(store, number, url, cert)
     return ApiResponse(201, _ocsp_json(number, ca))
@@ -130,20 +150,13 @@ def timestamping_services(context: RegistryContext, request: ApiRequest) -> ApiR
 
 def add_timestamping_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """POST /timestamping-services: ``url``, ``certificate``, ``cost_type``."""
-    parts = request.form_parts("certificate")
-    url = _field(parts, "url")
-    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
-        raise bad_request("invalid_field", "cost_type")
-    cert = _uploaded_certificate(parts)
-    assert cert is not None
+    url, cert = _url_and_certificate(request.form_parts("certificate"))
+    if cert is None:
+        raise bad_request("missing_field", "certificate")
     with context.store() as store:
         number, tsa = admin.add_timestamping_service(store, url, cert)
         interval = store.settings().timestamping_interval_seconds
     return ApiResponse(201, _tsa_json(number, tsa, interval))
-
-
-def _ca_number(request: ApiRequest) -> int:
-    return positive_int(request.params["certification_service_id"], "certification_service_id")
 
 
 def update_certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -165,10 +178,7 @@ def update_certification_service(context: RegistryContext, request: ApiRequest) 
 
 def delete_certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """DELETE /certification-services/{certification_service_id}: the CA and its OCSP responder."""
-    number = _ca_number(request)
-    with context.store() as store:
-        admin.delete_certification_service(store, number)
-    return no_content()
+    return _delete(context, _ca_number(request), admin.delete_certification_service)
 
 
 def certification_service_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -195,8 +205,7 @@ def update_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiR
     number = _ocsp_number(request)
     parts = request.form_parts("url")
     url = _field(parts, "url") if "url" in parts else None
-    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
-        raise bad_request("invalid_field", "cost_type")
+    _check_cost_type(parts)
     cert = _uploaded_certificate(parts, required=False)
     with context.store() as store:
         ca = admin.update_ocsp_responder(store, number, url, cert)
@@ -205,10 +214,7 @@ def update_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiR
 
 def delete_ocsp_responder(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """DELETE /ocsp-responders/{ocsp_responder_id}."""
-    number = _ocsp_number(request)
-    with context.store() as store:
-        admin.delete_ocsp_responder(store, number)
-    return no_content()
+    return _delete(context, _ocsp_number(request), admin.delete_ocsp_responder)
 
 
 def ocsp_responder_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -238,11 +244,7 @@ def update_timestamping_service(context: RegistryContext, request: ApiRequest) -
     """PATCH /timestamping-services/{timestamping_service_id}: ``url``, ``cost_type`` and optionally a new
     ``certificate`` (the TSA is then named, and numbered, after it)."""
     number = _tsa_number(request)
-    parts = request.form_parts("url")
-    url = _field(parts, "url")
-    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
-        raise bad_request("invalid_field", "cost_type")
-    cert = _uploaded_certificate(parts, required=False)
+    url, cert = _url_and_certificate(request.form_parts("url"))
     with context.store() as store:
         new_number, tsa = admin.update_timestamping_service(store, number, url, cert)
         interval = store.settings().timestamping_interval_seconds
@@ -251,10 +253,7 @@ def update_timestamping_service(context: RegistryContext, request: ApiRequest) -
 
 def delete_timestamping_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """DELETE /timestamping-services/{timestamping_service_id}."""
-    number = _tsa_number(request)
-    with context.store() as store:
-        admin.delete_timestamping_service(store, number)
-    return no_content()
+    return _delete(context, _tsa_number(request), admin.delete_timestamping_service)
 
 
 def _intermediate_json(found: admin.IntermediateCa) -> dict[str, Any]:
@@ -295,10 +294,7 @@ def intermediate_ca(context: RegistryContext, request: ApiRequest) -> ApiRespons
 
 def delete_intermediate_ca(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """DELETE /intermediate-cas/{intermediate_ca_id} (with its OCSP responder)."""
-    found_id = _intermediate_id(request)
-    with context.store() as store:
-        admin.delete_intermediate_ca(store, found_id)
-    return no_content()
+    return _delete(context, _intermediate_id(request), admin.delete_intermediate_ca)
 
 
 def intermediate_ocsp_responders(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -313,11 +309,7 @@ def add_intermediate_ocsp_responder(context: RegistryContext, request: ApiReques
     """POST /intermediate-cas/{intermediate_ca_id}/ocsp-responders: ``url``, ``cost_type``, the responder's
     ``certificate`` unless the intermediate CA answers itself."""
     found_id = _intermediate_id(request)
-    parts = request.form_parts("url")
-    url = _field(parts, "url")
-    if _field(parts, "cost_type", "UNDEFINED") not in COST_TYPES:
-        raise bad_request("invalid_field", "cost_type")
-    cert = _uploaded_certificate(parts, required=False)
+    url, cert = _url_and_certificate(request.form_parts("url"))
     with context.store() as store:
         found = admin.add_intermediate_ocsp_responder(store, found_id, url, cert)
     return ApiResponse(201, _intermediate_ocsp_json(found))
