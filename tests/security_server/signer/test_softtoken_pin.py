@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -10,6 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from central_registry.trust.ca import CertKind, DevelopmentCA
+from security_server.core.certprofile import signing_subject
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.signer.signing_keys import SigningKeys
 from security_server.signer.softtoken import (
@@ -24,17 +26,23 @@ from security_server.signer.softtoken import (
 from security_server.signer.softtoken_pin import LOGINS, PinRecord, WeakPin
 from security_server.signer.token import TokenStatus
 from security_server.signer.token_set import TokenSet
-from tests.security_server.signer.test_softtoken import NOW, TinyCA, _subject_for
 
 MEMBER = ClientId("EE", "GOV", "70000310")
 SERVER = SecurityServerId(MEMBER, "ss1")
 PIN = "s3cret pin"
 
 
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
-def ca() -> TinyCA:
-    """One throwaway CA for the module."""
-    return TinyCA()
+def ca(tmp_path_factory: pytest.TempPathFactory) -> DevelopmentCA:
+    """One development CA for the module."""
+    return DevelopmentCA.init(tmp_path_factory.mktemp("ca"), "Test CA", NOW - timedelta(days=1), key_size=2048)
+
+
+def _subject_for(token: SoftToken, key_id: str) -> x509.Name:
+    return signing_subject(MEMBER, "Org")
 
 
 @pytest.fixture
@@ -45,11 +53,10 @@ def token(tmp_path: Path) -> Iterator[SoftToken]:
     LOGINS.forget(made.directory)
 
 
-def _signed(token: SoftToken, ca: TinyCA) -> str:
+def _signed(token: SoftToken, ca: DevelopmentCA) -> str:
     key_id = token.generate(KeyKind.SIGN, MEMBER)
     csr = token.csr(key_id, _subject_for(token, key_id))
-    request = x509.load_pem_x509_csr(csr)
-    cert = ca.issue(request.public_key(), request.subject, signing=True)
+    cert = ca.issue(csr, CertKind.SIGN, NOW - timedelta(hours=1))
     token.import_cert(cert.public_bytes(serialization.Encoding.PEM), now=NOW)
     return key_id
 
@@ -58,7 +65,7 @@ def _key_files(token: SoftToken) -> list[bytes]:
     return [p.read_bytes() for p in sorted(token.directory.glob("*.key.pem"))]
 
 
-def test_a_token_without_a_pin_keeps_working_in_clear(token: SoftToken, ca: TinyCA) -> None:
+def test_a_token_without_a_pin_keeps_working_in_clear(token: SoftToken, ca: DevelopmentCA) -> None:
     """A token from before PINs: always logged in, its keys in clear, login and logout refused."""
     _signed(token, ca)
     assert token.status() is TokenStatus.LOGGED_IN and not token.has_pin()
@@ -70,7 +77,7 @@ def test_a_token_without_a_pin_keeps_working_in_clear(token: SoftToken, ca: Tiny
         token.logout()
 
 
-def test_setting_a_pin_encrypts_every_key_and_keeps_the_pin_nowhere(token: SoftToken, ca: TinyCA) -> None:
+def test_setting_a_pin_encrypts_every_key_and_keeps_the_pin_nowhere(token: SoftToken, ca: DevelopmentCA) -> None:
     """After set_pin, no key file is in clear, pin.json holds a scrypt salt and verifier, never the PIN."""
     _signed(token, ca)
     token.generate(KeyKind.AUTH, SERVER)
@@ -83,7 +90,7 @@ def test_setting_a_pin_encrypts_every_key_and_keeps_the_pin_nowhere(token: SoftT
     assert token.status() is TokenStatus.LOGGED_IN  # set_pin leaves it logged in
 
 
-def test_logged_out_the_token_refuses_every_private_key_use(token: SoftToken, ca: TinyCA) -> None:
+def test_logged_out_the_token_refuses_every_private_key_use(token: SoftToken, ca: DevelopmentCA) -> None:
     """Logged out: signing, the auth key, a CSR and a new key are refused with token_not_active; listing works."""
     key_id = _signed(token, ca)
     token.set_pin(PIN)
@@ -100,7 +107,7 @@ def test_logged_out_the_token_refuses_every_private_key_use(token: SoftToken, ca
         assert caught.value.code == "token_not_active"
 
 
-def test_login_with_the_pin_unlocks_and_a_second_token_object_sees_it(token: SoftToken, ca: TinyCA) -> None:
+def test_login_with_the_pin_unlocks_and_a_second_token_object_sees_it(token: SoftToken, ca: DevelopmentCA) -> None:
     """A login is per directory in the process: another SoftToken on the same folder (the API's) shares it."""
     _signed(token, ca)
     token.set_pin(PIN)
@@ -112,7 +119,7 @@ def test_login_with_the_pin_unlocks_and_a_second_token_object_sees_it(token: Sof
     assert cert.public_key() == key.public_key()
 
 
-def test_a_wrong_pin_is_pin_incorrect_and_does_not_lock(token: SoftToken, ca: TinyCA) -> None:
+def test_a_wrong_pin_is_pin_incorrect_and_does_not_lock(token: SoftToken, ca: DevelopmentCA) -> None:
     """A wrong PIN: pin_incorrect, status stays logged out and shows the wrong PIN; the right one still works."""
     _signed(token, ca)
     token.set_pin(PIN)
@@ -133,7 +140,7 @@ def test_keys_made_while_logged_in_are_encrypted(token: SoftToken) -> None:
     assert all(b"BEGIN ENCRYPTED PRIVATE KEY" in pem for pem in _key_files(token))
 
 
-def test_changing_the_pin_reencrypts_and_the_old_pin_stops_working(token: SoftToken, ca: TinyCA) -> None:
+def test_changing_the_pin_reencrypts_and_the_old_pin_stops_working(token: SoftToken, ca: DevelopmentCA) -> None:
     """set_pin(new, old) re-encrypts every key; the old PIN is then wrong, the new one logs in."""
     _signed(token, ca)
     token.set_pin(PIN)
@@ -152,7 +159,7 @@ def test_changing_the_pin_reencrypts_and_the_old_pin_stops_working(token: SoftTo
     token.signing_key(MEMBER, now=NOW)
 
 
-def test_a_pin_change_cut_after_its_commit_point_still_reads_every_key(token: SoftToken, ca: TinyCA) -> None:
+def test_a_pin_change_cut_after_its_commit_point_still_reads_every_key(token: SoftToken, ca: DevelopmentCA) -> None:
     """A crash between pin.json and the key renames: the .next file is read under the new PIN."""
     key_id = _signed(token, ca)
     token.set_pin(PIN)
@@ -172,7 +179,7 @@ def test_an_empty_pin_is_refused(token: SoftToken) -> None:
     assert not token.has_pin()
 
 
-def test_a_disabled_certificate_is_not_used_and_activation_brings_it_back(token: SoftToken, ca: TinyCA) -> None:
+def test_a_disabled_certificate_is_not_used_and_activation_brings_it_back(token: SoftToken, ca: DevelopmentCA) -> None:
     """Disabling the only sign certificate leaves no signing key; activating it restores it."""
     key_id = _signed(token, ca)
     assert token.set_cert_active(key_id, False).cert_active is False
@@ -182,7 +189,7 @@ def test_a_disabled_certificate_is_not_used_and_activation_brings_it_back(token:
     token.signing_key(MEMBER, now=NOW)
 
 
-def test_deleting_the_certificate_then_the_key(token: SoftToken, ca: TinyCA) -> None:
+def test_deleting_the_certificate_then_the_key(token: SoftToken, ca: DevelopmentCA) -> None:
     """delete_cert keeps the key without a certificate; delete_key removes every file of the key."""
     key_id = _signed(token, ca)
     token.rename(key_id, "my key")
@@ -197,7 +204,7 @@ def test_deleting_the_certificate_then_the_key(token: SoftToken, ca: TinyCA) -> 
         token.delete_key(key_id)
 
 
-def test_signing_keys_cache_forgets_at_logout(token: SoftToken, ca: TinyCA) -> None:
+def test_signing_keys_cache_forgets_at_logout(token: SoftToken, ca: DevelopmentCA) -> None:
     """A cached signing key is not used after logout: the next lookup is refused with token_not_active."""
     _signed(token, ca)
     token.set_pin(PIN)
@@ -211,7 +218,7 @@ def test_signing_keys_cache_forgets_at_logout(token: SoftToken, ca: TinyCA) -> N
         keys.get(MEMBER, now)
 
 
-def test_a_pin_changed_underneath_ends_the_login(token: SoftToken, ca: TinyCA, tmp_path: Path) -> None:
+def test_a_pin_changed_underneath_ends_the_login(token: SoftToken, ca: DevelopmentCA, tmp_path: Path) -> None:
     """A pin.json replaced by another PIN's (a restored backup, another process) logs this process out cleanly:
     token_not_active, not a broken key file; the new PIN logs in."""
     _signed(token, ca)
