@@ -35,12 +35,17 @@ class BasePort(click.ParamType[int | None]):
 @click.option("--once", is_flag=True,
               help="Run the script and exit: status 0 only if every step passed.")
 @click.option("--fail-at", "fail_at", hidden=True, help="Testing aid: make the step of this name fail.")
-def demo(workdir: Path | None, base_port: int | None, once: bool, fail_at: str | None) -> None:
+@click.option("--cluster", is_flag=True,
+              help="Two nodes of the provider's security server behind HAProxy and two registry nodes, on a "
+                   "throwaway PostgreSQL; kill a node and see traffic continue (needs the Debian packages "
+                   "postgresql and haproxy; docs/clustering.md).")
+def demo(workdir: Path | None, base_port: int | None, once: bool, fail_at: str | None, cluster: bool) -> None:
     """Run a registry (with CA, OCSP responder and TSA), two departments' security servers and example
     providers on loopback; set them up with the real admin commands; call SOAP and REST services through the
     bus; find the exchanges in both message logs and verify the signed evidence.
 
     Without --once the federation keeps running, with examples to try, until Ctrl-C.
     """
-    status = run_demo(DemoOptions(workdir=workdir, base_port=base_port, once=once, fail_at=fail_at), sys.stdout)
+    status = run_demo(DemoOptions(workdir=workdir, base_port=base_port, once=once, fail_at=fail_at, cluster=cluster),
+                      sys.stdout)
     sys.exit(status)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Iterator, TextIO
 
+from adapters.demo.cluster import ClusterDemoScript
 from adapters.demo.commands import Fedbus
 from adapters.demo.federation import DemoPorts, Layout, busy_ports, find_free_base
 from adapters.demo.processes import Supervisor
@@ -47,6 +48,8 @@ class DemoOptions:
     once: bool = False
     fail_at: str | None = None
     """Testing aid: make the step of this name fail (to check the failure report and the clean-up)."""
+    cluster: bool = False
+    """Clustered provider server and registry on PostgreSQL behind HAProxy (adapters/demo/cluster.py)."""
 
 
 class Interrupted(Exception):
@@ -114,7 +117,8 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, *, keep_running: C
     env["PYTHONPATH"] = os.pathsep.join([source_root, *filter(None, [env.get("PYTHONPATH")])])
     supervisor = Supervisor(root, env)
     fedbus = Fedbus(root, layout.commands_log, env)
-    script = DemoScript(layout, ports, fedbus, supervisor, Progress(stream, 0, tty=tty))
+    script_class = ClusterDemoScript if options.cluster else DemoScript
+    script = script_class(layout, ports, fedbus, supervisor, Progress(stream, 0, tty=tty))
     steps = script.steps()
     progress = script.progress
     progress.total = len(steps)
