@@ -20,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 START_SECONDS = 60.0
+WAIT_SECONDS = 60
+"""How long a test waits for a page (or a download) at the most."""
 
 
 def chromium_paths() -> tuple[str, str]:
@@ -62,6 +64,55 @@ class ConsoleServer:
 
     process: subprocess.Popen[bytes]
     url: str
+
+
+def chromium_session(downloads: Path) -> Iterator[Any]:
+    """A fixture's body: a :func:`start_chromium` session, quit afterwards."""
+    session = start_chromium(downloads)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def screenshot_folder(tmp_path: Path) -> Path:
+    """Where a test writes its screenshots: ``$FEDBUS_CONSOLE_SCREENSHOTS`` if set, else ``tmp_path/screenshots``."""
+    folder = Path(os.environ.get("FEDBUS_CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def wait(browser: Any, condition: Any) -> Any:
+    """Wait (at most :data:`WAIT_SECONDS`) until ``condition`` holds; its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_SECONDS).until(condition)
+
+
+def heading(browser: Any, text: str) -> None:
+    """Wait until the page's ``h1`` says ``text``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    wait(browser, ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
+
+
+def log_in(browser: Any, server: ConsoleServer, username: str, password: str) -> None:
+    """Log in with the keyboard only: Tab past the skip link to the user name, Tab to the password, Enter."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.url + "/console/")
+    heading(browser, "Log in")
+    ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, username, Keys.TAB, password, Keys.ENTER).perform()
+
+
+def log_out(browser: Any) -> None:
+    """Press the account menu's log-out button and wait for the login page."""
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, "form.account button").click()
+    heading(browser, "Log in")
 
 
 def run_console_server(directory: Path, conf_dir: Path, work: Path) -> Iterator[ConsoleServer]:

@@ -3,6 +3,8 @@ exchanges, a failed one and one whose fields try HTML injection, and operational
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,3 +143,15 @@ def build_server(directory: Path) -> Built:
         )])
     succeeded, failed = _opmon(directory, now)
     return Built(directory, now, succeeded, failed, initialise(directory, now))
+
+
+def tampered_container(container: bytes) -> bytes:
+    """``container`` (the exchange's ASiC) with one changed byte string in its message: its signature fails."""
+    with zipfile.ZipFile(io.BytesIO(container)) as zipped:
+        entries = {name: zipped.read(name) for name in zipped.namelist()}
+    entries["message.xml"] = entries["message.xml"].replace(EXCHANGE_ID.encode(), b"console-exchange-X")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zipped:
+        for name, data in entries.items():
+            zipped.writestr(name, data)
+    return out.getvalue()

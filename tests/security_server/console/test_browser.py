@@ -9,10 +9,7 @@ page is written under the test's temporary folder (``screenshots/``), or ``$FEDB
 from __future__ import annotations
 
 import http.client
-import io
-import os
 import ssl
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,10 +18,19 @@ import pytest
 from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import MessageLogStore
 from tests.federation.evidence import federation
-from tests.security_server.console.browser import ConsoleServer, chromium_paths, run_console_server, start_chromium
-from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, build_server, host_client
-
-WAIT_SECONDS = 60
+from tests.security_server.console.browser import (
+    WAIT_SECONDS,
+    ConsoleServer,
+    chromium_paths,
+    chromium_session,
+    heading,
+    log_in,
+    log_out,
+    run_console_server,
+    screenshot_folder,
+    wait,
+)
+from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, build_server, host_client, tampered_container
 
 
 @pytest.fixture
@@ -52,49 +58,13 @@ def downloads(tmp_path: Path) -> Path:
 @pytest.fixture
 def browser(server: ConsoleServer, downloads: Path) -> Iterator[Any]:
     """A headless Chromium session."""
-    session = start_chromium(downloads)
-    try:
-        yield session
-    finally:
-        session.quit()
+    yield from chromium_session(downloads)
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     """The screenshot folder."""
-    folder = Path(os.environ.get("FEDBUS_CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _wait(browser: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_SECONDS).until(condition)
-
-
-def _heading(browser: Any, text: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-
-    _wait(browser, ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
-
-
-def _log_in(browser: Any, server: ConsoleServer, username: str) -> None:
-    """Log in with the keyboard only: Tab past the skip link to the user name, Tab to the password, Enter."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    browser.get(server.url + "/console/")
-    _heading(browser, "Log in")
-    ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, username, Keys.TAB, PASSWORD, Keys.ENTER).perform()
-
-
-def _log_out(browser: Any) -> None:
-    from selenium.webdriver.common.by import By
-
-    browser.find_element(By.CSS_SELECTOR, "form.account button").click()
-    _heading(browser, "Log in")
+    return screenshot_folder(tmp_path)
 
 
 def _post_without_token(server: ConsoleServer, browser: Any, path: str) -> int:
@@ -112,17 +82,6 @@ def _post_without_token(server: ConsoleServer, browser: Any, path: str) -> int:
         connection.close()
 
 
-def _tampered(container: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(container)) as zipped:
-        entries = {name: zipped.read(name) for name in zipped.namelist()}
-    entries["message.xml"] = entries["message.xml"].replace(EXCHANGE_ID.encode(), b"console-exchange-X")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zipped:
-        for name, data in entries.items():
-            zipped.writestr(name, data)
-    return out.getvalue()
-
-
 def _checks(browser: Any) -> dict[str, str]:
     from selenium.webdriver.common.by import By
 
@@ -136,8 +95,8 @@ def test_an_observer_sees_the_overview_and_its_chart_but_not_the_audit(
     """Health verdicts and a chart drawn from the opmon records; Audit is a 403 page; logout ends the session."""
     from selenium.webdriver.common.by import By
 
-    _log_in(browser, server, "observer")
-    _heading(browser, "Overview")
+    log_in(browser, server, "observer", PASSWORD)
+    heading(browser, "Overview")
     browser.save_screenshot(str(shots / "overview.png"))
     assert browser.find_element(By.ID, "health-verdict").text.startswith("Verdict: healthy")
     chart = browser.find_element(By.ID, "traffic-chart")
@@ -147,18 +106,18 @@ def test_an_observer_sees_the_overview_and_its_chart_but_not_the_audit(
     assert len(bars) == 10 and all(float(bar.get_attribute("height") or 0) > 0 for bar in bars)
     assert len(chart.find_elements(By.CSS_SELECTOR, "rect.bar-failed")) == built.opmon_failed
     browser.find_element(By.LINK_TEXT, "Last week").click()
-    _heading(browser, "Overview")
+    heading(browser, "Overview")
     assert browser.find_element(By.ID, "traffic-chart").get_attribute("data-succeeded") == str(built.opmon_succeeded)
     browser.save_screenshot(str(shots / "overview-week.png"))
     assert not browser.find_elements(By.LINK_TEXT, "Audit")
     browser.get(server.url + "/console/audit")
-    _heading(browser, "Forbidden")
+    heading(browser, "Forbidden")
     browser.save_screenshot(str(shots / "forbidden.png"))
     assert _post_without_token(server, browser, "/console/logout") == 403
-    _log_out(browser)
+    log_out(browser)
     browser.save_screenshot(str(shots / "login.png"))
     browser.get(server.url + "/console/overview")
-    _heading(browser, "Log in")
+    heading(browser, "Log in")
 
 
 def test_an_auditor_finds_downloads_and_verifies_an_exchange(
@@ -168,45 +127,45 @@ def test_an_auditor_finds_downloads_and_verifies_an_exchange(
     (every check passed), then upload a tampered copy and see the failed check."""
     from selenium.webdriver.common.by import By
 
-    _log_in(browser, server, "auditor")
-    _heading(browser, "Audit")
+    log_in(browser, server, "auditor", PASSWORD)
+    heading(browser, "Audit")
     browser.find_element(By.ID, "query_id").send_keys(EXCHANGE_ID)
     browser.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
-    _heading(browser, "Audit")
+    heading(browser, "Audit")
     browser.save_screenshot(str(shots / "audit-search.png"))
     links = browser.find_elements(By.CSS_SELECTOR, "table tbody a")
     assert [link.text for link in links] == ["0:1", "0:2"]
     links[0].click()
-    _heading(browser, "Record 0:1")
+    heading(browser, "Record 0:1")
     browser.save_screenshot(str(shots / "audit-record.png"))
     assert EXCHANGE_ID in browser.find_element(By.ID, "message-body").text
 
     browser.find_element(By.PARTIAL_LINK_TEXT, "Download the ASiC-E container").click()
     saved = downloads / f"{EXCHANGE_ID}-request-1.asice"
-    _wait(browser, lambda _: saved.exists() and saved.stat().st_size > 0)
+    wait(browser, lambda _: saved.exists() and saved.stat().st_size > 0)
     with MessageLogStore(built.directory / "messagelog.db") as store:
         record = store.get(1)
         assert record is not None
         assert saved.read_bytes() == record_container(record, store.timestamp_of(1))
 
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    _heading(browser, "Verification")
+    heading(browser, "Verification")
     browser.save_screenshot(str(shots / "audit-verified.png"))
     checks = _checks(browser)
     assert checks and set(checks.values()) == {"passed"}, checks
     assert browser.find_element(By.ID, "verdict").text == "VERIFIED"
 
     tampered = tmp_path / "tampered.asice"
-    tampered.write_bytes(_tampered(saved.read_bytes()))
+    tampered.write_bytes(tampered_container(saved.read_bytes()))
     browser.find_element(By.LINK_TEXT, "Audit").click()
-    _heading(browser, "Audit")
+    heading(browser, "Audit")
     browser.find_element(By.ID, "container").send_keys(str(tampered))
     browser.find_element(By.CSS_SELECTOR, "form[enctype] button[type=submit]").click()
-    _heading(browser, "Verification")
+    heading(browser, "Verification")
     browser.save_screenshot(str(shots / "audit-tampered.png"))
     assert _checks(browser).get("signature") == "FAILED"
     assert browser.find_element(By.ID, "verdict").text.startswith("NOT VERIFIED")
-    _log_out(browser)
+    log_out(browser)
 
 
 def test_a_service_administrator_publishes_a_rest_service_and_grants_a_right(
@@ -217,35 +176,35 @@ def test_a_service_administrator_publishes_a_rest_service_and_grants_a_right(
     from selenium.webdriver.common.by import By
 
     client = host_client(built.directory)
-    _log_in(browser, server, "services")
-    _heading(browser, "Overview")
+    log_in(browser, server, "services", PASSWORD)
+    heading(browser, "Overview")
     browser.find_element(By.LINK_TEXT, "Configuration").click()
-    _heading(browser, "Configuration")
+    heading(browser, "Configuration")
     browser.save_screenshot(str(shots / "configuration-clients.png"))
     browser.find_element(By.LINK_TEXT, client).click()
-    _heading(browser, f"Client {client}")
+    heading(browser, f"Client {client}")
     browser.find_element(By.ID, "add-description-url").send_keys("ftp://persons.example/api")
     browser.find_element(By.ID, "add-description-rest_service_code").send_keys("getPerson")
     browser.find_element(By.CSS_SELECTOR, "form#add-description button[type=submit]").click()
-    _heading(browser, f"Client {client}")
+    heading(browser, f"Client {client}")
     assert "invalid_url" in browser.find_element(By.ID, "add-description-url-error").text
     browser.save_screenshot(str(shots / "configuration-url-refused.png"))
     url = browser.find_element(By.ID, "add-description-url")
     url.clear()
     url.send_keys("http://127.0.0.1:8080/persons")
     browser.find_element(By.CSS_SELECTOR, "form#add-description button[type=submit]").click()
-    _heading(browser, f"Client {client}")
+    heading(browser, f"Client {client}")
     assert "http://127.0.0.1:8080/persons" in browser.find_element(By.TAG_NAME, "table").text
     browser.save_screenshot(str(shots / "configuration-client.png"))
     browser.find_element(By.LINK_TEXT, "getPerson").click()
-    _heading(browser, f"Service {client}:getPerson")
+    heading(browser, f"Service {client}:getPerson")
     browser.find_element(By.ID, "grant-service_client").send_keys("EE:GOV:70000311:provider")
     browser.find_element(By.CSS_SELECTOR, "form#grant button[type=submit]").click()
-    _heading(browser, f"Service {client}:getPerson")
+    heading(browser, f"Service {client}:getPerson")
     rights = browser.find_element(By.CSS_SELECTOR, "table").text
     assert "EE:GOV:70000311:provider" in rights and "SUBSYSTEM" in rights
     browser.save_screenshot(str(shots / "configuration-service.png"))
-    _log_out(browser)
+    log_out(browser)
 
 
 def test_a_security_officer_generates_and_downloads_a_certificate_request(
@@ -254,16 +213,16 @@ def test_a_security_officer_generates_and_downloads_a_certificate_request(
     """Keys and certificates: generate an authentication key and its request, see it listed, download the PEM."""
     from selenium.webdriver.common.by import By
 
-    _log_in(browser, server, "officer")
-    _heading(browser, "Overview")
+    log_in(browser, server, "officer", PASSWORD)
+    heading(browser, "Overview")
     browser.find_element(By.LINK_TEXT, "Keys and certificates").click()
-    _heading(browser, "Keys and certificates")
+    heading(browser, "Keys and certificates")
     browser.find_element(By.ID, "csr-O").send_keys("Test department")
     browser.find_element(By.CSS_SELECTOR, "form#csr button[type=submit]").click()
-    _heading(browser, "Keys and certificates")
+    heading(browser, "Keys and certificates")
     browser.save_screenshot(str(shots / "keys.png"))
     browser.find_element(By.LINK_TEXT, "PEM").click()
-    _wait(browser, lambda _: [p for p in downloads.glob("*.pem") if p.stat().st_size > 0])
+    wait(browser, lambda _: [p for p in downloads.glob("*.pem") if p.stat().st_size > 0])
     saved = next(downloads.glob("*.pem"))
     assert saved.read_bytes().startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
-    _log_out(browser)
+    log_out(browser)

@@ -3,9 +3,7 @@ Overview's figures, and the Audit pages' search, detail, container and verificat
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from tests.security_server.console.data import (
     USER_QUERY_ID,
     Built,
     build_server,
+    tampered_container,
 )
 from tests.security_server.console.harness import Console, xsrf_of
 
@@ -293,17 +292,6 @@ def test_verifying_a_record_shows_every_check_passed(console: Console) -> None:
     assert 'id="verdict" role="status"><span class="status-ok">VERIFIED' in page
 
 
-def _tampered(container: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(container)) as zipped:
-        entries = {name: zipped.read(name) for name in zipped.namelist()}
-    entries["message.xml"] = entries["message.xml"].replace(EXCHANGE_ID.encode(), b"console-exchange-X")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zipped:
-        for name, data in entries.items():
-            zipped.writestr(name, data)
-    return out.getvalue()
-
-
 def test_an_uploaded_tampered_container_fails_its_check(console: Console) -> None:
     """An uploaded container verifies like the record's; one with a changed message fails the signature check."""
     auditor = console.log_in("auditor")
@@ -311,7 +299,7 @@ def test_an_uploaded_tampered_container_fails_its_check(console: Console) -> Non
     container = console.get("/console/audit/records/0/1/container", auditor).body
     good = text(console.upload("/console/audit/verify", {"_xsrf": token}, "container", container, auditor).body)
     assert "VERIFIED" in good and "NOT VERIFIED" not in good
-    bad = text(console.upload("/console/audit/verify", {"_xsrf": token}, "container", _tampered(container), auditor).body)
+    bad = text(console.upload("/console/audit/verify", {"_xsrf": token}, "container", tampered_container(container), auditor).body)
     assert "NOT VERIFIED" in bad and ("signature", "bad") in _checks(bad)
     refused = console.upload("/console/audit/verify", {}, "container", container, auditor)
     assert refused.status == 403
