@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Sequence
 
 import pytest
-from cryptography import x509
-from twisted.internet import task
-from twisted.trial import unittest
 
 from security_server.core import hashchain
 from security_server.core.errors import TimestampingFailed
@@ -21,33 +17,17 @@ from security_server.core.timestamp import read_timestamp_token
 from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import NO_SIGNATURE_TIMESTAMP_ID, MessageLogStore
 from security_server.messagelog.timestamper import Timestamper, TimestamperSettings, TsaEndpoint
-from security_server.messagelog.tsa_client import TsaClient
-from security_server.messagelog.writer import MessageLogWriter
-from tests.loopback import REACTOR, Served, serve
-from tests.federation.evidence import exchange, failed_entry, federation
+from tests.federation.evidence import exchange, failed_entry
+from tests.security_server.messagelog import timestamping_case
+from tests.security_server.messagelog.timestamping_case import tsa_client
 
 
-class TimestamperTests(unittest.TestCase):
+class TimestamperTests(timestamping_case.TimestampingCase):
     """A writer on a real SQLite file, the development TSA on 127.0.0.1, the timestamper between them."""
 
-    timeout = 30
-
     def setUp(self) -> None:
-        self.fed = federation()
-        self.folder = Path(self.mktemp())  # type: ignore[no-untyped-call]
-        self.folder.mkdir(parents=True)
-        self.writer = MessageLogWriter(REACTOR, self.folder / "log.db")
-        self.writer.start()
-        self.addCleanup(self.writer.stop)
-        self.clock = task.Clock()
-        """The timestamper's time and schedule; the writer's thread and the TSA clients stay on the real reactor."""
+        super().setUp()
         self.urls: list[str] = []
-
-    def serve_tsa(self) -> Served:
-        """Serve the development TSA on a fresh port; stopped at cleanup."""
-        served = serve(self.fed.tsa_resource(REACTOR, self.folder / "tsa-serial.json"))
-        self.addCleanup(served.port.stopListening)
-        return served
 
     def tsas(self) -> Sequence[TsaEndpoint]:
         return [TsaEndpoint(f"TSA {n}", url, self.fed.tsa_cert) for n, url in enumerate(self.urls)]
@@ -56,14 +36,8 @@ class TimestamperTests(unittest.TestCase):
         """A timestamper on the fake clock whose TSA clients use the real reactor."""
         values: dict[str, Any] = {"interval_seconds": 3600.0, "grace_period_seconds": 100.0}
         values.update(settings)
-
-        def client(url: str, approved: Sequence[x509.Certificate]) -> TsaClient:
-            return TsaClient(REACTOR, url, approved, timeout_seconds=5)
-
-        stamper = Timestamper(self.clock, self.writer, self.tsas, settings=TimestamperSettings(**values), client_factory=client)
-        stamper.startService()
-        self.addCleanup(stamper.stopService)
-        return stamper
+        return self.started(Timestamper(
+            self.clock, self.writer, self.tsas, settings=TimestamperSettings(**values), client_factory=tsa_client))
 
     async def log(self, *entries: LogEntry) -> None:
         for entry in entries:

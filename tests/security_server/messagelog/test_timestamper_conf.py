@@ -9,38 +9,24 @@ configuration client swaps in each download.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Sequence
-
-from cryptography import x509
-from twisted.internet import task
-from twisted.trial import unittest
 
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.sharedparams import ApprovedTsa
 from security_server.messagelog.store import MessageLogStore
 from security_server.messagelog.timestamper import Timestamper, TimestamperSettings, timestamper_for_global_conf
-from security_server.messagelog.tsa_client import TsaClient
-from security_server.messagelog.writer import MessageLogWriter
-from tests.federation.evidence import exchange, federation
+from tests.federation.evidence import exchange
 from tests.federation.pki import der
 from tests.federation.world import global_conf, pki
-from tests.loopback import REACTOR, Served, serve
+from tests.security_server.messagelog import timestamping_case
+from tests.security_server.messagelog.timestamping_case import tsa_client
 
 
-class TimestamperConfTests(unittest.TestCase):
+class TimestamperConfTests(timestamping_case.TimestampingCase):
     """A timestamper built by timestamper_for_global_conf over a configuration the test changes."""
 
-    timeout = 30
-
     def setUp(self) -> None:
-        self.fed = federation()
-        self.folder = Path(self.mktemp())  # type: ignore[no-untyped-call]
-        self.folder.mkdir(parents=True)
-        self.writer = MessageLogWriter(REACTOR, self.folder / "log.db")
-        self.writer.start()
-        self.addCleanup(self.writer.stop)
-        self.clock = task.Clock()
+        super().setUp()
         self.base = global_conf(pki())
         self.box: list[GlobalConf] = []
 
@@ -55,25 +41,12 @@ class TimestamperConfTests(unittest.TestCase):
             )
         ]
 
-    def serve_tsa(self) -> Served:
-        """The development TSA on a fresh port; stopped at cleanup."""
-        served = serve(self.fed.tsa_resource(REACTOR, self.folder / f"tsa-serial-{len(self.box)}.json"))
-        self.addCleanup(served.port.stopListening)
-        return served
-
     def timestamper(self) -> Timestamper:
         """The timestamper as a running server builds it, on the fake clock, TSA clients on the real reactor."""
-
-        def client(url: str, approved: Sequence[x509.Certificate]) -> TsaClient:
-            return TsaClient(REACTOR, url, approved, timeout_seconds=5)
-
-        stamper = timestamper_for_global_conf(
+        return self.started(timestamper_for_global_conf(
             self.clock, self.writer, lambda: self.box[0], TimestamperSettings(grace_period_seconds=100.0),
-            client_factory=client,
-        )
-        stamper.startService()
-        self.addCleanup(stamper.stopService)
-        return stamper
+            client_factory=tsa_client,
+        ))
 
     def next_round_at(self) -> float:
         """The fake-clock time of the one scheduled round."""
@@ -111,14 +84,14 @@ class TimestamperConfTests(unittest.TestCase):
 
     async def test_tsa_list_of_the_new_configuration_serves_the_next_round(self) -> None:
         """The TSA replaced in the configuration (first down, then a new one published) stamps the next round."""
-        old = self.serve_tsa()
+        old = self.serve_tsa(f"tsa-serial-{len(self.box)}.json")
         await old.port.stopListening()
         self.publish(interval=60, tsa_urls=[old.url])
         stamper = self.timestamper()
         await self.writer.log(exchange("tsa-1")[0])
         assert await stamper.stamp_pending() == 0
         assert stamper.failed_since is not None
-        new = self.serve_tsa()
+        new = self.serve_tsa(f"tsa-serial-{len(self.box)}.json")
         self.publish(interval=60, tsa_urls=[new.url])
         assert await stamper.stamp_pending() == 1
         self.assertIsNone(stamper.failed_since)
