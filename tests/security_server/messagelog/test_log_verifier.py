@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from security_server.core.body_logging import entry_without_body
-from security_server.core.errors import LogChainBroken
+from security_server.core.errors import BusError, LogChainBroken
 from security_server.core.evidence import verification_conf_files
 from security_server.core.log_audit import LogAuditor, Stamp
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
 from security_server.core.signature import MessagePart, sign_batch
+from security_server.core.timestamp import verify_timestamp_token
 from security_server.messagelog.log_verifier import ShardResult, join_chunks, verify_chunk, verify_shard
 from security_server.messagelog.store import MessageLogStore, TimestampAssignment
 from tests.federation.departments import CONSUMER, INSTANCE, SERVICE
@@ -245,3 +246,20 @@ def test_a_derived_ts_chain_checked_through_its_leaf_gets_the_full_verdict(log: 
     result = verify_shard(log, None, datetime.now(UTC))
     assert result.stamp_problems and result.stamp_problems[0].record_id == record_id
     assert result.stamp_problems[0].text == reference_stamp_failure(log, record_id)
+
+
+def test_a_batch_token_from_an_unapproved_tsa_fails_every_record_it_stamps(log: Path) -> None:
+    """A batch token verified at once is remembered only when it holds: an unapproved TSA fails each record in the
+    words of the token check."""
+    conf = dataclasses.replace(federation().conf(), tsa_certs=())
+    now = datetime.now(UTC)
+    result = verify_shard(log, conf, now)
+    with MessageLogStore(log) as store:
+        found = store.timestamp_of(1)
+    assert found is not None and found.timestamp.hash_chain_result is not None
+    with pytest.raises(BusError) as caught:
+        verify_timestamp_token(
+            found.timestamp.token, hashlib.sha512(found.timestamp.hash_chain_result).digest(), (), now
+        )
+    assert result.stamp_problem_count == 12
+    assert {p.text for p in result.stamp_problems} == {f"token {found.timestamp.id}: {caught.value.reason}"}
