@@ -29,6 +29,27 @@ class PossibleAction(enum.StrEnum):
     EDIT_FRIENDLY_NAME = "EDIT_FRIENDLY_NAME"
     GENERATE_AUTH_CSR = "GENERATE_AUTH_CSR"
     GENERATE_SIGN_CSR = "GENERATE_SIGN_CSR"
+    GENERATE_KEY = "GENERATE_KEY"
+    LOGIN = "LOGIN"
+    LOGOUT = "LOGOUT"
+    TOKEN_CHANGE_PIN = "TOKEN_CHANGE_PIN"
+
+
+def token_actions(token: TokenView) -> tuple[PossibleAction, ...]:
+    """What can be done to ``token`` now (X-Road: an active token generates keys, logs out and changes its PIN;
+    an available one logs in). A PKCS#11 token logs in and out by its configuration, and a soft token without a
+    PIN cannot log out, only take a PIN."""
+    soft = token.name == SoftToken.name
+    if token.status is TokenStatus.LOGGED_IN:
+        actions = [PossibleAction.GENERATE_KEY]
+        if soft and token.has_pin:
+            actions.append(PossibleAction.LOGOUT)
+        if soft:
+            actions.append(PossibleAction.TOKEN_CHANGE_PIN)
+        return tuple(actions)
+    if soft and token.status is TokenStatus.LOGGED_OUT:
+        return (PossibleAction.LOGIN,)
+    return ()
 
 
 def key_actions(token: TokenView, key: TokenKey) -> tuple[PossibleAction, ...]:

@@ -45,9 +45,13 @@ def _owner_id(owner: ClientId | SecurityServerId) -> str:
     return client_id_text(owner.owner if isinstance(owner, SecurityServerId) else owner)
 
 
-def key_json(info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = ()) -> dict[str, Any]:
-    """X-Road's ``Key`` with its certificate (a key has at most one in fedbus) and its kept requests."""
-    certificates = []
+def key_json(
+    info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = (), *,
+    actions: tuple[str, ...] | None = None, cert_actions: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """X-Road's ``Key`` with its certificate (a key has at most one in fedbus) and its kept requests; with
+    ``actions`` and ``cert_actions``, their ``possible_actions``."""
+    certificates: list[dict[str, Any]] = []
     if info.cert is not None:
         certificates.append({
             "ocsp_status": "OCSP_RESPONSE_UNKNOWN" if info.cert_active else "DISABLED",
@@ -57,7 +61,9 @@ def key_json(info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = ()) ->
             "certificate_details": certificate_details(info.cert),
             "status": "REGISTERED" if now_cert_valid else "SAVED",
         })
-    return {
+        if cert_actions is not None:
+            certificates[-1]["possible_actions"] = list(cert_actions)
+    shown: dict[str, Any] = {
         "id": info.key_id,
         "name": info.name or info.key_id,
         "label": info.key_id,
@@ -70,12 +76,25 @@ def key_json(info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = ()) ->
         "saved_to_configuration": True,
         "key_algorithm": "EC" if info.algorithm is KeyAlgorithm.EC_P256 else "RSA",
     }
+    if actions is not None:
+        shown["possible_actions"] = list(actions)
+    return shown
 
 
-def _key(context: OperationContext, info: KeyInfo) -> dict[str, Any]:
+def _key(context: OperationContext, info: KeyInfo, token: TokenView | None = None) -> dict[str, Any]:
+    """The key as X-Road shows it, with the possible actions on it and its certificate (on ``token``, looked up
+    when not given)."""
     now = context.now()
     valid = info.cert is not None and info.cert.not_valid_before_utc <= now <= info.cert.not_valid_after_utc
-    return key_json(info, valid, csrs.csr_ids(context.server_dir, info.key_id))
+    if token is None:
+        token = keys.get_token(context.server_dir, keys.find_key(context.server_dir, info.key_id, context.config).token,
+                               context.config)
+    found = keys.TokenKey(token.name, info)
+    return key_json(
+        info, valid, csrs.csr_ids(context.server_dir, info.key_id),
+        actions=tuple(a.value for a in possible_actions.key_actions(token, found)),
+        cert_actions=tuple(a.value for a in possible_actions.certificate_actions(token, found, now)),
+    )
 
 
 def token_json(context: OperationContext, token: TokenView) -> dict[str, Any]:
@@ -84,12 +103,13 @@ def token_json(context: OperationContext, token: TokenView) -> dict[str, Any]:
         "id": token.name,
         "name": token.name,
         "type": "HARDWARE" if token.hardware else "SOFTWARE",
-        "keys": [_key(context, k) for k in token.keys],
+        "keys": [_key(context, k, token) for k in token.keys],
         "status": "USER_PIN_INCORRECT" if token.pin_incorrect else "OK",
         "logged_in": token.status is TokenStatus.LOGGED_IN,
         "available": token.status is not TokenStatus.NOT_PRESENT,
         "saved_to_configuration": True,
         "read_only": False,
+        "possible_actions": [a.value for a in possible_actions.token_actions(token)],
     }
 
 
@@ -191,7 +211,7 @@ def _certificates(context: OperationContext) -> list[tuple[KeyInfo, dict[str, An
     for token in keys.list_tokens(context.server_dir, context.config):
         for info in token.keys:
             if info.cert is not None:
-                found.append((info, _key(context, info)["certificates"][0]))
+                found.append((info, _key(context, info, token)["certificates"][0]))
     return found
 
 

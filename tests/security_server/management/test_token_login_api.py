@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,19 @@ def test_a_token_without_a_pin_works_until_one_is_set(api: Api, anchor_bytes: by
     assert first.status == 204 and b"ENCRYPTED PRIVATE KEY" in key_file.read_bytes()
     assert api.request("PUT", "/api/v1/tokens/soft/logout", key=admin).json()["logged_in"] is False
     assert api.request("PUT", "/api/v1/tokens/soft/login", key=admin, json_body={"password": PIN}).status == 200
+
+
+def test_the_token_shows_what_can_be_done_to_it(initialised: Api) -> None:
+    """possible_actions: logged in, GENERATE_KEY, LOGOUT and TOKEN_CHANGE_PIN; logged out, LOGIN only; its keys'
+    and certificates' possible actions are shown with them."""
+    keys.generate_key(initialised.server_dir, KeyKind.SIGN)
+    admin = initialised.api_key(Role.SYSTEM_ADMINISTRATOR)
+    token = _soft(initialised, admin)
+    assert token["possible_actions"] == ["GENERATE_KEY", "LOGOUT", "TOKEN_CHANGE_PIN"]
+    shown: Any = token["keys"]
+    assert shown[0]["possible_actions"] == ["DELETE", "GENERATE_SIGN_CSR", "EDIT_FRIENDLY_NAME"]
+    initialised.request("PUT", "/api/v1/tokens/soft/logout", key=admin)
+    token = _soft(initialised, admin)
+    assert token["possible_actions"] == ["LOGIN"]
+    shown = token["keys"]
+    assert shown[0]["possible_actions"] == ["EDIT_FRIENDLY_NAME"]
