@@ -30,19 +30,17 @@ from twisted.web import server
 
 from central_registry.management.roles import Role as RegistryRole
 from central_registry.service import RegistryPaths, RegistryService
-from central_registry.trust.ca import CertKind, DevelopmentCA
-from security_server.admin.server_dir import ServerDirectory
+from central_registry.trust.ca import DevelopmentCA
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.management.config import ManagementConfig
 from security_server.management.credentials import DB_NAME, CredentialStore
-from security_server.management.roles import ALL_ROLES, Role
-from security_server.management.server import ManagementService
 from security_server.service import SecurityServerService, ServerSettings, make_service
 from tests.central_registry.management.xroad_cs_openapi import XROAD_CS
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
 from tests.federation.provider import ProviderService
 from tests.loopback import REACTOR, free_port, now, serve
 from tests.management_https import Document, HttpsApiClient
+from tests.security_server.management.api_setup import initialise_through_api, server_api_key
 from tests.security_server.management.xroad_openapi import XROAD
 
 WSDL = Path(__file__).resolve().parent / "security_server" / "getrandom.wsdl"
@@ -56,14 +54,6 @@ def _key(directory: Path, roles: frozenset[str], all_roles: frozenset[str]) -> s
     directory.mkdir(parents=True, exist_ok=True)
     with CredentialStore(directory / DB_NAME, all_roles) as store:
         return store.create_api_key(roles, created_by="admin", now=datetime.now(UTC)).key
-
-
-def _csr_request(usage: str, member: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"key_usage_type": usage, "ca_name": CA_NAME, "csr_format": "PEM",
-                            "subject_field_values": {"O": "Department"}}
-    if member is not None:
-        spec["member_id"] = member
-    return {"key_label": usage.lower(), "csr_generate_request": spec}
 
 
 def _client_id(client: ClientId) -> dict[str, str]:
@@ -184,32 +174,10 @@ class SetupScenarioTest(unittest.TestCase):
         """Set up security server ``code`` of ``member`` through its API, its registrations approved on the
         registry's; it hosts ``client``, registered."""
         root = self.tmp / code
-        key = _key(root, frozenset({Role.SYSTEM_ADMINISTRATOR, Role.SECURITY_OFFICER, Role.REGISTRATION_OFFICER,
-                                    Role.SERVICE_ADMINISTRATOR}), ALL_ROLES)
+        key = server_api_key(root)
         self._ss_keys[root] = key
         ca = DevelopmentCA.open(RegistryPaths(self.root).ca)
-        alone = ManagementService(REACTOR, ServerDirectory(root), ManagementConfig(port=0))
-        alone.startService()
-        try:
-            api = HttpsApiClient(root, alone.port, key, XROAD)
-            await api.json("POST", "/system/anchor", 201, body=anchor, content_type="application/octet-stream")
-            await api.json("POST", "/initialization", 201, json_body={
-                "owner_member_class": member.member_class, "owner_member_code": member.member_code,
-                "security_server_code": code, "software_token_pin": "Secret-1234"})
-            auth_hash = ""
-            for usage, kind, member_id in (("AUTHENTICATION", CertKind.AUTH, None),
-                                           ("SIGNING", CertKind.SIGN, f"{member.instance}:{member.member_class}:{member.member_code}")):
-                made = await api.json("POST", "/tokens/soft/keys-with-csrs", 201,
-                                      json_body=_csr_request(usage, member_id))
-                _, pem = await api.call("GET", f"/keys/{made['key']['id']}/csrs/{made['csr_id']}",
-                                        query="csr_format=PEM")
-                cert = ca.issue(pem, kind, now())  # the test CA's operator signs the request (not an API call)
-                imported = await api.json("POST", "/token-certificates", 201, body=cert.public_bytes(Encoding.DER),
-                                          content_type="application/octet-stream")
-                if kind is CertKind.AUTH:
-                    auth_hash = imported["certificate_details"]["hash"]
-        finally:
-            await alone.stopService()
+        auth_hash = await initialise_through_api(root, key, anchor, member, code, ca, CA_NAME, "Department")
 
         settings = ServerSettings(root=root, client_proxy_port=0, server_proxy_port=0, conf_refresh_seconds=3600,
                                   management=ManagementConfig(port=0))

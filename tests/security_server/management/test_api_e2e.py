@@ -12,49 +12,28 @@ system then calls getRandom through both servers and gets the provider's answer;
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
-from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
-from central_registry.trust.ca import CertKind, DevelopmentCA
+from central_registry.trust.ca import DevelopmentCA
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.identifiers import SecurityServerId
 from security_server.management.config import ManagementConfig
-from security_server.management.credentials import DB_NAME, CredentialStore
-from security_server.management.roles import ALL_ROLES, Role
-from security_server.management.server import ManagementService
 from security_server.serverconf.store import ClientState
 from security_server.service import ServerSettings, make_service
 from tests import e2e_federation as federation
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, SERVICE, zeep_call
-from tests.loopback import REACTOR, now, serve
+from tests.loopback import REACTOR, serve
 from tests.management_https import Document, HttpsApiClient
+from tests.security_server.management.api_setup import initialise_through_api, server_api_key
 from tests.security_server.management.xroad_openapi import XROAD
 
 WSDL = Path(__file__).resolve().parents[1] / "getrandom.wsdl"
 PROVIDER_ID = "EE:GOV:70000311:provider"
 SERVICE_ID = f"{PROVIDER_ID}:getRandom.v1"
-
-
-def _api_key(directory: Path) -> str:
-    """An API key with every role but the observer's, as ``fedbus server api-key create`` makes it."""
-    roles = frozenset({Role.SYSTEM_ADMINISTRATOR, Role.SECURITY_OFFICER, Role.REGISTRATION_OFFICER,
-                       Role.SERVICE_ADMINISTRATOR})
-    with CredentialStore(directory / DB_NAME, ALL_ROLES) as store:
-        return store.create_api_key(roles, created_by="admin", now=datetime.now(UTC)).key
-
-
-def _csr_request(usage: str, member: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"key_usage_type": usage, "ca_name": "fedbus development CA", "csr_format": "PEM",
-                            "subject_field_values": {"O": "Provider Department"}}
-    if member is not None:
-        spec["member_id"] = member
-    return {"key_label": usage.lower(), "csr_generate_request": spec}
 
 
 class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
@@ -70,34 +49,12 @@ class ManagementApiEndToEndTest(federation.TwoDepartmentFederation):
         consumer = await self.add_department(1, CONSUMER_MEMBER, CONSUMER, anchor)
         root = self.tmp / "ss2"
         root.mkdir()
-        key = _api_key(root)
+        key = server_api_key(root)
 
         # --- before the server exists: the API alone, as X-Road's admin UI before initialisation ----------------
-        alone = ManagementService(REACTOR, ServerDirectory(root), ManagementConfig(port=0))
-        alone.startService()
-        try:
-            api = HttpsApiClient(root, alone.port, key, XROAD)
-            await api.json("POST", "/system/anchor", 201, body=anchor, content_type="application/octet-stream")
-            await api.json("POST", "/initialization", 201, json_body={
-                "owner_member_class": "GOV", "owner_member_code": "70000311", "security_server_code": "ss2",
-                "software_token_pin": "Secret-1234"})
-            status = await api.json("GET", "/initialization/status", 200)
-            assert status["is_anchor_imported"] and status["is_server_code_initialized"]
-            ca = DevelopmentCA.open(self.paths.ca)
-            auth_hash = ""
-            for usage, kind, member in (("AUTHENTICATION", CertKind.AUTH, None),
-                                        ("SIGNING", CertKind.SIGN, "EE:GOV:70000311")):
-                made = await api.json("POST", "/tokens/soft/keys-with-csrs", 201, json_body=_csr_request(usage, member))
-                key_id, csr_id = made["key"]["id"], made["csr_id"]
-                _, pem = await api.call("GET", f"/keys/{key_id}/csrs/{csr_id}", query="csr_format=PEM")
-                cert = ca.issue(pem, kind, now())  # the registry's CA, as its operator signs the request
-                imported = await api.json("POST", "/token-certificates", 201, body=cert.public_bytes(Encoding.DER),
-                                          content_type="application/octet-stream")
-                assert imported["certificate_details"]["issuer_common_name"]
-                if kind is CertKind.AUTH:
-                    auth_hash = imported["certificate_details"]["hash"]
-        finally:
-            await alone.stopService()
+        ca = DevelopmentCA.open(self.paths.ca)
+        auth_hash = await initialise_through_api(
+            root, key, anchor, PROVIDER_MEMBER, "ss2", ca, "fedbus development CA", "Provider Department")
 
         # --- the server runs, with its API ---------------------------------------------------------------------
         settings = ServerSettings(root=root, client_proxy_port=0, server_proxy_port=0, conf_refresh_seconds=3600,
