@@ -6,7 +6,8 @@ departments of :mod:`tests.federation.departments` as security servers assembled
 object ``fedbus server run`` starts), their keys certified by the registry's CA (:mod:`tests.federation.ca`) and
 each registered through the real request flow (CSR, certificate, authCertReg, clientReg). A test case inherits
 ``TwoDepartmentFederation`` (import this module, not the class, so the base is not collected on its own) and
-adds its departments with ``add_department``.
+adds its departments with ``add_department``, or starts the consumer and the provider offering SERVICE with
+``start_pair``.
 """
 
 from __future__ import annotations
