@@ -17,6 +17,9 @@ What it holds follows X-Road's serverconf data model (DM-SS §2), cut to what fe
 ``local_group``   local groups of one client (code, description) and their members (DM-SS §2.8, §2.11)
 ``timestamping_   the approved time-stamping services the administrator chose (name, URL; migration 4);
 service``         none chosen: the message log uses every approved one
+``tls_            the internal TLS certificates of each hosted client (DER; DM-SS §2.3 ``certificate``,
+certificate``     X-Road's ``tls-certificates``), and per service whether an ``https`` provider's own TLS
+                  certificate must be one of them (``ssl_auth``, DM-SS §2.13 ``sslauthentication``; migration 5)
 ================  ==================================================================================
 
 The schema is :data:`SCHEMA`, numbered migrations applied on open (:mod:`security_server.store.migrations`); a
@@ -44,6 +47,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from security_server.core.acl import (
     AccessRight,
@@ -240,6 +246,9 @@ class Service:
     """Where its description was read from (empty: given another way), so that it can be read again."""
     refreshed_at: datetime | None = None
     """When the description was last read from ``description_url``."""
+    ssl_auth: bool = True
+    """For an ``https`` service: whether the provider's TLS certificate must be one of the client's internal TLS
+    certificates (X-Road's ``sslAuthentication``, true unless set otherwise); not used for ``http``."""
 
     def __post_init__(self) -> None:
         _require(self.id, ServiceId, "service")
@@ -256,6 +265,13 @@ class Service:
             raise ServerConfError("service endpoints must be Endpoints")
         if self.endpoints and self.kind is not ServiceKind.REST:
             raise ServerConfError("only REST services have endpoints")
+        _require(self.ssl_auth, bool, "ssl_auth")
+
+    @property
+    def verifies_tls(self) -> bool:
+        """Whether calling it checks the provider's TLS certificate against the client's internal TLS certificates
+        (X-Road: an ``http`` service has no TLS to check, whatever ``ssl_auth`` holds)."""
+        return self.ssl_auth and self.url.lower().startswith("https:")
 
     @property
     def service_type(self) -> str:
@@ -314,6 +330,28 @@ class TimestampingService:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsCertificate:
+    """An internal TLS certificate of a hosted client: the certificate of one of its information systems (DER)."""
+
+    client: ClientId
+    der: bytes = field(repr=False)
+    hash: str
+    """Its SHA-256 fingerprint, hex upper-case (how X-Road's API names it)."""
+
+
+def tls_certificate(client: ClientId, data: bytes) -> TlsCertificate:
+    """A client's internal TLS certificate from PEM or DER; :class:`ServerConfError` when it is not one."""
+    _require(client, ClientId, "client")
+    try:
+        is_pem = data.lstrip().startswith(b"-----")
+        cert = (x509.load_pem_x509_certificate if is_pem else x509.load_der_x509_certificate)(bytes(data))
+        der = cert.public_bytes(serialization.Encoding.DER)
+    except (ValueError, TypeError) as err:
+        raise ServerConfError("not an X.509 certificate in PEM or DER") from err
+    return TlsCertificate(client, der, cert.fingerprint(hashes.SHA256()).hex().upper())
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfSnapshot:
     """Everything the proxies need from the configuration, frozen, with indexed lookups."""
 
@@ -325,6 +363,8 @@ class ServerConfSnapshot:
     groups: tuple[LocalGroup, ...]
     timestamping_services: tuple[TimestampingService, ...] = ()
     """The chosen time-stamping services, in the order they were added (empty: every approved one)."""
+    tls_certificates: tuple[TlsCertificate, ...] = ()
+    """The hosted clients' internal TLS certificates, in the order they were added."""
     _clients: Mapping[ClientId, HostedClient] = field(init=False, repr=False, compare=False)
     _services: Mapping[tuple[ClientId, str, str | None], Service] = field(init=False, repr=False, compare=False)
     _rights: Mapping[tuple[ClientId, str], tuple[AccessRight, ...]] = field(init=False, repr=False, compare=False)
@@ -360,6 +400,10 @@ class ServerConfSnapshot:
     def service(self, service_id: ServiceId) -> Service | None:
         """The service with exactly this client, code and version (X-Road ``ServiceDAOImpl.find``), or None."""
         return self._services.get((service_id.client, service_id.service_code, service_id.service_version))
+
+    def tls_certificates_of(self, client_id: ClientId) -> tuple[TlsCertificate, ...]:
+        """The internal TLS certificates of the hosted client ``client_id``, in the order they were added."""
+        return tuple(c for c in self.tls_certificates if c.client == client_id)
 
     def services_of(self, client_id: ClientId) -> tuple[Service, ...]:
         """The services of one hosted client, in the order they were added."""
@@ -496,6 +540,19 @@ SCHEMA = Schema(
             "timestamping_services",
             "CREATE TABLE timestamping_service (url TEXT PRIMARY KEY, name TEXT NOT NULL) STRICT",
             postgresql=(f"CREATE TABLE timestamping_service (url {_TEXT} PRIMARY KEY, name {_TEXT} NOT NULL, {_ROWID})",),
+        ),
+        # The clients' internal TLS certificates and each service's ssl_auth (issue 16).
+        sql_migration(
+            5,
+            "tls_certificates",
+            "ALTER TABLE service ADD COLUMN ssl_auth INTEGER NOT NULL DEFAULT 1",
+            "CREATE TABLE tls_certificate (client TEXT NOT NULL REFERENCES client(id), hash TEXT NOT NULL,"
+            " der BLOB NOT NULL, PRIMARY KEY (client, hash)) STRICT",
+            postgresql=(
+                "ALTER TABLE service ADD COLUMN ssl_auth INTEGER NOT NULL DEFAULT 1",
+                f"CREATE TABLE tls_certificate (client {_TEXT} NOT NULL REFERENCES client(id), hash {_TEXT} NOT NULL,"
+                f" der BYTEA NOT NULL, {_ROWID}, PRIMARY KEY (client, hash))",
+            ),
         ),
     ),
     legacy_set="fedbus.serverconf",
@@ -681,6 +738,7 @@ class ServerConfStore:
             conn.execute("DELETE FROM local_group_member WHERE client = ? OR member = ?", (text, text))
             conn.execute("DELETE FROM local_group WHERE client = ?", (text,))
             conn.execute("DELETE FROM service WHERE client = ?", (text,))
+            conn.execute("DELETE FROM tls_certificate WHERE client = ?", (text,))
             conn.execute("DELETE FROM client WHERE id = ?", (text,))
 
     # --- services -----------------------------------------------------------------------------------------------
@@ -772,16 +830,22 @@ class ServerConfStore:
         """Enable a disabled service again and clear its notice."""
         self._set_enabled(service, True, "")
 
-    def update_service(self, service: ServiceId, *, url: str, timeout_seconds: int) -> None:
-        """Change where a service runs and how long a call to it may take (UG-SS §6.4)."""
+    def update_service(
+        self, service: ServiceId, *, url: str, timeout_seconds: int, ssl_auth: bool | None = None
+    ) -> None:
+        """Change where a service runs, how long a call to it may take (UG-SS §6.4) and, unless ``ssl_auth`` is
+        None, whether its provider's TLS certificate is checked (UG-SS §6.4 "Verify TLS certificate")."""
         _require(service, ServiceId, "service")
         checked_url, timeout = check_service_url(url), check_timeout(timeout_seconds)
+        if ssl_auth is not None:
+            _require(ssl_auth, bool, "ssl_auth")
         with self._change("changing a service") as conn:
             self._identity(conn)
             key = _service_key(service)
             cursor = conn.execute(
-                "UPDATE service SET url = ?, timeout = ? WHERE client = ? AND code = ? AND version = ?",
-                (checked_url, timeout, *key),
+                "UPDATE service SET url = ?, timeout = ?, ssl_auth = COALESCE(?, ssl_auth)"
+                " WHERE client = ? AND code = ? AND version = ?",
+                (checked_url, timeout, None if ssl_auth is None else int(ssl_auth), *key),
             )
             if cursor.rowcount != 1:
                 raise _no_such_service(service)
@@ -838,6 +902,30 @@ class ServerConfStore:
                     "UPDATE service SET description = ?, endpoints = ? WHERE client = ? AND code = ? AND version = ?",
                     (description, "\n".join(str(e) for e in endpoints), *key),
                 )
+
+    # --- internal TLS certificates ---------------------------------------------------------------------------
+
+    def add_tls_certificate(self, certificate: TlsCertificate) -> None:
+        """Add an internal TLS certificate to its hosted client; refused when the client has it already."""
+        _require(certificate, TlsCertificate, "TLS certificate")
+        with self._change("adding a TLS certificate") as conn:
+            self._identity(conn)
+            self._client_state(conn, certificate.client)
+            key = (str(certificate.client), certificate.hash)
+            if self._one(conn, "SELECT 1 FROM tls_certificate WHERE client = ? AND hash = ?", key):
+                raise ServerConfError(f"{certificate.client} has TLS certificate {certificate.hash} already")
+            conn.execute("INSERT INTO tls_certificate (client, hash, der) VALUES (?, ?, ?)", (*key, certificate.der))
+
+    def remove_tls_certificate(self, client: ClientId, cert_hash: str) -> None:
+        """Remove an internal TLS certificate of a hosted client by its SHA-256 (hex, either case)."""
+        _require(client, ClientId, "client")
+        with self._change("removing a TLS certificate") as conn:
+            self._identity(conn)
+            cursor = conn.execute(
+                "DELETE FROM tls_certificate WHERE client = ? AND hash = ?", (str(client), str(cert_hash).upper())
+            )
+            if cursor.rowcount != 1:
+                raise ServerConfError(f"{client} has no TLS certificate {cert_hash}")
 
     # --- local groups -------------------------------------------------------------------------------------------
 
@@ -999,10 +1087,11 @@ class ServerConfStore:
                     _stored_endpoints(row[9]),
                     row[10],
                     datetime.fromisoformat(row[11]) if row[11] else None,
+                    bool(row[12]),
                 )
                 for row in conn.execute(
                     "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice, description, endpoints,"
-                    " description_url, refreshed_at FROM service ORDER BY rowid"
+                    " description_url, refreshed_at, ssl_auth FROM service ORDER BY rowid"
                 )
             )
             rights = tuple(
@@ -1031,8 +1120,14 @@ class ServerConfStore:
                 TimestampingService(row[0], row[1])
                 for row in conn.execute("SELECT name, url FROM timestamping_service ORDER BY rowid")
             )
+            tls_certificates = tuple(
+                TlsCertificate(_stored_client(row[0]), bytes(row[2]), row[1])
+                for row in conn.execute("SELECT client, hash, der FROM tls_certificate ORDER BY rowid")
+            )
         except BusError as err:
             if isinstance(err, DatabaseError):
                 raise
             raise DatabaseError("server configuration holds an invalid row", reason=f"serverconf: {err.reason}") from err
-        return ServerConfSnapshot(identity, bytes(anchor_row[0]), clients, services, rights, groups, tsps)
+        return ServerConfSnapshot(
+            identity, bytes(anchor_row[0]), clients, services, rights, groups, tsps, tls_certificates
+        )
