@@ -696,13 +696,18 @@ def _service_json(item: Service) -> dict[str, Any]:
 @click.option("--timeout", type=int, required=True, help="Seconds, 1 to 3600.")
 @click.option("--url-all", is_flag=True, help="The URL for every service of the same description too.")
 @click.option("--timeout-all", is_flag=True, help="The timeout for every service of the same description too.")
+@click.option("--ssl-auth/--no-ssl-auth", default=None,
+              help="https: whether the provider's TLS certificate must be one of the client's TLS certificates.")
+@click.option("--ssl-auth-all", is_flag=True, help="The TLS check for every service of the same description too.")
 @json_option
 def service_update(
-    directory: Path, service_id: ServiceId, url: str, timeout: int, url_all: bool, timeout_all: bool, as_json: bool
+    directory: Path, service_id: ServiceId, url: str, timeout: int, url_all: bool, timeout_all: bool,
+    ssl_auth: bool | None, ssl_auth_all: bool, as_json: bool,
 ) -> None:
-    """Change a service's URL and timeout (X-Road's ServiceUpdate)."""
+    """Change a service's URL, timeout and TLS check (X-Road's ServiceUpdate)."""
     changed = services.update_service(
-        _server_dir(directory), service_id, url=url, timeout_seconds=timeout, url_all=url_all, timeout_all=timeout_all
+        _server_dir(directory), service_id, url=url, timeout_seconds=timeout, url_all=url_all, timeout_all=timeout_all,
+        ssl_auth=ssl_auth, ssl_auth_all=ssl_auth_all,
     )
     _emit(as_json, _service_json(changed), lambda: f"Updated {_service_text(changed.id)} -> {changed.url}")
 

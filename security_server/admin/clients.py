@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from security_server.admin.errors import ActionNotPossible, ClientExists, ClientNotFound
+from security_server.admin.errors import (
+    ActionNotPossible,
+    CertificateExists,
+    CertificateNotFound,
+    ClientExists,
+    ClientNotFound,
+    InvalidCertificate,
+)
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.identifiers import ClientId
-from security_server.serverconf.store import ClientState, HostedClient
+from security_server.serverconf.store import ClientState, HostedClient, ServerConfError, TlsCertificate, tls_certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +75,42 @@ def delete_client(server_dir: ServerDirectory, client_id: ClientId) -> None:
         if found.state not in DELETABLE_STATES:
             raise ActionNotPossible(f"{client_id} is {found.state.value}: unregister it before deleting it")
         store.delete_client(client_id)
+
+
+def list_tls_certificates(server_dir: ServerDirectory, client_id: ClientId) -> tuple[TlsCertificate, ...]:
+    """The internal TLS certificates of a hosted client (its information systems' certificates, X-Road's
+    ``tls-certificates``); :class:`ClientNotFound` when this server does not host it."""
+    get_client(server_dir, client_id)
+    return server_dir.snapshot().tls_certificates_of(client_id)
+
+
+def get_tls_certificate(server_dir: ServerDirectory, client_id: ClientId, cert_hash: str) -> TlsCertificate:
+    """One internal TLS certificate by its SHA-256 (hex, either case); :class:`CertificateNotFound` when the client
+    has none such."""
+    wanted = cert_hash.upper()
+    for certificate in list_tls_certificates(server_dir, client_id):
+        if certificate.hash == wanted:
+            return certificate
+    raise CertificateNotFound(f"{client_id} has no TLS certificate {cert_hash}")
+
+
+def add_tls_certificate(server_dir: ServerDirectory, client_id: ClientId, data: bytes) -> TlsCertificate:
+    """Add an internal TLS certificate (PEM or DER) to a hosted client: :class:`InvalidCertificate` when it is not a
+    certificate, :class:`CertificateExists` when the client has it already."""
+    get_client(server_dir, client_id)
+    try:
+        certificate = tls_certificate(client_id, data)
+    except ServerConfError as err:
+        raise InvalidCertificate(err.message) from err
+    with server_dir.open_store() as store:
+        if any(c.hash == certificate.hash for c in store.snapshot().tls_certificates_of(client_id)):
+            raise CertificateExists(f"{client_id} has TLS certificate {certificate.hash} already")
+        store.add_tls_certificate(certificate)
+    return certificate
+
+
+def delete_tls_certificate(server_dir: ServerDirectory, client_id: ClientId, cert_hash: str) -> None:
+    """Remove an internal TLS certificate from a hosted client; :class:`CertificateNotFound` when it has none such."""
+    found = get_tls_certificate(server_dir, client_id, cert_hash)
+    with server_dir.open_store() as store:
+        store.remove_tls_certificate(client_id, found.hash)

@@ -96,3 +96,21 @@ class ActionNotPossible(Conflict):
     """The state of the client, service or group does not allow the change (X-Road's ``action_not_possible``)."""
 
     api_code = "action_not_possible"
+
+
+class CertificateNotFound(NotFound):
+    """The client has no internal TLS certificate with this hash."""
+
+    api_code = "certificate_not_found"
+
+
+class CertificateExists(Conflict):
+    """The client has this internal TLS certificate already."""
+
+    api_code = "certificate_already_exists"
+
+
+class InvalidCertificate(ServerConfError):
+    """The uploaded file is not an X.509 certificate."""
+
+    api_code: ClassVar[str] = "invalid_certificate"

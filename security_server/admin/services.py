@@ -59,9 +59,12 @@ def update_service(
     timeout_seconds: int,
     url_all: bool = False,
     timeout_all: bool = False,
+    ssl_auth: bool | None = None,
+    ssl_auth_all: bool = False,
 ) -> Service:
-    """Change a service's URL and timeout; ``url_all``/``timeout_all`` apply them to every service of its
-    description too (X-Road's ``ServiceUpdate``). :class:`ServiceNotFound` when there is no such service."""
+    """Change a service's URL, timeout and (unless None) ``ssl_auth``; ``url_all``/``timeout_all``/``ssl_auth_all``
+    apply them to every service of its description too (X-Road's ``ServiceUpdate``). :class:`ServiceNotFound` when
+    there is no such service."""
     from security_server.admin.service_descriptions import description_of
 
     get_service(server_dir, service_id)
@@ -69,10 +72,15 @@ def update_service(
     with server_dir.open_store() as store:
         for service in siblings:
             own = service.id == service_id
-            if own or url_all or timeout_all:
+            if own or url_all or timeout_all or (ssl_auth_all and ssl_auth is not None):
+                new_url = url if own or url_all else service.url
+                new_ssl_auth = ssl_auth if own or ssl_auth_all else None
+                if new_ssl_auth is not None and not new_url.lower().startswith("https:"):
+                    new_ssl_auth = True  # X-Road keeps no setting for an http service: https later means checked
                 store.update_service(
                     service.id,
-                    url=url if own or url_all else service.url,
+                    url=new_url,
                     timeout_seconds=timeout_seconds if own or timeout_all else service.timeout_seconds,
+                    ssl_auth=new_ssl_auth,
                 )
     return get_service(server_dir, service_id)

@@ -52,6 +52,11 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "registerClient": REGISTRATION,
         "unregisterClient": REGISTRATION,
         "deleteClient": REGISTRATION,
+        # a client's internal TLS certificates (X-Road's *_CLIENT_INTERNAL_CERT*: the service and system administrators)
+        "getClientTlsCertificates": READERS,
+        "getClientTlsCertificate": READERS,
+        "addClientTlsCertificate": SERVICES | ADMIN,
+        "deleteClientTlsCertificate": SERVICES | ADMIN,
         "findMemberName": READERS,
         # service descriptions (the service administrator's)
         "getClientServiceDescriptions": READERS,

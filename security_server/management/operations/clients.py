@@ -1,10 +1,12 @@
-"""``/clients``: list and search, show, add (X-Road's ``Client`` and ``ClientAdd``)."""
+"""``/clients``: list and search, show, add (X-Road's ``Client`` and ``ClientAdd``), and each client's internal TLS
+certificates (``/clients/{id}/tls-certificates``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Callable
 
+from cryptography import x509
 from twisted.internet.defer import Deferred
 
 from security_server.admin import clients, registration
@@ -19,12 +21,13 @@ from security_server.management.api import (
     bool_field,
     string_field,
 )
+from security_server.management.certificates import certificate_details
 from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError, bad_request
 from security_server.management.ids import client_id_text, parse_client_id
 from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for
-from security_server.serverconf.store import ClientState, HostedClient
+from security_server.serverconf.store import ClientState, HostedClient, TlsCertificate
 from security_server.signer.softtoken import KeyKind
 
 _STATUS = {
@@ -189,6 +192,44 @@ def find_member_name(context: OperationContext, request: ApiRequest) -> ApiRespo
     return ApiResponse(200, {"member_name": name})
 
 
+MAX_CERTIFICATE_BYTES = 64 * 1024
+"""The largest TLS certificate upload accepted (as the token certificates' import)."""
+
+
+def _tls_json(certificate: TlsCertificate) -> dict[str, Any]:
+    return certificate_details(x509.load_der_x509_certificate(certificate.der))
+
+
+def get_tls_certificates(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /clients/{id}/tls-certificates``: the client's internal TLS certificates (its information systems')."""
+    found = clients.list_tls_certificates(context.server_dir, parse_client_id(request.params["id"]))
+    return ApiResponse(200, [_tls_json(c) for c in found])
+
+
+def get_tls_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /clients/{id}/tls-certificates/{hash}``: one by its SHA-256 (hex, either case); 404
+    ``certificate_not_found``."""
+    found = clients.get_tls_certificate(
+        context.server_dir, parse_client_id(request.params["id"]), request.params["hash"]
+    )
+    return ApiResponse(200, _tls_json(found))
+
+
+def add_tls_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /clients/{id}/tls-certificates``: a certificate (PEM or DER, the whole body); 400
+    ``invalid_certificate`` when it is not one, 409 ``certificate_already_exists`` when the client has it."""
+    if not request.body or len(request.body) > MAX_CERTIFICATE_BYTES:
+        raise bad_request("invalid_certificate", "the body is a PEM or DER certificate of at most 64 KiB")
+    added = clients.add_tls_certificate(context.server_dir, parse_client_id(request.params["id"]), request.body)
+    return ApiResponse(201, _tls_json(added))
+
+
+def delete_tls_certificate(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``DELETE /clients/{id}/tls-certificates/{hash}``; 404 ``certificate_not_found``."""
+    clients.delete_tls_certificate(context.server_dir, parse_client_id(request.params["id"]), request.params["hash"])
+    return ApiResponse(204)
+
+
 OPERATIONS = (
     Operation("GET", f"{PREFIX}/clients", "findClients", roles_for("findClients"), find_clients),
     Operation("POST", f"{PREFIX}/clients", "addClient", roles_for("addClient"), add_client),
@@ -198,5 +239,13 @@ OPERATIONS = (
               register_client, in_reactor=True),
     Operation("PUT", f"{PREFIX}/clients/{{id}}/unregister", "unregisterClient", roles_for("unregisterClient"),
               unregister_client, in_reactor=True),
+    Operation("GET", f"{PREFIX}/clients/{{id}}/tls-certificates", "getClientTlsCertificates",
+              roles_for("getClientTlsCertificates"), get_tls_certificates),
+    Operation("POST", f"{PREFIX}/clients/{{id}}/tls-certificates", "addClientTlsCertificate",
+              roles_for("addClientTlsCertificate"), add_tls_certificate),
+    Operation("GET", f"{PREFIX}/clients/{{id}}/tls-certificates/{{hash}}", "getClientTlsCertificate",
+              roles_for("getClientTlsCertificate"), get_tls_certificate),
+    Operation("DELETE", f"{PREFIX}/clients/{{id}}/tls-certificates/{{hash}}", "deleteClientTlsCertificate",
+              roles_for("deleteClientTlsCertificate"), delete_tls_certificate),
     Operation("GET", f"{PREFIX}/member-names", "findMemberName", roles_for("findMemberName"), find_member_name),
 )

@@ -1,7 +1,9 @@
 """``/services/{id}``: one service of a hosted client (X-Road's ``Service``), read and changed.
 
-fedbus checks the TLS certificate of an ``https`` service the same way for every service, so ``ssl_auth`` (and
-``ssl_auth_all``) are checked to be booleans and not kept; ``ignore_warnings`` has no warning to ignore.
+``ssl_auth`` is kept per service (``ssl_auth_all``: for every service of the same description): an ``https``
+service with it is called only when its TLS certificate is one of the client's internal TLS certificates
+(``/clients/{id}/tls-certificates``); X-Road shows it false for an ``http`` service. ``ignore_warnings`` has no
+warning to ignore.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def service_json(service: Service, subjects: int) -> dict[str, Any]:
         "service_code": service.id.service_code,
         "timeout": service.timeout_seconds,
         "url": service.url,
+        "ssl_auth": service.verifies_tls,
         "subjects_count": subjects,
     }
     if service.kind is ServiceKind.REST:
@@ -59,11 +62,11 @@ def update_service(context: OperationContext, request: ApiRequest) -> ApiRespons
     timeout = data["timeout"]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
         raise bad_request("invalid_field", "timeout")
-    for flag in ("ssl_auth", "ssl_auth_all", "ignore_warnings"):
-        bool_field(data, flag)
+    bool_field(data, "ignore_warnings")
     updated = services.update_service(
         context.server_dir, service_id, url=str(url), timeout_seconds=timeout,
         url_all=bool_field(data, "url_all"), timeout_all=bool_field(data, "timeout_all"),
+        ssl_auth=bool_field(data, "ssl_auth"), ssl_auth_all=bool_field(data, "ssl_auth_all"),
     )
     subjects = access_rights.service_clients(context.server_dir, service_id.client, service_id.service_code)
     return ApiResponse(200, service_json(updated, len(subjects)))

@@ -31,7 +31,8 @@ def test_a_service_is_shown_in_xroad_form(provider: Api) -> None:
     answer = provider.request("GET", f"/api/v1/services/{SERVICE}", key=provider.api_key(Role.SECURITYSERVER_OBSERVER))
     assert answer.status == 200
     assert answer.json() == {"id": SERVICE, "full_service_code": "getRandom.v1", "service_code": "getRandom",
-                             "timeout": 60, "url": "http://127.0.0.1:9/random", "subjects_count": 0}
+                             "timeout": 60, "url": "http://127.0.0.1:9/random", "ssl_auth": False,
+                             "subjects_count": 0}
 
 
 def test_an_unknown_service_is_not_found(provider: Api) -> None:
