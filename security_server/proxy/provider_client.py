@@ -35,6 +35,7 @@ from security_server.proxy.provider_call import (
     DEFAULT_PROVIDER_POOL_SIZE,
     ProviderAnswer,
     ProviderClient,
+    ProviderTls,
     failure_to_service_failed,
 )
 
@@ -186,16 +187,18 @@ class LeanProviderClient:
         return self._pool.idle_count()
 
     def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float, **tls: ProviderTls
     ) -> Deferred[ProviderAnswer]:
-        """POST ``body`` to ``url``; the whole exchange, body included, must finish within ``timeout_seconds``."""
+        """POST ``body`` to ``url``; the whole exchange, body included, must finish within ``timeout_seconds``.
+        ``tls`` (an ``https`` service's rule, :func:`~security_server.proxy.provider_call.provider_tls`) goes to the
+        fallback with the call."""
         try:
             target = _http_target(url)
         except ServiceFailed as err:
             return defer.fail(err)
         if target is None:
             if self.fallback is not None:
-                return self.fallback.post(url, body, headers, timeout_seconds)
+                return self.fallback.post(url, body, headers, timeout_seconds, **tls)
             scheme = urlsplit(url).scheme or "(none)"
             return defer.fail(_unusable(url, f"URL scheme {scheme[:20]!r} is not supported"))
         try:

@@ -122,7 +122,13 @@ from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, message_form, sign_and_log
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
-from security_server.proxy.provider_call import AgentProviderClient, ProviderClient, ProviderReply, RestProviderClient
+from security_server.proxy.provider_call import (
+    AgentProviderClient,
+    ProviderClient,
+    ProviderReply,
+    RestProviderClient,
+    provider_tls,
+)
 from security_server.proxy.provider_client import LeanProviderClient
 from security_server.serverconf.store import Service, ServerConfSnapshot, ServiceKind
 from security_server.signer.batch_signer import BatchSigner
@@ -492,7 +498,10 @@ class ServerProxy:
         facts = exchange.facts
         facts.request_out_ms, started = self.journal.now_ms(), time.monotonic()
         try:
-            answer = await self.provider_client.post(service.url, body, provider_headers, float(service.timeout_seconds))
+            answer = await self.provider_client.post(
+                service.url, body, provider_headers, float(service.timeout_seconds),
+                **provider_tls(context.server_conf(), service),
+            )
         finally:
             exchange.timed("provider_call", started)
             facts.response_in_ms = self.journal.now_ms()
@@ -586,7 +595,8 @@ class ServerProxy:
             facts.request_out_ms, started = self.journal.now_ms(), time.monotonic()
             try:
                 reply = await self.rest_client.request(
-                    rest.method, rest.provider_target(service.url), rest.headers, body, float(service.timeout_seconds)
+                    rest.method, rest.provider_target(service.url), rest.headers, body, float(service.timeout_seconds),
+                    **provider_tls(snapshot, service),
                 )
             finally:
                 exchange.timed("provider_call", started)
