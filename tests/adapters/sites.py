@@ -27,8 +27,10 @@ def listen(resource: Resource) -> Any:
 
 
 def open_http_channels() -> list[Any]:
-    """Server-side HTTP connections the reactor still reads from."""
-    return [r for r in reactor.getReaders() if isinstance(getattr(r, "protocol", None), http._GenericHTTPChannelProtocol)]
+    """Server-side HTTP connections the reactor still reads from (Twisted's channel wrapper, or a channel itself such
+    as the proxies' GuardedChannel)."""
+    channels = (http._GenericHTTPChannelProtocol, http.HTTPChannel)
+    return [r for r in reactor.getReaders() if isinstance(getattr(r, "protocol", None), channels)]
 
 
 @defer.inlineCallbacks
