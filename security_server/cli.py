@@ -637,6 +637,38 @@ def client_delete(directory: Path, client_id: ClientId) -> None:
     click.echo(f"Deleted {client_id}")
 
 
+@client.command("tls-cert-add")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("cert_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def client_tls_cert_add(directory: Path, client_id: ClientId, cert_file: Path, as_json: bool) -> None:
+    """Add an internal TLS certificate (PEM or DER) of the client's information system: an https service of the
+    client with ssl_auth must present it."""
+    added = clients.add_tls_certificate(_server_dir(directory), client_id, cert_file.read_bytes())
+    _emit(as_json, {"client": str(client_id), "hash": added.hash}, lambda: f"Added TLS certificate {added.hash}")
+
+
+@client.command("tls-certs")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@json_option
+def client_tls_certs(directory: Path, client_id: ClientId, as_json: bool) -> None:
+    """List the client's internal TLS certificates by SHA-256."""
+    found = clients.list_tls_certificates(_server_dir(directory), client_id)
+    _emit(as_json, [c.hash for c in found], lambda: "\n".join(c.hash for c in found) or "(none)")
+
+
+@client.command("tls-cert-delete")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("cert_hash", metavar="HASH")
+def client_tls_cert_delete(directory: Path, client_id: ClientId, cert_hash: str) -> None:
+    """Remove an internal TLS certificate of the client by its SHA-256 (hex)."""
+    clients.delete_tls_certificate(_server_dir(directory), client_id, cert_hash)
+    click.echo(f"Deleted TLS certificate {cert_hash.upper()}")
+
+
 # --- services -------------------------------------------------------------------------------------------------------
 
 

@@ -187,3 +187,23 @@ def test_the_cli_sets_ssl_auth(provider: Api) -> None:
     assert result.exit_code == 0, result.output
     assert {s.id.service_code: s.ssl_auth for s in provider.server_dir.snapshot().services} == {
         "getRandom": False, "helloService": False, "pets": True}
+
+
+def test_the_cli_adds_lists_and_deletes_tls_certificates(provider: Api, tmp_path: Path) -> None:
+    """``fedbus server client tls-cert-add/tls-certs/tls-cert-delete`` call the functions the API calls: what the
+    CLI adds the API lists, and a second add is refused."""
+    cert = is_certificate()
+    pem_file = tmp_path / "is.pem"
+    pem_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    digest = cert.fingerprint(hashes.SHA256()).hex().upper()
+    subsystem, directory = "SUBSYSTEM:EE/GOV/70000310/registry", str(provider.directory)
+    runner = CliRunner()
+    added = runner.invoke(server, ["client", "tls-cert-add", "--dir", directory, subsystem, str(pem_file)])
+    assert added.exit_code == 0 and digest in added.output, added.output
+    listed = provider.request("GET", TLS, key=provider.api_key(Role.SECURITYSERVER_OBSERVER)).json()
+    assert [c["hash"] for c in listed] == [digest]
+    assert runner.invoke(server, ["client", "tls-cert-add", "--dir", directory, subsystem, str(pem_file)]).exit_code != 0
+    assert runner.invoke(server, ["client", "tls-certs", "--dir", directory, subsystem]).output.split() == [digest]
+    deleted = runner.invoke(server, ["client", "tls-cert-delete", "--dir", directory, subsystem, digest.lower()])
+    assert deleted.exit_code == 0, deleted.output
+    assert provider.server_dir.snapshot().tls_certificates == ()
