@@ -19,7 +19,10 @@ from twisted.internet import ssl
 from twisted.web import server
 
 from security_server.core.acl import AccessRight
+from security_server.core.errors import SslAuthenticationFailed
 from security_server.core.identifiers import ServiceId
+from security_server.proxy.provider_call import AgentProviderClient, ProviderTls
+from security_server.proxy.provider_client import LeanProviderClient
 from security_server.serverconf.store import ServiceKind, tls_certificate
 from tests.federation.provider import ProviderService
 from tests.federation.world import CONSUMER, PROVIDER, ExchangeBed, fault_code, is_request
@@ -149,3 +152,22 @@ class ProviderTlsTest(ExchangeBed):
         assert answer.status == 200, answer
         echoed: Any = json.loads(answer.body)
         assert echoed["path"] == "/api/pets/1"
+
+    @coroutine_test
+    async def test_the_lean_client_hands_the_rule_to_its_https_fallback(self) -> None:
+        """The server proxy's default client (lean for http, the Agent for https) applies the rule it is given."""
+        lean = LeanProviderClient(REACTOR, max_response_bytes=1 << 20,
+                                  fallback=AgentProviderClient(REACTOR, max_response_bytes=1 << 20))
+        self.addCleanup(lean.close)
+        url = f"https://127.0.0.1:{self.tls_port.getHost().port}/echo"
+        body, headers = is_request(TLS_ECHO), {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": ""}
+        der = self.provider_cert.public_bytes(serialization.Encoding.DER)
+        answer = await lean.post(url, body, headers, 10.0, tls=ProviderTls(True, frozenset({der})))
+        assert answer.status == 200
+        try:
+            await lean.post(url, body, headers, 10.0, tls=ProviderTls(True))
+        except SslAuthenticationFailed as err:
+            assert err.fault_code == SSL_AUTH_FAILED
+        else:
+            raise AssertionError("an untrusted certificate was accepted")
+        assert (await lean.post(url, body, headers, 10.0, tls=ProviderTls(False))).status == 200
