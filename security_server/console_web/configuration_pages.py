@@ -229,12 +229,19 @@ def update_settings(console: ConsoleBase, request: Any, session: Session, servic
     """``updateService`` with the form's URL and timeout; back to the service's page."""
     given = {name: arg(request, name).strip() for name in SETTINGS_FIELDS}
     timeout: Any = int(given["timeout"]) if given["timeout"].isdigit() and len(given["timeout"]) < 10 else given["timeout"]
-    body = {"url": given["url"], "timeout": timeout, "ssl_auth": False}
 
     def show(state: FormState, status: int) -> defer.Deferred[Reply]:
         return service_page(console, session, service, settings=state, status=status)
 
-    return console.api.perform(session, "updateService", {"id": service}, body=body).addCallbacks(
+    def update(found: Any) -> Any:
+        # The form has no TLS setting: an https service keeps its ssl_auth (a fixed value would change it); an
+        # http one moving to https gets X-Road's default, checked.
+        current = found.body
+        keep = str(current.get("url", "")).lower().startswith("https:")
+        body = {"url": given["url"], "timeout": timeout, "ssl_auth": bool(current.get("ssl_auth", True)) if keep else True}
+        return console.api.perform(session, "updateService", {"id": service}, body=body)
+
+    return console.api.perform(session, "getService", {"id": service}).addCallback(update).addCallbacks(
         lambda _: see_other(path("services", service)), shown_again(show, given, SETTINGS_FIELDS))
 
 
