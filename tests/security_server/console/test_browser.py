@@ -30,13 +30,7 @@ from tests.security_server.console.browser import (
     screenshot_folder,
     wait,
 )
-from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, build_server, host_client, tampered_container
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> Built:
-    """The server directory the console serves."""
-    return build_server(tmp_path / "server")
+from tests.security_server.console.data import EXCHANGE_ID, PASSWORD, Built, host_client, tampered_container
 
 
 @pytest.fixture

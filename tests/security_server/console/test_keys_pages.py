@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -18,16 +17,10 @@ from security_server.management.roles import Role
 from security_server.signer.softtoken_pin import LOGINS
 from tests.federation.evidence import federation
 from tests.management_api import Answer
-from tests.security_server.console.data import SCRIPT, Built, build_server
+from tests.security_server.console.data import SCRIPT, Built
 from tests.security_server.console.harness import Console, xsrf_of
 
 _CSR_LINK = re.compile(r'href="(/console/keys/[^"/]+/csrs/[^"?]+)\?format=PEM"')
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> Built:
-    """An initialised server with a certified signing key."""
-    return build_server(tmp_path / "server")
 
 
 @pytest.fixture

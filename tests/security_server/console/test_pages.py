@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,16 +33,9 @@ from tests.security_server.console.data import (
     USER_ID,
     USER_QUERY_ID,
     Built,
-    build_server,
     tampered_container,
 )
 from tests.security_server.console.harness import Console, xsrf_of
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> Built:
-    """A server directory with users, message log and operational records."""
-    return build_server(tmp_path / "server")
 
 
 @pytest.fixture
