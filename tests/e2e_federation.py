@@ -31,6 +31,7 @@ from central_registry.trust.ca import DevelopmentCA
 from security_server import registration
 from security_server.core.acl import AccessRight
 from security_server.core.identifiers import XROAD_NS, ClientId, SecurityServerId
+from security_server.management.config import ManagementConfig
 from security_server.serverconf.store import ClientState, ServerConfStore, ServiceKind
 from security_server.service import SecurityServerService, ServerSettings, make_service
 from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
@@ -122,8 +123,11 @@ class TwoDepartmentFederation(unittest.TestCase):
         return anchor
 
     @defer.inlineCallbacks
-    def add_department(self, index: int, member: ClientId, client: ClientId, anchor: bytes) -> Any:
-        """Start security server ``ss<index>`` for ``member`` and register it and ``client`` (auto-approved)."""
+    def add_department(
+        self, index: int, member: ClientId, client: ClientId, anchor: bytes, management: ManagementConfig | None = None
+    ) -> Any:
+        """Start security server ``ss<index>`` for ``member`` and register it and ``client`` (auto-approved);
+        with ``management``, its management API and console listen as ``fedbus server run`` starts them."""
         root = self.tmp / f"ss{index}"
         root.mkdir()
         server_id = SecurityServerId(member, f"ss{index}")
@@ -134,7 +138,8 @@ class TwoDepartmentFederation(unittest.TestCase):
         ca = DevelopmentCA.open(self.paths.ca)
         issue_into_token(token, ca, KeyKind.AUTH, server_id, KeyAlgorithm.RSA2048, now(), f"Department {index}")
         issue_into_token(token, ca, KeyKind.SIGN, member, KeyAlgorithm.RSA2048, now(), f"Department {index}")
-        svc = make_service(reactor, ServerSettings(root=root, client_proxy_port=0, server_proxy_port=0, conf_refresh_seconds=3600))
+        svc = make_service(reactor, ServerSettings(root=root, client_proxy_port=0, server_proxy_port=0, conf_refresh_seconds=3600,
+                                                  management=management))
         svc.startService()
         department = Department(root, server_id, client, svc)
         self.departments.append(department)
