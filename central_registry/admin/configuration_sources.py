@@ -8,6 +8,8 @@ it is re-created, as X-Road's stays until it is re-created; fedbus has no extern
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,25 +80,69 @@ class ConfigurationPart:
     path: Path
 
 
-def configuration_parts(published: Path) -> list[ConfigurationPart]:
-    """The parts of the newest generation published under ``published`` (``V<version>/<generation>/``); none
-    before the first publication."""
-    newest: tuple[str, int, Path] | None = None
-    for version_dir in sorted(published.glob("V[0-9]*")):
-        if not version_dir.name[1:].isdigit():
+def _generation_folders(published: Path) -> list[tuple[str, int, Path]]:
+    """Every generation kept under ``published`` (``V<version>/<generation>/``), newest first."""
+    found: list[tuple[str, int, Path]] = []
+    for version_dir in published.glob("V[0-9]*"):
+        if not version_dir.name[1:].isdigit() or not version_dir.is_dir():
             continue
-        for generation in version_dir.iterdir():
-            if _GENERATION.fullmatch(generation.name) and (newest is None or generation.name > newest[0]):
-                newest = (generation.name, int(version_dir.name[1:]), generation)
-    if newest is None:
-        return []
-    name, version, folder = newest
+        found.extend((generation.name, int(version_dir.name[1:]), generation)
+                     for generation in version_dir.iterdir() if _GENERATION.fullmatch(generation.name))
+    return sorted(found, reverse=True)
+
+
+def _parts_of(name: str, version: int, folder: Path) -> list[ConfigurationPart]:
     updated = datetime.strptime(name, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
     return [
         ConfigurationPart(identifier, file_name, version, optional, updated, folder / file_name)
         for identifier, (file_name, optional) in PART_FILES.items()
         if (folder / file_name).is_file()
     ]
+
+
+def configuration_parts(published: Path) -> list[ConfigurationPart]:
+    """The parts of the newest generation published under ``published`` (``V<version>/<generation>/``); none
+    before the first publication."""
+    folders = _generation_folders(published)
+    return _parts_of(*folders[0]) if folders else []
+
+
+@dataclass(frozen=True, slots=True)
+class PartHash:
+    """One part of a kept generation and its content hash."""
+
+    part: ConfigurationPart
+    sha512: str
+    """Base64 SHA-512 of the file: the hash the generation's signed directory listed for it (pr-gconf §3.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationGeneration:
+    """One generation the registry still keeps (the publisher keeps the newest ``KEEP_GENERATIONS``)."""
+
+    generation: str
+    version: int
+    published_at: datetime
+    parts: tuple[PartHash, ...]
+
+
+def configuration_generations(published: Path) -> list[ConfigurationGeneration]:
+    """Every generation kept under ``published``, newest first, with its parts and their hashes (a fedbus
+    extension: X-Road's API lists only the newest parts). Only the newest is the one the signed directory names;
+    the older ones are kept for downloads that read the previous directory (central_registry/publisher.py)."""
+    generations = []
+    for name, version, folder in _generation_folders(published):
+        parts = _parts_of(name, version, folder)
+        hashes = []
+        for part in parts:
+            try:
+                data = part.path.read_bytes()
+            except FileNotFoundError:  # pruned by a publication in the meantime
+                continue
+            hashes.append(PartHash(part, base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")))
+        if hashes:
+            generations.append(ConfigurationGeneration(name, version, parts[0].updated_at, tuple(hashes)))
+    return generations
 
 
 def configuration_part(published: Path, content_identifier: str, version: int) -> tuple[ConfigurationPart, bytes]:

@@ -5,7 +5,8 @@ Roles as X-Road's central server's (:data:`~central_registry.management.permissi
 person's role may look, the registration officer decides requests. Every read and every decision is the registry
 API's own operation (:meth:`~security_server.management.resource.ManagementResource.perform`:
 ``findClients``, ``findSecurityServers``, ``findManagementRequests``, ``approveManagementRequest``,
-``revokeManagementRequest``, ``getCertificationServices``, ``getTimestampingServices``, ``getConfigurationParts``).
+``revokeManagementRequest``, ``getCertificationServices``, ``getTimestampingServices``, ``getConfigurationParts``,
+and the fedbus extension ``getConfigurationGenerations``).
 """
 
 from __future__ import annotations
@@ -148,16 +149,32 @@ class RegistryConsole(ConsoleBase):
 
             return self._read(session, "getAnchor", source).addErrback(missing).addCallback(lambda a: (parts, a))
 
-        def show(pair: tuple[Any, Any]) -> Reply:
-            parts, found = pair
-            summary = (f'<p>The internal configuration\'s anchor: SHA hash <code>{esc(found["anchor"]["hash"])}</code>, '
-                       f'made {esc(found["anchor"]["created_at"])}.</p>') if found else (
+        def generations(pair: tuple[Any, Any]) -> defer.Deferred[tuple[Any, Any, Any]]:
+            return self._read(session, "getConfigurationGenerations", source).addCallback(
+                lambda kept: (*pair, kept))
+
+        def show(found: tuple[Any, Any, Any]) -> Reply:
+            parts, anchored, kept = found
+            summary = (f'<p>The internal configuration\'s anchor: SHA hash <code>{esc(anchored["anchor"]["hash"])}</code>, '
+                       f'made {esc(anchored["anchor"]["created_at"])}.</p>') if anchored else (
                 '<p class="notice">No configuration is published by a running registry here (no anchor).</p>')
             rows = [(p["content_identifier"], p["file_name"], p["version"], "optional" if p["optional"] else "",
                      p["file_updated_at"]) for p in parts]
+            kept_rows = [
+                (g["generation"], g["published_at"], "newest (signed directory)" if g["newest"] else "kept",
+                 part["content_identifier"], part["file_name"], Markup(f'<code>{esc(part["hash"])}</code>'))
+                for g in kept for part in g["parts"]
+            ]
             body = Markup(summary + table(
                 "The newest published generation's parts", ("Content", "File", "Version", "", "Updated"), rows,
-                empty="nothing published yet"))
+                empty="nothing published yet")
+                + '<h2 id="h-generations">Generations kept</h2>'
+                '<p>The registry keeps the files of its last generations for security servers that read the '
+                'previous signed directory; only the newest is listed in the signed directory. Each part\'s hash '
+                'is the SHA-512 (base64) its signed directory listed.</p>'
+                + table("Generations kept", ("Generation", "Published", "", "Content", "File", "SHA-512 hash"),
+                        kept_rows, empty="nothing published yet"))
             return self.page_reply(200, "Global configuration", body, session, "configuration")
 
-        return self._read(session, "getConfigurationParts", source).addCallback(anchor).addCallback(show)
+        return (self._read(session, "getConfigurationParts", source).addCallback(anchor).addCallback(generations)
+                .addCallback(show))

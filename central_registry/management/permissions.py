@@ -97,6 +97,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "deleteKey": ADMIN | SECURITY,
         "getDownloadUrl": READERS,
         "getConfigurationParts": READERS,
+        "getConfigurationGenerations": READERS,  # a fedbus extension (docs/compatibility.md)
         "downloadConfigurationParts": READERS,
     }
 )

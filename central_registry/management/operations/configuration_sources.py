@@ -1,5 +1,5 @@
 """``/configuration-sources/{configuration_type}``: the internal source's anchor and the parts of the newest
-published configuration, each with its download.
+published configuration, each with its download, and (a fedbus extension) the generations still kept.
 
 fedbus has one configuration source, the internal one; ``EXTERNAL`` answers 404 ``configuration_source_not_found``
 (docs/management-api.md lists it as not implemented).
@@ -83,6 +83,20 @@ def configuration_parts(context: RegistryContext, request: ApiRequest) -> ApiRes
     ])
 
 
+def configuration_generations(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET .../generations (a fedbus extension, read-only): every generation the registry still keeps, newest
+    first, each part with the SHA-512 hash its signed directory listed."""
+    _internal(request)
+    generations = admin.configuration_generations(RegistryPaths(context.root).published)
+    return ApiResponse(200, [
+        {"generation": g.generation, "version": g.version, "published_at": xroad_time(g.published_at),
+         "newest": index == 0,
+         "parts": [{"content_identifier": h.part.content_identifier, "file_name": h.part.file_name,
+                    "optional": h.part.optional, "hash_algorithm": "SHA-512", "hash": h.sha512} for h in g.parts]}
+        for index, g in enumerate(generations)
+    ])
+
+
 def download_configuration_part(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """GET .../configuration-parts/{content_identifier}/{version}/download: the part's file."""
     _internal(request)
@@ -105,4 +119,6 @@ def operations() -> list[Operation]:
                   configuration_parts),
         Operation("GET", f"{source}/configuration-parts/{{content_identifier}}/{{version}}/download",
                   "downloadConfigurationParts", roles_for("downloadConfigurationParts"), download_configuration_part),
+        Operation("GET", f"{source}/generations", "getConfigurationGenerations", roles_for("getConfigurationGenerations"),
+                  configuration_generations),
     ]
