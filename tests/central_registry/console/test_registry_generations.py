@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from central_registry.bootstrap import init_registry
 from central_registry.management.roles import Role
+from central_registry.publisher import KEEP_GENERATIONS, Publisher, SelfSignedKey
 from central_registry.service import RegistryPaths
+from central_registry.store import RegistryStore
+from security_server.core.globalconf import parse_configuration_anchor
+from security_server.core.globalconf.algorithms import SHA512_URI
+from security_server.core.globalconf.directory import parse_signed_directory, verify_signed_directory
 from tests.central_registry.console.data import SCRIPT, build_registry
 from tests.central_registry.console.harness import RegistryConsoleSite
 
@@ -21,6 +28,11 @@ GENERATIONS = "/api/v1/configuration-sources/INTERNAL/generations"
 def sha512(data: bytes) -> str:
     """Base64 SHA-512, as a signed directory lists a part's hash."""
     return base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
+
+
+def _part(generation: str, name: str) -> bytes:
+    """A part file's made-up content (with markup that must be escaped)."""
+    return f"<{name} generation='{generation}'/>{SCRIPT}".encode()
 
 
 @pytest.fixture
@@ -34,13 +46,9 @@ def console(tmp_path: Path) -> RegistryConsoleSite:
         folder = published / "V3" / generation
         folder.mkdir(parents=True)
         for name in names:
-            (folder / name).write_bytes(f"<{name} generation='{generation}'/>{SCRIPT}".encode())
+            (folder / name).write_bytes(_part(generation, name))
     (published / "V3" / "not-a-generation").mkdir()
     return RegistryConsoleSite(root)
-
-
-def _part(generation: str, name: str) -> bytes:
-    return f"<{name} generation='{generation}'/>{SCRIPT}".encode()
 
 
 def test_the_api_lists_every_kept_generation_newest_first(console: RegistryConsoleSite) -> None:
@@ -79,3 +87,31 @@ def test_nothing_published_says_so(tmp_path: Path) -> None:
     assert console.request("GET", GENERATIONS, key=console.api_key(Role.OBSERVER), check=False).json() == []
     page = console.get("/console/configuration", console.log_in("observer")).body.decode("utf-8")
     assert "Generations kept: nothing published yet" in page
+
+
+def test_a_real_publishers_generations_are_listed_with_their_directory_hashes(tmp_path: Path) -> None:
+    """After more publications than the publisher keeps: the kept ones are listed, newest first, each part's hash
+    the one its signed directory listed (the SHA-512 of the published file)."""
+    start = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    paths = init_registry(tmp_path / "registry", "EE", start, public_url="http://127.0.0.1:8090", ca_key_size=2048)
+    store = RegistryStore(paths.database)
+    try:
+        tls = SelfSignedKey.load(paths.tls)
+        publisher = Publisher(store, paths.published, SelfSignedKey.load(paths.conf_signing),
+                              public_url="http://127.0.0.1:8090",
+                              management_url="https://127.0.0.1:8443/managementservice", management_cert_der=tls.cert_der)
+        publications = [publisher.publish(start + timedelta(minutes=i)) for i in range(KEEP_GENERATIONS + 1)]
+        anchor_xml = publisher.anchor(start)
+    finally:
+        store.close()
+    console = RegistryConsoleSite(paths.root)
+    listed = console.request("GET", GENERATIONS, key=console.api_key(Role.OBSERVER), check=False).json()
+    kept = publications[::-1][:KEEP_GENERATIONS]
+    assert [g["generation"] for g in listed] == [p.generation for p in kept]
+    anchor = parse_configuration_anchor(anchor_xml)
+    for generation, publication in zip(listed, kept):
+        directory = verify_signed_directory(
+            parse_signed_directory(publication.content_type, publication.directory), anchor, start)
+        hashes = {p["file_name"]: p["hash"] for p in generation["parts"]}
+        assert hashes == {e.file_name: base64.b64encode(e.digest).decode("ascii") for e in directory.entries}
+        assert {e.hash_algorithm_id for e in directory.entries} == {SHA512_URI}
