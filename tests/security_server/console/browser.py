@@ -90,11 +90,15 @@ def wait(browser: Any, condition: Any) -> Any:
 
 
 def heading(browser: Any, text: str) -> None:
-    """Wait until the page's ``h1`` says ``text``."""
+    """Wait until the page's ``h1`` says ``text``. While the page is being replaced, Chromium's driver may fail
+    to read the old ``h1`` ("Node with given id does not belong to the document"): that is retried too."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    wait(browser, ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
+    WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(WebDriverException,)).until(
+        ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
 
 
 def log_in(browser: Any, server: ConsoleServer, username: str, password: str) -> None:

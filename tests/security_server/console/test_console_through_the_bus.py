@@ -17,10 +17,11 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest
 from twisted.web import server
@@ -32,6 +33,7 @@ from security_server.monitoring import OPMON_DATABASE
 from tests import e2e_federation as federation
 from tests.e2e_federation import CONSUMER, CONSUMER_MEMBER, PROVIDER, PROVIDER_MEMBER, reactor
 from tests.security_server.console.browser import (
+    WAIT_SECONDS,
     ConsoleServer,
     chromium_paths,
     heading,
@@ -121,7 +123,8 @@ def audit_the_call(
 
 
 def see_the_chart(browser: Any, console: ConsoleServer, shots: Path) -> tuple[str, str]:
-    """As the observer: the Overview's traffic chart; its succeeded and failed counts."""
+    """As the observer: the Overview's traffic chart (and the service among the busiest); its succeeded and
+    failed counts."""
     from selenium.webdriver.common.by import By
 
     log_in(browser, console, "observer", PASSWORD)
@@ -130,10 +133,21 @@ def see_the_chart(browser: Any, console: ConsoleServer, shots: Path) -> tuple[st
     chart = browser.find_element(By.ID, "traffic-chart")
     counts = (chart.get_attribute("data-succeeded"), chart.get_attribute("data-failed"))
     assert chart.find_elements(By.CSS_SELECTOR, "rect.bar-ok")
+    assert f"SERVICE:EE/GOV/70000311/provider/{SERVICE_CODE}" in browser.find_element(By.TAG_NAME, "main").text
     browser.execute_script("arguments[0].scrollIntoView();", chart)
     browser.save_screenshot(str(shots / "bus-overview-chart.png"))
     log_out(browser)
     return counts
+
+
+@defer.inlineCallbacks
+def until(check: Callable[[], defer.Deferred[bool]], what: str) -> Any:
+    """Run ``check`` until it answers True, every tenth of a second, for :data:`WAIT_SECONDS` at most."""
+    deadline = reactor.seconds() + WAIT_SECONDS
+    while not (yield check()):
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"{what}: not done within {WAIT_SECONDS} s")
+        yield deferLater(reactor, 0.1, lambda: None)
 
 
 class ConsoleThroughTheBusTest(federation.TwoDepartmentFederation):
@@ -188,15 +202,22 @@ class ConsoleThroughTheBusTest(federation.TwoDepartmentFederation):
         method, uri, _, _ = self.rest_provider.calls[-1]
         assert (method, uri) == ("GET", "/persons/42?fields=name")
 
-        stamped = yield provider.service.evidence.timestamper.stamp_pending()  # what its batch interval does
-        assert stamped == 2
-        yield provider.service.monitoring.writer.flush()  # what its flush interval does
+        def stamped(_: object) -> bool:
+            with MessageLogStore(provider.root / "messagelog.db") as store:
+                found = list(store.search(query_id=message_id))
+                return len(found) == 2 and all(store.timestamp_of(r.id) is not None for r in found)
+
+        def in_opmon(_: object) -> bool:
+            with sqlite3.connect(provider.root / OPMON_DATABASE) as opmon:
+                return bool(opmon.execute("SELECT count(*) FROM operational_data WHERE succeeded = 1 AND record LIKE ?",
+                                          (f"%{message_id}%",)).fetchone()[0] == 1)
+
+        # what the batch timestamper's interval and the opmon writer's flush interval do, triggered
+        yield until(lambda: provider.service.evidence.timestamper.stamp_pending().addCallback(stamped), "timestamps")
+        yield until(lambda: defer.maybeDeferred(provider.service.monitoring.writer.flush).addCallback(in_opmon),
+                    "the opmon record")
         with sqlite3.connect(provider.root / OPMON_DATABASE) as opmon:
-            succeeded = opmon.execute(
-                "SELECT count(*) FROM operational_data WHERE succeeded = 1 AND record LIKE ?", (f"%{message_id}%",)
-            ).fetchone()[0]
             totals = opmon.execute("SELECT sum(succeeded = 1), sum(succeeded = 0) FROM operational_data").fetchone()
-        assert succeeded == 1
 
         record_id, saved = yield deferToThread(audit_the_call, self.browser, console, message_id, downloads, shots)
         with MessageLogStore(provider.root / "messagelog.db") as store:
