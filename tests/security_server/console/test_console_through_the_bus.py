@@ -15,7 +15,7 @@ of each page is written to :func:`~tests.security_server.console.browser.screens
 from __future__ import annotations
 
 import sqlite3
-import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable, cast
 
@@ -175,8 +175,7 @@ class ConsoleThroughTheBusTest(federation.TwoDepartmentFederation):
     @defer.inlineCallbacks
     def test_publish_call_audit_and_chart_through_the_console(self) -> Any:
         """Forms publish and grant; the call through the bus is found, downloaded, verified and charted."""
-        work = Path(tempfile.mkdtemp(prefix="fedbus-console-bus-"))
-        shots, downloads = screenshot_folder(work), work / "downloads"
+        shots, downloads = screenshot_folder(self.tmp), self.tmp / "downloads"
         downloads.mkdir()
         yield self.registry.publish_now()
         anchor = self.anchor()
@@ -208,7 +207,7 @@ class ConsoleThroughTheBusTest(federation.TwoDepartmentFederation):
                 return len(found) == 2 and all(store.timestamp_of(r.id) is not None for r in found)
 
         def in_opmon(_: object) -> bool:
-            with sqlite3.connect(provider.root / OPMON_DATABASE) as opmon:
+            with closing(sqlite3.connect(provider.root / OPMON_DATABASE)) as opmon:
                 return bool(opmon.execute("SELECT count(*) FROM operational_data WHERE succeeded = 1 AND record LIKE ?",
                                           (f"%{message_id}%",)).fetchone()[0] == 1)
 
@@ -216,7 +215,7 @@ class ConsoleThroughTheBusTest(federation.TwoDepartmentFederation):
         yield until(lambda: provider.service.evidence.timestamper.stamp_pending().addCallback(stamped), "timestamps")
         yield until(lambda: defer.maybeDeferred(provider.service.monitoring.writer.flush).addCallback(in_opmon),
                     "the opmon record")
-        with sqlite3.connect(provider.root / OPMON_DATABASE) as opmon:
+        with closing(sqlite3.connect(provider.root / OPMON_DATABASE)) as opmon:
             totals = opmon.execute("SELECT sum(succeeded = 1), sum(succeeded = 0) FROM operational_data").fetchone()
 
         record_id, saved = yield deferToThread(audit_the_call, self.browser, console, message_id, downloads, shots)
