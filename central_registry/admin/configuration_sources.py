@@ -1,5 +1,5 @@
-"""The internal configuration source: its anchor (what security servers are initialised with) and the parts of
-the newest published configuration.
+"""The internal configuration source: its anchor (what security servers are initialised with), the parts of
+the newest published configuration, and every generation still kept (with its parts' hashes).
 
 The anchor's time is the configuration-signing certificate's start of validity, or the time it was last
 re-created when that is later, so that the anchor (and its hash) stays the same until the signing key changes or
