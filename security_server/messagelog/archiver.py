@@ -24,7 +24,8 @@ batch) go through the message-log writer's thread (:meth:`MessageLogWriter.run`)
 interleaved with the exchanges' batches. Reading and building an archive run in the thread pool, or, with
 ``archive-in-separate-process``, in one child process, where building containers (CPU work in Python) does not take
 the proxies' interpreter lock; files are written from the thread pool; every step hands control back to the
-reactor. Retention waits after each batch as long as the batch held the writer, so it takes at most half its time;
+reactor. Retention deletes small batches and waits after each three times as long as the batch held the writer, so
+it takes at most a quarter of its time;
 it deletes only a prefix of the chain and moves the chain anchor (``store.delete_archived``), so the rest of the log
 still verifies.
 """
@@ -64,8 +65,10 @@ DEFAULT_MAX_ARCHIVE_BYTES = 32 * 1024 * 1024
 """Container bytes after which an archive is closed and the next begun (X-Road ``archive-max-filesize``)."""
 DEFAULT_READ_BATCH = 500
 """Records read from the database per step while filling an archive (the most an archive holds)."""
-DEFAULT_CLEAN_BATCH = 500
+DEFAULT_CLEAN_BATCH = 200
 """Records deleted per transaction by retention (each a short stop for the writer thread)."""
+DEFAULT_CLEAN_PAUSE_FACTOR = 3.0
+"""Retention pauses 3 times as long as each batch held the writer: at most a quarter of the writer's time."""
 
 _log = structlog.get_logger("fedbus.messagelog.archiver")
 
@@ -82,13 +85,19 @@ class ArchiverSettings:
     read_batch: int = DEFAULT_READ_BATCH
     clean_batch: int = DEFAULT_CLEAN_BATCH
     separate_process: bool = False
-    """Read and build archives in a child process, off the proxies' interpreter (``archive-in-separate-process``)."""
+    """Read and build archives in a child process, off the proxies' interpreter (``archive-in-separate-process``;
+    a running server's configuration defaults to true, see ``evidence_services``; this class stays in-thread by
+    default so tests using it directly spawn no child)."""
+    clean_pause_factor: float = DEFAULT_CLEAN_PAUSE_FACTOR
+    """After each deleted batch the cleaner waits this many times as long as the batch took."""
 
     def __post_init__(self) -> None:
         if min(self.archive_interval_seconds, self.clean_interval_seconds) <= 0 or self.keep_records_seconds < 0:
             raise ValueError("archiver intervals must be positive and the retention not negative")
         if self.max_archive_bytes < 1 or self.read_batch < 1 or self.clean_batch < 1:
             raise ValueError("archive size, read batch and clean batch must be positive")
+        if self.clean_pause_factor < 0:
+            raise ValueError("the cleaner's pause factor must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,9 +307,11 @@ class Archiver(Service):
             total += count
             if count < self.settings.clean_batch:
                 break
-            # More to delete: leave the writer thread to the exchanges for as long as that batch held it, so a
-            # backlog's retention takes at most half of the writer's time (issue 23, item 4).
-            yield deferLater(self._reactor, time.monotonic() - started, lambda: None)
+            # More to delete: leave the writer thread to the exchanges for ``clean_pause_factor`` times as long as
+            # that batch held it (each batch is one transaction and one fsync, during which appends queue), so a
+            # backlog's retention takes at most 1 / (1 + factor) of the writer's time (issue 23, item 4).
+            held = time.monotonic() - started
+            yield deferLater(self._reactor, held * self.settings.clean_pause_factor, lambda: None)
         if total:
             _log.info("message_log_cleaned", records=total, before=cutoff.isoformat())
         return total

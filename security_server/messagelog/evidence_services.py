@@ -18,7 +18,8 @@ Settings come from the ``[messagelog]`` section of the INI files (X-Road's prope
     clean-interval-seconds              43200
     keep-records-for-days               30
     archive-max-filesize                33554432
-    archive-in-separate-process         false   (fedbus: read and build archives in a child process)
+    archive-in-separate-process         true    (fedbus: read and build archives in a child process, off the
+                                                 proxies' interpreter lock; false: in the thread pool)
     asic-allow-remote                   false
     message-body-logging                true    (false: bodies are not logged, core/body_logging.py)
     enabled-body-logging-local-producer-subsystems     (exceptions when false; INSTANCE/CLASS/MEMBER/SUBSYSTEM, ...)
@@ -63,8 +64,8 @@ class EvidenceSettings:
 
     @classmethod
     def defaults(cls, root: Path) -> EvidenceSettings:
-        """X-Road's defaults, archives under ``root/archive``."""
-        return cls(TimestamperSettings(), ArchiverSettings(archive_dir=root / "archive"))
+        """X-Road's defaults, archives under ``root/archive`` built in a child process."""
+        return cls(TimestamperSettings(), ArchiverSettings(archive_dir=root / "archive", separate_process=True))
 
     @classmethod
     def from_config(cls, root: Path, config: LayeredConfig) -> EvidenceSettings:
@@ -87,7 +88,9 @@ class EvidenceSettings:
             clean_interval_seconds=float(config.get_int(SECTION, "clean-interval-seconds", 43_200, minimum=1, maximum=10**9)),
             keep_records_seconds=86_400.0 * config.get_int(SECTION, "keep-records-for-days", 30, minimum=0, maximum=100_000),
             max_archive_bytes=config.get_int(SECTION, "archive-max-filesize", 32 * 1024 * 1024, minimum=1024, maximum=2**34),
-            separate_process=config.get_bool(SECTION, "archive-in-separate-process", False),
+            # A running server archives in a child process: in the thread pool, building containers (zip, deflate and
+            # XML in Python) holds the interpreter lock and the proxies ran at 30 % (docs/evidence.md, issue 23).
+            separate_process=config.get_bool(SECTION, "archive-in-separate-process", True),
         )
 
         def listed(kind: str, side: str) -> frozenset[ClientId]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from twisted.trial import unittest
 
@@ -40,6 +41,19 @@ class RecordingStore(MessageLogStore):
         return deleted
 
 
+class PausesSeen:
+    """The loopback reactor, noting the delay of every call scheduled through it (the cleaner's pauses)."""
+
+    delays: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(REACTOR, name)
+
+    def callLater(self, delay: float, function: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Twisted's name)
+        self.delays.append(delay)
+        return REACTOR.callLater(delay, function, *args, **kwargs)
+
+
 class BoundedArchiverTests(unittest.TestCase):
     """A backlog many batches long, archived and cleaned with small batches."""
 
@@ -72,6 +86,25 @@ class BoundedArchiverTests(unittest.TestCase):
         assert asked["archivable"] and max(asked["archivable"]) == 3
         assert asked["delete_archived"] and max(asked["delete_archived"]) == 2
         assert max(asked.get("records_between", [0])) <= 3
+
+    async def test_the_cleaner_pauses_after_every_full_batch(self) -> None:
+        """Retention deletes batch after batch of ``clean_batch`` records, each its own call, and hands the writer
+        back to the exchanges (a pause scaled by ``clean_pause_factor``) after every full batch before the next."""
+        for n in range(5):
+            for entry in exchange(f"pause-{n}"):
+                await self.writer.log(entry)
+        await self.writer.run(stamp_all)
+        settings = ArchiverSettings(
+            archive_dir=self.archive_dir, clean_batch=3, keep_records_seconds=0, clean_pause_factor=2.0
+        )
+        archiver = Archiver(PausesSeen(), self.writer, settings, reader=RecordingStore)
+        await archiver.archive_now()
+        PausesSeen.delays = []
+        RecordingStore.calls = []
+        assert await archiver.clean_now() == 10
+        deletes = [amount for name, amount, _ in RecordingStore.calls if name == "delete_archived"]
+        assert deletes == [3, 3, 3, 3]  # 3 + 3 + 3 + 1: a pause after each of the three full batches
+        assert len(PausesSeen.delays) == 3 and min(PausesSeen.delays) >= 0
 
     async def test_archive_reads_do_not_run_in_the_writer_thread(self) -> None:
         """Records to archive are read through the archiver's own connection, so appends never wait behind them."""

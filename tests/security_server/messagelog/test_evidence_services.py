@@ -11,6 +11,7 @@ from security_server.core.config import IniLayer, LayeredConfig
 from security_server.core.errors import ConfigurationError, GlobalConfOutdated
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId
+from security_server.messagelog.archiver import ArchiverSettings
 from security_server.messagelog.evidence_services import EvidenceServices, EvidenceSettings, make_evidence_services
 from security_server.messagelog.writer import MessageLogWriter
 
@@ -31,6 +32,15 @@ def test_defaults_are_xroads(tmp_path: Path) -> None:
     assert (archiver.archive_interval_seconds, archiver.clean_interval_seconds) == (21_600, 43_200)
     assert archiver.keep_records_seconds == 30 * 86_400 and archiver.max_archive_bytes == 32 * 1024 * 1024
     assert not settings.allow_remote_asic
+
+
+def test_a_running_server_archives_in_a_separate_process_by_default(tmp_path: Path) -> None:
+    """archive-in-separate-process defaults to true for the server (the thread pool starved the proxies), false
+    when set so; the Archiver class used directly keeps its in-thread default."""
+    assert EvidenceSettings.from_config(tmp_path, config("")).archiver.separate_process
+    off = EvidenceSettings.from_config(tmp_path, config("[messagelog]\narchive-in-separate-process = false\n"))
+    assert not off.archiver.separate_process
+    assert not ArchiverSettings(archive_dir=tmp_path).separate_process
 
 
 def test_messagelog_section_overrides(tmp_path: Path) -> None:
