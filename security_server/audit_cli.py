@@ -13,7 +13,10 @@ Commands read a security server's directory (``--dir``, env ``FEDBUS_SERVER_DIR`
 ``export`` writes one ASiC-E container when one record matches (or ``--record`` picks one), else a zip of the
 exchange's containers, named as X-Road's ``/asic`` names them. ``verify`` prints every check it made, one per
 line (``passed``/``FAILED``/``skipped``: what was checked and what was found), then ``VERIFIED`` or
-``NOT VERIFIED``; the exit status is 0 only when everything verified (1 otherwise, 2 for bad arguments).
+``NOT VERIFIED``; the exit status is 0 only when everything verified (1 otherwise, 2 for bad arguments). A
+container (or an archive's) of a SOAP record logged without its body, whose every other check passed, ends with
+``VERIFIED WITHOUT MESSAGE`` (code ``valid_without_message``, JSON ``"verified": false``) and exit status 3: who
+signed a message with that digest, and when, is proven; the message's content is not (docs/evidence.md).
 ``verificationconf`` writes X-Road's verification configuration (``instance-identifier`` and
 ``<instance>/shared-params.xml``, taken from the server's verified global configuration) plus ``ca.pem``,
 ``ocsp.pem`` and ``tsa.pem`` for other tools. ``--json`` prints JSON instead of text.
@@ -41,7 +44,7 @@ from security_server.admin.server_dir import DB_NAME
 from security_server.cli import dir_option
 from security_server.confclient import bundle as conf_bundle
 from security_server.core.archive import verify_archive
-from security_server.core.asic import CheckStatus
+from security_server.core.asic import VALID_WITHOUT_MESSAGE, CheckStatus
 from security_server.core.errors import InvalidClientIdentifier, InvalidConfiguration, LogChainBroken, NotFound
 from security_server.core.evidence import (
     INSTANCE_IDENTIFIER_FILE,
@@ -55,6 +58,7 @@ from security_server.core.evidence import (
 from security_server.core.globalconf.anchor import parse_configuration_anchor
 from security_server.core.globalconf.directory import SHARED_PARAMETERS
 from security_server.core.identifiers import ClientId, ServiceId
+from security_server.core.unlogged_message import NOT_LOGGED_DETAIL
 from security_server.core.logchain import Direction
 from security_server.core.verify_checkpoint import Checkpoint, CheckpointKey, ShardMark, read_checkpoint, write_checkpoint
 from security_server.edge import cli_output
@@ -68,6 +72,8 @@ BUNDLE_NAME = "globalconf.bundle"
 MAX_INPUT_BYTES = 4 * 1024 * 1024 * 1024
 MAX_CONF_FILE_BYTES = 32 * 1024 * 1024
 MAX_CHECKPOINT_BYTES = 1024 * 1024
+EXIT_VERIFIED_WITHOUT_MESSAGE = 3
+"""Exit status of ``verify container``/``archive`` for a SOAP record logged without its body (0 valid, 1 failed)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -327,7 +333,12 @@ def _report(as_json: bool, subject: str, lines: Sequence[Line], ok: bool, code: 
         click.echo(subject)
         for line in lines:
             click.echo(f"  {line.status:<7} {line.name}: {line.detail}")
-        click.echo("VERIFIED" if ok else f"NOT VERIFIED: {code}")
+        if code == VALID_WITHOUT_MESSAGE:
+            click.echo(f"VERIFIED WITHOUT MESSAGE: {code} ({NOT_LOGGED_DETAIL})")
+        else:
+            click.echo("VERIFIED" if ok else f"NOT VERIFIED: {code}")
+    if code == VALID_WITHOUT_MESSAGE:
+        raise SystemExit(EXIT_VERIFIED_WITHOUT_MESSAGE)
     if not ok:
         raise SystemExit(1)
 
@@ -399,6 +410,11 @@ def verify_archive_command(
             if report.ok:
                 signer = f" signed by {report.signer.client}" if report.signer else ""
                 lines.append(Line(f"container {name}", "passed", f"verified{signer}"))
+            elif report.code == VALID_WITHOUT_MESSAGE:
+                signer = f" signed by {report.signer.client}" if report.signer else ""
+                lines.append(Line(f"container {name}", "skipped", f"verified{signer}; {NOT_LOGGED_DETAIL}"))
+                if ok:
+                    code = VALID_WITHOUT_MESSAGE
             else:
                 failed = next((c for c in report.checks if c.status is not CheckStatus.PASSED), None)
                 lines.append(Line(f"container {name}", "FAILED", failed.detail if failed else report.code))
@@ -502,7 +518,7 @@ def verify_log_command(
         if without_body:
             detail += f"; {without_body} logged without their body: its digest taken as signed"
         if unverifiable:
-            detail += f"; {unverifiable} SOAP records logged with an emptied body: their message digest cannot be checked"
+            detail += f"; {unverifiable} SOAP records verified without message ({NOT_LOGGED_DETAIL})"
         lines.append(Line("signatures", "passed" if not signature_failures else "FAILED", detail))
     if checkpoint_out is not None and key is not None and ok:
         checkpoint_out.write_bytes(write_checkpoint(Checkpoint(tuple(marks), now), key))

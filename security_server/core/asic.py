@@ -50,6 +50,7 @@ from security_server.core.errors import (
     RequestTooLarge,
 )
 from security_server.core.hashchain import SIG_HASH_CHAIN_RESULT, UnresolvedRef
+from security_server.core.body_logging import is_soap_without_body
 from security_server.core.safexml import parse_xml
 from security_server.core.signature import (
     SignatureData,
@@ -59,6 +60,7 @@ from security_server.core.signature import (
     signature_value,
     verify_signature,
 )
+from security_server.core.unlogged_message import NOT_LOGGED_DETAIL, verify_signature_without_message
 
 MIMETYPE = "application/vnd.etsi.asic-e+zip"
 """Content of the ``mimetype`` entry."""
@@ -91,6 +93,12 @@ _ATTACHMENT = re.compile(r"attachment([1-9][0-9]{0,5})\Z")
 # X-Road's error codes for container structure (ErrorCodes.java), carried as subcodes of malformed_signature.
 MIME_TYPE_NOT_FOUND = "asic_mime_type_not_found"
 INVALID_MIME_TYPE = "asic_invalid_mime_type"
+
+VALID = "valid"
+"""The verdict code when every check passed."""
+VALID_WITHOUT_MESSAGE = "valid_without_message"
+"""The verdict code of a SOAP record logged without its body (core/body_logging.py) whose other checks all passed:
+who signed a message with the stated digest, and when, is proven; the message's content is not."""
 MESSAGE_NOT_FOUND = "asic_message_not_found"
 SIGNATURE_NOT_FOUND = "asic_signature_not_found"
 HASH_CHAIN_RESULT_NOT_FOUND = "asic_hash_chain_result_not_found"
@@ -317,7 +325,8 @@ class ContainerTimestamp:
 
 @dataclass(frozen=True, slots=True)
 class ContainerVerdict:
-    """The verdict on a container: ``code`` is ``valid`` or X-Road's error code, with the checks that led there.
+    """The verdict on a container: ``code`` is ``valid``, ``valid_without_message`` (a SOAP record logged without
+    its body: see :data:`VALID_WITHOUT_MESSAGE`) or X-Road's error code, with the checks that led there.
 
     ``unverified_refs`` are hash-chain references to data the container does not hold (X-Road containers
     leave out attachments of batch-signed messages); ``extra_entries`` are entries nothing covers.
@@ -498,6 +507,7 @@ def verify_container(
     except BusError as err:
         return run.failed("timestamp", err)
 
+    code = VALID
     try:
         verified = verify_signature(
             signature_xml,
@@ -506,18 +516,31 @@ def verify_container(
             allow_unresolved_hash_chain_refs=True,
         )
     except BusError as err:
-        return run.failed("signature", err)
+        if attachments or not is_soap_without_body(message):
+            return run.failed("signature", err)
+        # A SOAP record logged without its body (core/body_logging.py): everything but the message, over the
+        # message digest the signature states; a broken signature, certificate reference or timestamp still fails.
+        try:
+            verified, signed = verify_signature_without_message(signature_xml, resolve)
+        except BusError as again:
+            return run.failed("signature", again)
+        code = VALID_WITHOUT_MESSAGE
     unverified = verified.hash_chain.unresolved if verified.hash_chain is not None else ()
     try:
         signer = verified.signing_cert.subject.rfc4514_string()
     except ValueError:
         signer = f"certificate serial {verified.signing_cert.serial_number}"
     detail = f"signed by {signer} at {verified.signing_time.isoformat()}"
+    if code == VALID_WITHOUT_MESSAGE:
+        detail += f"; over the message digest the signature states ({signed.algorithm.name} {signed.digest.hex()[:32]}...)"
+        unverified = tuple(ref for ref in unverified if ref.uri != hashchain.MESSAGE)
     if unverified:
         detail += "; not in the container, digests taken as signed: " + ", ".join(ref.uri for ref in unverified)
     run.passed("signature", detail)
+    if code == VALID_WITHOUT_MESSAGE:
+        run.skipped("message", NOT_LOGGED_DETAIL)
     return ContainerVerdict(
-        code="valid",
+        code=code,
         checks=tuple(run.checks),
         signature=verified,
         message=message,

@@ -112,6 +112,33 @@ def soap_without_body(message: bytes) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=message.lstrip().startswith(b"<?xml"), encoding="UTF-8"))
 
 
+def is_soap_without_body(message: bytes) -> bool:
+    """Whether ``message`` is a SOAP envelope with an empty ``Body``: the form a record logged without body holds."""
+    if not message.lstrip().startswith(b"<"):
+        return False
+    try:
+        root = parse_xml(message, max_bytes=len(message))
+    except BusError:
+        return False
+    body = _child(root, _BODY)
+    return body is not None and len(body) == 0 and not (body.text or "").strip()
+
+
+NOT_LOGGED_ELEMENT = "{urn:fedbus:message-log}bodyNotLogged"
+"""The stand-in element :func:`with_stand_in_body` puts in an emptied ``Body`` (never logged, never signed)."""
+
+
+def with_stand_in_body(message: bytes) -> bytes:
+    """An emptied SOAP message (:func:`is_soap_without_body`) with one stand-in element in its ``Body``, so that the
+    SOAP reader, which wants exactly one body element, can read its header. Only for reading; raises BusError."""
+    root = parse_xml(message, max_bytes=len(message))
+    body = _child(root, _BODY)
+    if body is None or len(body) != 0:
+        raise ConfigurationError("not a SOAP message logged without its body")
+    etree.SubElement(body, NOT_LOGGED_ELEMENT)
+    return bytes(etree.tostring(root, encoding="UTF-8"))
+
+
 def _child(root: etree._Element, tag: str) -> etree._Element | None:
     if root.tag != _ENVELOPE:
         return None

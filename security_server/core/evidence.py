@@ -19,6 +19,10 @@ and :func:`read_verification_conf` reads the same layout, so X-Road's own config
 5. the certificate belongs to the named member, read with the CA's certificate profile (fedbus's own, or
    X-Road's ``FiVRK`` profile used by X-Road's test CA).
 
+A SOAP record logged without its body (``message-body-logging`` off: core/body_logging.py) no longer matches its
+signed digest: every step above is still made, over the digest the signature states, the message check is reported
+``skipped`` and the verdict is ``valid_without_message``, never ``valid`` (core/unlogged_message.py).
+
 This module is pure: ``now`` is an argument (used only to refuse timestamps from the future).
 """
 
@@ -34,7 +38,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from security_server.core import certprofile, digests
-from security_server.core.asic import CheckStatus, ContainerCheck, ContainerVerdict, ZipLimits, error_code, verify_container
+from security_server.core.asic import (
+    VALID,
+    VALID_WITHOUT_MESSAGE,
+    CheckStatus,
+    ContainerCheck,
+    ContainerVerdict,
+    ZipLimits,
+    error_code,
+    verify_container,
+)
+from security_server.core.body_logging import is_soap_without_body, with_stand_in_body
 from security_server.core.errors import (
     BusError,
     CertValidation,
@@ -209,13 +223,18 @@ def message_signer(message: bytes) -> MessageSigner:
     ``x-road-service``, else the client in ``x-road-client``. Raises :class:`MalformedSignature`.
     """
     if message.lstrip()[:1] == b"<":
+        # Logged without its body (core/body_logging.py): its header read with a stand-in body element, and a
+        # response known by its requestHash header alone.
+        without_body = is_soap_without_body(message)
         try:
-            parsed = parse_soap(message, "text/xml", max_bytes=MAX_MESSAGE_BYTES, is_response=True)
+            readable = with_stand_in_body(message) if without_body else message
+            parsed = parse_soap(readable, "text/xml", max_bytes=MAX_MESSAGE_BYTES, is_response=True)
         except BusError as err:
             raise MalformedSignature("message.xml is not an X-Road message", reason=f"message.xml: {err.reason}") from err
         if parsed.header is None or parsed.wrapper is None:
             raise MalformedSignature("message.xml is a fault without X-Road headers: no signer named")
-        response = parsed.wrapper.localname.endswith("Response") or parsed.header.request_hash is not None
+        named_response = not without_body and parsed.wrapper.localname.endswith("Response")
+        response = named_response or parsed.header.request_hash is not None
         client = parsed.header.service.client if response else parsed.header.client
         return MessageSigner(client, response, "SOAP")
     return _rest_signer(message)
@@ -267,7 +286,8 @@ def member_from_certificate(cert: x509.Certificate, profile: str | None) -> Clie
 
 @dataclass(frozen=True, slots=True)
 class EvidenceReport:
-    """The verdict on a container with every check made; ``code`` is ``valid`` or the first failure's code."""
+    """The verdict on a container with every check made; ``code`` is ``valid``, ``valid_without_message`` (a SOAP
+    record logged without its body: the message check skipped, every other check passed) or the first failure's code."""
 
     code: str
     checks: tuple[ContainerCheck, ...]
@@ -387,4 +407,5 @@ def verify_evidence(
     checks.append(ContainerCheck("member", CheckStatus.PASSED, f"signing certificate belongs to {member}"))
     if verdict.timestamp is not None and verdict.timestamp.gen_time + timedelta(seconds=skew_seconds) < at:
         return failed("timestamp time", MalformedSignature("the timestamp is older than the signature"), signer)
-    return EvidenceReport("valid", tuple(checks), verdict, signer)
+    # valid_without_message (a SOAP record logged without its body) stays its own verdict: never plain "valid".
+    return EvidenceReport(verdict.code if verdict.code == VALID_WITHOUT_MESSAGE else VALID, tuple(checks), verdict, signer)

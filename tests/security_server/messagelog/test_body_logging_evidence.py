@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
+import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from security_server.audit_cli import audit
+from security_server.core.asic import VALID_WITHOUT_MESSAGE, CheckStatus
 from security_server.core.body_logging import entry_without_body
+from security_server.core.evidence import VerificationConf, read_verification_conf, verify_evidence
 from security_server.core.logchain import Direction
 from security_server.core.rest import RestRequest
 from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import MessageLogStore
+from tests.federation.departments import PROVIDER_MEMBER
 from tests.federation.evidence import exchange, federation, signed_entry
 from tests.security_server.messagelog.stamping import stamp_all
 
@@ -62,7 +71,8 @@ def test_a_rest_record_without_body_still_verifies(tmp_path: Path) -> None:
 
 def test_a_soap_record_without_body_keeps_its_chain_but_not_its_message_proof(tmp_path: Path) -> None:
     """SOAP body off (X-Road's empty Body): the header stays, the hash link and timestamp still verify, and the
-    container is refused at the message digest, as X-Road's asicverifier refuses it; nothing else is claimed."""
+    container verifies everything but the message (X-Road's asicverifier refuses it): its own verdict
+    ``valid_without_message``, exit status 3, the message check skipped, never plain "valid"."""
     path, store = _container(tmp_path, entry_rest=False)
     with store:
         [record] = list(store.records())
@@ -70,6 +80,101 @@ def test_a_soap_record_without_body_keeps_its_chain_but_not_its_message_proof(tm
         assert store.verify() == 1 and store.timestamp_of(record.id) is not None
     conf = federation().write_verificationconf(tmp_path / "conf")
     result = invoke("verify", "container", str(path), "--conf", str(conf), "--json")
-    assert result.exit_code == 1
-    failed = [check for check in json.loads(result.output)["checks"] if check["status"] != "passed"]
-    assert [check["name"] for check in failed] == ["signature"], failed
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.output)
+    assert document["code"] == "valid_without_message" and document["verified"] is False
+    statuses = {check["name"]: check["status"] for check in document["checks"]}
+    assert statuses.pop("message") == "skipped"
+    assert set(statuses.values()) == {"passed"}
+    assert {"signature", "timestamp token", "certificate", "OCSP", "member"} <= set(statuses)
+    [message] = [check for check in document["checks"] if check["name"] == "message"]
+    assert message["detail"] == "message body not logged: the message's content (header and body) is not proven"
+    text = invoke("verify", "container", str(path), "--conf", str(conf))
+    assert text.exit_code == 3 and "VERIFIED WITHOUT MESSAGE" in text.output and "\nVERIFIED\n" not in text.output
+
+
+def test_a_soap_response_without_body_names_its_provider(tmp_path: Path) -> None:
+    """A response logged without body has no body element to read: its requestHash header makes it a response, so
+    the provider is the signer the certificate must belong to."""
+    _, response = exchange("soap-off-response", T0)
+    store = MessageLogStore(tmp_path / "messagelog.db")
+    [record] = store.append_entries([entry_without_body(response, rest=False)])
+    stamp_all(store)
+    report = verify_evidence(record_container(record, store.timestamp_of(record.id)), _conf(tmp_path), datetime.now(UTC))
+    assert report.code == VALID_WITHOUT_MESSAGE and report.signer is not None and report.signer.response
+    assert report.signer.client.member == PROVIDER_MEMBER
+    store.close()
+
+
+def _conf(tmp_path: Path) -> VerificationConf:
+    folder = federation().write_verificationconf(tmp_path / "conf-files")
+    return read_verification_conf({
+        str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()
+    })
+
+
+def _tampered(tmp_path: Path, change: Callable[[str, bytes], bytes]) -> bytes:
+    """The body-less SOAP container with ``change(name, data)`` applied to each entry (same order and storage)."""
+    path, store = _container(tmp_path, entry_rest=False)
+    store.close()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, change(info.filename, source.read(info)))
+    return out.getvalue()
+
+
+def _signature_value_flipped(name: str, data: bytes) -> bytes:
+    if name != "META-INF/signatures.xml":
+        return data
+    start = data.index(b"SignatureValue") + 40
+    return data[:start] + (b"A" if data[start:start + 1] != b"A" else b"B") + data[start + 1:]
+
+
+def _signing_time_moved(name: str, data: bytes) -> bytes:
+    if name != "META-INF/signatures.xml":
+        return data
+    start = data.index(b"SigningTime>") + len(b"SigningTime>")
+    return data[:start] + (b"1" if data[start:start + 1] != b"1" else b"2") + data[start + 1:]
+
+
+def _without_ocsp(name: str, data: bytes) -> bytes:
+    if name != "META-INF/signatures.xml":
+        return data
+    # The OCSP response (unsigned) replaced by one that is not an OCSP response.
+    return re.sub(rb'(<xades:EncapsulatedOCSPValue[^>]*>)[^<]*', rb"\1bm90IGFuIE9DU1AgcmVzcG9uc2U=", data)
+
+
+def _timestamp_flipped(name: str, data: bytes) -> bytes:
+    if name != "META-INF/signatures.xml":
+        return data
+
+    def flip(found: re.Match[bytes]) -> bytes:
+        token = base64.b64decode(b"".join(found.group(2).split()))
+        return found.group(1) + base64.b64encode(token[:-8] + bytes(b ^ 0xFF for b in token[-8:]))
+
+    return re.sub(rb"(<xades:EncapsulatedTimeStamp[^>]*>)([^<]*)", flip, data)
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        (_signature_value_flipped, "timestamp"),  # the timestamp, over the signature value, is checked first
+        (_signing_time_moved, "signature"),
+        (_without_ocsp, "OCSP"),
+        (_timestamp_flipped, "timestamp"),
+    ],
+)
+def test_a_tampered_soap_record_without_body_still_fails(
+    tmp_path: Path, change: Callable[[str, bytes], bytes], failing: str
+) -> None:
+    """Taking the message's digest as signed waives nothing else: a changed signature value or signed property,
+    a missing OCSP response or a broken timestamp token still fail the container."""
+    (tmp_path / "kept").mkdir()
+    assert verify_evidence(_tampered(tmp_path / "kept", lambda _, d: d), _conf(tmp_path), datetime.now(UTC)).code == (
+        VALID_WITHOUT_MESSAGE
+    )
+    data = _tampered(tmp_path, change)
+    report = verify_evidence(data, _conf(tmp_path), datetime.now(UTC))
+    assert report.code not in ("valid", VALID_WITHOUT_MESSAGE), report.checks
+    assert report.checks[-1].status is CheckStatus.FAILED and report.checks[-1].name.startswith(failing), report.checks
