@@ -347,7 +347,19 @@ class LogAuditor:
                 )
         except BusError as err:
             if isinstance(err, (InvalidSignatureValue, MalformedSignature)) and _emptied_soap_body(record.message):
-                # Logged without its body (core/body_logging.py): the signature is over the message as sent.
+                # Logged without its body (core/body_logging.py): verified without message, as `verify container`
+                # does (valid_without_message): over the message digest the signature states, by a trusted signer
+                # of the member the record names; anything else broken still fails.
+                from security_server.core.unlogged_message import verify_signature_without_message
+
+                try:
+                    verified, _ = verify_signature_without_message(record.signature, parts.get)
+                    if stamped_at is not None and stamped_at + timedelta(seconds=self.skew_seconds) < verified.signing_time:
+                        raise MalformedSignature("the timestamp is older than the signature")
+                    if self._trusted_member(verified) != self._named_member(record):
+                        raise IncorrectCertificate("signing certificate does not belong to the member that the record names")
+                except BusError as broken:
+                    return broken.reason if broken.reason == broken.message else f"{broken.message}: {broken.reason}"
                 self.unverifiable += 1
                 return None
             return err.reason if err.reason == err.message else f"{err.message}: {err.reason}"

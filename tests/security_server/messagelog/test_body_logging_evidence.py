@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import re
@@ -24,7 +25,9 @@ from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import MessageLogStore
 from tests.federation.departments import PROVIDER_MEMBER
 from tests.federation.evidence import exchange, federation, signed_entry
+from security_server.messagelog.log_verifier import verify_shard
 from tests.security_server.messagelog.stamping import stamp_all
+from tests.security_server.messagelog.test_log_verifier import batch_signed, write_log
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 BODY = b'{"person": "secret"}'
@@ -107,10 +110,7 @@ def test_a_soap_response_without_body_names_its_provider(tmp_path: Path) -> None
 
 
 def _conf(tmp_path: Path) -> VerificationConf:
-    folder = federation().write_verificationconf(tmp_path / "conf-files")
-    return read_verification_conf({
-        str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()
-    })
+    return federation().conf()
 
 
 def _tampered(tmp_path: Path, change: Callable[[str, bytes], bytes]) -> bytes:
@@ -178,3 +178,29 @@ def test_a_tampered_soap_record_without_body_still_fails(
     report = verify_evidence(data, _conf(tmp_path), datetime.now(UTC))
     assert report.code not in ("valid", VALID_WITHOUT_MESSAGE), report.checks
     assert report.checks[-1].status is CheckStatus.FAILED and report.checks[-1].name.startswith(failing), report.checks
+
+
+def test_a_batch_signed_soap_record_without_body_is_valid_without_message(tmp_path: Path) -> None:
+    """Signed in a batch (the message an input of the signed hash chain): the chain's digest of the message is
+    taken as signed, everything else verified, the same verdict ``valid_without_message``."""
+    entries = batch_signed(1, 3, T0)
+    store = MessageLogStore(tmp_path / "messagelog.db")
+    [record, *_] = store.append_entries([entry_without_body(entries[0], rest=False), *entries[1:]])
+    stamp_all(store)
+    report = verify_evidence(record_container(record, store.timestamp_of(record.id)), _conf(tmp_path), datetime.now(UTC))
+    store.close()
+    assert report.code == VALID_WITHOUT_MESSAGE, report.checks
+    assert [check.name for check in report.checks if check.status is not CheckStatus.PASSED] == ["message"]
+
+
+def test_verify_log_reports_the_same_records_and_fails_a_tampered_one(tmp_path: Path) -> None:
+    """``verify log`` agrees with ``verify container``: a body-less SOAP record is counted as verified without
+    message, and one whose signed properties were changed is a signature failure, not a count."""
+    good, _ = exchange("soap-off-good", T0)
+    bad, _ = exchange("soap-off-bad", T0)
+    start = bad.signature.index(b"SigningTime>") + len(b"SigningTime>")
+    moved = bad.signature[:start] + (b"1" if bad.signature[start:start + 1] != b"1" else b"2") + bad.signature[start + 1:]
+    entries = [entry_without_body(good, rest=False), entry_without_body(dataclasses.replace(bad, signature=moved), rest=False)]
+    result = verify_shard(write_log(tmp_path / "messagelog.db", entries), federation().conf(), datetime.now(UTC))
+    assert result.unverifiable == 1
+    assert [problem.record_id for problem in result.signature_problems] == [2], result.signature_problems
