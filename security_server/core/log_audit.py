@@ -50,7 +50,7 @@ from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, at
 from security_server.core.identifiers import ClientId, ServiceId
 from security_server.core.logchain import Direction, LogRecord
 from security_server.core.safexml import parse_xml
-from security_server.core.signature import VerifiedSignature, signature_value, verify_signature
+from security_server.core.signature import VerifiedSignature, signature_value, verify_signature, verify_signature_over_chain
 from security_server.core.timestamp import TimestampInfo, read_timestamp_token, verify_timestamp_token
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, check_validity, verify_cert_path
 
@@ -83,6 +83,14 @@ def canonical_chains(
     leaf under it (the chains of neighbouring leaves differ only in their lowest steps), where the builder walks
     the tree again for each leaf. Two or more single-part leaves.
     """
+    result, chains, _ = _canonical(leaves, chain_uri=chain_uri, data_uri=data_uri, algorithm=algorithm)
+    return result, chains
+
+
+def _canonical(
+    leaves: Sequence[bytes], *, chain_uri: str, data_uri: str, algorithm: DigestAlgorithm
+) -> tuple[bytes, list[bytes], bytes]:
+    """:func:`canonical_chains`, with the top digest that the result states."""
     count = len(leaves)
     if count < 2:
         raise ValueError("a batch hash chain has at least two leaves")
@@ -129,7 +137,7 @@ def canonical_chains(
             else:
                 pending.append((child_lo, child_width, depth + 1, prefix + step))
     top = value(0, root)
-    return hashchain._result_xml(algorithm, top, f"{chain_uri}#{hashchain._STEP}0"), chains
+    return hashchain._result_xml(algorithm, top, f"{chain_uri}#{hashchain._STEP}0"), chains, top
 
 
 def expected_ts_chains(leaves: Sequence[tuple[int, bytes]], result_xml: bytes | None) -> dict[int, tuple[bytes, bytes]]:
@@ -172,7 +180,7 @@ class LogAuditor:
         self._members: dict[bytes, ClientId] = {}
         self._ders: dict[int, tuple[x509.Certificate, bytes]] = {}
         self._named: dict[tuple[Direction, str, str], ClientId | str] = {}
-        self._own_chains: dict[int, bytes] = {}
+        self._own_chains: dict[int, tuple[bytes, hashchain.HashChainVerification]] = {}
         self.without_body = 0
         """Records whose signed body is not logged (REST body logging off): its digest was taken as signed."""
         self.unverifiable = 0
@@ -279,14 +287,18 @@ class LogAuditor:
             if len(members) < 2:
                 continue
             try:
-                built, chains = canonical_chains(
+                built, chains, top = _canonical(
                     [digests.SHA512.digest(r.message) for r in members], chain_uri=hashchain.SIG_HASH_CHAIN, data_uri=MESSAGE,
                     algorithm=digests.SHA512,
                 )
             except ValueError:
                 continue
             if built == result:
-                self._own_chains.update((r.id, chain) for r, chain in zip(members, chains))
+                # What verify_hash_chain finds for each of these chains: one DataRef to the message, resolved.
+                proven = hashchain.HashChainVerification(
+                    algorithm=digests.SHA512, top=top, used_inputs=frozenset({MESSAGE}), data_refs=(MESSAGE,), unresolved=()
+                )
+                self._own_chains.update((r.id, (chain, proven)) for r, chain in zip(members, chains))
 
     def stamp_time(self, stamp_id: int) -> datetime | None:
         """The time the token of timestamp ``stamp_id`` says (None: not read, or unreadable)."""
@@ -313,18 +325,24 @@ class LogAuditor:
         key = (sig_hash, shared)
         try:
             signed = self._signatures.get(key)
+            own = self._own_chains.get(record.id)
+            own_chain = own is not None and own[0] == record.hashchain and not record.attachments
             if signed is None:
-                verified = verify_signature(
-                    record.signature, parts.get, expected_parts=expected, allow_unresolved_hash_chain_refs=True
-                )
+                if own is not None and own_chain:
+                    # Its chain is the one built from its batch's messages, whose result is the stored one.
+                    verified = verify_signature_over_chain(
+                        record.signature, parts.get, own[1], expected_parts=expected, allow_unresolved_hash_chain_refs=True
+                    )
+                else:
+                    verified = verify_signature(
+                        record.signature, parts.get, expected_parts=expected, allow_unresolved_hash_chain_refs=True
+                    )
                 signed = _Signed(verified, self._trusted_member(verified))
                 self._signatures[key] = signed
                 self.signatures_verified += 1
                 if verified.hash_chain is not None and verified.hash_chain.unresolved:
                     self.without_body += 1
-            elif record.hashchain is not None and record.hashchainresult is not None and (
-                self._own_chains.get(record.id) != record.hashchain or record.attachments
-            ):
+            elif record.hashchain is not None and record.hashchainresult is not None and not own_chain:
                 # Same signature and result: only this record's own chain and what it covers are its own.
                 try:
                     if self._check_own_chain(record.hashchainresult, record.hashchain, parts, expected, signed.verified):

@@ -1140,6 +1140,36 @@ def verify_signature(
     ``malformed_signature.invalid_hash_chain_ref``) or :class:`InvalidSignatureValue` (a reference digest or
     the signature value does not verify). Certificate trust is not judged here.
     """
+    return _verify(signature_xml, resolve, expected_parts, allow_unresolved_hash_chain_refs, max_bytes, None)
+
+
+def verify_signature_over_chain(
+    signature_xml: bytes,
+    resolve: Callable[[str], bytes | None],
+    proven: hashchain.HashChainVerification,
+    *,
+    expected_parts: Collection[str] = (MESSAGE,),
+    allow_unresolved_hash_chain_refs: bool = False,
+    max_bytes: int = MAX_SIGNATURE_BYTES,
+) -> VerifiedSignature:
+    """:func:`verify_signature` when the caller already knows that the ``sig-hashchain.xml`` that ``resolve`` gives
+    leads from the data to the digest of the ``sig-hashchainresult.xml`` it gives: ``proven`` is what
+    :func:`~security_server.core.hashchain.verify_hash_chain` returns for them (the message log's auditor builds a
+    batch's chains from its messages and compares bytes). The chain is then not walked again; every other check,
+    its order and its verdict are :func:`verify_signature`'s. ``proven`` is taken only when its inputs are exactly
+    the expected parts that the signature does not reference itself; otherwise the chain is verified as usual.
+    """
+    return _verify(signature_xml, resolve, expected_parts, allow_unresolved_hash_chain_refs, max_bytes, proven)
+
+
+def _verify(
+    signature_xml: bytes,
+    resolve: Callable[[str], bytes | None],
+    expected_parts: Collection[str],
+    allow_unresolved_hash_chain_refs: bool,
+    max_bytes: int,
+    proven: hashchain.HashChainVerification | None,
+) -> VerifiedSignature:
     parsed: _TemplateSignature | _TreeSignature | None = _read_template(signature_xml, max_bytes)
     if parsed is None:
         parsed = _TreeSignature(_read(signature_xml, max_bytes))
@@ -1164,9 +1194,12 @@ def verify_signature(
             raise _malformed("hash chain of the signature is missing", subcode=hashchain.INVALID_REFERENCE)
         inputs = [part for part in expected_parts if part not in direct]
         try:
-            chain_result = hashchain.verify_hash_chain(
-                result_xml, chain_xml, resolve, inputs, allow_unresolved=allow_unresolved_hash_chain_refs
-            )
+            if proven is not None and proven.used_inputs == frozenset(inputs):
+                chain_result = proven  # the caller verified this chain (verify_signature_over_chain)
+            else:
+                chain_result = hashchain.verify_hash_chain(
+                    result_xml, chain_xml, resolve, inputs, allow_unresolved=allow_unresolved_hash_chain_refs
+                )
         except (InvalidHashChain, HashChainUnusedInputs) as err:
             raise hashchain.as_malformed_signature(err) from err
         covered.update(chain_result.data_refs)
