@@ -12,8 +12,9 @@ Without its body, a record keeps what X-Road keeps:
 * **SOAP**: the message with its ``Body`` emptied (the header bytes exactly as they came, the ``Body`` start tag,
   its end tag), and no attachments. The signature, hash chain and everything else stay as signed. The signed
   digest of the message then no longer matches the logged message, so a container of such a record does not verify
-  its message (X-Road's ``asicverifier`` fails it the same way: UG-SIGDOC); the signature, certificate, OCSP
-  response, timestamp and the log's hash link still prove who signed what digest and when.
+  its message (X-Road's ``asicverifier`` fails it: UG-SIGDOC); the signature, certificate, OCSP response, timestamp
+  and the log's hash link still prove who signed what digest and when: ``verify container`` checks them over the
+  stated digest and answers ``valid_without_message`` (core/unlogged_message.py).
 * **REST**: the body (``attachment1``) is dropped; the request/response message part (method, path, query, headers)
   is kept whole, unlike X-Road (which also drops the path and query and so can no longer verify anything). The
   signature covers the body through its hash chain, whose digest of ``/attachment1`` stays, so the container still

@@ -21,7 +21,8 @@ from security_server.core.body_logging import entry_without_body
 from security_server.core.evidence import VerificationConf, read_verification_conf, verify_evidence
 from security_server.core.logchain import Direction
 from security_server.core.rest import RestRequest
-from security_server.messagelog.asic_export import record_container
+from security_server.core.archive import ArchiveEntry, build_archive
+from security_server.messagelog.asic_export import record_container, record_container_name
 from security_server.messagelog.store import MessageLogStore
 from tests.federation.departments import PROVIDER_MEMBER
 from tests.federation.evidence import exchange, federation, signed_entry
@@ -117,8 +118,12 @@ def _tampered(tmp_path: Path, change: Callable[[str, bytes], bytes]) -> bytes:
     """The body-less SOAP container with ``change(name, data)`` applied to each entry (same order and storage)."""
     path, store = _container(tmp_path, entry_rest=False)
     store.close()
+    return _rewritten(path.read_bytes(), change)
+
+
+def _rewritten(container: bytes, change: Callable[[str, bytes], bytes]) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as source, zipfile.ZipFile(out, "w") as target:
+    with zipfile.ZipFile(io.BytesIO(container)) as source, zipfile.ZipFile(out, "w") as target:
         for info in source.infolist():
             target.writestr(info, change(info.filename, source.read(info)))
     return out.getvalue()
@@ -204,3 +209,27 @@ def test_verify_log_reports_the_same_records_and_fails_a_tampered_one(tmp_path: 
     result = verify_shard(write_log(tmp_path / "messagelog.db", entries), federation().conf(), datetime.now(UTC))
     assert result.unverifiable == 1
     assert [problem.record_id for problem in result.signature_problems] == [2], result.signature_problems
+
+
+def test_verify_archive_with_a_body_less_record_exits_3_unless_another_fails(tmp_path: Path) -> None:
+    """``verify archive --conf``: a body-less SOAP container is listed as verified without message and the run
+    exits 3 (never 0); a failing container in the same archive still makes it exit 1."""
+    good_request, _ = exchange("archive-body", T0)
+    off_request, _ = exchange("archive-off", T0)
+    store = MessageLogStore(tmp_path / "messagelog.db")
+    records = store.append_entries([good_request, entry_without_body(off_request, rest=False)])
+    stamp_all(store)
+    containers = [(record_container_name(r), record_container(r, store.timestamp_of(r.id)), r.time) for r in records]
+    store.close()
+    conf = federation().write_verificationconf(tmp_path / "conf")
+
+    def archive(entries: list[tuple[str, bytes, datetime]], name: str) -> str:
+        path = tmp_path / name
+        path.write_bytes(build_archive([ArchiveEntry(*entry) for entry in entries], prev_digest="", prev_file="").data)
+        return str(path)
+
+    result = invoke("verify", "archive", archive(containers, "off.zip"), "--first", "--conf", str(conf))
+    assert result.exit_code == 3 and "VERIFIED WITHOUT MESSAGE" in result.output, result.output
+    assert "skipped container archive-off" in " ".join(result.output.split())
+    broken = [containers[0], (containers[1][0], _rewritten(containers[1][1], _signing_time_moved), containers[1][2])]
+    assert invoke("verify", "archive", archive(broken[::-1], "broken.zip"), "--first", "--conf", str(conf)).exit_code == 1
