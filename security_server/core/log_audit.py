@@ -24,7 +24,8 @@ what failed, never cached as a success. This module is pure: ``now`` is an argum
 
 from __future__ import annotations
 
-import base64
+import binascii
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
@@ -96,28 +97,67 @@ def _canonical(
         raise ValueError("a batch hash chain has at least two leaves")
     if any(len(leaf) != algorithm.size for leaf in leaves):
         raise ValueError(f"leaves are {algorithm.name} digests")
-    values: dict[tuple[int, int], bytes] = {}
+    plan = _chains_plan(count, data_uri, algorithm)
+    values = list(leaves)
+    for left, right in plan.nodes:
+        values.append(step_digest(algorithm, (values[left], values[right])))
+    texts = [_b64(value, newline=False) for value in values]  # base64.b64encode's bytes
+    chains = []
+    for literals, slots in plan.chains:
+        pieces = [literals[0]]
+        for slot, literal in zip(slots, literals[1:]):
+            pieces += (texts[slot], literal)
+        chains.append(b"".join(pieces))
+    top = values[plan.top]
+    return hashchain._result_xml(algorithm, top, f"{chain_uri}#{hashchain._STEP}0"), chains, top
+
+
+_b64 = binascii.b2a_base64
+
+
+@dataclass(frozen=True, slots=True)
+class _ChainsPlan:
+    """The shape of the chains of a batch of ``count`` leaves: what is hashed, and the bytes around each value.
+
+    Values are numbered: the leaves first, then each tree node in :attr:`nodes` (two values' step digest, in an
+    order where a node comes after its children). A leaf's chain is ``literals[0] + text(slots[0]) + literals[1]
+    + ...``, where text is the value's base64.
+    """
+
+    nodes: tuple[tuple[int, int], ...]
+    chains: tuple[tuple[tuple[bytes, ...], tuple[int, ...]], ...]
+    top: int
+
+
+@functools.lru_cache(maxsize=32)
+def _chains_plan(count: int, data_uri: str, algorithm: DigestAlgorithm) -> _ChainsPlan:
+    """The builder's walk of the tree of ``count`` leaves, once per shape (the builder's own pieces are used, and
+    each node is shared by every leaf under it, where the builder walks the tree again for each leaf)."""
+    nodes: list[tuple[int, int]] = []
+    known: dict[tuple[int, int], int] = {}
 
     def carried(lo: int, width: int) -> int:
         while width > 1 and lo + width // 2 >= count:
             width //= 2
         return width
 
-    def value(lo: int, width: int) -> bytes:
+    def value(lo: int, width: int) -> int:
         width = carried(lo, width)
         if width == 1:
-            return leaves[lo]
-        known = values.get((lo, width))
-        if known is None:
+            return lo
+        slot = known.get((lo, width))
+        if slot is None:
             half = width // 2
-            known = values[(lo, width)] = step_digest(algorithm, (value(lo, half), value(lo + half, half)))
-        return known
+            children = (value(lo, half), value(lo + half, half))
+            nodes.append(children)
+            slot = known[(lo, width)] = count + len(nodes) - 1
+        return slot
 
     data_ref_head = hashchain._data_ref_head(data_uri)
-    chains: list[bytes] = [b""] * count
+    chains: list[list[bytes | int]] = [[] for _ in range(count)]
     root = 1 << (count - 1).bit_length()
-    # (lo, width, depth, bytes of the chain so far): the nodes whose subtree still needs its chains written
-    pending: list[tuple[int, int, int, bytes]] = [(0, root, 0, hashchain._chain_head(algorithm))]
+    # (lo, width, depth, pieces of the chain so far): the nodes whose subtree still needs its chains written
+    pending: list[tuple[int, int, int, list[bytes | int]]] = [(0, root, 0, [hashchain._chain_head(algorithm)])]
     while pending:
         lo, width, depth, prefix = pending.pop()
         half = width // 2
@@ -126,18 +166,32 @@ def _canonical(
             if child_lo >= count:
                 continue
             child_width = carried(child_lo, half)
-            other = hashchain._HASH_VALUE_HEAD + base64.b64encode(value(sibling_lo, half)) + hashchain._HASH_VALUE_TAIL
+            other: list[bytes | int] = [hashchain._HASH_VALUE_HEAD, value(sibling_lo, half), hashchain._HASH_VALUE_TAIL]
+            mine: list[bytes | int]
             if child_width == 1:
-                mine = data_ref_head + base64.b64encode(leaves[child_lo]) + hashchain._DATA_REF_TAIL
+                mine = [data_ref_head, child_lo, hashchain._DATA_REF_TAIL]
             else:
-                mine = hashchain._step_ref(depth + 1)
-            step = head + (mine + other if direction == 0 else other + mine) + hashchain._STEP_TAIL
+                mine = [hashchain._step_ref(depth + 1)]
+            step = [head, *(mine + other if direction == 0 else other + mine), hashchain._STEP_TAIL]
             if child_width == 1:
-                chains[child_lo] = prefix + step + hashchain._CHAIN_TAIL
+                chains[child_lo] = prefix + step + [hashchain._CHAIN_TAIL]
             else:
                 pending.append((child_lo, child_width, depth + 1, prefix + step))
     top = value(0, root)
-    return hashchain._result_xml(algorithm, top, f"{chain_uri}#{hashchain._STEP}0"), chains, top
+    return _ChainsPlan(tuple(nodes), tuple(_split(chain) for chain in chains), top)
+
+
+def _split(pieces: list[bytes | int]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    """Literal bytes and value slots, alternating: adjacent literals joined, a literal (maybe empty) at each end."""
+    literals: list[bytes] = [b""]
+    slots: list[int] = []
+    for piece in pieces:
+        if isinstance(piece, int):
+            slots.append(piece)
+            literals.append(b"")
+        else:
+            literals[-1] += piece
+    return tuple(literals), tuple(slots)
 
 
 def expected_ts_chains(leaves: Sequence[tuple[int, bytes]], result_xml: bytes | None) -> dict[int, tuple[bytes, bytes]]:
