@@ -254,6 +254,15 @@ def _skeleton_pieces(skeleton: bytes) -> tuple[tuple[bytes, int], ...]:
     return tuple(pieces)
 
 
+_b64encode = binascii.b2a_base64
+
+
+@functools.lru_cache(maxsize=256)
+def _time_text(millis: int) -> bytes:
+    """:func:`_format_time`, remembered: the records of one signing batch share their signing time."""
+    return _format_time(millis)
+
+
 @functools.lru_cache(maxsize=1024)
 def _shared_text(value: bytes) -> bytes:
     """The base64 text of a shared value (remembered: the same few certificates and responses come back)."""
@@ -270,28 +279,36 @@ def unpack(compact: bytes, lookup: Lookup) -> bytes:
         raise CompactFormError("not a compact document of a known version")
     pieces = _skeleton_pieces(lookup(compact[1 : 1 + HASH_SIZE]))
     out: list[bytes] = []
+    append = out.append
+    size = len(compact)
     at = 1 + HASH_SIZE
     for literal, kind in pieces:
-        out.append(literal)
+        append(literal)
         if kind == _INLINE:
-            length, at = _read_varint(compact, at)
-            if at + length > len(compact):
+            if at < size and compact[at] < 0x80:  # a one-byte length (digests); longer ones are read in full
+                length = compact[at]
+                at += 1
+            else:
+                length, at = _read_varint(compact, at)
+            end = at + length
+            if end > size:
                 raise CompactFormError("compact document is truncated")
-            out.append(base64.b64encode(compact[at : at + length]))
-            at += length
+            append(_b64encode(compact[at:end], newline=False))  # exactly what base64.b64encode writes
+            at = end
         elif kind == _SHARED:
-            if at + HASH_SIZE > len(compact):
+            end = at + HASH_SIZE
+            if end > size:
                 raise CompactFormError("compact document is truncated")
-            out.append(_shared_text(lookup(compact[at : at + HASH_SIZE])))
-            at += HASH_SIZE
+            append(_shared_text(lookup(compact[at:end])))
+            at = end
         elif kind == _TIME:
-            if at + 8 > len(compact):
+            if at + 8 > size:
                 raise CompactFormError("compact document is truncated")
             try:
-                out.append(_format_time(int.from_bytes(compact[at : at + 8], "big", signed=True)))
+                append(_time_text(int.from_bytes(compact[at : at + 8], "big", signed=True)))
             except OverflowError as err:
                 raise CompactFormError("signing time out of range") from err
             at += 8
-    if at != len(compact):
+    if at != size:
         raise CompactFormError("compact document has trailing bytes")
     return b"".join(out)
