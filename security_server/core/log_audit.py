@@ -47,7 +47,7 @@ from security_server.core.errors import (
 )
 from security_server.core.evidence import VerificationConf, member_from_certificate
 from security_server.core.digests import DigestAlgorithm
-from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, attachment_uri, step_digest
+from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, attachment_uri
 from security_server.core.identifiers import ClientId, ServiceId
 from security_server.core.logchain import Direction, LogRecord
 from security_server.core.safexml import parse_xml
@@ -99,8 +99,10 @@ def _canonical(
         raise ValueError(f"leaves are {algorithm.name} digests")
     plan = _chains_plan(count, data_uri, algorithm)
     values = list(leaves)
-    for left, right in plan.nodes:
-        values.append(step_digest(algorithm, (values[left], values[right])))
+    head, middle, tail = _step_pieces(algorithm)
+    digest = algorithm.digest
+    for left, right in plan.nodes:  # step_digest of the two, its DER filled in
+        values.append(digest(head + values[left] + middle + values[right] + tail))
     texts = [_b64(value, newline=False) for value in values]  # base64.b64encode's bytes
     chains = []
     for literals, slots in plan.chains:
@@ -109,7 +111,24 @@ def _canonical(
             pieces += (texts[slot], literal)
         chains.append(b"".join(pieces))
     top = values[plan.top]
-    return hashchain._result_xml(algorithm, top, f"{chain_uri}#{hashchain._STEP}0"), chains, top
+    before, after = _result_pieces(algorithm, f"{chain_uri}#{hashchain._STEP}0")
+    return before + texts[plan.top] + after, chains, top
+
+
+@functools.lru_cache(maxsize=8)
+def _step_pieces(algorithm: DigestAlgorithm) -> tuple[bytes, bytes, bytes]:
+    """The DER that :func:`~security_server.core.hashchain.step_digest` hashes for two digests, around them."""
+    single_head, single_tail = hashchain._single_digest_template(algorithm.size, algorithm.uri)
+    inner = 2 * (len(single_head) + algorithm.size + len(single_tail))
+    return b"\x30" + hashchain._der_length(inner) + single_head, single_tail + single_head, single_tail
+
+
+@functools.lru_cache(maxsize=32)
+def _result_pieces(algorithm: DigestAlgorithm, uri: str) -> tuple[bytes, bytes]:
+    """The ``HashChainResult`` document before and after its top digest's base64."""
+    empty = hashchain._result_xml(algorithm, b"", uri)
+    cut = empty.index(b"<DigestValue></DigestValue>") + len(b"<DigestValue>")
+    return empty[:cut], empty[cut:]
 
 
 _b64 = binascii.b2a_base64
