@@ -386,21 +386,17 @@ class LogAuditor:
         """
         if self.conf is None or not record.signature:
             return None
-        parts = {MESSAGE: record.message}
-        parts.update({attachment_uri(n): data for n, data in enumerate(record.attachments, start=1)})
         if record.hashchainresult is not None and record.hashchain is not None:
-            parts[hashchain.SIG_HASH_CHAIN_RESULT] = record.hashchainresult
-            parts[hashchain.SIG_HASH_CHAIN] = record.hashchain
             shared = record.hashchainresult
         else:
             shared = digests.SHA512.digest(record.message)  # a direct signature covers exactly one message
-        expected = [MESSAGE, *(attachment_uri(n) for n in range(1, len(record.attachments) + 1))]
         key = (sig_hash, shared)
         try:
             signed = self._signatures.get(key)
             own = self._own_chains.get(record.id)
             own_chain = own is not None and own[0] == record.hashchain and not record.attachments
             if signed is None:
+                parts, expected = _signed_parts(record)
                 if own is not None and own_chain:
                     # Its chain is the one built from its batch's messages, whose result is the stored one.
                     verified = verify_signature_over_chain(
@@ -416,6 +412,7 @@ class LogAuditor:
                 if verified.hash_chain is not None and verified.hash_chain.unresolved:
                     self.without_body += 1
             elif record.hashchain is not None and record.hashchainresult is not None and not own_chain:
+                parts, expected = _signed_parts(record)
                 # Same signature and result: only this record's own chain and what it covers are its own.
                 try:
                     if self._check_own_chain(record.hashchainresult, record.hashchain, parts, expected, signed.verified):
@@ -528,6 +525,16 @@ class LogAuditor:
         if isinstance(named, str):
             raise IncorrectCertificate(named)
         return named
+
+
+def _signed_parts(record: LogRecord) -> tuple[dict[str, bytes], list[str]]:
+    """What a record's signature is checked against: its parts by URI, and the URIs it must cover."""
+    parts = {MESSAGE: record.message}
+    parts.update({attachment_uri(n): data for n, data in enumerate(record.attachments, start=1)})
+    if record.hashchainresult is not None and record.hashchain is not None:
+        parts[hashchain.SIG_HASH_CHAIN_RESULT] = record.hashchainresult
+        parts[hashchain.SIG_HASH_CHAIN] = record.hashchain
+    return parts, [MESSAGE, *(attachment_uri(n) for n in range(1, len(record.attachments) + 1))]
 
 
 _SOAP_BODY = f"{{{SOAP_ENV_NS}}}Body"
