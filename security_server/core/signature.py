@@ -1056,6 +1056,52 @@ _TEMPLATE_OCSP = re.compile(rb'<xades:EncapsulatedOCSPValue Id="ocsp-response-([
 _ROOT_NAMESPACES_BYTES = _ROOT_NAMESPACES.encode()
 
 
+_TemplateSigner = tuple[SignatureAlgorithm, DigestAlgorithm, DigestAlgorithm, x509.Certificate, _CertRef]
+
+
+@functools.lru_cache(maxsize=64)
+def _template_signer(
+    method: bytes, ref0_method: bytes, ref1_method: bytes, cert_method: bytes, issuer: bytes, cert_text: bytes,
+    cert_digest: bytes, serial: bytes,
+) -> _TemplateSigner | None:
+    """What :func:`_read_template` reads from a template's signer-constant groups, or None (remembered: every
+    signature of one signer and algorithm carries the same texts)."""
+    algorithm = SIGNATURE_ALGORITHMS.get(method.decode("ascii"))
+    ref0 = digests.lookup_uri(ref0_method.decode("ascii"))
+    ref1 = digests.lookup_uri(ref1_method.decode("ascii"))
+    cert_algorithm = digests.lookup_uri(cert_method.decode("ascii"))
+    if algorithm is None or ref0 is None or ref1 is None or cert_algorithm is None:
+        return None
+    try:
+        # The only group that may hold more than ASCII: C14N's text form (no '<', '>' or CR; '&' only in the four
+        # escapes it writes; each replaced by a byte that no escape contains, so no new one can form), and UTF-8 of
+        # characters XML can carry.
+        plain = issuer.replace(b"&amp;", b"_").replace(b"&lt;", b"_").replace(b"&gt;", b"_").replace(b"&#xD;", b"_")
+        if b"&" in plain or b">" in plain or b"\r" in plain or _XML_CHARS.search(issuer.decode("utf-8")):
+            return None
+        cert = _parse_cert(_canonical_base64(cert_text.decode("ascii")))
+        cert_ref = _CertRef(cert_algorithm, _canonical_base64(cert_digest.decode("ascii")), int(serial))
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm, BusError):
+        return None
+    return algorithm, ref0, ref1, cert, cert_ref
+
+
+@functools.lru_cache(maxsize=64)
+def _template_ocsp(block: bytes) -> tuple[bytes, ...] | None:
+    """The OCSP responses of a template's ``OCSPValues`` content, or None (remembered: shared by many signatures)."""
+    numbers = []
+    ocsp = []
+    try:
+        for found in _TEMPLATE_OCSP.finditer(block):
+            numbers.append(found[1])
+            ocsp.append(_canonical_base64(found[2].decode("ascii")))
+    except ValueError:
+        return None
+    if numbers != [str(number).encode() for number in range(1, len(numbers) + 1)]:
+        return None  # Ids out of sequence (or repeated): let the parser judge them
+    return tuple(ocsp)
+
+
 def _read_template(signature_xml: bytes, max_bytes: int) -> _TemplateSignature | None:
     """The signature read straight from its bytes when it is in exactly our template's form, else None.
 
@@ -1068,25 +1114,15 @@ def _read_template(signature_xml: bytes, max_bytes: int) -> _TemplateSignature |
     match = _TEMPLATE.fullmatch(signature_xml)
     if match is None:
         return None
-    algorithm = SIGNATURE_ALGORITHMS.get(match["method"].decode("ascii"))
-    ref0_method = digests.lookup_uri(match["ref0_method"].decode("ascii"))
-    ref1_method = digests.lookup_uri(match["ref1_method"].decode("ascii"))
-    cert_method = digests.lookup_uri(match["cert_method"].decode("ascii"))
-    if algorithm is None or ref0_method is None or ref1_method is None or cert_method is None:
+    signer = _template_signer(
+        match["method"], match["ref0_method"], match["ref1_method"], match["cert_method"], match["issuer"],
+        match["cert"], match["cert_digest"], match["serial"],
+    )
+    ocsp = _template_ocsp(match["ocsp"])
+    if signer is None or ocsp is None:
         return None
-    numbers = []
-    ocsp = []
+    algorithm, ref0_method, ref1_method, cert, cert_ref = signer
     try:
-        # The only group that may hold more than ASCII: C14N's text form (no '<', '>' or CR; '&' only in the four
-        # escapes it writes; each replaced by a byte that no escape contains, so no new one can form), and UTF-8 of
-        # characters XML can carry.
-        issuer = match["issuer"]
-        plain = issuer.replace(b"&amp;", b"_").replace(b"&lt;", b"_").replace(b"&gt;", b"_").replace(b"&#xD;", b"_")
-        if b"&" in plain or b">" in plain or b"\r" in plain or _XML_CHARS.search(issuer.decode("utf-8")):
-            return None
-        for found in _TEMPLATE_OCSP.finditer(match["ocsp"]):
-            numbers.append(found[1])
-            ocsp.append(_canonical_base64(found[2].decode("ascii")))
         references = (
             _Reference(match["ref0_uri"].decode("ascii"), None, (), ref0_method,
                        _canonical_base64(match["ref0_digest"].decode("ascii"))),
@@ -1094,13 +1130,9 @@ def _read_template(signature_xml: bytes, max_bytes: int) -> _TemplateSignature |
                        _canonical_base64(match["ref1_digest"].decode("ascii"))),
         )
         value = _canonical_base64(match["value"].decode("ascii"))
-        cert = _parse_cert(_canonical_base64(match["cert"].decode("ascii")))
-        cert_ref = _CertRef(cert_method, _canonical_base64(match["cert_digest"].decode("ascii")), int(match["serial"]))
         signing_time = parse_xsd_datetime(match["time"].decode("ascii"))
     except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm, BusError):
         return None
-    if numbers != [str(number).encode() for number in range(1, len(numbers) + 1)]:
-        return None  # Ids out of sequence (or repeated): let the parser judge them
     return _TemplateSignature(
         algorithm=algorithm,
         references=references,
@@ -1113,7 +1145,7 @@ def _read_template(signature_xml: bytes, max_bytes: int) -> _TemplateSignature |
         ),
         cert_ref=cert_ref,
         time=signing_time,
-        ocsp=tuple(ocsp),
+        ocsp=ocsp,
     )
 
 
