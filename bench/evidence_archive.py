@@ -41,7 +41,12 @@ import structlog  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from security_server.core.logchain import Direction, LogEntry, time_to_micros  # noqa: E402
-from security_server.messagelog.archiver import Archiver, ArchiverSettings  # noqa: E402
+from security_server.messagelog.archiver import (  # noqa: E402
+    DEFAULT_CLEAN_BATCH,
+    DEFAULT_CLEAN_PAUSE_FACTOR,
+    Archiver,
+    ArchiverSettings,
+)
 from security_server.messagelog.store import MessageLogStore, Synchronous  # noqa: E402
 from security_server.messagelog.writer import MessageLogWriter  # noqa: E402
 
@@ -179,7 +184,10 @@ async def measure(reactor: Any, path: Path, args: argparse.Namespace) -> None:
           f" p99 {1000 * baseline_late[int(0.99 * (len(baseline_late) - 1))]:.1f} ms, max {1000 * baseline_late[-1]:.1f} ms")
 
     archive_dir = path.parent / "archive"
-    settings = ArchiverSettings(archive_dir=archive_dir, keep_records_seconds=0, separate_process=args.separate_process)
+    settings = ArchiverSettings(
+        archive_dir=archive_dir, keep_records_seconds=0, separate_process=args.separate_process,
+        clean_batch=args.clean_batch, clean_pause_factor=args.clean_pause_factor,
+    )
     archiver = Archiver(reactor, writer, settings)
     load.peak_rss = rss_mib()
     callers = load.start()
@@ -217,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--separate-process", action="store_true",
                         help="Archive with archive-in-separate-process (reading and building in a child process).")
+    parser.add_argument("--clean-batch", type=int, default=DEFAULT_CLEAN_BATCH,
+                        help="Records the cleaner deletes per transaction (was 500 before issue 23's re-measure).")
+    parser.add_argument("--clean-pause-factor", type=float, default=DEFAULT_CLEAN_PAUSE_FACTOR,
+                        help="The cleaner's pause after a batch, in multiples of the batch's time (was 1).")
     parser.add_argument("--dir", type=Path, help="Work here instead of a temporary folder (the backlog is rebuilt).")
     parser.add_argument("--build-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
