@@ -35,6 +35,8 @@ from tests.federation.evidence import (
     stamp_batch,
 )
 
+# Taken when the module is imported, which may be minutes before a test runs in a long session: every signing
+# time, timestamp and verification time in this module is derived from NOW, never from the clock at test time.
 NOW = datetime.now(UTC)
 
 
@@ -126,8 +128,8 @@ def test_our_batch_timestamped_containers_verify() -> None:
 
 def test_our_single_timestamped_container_verifies() -> None:
     """A lone record's single timestamp travels in the exported signature and verifies."""
-    record = linked([exchange("evidence-2")[0]])[0]
-    [(record, stamp)] = stamp_batch([record])
+    record = linked([exchange("evidence-2", NOW)[0]])[0]
+    [(record, stamp)] = stamp_batch([record], NOW)
     report = verify_evidence(record_container(record, stamp), federation().conf(), NOW)
     assert report.ok, report.checks
     assert report.container.timestamp is not None and not report.container.timestamp.batch
@@ -254,7 +256,7 @@ def test_a_signature_by_another_member_is_refused() -> None:
     forged = signed_entry(fed.provider, soap_message("forged-1", response=False), query_id="forged-1",
                           direction=Direction.REQUEST, time=moment)
     record = linked([forged])[0]
-    report = verify_evidence(record_container(*stamp_batch([record])[0]), fed.conf(), NOW)
+    report = verify_evidence(record_container(*stamp_batch([record], moment)[0]), fed.conf(), NOW)
     assert report.code == "incorrect_certificate"
     assert report.checks[-1].name == "member"
 
@@ -267,7 +269,8 @@ def test_a_stale_ocsp_response_at_signing_time_is_refused() -> None:
     entry = signed_entry(fed.consumer, soap_message("stale-1", response=False), query_id="stale-1",
                          direction=Direction.REQUEST, time=moment + timedelta(seconds=30))
     record = linked([entry])[0]
-    report = verify_evidence(record_container(*stamp_batch([record])[0]), conf, NOW + timedelta(minutes=1))
+    stamped = stamp_batch([record], moment + timedelta(seconds=30))[0]
+    report = verify_evidence(record_container(*stamped), conf, NOW + timedelta(minutes=1))
     assert report.code == "incorrect_validation_info" and report.checks[-1].name == "OCSP"
 
 
