@@ -61,6 +61,13 @@ class ProviderService(resource.Resource):
             )
         return echo_response(body)
 
+    def render_GET(self, request: server.Request) -> bytes:
+        """A REST GET (the bed's REST service points here too): a small JSON answer naming the path."""
+        path = request.path.decode("ascii").strip("/")
+        self.calls[path] = self.calls.get(path, 0) + 1
+        request.setHeader(b"content-type", b"application/json")  # type: ignore[no-untyped-call]
+        return b'{"path": "' + path.encode("ascii") + b'"}'
+
     def release(self) -> None:
         """Answer requests still held by ``/slow`` (at tear-down) so that no connection stays open."""
         for request in self.held:
