@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := xmlsec1 openssl prometheus postgresql softhsm2 haproxy chromium chromium-driver
 
-.PHONY: test demo bench deps sysdeps benchdeps typecheck clean
+.PHONY: test demo bench bench-evidence deps sysdeps benchdeps typecheck clean
 
 test: deps
 	$(BIN)/mypy
@@ -20,6 +20,11 @@ deps: sysdeps $(STAMP)
 # `make bench` also needs the load generator wrk (Debian package), installed only when missing.
 bench: deps benchdeps
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/evidence.py --only
+
+# Evidence at scale in full: verify speed, then record size, search on 10 M records and archiving 1 M (long: ~20 min).
+bench-evidence: deps
+	$(BIN)/python bench/evidence.py
 
 benchdeps:
 	@command -v wrk >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
