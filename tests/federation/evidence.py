@@ -31,7 +31,7 @@ from security_server.core.globalconf.sharedparams import (
 from security_server.core.hashchain import SIGNATURE, TS_HASH_CHAIN, build_hash_chain
 from security_server.core.identifiers import ClientId
 from security_server.core.logchain import GENESIS_LINK, Direction, LogEntry, LogRecord, make_record
-from security_server.core.signature import MessagePart, build_signature, signature_value
+from security_server.core.signature import MessagePart, build_signature, sign_batch, signature_value
 from security_server.core.timestamp import build_timestamp_query, parse_timestamp_response
 from security_server.messagelog.store import RecordTimestamp, StoredTimestamp
 from security_server.schemafiles import load_schema
@@ -234,3 +234,20 @@ def linked(entries: list[LogEntry]) -> list[LogRecord]:
         records.append(make_record(entry, record_id=number, prev_link=link))
         link = records[-1].link
     return records
+
+
+def batch_signed(prefix: str, first: int, count: int, time: datetime) -> list[LogEntry]:
+    """``count`` requests (query ids ``{prefix}-{first}``...) signed in one batch by the consumer: one signature over a
+    hash chain, each message its own ``sig-hashchain.xml``, as the batch signer does."""
+    fed = federation()
+    messages = [soap_message(f"{prefix}-{first + n}", response=False, payload=str(n)) for n in range(count)]
+    ocsp = ocsp_for(fed.ca, fed.consumer.cert, time - timedelta(seconds=5))
+    signed = sign_batch([[MessagePart.of("/message.xml", m)] for m in messages], fed.consumer.cert, fed.consumer.key, ocsp, time)
+    return [
+        LogEntry(
+            query_id=f"{prefix}-{first + n}", direction=Direction.REQUEST, client=str(CONSUMER), service=str(SERVICE),
+            time=time, message=message, signature=data.signature_xml, hashchain=data.hash_chain,
+            hashchainresult=data.hash_chain_result,
+        )
+        for n, (message, data) in enumerate(zip(messages, signed))
+    ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from security_server.core.logchain import LogEntry
 from security_server.messagelog.store import MessageLogStore, TimestampAssignment
 from tests.federation.evidence import stamp_batch
 
@@ -21,3 +24,11 @@ def stamp_all(store: MessageLogStore) -> int:
         time=stored.time,
     )
     return len(stamped)
+
+
+def write_log(path: Path, entries: list[LogEntry]) -> Path:
+    """A log at ``path`` holding ``entries``, all timestamped in one batch."""
+    with MessageLogStore(path) as store:
+        store.append_entries(entries)
+        stamp_all(store)
+    return path

@@ -19,17 +19,15 @@ from security_server.audit_cli import audit
 from security_server.core.asic import VALID_WITHOUT_MESSAGE, CheckStatus
 from security_server.core.body_logging import entry_without_body
 from security_server.core.evidence import VerificationConf, read_verification_conf, verify_evidence
-from security_server.core.logchain import Direction, LogEntry
-from security_server.core.signature import MessagePart, sign_batch
+from security_server.core.logchain import Direction
 from security_server.core.rest import RestRequest
 from security_server.core.archive import ArchiveEntry, build_archive
 from security_server.messagelog.asic_export import record_container, record_container_name
 from security_server.messagelog.store import MessageLogStore
-from tests.federation.ca import ocsp_for
 from tests.federation.departments import CONSUMER, PROVIDER_MEMBER, SERVICE
-from tests.federation.evidence import exchange, federation, signed_entry, soap_message
+from tests.federation.evidence import batch_signed, exchange, federation, signed_entry, soap_message
 from security_server.messagelog.log_verifier import verify_shard
-from tests.security_server.messagelog.stamping import stamp_all
+from tests.security_server.messagelog.stamping import stamp_all, write_log
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 BODY = b'{"person": "secret"}'
@@ -186,34 +184,10 @@ def test_a_tampered_soap_record_without_body_still_fails(
     assert report.checks[-1].status is CheckStatus.FAILED and report.checks[-1].name.startswith(failing), report.checks
 
 
-def batch_signed(count: int, time: datetime) -> list[LogEntry]:
-    """``count`` requests signed in one batch by the consumer (one signature over a hash chain)."""
-    fed = federation()
-    messages = [soap_message(f"off-batch-{n}", response=False, payload=str(n)) for n in range(count)]
-    ocsp = ocsp_for(fed.ca, fed.consumer.cert, time - timedelta(seconds=5))
-    signed = sign_batch([[MessagePart.of("/message.xml", m)] for m in messages], fed.consumer.cert, fed.consumer.key, ocsp, time)
-    return [
-        LogEntry(
-            query_id=f"off-batch-{n}", direction=Direction.REQUEST, client=str(CONSUMER), service=str(SERVICE),
-            time=time, message=message, signature=data.signature_xml, hashchain=data.hash_chain,
-            hashchainresult=data.hash_chain_result,
-        )
-        for n, (message, data) in enumerate(zip(messages, signed))
-    ]
-
-
-def write_log(path: Path, entries: list[LogEntry]) -> Path:
-    """A log holding ``entries``, all timestamped in one batch."""
-    with MessageLogStore(path) as store:
-        store.append_entries(entries)
-        stamp_all(store)
-    return path
-
-
 def test_a_batch_signed_soap_record_without_body_is_valid_without_message(tmp_path: Path) -> None:
     """Signed in a batch (the message an input of the signed hash chain): the chain's digest of the message is
     taken as signed, everything else verified, the same verdict ``valid_without_message``."""
-    entries = batch_signed(3, T0)
+    entries = batch_signed("off-batch", 0, 3, T0)
     store = MessageLogStore(tmp_path / "messagelog.db")
     [record, *_] = store.append_entries([entry_without_body(entries[0], rest=False), *entries[1:]])
     stamp_all(store)

@@ -16,40 +16,14 @@ from security_server.core.evidence import verification_conf_files
 from security_server.core.log_audit import LogAuditor, Stamp
 from security_server.core.logchain import Direction, LogEntry
 from security_server.core.rest import RestRequest
-from security_server.core.signature import MessagePart, sign_batch
 from security_server.core.timestamp import verify_timestamp_token
 from security_server.messagelog.log_verifier import ShardResult, join_chunks, verify_chunk, verify_shard
 from security_server.messagelog.store import MessageLogStore, TimestampAssignment
 from tests.federation.departments import CONSUMER, INSTANCE, SERVICE
-from tests.federation.evidence import exchange, federation, signed_entry, soap_message, stamp_batch
-from tests.federation.ca import ocsp_for
-from tests.security_server.messagelog.stamping import stamp_all
+from tests.federation.evidence import batch_signed, exchange, federation, signed_entry, soap_message, stamp_batch
+from tests.security_server.messagelog.stamping import write_log
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-
-
-def batch_signed(first: int, count: int, time: datetime) -> list[LogEntry]:
-    """``count`` requests signed in one batch by the consumer (one signature over a hash chain), as the signer does."""
-    fed = federation()
-    messages = [soap_message(f"batch-{first + n}", response=False, payload=str(n)) for n in range(count)]
-    ocsp = ocsp_for(fed.ca, fed.consumer.cert, time - timedelta(seconds=5))
-    signed = sign_batch([[MessagePart.of("/message.xml", m)] for m in messages], fed.consumer.cert, fed.consumer.key, ocsp, time)
-    return [
-        LogEntry(
-            query_id=f"batch-{first + n}", direction=Direction.REQUEST, client=str(CONSUMER), service=str(SERVICE),
-            time=time, message=message, signature=data.signature_xml, hashchain=data.hash_chain,
-            hashchainresult=data.hash_chain_result,
-        )
-        for n, (message, data) in enumerate(zip(messages, signed))
-    ]
-
-
-def write_log(path: Path, entries: list[LogEntry]) -> Path:
-    """A log holding ``entries``, all timestamped in one batch."""
-    with MessageLogStore(path) as store:
-        store.append_entries(entries)
-        stamp_all(store)
-    return path
 
 
 def stamp_all_at(store: MessageLogStore, when: datetime) -> None:
@@ -65,7 +39,7 @@ def stamp_all_at(store: MessageLogStore, when: datetime) -> None:
 
 def twelve() -> list[LogEntry]:
     """Two exchanges (direct signatures) and eight batch-signed requests: twelve records."""
-    return [*exchange("v-1", T0), *batch_signed(0, 4, T0), *exchange("v-2", T0), *batch_signed(4, 4, T0)]
+    return [*exchange("v-1", T0), *batch_signed("batch", 0, 4, T0), *exchange("v-2", T0), *batch_signed("batch", 4, 4, T0)]
 
 
 @pytest.fixture()
