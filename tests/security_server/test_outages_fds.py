@@ -13,14 +13,11 @@ The waits are bounded event waits (a socket becomes readable, a descriptor count
 
 from __future__ import annotations
 
-import http.client
 import os
-import resource
 import select
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,21 +30,13 @@ from security_server.core.errors import LoggingFailed
 from security_server.messagelog.store import MessageLogStore
 from security_server.messagelog.writer import MessageLogWriter
 from tests.federation.evidence import exchange
-from tests.federation.world import is_request
 from tests.loopback import REACTOR
+from tests.security_server.limited_child import BOUND, call, started_child
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "outage_fd_child.py"
-REPO_ROOT = HERE.parent.parent
 LIMIT = 160
 """The child's RLIMIT_NOFILE: room to start (stores, logs, ports, threads), little more."""
-BOUND = 60.0
-"""How long any one awaited event may take before the test calls the process wedged."""
-
-
-def low_descriptor_limit() -> None:
-    """In the child, before exec: ``ulimit -n LIMIT``."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
 
 
 def descriptors(pid: int) -> int:
@@ -68,43 +57,8 @@ def child(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subp
     """The client-proxy process with the low limit: ``(process, port, stderr file, capped)``; its port's connection cap is
     far above the limit (so the flood exhausts the descriptors) or the default (a quarter of the limit: the cap
     refuses first, with a 503)."""
-    errors = tmp_path / "child-stderr.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    with open(errors, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, str(CHILD), str(tmp_path), str(request.param)],
-            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, preexec_fn=low_descriptor_limit,
-        )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], BOUND)
-        assert ready, "the child did not start"
-        line = process.stdout.readline().split()
-        assert line[:1] == ["READY"], (line, errors.read_text()[-2000:])
-        yield process, int(line[1]), errors, request.param == 0
-    finally:
-        process.terminate()
-        try:
-            process.wait(BOUND)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def call(port: int) -> tuple[int, bytes] | None:
-    """One SOAP request as a consumer's system sends it: ``(status, body)``, or None when the connection was
-    closed or reset without an answer (refused)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=BOUND)
-    try:
-        connection.request("POST", "/", is_request(), {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'})
-        response = connection.getresponse()
-        return response.status, response.read()
-    except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-        return None
-    finally:
-        connection.close()
+    with started_child(CHILD, tmp_path, [str(request.param)], LIMIT) as (process, ready, errors):
+        yield process, int(ready[0]), errors, request.param == 0
 
 
 def test_running_out_of_descriptors_refuses_callers_then_recovers(

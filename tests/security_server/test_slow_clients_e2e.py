@@ -15,38 +15,26 @@ The waits are bounded event waits (sockets become readable), never timing thresh
 
 from __future__ import annotations
 
-import http.client
-import os
-import resource
 import select
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.federation.world import is_request
+from tests.security_server.limited_child import BOUND, call, started_child
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "slow_clients_child.py"
-REPO_ROOT = HERE.parent.parent
 LIMIT = 256
 """The child's RLIMIT_NOFILE."""
 TIMEOUT_SECONDS = 2
 """The child's header, body and idle timeouts."""
-BOUND = 60.0
-"""How long any one awaited event may take before the test calls the process wedged."""
 SLOW_HEAD = b"POST / HTTP/1.1\r\nHost: ss1\r\nX-Slow: " + b"a" * 10_000
 """What a slow client sends, one byte at a time: a head that never ends."""
-
-
-def low_descriptor_limit() -> None:
-    """In the child, before exec: ``ulimit -n LIMIT``."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
 
 
 @pytest.fixture(scope="module")
@@ -54,43 +42,8 @@ def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess
     """The process serving both proxies: ``(process, client proxy port, server proxy port, stderr file)``; its
     folder holds ``consumer-auth.pem``."""
     tmp_path = tmp_path_factory.mktemp("slow-clients")
-    errors = tmp_path / "child-stderr.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    with open(errors, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, str(CHILD), str(tmp_path), str(TIMEOUT_SECONDS)],
-            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, preexec_fn=low_descriptor_limit,
-        )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], BOUND)
-        assert ready, "the child did not start"
-        line = process.stdout.readline().split()
-        assert line[:1] == ["READY"], (line, errors.read_text()[-2000:])
-        yield process, int(line[1]), int(line[2]), errors
-    finally:
-        process.terminate()
-        try:
-            process.wait(BOUND)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def call(port: int) -> tuple[int, bytes] | None:
-    """One SOAP request as a consumer's system sends it: ``(status, body)``, or None when the connection was closed
-    or reset without an answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=BOUND)
-    try:
-        connection.request("POST", "/", is_request(), {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'})
-        response = connection.getresponse()
-        return response.status, response.read()
-    except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-        return None
-    finally:
-        connection.close()
+    with started_child(CHILD, tmp_path, [str(TIMEOUT_SECONDS)], LIMIT) as (process, ready, errors):
+        yield process, int(ready[0]), int(ready[1]), errors
 
 
 def answered(result: tuple[int, bytes] | None) -> bool:
