@@ -7,7 +7,7 @@ configuration both publish; a configuration client fails over to the other node 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from twisted.internet import defer
@@ -24,14 +24,6 @@ from tests.loopback import REACTOR, free_port, now
 
 reactor: Any = REACTOR
 MEMBER = ClientId("EE", "GOV", "70000999")
-
-
-@pytest.fixture
-def shared_database(request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path) -> Iterator[None]:
-    """A fresh PostgreSQL database and a temporary folder, set on the test case."""
-    request.instance.url = postgres_url
-    request.instance.tmp = tmp_path
-    yield
 
 
 @pytest.mark.usefixtures("shared_database")

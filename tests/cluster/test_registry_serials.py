@@ -12,7 +12,7 @@ import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,14 +32,6 @@ reactor: Any = REACTOR
 QUERY = b"application/timestamp-query"
 EACH = 12
 """Timestamps (and certificates) each node issues in the test."""
-
-
-@pytest.fixture
-def shared_database(request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path) -> Iterator[None]:
-    """A fresh PostgreSQL database and a temporary folder, set on the test case."""
-    request.instance.url = postgres_url
-    request.instance.tmp = tmp_path
-    yield
 
 
 @pytest.mark.usefixtures("shared_database")
