@@ -10,7 +10,7 @@ from security_server.core import hashchain
 from security_server.core.errors import InvalidSignatureValue
 from security_server.core.hashchain import MESSAGE, SIG_HASH_CHAIN, SIG_HASH_CHAIN_RESULT
 from security_server.core.signature import MessagePart, sign_batch, verify_signature, verify_signature_over_chain
-from tests.security_server.core.test_signature import NOW, pki
+from tests.security_server.core.signing_pki import NOW, pki
 
 
 def _batch() -> tuple[list[bytes], list[dict[str, bytes]], bytes]:
