@@ -10,34 +10,40 @@ not one of the expected ones. Not in a backup: the message log and its archives 
 downloaded global configuration (fetched again), the audit log. To restore on another machine, copy
 ``backup-hmac.key`` with the archive.
 
-Only the embedded SQLite configuration is backed up here; a configuration kept in PostgreSQL is backed up with
+The archive, its manifest and its checks are :mod:`security_server.edge.backup_archive` (the registry's backups
+use them too). Only the embedded SQLite configuration is backed up here; a configuration kept in PostgreSQL is backed up with
 PostgreSQL's own tools, and these functions refuse.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import io
-import json
 import re
-import secrets
-import sqlite3
-import tarfile
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from security_server.admin.errors import Conflict, NotFound
 from security_server.admin.server_dir import DB_NAME, KEYS_DIR, ServerDirectory
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
+from security_server.edge.backup_archive import (
+    BACKUP_DIR,
+    HMAC_KEY,
+    MANIFEST,
+    NAME,
+    Backup,
+    BackupFolder,
+    BackupKind,
+    replace_sqlite,
+    sqlite_copy,
+)
 from security_server.serverconf.store import ServerConfError
 
-BACKUP_DIR = "backups"
-HMAC_KEY = "backup-hmac.key"
-MANIFEST = "MANIFEST.json"
-NAME = re.compile(r"conf_backup_\d{8}-\d{6}\.tar")
+__all__ = [
+    "BACKUP_DIR", "HMAC_KEY", "MANIFEST", "NAME", "OPTIONAL_FILES", "Backup", "BackupExists", "BackupNotFound",
+    "InvalidBackup", "create_backup", "delete_backup", "list_backups", "read_backup", "restore_backup",
+    "upload_backup",
+]
+
 OPTIONAL_FILES = ("management.db", "management-tls.key", "management-tls.crt")
 KEY_FILE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
@@ -60,32 +66,17 @@ class InvalidBackup(ServerConfError):
     api_code = "invalid_backup_file"
 
 
-@dataclass(frozen=True, slots=True)
-class Backup:
-    """A backup file and when it was made."""
-
-    filename: str
-    created_at: datetime
+def _allowed(name: str) -> bool:
+    return name == DB_NAME or name in OPTIONAL_FILES or (
+        name.startswith(f"{KEYS_DIR}/") and KEY_FILE.fullmatch(name[len(KEYS_DIR) + 1:]) is not None)
 
 
-def _folder(server_dir: ServerDirectory) -> Path:
-    folder = server_dir.path / BACKUP_DIR
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+KIND = BackupKind("fedbus-conf-backup-1", DB_NAME, _allowed, BackupNotFound, BackupExists, InvalidBackup)
+"""A security server's archives."""
 
 
-def _hmac_key(server_dir: ServerDirectory, *, create: bool) -> bytes:
-    path = server_dir.path / HMAC_KEY
-    try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except FileNotFoundError:
-        if not create:
-            raise InvalidBackup(f"no {HMAC_KEY} in {server_dir.path}: the backup cannot be verified") from None
-    except ValueError as err:
-        raise InvalidBackup(f"{HMAC_KEY} is damaged") from err
-    key = secrets.token_bytes(32)
-    write_atomically(path, key.hex().encode("ascii"), PRIVATE_MODE)
-    return key
+def _backups(server_dir: ServerDirectory) -> BackupFolder:
+    return BackupFolder(server_dir.path, KIND)
 
 
 def _require_sqlite(server_dir: ServerDirectory) -> None:
@@ -95,30 +86,8 @@ def _require_sqlite(server_dir: ServerDirectory) -> None:
         raise ServerConfError(f"no security server in {server_dir.path}")
 
 
-def _backup_name(filename: str) -> str:
-    if not NAME.fullmatch(filename):
-        raise BackupNotFound(f"no backup {filename}")
-    return filename
-
-
-def _created(filename: str) -> datetime:
-    stamp = filename[len("conf_backup_"):-len(".tar")]
-    return datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
-
-
 def _members(server_dir: ServerDirectory, scratch: Path) -> dict[str, bytes]:
-    members: dict[str, bytes] = {}
-    copy = scratch / DB_NAME
-    source = sqlite3.connect(server_dir.db_path)
-    try:
-        target = sqlite3.connect(copy)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-    finally:
-        source.close()
-    members[DB_NAME] = copy.read_bytes()
+    members: dict[str, bytes] = {DB_NAME: sqlite_copy(server_dir.db_path, scratch)}
     for name in OPTIONAL_FILES:
         path = server_dir.path / name
         if path.is_file():
@@ -130,58 +99,27 @@ def _members(server_dir: ServerDirectory, scratch: Path) -> dict[str, bytes]:
     return members
 
 
-def _manifest(members: dict[str, bytes], key: bytes) -> bytes:
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())}
-    body = json.dumps({"format": "fedbus-conf-backup-1", "files": digests}, sort_keys=True).encode()
-    mac = hmac.new(key, body, hashlib.sha256).hexdigest()
-    return json.dumps({"manifest": body.decode(), "hmac": mac}, sort_keys=True).encode()
-
-
 def create_backup(server_dir: ServerDirectory, now: datetime) -> Backup:
     """Write a new backup of the configuration and keys."""
     _require_sqlite(server_dir)
-    filename = f"conf_backup_{now.astimezone(UTC):%Y%m%d-%H%M%S}.tar"
-    target = _folder(server_dir) / filename
-    if target.exists():
-        raise BackupExists(f"backup {filename} exists already")
-    key = _hmac_key(server_dir, create=True)
     with tempfile.TemporaryDirectory(dir=server_dir.path, prefix=".backup-") as scratch:
         members = _members(server_dir, Path(scratch))
-        members[MANIFEST] = _manifest(members, key)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o600, int(now.timestamp())
-                archive.addfile(info, io.BytesIO(data))
-    write_atomically(target, buffer.getvalue(), PRIVATE_MODE)
-    return Backup(filename, _created(filename))
+    return _backups(server_dir).write(members, now)
 
 
 def list_backups(server_dir: ServerDirectory) -> tuple[Backup, ...]:
     """The backups, oldest first."""
-    folder = server_dir.path / BACKUP_DIR
-    if not folder.is_dir():
-        return ()
-    return tuple(Backup(p.name, _created(p.name)) for p in sorted(folder.iterdir()) if NAME.fullmatch(p.name))
+    return _backups(server_dir).list()
 
 
 def read_backup(server_dir: ServerDirectory, filename: str) -> bytes:
     """The archive's bytes (for download)."""
-    path = server_dir.path / BACKUP_DIR / _backup_name(filename)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as err:
-        raise BackupNotFound(f"no backup {filename}") from err
+    return _backups(server_dir).read(filename)
 
 
 def delete_backup(server_dir: ServerDirectory, filename: str) -> None:
     """Delete a backup."""
-    path = server_dir.path / BACKUP_DIR / _backup_name(filename)
-    try:
-        path.unlink()
-    except FileNotFoundError as err:
-        raise BackupNotFound(f"no backup {filename}") from err
+    _backups(server_dir).delete(filename)
 
 
 def upload_backup(server_dir: ServerDirectory, filename: str, data: bytes, *, overwrite: bool = False) -> Backup:
@@ -189,61 +127,7 @@ def upload_backup(server_dir: ServerDirectory, filename: str, data: bytes, *, ov
     here) under its own name, verified first: :class:`InvalidBackup` for a name that is not a backup's or an archive
     that does not verify, :class:`BackupExists` for a name taken (unless ``overwrite``)."""
     _require_sqlite(server_dir)
-    if not NAME.fullmatch(filename):
-        raise InvalidBackup(f"{filename!r} is not a backup's name (conf_backup_YYYYMMDD-HHMMSS.tar)")
-    _verified_members(data, _hmac_key(server_dir, create=False))
-    target = _folder(server_dir) / filename
-    if target.exists() and not overwrite:
-        raise BackupExists(f"backup {filename} exists already")
-    write_atomically(target, data, PRIVATE_MODE)
-    return Backup(filename, _created(filename))
-
-
-def _verified_members(data: bytes, key: bytes) -> dict[str, bytes]:
-    """The members of a backup whose manifest and digests check out; :class:`InvalidBackup` otherwise."""
-    members: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-            for info in archive.getmembers():
-                if not info.isfile() or info.name in members:
-                    raise InvalidBackup(f"unexpected archive member {info.name!r}")
-                handle = archive.extractfile(info)
-                assert handle is not None
-                members[info.name] = handle.read()
-        outer = json.loads(members.pop(MANIFEST))
-        body = outer["manifest"].encode()
-        expected = hmac.new(key, body, hashlib.sha256).hexdigest()
-        if not isinstance(outer.get("hmac"), str) or not hmac.compare_digest(expected, outer["hmac"]):
-            raise InvalidBackup("the backup's manifest does not verify (tampered, or made by another server)")
-        digests = json.loads(body)["files"]
-    except InvalidBackup:
-        raise
-    except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError) as err:
-        raise InvalidBackup("not a fedbus configuration backup") from err
-    if set(digests) != set(members):
-        raise InvalidBackup("the backup's files differ from its manifest")
-    for name, data_bytes in members.items():
-        if not hmac.compare_digest(hashlib.sha256(data_bytes).hexdigest(), str(digests[name])):
-            raise InvalidBackup(f"{name} in the backup is damaged or tampered with")
-        allowed = name == DB_NAME or name in OPTIONAL_FILES or (
-            name.startswith(f"{KEYS_DIR}/") and KEY_FILE.fullmatch(name[len(KEYS_DIR) + 1:]) is not None)
-        if not allowed:
-            raise InvalidBackup(f"unexpected file {name!r} in the backup")
-    if DB_NAME not in members:
-        raise InvalidBackup("the backup has no configuration database")
-    return members
-
-
-def _replace_database(server_dir: ServerDirectory, data: bytes) -> None:
-    """Swap the SQLite file, first folding and removing the old write-ahead log (which would corrupt the new one)."""
-    old = sqlite3.connect(server_dir.db_path)
-    try:
-        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        old.close()
-    write_atomically(server_dir.db_path, data, PRIVATE_MODE)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{server_dir.db_path}{suffix}").unlink(missing_ok=True)
+    return _backups(server_dir).upload(filename, data, overwrite=overwrite)
 
 
 def restore_backup(server_dir: ServerDirectory, filename: str) -> None:
@@ -252,9 +136,9 @@ def restore_backup(server_dir: ServerDirectory, filename: str) -> None:
     A running server picks the configuration up at its next reload; keys are read when they are used.
     """
     _require_sqlite(server_dir)
-    data = read_backup(server_dir, filename)
-    members = _verified_members(data, _hmac_key(server_dir, create=False))
-    _replace_database(server_dir, members[DB_NAME])
+    backups = _backups(server_dir)
+    members = backups.verified(backups.read(filename))
+    replace_sqlite(server_dir.db_path, members[DB_NAME])
     for name in OPTIONAL_FILES:
         if name in members:
             write_atomically(server_dir.path / name, members[name], PRIVATE_MODE)

@@ -25,6 +25,8 @@ health checks          :mod:`security_server.edge.health_checker`              s
                                                                                central_registry.health
 health/metrics port    :mod:`security_server.edge.health_resource`             security_server.monitoring,
                                                                                central_registry.health
+backup archives        :mod:`security_server.edge.backup_archive`              security_server.admin.backups,
+                                                                               central_registry.admin.backups
 =====================  ======================================================  ==============================
 
 Why a package under ``security_server``: ``central_registry`` and ``adapters`` may import ``security_server``'s
