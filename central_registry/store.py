@@ -114,6 +114,19 @@ SCHEMA = Schema(
                 f" ocsp_url {_TEXT}, ocsp_cert_der BYTEA)",
             ),
         ),
+        # Issue 17: other instances' anchors (federation), one per instance; a subsystem's optional name.
+        sql_migration(
+            4,
+            "trusted anchors and subsystem names",
+            "CREATE TABLE IF NOT EXISTS trusted_anchors (instance TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+            " generated_at TEXT NOT NULL, created_at TEXT NOT NULL, anchor_xml BLOB NOT NULL)",
+            "ALTER TABLE subsystems ADD COLUMN name TEXT",
+            postgresql=(
+                f"CREATE TABLE IF NOT EXISTS trusted_anchors (instance {_TEXT} PRIMARY KEY, hash {_TEXT} NOT NULL UNIQUE,"
+                f" generated_at {_TEXT} NOT NULL, created_at {_TEXT} NOT NULL, anchor_xml BYTEA NOT NULL)",
+                f"ALTER TABLE subsystems ADD COLUMN name {_TEXT}",
+            ),
+        ),
     ),
 )
 """The registry's numbered migrations; later issues append to them."""

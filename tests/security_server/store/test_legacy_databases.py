@@ -56,7 +56,9 @@ def test_a_registry_from_before_migrations_keeps_its_data_and_is_recorded_at_ver
         assert [e["seq"] for e in store.audit_events()] == [1, 2]
     finally:
         store.close()
-    assert versions(path, "registry") == [(m.version, m.name) for m in REGISTRY_SCHEMA.migrations] == [(1, "registry"), (2, "registry nodes"), (3, "intermediate CAs")]
+    assert versions(path, "registry") == [(m.version, m.name) for m in REGISTRY_SCHEMA.migrations] == [
+        (1, "registry"), (2, "registry nodes"), (3, "intermediate CAs"), (4, "trusted anchors and subsystem names"),
+    ]
     assert schema_of(path) == schema_of(fresh)
 
 
