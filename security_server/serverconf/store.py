@@ -20,6 +20,12 @@ service``         none chosen: the message log uses every approved one
 ``tls_            the internal TLS certificates of each hosted client (DER; DM-SS §2.3 ``certificate``,
 certificate``     X-Road's ``tls-certificates``), and per service whether an ``https`` provider's own TLS
                   certificate must be one of them (``ssl_auth``, DM-SS §2.13 ``sslauthentication``; migration 5)
+``endpoint``      endpoints added by hand to a REST service code (DM-SS §2.6 with ``generated`` false; those of
+                  an OpenAPI description stay in ``service.endpoints``), and ``client_name`` the names given
+                  to hosted subsystems (X-Road's rename; migration 7)
+``client.``       each client's connection type (X-Road's ``isauthentication``, DM-SS §2.5; migration 6):
+``connection_``   how its information systems must reach the client proxy (core/connection_type.py); HTTP
+``type``          for the clients there were before
 ================  ==================================================================================
 
 The schema is :data:`SCHEMA`, numbered migrations applied on open (:mod:`security_server.store.migrations`); a
@@ -60,6 +66,7 @@ from security_server.core.acl import (
     client_rights,
     is_allowed,
 )
+from security_server.core.connection_type import ConnectionType
 from security_server.core.errors import BusError, ClientFault, DatabaseError, InvalidClientIdentifier
 from security_server.core.metadata import check_wsdl, openapi_endpoints
 from security_server.core.identifiers import (
@@ -101,6 +108,8 @@ class ClientState(enum.StrEnum):
     REGISTRATION_IN_PROGRESS = "registration_in_progress"
     REGISTERED = "registered"
     DELETION_IN_PROGRESS = "deletion_in_progress"
+    DISABLED = "disabled"
+    """X-Road 7's disabled client: registered, but the proxies refuse its exchanges as if it were not."""
 
 
 # UG-SS §4.1: the moves between the four states we keep. Saved -> Registered happens when the association is
@@ -109,8 +118,9 @@ _TRANSITIONS: Mapping[ClientState, frozenset[ClientState]] = MappingProxyType(
     {
         ClientState.SAVED: frozenset({ClientState.REGISTRATION_IN_PROGRESS, ClientState.REGISTERED}),
         ClientState.REGISTRATION_IN_PROGRESS: frozenset({ClientState.REGISTERED, ClientState.DELETION_IN_PROGRESS}),
-        ClientState.REGISTERED: frozenset({ClientState.DELETION_IN_PROGRESS}),
+        ClientState.REGISTERED: frozenset({ClientState.DELETION_IN_PROGRESS, ClientState.DISABLED}),
         ClientState.DELETION_IN_PROGRESS: frozenset(),
+        ClientState.DISABLED: frozenset({ClientState.REGISTERED, ClientState.DELETION_IN_PROGRESS}),
     }
 )
 
@@ -221,6 +231,8 @@ class HostedClient:
     id: ClientId
     state: ClientState
     is_owner: bool = False
+    connection_type: ConnectionType = ConnectionType.HTTP
+    """How its information systems must connect to the client proxy (core/connection_type.py)."""
 
     @property
     def registered(self) -> bool:
@@ -241,7 +253,8 @@ class Service:
     description: bytes | None = field(default=None, repr=False)
     """The WSDL of a SOAP service, or the OpenAPI 3 description (JSON) of a REST service; None when not given."""
     endpoints: tuple[Endpoint, ...] = ()
-    """A REST service's endpoints, from its OpenAPI description (X-Road lists them in ``listMethods``)."""
+    """A REST service's endpoints: its OpenAPI description's, then those added by hand (X-Road lists them all in
+    ``listMethods``)."""
     description_url: str = ""
     """Where its description was read from (empty: given another way), so that it can be read again."""
     refreshed_at: datetime | None = None
@@ -249,6 +262,8 @@ class Service:
     ssl_auth: bool = True
     """For an ``https`` service: whether the provider's TLS certificate must be one of the client's internal TLS
     certificates (X-Road's ``sslAuthentication``, true unless set otherwise); not used for ``http``."""
+    added_endpoints: tuple[Endpoint, ...] = ()
+    """Those of :attr:`endpoints` an administrator added (X-Road's endpoints not ``generated``; migration 7)."""
 
     def __post_init__(self) -> None:
         _require(self.id, ServiceId, "service")
@@ -265,6 +280,9 @@ class Service:
             raise ServerConfError("service endpoints must be Endpoints")
         if self.endpoints and self.kind is not ServiceKind.REST:
             raise ServerConfError("only REST services have endpoints")
+        object.__setattr__(self, "added_endpoints", tuple(self.added_endpoints))
+        if not set(self.added_endpoints) <= set(self.endpoints):
+            raise ServerConfError("an added endpoint is one of the service's endpoints")
         _require(self.ssl_auth, bool, "ssl_auth")
 
     @property
@@ -317,6 +335,13 @@ def _client_state(value: object) -> ClientState:
         raise ServerConfError(f"client state must be one of {', '.join(s.value for s in ClientState)}") from err
 
 
+def _connection_type(value: object) -> ConnectionType:
+    try:
+        return ConnectionType.parse(value)
+    except ValueError as err:
+        raise DatabaseError("server configuration holds an invalid connection type", reason=f"serverconf: {value!r}") from err
+
+
 @dataclass(frozen=True, slots=True)
 class TimestampingService:
     """An approved time-stamping service chosen for the message log: its name and URL (DM-SS §2.18 ``tsp``)."""
@@ -365,6 +390,8 @@ class ServerConfSnapshot:
     """The chosen time-stamping services, in the order they were added (empty: every approved one)."""
     tls_certificates: tuple[TlsCertificate, ...] = ()
     """The hosted clients' internal TLS certificates, in the order they were added."""
+    subsystem_names: Mapping[ClientId, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The names given to hosted subsystems here (X-Road's rename kept until the registry takes it; migration 7)."""
     _clients: Mapping[ClientId, HostedClient] = field(init=False, repr=False, compare=False)
     _services: Mapping[tuple[ClientId, str, str | None], Service] = field(init=False, repr=False, compare=False)
     _rights: Mapping[tuple[ClientId, str], tuple[AccessRight, ...]] = field(init=False, repr=False, compare=False)
@@ -554,6 +581,27 @@ SCHEMA = Schema(
                 f" der BYTEA NOT NULL, {_ROWID}, PRIMARY KEY (client, hash))",
             ),
         ),
+        # Each client's connection type, X-Road's isauthentication (issue 16); the clients there were stay HTTP.
+        sql_migration(
+            6,
+            "client_connection_type",
+            "ALTER TABLE client ADD COLUMN connection_type TEXT NOT NULL DEFAULT 'HTTP'",
+            postgresql=(f"ALTER TABLE client ADD COLUMN connection_type {_TEXT} NOT NULL DEFAULT 'HTTP'",),
+        ),
+        # Endpoints added by hand to REST services, and the names given to subsystems (issue 16).
+        sql_migration(
+            7,
+            "endpoints_and_names",
+            "CREATE TABLE endpoint (client TEXT NOT NULL REFERENCES client(id), service_code TEXT NOT NULL,"
+            " method TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (client, service_code, method, path)) STRICT",
+            "CREATE TABLE client_name (client TEXT PRIMARY KEY REFERENCES client(id), name TEXT NOT NULL) STRICT",
+            postgresql=(
+                f"CREATE TABLE endpoint (client {_TEXT} NOT NULL REFERENCES client(id), service_code {_TEXT} NOT NULL,"
+                f" method {_TEXT} NOT NULL, path {_TEXT} NOT NULL, {_ROWID},"
+                " PRIMARY KEY (client, service_code, method, path))",
+                f"CREATE TABLE client_name (client {_TEXT} PRIMARY KEY REFERENCES client(id), name {_TEXT} NOT NULL)",
+            ),
+        ),
     ),
     legacy_set="fedbus.serverconf",
 )
@@ -565,6 +613,33 @@ def _stored_endpoints(text: str) -> tuple[Endpoint, ...]:
         return tuple(Endpoint.parse(line) for line in text.split("\n") if line)
     except BusError as err:
         raise DatabaseError("server configuration holds an invalid endpoint", reason=f"serverconf: {err.reason}") from err
+
+
+def _stored_endpoint(method: str, path: str) -> Endpoint:
+    try:
+        return Endpoint(method, path)
+    except BusError as err:
+        raise DatabaseError("server configuration holds an invalid endpoint", reason=f"serverconf: {err.reason}") from err
+
+
+def _stored_service(row: Row, added: Sequence[Endpoint]) -> Service:
+    """A service row with the endpoints added to its code by hand (after its description's, none twice)."""
+    generated = _stored_endpoints(row[9])
+    extra = tuple(e for e in added if e not in generated)
+    return Service(
+        ServiceId(_stored_client(row[0]), row[1], row[2] or None),
+        _service_kind(row[3]),
+        row[4],
+        row[5],
+        bool(row[6]),
+        row[7],
+        None if row[8] is None else bytes(row[8]),
+        generated + extra,
+        row[10],
+        datetime.fromisoformat(row[11]) if row[11] else None,
+        bool(row[12]),
+        extra,
+    )
 
 
 def _stored_client(text: str) -> ClientId:
@@ -725,6 +800,16 @@ class ServerConfStore:
                 raise ServerConfError(f"{client} cannot go from {current.value} to {new_state.value}")
             conn.execute("UPDATE client SET state = ? WHERE id = ?", (new_state.value, str(client)))
 
+    def set_connection_type(self, client: ClientId, connection_type: ConnectionType) -> None:
+        """Set how a hosted client's information systems must connect to the client proxy (X-Road's
+        ``updateConnectionType``)."""
+        _require(client, ClientId, "client")
+        _require(connection_type, ConnectionType, "connection type")
+        with self._change("changing a client's connection type") as conn:
+            self._identity(conn)
+            self._client_state(conn, client)
+            conn.execute("UPDATE client SET connection_type = ? WHERE id = ?", (connection_type.value, str(client)))
+
     def delete_client(self, client: ClientId) -> None:
         """Remove a hosted subsystem with everything it holds (services, rights to them, local groups), its
         memberships of other clients' groups and the rights granted to it. The owner member stays (UG-SS §4.5)."""
@@ -739,6 +824,8 @@ class ServerConfStore:
             conn.execute("DELETE FROM local_group WHERE client = ?", (text,))
             conn.execute("DELETE FROM service WHERE client = ?", (text,))
             conn.execute("DELETE FROM tls_certificate WHERE client = ?", (text,))
+            conn.execute("DELETE FROM endpoint WHERE client = ?", (text,))
+            conn.execute("DELETE FROM client_name WHERE client = ?", (text,))
             conn.execute("DELETE FROM client WHERE id = ?", (text,))
 
     # --- services -----------------------------------------------------------------------------------------------
@@ -867,6 +954,7 @@ class ServerConfStore:
             for provider, code in codes:
                 if not self._one(conn, "SELECT 1 FROM service WHERE client = ? AND code = ?", (provider, code)):
                     conn.execute("DELETE FROM access_right WHERE provider = ? AND service_code = ?", (provider, code))
+                    conn.execute("DELETE FROM endpoint WHERE client = ? AND service_code = ?", (provider, code))
 
     def set_description_source(self, services: Sequence[ServiceId], url: str, read_at: datetime) -> None:
         """Record that the description of ``services`` was read from ``url`` at ``read_at``."""
@@ -902,6 +990,107 @@ class ServerConfStore:
                     "UPDATE service SET description = ?, endpoints = ? WHERE client = ? AND code = ? AND version = ?",
                     (description, "\n".join(str(e) for e in endpoints), *key),
                 )
+
+    # --- endpoints added by hand, service codes, subsystem names ---------------------------------------------
+
+    def _rest_endpoints(self, conn: Connection, client: ClientId, code: str) -> tuple[tuple[Endpoint, ...], set[Endpoint]]:
+        """A REST service code's generated endpoints and those added by hand; refused when it has no REST service."""
+        row = self._one(conn, "SELECT kind, endpoints FROM service WHERE client = ? AND code = ?", (str(client), code))
+        if row is None or _service_kind(row[0]) is not ServiceKind.REST:
+            raise ServerConfError(f"{client} has no REST service {code}")
+        added = {
+            _stored_endpoint(r[0], r[1])
+            for r in conn.execute("SELECT method, path FROM endpoint WHERE client = ? AND service_code = ?", (str(client), code))
+        }
+        return _stored_endpoints(row[1]), added
+
+    def add_endpoint(self, client: ClientId, code: str, endpoint: Endpoint) -> None:
+        """Add an endpoint to a REST service code (X-Road's addEndpoint); refused when the code has it already."""
+        _require(client, ClientId, "client")
+        _require(endpoint, Endpoint, "endpoint")
+        with self._change("adding an endpoint") as conn:
+            self._identity(conn)
+            generated, added = self._rest_endpoints(conn, client, code)
+            if endpoint in generated or endpoint in added or (endpoint.method, endpoint.path) == ("*", "**"):
+                raise ServerConfError(f"service {code} has endpoint {endpoint} already")
+            conn.execute(
+                "INSERT INTO endpoint (client, service_code, method, path) VALUES (?, ?, ?, ?)",
+                (str(client), code, endpoint.method, endpoint.path),
+            )
+
+    def update_endpoint(self, client: ClientId, code: str, old: Endpoint, new: Endpoint) -> None:
+        """Change an endpoint added by hand; the access rights limited to it follow it (X-Road keeps them on the
+        endpoint). Refused for an endpoint not added by hand and when ``new`` exists already."""
+        _require(client, ClientId, "client")
+        _require(old, Endpoint, "endpoint")
+        _require(new, Endpoint, "endpoint")
+        with self._change("changing an endpoint") as conn:
+            self._identity(conn)
+            generated, added = self._rest_endpoints(conn, client, code)
+            if old not in added or old in generated:
+                raise ServerConfError(f"service {code} has no endpoint {old} added by hand")
+            if new != old and (new in generated or new in added or (new.method, new.path) == ("*", "**")):
+                raise ServerConfError(f"service {code} has endpoint {new} already")
+            key = (str(client), code, old.method, old.path)
+            conn.execute(
+                "UPDATE endpoint SET method = ?, path = ? WHERE client = ? AND service_code = ? AND method = ? AND path = ?",
+                (new.method, new.path, *key),
+            )
+            conn.execute(
+                "UPDATE access_right SET method = ?, path = ?"
+                " WHERE provider = ? AND service_code = ? AND method = ? AND path = ?",
+                (new.method, new.path, *key),
+            )
+
+    def delete_endpoint(self, client: ClientId, code: str, endpoint: Endpoint) -> None:
+        """Remove an endpoint added by hand with the access rights limited to it (X-Road's deleteEndpoint)."""
+        _require(client, ClientId, "client")
+        _require(endpoint, Endpoint, "endpoint")
+        with self._change("deleting an endpoint") as conn:
+            self._identity(conn)
+            generated, added = self._rest_endpoints(conn, client, code)
+            if endpoint not in added or endpoint in generated:
+                raise ServerConfError(f"service {code} has no endpoint {endpoint} added by hand")
+            key = (str(client), code, endpoint.method, endpoint.path)
+            conn.execute("DELETE FROM endpoint WHERE client = ? AND service_code = ? AND method = ? AND path = ?", key)
+            conn.execute(
+                "DELETE FROM access_right WHERE provider = ? AND service_code = ? AND method = ? AND path = ?", key
+            )
+
+    def rename_service_code(self, client: ClientId, code: str, new_code: str) -> None:
+        """Give a REST service a new code (X-Road's ``new_rest_service_code``); its access rights and endpoints
+        follow. Refused when the client has a service with ``new_code`` already."""
+        _require(client, ClientId, "client")
+        try:
+            ServiceId(client, new_code)
+        except BusError as err:
+            raise ServerConfError(f"invalid service code: {err.message}") from err
+        with self._change("renaming a service code") as conn:
+            self._identity(conn)
+            self._rest_endpoints(conn, client, code)
+            if self._one(conn, "SELECT 1 FROM service WHERE client = ? AND code = ?", (str(client), new_code)):
+                raise ServerConfError(f"{client} has service code {new_code} already")
+            for table, column in (("service", "client"), ("access_right", "provider"), ("endpoint", "client")):
+                code_column = "code" if table == "service" else "service_code"
+                conn.execute(
+                    f"UPDATE {table} SET {code_column} = ? WHERE {column} = ? AND {code_column} = ?",
+                    (new_code, str(client), code),
+                )
+
+    def set_subsystem_name(self, client: ClientId, name: str) -> None:
+        """Keep the name given to a hosted subsystem (X-Road's ``ClientName``: no control characters, ``:``,
+        ``;``, ``/``, ``\\`` or ``%``)."""
+        _require(client, ClientId, "client")
+        if client.subsystem_code is None:
+            raise ServerConfError("only a subsystem has a name of its own")
+        text = check_text(name, "subsystem name")
+        if any(ch in ":;/\\%" for ch in text):
+            raise ServerConfError("a subsystem name may not contain : ; / \\ or %")
+        with self._change("naming a subsystem") as conn:
+            self._identity(conn)
+            self._client_state(conn, client)
+            conn.execute("DELETE FROM client_name WHERE client = ?", (str(client),))
+            conn.execute("INSERT INTO client_name (client, name) VALUES (?, ?)", (str(client), text))
 
     # --- internal TLS certificates ---------------------------------------------------------------------------
 
@@ -974,6 +1163,17 @@ class ServerConfStore:
             cursor = conn.execute("DELETE FROM local_group_member WHERE client = ? AND code = ? AND member = ?", key)
             if cursor.rowcount != 1:
                 raise ServerConfError(f"{member} is not in local group {group.group_code}")
+
+    def set_local_group_description(self, owner: ClientId, group: LocalGroupId, description: str) -> None:
+        """Change a local group's description (X-Road's updateLocalGroup)."""
+        _require(owner, ClientId, "group owner")
+        _require(group, LocalGroupId, "local group")
+        text = check_text(description, "group description")
+        with self._change("changing a local group") as conn:
+            self._check_group(conn, owner, group)
+            conn.execute(
+                "UPDATE local_group SET description = ? WHERE client = ? AND code = ?", (text, str(owner), group.group_code)
+            )
 
     def delete_local_group(self, owner: ClientId, group: LocalGroupId) -> None:
         """Remove a local group with its members and the access rights granted to it (UG-SS §8.4)."""
@@ -1072,23 +1272,14 @@ class ServerConfStore:
         assert anchor_row is not None  # _identity found the row
         try:
             clients = tuple(
-                HostedClient(_stored_client(row[0]), _client_state(row[1]), bool(row[2]))
-                for row in conn.execute("SELECT id, state, is_owner FROM client ORDER BY rowid")
+                HostedClient(_stored_client(row[0]), _client_state(row[1]), bool(row[2]), _connection_type(row[3]))
+                for row in conn.execute("SELECT id, state, is_owner, connection_type FROM client ORDER BY rowid")
             )
+            added: dict[tuple[str, str], list[Endpoint]] = {}
+            for row in conn.execute("SELECT client, service_code, method, path FROM endpoint ORDER BY rowid"):
+                added.setdefault((row[0], row[1]), []).append(_stored_endpoint(row[2], row[3]))
             services = tuple(
-                Service(
-                    ServiceId(_stored_client(row[0]), row[1], row[2] or None),
-                    _service_kind(row[3]),
-                    row[4],
-                    row[5],
-                    bool(row[6]),
-                    row[7],
-                    None if row[8] is None else bytes(row[8]),
-                    _stored_endpoints(row[9]),
-                    row[10],
-                    datetime.fromisoformat(row[11]) if row[11] else None,
-                    bool(row[12]),
-                )
+                _stored_service(row, added.get((row[0], row[1]), ()))
                 for row in conn.execute(
                     "SELECT client, code, version, kind, url, timeout, enabled, disabled_notice, description, endpoints,"
                     " description_url, refreshed_at, ssl_auth FROM service ORDER BY rowid"
@@ -1124,10 +1315,13 @@ class ServerConfStore:
                 TlsCertificate(_stored_client(row[0]), bytes(row[2]), row[1])
                 for row in conn.execute("SELECT client, hash, der FROM tls_certificate ORDER BY rowid")
             )
+            names = MappingProxyType({
+                _stored_client(row[0]): row[1] for row in conn.execute("SELECT client, name FROM client_name")
+            })
         except BusError as err:
             if isinstance(err, DatabaseError):
                 raise
             raise DatabaseError("server configuration holds an invalid row", reason=f"serverconf: {err.reason}") from err
         return ServerConfSnapshot(
-            identity, bytes(anchor_row[0]), clients, services, rights, groups, tsps, tls_certificates
+            identity, bytes(anchor_row[0]), clients, services, rights, groups, tsps, tls_certificates, names
         )
