@@ -36,7 +36,7 @@ def service_json(service: Service, subjects: int) -> dict[str, Any]:
     if service.kind is ServiceKind.REST:
         from security_server.management.operations.endpoints import rest_endpoints
 
-        data["endpoints"] = rest_endpoints(service.id, service.endpoints)
+        data["endpoints"] = rest_endpoints(service.id, service.endpoints, service.added_endpoints)
     return data
 
 
