@@ -9,10 +9,13 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from security_server.admin import auth_cert_states
 from security_server.admin.errors import ActionNotPossible, NotFound
 from security_server.admin.server_dir import ServerDirectory
+from security_server.core.auth_cert_status import CertStatus, can_unregister
 from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.config import LayeredConfig
+from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.serverconf.store import ServerConfError
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
@@ -165,10 +168,24 @@ def certificate_hash(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper()
 
 
-def is_registered(info: KeyInfo, now: datetime) -> bool:
-    """Whether the key's certificate counts as registered: fedbus keeps no registration state yet, so a certificate
-    within its validity does (the state ``GET /tokens`` shows, REGISTERED or SAVED)."""
-    return info.cert is not None and info.cert.not_valid_before_utc <= now <= info.cert.not_valid_after_utc
+def certificate_status(server_dir: ServerDirectory, info: KeyInfo, conf: GlobalConf | None = None) -> CertStatus:
+    """The state of the key's certificate (X-Road's ``CertificateStatus``): a signing certificate is REGISTERED; an
+    authentication certificate's is what this server sent (security_server/admin/auth_cert_states.py), moved on by
+    ``conf`` (the global configuration in force, None when there is none at hand)."""
+    if info.cert is None:
+        raise ValueError(f"key {info.key_id} has no certificate")
+    if info.kind is KeyKind.SIGN or not isinstance(info.owner, SecurityServerId):
+        return CertStatus.REGISTERED
+    listed = None
+    if conf is not None:
+        listed = hashlib.sha256(info.cert.public_bytes(Encoding.DER)).digest() in conf.auth_cert_hashes(info.owner)
+    return auth_cert_states.current(server_dir, certificate_hash(info.cert), listed)
+
+
+def is_registered(server_dir: ServerDirectory, info: KeyInfo) -> bool:
+    """Whether the key is an auth key whose certificate's registration was sent or is in force (X-Road's UNREGISTER
+    rule): it is unregistered before it, or its key, is deleted."""
+    return info.kind is KeyKind.AUTH and info.cert is not None and can_unregister(certificate_status(server_dir, info))
 
 
 def find_certificate(server_dir: ServerDirectory, cert_hash: str, config: LayeredConfig | None = None) -> TokenKey:
@@ -200,12 +217,14 @@ def set_certificate_active(
 def delete_certificate(
     server_dir: ServerDirectory, cert_hash: str, *, now: datetime, config: LayeredConfig | None = None
 ) -> TokenKey:
-    """Delete a certificate (its key stays); a registered auth certificate is refused (unregister it first). The
+    """Delete a certificate (its key stays); a registered auth certificate is refused (unregister it first; ``now``
+    is kept for the callers: the state is recorded). The
     server may be left without a sign certificate: exchanges are then refused until another one is imported."""
     found = find_certificate(server_dir, cert_hash, config)
-    if found.info.kind is KeyKind.AUTH and is_registered(found.info, now):
+    if is_registered(server_dir, found.info):
         raise RegisteredAuthCert("the authentication certificate is registered: unregister it first")
     _soft_holder(server_dir, found, "deleting a certificate").delete_cert(found.info.key_id)
+    auth_cert_states.forget(server_dir, cert_hash)
     return found
 
 
@@ -218,20 +237,22 @@ def rename_key(server_dir: ServerDirectory, key_id: str, name: str, config: Laye
 def registered_auth_key(server_dir: ServerDirectory, key_id: str, *, now: datetime,
                         config: LayeredConfig | None = None) -> bool:
     """Whether ``key_id`` is an auth key with a registered certificate (its deletion needs the warning ignored)."""
-    found = find_key(server_dir, key_id, config)
-    return found.info.kind is KeyKind.AUTH and is_registered(found.info, now)
+    return is_registered(server_dir, find_key(server_dir, key_id, config).info)
 
 
 def delete_key(server_dir: ServerDirectory, key_id: str, *, now: datetime, config: LayeredConfig | None = None) -> TokenKey:
-    """Delete a key with its certificate and kept requests; an auth key with a registered certificate is refused
-    (fedbus cannot send X-Road's authCertDeletion yet). Deleting the key in use leaves its member without a sign
+    """Delete a key with its certificate and kept requests; an auth key whose certificate is registered (or being
+    registered) is refused: unregister it first (authCertDeletion). ``now`` is kept for the callers: the state is
+    recorded, not read from the certificate's dates. Deleting the key in use leaves its member without a sign
     key: exchanges are refused until another one is there."""
     from security_server.admin import csrs  # csrs imports this module
 
     found = find_key(server_dir, key_id, config)
-    if found.info.kind is KeyKind.AUTH and is_registered(found.info, now):
+    if is_registered(server_dir, found.info):
         raise RegisteredAuthCert("the key's authentication certificate is registered: unregister it first")
     _soft_holder(server_dir, found, "deleting a key").delete_key(key_id)
+    if found.info.cert is not None:
+        auth_cert_states.forget(server_dir, certificate_hash(found.info.cert))
     for csr_id in csrs.csr_ids(server_dir, key_id):
         csrs.delete_csr(server_dir, key_id, csr_id)
     return found

@@ -3,8 +3,8 @@
 The rules are X-Road's, narrowed to what fedbus implements: a key is deleted, and a request made for it, only while
 its token is logged in; an auth key only lives on the soft token; renaming, deleting, activating and disabling are
 done on the soft token only (a PKCS#11 token's keys are managed with the HSM's tools); a registered authentication
-certificate cannot be deleted (it is unregistered first); a saved one can be registered. fedbus keeps no
-registration state yet, so "registered" is :func:`security_server.admin.keys.is_registered` (valid now).
+certificate (registered or being registered) cannot be deleted (it is unregistered first); a saved one can be
+registered. The certificate's state is :func:`security_server.admin.keys.certificate_status`.
 The API refuses an action not in the list with ``action_not_possible`` (X-Road: 409; 400 where its OpenAPI file
 documents no 409, docs/compatibility.md).
 """
@@ -12,9 +12,8 @@ documents no 409, docs/compatibility.md).
 from __future__ import annotations
 
 import enum
-from datetime import datetime
-
-from security_server.admin.keys import TokenKey, TokenView, is_registered
+from security_server.admin.keys import TokenKey, TokenView
+from security_server.core.auth_cert_status import CertStatus, can_register, can_unregister
 from security_server.signer.softtoken import KeyKind, SoftToken
 from security_server.signer.token import TokenStatus
 
@@ -26,6 +25,7 @@ class PossibleAction(enum.StrEnum):
     ACTIVATE = "ACTIVATE"
     DISABLE = "DISABLE"
     REGISTER = "REGISTER"
+    UNREGISTER = "UNREGISTER"
     EDIT_FRIENDLY_NAME = "EDIT_FRIENDLY_NAME"
     GENERATE_AUTH_CSR = "GENERATE_AUTH_CSR"
     GENERATE_SIGN_CSR = "GENERATE_SIGN_CSR"
@@ -69,18 +69,26 @@ def key_actions(token: TokenView, key: TokenKey) -> tuple[PossibleAction, ...]:
     return tuple(actions)
 
 
-def certificate_actions(token: TokenView, key: TokenKey, now: datetime) -> tuple[PossibleAction, ...]:
-    """What can be done to the certificate of ``key`` now, in X-Road's order."""
+def certificate_actions(token: TokenView, key: TokenKey, status: CertStatus) -> tuple[PossibleAction, ...]:
+    """What can be done to the certificate of ``key``, in state ``status``, now, in X-Road's order."""
     info = key.info
     if info.cert is None:
         return ()
     soft = token.name == SoftToken.name
-    registered = info.kind is KeyKind.AUTH and is_registered(info, now)
+    unregistrable = info.kind is KeyKind.AUTH and can_unregister(status)
     actions = []
-    if soft and not registered:
+    if unregistrable:
+        actions.append(PossibleAction.UNREGISTER)
+    if soft and not unregistrable:
         actions.append(PossibleAction.DELETE)
-    if info.kind is KeyKind.AUTH and not is_registered(info, now):
+    if info.kind is KeyKind.AUTH and can_register(status):
         actions.append(PossibleAction.REGISTER)
     if soft:
         actions.append(PossibleAction.DISABLE if info.cert_active else PossibleAction.ACTIVATE)
     return tuple(actions)
+
+
+def csr_actions(token: TokenView) -> tuple[PossibleAction, ...]:
+    """What can be done to a kept certificate request: delete it (X-Road's rule for a request saved to the
+    configuration, whatever the token's state)."""
+    return (PossibleAction.DELETE,)

@@ -8,15 +8,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from security_server import registration
-from security_server.admin.errors import ClientNotFound
+from security_server.admin import auth_cert_states, keys
+from security_server.admin.errors import ActionNotPossible, ClientNotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
+from security_server.core.auth_cert_status import CertStatus, can_unregister
+from security_server.core.config import LayeredConfig
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.anchor import parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
 from security_server.serverconf.store import ClientState, ServerConfError
 from security_server.signer.ocsp_client import OcspClient
+from security_server.signer.softtoken import KeyKind
 from security_server.signer.token import Token
 
 
@@ -54,9 +58,77 @@ async def register_server(reactor: Any, server_dir: ServerDirectory, address: st
     conf = await current_conf(reactor, server_dir)
     _, sign_cert = token.signing_key(server_id.owner)
     ocsp = await own_ocsp(reactor, server_dir, conf, sign_cert)
+    _, auth_cert = token.auth_key()
     content_type, body = registration.auth_cert_reg(token, server_id, address, ocsp)
     answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
+    auth_cert_states.record(server_dir, keys.certificate_hash(auth_cert), CertStatus.REGISTRATION_IN_PROGRESS)
     return answer
+
+
+# --- unregistering the server's authentication certificate (pr-mserv §2.3, X-Road's authCertDeletion) ------------
+
+
+class NotAnAuthCertificate(ActionNotPossible):
+    """Only an authentication certificate is registered and unregistered (X-Road answers 400)."""
+
+    http_status = 400
+
+
+def check_unregistrable_cert(
+    server_dir: ServerDirectory, cert_hash: str, config: LayeredConfig | None = None
+) -> keys.TokenKey:
+    """Refuse before any network work: an unknown hash (404), a signing certificate, or an authentication
+    certificate neither registered nor in registration (X-Road's UNREGISTER rule)."""
+    found = keys.find_certificate(server_dir, cert_hash, config)
+    if found.info.kind is not KeyKind.AUTH:
+        raise NotAnAuthCertificate("only an authentication certificate is unregistered")
+    status = keys.certificate_status(server_dir, found.info)
+    if not can_unregister(status):
+        raise ActionNotPossible(f"the certificate is {status}: only a registered one is unregistered")
+    return found
+
+
+def auth_cert_deletion(token: Token, server: SecurityServerId, cert_der: bytes, owner_ocsp_der: bytes) -> tuple[str, bytes]:
+    """An authCertDeletion of ``cert_der`` for ``server``, signed by the server's registered auth key and the owner's
+    signing key (as clientDeletion is)."""
+    auth_key, auth_cert = token.auth_key()
+    sign_key, sign_cert = token.signing_key(server.owner)
+    request = ManagementRequest(RequestType.AUTH_CERT_DELETION, registration.new_request_id(), server,
+                                auth_cert_der=cert_der)
+    return signed_request(
+        request,
+        [
+            (SignatureRole.AUTH, auth_key, auth_cert.public_bytes(serialization.Encoding.DER), None),
+            (SignatureRole.OWNER, sign_key, sign_cert.public_bytes(serialization.Encoding.DER), owner_ocsp_der),
+        ],
+    )
+
+
+async def unregister_server_cert(
+    reactor: Any, server_dir: ServerDirectory, cert_hash: str, config: LayeredConfig | None = None
+) -> Mapping[str, Any]:
+    """Send authCertDeletion for one of this server's registered authentication certificates; it is then
+    DELETION_IN_PROGRESS until it is deleted (the registry drops it from the global configuration when it approves)."""
+    found = check_unregistrable_cert(server_dir, cert_hash, config)
+    assert found.info.cert is not None
+    with server_dir.open_store() as store:
+        identity = store.identity()
+    token = server_dir.soft_token()
+    conf = await current_conf(reactor, server_dir)
+    _, sign_cert = token.signing_key(identity.server_id.owner)
+    ocsp = await own_ocsp(reactor, server_dir, conf, sign_cert)
+    content_type, body = auth_cert_deletion(
+        token, identity.server_id, found.info.cert.public_bytes(serialization.Encoding.DER), ocsp)
+    answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
+    auth_cert_states.record(server_dir, cert_hash, CertStatus.DELETION_IN_PROGRESS)
+    return answer
+
+
+def mark_cert_for_deletion(server_dir: ServerDirectory, cert_hash: str, config: LayeredConfig | None = None) -> None:
+    """Mark a registered authentication certificate DELETION_IN_PROGRESS without sending anything (X-Road's
+    markAuthCertForDeletion: the registry was told another way); it may then be deleted."""
+    check_unregistrable_cert(server_dir, cert_hash, config)
+    auth_cert_states.record(server_dir, cert_hash, CertStatus.DELETION_IN_PROGRESS)
 
 
 def check_registrable(server_dir: ServerDirectory, client_id: ClientId) -> None:

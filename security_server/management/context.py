@@ -49,6 +49,9 @@ class OperationContext:
     register_server: Callable[[str], Deferred[Any]] | None = None
     """Send authCertReg for this server's auth certificate with its address (on the reactor thread); None when
     the API cannot reach the registry."""
+    unregister_server: Callable[[str], Deferred[Any]] | None = None
+    """Send authCertDeletion for the auth certificate of this SHA-256 hex hash (on the reactor thread); None when
+    the API cannot reach the registry."""
     blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
     """Run blocking work (stores) off the reactor thread, for operations that run on it."""
     diagnostics: Diagnostics | None = None

@@ -83,6 +83,7 @@ def make_management_site(
     diagnostics: Diagnostics | None = None,
     register_server: Callable[[str], Any] | None = None,
     unregister_client: Callable[[ClientId], Any] | None = None,
+    unregister_server: Callable[[str], Any] | None = None,
     verification_conf: Callable[[datetime], VerificationConf] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool), with the
@@ -94,7 +95,7 @@ def make_management_site(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
         global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
         register_client=register_client, diagnostics=diagnostics, register_server=register_server,
-        unregister_client=unregister_client,
+        unregister_client=unregister_client, unregister_server=unregister_server,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -139,9 +140,14 @@ class ManagementService(HttpsService):
         def unregister(client: ClientId) -> Any:
             return defer.Deferred.fromCoroutine(admin_registration.unregister_client(reactor, server_dir, client))
 
+        def unregister_own(cert_hash: str) -> Any:
+            return defer.Deferred.fromCoroutine(admin_registration.unregister_server_cert(
+                reactor, server_dir, cert_hash, layered_config))
+
         self.register_client = register
         self.register_server = register_own
         self.unregister_client = unregister
+        self.unregister_server = unregister_own
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
@@ -150,6 +156,7 @@ class ManagementService(HttpsService):
             self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
             global_conf=self.global_conf, register_client=self.register_client, diagnostics=self.diagnostics,
             register_server=self.register_server, unregister_client=self.unregister_client,
+            unregister_server=self.unregister_server,
         )
         self._port = listen_https(self.reactor, site, self.server_dir.path, self.config)
         log.info("management_api_started", interface=self.config.interface, port=self.port)

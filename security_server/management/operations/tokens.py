@@ -2,9 +2,10 @@
 ``TokenCertificate``).
 
 A token's id is its name (``soft``, or a ``[pkcs11:NAME]`` section's NAME); a key's id is fedbus's key id.
-fedbus does not track a certificate's registration state or its last OCSP answer per certificate yet: a
-certificate shows ``status`` REGISTERED when it is within its validity, SAVED otherwise, and ``ocsp_status``
-OCSP_RESPONSE_UNKNOWN (DISABLED for a disabled one). Key labels are the key ids; a key's ``name`` is its friendly
+A certificate's ``status`` is X-Road's (security_server/core/auth_cert_status.py): a signing certificate is
+REGISTERED; an authentication certificate's follows what this server sent (register, unregister, mark for deletion)
+and what the global configuration in force lists. fedbus does not keep the last OCSP answer per certificate yet:
+``ocsp_status`` is OCSP_RESPONSE_UNKNOWN (DISABLED for a disabled one). Key labels are the key ids; a key's ``name`` is its friendly
 name once given (``PATCH /keys/{id}``), else its id.
 
 The soft token's login, logout and PIN (security_server/admin/token_login.py) hold for this process: the API runs
@@ -18,9 +19,13 @@ from typing import Any, Iterator
 
 from twisted.internet.defer import Deferred
 
-from security_server.admin import clients, csrs, keys, possible_actions, token_login
+from security_server.admin import auth_cert_states, clients, csrs, keys, possible_actions, token_login
+from security_server.admin import registration as admin_registration
 from security_server.admin.errors import ActionNotPossible
 from security_server.admin.keys import TokenView
+from security_server.core.auth_cert_status import CertStatus
+from security_server.core.errors import BusError
+from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.server_address import parse_server_address
 from security_server.management.api import (
@@ -46,7 +51,7 @@ def _owner_id(owner: ClientId | SecurityServerId) -> str:
 
 
 def key_json(
-    info: KeyInfo, now_cert_valid: bool, csrs: tuple[str, ...] = (), *,
+    info: KeyInfo, status: CertStatus, csrs: tuple[str, ...] = (), *,
     actions: tuple[str, ...] | None = None, cert_actions: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """X-Road's ``Key`` with its certificate (a key has at most one in fedbus) and its kept requests; with
@@ -59,7 +64,7 @@ def key_json(
             "active": info.cert_active,
             "saved_to_configuration": True,
             "certificate_details": certificate_details(info.cert),
-            "status": "REGISTERED" if now_cert_valid else "SAVED",
+            "status": str(status),
         })
         if cert_actions is not None:
             certificates[-1]["possible_actions"] = list(cert_actions)
@@ -84,17 +89,29 @@ def key_json(
 def _key(context: OperationContext, info: KeyInfo, token: TokenView | None = None) -> dict[str, Any]:
     """The key as X-Road shows it, with the possible actions on it and its certificate (on ``token``, looked up
     when not given)."""
-    now = context.now()
-    valid = info.cert is not None and info.cert.not_valid_before_utc <= now <= info.cert.not_valid_after_utc
+    status = keys.certificate_status(context.server_dir, info, _conf_or_none(context)) if info.cert is not None \
+        else CertStatus.SAVED
     if token is None:
         token = keys.get_token(context.server_dir, keys.find_key(context.server_dir, info.key_id, context.config).token,
                                context.config)
     found = keys.TokenKey(token.name, info)
     return key_json(
-        info, valid, csrs.csr_ids(context.server_dir, info.key_id),
+        info, status, csrs.csr_ids(context.server_dir, info.key_id),
         actions=tuple(a.value for a in possible_actions.key_actions(token, found)),
-        cert_actions=tuple(a.value for a in possible_actions.certificate_actions(token, found, now)),
+        cert_actions=tuple(a.value for a in possible_actions.certificate_actions(token, found, status)),
     )
+
+
+def _conf_or_none(context: OperationContext) -> GlobalConf | None:
+    """The global configuration in force, or None (no running server, nothing downloaded, or expired): then a
+    certificate shows the state recorded last."""
+    if context.global_conf is None:
+        return None
+    try:
+        conf: GlobalConf = context.global_conf()
+    except BusError:
+        return None
+    return conf
 
 
 def token_json(context: OperationContext, token: TokenView) -> dict[str, Any]:
@@ -244,10 +261,60 @@ def register_certificate(context: OperationContext, request: ApiRequest) -> Defe
             if certificate["certificate_details"]["hash"] == wanted:
                 if info.kind is not KeyKind.AUTH:
                     raise ApiError(400, "action_not_possible", "only an authentication certificate is registered")
+                if "REGISTER" not in certificate["possible_actions"]:
+                    raise ApiError(400, "action_not_possible",
+                                   f"the certificate is {certificate['status']}: only a saved one is registered")
                 return
         raise ApiError(404, "certificate_not_found", request.params["hash"])
 
-    return context.blocking(check).addCallback(lambda _: register(address)).addCallback(lambda _: ApiResponse(200))
+    def sent(_: object) -> None:
+        auth_cert_states.record(context.server_dir, wanted, CertStatus.REGISTRATION_IN_PROGRESS)
+
+    blocking = context.blocking
+    return (blocking(check).addCallback(lambda _: register(address))
+            .addCallback(lambda answer: blocking(lambda: sent(answer)))
+            .addCallback(lambda _: ApiResponse(200)))
+
+
+def unregister_certificate(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``PUT /token-certificates/{hash}/unregister``: authCertDeletion for a registered (or in registration)
+    authentication certificate (pr-mserv §2.3), signed as clientDeletion is; the certificate is then
+    DELETION_IN_PROGRESS, and the registry drops it from the next global configuration when it approves. 400
+    ``action_not_possible`` for a signing certificate or one not registered, 404 for an unknown hash. Runs on the
+    reactor thread (it talks to the registry); 204 once the registry has it."""
+    if context.unregister_server is None:
+        raise ApiError(404, "registration_unavailable", "the management API runs without the registry")
+    assert context.blocking is not None
+    send = context.unregister_server
+    wanted = request.params["hash"].upper()
+
+    def check() -> None:
+        _refuse_unless_unregistrable(context, request)
+
+    def sent(_: object) -> None:
+        auth_cert_states.record(context.server_dir, wanted, CertStatus.DELETION_IN_PROGRESS)
+
+    blocking = context.blocking
+    return (blocking(check).addCallback(lambda _: send(wanted))
+            .addCallback(lambda answer: blocking(lambda: sent(answer)))
+            .addCallback(lambda _: no_content()))
+
+
+def _refuse_unless_unregistrable(context: OperationContext, request: ApiRequest) -> None:
+    token, found = _certificate(context, request)
+    if found.info.kind is not KeyKind.AUTH:
+        raise ApiError(400, "action_not_possible", "only an authentication certificate is unregistered")
+    _not_possible(possible_actions.PossibleAction.UNREGISTER, _cert_actions(context, token, found),
+                  "this certificate (it is not registered)")
+
+
+def mark_certificate_for_deletion(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PUT /token-certificates/{hash}/mark-for-deletion``: a registered authentication certificate becomes
+    DELETION_IN_PROGRESS without a request sent (the registry was told another way), so that it may be deleted."""
+    _refuse_unless_unregistrable(context, request)
+    with _action_as_400():
+        admin_registration.mark_cert_for_deletion(context.server_dir, request.params["hash"], context.config)
+    return no_content()
 
 
 def get_client_sign_certificates(context: OperationContext, request: ApiRequest) -> ApiResponse:
@@ -322,6 +389,13 @@ def _action_as_400() -> Iterator[None]:
         raise ApiError(400, "action_not_possible", err.message) from err
 
 
+def _cert_actions(context: OperationContext, token: TokenView, found: keys.TokenKey
+                  ) -> tuple[possible_actions.PossibleAction, ...]:
+    """The possible actions on ``found``'s certificate in its current state."""
+    status = keys.certificate_status(context.server_dir, found.info, _conf_or_none(context))
+    return possible_actions.certificate_actions(token, found, status)
+
+
 def _certificate(context: OperationContext, request: ApiRequest) -> tuple[TokenView, keys.TokenKey]:
     found = keys.find_certificate(context.server_dir, request.params["hash"], context.config)
     return keys.get_token(context.server_dir, found.token, context.config), found
@@ -331,7 +405,7 @@ def _set_certificate_active(context: OperationContext, request: ApiRequest, acti
     token, found = _certificate(context, request)
     _require_role_for(request, found.info.kind, operation_id)
     action = possible_actions.PossibleAction.ACTIVATE if active else possible_actions.PossibleAction.DISABLE
-    _not_possible(action, possible_actions.certificate_actions(token, found, context.now()), "this certificate")
+    _not_possible(action, _cert_actions(context, token, found), "this certificate")
     with _action_as_400():
         keys.set_certificate_active(context.server_dir, request.params["hash"], active, context.config)
     return no_content()
@@ -355,7 +429,7 @@ def delete_certificate(context: OperationContext, request: ApiRequest) -> ApiRes
     token, found = _certificate(context, request)
     _require_role_for(request, found.info.kind, "deleteCertificate")
     _not_possible(possible_actions.PossibleAction.DELETE,
-                  possible_actions.certificate_actions(token, found, context.now()), "this certificate")
+                  _cert_actions(context, token, found), "this certificate")
     with _action_as_400():
         keys.delete_certificate(context.server_dir, request.params["hash"], now=context.now(), config=context.config)
     return no_content()
@@ -364,7 +438,7 @@ def delete_certificate(context: OperationContext, request: ApiRequest) -> ApiRes
 def get_certificate_actions(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /token-certificates/{hash}/possible-actions``."""
     token, found = _certificate(context, request)
-    return ApiResponse(200, [a.value for a in possible_actions.certificate_actions(token, found, context.now())])
+    return ApiResponse(200, [a.value for a in _cert_actions(context, token, found)])
 
 
 # --- keys -------------------------------------------------------------------------------------------------------
@@ -481,6 +555,10 @@ OPERATIONS = (
               import_certificate),
     Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/register", "registerCertificate",
               roles_for("registerCertificate"), register_certificate, in_reactor=True),
+    Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/unregister", "unregisterAuthCertificate",
+              roles_for("unregisterAuthCertificate"), unregister_certificate, in_reactor=True),
+    Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/mark-for-deletion", "markAuthCertForDeletion",
+              roles_for("markAuthCertForDeletion"), mark_certificate_for_deletion),
     Operation("GET", f"{PREFIX}/tokens", "getTokens", roles_for("getTokens"), get_tokens),
     Operation("GET", f"{PREFIX}/tokens/{{id}}", "getToken", roles_for("getToken"), get_token),
     Operation("GET", f"{PREFIX}/keys/{{id}}", "getKey", roles_for("getKey"), get_key),

@@ -49,6 +49,8 @@ class Api(InMemoryApi):
     """What sending authCertReg does, when a test gives it."""
     unregister_client: Any = None
     """What sending clientDeletion does, when a test gives it."""
+    unregister_server: Any = None
+    """What sending authCertDeletion does, when a test gives it."""
     documents: dict[str, bytes] = field(default_factory=dict)
     """What fetching a service description finds at each URL (anything else is unreachable)."""
 
@@ -59,7 +61,7 @@ class Api(InMemoryApi):
             self.clock, self.server_dir, self.config, executor=run_now, secure_cookies=False,
             maintenance=self.maintenance, fetch=self._fetch, global_conf=self.global_conf,
             register_client=self.register_client, diagnostics=self.diagnostics, register_server=self.register_server,
-            unregister_client=self.unregister_client,
+            unregister_client=self.unregister_client, unregister_server=self.unregister_server,
         )
         self.router = self.site.resource._router
         with self.credentials() as store:

@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from central_registry.trust.ca import CertKind, DevelopmentCA
-from security_server.admin import csrs, keys
+from security_server.admin import auth_cert_states, csrs, keys
+from security_server.core.auth_cert_status import CertStatus
 from security_server.core.identifiers import ClientId
 from security_server.management.roles import Role
 from security_server.signer.softtoken import KeyKind, KeyNotAvailable
@@ -43,7 +44,7 @@ def _code(answer: Any) -> str:
 
 @pytest.fixture
 def made(initialised: Api, tmp_path: Path) -> Iterator[Keys]:
-    """Keys and certificates from a development CA on the initialised server's soft token."""
+    """Keys and certificates from a development CA on the initialised server's soft token (the auth one registered)."""
     server_dir = initialised.server_dir
     ca = DevelopmentCA.init(tmp_path / "ca", "Test CA", START - timedelta(days=1), key_size=2048)
     soft = TokenSet([server_dir.soft_token()])
@@ -56,6 +57,7 @@ def made(initialised: Api, tmp_path: Path) -> Iterator[Keys]:
         keys.import_certificate(soft, cert.public_bytes(Encoding.PEM), now=START)
         ids[kind], hashes[kind] = key_id, keys.certificate_hash(cert)
     bare = keys.generate_key(server_dir, KeyKind.SIGN).info.key_id
+    auth_cert_states.record(server_dir, hashes[KeyKind.AUTH], CertStatus.REGISTERED)  # as after its registration
     yield Keys(initialised, ids[KeyKind.AUTH], hashes[KeyKind.AUTH], ids[KeyKind.SIGN], hashes[KeyKind.SIGN], bare)
     LOGINS.forget(server_dir.keys_path)
 

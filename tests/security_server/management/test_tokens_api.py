@@ -42,7 +42,7 @@ def test_keys_and_their_certificates_are_shown(initialised: Api, tmp_path: Path)
     assert (shown_auth["usage"], shown_auth["key_algorithm"]) == ("AUTHENTICATION", "RSA")
     assert (shown_sign["usage"], shown_sign["key_algorithm"], shown_sign["certificates"]) == ("SIGNING", "EC", [])
     [certificate] = shown_auth["certificates"]
-    assert certificate["owner_id"] == "EE:GOV:70000310" and certificate["status"] == "REGISTERED"
+    assert certificate["owner_id"] == "EE:GOV:70000310" and certificate["status"] == "SAVED"  # imported, not sent
     assert certificate["certificate_details"]["issuer_common_name"] == "Test CA"
     one = initialised.request("GET", f"/api/v1/keys/{auth.info.key_id}", key=key)
     assert one.status == 200 and one.json() == shown_auth
