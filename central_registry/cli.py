@@ -16,7 +16,8 @@ from central_registry.admin import management_requests as admin_requests
 from central_registry.admin import members as admin_members
 from central_registry.admin import security_servers as admin_servers
 from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry, join_registry
-from central_registry.conf_signing_key import ConfSigningSettings, create_in_token, load_conf_signing_key
+from central_registry import conf_signing_key as token_files
+from central_registry.conf_signing_key import ConfSigningSettings, create_in_token
 from central_registry.management import commands as management_commands
 from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.requests import RequestStatus
@@ -514,11 +515,39 @@ def group_list(root: Path, as_json: bool) -> None:
     _emit(as_json, data, ["group", "members"], [[str(g.id), ", ".join(str(m) for m in g.members)] for g in groups])
 
 
+_PIN_FILE_OPTION = click.option(
+    "--pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The soft token's PIN on this file's first line: log in with it (X-Road's autologin; never on a command "
+         "line).")
+
+
+def _read_pin(pin_file: Path | None, prompt: str, *, confirm: bool = False) -> str:
+    """A PIN from the first line of ``pin_file``, or asked for without echo (never on the command line)."""
+    if pin_file is None:
+        answer: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        return answer
+    try:
+        lines = pin_file.read_bytes()[:4096].decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise click.ClickException(f"cannot read the PIN from {pin_file}: {err}") from err
+    if not lines or not lines[0]:
+        raise click.ClickException(f"{pin_file} must hold the PIN on its first line")
+    return lines[0]
+
+
+def _login_at_start(root: Path, pin_file: Path | None) -> None:
+    """Log the registry's soft token in from ``pin_file`` when its key files are encrypted under a PIN (else it
+    starts logged out, as X-Road's central server without autologin)."""
+    directory = RegistryPaths(root).conf_signing
+    if pin_file is not None and token_files.has_pin(directory):
+        token_files.login(directory, _read_pin(pin_file, "PIN"))
+
+
 def _publisher(root: Path, store: RegistryStore, settings: RegistrySettings, config_file: Path | None) -> Publisher:
     paths = RegistryPaths(root)
     tls = SelfSignedKey.load(paths.tls)
     signing = ConfSigningSettings.from_config(load_config("central-registry", extra=config_file))
-    conf_key = load_conf_signing_key(paths.conf_signing, signing)
+    conf_key = token_files.open_conf_signing_key(paths.conf_signing, signing)
     return Publisher(
         store, paths.published, conf_key,
         public_url=settings.public_url, management_url=settings.management_url, management_cert_der=tls.cert_der,
@@ -528,8 +557,11 @@ def _publisher(root: Path, store: RegistryStore, settings: RegistrySettings, con
 @registry.command("publish")
 @_registry_dir_option
 @_config_option
-def registry_publish(root: Path, config_file: Path | None) -> None:
-    """Generate, sign and publish the global configuration now (`serve` also does this every interval)."""
+@_PIN_FILE_OPTION
+def registry_publish(root: Path, config_file: Path | None, pin_file: Path | None) -> None:
+    """Generate, sign and publish the global configuration now (`serve` also does this every interval); a token
+    with a PIN needs --pin-file."""
+    _login_at_start(root, pin_file)
     settings = _settings_of(root, config_file)
     with _Store(root) as store:
         publication = _publisher(root, store, settings, config_file).publish(_now())
@@ -566,13 +598,37 @@ def registry_conf_signing_key(root: Path, config_file: Path | None) -> None:
                f"certificate -> {paths.conf_signing / 'cert.pem'} ({made.cert.serial_number:X})")
 
 
+@registry.group("token")
+def token_group() -> None:
+    """The registry's soft token: the PIN its configuration-signing keys are encrypted under."""
+
+
+@token_group.command("set-pin")
+@_registry_dir_option
+@click.option("--pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the new PIN from this file's first line instead of asking for it.")
+@click.option("--old-pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the current PIN from this file instead of asking for it.")
+def token_set_pin(root: Path, pin_file: Path | None, old_pin_file: Path | None) -> None:
+    """Encrypt the configuration-signing key files under a PIN (or change it; every key is re-encrypted). Run it
+    while the registry is stopped: it starts logged out afterwards (serve --pin-file, or log in through its API)."""
+    directory = RegistryPaths(root).conf_signing
+    old = _read_pin(old_pin_file, "Current PIN") if token_files.has_pin(directory) else None
+    new = _read_pin(pin_file, "New PIN", confirm=True)
+    token_files.set_pin(directory, new, old)
+    click.echo("The registry's token PIN is set; its configuration-signing keys are encrypted under it")
+
+
 @registry.command("serve")
 @_registry_dir_option
 @_config_option
-def registry_serve(root: Path, config_file: Path | None) -> None:
-    """Run the registry: configuration, OCSP and TSA over HTTP, registrations over HTTPS, until stopped."""
+@_PIN_FILE_OPTION
+def registry_serve(root: Path, config_file: Path | None, pin_file: Path | None) -> None:
+    """Run the registry: configuration, OCSP and TSA over HTTP, registrations over HTTPS, until stopped. A token
+    whose keys are encrypted under a PIN starts logged out (nothing is published) unless --pin-file logs it in."""
     from twisted.internet import reactor as global_reactor
 
+    _login_at_start(root, pin_file)
     config = load_config("central-registry", extra=config_file)
     configure_logging(LoggingConfig.from_config(config))
     settings = RegistrySettings.from_config(root, config)

@@ -58,6 +58,7 @@ from security_server.core.identifiers import ClientId
 from security_server.core.signature import RSA_PSS_SHA512
 from security_server.schemafiles import load_schema
 from security_server.signer.pkcs11_key import signature_algorithm_for
+from security_server.signer.softtoken_pin import LOGINS, key_password
 from security_server.signer.token import TokenNotActive
 
 DIRECTORY_NAME = "internalconf"
@@ -108,30 +109,43 @@ class SelfSignedKey:
         token configured with CKM_RSA_PKCS_PSS (central_registry/conf_signing_key.py)."""
         return signature_algorithm_for(self.key).uri
 
+    def key_pem(self, secret: bytes | None = None) -> bytes:
+        """The private key as PKCS#8 PEM: in clear, or encrypted under a token PIN's ``secret`` (the soft token's
+        PBES2, security_server/signer/softtoken_pin.py)."""
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.NoEncryption() if secret is None else serialization.BestAvailableEncryption(key_password(secret)))
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
     @classmethod
-    def create(cls, directory: Path, common_name: str, now: datetime) -> SelfSignedKey:
-        """Make a new key and self-signed certificate in ``directory`` (refused if one exists)."""
+    def create(cls, directory: Path, common_name: str, now: datetime, *, secret: bytes | None = None) -> SelfSignedKey:
+        """Make a new key and self-signed certificate in ``directory`` (refused if one exists); the key file is
+        encrypted under ``secret`` when one is given (a configuration-signing key of a token with a PIN)."""
         key_path, cert_path = directory / "key.pem", directory / "cert.pem"
         if key_path.exists():
             raise ConfigurationError(f"{directory} already holds a key")
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        cert = self_signed_certificate(key, common_name, now)
-        write_atomically(
-            key_path,
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-            mode=0o600,
-        )
-        write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-        return cls(key, cert)
+        made = cls(key, self_signed_certificate(key, common_name, now))
+        write_atomically(key_path, made.key_pem(secret), mode=0o600)
+        write_atomically(cert_path, made.cert.public_bytes(serialization.Encoding.PEM))
+        return made
 
     @classmethod
-    def load(cls, directory: Path) -> SelfSignedKey:
-        """Load the key and certificate from ``directory``."""
+    def load(cls, directory: Path, *, token: Path | None = None) -> SelfSignedKey:
+        """Load the key and certificate from ``directory``. A key file encrypted under a token PIN is read with the
+        secret of the login of ``token`` (by default ``directory``) in this process; :class:`TokenNotActive`
+        while that token is logged out (central_registry/conf_signing_key.py)."""
         try:
-            key = serialization.load_pem_private_key((directory / "key.pem").read_bytes(), password=None)
+            pem = (directory / "key.pem").read_bytes()
+            password = None
+            if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem:
+                login = LOGINS.get(token or directory)
+                if login is None:
+                    raise TokenNotActive(f"the key in {directory} is encrypted under the token PIN: log in first")
+                password = key_password(login.secret)
+            key = serialization.load_pem_private_key(pem, password=password)
             cert = x509.load_pem_x509_certificate((directory / "cert.pem").read_bytes())
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, TypeError) as err:
             raise ConfigurationError(f"cannot load the key in {directory}: {err}") from err
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError(f"the key in {directory} is not an RSA key")
@@ -215,7 +229,7 @@ class Publisher:
         self,
         store: RegistryStore,
         folder: Path,
-        signing_key: SelfSignedKey,
+        signing_key: SelfSignedKey | x509.Certificate,
         *,
         public_url: str,
         management_url: str,
@@ -224,27 +238,49 @@ class Publisher:
     ) -> None:
         self.store = store
         self.folder = folder
-        self.signing_key = signing_key
+        self._key: SelfSignedKey | None = None
+        self.signing_cert: x509.Certificate
+        """The active signing key's certificate (known while the token is logged out too: the anchor lists it)."""
+        self.logged_out = False
+        """The registry's token is logged out (through its API, or it started so: its key file is encrypted under
+        the PIN and no one logged in yet): nothing is signed until it logs in."""
+        if isinstance(signing_key, x509.Certificate):
+            self.signing_cert, self.logged_out = signing_key, True
+        else:
+            self.signing_key = signing_key
         self.conf_signing_dir = conf_signing_dir
         """The soft token's folder, whose inactive signing keys (``keys/*/cert.pem``) the anchor and the shared
         parameters list beside the active one (central_registry/admin/signing_keys.py); None: only the active."""
-        self.logged_out = False
-        """The registry's token was logged out (through its API): nothing is signed until it logs in again."""
         self.public_url = public_url.rstrip("/")
         self.management_url = management_url
         self.management_cert_der = management_cert_der
 
+    @property
+    def signing_key(self) -> SelfSignedKey:
+        """The active signing key; :class:`TokenNotActive` while its encrypted key is not unlocked."""
+        if self._key is None:
+            raise TokenNotActive("the registry's token is logged out: its signing key is not unlocked")
+        return self._key
+
+    @signing_key.setter
+    def signing_key(self, key: SelfSignedKey) -> None:
+        self._key, self.signing_cert = key, key.cert
+
+    def forget_key(self) -> None:
+        """Drop the decrypted signing key (a logout of a token with a PIN); its certificate stays known."""
+        self._key, self.logged_out = None, True
+
     def sources(self) -> tuple[tuple[str, bytes], ...]:
         """The configuration sources (directory URL, signing certificate DER): this registry, and the other nodes
         of a clustered registry (issue 19), so that the anchor lists every node and clients fail over."""
-        own = (f"{self.public_url}/{DIRECTORY_NAME}", self.signing_key.cert_der)
+        own = (f"{self.public_url}/{DIRECTORY_NAME}", _der(self.signing_cert))
         nodes = self.store.nodes()
         return tuple(nodes) if own in nodes else (own, *nodes)
 
     def verification_certs(self, url: str, cert_der: bytes) -> tuple[bytes, ...]:
         """The certificates a source's configuration may be verified with: for this registry's own source, its
         active signing certificate and those of its other signing keys; for another node, its own."""
-        own = (f"{self.public_url}/{DIRECTORY_NAME}", self.signing_key.cert_der)
+        own = (f"{self.public_url}/{DIRECTORY_NAME}", _der(self.signing_cert))
         if (url, cert_der) != own or self.conf_signing_dir is None:
             return (cert_der,)
         keys = self.conf_signing_dir / "keys"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import structlog
+from cryptography.hazmat.primitives import serialization
 from twisted.application import service
 from twisted.internet import defer, ssl
 from twisted.internet.task import LoopingCall
@@ -35,7 +36,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from central_registry.conf_signing_key import ConfSigningSettings, load_conf_signing_key
+from central_registry.conf_signing_key import ConfSigningSettings, open_conf_signing_key
 from central_registry.management.config import management_config
 from central_registry.health import COUNT_INTERVAL, CountedResource, RegistryHealth, RegistryHealthSettings
 from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
@@ -284,7 +285,7 @@ class RegistryService(service.Service):
         self.store = RegistryStore(self.paths.database, database_url=self.database_url)
         desk = RegistrationDesk(self.store)
         tls_key = SelfSignedKey.load(self.paths.tls)
-        conf_key = load_conf_signing_key(self.paths.conf_signing, self.conf_signing)
+        conf_key = open_conf_signing_key(self.paths.conf_signing, self.conf_signing)  # a certificate: logged out
 
         http_root = Resource()  # type: ignore[no-untyped-call]
         conf = ConfigurationResource(self.paths.published)
@@ -315,7 +316,10 @@ class RegistryService(service.Service):
             conf_signing_dir=self.paths.conf_signing,
         )
         if self.database_url:  # a clustered registry: this node is a configuration source of the anchor (issue 19)
-            self.store.register_node(f"{self.public_url}/{DIRECTORY_NAME}", conf_key.cert_der)
+            self.store.register_node(f"{self.public_url}/{DIRECTORY_NAME}", self.publisher.signing_cert.public_bytes(
+                serialization.Encoding.DER))
+        if self.publisher.logged_out:
+            log.warning("registry_token_logged_out", hint="log in with its PIN: nothing is signed nor published")
         interval = self.store.settings().generation_interval_seconds
         self._loop = LoopingCall(self.publish_now)
         self._loop.clock = self.reactor

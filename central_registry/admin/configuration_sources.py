@@ -35,7 +35,7 @@ ANCHOR_SETTING = "anchor_created_at"
 
 def internal_anchor(publisher: Publisher) -> Anchor:
     """The internal source's anchor."""
-    created = publisher.signing_key.cert.not_valid_before_utc
+    created = publisher.signing_cert.not_valid_before_utc
     rows = publisher.store.db.query("SELECT value FROM settings WHERE key = ?", [ANCHOR_SETTING])
     if rows:
         created = max(created, datetime.fromisoformat(rows[0]["value"]))

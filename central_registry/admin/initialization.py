@@ -2,8 +2,9 @@
 
 Unlike ``fedbus registry init``, initialisation through the service layer's :func:`initialise` creates no member
 class and approves no CA or TSA: the development CA, OCSP responder and TSA stay an offer of the CLI
-(``--no-dev-ca`` off), never forced. The software token PIN is kept only as a scrypt hash (the configuration
-signing key itself is a file or a PKCS#11 token, docs/hsm.md), so that the token's status can be told.
+(``--no-dev-ca`` off), never forced. The software token PIN encrypts the configuration-signing key file
+(``conf-signing/pin.json``, central_registry/conf_signing_key.py) and its scrypt hash is kept in the settings, so
+that the token's status can be told.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from central_registry.admin.errors import AlreadyInitialised
+from central_registry.conf_signing_key import set_pin
 from central_registry.publisher import SelfSignedKey
 from central_registry.service import RegistryPaths
 from central_registry.store import RegistryError, RegistryStore
@@ -85,6 +87,7 @@ def initialise(
         with store.transaction("software_token_initialised", {}):
             store.db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [PIN_SETTING, hash_password(pin)])
         SelfSignedKey.create(paths.conf_signing, f"{instance} configuration signing", now)
+        set_pin(paths.conf_signing, pin)  # its key file encrypted under the PIN; logged in, as X-Road's after init
         SelfSignedKey.create(paths.tls, f"{instance} central registry", now)
         return status_of(store)
     finally:

@@ -13,10 +13,14 @@ anchor made after a key is added go on verifying the configuration once that key
 the active key's files to ``keys/<its id>/`` and the chosen key's up (each file written whole; a crash between
 the two final renames of ``key.pem`` and ``cert.pem`` leaves them mismatched, which the health check reports).
 
-**Login.** A registry initialised through the API has a PIN (its scrypt hash in the settings); the running
-registry starts logged in (X-Road's autologin: the key files are not encrypted under the PIN) and a logout stops
-configuration signing (generation fails with ``token_not_active``) until a login with the PIN; a restart logs in
-again. A registry made by ``fedbus registry init`` has no PIN: always logged in, and it cannot log out.
+**Login.** A registry initialised through the API has a PIN: ``conf-signing/pin.json``, every key file encrypted
+under it (central_registry/conf_signing_key.py, the security server's soft token's scheme). The running registry
+starts logged out unless ``fedbus registry serve --pin-file`` logs it in (X-Road's autologin); a login decrypts the
+active key into memory, a logout forgets it, and while logged out nothing is signed (generation fails with
+``token_not_active``). A registry initialised through the API before key files were encrypted has only the PIN's
+hash in the settings: its logout only stops signing (the key stays in clear) until ``fedbus registry token
+set-pin`` encrypts it. A registry made by ``fedbus registry init`` has no PIN: always logged in, and it cannot log
+out, until ``set-pin``.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from central_registry import conf_signing_key as token_files
 from central_registry.admin.errors import NotFound
 from central_registry.admin.initialization import PIN_SETTING
 from central_registry.publisher import DIRECTORY_NAME, Publisher, SelfSignedKey
 from central_registry.store import RegistryError, RegistryStore
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 from security_server.management.passwords import verify_password
-from security_server.signer.token import key_id_of
+from security_server.signer.token import PinIncorrect, key_id_of
 
 SOFT_TOKEN_ID = "0"
 SOFT_TOKEN_NAME = "softToken-0"
@@ -127,7 +132,7 @@ def key_id(cert: x509.Certificate) -> str:
 def signing_keys(publisher: Publisher, directory: Path) -> tuple[SigningKey, ...]:
     """The keys of the registry's token, the active one first."""
     labels = _labels(directory)
-    active = publisher.signing_key.cert
+    active = publisher.signing_cert
     found = [SigningKey(key_id(active), labels.get(key_id(active), "configuration signing"), active, True)]
     for cert in other_certificates(directory):
         found.append(SigningKey(key_id(cert), labels.get(key_id(cert), "configuration signing"), cert, False))
@@ -145,7 +150,7 @@ def other_certificates(directory: Path) -> tuple[x509.Certificate, ...]:
 
 def token(store: RegistryStore, publisher: Publisher, directory: Path, soft: bool, name: str) -> RegistryToken:
     """The registry's token as it is now."""
-    has_pin = bool(store.db.query("SELECT 1 FROM settings WHERE key = ?", [PIN_SETTING]))
+    has_pin = _legacy_pin(store) or (soft and token_files.has_pin(directory))
     keys = signing_keys(publisher, directory) if soft else signing_keys_of_hsm(publisher)
     return RegistryToken(SOFT_TOKEN_ID if soft else name, SOFT_TOKEN_NAME if soft else name, soft,
                          not publisher.logged_out, has_pin, keys)
@@ -153,7 +158,7 @@ def token(store: RegistryStore, publisher: Publisher, directory: Path, soft: boo
 
 def signing_keys_of_hsm(publisher: Publisher) -> tuple[SigningKey, ...]:
     """A PKCS#11 token's one key, the active one."""
-    cert = publisher.signing_key.cert
+    cert = publisher.signing_cert
     return (SigningKey(key_id(cert), "configuration signing", cert, True),)
 
 
@@ -163,26 +168,49 @@ def check_token_id(current: RegistryToken, token_id: str) -> None:
         raise TokenNotFound(f"no token {token_id}")
 
 
+def _legacy_pin(store: RegistryStore) -> bool:
+    """Whether the settings hold the PIN's hash (every registry initialised through the API)."""
+    return bool(store.db.query("SELECT 1 FROM settings WHERE key = ?", [PIN_SETTING]))
+
+
 def login(store: RegistryStore, publisher: Publisher, pin: str) -> None:
-    """Log in with the PIN: configuration signing resumes."""
-    rows = store.db.query("SELECT value FROM settings WHERE key = ?", [PIN_SETTING])
-    if not rows:
+    """Log in with the PIN: a token whose key files are encrypted under it decrypts its active key into memory;
+    configuration signing resumes."""
+    directory = publisher.conf_signing_dir
+    encrypted = directory is not None and token_files.has_pin(directory)
+    if not encrypted and not _legacy_pin(store):
         raise TokenActionNotPossible("the token has no PIN: it is always logged in")
     if not publisher.logged_out:
         raise TokenActionNotPossible("the token is logged in already")
-    if not verify_password(pin, str(rows[0]["value"])):
-        store.record("token_login_refused", {})
-        raise TokenPinIncorrect("the PIN is incorrect")
+    if encrypted:
+        assert directory is not None
+        try:
+            publisher.signing_key = token_files.login(directory, pin)
+        except PinIncorrect as err:
+            store.record("token_login_refused", {})
+            raise TokenPinIncorrect("the PIN is incorrect") from err
+    else:
+        rows = store.db.query("SELECT value FROM settings WHERE key = ?", [PIN_SETTING])
+        if not verify_password(pin, str(rows[0]["value"])):
+            store.record("token_login_refused", {})
+            raise TokenPinIncorrect("the PIN is incorrect")
     publisher.logged_out = False
     store.record("token_logged_in", {})
 
 
 def logout(store: RegistryStore, publisher: Publisher) -> None:
-    """Log out: the configuration is not signed (nor published) until the next login."""
-    if not store.db.query("SELECT 1 FROM settings WHERE key = ?", [PIN_SETTING]):
+    """Log out: the configuration is not signed (nor published) until the next login; a token whose key files
+    are encrypted forgets its secret and decrypted key."""
+    directory = publisher.conf_signing_dir
+    encrypted = directory is not None and token_files.has_pin(directory)
+    if not encrypted and not _legacy_pin(store):
         raise TokenActionNotPossible("the token has no PIN: it cannot be logged out")
     if publisher.logged_out:
         raise TokenActionNotPossible("the token is logged out already")
+    if encrypted:
+        assert directory is not None
+        token_files.logout(directory)
+        publisher.forget_key()
     publisher.logged_out = True
     store.record("token_logged_out", {})
 
@@ -195,7 +223,7 @@ def add_key(store: RegistryStore, current: RegistryToken, directory: Path, label
     if not label.strip() or len(label) > 255:
         raise RegistryError("a signing key needs a label of 1 to 255 characters")
     shutil.rmtree(directory / KEYS_DIR / ".new", ignore_errors=True)  # left by a crash half-way
-    made = SelfSignedKey.create(directory / KEYS_DIR / ".new", common_name, now)
+    made = SelfSignedKey.create(directory / KEYS_DIR / ".new", common_name, now, secret=token_files.secret(directory))
     new_id = key_id(made.cert)
     (directory / KEYS_DIR / ".new").replace(directory / KEYS_DIR / new_id)
     labels = _labels(directory)
@@ -223,11 +251,12 @@ def activate_key(store: RegistryStore, publisher: Publisher, current: RegistryTo
                  wanted: str) -> None:
     """Make key ``wanted`` the one that signs the configuration; the active one stays on the token."""
     key = _actionable(current, wanted)
-    chosen = SelfSignedKey.load(directory / KEYS_DIR / key.id)
+    chosen = SelfSignedKey.load(directory / KEYS_DIR / key.id, token=directory)
     old = publisher.signing_key
     parked = directory / KEYS_DIR / key_id(old.cert)
-    _write_key(parked, old)
-    _write_key(directory, chosen)
+    secret = token_files.secret(directory)
+    _write_key(parked, old, secret)
+    _write_key(directory, chosen, secret)
     shutil.rmtree(directory / KEYS_DIR / key.id)
     own_url = f"{publisher.public_url}/{DIRECTORY_NAME}"
     publisher.signing_key = chosen
@@ -246,10 +275,10 @@ def delete_key(store: RegistryStore, current: RegistryToken, directory: Path, wa
     store.record("signing_key_deleted", {"key_id": key.id})
 
 
-def _write_key(folder: Path, key: SelfSignedKey) -> None:
-    """Write ``key.pem`` then ``cert.pem`` in ``folder``, each whole."""
+def _write_key(folder: Path, key: SelfSignedKey, secret: bytes | None) -> None:
+    """Write ``key.pem`` (encrypted under the token PIN's ``secret`` when it has one) then ``cert.pem`` in
+    ``folder``, each whole."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomically(folder / "key.pem", key.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), PRIVATE_MODE)
+    write_atomically(folder / "key.pem", key.key_pem(secret), PRIVATE_MODE)
     write_atomically(folder / "cert.pem", key.cert.public_bytes(serialization.Encoding.PEM))
 
