@@ -1,8 +1,15 @@
-"""The management API's own TLS certificate: self-signed, made in the server directory when missing.
+"""The server's own self-signed TLS certificates, made in the server directory when missing: the management API's
+and the internal TLS certificate.
 
 X-Road makes its admin UI's certificate at install time; we make ours at the first start of the API (or at
 ``init`` through :func:`ensure_certificate`). It names ``localhost``, the loopback addresses and the configured
 interface, so that a client on the host can pin it. The key never leaves the directory (mode 0600).
+
+The *internal* TLS certificate (X-Road's ``internal.crt``/``internal.key``, UG-SS "Security server TLS
+certificate") is what the client proxy's HTTPS port serves to the information systems, and what the server proxy
+presents to a provider's ``https`` service: :func:`ensure_internal_certificate` makes it the same way (for server
+and client authentication), :func:`write_internal_certificate` replaces it (a CA-signed certificate, or a chain,
+for the same key) and :func:`new_internal_identity` makes a new key and certificate.
 """
 
 from __future__ import annotations
@@ -21,7 +28,12 @@ from security_server.edge.atomic_file import PRIVATE_MODE, PUBLIC_MODE, write_at
 
 KEY_NAME = "management-tls.key"
 CERT_NAME = "management-tls.crt"
+INTERNAL_KEY_NAME = "internal-tls.key"
+INTERNAL_CERT_NAME = "internal-tls.crt"
+"""The internal TLS key and certificate (PEM; the certificate file may hold a chain, leaf first)."""
 VALIDITY = timedelta(days=3650)
+MANAGEMENT_NAME = "fedbus management API"
+INTERNAL_NAME = "fedbus security server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,8 @@ class TlsIdentity:
 
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+    """Certificates above ``cert`` (an imported CA-signed certificate's), sent with it."""
 
 
 def _names(interface: str) -> list[x509.GeneralName]:
@@ -49,9 +63,13 @@ def _names(interface: str) -> list[x509.GeneralName]:
     return names
 
 
-def make_certificate(key: ec.EllipticCurvePrivateKey, interface: str, now: datetime) -> x509.Certificate:
-    """A self-signed server certificate for ``key``."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedbus management API")])
+def make_certificate(
+    key: ec.EllipticCurvePrivateKey, interface: str, now: datetime, *, common_name: str = MANAGEMENT_NAME,
+    client_auth: bool = False,
+) -> x509.Certificate:
+    """A self-signed server certificate for ``key`` (also for client authentication with ``client_auth``)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, *([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else [])]
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -62,21 +80,25 @@ def make_certificate(key: ec.EllipticCurvePrivateKey, interface: str, now: datet
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.SubjectAlternativeName(_names(interface)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .sign(key, hashes.SHA256())
     )
 
 
-def ensure_certificate(directory: Path, interface: str, now: datetime) -> TlsIdentity:
-    """Load the key and certificate from ``directory``, making both first when either is missing."""
-    key_path, cert_path = directory / KEY_NAME, directory / CERT_NAME
-    if key_path.is_file() and cert_path.is_file():
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{key_path} is not an EC key")
-        return TlsIdentity(key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
+def load_identity(key_path: Path, cert_path: Path) -> TlsIdentity:
+    """The key and certificate (with the chain after it, if any) kept in these PEM files."""
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{key_path} is not an EC key")
+    certs = x509.load_pem_x509_certificates(cert_path.read_bytes())
+    return TlsIdentity(key, certs[0], tuple(certs[1:]))
+
+
+def _new_identity(
+    key_path: Path, cert_path: Path, interface: str, now: datetime, *, common_name: str, client_auth: bool
+) -> TlsIdentity:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = make_certificate(key, interface, now)
+    cert = make_certificate(key, interface, now, common_name=common_name, client_auth=client_auth)
     write_atomically(
         key_path,
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
@@ -84,3 +106,33 @@ def ensure_certificate(directory: Path, interface: str, now: datetime) -> TlsIde
     )
     write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE)
     return TlsIdentity(key, cert)
+
+
+def ensure_certificate(directory: Path, interface: str, now: datetime) -> TlsIdentity:
+    """Load the key and certificate from ``directory``, making both first when either is missing."""
+    key_path, cert_path = directory / KEY_NAME, directory / CERT_NAME
+    if key_path.is_file() and cert_path.is_file():
+        return load_identity(key_path, cert_path)
+    return _new_identity(key_path, cert_path, interface, now, common_name=MANAGEMENT_NAME, client_auth=False)
+
+
+def ensure_internal_certificate(directory: Path, now: datetime, interface: str = "") -> TlsIdentity:
+    """The internal TLS key and certificate of the server in ``directory``, made first when either is missing."""
+    key_path, cert_path = directory / INTERNAL_KEY_NAME, directory / INTERNAL_CERT_NAME
+    if key_path.is_file() and cert_path.is_file():
+        return load_identity(key_path, cert_path)
+    return new_internal_identity(directory, now, interface)
+
+
+def new_internal_identity(directory: Path, now: datetime, interface: str = "") -> TlsIdentity:
+    """A new internal TLS key and self-signed certificate, replacing the old ones (X-Road's "generate")."""
+    return _new_identity(
+        directory / INTERNAL_KEY_NAME, directory / INTERNAL_CERT_NAME, interface, now,
+        common_name=INTERNAL_NAME, client_auth=True,
+    )
+
+
+def write_internal_certificate(directory: Path, chain: list[x509.Certificate]) -> None:
+    """Keep ``chain`` (leaf first; its key the internal key's, checked by the caller) as the internal certificate."""
+    data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    write_atomically(directory / INTERNAL_CERT_NAME, data, PUBLIC_MODE)

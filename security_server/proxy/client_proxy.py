@@ -29,7 +29,9 @@ and ``ClientRestMessageProcessor``):
    call whose URI is within its limit and whose path, identifiers and headers are well formed (``bad_request``,
    ``invalid_client_identifier``; a service path that servers could read differently never leaves);
 3. the client is a *registered* client of this server in the server configuration, and the global
-   configuration has it registered on this server (``server.clientproxy.unknown_member``);
+   configuration has it registered on this server (``server.clientproxy.unknown_member``); the request came the
+   way the client's connection type asks (plain HTTP, HTTPS, HTTPS with one of its internal TLS certificates:
+   core/connection_type.py; ``server.clientproxy.ssl_authentication_failed``);
 4. the provider is a known member (or subsystem) whose security servers the global configuration lists
    (``unknown_member``); a ``securityServer`` header narrows them to that one (``invalid_security_server``);
 5. the request is signed with the *client member's* signing key, with its OCSP response, over the exact bytes
@@ -78,6 +80,7 @@ from cryptography import x509
 from lxml import etree
 from twisted.internet.defer import Deferred
 
+from security_server.core.connection_type import PLAINTEXT, ConnectionType, IsConnection, check_connection
 from security_server.core.errors import (
     BusError,
     InconsistentResponse,
@@ -179,6 +182,9 @@ class ClientProxy:
         self.trust = TrustCache()
         self.journal = ExchangeJournal(context, Side.CLIENT, proxy_version)
         self._auth_cert: tuple[float, x509.Certificate] | None = None
+        self.internal_cert: bytes | None = None
+        """This server's internal TLS certificate (DER), set by the HTTPS listener: a connection made with it passes
+        connection type HTTPS (X-Road: a local connection)."""
         self._limits = TransportLimits(
             mime=Limits(max_body_bytes=context.limits.max_body_bytes + 1024 * 1024),
             max_attachments=context.limits.max_attachments,
@@ -186,21 +192,29 @@ class ClientProxy:
 
     # --- the IS-facing entry points ---------------------------------------------------------------------------
 
-    def handle_soap(self, content_type: str, body: bytes, headers: Mapping[str, str]) -> Deferred[tuple[int, str, bytes]]:
+    def handle_soap(
+        self, content_type: str, body: bytes, headers: Mapping[str, str], connection: IsConnection = PLAINTEXT
+    ) -> Deferred[tuple[int, str, bytes]]:
         """Answer one IS request: ``(HTTP status, content type, body)``; never fails (faults are answers).
 
-        ``body`` is a SOAP message, or a SOAP message with attachments (``multipart/related``, MTOM included).
+        ``body`` is a SOAP message, or a SOAP message with attachments (``multipart/related``, MTOM included);
+        ``connection`` says how it came (plain HTTP, or TLS with the IS's certificate).
         """
         exchange = self.journal.start("soap")
-        return Deferred.fromCoroutine(self._handle(exchange, content_type, body, headers))
+        return Deferred.fromCoroutine(self._handle(exchange, content_type, body, headers, connection))
 
     def handle_rest(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        connection: IsConnection = PLAINTEXT,
     ) -> Deferred[RestAnswer]:
         """Answer one REST r1 call (``target`` is the raw request target); never fails: an error inside the bus is
         the REST error JSON with ``X-Road-Error`` (pr-rest §4.6)."""
         exchange = self.journal.start("rest")
-        return Deferred.fromCoroutine(self._handle_rest(exchange, method, target, headers, body))
+        return Deferred.fromCoroutine(self._handle_rest(exchange, method, target, headers, body, connection))
 
     def list_clients(self, accept: str | None, instance: str | None = None) -> tuple[int, str, bytes]:
         """``GET /listClients`` (pr-meta Annex C.1): the global configuration's members and subsystems, as XML,
@@ -242,11 +256,11 @@ class ClientProxy:
         return rest_error_of(error, accept=accept, own_status=True)
 
     async def _handle(
-        self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
+        self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str], connection: IsConnection
     ) -> tuple[int, str, bytes]:
         try:
             try:
-                answer = await self._process(exchange, content_type, body, headers)
+                answer = await self._process(exchange, content_type, body, headers, connection)
             except Exception as err:  # noqa: BLE001 - every failure is answered with a fault, never raised
                 exchange.facts.status_code = 200  # X-Road answers every SOAP fault with HTTP 200
                 fault = await self._fail(exchange, err)
@@ -258,12 +272,18 @@ class ClientProxy:
             return self.last_resort(err)
 
     async def _handle_rest(
-        self, exchange: Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        exchange: Exchange,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        connection: IsConnection,
     ) -> RestAnswer:
         accept = header_value(headers, "Accept")
         try:
             try:
-                answer = await self._process_rest(exchange, method, target, headers, body)
+                answer = await self._process_rest(exchange, method, target, headers, body, connection)
             except Exception as err:  # noqa: BLE001 - every failure is answered with the error JSON, never raised
                 fault = await self._fail(exchange, err)
                 # pr-rest §4.6: 500 for our failures; for the IS's own faults its status (400, or 413 over a limit).
@@ -290,7 +310,7 @@ class ClientProxy:
     # --- SOAP ---------------------------------------------------------------------------------------------------
 
     async def _process(
-        self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str]
+        self, exchange: Exchange, content_type: str, body: bytes, headers: Mapping[str, str], connection: IsConnection
     ) -> tuple[int, str, bytes]:
         context = self.context
         now = context.now()
@@ -313,7 +333,7 @@ class ClientProxy:
         header = request.header
 
         # 3-4. the client, and the provider's security servers
-        self._check_client(conf, header.client)
+        self._check_client(conf, header.client, connection)
         provider = header.service.client
         peers = self._provider_peers(conf, provider, header.security_server, service_name(header.service))
 
@@ -355,7 +375,13 @@ class ClientProxy:
     # --- REST r1 ----------------------------------------------------------------------------------------------
 
     async def _process_rest(
-        self, exchange: Exchange, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        exchange: Exchange,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        connection: IsConnection,
     ) -> RestAnswer:
         context = self.context
         now = context.now()
@@ -375,7 +401,7 @@ class ClientProxy:
         ids = ExchangeIds(rest.query_id, str(rest.client), str(rest.service), request_id)
 
         # 3-4. the client, and the provider's security servers
-        self._check_client(conf, rest.client)
+        self._check_client(conf, rest.client, connection)
         provider = rest.service.client
         peers = self._provider_peers(conf, provider, rest.security_server, str(rest.service))
 
@@ -414,10 +440,13 @@ class ClientProxy:
 
     # --- steps ------------------------------------------------------------------------------------------------
 
-    def _check_client(self, conf: GlobalConf, client: ClientId) -> None:
-        """Step 3: the client is registered here, in our configuration and in the global one."""
+    def _check_client(self, conf: GlobalConf, client: ClientId, connection: IsConnection = PLAINTEXT) -> None:
+        """Step 3: the client is registered here, in our configuration and in the global one, and its system
+        connected as the client's connection type asks (X-Road ``verifyClientStatus``, then
+        ``verifyClientAuthentication``)."""
         context = self.context
-        hosted = context.server_conf().client(client)
+        server_conf = context.server_conf()
+        hosted = server_conf.client(client)
         if hosted is None or not hosted.registered:
             raise UnknownMember(f"Client '{client}' not found", reason=f"{client} is not a registered client of this server")
         if not conf.has_member(client) or not conf.is_hosted_by(client, context.server_id):
@@ -425,6 +454,9 @@ class ClientProxy:
                 f"Client '{client}' not found",
                 reason=f"the global configuration does not register {client} on {context.server_id}",
             )
+        if hosted.connection_type is not ConnectionType.HTTP:
+            certs = [c.der for c in server_conf.tls_certificates_of(client)]
+            check_connection(client, hosted.connection_type, connection, certs, self.internal_cert)
 
     def _provider_peers(
         self, conf: GlobalConf, provider: ClientId, security_server: SecurityServerId | None, service_text: str

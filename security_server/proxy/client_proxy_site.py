@@ -9,6 +9,9 @@ SOAP faults go out as X-Road 7.8 sends them (``HandlerBase.sendErrorResponse``):
 and an empty ``SOAPAction`` header. Nothing that goes wrong here leaves the IS without an answer: a failure is
 answered with ``server.clientproxy.internal_error`` (:meth:`ClientProxy.last_resort`).
 
+The same site serves the HTTP port and the HTTPS port (proxy/client_proxy_tls.py); each request tells the proxy
+how it came (:func:`~security_server.proxy.client_proxy_tls.is_connection`), for the client's connection type.
+
 The connections are guarded (proxy/guarded_channel.py, proxy/connection_limits.py): a head over the limit is
 ``414`` / ``431`` and a connection past the cap ``503``, each as REST error JSON for ``/r1/...`` and as a SOAP fault
 otherwise (:meth:`_ClientProxySite.refusal`).
@@ -30,6 +33,7 @@ from security_server.core.rest import PROTOCOL_PREFIX, RestAnswer, header_value,
 from security_server.core.soap import FAULT_ANSWER_CONTENT_TYPE
 from security_server.proxy.bounded_request import BoundedSite
 from security_server.proxy.client_proxy import ClientProxy
+from security_server.proxy.client_proxy_tls import is_connection
 from security_server.proxy.guarded_channel import encode_answer
 
 
@@ -97,7 +101,7 @@ class ClientProxyResource(Resource):
             request.write(body)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
             request.finish()  # type: ignore[no-untyped-call]
 
-        self.proxy.handle_soap(content_type, body, headers).addCallback(write).addErrback(
+        self.proxy.handle_soap(content_type, body, headers, is_connection(request)).addCallback(write).addErrback(
             _answer_anyway(request, self.proxy.last_resort, gone)
         )
         return server.NOT_DONE_YET
@@ -138,7 +142,7 @@ class ClientProxyResource(Resource):
             request.finish()  # type: ignore[no-untyped-call]
 
         method = request.method.decode("latin-1", "replace")
-        self.proxy.handle_rest(method, target, headers, body).addCallback(write).addErrback(
+        self.proxy.handle_rest(method, target, headers, body, is_connection(request)).addCallback(write).addErrback(
             _answer_rest_anyway(request, lambda err: self.proxy.last_resort_rest(err, accept), gone)
         )
         return server.NOT_DONE_YET
