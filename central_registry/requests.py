@@ -2,9 +2,9 @@
 
 A request is accepted into the queue only if both its signatures verify and their certificates are
 trustworthy now: issued by an approved CA, of the right kind, naming the right member or server under the
-certificate profile, and (for member signing certificates) with a good, fresh OCSP response. Anything else is
-refused and recorded in the audit trail with the reason. A request id is accepted once: a replay of the same
-signed request is refused (the id is inside the signed SOAP part, so it cannot be changed without re-signing).
+certificate profile of its CA (core/certprofile.py; of a server, the parts its profile writes), and (for member
+signing certificates) with a good, fresh OCSP response. Anything else is refused and recorded in the audit trail
+with the reason. A request id is accepted once: a replay of the same signed request is refused (the id is inside the signed SOAP part, so it cannot be changed without re-signing).
 With ``auto_approve`` set (development), an accepted request is applied at once.
 """
 
@@ -117,6 +117,14 @@ class RegistrationDesk:
     def _approved_roots(self) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(ca.cert_der) for ca in self.store.cas()]
 
+    def _profile_of(self, cert: x509.Certificate) -> str:
+        """The certificate profile of the approved CA that issued ``cert`` (fedbus's when none did: the path check
+        has refused such a certificate already)."""
+        for ca in self.store.cas():
+            if trust.is_issued_by(cert, x509.load_der_x509_certificate(ca.cert_der)):
+                return ca.profile
+        return certprofile.FEDBUS_PROFILE
+
     def _check_trust(self, signed: SignedManagementRequest, now: datetime) -> None:
         request = signed.request
         roots = self._approved_roots()
@@ -132,7 +140,7 @@ class RegistrationDesk:
             trust.verify_cert_path(cert, (), roots, now)
             if not trust.is_auth_cert(cert):
                 raise CertValidation("authCertReg certificate is not an authentication certificate")
-            if certprofile.server_from_auth_cert(cert) != request.server:
+            if not certprofile.auth_names_of_cert(cert, self._profile_of(cert)).matches(request.server):
                 raise CertValidation("authentication certificate names another security server")
             return
         registered = self.store.security_server(request.server)
@@ -147,7 +155,8 @@ class RegistrationDesk:
         trust.verify_cert_path(cert, (), roots, now)
         if not trust.is_signing_cert(cert):
             raise CertValidation("owner signature is not made with a signing certificate")
-        if certprofile.member_from_signing_cert(cert) != request.owner_member:
+        owner = request.owner_member
+        if certprofile.member_from_signing_cert_as(cert, self._profile_of(cert), owner.instance) != owner:
             raise CertValidation("owner signature is made by another member's certificate")
         if signature.ocsp_der is None:
             raise CertValidation("owner signature comes without the OCSP response of its certificate")

@@ -26,18 +26,32 @@ Rules a subject must meet, or it is refused with :class:`CertValidation`:
 * ``O`` is 1 to 64 characters (X.520 ub-organization-name) without control characters.
 
 The member name in ``O`` is informative: identity is decided by ``serialNumber`` (and ``CN``) alone.
+
+**The profile registry.** Besides fedbus's profile (name ``fedbus``, the default), fedbus reads X-Road's EJBCA,
+Estonian and Finnish profiles (core/xroad_certprofiles.py). An approved CA in the global configuration names its
+profile in ``certificateProfileInfo``: ``fedbus`` or X-Road's Java class name
+(``ee.ria.xroad.common.certificateprofile.impl.FiVRKCertificateProfileInfoProvider``); :func:`profile_named`
+maps either to a profile. A configuration naming a profile fedbus does not know is accepted (X-Road's security
+server accepts it too: its ``GetCertificateProfile`` fails only when a certificate of that CA is read); a
+certificate of such a CA then has no readable identity and is refused with :class:`CertValidation`. The registry
+refuses an unknown name where it is entered, as X-Road's central server does.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Mapping
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from security_server.core.cert_identity import AuthNames, CertProfile
 from security_server.core.errors import CertValidation, InvalidClientIdentifier
 from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.subject_fields import SUBJECT_ALT_NAME, SubjectField, subject_from_values
 from security_server.core.trust import CERT_DECODE_ERRORS, is_auth_cert, is_signing_cert
+from security_server.core.xroad_certprofiles import LABELS, EeProfile, EjbcaProfile, FiProfile
 
 MAX_NAME_LENGTH = 64
 """X.520 ub-organization-name: the most characters an ``O`` attribute may hold."""
@@ -187,3 +201,130 @@ def check_signing_csr_subject(csr: x509.CertificateSigningRequest) -> ClientId:
 def check_auth_csr_subject(csr: x509.CertificateSigningRequest) -> SecurityServerId:
     """The server an authentication-certificate request asks for; :class:`CertValidation` if its subject does not fit."""
     return server_from_auth_subject(csr.subject)
+
+
+# --- the profile registry -----------------------------------------------------------------------------------------
+
+FEDBUS_PROFILE = "fedbus"
+"""The name of fedbus's own profile, the default: what the registry publishes for its development CA."""
+
+
+@dataclass(frozen=True, slots=True)
+class FedbusProfile:
+    """fedbus's own profile (the module docstring) as a :class:`~security_server.core.cert_identity.CertProfile`."""
+
+    name: str = FEDBUS_PROFILE
+    xroad_class: str | None = None
+
+    def member_from_signing_subject(self, subject: x509.Name, instance: str) -> ClientId:
+        """:func:`member_from_signing_subject` (the instance is in the subject)."""
+        return member_from_signing_subject(subject)
+
+    def auth_names(self, subject: x509.Name) -> AuthNames:
+        """Every part of the server, from :func:`server_from_auth_subject`."""
+        server = server_from_auth_subject(subject)
+        owner = server.owner
+        return AuthNames(owner.instance, owner.member_class, owner.member_code, server.server_code)
+
+    def signing_fields(self, member: ClientId, member_name: str, server: SecurityServerId) -> tuple[SubjectField, ...]:
+        """O = the member's name (editable), serialNumber and CN read-only."""
+        return (
+            SubjectField("O", "ORGANIZATION_NAME", LABELS["ORGANIZATION_NAME"], member_name),
+            SubjectField("serialNumber", "SERIAL_NUMBER", LABELS["SERIAL_NUMBER"], "/".join(member.parts()), True),
+            SubjectField("CN", "MEMBER_CODE", LABELS["MEMBER_CODE"], member.member_code, True),
+        )
+
+    def auth_fields(self, server: SecurityServerId, owner_name: str) -> tuple[SubjectField, ...]:
+        """O = the owner's name (editable), serialNumber (the owner) and CN (the server code) read-only."""
+        return (
+            SubjectField("O", "ORGANIZATION_NAME", LABELS["ORGANIZATION_NAME"], owner_name),
+            SubjectField("serialNumber", "SERIAL_NUMBER", LABELS["SERIAL_NUMBER"], "/".join(server.owner.parts()), True),
+            SubjectField("CN", "SERVER_CODE", LABELS["SERVER_CODE"], server.server_code, True),
+        )
+
+
+FEDBUS = FedbusProfile()
+PROFILES: tuple[CertProfile, ...] = (FEDBUS, EjbcaProfile(), EeProfile(), FiProfile())
+"""Every profile fedbus reads."""
+
+_BY_NAME: Mapping[str, CertProfile] = {
+    **{p.name: p for p in PROFILES},
+    **{p.xroad_class: p for p in PROFILES if p.xroad_class is not None},
+}
+
+
+def is_known_profile(name: str) -> bool:
+    """Whether ``name`` is a profile's short name or X-Road class name."""
+    return name in _BY_NAME
+
+
+def profile_named(name: str) -> CertProfile:
+    """The profile a CA's ``certificateProfileInfo`` names (short name or X-Road class name); :class:`CertValidation`
+    for a name fedbus does not know (its certificates have no readable identity)."""
+    found = _BY_NAME.get(name)
+    if found is None:
+        raise CertValidation(
+            "the certificate's CA uses a certificate profile fedbus does not know", reason=f"profile {name!r}"
+        )
+    return found
+
+
+def profile_names() -> tuple[str, ...]:
+    """The short names of every profile, fedbus's first."""
+    return tuple(p.name for p in PROFILES)
+
+
+@functools.lru_cache(maxsize=1024)
+def member_from_signing_cert_as(cert: x509.Certificate, profile_name: str, instance: str) -> ClientId:
+    """The member a signing certificate belongs to under profile ``profile_name`` (its CA's); ``instance`` is the
+    expected member's instance, for profiles that do not write it. fedbus's profile answers exactly as
+    :func:`member_from_signing_cert`. :class:`CertValidation` when it is not one, or the profile is unknown."""
+    profile = profile_named(profile_name)
+    if profile is FEDBUS:
+        return member_from_signing_cert(cert)
+    if not is_signing_cert(cert):
+        raise CertValidation("not a signing certificate", reason="it lacks keyUsage nonRepudiation or is a CA")
+    return profile.member_from_signing_subject(_subject_of(cert), instance)
+
+
+@functools.lru_cache(maxsize=1024)
+def auth_names_of_cert(cert: x509.Certificate, profile_name: str) -> AuthNames:
+    """The server parts an authentication certificate carries under profile ``profile_name``; fedbus's profile
+    reads it as :func:`server_from_auth_cert`. :class:`CertValidation` when it is not one, or the profile is unknown."""
+    profile = profile_named(profile_name)
+    if profile is FEDBUS:
+        server = server_from_auth_cert(cert)
+        owner = server.owner
+        return AuthNames(owner.instance, owner.member_class, owner.member_code, server.server_code)
+    if not is_auth_cert(cert):
+        raise CertValidation("not an authentication certificate", reason="it lacks the key usages of one or is a CA")
+    return profile.auth_names(_subject_of(cert))
+
+
+def names_owner(subject: x509.Name, owner: ClientId | SecurityServerId) -> bool:
+    """Whether ``subject`` names ``owner`` under one of the profiles (a member in a signing subject, a server's
+    parts in an authentication subject). The tokens use it for a key's own requests and certificates, where the CA
+    is not known; identity that decides anything is read with the CA's own profile."""
+    try:
+        subject.rfc4514_string()
+    except CERT_DECODE_ERRORS:
+        return False
+    for profile in PROFILES:
+        try:
+            if isinstance(owner, SecurityServerId):
+                if profile.auth_names(subject).matches(owner):
+                    return True
+            elif profile.member_from_signing_subject(subject, owner.instance) == owner:
+                return True
+        except CertValidation:
+            continue
+    return False
+
+
+def request_subject(fields: tuple[SubjectField, ...], values: Mapping[str, str]) -> x509.Name:
+    """The subject of a request built from ``subject_field_values`` under a profile's ``fields``
+    (:func:`~security_server.core.subject_fields.subject_from_values`); a ``subjectAltName`` value is refused, as
+    fedbus's requests carry no extensions."""
+    if values.get(SUBJECT_ALT_NAME):
+        raise CertValidation("fedbus makes requests without a subjectAltName", reason="subjectAltName given")
+    return subject_from_values(fields, values)

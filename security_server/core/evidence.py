@@ -17,7 +17,7 @@ and :func:`read_verification_conf` reads the same layout, so X-Road's own config
 4. an OCSP response in the signature, from the CA or a responder it authorised, said *good* and was fresh at
    the signing time (``ocspFreshnessSeconds`` of the configuration);
 5. the certificate belongs to the named member, read with the CA's certificate profile (fedbus's own, or
-   X-Road's ``FiVRK`` profile used by X-Road's test CA).
+   X-Road's EJBCA, Estonian or Finnish ``FiVRK`` one, the last used by X-Road's test CA: core/certprofile.py).
 
 A SOAP record logged without its body (``message-body-logging`` off: core/body_logging.py) no longer matches its
 signed digest: every step above is still made, over the digest the signature states, the message check is reported
@@ -35,7 +35,6 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 
 from security_server.core import certprofile, digests
 from security_server.core.asic import (
@@ -67,14 +66,13 @@ from security_server.core.trust import (
     DEFAULT_CLOCK_SKEW_SECONDS,
     check_ocsp_response,
     describe,
-    is_signing_cert,
     verify_cert_path,
 )
 
-FEDBUS_PROFILE = "fedbus"
+FEDBUS_PROFILE = certprofile.FEDBUS_PROFILE
 """The certificate profile name the registry publishes for its CAs (``core.certprofile``)."""
 FIVRK_PROFILE = "ee.ria.xroad.common.certificateprofile.impl.FiVRKCertificateProfileInfoProvider"
-"""X-Road's FiVRK profile: signing ``serialNumber`` = ``<instance>/<serverCode>/<memberClass>``, ``CN`` = member code."""
+"""X-Road's FiVRK profile (core/xroad_certprofiles.py), the one X-Road's test CA uses."""
 
 INSTANCE_IDENTIFIER_FILE = "instance-identifier"
 SHARED_PARAMS_FILE = "shared-params.xml"
@@ -258,27 +256,15 @@ def _rest_signer(message: bytes) -> MessageSigner:
     raise MalformedSignature("message.xml is neither SOAP nor a REST message part naming its signer")
 
 
-def member_from_certificate(cert: x509.Certificate, profile: str | None) -> ClientId:
-    """The member a signing certificate belongs to under its CA's certificate ``profile``; :class:`CertValidation`."""
-    if profile == FEDBUS_PROFILE:
-        return certprofile.member_from_signing_cert(cert)
-    if profile == FIVRK_PROFILE:
-        if not is_signing_cert(cert):
-            raise CertValidation("not a signing certificate")
-        try:
-            cert.subject.rfc4514_string()
-        except CERT_DECODE_ERRORS as err:
-            raise CertValidation("certificate subject cannot be decoded", reason=str(err)) from err
-        try:
-            serial = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-            common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            if len(serial) != 1 or len(common) != 1:
-                raise ValueError("needs one serialNumber and one CN")
-            instance, _server, member_class = str(serial[0].value).split("/")
-            return ClientId(instance, member_class, str(common[0].value))
-        except (ValueError, InvalidClientIdentifier) as err:
-            raise CertValidation("certificate subject does not fit the FiVRK profile", reason=str(err)) from err
-    raise CertValidation("the certificate's CA uses a certificate profile this verifier does not know", reason=repr(profile))
+def member_from_certificate(cert: x509.Certificate, profile: str | None, instance: str | None = None) -> ClientId:
+    """The member a signing certificate belongs to under its CA's certificate ``profile`` (core/certprofile.py: fedbus's
+    own or X-Road's, by name or Java class); ``instance`` is the named member's, for profiles that do not write it
+    (X-Road's Estonian one). :class:`CertValidation` when the certificate does not fit or the profile is unknown."""
+    if profile is None or not certprofile.is_known_profile(profile):
+        raise CertValidation(
+            "the certificate's CA uses a certificate profile this verifier does not know", reason=repr(profile)
+        )
+    return certprofile.member_from_signing_cert_as(cert, profile, instance or "")
 
 
 # --- the whole verification --------------------------------------------------------------------------------
@@ -396,7 +382,7 @@ def verify_evidence(
         return failed("OCSP", ocsp_error or IncorrectValidationInfo("no OCSP response for the signing certificate"), signer)
 
     try:
-        member = member_from_certificate(cert, conf.profile_for(cert.issuer))
+        member = member_from_certificate(cert, conf.profile_for(cert.issuer), signer.client.instance)
         if member != signer.client.member:
             raise IncorrectCertificate(
                 "signing certificate does not belong to the member that the message names",

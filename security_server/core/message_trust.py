@@ -14,14 +14,14 @@ from typing import Mapping, Sequence
 
 from cryptography import x509
 
-from security_server.core.certprofile import member_from_signing_cert
+from security_server.core.certprofile import FEDBUS_PROFILE, member_from_signing_cert_as
 from security_server.core.errors import BusError, IncorrectCertificate, IncorrectValidationInfo, InvalidCertPath
 from security_server.core.globalconf import GlobalConf
 from security_server.core.hashchain import SIG_HASH_CHAIN, SIG_HASH_CHAIN_RESULT
 from security_server.core.identifiers import ClientId
 from security_server.core.signature import VerifiedSignature, verify_signature
 from security_server.core.soapattachments import expected_uris, part_resolver
-from security_server.core.trust import check_ocsp_response, verify_cert_path
+from security_server.core.trust import CERT_DECODE_ERRORS, check_ocsp_response, verify_cert_path
 
 MESSAGE_URI = "/message.xml"
 """The detached reference of a single-part message (XROAD-REFERENCE.md §4.2)."""
@@ -101,6 +101,19 @@ def check_cert_and_ocsp(
     raise problems[0]
 
 
+def signer_member(cert: x509.Certificate, conf: GlobalConf, instance: str) -> ClientId:
+    """The member a signing certificate belongs to, read with the certificate profile of the approved CA that
+    issued it (X-Road ``GlobalConfImpl.getSubjectName``); ``instance`` is the expected member's. A certificate whose
+    issuer is not an approved CA is read with fedbus's profile: the path check refuses it after this. Cached per
+    certificate, profile and instance (core/certprofile.py)."""
+    try:
+        ca = conf.approved_ca_for(cert.issuer)
+    except CERT_DECODE_ERRORS:
+        ca = None  # an undecodable issuer: fedbus's profile reads (and refuses) it as before
+    profile = FEDBUS_PROFILE if ca is None else ca.certificate_profile
+    return member_from_signing_cert_as(cert, profile, instance)
+
+
 def verify_member_signature(
     signature_xml: bytes,
     parts: Mapping[str, bytes],
@@ -116,12 +129,12 @@ def verify_member_signature(
     ``parts`` maps the detached URIs (``/message.xml``, ``/attachmentN``, and for a hash-chain signature
     ``/sig-hashchainresult.xml`` and ``/sig-hashchain.xml``) to their bytes; every URI in ``expected_parts`` (the
     message and its attachments or REST body) must be covered. The checks: structure and value (core/signature.py), the
-    signer's identity from the signing certificate under our profile (``incorrect_certificate`` when it is
+    signer's identity from the signing certificate under its CA's profile (``incorrect_certificate`` when it is
     another member, X-Road ``SignatureVerifier.verifySignerName``), then the certificate path and the OCSP
     response embedded in the signature (:func:`check_cert_and_ocsp`).
     """
     verified = verify_signature(signature_xml, parts.get, expected_parts=tuple(expected_parts))
-    signer = member_from_signing_cert(verified.signing_cert)
+    signer = signer_member(verified.signing_cert, conf, member.instance)
     if signer != member.member:
         raise IncorrectCertificate(
             "Name in certificate does not match name in message",

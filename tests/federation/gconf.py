@@ -46,7 +46,7 @@ MANAGEMENT_URL = "https://registry.example:4001/managementservice/"
 
 
 def approved_ca(
-    ca: DevelopmentCA, *, ocsp_url: str = OCSP_URL, name: str = "fedbus test CA", profile: str = "fedbus.default"
+    ca: DevelopmentCA, *, ocsp_url: str = OCSP_URL, name: str = "fedbus test CA", profile: str = "fedbus"
 ) -> ApprovedCa:
     """The development CA approved, with its delegated OCSP responder at ``ocsp_url``."""
     responder = ca.state().responder_cert
