@@ -1,7 +1,8 @@
 """All cores: ``[server] workers = N`` runs one security server as a parent and N worker processes on the same ports.
 
 The parent (:class:`WorkerSupervisor`) opens the client-proxy and server-proxy listening sockets once and hands
-them to every worker (file descriptors 3 and 4, security_server/worker_slot.py); each worker adopts them
+them to every worker (file descriptors 3 and 4, security_server/worker_slot.py; the client proxy's HTTPS socket,
+when ``[server] client-proxy-https-port`` is set, as 6: :data:`CLIENT_PROXY_HTTPS_FD`); each worker adopts them
 (``adoptStreamPort``; the server proxy's wrapped in the same mutual TLS as ``listen_server_proxy``), so the kernel
 spreads connections over the workers and a worker's death never closes a port. A worker is the whole
 ``make_service`` server built from the parent's own :class:`~security_server.service.ServerSettings` (sent
@@ -44,6 +45,7 @@ from security_server.worker_slot import CLIENT_PROXY_FD, READY_FD, SERVER_PROXY_
 if TYPE_CHECKING:
     from twisted.web.server import Site
 
+    from security_server.proxy.client_proxy_tls import InternalTlsOptions
     from security_server.service import ServerSettings
     from security_server.signer.token import Token
 
@@ -58,6 +60,9 @@ STABLE_SECONDS = 60.0
 """A worker that served this long before it died is restarted after the first delay again."""
 
 LISTEN_BACKLOG = 1024
+
+CLIENT_PROXY_HTTPS_FD = 6
+"""The client proxy's HTTPS listening socket, when there is one, as the worker's file descriptor 6."""
 
 
 def restart_delay(failures: int) -> float:
@@ -77,17 +82,25 @@ def open_listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def adopt_proxy_ports(reactor: Any, slot: WorkerSlot, client_site: Site, server_site: Site, token: Token) -> list[IListeningPort]:
-    """Serve the client proxy and (with mutual TLS) the server proxy on the sockets the parent opened."""
+def adopt_proxy_ports(
+    reactor: Any, slot: WorkerSlot, client_site: Site, server_site: Site, token: Token,
+    client_https: InternalTlsOptions | None = None,
+) -> list[IListeningPort]:
+    """Serve the client proxy and (with mutual TLS) the server proxy on the sockets the parent opened, and the client
+    proxy over TLS with ``client_https`` on the third one when there is one."""
+    from security_server.proxy.client_proxy_tls import https_factory
     from security_server.proxy.mtls import server_context_factory
     from security_server.proxy.peer_admission import admission_of
 
     ports: list[IListeningPort] = []
     server_tls = server_context_factory(token, client_policy=admission_of(server_site))  # its handshake gate
-    for fd, factory in (
+    sockets: list[tuple[int, Any]] = [
         (slot.client_proxy_fd, client_site),
         (slot.server_proxy_fd, TLSMemoryBIOFactory(server_tls, False, server_site)),  # type: ignore[arg-type]
-    ):
+    ]
+    if client_https is not None:
+        sockets.append((CLIENT_PROXY_HTTPS_FD, https_factory(client_site, client_https)))
+    for fd, factory in sockets:
         probe = socket.socket(fileno=os.dup(fd))
         try:
             ports.append(reactor.adoptStreamPort(fd, probe.family, factory))
@@ -195,6 +208,8 @@ class WorkerSupervisor(Service):
             open_listening_socket(settings.client_proxy_host, settings.client_proxy_port),
             open_listening_socket(settings.server_proxy_host, settings.server_proxy_port),
         ]
+        if settings.client_proxy_https_port:
+            self._sockets.append(open_listening_socket(settings.client_proxy_host, settings.client_proxy_https_port))
         for worker in self.workers:
             self._spawn(worker)
         log.info(
@@ -216,6 +231,8 @@ class WorkerSupervisor(Service):
             SERVER_PROXY_FD: self._sockets[1].fileno(),
             READY_FD: "r",
         }
+        if len(self._sockets) > 2:
+            child_fds[CLIENT_PROXY_HTTPS_FD] = self._sockets[2].fileno()
         worker.process = self.reactor.spawnProcess(
             _WorkerProtocol(self, worker),
             self.python,
