@@ -54,6 +54,7 @@ from security_server.messagelog.writer import MessageLogWriter
 from security_server.monitoring import MonitoringSettings, ServerMonitoring
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.client_proxy_site import client_proxy_site
+from security_server.proxy.client_proxy_tls import InternalTlsOptions, listen_client_proxy_https
 from security_server.proxy.connection_limits import PortConnections
 from security_server.proxy.context import ProxyContext
 from security_server.proxy.mtls import (
@@ -125,6 +126,8 @@ class ServerSettings:
     root: Path
     client_proxy_host: str = "127.0.0.1"
     client_proxy_port: int = 8080
+    client_proxy_https_port: int = 0
+    """The client proxy's HTTPS port, with the internal TLS certificate (X-Road's 8443; 0: no HTTPS port)."""
     server_proxy_host: str = "127.0.0.1"
     server_proxy_port: int = 5500
     conf_refresh_seconds: float = 60.0
@@ -164,6 +167,7 @@ class ServerSettings:
             root=root,
             client_proxy_host=config.get_str("server", "client-proxy-host", "127.0.0.1"),
             client_proxy_port=config.get_int("server", "client-proxy-port", 8080, minimum=0, maximum=65535),
+            client_proxy_https_port=config.get_int("server", "client-proxy-https-port", 0, minimum=0, maximum=65535),
             server_proxy_host=config.get_str("server", "server-proxy-host", "127.0.0.1"),
             server_proxy_port=config.get_int("server", "server-proxy-port", 5500, minimum=0, maximum=65535),
             conf_refresh_seconds=config.get_int("server", "conf-refresh-seconds", 60, minimum=1, maximum=3600),
@@ -441,8 +445,9 @@ class SecurityServerService(service.MultiService):
             admission=PeerAdmission(self.reactor, self.conf_client.current),  # issue 22 item 4: before the body
         )
         self.proxy_connections = {"client": client_site.guard.connections, "server": site.guard.connections}
+        https = self._client_proxy_tls()
         if self.worker is not None:  # the sockets the parent opened (security_server/workers.py)
-            self._ports += adopt_proxy_ports(self.reactor, self.worker, client_site, site, self.token)
+            self._ports += adopt_proxy_ports(self.reactor, self.worker, client_site, site, self.token, https)
         else:
             self._ports.append(
                 self.reactor.listenTCP(self.settings.client_proxy_port, client_site, interface=self.settings.client_proxy_host)
@@ -452,12 +457,32 @@ class SecurityServerService(service.MultiService):
                     self.reactor, site, self.token, port=self.settings.server_proxy_port, interface=self.settings.server_proxy_host
                 )
             )
+            if https is not None:
+                self._ports.append(listen_client_proxy_https(
+                    self.reactor, client_site, https,
+                    port=self.settings.client_proxy_https_port, interface=self.settings.client_proxy_host,
+                ))
         log.info(
             "security_server_started",
             server=str(self.identity.server_id),
             client_proxy=self.client_proxy_port,
             server_proxy=self.server_proxy_port,
         )
+
+    def _client_proxy_tls(self) -> InternalTlsOptions | None:
+        """The client proxy's HTTPS port's TLS (the internal TLS certificate), None when it has no HTTPS port."""
+        if not self.settings.client_proxy_https_port:
+            return None
+        proxy = self.client_proxy
+        return InternalTlsOptions(self.settings.root, on_change=lambda der: setattr(proxy, "internal_cert", der))
+
+    @property
+    def client_proxy_https_port(self) -> int | None:
+        """The port the client proxy's HTTPS side listens on; None without one."""
+        if not self.settings.client_proxy_https_port or len(self._ports) < 3:
+            return None
+        port: int = self._ports[2].getHost().port
+        return port
 
     @property
     def client_proxy_port(self) -> int:
