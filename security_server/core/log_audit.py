@@ -28,7 +28,7 @@ import binascii
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -49,7 +49,7 @@ from security_server.core.evidence import VerificationConf, member_from_certific
 from security_server.core.digests import DigestAlgorithm
 from security_server.core.hashchain import MESSAGE, SIGNATURE, TS_HASH_CHAIN, attachment_uri
 from security_server.core.identifiers import ClientId, ServiceId
-from security_server.core.logchain import Direction, LogRecord
+from security_server.core.logchain import Direction
 from security_server.core.safexml import parse_xml
 from security_server.core.signature import VerifiedSignature, signature_value, verify_signature, verify_signature_over_chain
 from security_server.core.timestamp import TimestampInfo, read_timestamp_token, verify_timestamp_token
@@ -58,6 +58,32 @@ from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_re
 
 _MAX_REMEMBERED = 1024
 """Signing certificates whose DER is remembered (a log has a few signers; other readers give new objects)."""
+
+
+class AuditedRecord(Protocol):
+    """What the checks read of a record: a :class:`~security_server.core.logchain.LogRecord`, or the bulk
+    verifier's lighter reading of its row (the same fields, already checked by the reader)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def direction(self) -> Direction: ...
+    @property
+    def client(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def message(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+    @property
+    def signature_hash(self) -> bytes: ...
+    @property
+    def hashchain(self) -> bytes | None: ...
+    @property
+    def hashchainresult(self) -> bytes | None: ...
+    @property
+    def attachments(self) -> tuple[bytes, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +367,7 @@ class LogAuditor:
 
     # --- signatures -----------------------------------------------------------------------------------------
 
-    def prepare(self, records: Sequence[LogRecord]) -> None:
+    def prepare(self, records: Sequence[AuditedRecord]) -> None:
         """Build once the ``sig-hashchain.xml`` of each batch signature whose messages are all among ``records``.
 
         Records signed together share their signature and ``sig-hashchainresult.xml``; when the chains built over
@@ -352,7 +378,7 @@ class LogAuditor:
         self._own_chains = {}
         if self.conf is None:
             return
-        batches: dict[tuple[bytes, bytes], list[LogRecord]] = {}
+        batches: dict[tuple[bytes, bytes], list[AuditedRecord]] = {}
         for record in records:
             if record.signature and record.hashchain is not None and record.hashchainresult is not None and not record.attachments:
                 batches.setdefault((record.signature_hash, record.hashchainresult), []).append(record)
@@ -378,7 +404,7 @@ class LogAuditor:
         known = self._tokens.get(stamp_id)
         return known.gen_time if isinstance(known, TimestampInfo) else None
 
-    def signature_failure(self, record: LogRecord, sig_hash: bytes, stamped_at: datetime | None = None) -> str | None:
+    def signature_failure(self, record: AuditedRecord, sig_hash: bytes, stamped_at: datetime | None = None) -> str | None:
         """Why the record's signature does not hold (XAdES, certificate path, OCSP, member, timestamp after it), or None.
 
         Needs the verification configuration; a record without a signature (a failed exchange) has none to check.
@@ -509,7 +535,7 @@ class LogAuditor:
             self._members[der] = member
         return member
 
-    def _named_member(self, record: LogRecord) -> ClientId:
+    def _named_member(self, record: AuditedRecord) -> ClientId:
         """The member that must have signed ``record``: its client's (request) or its service provider's (response)."""
         key = (record.direction, record.client, record.service)
         named = self._named.get(key)
@@ -527,7 +553,7 @@ class LogAuditor:
         return named
 
 
-def _signed_parts(record: LogRecord) -> tuple[dict[str, bytes], list[str]]:
+def _signed_parts(record: AuditedRecord) -> tuple[dict[str, bytes], list[str]]:
     """What a record's signature is checked against: its parts by URI, and the URIs it must cover."""
     parts = {MESSAGE: record.message}
     parts.update({attachment_uri(n): data for n, data in enumerate(record.attachments, start=1)})

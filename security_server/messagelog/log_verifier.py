@@ -25,7 +25,6 @@ runs in this process.
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import multiprocessing
 import sqlite3
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from security_server.core.errors import BusError, LogChainBroken
 from security_server.core.evidence import VerificationConf, read_verification_conf
 from security_server.core.hashchain import TS_HASH_CHAIN, batch_hash_chain_result
 from security_server.core.log_audit import LogAuditor, Stamp, expected_ts_chains
-from security_server.core.logchain import compute_link, signature_hash
+from security_server.core.logchain import signature_hash
+from security_server.messagelog.raw_records import RawReader, RawRecord
 from security_server.messagelog.store import FORM_TS_HASHCHAIN, MessageLogStore, derived_ts_hashchain
 
 MIN_CHUNK = 2000
@@ -142,15 +142,15 @@ class _Stamps:
         self._batch: tuple[bytes, bytes, tuple[bytes, ...] | None] | None = None
         self._rows: dict[int, tuple[object, object]] = {}
 
-    def of_block(self, lo: int, hi: int) -> dict[int, Stamp | str]:
-        """``{record id: its stamp, or why it cannot be read}`` for the timestamped records ``lo..hi``."""
-        rows = self._db.execute(
-            "SELECT id, timestamp_id, ts_hashchain, stored_form FROM logrecord WHERE id BETWEEN ? AND ? AND timestamp_id > 0",
-            [lo, hi],
-        ).fetchall()
+    def of_block(self, block: Sequence[RawRecord]) -> dict[int, Stamp | str]:
+        """``{record id: its stamp, or why it cannot be read}`` for the timestamped records of ``block``."""
         stamps: dict[int, Stamp | str] = {}
         self._rows = {}
-        for record_id, stamp_id, chain, form in rows:
+        for record in block:
+            stamp_id, chain, form = record.timestamp_id, record.ts_hashchain, record.stored_form
+            if type(stamp_id) is not int or stamp_id <= 0:
+                continue  # not timestamped yet, or nothing to timestamp (no signature)
+            record_id = record.id
             token = self._token(stamp_id)
             if token is None:
                 continue  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
@@ -236,12 +236,11 @@ def verify_chunk(
     settled: tuple[int, bytes] | None = None
     with MessageLogStore(path) as store:
         stamps = _Stamps(store)
-        reading = store.records(since=lo - 1, limit=hi - lo + 1)
         try:
-            while block := [record for record in itertools.islice(reading, BLOCK) if record.id <= hi]:
+            for block in RawReader(store).blocks(lo, hi, BLOCK):
                 auditor.prepare(block)
                 hashed: dict[bytes, bytes] = {}
-                block_stamps = stamps.of_block(block[0].id, block[-1].id)
+                block_stamps = stamps.of_block(block)
                 for record in block:
                     count += 1
                     if last is None:
@@ -262,7 +261,7 @@ def verify_chunk(
                             chain = Problem(
                                 record.id, f"message log record {record.id}: signature hash does not match the signature"
                             )
-                        elif compute_link(record) != record.link:
+                        elif record.expected_link != record.link:
                             chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
                     previous = last
                     last = (record.id, record.link)
