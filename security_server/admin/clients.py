@@ -1,4 +1,4 @@
-"""Hosted clients: list, search, show, add, delete (UG-SS §4)."""
+"""Hosted clients: list, search, show, add, delete (UG-SS §4), disable, enable and name (X-Road 7)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from security_server.admin.errors import (
     CertificateNotFound,
     ClientExists,
     ClientNotFound,
+    Conflict,
     InvalidCertificate,
 )
 from security_server.admin.server_dir import ServerDirectory
@@ -114,3 +115,65 @@ def delete_tls_certificate(server_dir: ServerDirectory, client_id: ClientId, cer
     found = get_tls_certificate(server_dir, client_id, cert_hash)
     with server_dir.open_store() as store:
         store.remove_tls_certificate(client_id, found.hash)
+
+
+# --- X-Road 7's disabling and subsystem names -------------------------------------------------------------------
+
+
+class ManagementServiceClient(Conflict):
+    """The client provides the registry's management services: X-Road refuses to disable it."""
+
+    api_code = "forbidden_disable_management_service_client"
+
+
+class SameName(Conflict):
+    """The subsystem has this name already."""
+
+    api_code = "invalid_client_name"
+
+
+def disable_client(server_dir: ServerDirectory, client_id: ClientId, management_provider: ClientId | None = None) -> None:
+    """Disable a registered client (X-Road 7's disableClient): both proxies then refuse its exchanges as those of
+    an unknown client. :class:`ClientNotFound`, :class:`ActionNotPossible` in another state,
+    :class:`ManagementServiceClient` for the provider of the registry's management services."""
+    found = get_client(server_dir, client_id)
+    if found.state is not ClientState.REGISTERED:
+        raise ActionNotPossible(f"cannot disable {client_id}: it is {found.state.value}")
+    if management_provider is not None and client_id == management_provider:
+        raise ManagementServiceClient(f"{client_id} provides the management services: it cannot be disabled")
+    with server_dir.open_store() as store:
+        store.set_client_state(client_id, ClientState.DISABLED)
+
+
+def enable_client(server_dir: ServerDirectory, client_id: ClientId) -> None:
+    """Enable a disabled client again (registered); :class:`ClientNotFound`, :class:`ActionNotPossible` unless it
+    is disabled."""
+    found = get_client(server_dir, client_id)
+    if found.state is not ClientState.DISABLED:
+        raise ActionNotPossible(f"cannot enable {client_id}: it is {found.state.value}")
+    with server_dir.open_store() as store:
+        store.set_client_state(client_id, ClientState.REGISTERED)
+
+
+RENAMABLE_STATES = frozenset({ClientState.SAVED, ClientState.REGISTERED})
+"""X-Road renames a subsystem saved or registered only."""
+
+
+def subsystem_name(server_dir: ServerDirectory, client_id: ClientId) -> str | None:
+    """The name given to a hosted subsystem here, if any."""
+    return server_dir.snapshot().subsystem_names.get(client_id)
+
+
+def rename_client(server_dir: ServerDirectory, client_id: ClientId, name: str) -> None:
+    """Give a hosted subsystem a name (X-Road's renameClient), kept here: fedbus's registry takes no rename
+    request. :class:`ClientNotFound`; :class:`ActionNotPossible` for a member or a subsystem neither saved nor
+    registered; :class:`SameName` when it has that name already."""
+    found = get_client(server_dir, client_id)
+    if client_id.subsystem_code is None:
+        raise ActionNotPossible("only a subsystem can be renamed")
+    if found.state not in RENAMABLE_STATES:
+        raise ActionNotPossible(f"cannot rename {client_id}: it is {found.state.value}")
+    if subsystem_name(server_dir, client_id) == name:
+        raise SameName(f"{client_id} is named {name!r} already")
+    with server_dir.open_store() as store:
+        store.set_subsystem_name(client_id, name)

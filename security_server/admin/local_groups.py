@@ -85,6 +85,15 @@ def remove_members(server_dir: ServerDirectory, owner: ClientId, code: LocalGrou
             store.remove_local_group_member(owner, code, member)
 
 
+def update_description(server_dir: ServerDirectory, owner: ClientId, code: LocalGroupId, description: str) -> LocalGroup:
+    """Change a local group's description (X-Road's updateLocalGroup); :class:`ClientNotFound` or
+    :class:`LocalGroupNotFound`."""
+    with server_dir.open_store() as store:
+        _group(store.snapshot(), owner, code)
+        store.set_local_group_description(owner, code, description)
+        return _group(store.snapshot(), owner, code)
+
+
 def delete_group(server_dir: ServerDirectory, owner: ClientId, code: LocalGroupId) -> None:
     """Delete a local group, its members and the access rights granted to it; :class:`ClientNotFound` or
     :class:`LocalGroupNotFound`."""

@@ -6,6 +6,7 @@ added: ``member_name`` is the member code, ``created_at`` and ``updated_at`` the
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from security_server.admin import local_groups
@@ -68,6 +69,20 @@ def get_local_group(context: OperationContext, request: ApiRequest) -> ApiRespon
     return ApiResponse(200, group_json(local_groups.get_group(context.server_dir, owner, code)))
 
 
+_DESCRIPTION = re.compile(r"[a-zA-Z0-9\-_,.;:!? ]{1,255}")
+"""X-Road's ``LocalGroupDescription.description`` pattern and length."""
+
+
+def update_local_group(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PATCH /local-groups/{group_id}``: ``LocalGroupDescription``; 200 with the group."""
+    owner, code = parse_local_group_id(request.params["group_id"])
+    data = request.json_object(frozenset({"description"}), frozenset({"description"}))
+    description = string_field(data, "description")
+    if not _DESCRIPTION.fullmatch(str(description)):
+        raise bad_request("invalid_field", "description")
+    return ApiResponse(200, group_json(local_groups.update_description(context.server_dir, owner, code, str(description))))
+
+
 def delete_local_group(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``DELETE /local-groups/{group_id}``: the group, its members and the access rights granted to it."""
     owner, code = parse_local_group_id(request.params["group_id"])
@@ -105,6 +120,8 @@ OPERATIONS = (
               roles_for("addClientLocalGroup"), add_client_local_group),
     Operation("GET", f"{PREFIX}/local-groups/{{group_id}}", "getLocalGroup", roles_for("getLocalGroup"),
               get_local_group),
+    Operation("PATCH", f"{PREFIX}/local-groups/{{group_id}}", "updateLocalGroup", roles_for("updateLocalGroup"),
+              update_local_group),
     Operation("DELETE", f"{PREFIX}/local-groups/{{group_id}}", "deleteLocalGroup", roles_for("deleteLocalGroup"),
               delete_local_group),
     Operation("POST", f"{PREFIX}/local-groups/{{group_id}}/members", "addLocalGroupMember",
