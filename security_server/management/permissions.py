@@ -142,6 +142,13 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "renameClient": REGISTRATION,
         "getClientOrphans": REGISTRATION,
         "deleteOrphans": REGISTRATION,
+        # issue 16 brief C: clients' connection type, the internal TLS certificate (X-Road's permissions.yml)
+        "updateClient": SERVICES | REGISTRATION,
+        "getSystemCertificate": READERS,
+        "downloadSystemCertificate": SECURITY | ADMIN | SERVICES | REGISTRATION,
+        "generateSystemTlsKeyAndCertificate": SECURITY | ADMIN,
+        "generateSystemCertificateRequest": SECURITY | ADMIN,
+        "importSystemCertificate": SECURITY | ADMIN,
         # backups (the system administrator's)
         "getBackups": ADMIN,
         "addBackup": ADMIN,
