@@ -27,8 +27,10 @@ def init_registry(
     dev_ca: bool = True,
     ca_key_size: int = 3072,
     database_url: str | None = None,
+    ca_profile: str = CERTIFICATE_PROFILE,
 ) -> RegistryPaths:
-    """Initialise ``root`` for instance ``instance``; with ``dev_ca`` also make and approve a development CA and TSA.
+    """Initialise ``root`` for instance ``instance``; with ``dev_ca`` also make and approve a development CA and TSA
+    (the CA issuing under certificate profile ``ca_profile``, security_server/core/certprofile.py).
 
     ``public_url`` is the registry's HTTP base URL, written into the CA's certificates (OCSP) and the
     approved CA and TSA entries. Refused if ``root`` already holds a registry.
@@ -44,13 +46,14 @@ def init_registry(
         SelfSignedKey.create(paths.tls, f"{instance} central registry", now)
         if dev_ca:
             base = public_url.rstrip("/")
-            ca = DevelopmentCA.init(paths.ca, DEV_CA_NAME, now, key_size=ca_key_size, ocsp_url=f"{base}/ocsp")
+            ca = DevelopmentCA.init(paths.ca, DEV_CA_NAME, now, key_size=ca_key_size, ocsp_url=f"{base}/ocsp",
+                                    profile=ca_profile)
             ocsp_cert = ca.issue_ocsp_cert(now)
             tsa_cert = ca.issue_tsa_cert(now)
             der = serialization.Encoding.DER
             store.add_ca(
                 ApprovedCa(DEV_CA_NAME, ca.certificate.public_bytes(der), f"{base}/ocsp", ocsp_cert.public_bytes(der),
-                           False, CERTIFICATE_PROFILE)
+                           False, ca.profile)
             )
             store.add_tsa(ApprovedTsa(DEV_TSA_NAME, f"{base}/tsa", tsa_cert.public_bytes(der)))
     finally:

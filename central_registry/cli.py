@@ -31,6 +31,7 @@ from central_registry.trust.serials import CA_SEQUENCE, SharedSerials
 from security_server.configfile import load_config
 from security_server.core.config import DatabaseConfig, LoggingConfig
 from security_server.core.errors import BusError, InvalidClientIdentifier
+from security_server.core.certprofile import is_known_profile, profile_named, profile_names
 from security_server.core.globalconf import anchor_hash
 from security_server.core.identifiers import ClientId, GlobalGroupId
 from security_server.edge.cli_output import BusErrorGroup, bus_errors_as_command_errors, emit, format_table, json_option
@@ -83,6 +84,15 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 @click.group(cls=BusErrorGroup)
+def _profile_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A certificate profile fedbus reads (short name or X-Road's class name), kept as an approved CA names it."""
+    if not is_known_profile(value):
+        raise click.BadParameter(f"unknown certificate profile {value!r} (known: {', '.join(profile_names())} "
+                                 "or their X-Road class names)")
+    chosen = profile_named(value)
+    return chosen.xroad_class or chosen.name
+
+
 def registry() -> None:
     """Central registry administration."""
 
@@ -98,13 +108,16 @@ def ca() -> None:
 @click.option("--key-size", default=3072, show_default=True, type=click.IntRange(min=2048), help="RSA key size.")
 @click.option("--days", default=3650, show_default=True, type=click.IntRange(min=1), help="Validity in days.")
 @click.option("--ocsp-url", default=None, help="OCSP URL to write into issued certificates (authorityInfoAccess).")
-def init_command(directory: Path, name: str, key_size: int, days: int, ocsp_url: str | None) -> None:
+@click.option("--profile", default=CERTIFICATE_PROFILE, show_default=True, callback=_profile_option,
+              help=f"The certificate profile it issues under: {', '.join(profile_names())} or X-Road's class name.")
+def init_command(directory: Path, name: str, key_size: int, days: int, ocsp_url: str | None, profile: str) -> None:
     """Create a root CA key and self-signed certificate in DIR."""
     with _ca_errors():
         authority = DevelopmentCA.init(
-            directory, name, _now(), key_size=key_size, validity_days=days, ocsp_url=ocsp_url
+            directory, name, _now(), key_size=key_size, validity_days=days, ocsp_url=ocsp_url, profile=profile
         )
-    click.echo(f"initialised CA {authority.certificate.subject.rfc4514_string()} in {directory}")
+    click.echo(f"initialised CA {authority.certificate.subject.rfc4514_string()} in {directory} "
+               f"(certificate profile {authority.profile})")
     click.echo(f"certificate: {directory / 'ca-cert.pem'}")
 
 
@@ -428,12 +441,15 @@ def _cert_der(path: Path) -> bytes:
 @click.option("--ocsp-cert", "ocsp_cert_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The responder's certificate, when it is not the CA itself.")
 @click.option("--auth-only", is_flag=True, help="Approve for authentication certificates only.")
-def ca_add(root: Path, name: str, cert_file: Path, ocsp_url: str | None, ocsp_cert_file: Path | None, auth_only: bool) -> None:
+@click.option("--profile", default=CERTIFICATE_PROFILE, show_default=True, callback=_profile_option,
+              help=f"The CA's certificate profile: {', '.join(profile_names())} or X-Road's class name.")
+def ca_add(root: Path, name: str, cert_file: Path, ocsp_url: str | None, ocsp_cert_file: Path | None, auth_only: bool,
+           profile: str) -> None:
     """Approve a certification authority for the federation (published in the shared parameters)."""
     ocsp_der = _cert_der(ocsp_cert_file) if ocsp_cert_file else None
     with _Store(root) as store:
-        store.add_ca(StoreApprovedCa(name, _cert_der(cert_file), ocsp_url, ocsp_der, auth_only, CERTIFICATE_PROFILE))
-    click.echo(f"approved CA {name}")
+        store.add_ca(StoreApprovedCa(name, _cert_der(cert_file), ocsp_url, ocsp_der, auth_only, profile))
+    click.echo(f"approved CA {name} (certificate profile {profile})")
 
 
 @ca.command("approved")

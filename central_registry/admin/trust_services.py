@@ -18,6 +18,23 @@ from cryptography.x509.oid import NameOID
 
 from central_registry.admin.errors import Conflict, NotFound
 from central_registry.store import ApprovedCa, ApprovedTsa, RegistryError, RegistryStore
+from security_server.core.certprofile import is_known_profile, profile_names
+
+
+class UnknownCertificateProfile(RegistryError):
+    """A certificate profile fedbus does not read (X-Road's central server: ``CertificateProfileInfoValidator``)."""
+
+    http_status = 400
+    api_code = "certificate_profile_info_class_not_found"
+
+
+def _check_profile(profile: str) -> None:
+    """Refuse a blank profile, and one fedbus does not read: its CA's certificates would name nobody."""
+    if not profile.strip():
+        raise RegistryError("a certification service needs a certificate profile")
+    if not is_known_profile(profile):
+        raise UnknownCertificateProfile(
+            f"unknown certificate profile {profile!r} (known: {', '.join(profile_names())} or X-Road's class names)")
 
 
 class CertificationServiceNotFound(NotFound):
@@ -96,8 +113,7 @@ def add_certification_service(
     store: RegistryStore, cert: x509.Certificate, profile: str, *, authentication_only: bool = False
 ) -> tuple[int, ApprovedCa]:
     """Approve a CA by its certificate, with its certificate profile; its number and the stored CA."""
-    if not profile.strip():
-        raise RegistryError("a certification service needs a certificate profile")
+    _check_profile(profile)
     ca = ApprovedCa(service_name(cert), _der(cert), None, None, authentication_only, profile)
     store.add_ca(ca)
     return [c.name for c in store.cas()].index(ca.name) + 1, ca
@@ -123,8 +139,8 @@ def update_certification_service(
 ) -> ApprovedCa:
     """Change CA ``number``'s certificate profile and whether it is approved for authentication only."""
     ca = certification_service(store, number)
-    if profile is not None and not profile.strip():
-        raise RegistryError("a certification service needs a certificate profile")
+    if profile is not None:
+        _check_profile(profile)
     new_profile = ca.profile if profile is None else profile
     new_auth_only = ca.authentication_only if authentication_only is None else authentication_only
     with store.transaction("ca_updated", {"name": ca.name, "profile": new_profile,

@@ -12,9 +12,12 @@ one directory:
                   always replaced whole (temporary file, then ``os.replace``)
 ================  =================================================================================
 
-Certificates are issued only from a PKCS#10 request whose signature verifies and whose subject fits the
-certificate profile (security_server/core/certprofile.py). Serial numbers are random (159 bits, RFC 5280
-§4.1.2.2 allows up to 20 octets) and checked unique against the index.
+Certificates are issued only from a PKCS#10 request whose signature verifies and whose subject fits the CA's
+certificate profile (security_server/core/certprofile.py), chosen when the CA is made (``profile`` in
+``index.json``; an index without one is fedbus's profile): under fedbus's the issued subject is rebuilt from the
+identity read, under one of X-Road's (EJBCA, EE, FI) the request's subject is issued as it is, as a CA of that
+profile does. Serial numbers are random (159 bits, RFC 5280 §4.1.2.2 allows up to 20 octets) and checked unique
+against the index.
 """
 
 from __future__ import annotations
@@ -36,10 +39,14 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from central_registry.trust.serials import SerialSource, ca_serial
 from security_server.edge.atomic_file import write_atomically
 from security_server.core.certprofile import (
+    FEDBUS,
+    FEDBUS_PROFILE,
     auth_subject,
     check_auth_csr_subject,
     check_signing_csr_subject,
+    is_known_profile,
     member_name,
+    profile_named,
     signing_subject,
 )
 from security_server.core.errors import BadRequest, CertValidation, ConfigurationError
@@ -55,6 +62,10 @@ INDEX_FORMAT = 1
 
 BACKDATE = timedelta(minutes=5)
 """notBefore is set this far before ``now`` so a peer whose clock is a little behind accepts a new certificate."""
+
+ANY_INSTANCE = "fedbus-ca"
+"""The instance the CA reads an EE-profile request under: that profile does not write it, and the CA checks the
+subject's shape only (the registry binds the member when the certificate is registered)."""
 
 MIN_RSA_BITS = 2048
 ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
@@ -194,6 +205,15 @@ def _check_request_key(csr: x509.CertificateSigningRequest) -> None:
     raise CertValidation("certificate request key must be RSA (2048+ bits) or EC P-256/P-384/P-521")
 
 
+def _decoded(subject: x509.Name) -> x509.Name:
+    """``subject``, or :class:`CertValidation` when it cannot be decoded (cryptography decodes lazily)."""
+    try:
+        subject.rfc4514_string()
+    except ValueError as err:
+        raise CertValidation("certificate request subject cannot be decoded", reason=str(err)) from err
+    return subject
+
+
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """Read a PEM or DER PKCS#10 request; :class:`CertValidation` if it is neither or its signature is bad."""
     try:
@@ -235,10 +255,16 @@ class DevelopmentCA:
         key_size: int = 3072,
         validity_days: int = 3650,
         ocsp_url: str | None = None,
+        profile: str = FEDBUS_PROFILE,
     ) -> DevelopmentCA:
-        """Create a new root CA in ``directory`` (which must not hold one already)."""
+        """Create a new root CA in ``directory`` (which must not hold one already) issuing under certificate
+        ``profile`` (a short name or X-Road's class name; kept as X-Road's class name for X-Road's profiles)."""
         if not name or len(name) > 64:
             raise BadRequest("CA name must be 1 to 64 characters")
+        if not is_known_profile(profile):
+            raise BadRequest(f"unknown certificate profile {profile!r}")
+        chosen = profile_named(profile)
+        kept = chosen.xroad_class or chosen.name
         if key_size < MIN_RSA_BITS:
             raise BadRequest(f"CA key must have at least {MIN_RSA_BITS} bits")
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -276,7 +302,9 @@ class DevelopmentCA:
         _write_key(directory / CA_KEY, key)
         write_atomically(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
         ca = cls(directory, key, cert)
-        ca._write_index({"format": INDEX_FORMAT, "name": name, "ocsp_url": ocsp_url, "certificates": []})
+        ca._write_index(
+            {"format": INDEX_FORMAT, "name": name, "ocsp_url": ocsp_url, "profile": kept, "certificates": []}
+        )
         return ca
 
     @classmethod
@@ -338,6 +366,11 @@ class DevelopmentCA:
         return str(self._read_index().get("name", ""))
 
     @property
+    def profile(self) -> str:
+        """The certificate profile the CA issues under, as an approved CA names it (``fedbus`` or X-Road's class)."""
+        return str(self._read_index().get("profile") or FEDBUS_PROFILE)
+
+    @property
     def ocsp_url(self) -> str | None:
         """The OCSP URL written into issued certificates' authorityInfoAccess, if configured."""
         url = self._read_index().get("ocsp_url")
@@ -382,19 +415,28 @@ class DevelopmentCA:
     ) -> x509.Certificate:
         """Issue an auth or signing certificate from a PKCS#10 request (PEM or DER).
 
-        The request must be signed by its own key and its subject must fit the certificate profile; the issued
-        subject is rebuilt from the identity read from it, so the encoding is always the profile's.
+        The request must be signed by its own key and its subject must fit the CA's certificate profile; under
+        fedbus's the issued subject is rebuilt from the identity read from it, so the encoding is always the
+        profile's; under X-Road's the request's subject is issued unchanged.
         """
         csr = load_csr(csr_data)
         _check_request_key(csr)
+        profile = profile_named(self.profile)
+        subject = csr.subject
         if kind is CertKind.AUTH:
-            server = check_auth_csr_subject(csr)
-            subject = auth_subject(server, member_name(csr.subject))
+            if profile is FEDBUS:
+                server = check_auth_csr_subject(csr)
+                subject = auth_subject(server, member_name(csr.subject))
+            else:
+                profile.auth_names(_decoded(subject))
             usage = _key_usage(digital_signature=True, key_encipherment=True)
             eku: list[x509.ObjectIdentifier] | None = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         elif kind is CertKind.SIGN:
-            member = check_signing_csr_subject(csr)
-            subject = signing_subject(member, member_name(csr.subject))
+            if profile is FEDBUS:
+                member = check_signing_csr_subject(csr)
+                subject = signing_subject(member, member_name(csr.subject))
+            else:
+                profile.member_from_signing_subject(_decoded(subject), ANY_INSTANCE)
             usage = _key_usage(digital_signature=True, content_commitment=True)
             eku = None
         else:

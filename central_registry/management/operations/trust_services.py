@@ -108,8 +108,9 @@ def certification_service(context: RegistryContext, request: ApiRequest) -> ApiR
 
 
 def add_certification_service(context: RegistryContext, request: ApiRequest) -> ApiResponse:
-    """POST /certification-services: ``certificate``, ``certificate_profile_info`` (fedbus's profile name,
-    ``fedbus`` by default), ``tls_auth`` (``false``: the CA is approved for authentication only)."""
+    """POST /certification-services: ``certificate``, ``certificate_profile_info`` (``fedbus`` by default, or
+    X-Road's class name of the EJBCA, EE or FI profile; another is 400 ``certificate_profile_info_class_not_found``),
+    ``tls_auth`` (``false``: the CA is approved for authentication only)."""
     parts = request.form_parts("certificate")
     cert = _uploaded_certificate(parts)
     assert cert is not None

@@ -12,6 +12,8 @@ from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.store import RegistryStore
 from tests.central_registry.management.harness import START, RegistryApi, certificate_pem, multipart_form
 
+EE_PROFILE = "ee.ria.xroad.common.certificateprofile.impl.SkKlass3CertificateProfileInfoProvider"
+
 
 @pytest.fixture
 def trusted(registry: RegistryApi) -> Iterator[RegistryApi]:
@@ -41,14 +43,28 @@ def _shared(api: RegistryApi) -> bytes:
 
 
 def test_a_cas_settings_change_and_reach_the_shared_parameters(trusted: RegistryApi) -> None:
-    """PATCH changes the profile and ``tls_auth``; the next configuration names the CA authentication-only."""
+    """PATCH changes the profile (X-Road's class name) and ``tls_auth``; the next configuration names the CA's
+    profile and the CA authentication-only."""
     key = trusted.api_key(Role.SECURITY_OFFICER)
     answer = trusted.request("PATCH", "/api/v1/certification-services/1", key=key,
-                             json_body={"certificate_profile_info": "fedbus-ee", "tls_auth": "false"})
+                             json_body={"certificate_profile_info": EE_PROFILE, "tls_auth": "false"})
     assert answer.status == 200, answer.body
-    assert (answer.json()["certificate_profile_info"], answer.json()["tls_auth"]) == ("fedbus-ee", False)
+    assert (answer.json()["certificate_profile_info"], answer.json()["tls_auth"]) == (EE_PROFILE, False)
     shared = _shared(trusted)
-    assert b"fedbus-ee" in shared and b"<authenticationOnly>true</authenticationOnly>" in shared
+    assert EE_PROFILE.encode() in shared and b"<authenticationOnly>true</authenticationOnly>" in shared
+
+
+@pytest.mark.parametrize("profile", ["fedbus-ee", "ee.ria.xroad.common.certificateprofile.impl.IsCertificateProfileInfoProvider"])
+def test_an_unknown_certificate_profile_is_refused(trusted: RegistryApi, profile: str) -> None:
+    """A profile fedbus does not read is refused where it is entered, as X-Road's central server does (400
+    ``certificate_profile_info_class_not_found``), and the CA keeps its profile."""
+    key = trusted.api_key(Role.SECURITY_OFFICER)
+    answer = trusted.request("PATCH", "/api/v1/certification-services/1", key=key,
+                             json_body={"certificate_profile_info": profile})
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "certificate_profile_info_class_not_found"
+    shown = trusted.request("GET", "/api/v1/certification-services/1", key=key)
+    assert shown.json()["certificate_profile_info"] == "fedbus"
 
 
 def test_a_cas_certificate_is_shown(trusted: RegistryApi) -> None:
