@@ -998,7 +998,7 @@ def run(directory: Path, config_file: Path | None, pin_file: Path | None) -> Non
 
     config = load_config("security-server", extra=config_file)
     settings = ServerSettings.from_config(directory, config)
-    _login_at_start(directory, settings.workers, pin_file)
+    _login_at_start(directory, pin_file)
     logging = LoggingConfig.from_config(config)
     configure_logging(logging)
     service: Any = make_service(global_reactor, settings) if settings.workers == 1 else WorkerSupervisor(
@@ -1010,9 +1010,9 @@ def run(directory: Path, config_file: Path | None, pin_file: Path | None) -> Non
     reactor.run()
 
 
-def _login_at_start(directory: Path, workers: int, pin_file: Path | None) -> None:
-    """Log a soft token that has a PIN in before the server is built (X-Road's autologin); a login holds in this
-    process only, so a PIN and ``[server] workers`` above 1 do not go together (docs/management-api.md)."""
+def _login_at_start(directory: Path, pin_file: Path | None) -> None:
+    """Log a soft token that has a PIN in before the server is built (X-Road's autologin); with ``[server] workers``
+    above 1 the parent gives the login to every worker it starts (security_server/workers.py)."""
     import sys
 
     from security_server.signer.softtoken_pin import PIN_FILE
@@ -1020,8 +1020,6 @@ def _login_at_start(directory: Path, workers: int, pin_file: Path | None) -> Non
     if not (directory / KEYS_DIR / PIN_FILE).is_file():
         return
     token = SoftToken(directory / KEYS_DIR)
-    if workers > 1:
-        raise click.ClickException("the soft token has a PIN: run with [server] workers = 1 (a login holds in one process)")
     if pin_file is None and not sys.stdin.isatty():
         raise click.ClickException("the soft token has a PIN: give --pin-file, or run on a terminal to be asked for it")
     token.login(_pin(pin_file, "Soft token PIN"))

@@ -14,6 +14,13 @@ pickled on its stdin: one configuration, one key store), except that
   the health port; the other workers refuse new records when their shard's stamping has failed past the grace
   period (messagelog/shard_admission.py).
 
+The soft token's login is the server's, not one worker's: a login, logout or PIN change through the management API
+(worker 0) is announced by the worker (``LOGINS.announce``, security_server/signer/softtoken_pin.py) as a line on its
+pipe to the parent (:data:`READY_FD`, kept open after ``ready``); the parent adopts it and writes it to every other
+worker's stdin, and gives a worker it (re)starts every current login right after its order, before the worker
+builds its proxies. A line carries the token directory and the PIN's derived secret (or null: logged out), never
+the PIN; nothing is written to a file or a command line.
+
 The parent restarts a worker that exits, after a delay that doubles while restarts keep failing
 (:func:`restart_delay`); it sends SIGTERM to every worker when it stops and waits for them (SIGKILL after
 ``STOP_GRACE_SECONDS``). A worker stops when its parent's pipe on its stdin closes, so no worker outlives a
@@ -23,12 +30,14 @@ are durable in the worker's shard (messagelog/writer.py).
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import socket
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -40,6 +49,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from security_server.core.config import LoggingConfig
+from security_server.signer.softtoken_pin import LOGINS
 from security_server.worker_slot import CLIENT_PROXY_FD, READY_FD, SERVER_PROXY_FD, WorkerSlot
 
 if TYPE_CHECKING:
@@ -63,6 +73,43 @@ LISTEN_BACKLOG = 1024
 
 CLIENT_PROXY_HTTPS_FD = 6
 """The client proxy's HTTPS listening socket, when there is one, as the worker's file descriptor 6."""
+
+MAX_LINE_BYTES = 64 * 1024
+"""The longest line a worker and its parent exchange (a login line is a path and 64 hex digits)."""
+
+
+def login_line(directory: Path, secret: bytes | None) -> bytes:
+    """One login (``secret``) or logout (None) of the soft token in ``directory``, as a line between processes."""
+    return json.dumps({"token": str(directory), "secret": None if secret is None else secret.hex()}).encode() + b"\n"
+
+
+def logins_line(secrets: dict[Path, bytes]) -> bytes:
+    """Every current login, the line a worker reads right after its order."""
+    return json.dumps({"logins": {str(d): s.hex() for d, s in secrets.items()}}).encode() + b"\n"
+
+
+def parse_login_line(line: bytes) -> tuple[Path, bytes | None]:
+    """The directory and secret of a :func:`login_line`; ValueError for anything else."""
+    data = json.loads(line)
+    if not isinstance(data, dict) or set(data) != {"token", "secret"} or not isinstance(data["token"], str):
+        raise ValueError("not a login line")
+    secret = data["secret"]
+    if secret is not None and (not isinstance(secret, str) or len(secret) != 64):
+        raise ValueError("a login line's secret is 32 bytes in hex")
+    return Path(data["token"]), None if secret is None else bytes.fromhex(secret)
+
+
+def parse_logins_line(line: bytes) -> dict[Path, bytes]:
+    """The logins of a :func:`logins_line`; ValueError for anything else."""
+    data = json.loads(line)
+    if not isinstance(data, dict) or set(data) != {"logins"} or not isinstance(data["logins"], dict):
+        raise ValueError("not a logins line")
+    found = {}
+    for directory, secret in data["logins"].items():
+        if not isinstance(secret, str) or len(secret) != 64:
+            raise ValueError("a login's secret is 32 bytes in hex")
+        found[Path(directory)] = bytes.fromhex(secret)
+    return found
 
 
 def restart_delay(failures: int) -> float:
@@ -137,10 +184,18 @@ class _WorkerProtocol(ProcessProtocol):
     def __init__(self, supervisor: WorkerSupervisor, worker: _Worker) -> None:
         self.supervisor = supervisor
         self.worker = worker
+        self._pending = b""
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
-        if childFD == READY_FD and b"ready" in data:
-            self.supervisor._ready(self.worker)
+        if childFD != READY_FD:
+            return
+        self._pending += data
+        while b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            self.supervisor._line(self.worker, line)
+        if len(self._pending) > MAX_LINE_BYTES:
+            log.warning("worker_line_too_long", worker=self.worker.index)
+            self._pending = b""
 
     def processEnded(self, reason: Failure) -> None:
         self.supervisor._ended(self.worker, reason)
@@ -243,7 +298,24 @@ class WorkerSupervisor(Service):
         worker.pid = worker.process.pid
         data = pickle.dumps(order)
         worker.process.write(len(data).to_bytes(8, "big") + data)  # stdin stays open: its closing stops the worker
+        worker.process.write(logins_line(LOGINS.secrets()))  # the soft token's logins, before it builds its proxies
         log.info("worker_started", worker=worker.index, pid=worker.pid)
+
+    def _line(self, worker: _Worker, line: bytes) -> None:
+        """A line from a worker: ``ready PID``, or a soft token login or logout to adopt and pass to the others."""
+        if line.startswith(b"ready"):
+            self._ready(worker)
+            return
+        try:
+            directory, secret = parse_login_line(line)
+        except ValueError:
+            log.warning("worker_line_refused", worker=worker.index)
+            return
+        LOGINS.adopt(directory, secret)
+        for other in self.workers:
+            if other is not worker and other.process is not None:
+                other.process.write(login_line(directory, secret))
+        log.info("token_login_relayed", worker=worker.index, logged_in=secret is not None)
 
     def _ready(self, worker: _Worker) -> None:
         if worker.ready:
@@ -314,16 +386,47 @@ class WorkerSupervisor(Service):
 
 
 def _stop_when_parent_goes(reactor: Any) -> None:
-    """Stop the reactor once stdin reaches end of file (the parent closed it or died)."""
+    """Adopt the logins the parent passes on; stop the reactor once stdin reaches end of file (the parent closed it
+    or died)."""
 
     def watch() -> None:
+        pending = b""
         try:
-            while os.read(0, 4096):  # the raw descriptor: no buffer lock held at interpreter shutdown
-                pass
+            while chunk := os.read(0, 4096):  # the raw descriptor: no buffer lock held at interpreter shutdown
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    try:
+                        LOGINS.adopt(*parse_login_line(line))
+                    except ValueError:
+                        log.warning("parent_line_refused")
+                if len(pending) > MAX_LINE_BYTES:
+                    pending = b""
         finally:
             reactor.callFromThread(lambda: reactor.running and reactor.stop())
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _read_line() -> bytes:
+    """One line from stdin, read byte by byte from the raw descriptor (nothing after it is consumed)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        if len(data) > MAX_LINE_BYTES:
+            raise SystemExit("the parent's logins line is too long")
+        data += _read_exactly(1)
+    return data[:-1]
+
+
+def _announce_to_parent() -> None:
+    """Send this worker's soft token logins, logouts and PIN changes to the parent (on :data:`READY_FD`)."""
+    lock = threading.Lock()
+
+    def relay(directory: Path, secret: bytes | None) -> None:
+        with lock:
+            os.write(READY_FD, login_line(directory, secret))  # a line is far below PIPE_BUF: written whole
+
+    LOGINS.relay_to(relay)
 
 
 def _read_exactly(size: int) -> bytes:
@@ -340,6 +443,9 @@ def _read_exactly(size: int) -> bytes:
 def worker_main() -> None:
     """``python -m security_server.workers``: read the order from stdin, serve, tell the parent, run until stopped."""
     order: WorkerOrder = pickle.loads(_read_exactly(int.from_bytes(_read_exactly(8), "big")))
+    for directory, secret in parse_logins_line(_read_line()).items():
+        LOGINS.adopt(directory, secret)
+    _announce_to_parent()
     from twisted.internet import reactor as global_reactor
 
     from security_server.logconfig import configure_logging
@@ -351,8 +457,7 @@ def worker_main() -> None:
     server = make_service(reactor, order.settings, worker=order.slot)
     server.startService()
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
-    os.write(READY_FD, f"ready {os.getpid()}\n".encode())
-    os.close(READY_FD)
+    os.write(READY_FD, f"ready {os.getpid()}\n".encode())  # kept open: the soft token's logins go this way too
     _stop_when_parent_goes(reactor)
     log.info("worker_serving", worker=order.slot.index, of=order.slot.count, pid=os.getpid())
     reactor.run()

@@ -2,7 +2,8 @@
 
 The login holds for the process that makes it (security_server/signer/softtoken_pin.py): through the management
 API that is the running server itself (the API runs in its process, worker 0), so its proxies sign again at once.
-A PKCS#11 token logs in with the PIN of its ``[pkcs11:NAME]`` section, not through these functions.
+A PKCS#11 token logs in with the PIN of its ``[pkcs11:NAME]`` section, not through these functions. Each change is
+announced (``LOGINS.announce``): with ``[server] workers`` above 1 it reaches every worker (security_server/workers.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from security_server.admin.server_dir import ServerDirectory
 from security_server.core.config import LayeredConfig
 from security_server.serverconf.store import ServerConfError
 from security_server.signer.softtoken import PinIncorrect, SoftToken
-from security_server.signer.softtoken_pin import WeakPin
+from security_server.signer.softtoken_pin import LOGINS, WeakPin
 
 
 class TokenPinIncorrect(ServerConfError):
@@ -50,6 +51,7 @@ def login(server_dir: ServerDirectory, name: str, pin: str, config: LayeredConfi
         token.login(pin)
     except PinIncorrect as err:
         raise TokenPinIncorrect("the PIN is incorrect") from err
+    LOGINS.announce(token.directory)
     return get_token(server_dir, name, config)
 
 
@@ -59,6 +61,7 @@ def logout(server_dir: ServerDirectory, name: str, config: LayeredConfig | None 
     if not token.has_pin():
         raise TokenActionNotPossible("the soft token has no PIN (set one first): it cannot be logged out")
     token.logout()
+    LOGINS.announce(token.directory)
     return get_token(server_dir, name, config)
 
 
@@ -75,3 +78,4 @@ def set_pin(
         raise TokenPinIncorrect("the old PIN is incorrect") from err
     except WeakPin as err:
         raise TokenWeakPin(err.message) from err
+    LOGINS.announce(token.directory)

@@ -12,6 +12,12 @@ The logins live in :data:`LOGINS`, one per process, keyed by the token's directo
 and the management API's, which run in the same process, security_server/service.py) sees the same login. A
 restart forgets it, as X-Road's does. As X-Road's soft token, a wrong PIN does not lock the token; it is refused
 with ``pin_incorrect`` and the token shows ``USER_PIN_INCORRECT`` until a right one is given.
+
+A server run as several worker processes (security_server/workers.py) has one login per process: an administrator's
+login, logout or PIN change (security_server/admin/token_login.py) is announced (:meth:`SoftTokenLogins.announce`)
+to the process's relay, which the worker wires to its parent; the parent and the other workers adopt it
+(:meth:`SoftTokenLogins.adopt`). What travels is the derived secret (or its end), over the pipes between the processes: never the PIN, never a
+file or a command line.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from security_server.core.errors import ConfigurationError
 from security_server.signer.token import PinIncorrect, PrivateKey, SoftTokenError
@@ -142,6 +149,36 @@ class SoftTokenLogins:
         self._logins: dict[Path, Login] = {}
         self._incorrect: set[Path] = set()
         self.generation = 0
+        self._relay: Callable[[Path, bytes | None], None] | None = None
+
+    def relay_to(self, relay: Callable[[Path, bytes | None], None] | None) -> None:
+        """Where :meth:`announce` sends a login's secret (None: a logout); None: nowhere (one process)."""
+        with self._lock:
+            self._relay = relay
+
+    def announce(self, directory: Path) -> None:
+        """Tell the relay, if any, the current login of the token in ``directory`` (its secret, or None when it is
+        logged out), after an administrator's login, logout or PIN change."""
+        with self._lock:
+            relay = self._relay
+            where = self._where(directory)
+            login = self._logins.get(where)
+            secret = None if login is None else login.secret
+        if relay is not None:
+            relay(where, secret)
+
+    def adopt(self, directory: Path, secret: bytes | None) -> None:
+        """Take a login (or a logout, ``secret`` None) announced by another process of the same server; the secret is
+        checked against ``pin.json`` at its first use, as after a PIN change."""
+        if secret is None:
+            self.forget(directory)
+        else:
+            self.set(directory, secret)
+
+    def secrets(self) -> dict[Path, bytes]:
+        """Every current login's secret, by directory (what a newly started worker is given)."""
+        with self._lock:
+            return {where: login.secret for where, login in self._logins.items()}
 
     @staticmethod
     def _where(directory: Path) -> Path:

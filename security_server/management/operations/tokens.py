@@ -8,8 +8,9 @@ and what the global configuration in force lists. fedbus does not keep the last 
 ``ocsp_status`` is OCSP_RESPONSE_UNKNOWN (DISABLED for a disabled one). Key labels are the key ids; a key's ``name`` is its friendly
 name once given (``PATCH /keys/{id}``), else its id.
 
-The soft token's login, logout and PIN (security_server/admin/token_login.py) hold for this process: the API runs
-in the running server's process (security_server/service.py, worker 0), so a login here lets its proxies sign.
+The soft token's login, logout and PIN (security_server/admin/token_login.py) hold for the running server: the API
+runs in its process (security_server/service.py, worker 0), and with several workers the login is passed to every
+other one (security_server/workers.py), so a login here lets all its proxies sign.
 """
 
 from __future__ import annotations

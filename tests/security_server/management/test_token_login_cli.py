@@ -109,7 +109,7 @@ def test_run_logs_a_soft_token_with_a_pin_in_before_starting(tmp_path: Path) -> 
     assert bad.exit_code != 0 and "pin_incorrect" in bad.output
     right = tmp_path / "right"
     right.write_text(PIN + "\n")
-    _login_at_start(server_dir.path, 1, right)
+    _login_at_start(server_dir.path, right)
     assert server_dir.soft_token().status() is TokenStatus.LOGGED_IN
     LOGINS.forget(server_dir.keys_path)
 
@@ -118,5 +118,5 @@ def test_run_without_a_pin_starts_as_before(tmp_path: Path) -> None:
     """A soft token without a PIN needs no login at start, and nothing is created in an empty directory."""
     from security_server.cli import _login_at_start
 
-    _login_at_start(tmp_path / "empty", 1, None)
+    _login_at_start(tmp_path / "empty", None)
     assert not (tmp_path / "empty").exists()
