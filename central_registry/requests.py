@@ -107,8 +107,8 @@ class RegistrationDesk:
                     payload["client"],
                 ],
             )
-            if self.store.settings().auto_approve:
-                self.approve(request.request_id, now)
+            if self.store.settings().auto_approve or twin_of(self.store, request.request_id) is not None:
+                self.approve(request.request_id, now)  # X-Road approves a request the centre filed first
         return self.get(request.request_id)
 
     def _exists(self, request_id: str) -> bool:
@@ -227,6 +227,7 @@ class RegistrationDesk:
         """Apply a pending request to the registry in one transaction; approving twice is refused."""
         with self.store.transaction("request_approved", {"id": request_id}):
             self._apply(self._pending_payload(request_id))
+            self._decide_twin(request_id, RequestStatus.APPROVED, now)
             self._decide(request_id, RequestStatus.APPROVED, now)
         return self.get(request_id)
 
@@ -249,10 +250,54 @@ class RegistrationDesk:
         """Reject a pending request; it changes nothing else."""
         with self.store.transaction("request_rejected", {"id": request_id}):
             self._pending_payload(request_id)
+            self._decide_twin(request_id, RequestStatus.REJECTED, now)
             self._decide(request_id, RequestStatus.REJECTED, now)
         return self.get(request_id)
+
+    def _decide_twin(self, request_id: str, status: RequestStatus, now: datetime) -> None:
+        """Decide the waiting request of the other origin that ``request_id`` pairs with, if any, the same way."""
+        twin = twin_of(self.store, request_id)
+        if twin is not None:
+            self._decide(twin, status, now)
 
     def _decide(self, request_id: str, status: RequestStatus, now: datetime) -> None:
         self.store.db.execute(
             "UPDATE requests SET status = ?, decided_at = ? WHERE id = ?", [str(status), now.isoformat(), request_id]
         )
+
+# --- pairing with the centre's requests (addManagementRequest, issue 17) ------------------------------------------
+
+CENTRE_ORIGIN = "CENTER"
+SERVER_ORIGIN = "SECURITY_SERVER"
+
+
+def origin_of(payload: dict[str, Any]) -> str:
+    """Who filed a request: its security server (every request it sends), or the centre (``origin`` CENTER)."""
+    return str(payload.get("origin", SERVER_ORIGIN))
+
+
+def pairing_key(payload: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
+    """What two requests of different origins must share to be one registration (X-Road: the type, the server, the
+    client of a client request, the certificate of an authentication certificate request)."""
+    return payload["type"], payload["server"], payload.get("client"), payload.get("auth_cert")
+
+
+def waiting_requests(store: RegistryStore, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The waiting requests (id, payload) with the pairing key of ``payload``, of either origin."""
+    rows = store.db.query("SELECT id, payload FROM requests WHERE status = ? AND type = ? AND server_id = ?",
+                          [str(RequestStatus.PENDING), payload["type"], payload["server"]])
+    found = [(str(row["id"]), json.loads(row["payload"])) for row in rows]
+    return [(rid, other) for rid, other in found if pairing_key(other) == pairing_key(payload)]
+
+
+def twin_of(store: RegistryStore, request_id: str) -> str | None:
+    """The waiting request of the other origin that request ``request_id`` pairs with (X-Road's requests sharing
+    one processing, ``SUBMITTED FOR APPROVAL``), or None."""
+    row = next(iter(store.db.query("SELECT payload FROM requests WHERE id = ?", [request_id])), None)
+    if row is None:
+        return None
+    payload = json.loads(row["payload"])
+    for other_id, other in waiting_requests(store, payload):
+        if other_id != request_id and origin_of(other) != origin_of(payload):
+            return other_id
+    return None

@@ -54,6 +54,14 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getManagementRequest": READERS,
         "approveManagementRequest": REGISTRATION,
         "revokeManagementRequest": REGISTRATION,
+        "addManagementRequest": REGISTRATION,  # the centre's requests (X-Road: ADD_*_REQUEST)
+        # X-Road's permissions.yml: the management services' provider is the security officer's (every role reads)
+        "getManagementServicesConfiguration": READERS,
+        "updateManagementServicesConfiguration": ADMIN | SECURITY,
+        "registerServiceProvider": ADMIN | SECURITY,
+        "getCertificate": READERS,
+        "downloadCertificate": READERS,
+        "uploadConfigurationParts": ADMIN | SECURITY,
         "getCertificationServices": READERS,
         "getTimestampingServices": READERS,
         "addCertificationService": ADMIN | SECURITY,

@@ -2,8 +2,10 @@
 
 Statuses and types in X-Road's names: a fedbus request waiting for a decision is ``WAITING``, an approved one
 ``APPROVED``, a rejected one ``DECLINED`` (X-Road's ``DELETE`` on a request "revokes" it: fedbus declines it, the
-only way it has to refuse a request from a security server). Every request came from a security server
-(origin ``SECURITY_SERVER``).
+only way it has to refuse a request from a security server). A request signed by a security server has the origin
+``SECURITY_SERVER``; one the registry's officer filed (``POST /management-requests``, X-Road's
+``addManagementRequest``) ``CENTER``; a waiting pair of the two is ``SUBMITTED FOR APPROVAL``
+(central_registry/admin/management_requests.py).
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ from typing import Any
 
 from central_registry.admin import management_requests as admin
 from central_registry.admin import members as admin_members
-from central_registry.admin.management_requests import NumberedRequest
+from central_registry.admin.management_requests import CentreRequest, NumberedRequest
 from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import (
     PREFIX,
     client_id_json,
     paged,
+    parse_member_id,
+    parse_server_id,
+    parse_subsystem_id,
     positive_int,
     server_id_json,
     xroad_time,
 )
 from central_registry.management.permissions import roles_for
-from central_registry.requests import RequestStatus
+from central_registry.requests import CENTRE_ORIGIN, RequestStatus
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.mgmtrequest import RequestType
-from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content
+from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content, string_field
 from security_server.management.errors import bad_request
 
 STATUS = {RequestStatus.PENDING: "WAITING", RequestStatus.APPROVED: "APPROVED", RequestStatus.REJECTED: "DECLINED"}
@@ -53,10 +58,10 @@ def request_json(found: NumberedRequest, names: dict[str, str]) -> dict[str, Any
     data: dict[str, Any] = {
         "id": found.number,
         "type": TYPE[record.type],
-        "origin": "SECURITY_SERVER",
+        "origin": found.origin,
         "security_server_owner": names.get(str(server.owner), ""),
         "security_server_id": server_id_json(server),
-        "status": STATUS[record.status],
+        "status": "SUBMITTED FOR APPROVAL" if found.paired else STATUS[record.status],
         "created_at": xroad_time(datetime.fromisoformat(record.submitted_at)),
     }
     if found.address is not None:
@@ -116,7 +121,7 @@ def get_request(context: RegistryContext, request: ApiRequest) -> ApiResponse:
         found = admin.request(store, number)
         names = {str(m.id): m.name for m in admin_members.members(store)}
     data = request_json(found, names)
-    data["comments"] = f"request id {found.record.id}"
+    data["comments"] = f"request id {found.record.id}" if found.origin != CENTRE_ORIGIN else "filed by the centre"
     return ApiResponse(200, data)
 
 
@@ -144,6 +149,50 @@ def decided_json(found: NumberedRequest, names: dict[str, str]) -> dict[str, Any
     return data
 
 
+ADD_FIELDS = frozenset({"type", "origin", "security_server_id", "client_id", "server_address",
+                        "authentication_certificate", "subsystem_name", "comments", "id", "status", "created_at",
+                        "security_server_owner"})
+FILED_TYPES = {name: kind for kind, name in TYPE.items()}
+
+
+def _centre_request(data: dict[str, Any]) -> CentreRequest:
+    """X-Road's ``ManagementRequest`` body (the discriminator's fields) as the centre's request."""
+    kind_name = string_field(data, "type")
+    if kind_name not in XROAD_TYPES:
+        raise bad_request("management_request_unknown_type", str(kind_name))
+    if kind_name not in FILED_TYPES:
+        raise bad_request("management_request_not_supported", str(kind_name))
+    kind = FILED_TYPES[str(kind_name)]
+    origin = string_field(data, "origin", required=False) or CENTRE_ORIGIN
+    if origin != CENTRE_ORIGIN:
+        # A security server's request reaches fedbus signed (/managementservice), never through this API.
+        raise bad_request("management_request_not_supported", f"origin {origin}")
+    server = parse_server_id(str(string_field(data, "security_server_id", max_length=1279)))
+    client = None
+    if kind in (RequestType.CLIENT_REG, RequestType.CLIENT_DELETION):
+        text = str(string_field(data, "client_id", max_length=1279))
+        client = parse_member_id(text) if text.count(":") == 2 else parse_subsystem_id(text)
+    cert = None
+    if kind in (RequestType.AUTH_CERT_REG, RequestType.AUTH_CERT_DELETION):
+        encoded = str(string_field(data, "authentication_certificate", max_length=64 * 1024))
+        try:
+            cert = base64.b64decode(encoded, validate=True)
+        except ValueError as err:
+            raise bad_request("management_request_invalid_auth_certificate", "not base64") from err
+    address = string_field(data, "server_address", required=kind is RequestType.AUTH_CERT_REG)
+    return CentreRequest(kind, server, client, cert, address)
+
+
+def add_request(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST /management-requests (addManagementRequest): the centre's request; 201 with it (a deletion approved
+    at once, a registration waiting for, or paired with, its server's request)."""
+    wanted = _centre_request(request.json_object(ADD_FIELDS, frozenset({"type", "security_server_id"})))
+    with context.store() as store:
+        found = admin.file_request(store, wanted, context.now())
+        names = {str(m.id): m.name for m in admin_members.members(store)}
+    return ApiResponse(201, decided_json(found, names))
+
+
 def decline(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """DELETE /management-requests/{management_request_id}: decline a waiting request."""
     number = positive_int(request.params["management_request_id"], "management_request_id")
@@ -158,6 +207,8 @@ def operations() -> list[Operation]:
     return [
         Operation("GET", f"{PREFIX}/management-requests", "findManagementRequests",
                   roles_for("findManagementRequests"), find_requests),
+        Operation("POST", f"{PREFIX}/management-requests", "addManagementRequest", roles_for("addManagementRequest"),
+                  add_request),
         Operation("GET", one, "getManagementRequest", roles_for("getManagementRequest"), get_request),
         Operation("POST", f"{one}/approval", "approveManagementRequest", roles_for("approveManagementRequest"),
                   approve),
