@@ -265,6 +265,7 @@ class RegistrationDesk:
             "UPDATE requests SET status = ?, decided_at = ? WHERE id = ?", [str(status), now.isoformat(), request_id]
         )
 
+
 # --- pairing with the centre's requests (addManagementRequest, issue 17) ------------------------------------------
 
 CENTRE_ORIGIN = "CENTER"
