@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 from urllib.parse import urljoin
 
-from security_server.admin.errors import ActionNotPossible, ClientNotFound, Conflict, NotFound
+from security_server.admin.errors import ActionNotPossible, ClientNotFound, Conflict, NotFound, ServiceNotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.errors import BusError
 from security_server.core.identifiers import XROAD_NS, ClientId, ServiceId
@@ -265,6 +266,15 @@ def refresh_description(
     url = description.source_url
     if not url:
         raise ActionNotPossible("the description was not added by URL: there is nothing to read again")
+    return _replace(server_dir, description, document, url, read_at, ignore_warnings)
+
+
+def _replace(
+    server_dir: ServerDirectory, description: ServiceDescription, document: bytes, url: str, read_at: datetime,
+    ignore_warnings: bool,
+) -> ServiceDescription:
+    """``description`` replaced by ``document`` read from ``url`` (a refresh, or an update to a new URL)."""
+    description_id = description.id
     client = description.client
     old_ids = [s.id for s in description.services]
     if description.kind is ServiceKind.REST:
@@ -293,3 +303,110 @@ def refresh_description(
             store.replace_description(kept, document)
         store.set_description_source(new_ids, url, read_at)
     return description_of(server_dir, new_ids[0])
+
+
+# --- updating a description (X-Road's updateServiceDescription) --------------------------------------------------
+
+
+class WrongDescriptionType(ServerConfError):
+    """The update names another type than the description's (X-Road's ``wrong_servicedescription_type``)."""
+
+    api_code: ClassVar[str] = "wrong_servicedescription_type"
+
+
+class UrlExists(Conflict):
+    """Another description of the client has this URL."""
+
+    api_code = "url_already_exists"
+
+
+class WsdlExists(Conflict):
+    """Another WSDL description of the client has this URL."""
+
+    api_code = "wsdl_exists"
+
+
+class ServiceCodeExists(Conflict):
+    """The client has a service with the new code already."""
+
+    api_code = "service_code_already_exists"
+
+
+def description_type(description: ServiceDescription) -> str:
+    """X-Road's ``ServiceType``: ``WSDL``, ``OPENAPI3`` or ``REST``."""
+    if description.kind is ServiceKind.SOAP:
+        return "WSDL"
+    return "OPENAPI3" if description.has_document else "REST"
+
+
+def _shown_url(description: ServiceDescription) -> str:
+    return description.source_url or description.services[0].url
+
+
+def check_update(
+    server_dir: ServerDirectory, description_id: ServiceId, kind: str, url: str, code: str | None = None,
+    new_code: str | None = None,
+) -> ServiceDescription:
+    """The description an update names, checked before anything is fetched: its type, the REST service code it
+    names, a URL no other description of the client has, a new code the client has no service with."""
+    description = get_description(server_dir, description_id)
+    if description_type(description) != kind:
+        raise WrongDescriptionType(f"the description is {description_type(description)}, not {kind}")
+    if kind != "WSDL" and code != description.id.service_code:
+        raise ServiceNotFound(f"the description has no REST service {code}")
+    others = [d for d in client_descriptions(server_dir, description.client) if d.id != description.id]
+    if any(_shown_url(d) == url for d in others):
+        raise (WsdlExists if kind == "WSDL" else UrlExists)(f"{description.client} has a description at {url}")
+    if new_code is not None and new_code != code:
+        try:
+            ServiceId(description.client, new_code)
+        except BusError as err:
+            raise ServerConfError(f"invalid REST service code: {err.message}") from err
+        if any(s.id.service_code == new_code for s in server_dir.snapshot().services_of(description.client)):
+            raise ServiceCodeExists(f"{description.client} has service code {new_code} already")
+    return description
+
+
+def _renamed(server_dir: ServerDirectory, description: ServiceDescription, new_code: str | None) -> ServiceDescription:
+    code = description.id.service_code
+    if new_code is None or new_code == code:
+        return get_description(server_dir, description.id)
+    with server_dir.open_store() as store:
+        store.rename_service_code(description.client, code, new_code)
+    return get_description(server_dir, ServiceId(description.client, new_code))
+
+
+def update_rest(
+    server_dir: ServerDirectory, description_id: ServiceId, url: str, code: str, new_code: str | None = None,
+) -> ServiceDescription:
+    """A plain REST description's URL (its service's URL) and, with ``new_code``, its service code (rights and
+    endpoints follow)."""
+    description = check_update(server_dir, description_id, "REST", url, code, new_code)
+    service = description.services[0]
+    with server_dir.open_store() as store:
+        store.update_service(service.id, url=url, timeout_seconds=service.timeout_seconds)
+    return _renamed(server_dir, description, new_code)
+
+
+def update_openapi(
+    server_dir: ServerDirectory, description_id: ServiceId, url: str, code: str, document: bytes, read_at: datetime,
+    new_code: str | None = None,
+) -> ServiceDescription:
+    """An OpenAPI 3 description read from a new URL: its endpoints follow ``document`` (the service keeps its URL,
+    timeout and rights), and with ``new_code`` its service code changes."""
+    description = check_update(server_dir, description_id, "OPENAPI3", url, code, new_code)
+    ids = [s.id for s in description.services]
+    with server_dir.open_store() as store:
+        store.replace_description(ids, document)
+        store.set_description_source(ids, url, read_at)
+    return _renamed(server_dir, description, new_code)
+
+
+def update_wsdl(
+    server_dir: ServerDirectory, description_id: ServiceId, url: str, document: bytes, read_at: datetime, *,
+    ignore_warnings: bool = False,
+) -> ServiceDescription:
+    """A WSDL description read from a new URL, as a refresh from there (:class:`DescriptionChanges` unless
+    ``ignore_warnings``)."""
+    description = check_update(server_dir, description_id, "WSDL", url)
+    return _replace(server_dir, description, document, url, read_at, ignore_warnings)

@@ -1,10 +1,11 @@
-"""``/clients/{id}/service-descriptions`` and ``/service-descriptions/{id}``: add, read, refresh, enable, disable,
-delete.
+"""``/clients/{id}/service-descriptions`` and ``/service-descriptions/{id}``: add, read, change, refresh, enable,
+disable, delete.
 
 A description's id is its first service's id (:mod:`security_server.admin.service_descriptions`); its ``url``
 is the URL it was read from (for a plain REST description, and one stored before fedbus kept that URL, the
 provider URL of its service), ``refreshed_at`` when it was last read (else the epoch). Adding one by URL fetches
-it (WSDL, OpenAPI 3 JSON) and splits it into services as X-Road does; refreshing reads that URL again.
+it (WSDL, OpenAPI 3 JSON) and splits it into services as X-Road does; refreshing reads that URL again, changing
+it (X-Road's ``updateServiceDescription``) reads a new one.
 """
 
 from __future__ import annotations
@@ -205,6 +206,68 @@ def refresh_service_description(context: OperationContext, request: ApiRequest) 
     return blocking(source).addCallback(fetch).addCallback(store)
 
 
+_UPDATE_FIELDS = frozenset({"url", "type", "rest_service_code", "new_rest_service_code", "ignore_warnings"})
+
+
+def update_service_description(context: OperationContext, request: ApiRequest) -> Deferred[ApiResponse]:
+    """``PATCH /service-descriptions/{id}``: X-Road's ``ServiceDescriptionUpdate``. ``type`` must be the
+    description's (400 ``wrong_servicedescription_type``); a REST one gets a new URL for its service, an OpenAPI 3
+    one is read from the new URL (its endpoints follow it), both may get ``new_rest_service_code`` (rights and
+    endpoints follow); a WSDL one is read from the new URL as a refresh from there (X-Road's warnings unless
+    ``ignore_warnings``). 409 ``url_already_exists``/``wsdl_exists`` when another description of the client has
+    the URL, ``service_code_already_exists`` for a code the client has. Runs on the reactor thread (it fetches)."""
+    description_id = parse_service_id(request.params["id"])
+    data = request.json_object(_UPDATE_FIELDS, frozenset({"url", "type"}))
+    url = str(string_field(data, "url"))
+    ignore = bool_field(data, "ignore_warnings")
+    kind = data["type"]
+    if kind not in ("WSDL", "OPENAPI3", "REST"):
+        raise bad_request("invalid_field", "type")
+    code = string_field(data, "rest_service_code", required=False)
+    new_code = string_field(data, "new_rest_service_code", required=False)
+    if kind != "WSDL" and code is None:
+        raise bad_request("missing_parameter", "rest_service_code")
+    try:
+        check_service_url(url)
+    except ServerConfError as err:
+        raise bad_request("invalid_url", err.message) from err
+    assert context.blocking is not None
+    blocking = context.blocking
+
+    def answer(description: ServiceDescription) -> ApiResponse:
+        return ApiResponse(200, description_json(context, description))
+
+    if kind == "REST":
+        return blocking(lambda: answer(service_descriptions.update_rest(
+            context.server_dir, description_id, url, str(code), new_code)))
+    if context.fetch is None:
+        raise ApiError(404, "service_description_fetch_unavailable")
+    fetch = context.fetch
+
+    def unreachable(reason: Failure) -> Failure:
+        if isinstance(reason.value, NetworkError):
+            raise ApiError(400, "wsdl_download_failed" if kind == "WSDL" else "openapi_download_failed", url)
+        return reason
+
+    def store(document: bytes) -> Deferred[ApiResponse]:
+        def work() -> ApiResponse:
+            read_at = context.now()
+            try:
+                if kind == "WSDL":
+                    return answer(service_descriptions.update_wsdl(
+                        context.server_dir, description_id, url, document, read_at, ignore_warnings=ignore))
+                return answer(service_descriptions.update_openapi(
+                    context.server_dir, description_id, url, str(code), document, read_at, new_code))
+            except DescriptionChanges as changes:
+                return _warnings(changes)
+
+        return blocking(work)
+
+    checked = blocking(lambda: service_descriptions.check_update(
+        context.server_dir, description_id, str(kind), url, code, new_code))
+    return checked.addCallback(lambda _: fetch(url).addErrback(unreachable)).addCallback(store)
+
+
 _SD = f"{PREFIX}/service-descriptions/{{id}}"
 OPERATIONS = (
     Operation("GET", f"{PREFIX}/clients/{{id}}/service-descriptions", "getClientServiceDescriptions",
@@ -214,6 +277,8 @@ OPERATIONS = (
     Operation("GET", _SD, "getServiceDescription", roles_for("getServiceDescription"), get_service_description),
     Operation("DELETE", _SD, "deleteServiceDescription", roles_for("deleteServiceDescription"),
               delete_service_description),
+    Operation("PATCH", _SD, "updateServiceDescription", roles_for("updateServiceDescription"),
+              update_service_description, in_reactor=True),
     Operation("GET", f"{_SD}/services", "getServiceDescriptionServices", roles_for("getServiceDescriptionServices"),
               get_service_description_services),
     Operation("PUT", f"{_SD}/disable", "disableServiceDescription", roles_for("disableServiceDescription"),
