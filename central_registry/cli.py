@@ -18,6 +18,7 @@ from central_registry.admin import security_servers as admin_servers
 from central_registry.bootstrap import CERTIFICATE_PROFILE, init_registry, join_registry
 from central_registry import conf_signing_key as token_files
 from central_registry.conf_signing_key import ConfSigningSettings, create_in_token
+from central_registry import backup_commands
 from central_registry.management import commands as management_commands
 from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.requests import RequestStatus
@@ -262,6 +263,7 @@ def _config_option(func: Any) -> Any:
 
 # ``fedbus registry user ...`` and ``api-key ...``: the credentials of the registry's management API.
 management_commands.register(registry, _registry_dir_option, _JSON_OPTION)
+backup_commands.register(registry, _registry_dir_option, _JSON_OPTION)
 
 
 @registry.command("init")

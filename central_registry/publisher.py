@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from central_registry.admin.ha_status import record_generation
+from central_registry.admin.trusted_anchors import published_anchors
 from central_registry.store import RegistryStore
 from security_server.edge.atomic_file import write_atomically
 from security_server.core.errors import ConfigurationError
@@ -202,12 +204,14 @@ def shared_parameters(
 
 
 def private_parameters(store: RegistryStore, management: ManagementService) -> PrivateParameters:
-    """The private parameters: where to send management requests, and the timestamping interval."""
+    """The private parameters: where to send management requests, the timestamping interval, trusted anchors."""
     settings = store.settings()
     return PrivateParameters(
         instance=settings.instance,
         management_service=management,
         time_stamping_interval_seconds=settings.timestamping_interval_seconds,
+        # Other instances' anchors (federation, central_registry/admin/trusted_anchors.py), as X-Road lists them.
+        configuration_anchors=published_anchors(store),
     )
 
 
@@ -338,6 +342,7 @@ class Publisher:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomically(self.folder / DIRECTORY_NAME, publication.directory)
         self._prune()
+        record_generation(self.store, f"{self.public_url}/{DIRECTORY_NAME}", now)
         return publication
 
     def _prune(self) -> None:

@@ -50,6 +50,12 @@ class MemberNotFound(NotFound):
     api_code = "member_not_found"
 
 
+class SubsystemNotFound(MemberNotFound):
+    """No subsystem has this identifier."""
+
+    api_code = "subsystem_not_found"
+
+
 class MemberExists(Conflict):
     """The member (or subsystem) exists already."""
 

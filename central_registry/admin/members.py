@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from central_registry.admin.errors import MemberClassNotFound, MemberExists, MemberNotFound
+from central_registry.admin.errors import MemberClassNotFound, MemberExists, MemberNotFound, SubsystemNotFound
 from central_registry.store import Member, RegistryError, RegistryStore
 from security_server.core.identifiers import ClientId
 
@@ -68,3 +68,23 @@ def delete_subsystem(store: RegistryStore, subsystem_id: ClientId) -> None:
             "DELETE FROM subsystems WHERE member_id = ? AND subsystem_code = ?",
             [str(subsystem_id.member), subsystem_id.subsystem_code],
         )
+
+
+def rename_subsystem(store: RegistryStore, subsystem_id: ClientId, name: str | None) -> None:
+    """Give a subsystem a name, or take it away (``None`` or blank). fedbus's shared parameters have no place for
+    it (schemas/shared-parameters.xsd, X-Road's version 4 shape), so it is the registry's own record."""
+    if subsystem_id.subsystem_code is None or not store.has_client(subsystem_id):
+        raise SubsystemNotFound(f"unknown subsystem {subsystem_id}")
+    kept = name if name and name.strip() else None
+    with store.transaction("subsystem_renamed", {"subsystem": str(subsystem_id), "name": kept}):
+        store.db.execute(
+            "UPDATE subsystems SET name = ? WHERE member_id = ? AND subsystem_code = ?",
+            [kept, str(subsystem_id.member), subsystem_id.subsystem_code],
+        )
+
+
+def subsystem_names(store: RegistryStore, member_id: ClientId) -> dict[str, str]:
+    """The names of a member's named subsystems, by subsystem code."""
+    rows = store.db.query(
+        "SELECT subsystem_code, name FROM subsystems WHERE member_id = ? AND name IS NOT NULL", [str(member_id)])
+    return {str(row["subsystem_code"]): str(row["name"]) for row in rows}

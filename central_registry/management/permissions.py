@@ -107,6 +107,23 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "getConfigurationParts": READERS,
         "getConfigurationGenerations": READERS,  # a fedbus extension (docs/compatibility.md)
         "downloadConfigurationParts": READERS,
+        # X-Road's permissions.yml: backups are the system administrator's; trusted anchors the security officer's
+        # (the system administrator may view and download them)
+        "getBackups": ADMIN,
+        "addBackup": ADMIN,
+        "uploadBackup": ADMIN,
+        "deleteBackup": ADMIN,
+        "downloadBackup": ADMIN,
+        "restoreBackup": ADMIN,
+        "getTrustedAnchors": ADMIN | SECURITY,
+        "downloadTrustedAnchor": ADMIN | SECURITY,
+        "previewTrustedAnchor": SECURITY,
+        "uploadTrustedAnchor": SECURITY,
+        "deleteTrustedAnchor": SECURITY,
+        "updateSubsystemName": REGISTRATION,
+        "getHighAvailabilityClusterStatus": READERS,
+        "getGroupMembersFilterModel": READERS,
+        "downloadOpenApi": READERS,
     }
 )
 

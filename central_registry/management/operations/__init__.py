@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from central_registry.management.operations import (
+    backups,
     clients,
     configuration_sources,
     global_groups,
+    ha_status,
     initialization,
     management_requests,
     member_classes,
     members,
+    openapi_document,
     security_servers,
     tokens,
     trust_services,
+    trusted_anchors,
 )
 from security_server.management.api import Operation
 
@@ -30,4 +34,8 @@ def registry_operations() -> list[Operation]:
         *trust_services.operations(),
         *configuration_sources.operations(),
         *tokens.operations(),
+        *backups.operations(),
+        *trusted_anchors.operations(),
+        *ha_status.operations(),
+        *openapi_document.operations(),
     ]

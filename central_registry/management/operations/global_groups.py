@@ -114,6 +114,19 @@ def find_members(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     return ApiResponse(200, {"items": page, "paging_metadata": metadata})
 
 
+def filter_model(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """GET /global-groups/{group_code}/members/filter-model: the values the group's members have, each sorted, to
+    fill ``GroupMembersFilter`` with."""
+    with context.store() as store:
+        group = admin.global_group(store, request.params["group_code"])
+    return ApiResponse(200, {
+        "instances": sorted({c.instance for c in group.members}),
+        "member_classes": sorted({c.member_class for c in group.members}),
+        "codes": sorted({c.member_code for c in group.members}),
+        "subsystems": sorted({c.subsystem_code for c in group.members if c.subsystem_code is not None}),
+    })
+
+
 def remove_member(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """DELETE /global-groups/{group_code}/members/{client_id}."""
     client = parse_client_id(request.params["client_id"])
@@ -136,6 +149,8 @@ def operations() -> list[Operation]:
                   add_members),
         Operation("POST", f"{one}/members", "findGlobalGroupMembers", roles_for("findGlobalGroupMembers"),
                   find_members),
+        Operation("GET", f"{one}/members/filter-model", "getGroupMembersFilterModel",
+                  roles_for("getGroupMembersFilterModel"), filter_model),
         Operation("DELETE", f"{one}/members/{{client_id}}", "deleteGlobalGroupMember",
                   roles_for("deleteGlobalGroupMember"), remove_member),
     ]

@@ -96,6 +96,7 @@ def member_subsystems(context: RegistryContext, request: ApiRequest) -> ApiRespo
     with context.store() as store:
         member = admin.member(store, member_id)
         servers = admin_servers.security_servers(store)
+        names = admin.subsystem_names(store, member_id)
     answer = []
     for code in member.subsystems:
         subsystem = member_id.subsystem(code)
@@ -104,7 +105,10 @@ def member_subsystems(context: RegistryContext, request: ApiRequest) -> ApiRespo
              "status": "APPROVED"}
             for s in servers if subsystem in s.clients
         ]
-        answer.append({"subsystem_id": client_id_json(subsystem), "used_security_servers": used})
+        shown: dict[str, Any] = {"subsystem_id": client_id_json(subsystem), "used_security_servers": used}
+        if code in names:
+            shown["subsystem_name"] = names[code]
+        answer.append(shown)
     return ApiResponse(200, answer)
 
 
@@ -158,16 +162,38 @@ def unregister_subsystem(context: RegistryContext, request: ApiRequest) -> ApiRe
 def add_subsystem(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """POST /subsystems."""
     data = request.json_object(frozenset({"subsystem_id", "subsystem_name"}), frozenset({"subsystem_id"}))
-    if data.get("subsystem_name") is not None:
-        string_field(data, "subsystem_name", required=False)
+    name = _subsystem_name(data)
     with context.store() as store:
         raw = dict(data["subsystem_id"]) if isinstance(data["subsystem_id"], Mapping) else data["subsystem_id"]
         if isinstance(raw, dict):
             raw.setdefault("instance_id", store.settings().instance)
         subsystem = _new_id(raw, "subsystem_id", with_subsystem=True)
-        admin.add_subsystem(store, subsystem)
+        with store.transaction("subsystem_added_by_api", {"subsystem": str(subsystem)}, audit=False):
+            admin.add_subsystem(store, subsystem)
+            if name:
+                admin.rename_subsystem(store, subsystem, name)
         member = admin.member(store, subsystem.member)
     return ApiResponse(201, {"member_name": member.name, "client_id": client_id_json(subsystem)})
+
+
+def _subsystem_name(data: Mapping[str, Any]) -> str | None:
+    """X-Road's ``SubsystemName``: up to 255 characters, empty for none."""
+    name = data.get("subsystem_name")
+    if name is None or name == "":
+        return None
+    return string_field(data, "subsystem_name", required=False)
+
+
+def rename_subsystem(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """PATCH /subsystems/{subsystem_id} (updateSubsystemName): the name is the registry's own record (fedbus's
+    shared parameters have no ``subsystemName``); answers X-Road's ``Client`` (its member's name)."""
+    data = request.json_object(frozenset({"subsystem_name"}))
+    name = _subsystem_name(data)
+    subsystem = parse_subsystem_id(request.params["subsystem_id"])
+    with context.store() as store:
+        admin.rename_subsystem(store, subsystem, name)
+        member = admin.member(store, subsystem.member)
+    return ApiResponse(200, {"member_name": member.name, "client_id": client_id_json(subsystem)})
 
 
 def delete_subsystem(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -198,4 +224,6 @@ def operations() -> list[Operation]:
         Operation("POST", f"{PREFIX}/subsystems", "addSubsystem", roles_for("addSubsystem"), add_subsystem),
         Operation("DELETE", f"{PREFIX}/subsystems/{{subsystem_id}}", "deleteSubsystem", roles_for("deleteSubsystem"),
                   delete_subsystem),
+        Operation("PATCH", f"{PREFIX}/subsystems/{{subsystem_id}}", "updateSubsystemName",
+                  roles_for("updateSubsystemName"), rename_subsystem),
     ]

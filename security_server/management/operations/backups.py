@@ -7,7 +7,7 @@ implemented.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from security_server.admin import backups
 from security_server.admin.backups import Backup, BackupExists
@@ -59,7 +59,7 @@ def restore_backup(context: OperationContext, request: ApiRequest) -> ApiRespons
     return ApiResponse(200, {"hsm_tokens_logged_out": False})
 
 
-def _uploaded_file(request: ApiRequest) -> tuple[str, bytes]:
+def uploaded_file(request: ApiRequest) -> tuple[str, bytes]:
     """The ``file`` part of a ``multipart/form-data`` body: its file name and bytes (400 when there is none)."""
     content_type = request.content_type or ""
     if not content_type.lower().startswith("multipart/form-data"):
@@ -72,17 +72,27 @@ def _uploaded_file(request: ApiRequest) -> tuple[str, bytes]:
     return part.filename, part.data
 
 
-def upload_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
-    """``POST /backups/upload?ignore_warnings=``: an archive verified, then stored under its name. A name taken is
-    X-Road's warning ``warning_file_already_exists`` (400) unless ``ignore_warnings=true`` (then replaced)."""
-    filename, data = _uploaded_file(request)
-    overwrite = request.query_bool("ignore_warnings", False)
+def upload_answer(
+    request: ApiRequest, store: Callable[[str, bytes, bool], Backup], exists: type[Exception]
+) -> ApiResponse:
+    """The answer to ``POST /backups/upload?ignore_warnings=`` (both roles): the uploaded archive handed to
+    ``store`` (file name, bytes, overwrite), which raises ``exists`` for a name taken: X-Road's warning
+    ``warning_file_already_exists`` (400) unless ``ignore_warnings=true`` (then replaced)."""
+    filename, data = uploaded_file(request)
     try:
-        stored = backups.upload_backup(context.server_dir, filename, data, overwrite=overwrite)
-    except BackupExists:
+        stored = store(filename, data, request.query_bool("ignore_warnings", False))
+    except exists:
         return ApiResponse(400, {"status": 400, "error": {"code": "warnings_detected"},
                                  "warnings": [{"code": "warning_file_already_exists", "metadata": [filename]}]})
     return ApiResponse(201, backup_json(stored))
+
+
+def upload_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /backups/upload?ignore_warnings=``: an archive verified, then stored under its name."""
+    return upload_answer(
+        request, lambda name, data, overwrite: backups.upload_backup(context.server_dir, name, data, overwrite=overwrite),
+        BackupExists,
+    )
 
 
 _ONE = f"{PREFIX}/backups/{{filename}}"

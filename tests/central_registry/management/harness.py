@@ -56,14 +56,18 @@ class RegistryApi(InMemoryApi):
         return self.context.credentials()
 
 
-def multipart_form(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A multipart/form-data body as X-Road's UI sends uploads."""
+def multipart_form(
+    fields: dict[str, str], files: dict[str, bytes], filenames: dict[str, str] | None = None
+) -> tuple[bytes, str]:
+    """A multipart/form-data body as X-Road's UI sends uploads (a file part is named ``<field>.pem`` unless
+    ``filenames`` says otherwise)."""
     boundary = "fedbus-test-boundary"
     chunks = []
     for name, value in fields.items():
         chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     for name, data in files.items():
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.pem"\r\n'
+        filename = (filenames or {}).get(name, f"{name}.pem")
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
                       f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
     return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
