@@ -32,7 +32,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from twisted.internet import defer
 
-from security_server.admin import access_rights, clients, initialization, local_groups, services
+from security_server.admin import access_rights, clients, initialization, local_groups, orphans, services
+from security_server.admin import endpoints as admin_endpoints
 from security_server.admin import keys as admin_keys
 from security_server.admin import registration as admin_registration
 from security_server.admin.server_dir import DB_NAME, KEYS_DIR, ServerDirectory
@@ -669,6 +670,48 @@ def client_tls_cert_delete(directory: Path, client_id: ClientId, cert_hash: str)
     click.echo(f"Deleted TLS certificate {cert_hash.upper()}")
 
 
+@client.command("disable")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+def client_disable(directory: Path, client_id: ClientId) -> None:
+    """Disable a registered client: the proxies refuse its exchanges until it is enabled (X-Road 7)."""
+    clients.disable_client(_server_dir(directory), client_id)
+    click.echo(f"Disabled {client_id}")
+
+
+@client.command("enable")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+def client_enable(directory: Path, client_id: ClientId) -> None:
+    """Enable a disabled client again."""
+    clients.enable_client(_server_dir(directory), client_id)
+    click.echo(f"Enabled {client_id}")
+
+
+@client.command("rename")
+@dir_option
+@click.argument("client_id", metavar="SUBSYSTEM", type=SUBSYSTEM)
+@click.argument("name")
+def client_rename(directory: Path, client_id: ClientId, name: str) -> None:
+    """Give a saved or registered subsystem a name (kept on this server: the registry takes no rename)."""
+    clients.rename_client(_server_dir(directory), client_id, name)
+    click.echo(f"Named {client_id} {name!r}")
+
+
+@client.command("orphans")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.option("--delete", is_flag=True, help="Delete them with their certificates and requests.")
+def client_orphans(directory: Path, client_id: ClientId, delete: bool) -> None:
+    """List (or delete) the sign keys a deleted client's member left on the soft token."""
+    server_dir = _server_dir(directory)
+    if delete:
+        found = orphans.delete_orphans(server_dir, client_id, now=datetime.now(UTC))
+        click.echo("\n".join(f"Deleted key {k}" for k in found))
+        return
+    click.echo("\n".join(orphans.orphan_keys(server_dir, client_id)) or "(none)")
+
+
 # --- services -------------------------------------------------------------------------------------------------------
 
 
@@ -902,6 +945,52 @@ def localgroup_list(directory: Path, client_id: ClientId | None, as_json: bool) 
     ]
     rows = [[str(g.owner), g.id.group_code, g.description, ", ".join(sorted(str(m) for m in g.members))] for g in groups]
     _emit(as_json, data, lambda: cli_output.format_table(["client", "code", "description", "members"], rows))
+
+
+@localgroup.command("update")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("code", type=LOCAL_GROUP)
+@click.option("--description", required=True, help="What the group is for.")
+def localgroup_update(directory: Path, client_id: ClientId, code: LocalGroupId, description: str) -> None:
+    """Change the description of local group CODE of CLIENT."""
+    local_groups.update_description(_server_dir(directory), client_id, code, description)
+    click.echo(f"Changed local group {code.group_code} of {client_id}")
+
+
+# --- REST endpoints added by hand -----------------------------------------------------------------------------------
+
+
+@service.command("endpoint-add")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.argument("endpoint_text", metavar="'METHOD PATH'")
+def service_endpoint_add(directory: Path, service_id: ServiceId, endpoint_text: str) -> None:
+    """Add an endpoint to a REST service, e.g. 'POST /pets'."""
+    admin_endpoints.add_endpoint(_server_dir(directory), service_id, Endpoint.parse(endpoint_text))
+    click.echo(f"Added endpoint {Endpoint.parse(endpoint_text)} to {service_id.service_code}")
+
+
+@service.command("endpoint-update")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.argument("old_text", metavar="'METHOD PATH'")
+@click.argument("new_text", metavar="'NEW_METHOD NEW_PATH'")
+def service_endpoint_update(directory: Path, service_id: ServiceId, old_text: str, new_text: str) -> None:
+    """Change an endpoint added by hand; its access rights follow it."""
+    new = Endpoint.parse(new_text)
+    admin_endpoints.update_endpoint(_server_dir(directory), service_id, Endpoint.parse(old_text), new)
+    click.echo(f"Changed endpoint to {new}")
+
+
+@service.command("endpoint-delete")
+@dir_option
+@click.argument("service_id", metavar="SERVICE", type=SERVICE)
+@click.argument("endpoint_text", metavar="'METHOD PATH'")
+def service_endpoint_delete(directory: Path, service_id: ServiceId, endpoint_text: str) -> None:
+    """Delete an endpoint added by hand with the access rights limited to it."""
+    admin_endpoints.delete_endpoint(_server_dir(directory), service_id, Endpoint.parse(endpoint_text))
+    click.echo(f"Deleted endpoint {Endpoint.parse(endpoint_text)}")
 
 
 # --- commands that talk to the network ----------------------------------------------------------------------------
