@@ -158,8 +158,9 @@ async def register_client(reactor: Any, server_dir: ServerDirectory, client_id: 
     return answer
 
 
-UNREGISTRABLE_STATES = frozenset({ClientState.REGISTERED, ClientState.REGISTRATION_IN_PROGRESS})
-"""X-Road sends clientDeletion for a client registered or whose registration was sent (UG-SS §4.4)."""
+UNREGISTRABLE_STATES = frozenset({ClientState.REGISTERED, ClientState.REGISTRATION_IN_PROGRESS, ClientState.DISABLED})
+"""X-Road sends clientDeletion for a client registered (disabled too, X-Road 7) or whose registration was sent
+(UG-SS §4.4)."""
 
 
 def check_unregistrable(server_dir: ServerDirectory, client_id: ClientId) -> None:

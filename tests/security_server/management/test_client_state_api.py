@@ -93,6 +93,17 @@ def test_a_disabled_client_cannot_be_deleted(server: Api) -> None:
     assert deleted.status == 400 and error_object(deleted.body)["error"]["code"] == "action_not_possible"
 
 
+def test_a_disabled_client_can_be_unregistered(server: Api) -> None:
+    """As X-Road 7, a disabled client may be unregistered (clientDeletion) without enabling it first."""
+    from security_server.admin import registration
+
+    _registered(server)
+    server.request("PUT", f"/api/v1/clients/{CLIENT_TEXT}/disable", key=server.api_key(Role.REGISTRATION_OFFICER))
+    registration.check_unregistrable(server.server_dir, CLIENT)
+    with server.server_dir.open_store() as store:
+        store.set_client_state(CLIENT, ClientState.DELETION_IN_PROGRESS)
+
+
 def test_a_subsystem_is_renamed_and_shows_its_name(server: Api) -> None:
     """rename keeps the name: the client shows subsystem_name and rename_status NAME_SET; the same name again is
     400 invalid_client_name."""
