@@ -2,7 +2,8 @@
 
 A backup is an uncompressed tar archive in ``<server dir>/backups/`` named ``conf_backup_YYYYMMDD-HHMMSS.tar``.
 It holds the configuration database (an online SQLite backup, consistent even while the server writes), the soft
-token's folder ``keys/``, the management API's users and keys (``management.db``) and TLS identity, and
+token's folder ``keys/``, the management API's users and keys (``management.db``) and TLS identity, the internal
+TLS key and certificate (``internal-tls.*``, what the client proxy's HTTPS port serves), and
 ``MANIFEST.json``: each member's SHA-256, authenticated with HMAC-SHA256 under ``backup-hmac.key``, a random key
 kept in the server directory (mode 0600) and never in a backup. A restore checks the HMAC and every digest first,
 and refuses the whole archive (nothing changed) when anything differs, a member is missing or extra, or a name is
@@ -44,7 +45,7 @@ __all__ = [
     "upload_backup",
 ]
 
-OPTIONAL_FILES = ("management.db", "management-tls.key", "management-tls.crt")
+OPTIONAL_FILES = ("management.db", "management-tls.key", "management-tls.crt", "internal-tls.key", "internal-tls.crt")
 KEY_FILE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
