@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from central_registry.admin.ha_status import record_generation
 from central_registry.admin.trusted_anchors import published_anchors
+from central_registry.admin.management_services import published_provider
 from central_registry.store import RegistryStore
 from security_server.edge.atomic_file import write_atomically
 from security_server.core.errors import ConfigurationError
@@ -56,7 +57,6 @@ from security_server.core.globalconf.sharedparams import (
     SecurityServerInfo,
     SharedParameters,
 )
-from security_server.core.identifiers import ClientId
 from security_server.core.signature import RSA_PSS_SHA512
 from security_server.schemafiles import load_schema
 from security_server.signer.pkcs11_key import signature_algorithm_for
@@ -293,11 +293,9 @@ class Publisher:
 
     def management_service(self) -> ManagementService:
         """Where security servers send registration requests; the registry itself answers them."""
-        instance = self.store.settings().instance
-        # X-Road names a management-service provider subsystem; the registry answers directly, so it names
-        # the instance's reserved provider identity instead of a member's subsystem.
-        provider = ClientId(instance, "REGISTRY", "registry", "management")
-        return ManagementService(self.management_url, provider, self.management_cert_der)
+        # X-Road names a management-service provider subsystem; the registry answers directly, so it names the one
+        # an administrator chose, else the instance's reserved identity (central_registry/admin/management_services.py).
+        return ManagementService(self.management_url, published_provider(self.store), self.management_cert_der)
 
     def build(self, now: datetime) -> Publication:
         """Generate and sign one configuration at ``now``."""
