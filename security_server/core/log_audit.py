@@ -332,6 +332,16 @@ class LogAuditor:
             return str(err)
         return None
 
+    def stamp_holds(self, stamp_id: int) -> bool:
+        """Whether timestamp ``stamp_id`` was found to hold (token read, imprint of its batch result and, with a
+        configuration, the token's TSA and signature): a record whose ts chain leads from its own signature hash to
+        that result then has nothing else to check (:meth:`stamp_failure` would find nothing)."""
+        return (
+            isinstance(self._tokens.get(stamp_id), TimestampInfo)
+            and stamp_id in self._imprints and self._imprints[stamp_id] is None
+            and (self.conf is None or (stamp_id in self._token_trust and self._token_trust[stamp_id] is None))
+        )
+
     def _trusted_batch_token(self, stamp: Stamp) -> None:
         """Decode and verify a batch's token at once (its imprint the digest of the batch's result, from an approved
         TSA, its signature): when it holds, what the checks one by one would find is remembered; when not, nothing

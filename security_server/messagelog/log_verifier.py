@@ -140,32 +140,40 @@ class _Stamps:
         self._tokens: dict[int, tuple[bytes, bytes | None] | None] = {}
         self._built: dict[int, dict[int, tuple[bytes, bytes]]] = {}
         self._batch: tuple[bytes, bytes, tuple[bytes, ...] | None] | None = None
-        self._rows: dict[int, tuple[object, object]] = {}
+        self._quick: tuple[int, bytes, tuple[bytes, ...]] | None = None
+        """(timestamp id, leaves' address, leaves) of the current batch, once its leaves gave its stored result."""
 
-    def of_block(self, block: Sequence[RawRecord]) -> dict[int, Stamp | str]:
-        """``{record id: its stamp, or why it cannot be read}`` for the timestamped records of ``block``."""
-        stamps: dict[int, Stamp | str] = {}
-        self._rows = {}
-        for record in block:
-            stamp_id, chain, form = record.timestamp_id, record.ts_hashchain, record.stored_form
-            if type(stamp_id) is not int or stamp_id <= 0:
-                continue  # not timestamped yet, or nothing to timestamp (no signature)
-            record_id = record.id
-            token = self._token(stamp_id)
-            if token is None:
-                continue  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
-            leaf = self._leaf(token[1], chain, form)
-            if leaf is not None:
-                stamps[record_id] = Stamp(stamp_id, token[0], token[1], None, leaf)
-                self._rows[record_id] = (chain, form)
-                continue
-            try:
-                stamps[record_id] = Stamp(stamp_id, token[0], token[1], self._store.ts_hashchain_from_row(record_id, chain, form))
-            except BusError as err:
-                stamps[record_id] = err.reason
-        return stamps
+    def quick_leaf(self, record: RawRecord) -> bytes | None:
+        """The leaf at a record's place when its chain is derived from the current batch's leaves, already found to
+        give the result its timestamp states (None: :meth:`of` says what the record's stamp is)."""
+        quick = self._quick
+        chain, form = record.ts_hashchain, record.stored_form
+        if quick is None or record.timestamp_id != quick[0] or type(form) is not int or not form & FORM_TS_HASHCHAIN:
+            return None
+        try:
+            address, index = derived_ts_hashchain(chain)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+        leaves = quick[2]
+        return leaves[index] if address == quick[1] and index < len(leaves) else None
 
-    def _leaf(self, result: bytes | None, chain: object, form: object) -> bytes | None:
+    def of(self, record: RawRecord) -> Stamp | str | None:
+        """The record's stamp, or why it cannot be read (None: not timestamped)."""
+        stamp_id, chain, form = record.timestamp_id, record.ts_hashchain, record.stored_form
+        if type(stamp_id) is not int or stamp_id <= 0:
+            return None  # not timestamped yet, or nothing to timestamp (no signature)
+        token = self._token(stamp_id)
+        if token is None:
+            return None  # a record pointing to no stored timestamp is not timestamped (as timestamp_of says)
+        leaf = self._leaf(stamp_id, token[1], chain, form)
+        if leaf is not None:
+            return Stamp(stamp_id, token[0], token[1], None, leaf)
+        try:
+            return Stamp(stamp_id, token[0], token[1], self._store.ts_hashchain_from_row(record.id, chain, form))
+        except BusError as err:
+            return err.reason
+
+    def _leaf(self, stamp_id: int, result: bytes | None, chain: object, form: object) -> bytes | None:
         """The leaf at a derived chain's place when its batch's leaves give ``result`` exactly (None: check the chain)."""
         if result is None or type(chain) is not bytes or type(form) is not int or not form & FORM_TS_HASHCHAIN:
             return None
@@ -184,14 +192,15 @@ class _Stamps:
                 leaves = None
             batch = self._batch = (address, result, leaves)  # batches come in id order: keep the current one
         leaves = batch[2]
+        self._quick = None if leaves is None else (stamp_id, address, leaves)
         return None if leaves is None or index >= len(leaves) else leaves[index]
 
-    def with_chain(self, record_id: int, stamp: Stamp) -> Stamp | str:
+    def with_chain(self, record: RawRecord, stamp: Stamp) -> Stamp | str:
         """``stamp`` with the record's ``ts-hashchain.xml`` turned back (for the exact verdict when its leaf is not
         the record's), or why it cannot be read."""
-        chain, form = self._rows[record_id]
         try:
-            return Stamp(stamp.id, stamp.token, stamp.hash_chain_result, self._store.ts_hashchain_from_row(record_id, chain, form))
+            chain = self._store.ts_hashchain_from_row(record.id, record.ts_hashchain, record.stored_form)
+            return Stamp(stamp.id, stamp.token, stamp.hash_chain_result, chain)
         except BusError as err:
             return err.reason
 
@@ -240,7 +249,6 @@ def verify_chunk(
             for block in RawReader(store).blocks(lo, hi, BLOCK):
                 auditor.prepare(block)
                 hashed: dict[bytes, bytes] = {}
-                block_stamps = stamps.of_block(block)
                 for record in block:
                     count += 1
                     if last is None:
@@ -265,22 +273,28 @@ def verify_chunk(
                             chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
                     previous = last
                     last = (record.id, record.link)
-                    stamp = block_stamps.get(record.id)
-                    if stamp is not None:
+                    leaf = stamps.quick_leaf(record)
+                    if leaf is not None and leaf == sig_hash and auditor.stamp_holds(record.timestamp_id):  # type: ignore[arg-type]
+                        # Its batch's token and result verified, its leaf its signature hash: what stamp_failure finds.
                         stamped += 1
-                        if isinstance(stamp, Stamp) and stamp.leaf is not None and stamp.leaf != sig_hash:
-                            stamp = stamps.with_chain(record.id, stamp)  # not the record's leaf: its chain says why
-                        if isinstance(stamp, str):
-                            failed: str | None = stamp
-                        else:
-                            failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, stamps.expected(stamp))
-                        if failed is not None:
-                            stamp_problems.append(Problem(record.id, failed))
-                    elif record.signature and first_waiting is None:
-                        first_waiting, settled = record.id, previous
+                        at = auditor.stamp_time(record.timestamp_id)  # type: ignore[arg-type]
+                    else:
+                        stamp = stamps.of(record)
+                        if stamp is not None:
+                            stamped += 1
+                            if isinstance(stamp, Stamp) and stamp.leaf is not None and stamp.leaf != sig_hash:
+                                stamp = stamps.with_chain(record, stamp)  # not the record's leaf: its chain says why
+                            if isinstance(stamp, str):
+                                failed: str | None = stamp
+                            else:
+                                failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, stamps.expected(stamp))
+                            if failed is not None:
+                                stamp_problems.append(Problem(record.id, failed))
+                        elif record.signature and first_waiting is None:
+                            first_waiting, settled = record.id, previous
+                        at = auditor.stamp_time(stamp.id) if isinstance(stamp, Stamp) else None
                     if auditor.conf is not None and record.signature:
                         signed += 1
-                        at = auditor.stamp_time(stamp.id) if isinstance(stamp, Stamp) else None
                         failed = auditor.signature_failure(record, sig_hash, at)
                         if failed is not None:
                             signature_problems.append(Problem(record.id, failed))

@@ -52,6 +52,7 @@ SELECT_RANGE = "SELECT {}, timestamp_id, ts_hashchain FROM logrecord WHERE id BE
 """The store's record columns as its reader selects them (texts as bytes), then the timestamp columns, for a range."""
 
 _FIELDS = len(_COLUMNS)
+_FORM, _SIGNATURE, _RESULT = (_COLUMNS.index(name) for name in ("stored_form", "signature", "hashchainresult"))
 _MAX_ID = 2**63 - 1
 _LINK_SIZE = 64
 _MIN_MICROS = time_to_micros(datetime.min.replace(tzinfo=timezone.utc))
@@ -62,6 +63,7 @@ _DOCUMENT_CACHE_SIZE = 4096
 
 # logchain._link's encoding: a presence byte, an 8-byte big-endian length, the bytes (absent: one zero byte).
 _present = struct.Struct(">BQ").pack
+_unpack = compact_signature.unpack
 _ABSENT = b"\x00"
 _EIGHT = _present(1, 8)
 _DOMAIN_V1 = _present(1, len(_DOMAIN)) + _DOMAIN
@@ -96,20 +98,19 @@ class _NotFast(Exception):
 
 
 def raw_link(
-    record_id: int, query_id: bytes, x_request_id: bytes | None, direction: bytes, client: bytes, service: bytes,
-    time_us: int, message: bytes, signature: bytes, hashchain: bytes | None, result: bytes | None, sig_hash: bytes,
-    succeeded: int, fault_code: bytes | None, attachments: tuple[bytes, ...], prev_link: bytes,
+    record_id: int, query_id: bytes, x_request_id: bytes | None, parties: bytes, time_us: int, message: bytes,
+    signature: bytes, hashchain: bytes | None, result: bytes | None, sig_hash: bytes, succeeded: int,
+    fault_code: bytes | None, attachments: tuple[bytes, ...], prev_link: bytes,
 ) -> bytes:
-    """:func:`~security_server.core.logchain.compute_link` from the stored bytes (texts in UTF-8, the time in
-    microseconds, ``succeeded`` 0 or 1): the same encoding, fed to one SHA-512 in one piece."""
+    """:func:`~security_server.core.logchain.compute_link` from the stored bytes (texts in UTF-8, ``parties`` the
+    direction, client and service as :func:`parties_piece` encodes them, the time in microseconds, ``succeeded`` 0 or
+    1): the same encoding, fed to one SHA-512 in one piece."""
     pieces = [
         _DOMAIN_V2 if attachments else _DOMAIN_V1,
         _EIGHT, record_id.to_bytes(8, "big"),
         _present(1, len(query_id)), query_id,
         _ABSENT if x_request_id is None else _present(1, len(x_request_id)) + x_request_id,
-        _present(1, len(direction)), direction,
-        _present(1, len(client)), client,
-        _present(1, len(service)), service,
+        parties,
         _EIGHT, time_us.to_bytes(8, "big", signed=True),
         _present(1, len(message)), message,
         _present(1, len(signature)), signature,
@@ -127,16 +128,20 @@ def raw_link(
     return hashlib.sha512(b"".join(pieces)).digest()
 
 
+def parties_piece(direction: bytes, client: bytes, service: bytes) -> bytes:
+    """The link's encoding of a record's direction, client and service (the same for many records)."""
+    return b"".join((_present(1, len(direction)), direction, _present(1, len(client)), client,
+                     _present(1, len(service)), service))
+
+
 class RawReader:
     """Reads ranges of a store's records as :class:`RawRecord` blocks (one statement per range)."""
 
     def __init__(self, store: MessageLogStore) -> None:
         self._store = store
-        # The store's own lookup of shared values (checked against their address once), so that a failure found
-        # on the way reads exactly as the store's reader says it.
-        self._lookup = store._shared_value
+        self._values: dict[bytes, bytes] = {}  # shared values read, each checked against its address
         self._documents: dict[object, bytes] = {}
-        self._texts: dict[object, str] = {}
+        self._texts: dict[tuple[object, object, object], tuple[Direction, str, str, bytes]] = {}
 
     def blocks(self, lo: int, hi: int, size: int) -> Iterator[list[RawRecord]]:
         """The records ``lo..hi`` in id order, ``size`` at a time.
@@ -157,6 +162,7 @@ class RawReader:
                 raise self._mapped(err) from err
             if not rows:
                 return
+            self._prefetch(rows)
             block = []
             for row in rows:
                 try:
@@ -170,15 +176,64 @@ class RawReader:
                         raise
             yield block
 
+    def _value(self, address: bytes) -> bytes:
+        """The shared value at ``address`` (KeyError: missing, ValueError: not that value; the store's reader then
+        gives the verdict in its words)."""
+        value = self._values.get(address)
+        if value is None:
+            row = self._store.database.execute("SELECT value FROM evidence_value WHERE hash = ?", [address]).fetchone()
+            if row is None or type(row[0]) is not bytes:
+                raise KeyError(address)
+            value = self._remember(address, row[0])
+        return value
+
+    def _remember(self, address: bytes, value: bytes) -> bytes:
+        if hashlib.sha256(value).digest() != address:
+            raise ValueError(address)
+        if len(self._values) >= _DOCUMENT_CACHE_SIZE:
+            self._values.clear()
+        self._values[address] = value
+        return value
+
+    def _prefetch(self, rows: list[tuple[object, ...]]) -> None:
+        """Read in one statement the signing batches' shared documents that ``rows`` refer to and that are not
+        rebuilt yet (one statement per block rather than two per signing batch)."""
+        wanted: set[bytes] = set()
+        for row in rows:
+            form = row[_FORM]
+            if type(form) is int:
+                for column, bit in ((_SIGNATURE, FORM_SIGNATURE_SHARED), (_RESULT, FORM_HASHCHAINRESULT_SHARED)):
+                    address = row[column]
+                    if form & bit and type(address) is bytes and address not in self._documents:
+                        wanted.add(address)
+        wanted.difference_update(self._values)
+        if not wanted:
+            return
+        marks = ", ".join("?" * len(wanted))
+        try:
+            found = self._store.database.execute(
+                f"SELECT hash, value FROM evidence_value WHERE hash IN ({marks})", list(wanted)
+            ).fetchall()
+        except sqlite3.Error as err:
+            raise self._mapped(err) from err
+        for address, value in found:
+            if type(address) is bytes and type(value) is bytes:
+                try:
+                    self._remember(address, value)
+                except ValueError:
+                    pass  # read again when needed, and refused then
+
     def _mapped(self, err: sqlite3.Error) -> Exception:
         return map_error(err, label="message log", location=str(self._store.path), action="reading records")
 
     def _reference(self, row: tuple[object, ...]) -> RawRecord:
         """The row read by the store's reader (raising its verdict), as a :class:`RawRecord`."""
-        record = _record_from_row(row[:_FIELDS], self._lookup)
+        # The store's own lookup: a missing or changed shared value reads exactly as the store's reader says it.
+        record = _record_from_row(row[:_FIELDS], self._store._shared_value)
         link = raw_link(
-            record.id, record.query_id.encode("utf-8"), _utf8(record.x_request_id), record.direction.value.encode(),
-            record.client.encode("utf-8"), record.service.encode("utf-8"), time_to_micros(record.time), record.message,
+            record.id, record.query_id.encode("utf-8"), _utf8(record.x_request_id),
+            parties_piece(record.direction.value.encode(), record.client.encode("utf-8"), record.service.encode("utf-8")),
+            time_to_micros(record.time), record.message,
             record.signature, record.hashchain, record.hashchainresult, record.signature_hash, int(record.succeeded),
             _utf8(record.fault_code), record.attachments, record.prev_link,
         )
@@ -188,28 +243,27 @@ class RawReader:
             record.link, link, row[_FIELDS], row[_FIELDS + 1], row[_FIELDS - 1],
         )
 
-    def _text(self, value: object) -> str:
-        """A client, service or direction text (few distinct ones): decoded once."""
-        text = self._texts.get(value)
-        if text is None:
-            if type(value) is not bytes or not value:
-                raise _NotFast
-            text = value.decode("utf-8")
-            if len(self._texts) >= _TEXT_CACHE_SIZE:
-                self._texts.clear()
-            self._texts[value] = text
-        return text
+    def _parties(self, key: tuple[object, object, object]) -> tuple[Direction, str, str, bytes]:
+        """A record's direction, client and service (few distinct ones): checked and decoded once, with their piece of
+        the link's encoding."""
+        direction, client, service = key
+        kind = _DIRECTIONS.get(direction)
+        if kind is None or type(client) is not bytes or not client or type(service) is not bytes or not service:
+            raise _NotFast
+        known = (kind, client.decode("utf-8"), service.decode("utf-8"), parties_piece(kind.value.encode(), client, service))
+        if len(self._texts) >= _TEXT_CACHE_SIZE:
+            self._texts.clear()
+        self._texts[key] = known
+        return known
 
     def _document(self, address: object) -> bytes:
         """A shared compact document (a signing batch's signature or result), rebuilt once per address."""
-        document = self._documents.get(address)
-        if document is None:
-            if type(address) is not bytes or len(address) != compact_signature.HASH_SIZE:
-                raise _NotFast
-            document = compact_signature.unpack(self._lookup(address), self._lookup)
-            if len(self._documents) >= _DOCUMENT_CACHE_SIZE:
-                self._documents.clear()
-            self._documents[address] = document
+        if type(address) is not bytes or len(address) != compact_signature.HASH_SIZE:
+            raise _NotFast
+        document = compact_signature.unpack(self._value(address), self._value)
+        if len(self._documents) >= _DOCUMENT_CACHE_SIZE:
+            self._documents.clear()
+        self._documents[address] = document
         return document
 
     def _fast(self, row: tuple[object, ...]) -> RawRecord:
@@ -221,29 +275,28 @@ class RawReader:
         if form is not None:
             if type(form) is not int or form <= 0 or form & ~_KNOWN_FORMS:
                 raise _NotFast
-            lookup = self._lookup
             if form & FORM_SIGNATURE:
-                signature = self._document(signature) if form & FORM_SIGNATURE_SHARED else compact_signature.unpack(
-                    signature, lookup)  # type: ignore[arg-type]
+                if form & FORM_SIGNATURE_SHARED:
+                    signature = self._documents.get(signature) or self._document(signature)
+                else:
+                    signature = _unpack(signature, self._value)  # type: ignore[arg-type]
             elif form & FORM_SIGNATURE_SHARED:
                 raise _NotFast
             if form & FORM_HASHCHAIN:
-                if type(hashchain) is not bytes:
-                    raise _NotFast
-                hashchain = compact_signature.unpack(hashchain, lookup)
+                hashchain = _unpack(hashchain, self._value)  # type: ignore[arg-type]
             if form & FORM_HASHCHAINRESULT:
-                result = self._document(result) if form & FORM_HASHCHAINRESULT_SHARED else compact_signature.unpack(
-                    result, lookup)  # type: ignore[arg-type]
+                if form & FORM_HASHCHAINRESULT_SHARED:
+                    result = self._documents.get(result) or self._document(result)
+                else:
+                    result = _unpack(result, self._value)  # type: ignore[arg-type]
             elif form & FORM_HASHCHAINRESULT_SHARED:
                 raise _NotFast
             if form & FORM_MESSAGE_ZLIB:
-                if type(message) is not bytes:
-                    raise _NotFast
-                message = zlib.decompress(message)
+                message = zlib.decompress(message)  # type: ignore[arg-type]
             if form & FORM_ATTACHMENTS_ZLIB:
-                if type(attachments) is not bytes:
-                    raise _NotFast
-                attachments = zlib.decompress(attachments)
+                attachments = zlib.decompress(attachments)  # type: ignore[arg-type]
+        key = (direction, client, service)
+        kind, client_text, service_text, parties = self._texts.get(key) or self._parties(key)
         if type(query_id) is not bytes or not query_id:
             raise _NotFast
         query_id.decode("utf-8")
@@ -255,9 +308,7 @@ class RawReader:
             if type(fault_code) is not bytes or not fault_code:
                 raise _NotFast
             fault_code.decode("utf-8")
-        kind = _DIRECTIONS.get(direction)
-        client_text, service_text = self._text(client), self._text(service)
-        if kind is None or type(time_us) is not int or not _MIN_MICROS <= time_us <= _MAX_MICROS:
+        if type(time_us) is not int or not _MIN_MICROS <= time_us <= _MAX_MICROS:
             raise _NotFast
         if type(succeeded) is not int or succeeded not in (0, 1):
             raise _NotFast
@@ -269,17 +320,17 @@ class RawReader:
             raise _NotFast
         if succeeded and (fault_code is not None or not signature):
             raise _NotFast
-        for value in (sig_hash, prev_link, link):
-            if type(value) is not bytes or len(value) != _LINK_SIZE:
-                raise _NotFast
-        attached = decode_attachments(attachments)
+        if (type(sig_hash) is not bytes or len(sig_hash) != _LINK_SIZE or type(prev_link) is not bytes
+                or len(prev_link) != _LINK_SIZE or type(link) is not bytes or len(link) != _LINK_SIZE):
+            raise _NotFast
+        attached = () if attachments is None else decode_attachments(attachments)
         expected = raw_link(
-            record_id, query_id, x_request_id, direction, client, service, time_us, message, signature,  # type: ignore[arg-type]
+            record_id, query_id, x_request_id, parties, time_us, message, signature,
             hashchain, result, sig_hash, succeeded, fault_code, attached, prev_link,  # type: ignore[arg-type]
         )
         return RawRecord(
             record_id, kind, client_text, service_text, message, signature, hashchain, result,  # type: ignore[arg-type]
-            attached, sig_hash, prev_link, link, expected, stamp_id, ts_chain, form,  # type: ignore[arg-type]
+            attached, sig_hash, prev_link, link, expected, stamp_id, ts_chain, form,
         )
 
 
