@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +17,7 @@ from security_server.admin.server_dir import ServerDirectory
 from security_server.core.auth_cert_status import CertStatus, can_unregister
 from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.config import LayeredConfig
+from security_server.core.errors import ConfigurationError
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.serverconf.store import ServerConfError
@@ -256,3 +259,52 @@ def delete_key(server_dir: ServerDirectory, key_id: str, *, now: datetime, confi
     for csr_id in csrs.csr_ids(server_dir, key_id):
         csrs.delete_csr(server_dir, key_id, csr_id)
     return found
+
+
+# --- a token's friendly name (X-Road's PATCH /tokens/{id}) ---------------------------------------------------------
+
+TOKEN_NAMES_FILE = "token-names.json"
+"""The tokens' friendly names, ``{"<token id>": "<name>"}``, in the server directory (a token's id stays its name in
+the configuration: ``soft`` or a ``[pkcs11:NAME]`` section's NAME)."""
+
+
+def token_names(server_dir: ServerDirectory) -> dict[str, str]:
+    """Every token's friendly name given so far."""
+    path = server_dir.path / TOKEN_NAMES_FILE
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise ConfigurationError(f"cannot read {path}: {err}") from err
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ConfigurationError(f"{path} is not an object of names")
+    return raw
+
+
+def rename_token(server_dir: ServerDirectory, name: str, friendly: str, config: LayeredConfig | None = None) -> TokenView:
+    """Give token ``name`` its friendly name (1 to 255 printable characters); answers the token."""
+    token = get_token(server_dir, name, config)
+    if not friendly or len(friendly) > 255 or not friendly.isprintable():
+        raise ServerConfError("a token's name is 1 to 255 printable characters")
+    names = token_names(server_dir) | {name: friendly}
+    path = server_dir.path / TOKEN_NAMES_FILE
+    temporary = path.with_name(f".{TOKEN_NAMES_FILE}.{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps(names, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        raise ConfigurationError(f"cannot write {path}: {err}") from err
+    return token
+
+
+def add_key(server_dir: ServerDirectory, name: str, label: str | None, config: LayeredConfig | None = None) -> TokenKey:
+    """X-Road's addKey: a key without a request on token ``name``, named ``label``. fedbus keys have their usage
+    from birth, so it is a signing key of the owner member (an auth key comes with its request, addKeyAndCsr)."""
+    token = get_token(server_dir, name, config)
+    if token.status is not TokenStatus.LOGGED_IN:
+        raise ActionNotPossible(f"token {name} is not logged in")
+    made = generate_key(server_dir, KeyKind.SIGN, token_name=name, config=config)
+    if label is not None and name == SoftToken.name:
+        return rename_key(server_dir, made.info.key_id, label, config)
+    return made

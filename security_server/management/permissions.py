@@ -109,6 +109,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "updateKey": SECURITY | REGISTRATION | ADMIN,
         "deleteKey": SECURITY | REGISTRATION,
         "generateCsr": SECURITY | REGISTRATION,
+        # approved CAs and their request fields (X-Road: VIEW_APPROVED_CERTIFICATE_AUTHORITIES, or the officer of
+        # the usage asked for; the handlers check the usage)
+        "getApprovedCertificateAuthorities": SECURITY | REGISTRATION | ADMIN | {Role.SECURITYSERVER_OBSERVER},
+        "getSubjectFieldDescriptions": SECURITY | REGISTRATION,
         "getPossibleActionsForKey": READERS,
         # issue 16 brief D: auth certificate unregistration, the server address, the small read-only operations
         "unregisterAuthCertificate": SECURITY,

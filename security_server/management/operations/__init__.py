@@ -11,6 +11,7 @@ from security_server.management.operations import (
     access_rights,
     api_keys,
     backups,
+    certificate_authorities,
     clients,
     diagnostics,
     endpoints,
@@ -42,6 +43,7 @@ def security_server_operations() -> tuple[Operation, ...]:
         + endpoints.OPERATIONS
         + local_groups.OPERATIONS
         + tokens.OPERATIONS
+        + certificate_authorities.OPERATIONS
         + backups.OPERATIONS
         + api_keys.OPERATIONS
     )

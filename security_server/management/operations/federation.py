@@ -1,4 +1,5 @@
-"""``/security-servers`` and ``/xroad-instances``: what the global configuration says about the federation.
+"""``/security-servers``, ``/xroad-instances`` and ``/member-classes``: what the global configuration says about the
+federation.
 
 Read from the running server's configuration client (404 ``global_conf_unavailable`` without it). A security
 server's id is X-Road's ``INSTANCE:CLASS:CODE:SERVERCODE``. fedbus federates one instance: ``/xroad-instances``
@@ -69,7 +70,32 @@ def get_xroad_instances(context: OperationContext, request: ApiRequest) -> ApiRe
     return ApiResponse(200, [{"identifier": _conf(context).instance, "local": True}])
 
 
+def _member_classes(conf: GlobalConf) -> list[str]:
+    return [c.code for c in conf.shared.global_settings.member_classes]
+
+
+def get_member_classes(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /member-classes?current_instance=``: the member classes of the global configuration (this instance's
+    and, with ``current_instance`` false, every instance's: fedbus's configuration holds one instance)."""
+    conf = _conf(context)
+    request.query_bool("current_instance", False)  # 400 for a value that is not a boolean
+    return ApiResponse(200, _member_classes(conf))
+
+
+def get_member_classes_for_instance(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /member-classes/{id}``: the member classes of instance ``id``; 404 ``instance_identifier_not_found``
+    for an instance the configuration does not hold."""
+    conf = _conf(context)
+    if request.params["id"] != conf.instance:
+        raise ApiError(404, "instance_identifier_not_found", request.params["id"])
+    return ApiResponse(200, _member_classes(conf))
+
+
 OPERATIONS = (
+    Operation("GET", f"{PREFIX}/member-classes", "getMemberClasses", roles_for("getMemberClasses"),
+              get_member_classes),
+    Operation("GET", f"{PREFIX}/member-classes/{{id}}", "getMemberClassesForInstance",
+              roles_for("getMemberClassesForInstance"), get_member_classes_for_instance),
     Operation("GET", f"{PREFIX}/security-servers", "getSecurityServers", roles_for("getSecurityServers"),
               get_security_servers),
     Operation("GET", f"{PREFIX}/security-servers/{{id}}", "getSecurityServer", roles_for("getSecurityServer"),

@@ -1,4 +1,4 @@
-"""``/system/anchor``: the configuration anchor (show, upload the initial one, replace)."""
+"""``/system/anchor``: the configuration anchor (show, upload the initial one, replace); ``/system/node-type``."""
 
 from __future__ import annotations
 
@@ -64,7 +64,15 @@ def download_anchor(context: OperationContext, request: ApiRequest) -> ApiRespon
                        headers=((b"Content-Disposition", b'attachment; filename="configuration-anchor.xml"'),))
 
 
+def get_node_type(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /system/node-type``: STANDALONE, or PRIMARY for a node of a clustered server (its configuration in
+    the shared database of ``[database] url``). fedbus's nodes are all equal and every one takes changes
+    (docs/clustering.md: no read-only node), which is X-Road's PRIMARY; none is ever SECONDARY."""
+    return ApiResponse(200, {"node_type": "PRIMARY" if context.server_dir.database_url else "STANDALONE"})
+
+
 OPERATIONS = (
+    Operation("GET", f"{PREFIX}/system/node-type", "getNodeType", roles_for("getNodeType"), get_node_type),
     Operation("POST", f"{PREFIX}/system/anchor/previews", "previewAnchor", roles_for("previewAnchor"), preview_anchor),
     Operation("GET", f"{PREFIX}/system/anchor/download", "downloadAnchor", roles_for("downloadAnchor"),
               download_anchor),

@@ -25,7 +25,7 @@ from security_server.admin import registration as admin_registration
 from security_server.admin.errors import ActionNotPossible
 from security_server.admin.keys import TokenView
 from security_server.core.auth_cert_status import CertStatus
-from security_server.core.errors import BusError
+from security_server.core.errors import BusError, CertValidation
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.server_address import parse_server_address
@@ -40,6 +40,7 @@ from security_server.management.certificates import certificate_details
 from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError, bad_request, forbidden
 from security_server.management.ids import client_id_text, parse_client_id
+from security_server.management.operations import certificate_authorities
 from security_server.management.operations.common import PREFIX, xroad_time
 from security_server.management.permissions import roles_for
 from security_server.management.roles import Role
@@ -119,7 +120,7 @@ def token_json(context: OperationContext, token: TokenView) -> dict[str, Any]:
     """X-Road's ``Token``."""
     return {
         "id": token.name,
-        "name": token.name,
+        "name": keys.token_names(context.server_dir).get(token.name, token.name),
         "type": "HARDWARE" if token.hardware else "SOFTWARE",
         "keys": [_key(context, k, token) for k in token.keys],
         "status": "USER_PIN_INCORRECT" if token.pin_incorrect else "OK",
@@ -148,15 +149,16 @@ def get_key(context: OperationContext, request: ApiRequest) -> ApiResponse:
 
 
 _CSR_FIELDS = frozenset({"key_usage_type", "ca_name", "csr_format", "member_id", "subject_field_values", "acme_order"})
-_SUBJECT_FIELDS = frozenset({"C", "O", "CN", "serialNumber", "SN"})
 
 
 def add_key_and_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``POST /tokens/{id}/keys-with-csrs``: a key on the token and its certificate request, kept for download.
 
     The auth key's request is the security officer's, a sign key's the registration officer's (X-Road's
-    GENERATE_AUTH_CERT_REQ and GENERATE_SIGN_CERT_REQ). The subject follows the certificate profile; only ``O``
-    of ``subject_field_values`` is taken. ``key_label`` and ``ca_name`` are accepted and not kept.
+    GENERATE_AUTH_CERT_REQ and GENERATE_SIGN_CERT_REQ). The subject follows the certificate profile of the CA
+    ``ca_name`` (fedbus's when the global configuration does not list it: operations/certificate_authorities.py)
+    filled from the identifiers and ``subject_field_values`` (400 ``invalid_dn_parameter`` for values it refuses;
+    no key is made then). ``key_label`` is accepted and not kept.
     """
     data = request.json_object(frozenset({"key_label", "csr_generate_request"}), frozenset({"csr_generate_request"}))
     string_field(data, "key_label", required=False)
@@ -169,13 +171,10 @@ def add_key_and_csr(context: OperationContext, request: ApiRequest) -> ApiRespon
     usage = spec.get("key_usage_type")
     if usage not in ("AUTHENTICATION", "SIGNING"):
         raise bad_request("invalid_field", "key_usage_type")
-    string_field(spec, "ca_name")
+    ca_name = str(string_field(spec, "ca_name"))
     if spec.get("csr_format", "PEM") not in ("PEM", "DER"):
         raise bad_request("invalid_field", "csr_format")
-    fields = spec.get("subject_field_values")
-    if not isinstance(fields, dict) or not set(fields) <= _SUBJECT_FIELDS:
-        raise bad_request("invalid_field", "subject_field_values")
-    organisation = string_field(fields, "O")
+    values = certificate_authorities.subject_field_values(spec)
     kind = KeyKind.AUTH if usage == "AUTHENTICATION" else KeyKind.SIGN
     needed = Role.SECURITY_OFFICER if kind is KeyKind.AUTH else Role.REGISTRATION_OFFICER
     assert request.principal is not None
@@ -186,10 +185,14 @@ def add_key_and_csr(context: OperationContext, request: ApiRequest) -> ApiRespon
     token = keys.get_token(context.server_dir, request.params["id"], context.config)
     if token.status is not TokenStatus.LOGGED_IN:  # X-Road: GENERATE_KEY is possible on an active token only
         raise ApiError(409, "action_not_possible", f"token {token.name} is not logged in")
-    made = csrs.generate_key_with_csr(
-        context.server_dir, kind, str(organisation), member=member, token_name=request.params["id"],
-        config=context.config,
-    )
+    wanted = certificate_authorities.profile_request(context, ca_name, kind, member, values)
+    try:
+        made = csrs.generate_key_with_csr(
+            context.server_dir, kind, values.get("O", ""), member=member, token_name=request.params["id"],
+            config=context.config, profile_request=wanted,
+        )
+    except CertValidation as err:
+        raise certificate_authorities.invalid_dn(err) from err
     return ApiResponse(201, {"key": _key(context, made.key.info), "csr_id": made.csr_id})
 
 
@@ -484,7 +487,8 @@ def delete_key(context: OperationContext, request: ApiRequest) -> ApiResponse:
 def generate_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``POST /keys/{id}/csrs`` (``CsrGenerate``): a new request for an existing key, kept for download and
     answered as the file (201, PEM or DER). ``key_usage_type`` must be the key's (400 ``wrong_key_usage``); the
-    subject follows the certificate profile with ``O`` from ``subject_field_values``; ``member_id``, if given,
+    subject follows the profile of the CA ``ca_name`` with ``subject_field_values``, as for ``addKeyAndCsr``;
+    ``member_id``, if given,
     must be the sign key's member. 400 ``action_not_possible`` while the token is logged out or when the key has
     a certificate already (X-Road's GENERATE_*_CSR rule)."""
     data = request.json_object(_CSR_FIELDS, frozenset({"key_usage_type", "ca_name", "csr_format",
@@ -492,14 +496,11 @@ def generate_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
     usage = data.get("key_usage_type")
     if usage not in ("AUTHENTICATION", "SIGNING"):
         raise bad_request("invalid_field", "key_usage_type")
-    string_field(data, "ca_name")
+    ca_name = str(string_field(data, "ca_name"))
     form = data.get("csr_format")
     if form not in ("PEM", "DER"):
         raise bad_request("invalid_field", "csr_format")
-    fields = data.get("subject_field_values")
-    if not isinstance(fields, dict) or not set(fields) <= _SUBJECT_FIELDS:
-        raise bad_request("invalid_field", "subject_field_values")
-    organisation = string_field(fields, "O")
+    values = certificate_authorities.subject_field_values(data)
     member_text = string_field(data, "member_id", required=False, max_length=767)
     token, found = _key_on_token(context, request)
     kind = KeyKind.AUTH if usage == "AUTHENTICATION" else KeyKind.SIGN
@@ -514,11 +515,47 @@ def generate_csr(context: OperationContext, request: ApiRequest) -> ApiResponse:
     wanted = (possible_actions.PossibleAction.GENERATE_AUTH_CSR if kind is KeyKind.AUTH
               else possible_actions.PossibleAction.GENERATE_SIGN_CSR)
     _not_possible(wanted, possible_actions.key_actions(token, found), "this key (token logged out or key certified)")
-    made = csrs.request_kept_csr(context.server_dir, found.info.key_id, str(organisation), config=context.config)
+    member = found.info.owner if isinstance(found.info.owner, ClientId) else None
+    wanted_request = certificate_authorities.profile_request(context, ca_name, kind, member, values)
+    try:
+        made = csrs.request_kept_csr(context.server_dir, found.info.key_id, values.get("O", ""),
+                                     config=context.config, profile_request=wanted_request)
+    except CertValidation as err:
+        raise certificate_authorities.invalid_dn(err) from err
     data_out = csrs.read_csr(context.server_dir, found.info.key_id, made, der=form == "DER")
     disposition = f'attachment; filename="{made}.{str(form).lower()}"'.encode("ascii")
     return ApiResponse(201, raw=data_out, content_type="application/octet-stream",
                        headers=((b"Content-Disposition", disposition),))
+
+
+def update_token(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``PATCH /tokens/{id}`` (``TokenName``): the token's friendly name, shown as its ``name`` (its id stays)."""
+    data = request.json_object(frozenset({"name"}), frozenset({"name"}))
+    name = string_field(data, "name")
+    assert name is not None
+    token = keys.rename_token(context.server_dir, request.params["id"], name, context.config)
+    return ApiResponse(200, token_json(context, token))
+
+
+def add_key(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``POST /tokens/{id}/keys`` (``KeyLabel``): a key without a request, a signing key of the owner (fedbus keys
+    have their usage from birth); ``label`` becomes its name. 409 ``action_not_possible`` while the token is logged
+    out (X-Road's GENERATE_KEY rule); the registration officer's, as a sign key's request is."""
+    data = request.json_object(frozenset({"label"}), frozenset())
+    label = string_field(data, "label", required=False)
+    assert request.principal is not None
+    if Role.REGISTRATION_OFFICER not in request.principal.roles:
+        raise forbidden("addKey")
+    made = keys.add_key(context.server_dir, request.params["id"], label, context.config)
+    return ApiResponse(201, _key(context, made.info))
+
+
+def get_csr_actions(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /keys/{id}/csrs/{csr_id}/possible-actions``: X-Road's rule for a kept request (DELETE)."""
+    token, found = _key_on_token(context, request)
+    if request.params["csr_id"] not in csrs.csr_ids(context.server_dir, found.info.key_id):
+        raise csrs.CsrNotFound(f"key {found.info.key_id} has no request {request.params['csr_id']}")
+    return ApiResponse(200, [a.value for a in possible_actions.csr_actions(token)])
 
 
 def get_key_actions(context: OperationContext, request: ApiRequest) -> ApiResponse:
@@ -560,6 +597,10 @@ OPERATIONS = (
               roles_for("unregisterAuthCertificate"), unregister_certificate, in_reactor=True),
     Operation("PUT", f"{PREFIX}/token-certificates/{{hash}}/mark-for-deletion", "markAuthCertForDeletion",
               roles_for("markAuthCertForDeletion"), mark_certificate_for_deletion),
+    Operation("PATCH", f"{PREFIX}/tokens/{{id}}", "updateToken", roles_for("updateToken"), update_token),
+    Operation("POST", f"{PREFIX}/tokens/{{id}}/keys", "addKey", roles_for("addKey"), add_key),
+    Operation("GET", f"{PREFIX}/keys/{{id}}/csrs/{{csr_id}}/possible-actions", "getPossibleActionsForCsr",
+              roles_for("getPossibleActionsForCsr"), get_csr_actions),
     Operation("GET", f"{PREFIX}/tokens", "getTokens", roles_for("getTokens"), get_tokens),
     Operation("GET", f"{PREFIX}/tokens/{{id}}", "getToken", roles_for("getToken"), get_token),
     Operation("GET", f"{PREFIX}/keys/{{id}}", "getKey", roles_for("getKey"), get_key),
