@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from central_registry.admin import backups
-from central_registry.admin import initialization
+from central_registry.admin import backups, initialization
 from central_registry.management.roles import Role
 from central_registry.store import RegistryStore
 from security_server.edge.backup_archive import BACKUP_DIR, HMAC_KEY, BackupFolder, BackupKind
@@ -186,16 +185,18 @@ def test_backups_are_the_system_administrators(registry: RegistryApi) -> None:
 
 def test_a_postgresql_store_is_refused_with_a_clear_error(registry: RegistryApi) -> None:
     """With the store in PostgreSQL, making or restoring a backup is 400 with X-Road's codes, nothing written."""
-    try:
+    with pytest.raises(backups.BackupRefused) as refused:
         backups.create_backup(registry.root, registry.context.now(), "postgresql://db.example.org/registry")
-    except backups.BackupRefused as err:
-        assert err.api_code == "backup_generation_failed" and "pg_dump" in err.message
-    else:
-        raise AssertionError("a backup was made of a PostgreSQL store")
-    try:
+    assert refused.value.api_code == "backup_generation_failed" and "pg_dump" in refused.value.message
+    with pytest.raises(backups.RestoreRefused) as not_restored:
         backups.restore_backup(registry.root, "conf_backup_20261207-120000.tar", "postgresql://db.example.org/r")
-    except backups.RestoreRefused as err:
-        assert err.api_code == "restore_process_failed"
-    else:
-        raise AssertionError("a PostgreSQL store was restored")
+    assert not_restored.value.api_code == "restore_process_failed"
+    assert not (registry.root / BACKUP_DIR).exists()
+
+
+def test_an_upload_over_the_body_limit_is_413(registry: RegistryApi, admin_key: str) -> None:
+    """An archive larger than [management] max-body-bytes is refused before the operation runs."""
+    big = registry.request("POST", "/api/v1/backups/upload", body=b"x" * (registry.config.max_body_bytes + 1),
+                           content_type="multipart/form-data; boundary=b", key=admin_key, check=False)
+    assert big.status == 413 and big.json()["error"]["code"] == "request_too_large"
     assert not (registry.root / BACKUP_DIR).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -16,6 +17,7 @@ from security_server.core.globalconf import anchor_hash
 from security_server.core.globalconf.anchor import AnchorSource, ConfigurationAnchor, build_configuration_anchor
 from security_server.schemafiles import load_schema
 from tests.central_registry.management.harness import START, RegistryApi, certificate_pem, multipart_form
+from tests.management_api import Answer
 
 
 def _anchor(api: RegistryApi, instance: str, generated: int = 0) -> bytes:
@@ -26,7 +28,7 @@ def _anchor(api: RegistryApi, instance: str, generated: int = 0) -> bytes:
     return build_configuration_anchor(anchor, load_schema("configuration-anchor.xsd"))
 
 
-def _upload(api: RegistryApi, key: str, xml: bytes, *, preview: bool = False, name: str = "anchor.xml") -> object:
+def _upload(api: RegistryApi, key: str, xml: bytes, *, preview: bool = False, name: str = "anchor.xml") -> Answer:
     body, content_type = multipart_form({}, {"anchor": xml}, {"anchor": name})
     path = "/api/v1/trusted-anchors/preview" if preview else "/api/v1/trusted-anchors"
     return api.request("POST", path, body=body, content_type=content_type, key=key, check=False)
@@ -37,10 +39,10 @@ def test_an_anchor_is_previewed_uploaded_listed_downloaded_and_deleted(registry:
     key = registry.api_key(Role.SECURITY_OFFICER)
     xml = _anchor(registry, "FI")
     preview = _upload(registry, key, xml, preview=True)
-    assert preview.status == 200 and preview.json()["hash"] == anchor_hash(xml)  # type: ignore[attr-defined]
+    assert preview.status == 200 and preview.json()["hash"] == anchor_hash(xml)
     assert registry.request("GET", "/api/v1/trusted-anchors", key=key).json() == []
     added = _upload(registry, key, xml)
-    assert added.status == 201  # type: ignore[attr-defined]
+    assert added.status == 201
     shown = registry.request("GET", "/api/v1/trusted-anchors", key=key).json()
     assert shown == [{"hash": anchor_hash(xml), "instance_identifier": "FI", "generated_at": "2026-12-07T11:00:00.000Z",
                       "created_at": "2026-12-07T12:00:00.000Z"}]
@@ -73,8 +75,8 @@ def test_hostile_anchors_are_refused(registry: RegistryApi) -> None:
     for xml, name, code in cases:
         for preview in (True, False):
             answer = _upload(registry, key, xml, preview=preview, name=name)
-            assert answer.status == 400, (name, code)  # type: ignore[attr-defined]
-            assert answer.json()["error"]["code"] == code, (name, code)  # type: ignore[attr-defined]
+            assert answer.status == 400, (name, code)
+            assert answer.json()["error"]["code"] == code, (name, code)
     assert registry.request("GET", "/api/v1/trusted-anchors", key=key).json() == []
 
 
@@ -90,7 +92,7 @@ def test_anchors_follow_xroads_roles(registry: RegistryApi) -> None:
     """Only the security officer uploads and deletes; the system administrator may view; others get 403."""
     admin = registry.api_key(Role.SYSTEM_ADMINISTRATOR)
     officer = registry.api_key(Role.REGISTRATION_OFFICER)
-    assert _upload(registry, admin, _anchor(registry, "FI")).status == 403  # type: ignore[attr-defined]
+    assert _upload(registry, admin, _anchor(registry, "FI")).status == 403
     assert registry.request("GET", "/api/v1/trusted-anchors", key=admin).status == 200
     assert registry.request("GET", "/api/v1/trusted-anchors", key=officer).status == 403
     assert registry.request("DELETE", "/api/v1/trusted-anchors/AB", key=officer).status == 403
@@ -103,7 +105,7 @@ def test_kept_anchors_are_published_in_the_private_parameters(api: RegistryApi) 
     init_registry(api.root, "EE", START, public_url="http://127.0.0.1:8090", ca_key_size=2048)
     key = api.api_key(Role.SECURITY_OFFICER)
     xml = _anchor(api, "FI")
-    assert _upload(api, key, xml).status == 201  # type: ignore[attr-defined]
+    assert _upload(api, key, xml).status == 201
     store = RegistryStore(api.paths.database)
     try:
         publisher = Publisher(store, api.paths.published, SelfSignedKey.load(api.paths.conf_signing),
@@ -116,3 +118,12 @@ def test_kept_anchors_are_published_in_the_private_parameters(api: RegistryApi) 
         assert private_parameters(store, publisher.management_service()).configuration_anchors[0].instance == "FI"
     finally:
         store.close()
+
+
+def test_an_oversized_anchor_is_malformed(registry: RegistryApi) -> None:
+    """A file over the anchor size limit is refused before it is parsed."""
+    from central_registry.admin.trusted_anchors import MAX_ANCHOR_BYTES, MalformedAnchor, verified
+
+    with pytest.raises(MalformedAnchor) as refused:
+        verified(b"<a>" + b" " * MAX_ANCHOR_BYTES + b"</a>", "EE", START)
+    assert refused.value.api_code == "malformed_anchor"
