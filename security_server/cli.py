@@ -34,11 +34,13 @@ from twisted.internet import defer
 
 from security_server.admin import access_rights, clients, initialization, local_groups, orphans, services
 from security_server.admin import endpoints as admin_endpoints
+from security_server.admin import client_connection, internal_tls
 from security_server.admin import keys as admin_keys
 from security_server.admin import registration as admin_registration
 from security_server.admin.server_dir import DB_NAME, KEYS_DIR, ServerDirectory
 from security_server.core.acl import AccessRight, Endpoint, Subject
 from security_server.core.config import LayeredConfig
+from security_server.core.connection_type import ConnectionType
 from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server import status_view
 from security_server.edge import cli_output
@@ -668,6 +670,69 @@ def client_tls_cert_delete(directory: Path, client_id: ClientId, cert_hash: str)
     """Remove an internal TLS certificate of the client by its SHA-256 (hex)."""
     clients.delete_tls_certificate(_server_dir(directory), client_id, cert_hash)
     click.echo(f"Deleted TLS certificate {cert_hash.upper()}")
+
+
+@client.command("set-connection-type")
+@dir_option
+@click.argument("client_id", metavar="CLIENT", type=CLIENT)
+@click.argument("connection_type", metavar="TYPE", type=click.Choice([t.value for t in ConnectionType]))
+def client_set_connection_type(directory: Path, client_id: ClientId, connection_type: str) -> None:
+    """How the client's systems must reach the client proxy: HTTP (plain HTTP or HTTPS), HTTPS_NO_AUTH (HTTPS) or
+    HTTPS (HTTPS with one of the client's TLS certificates; tls-cert-add). As PATCH /clients/{id}."""
+    client_connection.set_connection_type(_server_dir(directory), client_id, ConnectionType.parse(connection_type))
+    click.echo(f"{client_id}: connection type {connection_type}")
+
+
+@server.group("internal-tls")
+def internal_tls_group() -> None:
+    """The internal TLS certificate the client proxy's HTTPS port serves (as /system/certificate)."""
+
+
+@internal_tls_group.command("show")
+@dir_option
+@json_option
+def internal_tls_show(directory: Path, as_json: bool) -> None:
+    """The certificate's SHA-256, subject and expiry (made first when missing)."""
+    cert = internal_tls.certificate(_server_dir(directory))
+    data = {"hash": cert.fingerprint(hashes.SHA256()).hex().upper(), "subject": cert.subject.rfc4514_string(),
+            "not_after": cert.not_valid_after_utc.isoformat()}
+    _emit(as_json, data, lambda: "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@internal_tls_group.command("export")
+@dir_option
+@click.argument("out_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+def internal_tls_export(directory: Path, out_file: Path) -> None:
+    """Write certs.tar.gz (cert.pem and cert.cer) for the information systems to trust."""
+    out_file.write_bytes(internal_tls.export(_server_dir(directory)))
+    click.echo(f"Wrote {out_file}")
+
+
+@internal_tls_group.command("generate")
+@dir_option
+def internal_tls_generate(directory: Path) -> None:
+    """A new internal TLS key and self-signed certificate (served from the next HTTPS connection)."""
+    cert = internal_tls.regenerate(_server_dir(directory))
+    click.echo(f"New internal TLS certificate {cert.fingerprint(hashes.SHA256()).hex().upper()}")
+
+
+@internal_tls_group.command("csr")
+@dir_option
+@click.option("--name", required=True, help='The subject, e.g. "C=FI, O=Org, CN=ss1.example".')
+@click.argument("out_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+def internal_tls_csr(directory: Path, name: str, out_file: Path) -> None:
+    """Write a PKCS#10 request (DER) for the internal TLS key, for a CA to sign."""
+    out_file.write_bytes(internal_tls.certificate_request(_server_dir(directory), name))
+    click.echo(f"Wrote {out_file}")
+
+
+@internal_tls_group.command("import")
+@dir_option
+@click.argument("cert_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def internal_tls_import(directory: Path, cert_file: Path) -> None:
+    """Use the CA's certificate (PEM or DER, or a PEM chain) for the internal TLS key."""
+    cert = internal_tls.import_certificate(_server_dir(directory), cert_file.read_bytes())
+    click.echo(f"Imported internal TLS certificate {cert.fingerprint(hashes.SHA256()).hex().upper()}")
 
 
 @client.command("disable")

@@ -12,6 +12,7 @@ from security_server.management.operations import (
     api_keys,
     backups,
     certificate_authorities,
+    client_connection,
     clients,
     diagnostics,
     endpoints,
@@ -19,9 +20,12 @@ from security_server.management.operations import (
     initialization,
     local_groups,
     maintenance,
+    openapi_document,
+    prioritization,
     service_descriptions,
     services,
     system,
+    system_certificate,
     timestamping,
     tokens,
 )
@@ -32,11 +36,14 @@ def security_server_operations() -> tuple[Operation, ...]:
     return (
         initialization.OPERATIONS
         + system.OPERATIONS
+        + system_certificate.OPERATIONS
         + maintenance.OPERATIONS
         + diagnostics.OPERATIONS
         + timestamping.OPERATIONS
+        + prioritization.OPERATIONS
         + federation.OPERATIONS
         + clients.OPERATIONS
+        + client_connection.OPERATIONS
         + service_descriptions.OPERATIONS
         + services.OPERATIONS
         + access_rights.OPERATIONS
@@ -46,4 +53,5 @@ def security_server_operations() -> tuple[Operation, ...]:
         + certificate_authorities.OPERATIONS
         + backups.OPERATIONS
         + api_keys.OPERATIONS
+        + openapi_document.OPERATIONS
     )

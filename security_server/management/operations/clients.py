@@ -75,8 +75,8 @@ def client_json(
     subsystem_names: Mapping[ClientId, str] = MappingProxyType({}),
 ) -> dict[str, Any]:
     """X-Road's ``Client``, with the member's name when the global configuration knows it and the subsystem's
-    name given here (``rename_status`` ``NAME_SET``: kept, not sent to the registry). The client proxy
-    listens on plain HTTP on loopback: connection type ``HTTP``."""
+    name given here (``rename_status`` ``NAME_SET``: kept, not sent to the registry), and its stored
+    connection type (``PATCH /clients/{id}``, operations/client_connection.py)."""
     data: dict[str, Any] = {
         "id": client_id_text(client.id),
         "instance_id": client.id.instance,
@@ -84,7 +84,7 @@ def client_json(
         "member_code": client.id.member_code,
         "owner": client.is_owner,
         "has_valid_local_sign_cert": client.id.member in signers,
-        "connection_type": "HTTP",
+        "connection_type": client.connection_type.value,
         "status": _STATUS[client.state],
     }
     if client.id.subsystem_code is not None:
