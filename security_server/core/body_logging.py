@@ -70,6 +70,11 @@ class BodyLogging:
     disabled_local: frozenset[ClientId] = frozenset()
     disabled_remote: frozenset[ClientId] = frozenset()
 
+    def logs_every_body(self, *, client_side: bool) -> bool:
+        """Whether every body on this side is logged whatever the producer (X-Road's default): the proxies then skip
+        the per-exchange look-up."""
+        return self.enabled and not (self.disabled_remote if client_side else self.disabled_local)
+
     def logs_body(self, producer: ClientId | None, *, client_side: bool) -> bool:
         """Whether the body of an exchange with service ``producer`` is logged (``client_side``: the client proxy,
         whose producers are remote). An unknown producer follows the rule."""

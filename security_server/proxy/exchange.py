@@ -204,7 +204,8 @@ class ExchangeJournal:
         policy = getattr(self._context.message_log, "body_logging", None)
         if not isinstance(policy, BodyLogging) or exchange is None:
             return entry
-        if policy.logs_body(exchange.producer(), client_side=self._side is Side.CLIENT):
+        client_side = self._side is Side.CLIENT
+        if policy.logs_every_body(client_side=client_side) or policy.logs_body(exchange.producer(), client_side=client_side):
             return entry
         return entry_without_body(entry, rest=exchange.rest is not None)
 

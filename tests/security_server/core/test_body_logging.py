@@ -39,6 +39,27 @@ def test_the_rule_and_its_exceptions(policy: BodyLogging, producer: ClientId | N
     assert policy.logs_body(producer, client_side=client_side) is logged
 
 
+_IDS = st.sampled_from([PROVIDER, OTHER])
+
+
+@given(
+    enabled=st.booleans(), client_side=st.booleans(), producer=st.one_of(st.none(), _IDS),
+    lists=st.tuples(*(st.frozensets(_IDS) for _ in range(4))),
+)
+def test_logs_every_body_only_when_no_producer_is_excepted(
+    enabled: bool, client_side: bool, producer: ClientId | None,
+    lists: tuple[frozenset[ClientId], frozenset[ClientId], frozenset[ClientId], frozenset[ClientId]],
+) -> None:
+    """The proxies' shortcut: when it says every body is logged, the full rule logs this producer's body too; it
+    says so for X-Road's default policy and never while an exception on this side could cut a body."""
+    policy = BodyLogging(enabled, lists[0], lists[1], lists[2], lists[3])
+    if policy.logs_every_body(client_side=client_side):
+        assert policy.logs_body(producer, client_side=client_side)
+    side_exceptions = lists[3] if client_side else lists[2]
+    assert policy.logs_every_body(client_side=client_side) is (enabled and not side_exceptions)
+    assert BodyLogging().logs_every_body(client_side=client_side)
+
+
 def test_subsystem_lists_are_read_in_x_road_form() -> None:
     """``INSTANCE/CLASS/MEMBER/SUBSYSTEM`` comma-separated; blanks ignored; a member or a malformed id refused."""
     assert parse_subsystems(" EE/GOV/70000311/provider, EE/GOV/70000312/other ,", "x") == {PROVIDER, OTHER}
