@@ -115,6 +115,9 @@ class Levers:
     off: the soft token's keys, as the demo made them."""
     workers: int = 1
     """Worker processes per security server (``[server] workers``; issue 18)."""
+    gc_tuning: bool = True
+    """The collector tuned once serving (security_server/gc_tuning.py, as ``fedbus server run``); off: CPython's
+    defaults."""
 
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
@@ -135,6 +138,8 @@ class Levers:
             args.append("--no-opmon")
         if self.workers != 1:
             args += ["--workers", str(self.workers)]
+        if not self.gc_tuning:
+            args.append("--no-gc-tuning")
         return args
 
 

@@ -249,6 +249,7 @@ LEVER_VARIANTS: list[tuple[str, Levers]] = [
     ("timestamping off", Levers(evidence=False)),
     ("trust verdicts not kept", Levers(verdict_cache=False)),
     ("operational monitoring off", Levers(opmon=False)),
+    ("garbage collector not tuned (CPython's defaults)", Levers(gc_tuning=False)),
     ("signing keys in SoftHSM2 (batch signing)", Levers(signing_keys_in_hsm=True)),
     ("signing keys in SoftHSM2, batch signing off", Levers(signing_keys_in_hsm=True, batch_signing=False)),
     ("1 worker per security server (the default, as the next row's baseline)", Levers(workers=1)),

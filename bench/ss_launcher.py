@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from security_server.configfile import load_config  # noqa: E402
 from security_server.core.config import LoggingConfig  # noqa: E402
+from security_server.gc_tuning import tune_collector  # noqa: E402
 from security_server.logconfig import configure_logging  # noqa: E402
 from security_server.messagelog.evidence_services import (  # noqa: E402
     EvidenceServices,
@@ -158,6 +159,8 @@ def main() -> None:
     parser.add_argument("--no-batch-signing", action="store_true")
     parser.add_argument("--agent-provider-client", action="store_true")
     parser.add_argument("--no-opmon", action="store_true")
+    parser.add_argument("--no-gc-tuning", action="store_true",
+                        help="keep CPython's collector settings (security_server/gc_tuning.py, as `fedbus server run` does)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes ([server] workers, security_server/workers.py); >1: settings levers only")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
@@ -213,6 +216,8 @@ def main() -> None:
 
     reactor.addSystemEventTrigger("before", "shutdown", report_signing)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    if not args.no_gc_tuning:
+        reactor.callWhenRunning(tune_collector)  # as `fedbus server run`
     reactor.run()
 
 

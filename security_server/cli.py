@@ -1146,6 +1146,7 @@ def run(directory: Path, config_file: Path | None, pin_file: Path | None) -> Non
 
     from security_server.configfile import load_config
     from security_server.core.config import LoggingConfig
+    from security_server.gc_tuning import tune_collector
     from security_server.logconfig import configure_logging
     from security_server.service import ServerSettings, make_service
     from security_server.workers import WorkerSupervisor
@@ -1161,6 +1162,7 @@ def run(directory: Path, config_file: Path | None, pin_file: Path | None) -> Non
     service.startService()
     reactor: Any = global_reactor
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.callWhenRunning(tune_collector)  # security_server/gc_tuning.py
     reactor.run()
 
 

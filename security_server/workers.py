@@ -448,6 +448,7 @@ def worker_main() -> None:
     _announce_to_parent()
     from twisted.internet import reactor as global_reactor
 
+    from security_server.gc_tuning import tune_collector
     from security_server.logconfig import configure_logging
     from security_server.service import make_service
 
@@ -460,6 +461,7 @@ def worker_main() -> None:
     os.write(READY_FD, f"ready {os.getpid()}\n".encode())  # kept open: the soft token's logins go this way too
     _stop_when_parent_goes(reactor)
     log.info("worker_serving", worker=order.slot.index, of=order.slot.count, pid=os.getpid())
+    reactor.callWhenRunning(tune_collector)  # security_server/gc_tuning.py
     reactor.run()
 
 
