@@ -14,7 +14,7 @@ from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import PREFIX
 from central_registry.management.permissions import roles_for
 from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content
-from security_server.management.operations.backups import backup_json, upload_answer
+from security_server.management.operations.backups import backup_json, download_answer, upload_answer
 
 
 def get_backups(context: RegistryContext, request: ApiRequest) -> ApiResponse:
@@ -36,10 +36,7 @@ def delete_backup(context: RegistryContext, request: ApiRequest) -> ApiResponse:
 def download_backup(context: RegistryContext, request: ApiRequest) -> ApiResponse:
     """``GET /backups/{filename}/download``: the archive, as an attachment."""
     filename = request.params["filename"]
-    data = backups.read_backup(context.root, filename)
-    disposition = f'attachment; filename="{filename}"'.encode("ascii")
-    return ApiResponse(200, raw=data, content_type="application/octet-stream",
-                       headers=((b"Content-Disposition", disposition),))
+    return download_answer(filename, backups.read_backup(context.root, filename))
 
 
 def restore_backup(context: RegistryContext, request: ApiRequest) -> ApiResponse:

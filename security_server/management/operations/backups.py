@@ -44,13 +44,17 @@ def delete_backup(context: OperationContext, request: ApiRequest) -> ApiResponse
     return no_content()
 
 
-def download_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
-    """``GET /backups/{filename}/download``: the archive, as an attachment."""
-    filename = request.params["filename"]
-    data = backups.read_backup(context.server_dir, filename)
+def download_answer(filename: str, data: bytes) -> ApiResponse:
+    """The answer to ``GET /backups/{filename}/download`` (both roles): the archive, as an attachment."""
     disposition = f'attachment; filename="{filename}"'.encode("ascii")
     return ApiResponse(200, raw=data, content_type="application/octet-stream",
                        headers=((b"Content-Disposition", disposition),))
+
+
+def download_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
+    """``GET /backups/{filename}/download``: the archive, as an attachment."""
+    filename = request.params["filename"]
+    return download_answer(filename, backups.read_backup(context.server_dir, filename))
 
 
 def restore_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:

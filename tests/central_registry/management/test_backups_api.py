@@ -15,6 +15,7 @@ from central_registry.management.roles import Role
 from central_registry.store import RegistryStore
 from security_server.edge.backup_archive import BACKUP_DIR, HMAC_KEY, BackupFolder, BackupKind
 from security_server.management.config import ManagementConfig
+from tests.backup_archives import rewritten
 from tests.central_registry.management.conftest import INSTANCE
 from tests.central_registry.management.harness import START, RegistryApi, multipart_form
 
@@ -94,18 +95,6 @@ def test_restore_puts_back_key_files(registry: RegistryApi, admin_key: str) -> N
     assert signing.read_bytes() == before and not (registry.paths.conf_signing / "extra.pem").exists()
 
 
-def _rewritten(data: bytes, name: str, content: bytes) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data)) as source, tarfile.open(fileobj=out, mode="w") as target:
-        for info in source.getmembers():
-            handle = source.extractfile(info)
-            assert handle is not None
-            body = content if info.name == name else handle.read()
-            info.size = len(body)
-            target.addfile(info, io.BytesIO(body))
-    return out.getvalue()
-
-
 def test_a_tampered_backup_is_refused_and_nothing_changes(registry: RegistryApi, admin_key: str) -> None:
     """A changed database, key or manifest in the archive: 400 invalid_backup_file, the live state untouched."""
     _with_class(registry)
@@ -116,7 +105,7 @@ def test_a_tampered_backup_is_refused_and_nothing_changes(registry: RegistryApi,
     registry.request("POST", "/api/v1/members", json_body=MEMBER, key=officer)
     for name, content in (("registry.db", b"x" * 100), ("conf-signing/key.pem", b"evil"),
                           ("MANIFEST.json", b'{"manifest": "{}", "hmac": "00"}')):
-        path.write_bytes(_rewritten(good, name, content))
+        path.write_bytes(rewritten(good, name, content))
         answer = registry.request("PUT", f"/api/v1/backups/{filename}/restore", key=admin_key)
         assert answer.status == 400 and answer.json()["error"]["code"] == "invalid_backup_file", name
         assert _members(registry) == ["MEMBER:EE/GOV/70000310"]
@@ -164,7 +153,7 @@ def test_hostile_uploads_are_refused(roomy: RegistryApi) -> None:
     registry, admin_key = roomy, roomy.api_key(Role.SYSTEM_ADMINISTRATOR)
     filename = _backup(registry, admin_key)
     data = (registry.root / BACKUP_DIR / filename).read_bytes()
-    cases = {"../evil.tar": data, "conf_backup_20261207-130000.tar": _rewritten(data, "registry.db", b"x"),
+    cases = {"../evil.tar": data, "conf_backup_20261207-130000.tar": rewritten(data, "registry.db", b"x"),
              "conf_backup_20261207-140000.tar": b"not a tar"}
     for name, content in cases.items():
         body, content_type = multipart_form({}, {"file": content}, {"file": name})

@@ -10,6 +10,7 @@ from security_server.admin import keys
 from security_server.admin.backups import BACKUP_DIR, HMAC_KEY
 from security_server.management.roles import Role
 from security_server.signer.softtoken import KeyKind
+from tests.backup_archives import rewritten
 from tests.security_server.management.harness import Api
 from tests.security_server.management.xroad_openapi import error_object
 
@@ -57,19 +58,6 @@ def test_restore_brings_back_the_configuration_and_keys(initialised: Api) -> Non
     assert before_key in on_token and after_key not in on_token
 
 
-def _rewrite(path: bytes, name: str, change: bytes) -> bytes:
-    """The archive with member ``name``'s content replaced (its manifest left as it was)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(path)) as source, tarfile.open(fileobj=out, mode="w") as target:
-        for info in source.getmembers():
-            handle = source.extractfile(info)
-            assert handle is not None
-            data = change if info.name == name else handle.read()
-            info.size = len(data)
-            target.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
 def _flip_a_database_byte(archive: bytes) -> bytes:
     """The archive with one byte inside the database member inverted."""
     with tarfile.open(fileobj=io.BytesIO(archive)) as source:
@@ -88,8 +76,8 @@ def test_a_tampered_backup_is_refused_and_nothing_changes(initialised: Api) -> N
     officer = initialised.api_key(Role.REGISTRATION_OFFICER)
     initialised.request("POST", "/api/v1/clients", key=officer, json_body={"client": SUB})
     for tampered in (
-        _rewrite(original, "serverconf.db", b"not the database"),
-        _rewrite(original, "MANIFEST.json", b'{"manifest": "{}", "hmac": "00"}'),
+        rewritten(original, "serverconf.db", b"not the database"),
+        rewritten(original, "MANIFEST.json", b'{"manifest": "{}", "hmac": "00"}'),
         _flip_a_database_byte(original),
         b"garbage",
     ):
