@@ -5,7 +5,7 @@ set, as ``fedbus server run`` starts it from ``[server] client-proxy-https-port`
 with Python's ``ssl`` module (the client certificates made with cryptography), and the consumer client's connection
 type decides (X-Road's IsAuthentication): HTTPS refuses plain HTTP, HTTPS without a certificate and HTTPS with one
 that is not the client's, and is answered with the client's own; HTTPS_NO_AUTH refuses plain HTTP only; HTTP takes
-both.
+both. A new internal certificate is served from the next connection on, without a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from lxml import etree
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
+from security_server.admin import internal_tls
+from security_server.admin.server_dir import ServerDirectory
 from security_server.core.connection_type import ConnectionType
 from security_server.core.soap import SoapHeader, build_envelope
 from security_server.management.tls import INTERNAL_CERT_NAME
@@ -152,3 +154,20 @@ class ClientHttpsEndToEndTest(federation.TwoDepartmentFederation):
         assert self.answered(body, "http-over-http"), body
         body = yield deferToThread(call, self.https_port, "http-over-https", **tls)
         assert self.answered(body, "http-over-https"), body
+
+    @defer.inlineCallbacks
+    def test_a_new_internal_certificate_is_served_without_a_restart(self) -> Any:
+        """After a new internal key and certificate are made, the next HTTPS connection presents them: a system that
+        trusts only the old certificate fails the handshake, one that trusts the new one is answered."""
+        yield self.start()
+        old = self.tmp / "old-internal.crt"
+        old.write_bytes(self.internal_cert.read_bytes())
+        internal_tls.regenerate(ServerDirectory(self.consumer.root))
+        try:
+            yield deferToThread(call, self.https_port, "old-trust", server_cert=old)
+        except ssl.SSLCertVerificationError:
+            pass
+        else:
+            raise AssertionError("the old certificate was still served")
+        body = yield deferToThread(call, self.https_port, "new-trust", server_cert=self.internal_cert)
+        assert self.answered(body, "new-trust"), body
