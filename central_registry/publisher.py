@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from central_registry.admin.ha_status import record_generation
 from central_registry.admin.trusted_anchors import published_anchors
+from central_registry.admin.configuration_parts import uploaded_parts
 from central_registry.admin.management_services import published_provider
 from central_registry.store import RegistryStore
 from security_server.edge.atomic_file import write_atomically
@@ -323,6 +324,12 @@ class Publisher:
             entries.append(DirectoryEntry.for_content(
                 MONITORING_PARAMETERS, settings.instance, f"{base}/{MONITORING_FILE}", monitoring, file_name=MONITORING_FILE
             ))
+        for part in uploaded_parts(self.store):
+            # An optional part an administrator uploaded (central_registry/admin/configuration_parts.py).
+            location = f"{base}/{part.file_name}"
+            files[location] = part.data
+            entries.append(DirectoryEntry.for_content(part.content_identifier, settings.instance, location, part.data,
+                                                      file_name=part.file_name))
         expires_at = (now + timedelta(seconds=settings.conf_expire_seconds)).replace(microsecond=0)
         content_type, directory = build_signed_directory(
             entries, expires_at, CONFIGURATION_VERSION, self.signing_key.key, self.signing_key.cert_der,

@@ -56,7 +56,9 @@ log = structlog.get_logger()
 T = TypeVar("T")
 
 MAX_MANAGEMENT_REQUEST_BYTES = 1024 * 1024
-_CONF_PATH = re.compile(r"V[0-9]+/[0-9]{20}/(private|shared|monitoring)-params\.xml")
+_CONF_PATH = re.compile(r"V[0-9]+/[0-9]{20}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+"""A generation's file: its own parts and uploaded optional ones (one path segment, central_registry/admin/
+configuration_parts.py)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from central_registry.admin.errors import NotFound
 from central_registry.publisher import DIRECTORY_NAME, Publisher
@@ -91,20 +93,24 @@ def _generation_folders(published: Path) -> list[tuple[str, int, Path]]:
     return sorted(found, reverse=True)
 
 
-def _parts_of(name: str, version: int, folder: Path) -> list[ConfigurationPart]:
+def _parts_of(name: str, version: int, folder: Path, optional_parts: Mapping[str, str] = MappingProxyType({})
+              ) -> list[ConfigurationPart]:
     updated = datetime.strptime(name, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
+    files = {**PART_FILES, **{identifier: (file_name, True) for identifier, file_name in optional_parts.items()}}
     return [
         ConfigurationPart(identifier, file_name, version, optional, updated, folder / file_name)
-        for identifier, (file_name, optional) in PART_FILES.items()
+        for identifier, (file_name, optional) in files.items()
         if (folder / file_name).is_file()
     ]
 
 
-def configuration_parts(published: Path) -> list[ConfigurationPart]:
+def configuration_parts(published: Path, optional_parts: Mapping[str, str] = MappingProxyType({})
+                        ) -> list[ConfigurationPart]:
     """The parts of the newest generation published under ``published`` (``V<version>/<generation>/``); none
-    before the first publication."""
+    before the first publication. ``optional_parts``: the uploaded parts' file names by content identifier
+    (central_registry/admin/configuration_parts.py)."""
     folders = _generation_folders(published)
-    return _parts_of(*folders[0]) if folders else []
+    return _parts_of(*folders[0], optional_parts) if folders else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +132,14 @@ class ConfigurationGeneration:
     parts: tuple[PartHash, ...]
 
 
-def configuration_generations(published: Path) -> list[ConfigurationGeneration]:
+def configuration_generations(published: Path, optional_parts: Mapping[str, str] = MappingProxyType({})
+                              ) -> list[ConfigurationGeneration]:
     """Every generation kept under ``published``, newest first, with its parts and their hashes (a fedbus
     extension: X-Road's API lists only the newest parts). Only the newest is the one the signed directory names;
     the older ones are kept for downloads that read the previous directory (central_registry/publisher.py)."""
     generations = []
     for name, version, folder in _generation_folders(published):
-        parts = _parts_of(name, version, folder)
+        parts = _parts_of(name, version, folder, optional_parts)
         hashes = []
         for part in parts:
             try:
@@ -145,9 +152,10 @@ def configuration_generations(published: Path) -> list[ConfigurationGeneration]:
     return generations
 
 
-def configuration_part(published: Path, content_identifier: str, version: int) -> tuple[ConfigurationPart, bytes]:
+def configuration_part(published: Path, content_identifier: str, version: int,
+                       optional_parts: Mapping[str, str] = MappingProxyType({})) -> tuple[ConfigurationPart, bytes]:
     """One part of the newest generation and its bytes; :class:`ConfigurationPartNotFound` when there is none."""
-    for part in configuration_parts(published):
+    for part in configuration_parts(published, optional_parts):
         if part.content_identifier == content_identifier and part.version == version:
             return part, part.path.read_bytes()
     raise ConfigurationPartNotFound(f"no published part {content_identifier} version {version}")
