@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from structlog.testing import capture_logs
 
+from security_server.configfile import load_config
+from security_server.core.errors import ConfigurationError
 from security_server.management.tls import (
     INTERNAL_CERT_NAME,
     INTERNAL_KEY_NAME,
@@ -18,6 +21,7 @@ from security_server.management.tls import (
     write_internal_certificate,
 )
 from security_server.proxy.client_proxy_tls import InternalTlsOptions
+from security_server.service import ServerSettings
 
 
 def served(options: InternalTlsOptions) -> bytes:
@@ -56,3 +60,16 @@ def test_a_certificate_of_another_key_keeps_the_old_one(tmp_path: Path) -> None:
     with capture_logs() as logs:
         assert served(options) == before
     assert [e["event"] for e in logs] == ["internal_tls_reload_failed"]
+
+
+def test_the_https_port_is_off_unless_configured(tmp_path: Path) -> None:
+    """``[server] client-proxy-https-port`` is 0 (no HTTPS port) as shipped, read when set, refused out of range."""
+    def settings(text: str) -> ServerSettings:
+        extra = tmp_path / "extra.ini"
+        extra.write_text(text, encoding="utf-8")
+        return ServerSettings.from_config(tmp_path, load_config("security-server", local_dir=tmp_path, extra=extra))
+
+    assert settings("").client_proxy_https_port == 0
+    assert settings("[server]\nclient-proxy-https-port = 8443\n").client_proxy_https_port == 8443
+    with pytest.raises(ConfigurationError):
+        settings("[server]\nclient-proxy-https-port = 70000\n")
