@@ -27,7 +27,7 @@ from pathlib import Path
 
 from central_registry.admin.errors import Conflict, NotFound, NotInitialised
 from central_registry.service import RegistryPaths
-from central_registry.store import RegistryError
+from central_registry.store import RegistryError, RegistryStore
 from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 from security_server.edge.backup_archive import Backup, BackupFolder, BackupKind, sqlite_copy
 from security_server.management.credentials import DB_NAME as CREDENTIALS_DB
@@ -169,6 +169,8 @@ def restore_backup(root: Path, filename: str, database_url: str | None = None) -
     members = backups.verified(backups.read(filename))
     with tempfile.TemporaryDirectory(dir=root, prefix=".restore-") as scratch:
         _copy_into(paths.database, members[DATABASE], Path(scratch))
+    # A backup made before a later migration gets it now, not only at the running registry's next start.
+    RegistryStore(paths.database).close()
     for name in OPTIONAL_FILES:
         if name in members:
             write_atomically(root / name, members[name], PRIVATE_MODE)

@@ -4,6 +4,7 @@ and names refused."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import tarfile
 from datetime import timedelta
 from pathlib import Path
@@ -189,3 +190,24 @@ def test_an_upload_over_the_body_limit_is_413(registry: RegistryApi, admin_key: 
                            content_type="multipart/form-data; boundary=b", key=admin_key, check=False)
     assert big.status == 413 and big.json()["error"]["code"] == "request_too_large"
     assert not (registry.root / BACKUP_DIR).exists()
+
+
+def test_a_backup_from_before_a_migration_is_migrated_when_restored(registry: RegistryApi, admin_key: str) -> None:
+    """A backup whose database lacks a later migration's table has it again right after the restore."""
+    filename = _backup(registry, admin_key)
+    path = registry.root / BACKUP_DIR / filename
+    with tarfile.open(fileobj=io.BytesIO(path.read_bytes())) as archive:
+        handle = archive.extractfile("registry.db")
+        assert handle is not None
+        old = registry.root / "old.db"
+        old.write_bytes(handle.read())
+    connection = sqlite3.connect(old)
+    connection.execute("DROP TABLE trusted_anchors")
+    connection.execute("ALTER TABLE subsystems DROP COLUMN name")
+    connection.execute("DELETE FROM schema_migrations WHERE store = 'registry' AND version = 4")
+    connection.commit()
+    connection.close()
+    folder = BackupFolder(registry.root, backups.KIND)
+    made = folder.write({"registry.db": old.read_bytes()}, registry.context.now() + timedelta(seconds=1))
+    assert registry.request("PUT", f"/api/v1/backups/{made.filename}/restore", key=admin_key).status == 200
+    assert registry.request("GET", "/api/v1/trusted-anchors", key=admin_key).json() == []
