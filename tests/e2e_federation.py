@@ -90,12 +90,15 @@ class TwoDepartmentFederation(unittest.TestCase):
     """A running registry and SOAP provider; departments are added by the test, and all stopped afterwards."""
 
     timeout = 180
+    ca_profile = "fedbus"
+    """The certificate profile the registry's development CA issues under (a test case may choose X-Road's)."""
 
     def setUp(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="fedbus-e2e-"))
         http_port, https_port = free_port(), free_port()
         self.paths = init_registry(
-            self.tmp / "registry", "EE", now(), public_url=f"http://127.0.0.1:{http_port}", ca_key_size=2048
+            self.tmp / "registry", "EE", now(), public_url=f"http://127.0.0.1:{http_port}", ca_key_size=2048,
+            ca_profile=self.ca_profile,
         )
         store = RegistryStore(self.paths.database)
         store.set_setting("auto_approve", "true")
@@ -136,8 +139,10 @@ class TwoDepartmentFederation(unittest.TestCase):
             conf_store.add_client(client)
         token = SoftToken(root / "keys")
         ca = DevelopmentCA.open(self.paths.ca)
-        issue_into_token(token, ca, KeyKind.AUTH, server_id, KeyAlgorithm.RSA2048, now(), f"Department {index}")
-        issue_into_token(token, ca, KeyKind.SIGN, member, KeyAlgorithm.RSA2048, now(), f"Department {index}")
+        issue_into_token(token, ca, KeyKind.AUTH, server_id, KeyAlgorithm.RSA2048, now(), f"Department {index}",
+                         profile=ca.profile)
+        issue_into_token(token, ca, KeyKind.SIGN, member, KeyAlgorithm.RSA2048, now(), f"Department {index}",
+                         profile=ca.profile)
         svc = make_service(reactor, ServerSettings(root=root, client_proxy_port=0, server_proxy_port=0, conf_refresh_seconds=3600,
                                                   management=management))
         svc.startService()

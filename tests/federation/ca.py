@@ -20,6 +20,7 @@ from security_server.core.certprofile import auth_subject, signing_subject
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.signer.softtoken import KeyAlgorithm, KeyKind, SoftToken
 from tests.federation.pki import PrivateKey, der, ec_key, make_csr, ocsp_request, rsa_key
+from tests.federation.profile_certs import profile_subjects
 
 OCSP_URL = "http://127.0.0.1:1/ocsp"
 """Where the CA says its OCSP responder is (nothing listens there: tests answer from the CA in memory)."""
@@ -38,9 +39,10 @@ class KeyAndCert:
         return der(self.cert)
 
 
-def make_ca(directory: Path, now: datetime, name: str = "fedbus test CA") -> DevelopmentCA:
-    """A development CA with a delegated OCSP responder (2048-bit keys to keep tests fast)."""
-    ca = DevelopmentCA.init(directory, name, now, key_size=2048, ocsp_url=OCSP_URL)
+def make_ca(directory: Path, now: datetime, name: str = "fedbus test CA", *, profile: str = "fedbus") -> DevelopmentCA:
+    """A development CA with a delegated OCSP responder (2048-bit keys to keep tests fast), issuing under
+    certificate ``profile``."""
+    ca = DevelopmentCA.init(directory, name, now, key_size=2048, ocsp_url=OCSP_URL, profile=profile)
     ca.issue_ocsp_cert(now)
     return ca
 
@@ -78,8 +80,11 @@ def issue_into_token(
     algorithm: KeyAlgorithm | str,
     now: datetime,
     name: str = "Test member",
+    *,
+    profile: str = "fedbus",
 ) -> x509.Certificate:
-    """Generate a key of ``kind`` in ``token``, have the CA certify its CSR, import the certificate; return it."""
+    """Generate a key of ``kind`` in ``token``, have the CA certify its CSR, import the certificate; return it.
+    With ``profile`` (one of X-Road's), the CSR's subject is that profile's (:mod:`tests.federation.profile_certs`)."""
     key_id = token.generate(kind, owner, algorithm)  # type: ignore[arg-type]  # the token checks owner against kind
     if kind is KeyKind.AUTH:
         assert isinstance(owner, SecurityServerId)
@@ -87,6 +92,8 @@ def issue_into_token(
     else:
         assert isinstance(owner, ClientId)
         subject, cert_kind = signing_subject(owner, name), CertKind.SIGN
+    if profile != "fedbus":
+        subject = profile_subjects(profile, owner, name)
     cert = ca.issue(token.csr(key_id, subject), cert_kind, now)
     token.import_cert(cert.public_bytes(serialization.Encoding.PEM), now=now)
     return cert

@@ -106,26 +106,27 @@ class Pki:
 
 
 @functools.cache
-def pki() -> Pki:
-    """The test PKI (made on first use, kept for the test process)."""
+def pki(profile: str = "fedbus") -> Pki:
+    """The test PKI (made on first use, kept for the test process); the CA issues under certificate ``profile``."""
     root = Path(tempfile.mkdtemp(prefix="fedbus-exchange-pki-"))
     at = now()
-    ca = make_ca(root / "ca", at, "fedbus exchange test CA")
+    ca = make_ca(root / "ca", at, "fedbus exchange test CA", profile=profile)
+    issue = functools.partial(issue_into_token, ca=ca, now=at, profile=ca.profile)
     consumer = SoftToken(root / "consumer")
-    issue_into_token(consumer, ca, KeyKind.AUTH, SS1, "ec-p256", at)
-    issue_into_token(consumer, ca, KeyKind.SIGN, C, "rsa2048", at)
+    issue(consumer, kind=KeyKind.AUTH, owner=SS1, algorithm="ec-p256")
+    issue(consumer, kind=KeyKind.SIGN, owner=C, algorithm="rsa2048")
     provider = SoftToken(root / "provider")
-    issue_into_token(provider, ca, KeyKind.AUTH, SS2, "ec-p256", at)
-    issue_into_token(provider, ca, KeyKind.SIGN, P, "rsa2048", at)
+    issue(provider, kind=KeyKind.AUTH, owner=SS2, algorithm="ec-p256")
+    issue(provider, kind=KeyKind.SIGN, owner=P, algorithm="rsa2048")
     revoked = SoftToken(root / "revoked")
-    revoked_cert = issue_into_token(revoked, ca, KeyKind.AUTH, SS1, "ec-p256", at)
-    issue_into_token(revoked, ca, KeyKind.SIGN, C, "ec-p256", at)
+    revoked_cert = issue(revoked, kind=KeyKind.AUTH, owner=SS1, algorithm="ec-p256")
+    issue(revoked, kind=KeyKind.SIGN, owner=C, algorithm="ec-p256")
     ca.revoke(revoked_cert.serial_number, x509.ReasonFlags.key_compromise, at)
     other = SoftToken(root / "other")
-    issue_into_token(other, ca, KeyKind.AUTH, SS3, "ec-p256", at)
-    issue_into_token(other, ca, KeyKind.SIGN, O, "ec-p256", at)
+    issue(other, kind=KeyKind.AUTH, owner=SS3, algorithm="ec-p256")
+    issue(other, kind=KeyKind.SIGN, owner=O, algorithm="ec-p256")
     stray = SoftToken(root / "stray")
-    unregistered = issue_into_token(stray, ca, KeyKind.AUTH, SS9, "ec-p256", at)
+    unregistered = issue(stray, kind=KeyKind.AUTH, owner=SS9, algorithm="ec-p256")
     return Pki(root, ca, consumer, provider, revoked, other, unregistered)
 
 
@@ -176,13 +177,14 @@ def global_conf(
     ss2_address: str = "127.0.0.1:5500",
     extra_provider_servers: tuple[SecurityServerInfo, ...] = (),
 ) -> GlobalConf:
-    """The federation's configuration: three members, three servers, one approved CA with its responder."""
+    """The federation's configuration: three members, three servers, one approved CA with its responder (named
+    with the certificate profile it issues under)."""
     ca_der = der(material.ca.certificate)
     auth1 = ss1_certs if ss1_certs is not None else (material.auth_cert(material.consumer_token),)
     shared = SharedParameters(
         instance="EE",
         global_settings=GlobalSettings(3600, (MemberClass("GOV", "Government"), MemberClass("COM", "Commercial"))),
-        approved_cas=(approved_ca(material.ca, name="test CA", profile="fedbus"),),
+        approved_cas=(approved_ca(material.ca, name="test CA", profile=material.ca.profile),),
         members=(
             MemberInfo(C, "Consumer department", ("client",)),
             MemberInfo(P, "Provider department", ("service",)),
@@ -326,9 +328,11 @@ class ExchangeBed(unittest.TestCase):
     and the provider service on a loopback port."""
 
     timeout = 30
+    ca_profile = "fedbus"
+    """The certificate profile of the test CA (a test case may choose one of X-Road's)."""
 
     def setUp(self) -> None:
-        self.pki: Pki = pki()
+        self.pki: Pki = pki() if self.ca_profile == "fedbus" else pki(self.ca_profile)  # one cache entry for fedbus
         self.tmp = Path(tempfile.mkdtemp(prefix="fedbus-exchange-"))
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.conf_box = [global_conf(self.pki)]
