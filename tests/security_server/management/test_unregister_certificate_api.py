@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet import defer
 
 from central_registry.trust.ca import CertKind, DevelopmentCA
+from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import SecurityServerId
 from security_server.management.roles import Role
 from tests.security_server.management.conftest import OWNER_CLASS, OWNER_CODE, SERVER_CODE
+from tests.security_server.management.globalconf_fixture import global_conf
 from tests.security_server.management.harness import START, Api
 from tests.security_server.management.test_register_certificate_api import _certificate
 from tests.security_server.management.xroad_openapi import error_object
@@ -24,13 +26,18 @@ from tests.security_server.management.xroad_openapi import error_object
 
 @dataclass
 class Conf:
-    """The global configuration in force, as far as certificate states read it: the auth certificates it lists."""
+    """The global configuration in force (the management tests' one) with the auth certificates it lists for this
+    server set by the test."""
 
     listed: set[bytes] = field(default_factory=set)
+    real: GlobalConf = field(default_factory=global_conf)
 
     def auth_cert_hashes(self, server_id: SecurityServerId) -> tuple[bytes, ...]:
         """Every listed hash belongs to this test's one server."""
         return tuple(self.listed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 @dataclass
