@@ -14,10 +14,13 @@ for the same key) and :func:`new_internal_identity` makes a new key and certific
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +34,7 @@ CERT_NAME = "management-tls.crt"
 INTERNAL_KEY_NAME = "internal-tls.key"
 INTERNAL_CERT_NAME = "internal-tls.crt"
 """The internal TLS key and certificate (PEM; the certificate file may hold a chain, leaf first)."""
+INTERNAL_LOCK_NAME = "internal-tls.lock"
 VALIDITY = timedelta(days=3650)
 MANAGEMENT_NAME = "fedbus management API"
 INTERNAL_NAME = "fedbus security server"
@@ -116,23 +120,40 @@ def ensure_certificate(directory: Path, interface: str, now: datetime) -> TlsIde
     return _new_identity(key_path, cert_path, interface, now, common_name=MANAGEMENT_NAME, client_auth=False)
 
 
+@contextlib.contextmanager
+def _internal_lock(directory: Path) -> Iterator[None]:
+    """Hold the internal TLS files' lock: the worker processes of one server, its API and its CLI may each make or
+    replace them, and the key and certificate must stay a pair."""
+    with open(directory / INTERNAL_LOCK_NAME, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_internal_certificate(directory: Path, now: datetime, interface: str = "") -> TlsIdentity:
     """The internal TLS key and certificate of the server in ``directory``, made first when either is missing."""
     key_path, cert_path = directory / INTERNAL_KEY_NAME, directory / INTERNAL_CERT_NAME
     if key_path.is_file() and cert_path.is_file():
         return load_identity(key_path, cert_path)
-    return new_internal_identity(directory, now, interface)
+    with _internal_lock(directory):
+        if key_path.is_file() and cert_path.is_file():  # another process made them meanwhile
+            return load_identity(key_path, cert_path)
+        return _new_identity(key_path, cert_path, interface, now, common_name=INTERNAL_NAME, client_auth=True)
 
 
 def new_internal_identity(directory: Path, now: datetime, interface: str = "") -> TlsIdentity:
     """A new internal TLS key and self-signed certificate, replacing the old ones (X-Road's "generate")."""
-    return _new_identity(
-        directory / INTERNAL_KEY_NAME, directory / INTERNAL_CERT_NAME, interface, now,
-        common_name=INTERNAL_NAME, client_auth=True,
-    )
+    with _internal_lock(directory):
+        return _new_identity(
+            directory / INTERNAL_KEY_NAME, directory / INTERNAL_CERT_NAME, interface, now,
+            common_name=INTERNAL_NAME, client_auth=True,
+        )
 
 
 def write_internal_certificate(directory: Path, chain: list[x509.Certificate]) -> None:
     """Keep ``chain`` (leaf first; its key the internal key's, checked by the caller) as the internal certificate."""
     data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
-    write_atomically(directory / INTERNAL_CERT_NAME, data, PUBLIC_MODE)
+    with _internal_lock(directory):
+        write_atomically(directory / INTERNAL_CERT_NAME, data, PUBLIC_MODE)

@@ -32,6 +32,7 @@ from security_server.core.soap import SoapHeader, build_envelope
 from security_server.management.tls import INTERNAL_CERT_NAME
 from security_server.serverconf.store import ServerConfStore, tls_certificate
 from security_server.service import ServerSettings, make_service
+from security_server.workers import WorkerSupervisor
 from tests import e2e_federation as federation
 from tests.e2e_federation import CONSUMER, SERVICE, reactor
 from tests.loopback import free_port
@@ -154,6 +155,28 @@ class ClientHttpsEndToEndTest(federation.TwoDepartmentFederation):
         assert self.answered(body, "http-over-http"), body
         body = yield deferToThread(call, self.https_port, "http-over-https", **tls)
         assert self.answered(body, "http-over-https"), body
+
+    @defer.inlineCallbacks
+    def test_worker_processes_serve_the_https_port(self) -> Any:
+        """With two worker processes the parent opens the HTTPS socket too, and the workers serve it and check the
+        client's connection type (HTTPS_NO_AUTH: HTTPS answered, plain HTTP refused)."""
+        yield self.start()
+        with ServerConfStore(self.consumer.root / "serverconf.db") as store:
+            store.set_connection_type(CONSUMER, ConnectionType.HTTPS_NO_AUTH)
+        yield self.consumer.service.stopService()
+        self.departments.remove(self.consumer)
+        supervisor = WorkerSupervisor(reactor, ServerSettings(
+            root=self.consumer.root, client_proxy_port=0, server_proxy_port=0, client_proxy_https_port=self.https_port,
+            conf_refresh_seconds=3600, workers=2,
+        ))
+        supervisor.startService()
+        self.addCleanup(lambda: supervisor.stopService() if supervisor.running else None)
+        yield supervisor.when_ready()
+        for n in range(4):  # new connections each time: the kernel spreads them over both workers
+            body = yield deferToThread(call, self.https_port, f"workers-https-{n}", server_cert=self.internal_cert)
+            assert self.answered(body, f"workers-https-{n}"), body
+        body = yield deferToThread(call, supervisor.client_proxy_port, "workers-http")
+        assert REFUSED in body, body
 
     @defer.inlineCallbacks
     def test_a_new_internal_certificate_is_served_without_a_restart(self) -> Any:
