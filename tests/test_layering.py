@@ -102,7 +102,8 @@ SHARED_EDGE_MODULES |= {
 # The management API (issue 17): the registry's API is built on the role-neutral HTTP and authentication pieces of
 # the security server's API -- request and response types, router, resource (authentication, roles, XSRF, audit),
 # credential store, passwords, sessions, login throttle, audit log, X-Road's error object and identifier formats,
-# [management], its TLS certificate and HTTPS listening, the ``user`` / ``api-key`` CLI commands -- the shared
+# [management], its TLS certificate and HTTPS listening, the ``user`` / ``api-key`` CLI commands, the backups'
+# answers and the /openapi.yaml document -- the shared
 # pieces of both roles' APIs ("The operator's side" in ARCHITECTURE.md;
 # tests/security_server/management/test_shared_pieces.py keeps them free of the security server's state). Its roles,
 # permissions, context, operations and service layer are the registry's own. The body limit of their site is the
@@ -110,7 +111,8 @@ SHARED_EDGE_MODULES |= {
 SHARED_EDGE_MODULES |= {
     f"security_server.management.{name}"
     for name in ("api", "routing", "resource", "credentials", "passwords", "sessions", "throttle", "audit", "errors",
-                 "ids", "config", "tls", "certificates", "credential_commands", "https_listener")
+                 "ids", "config", "tls", "certificates", "credential_commands", "https_listener", "backup_answers",
+                 "openapi_document")
 } | {"security_server.proxy.bounded_request"}
 
 # The console (issue 21): the registry's console (central_registry/console_web) is built on the role-neutral pieces

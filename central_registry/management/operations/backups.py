@@ -1,7 +1,7 @@
 """``/backups``: the registry's database, keys and credentials backed up, listed, downloaded, deleted and restored.
 
-The archive and its checks are :mod:`central_registry.admin.backups`; the JSON and the upload form are the security
-server's (:mod:`security_server.management.operations.backups`). A restore answers when the database and files are
+The archive and its checks are :mod:`central_registry.admin.backups`; the answers are both roles'
+(:mod:`security_server.management.backup_answers`). A restore answers when the database and files are
 in place: the running registry reads the restored database from its next operation on, and signs with restored
 keys after a restart (docs/management-api.md).
 """
@@ -14,7 +14,7 @@ from central_registry.management.context import RegistryContext
 from central_registry.management.operations.common import PREFIX
 from central_registry.management.permissions import roles_for
 from security_server.management.api import ApiRequest, ApiResponse, Operation, no_content
-from security_server.management.operations.backups import backup_json, download_answer, upload_answer
+from security_server.management.backup_answers import backup_json, download_answer, upload_answer
 
 
 def get_backups(context: RegistryContext, request: ApiRequest) -> ApiResponse:

@@ -1,31 +1,25 @@
 """``/backups``: the configuration and keys backed up, listed, downloaded, deleted and restored.
 
-The archive and its checks are :mod:`security_server.admin.backups`. An uploaded backup (``/backups/upload``,
+The archive and its checks are :mod:`security_server.admin.backups`, the answers shared with the registry
+:mod:`security_server.management.backup_answers`. An uploaded backup (``/backups/upload``,
 ``multipart/form-data`` with the archive as ``file``) is verified before it is stored. ``/backups/ext`` is not
 implemented.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from security_server.admin import backups
-from security_server.admin.backups import Backup, BackupExists
+from security_server.admin.backups import BackupExists
 from security_server.management.api import (
     ApiRequest,
     ApiResponse,
     Operation,
     no_content,
 )
+from security_server.management.backup_answers import backup_json, download_answer, upload_answer
 from security_server.management.context import OperationContext
-from security_server.management.errors import bad_request
-from security_server.management.operations.common import PREFIX, xroad_time
+from security_server.management.operations.common import PREFIX
 from security_server.management.permissions import roles_for
-
-
-def backup_json(backup: Backup) -> dict[str, Any]:
-    """X-Road's ``Backup``."""
-    return {"filename": backup.filename, "created_at": xroad_time(backup.created_at)}
 
 
 def get_backups(context: OperationContext, request: ApiRequest) -> ApiResponse:
@@ -44,13 +38,6 @@ def delete_backup(context: OperationContext, request: ApiRequest) -> ApiResponse
     return no_content()
 
 
-def download_answer(filename: str, data: bytes) -> ApiResponse:
-    """The answer to ``GET /backups/{filename}/download`` (both roles): the archive, as an attachment."""
-    disposition = f'attachment; filename="{filename}"'.encode("ascii")
-    return ApiResponse(200, raw=data, content_type="application/octet-stream",
-                       headers=((b"Content-Disposition", disposition),))
-
-
 def download_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:
     """``GET /backups/{filename}/download``: the archive, as an attachment."""
     filename = request.params["filename"]
@@ -61,34 +48,6 @@ def restore_backup(context: OperationContext, request: ApiRequest) -> ApiRespons
     """``PUT /backups/{filename}/restore``: verified first; no HSM token is logged out by a restore."""
     backups.restore_backup(context.server_dir, request.params["filename"])
     return ApiResponse(200, {"hsm_tokens_logged_out": False})
-
-
-def uploaded_file(request: ApiRequest) -> tuple[str, bytes]:
-    """The ``file`` part of a ``multipart/form-data`` body: its file name and bytes (400 when there is none)."""
-    content_type = request.content_type or ""
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise bad_request("invalid_content_type", "multipart/form-data with the archive as 'file'")
-    part = request.form_parts("file").get("file")
-    if part is None:
-        raise bad_request("missing_field", "file")
-    if not part.filename:
-        raise bad_request("invalid_multipart", "file")
-    return part.filename, part.data
-
-
-def upload_answer(
-    request: ApiRequest, store: Callable[[str, bytes, bool], Backup], exists: type[Exception]
-) -> ApiResponse:
-    """The answer to ``POST /backups/upload?ignore_warnings=`` (both roles): the uploaded archive handed to
-    ``store`` (file name, bytes, overwrite), which raises ``exists`` for a name taken: X-Road's warning
-    ``warning_file_already_exists`` (400) unless ``ignore_warnings=true`` (then replaced)."""
-    filename, data = uploaded_file(request)
-    try:
-        stored = store(filename, data, request.query_bool("ignore_warnings", False))
-    except exists:
-        return ApiResponse(400, {"status": 400, "error": {"code": "warnings_detected"},
-                                 "warnings": [{"code": "warning_file_already_exists", "metadata": [filename]}]})
-    return ApiResponse(201, backup_json(stored))
 
 
 def upload_backup(context: OperationContext, request: ApiRequest) -> ApiResponse:

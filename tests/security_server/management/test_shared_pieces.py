@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[3] / "security_server" / "management"
 SHARED = ("api", "routing", "resource", "credentials", "passwords", "sessions", "throttle", "audit", "errors", "ids",
-          "config", "tls", "certificates", "credential_commands", "https_listener")
+          "config", "tls", "certificates", "credential_commands", "https_listener", "backup_answers", "openapi_document")
 ALLOWED = ("security_server.core", "security_server.edge", "security_server.store")
 
 
