@@ -56,6 +56,8 @@ from security_server.core.timestamp import TimestampInfo, read_timestamp_token, 
 from security_server.core.trust import DEFAULT_CLOCK_SKEW_SECONDS, check_ocsp_response, check_validity, verify_cert_path
 
 
+_MAX_SIGNATURES = 4096
+"""Verified signatures remembered (records of one signature come together; a long log must not fill memory)."""
 _MAX_REMEMBERED = 1024
 """Signing certificates whose DER is remembered (a log has a few signers; other readers give new objects)."""
 
@@ -443,6 +445,8 @@ class LogAuditor:
                         record.signature, parts.get, expected_parts=expected, allow_unresolved_hash_chain_refs=True
                     )
                 signed = _Signed(verified, self._trusted_member(verified))
+                if len(self._signatures) >= _MAX_SIGNATURES:
+                    self._signatures.clear()  # a batch's records are logged together: the recent ones are enough
                 self._signatures[key] = signed
                 self.signatures_verified += 1
                 if verified.hash_chain is not None and verified.hash_chain.unresolved:

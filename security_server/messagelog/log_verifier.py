@@ -30,7 +30,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from security_server.core import digests
 from security_server.core.errors import BusError, LogChainBroken
@@ -41,8 +41,11 @@ from security_server.core.logchain import signature_hash
 from security_server.messagelog.raw_records import RawReader, RawRecord
 from security_server.messagelog.store import FORM_TS_HASHCHAIN, MessageLogStore, derived_ts_hashchain
 
-MIN_CHUNK = 2000
-"""Fewest records worth a worker process of their own (below this a run stays in one process)."""
+MIN_CHUNK = 5000
+"""Fewest records in a range of their own (below twice this a run stays in one process: a spawned worker costs
+about as much CPU to start, import and read the configuration as verifying a few thousand records)."""
+RANGES_PER_JOB = 4
+"""Ranges per process: taken as each process gets to them, so that none idles while another has work left."""
 BLOCK = 512
 """Records read and prepared together (their batch signatures' chains built once)."""
 MAX_LISTED = 20
@@ -229,24 +232,42 @@ class _Stamps:
         return built
 
 
-def verify_chunk(
-    path: str | Path, lo: int, hi: int, conf: VerificationConf | Mapping[str, bytes] | None, now: datetime
-) -> ChunkResult:
-    """Verify records ``lo..hi`` of the log at ``path`` (chain inside the range, timestamps, signatures)."""
-    auditor = LogAuditor(_conf(conf), now)
-    first: tuple[int, bytes] | None = None
-    last: tuple[int, bytes] | None = None
-    chain: Problem | None = None
-    count = stamped = signed = 0
-    stamp_problems: list[Problem] = []
-    signature_problems: list[Problem] = []
-    first_waiting: int | None = None
-    previous: tuple[int, bytes] | None = None
-    settled: tuple[int, bytes] | None = None
-    with MessageLogStore(path) as store:
-        stamps = _Stamps(store)
+class RangeVerifier:
+    """Verifies ranges of one log in this process (chain inside each range, timestamps, signatures), keeping what
+    the ranges share from one to the next: the open file, the shared values and documents read, and the auditor's
+    verified tokens, signatures, certificate paths and OCSP responses."""
+
+    def __init__(self, path: str | Path, conf: VerificationConf | Mapping[str, bytes] | None, now: datetime) -> None:
+        self._auditor = LogAuditor(_conf(conf), now)
+        self._store = MessageLogStore(path)
+        self._reader = RawReader(self._store)
+        self._stamps = _Stamps(self._store)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._store.close()
+
+    def __enter__(self) -> RangeVerifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def verify(self, lo: int, hi: int) -> ChunkResult:
+        """Verify records ``lo..hi`` (the joint with the record before ``lo`` is :func:`join_chunks`' to check)."""
+        auditor = self._auditor
+        distinct, without_body, unverifiable = auditor.signatures_verified, auditor.without_body, auditor.unverifiable
+        first: tuple[int, bytes] | None = None
+        last: tuple[int, bytes] | None = None
+        chain: Problem | None = None
+        count = stamped = signed = 0
+        stamp_problems: list[Problem] = []
+        signature_problems: list[Problem] = []
+        first_waiting: int | None = None
+        previous: tuple[int, bytes] | None = None
+        settled: tuple[int, bytes] | None = None
         try:
-            for block in RawReader(store).blocks(lo, hi, BLOCK):
+            for block in self._reader.blocks(lo, hi, BLOCK):
                 auditor.prepare(block)
                 hashed: dict[bytes, bytes] = {}
                 for record in block:
@@ -273,21 +294,21 @@ def verify_chunk(
                             chain = Problem(record.id, f"message log record {record.id} was changed after it was written")
                     previous = last
                     last = (record.id, record.link)
-                    leaf = stamps.quick_leaf(record)
+                    leaf = self._stamps.quick_leaf(record)
                     if leaf is not None and leaf == sig_hash and auditor.stamp_holds(record.timestamp_id):  # type: ignore[arg-type]
                         # Its batch's token and result verified, its leaf its signature hash: what stamp_failure finds.
                         stamped += 1
                         at = auditor.stamp_time(record.timestamp_id)  # type: ignore[arg-type]
                     else:
-                        stamp = stamps.of(record)
+                        stamp = self._stamps.of(record)
                         if stamp is not None:
                             stamped += 1
                             if isinstance(stamp, Stamp) and stamp.leaf is not None and stamp.leaf != sig_hash:
-                                stamp = stamps.with_chain(record, stamp)  # not the record's leaf: its chain says why
+                                stamp = self._stamps.with_chain(record, stamp)  # not the record's leaf: its chain says why
                             if isinstance(stamp, str):
                                 failed: str | None = stamp
                             else:
-                                failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, stamps.expected(stamp))
+                                failed = auditor.stamp_failure(record.id, record.signature, sig_hash, stamp, self._stamps.expected(stamp))
                             if failed is not None:
                                 stamp_problems.append(Problem(record.id, failed))
                         elif record.signature and first_waiting is None:
@@ -303,44 +324,106 @@ def verify_chunk(
             if chain is None:
                 chain = Problem(where, err.reason)
             last = None if last is None else (last[0], b"")
-    return ChunkResult(
-        first=first,
-        last=last,
-        count=count,
-        chain=chain,
-        stamps=stamped,
-        stamp_problems=tuple(stamp_problems[:MAX_LISTED]),
-        stamp_problem_count=len(stamp_problems),
-        signatures=signed,
-        signature_problems=tuple(signature_problems[:MAX_LISTED]),
-        signature_problem_count=len(signature_problems),
-        distinct_signatures=auditor.signatures_verified,
-        without_body=auditor.without_body,
-        unverifiable=auditor.unverifiable,
-        first_waiting=first_waiting,
-        settled=settled,
-    )
+        return ChunkResult(
+            first=first,
+            last=last,
+            count=count,
+            chain=chain,
+            stamps=stamped,
+            stamp_problems=tuple(stamp_problems[:MAX_LISTED]),
+            stamp_problem_count=len(stamp_problems),
+            signatures=signed,
+            signature_problems=tuple(signature_problems[:MAX_LISTED]),
+            signature_problem_count=len(signature_problems),
+            distinct_signatures=auditor.signatures_verified - distinct,
+            without_body=auditor.without_body - without_body,
+            unverifiable=auditor.unverifiable - unverifiable,
+            first_waiting=first_waiting,
+            settled=settled,
+        )
 
 
-def _ranges(lo: int, hi: int, jobs: int, min_chunk: int) -> list[tuple[int, int]]:
+def verify_chunk(
+    path: str | Path, lo: int, hi: int, conf: VerificationConf | Mapping[str, bytes] | None, now: datetime
+) -> ChunkResult:
+    """Verify records ``lo..hi`` of the log at ``path`` (chain inside the range, timestamps, signatures)."""
+    with RangeVerifier(path, conf, now) as verifier:
+        return verifier.verify(lo, hi)
+
+
+def _ranges(lo: int, hi: int, parts: int, min_chunk: int) -> list[tuple[int, int]]:
+    """``lo..hi`` cut into at most ``parts`` ranges of at least ``min_chunk`` records (one when too few)."""
     if hi < lo:
         return []
-    parts = max(1, min(jobs, (hi - lo + 1) // min_chunk))
+    parts = max(1, min(parts, (hi - lo + 1) // min_chunk))
     size = -(-(hi - lo + 1) // parts)
     return [(start, min(hi, start + size - 1)) for start in range(lo, hi + 1, size)]
 
 
+# The ranges not yet taken, shared by this process and its workers: [next from the front, next from the back].
+_Claim = Any
+_WORKER_CLAIM: _Claim = None
+
+
+def _take(claim: _Claim, *, from_back: bool) -> int | None:
+    """The index of a range nobody has taken yet (this process takes from the front, workers from the back)."""
+    with claim.get_lock():
+        front, back = claim[0], claim[1]
+        if front > back:
+            return None
+        if from_back:
+            claim[1] = back - 1
+            return int(back)
+        claim[0] = front + 1
+        return int(front)
+
+
+def _keep_claim(claim: _Claim) -> None:
+    """A worker's initializer: the shared claim comes with the process (as shared memory must)."""
+    global _WORKER_CLAIM
+    _WORKER_CLAIM = claim
+
+
+def _work(path: str, conf_files: Mapping[str, bytes] | None, now: datetime, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, ChunkResult]]:
+    """A worker: verify ranges taken from the back until none is left; their results by index."""
+    done: list[tuple[int, ChunkResult]] = []
+    index = _take(_WORKER_CLAIM, from_back=True)
+    if index is None:
+        return done
+    with RangeVerifier(path, conf_files, now) as verifier:
+        while index is not None:
+            done.append((index, verifier.verify(*ranges[index])))
+            index = _take(_WORKER_CLAIM, from_back=True)
+    return done
+
+
 def _run(path: Path, ranges: Sequence[tuple[int, int]], conf: VerificationConf | None, conf_files: Mapping[str, bytes] | None, now: datetime, jobs: int) -> list[ChunkResult]:
     if len(ranges) <= 1 or jobs <= 1:
-        return [verify_chunk(path, lo, hi, conf, now) for lo, hi in ranges]
-    # Workers get the configuration's files (certificate objects do not pickle) and read it themselves.
-    # This process verifies the first range itself while the workers (one fewer: a spawned worker costs its
-    # start and imports) verify the others.
+        with RangeVerifier(path, conf, now) as verifier:
+            return [verifier.verify(lo, hi) for lo, hi in ranges]
+    # Workers (one fewer than jobs: this process verifies too) are spawned, get the configuration's files
+    # (certificate objects do not pickle) and read the file themselves; only verdicts come back. The ranges are
+    # taken as each process gets to them (this one from the front, the workers from the back), so a worker that
+    # starts late (a spawned process imports and reads the configuration first) takes fewer, and no process idles
+    # while another has several ranges left.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(ranges)) - 1, mp_context=context) as pool:
-        futures = [pool.submit(verify_chunk, str(path), lo, hi, conf_files, now) for lo, hi in ranges[1:]]
-        first = verify_chunk(path, ranges[0][0], ranges[0][1], conf if conf is not None else conf_files, now)
-        return [first, *(future.result() for future in futures)]
+    claim = context.Array("q", [0, len(ranges) - 1])
+    results: dict[int, ChunkResult] = {}
+    workers = min(jobs, len(ranges)) - 1
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_keep_claim, initargs=(claim,)
+    )
+    try:
+        futures = [pool.submit(_work, str(path), conf_files, now, ranges) for _ in range(workers)]
+        with RangeVerifier(path, conf if conf is not None else conf_files, now) as verifier:
+            while (index := _take(claim, from_back=False)) is not None:
+                results[index] = verifier.verify(*ranges[index])
+        if len(results) < len(ranges):
+            for future in futures:
+                results.update(future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a worker still starting finds nothing left to take
+    return [results[index] for index in range(len(ranges))]
 
 
 def verify_shard(
@@ -365,7 +448,8 @@ def verify_shard(
         first_id, start_link = since[0] + 1, since[1]
     if conf is not None and conf_files is None:
         jobs = 1
-    chunks = _run(path, _ranges(first_id, last_id, jobs, min_chunk), conf, conf_files, now, jobs)
+    parts = jobs * RANGES_PER_JOB if jobs > 1 else 1
+    chunks = _run(path, _ranges(first_id, last_id, parts, min_chunk), conf, conf_files, now, jobs)
     return join_chunks(chunks, first_id, start_link)
 
 
@@ -375,9 +459,11 @@ def join_chunks(chunks: Sequence[ChunkResult], first_id: int, start_link: bytes)
     chain: Problem | None = None
     count = 0
     for chunk in chunks:
+        count += chunk.count
         if chain is not None:
-            break
+            continue
         if chunk.first is None or chunk.last is None:
+            chain = chunk.chain  # no record read: none at all (None), or its first row cannot be a record
             continue
         record_id, prev_link = chunk.first
         if previous is not None and record_id != previous[0] + 1:
@@ -387,7 +473,6 @@ def join_chunks(chunks: Sequence[ChunkResult], first_id: int, start_link: bytes)
             chain = Problem(record_id, f"message log record {record_id} does not link to {after}")
         else:
             chain = chunk.chain
-        count += chunk.count
         previous = chunk.last
 
     def problems(name: str) -> tuple[tuple[Problem, ...], int]:

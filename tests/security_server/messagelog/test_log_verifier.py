@@ -237,3 +237,37 @@ def test_a_batch_token_from_an_unapproved_tsa_fails_every_record_it_stamps(log: 
         )
     assert result.stamp_problem_count == 12
     assert {p.text for p in result.stamp_problems} == {f"token {found.timestamp.id}: {caught.value.reason}"}
+
+
+def test_workers_name_the_first_broken_record_as_one_process_does(log: Path) -> None:
+    """Edits in several ranges verified by a worker and this process: the lowest edited record is named, and the
+    verdict is the one-process verdict."""
+    with sqlite3.connect(log) as conn:
+        conn.execute("UPDATE logrecord SET query_id = 'edited' WHERE id IN (5, 10)")
+        conn.execute("UPDATE logrecord SET message = CAST('x' AS BLOB), stored_form = NULL WHERE id = 8")
+    one = verify_shard(log, federation().conf(), datetime.now(UTC))
+    two = verify_shard(log, federation().conf(), datetime.now(UTC), jobs=2, conf_files=conf_files(), min_chunk=2)
+    assert one.chain is not None and one.chain.record_id == 5 and "changed after it was written" in one.chain.text
+    assert dataclasses.replace(two, distinct_signatures=0) == dataclasses.replace(one, distinct_signatures=0)
+
+
+def test_ranges_are_taken_once_each_from_both_ends() -> None:
+    """This process takes ranges from the front and workers from the back: each range exactly once, then none."""
+    import multiprocessing
+
+    from security_server.messagelog.log_verifier import _take
+
+    claim = multiprocessing.get_context("spawn").Array("q", [0, 6])
+    taken = [_take(claim, from_back=n % 3 == 0) for n in range(9)]
+    assert taken == [6, 0, 1, 5, 2, 3, 4, None, None]
+
+
+@pytest.mark.parametrize("record_id", [1, 6])
+def test_a_malformed_first_record_of_a_range_fails_the_log(log: Path, record_id: int) -> None:
+    """A row that cannot be a record where a range starts (the log's first, or a later range's): the log fails there;
+    it is not read as an empty range."""
+    with sqlite3.connect(log) as conn:
+        conn.execute("UPDATE logrecord SET succeeded = 7 WHERE id = ?", [record_id])
+    for result in (verify_shard(log, None, datetime.now(UTC)), ranges(log, [(1, 5), (6, 9), (10, 12)], conf=False)):
+        assert result.chain is not None and result.chain.record_id == record_id and "malformed" in result.chain.text
+        assert result.verified_to is None
