@@ -180,24 +180,92 @@ def _slot(name: bytes, parent: bytes | None, text: bytes) -> tuple[int, bytes, S
     return _INLINE, _varint(len(value)) + value, None
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What :func:`pack` learnt from one document, reused for every document of the same shape: its texts between
+    tags with the slot texts left out (None), each slot's place among them, element and parent, and the skeleton
+    they share."""
+
+    texts: tuple[bytes | None, ...]
+    slots: tuple[tuple[int, bytes, bytes | None], ...]
+    skeleton: SharedValue
+
+
+_MAX_PLANS = 64
+"""Shapes remembered (a server writes a handful: request and response, alone or in a batch, per signer)."""
+_plans: dict[bytes, _Plan] = {}
+_TAG_SPLIT = re.compile(rb"(<[^>]*>)")
+"""Splits a document into texts (even places, possibly empty) and tags (odd places)."""
+
+
 def pack(document: bytes) -> Packed | None:
-    """The compact form of ``document``, or None when it would not rebuild to exactly the same bytes."""
+    """The compact form of ``document``, or None when it would not rebuild to exactly the same bytes.
+
+    A document of a shape seen before (the same tags and literal texts; only the slot values differ, as from one
+    message to the next) is packed by that shape's plan, without walking its elements again; the result is the
+    same bytes either way and is checked by the same round trip."""
     if not document:
         return None
-    tokens = _TOKEN.findall(document)
+    parts = _TAG_SPLIT.split(document)
+    shape = b"".join(parts[1::2])
+    plan = _plans.get(shape)
+    if plan is not None:
+        planned = _pack_by_plan(document, parts[0::2], plan)
+        if planned is not None:
+            return planned
+    packed, learnt = _pack_by_walking(document, _TOKEN.findall(document))
+    if learnt is not None:
+        if len(_plans) >= _MAX_PLANS:
+            _plans.clear()
+        _plans[shape] = learnt
+    return packed
+
+
+def _pack_by_plan(document: bytes, texts: list[bytes], plan: _Plan) -> Packed | None:
+    """``document`` (whose texts between tags are ``texts``) packed by ``plan``, or None when it is not of the
+    plan's shape after all."""
+    if len(texts) != len(plan.texts):
+        return None
+    literal: list[bytes | None] = list(texts)
+    for place, _, _ in plan.slots:
+        literal[place] = None
+    if tuple(literal) != plan.texts:
+        return None
+    compact = bytearray([FORMAT_VERSION])
+    compact += plan.skeleton.address
+    shared: dict[bytes, SharedValue] = {}
+    for place, name, parent in plan.slots:
+        slot = _slot(name, parent, texts[place])
+        if slot is None:
+            return None
+        _, data, value = slot
+        compact += data
+        if value is not None:
+            shared.setdefault(value.address, value)
+    return _checked(document, Packed(bytes(compact), (plan.skeleton, *shared.values())))
+
+
+def _pack_by_walking(document: bytes, tokens: list[bytes]) -> tuple[Packed | None, _Plan | None]:
+    """``document`` packed element by element, with the plan that packs documents of its shape."""
     skeleton = bytearray([FORMAT_VERSION])
     compact = bytearray()
     shared: dict[bytes, SharedValue] = {}
     literal = bytearray()
     stack: list[bytes] = []
+    texts: list[bytes | None] = []  # the texts before, between and after tags, as _TAG_SPLIT gives them
+    pending_text = False
+    slots: list[tuple[int, bytes, bytes | None]] = []
     for index, token in enumerate(tokens):
         if token[:1] != b"<":
+            pending_text = True
             following = tokens[index + 1] if index + 1 < len(tokens) else b""
             opened = index > 0 and tokens[index - 1][:1] == b"<" and tokens[index - 1][1:2] not in (b"/", b"?", b"!")
             slot = None
             if opened and stack and following[:2] == b"</":
-                slot = _slot(stack[-1], stack[-2] if len(stack) > 1 else None, token)
+                name, parent = stack[-1], stack[-2] if len(stack) > 1 else None
+                slot = _slot(name, parent, token)
             if slot is None:
+                texts.append(token)
                 literal += token
                 continue
             kind, data, value = slot
@@ -206,22 +274,36 @@ def pack(document: bytes) -> Packed | None:
             compact += data
             if value is not None:
                 shared.setdefault(value.address, value)
+            slots.append((len(texts), name, parent))
+            texts.append(None)
             continue
+        if not pending_text:
+            texts.append(b"")  # no text before this tag
+        pending_text = False
         literal += token
         if token[1:2] == b"/":
             if stack:
                 stack.pop()
         elif token[1:2] not in (b"?", b"!") and not token.endswith(b"/>"):
-            name = _local_name(token)
-            stack.append(name if name is not None else b"")
+            local = _local_name(token)
+            stack.append(local if local is not None else b"")
+    if not pending_text:
+        texts.append(b"")
     if not compact:
-        return None  # nothing per-message to cut out: not one of ours
+        return None, None  # nothing per-message to cut out: not one of ours
     skeleton += _varint(len(literal)) + literal + bytes([_END])
     skeleton_value = SharedValue.of(KIND_SKELETON, bytes(skeleton))
-    packed = Packed(
+    packed = _checked(document, Packed(
         bytes([FORMAT_VERSION]) + skeleton_value.address + bytes(compact),
         (skeleton_value, *shared.values()),
-    )
+    ))
+    if packed is None:
+        return None, None
+    return packed, _Plan(tuple(texts), tuple(slots), skeleton_value)
+
+
+def _checked(document: bytes, packed: Packed) -> Packed | None:
+    """``packed`` when it rebuilds to exactly ``document``, else None."""
     values = {value.address: value.value for value in packed.shared}
     try:
         rebuilt = unpack(packed.compact, values.__getitem__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from security_server.core import compact_signature
 from security_server.core.compact_signature import (
     KIND_CERTIFICATE,
     KIND_OCSP,
@@ -143,6 +145,38 @@ def test_pack_never_loses_a_byte(data: st.DataObject) -> None:
             document[at : at + 1] = byte if action == "change" else b""
     packed = pack(bytes(document))
     assert packed is None or rebuilt(packed) == bytes(document)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_remembered_shape_packs_exactly_as_walking_the_document(data: st.DataObject) -> None:
+    """Once a shape is known, a document of it (or one edited anywhere) packs to the very result of walking its
+    elements afresh: the plan is a shortcut, never another verdict."""
+    original = data.draw(st.sampled_from(documents()), label="document")
+    assert pack(original) is not None  # its shape is now remembered
+    document = bytearray(original)
+    for _ in range(data.draw(st.integers(0, 2), label="edits")):
+        at = data.draw(st.integers(0, len(document)), label="at")
+        byte = data.draw(st.sampled_from([b"<", b">", b"/", b"=", b"A", b"0", b" "]), label="byte")
+        document[at:at] = byte
+    walked, _ = compact_signature._pack_by_walking(bytes(document), compact_signature._TOKEN.findall(bytes(document)))
+    assert pack(bytes(document)) == walked
+
+
+def test_the_next_message_of_a_batch_packs_by_its_shape() -> None:
+    """Chains of the same place in two batches differ only in their digests: the second is packed by the first
+    one's plan, to the bytes walking it gives."""
+    first = signed(2)[0].hash_chain
+    assert first is not None and pack(first) is not None
+    digest = first.split(b"<DigestValue>")[1].split(b"</DigestValue>")[0]
+    other = base64.b64encode(bytes(b ^ 0x5A for b in base64.b64decode(digest)))
+    second = first.replace(digest, other)
+    parts = compact_signature._TAG_SPLIT.split(second)
+    plan = compact_signature._plans[b"".join(parts[1::2])]
+    by_plan = compact_signature._pack_by_plan(second, parts[0::2], plan)
+    assert by_plan is not None and rebuilt(by_plan) == second
+    assert by_plan == compact_signature._pack_by_walking(second, compact_signature._TOKEN.findall(second))[0]
+    assert pack(second) == by_plan
 
 
 @settings(max_examples=200, deadline=None)
