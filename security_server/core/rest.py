@@ -102,6 +102,8 @@ MAX_MESSAGE_BYTES = 256 * 1024
 """Largest REST message part (request line and headers) we parse."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""A control character a header value may not hold (horizontal tab is allowed)."""
 _RAW_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*")
 _RAW_QUERY = re.compile(r"[\x21-\x22\x24-\x7e]*")  # printable ASCII without space and '#'
 _CRLF = "\r\n"
@@ -115,7 +117,7 @@ Headers = tuple[tuple[str, str], ...]
 def _check_header(name: str, value: str) -> None:
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise BadRequest("Invalid HTTP header name", reason=f"header name {str(name)[:80]!r}")
-    if not isinstance(value, str) or any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+    if not isinstance(value, str) or _CONTROL.search(value) is not None:
         raise BadRequest(f"HTTP header {name} has control characters")
 
 

@@ -336,6 +336,18 @@ def test_filtering_refuses_header_values_with_control_characters() -> None:
         filter_end_to_end([("X-A", "a\x00b")])
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FF), max_size=40))
+def test_a_header_value_is_refused_exactly_for_control_characters_other_than_tab(value: str) -> None:
+    """C0 controls except horizontal tab, and DEL, are refused; every other character passes (RFC 9110 §5.5)."""
+    controlled = any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value)
+    try:
+        filter_end_to_end([("X-A", value)])
+    except BadRequest:
+        assert controlled
+    else:
+        assert not controlled
+
+
 @PROPERTY
 @given(st.binary(max_size=300), st.booleans())
 def test_parsers_of_message_parts_fail_only_with_bus_errors(data: bytes, as_response: bool) -> None:
