@@ -1,7 +1,7 @@
 """Evidence at scale (issue 23): build a realistic message log, then time ``fedbus audit verify log`` on it.
 
-``python bench/evidence.py [--records 50000] [--sign-batch 4] [--ts-batch 2000] [--jobs 1,2] [--db FILE] [--only]
-[--no-conf] [--profile]``
+``python bench/evidence.py [--records 50000] [--sign-batch 4] [--ts-batch 2000] [--jobs 1,2] [--repeat 3] [--db FILE]
+[--only] [--no-conf] [--profile]``
 
 The log holds SOAP 1 KiB exchanges (a request signed by the consumer, a response signed by the provider) as a
 security server writes them: messages signed in batches as the batch signer does (``core.signature.sign_batch``:
@@ -13,9 +13,10 @@ kept in ``--db`` (default: a file under the temporary folder named after the par
 
 Then the verifier (``security_server.messagelog.log_verifier``, what ``verify log`` runs) checks the whole log with
 ``--conf`` (chains, timestamps and tokens, signatures, certificates and OCSP) with ``--jobs 1`` and ``--jobs 2``
-and prints records per second (wall clock) and CPU time per record, and a cProfile (CPU time) of one ``--jobs 1``
-run with ``--profile``; ``--no-conf`` times it without a configuration (chain and timestamps only), ``--only``
-skips the other benchmarks, and ``--jobs 1,2,1,2`` repeats runs (take the lowest CPU figure on a shared machine).
+``--repeat`` times each (interleaved), printing per run and as medians the records per second (wall clock), the CPU
+time per record of this process and its workers (``getrusage``, the workers reaped) as records per CPU-second, and
+the load average; ``--profile`` adds a cProfile (CPU time) of one ``--jobs 1`` run, ``--no-conf`` times it without a
+configuration (chain and timestamps only), and ``--only`` skips the other benchmarks.
 (The verifier before issue 23 checked about 170 records/s on one core: each record's timestamp token decoded anew.)
 
 The other evidence benchmarks of issue 23 (``bench/evidence_size.py``, ``bench/evidence_search.py``,
@@ -38,16 +39,16 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from security_server.core.hashchain import SIGNATURE, TS_HASH_CHAIN, build_hash_chain  # noqa: E402
-from security_server.core.logchain import Direction, LogEntry, signature_hash  # noqa: E402
-from security_server.core.signature import MessagePart, sign_batch  # noqa: E402
-from security_server.messagelog.store import MessageLogStore, Synchronous, TimestampAssignment  # noqa: E402
-from tests.federation.ca import ocsp_for  # noqa: E402 - the test federation's PKI
-from tests.federation.departments import CONSUMER, SERVICE  # noqa: E402
-from tests.federation.evidence import federation, soap_message, token_over  # noqa: E402
+if TYPE_CHECKING:
+    from security_server.core.logchain import LogEntry
+    from security_server.messagelog.store import MessageLogStore
+
+# What building the log needs (the test federation's PKI, the signer, the store) is imported where it is used: a
+# spawned --jobs worker imports this module as its main module, and should pay only for the verifier's imports.
 
 MESSAGE_SIZE = 1024
 EXCHANGES_PER_SECOND = 200
@@ -55,6 +56,7 @@ EXCHANGES_PER_SECOND = 200
 
 def _sized(query_id: str, *, response: bool, request_hash: bytes | None = None) -> bytes:
     """A SOAP request or response of the test federation's service, padded to :data:`MESSAGE_SIZE` bytes."""
+    from tests.federation.evidence import soap_message
     bare = soap_message(query_id, response=response, request_hash=request_hash, payload="")
     return soap_message(
         query_id, response=response, request_hash=request_hash, payload="7" * max(0, MESSAGE_SIZE - len(bare))
@@ -63,6 +65,13 @@ def _sized(query_id: str, *, response: bool, request_hash: bytes | None = None) 
 
 def build_log(path: Path, records: int, *, sign_batch_size: int = 4, ts_batch: int = 2000) -> Path:
     """Write a message log of ``records`` signed, linked and batch-timestamped SOAP records to ``path``."""
+    from security_server.core.logchain import Direction, LogEntry
+    from security_server.core.signature import MessagePart, sign_batch
+    from security_server.messagelog.store import MessageLogStore, Synchronous
+    from tests.federation.ca import ocsp_for  # the test federation's PKI
+    from tests.federation.departments import CONSUMER, SERVICE
+    from tests.federation.evidence import federation
+
     fed = federation()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     ocsp = {id(fed.consumer): ocsp_for(fed.ca, fed.consumer.cert, start - timedelta(seconds=5)),
@@ -102,6 +111,11 @@ def build_log(path: Path, records: int, *, sign_batch_size: int = 4, ts_batch: i
 
 def _append_stamped(store: MessageLogStore, entries: list[LogEntry], when: datetime) -> None:
     """Append ``entries`` and timestamp them as one batch (or one lone record), as the timestamper does."""
+    from security_server.core.hashchain import SIGNATURE, TS_HASH_CHAIN, build_hash_chain
+    from security_server.core.logchain import signature_hash
+    from security_server.messagelog.store import TimestampAssignment
+    from tests.federation.evidence import token_over
+
     records = [(r.id, r.signature) for r in store.append_entries(entries)]
     if len(records) == 1:
         from security_server.core.signature import signature_value
@@ -127,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sign-batch", type=int, default=4, help="messages per batch signature")
     parser.add_argument("--ts-batch", type=int, default=2000, help="records per batch timestamp")
     parser.add_argument("--jobs", default="1,2", help="worker counts to time, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each worker count (medians printed)")
     parser.add_argument("--db", type=Path, help="the message log to build or reuse")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one --jobs 1 run")
     parser.add_argument("--only", action="store_true", help="do not run the other evidence benchmarks")
@@ -139,12 +154,17 @@ def main(argv: list[str] | None = None) -> None:
         began = time.perf_counter()
         build_log(db, args.records, sign_batch_size=args.sign_batch, ts_batch=args.ts_batch)
         # The PKI is made per process: the log's verification configuration is kept next to it.
+        from tests.federation.evidence import federation
+
         federation().write_verificationconf(conf_dir)
         print(f"built {args.records} records in {time.perf_counter() - began:.1f} s: {db}")
     else:
         print(f"reusing {db}")
     print(f"log: {db.stat().st_size / args.records:.0f} bytes per record on disk")
-    _time_verifier(db, conf_dir, [int(j) for j in args.jobs.split(",") if j], profile=args.profile, with_conf=not args.no_conf)
+    _time_verifier(
+        db, conf_dir, [int(j) for j in args.jobs.split(",") if j], profile=args.profile, with_conf=not args.no_conf,
+        repeat=args.repeat,
+    )
     if not args.only:
         for name in ("evidence_size", "evidence_search", "evidence_archive"):
             if (Path(__file__).parent / f"{name}.py").exists():
@@ -153,26 +173,48 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _cpu_seconds() -> float:
-    """CPU seconds used by this process and its finished child processes."""
+    """CPU seconds used by this process and its finished (reaped) child processes."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _time_verifier(db: Path, conf_dir: Path, jobs_list: list[int], *, profile: bool, with_conf: bool = True) -> None:
+def _load() -> str:
+    """The load averages (1, 5 and 15 minutes), as /proc/loadavg gives them."""
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def _time_verifier(
+    db: Path, conf_dir: Path, jobs_list: list[int], *, profile: bool, with_conf: bool = True, repeat: int = 3
+) -> None:
+    import multiprocessing
+    import statistics
+
     from security_server.core.evidence import read_verification_conf
     from security_server.messagelog.log_verifier import verify_shard
 
     files = {p.relative_to(conf_dir).as_posix(): p.read_bytes() for p in conf_dir.rglob("*") if p.is_file()}
     conf = read_verification_conf(files) if with_conf else None
-    for jobs in jobs_list:
-        began, cpu = time.perf_counter(), _cpu_seconds()
-        result = verify_shard(db, conf, datetime.now(UTC), jobs=jobs, conf_files=files if with_conf else None)
-        seconds, cpu = time.perf_counter() - began, _cpu_seconds() - cpu
-        state = "verified" if result.failure is None else f"FAILED: {result.failure}"
-        # CPU time (this process and its reaped workers) says what each core does when the machine is shared.
-        print(f"verify log{' --conf' if with_conf else ''} --jobs {jobs}: {result.count} records in {seconds:.2f} s = "
-              f"{result.count / seconds:,.0f} records/s ({state}); CPU {cpu / result.count * 1e6:.0f} us per record "
-              f"= {result.count / cpu:,.0f} records/s per busy core; load average {os.getloadavg()[0]:.1f}")
+    runs: dict[int, list[tuple[float, float]]] = {jobs: [] for jobs in jobs_list}
+    flag = " --conf" if with_conf else ""
+    for _ in range(repeat):
+        for jobs in jobs_list:  # interleaved, so that a change in the machine's load weighs on every figure alike
+            began, cpu = time.perf_counter(), _cpu_seconds()
+            result = verify_shard(db, conf, datetime.now(UTC), jobs=jobs, conf_files=files if with_conf else None)
+            seconds = time.perf_counter() - began
+            for child in multiprocessing.active_children():
+                child.join()  # the workers' CPU time counts once they are reaped
+            cpu = _cpu_seconds() - cpu
+            state = "verified" if result.failure is None else f"FAILED: {result.failure}"
+            runs[jobs].append((result.count / seconds, cpu / result.count))
+            # CPU time (this process and its workers) says what each core does when the machine is shared.
+            print(f"verify log{flag} --jobs {jobs}: {result.count} records in {seconds:.2f} s = "
+                  f"{result.count / seconds:,.0f} records/s ({state}); CPU {cpu / result.count * 1e6:.1f} us per "
+                  f"record = {result.count / cpu:,.0f} records per CPU-second; load average {_load()}")
+    for jobs, measured in runs.items():
+        rate = statistics.median(r for r, _ in measured)
+        per_record = statistics.median(c for _, c in measured)
+        print(f"median of {len(measured)}, verify log{flag} --jobs {jobs}: {rate:,.0f} records/s (wall); "
+              f"CPU {per_record * 1e6:.1f} us per record = {1 / per_record:,.0f} records per CPU-second")
     if profile:
         profiler = cProfile.Profile(time.process_time)  # CPU time: on a shared machine wall time is mostly waiting
         profiler.enable()
