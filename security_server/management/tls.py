@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,6 +38,7 @@ INTERNAL_CERT_NAME = "internal-tls.crt"
 """The internal TLS key and certificate (PEM; the certificate file may hold a chain, leaf first)."""
 INTERNAL_LOCK_NAME = "internal-tls.lock"
 VALIDITY = timedelta(days=3650)
+log = structlog.get_logger(__name__)
 MANAGEMENT_NAME = "fedbus management API"
 INTERNAL_NAME = "fedbus security server"
 
@@ -157,3 +160,45 @@ def write_internal_certificate(directory: Path, chain: list[x509.Certificate]) -
     data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
     with _internal_lock(directory):
         write_atomically(directory / INTERNAL_CERT_NAME, data, PUBLIC_MODE)
+
+
+class InternalIdentity:
+    """The internal TLS key and certificate of a server directory as they are now: made when first asked for if
+    missing, read again when the files change (one ``stat`` each per call). A key and certificate that do not match
+    (one replaced, the other not yet) leave the last good pair in use, logged."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._generation: tuple[tuple[int, int, int], ...] | None = None
+        self._identity: TlsIdentity | None = None
+
+    def _current_generation(self) -> tuple[tuple[int, int, int], ...]:
+        found = []
+        for name in (INTERNAL_KEY_NAME, INTERNAL_CERT_NAME):
+            try:
+                stat = os.stat(self.directory / name)
+            except OSError:
+                found.append((0, 0, 0))
+            else:
+                found.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
+        return tuple(found)
+
+    def current(self) -> TlsIdentity:
+        """The key and certificate to use now."""
+        if self._identity is None:
+            self._identity = ensure_internal_certificate(self.directory, datetime.now(UTC))
+            self._generation = self._current_generation()
+            return self._identity
+        generation = self._current_generation()
+        if generation != self._generation:
+            try:
+                identity = load_identity(self.directory / INTERNAL_KEY_NAME, self.directory / INTERNAL_CERT_NAME)
+                if identity.cert.public_key() != identity.key.public_key():
+                    raise ValueError("the certificate is not for the key")
+            except Exception as err:  # noqa: BLE001 - half-written or mismatched files: keep the last good pair
+                log.warning("internal_tls_reload_failed", error=repr(err))
+            else:
+                self._generation, self._identity = generation, identity
+                log.info("internal_tls_certificate_changed")
+        return self._identity
+

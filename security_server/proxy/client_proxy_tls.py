@@ -15,8 +15,6 @@ other not yet) leave the old context in use until they do.
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,13 +28,7 @@ from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from security_server.core.connection_type import PLAINTEXT, IsConnection
-from security_server.management.tls import (
-    INTERNAL_CERT_NAME,
-    INTERNAL_KEY_NAME,
-    TlsIdentity,
-    ensure_internal_certificate,
-    load_identity,
-)
+from security_server.management.tls import InternalIdentity, TlsIdentity
 from security_server.proxy.mtls import TLS12_CIPHERS
 from security_server.proxy.server_proxy_site import peer_cert_der
 
@@ -58,28 +50,18 @@ def is_connection(request: Request) -> IsConnection:
 @implementer(IOpenSSLServerConnectionCreator)
 class InternalTlsOptions:
     """Server TLS connections with the internal TLS key and certificate of ``directory``, re-read when the files
-    change; ``on_change`` gets the certificate (DER) each time one is taken into use."""
+    change (management/tls.py's :class:`InternalIdentity`); ``on_change`` gets the certificate (DER) each time one is
+    taken into use."""
 
-    def __init__(self, directory: Path, *, on_change: Callable[[bytes], None] = lambda _: None) -> None:
+    def __init__(
+        self, directory: Path, *, on_change: Callable[[bytes], None] = lambda _: None,
+        identity: InternalIdentity | None = None,
+    ) -> None:
         self.directory = directory
         self._on_change = on_change
-        ensure_internal_certificate(directory, datetime.now(UTC))
-        self._generation = self._current_generation()
-        self.context = self._make_context(load_identity(*self._paths()))
-
-    def _paths(self) -> tuple[Path, Path]:
-        return self.directory / INTERNAL_KEY_NAME, self.directory / INTERNAL_CERT_NAME
-
-    def _current_generation(self) -> tuple[tuple[int, int, int], ...]:
-        found = []
-        for path in self._paths():
-            try:
-                stat = os.stat(path)
-            except OSError:
-                found.append((0, 0, 0))
-            else:
-                found.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
-        return tuple(found)
+        self._source = identity if identity is not None else InternalIdentity(directory)
+        self._identity = self._source.current()
+        self.context = self._make_context(self._identity)
 
     def _make_context(self, identity: TlsIdentity) -> SSL.Context:
         options = CertificateOptions(
@@ -98,15 +80,14 @@ class InternalTlsOptions:
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         """A server-side connection (IOpenSSLServerConnectionCreator), in a new context once the files changed."""
-        generation = self._current_generation()
-        if generation != self._generation:
+        identity = self._source.current()
+        if identity is not self._identity:
             try:
-                context = self._make_context(load_identity(*self._paths()))
-            except Exception as err:  # noqa: BLE001 - half-written or mismatched files: keep serving the old ones
-                log.warning("internal_tls_reload_failed", error=repr(err))
+                context = self._make_context(identity)
+            except Exception as err:  # noqa: BLE001 - an unusable pair: keep serving the old one
+                log.warning("internal_tls_context_failed", error=repr(err))
             else:
-                self._generation, self.context = generation, context
-                log.info("internal_tls_certificate_changed")
+                self._identity, self.context = identity, context
         return SSL.Connection(self.context, None)
 
 
