@@ -16,6 +16,7 @@ from cryptography import x509
 from security_server.core.config import MessageLimits
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import SecurityServerId
+from security_server.management.tls import TlsIdentity
 from security_server.messagelog.writer import MessageLogWriter
 from security_server.opmon.recorder import ExchangeRecorder
 from security_server.serverconf.store import ServerConfSnapshot
@@ -39,6 +40,9 @@ class ProxyContext:
     limits: MessageLimits = MessageLimits()
     opmon: ExchangeRecorder | None = None
     """Where each finished exchange goes (operational monitoring and metrics); None records nothing."""
+    internal_tls: Callable[[], TlsIdentity] | None = None
+    """The server's internal TLS key and certificate (management/tls.py), presented to ``https`` services; None
+    presents none."""
 
     def now(self) -> datetime:
         """The reactor's time as an aware UTC datetime (tests drive it with a fake clock)."""

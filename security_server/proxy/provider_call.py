@@ -9,7 +9,8 @@ An ``https`` service is called with its :class:`ProviderTls` (X-Road's ``CustomS
 ``ssl_auth`` the certificate the service presents must be one of the providing client's internal TLS certificates
 (the very certificate: no chain, no host name, as X-Road), else ``ssl_authentication_failed``; without it the
 certificate is not checked. Each rule has its own connection pool, so a connection made under one rule never
-carries a call made under another.
+carries a call made under another. Given the server's internal TLS identity, the client presents that certificate to
+the service, as X-Road does; a new internal certificate closes the pooled connections, so the next call presents it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence, cast
+from typing import Any, Callable, Mapping, Protocol, Sequence, cast
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
@@ -43,6 +44,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IPolicyForHTTPS, IRe
 from zope.interface import implementer
 
 from security_server.core.errors import BusError, Origin, ServiceFailed, SslAuthenticationFailed
+from security_server.management.tls import TlsIdentity
 from security_server.serverconf.store import ServerConfSnapshot, Service
 
 
@@ -73,11 +75,17 @@ _VERIFY_FAILED = "certificate verify failed"
 class _ServiceTlsCreator:
     """TLS client connections to one service host under one :class:`ProviderTls`."""
 
-    def __init__(self, hostname: str, tls: ProviderTls) -> None:
+    def __init__(self, hostname: str, tls: ProviderTls, identity: TlsIdentity | None = None) -> None:
         self._tls = tls
         self._server_name = None if _is_ip(hostname) else hostname.encode("idna")
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
         context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        if identity is not None:
+            # X-Road presents the server's internal TLS certificate to an https service (the service may check it).
+            context.use_certificate(identity.cert)  # type: ignore[arg-type]  # pyOpenSSL takes cryptography objects
+            context.use_privatekey(identity.key)  # type: ignore[arg-type]
+            for extra in identity.chain:
+                context.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
         if tls.verify:
             context.set_verify(SSL.VERIFY_PEER, self._verify)
         else:
@@ -113,12 +121,13 @@ def _is_ip(hostname: str) -> bool:
 class _ServiceTlsPolicy:
     """The Agent's TLS policy for services called under one :class:`ProviderTls`."""
 
-    def __init__(self, tls: ProviderTls) -> None:
+    def __init__(self, tls: ProviderTls, identity: TlsIdentity | None = None) -> None:
         self._tls = tls
+        self._identity = identity
 
     def creatorForNetloc(self, hostname: bytes, port: int) -> _ServiceTlsCreator:
         """The connection creator for ``hostname:port``."""
-        return _ServiceTlsCreator(hostname.decode("ascii"), self._tls)
+        return _ServiceTlsCreator(hostname.decode("ascii"), self._tls, self._identity)
 
 
 def _tls_refused(failure: Failure) -> str | None:
@@ -276,8 +285,13 @@ class AgentProviderClient:
         max_response_bytes: int,
         pool: HTTPConnectionPool | None = None,
         max_persistent_per_host: int = DEFAULT_PROVIDER_POOL_SIZE,
+        client_identity: Callable[[], TlsIdentity] | None = None,
     ) -> None:
+        """``client_identity`` gives the key and certificate presented to ``https`` services (the server's internal
+        TLS certificate, management/tls.py's :class:`InternalIdentity`); None presents none."""
         self._reactor = reactor
+        self._client_identity = client_identity
+        self._identity_in_use: TlsIdentity | None = None
         self._max_response_bytes = max_response_bytes
         if pool is None:
             pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
@@ -292,13 +306,21 @@ class AgentProviderClient:
         the system's CAs), each rule with its own connection pool."""
         if tls is None:
             return self._agent
+        if self._client_identity is not None:
+            identity = self._client_identity()
+            if identity is not self._identity_in_use:  # a new internal certificate: new connections present it
+                self._identity_in_use = identity
+                for _, old_pool in self._tls_agents.values():
+                    old_pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+                self._tls_agents.clear()
         found = self._tls_agents.get(tls)
         if found is not None:
             self._tls_agents.move_to_end(tls)
             return found[0]
         pool = HTTPConnectionPool(self._reactor, persistent=True)  # type: ignore[no-untyped-call]
         pool.maxPersistentPerHost = self._max_persistent_per_host
-        agent = Agent(self._reactor, contextFactory=_ServiceTlsPolicy(tls), pool=pool)  # type: ignore[no-untyped-call]
+        policy = _ServiceTlsPolicy(tls, self._identity_in_use)
+        agent = Agent(self._reactor, contextFactory=policy, pool=pool)  # type: ignore[no-untyped-call]
         self._tls_agents[tls] = (agent, pool)
         while len(self._tls_agents) > MAX_TLS_RULES:
             _, (_, old_pool) = self._tls_agents.popitem(last=False)

@@ -219,7 +219,9 @@ class ServerProxy:
             provider_client = LeanProviderClient(
                 context.reactor,
                 max_response_bytes=context.limits.max_body_bytes,
-                fallback=AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes),
+                fallback=AgentProviderClient(
+                    context.reactor, max_response_bytes=context.limits.max_body_bytes, client_identity=context.internal_tls
+                ),
             )
         self.provider_client: ProviderClient = provider_client
         if rest_client is None:
@@ -229,7 +231,9 @@ class ServerProxy:
             rest_client = (
                 self.provider_client
                 if isinstance(self.provider_client, AgentProviderClient)
-                else AgentProviderClient(context.reactor, max_response_bytes=context.limits.max_body_bytes)
+                else AgentProviderClient(
+                    context.reactor, max_response_bytes=context.limits.max_body_bytes, client_identity=context.internal_tls
+                )
             )
         self.rest_client: RestProviderClient = rest_client
         self.peer_check = peer_check
