@@ -54,6 +54,7 @@ from security_server.messagelog.writer import MessageLogWriter
 from security_server.monitoring import MonitoringSettings, ServerMonitoring
 from security_server.proxy.client_proxy import ClientProxy
 from security_server.proxy.client_proxy_site import client_proxy_site
+from security_server.management.tls import InternalIdentity
 from security_server.proxy.client_proxy_tls import InternalTlsOptions, listen_client_proxy_https
 from security_server.proxy.connection_limits import PortConnections
 from security_server.proxy.context import ProxyContext
@@ -283,6 +284,8 @@ class SecurityServerService(service.MultiService):
         self.ocsp: OcspClient | None = None
         self._ocsp_targets: frozenset[tuple[str, str, str]] = frozenset()
         self._ocsp_freshness_seconds = float(DEFAULT_OCSP_FRESHNESS_SECONDS)
+        self.internal_tls = InternalIdentity(settings.root)
+        """The internal TLS certificate: the client proxy's HTTPS port serves it, https services are shown it."""
         self.context = ProxyContext(
             reactor=reactor,
             server_id=self.identity.server_id,
@@ -293,6 +296,7 @@ class SecurityServerService(service.MultiService):
             message_log=self.message_log,
             limits=settings.limits,
             opmon=self.monitoring.recorder,
+            internal_tls=self.internal_tls.current,
         )
         # Started after the writer and stopped before it (MultiService order): timestamps, archives, /asic.
         self.evidence = make_evidence_services(
@@ -474,7 +478,9 @@ class SecurityServerService(service.MultiService):
         if not self.settings.client_proxy_https_port:
             return None
         proxy = self.client_proxy
-        return InternalTlsOptions(self.settings.root, on_change=lambda der: setattr(proxy, "internal_cert", der))
+        return InternalTlsOptions(
+            self.settings.root, on_change=lambda der: setattr(proxy, "internal_cert", der), identity=self.internal_tls
+        )
 
     @property
     def client_proxy_https_port(self) -> int | None:
