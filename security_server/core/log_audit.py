@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, Sequence
@@ -273,6 +274,7 @@ class LogAuditor:
         self.conf = conf
         self.now = now
         self.skew_seconds = skew_seconds
+        self._skew = timedelta(seconds=skew_seconds)
         self._tokens: dict[int, TimestampInfo | str] = {}
         self._imprints: dict[int, str | None] = {}
         self._token_trust: dict[int, str | None] = {}
@@ -399,7 +401,7 @@ class LogAuditor:
                 continue
             try:
                 built, chains, top = _canonical(
-                    [digests.SHA512.digest(r.message) for r in members], chain_uri=hashchain.SIG_HASH_CHAIN, data_uri=MESSAGE,
+                    [hashlib.sha512(r.message).digest() for r in members], chain_uri=hashchain.SIG_HASH_CHAIN, data_uri=MESSAGE,
                     algorithm=digests.SHA512,
                 )
             except ValueError:
@@ -462,7 +464,7 @@ class LogAuditor:
                         record.signature, parts.get, expected_parts=expected, allow_unresolved_hash_chain_refs=True
                     )
                     raise
-            if stamped_at is not None and stamped_at + timedelta(seconds=self.skew_seconds) < signed.verified.signing_time:
+            if stamped_at is not None and stamped_at + self._skew < signed.verified.signing_time:
                 raise MalformedSignature(
                     "the timestamp is older than the signature",
                     reason=f"timestamp of {stamped_at.isoformat()}, signed at {signed.verified.signing_time.isoformat()}",

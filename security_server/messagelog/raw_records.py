@@ -66,6 +66,7 @@ _present = struct.Struct(">BQ").pack
 _unpack = compact_signature.unpack
 _ABSENT = b"\x00"
 _EIGHT = _present(1, 8)
+_PRESENT_64 = _present(1, _LINK_SIZE)
 _DOMAIN_V1 = _present(1, len(_DOMAIN)) + _DOMAIN
 _DOMAIN_V2 = _present(1, len(_DOMAIN_WITH_ATTACHMENTS)) + _DOMAIN_WITH_ATTACHMENTS
 _SUCCEEDED = (_present(1, 1) + b"\x00", _present(1, 1) + b"\x01")
@@ -116,7 +117,7 @@ def raw_link(
         _present(1, len(signature)), signature,
         _ABSENT if hashchain is None else _present(1, len(hashchain)) + hashchain,
         _ABSENT if result is None else _present(1, len(result)) + result,
-        _present(1, len(sig_hash)), sig_hash,
+        _PRESENT_64 if len(sig_hash) == _LINK_SIZE else _present(1, len(sig_hash)), sig_hash,
         _SUCCEEDED[succeeded],
         _ABSENT if fault_code is None else _present(1, len(fault_code)) + fault_code,
     ]
@@ -124,7 +125,7 @@ def raw_link(
         pieces += (_EIGHT, len(attachments).to_bytes(8, "big"))
         for attachment in attachments:
             pieces += (_present(1, len(attachment)), attachment)
-    pieces += (_present(1, len(prev_link)), prev_link)
+    pieces += (_PRESENT_64 if len(prev_link) == _LINK_SIZE else _present(1, len(prev_link)), prev_link)
     return hashlib.sha512(b"".join(pieces)).digest()
 
 
