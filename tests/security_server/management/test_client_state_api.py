@@ -146,6 +146,9 @@ def test_a_clients_security_servers_come_from_the_global_configuration(server: A
     other = server.request("GET", "/api/v1/clients/EE:COM:12345/security-servers", key=key).json()
     assert [s["server_code"] for s in other] == ["ss9"]
     assert server.request("GET", f"/api/v1/clients/{CLIENT_TEXT}/security-servers", key=key).json() == []
+    assert server.request("GET", "/api/v1/clients/EE:GOV/security-servers", key=key).status == 400
+    assert server.request("GET", "/api/v1/clients/EE:GOV:70000310/security-servers",
+                          key=server.api_key(Role.AUDITOR)).status == 403
 
 
 def test_security_servers_need_the_running_server(initialised: Api) -> None:
@@ -173,6 +176,7 @@ def test_a_deleted_clients_keys_are_orphans_until_deleted(server: Api) -> None:
     gone = server.request("GET", path, key=key)
     assert gone.status == 404 and error_object(gone.body)["error"]["code"] == "orphans_not_found"
     assert server.request("DELETE", path, key=key).status == 404
+    assert server.request("GET", "/api/v1/clients/EE:COM/orphans", key=key).status == 400
 
 
 def test_a_hosted_members_keys_are_no_orphans(server: Api) -> None:
