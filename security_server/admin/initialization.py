@@ -14,6 +14,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from security_server.admin import internal_tls
 from security_server.admin.errors import AlreadyInitialised, AnchorNotFound, InvalidAnchor
 from security_server.core.errors import InvalidConfiguration
 from security_server.admin.server_dir import ServerDirectory
@@ -70,6 +71,7 @@ def initialise(
     token = SoftToken(server_dir.keys_path)
     if token_pin is not None and not token.has_pin():
         token.set_pin(token_pin)
+    internal_tls.identity(server_dir)  # the internal TLS key and certificate, made as X-Road makes them at installation
     server_dir.pending_anchor_path.unlink(missing_ok=True)
     return Initialised(identity.server_id, info)
 

@@ -253,3 +253,11 @@ def test_the_cli_makes_a_csr_and_imports_the_certificate(initialised: Api, tmp_p
     assert runner.invoke(server, ["internal-tls", "export", "--dir", directory, str(out)]).exit_code == 0
     with tarfile.open(out, mode="r:gz") as archive:
         assert sorted(archive.getnames()) == ["./cert.cer", "./cert.pem"]
+
+
+def test_initialisation_makes_the_internal_certificate(initialised: Api) -> None:
+    """Initialisation leaves the internal TLS key (mode 0600) and certificate in the server directory, as X-Road's
+    installation does."""
+    key_file = initialised.directory / INTERNAL_KEY_NAME
+    assert key_file.is_file() and (initialised.directory / INTERNAL_CERT_NAME).is_file()
+    assert key_file.stat().st_mode & 0o777 == 0o600
