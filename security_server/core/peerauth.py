@@ -72,6 +72,9 @@ class AuthenticatedPeer:
     cert: x509.Certificate
     issuer: x509.Certificate
     cert_der: bytes
+    path_not_after: datetime | None = None
+    """When the first certificate of the checked path (leaf, intermediates, approved CA) expires: until then,
+    under the same global configuration, checks 1-4 give the same verdict."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.server, SecurityServerId):
@@ -165,7 +168,10 @@ def identify_peer(
             "peer security server does not host the client",
             reason=f"{hosted_client} is not registered on {info.id}",
         )
-    return AuthenticatedPeer(server=info.id, cert=cert, issuer=issuer, cert_der=cert_der)
+    return AuthenticatedPeer(
+        server=info.id, cert=cert, issuer=issuer, cert_der=cert_der,
+        path_not_after=min(link.not_valid_after_utc for link in path),
+    )
 
 
 def peer_ocsp_responders(peer: AuthenticatedPeer, conf: GlobalConf) -> tuple[OcspResponder, ...]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import structlog
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,6 +33,7 @@ from twisted.web.client import Agent
 
 from security_server.core.errors import BusError, IncorrectValidationInfo, Origin
 from security_server.core.globalconf import GlobalConf
+from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.peerauth import (
     AuthenticatedPeer,
     check_peer_ocsp,
@@ -297,3 +298,55 @@ class PeerAuthVerifier:
         while len(self._verdicts) > self._max_verdicts:
             del self._verdicts[next(iter(self._verdicts))]
 
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptPeer:
+    conf: GlobalConf
+    checked_at: float
+    until: float
+    peer: AuthenticatedPeer
+
+
+class RememberedPeerCheck:
+    """The server proxy's check of a peer's TLS certificate (:func:`~security_server.core.peerauth.
+    check_peer_auth_cert`) with checks 1-4 remembered.
+
+    Which registered server a certificate authenticates, and whether that server hosts the client, depend only on
+    the certificate, the global configuration and the time; the verdict is kept per (certificate, client, expected
+    server) while the configuration object in force is the same one, and only from the time it was reached until
+    the first certificate of its path or the configuration expires (a clock that goes back checks afresh).
+    Check 5, the OCSP response the peer stapled, runs on every request. A refusal is never kept.
+    """
+
+    def __init__(self, max_peers: int = 1024) -> None:
+        self._kept: dict[tuple[bytes, ClientId | None, SecurityServerId | None], _KeptPeer] = {}
+        self._max_peers = max_peers
+
+    def __call__(
+        self,
+        cert_der: bytes,
+        conf: GlobalConf,
+        now: datetime,
+        *,
+        expected_server: SecurityServerId | None = None,
+        hosted_client: ClientId | None = None,
+        ocsp_der: bytes | Sequence[bytes] | None,
+    ) -> AuthenticatedPeer:
+        """All five checks; raises the BusError of the first that fails."""
+        key = (cert_der, hosted_client, expected_server)
+        at = now.timestamp()
+        kept = self._kept.get(key)
+        if kept is not None and kept.conf is conf and kept.checked_at <= at < kept.until:
+            peer = kept.peer
+        else:
+            peer = identify_peer(cert_der, conf, now, expected_server=expected_server, hosted_client=hosted_client)
+            ends = [conf.expires_at.timestamp()]
+            if peer.path_not_after is not None:
+                ends.append(peer.path_not_after.timestamp())
+            self._kept.pop(key, None)
+            self._kept[key] = _KeptPeer(conf, at, min(ends), peer)
+            while len(self._kept) > self._max_peers:
+                del self._kept[next(iter(self._kept))]
+        check_peer_ocsp(peer, ocsp_der, conf, now)
+        return peer

@@ -101,7 +101,6 @@ from security_server.core.metadata import (
     wsdl_response,
 )
 from security_server.core.multipart import Limits, Part
-from security_server.core.peerauth import check_peer_auth_cert
 from security_server.core.replay import ReplayGuard
 from security_server.core.rest import RestRequest, RestResponse
 from security_server.core.rest import request_hash as rest_request_hash
@@ -122,6 +121,7 @@ from security_server.proxy.context import ProxyContext
 from security_server.proxy.exchange import Exchange, ExchangeJournal, Side, SoapRequest, message_form, sign_and_log
 from security_server.proxy.exchange_log import ExchangeIds, received_entry, service_name
 from security_server.proxy.peerlink import PeerRequest, PeerResponse
+from security_server.proxy.peer_trust import RememberedPeerCheck
 from security_server.proxy.provider_call import (
     AgentProviderClient,
     ProviderClient,
@@ -201,7 +201,7 @@ class ServerProxy:
         context: ProxyContext,
         *,
         provider_client: ProviderClient | None = None,
-        peer_check: PeerCertCheck = check_peer_auth_cert,
+        peer_check: PeerCertCheck | None = None,
         replay_guard: ReplayGuard | None = None,
         signing_keys: SigningKeys | None = None,
         signer: BatchSigner | None = None,
@@ -236,7 +236,7 @@ class ServerProxy:
                 )
             )
         self.rest_client: RestProviderClient = rest_client
-        self.peer_check = peer_check
+        self.peer_check: PeerCertCheck = peer_check if peer_check is not None else RememberedPeerCheck()
         self.replay_guard = replay_guard if replay_guard is not None else ReplayGuard()
         self.signing_keys = signing_keys if signing_keys is not None else SigningKeys(context.token)
         self.signer = signer if signer is not None else BatchSigner(context.reactor, self.signing_keys, context.own_ocsp)
