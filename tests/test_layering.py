@@ -94,9 +94,11 @@ SHARED_EDGE_MODULES = {"security_server.configfile", "security_server.schemafile
 # The token seam (issue 20): the registry's configuration-signing key may live in a PKCS#11 token, so the registry
 # uses the role-neutral token modules -- the Token values and errors, the [pkcs11:NAME] configuration, the token
 # keys and the PKCS#11 token itself -- but nothing of the security server's signer around them (soft token, token
-# set, batch signer, OCSP client).
+# set, batch signer, OCSP client). The soft token's PIN scheme (softtoken_pin: scrypt record, PKCS#8 password,
+# the process's logins by directory; issue 17) encrypts the registry's signing keys too.
 SHARED_EDGE_MODULES |= {
-    f"security_server.signer.{name}" for name in ("token", "pkcs11_config", "pkcs11_key", "pkcs11_token")
+    f"security_server.signer.{name}"
+    for name in ("token", "pkcs11_config", "pkcs11_key", "pkcs11_token", "softtoken_pin")
 }
 
 # The management API (issue 17): the registry's API is built on the role-neutral HTTP and authentication pieces of
