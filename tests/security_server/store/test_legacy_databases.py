@@ -129,7 +129,7 @@ def test_a_server_configuration_from_before_keeps_its_data_and_is_recorded(tmp_p
         assert [s.id for s in snapshot.services] == [ServiceId(PROVIDER, "getRandom", "v1")]
     assert versions(path, "serverconf") == [
         (1, "serverconf"), (2, "service_descriptions"), (3, "description_source"), (4, "timestamping_services"),
-        (5, "tls_certificates")]
+        (5, "tls_certificates"), (6, "client_connection_type"), (7, "endpoints_and_names")]
     assert [(m.version, m.name) for m in SERVERCONF_SCHEMA.migrations] == versions(path, "serverconf")
     assert schema_of(path) == schema_of(fresh)
 
