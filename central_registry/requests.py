@@ -23,6 +23,7 @@ from central_registry.store import RegistryError, RegistryStore, auth_cert_hash
 from security_server.core import certprofile, trust
 from security_server.core.errors import BusError, CertValidation, InvalidCertPath, SslAuthenticationFailed
 from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.server_address import parse_server_address
 from security_server.core.mgmtrequest import (
     ManagementRequest,
     RequestSignature,
@@ -180,6 +181,12 @@ class RegistrationDesk:
             assert request.client is not None
             if not self.store.has_client(request.client.member):
                 raise RegistryError(f"unknown member {request.client.member}")
+        if request.type is RequestType.ADDRESS_CHANGE:
+            assert request.address is not None
+            if self.store.security_server(request.server) is None:
+                raise RegistryError(f"unknown security server {request.server}")
+            if parse_server_address(request.address) is None:
+                raise RegistryError("a security server address is a host name or an address, with or without a port")
         if request.type is RequestType.AUTH_CERT_DELETION:
             assert request.auth_cert_der is not None
             server = self.store.security_server(request.server)
@@ -238,6 +245,8 @@ class RegistrationDesk:
             self.store.register_auth_cert(server, payload["address"], base64.b64decode(payload["auth_cert"]))
         elif kind is RequestType.AUTH_CERT_DELETION:
             self.store.delete_auth_cert(server, auth_cert_hash(base64.b64decode(payload["auth_cert"])))
+        elif kind is RequestType.ADDRESS_CHANGE:  # published in the next configuration
+            self.store.db.execute("UPDATE security_servers SET address = ? WHERE id = ?", [payload["address"], str(server)])
         elif kind is RequestType.CLIENT_REG:
             client = ClientId.parse_display(payload["client"])
             if client.subsystem_code is not None and not self.store.has_client(client):

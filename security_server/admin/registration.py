@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Mapping
 
 from cryptography import x509
@@ -14,9 +16,11 @@ from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
 from security_server.core.auth_cert_status import CertStatus, can_unregister
 from security_server.core.config import LayeredConfig
+from security_server.core.errors import ConfigurationError
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.anchor import parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.core.server_address import parse_server_address
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
 from security_server.serverconf.store import ClientState, ServerConfError
 from security_server.signer.ocsp_client import OcspClient
@@ -204,3 +208,100 @@ async def unregister_client(reactor: Any, server_dir: ServerDirectory, client_id
     with server_dir.open_store() as store:
         store.set_client_state(client_id, ClientState.DELETION_IN_PROGRESS)
     return answer
+
+
+# --- changing the address other servers reach this one at (X-Road's addressChange) ----------------------------------
+
+ADDRESS_CHANGE_FILE = "address-change.json"
+"""The address change sent and not yet in the global configuration: ``{"address": "..."}`` in the server
+directory (X-Road keeps it in its admin service's memory; a file survives a restart, as the request does)."""
+
+
+class AddressChangeRefused(ActionNotPossible):
+    """An address change that is not sent (X-Road: 409 in its implementation, 400 by its OpenAPI file, which fedbus
+    follows)."""
+
+    http_status = 400
+
+
+class AddressChangeWaiting(AddressChangeRefused):
+    """An address change waits for the registry already."""
+
+    api_code = "address_change_request_already_submitted"
+
+
+class SameAddress(AddressChangeRefused):
+    """The address asked for is the server's address already."""
+
+    api_code = "same_address_change_request"
+
+
+def requested_address(server_dir: ServerDirectory, current: str | None) -> str | None:
+    """The address change waiting for the registry; forgotten once ``current`` (the global configuration's address
+    of this server, None when unknown) is that address, as X-Road's configuration checker does."""
+    path = server_dir.path / ADDRESS_CHANGE_FILE
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ConfigurationError(f"cannot read {path}: {err}") from err
+    address = raw.get("address") if isinstance(raw, dict) else None
+    if not isinstance(address, str):
+        raise ConfigurationError(f"{path} holds no address")
+    if current is not None and address == current:
+        path.unlink(missing_ok=True)
+        return None
+    return address
+
+
+def check_address_change(server_dir: ServerDirectory, address: str, current: str | None) -> None:
+    """Refuse before any network work: a malformed address, one the configuration has already, or a change while
+    another waits."""
+    if parse_server_address(address) is None:
+        raise ServerConfError(f"{address!r} is not a host name or address (with or without a port)")
+    if requested_address(server_dir, current) is not None:
+        raise AddressChangeWaiting("an address change is waiting for the registry already")
+    if address == current:
+        raise SameAddress(f"{address} is the server's address already")
+
+
+def address_change(token: Token, server: SecurityServerId, address: str, owner_ocsp_der: bytes) -> tuple[str, bytes]:
+    """An addressChange for ``server``, signed by its registered auth key and its owner's signing key."""
+    auth_key, auth_cert = token.auth_key()
+    sign_key, sign_cert = token.signing_key(server.owner)
+    request = ManagementRequest(RequestType.ADDRESS_CHANGE, registration.new_request_id(), server, address=address)
+    return signed_request(
+        request,
+        [
+            (SignatureRole.AUTH, auth_key, auth_cert.public_bytes(serialization.Encoding.DER), None),
+            (SignatureRole.OWNER, sign_key, sign_cert.public_bytes(serialization.Encoding.DER), owner_ocsp_der),
+        ],
+    )
+
+
+async def change_address(reactor: Any, server_dir: ServerDirectory, address: str) -> Mapping[str, Any]:
+    """Send addressChange to the registry (checked first against the configuration in force); the address is
+    then the requested change until a configuration publishes it."""
+    with server_dir.open_store() as store:
+        identity = store.identity()
+    conf = await current_conf(reactor, server_dir)
+    check_address_change(server_dir, address, conf.server_address(identity.server_id))
+    token = server_dir.soft_token()
+    _, sign_cert = token.signing_key(identity.server_id.owner)
+    ocsp = await own_ocsp(reactor, server_dir, conf, sign_cert)
+    content_type, body = address_change(token, identity.server_id, address, ocsp)
+    answer: Mapping[str, Any] = await registration.submit(reactor, conf.management_service, content_type, body)
+    record_address_change(server_dir, address)
+    return answer
+
+
+def record_address_change(server_dir: ServerDirectory, address: str) -> None:
+    """Remember the address change sent (until the configuration publishes it)."""
+    path = server_dir.path / ADDRESS_CHANGE_FILE
+    temporary = path.with_name(f".{ADDRESS_CHANGE_FILE}.{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps({"address": address}) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        raise ConfigurationError(f"cannot write {path}: {err}") from err

@@ -2,7 +2,7 @@
 
 Modelled on X-Road's management services (pr-mserv §2, Annex A.1/A.3): a ``multipart/related`` body whose
 first part is a SOAP 4.0 message naming the request (``authCertReg``, ``clientReg``, ``clientDeletion``,
-``authCertDeletion``), followed by signatures over the exact bytes of that SOAP part, each with the signing
+``authCertDeletion``, ``addressChange``), followed by signatures over the exact bytes of that SOAP part, each with the signing
 certificate and, for member signing certificates, its OCSP response. Each signature names its algorithm in a
 ``signature-algorithm-id`` header with X-Road's Java names: ``SHA512withRSA`` (PKCS#1 v1.5, the default),
 ``SHA512withRSAandMGF1`` (RSA-PSS, for a key in a token that signs PSS only) or ``SHA512withECDSA``.
@@ -64,12 +64,14 @@ def _pss() -> padding.PSS:
 
 
 class RequestType(enum.StrEnum):
-    """The management services fedbus implements (pr-mserv §2.1-2.4)."""
+    """The management services fedbus implements (pr-mserv §2.1-2.4, and X-Road's ``addressChange``: a security
+    server asks for the address others reach it at to change)."""
 
     AUTH_CERT_REG = "authCertReg"
     AUTH_CERT_DELETION = "authCertDeletion"
     CLIENT_REG = "clientReg"
     CLIENT_DELETION = "clientDeletion"
+    ADDRESS_CHANGE = "addressChange"
 
 
 class SignatureRole(enum.StrEnum):
@@ -99,8 +101,8 @@ class ManagementRequest:
             raise BadRequest(f"{self.type} {'needs' if needs_cert else 'cannot have'} an authentication certificate")
         if needs_client != (self.client is not None):
             raise BadRequest(f"{self.type} {'needs' if needs_client else 'cannot have'} a client")
-        if (self.type is RequestType.AUTH_CERT_REG) != (self.address is not None):
-            raise BadRequest("only authCertReg carries a server address, and it must")
+        if (self.type in (RequestType.AUTH_CERT_REG, RequestType.ADDRESS_CHANGE)) != (self.address is not None):
+            raise BadRequest("only authCertReg and addressChange carry a server address, and they must")
         if self.address is not None and (not self.address or len(self.address) > 255 or not self.address.isprintable()):
             raise BadRequest("server address must be 1 to 255 printable characters")
 

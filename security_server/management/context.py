@@ -52,6 +52,9 @@ class OperationContext:
     unregister_server: Callable[[str], Deferred[Any]] | None = None
     """Send authCertDeletion for the auth certificate of this SHA-256 hex hash (on the reactor thread); None when
     the API cannot reach the registry."""
+    change_address: Callable[[str], Deferred[Any]] | None = None
+    """Send addressChange for this server with the new address (on the reactor thread); None when the API cannot
+    reach the registry."""
     blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None
     """Run blocking work (stores) off the reactor thread, for operations that run on it."""
     diagnostics: Diagnostics | None = None

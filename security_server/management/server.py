@@ -84,6 +84,7 @@ def make_management_site(
     register_server: Callable[[str], Any] | None = None,
     unregister_client: Callable[[ClientId], Any] | None = None,
     unregister_server: Callable[[str], Any] | None = None,
+    change_address: Callable[[str], Any] | None = None,
     verification_conf: Callable[[datetime], VerificationConf] | None = None,
 ) -> BoundedSite:
     """The management API's site for one security server (``reactor`` gives time and the thread pool), with the
@@ -95,7 +96,7 @@ def make_management_site(
         server_dir, server_dir.path / CREDENTIALS_DB, clock, layered_config, maintenance,
         global_conf=global_conf, fetch=fetch if fetch is not None else description_fetcher(reactor), blocking=run,
         register_client=register_client, diagnostics=diagnostics, register_server=register_server,
-        unregister_client=unregister_client, unregister_server=unregister_server,
+        unregister_client=unregister_client, unregister_server=unregister_server, change_address=change_address,
     )
     resource = ManagementResource(
         Router(security_server_operations() if operations is None else operations),
@@ -147,7 +148,11 @@ class ManagementService(HttpsService):
         self.register_client = register
         self.register_server = register_own
         self.unregister_client = unregister
+        def change_own_address(address: str) -> Any:
+            return defer.Deferred.fromCoroutine(admin_registration.change_address(reactor, server_dir, address))
+
         self.unregister_server = unregister_own
+        self.change_address = change_own_address
 
     def startService(self) -> None:
         """Make the certificate if missing, then listen."""
@@ -156,7 +161,7 @@ class ManagementService(HttpsService):
             self.reactor, self.server_dir, self.config, layered_config=self.layered_config, maintenance=self.maintenance,
             global_conf=self.global_conf, register_client=self.register_client, diagnostics=self.diagnostics,
             register_server=self.register_server, unregister_client=self.unregister_client,
-            unregister_server=self.unregister_server,
+            unregister_server=self.unregister_server, change_address=self.change_address,
         )
         self._port = listen_https(self.reactor, site, self.server_dir.path, self.config)
         log.info("management_api_started", interface=self.config.interface, port=self.port)

@@ -9,11 +9,26 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from central_registry.management.operations.management_requests import TYPE
 from central_registry.requests import RegistrationDesk, RequestStatus
 from central_registry.store import ApprovedCa, RegistryError, RegistryStore, auth_cert_hash
-from security_server.core.errors import BusError, CertValidation, IncorrectValidationInfo, InvalidCertPath, SslAuthenticationFailed
+from security_server.core.errors import (
+    BadRequest,
+    BusError,
+    CertValidation,
+    IncorrectValidationInfo,
+    InvalidCertPath,
+    SslAuthenticationFailed,
+)
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
+from security_server.core.mgmtrequest import (
+    ManagementRequest,
+    RequestType,
+    SignatureRole,
+    build_soap,
+    parse_soap,
+    signed_request,
+)
 from tests.federation.ca import KeyAndCert, issue_auth, issue_signing, make_ca, ocsp_for
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -184,3 +199,56 @@ def test_garbage_is_refused_and_recorded(fed: Federation) -> None:
     with pytest.raises(BusError):
         fed.desk.submit("multipart/related; boundary=x", b"--x\r\nnonsense", NOW)
     assert fed.store.audit_events()[-1]["event"] == "request_refused"
+
+
+# --- addressChange (X-Road's request of a security server for a new address) ------------------------------------
+
+
+@pytest.fixture
+def registered(tmp_path: Path) -> Federation:
+    """A federation whose server is registered at 127.0.0.1:5500."""
+    fed = Federation(tmp_path)
+    fed.submit(fed.auth_cert_reg())
+    fed.desk.approve("r1", NOW)
+    return fed
+
+
+def _change(request_id: str, address: str) -> ManagementRequest:
+    return ManagementRequest(RequestType.ADDRESS_CHANGE, request_id, SERVER, address=address)
+
+
+def test_an_address_change_round_trips_and_needs_its_address() -> None:
+    """The SOAP part names addressChange and carries the address; without one, or with a certificate, it is not
+    a request."""
+    wanted = _change("a1", "ss1.example.org:5500")
+    assert parse_soap(build_soap(wanted)) == wanted
+    with pytest.raises(BadRequest):
+        ManagementRequest(RequestType.ADDRESS_CHANGE, "a2", SERVER)
+    with pytest.raises(BadRequest):
+        ManagementRequest(RequestType.ADDRESS_CHANGE, "a3", SERVER, address="x", auth_cert_der=b"\x30")
+
+
+def test_an_approved_address_change_moves_the_server(registered: Federation) -> None:
+    """Waiting until approved; then the server's address is the new one; the API lists it as
+    ADDRESS_CHANGE_REQUEST."""
+    registered.submit(_change("a1", "ss1.example.org:5501"))
+    assert registered.desk.get("a1").status is RequestStatus.PENDING
+    server = registered.store.security_server(SERVER)
+    assert server is not None and server.address == "127.0.0.1:5500"
+    registered.desk.approve("a1", NOW)
+    server = registered.store.security_server(SERVER)
+    assert server is not None and server.address == "ss1.example.org:5501"
+    assert TYPE[RequestType.ADDRESS_CHANGE] == "ADDRESS_CHANGE_REQUEST"
+
+
+def test_address_changes_that_are_refused(registered: Federation, tmp_path: Path) -> None:
+    """An address that is not a host (with a path, with spaces) is refused at submission; so is a change for a
+    server that is not registered (its key is not a registered one); nothing changes."""
+    for request_id, address in (("b1", "ss1.example.org/admin"), ("b2", "ss1 example")):
+        with pytest.raises(RegistryError):
+            registered.submit(_change(request_id, address))
+    server = registered.store.security_server(SERVER)
+    assert server is not None and server.address == "127.0.0.1:5500"
+    fresh = Federation(tmp_path / "fresh")
+    with pytest.raises(SslAuthenticationFailed):
+        fresh.submit(_change("c1", "ss1.example.org"))

@@ -1,7 +1,7 @@
 """Issue 16 with ``[server] workers = 2``: the soft token's login through the management API (worker 0) holds in
 both workers.
 
-The provider of tests/test_workers_e2e.py with a PIN on its soft token and its management API on: the parent
+The provider of tests/security_server/workers_federation.py with a PIN on its soft token and its management API on: the parent
 (this test process) is logged in as ``fedbus server run`` logs in at start, so both workers start logged in; a
 logout through the API (served by worker 0) makes every exchange through either worker refuse with X-Road's
 code; a login through the API makes both serve again (each worker's shard gets new exchanges).
@@ -24,8 +24,7 @@ from tests.loopback import http
 from tests.management_https import HttpsApiClient
 from tests.security_server.management.api_setup import server_api_key
 from tests.security_server.management.xroad_openapi import XROAD
-from tests.security_server import test_workers_e2e as base
-from tests.security_server.test_workers_e2e import SOAP, logged, soap
+from tests.security_server.workers_federation import SOAP, WorkersFederation, logged, soap
 
 PIN = "Worker-PIN-1234"
 
@@ -37,7 +36,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class WorkersPinTest(base.WorkersEndToEndTest):
+class WorkersPinTest(WorkersFederation):
     """Two workers, a soft token with a PIN, the management API in worker 0."""
 
     timeout = 300
@@ -99,6 +98,3 @@ class WorkersPinTest(base.WorkersEndToEndTest):
                                                                  json_body={"password": PIN}))
         assert token["logged_in"] is True
         yield defer.Deferred.fromCoroutine(self.until_both_shards_grow("again"))
-
-    test_two_workers_serve_one_port_and_write_their_own_shards = None  # type: ignore[assignment]
-    test_a_worker_killed_under_load_is_restarted_and_loses_nothing_answered = None  # type: ignore[assignment]

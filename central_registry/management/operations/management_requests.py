@@ -42,6 +42,7 @@ TYPE = {
     RequestType.AUTH_CERT_DELETION: "AUTH_CERT_DELETION_REQUEST",
     RequestType.CLIENT_REG: "CLIENT_REGISTRATION_REQUEST",
     RequestType.CLIENT_DELETION: "CLIENT_DELETION_REQUEST",
+    RequestType.ADDRESS_CHANGE: "ADDRESS_CHANGE_REQUEST",
 }
 XROAD_TYPES = frozenset({
     "AUTH_CERT_REGISTRATION_REQUEST", "CLIENT_REGISTRATION_REQUEST", "OWNER_CHANGE_REQUEST", "CLIENT_DELETION_REQUEST",
@@ -146,6 +147,8 @@ def decided_json(found: NumberedRequest, names: dict[str, str]) -> dict[str, Any
             data["server_address"] = found.address or ""
     if "client_id" in listed:
         data["client_id"] = listed["client_id"]["encoded_id"]
+    if found.record.type is RequestType.ADDRESS_CHANGE:
+        data["server_address"] = found.address or ""
     return data
 
 

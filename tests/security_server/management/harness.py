@@ -51,6 +51,8 @@ class Api(InMemoryApi):
     """What sending clientDeletion does, when a test gives it."""
     unregister_server: Any = None
     """What sending authCertDeletion does, when a test gives it."""
+    change_address: Any = None
+    """What sending addressChange does, when a test gives it."""
     documents: dict[str, bytes] = field(default_factory=dict)
     """What fetching a service description finds at each URL (anything else is unreachable)."""
 
@@ -62,6 +64,7 @@ class Api(InMemoryApi):
             maintenance=self.maintenance, fetch=self._fetch, global_conf=self.global_conf,
             register_client=self.register_client, diagnostics=self.diagnostics, register_server=self.register_server,
             unregister_client=self.unregister_client, unregister_server=self.unregister_server,
+            change_address=self.change_address,
         )
         self.router = self.site.resource._router
         with self.credentials() as store:

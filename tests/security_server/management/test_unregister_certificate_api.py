@@ -19,8 +19,8 @@ from security_server.core.identifiers import SecurityServerId
 from security_server.management.roles import Role
 from tests.security_server.management.conftest import OWNER_CLASS, OWNER_CODE, SERVER_CODE
 from tests.security_server.management.globalconf_fixture import global_conf
+from tests.security_server.management.certificate_setup import imported_certificate
 from tests.security_server.management.harness import START, Api
-from tests.security_server.management.test_register_certificate_api import _certificate
 from tests.security_server.management.xroad_openapi import error_object
 
 
@@ -96,8 +96,8 @@ def server(tmp_path: Path, anchor_bytes: bytes) -> Server:
     api.request("POST", "/api/v1/initialization", key=key, json_body={
         "owner_member_class": OWNER_CLASS, "owner_member_code": OWNER_CODE, "security_server_code": SERVER_CODE})
     ca = DevelopmentCA.init(tmp_path / "ca", "Test CA", START - timedelta(days=1), key_size=2048)
-    auth = _certificate(api, ca, "AUTHENTICATION", CertKind.AUTH)
-    sign = _certificate(api, ca, "SIGNING", CertKind.SIGN, "EE:GOV:70000310")
+    auth = imported_certificate(api, ca, "AUTHENTICATION", CertKind.AUTH)
+    sign = imported_certificate(api, ca, "SIGNING", CertKind.SIGN, "EE:GOV:70000310")
     return Server(api, conf, registered, deleted, auth, sign)
 
 

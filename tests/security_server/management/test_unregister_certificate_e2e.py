@@ -18,7 +18,7 @@ from tests.loopback import http
 from tests.management_https import HttpsApiClient
 from tests.security_server.management.api_setup import server_api_key
 from tests.security_server.management.xroad_openapi import XROAD
-from tests.security_server.test_workers_e2e import SOAP, soap
+from tests.security_server.workers_federation import SOAP, soap
 
 
 class UnregisterAuthCertificateTest(federation.TwoDepartmentFederation):
