@@ -1,12 +1,12 @@
 """``/management-services-configuration``: the management services' provider (shown, named, registered on a
-security server) and the TLS certificate of the registry's management service (central_registry/admin/
-management_services.py).
+security server) and the TLS key and certificate of the registry's management service (central_registry/admin/
+management_services.py, management_service_tls.py).
 
 The management service is the registry's HTTPS ``/managementservice`` (``[registry] https-port``), where security
 servers POST their signed requests; its certificate (``tls/cert.pem``) is published in the private parameters
-beside the address and pinned by the servers: X-Road's "management service TLS certificate". It is shown and
-downloaded here; X-Road's operations that replace it (a new key, a CSR, an upload) are not implemented
-(docs/management-api.md says why).
+beside the address and pinned by the servers: X-Road's "management service TLS certificate". A new key, a CSR and
+an uploaded certificate change ``tls/`` on disk; the running registry serves and publishes the old pair until its
+next start.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from central_registry.admin import management_service_tls as tls
 from central_registry.admin import management_services as admin
 from central_registry.admin.management_services import ManagementServices
 from central_registry.management.context import RegistryContext
@@ -28,7 +30,7 @@ from central_registry.service import RegistryPaths
 from central_registry.store import RegistryStore
 from security_server.management.api import ApiRequest, ApiResponse, Operation, string_field
 from security_server.management.certificates import certificate_details
-from security_server.management.errors import ApiError
+from security_server.management.errors import ApiError, bad_request
 from security_server.management.ids import client_id_text
 
 BASE = f"{PREFIX}/management-services-configuration"
@@ -64,7 +66,11 @@ def update_configuration(context: RegistryContext, request: ApiRequest) -> ApiRe
     """PATCH /management-services-configuration (``ServiceProviderId``): name the provider subsystem; published in
     the private parameters from the next configuration."""
     data = request.json_object(frozenset({"service_provider_id"}), frozenset({"service_provider_id"}))
-    subsystem = parse_subsystem_id(str(string_field(data, "service_provider_id", max_length=1279)))
+    text = str(string_field(data, "service_provider_id", max_length=1279))
+    try:
+        subsystem = parse_subsystem_id(text)
+    except ApiError as err:  # X-Road: a provider is a subsystem, else 400 invalid_service_provider_id
+        raise bad_request("invalid_service_provider_id", text) from err
     with context.store() as store:
         return ApiResponse(200, _json(context, store, admin.set_provider(store, subsystem)))
 
@@ -92,19 +98,50 @@ def get_certificate(context: RegistryContext, request: ApiRequest) -> ApiRespons
 
 
 def download_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
-    """GET .../download-certificate: the certificate as a gzip-compressed tar (``cert.pem`` and ``cert.der``)."""
+    """GET .../download-certificate: the certificate as a gzip-compressed tar, as X-Road's
+    (``./management-service.pem`` and ``./management-service.cer``, DER)."""
     cert = _tls_certificate(context)
     buffer = io.BytesIO()
     moment = int(context.now().timestamp())
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in (("cert.pem", cert.public_bytes(serialization.Encoding.PEM)),
-                           ("cert.der", cert.public_bytes(serialization.Encoding.DER))):
+        for name, data in (("./management-service.pem", cert.public_bytes(serialization.Encoding.PEM)),
+                           ("./management-service.cer", cert.public_bytes(serialization.Encoding.DER))):
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), moment, 0o644
             archive.addfile(info, io.BytesIO(data))
     body = gzip.compress(buffer.getvalue(), mtime=moment)
     return ApiResponse(200, raw=body, content_type="application/gzip", headers=(
         (b"Content-Disposition", f'attachment; filename="{CERTIFICATE_ARCHIVE}"'.encode("ascii")),))
+
+
+def _tls_folder(context: RegistryContext) -> Path:
+    return RegistryPaths(context.root).tls
+
+
+def generate_key_and_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST .../certificate: a new TLS key and self-signed certificate (201; in use from the next start)."""
+    with context.store() as store:
+        instance = store.settings().instance
+    tls.new_key_and_certificate(_tls_folder(context), f"{instance} central registry", context.now())
+    return ApiResponse(201, headers=((b"Location", f"{BASE}/certificate".encode("ascii")),))
+
+
+def generate_certificate_request(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST .../generate-csr (``DistinguishedName``): a PKCS#10 request (DER) for the TLS key."""
+    data = request.json_object(frozenset({"name"}), frozenset({"name"}))
+    csr = tls.certificate_request(_tls_folder(context), data["name"])
+    return ApiResponse(201, raw=csr, content_type="application/octet-stream",
+                       headers=((b"Content-Disposition", b'attachment; filename="request.csr"'),))
+
+
+def upload_certificate(context: RegistryContext, request: ApiRequest) -> ApiResponse:
+    """POST .../upload-certificate (``CertificateFile``): a certificate for the TLS key replaces the one in
+    ``tls/`` (in use from the next start)."""
+    parts = request.form_parts("certificate")
+    if "certificate" not in parts:
+        raise bad_request("invalid_request", "certificate")
+    cert = tls.import_certificate(_tls_folder(context), parts["certificate"].data, context.now())
+    return ApiResponse(200, certificate_details(cert))
 
 
 def operations() -> list[Operation]:
@@ -119,4 +156,10 @@ def operations() -> list[Operation]:
         Operation("GET", f"{BASE}/certificate", "getCertificate", roles_for("getCertificate"), get_certificate),
         Operation("GET", f"{BASE}/download-certificate", "downloadCertificate", roles_for("downloadCertificate"),
                   download_certificate),
+        Operation("POST", f"{BASE}/certificate", "generateKeyAndCertificate", roles_for("generateKeyAndCertificate"),
+                  generate_key_and_certificate),
+        Operation("POST", f"{BASE}/generate-csr", "generateCertificateRequest",
+                  roles_for("generateCertificateRequest"), generate_certificate_request),
+        Operation("POST", f"{BASE}/upload-certificate", "uploadCertificate", roles_for("uploadCertificate"),
+                  upload_certificate),
     ]

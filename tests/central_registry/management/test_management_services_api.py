@@ -1,22 +1,26 @@
 """The management services configuration through the registry's API: the provider subsystem named (and published
 in the private parameters), registered on a security server at once, refused with X-Road's codes; the management
-service's TLS certificate shown and downloaded."""
+service's TLS certificate shown, downloaded, replaced by a new key, a CSR's answer, or an upload."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import tarfile
-from typing import Iterator
+from datetime import timedelta
+from typing import Any, Iterator
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from central_registry.management.roles import Role
 from central_registry.publisher import Publisher, SelfSignedKey
 from central_registry.store import RegistryStore
 from security_server.core.identifiers import ClientId, SecurityServerId
-from tests.central_registry.management.harness import START, RegistryApi
+from tests.central_registry.management.harness import START, RegistryApi, multipart_form
 
 OWNER = ClientId("EE", "GOV", "70000310")
 SERVER = SecurityServerId(OWNER, "ss1")
@@ -93,7 +97,7 @@ def test_hostile_provider_changes_are_refused(running: RegistryApi) -> None:
     assert unknown.status == 404 and unknown.json()["error"]["code"] == "subsystem_not_found"
     member = running.request("PATCH", BASE, key=key, json_body={"service_provider_id": "EE:GOV:70000310"},
                              check=False)
-    assert member.status == 400
+    assert member.status == 400 and member.json()["error"]["code"] == "invalid_service_provider_id"
     for role in (Role.OBSERVER, Role.REGISTRATION_OFFICER):
         refused = running.request("PATCH", BASE, key=running.api_key(role),
                                   json_body={"service_provider_id": "EE:GOV:70000310:management"}, check=False)
@@ -114,6 +118,63 @@ def test_the_management_service_certificate_is_shown_and_downloaded(running: Reg
     download = running.request("GET", f"{BASE}/download-certificate", key=key)
     assert download.status == 200
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(download.body))) as archive:
-        member = archive.extractfile("cert.pem")
+        member = archive.extractfile("./management-service.pem")
         assert member is not None
         assert x509.load_pem_x509_certificate(member.read()) == tls
+
+
+def _ca_signed(csr_der: bytes) -> tuple[bytes, bytes]:
+    """A CA's certificate (PEM) for the CSR's key, and an unrelated one (PEM)."""
+    csr = x509.load_der_x509_csr(csr_der)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "TLS CA")])
+    issued = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(name).public_key(csr.public_key())
+              .serial_number(77).not_valid_before(START - timedelta(days=1)).not_valid_after(START + timedelta(days=90))
+              .sign(ca_key, hashes.SHA256()))
+    other = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
+             .serial_number(78).not_valid_before(START - timedelta(days=1)).not_valid_after(START + timedelta(days=90))
+             .sign(ca_key, hashes.SHA256()))
+    return issued.public_bytes(serialization.Encoding.PEM), other.public_bytes(serialization.Encoding.PEM)
+
+
+def test_the_tls_key_and_certificate_are_replaced_on_disk(running: RegistryApi) -> None:
+    """generate-csr answers a CSR for tls/key.pem with the subject as written; a certificate for it is uploaded
+    (200 CertificateDetails, tls/cert.pem replaced; the running publisher keeps the old until a start); another
+    key's certificate is 400 key_not_found, the same one again 400 certificate_already_exists, garbage 400
+    cannot_convert_bytes_to_certificate, a bad subject 400 invalid_distinguished_name; POST .../certificate makes
+    a new key and self-signed certificate (201); an observer does none of it."""
+    key = running.api_key(Role.SECURITY_OFFICER)
+    tls = running.paths.tls
+    old = SelfSignedKey.load(tls)
+    csr = running.request("POST", f"{BASE}/generate-csr", key=key, json_body={"name": "C=EE, O=Riik, CN=cs.example.org"})
+    assert csr.status == 201
+    request = x509.load_der_x509_csr(csr.body)
+    assert request.is_signature_valid and request.public_key() == old.key.public_key()
+    assert request.subject.rfc4514_string() == "CN=cs.example.org,O=Riik,C=EE"
+    bad_name = running.request("POST", f"{BASE}/generate-csr", key=key, json_body={"name": "no equals sign"},
+                               check=False)
+    assert bad_name.status == 400 and bad_name.json()["error"]["code"] == "invalid_distinguished_name"
+
+    issued, other = _ca_signed(csr.body)
+
+    def upload(data: bytes, api_key: str = key) -> Any:
+        body, content_type = multipart_form({}, {"certificate": data})
+        return running.request("POST", f"{BASE}/upload-certificate", key=api_key, body=body,
+                               content_type=content_type, check=False)
+
+    assert upload(issued, running.api_key(Role.OBSERVER)).status == 403
+    assert upload(other).json()["error"]["code"] == "key_not_found"
+    assert upload(b"garbage").json()["error"]["code"] == "cannot_convert_bytes_to_certificate"
+    uploaded = running.request("POST", f"{BASE}/upload-certificate", key=key,
+                               body=multipart_form({}, {"certificate": issued})[0],
+                               content_type=multipart_form({}, {"certificate": issued})[1])
+    assert uploaded.status == 200 and uploaded.json()["serial"] == "77"
+    assert SelfSignedKey.load(tls).cert.serial_number == 77
+    assert running.publisher is not None and running.publisher.management_cert_der == old.cert_der
+    assert upload(issued).json()["error"]["code"] == "certificate_already_exists"
+
+    assert running.request("POST", f"{BASE}/certificate", key=running.api_key(Role.OBSERVER), check=False).status == 403
+    made = running.request("POST", f"{BASE}/certificate", key=key)
+    assert made.status == 201
+    renewed = SelfSignedKey.load(tls)
+    assert renewed.key.public_key() != old.key.public_key() and renewed.cert.issuer == renewed.cert.subject
