@@ -162,3 +162,32 @@ def test_the_cli_sets_the_pin_and_publishes_only_with_a_pin_file(tmp_path: Path)
         assert _run("anchor", *d, "--out", str(tmp_path / "anchor.xml")).exit_code == 0
     finally:
         _restart(paths.conf_signing)
+
+
+def test_a_registry_initialised_before_pins_encrypted_keys_keeps_its_old_login(tmp_path: Path) -> None:
+    """A registry whose PIN is only a hash in the settings (its key in clear) logs out and in as before: a logout
+    only stops signing, the hash checks the PIN; set_pin then encrypts the key."""
+    api = RegistryApi(tmp_path / "registry")
+    initialization.initialise(api.root, "EE", "cs.example.org", "1234", START)
+    directory = api.paths.conf_signing
+    clear = SelfSignedKey.load(directory)
+    (directory / "key.pem").write_bytes(clear.key_pem())  # as such a registry's key file is
+    (directory / "pin.json").unlink()
+    _restart(directory)
+    store = RegistryStore(api.paths.database)
+    try:
+        api.publisher = _publisher(store, api.paths)
+        assert not api.publisher.logged_out
+        key = api.api_key(Role.SECURITY_OFFICER)
+        assert api.request("PUT", "/api/v1/tokens/0/logout", key=key).json()["logged_in"] is False
+        with pytest.raises(TokenNotActive):
+            api.publisher.build(START)
+        wrong = api.request("PUT", "/api/v1/tokens/0/login", key=key, json_body={"password": "4321"})
+        assert wrong.status == 400 and wrong.json()["error"]["code"] == "pin_incorrect"
+        assert api.request("PUT", "/api/v1/tokens/0/login", key=key, json_body={"password": "1234"}).status == 200
+        api.publisher.build(START)
+        token_files.set_pin(directory, "1234")
+        assert (directory / "key.pem").read_bytes().startswith(ENCRYPTED)
+    finally:
+        store.close()
+        _restart(directory)
