@@ -21,7 +21,7 @@ from security_server.core.errors import BusError, CertValidation
 from security_server.core.globalconf import GlobalConf
 from security_server.core.globalconf.sharedparams import ApprovedCa
 from security_server.core.identifiers import ClientId
-from security_server.management.api import ApiRequest, ApiResponse, Operation
+from security_server.management.api import ApiRequest, ApiResponse, Operation, string_field
 from security_server.management.context import OperationContext
 from security_server.management.errors import ApiError, bad_request, forbidden
 from security_server.management.ids import parse_client_id
@@ -118,13 +118,20 @@ def profile_request(
     conf = _conf(context)
     ca = None if conf is None else approved_ca(conf, ca_name)
     if ca is None or conf is None:
-        return csrs.ProfileRequest(FEDBUS, values)
+        # As before CAs had profiles: O required (missing_field), C, CN, serialNumber and SN accepted and not used.
+        if not set(values) <= _UNLISTED_CA_FIELDS:
+            raise bad_request("invalid_field", "subject_field_values")
+        return csrs.ProfileRequest(FEDBUS, {"O": str(string_field(values, "O"))})
     if kind is KeyKind.SIGN and ca.authentication_only:
         raise bad_request("wrong_key_usage", ca_name)
     if not is_known_profile(ca.certificate_profile):
         raise ApiError(500, "certificate_profile_instantiation_failure", ca.certificate_profile)
     owner = context.server_dir.snapshot().identity.owner if kind is KeyKind.AUTH or member is None else member
     return csrs.ProfileRequest(profile_named(ca.certificate_profile), values, conf.member_name(owner) or "")
+
+
+_UNLISTED_CA_FIELDS = frozenset({"C", "O", "CN", "serialNumber", "SN"})
+"""The subject fields a request to a CA the configuration does not list may name (fedbus's profile uses ``O``)."""
 
 
 def subject_field_values(data: dict[str, Any]) -> dict[str, str]:

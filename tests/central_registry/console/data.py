@@ -72,7 +72,7 @@ def build_registry(root: Path) -> Path:
         store.register_auth_cert(SERVER, "ss1.example.org",
                                  certificate("ss1", now).public_bytes(serialization.Encoding.DER))
         store.add_server_client(SERVER, SUBSYSTEM)
-        trust_services.add_certification_service(store, certificate("Test CA", now), "fedbus-profile")
+        trust_services.add_certification_service(store, certificate("Test CA", now), "fedbus")
         trust_services.add_timestamping_service(store, "http://tsa.example/", certificate("Test TSA", now))
         _submit(store, "req-a", "authCertReg", now - timedelta(minutes=2))
         _submit(store, "req-b", "clientReg", now - timedelta(minutes=1), NEW_CLIENT)
