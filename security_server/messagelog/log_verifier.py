@@ -421,6 +421,10 @@ def _run(path: Path, ranges: Sequence[tuple[int, int]], conf: VerificationConf |
         if len(results) < len(ranges):
             for future in futures:
                 results.update(future.result())
+    except BaseException:
+        with claim.get_lock():  # a failed run: the workers take no further range
+            claim[0] = claim[1] + 1
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # a worker still starting finds nothing left to take
     return [results[index] for index in range(len(ranges))]
