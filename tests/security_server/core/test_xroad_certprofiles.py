@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from security_server.core import certprofile
 from security_server.core.cert_identity import AuthNames
@@ -272,3 +274,49 @@ def test_ejbca_request_for_a_long_instance_is_refused() -> None:
     member = ClientId("DEV", "GOV", "1")
     with pytest.raises(CertValidation, match="C"):
         request_subject(profile_named(EJBCA).signing_fields(member, "M", SecurityServerId(member, "ss1")), {})
+
+
+# --- round trips ------------------------------------------------------------------------------------------------
+
+PART = st.text(alphabet="ABCXYZabcxyz0189'()+,-.=?", min_size=1, max_size=16).filter(lambda p: p not in (".", ".."))
+MEMBERS = st.builds(ClientId, PART, PART, PART)
+
+
+@given(member=MEMBERS, server_code=PART)
+@settings(max_examples=60, deadline=None)
+def test_fi_and_fedbus_requests_round_trip(member: ClientId, server_code: str) -> None:
+    """For any member and server, the FI and fedbus request subjects read back as that member and match that
+    server."""
+    server = SecurityServerId(member, server_code)
+    for profile in (profile_named(FI), FEDBUS):
+        sign = request_subject(profile.signing_fields(member, "Member", server), {"O": "Member"})
+        auth_values = {"O": "Member", "CN": "ss.example.org"} if profile is not FEDBUS else {"O": "Member"}
+        auth = request_subject(profile.auth_fields(server, "Member"), auth_values)
+        assert profile.member_from_signing_subject(sign, "unused") == member
+        assert profile.auth_names(auth).matches(server)
+
+
+@given(instance=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2), member_class=PART, code=PART,
+       server_code=PART)
+@settings(max_examples=60, deadline=None)
+def test_ejbca_requests_round_trip(instance: str, member_class: str, code: str, server_code: str) -> None:
+    """For any two-letter instance, EJBCA's request subjects read back as the member and match the server."""
+    member = ClientId(instance, member_class, code)
+    server = SecurityServerId(member, server_code)
+    profile = profile_named(EJBCA)
+    assert profile.member_from_signing_subject(
+        request_subject(profile.signing_fields(member, "M", server), {}), "unused") == member
+    assert profile.auth_names(request_subject(profile.auth_fields(server, "M"), {})).matches(server)
+
+
+@given(first=st.sampled_from("123456789"), rest=st.text(alphabet="0123456789", min_size=7, max_size=7))
+@settings(max_examples=40, deadline=None)
+def test_ee_requests_round_trip(first: str, rest: str) -> None:
+    """For any eight-digit registry code, the EE request names the member whose class its first digit gives."""
+    member_class = {"7": "GOV", "8": "NGO", "9": "NGO"}.get(first, "COM")
+    member = ClientId("EE", member_class, first + rest)
+    server = SecurityServerId(member, "ss1")
+    profile = profile_named(EE)
+    sign = request_subject(profile.signing_fields(member, "Amet", server), {})
+    assert profile.member_from_signing_subject(sign, "EE") == member
+    assert profile.auth_names(request_subject(profile.auth_fields(server, "Amet"), {})).matches(server)
