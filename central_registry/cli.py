@@ -31,8 +31,8 @@ from central_registry.trust.ca import CertKind, DevelopmentCA, IssuedCert
 from central_registry.trust.serials import CA_SEQUENCE, SharedSerials
 from security_server.configfile import load_config
 from security_server.core.config import DatabaseConfig, LoggingConfig
-from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.certprofile import is_known_profile, profile_named, profile_names
+from security_server.core.errors import BusError, InvalidClientIdentifier
 from security_server.core.globalconf import anchor_hash
 from security_server.core.identifiers import ClientId, GlobalGroupId
 from security_server.edge.cli_output import BusErrorGroup, bus_errors_as_command_errors, emit, format_table, json_option
@@ -84,7 +84,6 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-@click.group(cls=BusErrorGroup)
 def _profile_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A certificate profile fedbus reads (short name or X-Road's class name), kept as an approved CA names it."""
     if not is_known_profile(value):
@@ -94,6 +93,7 @@ def _profile_option(ctx: click.Context, param: click.Parameter, value: str) -> s
     return chosen.xroad_class or chosen.name
 
 
+@click.group(cls=BusErrorGroup)
 def registry() -> None:
     """Central registry administration."""
 
@@ -462,7 +462,8 @@ def ca_approved(root: Path, as_json: bool) -> None:
     with _Store(root) as store:
         cas = store.cas()
     data = [{"name": c.name, "subject": x509.load_der_x509_certificate(c.cert_der).subject.rfc4514_string(),
-             "ocsp_url": c.ocsp_url, "authentication_only": c.authentication_only} for c in cas]
+             "ocsp_url": c.ocsp_url, "authentication_only": c.authentication_only, "certificate_profile": c.profile}
+            for c in cas]
     rows = [[c.name, x509.load_der_x509_certificate(c.cert_der).subject.rfc4514_string(), c.ocsp_url or ""] for c in cas]
     _emit(as_json, data, ["name", "subject", "ocsp url"], rows)
 

@@ -95,4 +95,6 @@ def test_cli_ca_init_and_add_take_a_profile(tmp_path: Path) -> None:
     finally:
         store.close()
     assert [ca.profile for ca in found] == [FI]
+    listed = json.loads(runner.invoke(registry, ["ca", "approved", "--registry-dir", str(root), "--json"]).output)
+    assert [ca["certificate_profile"] for ca in listed] == [FI]
     assert x509.load_der_x509_certificate(found[0].cert_der).subject == DevelopmentCA.open(tmp_path / "ca").certificate.subject
