@@ -39,6 +39,7 @@ from security_server.messagelog.store import (
     FORM_MESSAGE_ZLIB,
     FORM_SIGNATURE,
     FORM_SIGNATURE_SHARED,
+    FORM_TS_HASHCHAIN,
     MessageLogStore,
     _record_from_row,
     decode_attachments,
@@ -58,6 +59,12 @@ _LINK_SIZE = 64
 _MIN_MICROS = time_to_micros(datetime.min.replace(tzinfo=timezone.utc))
 _MAX_MICROS = time_to_micros(datetime.max.replace(tzinfo=timezone.utc))
 _DIRECTIONS: dict[object, Direction] = {b"request": Direction.REQUEST, b"response": Direction.RESPONSE}
+HANDLED_FORMS = (
+    FORM_SIGNATURE | FORM_HASHCHAIN | FORM_HASHCHAINRESULT | FORM_MESSAGE_ZLIB | FORM_ATTACHMENTS_ZLIB | FORM_TS_HASHCHAIN
+    | FORM_SIGNATURE_SHARED | FORM_HASHCHAINRESULT_SHARED
+) & _KNOWN_FORMS
+"""The ``stored_form`` bits rebuilt here (``FORM_TS_HASHCHAIN`` is the timestamp's, not a field of the record); a row
+with any other (a form added to the store later) is read by the store's reader."""
 _TEXT_CACHE_SIZE = 4096
 _DOCUMENT_CACHE_SIZE = 4096
 
@@ -274,7 +281,7 @@ class RawReader:
         if type(record_id) is not int or not 1 <= record_id <= _MAX_ID:
             raise _NotFast
         if form is not None:
-            if type(form) is not int or form <= 0 or form & ~_KNOWN_FORMS:
+            if type(form) is not int or form <= 0 or form & ~HANDLED_FORMS:
                 raise _NotFast
             if form & FORM_SIGNATURE:
                 if form & FORM_SIGNATURE_SHARED:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from security_server.core.errors import LogChainBroken
 from security_server.core.logchain import LogEntry, compute_link
-from security_server.messagelog.raw_records import RawReader, RawRecord
-from security_server.messagelog.store import MessageLogStore, Synchronous
+from security_server.messagelog.raw_records import HANDLED_FORMS, RawReader, RawRecord
+from security_server.messagelog.store import _KNOWN_FORMS, MessageLogStore, Synchronous
 from tests.federation.evidence import batch_signed, exchange, failed_entry
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -135,3 +135,21 @@ def test_the_records_before_a_malformed_row_are_read_first(tmp_path: Path) -> No
         except LogChainBroken as err:
             assert err.record_id == 6 and "malformed" in err.reason
     assert seen == [1, 2, 3, 4, 5]
+
+
+def test_the_reader_rebuilds_every_stored_form_the_store_knows() -> None:
+    """A stored form added to the store must be taught to the reader too (until then its rows take the slow path)."""
+    assert HANDLED_FORMS == _KNOWN_FORMS
+
+
+def test_every_kind_of_row_the_store_writes_takes_the_fast_path(tmp_path: Path) -> None:
+    """Compact and plain rows of every kind are read without falling back to the store's reader (the speed)."""
+    from security_server.messagelog.raw_records import SELECT_RANGE
+
+    for compact in (True, False):
+        with MessageLogStore(write(tmp_path / f"{compact}.db", compact=compact)) as store:
+            reader = RawReader(store)
+            rows = store.database.execute(SELECT_RANGE, (1, 100)).fetchall()
+            assert len(rows) == len(entries())
+            for row in rows:
+                reader._fast(row)  # raises when the row would go to the store's reader
