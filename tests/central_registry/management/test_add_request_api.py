@@ -165,6 +165,8 @@ def test_hostile_requests_are_refused(federation: tuple[RegistryApi, bytes, byte
         400, "management_request_unknown_type")
     assert refused({"type": "OWNER_CHANGE_REQUEST", "origin": "CENTER", "security_server_id": "EE:GOV:70000310:ss1",
                     "client_id": "EE:GOV:70000310"}) == (400, "management_request_not_supported")
+    assert refused({"type": "ADDRESS_CHANGE_REQUEST", "origin": "CENTER", "security_server_id": "EE:GOV:70000310:ss1",
+                    "server_address": "ss1.example.net"}) == (400, "management_request_not_supported")
     assert refused({**_auth_body(auth), "origin": "SECURITY_SERVER"}) == (400, "management_request_not_supported")
     assert refused(_auth_body(rogue)) == (400, "management_request_invalid_auth_certificate")
     assert refused({"type": "CLIENT_REGISTRATION_REQUEST", "origin": "CENTER",
