@@ -279,7 +279,7 @@ class LogAuditor:
         self._imprints: dict[int, str | None] = {}
         self._token_trust: dict[int, str | None] = {}
         self._signatures: dict[tuple[bytes, bytes], _Signed] = {}
-        self._paths: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        self._paths: dict[bytes, tuple[tuple[x509.Certificate, ...], tuple[datetime, datetime]]] = {}
         self._members: dict[bytes, ClientId] = {}
         self._ders: dict[int, tuple[x509.Certificate, bytes]] = {}
         self._named: dict[tuple[Direction, str, str], ClientId | str] = {}
@@ -523,15 +523,20 @@ class LogAuditor:
                 self._ders.clear()
             known = self._ders[id(cert)] = (cert, cert.public_bytes(serialization.Encoding.DER))
         der = known[1]
-        path = self._paths.get(der)
+        known_path = self._paths.get(der)
+        path: tuple[x509.Certificate, ...]
         try:
-            if path is None:
+            if known_path is None:
                 raise ValueError("not seen yet")
-            for link in path:
-                check_validity(link, at)
+            path, (valid_from, valid_to) = known_path
+            if at.tzinfo is None or not valid_from <= at <= valid_to:
+                for link in path:  # outside every link's validity: its own words
+                    check_validity(link, at)
         except (ValueError, BusError):
             path = verify_cert_path(cert, conf.intermediates + verified.extra_certs, conf.approved_roots, at)
-            self._paths[der] = path
+            # Within every link's validity window exactly when inside their intersection (check_validity's test).
+            window = (max(link.not_valid_before_utc for link in path), min(link.not_valid_after_utc for link in path))
+            self._paths[der] = (path, window)
         issuer = path[1] if len(path) > 1 else path[0]
         ocsp_error: BusError | None = None
         for response in verified.ocsp_responses:

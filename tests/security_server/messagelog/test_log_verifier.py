@@ -271,3 +271,16 @@ def test_a_malformed_first_record_of_a_range_fails_the_log(log: Path, record_id:
     for result in (verify_shard(log, None, datetime.now(UTC)), ranges(log, [(1, 5), (6, 9), (10, 12)], conf=False)):
         assert result.chain is not None and result.chain.record_id == record_id and "malformed" in result.chain.text
         assert result.verified_to is None
+
+
+def test_a_signature_past_its_certificates_end_fails_in_a_fresh_checks_words(tmp_path: Path) -> None:
+    """A signer's certificate path, verified once, is re-checked in time for each signature: a later signature past
+    the certificate's end fails with the words a first check of that signature gives."""
+    late = datetime.now(UTC) + timedelta(days=4000)
+    both = verify_shard(write_log(tmp_path / "both.db", [*exchange("in-time", T0), *exchange("late", late)]),
+                        federation().conf(), datetime.now(UTC) + timedelta(days=4001))
+    alone = verify_shard(write_log(tmp_path / "alone.db", [*exchange("late", late)]),
+                         federation().conf(), datetime.now(UTC) + timedelta(days=4001))
+    assert [p.record_id for p in both.signature_problems] == [3, 4]
+    assert [p.text for p in both.signature_problems] == [p.text for p in alone.signature_problems]
+    assert "expired" in both.signature_problems[0].text
