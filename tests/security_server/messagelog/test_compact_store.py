@@ -32,6 +32,7 @@ from security_server.messagelog.store import (
     Synchronous,
     TimestampAssignment,
     derived_ts_hashchain,
+    ts_batch_chains,
 )
 from tests.federation.evidence import exchange, failed_entry, signed_entry, soap_message, stamp_batch, federation
 from tests.federation.world import ExchangeBed, is_request
@@ -377,6 +378,32 @@ def test_ts_leaves_are_the_batch_signature_hashes_and_refuse_a_changed_value(tmp
     raw(path).execute("UPDATE evidence_value SET value = CAST(X'00' || substr(value, 2) AS BLOB) WHERE kind = 'ts-leaves'")
     with MessageLogStore(path) as store, pytest.raises(ValueError):
         store.ts_leaves(address)
+
+
+@pytest.mark.parametrize("leaves_match", [True, False], ids=["built-from-these-leaves", "built-from-other-leaves"])
+def test_chains_built_by_the_timestamper_are_stored_as_a_rebuild_would_store_them(
+    tmp_path: Path, leaves_match: bool
+) -> None:
+    """Chains handed over as ts_batch_chains built them are stored exactly as when the store rebuilds the batch;
+    ones said to come from other leaves are not taken on trust (the store rebuilds from the records' own)."""
+    entries = recorded_run()
+    stored_rows = []
+    for name, handed in (("rebuilt", False), ("handed", True)):
+        with MessageLogStore(tmp_path / f"{name}.db") as store:
+            records = [record for record in store.append_entries(entries) if record.signature]
+            hashes = dict(raw(tmp_path / f"{name}.db").execute("SELECT id, signature_hash FROM logrecord").fetchall())
+            leaves = [hashes[r.id] for r in records]
+            built = ts_batch_chains(leaves if leaves_match else list(reversed(leaves)))
+            chains = ts_batch_chains(leaves)
+            store.add_timestamp(
+                b"token", chains.result, [TimestampAssignment(r.id, c) for r, c in zip(records, chains.chains)],
+                time=T0, built=built if handed else None,
+            )
+            assert [store.timestamp_of(r.id).hash_chain for r in records] == list(chains.chains)  # type: ignore[union-attr]
+        stored_rows.append(raw(tmp_path / f"{name}.db").execute(
+            "SELECT id, timestamp_id, ts_hashchain, stored_form FROM logrecord ORDER BY id").fetchall())
+    assert stored_rows[0] == stored_rows[1]
+    assert any(form and form & FORM_TS_HASHCHAIN for *_, form in stored_rows[1])
 
 
 def test_a_ts_chain_in_another_form_is_stored_as_it_is(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import UTC, datetime
 from typing import Any, Sequence
 
 import pytest
+from twisted.internet import reactor as _reactor
+from twisted.internet.task import Clock
 
 from security_server.core import hashchain
 from security_server.core.errors import TimestampingFailed
@@ -16,6 +19,8 @@ from security_server.core.signature import signature_value
 from security_server.core.timestamp import read_timestamp_token
 from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import NO_SIGNATURE_TIMESTAMP_ID, MessageLogStore
+from security_server.messagelog import timestamper as timestamper_module
+from security_server.messagelog.store import TsBatchChains, ts_batch_chains
 from security_server.messagelog.timestamper import Timestamper, TimestamperSettings, TsaEndpoint
 from tests.federation.evidence import exchange, failed_entry
 from tests.security_server.messagelog import timestamping_case
@@ -51,6 +56,35 @@ class TimestamperTests(timestamping_case.TimestampingCase):
 
     async def read(self, function: Any) -> Any:
         return await self.writer.run(function)
+
+    async def test_a_batch_s_chains_are_built_off_the_reactor_thread(self) -> None:
+        """With a reactor that has a thread pool, the batch's hash chains are built there, not on the reactor's
+        thread (a batch of 10,000 records takes a few hundred milliseconds), and the records get them."""
+        self.urls = [self.serve_tsa().url]
+        threads: list[threading.Thread] = []
+
+        def recording(leaves: Sequence[bytes]) -> TsBatchChains:
+            threads.append(threading.current_thread())
+            return ts_batch_chains(leaves)
+
+        class ClockWithPool(Clock):
+            """The fake clock, with the real reactor's thread pool and its way back from a thread."""
+
+            def getThreadPool(self) -> Any:
+                return _reactor.getThreadPool()
+
+            def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+                _reactor.callFromThread(f, *args, **kwargs)
+
+        self.clock = ClockWithPool()
+        stamper = self.timestamper()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(timestamper_module, "ts_batch_chains", recording)
+            await self.log(*exchange("pooled-1"), *exchange("pooled-2"))
+            assert await stamper.stamp_pending() == 4
+        assert threads and all(thread is not threading.main_thread() for thread in threads)
+        stamps = await self.read(lambda store: [store.timestamp_of(n) for n in range(1, 5)])
+        assert all(stamp is not None and stamp.hash_chain for stamp in stamps)
 
     async def test_a_batch_gets_one_token_over_the_hash_chain_and_each_record_its_own_chain(self) -> None:
         """Four records: one token whose imprint is SHA-512(ts-hashchainresult.xml); every record has its chain."""
