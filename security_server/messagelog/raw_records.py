@@ -65,6 +65,7 @@ HANDLED_FORMS = (
 ) & _KNOWN_FORMS
 """The ``stored_form`` bits rebuilt here (``FORM_TS_HASHCHAIN`` is the timestamp's, not a field of the record); a row
 with any other (a form added to the store later) is read by the store's reader."""
+_SHARED_DOCUMENTS = FORM_SIGNATURE_SHARED | FORM_HASHCHAINRESULT_SHARED
 _TEXT_CACHE_SIZE = 4096
 _DOCUMENT_CACHE_SIZE = 4096
 
@@ -206,15 +207,16 @@ class RawReader:
     def _prefetch(self, rows: list[tuple[object, ...]]) -> None:
         """Read in one statement the signing batches' shared documents that ``rows`` refer to and that are not
         rebuilt yet (one statement per block rather than two per signing batch)."""
-        wanted: set[bytes] = set()
+        wanted: set[object] = set()
         for row in rows:
             form = row[_FORM]
-            if type(form) is int:
-                for column, bit in ((_SIGNATURE, FORM_SIGNATURE_SHARED), (_RESULT, FORM_HASHCHAINRESULT_SHARED)):
-                    address = row[column]
-                    if form & bit and type(address) is bytes and address not in self._documents:
-                        wanted.add(address)
-        wanted.difference_update(self._values)
+            if type(form) is int and form & _SHARED_DOCUMENTS:
+                if form & FORM_SIGNATURE_SHARED:
+                    wanted.add(row[_SIGNATURE])
+                if form & FORM_HASHCHAINRESULT_SHARED:
+                    wanted.add(row[_RESULT])
+        wanted.difference_update(self._documents, self._values)
+        wanted = {address for address in wanted if type(address) is bytes}
         if not wanted:
             return
         marks = ", ".join("?" * len(wanted))

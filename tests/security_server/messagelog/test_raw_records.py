@@ -153,3 +153,30 @@ def test_every_kind_of_row_the_store_writes_takes_the_fast_path(tmp_path: Path) 
             assert len(rows) == len(entries())
             for row in rows:
                 reader._fast(row)  # raises when the row would go to the store's reader
+
+
+def test_a_changed_or_missing_shared_value_gets_the_stores_verdict(tmp_path: Path) -> None:
+    """Each shared value (a batch's documents, skeletons, certificates, OCSP responses) changed or removed: the
+    reader names the first record using it in the store's words."""
+    path = write(tmp_path / "log.db")
+    with sqlite3.connect(path) as conn:
+        shared = conn.execute("SELECT hash, value FROM evidence_value ORDER BY hash").fetchall()
+    assert len(shared) > 4
+    for n, (address, value) in enumerate(shared):
+        for change in ("UPDATE evidence_value SET value = ? WHERE hash = ?", "DELETE FROM evidence_value WHERE hash = ?"):
+            copy = tmp_path / f"copy-{n}-{change[:6]}.db"
+            copy.write_bytes(path.read_bytes())
+            with sqlite3.connect(copy) as conn:
+                conn.execute(change, [value[:-1] + bytes([value[-1] ^ 1]), address] if "UPDATE" in change else [address])
+            with MessageLogStore(copy) as store:
+                try:
+                    list(store.records())
+                    expected = None
+                except LogChainBroken as err:
+                    expected = (err.record_id, err.reason)
+            try:
+                read_raw(copy, 3)
+                found = None
+            except LogChainBroken as err:
+                found = (err.record_id, err.reason)
+            assert found == expected and found is not None
