@@ -1,8 +1,12 @@
-"""Verifying a message-log shard at speed: chunks of records checked by worker processes, joined in chain order.
+"""Verifying a message-log shard at speed: ranges of records checked by several processes, joined in chain order.
 
-What ``fedbus audit verify log`` runs for each shard (issue 23). The records ``first..last`` are split into ``jobs``
-id ranges; each is verified by :func:`verify_chunk` in its own process (``concurrent.futures`` with the ``spawn``
-context: never ``fork`` a process that may run Twisted), which opens the SQLite file itself and checks:
+What ``fedbus audit verify log`` runs for each shard (issue 23). The records ``first..last`` are cut into id ranges
+(:data:`RANGES_PER_JOB` per process, at least ``min_chunk`` records each); this process and ``jobs - 1`` worker
+processes (``concurrent.futures`` with the ``spawn`` context: never ``fork`` a process that may run Twisted) take
+them as they get to them, this one from the front and the workers from the back (:func:`_take`, a shared claim),
+so a worker that starts late takes fewer. Each process opens the SQLite file itself, reads its ranges' rows
+straight from it (:class:`~security_server.messagelog.raw_records.RawReader`: one statement per range, no record
+objects) and keeps one :class:`RangeVerifier` across its ranges; only verdicts come back. For each range it checks:
 
 * the chain inside its range: ids follow, each ``prev_link`` is the previous record's link, each signature hash and
   link is what the record's fields call for (``core.logchain``, as :func:`~security_server.core.logchain.verify_chain`);
@@ -12,14 +16,14 @@ context: never ``fork`` a process that may run Twisted), which opens the SQLite 
 
 A range cannot know the link before it, so :func:`verify_shard` checks the joints: range *k*'s first record must
 follow range *k-1*'s last one (id + 1) and carry its link as ``prev_link`` (the first range: the anchor's). Walking
-the ranges in order, the first failure found is the lowest failing record, exactly the one a sequential run names.
+the ranges in order, the first failure found is the lowest failing record, exactly the one a sequential run names
+(a range whose first row cannot be a record fails there).
 
-Records are read through :meth:`MessageLogStore.records` however they are stored; their timestamps in bulk, a
-block at a time: a chain stored derived from its batch's leaves is checked through its leaf, the batch's result
-built once from them (:class:`_Stamps`); any other ``ts-hashchain.xml`` is turned back by
-:meth:`MessageLogStore.ts_hashchain_from_row` (as :meth:`~MessageLogStore.timestamp_of` does) and compared with
-the batch's chains built once from the leaves read straight from the file. With ``jobs`` = 1, or a log too small to share, everything
-runs in this process.
+Timestamps come with the rows: a chain stored derived from its batch's leaves is checked through its leaf, the
+batch's result built once from them (:class:`_Stamps`); any other ``ts-hashchain.xml`` is turned back by
+:meth:`MessageLogStore.ts_hashchain_from_row` (as :meth:`~MessageLogStore.timestamp_of` does) and compared with the
+batch's chains built once from the leaves read straight from the file. With ``jobs`` = 1, or a log too small to
+share, everything runs in this process.
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def _conf(conf: VerificationConf | Mapping[str, bytes] | None) -> VerificationCo
 
 
 class _Stamps:
-    """The timestamps of a block of records, read in one query, and each batch's chains as the timestamper writes
+    """The records' timestamps (their columns read with the rows), and each batch's chains as the timestamper writes
     them, checked once per batch.
 
     A record whose ``ts-hashchain.xml`` is stored derived (the timestamper's chain over its batch's leaves, at its
@@ -134,7 +138,8 @@ class _Stamps:
     a changed value, a leaf that is not the record's) the chain is turned back by the store
     (:meth:`MessageLogStore.ts_hashchain_from_row`) and checked as before: against the batch's chains built once
     from the leaves read straight from the file, else in full (:meth:`LogAuditor.stamp_failure`). Tokens are read
-    once per timestamp.
+    once per timestamp. Once a batch's leaves gave its result, :meth:`quick_leaf` gives the leaf of each further
+    record of the batch without building its stamp.
     """
 
     def __init__(self, store: MessageLogStore) -> None:
