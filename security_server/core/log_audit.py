@@ -552,7 +552,8 @@ class LogAuditor:
             raise ocsp_error or IncorrectValidationInfo("no OCSP response for the signing certificate")
         member = self._members.get(der)
         if member is None:
-            member = member_from_certificate(cert, conf.profile_for(cert.issuer))
+            # Profiles that do not write the instance (X-Road's Estonian one) name a member of this configuration's.
+            member = member_from_certificate(cert, conf.profile_for(cert.issuer), conf.instance)
             self._members[der] = member
         return member
 

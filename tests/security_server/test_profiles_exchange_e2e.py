@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from click.testing import CliRunner
 from cryptography.x509.oid import NameOID
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from central_registry.trust.ca import DevelopmentCA
+from security_server.audit_cli import audit
 from security_server.messagelog.store import MessageLogStore
 from tests import e2e_federation as federation
 from tests.e2e_federation import zeep_call
@@ -44,9 +46,19 @@ class EeProfileExchangeEndToEndTest(federation.TwoDepartmentFederation):
         result, _ = yield deferToThread(zeep_call, address, "ee-profile-1")
         assert result == "42"
 
+        conf_dir = consumer.root / "verificationconf"
+        made = yield deferToThread(
+            CliRunner().invoke, audit, ["verificationconf", "--dir", str(consumer.root), "--out", str(conf_dir)]
+        )
+        assert made.exit_code == 0, made.output
         yield consumer.service.stopService()
         yield provider.service.stopService()
         self.departments = []
         for department in (consumer, provider):
             with MessageLogStore(department.root / "messagelog.db") as log_store:
                 assert len(log_store.find("ee-profile-1")) == 2
+            # The auditor reads the signer from the EE certificate too (its instance from the configuration).
+            logged = yield deferToThread(
+                CliRunner().invoke, audit, ["verify", "log", "--dir", str(department.root), "--conf", str(conf_dir)]
+            )
+            assert logged.exit_code == 0, logged.output
