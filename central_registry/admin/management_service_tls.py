@@ -10,7 +10,6 @@ certificate, as with X-Road's).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from central_registry.publisher import SelfSignedKey
 from central_registry.store import RegistryError
-from security_server.edge.atomic_file import write_atomically
+from security_server.edge.atomic_file import PRIVATE_MODE, PUBLIC_MODE, write_atomically
 from security_server.signer.token import key_id_of
 
 MAX_CERTIFICATE_BYTES = 64 * 1024
@@ -66,8 +65,8 @@ def new_key_and_certificate(folder: Path, common_name: str, now: datetime) -> x5
     staging = folder.parent / f".{folder.name}.new"
     shutil.rmtree(staging, ignore_errors=True)  # left by a crash half-way
     made = SelfSignedKey.create(staging, common_name, now)
-    os.replace(staging / "key.pem", folder / "key.pem")
-    os.replace(staging / "cert.pem", folder / "cert.pem")
+    write_atomically(folder / "key.pem", (staging / "key.pem").read_bytes(), PRIVATE_MODE)
+    write_atomically(folder / "cert.pem", (staging / "cert.pem").read_bytes(), PUBLIC_MODE)
     shutil.rmtree(staging, ignore_errors=True)
     return made.cert
 

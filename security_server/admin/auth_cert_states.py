@@ -11,12 +11,12 @@ the next global configuration lists them again.
 from __future__ import annotations
 
 import json
-import os
 import threading
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.auth_cert_status import CertStatus, observed
 from security_server.core.errors import ConfigurationError
+from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
 
 STATE_FILE = "auth-cert-status.json"
 _LOCK = threading.Lock()
@@ -40,15 +40,9 @@ def _read(server_dir: ServerDirectory) -> dict[str, CertStatus]:
 
 def _write(server_dir: ServerDirectory, states: dict[str, CertStatus]) -> None:
     path = server_dir.path / STATE_FILE
-    temporary = path.with_name(f".{STATE_FILE}.{os.getpid()}.{threading.get_ident()}")
     data = json.dumps({k: str(v) for k, v in sorted(states.items())}, indent=1).encode("utf-8") + b"\n"
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
+        write_atomically(path, data, PRIVATE_MODE)
     except OSError as err:
         raise ConfigurationError(f"cannot write {path}: {err}") from err
 

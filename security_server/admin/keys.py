@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +19,7 @@ from security_server.core.config import LayeredConfig
 from security_server.core.errors import ConfigurationError
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
+from security_server.edge.atomic_file import write_atomically
 from security_server.serverconf.store import ServerConfError
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
 from security_server.signer.token import Token, TokenStatus, sorted_keys
@@ -289,10 +289,8 @@ def rename_token(server_dir: ServerDirectory, name: str, friendly: str, config: 
         raise ServerConfError("a token's name is 1 to 255 printable characters")
     names = token_names(server_dir) | {name: friendly}
     path = server_dir.path / TOKEN_NAMES_FILE
-    temporary = path.with_name(f".{TOKEN_NAMES_FILE}.{os.getpid()}")
     try:
-        temporary.write_text(json.dumps(names, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        write_atomically(path, (json.dumps(names, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     except OSError as err:
         raise ConfigurationError(f"cannot write {path}: {err}") from err
     return token

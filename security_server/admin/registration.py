@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Mapping
 
 from cryptography import x509
@@ -22,6 +21,7 @@ from security_server.core.globalconf.anchor import parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.server_address import parse_server_address
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
+from security_server.edge.atomic_file import write_atomically
 from security_server.serverconf.store import ClientState, ServerConfError
 from security_server.signer.ocsp_client import OcspClient
 from security_server.signer.softtoken import KeyKind
@@ -299,9 +299,7 @@ async def change_address(reactor: Any, server_dir: ServerDirectory, address: str
 def record_address_change(server_dir: ServerDirectory, address: str) -> None:
     """Remember the address change sent (until the configuration publishes it)."""
     path = server_dir.path / ADDRESS_CHANGE_FILE
-    temporary = path.with_name(f".{ADDRESS_CHANGE_FILE}.{os.getpid()}")
     try:
-        temporary.write_text(json.dumps({"address": address}) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        write_atomically(path, (json.dumps({"address": address}) + "\n").encode("utf-8"))
     except OSError as err:
         raise ConfigurationError(f"cannot write {path}: {err}") from err
