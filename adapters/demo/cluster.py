@@ -147,7 +147,7 @@ class ClusterPorts:
     def __init__(self, ports: DemoPorts) -> None:
         base = ports.base
         self.registry2_http, self.registry2_https = base + 2, base + 3
-        self.registry2_management, self.registry1_management = base + 4, base + 5
+        self.registry2_management, self.registry1_management = base + 4, ports.registry_management
         self.balancer = ports.server_proxy(POPULATION)
         self.node1_server_proxy = base + 25
         self.node1_health = ports.healthcheck(POPULATION)
@@ -244,7 +244,8 @@ class ClusterDemoScript(DemoScript):
         layout, cluster = self.layout, self.cluster
         registry_db, pop_db = self._database("registry"), self._database("ss_pop")
         with layout.registry_ini.open("a", encoding="utf-8") as ini:
-            ini.write(f"\n[database]\nurl = {registry_db}\n\n[management]\nport = {cluster.registry1_management}\n")
+            # [management] port (node 1's) is the ordinary demo's: DemoPorts.registry_management.
+            ini.write(f"\n[database]\nurl = {registry_db}\n")
         (self.cluster_dir / "registry2.ini").parent.mkdir(parents=True, exist_ok=True)
         (self.cluster_dir / "registry2.ini").write_text(
             "; fedbus demo --cluster: the registry's second node.\n[logging]\nformat = json\n\n"

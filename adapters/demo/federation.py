@@ -94,6 +94,12 @@ class DemoPorts:
         """Registration requests."""
         return self.base + 1
 
+    @property
+    def registry_management(self) -> int:
+        """The registry's management REST API (HTTPS, loopback), not its default 4100, which another registry on
+        the machine may hold."""
+        return self.base + 5
+
     def client_proxy(self, department: Department) -> int:
         """Where the department's systems call its security server."""
         return self.base + (10 if department is TAX_BOARD else 20)
@@ -127,7 +133,8 @@ class DemoPorts:
 
     def named(self) -> list[tuple[str, int]]:
         """(what, port) for every port, in start-up order."""
-        found = [("registry HTTP", self.registry_http), ("registry HTTPS", self.registry_https)]
+        found = [("registry HTTP", self.registry_http), ("registry HTTPS", self.registry_https),
+                 ("registry management API", self.registry_management)]
         for department in DEPARTMENTS:
             found.append((f"{department.server_code} client proxy", self.client_proxy(department)))
             found.append((f"{department.server_code} server proxy", self.server_proxy(department)))

@@ -149,6 +149,20 @@ class Supervisor:
         """Started processes that have exited on their own."""
         return [m for m in self.started if not m.running()]
 
+    def stop(self, managed: Managed, timeout: float = 10.0) -> str:
+        """Stop one started process (SIGTERM, then SIGKILL after ``timeout``) and forget it; what happened."""
+        if managed.running():
+            _signal_group(managed.process, signal.SIGTERM)
+        try:
+            managed.process.wait(timeout=timeout)
+            report = f"{managed.name} (pid {managed.pid}) stopped"
+        except subprocess.TimeoutExpired:
+            _signal_group(managed.process, signal.SIGKILL)
+            managed.process.wait(timeout=5)
+            report = f"{managed.name} (pid {managed.pid}) killed after {timeout:.0f}s"
+        self.started.remove(managed)
+        return report
+
     def stop_all(self, timeout: float = 10.0) -> list[str]:
         """Stop every started process, newest first: SIGTERM, then SIGKILL after ``timeout``; report each."""
         report: list[str] = []

@@ -1,7 +1,10 @@
 """The demo's script: the real set-up flows of a registry and two departments, then calls through the bus.
 
-Every administrative step is a ``fedbus`` command (logged in ``logs/commands.log``); every call is made with
-the consumer adapters, as a department's own system would. Waits poll a condition with a bounded timeout.
+Every administrative step is a ``fedbus`` command (logged in ``logs/commands.log``), except that the Population
+Register's server is set up and registered through its management REST API, X-Road's ``/api/v1``
+(adapters/demo/api_setup.py; each call logged there as ``METHOD https://127.0.0.1:PORT/api/v1/...``), so that
+both paths run; every call is made with the consumer adapters, as a department's own system would. Waits poll a
+condition with a bounded timeout.
 
 Steps that need a feature a build may not have yet, the auditor's ``fedbus audit``, detect its absence and are
 reported as skipped: ``audit-find`` and ``audit-export``.
@@ -14,14 +17,18 @@ import socket
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from adapters.consumer.faults import AccessDeniedFault, AdapterError, XRoadFault
 from adapters.consumer.rest import RestAnswer, RestConsumer
 from adapters.consumer.soap import SoapConsumer
+from adapters.demo.api_setup import API_ROLES, ManagementApi, client_body, csr_request, encoded_client
 from adapters.demo.commands import Fedbus
 from adapters.demo.console_logins import console_urls, create_console_logins
 from adapters.demo.federation import (
@@ -81,10 +88,15 @@ class DemoState:
     consumers: dict[str, SoapConsumer] = field(default_factory=dict)
     message_ids: dict[str, str] = field(default_factory=dict)
     audit_available: bool = False
+    auth_cert_hashes: dict[str, str] = field(default_factory=dict)
+    """The auth certificate's hash of each server set up through its API (by server code), for its registration."""
 
 
 class DemoScript:
     """The steps, bound to one working directory, port plan and set of tools."""
+
+    api_server: Department | None = POPULATION
+    """The server set up and registered through its management API; the other one through the ``fedbus`` CLI."""
 
     def __init__(self, layout: Layout, ports: DemoPorts, fedbus: Fedbus, supervisor: Supervisor,
                  progress: Progress) -> None:
@@ -104,8 +116,10 @@ class DemoScript:
             Step("members", "Add the two members and their subsystems", self.members),
             Step("registry-start", "Start the registry", self.registry_start),
             Step("anchor", "Export the configuration anchor", self.anchor),
-            Step("ss-tax-setup", "Set up the Tax Board's security server", lambda: self.server_setup(TAX_BOARD)),
-            Step("ss-pop-setup", "Set up the Population Register's server", lambda: self.server_setup(POPULATION)),
+            Step("ss-tax-setup", "Set up the Tax Board's security server" + self._path_of(TAX_BOARD),
+                 lambda: self._setup(TAX_BOARD)),
+            Step("ss-pop-setup", "Set up the Population Register's server" + self._path_of(POPULATION),
+                 lambda: self._setup(POPULATION)),
             Step("servers-start", "Start both security servers", self.servers_start),
             Step("servers-register", "Register the security servers (authCertReg)", self.servers_register),
             Step("clients-register", "Register the subsystems (clientReg)", self.clients_register),
@@ -137,6 +151,25 @@ class DemoScript:
     def rel(self, path: Any) -> str:
         """A path as the commands see it (relative to the working directory)."""
         return relative(path, self.layout.root)
+
+    def _through_api(self, department: Department) -> bool:
+        return self.api_server is not None and department.server_code == self.api_server.server_code
+
+    def _path_of(self, department: Department) -> str:
+        return " (management API)" if self._through_api(department) else " (fedbus CLI)"
+
+    @contextmanager
+    def api(self, department: Department) -> Iterator[ManagementApi]:
+        """The department's management API with an API key made for the step (``fedbus server api-key create``)
+        and revoked after it, so that no key the commands log shows stays valid."""
+        directory = self.rel(self.layout.server(department))
+        roles = [arg for role in API_ROLES for arg in ("--role", role)]
+        made = self.fedbus.json("server", "api-key", "create", "--dir", directory, *roles)
+        try:
+            yield ManagementApi(self.layout.server(department), self.ports.management(department), str(made["key"]),
+                                self.layout.commands_log)
+        finally:
+            self.fedbus.run("server", "api-key", "revoke", "--dir", directory, str(made["id"]))
 
     def wait(self, what: str, condition: Callable[[], T | None], *, timeout: float, interval: float = 0.5) -> T:
         """Poll ``condition`` until it returns a true value; :class:`StepFailed` after ``timeout`` seconds.
@@ -170,7 +203,8 @@ class DemoScript:
             "; fedbus demo: the registry listens on loopback.\n"
             "[logging]\nformat = json\n\n"
             f"[registry]\nhost = 127.0.0.1\nhttp-port = {ports.registry_http}\nhttps-port = {ports.registry_https}\n"
-            "public-host = 127.0.0.1\n",
+            "public-host = 127.0.0.1\n\n"
+            f"[management]\nport = {ports.registry_management}\ninterface = 127.0.0.1\n",
             encoding="utf-8",
         )
         for department in DEPARTMENTS:
@@ -225,7 +259,8 @@ class DemoScript:
             [*self.fedbus.argv0, "registry", "serve", "--registry-dir", self.rel(self.layout.registry),
              "--config", self.rel(self.layout.registry_ini)],
             self.layout.log("registry"),
-            [("registry HTTP", self.ports.registry_http), ("registry HTTPS", self.ports.registry_https)],
+            [("registry HTTP", self.ports.registry_http), ("registry HTTPS", self.ports.registry_https),
+             ("registry management API", self.ports.registry_management)],
             lambda: _http_answers(url),
             started_marker="registry_started", timeout=START_TIMEOUT, tick=self.progress.tick,
         )
@@ -238,6 +273,61 @@ class DemoScript:
         result = self.fedbus.run("registry", "anchor", "--registry-dir", self.rel(self.layout.registry),
                                  "--out", self.rel(self.layout.anchor), "--config", self.rel(self.layout.registry_ini))
         self.note(result.stdout.strip())
+
+    def _setup(self, department: Department) -> None:
+        if self._through_api(department):
+            self.server_setup_api(department)
+        else:
+            self.server_setup(department)
+
+    def server_setup_api(self, department: Department) -> None:
+        """As :meth:`server_setup`, through the management API run alone over the directory before ``init``
+        (X-Road's setup scenario): anchor, initialisation, keys with CSRs, certificates, the hosted subsystems."""
+        root = self.layout.server(department)
+        directory, code, port = self.rel(root), department.server_code, self.ports.management(department)
+        with self.api(department) as api:
+            alone = self.supervisor.start_listening(
+                f"{code}-api",
+                [sys.executable, "-m", "adapters.demo.api_setup", "--dir", directory,
+                 "--config", self.rel(self.layout.server_ini(department))],
+                self.layout.log(f"{code}-api"), [(f"{code} management API", port)], lambda: _tcp_open(port),
+                started_marker="management_api_started", timeout=START_TIMEOUT, tick=self.progress.tick,
+            )
+            self.note(f"{code}'s management API alone over {directory} (before init): {api.base}")
+            try:
+                anchor = self.layout.anchor.read_bytes()
+                api.call("POST", "/system/anchor", 201, body=anchor, content_type="application/octet-stream",
+                         what=f"{self.rel(self.layout.anchor)}, {len(anchor)} bytes")
+                api.call("POST", "/initialization", 201, json_body={
+                    "owner_member_class": department.member.member_class,
+                    "owner_member_code": department.member.member_code, "security_server_code": code})
+                owner = f"{department.member.instance}:{department.member.member_class}:{department.member.member_code}"
+                for usage, kind, member in (("AUTHENTICATION", "auth", None), ("SIGNING", "sign", owner)):
+                    made = api.json("POST", "/tokens/soft/keys-with-csrs", 201,
+                                    json_body=csr_request(usage, department.name, member))
+                    key_id = made["key"]["id"]
+                    csr = self.layout.certs / f"{code}-{kind}.csr"
+                    cert = self.layout.certs / f"{code}-{kind}.pem"
+                    # downloadCsr answers 201, as X-Road's OpenAPI file documents it.
+                    csr.write_bytes(api.call("GET", f"/keys/{key_id}/csrs/{made['csr_id']}?csr_format=PEM", 201))
+                    # The CA's side: the registry administrator issues the certificate from the request.
+                    self.fedbus.run("registry", "ca", "issue", "--dir", self.rel(self.layout.registry / "ca"),
+                                    "--csr", self.rel(csr), "--kind", kind, "--out", self.rel(cert))
+                    der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(Encoding.DER)
+                    imported = api.json("POST", "/token-certificates", 201, body=der,
+                                        content_type="application/octet-stream",
+                                        what=f"{self.rel(cert)} as DER, {len(der)} bytes")
+                    details = imported.get("certificate_details") or {}
+                    if kind == "auth":
+                        self.state.auth_cert_hashes[code] = str(details["hash"])
+                    self.note(f"{kind} key {key_id}: certificate {details.get('serial', '?')} "
+                              f"for {details.get('subject_distinguished_name', '?')}")
+                for client in department.clients:
+                    api.call("POST", "/clients", 201, json_body=client_body(client))
+            finally:
+                self.supervisor.stop(alone)
+        self.note(f"{SecurityServerId(department.member, code)} in {directory}, "
+                  f"clients: {', '.join(department.subsystems)}; API calls in {self.rel(self.layout.commands_log)}")
 
     def server_setup(self, department: Department) -> None:
         """init, an auth key and a signing key with certificates from the CA, and the hosted subsystems."""
@@ -292,11 +382,23 @@ class DemoScript:
         return {entry["id"]: entry for entry in listed}
 
     def servers_register(self) -> None:
-        """``fedbus server register`` (authCertReg); auto-approved, then listed by the registry."""
+        """``fedbus server register`` (authCertReg), or ``PUT /token-certificates/{hash}/register`` for the server
+        set up through its API; auto-approved, then listed by the registry."""
         for department in DEPARTMENTS:
+            address = f"127.0.0.1:{self.ports.server_proxy(department)}"
+            if self._through_api(department):
+                cert_hash = self.state.auth_cert_hashes.get(department.server_code)
+                if cert_hash is None:
+                    raise StepFailed(f"{department.server_code}: no auth certificate imported through the API")
+                with self.api(department) as api:
+                    api.call("PUT", f"/token-certificates/{cert_hash}/register", 200, json_body={"address": address})
+                self.note(f"{department.server_code}: auth certificate {cert_hash[:16]}... registration requested "
+                          "(management API)")
+                continue
             answer = self.fedbus.json("server", "register", "--dir", self.rel(self.layout.server(department)),
-                                      "--address", f"127.0.0.1:{self.ports.server_proxy(department)}")
-            self.note(f"{department.server_code}: {answer.get('type')} request {answer.get('id')}: {answer.get('status')}")
+                                      "--address", address)
+            self.note(f"{department.server_code}: {answer.get('type')} request {answer.get('id')}: {answer.get('status')}"
+                      " (fedbus CLI)")
         wanted = {str(SecurityServerId(d.member, d.server_code)) for d in DEPARTMENTS}
 
         def registered() -> bool:
@@ -312,9 +414,16 @@ class DemoScript:
         """``fedbus server client register`` (clientReg) for every subsystem; wait until each server has it registered."""
         for department in DEPARTMENTS:
             directory = self.rel(self.layout.server(department))
+            if self._through_api(department):
+                with self.api(department) as api:
+                    for client in department.clients:
+                        api.call("PUT", f"/clients/{encoded_client(client)}/register", 204)
+                        self.note(f"{client}: registration requested (management API)")
+                continue
             for client in department.clients:
                 answer = self.fedbus.json("server", "client", "register", "--dir", directory, str(client))
-                self.note(f"{client}: {answer.get('type')} request {answer.get('id')}: {answer.get('status')}")
+                self.note(f"{client}: {answer.get('type')} request {answer.get('id')}: {answer.get('status')}"
+                          " (fedbus CLI)")
 
         def all_registered() -> bool:
             pending = []

@@ -41,14 +41,15 @@ def gone(pid: int) -> bool:
 
 
 def test_ports_are_offsets_of_one_base() -> None:
-    """Thirteen named ports from base to base+32 (a health check and a management API port beside each server's
-    proxies); a base that does not leave room is refused."""
+    """Fourteen named ports from base to base+32 (the registry's management API, and a health check and a
+    management API port beside each server's proxies); a base that does not leave room is refused."""
     ports = DemoPorts(20000)
     named = dict((what, port) for what, port in ports.named())
     assert named["registry HTTP"] == 20000 and named["ss-tax client proxy"] == 20010
     assert named["ss-tax health check"] == 20012 and named["ss-pop health check"] == 20022
     assert named["ss-tax management API"] == 20013 and named["ss-pop management API"] == 20023
-    assert named["population register"] == 20032 and len(named) == 13
+    assert named["registry management API"] == 20005
+    assert named["population register"] == 20032 and len(named) == 14
     with pytest.raises(ValueError):
         DemoPorts(65530)
 
@@ -190,6 +191,21 @@ def test_the_supervisor_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     assert gone(stubborn.pid) and supervisor.started == []
 
 
+def test_the_supervisor_stops_one_process_and_forgets_it(tmp_path: Path) -> None:
+    """stop ends one process (as the demo ends the management API it ran alone before init) and leaves the others
+    to stop_all."""
+    supervisor = Supervisor(tmp_path)
+    script = "import time; print('ready', flush=True); time.sleep(60)"
+    alone = supervisor.start("alone", [sys.executable, "-c", script], tmp_path / "alone.log")
+    other = supervisor.start("other", [sys.executable, "-c", script], tmp_path / "other.log")
+    supervisor.wait_ready(alone, lambda: "ready" in (tmp_path / "alone.log").read_text(), timeout=30,
+                          tick=lambda: None)
+    assert supervisor.stop(alone) == f"alone (pid {alone.pid}) stopped"
+    assert gone(alone.pid) and supervisor.started == [other] and supervisor.dead() == []
+    supervisor.stop_all()
+    assert gone(other.pid)
+
+
 def test_the_demo_refuses_a_busy_port(tmp_path: Path) -> None:
     """A port in use: the demo names it, starts nothing and exits 2."""
     base = free_base()
@@ -230,7 +246,8 @@ def test_a_failed_step_is_reported_and_every_process_is_stopped(tmp_path: Path) 
 def test_the_demo_runs_end_to_end_once(tmp_path: Path) -> None:
     """``fedbus demo --once``: every step passes (or is skipped only for a feature this build lacks), exit 0,
     also beside another federation on a busy machine: the demo picks its own free ports (``--base-port auto``)
-    and, should another program take one after its check, says so (exit 2) and a new run picks again."""
+    and, should another program take one after its check, says so (exit 2) and a new run picks again; ss-tax is set
+    up with ``fedbus`` commands and ss-pop through its management API, each call in the commands log."""
     for attempt in range(3):
         workdir = tmp_path / f"demo-{attempt}"
         result = CliRunner().invoke(demo, ["--once", "--base-port", "auto", "--workdir", str(workdir)])
@@ -249,4 +266,16 @@ def test_the_demo_runs_end_to_end_once(tmp_path: Path) -> None:
             assert "not available in this build" in lines[index + 1], lines[index + 1]
     stopped = re.findall(r"\(pid (\d+)\) stopped", result.output)
     assert len(stopped) == 6 and all(gone(int(pid)) for pid in stopped)
-    assert (workdir / "logs" / "commands.log").read_text().count("$ fedbus ") > 30
+    commands = (workdir / "logs" / "commands.log").read_text()
+    assert commands.count("$ fedbus ") > 30
+    # Both set-up paths ran: ss-tax through the CLI, ss-pop through its management API (X-Road's /api/v1).
+    assert "$ fedbus server init --dir ss-tax " in commands and "$ fedbus server register --dir ss-tax " in commands
+    assert "$ fedbus server init --dir ss-pop" not in commands and "$ fedbus server register --dir ss-pop" not in commands
+    api_calls = re.findall(r"^(GET|POST|PUT) https://127\.0\.0\.1:\d+/api/v1(/\S*)\n", commands, re.MULTILINE)
+    for method, path in (("POST", "/system/anchor"), ("POST", "/initialization"), ("POST", "/tokens/soft/keys-with-csrs"),
+                         ("POST", "/token-certificates"), ("POST", "/clients"),
+                         ("PUT", "/clients/DEMO:GOV:70000002:population/register")):
+        assert (method, path) in api_calls, (method, path)
+    assert any(m == "PUT" and re.fullmatch(r"/token-certificates/\w+/register", p) for m, p in api_calls)
+    assert "Set up the Tax Board's security server (fedbus CLI)" in result.output
+    assert "Set up the Population Register's server (management API)" in result.output
