@@ -16,6 +16,7 @@ import json
 import socket
 import sys
 import time
+import urllib.parse
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -469,8 +470,9 @@ class DemoScript:
             (self.layout.descriptions / name).write_bytes(response.content)
 
     def services(self) -> None:
-        """``fedbus server service add`` on the provider's server, and ``acl grant`` to the Tax Board's system."""
-        directory = self.rel(self.layout.server(POPULATION))
+        """The provider's services and the Tax Board's access rights: through the Population Register's management
+        API when its server is set up that way (service descriptions by URL, each service's URL, service clients),
+        else ``fedbus server service add`` and ``acl grant``."""
         population = f"http://127.0.0.1:{self.ports.population}"
         published = (
             (GET_RANDOM, f"http://127.0.0.1:{self.ports.getrandom}/", "soap", "getrandom.wsdl", True),
@@ -479,6 +481,45 @@ class DemoScript:
             (FIND_PERSONS, f"{population}/soap", "soap", "population.wsdl", False),
             (PERSONS, f"{population}/rest/persons", "rest", "persons-openapi.json", True),
         )
+        if self._through_api(POPULATION):
+            self._services_api(published)
+        else:
+            self._services_cli(published)
+        write_examples(self.layout, self.ports)
+
+    def _services_api(self, published: tuple[tuple[ServiceId, str, str, str, bool], ...]) -> None:
+        """X-Road's way: each description added by its URL (the provider serves it), which makes its services;
+        then each service's URL, and the Tax Board's system as a service client of the granted ones."""
+        population = f"http://127.0.0.1:{self.ports.population}"
+        descriptions = (
+            (EXAMPLES, {"url": f"http://127.0.0.1:{self.ports.getrandom}/?wsdl", "type": "WSDL"}),
+            (EXAMPLES, {"url": f"http://127.0.0.1:{self.ports.hello}/?wsdl", "type": "WSDL"}),
+            (REGISTER, {"url": f"{population}/soap?wsdl", "type": "WSDL"}),
+            (REGISTER, {"url": f"{population}/rest/persons/openapi.json", "type": "OPENAPI3",
+                        "rest_service_code": PERSONS.service_code}),
+        )
+        made: dict[tuple[str, str], str] = {}
+        with self.api(POPULATION) as api:
+            for client, body in descriptions:
+                described = api.json("POST", f"/clients/{encoded_client(client)}/service-descriptions", 201,
+                                     json_body=body)
+                for service in described.get("services") or []:
+                    made[(str(client), str(service["service_code"]))] = str(service["id"])
+            for service, url, kind, _, grant in published:
+                service_id = made.get((str(service.client), service.service_code))
+                if service_id is None:
+                    raise StepFailed(f"no service {service.service_code} came from {service.client}'s descriptions",
+                                     details=sorted(f"{c} {code}" for c, code in made))
+                quoted = urllib.parse.quote(service_id, safe="")
+                api.json("PATCH", f"/services/{quoted}", 200, json_body={"url": url, "timeout": 60, "ssl_auth": False})
+                if grant:
+                    api.json("POST", f"/services/{quoted}/service-clients", 201, json_body={
+                        "items": [{"id": encoded_client(CONSUMER), "service_client_type": "SUBSYSTEM"}]})
+                self.note(f"{service} ({kind}) -> {url}" + ("" if grant else "  [no access right granted]"))
+
+    def _services_cli(self, published: tuple[tuple[ServiceId, str, str, str, bool], ...]) -> None:
+        """``fedbus server service add`` on the provider's server, and ``acl grant`` to the Tax Board's system."""
+        directory = self.rel(self.layout.server(POPULATION))
         for service, url, kind, description, grant in published:
             # The description: the WSDL that getWsdl serves, or the OpenAPI whose paths become the REST endpoints.
             self.fedbus.run("server", "service", "add", "--dir", directory, str(service), "--url", url, "--kind", kind,
@@ -488,7 +529,6 @@ class DemoScript:
                 code_only = ServiceId(service.client, service.service_code)
                 self.fedbus.run("server", "acl", "grant", "--dir", directory, str(code_only), str(CONSUMER))
             self.note(f"{service} ({kind}) -> {url}" + ("" if grant else "  [no access right granted]"))
-        write_examples(self.layout, self.ports)
 
     # --- calls ------------------------------------------------------------------------------------------------
 

@@ -277,5 +277,11 @@ def test_the_demo_runs_end_to_end_once(tmp_path: Path) -> None:
                          ("PUT", "/clients/DEMO:GOV:70000002:population/register")):
         assert (method, path) in api_calls, (method, path)
     assert any(m == "PUT" and re.fullmatch(r"/token-certificates/\w+/register", p) for m, p in api_calls)
+    # Its services and the Tax Board's access rights too: descriptions by URL, service URLs, service clients.
+    api_calls = re.findall(r"^(GET|POST|PUT|PATCH) https://127\.0\.0\.1:\d+/api/v1(/\S*)\n", commands, re.MULTILINE)
+    assert ("POST", "/clients/DEMO:GOV:70000002:population/service-descriptions") in api_calls
+    assert sum(1 for m, p in api_calls if m == "PATCH" and p.startswith("/services/")) == 5
+    assert sum(1 for m, p in api_calls if m == "POST" and p.endswith("/service-clients")) == 4
+    assert "$ fedbus server service add" not in commands and "$ fedbus server acl grant" not in commands
     assert "Set up the Tax Board's security server (fedbus CLI)" in result.output
     assert "Set up the Population Register's server (management API)" in result.output
