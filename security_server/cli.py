@@ -1131,6 +1131,17 @@ def client_register(directory: Path, client_id: ClientId, as_json: bool) -> None
     _report(as_json, _run_in_reactor(work))
 
 
+@server.command("api")
+@dir_option
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An INI file layered over conf/security-server.ini and conf.d/local.ini.")
+def api_alone(directory: Path, config_file: Path | None) -> None:
+    """Serve the management API alone (before `init`, to set the server up through it) until stopped."""
+    from security_server.management.standalone import serve_alone
+
+    serve_alone(directory, config_file)
+
+
 @server.command()
 @dir_option
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -5,12 +5,11 @@ does: the demo's path for the Population Register's server, beside the CLI path 
 (``management-tls.crt``, made at the API's first start), an ``X-Road-ApiKey`` on every call, and every call
 written to ``logs/commands.log`` as ``METHOD https://127.0.0.1:PORT/api/v1/...`` with its status and answer
 (never the key). Before ``init`` the API runs alone over the server's directory (docs/management-api.md):
-``python -m adapters.demo.api_setup --dir DIR --config INI`` is that process.
+``fedbus server api --dir DIR --config INI`` is that process.
 """
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import ssl
@@ -110,38 +109,3 @@ def csr_request(usage: str, organisation: str, member: str | None) -> dict[str, 
     if member is not None:
         spec["member_id"] = member
     return {"key_label": usage.lower(), "csr_generate_request": spec}
-
-
-def serve_alone(directory: Path, config_file: Path) -> None:
-    """Run the management API alone over ``directory`` (before ``init``), where ``config_file``'s ``[management]``
-    and ``[database]`` say, until stopped."""
-    from twisted.internet import reactor as global_reactor
-
-    from security_server.admin.server_dir import ServerDirectory
-    from security_server.configfile import load_config
-    from security_server.core.config import DatabaseConfig, LoggingConfig
-    from security_server.logconfig import configure_logging
-    from security_server.management.config import ManagementConfig
-    from security_server.management.server import ManagementService
-
-    config = load_config("security-server", extra=config_file)
-    configure_logging(LoggingConfig.from_config(config))
-    server_dir = ServerDirectory(directory, database_url=DatabaseConfig.from_config(config).url)
-    service = ManagementService(global_reactor, server_dir, ManagementConfig.from_config(config), config)
-    reactor: Any = global_reactor
-    reactor.callWhenRunning(service.startService)
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m adapters.demo.api_setup --dir DIR --config INI``: the management API alone."""
-    parser = argparse.ArgumentParser(description=serve_alone.__doc__)
-    parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--config", type=Path, required=True)
-    args = parser.parse_args(argv)
-    serve_alone(args.dir, args.config)
-
-
-if __name__ == "__main__":
-    main()

@@ -289,7 +289,7 @@ class DemoScript:
         with self.api(department) as api:
             alone = self.supervisor.start_listening(
                 f"{code}-api",
-                [sys.executable, "-m", "adapters.demo.api_setup", "--dir", directory,
+                [*self.fedbus.argv0, "server", "api", "--dir", directory,
                  "--config", self.rel(self.layout.server_ini(department))],
                 self.layout.log(f"{code}-api"), [(f"{code} management API", port)], lambda: _tcp_open(port),
                 started_marker="management_api_started", timeout=START_TIMEOUT, tick=self.progress.tick,
