@@ -119,6 +119,11 @@ class Levers:
     """The collector tuned once serving (security_server/gc_tuning.py, as ``fedbus server run``); off: CPython's
     defaults."""
 
+    heap_trim: bool = True
+    """Freed heap memory given back every minute (security_server/heap_trim.py); off: ``heap-trim-seconds = 0``."""
+    census_every: float = 0.0
+    """Diagnosis, not a lever: a memory census (bench/memory_census.py) every so many seconds (0: none)."""
+
     def args(self) -> list[str]:
         """The launcher's arguments for these levers."""
         args: list[str] = []
@@ -140,6 +145,10 @@ class Levers:
             args += ["--workers", str(self.workers)]
         if not self.gc_tuning:
             args.append("--no-gc-tuning")
+        if not self.heap_trim:
+            args.append("--no-heap-trim")
+        if self.census_every > 0:
+            args += ["--census-every", str(self.census_every)]
         return args
 
 

@@ -203,16 +203,17 @@ def top_frames(collapsed: str, count: int = 15) -> dict[str, Any]:
     }
 
 
-def _soak(bench: Bench, seconds: int) -> dict[str, Any]:
-    """SOAP 1 KiB c=50 through fedbus for ``seconds``, in 30 s runs, with both servers' RSS after each."""
+def _soak(bench: Bench, seconds: int, size: int = 1024) -> dict[str, Any]:
+    """SOAP of ``size`` bytes at c=50 through fedbus for ``seconds``, in 30 s runs, with both servers' RSS after
+    each."""
     samples: list[dict[str, Any]] = []
     ends = time.monotonic() + seconds
     while time.monotonic() < ends:
         chunk = int(max(5, min(30, ends - time.monotonic())))
-        result = bench.measure("soap", 1024, 50, "fedbus", label="soak", seconds=chunk)
+        result = bench.measure("soap", size, 50, "fedbus", label=f"soak {size_text(size)}", seconds=chunk)
         samples.append({"rps": result.rps, **{code: rss_kib(bench.procs.managed[code].pid) / 1024
                                                for code in ("ss-tax", "ss-pop")}})
-    return {"seconds": seconds, "samples": samples}
+    return {"seconds": seconds, "size": size, "samples": samples}
 
 
 def _timestamps_stored(procs: BenchProcesses) -> dict[str, dict[str, int]]:
@@ -250,6 +251,7 @@ LEVER_VARIANTS: list[tuple[str, Levers]] = [
     ("trust verdicts not kept", Levers(verdict_cache=False)),
     ("operational monitoring off", Levers(opmon=False)),
     ("garbage collector not tuned (CPython's defaults)", Levers(gc_tuning=False)),
+    ("heap not trimmed (glibc keeps freed pages)", Levers(heap_trim=False)),
     ("signing keys in SoftHSM2 (batch signing)", Levers(signing_keys_in_hsm=True)),
     ("signing keys in SoftHSM2, batch signing off", Levers(signing_keys_in_hsm=True, batch_signing=False)),
     ("1 worker per security server (the default, as the next row's baseline)", Levers(workers=1)),
@@ -282,7 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile both security servers with py-spy")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes per security server for the main table ([server] workers; default 1)")
-    parser.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="then SOAP 1 KiB c=50 for SECONDS, RSS sampled")
+    parser.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="then SOAP c=50 (1 KiB, or --soak-size) for SECONDS, RSS sampled")
+    parser.add_argument("--soak-size", type=int, action="append", metavar="BYTES",
+                        help="the soak's SOAP request size (default 1024); repeat for one soak after another "
+                             "on the same servers")
+    parser.add_argument("--census-every", type=float, default=0.0, metavar="SECONDS",
+                        help="diagnosis: both servers write a memory census to <workdir>/<server>/census.jsonl "
+                             "every SECONDS (bench/memory_census.py); keep the workdir with --workdir")
     parser.add_argument("--wrk-cpus", help="pin wrk to these CPUs (taskset -c), e.g. 1")
     parser.add_argument("--timestamp-interval", type=float, default=5.0, help="batch timestamping interval (s)")
     args = parser.parse_args(argv)
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             procs.start_references()
             say("Setting up the federation with the fedbus command line (as `fedbus demo` does):")
             procs.set_up_federation()
-            procs.restart_servers(Levers(workers=args.workers))
+            procs.restart_servers(Levers(workers=args.workers, census_every=args.census_every))
             configuration = {code: json.loads(procs.server_described(code) or "{}") for code in ("ss-tax", "ss-pop")}
             say(f"Security servers: {json.dumps(configuration['ss-tax'])}")
             bench = Bench(procs, seconds, args.wrk_cpus, say)
@@ -351,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         for conns in (50, 1) if round_number == 1 else (50,):
                             bench.measure("soap", 1024, conns, "fedbus", label=label)
-                procs.restart_servers(Levers(workers=args.workers))
+                procs.restart_servers(Levers(workers=args.workers, census_every=args.census_every))
             if args.profile:
                 say("\nProfiling both security servers with py-spy (SOAP 1 KiB, c=50):")
                 profile = _profile(bench, seconds, args.out, stamp)
@@ -365,8 +373,12 @@ def main(argv: list[str] | None = None) -> int:
             say(f"\nBatch timestamps stored during the whole run: " + ", ".join(
                 f"{code} {found['tokens']} tokens over {found['records']} records" for code, found in timestamps.items()))
             if args.soak:
-                say(f"\nSoak: SOAP 1 KiB c=50 for {args.soak} s, RSS of both servers after each 30 s:")
-                soak = _soak(bench, args.soak)
+                soaks = []
+                for soak_size in args.soak_size or [1024]:
+                    say(f"\nSoak: SOAP {size_text(soak_size)} c=50 for {args.soak} s, RSS of both servers after "
+                        "each 30 s:")
+                    soaks.append(_soak(bench, args.soak, soak_size))
+                soak = soaks[0] if len(soaks) == 1 else {"soaks": soaks}
     except StepFailed as err:
         say(f"bench: {err.message}")
         for detail in err.details:

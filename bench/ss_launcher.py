@@ -17,11 +17,13 @@
   ``[server] batch-signing`` (default on: the messages of one reactor turn share one signature).
   ``--agent-provider-client`` calls SOAP providers with Twisted's Agent instead of the lean pooled client.
   ``--no-opmon`` overrides ``[opmon] enabled`` (default on: every exchange leaves an operational record and its
-  metrics): the "before" of what monitoring costs (issue 15: within the run's noise). ``--workers N`` runs the
+  metrics): the "before" of what monitoring costs (issue 15: within the run's noise). ``--no-heap-trim`` sets
+  ``[server] heap-trim-seconds = 0`` (freed heap memory is never given back). ``--workers N`` runs the
   server as a parent and N worker processes (issue 18, ``security_server/workers.py``); only the levers held in
   the settings apply to its workers.
 
 * For diagnosis: ``--cprofile FILE`` profiles the whole run with cProfile (stats written at exit);
+  ``--census-every SECONDS`` appends a memory census (``bench/memory_census.py``) to ``<dir>/census.jsonl``;
   ``--tracemalloc FILE`` writes the 30 allocation sites that grew most between start and exit.
 
 It prints one JSON line ``{"event": "bench_server_ready", ...}`` saying what was on, then runs until SIGTERM.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,7 +73,8 @@ def _has_evidence(service: SecurityServerService) -> bool:
 def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Synchronous | None,
           max_idle: int | None, evidence: bool, verdict_cache: bool = True,
           batch_signing: bool | None = None,
-          agent_provider_client: bool = False, opmon: bool = True) -> tuple[SecurityServerService, dict[str, Any]]:
+          agent_provider_client: bool = False, opmon: bool = True,
+          heap_trim: bool = True) -> tuple[SecurityServerService, dict[str, Any]]:
     """The service for ``directory`` with the levers applied, and a description of what is on."""
     if not verdict_cache:
         forget_verdicts()
@@ -85,6 +89,8 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         settings = dataclasses.replace(settings, batch_signing=batch_signing)
     if not opmon:
         settings = dataclasses.replace(settings, monitoring=dataclasses.replace(settings.monitoring, opmon_enabled=False))
+    if not heap_trim:
+        settings = dataclasses.replace(settings, heap_trim_seconds=0)
     service = make_service(reactor, settings)
     wired_by_service = _has_evidence(service)
     timestamper = None
@@ -114,6 +120,7 @@ def build(reactor: Any, directory: Path, config_file: Path, *, synchronous: Sync
         "batch_signing": settings.batch_signing,
         "provider_client": "agent" if agent_provider_client else "lean",
         "opmon": settings.monitoring.opmon_enabled,
+        "heap_trim_seconds": settings.heap_trim_seconds,
         "pkcs11_tokens": [token.name for token in settings.pkcs11_tokens],
     }
     return service, described
@@ -138,6 +145,8 @@ def run_workers(reactor: Any, args: argparse.Namespace) -> None:
         settings = dataclasses.replace(settings, batch_signing=False)
     if args.no_opmon:
         settings = dataclasses.replace(settings, monitoring=dataclasses.replace(settings.monitoring, opmon_enabled=False))
+    if args.no_heap_trim:
+        settings = dataclasses.replace(settings, heap_trim_seconds=0)
     supervisor = WorkerSupervisor(reactor, settings, logging=logging)
     supervisor.startService()
     print(json.dumps({"event": "bench_server_ready", "workers": args.workers, "evidence": "service",
@@ -159,11 +168,15 @@ def main() -> None:
     parser.add_argument("--no-batch-signing", action="store_true")
     parser.add_argument("--agent-provider-client", action="store_true")
     parser.add_argument("--no-opmon", action="store_true")
+    parser.add_argument("--no-heap-trim", action="store_true",
+                        help="never give freed heap memory back ([server] heap-trim-seconds = 0)")
     parser.add_argument("--no-gc-tuning", action="store_true",
                         help="keep CPython's collector settings (security_server/gc_tuning.py, as `fedbus server run` does)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes ([server] workers, security_server/workers.py); >1: settings levers only")
     parser.add_argument("--cprofile", type=Path, help="profile the whole run with cProfile; stats written here at exit")
+    parser.add_argument("--census-every", type=float, default=0.0, metavar="SECONDS",
+                        help="write a memory census (bench/memory_census.py) to <dir>/census.jsonl every SECONDS")
     parser.add_argument("--tracemalloc", type=Path,
                         help="trace allocations; the 30 biggest sites still allocated are written here at exit")
     args = parser.parse_args()
@@ -181,6 +194,7 @@ def main() -> None:
         batch_signing=False if args.no_batch_signing else None,
         agent_provider_client=args.agent_provider_client,
         opmon=not args.no_opmon,
+        heap_trim=not args.no_heap_trim,
     )
     if args.tracemalloc is not None:
         import tracemalloc
@@ -196,6 +210,14 @@ def main() -> None:
             ), encoding="utf-8")
 
         reactor.addSystemEventTrigger("before", "shutdown", write_allocations)
+    if args.census_every > 0:
+        from twisted.internet.task import LoopingCall
+
+        from bench.memory_census import write_census
+
+        census_out = (args.dir / "census.jsonl").open("a", encoding="utf-8")
+        referrers_of = tuple(name for name in os.environ.get("FEDBUS_CENSUS_REFERRERS", "").split(",") if name)
+        LoopingCall(write_census, census_out, referrers_of).start(args.census_every, now=False)
     if args.cprofile is not None:
         import cProfile
 
