@@ -36,12 +36,14 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 
 from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
 from security_server.core.config import ConnectionLimits, DatabaseConfig, LayeredConfig, MessageLimits
 from security_server.core.errors import ConfigurationError, GlobalConfOutdated, IncorrectValidationInfo, Origin
 from security_server.core.globalconf import GlobalConf, parse_configuration_anchor
+from security_server.heap_trim import DEFAULT_TRIM_SECONDS, HeapTrimmer, libc_malloc_trim
 from security_server.management.config import ManagementConfig
 from security_server.management.diagnostics import ServerDiagnostics
 from security_server.management.server import ManagementService
@@ -139,6 +141,8 @@ class ServerSettings:
     """Sign the messages of one reactor turn and one member with one signature (``[server] batch-signing``)."""
     workers: int = 1
     """Worker processes serving the same ports (``[server] workers``, security_server/workers.py)."""
+    heap_trim_seconds: int = DEFAULT_TRIM_SECONDS
+    """How often freed heap memory is given back to the system (``[server] heap-trim-seconds``; 0: never)."""
     messagelog_synchronous: Synchronous = Synchronous.FULL
     """SQLite ``synchronous`` of the message log (``[messagelog] synchronous``): FULL survives power loss."""
     messagelog_compress_bodies: bool = True
@@ -177,6 +181,9 @@ class ServerSettings:
             ),
             batch_signing=config.get_bool("server", "batch-signing", True),
             workers=config.get_int("server", "workers", 1, minimum=1, maximum=256),
+            heap_trim_seconds=config.get_int(
+                "server", "heap-trim-seconds", DEFAULT_TRIM_SECONDS, minimum=0, maximum=24 * 3600
+            ),
             messagelog_synchronous=Synchronous(
                 config.get_choice("messagelog", "synchronous", [s.value.lower() for s in Synchronous], "full").upper()
             ),
@@ -339,6 +346,13 @@ class SecurityServerService(service.MultiService):
             self.server_proxy.replay_guard = self.cluster_replay
         # Started after the proxies' parts and stopped before the message log (MultiService order).
         self.monitoring.setServiceParent(self)  # type: ignore[no-untyped-call]
+        self.heap_trimmer: HeapTrimmer | None = None
+        if settings.heap_trim_seconds > 0:  # freed heap pages back to the system (security_server/heap_trim.py)
+            self.heap_trimmer = HeapTrimmer(
+                reactor, settings.heap_trim_seconds, libc_malloc_trim(),
+                functools.partial(deferToThreadPool, reactor, reactor.getThreadPool()),
+            )
+            self.heap_trimmer.setServiceParent(self)  # type: ignore[no-untyped-call]
         self._ports: list[Any] = []
         self.proxy_connections: dict[str, PortConnections] = {}
         """Each proxy port's open, refused and timed-out connections (``client``, ``server``), once listening."""

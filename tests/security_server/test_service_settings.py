@@ -25,13 +25,16 @@ def test_shipped_defaults_keep_a_pool_and_a_durable_log(tmp_path: Path) -> None:
     assert settings.peer_pool_size == DEFAULT_PEER_POOL_SIZE == 64
     assert settings.messagelog_synchronous is Synchronous.FULL
     assert settings.batch_signing is True
+    assert settings.heap_trim_seconds == 60
 
 
 def test_pool_size_batch_signing_and_synchronous_are_read(tmp_path: Path) -> None:
     """The settings are read from the INI layers; ``synchronous`` is written in lower case."""
     settings = _settings(
-        tmp_path, "[server]\npeer-pool-size = 0\nbatch-signing = false\n\n[messagelog]\nsynchronous = normal\n"
+        tmp_path,
+        "[server]\npeer-pool-size = 0\nbatch-signing = false\nheap-trim-seconds = 0\n\n[messagelog]\nsynchronous = normal\n",
     )
+    assert settings.heap_trim_seconds == 0
     assert settings.peer_pool_size == 0
     assert settings.batch_signing is False
     assert settings.messagelog_synchronous is Synchronous.NORMAL
@@ -46,6 +49,8 @@ def test_pool_size_batch_signing_and_synchronous_are_read(tmp_path: Path) -> Non
         ("[messagelog]\nsynchronous = off\n", "synchronous"),
         ("[messagelog]\nsynchronous = EXTRA\n", "synchronous"),
         ("[server]\nbatch-signing = sometimes\n", "batch-signing"),
+        ("[server]\nheap-trim-seconds = -5\n", "heap-trim-seconds"),
+        ("[server]\nheap-trim-seconds = hourly\n", "heap-trim-seconds"),
     ],
 )
 def test_a_bad_value_names_its_file_and_key(tmp_path: Path, text: str, key: str) -> None:
