@@ -32,7 +32,7 @@ from security_server.messagelog.store import (
     Synchronous,
     TimestampAssignment,
     derived_ts_hashchain,
-    ts_batch_chains,
+    ts_batch,
 )
 from tests.federation.evidence import exchange, failed_entry, signed_entry, soap_message, stamp_batch, federation
 from tests.federation.world import ExchangeBed, is_request
@@ -380,30 +380,48 @@ def test_ts_leaves_are_the_batch_signature_hashes_and_refuse_a_changed_value(tmp
         store.ts_leaves(address)
 
 
-@pytest.mark.parametrize("leaves_match", [True, False], ids=["built-from-these-leaves", "built-from-other-leaves"])
-def test_chains_built_by_the_timestamper_are_stored_as_a_rebuild_would_store_them(
-    tmp_path: Path, leaves_match: bool
-) -> None:
-    """Chains handed over as ts_batch_chains built them are stored exactly as when the store rebuilds the batch;
-    ones said to come from other leaves are not taken on trust (the store rebuilds from the records' own)."""
+def test_a_batch_timestamp_from_its_leaves_is_stored_as_one_with_every_chain_given(tmp_path: Path) -> None:
+    """add_batch_timestamp (the result over the leaves, no chain built) stores exactly the rows that add_timestamp
+    stores when handed every record's chain: each chain derived from the batch's leaves."""
     entries = recorded_run()
     stored_rows = []
-    for name, handed in (("rebuilt", False), ("handed", True)):
+    for name in ("chains", "leaves"):
         with MessageLogStore(tmp_path / f"{name}.db") as store:
             records = [record for record in store.append_entries(entries) if record.signature]
             hashes = dict(raw(tmp_path / f"{name}.db").execute("SELECT id, signature_hash FROM logrecord").fetchall())
-            leaves = [hashes[r.id] for r in records]
-            built = ts_batch_chains(leaves if leaves_match else list(reversed(leaves)))
-            chains = ts_batch_chains(leaves)
-            store.add_timestamp(
-                b"token", chains.result, [TimestampAssignment(r.id, c) for r, c in zip(records, chains.chains)],
-                time=T0, built=built if handed else None,
-            )
-            assert [store.timestamp_of(r.id).hash_chain for r in records] == list(chains.chains)  # type: ignore[union-attr]
+            batch = ts_batch([hashes[r.id] for r in records])
+            if name == "chains":
+                store.add_timestamp(
+                    b"token", batch.result, [TimestampAssignment(r.id, c) for r, c in zip(records, batch.chains())],
+                    time=T0,
+                )
+            else:
+                store.add_batch_timestamp(b"token", batch, [r.id for r in records], time=T0)
+            assert [store.timestamp_of(r.id).hash_chain for r in records] == list(batch.chains())  # type: ignore[union-attr]
         stored_rows.append(raw(tmp_path / f"{name}.db").execute(
             "SELECT id, timestamp_id, ts_hashchain, stored_form FROM logrecord ORDER BY id").fetchall())
     assert stored_rows[0] == stored_rows[1]
     assert any(form and form & FORM_TS_HASHCHAIN for *_, form in stored_rows[1])
+
+
+def test_a_batch_over_other_leaves_is_stored_whole_not_derived(tmp_path: Path) -> None:
+    """Leaves that are not the records' own signature hashes (in order) are not taken on trust: every record gets
+    the chain the batch gives it, stored whole, and nothing is derived."""
+    with MessageLogStore(tmp_path / "log.db") as store:
+        records = [record for record in store.append_entries(recorded_run()) if record.signature]
+        hashes = dict(raw(tmp_path / "log.db").execute("SELECT id, signature_hash FROM logrecord").fetchall())
+        batch = ts_batch(list(reversed([hashes[r.id] for r in records])))
+        store.add_batch_timestamp(b"token", batch, [r.id for r in records], time=T0)
+        assert [store.timestamp_of(r.id).hash_chain for r in records] == list(batch.chains())  # type: ignore[union-attr]
+    forms = [row[0] for row in raw(tmp_path / "log.db").execute("SELECT stored_form FROM logrecord")]
+    assert not any(form and form & FORM_TS_HASHCHAIN for form in forms)
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_a_batch_timestamp_needs_two_records_one_leaf_each(tmp_path: Path, count: int) -> None:
+    leaves = [bytes(64), bytes([1]) * 64]
+    with MessageLogStore(tmp_path / "log.db") as store, pytest.raises(ValueError, match="two or more"):
+        store.add_batch_timestamp(b"token", ts_batch(leaves), list(range(1, count + 1)), time=T0)
 
 
 def test_a_ts_chain_in_another_form_is_stored_as_it_is(tmp_path: Path) -> None:

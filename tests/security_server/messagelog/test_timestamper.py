@@ -20,7 +20,7 @@ from security_server.core.timestamp import read_timestamp_token
 from security_server.messagelog.asic_export import record_container
 from security_server.messagelog.store import NO_SIGNATURE_TIMESTAMP_ID, MessageLogStore
 from security_server.messagelog import timestamper as timestamper_module
-from security_server.messagelog.store import TsBatchChains, ts_batch_chains
+from security_server.messagelog.store import TsBatch, ts_batch
 from security_server.messagelog.timestamper import Timestamper, TimestamperSettings, TsaEndpoint
 from tests.federation.evidence import exchange, failed_entry
 from tests.security_server.messagelog import timestamping_case
@@ -57,15 +57,15 @@ class TimestamperTests(timestamping_case.TimestampingCase):
     async def read(self, function: Any) -> Any:
         return await self.writer.run(function)
 
-    async def test_a_batch_s_chains_are_built_off_the_reactor_thread(self) -> None:
-        """With a reactor that has a thread pool, the batch's hash chains are built there, not on the reactor's
-        thread (a batch of 10,000 records takes a few hundred milliseconds), and the records get them."""
+    async def test_a_batch_s_result_is_computed_off_the_reactor_thread(self) -> None:
+        """With a reactor that has a thread pool, the batch's hash-chain result is computed there, not on the
+        reactor's thread (a tree walk over up to 10,000 leaves), and the records get their chains."""
         self.urls = [self.serve_tsa().url]
         threads: list[threading.Thread] = []
 
-        def recording(leaves: Sequence[bytes]) -> TsBatchChains:
+        def recording(leaves: Sequence[bytes]) -> TsBatch:
             threads.append(threading.current_thread())
-            return ts_batch_chains(leaves)
+            return ts_batch(leaves)
 
         class ClockWithPool(Clock):
             """The fake clock, with the real reactor's thread pool and its way back from a thread."""
@@ -79,7 +79,7 @@ class TimestamperTests(timestamping_case.TimestampingCase):
         self.clock = ClockWithPool()
         stamper = self.timestamper()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(timestamper_module, "ts_batch_chains", recording)
+            patch.setattr(timestamper_module, "ts_batch", recording)
             await self.log(*exchange("pooled-1"), *exchange("pooled-2"))
             assert await stamper.stamp_pending() == 4
         assert threads and all(thread is not threading.main_thread() for thread in threads)
