@@ -73,6 +73,9 @@ def census(top: int = 40) -> dict[str, Any]:
         "pymalloc_blocks": sys.getallocatedblocks(),
         "threads": threading.active_count(),
         "gc_objects": len(objects),
+        "gc_collections": [generation["collections"] for generation in gc.get_stats()],
+        "gc_count": gc.get_count(),
+        "gc_threshold": gc.get_threshold(),
         "top": counts.most_common(top),
     }
     del objects

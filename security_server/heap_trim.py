@@ -1,20 +1,29 @@
-"""Giving freed heap memory back to the system, once a minute (issue 18, docs/performance.md "Memory").
+"""Giving freed memory back to the system, once a minute (issue 18, docs/performance.md "Memory").
 
-A security server frees most of what an exchange allocates at once, but glibc's allocator keeps freed chunks in
-its arenas for reuse and returns memory to the system only from the top of a heap. Between long-lived allocations
-(replay-guard entries, cached verdicts, pooled connections) the freed pages stay resident, so the resident set
-creeps up by a megabyte or two a minute under steady load although the live heap does not grow: in a soak at c=50
-the consumer's server rose 117 -> 144 MiB in 20 minutes while the allocator's in-use bytes stayed flat and its
-free bytes grew (``bench/run.py --census-every``). ``malloc_trim(0)`` gives every whole free page inside the
-arenas back (``madvise``); it takes about 1 ms. :class:`HeapTrimmer` calls it every ``[server] heap-trim-seconds``
-(default 60; 0: never) in the reactor's thread pool, so the reactor never waits for it (the call holds no GIL).
-Where the C library has no ``malloc_trim`` (musl, macOS) it does nothing.
+Two things kept a busy security server's resident set creeping up by a megabyte or two a minute although its live
+data did not grow (a soak at c=50: the consumer's server 117 -> 144 MiB in 20 minutes; ``bench/run.py
+--census-every`` shows where memory is):
+
+* **Cyclic garbage holding native memory.** A connection that ends mid-request (a client gone, a pooled peer link
+  aborted) leaves Twisted's connector, factory and protocol in reference cycles, with OpenSSL's buffers and the
+  request's bytes behind them. Only a full collection frees them, and with the collector tuned for throughput
+  (``gc_tuning``: start-up objects frozen, the youngest generation every 20,000 net allocations) a full collection
+  came every quarter of an hour or so. :class:`HeapTrimmer` runs one every interval on the reactor thread
+  (finalisers must run there); the start-up objects are frozen, so it walks only what was made since.
+* **Freed chunks kept by glibc.** The allocator returns memory to the system only from the top of a heap; between
+  long-lived allocations freed pages stay resident. ``malloc_trim(0)`` gives every whole free page inside the
+  arenas back (``madvise``), in about 1 ms; it runs in the reactor's thread pool (it holds no GIL). Where the C
+  library has no ``malloc_trim`` (musl, macOS) only the collection runs.
+
+``[server] heap-trim-seconds`` sets the interval (default 60; 0: never).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
+import time
 from typing import Any, Callable, TypeVar
 
 import structlog
@@ -52,28 +61,37 @@ def libc_malloc_trim() -> Trim | None:
 
 
 class HeapTrimmer(service.Service):
-    """Calls ``trim`` every ``interval`` seconds through ``run_in_thread``; a call still running when the next is due
-    is not doubled, and a failing call is logged and the next one still runs."""
+    """Every ``interval`` seconds: ``collect`` (a full collection) here, then ``trim`` through ``run_in_thread``.
+    The next interval starts when the trim has finished (LoopingCall waits for its Deferred), so trims never
+    overlap; a failing one is logged and the next still runs."""
 
-    def __init__(self, clock: Any, interval: float, trim: Trim | None, run_in_thread: RunInThread[bool]) -> None:
+    def __init__(
+        self,
+        clock: Any,
+        interval: float,
+        trim: Trim | None,
+        run_in_thread: RunInThread[bool],
+        collect: Callable[[], int] = gc.collect,
+    ) -> None:
         if interval <= 0:
             raise ValueError("the trim interval must be positive")
         self._run_in_thread = run_in_thread
+        self._collect = collect
         self.interval = interval
         self._trim = trim
         self._loop = LoopingCall(self.run_once)
         self._loop.clock = clock
-        self._running = False
+        self.collections = 0
+        """Full collections made since start."""
         self.trims = 0
-        """Calls made since start."""
+        """Trims made since start."""
         self.released = 0
         """Calls that gave memory back."""
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
         if self._trim is None:
-            log.info("heap_trim_unavailable", reason="the C library has no malloc_trim")
-            return
+            log.info("heap_trim_unavailable", reason="the C library has no malloc_trim; collecting only")
         self._loop.start(self.interval, now=False)
 
     def stopService(self) -> None:
@@ -82,21 +100,21 @@ class HeapTrimmer(service.Service):
             self._loop.stop()
 
     def run_once(self) -> Deferred[None] | None:
-        """One trim in the thread pool (None when the previous one is still running or there is no trim)."""
-        if self._running or self._trim is None:
-            return None
-        self._running = True
+        """A full collection, then one trim in the thread pool (None when there is no trim)."""
+        started = time.perf_counter()
+        found = self._collect()
+        self.collections += 1
+        log.debug("heap_collected", unreachable=found, ms=round((time.perf_counter() - started) * 1000, 2))
         trim = self._trim
+        if trim is None:
+            return None
 
         def done(released: bool) -> None:
             self.trims += 1
             self.released += bool(released)
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Any) -> None:  # logged, not raised: a failure would stop the LoopingCall
             log.error("heap_trim_failed", error=failure.getErrorMessage())
 
-        def finished(_: object) -> None:
-            self._running = False
-
         running: Deferred[Any] = self._run_in_thread(trim)
-        return running.addCallbacks(done, failed).addBoth(finished)
+        return running.addCallbacks(done, failed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,14 +33,26 @@ def _at_once(function: Callable[[], bool]) -> Deferred[bool]:
     return defer.maybeDeferred(function)
 
 
-def test_trims_every_interval_and_counts_what_gave_memory_back() -> None:
-    clock, trims = Clock(), _Trims()
-    trimmer = HeapTrimmer(clock, 60, trims, _at_once)
+class _Collections:
+    """A full collection that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return 0
+
+
+def test_collects_and_trims_every_interval_and_counts_what_gave_memory_back() -> None:
+    """A full collection then a trim each interval (not at start-up); the trims that released memory are counted."""
+    clock, trims, collections = Clock(), _Trims(), _Collections()
+    trimmer = HeapTrimmer(clock, 60, trims, _at_once, collections)
     trimmer.startService()
     clock.advance(59)
-    assert trims.calls == 0  # not at start-up: the first is one interval after
+    assert trims.calls == collections.calls == 0  # not at start-up: the first is one interval after
     clock.advance(1)
-    assert (trims.calls, trimmer.trims, trimmer.released) == (1, 1, 1)
+    assert (collections.calls, trims.calls, trimmer.trims, trimmer.released) == (1, 1, 1, 1)
     trims.answer = False
     clock.advance(60)
     assert (trims.calls, trimmer.trims, trimmer.released) == (2, 2, 1)
@@ -49,7 +62,7 @@ def test_trims_every_interval_and_counts_what_gave_memory_back() -> None:
 
 
 def test_a_trim_still_running_is_not_doubled() -> None:
-    """A slow trim (a huge heap) is not started again while it runs; the next tick after it ends runs one."""
+    """A slow trim (a huge heap) is not started again while it runs: the next interval starts when it ends."""
     clock, trims = Clock(), _Trims()
     pending: list[Deferred[bool]] = []
 
@@ -59,38 +72,62 @@ def test_a_trim_still_running_is_not_doubled() -> None:
         pending.append(waiting)
         return waiting
 
-    trimmer = HeapTrimmer(clock, 60, trims, held)
+    collections = _Collections()
+    trimmer = HeapTrimmer(clock, 60, trims, held, collections)
     trimmer.startService()
     clock.advance(60)
     clock.advance(60)
     clock.advance(60)
-    assert trims.calls == 1 and len(pending) == 1
+    assert trims.calls == collections.calls == 1 and len(pending) == 1
     pending[0].callback(True)
     assert trimmer.trims == 1
     clock.advance(60)
-    assert trims.calls == 2
+    assert trims.calls == collections.calls == 2
 
 
 def test_a_failing_trim_is_logged_and_the_next_still_runs() -> None:
+    """A trim that raises is logged; the next interval still collects and trims."""
     clock, trims = Clock(), _Trims(fails=True)
-    trimmer = HeapTrimmer(clock, 30, trims, _at_once)
+    trimmer = HeapTrimmer(clock, 30, trims, _at_once, _Collections())
     trimmer.startService()
     clock.advance(30)
     clock.advance(30)
     assert trims.calls == 2 and trimmer.trims == 0
 
 
-def test_without_malloc_trim_nothing_is_scheduled() -> None:
+def test_without_malloc_trim_only_the_collection_runs() -> None:
+    """Where the C library has no malloc_trim (musl, macOS) the cyclic garbage is still collected each interval."""
+    clock, collections = Clock(), _Collections()
+    trimmer = HeapTrimmer(clock, 60, None, _at_once, collections)
+    trimmer.startService()
+    clock.advance(60)
+    clock.advance(60)
+    assert collections.calls == 2 and trimmer.trims == 0
+    trimmer.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_the_collection_frees_cyclic_garbage_that_holds_memory() -> None:
+    """With the real gc.collect: a reference cycle holding a large buffer is gone after one interval."""
     clock = Clock()
+
+    class Holder:
+        def __init__(self) -> None:
+            self.me = self
+            self.buffer = bytearray(1 << 20)
+
+    gone = weakref.ref(Holder())
+    assert gone() is not None  # held by its own cycle only
     trimmer = HeapTrimmer(clock, 60, None, _at_once)
     trimmer.startService()
-    assert clock.getDelayedCalls() == []
-    assert trimmer.run_once() is None
+    clock.advance(60)
+    assert gone() is None
     trimmer.stopService()
 
 
 @pytest.mark.parametrize("interval", [0, -1])
 def test_an_interval_must_be_positive(interval: float) -> None:
+    """0 means no trimmer at all (the service does not make one); a trimmer with no interval is a bug."""
     with pytest.raises(ValueError, match="positive"):
         HeapTrimmer(Clock(), interval, _Trims(), _at_once)
 
