@@ -10,41 +10,28 @@ the next global configuration lists them again.
 
 from __future__ import annotations
 
-import json
 import threading
 
+from security_server.admin import state_file
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.auth_cert_status import CertStatus, observed
 from security_server.core.errors import ConfigurationError
-from security_server.edge.atomic_file import PRIVATE_MODE, write_atomically
+from security_server.edge.atomic_file import PRIVATE_MODE
 
 STATE_FILE = "auth-cert-status.json"
 _LOCK = threading.Lock()
 
 
 def _read(server_dir: ServerDirectory) -> dict[str, CertStatus]:
-    path = server_dir.path / STATE_FILE
-    try:
-        raw = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as err:
-        raise ConfigurationError(f"cannot read {path}: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"{path} is not a JSON object")
+    raw = state_file.read(server_dir, STATE_FILE) or {}
     try:
         return {str(k).upper(): CertStatus(v) for k, v in raw.items()}
     except ValueError as err:
-        raise ConfigurationError(f"{path} holds an unknown certificate state: {err}") from err
+        raise ConfigurationError(f"{server_dir.path / STATE_FILE} holds an unknown certificate state: {err}") from err
 
 
 def _write(server_dir: ServerDirectory, states: dict[str, CertStatus]) -> None:
-    path = server_dir.path / STATE_FILE
-    data = json.dumps({k: str(v) for k, v in sorted(states.items())}, indent=1).encode("utf-8") + b"\n"
-    try:
-        write_atomically(path, data, PRIVATE_MODE)
-    except OSError as err:
-        raise ConfigurationError(f"cannot write {path}: {err}") from err
+    state_file.write(server_dir, STATE_FILE, {k: str(v) for k, v in states.items()}, mode=PRIVATE_MODE)
 
 
 def recorded(server_dir: ServerDirectory, cert_hash: str) -> CertStatus:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from security_server.admin import auth_cert_states
+from security_server.admin import auth_cert_states, state_file
 from security_server.admin.errors import ActionNotPossible, NotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.core.auth_cert_status import CertStatus, can_unregister
@@ -19,7 +18,6 @@ from security_server.core.config import LayeredConfig
 from security_server.core.errors import ConfigurationError
 from security_server.core.globalconf import GlobalConf
 from security_server.core.identifiers import ClientId, SecurityServerId
-from security_server.edge.atomic_file import write_atomically
 from security_server.serverconf.store import ServerConfError
 from security_server.signer.softtoken import KeyAlgorithm, KeyInfo, KeyKind, SoftToken
 from security_server.signer.token import Token, TokenStatus, sorted_keys
@@ -270,15 +268,9 @@ the configuration: ``soft`` or a ``[pkcs11:NAME]`` section's NAME)."""
 
 def token_names(server_dir: ServerDirectory) -> dict[str, str]:
     """Every token's friendly name given so far."""
-    path = server_dir.path / TOKEN_NAMES_FILE
-    try:
-        raw = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as err:
-        raise ConfigurationError(f"cannot read {path}: {err}") from err
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise ConfigurationError(f"{path} is not an object of names")
+    raw = state_file.read(server_dir, TOKEN_NAMES_FILE, wrong_shape="is not an object of names") or {}
+    if not all(isinstance(v, str) for v in raw.values()):
+        raise ConfigurationError(f"{server_dir.path / TOKEN_NAMES_FILE} is not an object of names")
     return raw
 
 
@@ -287,12 +279,7 @@ def rename_token(server_dir: ServerDirectory, name: str, friendly: str, config: 
     token = get_token(server_dir, name, config)
     if not friendly or len(friendly) > 255 or not friendly.isprintable():
         raise ServerConfError("a token's name is 1 to 255 printable characters")
-    names = token_names(server_dir) | {name: friendly}
-    path = server_dir.path / TOKEN_NAMES_FILE
-    try:
-        write_atomically(path, (json.dumps(names, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-    except OSError as err:
-        raise ConfigurationError(f"cannot write {path}: {err}") from err
+    state_file.write(server_dir, TOKEN_NAMES_FILE, token_names(server_dir) | {name: friendly})
     return token
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from security_server import registration
-from security_server.admin import auth_cert_states, keys
+from security_server.admin import auth_cert_states, keys, state_file
 from security_server.admin.errors import ActionNotPossible, ClientNotFound
 from security_server.admin.server_dir import ServerDirectory
 from security_server.confclient.client import ConfClient
@@ -21,7 +20,6 @@ from security_server.core.globalconf.anchor import parse_configuration_anchor
 from security_server.core.identifiers import ClientId, SecurityServerId
 from security_server.core.server_address import parse_server_address
 from security_server.core.mgmtrequest import ManagementRequest, RequestType, SignatureRole, signed_request
-from security_server.edge.atomic_file import write_atomically
 from security_server.serverconf.store import ClientState, ServerConfError
 from security_server.signer.ocsp_client import OcspClient
 from security_server.signer.softtoken import KeyKind
@@ -239,18 +237,14 @@ class SameAddress(AddressChangeRefused):
 def requested_address(server_dir: ServerDirectory, current: str | None) -> str | None:
     """The address change waiting for the registry; forgotten once ``current`` (the global configuration's address
     of this server, None when unknown) is that address, as X-Road's configuration checker does."""
-    path = server_dir.path / ADDRESS_CHANGE_FILE
-    try:
-        raw = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    raw = state_file.read(server_dir, ADDRESS_CHANGE_FILE, wrong_shape="holds no address")
+    if raw is None:
         return None
-    except (OSError, ValueError) as err:
-        raise ConfigurationError(f"cannot read {path}: {err}") from err
-    address = raw.get("address") if isinstance(raw, dict) else None
+    address = raw.get("address")
     if not isinstance(address, str):
-        raise ConfigurationError(f"{path} holds no address")
+        raise ConfigurationError(f"{server_dir.path / ADDRESS_CHANGE_FILE} holds no address")
     if current is not None and address == current:
-        path.unlink(missing_ok=True)
+        (server_dir.path / ADDRESS_CHANGE_FILE).unlink(missing_ok=True)
         return None
     return address
 
@@ -298,8 +292,4 @@ async def change_address(reactor: Any, server_dir: ServerDirectory, address: str
 
 def record_address_change(server_dir: ServerDirectory, address: str) -> None:
     """Remember the address change sent (until the configuration publishes it)."""
-    path = server_dir.path / ADDRESS_CHANGE_FILE
-    try:
-        write_atomically(path, (json.dumps({"address": address}) + "\n").encode("utf-8"))
-    except OSError as err:
-        raise ConfigurationError(f"cannot write {path}: {err}") from err
+    state_file.write(server_dir, ADDRESS_CHANGE_FILE, {"address": address}, indent=None)
