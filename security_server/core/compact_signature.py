@@ -191,9 +191,12 @@ class _Plan:
     skeleton: SharedValue
 
 
-_MAX_PLANS = 64
-"""Shapes remembered (a server writes a handful: request and response, alone or in a batch, per signer)."""
-_plans: dict[bytes, _Plan] = {}
+_MAX_SHAPES = 256
+"""Shapes remembered (a server writes a few dozen: request and response, alone or at each place of a batch)."""
+_PLANS_PER_SHAPE = 8
+"""Plans kept per shape: documents of one shape by different signers differ in literal texts (their certificate's
+digest and serial number are skeleton, not slots), and a server logs its own signer's and its peers'."""
+_plans: dict[bytes, list[_Plan]] = {}
 _TAG_SPLIT = re.compile(rb"(<[^>]*>)")
 """Splits a document into texts (even places, possibly empty) and tags (odd places)."""
 
@@ -208,16 +211,21 @@ def pack(document: bytes) -> Packed | None:
         return None
     parts = _TAG_SPLIT.split(document)
     shape = b"".join(parts[1::2])
-    plan = _plans.get(shape)
-    if plan is not None:
-        planned = _pack_by_plan(document, parts[0::2], plan)
-        if planned is not None:
-            return planned
+    plans = _plans.get(shape)
+    if plans:
+        texts = parts[0::2]
+        for plan in tuple(plans):  # a copy: another thread may be adding one
+            planned = _pack_by_plan(document, texts, plan)
+            if planned is not None:
+                return planned
     packed, learnt = _pack_by_walking(document, _TOKEN.findall(document))
     if learnt is not None:
-        if len(_plans) >= _MAX_PLANS:
-            _plans.clear()
-        _plans[shape] = learnt
+        if plans is None:
+            if len(_plans) >= _MAX_SHAPES:
+                _plans.clear()
+            plans = _plans.setdefault(shape, [])
+        plans.insert(0, learnt)
+        del plans[_PLANS_PER_SHAPE:]
     return packed
 
 

@@ -7,6 +7,7 @@ import functools
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -172,11 +173,41 @@ def test_the_next_message_of_a_batch_packs_by_its_shape() -> None:
     other = base64.b64encode(bytes(b ^ 0x5A for b in base64.b64decode(digest)))
     second = first.replace(digest, other)
     parts = compact_signature._TAG_SPLIT.split(second)
-    plan = compact_signature._plans[b"".join(parts[1::2])]
+    plan = compact_signature._plans[b"".join(parts[1::2])][0]
     by_plan = compact_signature._pack_by_plan(second, parts[0::2], plan)
     assert by_plan is not None and rebuilt(by_plan) == second
     assert by_plan == compact_signature._pack_by_walking(second, compact_signature._TOKEN.findall(second))[0]
     assert pack(second) == by_plan
+
+
+def test_two_signers_of_one_shape_each_keep_their_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server logs its own member's signatures and its peer's: same tags, different skeleton texts (certificate
+    digest, serial number). Alternating between them, each is packed by its own plan after the first, never walked."""
+    fed = federation()
+    lone: dict[str, list[bytes]] = {}
+    for name, who in (("consumer", fed.consumer), ("provider", fed.provider)):
+        ocsp = ocsp_for(fed.ca, who.cert, NOW - timedelta(seconds=5))
+        lone[name] = [
+            sign_batch([[MessagePart.of("/message.xml", b"<m>%d</m>" % n)]], who.cert, who.key, ocsp, NOW)[0].signature_xml
+            for n in range(3)
+        ]
+    shapes = {b"".join(compact_signature._TAG_SPLIT.split(docs[0])[1::2]) for docs in lone.values()}
+    assert len(shapes) == 1  # the same shape: the case the plans per shape are for
+    walked: list[bytes] = []
+    walk = compact_signature._pack_by_walking
+
+    def counted(document: bytes, tokens: list[bytes]) -> Any:
+        walked.append(document)
+        return walk(document, tokens)
+
+    monkeypatch.setattr(compact_signature, "_plans", {})
+    monkeypatch.setattr(compact_signature, "_pack_by_walking", counted)
+    consumer, provider = lone.values()
+    for ours, theirs in zip(consumer, provider):
+        for document in (ours, theirs):
+            packed = pack(document)
+            assert packed is not None and rebuilt(packed) == document
+    assert walked == [consumer[0], provider[0]]
 
 
 @settings(max_examples=200, deadline=None)
