@@ -444,11 +444,13 @@ def _ts_chains(leaves: Sequence[bytes]) -> tuple[bytes, tuple[bytes, ...]]:
 @dataclass(frozen=True, slots=True)
 class TsBatch:
     """A batch timestamp over the records' signature hashes (XROAD-REFERENCE.md §4.5), as :func:`ts_batch` made it:
-    the leaves and the ``ts-hashchainresult.xml`` the token covers. Each record's ``ts-hashchain.xml`` follows from
-    the leaves and is built only when asked for (:meth:`chains`): the compact store keeps it derived."""
+    the leaves, the ``ts-hashchainresult.xml`` the token covers and the leaves as the shared value the compact store
+    keeps. Each record's ``ts-hashchain.xml`` follows from the leaves and is built only when asked for
+    (:meth:`chains`): the compact store keeps it derived."""
 
     leaves: tuple[bytes, ...]
     result: bytes
+    leaves_value: SharedValue = field(repr=False)
 
     def chains(self) -> tuple[bytes, ...]:
         """Each record's ``ts-hashchain.xml``, in the leaves' order (about 20 µs a record)."""
@@ -459,7 +461,7 @@ def ts_batch(leaves: Sequence[bytes]) -> TsBatch:
     """The batch timestamp's result over two or more ``leaves`` without building the chains (one tree walk: about
     1 ms per 1,000 records, against 20 ms with every record's chain)."""
     result = batch_hash_chain_result(leaves, chain_uri=TS_HASH_CHAIN, algorithm=digests.SHA512)
-    return TsBatch(tuple(leaves), result)
+    return TsBatch(tuple(leaves), result, SharedValue.of(KIND_TS_LEAVES, b"".join(leaves)))
 
 
 def derived_ts_hashchain(stored: bytes) -> tuple[bytes, int]:
@@ -1005,27 +1007,64 @@ class MessageLogStore:
         return timestamp_id
 
     def add_batch_timestamp(
-        self, token: bytes, batch: TsBatch, record_ids: Sequence[int], *, time: datetime, tsa_url: str | None = None
+        self,
+        token: bytes,
+        batch: TsBatch,
+        record_ids: Sequence[int],
+        *,
+        time: datetime,
+        tsa_url: str | None = None,
+        pointing: int | None = None,
     ) -> int:
         """Store a batch timestamp whose token covers ``batch.result``, for the records ``record_ids`` whose
-        signature hashes are ``batch.leaves`` (in order), in one transaction; returns its id.
+        signature hashes are ``batch.leaves`` (in order), and point the first ``pointing`` of them (default all) to
+        it, in one transaction; returns its id. :meth:`point_to_batch_timestamp` points the rest, in transactions
+        of their own, so that a batch of 10,000 does not hold the log's writer for 170 ms.
 
         The compact store points each record to the batch's leaves (a shared value) and its index among them: the
         record's chain is rebuilt from them when read, so none is built here. When a record's signature hash is not
-        its leaf (or the store is not compact), every chain is built from the leaves and stored whole. Records
+        its leaf (or the store is not compact), the chains are built from the leaves and stored whole. Records
         already timestamped keep their earlier timestamp.
         """
-        if len(record_ids) != len(batch.leaves) or len(record_ids) < 2:
+        if len(record_ids) != len(batch.leaves) or len(record_ids) < 2 or len(record_ids) >= 2**32:
             raise ValueError("a batch timestamp covers two or more records, one leaf each")
+        count = len(record_ids) if pointing is None else pointing
+        if not 1 <= count <= len(record_ids):
+            raise ValueError("a batch timestamp points at least one of its records to it at once")
         with self._db.write("storing a timestamp") as conn:
             timestamp_id = self._insert_timestamp(conn, token, batch.result, time, tsa_url)
-            own = self._record_leaves(conn, record_ids) if self.compact and len(record_ids) < 2**32 else None
-            if own is not None and tuple(own) == batch.leaves:
-                leaves = SharedValue.of(KIND_TS_LEAVES, b"".join(batch.leaves))
-                self._point_to_leaves(conn, timestamp_id, leaves, record_ids)
-            else:
-                self._point_to_chains(conn, timestamp_id, list(zip(record_ids, batch.chains())))
+            self._point_batch(conn, timestamp_id, batch, record_ids, 0, count)
         return timestamp_id
+
+    def point_to_batch_timestamp(
+        self, timestamp_id: int, batch: TsBatch, record_ids: Sequence[int], start: int, count: int
+    ) -> None:
+        """Point ``record_ids[start:start + count]`` to the batch timestamp ``timestamp_id`` that
+        :meth:`add_batch_timestamp` stored for ``batch`` over ``record_ids``, in one transaction. A crash between
+        two parts leaves the rest untimestamped: the next round stamps them again."""
+        if len(record_ids) != len(batch.leaves) or not (0 < start and count >= 1 and start + count <= len(record_ids)):
+            raise ValueError("not a later part of the batch's records")
+        with self._db.write("pointing records to a timestamp") as conn:
+            row = conn.execute("SELECT hash_chain_result FROM timestamp WHERE id = ?", [timestamp_id]).fetchone()
+            if row is None or row[0] != batch.result:
+                raise DatabaseError(
+                    "message log: no such batch timestamp",
+                    reason=f"message log: timestamp {timestamp_id} is missing or covers another batch",
+                )
+            self._point_batch(conn, timestamp_id, batch, record_ids, start, count)
+
+    def _point_batch(
+        self, conn: Connection, timestamp_id: int, batch: TsBatch, record_ids: Sequence[int], start: int, count: int
+    ) -> None:
+        """Point ``record_ids[start:start + count]`` to the timestamp: derived from the leaves when those records'
+        own signature hashes are their leaves and the store is compact, else with every chain stored whole."""
+        ids = record_ids[start : start + count]
+        own = self._record_leaves(conn, ids) if self.compact else None
+        if own is not None and tuple(own) == batch.leaves[start : start + count]:
+            self._point_to_leaves(conn, timestamp_id, batch.leaves_value, ids, first_index=start,
+                                  last_record_id=max(record_ids))
+        else:
+            self._point_to_chains(conn, timestamp_id, list(zip(ids, batch.chains()[start : start + count])))
 
     @staticmethod
     def _insert_timestamp(
@@ -1046,18 +1085,28 @@ class MessageLogStore:
         )
 
     @staticmethod
-    def _point_to_leaves(conn: Connection, timestamp_id: int, leaves: SharedValue, record_ids: Sequence[int]) -> None:
-        """Each record to the timestamp, its chain derived: the batch's leaves (stored once) and its index."""
+    def _point_to_leaves(
+        conn: Connection,
+        timestamp_id: int,
+        leaves: SharedValue,
+        record_ids: Sequence[int],
+        *,
+        first_index: int = 0,
+        last_record_id: int | None = None,
+    ) -> None:
+        """Each record to the timestamp, its chain derived: the batch's leaves (stored once, kept while
+        ``last_record_id`` is) and its index among them (from ``first_index``)."""
         conn.execute(
             "INSERT INTO evidence_value (hash, kind, value, last_record_id) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (hash) DO UPDATE SET last_record_id = max(last_record_id, excluded.last_record_id)",
-            [leaves.address, leaves.kind, leaves.value, max(record_ids)],
+            [leaves.address, leaves.kind, leaves.value, last_record_id if last_record_id is not None else max(record_ids)],
         )
         head = bytes([_DERIVED_TS_VERSION]) + leaves.address
         conn.executemany(
             "UPDATE logrecord SET timestamp_id = ?, ts_hashchain = ?,"
             f" stored_form = coalesce(stored_form, 0) | {FORM_TS_HASHCHAIN} WHERE id = ? AND timestamp_id IS NULL",
-            [(timestamp_id, head + index.to_bytes(4, "big"), record_id) for index, record_id in enumerate(record_ids)],
+            [(timestamp_id, head + index.to_bytes(4, "big"), record_id)
+             for index, record_id in enumerate(record_ids, start=first_index)],
         )
 
     @staticmethod

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, gatherResults
 
-from security_server.core.errors import LogChainBroken
+from security_server.core.errors import DatabaseError, LogChainBroken
 from security_server.core.hashchain import MESSAGE
 from security_server.core.logchain import Direction, LogEntry, LogRecord
 from security_server.messagelog.asic_export import exchange_zip, record_container
@@ -402,6 +402,53 @@ def test_a_batch_timestamp_from_its_leaves_is_stored_as_one_with_every_chain_giv
             "SELECT id, timestamp_id, ts_hashchain, stored_form FROM logrecord ORDER BY id").fetchall())
     assert stored_rows[0] == stored_rows[1]
     assert any(form and form & FORM_TS_HASHCHAIN for *_, form in stored_rows[1])
+
+
+def test_a_batch_pointed_in_parts_is_stored_as_one_pointed_at_once(tmp_path: Path) -> None:
+    """add_batch_timestamp pointing the first records, then point_to_batch_timestamp for the rest: the same rows as
+    one transaction; between the parts the rest still wait for a timestamp."""
+    stored_rows = []
+    for name in ("whole", "parts"):
+        with MessageLogStore(tmp_path / f"{name}.db") as store:
+            records = [record for record in store.append_entries(recorded_run()) if record.signature]
+            hashes = dict(raw(tmp_path / f"{name}.db").execute("SELECT id, signature_hash FROM logrecord").fetchall())
+            ids = [r.id for r in records]
+            batch = ts_batch([hashes[i] for i in ids])
+            store.untimestamped(100)  # marks the records without a signature, as a round does
+            if name == "whole":
+                store.add_batch_timestamp(b"token", batch, ids, time=T0)
+            else:
+                stamp = store.add_batch_timestamp(b"token", batch, ids, time=T0, pointing=1)
+                assert [i for i, _ in store.untimestamped(100)] == ids[1:]
+                store.point_to_batch_timestamp(stamp, batch, ids, 1, len(ids) - 2)
+                store.point_to_batch_timestamp(stamp, batch, ids, len(ids) - 1, 1)
+                assert store.untimestamped(100) == []
+            assert [store.timestamp_of(i).hash_chain for i in ids] == list(batch.chains())  # type: ignore[union-attr]
+        stored_rows.append(raw(tmp_path / f"{name}.db").execute(
+            "SELECT id, timestamp_id, ts_hashchain, stored_form FROM logrecord ORDER BY id").fetchall())
+    assert stored_rows[0] == stored_rows[1]
+
+
+def test_a_later_part_must_name_its_batch_s_timestamp_and_a_real_part(tmp_path: Path) -> None:
+    """A part for a timestamp that does not exist or covers another batch is refused (nothing changed); a part
+    outside the batch, or the first part again, is refused as a mistake."""
+    with MessageLogStore(tmp_path / "log.db") as store:
+        records = [record for record in store.append_entries(recorded_run()) if record.signature]
+        hashes = dict(raw(tmp_path / "log.db").execute("SELECT id, signature_hash FROM logrecord").fetchall())
+        ids = [r.id for r in records]
+        batch = ts_batch([hashes[i] for i in ids])
+        other = ts_batch(list(reversed([hashes[i] for i in ids])))
+        stamp = store.add_batch_timestamp(b"token", batch, ids, time=T0, pointing=1)
+        for wrong_id, wrong_batch in ((stamp + 1, batch), (stamp, other)):
+            with pytest.raises(DatabaseError, match="no such batch timestamp"):
+                store.point_to_batch_timestamp(wrong_id, wrong_batch, ids, 1, 1)
+        for start, count in ((0, 1), (1, 0), (1, len(ids))):
+            with pytest.raises(ValueError, match="later part"):
+                store.point_to_batch_timestamp(stamp, batch, ids, start, count)
+        assert [i for i, _ in store.untimestamped(100)] == ids[1:]
+        for pointing in (0, len(ids) + 1):
+            with pytest.raises(ValueError, match="at least one"):
+                store.add_batch_timestamp(b"token", batch, ids, time=T0, pointing=pointing)
 
 
 def test_a_batch_over_other_leaves_is_stored_whole_not_derived(tmp_path: Path) -> None:

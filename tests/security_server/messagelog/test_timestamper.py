@@ -114,6 +114,41 @@ class TimestamperTests(timestamping_case.TimestampingCase):
             report = verify_evidence(record_container(record, record_stamp), self.fed.conf(), datetime.now(UTC))
             assert report.ok, report.checks
 
+    async def test_a_big_batch_is_pointed_to_its_token_in_parts_with_records_logged_between(self) -> None:
+        """The records of a batch are pointed to its one token a part at a time; a record logged while the parts are
+        written is committed between them (the writer is not held for the whole batch) and waits for the next round.
+        Every record of the batch ends with the same token and a container that verifies."""
+        self.urls = [self.serve_tsa().url]
+        stamper = self.timestamper()
+        await self.log(*exchange("part-1"), *exchange("part-2"), *exchange("part-3"))
+        late, _ = exchange("part-late")
+        parts: list[tuple[int, int]] = []
+        point = MessageLogStore.point_to_batch_timestamp
+
+        def pointing(store: MessageLogStore, *args: Any) -> None:
+            parts.append((args[3], store.count()))  # the part's first index, the records committed by then
+            if len(parts) == 1:
+                _reactor.callFromThread(self.writer.log, late)  # queued before the next part is
+            point(store, *args)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(timestamper_module, "RECORDS_PER_TRANSACTION", 2)
+            patch.setattr(MessageLogStore, "point_to_batch_timestamp", pointing)
+            assert await stamper.stamp_pending() == 6
+        assert parts == [(2, 6), (4, 7)]  # the late record was committed between the parts
+
+        def collect(store: MessageLogStore) -> list[Any]:
+            return [(record, store.timestamp_of(record.id)) for record in store.records()]
+
+        found = await self.read(collect)
+        assert [record.query_id for record, _ in found][-1] == "part-late"
+        assert found[-1][1] is None  # logged during the round: the next one stamps it
+        assert len({stamp.timestamp.id for _, stamp in found[:6]}) == 1
+        for record, record_stamp in found[:6]:
+            report = verify_evidence(record_container(record, record_stamp), self.fed.conf(), datetime.now(UTC))
+            assert report.ok, report.checks
+        assert await stamper.stamp_pending() == 1
+
     async def test_a_lone_record_gets_a_single_timestamp_over_its_signature_value(self) -> None:
         """One waiting record: the token covers SHA-512 of its raw signature value, and its container verifies."""
         self.urls = [self.serve_tsa().url]
