@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 
 class _MallInfo2(ctypes.Structure):
@@ -87,9 +87,12 @@ def census(top: int = 40) -> dict[str, Any]:
     return line
 
 
-def write_census(out: TextIO, referrers_of: tuple[str, ...] = ()) -> None:
-    """Append one census line to ``out``, with the referrer chains of some objects of the types ``referrers_of``."""
+def write_census(out: TextIO, referrers_of: tuple[str, ...] = (), extra: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Append one census line to ``out``, with the referrer chains of some objects of the types ``referrers_of`` and
+    what ``extra`` adds (the server's own figures)."""
     line = census()
+    if extra is not None:
+        line.update(extra())
     if referrers_of:
         line["referrers"] = {name: referrer_chains(name) for name in referrers_of}
         # Diagnosis of cyclic garbage: what a full collection finds, and the resident set after it.

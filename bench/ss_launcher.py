@@ -217,7 +217,14 @@ def main() -> None:
 
         census_out = (args.dir / "census.jsonl").open("a", encoding="utf-8")
         referrers_of = tuple(name for name in os.environ.get("FEDBUS_CENSUS_REFERRERS", "").split(",") if name)
-        LoopingCall(write_census, census_out, referrers_of).start(args.census_every, now=False)
+        def heap_figures() -> dict[str, Any]:
+            trimmer = service.heap_trimmer
+            if trimmer is None:
+                return {}
+            return {"heap_collections": trimmer.collections, "heap_last_collection_ms": trimmer.last_collection_ms,
+                    "heap_trims": trimmer.trims, "heap_trims_released": trimmer.released}
+
+        LoopingCall(write_census, census_out, referrers_of, heap_figures).start(args.census_every, now=False)
     if args.cprofile is not None:
         import cProfile
 

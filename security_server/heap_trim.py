@@ -83,6 +83,8 @@ class HeapTrimmer(service.Service):
         self._loop.clock = clock
         self.collections = 0
         """Full collections made since start."""
+        self.last_collection_ms = 0.0
+        """How long the last full collection held the reactor thread."""
         self.trims = 0
         """Trims made since start."""
         self.released = 0
@@ -104,7 +106,8 @@ class HeapTrimmer(service.Service):
         started = time.perf_counter()
         found = self._collect()
         self.collections += 1
-        log.debug("heap_collected", unreachable=found, ms=round((time.perf_counter() - started) * 1000, 2))
+        self.last_collection_ms = round((time.perf_counter() - started) * 1000, 2)
+        log.debug("heap_collected", unreachable=found, ms=self.last_collection_ms)
         trim = self._trim
         if trim is None:
             return None
