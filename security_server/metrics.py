@@ -64,6 +64,9 @@ class GaugeSources:
     """Requests a clustered node accepted on its own replay guard alone, the shared database being down."""
     opmon_buffer_depth: Callable[[], int] | None = None
     opmon_records_dropped: Callable[[], int] | None = None
+    heap_upkeep: Callable[[], tuple[int, float] | None] | None = None
+    """Full collections the heap upkeep made and how long the last held the reactor, s (security_server/heap_trim.py);
+    None when it is off."""
     proxy_connections: Callable[[], Mapping[str, Any]] | None = None
     """Each proxy port's connections by proxy (``client``, ``server``): objects with ``open`` (a sized collection),
     ``refused`` and ``timed_out`` (by reason) — proxy/connection_limits.py's ``PortConnections``."""
@@ -153,6 +156,14 @@ class _ScrapeCollector(Collector):
         if dropped is not _MISSING:
             yield CounterMetricFamily("fedbus_opmon_records_dropped", "Operational records dropped because the buffer was full.",
                                       value=float(dropped))
+        upkeep = self._read("heap_upkeep")
+        if upkeep is not _MISSING and upkeep is not None:
+            collections, last_seconds = upkeep
+            yield CounterMetricFamily("fedbus_heap_full_collections", "Full garbage collections made by the heap upkeep.",
+                                      value=float(collections))
+            yield GaugeMetricFamily("fedbus_heap_last_collection_seconds",
+                                    "How long the heap upkeep's last full collection held the reactor thread.",
+                                    value=last_seconds)
         ports = self._read("proxy_connections")
         if ports is not _MISSING:
             yield from _proxy_connection_metrics(ports)

@@ -298,6 +298,9 @@ class ServerMonitoring(MultiService):
             opmon_buffer_depth=lambda: len(self.buffer),
             opmon_records_dropped=lambda: self.buffer.dropped,
             proxy_connections=lambda: server.proxy_connections,
+            heap_upkeep=lambda: None if server.heap_trimmer is None else (
+                server.heap_trimmer.collections, server.heap_trimmer.last_collection_ms / 1000
+            ),
         )
 
     def read_backlog(self) -> Any:

@@ -25,6 +25,7 @@ def full_sources() -> GaugeSources:
         replay_guard_size=lambda: 5000,
         opmon_buffer_depth=lambda: 7,
         opmon_records_dropped=lambda: 1,
+        heap_upkeep=lambda: (3, 0.012),
     )
 
 
@@ -38,7 +39,8 @@ def samples(metrics: ServerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ..
 
 def test_every_listed_family_is_exported() -> None:
     """Exchanges, phase latencies, log queue, timestamp backlog and age, archive backlog, certificate expiry,
-    OCSP age, global configuration age, pool connections, replay guard and the opmon buffer are all there."""
+    OCSP age, global configuration age, pool connections, replay guard, the opmon buffer and the heap upkeep are all
+    there."""
     metrics = ServerMetrics(full_sources(), clock=lambda: NOW)
     metrics.exchange_finished("client", "SERVICE:EE/GOV/1/sub/get", "SUBSYSTEM:EE/GOV/2/cli", None,
                               {"signing": 0.002, "peer_exchange": 0.03, "log_commit": 0.004})
@@ -63,6 +65,8 @@ def test_every_listed_family_is_exported() -> None:
     assert got[("fedbus_replay_guard_entries", ())] == 5000
     assert got[("fedbus_opmon_buffer_records", ())] == 7
     assert got[("fedbus_opmon_records_dropped_total", ())] == 1
+    assert got[("fedbus_heap_full_collections_total", ())] == 3
+    assert got[("fedbus_heap_last_collection_seconds", ())] == 0.012
 
 
 def test_registry_is_per_server_not_global() -> None:
