@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.demo.federation import TAX_BOARD  # noqa: E402
+from adapters.demo.federation import POPULATION, TAX_BOARD  # noqa: E402
 from bench.fedbus_pair import BenchProcesses, Levers, free_ports  # noqa: E402
 from bench.measure import cpu_seconds  # noqa: E402
 from bench.workload import request_for  # noqa: E402
@@ -70,6 +71,19 @@ def logged_events(log: Path, source: str) -> list[tuple[float, str, str]]:
         at = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
         events.append((at, source, str(event.get("event"))))
     return events
+
+
+def heap_collection_ms(health_port: int) -> float | None:
+    """``fedbus_heap_last_collection_seconds`` from a server's /metrics, in ms (None when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/metrics", timeout=10) as answer:
+            text = answer.read().decode("utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("fedbus_heap_last_collection_seconds "):
+            return round(float(line.split()[1]) * 1000, 2)
+    return None
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -162,6 +176,10 @@ def main() -> int:
                                  round((system - system0) / ticks / args.requests * 1e6)))
             per_thread[code] = sorted(rows, key=lambda row: -(row[1] + row[2]))
         figures["thread_cpu_us_per_exchange_user_system"] = per_thread
+        figures["heap_last_collection_ms"] = {
+            code: heap_collection_ms(ports.demo.healthcheck(department))
+            for code, department in zip(SERVERS, (TAX_BOARD, POPULATION))
+        }
         time.sleep(1)  # the last events reach the logs
         events = sorted(event for code in (*SERVERS, "registry")
                         for event in logged_events(procs.layout.log(code), code))
