@@ -7,7 +7,9 @@ global configuration, the trust caches), so with the defaults the collector runs
 its full collections walk start-up objects that never become garbage. Once the server is serving,
 :func:`tune_collector` moves everything alive at start-up into the permanent generation (``gc.freeze``: never
 walked again) and raises the youngest generation's threshold. Reference counting still frees almost everything at
-once; only cyclic garbage waits longer, bounded by the threshold.
+once; only cyclic garbage waits longer. Full collections would then come hours apart (the youngest generation runs
+about every 90 s under load, a full collection every 100 of those), so the heap upkeep (``heap_trim.py``,
+``[server] heap-trim-seconds``) runs one every minute.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ data did not grow (a soak at c=50: the consumer's server 117 -> 144 MiB in 20 mi
 * **Cyclic garbage holding native memory.** A connection that ends mid-request (a client gone, a pooled peer link
   aborted) leaves Twisted's connector, factory and protocol in reference cycles, with OpenSSL's buffers and the
   request's bytes behind them. Only a full collection frees them, and with the collector tuned for throughput
-  (``gc_tuning``: start-up objects frozen, the youngest generation every 20,000 net allocations) a full collection
-  came every quarter of an hour or so. :class:`HeapTrimmer` runs one every interval on the reactor thread
-  (finalisers must run there); the start-up objects are frozen, so it walks only what was made since.
+  (``gc_tuning``: start-up objects frozen, the youngest generation every 20,000 net allocations) the youngest
+  generation ran about every 90 s under load and a full collection would have come about every 100 of those.
+  :class:`HeapTrimmer` runs one every interval on the reactor thread (finalisers must run there); the start-up
+  objects are frozen, so it walks only what was made since.
 * **Freed chunks kept by glibc.** The allocator returns memory to the system only from the top of a heap; between
   long-lived allocations freed pages stay resident. ``malloc_trim(0)`` gives every whole free page inside the
   arenas back (``madvise``), in about 1 ms; it runs in the reactor's thread pool (it holds no GIL). Where the C
