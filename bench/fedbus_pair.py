@@ -320,13 +320,15 @@ class BenchProcesses:
         path = self.root / f"{department.server_code}-bench.ini"
         ports = self.ports.demo
         path.write_text(
-            "; fedbus bench: the demo's ports, the default configuration refresh, batch timestamping.\n"
+            "; fedbus bench: the demo's ports, the default configuration refresh, batch timestamping, the health port\n"
+            "; (its /metrics: bench/stalls.py reads the heap upkeep's figures there).\n"
             "[logging]\nformat = json\n\n"
             "[server]\nclient-proxy-host = 127.0.0.1\n"
             f"client-proxy-port = {ports.client_proxy(department)}\n"
             "server-proxy-host = 127.0.0.1\n"
             f"server-proxy-port = {ports.server_proxy(department)}\n"
             "conf-refresh-seconds = 60\n\n"
+            f"[healthcheck]\nport = {ports.healthcheck(department)}\ninterface = 127.0.0.1\n\n"
             f"[management]\nport = {ports.management(department)}\ninterface = 127.0.0.1\n\n"
             f"[messagelog]\ntimestamp-interval-seconds = {int(self.timestamp_interval)}\n"
             + (f"\n{self.hsm_section(department)}" if self.levers_starting.signing_keys_in_hsm else ""),
