@@ -47,10 +47,11 @@ from security_server.messagelog.tsa_client import TimestampResult, TsaClient
 from security_server.messagelog.writer import MessageLogWriter
 
 DEFAULT_MAX_RECORDS = 10_000
+"""Records covered by one batch timestamp at most (X-Road ``timestamp-records-limit``)."""
+
 RECORDS_PER_TRANSACTION = 1_000
 """Records of a batch pointed to its timestamp per transaction of the log's writer: about 17 ms each, where a whole
 batch of 10,000 held the writer, and every exchange waiting for its record, for about 170 ms."""
-"""Records covered by one batch timestamp at most (X-Road ``timestamp-records-limit``)."""
 
 DEFAULT_GRACE_PERIOD_SECONDS = 14_400.0
 """How long traffic continues while timestamping fails (X-Road ``acceptable-timestamp-failure-period``)."""
