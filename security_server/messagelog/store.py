@@ -1057,7 +1057,9 @@ class MessageLogStore:
         self, conn: Connection, timestamp_id: int, batch: TsBatch, record_ids: Sequence[int], start: int, count: int
     ) -> None:
         """Point ``record_ids[start:start + count]`` to the timestamp: derived from the leaves when those records'
-        own signature hashes are their leaves and the store is compact, else with every chain stored whole."""
+        own signature hashes are their leaves and the store is compact, else with every chain stored whole. That
+        second case (a store opened with ``compact=False``, which the server never does, or leaves that are not the
+        records' own) builds the batch's chains again for each part: correct, but not fast."""
         ids = record_ids[start : start + count]
         own = self._record_leaves(conn, ids) if self.compact else None
         if own is not None and tuple(own) == batch.leaves[start : start + count]:
