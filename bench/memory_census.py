@@ -19,12 +19,14 @@ import ctypes
 import ctypes.util
 import gc
 import json
+import os
 import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable, TextIO
+
+from bench.measure import rss_kib
 
 
 class _MallInfo2(ctypes.Structure):
@@ -56,20 +58,13 @@ _LIBC = _libc()
 _SQLITE = _sqlite()
 
 
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def census(top: int = 40) -> dict[str, Any]:
     """One census of this process (see the module's docstring)."""
     objects = gc.get_objects()
     counts = Counter(type(obj).__qualname__ for obj in objects)
     line: dict[str, Any] = {
         "time": round(time.time(), 1),
-        "rss_kib": _rss_kib(),
+        "rss_kib": rss_kib(os.getpid()),
         "pymalloc_blocks": sys.getallocatedblocks(),
         "threads": threading.active_count(),
         "gc_objects": len(objects),
@@ -97,13 +92,13 @@ def write_census(out: TextIO, referrers_of: tuple[str, ...] = (), extra: Callabl
         line["referrers"] = {name: referrer_chains(name) for name in referrers_of}
         # Diagnosis of cyclic garbage: what a full collection finds, and the resident set after it.
         line["full_collection_found"] = gc.collect()
-        line["rss_kib_after_collection"] = _rss_kib()
+        line["rss_kib_after_collection"] = rss_kib(os.getpid())
         line["pymalloc_blocks_after_collection"] = sys.getallocatedblocks()
         if _LIBC is not None:  # and what glibc gives back when asked: free pages inside its arenas
             started = time.perf_counter()
             _LIBC.malloc_trim(0)
             line["malloc_trim_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            line["rss_kib_after_trim"] = _rss_kib()
+            line["rss_kib_after_trim"] = rss_kib(os.getpid())
     out.write(json.dumps(line) + "\n")
     out.flush()
 

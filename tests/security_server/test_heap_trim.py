@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
+from bench.measure import rss_kib
 from security_server.heap_trim import HeapTrimmer, libc_malloc_trim
 
 
@@ -132,13 +133,6 @@ def test_an_interval_must_be_positive(interval: float) -> None:
         HeapTrimmer(Clock(), interval, _Trims(), _at_once)
 
 
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/self/status")
-
-
 def test_glibcs_malloc_trim_gives_freed_pages_inside_the_heap_back() -> None:
     """This machine's C library is glibc: after most of 100,000 heap blocks are freed, with every 50th kept (so the
     heap cannot shrink from its top), the resident set stays up until the trim gives the free pages back."""
@@ -147,8 +141,8 @@ def test_glibcs_malloc_trim_gives_freed_pages_inside_the_heap_back() -> None:
     blocks = [b"x" * 1000 + index.to_bytes(4, "big") for index in range(100_000)]  # ~100 MB from malloc's heap
     kept = blocks[::50]
     del blocks
-    before = _rss_kib()
+    before = rss_kib(os.getpid())
     assert trim() is True
-    after = _rss_kib()
+    after = rss_kib(os.getpid())
     assert before - after > 40 * 1024, (before, after)
     assert len(kept) == 2_000
